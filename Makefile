@@ -1,0 +1,19 @@
+# The two commands of the README: `make run` and `make test` (SPEC D1, D2).
+SWIFT ?= swift
+
+.PHONY: run test deps build clean
+
+run:
+	scripts/run.sh
+
+deps:
+	scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+test: build
+	LUAEXEC_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test
+
+clean:
+	rm -rf .build .run

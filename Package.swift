@@ -1,0 +1,79 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// One target per layer; see docs/architecture.md.
+//   CLua, CFastCGI     system libraries (Debian's liblua5.4-dev, libfcgi-dev) with a shim header
+//   CLuaSupport        the little C that must be able to raise Lua errors (longjmp)
+//   SystemSupport      threads with a chosen stack size, a mutex with a condition
+//   LuaRuntime         the resident state: load, call, convert, limits; knows nothing of HTTP
+//   AccessControl      tokens: format, SQLite store, authentication decisions
+//   ExecService        requests, auth, routing, rendering; knows nothing of FastCGI
+//   FastCGI            libfcgi transport: threads, params, streams
+//   luaexecd, luaexec  thin executables
+let package = Package(
+    name: "luaexec",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "luaexecd", targets: ["luaexecd"]),
+        .executable(name: "luaexec", targets: ["luaexec"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
+        .target(
+            name: "CLuaSupport",
+            dependencies: ["CLua"],
+            cSettings: [.unsafeFlags(["-I/usr/include/lua5.4"])]
+        ),
+        .target(name: "SystemSupport"),
+        .target(
+            name: "LuaRuntime",
+            dependencies: ["CLua", "CLuaSupport", "SystemSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "AccessControl",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "ExecService",
+            dependencies: [
+                "LuaRuntime", "AccessControl", "SystemSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "FastCGI",
+            dependencies: ["CFastCGI", "ExecService", "SystemSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "luaexecd",
+            dependencies: [
+                "FastCGI", "ExecService", "LuaRuntime", "AccessControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "luaexec",
+            dependencies: [
+                "AccessControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "SystemSupport"]),
+        .testTarget(name: "AccessControlTests", dependencies: ["AccessControl"]),
+        .testTarget(name: "ExecServiceTests", dependencies: ["ExecService", "AccessControl", "LuaRuntime"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AccessControl"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

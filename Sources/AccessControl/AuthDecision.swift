@@ -1,0 +1,60 @@
+/// The outcome of authenticating a request: an expected value, not an error.
+public enum AuthDecision: Sendable, Equatable {
+    case allow(TokenIdentity)
+    case deny(AuthFailure)
+}
+
+/// Who a request is, once its token checked out. Never holds the secret.
+public struct TokenIdentity: Sendable, Equatable {
+    public var name: String
+    public var scopes: Set<Scope>
+}
+
+/// Why a request was refused, in RFC 6750's terms.
+public enum AuthFailure: Error, Sendable, Equatable {
+    /// No credentials at all: 401 without an error code.
+    case missingCredentials
+    /// Credentials in both places, or a malformed header: 400 `invalid_request`.
+    case invalidRequest(String)
+    /// Unknown, revoked, expired or malformed token: 401 `invalid_token`.
+    case invalidToken
+    /// The token lacks the scope: 403 `insufficient_scope`.
+    case insufficientScope(Scope)
+}
+
+/// Finds the bearer token of a request (RFC 6750 §2.1 header, §2.3 query parameter).
+public enum BearerCredentials {
+    /// - Parameters:
+    ///   - authorization: the `Authorization` header, if any.
+    ///   - queryTokens: every `AuthToken` query parameter value, already percent-decoded.
+    /// - Returns: the token, nil when there are no credentials, or why they are malformed.
+    public static func extract(authorization: String?, queryTokens: [String]) -> Result<String?, AuthFailure> {
+        if queryTokens.count > 1 {
+            return .failure(.invalidRequest("more than one AuthToken query parameter"))
+        }
+        guard let authorization else {
+            guard let token = queryTokens.first else { return .success(nil) }
+            guard !token.isEmpty else { return .failure(.invalidRequest("the AuthToken query parameter is empty")) }
+            return .success(token)
+        }
+        guard queryTokens.isEmpty else {
+            return .failure(.invalidRequest("a token was sent both in the Authorization header and in the query"))
+        }
+        // credentials = "Bearer" 1*SP b64token
+        let bytes = Array(authorization.utf8)
+        let scheme = bytes.prefix { $0 != UInt8(ascii: " ") }
+        guard String(decoding: scheme, as: UTF8.self).lowercased() == "bearer" else {
+            return .failure(.invalidRequest("the Authorization header must use the Bearer scheme"))
+        }
+        let token = bytes.dropFirst(scheme.count).drop { $0 == UInt8(ascii: " ") }
+        guard !token.isEmpty, token.allSatisfy(isB64TokenCharacter) else {
+            return .failure(.invalidRequest("the Authorization header must be 'Bearer <token>'"))
+        }
+        return .success(String(decoding: token, as: UTF8.self))
+    }
+
+    // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+    static func isB64TokenCharacter(_ byte: UInt8) -> Bool {
+        TokenFormat.isBase62(byte) || "-._~+/=".utf8.contains(byte)
+    }
+}

@@ -1,0 +1,636 @@
+// The C half of LuaRuntime. Everything here may raise Lua errors (longjmp) or runs inside a
+// protected call; Swift only ever sees status codes and byte buffers. The shape follows lua.c:
+// one protected call per chunk with a message handler that records a traceback.
+
+#define _GNU_SOURCE
+#include "CLuaSupport.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lua5.4/lauxlib.h>
+#include <lua5.4/lua.h>
+#include <lua5.4/lualib.h>
+
+#define LX_TRACEBACK_KEY "luaexec.traceback"
+#define LX_RESULT_LIMIT ((size_t)64 << 20)
+#define LX_ERROR_LIMIT ((size_t)64 << 10)
+#define LX_MAX_DEPTH 32
+// Compiling a chunk and encoding its results may use this much beyond the cap, so that an
+// administrator can still run `big = nil` when live data fills the state to its limit.
+#define LX_HEADROOM_MIN ((size_t)1 << 20)
+
+typedef struct {
+    char *data;
+    size_t len, cap, max;
+} lx_buf;
+
+struct lx_runtime {
+    lua_State *L;
+    size_t used;
+    size_t memory_limit;
+    size_t active_limit;  // memory_limit while the chunk runs, memory_limit + headroom otherwise
+    size_t headroom;
+    lx_buf out, result, error, traceback;
+    int render_mode;
+    _Atomic int stop;
+    // Guards `current` against lx_stop from the watchdog thread: a coroutine may be collected
+    // as soon as it stops running, so its pointer is only used while this lock is held.
+    pthread_mutex_t hook_lock;
+    lua_State *current;
+};
+
+// MARK: - Buffers (malloc'd, outside the state's allocator, reused across evaluations)
+
+static int buf_reserve(lx_buf *b, size_t extra) {
+    if (extra > b->max || b->len > b->max - extra) return 0;
+    size_t need = b->len + extra;
+    if (need <= b->cap) return 1;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) cap = cap > b->max / 2 ? b->max : cap * 2;
+    char *p = realloc(b->data, cap);
+    if (!p) return 0;
+    b->data = p;
+    b->cap = cap;
+    return 1;
+}
+
+static int buf_add(lx_buf *b, const void *p, size_t n) {
+    if (!buf_reserve(b, n)) return 0;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 1;
+}
+
+// Copies as much as fits; used for error messages, which are truncated rather than lost.
+static void buf_set_truncated(lx_buf *b, const char *p, size_t n) {
+    b->len = 0;
+    if (n > b->max) n = b->max;
+    buf_add(b, p, n);
+}
+
+static void buf_free(lx_buf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+// MARK: - Allocator with a cap
+
+static void *lx_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    lx_runtime *rt = ud;
+    if (ptr == NULL) osize = 0;  // osize then encodes the object's type, not a size
+    if (nsize == 0) {
+        free(ptr);
+        rt->used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && rt->used + (nsize - osize) > rt->active_limit) return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p == NULL) return NULL;
+    rt->used = rt->used - osize + nsize;
+    return p;
+}
+
+static lx_runtime *runtime_of(lua_State *L) {
+    void *ud = NULL;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+// MARK: - The stop hook
+
+static void lx_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lx_runtime *rt = runtime_of(L);
+    int reason = atomic_load(&rt->stop);
+    if (reason == LX_STOP_NONE) {
+        // Armed for an evaluation that has ended (a coroutine that outlived it): disarm.
+        lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    lua_pushstring(L, reason == LX_STOP_TIMEOUT ? "time limit exceeded" : "interrupted by an administrator");
+    lua_error(L);
+}
+
+static void arm(lua_State *L) {
+    lua_sethook(L, lx_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+}
+
+void lx_stop(lx_runtime *rt, int reason) {
+    atomic_store(&rt->stop, reason);
+    pthread_mutex_lock(&rt->hook_lock);
+    // lua_sethook is safe to call asynchronously (lua.c's SIGINT handler does it).
+    arm(rt->L);
+    if (rt->current) arm(rt->current);
+    pthread_mutex_unlock(&rt->hook_lock);
+}
+
+// MARK: - Coroutines that the watchdog can reach
+// Hooks are per thread, and a coroutine created before the deadline has none. resume and wrap
+// are lcorolib's, plus bookkeeping of the running coroutine so that lx_stop can arm it too.
+
+enum { COS_RUN, COS_DEAD, COS_YIELD, COS_NORM };
+static const char *const statname[] = {"running", "dead", "suspended", "normal"};
+
+static int auxstatus(lua_State *L, lua_State *co) {
+    if (L == co) return COS_RUN;
+    switch (lua_status(co)) {
+    case LUA_YIELD:
+        return COS_YIELD;
+    case LUA_OK: {
+        lua_Debug ar;
+        if (lua_getstack(co, 0, &ar)) return COS_NORM;
+        return lua_gettop(co) == 0 ? COS_DEAD : COS_YIELD;
+    }
+    default:
+        return COS_DEAD;
+    }
+}
+
+static void set_current(lx_runtime *rt, lua_State *co) {
+    pthread_mutex_lock(&rt->hook_lock);
+    rt->current = co;
+    if (atomic_load(&rt->stop) != LX_STOP_NONE && co) arm(co);
+    pthread_mutex_unlock(&rt->hook_lock);
+}
+
+static int auxresume(lua_State *L, lua_State *co, int narg) {
+    int status, nres;
+    if (auxstatus(L, co) != COS_YIELD) {
+        lua_pushfstring(L, "cannot resume %s coroutine", statname[auxstatus(L, co)]);
+        return -1;
+    }
+    if (!lua_checkstack(co, narg)) {
+        lua_pushliteral(L, "too many arguments to resume");
+        return -1;
+    }
+    lx_runtime *rt = runtime_of(L);
+    lua_State *previous = rt->current;
+    lua_xmove(L, co, narg);
+    set_current(rt, co);
+    status = lua_resume(co, L, narg, &nres);
+    set_current(rt, previous);
+    if (atomic_load(&rt->stop) != LX_STOP_NONE) arm(L);
+    if (status == LUA_OK || status == LUA_YIELD) {
+        if (!lua_checkstack(L, nres + 1)) {
+            lua_pop(co, nres);
+            lua_pushliteral(L, "too many results to resume");
+            return -1;
+        }
+        lua_xmove(co, L, nres);
+        return nres;
+    }
+    lua_xmove(co, L, 1);
+    return -1;
+}
+
+static int lx_co_resume(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "coroutine");
+    int r = auxresume(L, co, lua_gettop(L) - 1);
+    if (r < 0) {
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, -(r + 1));
+    return r + 1;
+}
+
+static int lx_co_auxwrap(lua_State *L) {
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int r = auxresume(L, co, lua_gettop(L));
+    if (r < 0) {
+        int stat = lua_status(co);
+        if (stat != LUA_OK && stat != LUA_YIELD) {
+            stat = lua_resetthread(co);  // close its to-be-closed variables
+            lua_xmove(co, L, 1);
+        }
+        if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+            luaL_where(L, 1);
+            lua_insert(L, -2);
+            lua_concat(L, 2);
+        }
+        return lua_error(L);
+    }
+    return r;
+}
+
+static int lx_co_wrap(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushcclosure(L, lx_co_auxwrap, 1);
+    return 1;
+}
+
+// MARK: - Library changes
+
+static int lx_print(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        size_t l;
+        const char *s = luaL_tolstring(L, i, &l);
+        if ((i > 1 && !buf_add(&rt->out, "\t", 1)) || !buf_add(&rt->out, s, l))
+            return luaL_error(L, "output limit of %I bytes exceeded", (lua_Integer)rt->out.max);
+        lua_pop(L, 1);
+    }
+    if (!buf_add(&rt->out, "\n", 1))
+        return luaL_error(L, "output limit of %I bytes exceeded", (lua_Integer)rt->out.max);
+    return 0;
+}
+
+static ssize_t out_cookie_write(void *cookie, const char *p, size_t n) {
+    lx_runtime *rt = cookie;
+    if (!buf_add(&rt->out, p, n)) {
+        errno = ENOSPC;  // io.write then returns fail with "No space left on device"
+        return 0;
+    }
+    return (ssize_t)n;
+}
+
+// The closef of the standard files we install: like liolib's io_noclose.
+static int lx_noclose(lua_State *L) {
+    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    p->closef = &lx_noclose;
+    luaL_pushfail(L);
+    lua_pushliteral(L, "cannot close standard file");
+    return 2;
+}
+
+// Pushes a Lua file handle for `f` and makes it io.<field> and the registry's `regkey`
+// (the io library's default input or output).
+static void install_stdfile(lua_State *L, FILE *f, const char *field, const char *regkey) {
+    luaL_Stream *p = (luaL_Stream *)lua_newuserdatauv(L, sizeof(luaL_Stream), 0);
+    p->f = f;
+    p->closef = &lx_noclose;
+    luaL_setmetatable(L, LUA_FILEHANDLE);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, regkey);
+    lua_getglobal(L, "io");
+    lua_insert(L, -2);
+    lua_setfield(L, -2, field);
+    lua_pop(L, 1);
+}
+
+static int lx_os_exit(lua_State *L) {
+    return luaL_error(L, "os.exit is disabled: luaexecd serves every request from one resident state");
+}
+
+// load and loadfile, forced to text mode (upvalue 1: the original). A precompiled chunk can
+// crash the VM, so binary chunks are refused everywhere.
+static int lx_textonly(lua_State *L, int modearg) {
+    if (lua_gettop(L) < modearg) lua_settop(L, modearg);
+    lua_pushliteral(L, "t");
+    lua_replace(L, modearg);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+static int lx_load(lua_State *L) { return lx_textonly(L, 3); }
+static int lx_loadfile(lua_State *L) { return lx_textonly(L, 2); }
+
+static int lx_dofile(lua_State *L) {
+    const char *fname = luaL_optstring(L, 1, NULL);
+    lua_settop(L, 1);
+    if (luaL_loadfilex(L, fname, "t") != LUA_OK) return lua_error(L);
+    lua_call(L, 0, LUA_MULTRET);
+    return lua_gettop(L) - 1;
+}
+
+static void replace_in(lua_State *L, const char *table, const char *name, lua_CFunction f, int keep_original) {
+    if (table) lua_getglobal(L, table);
+    else lua_pushglobaltable(L);
+    if (keep_original) {
+        lua_getfield(L, -1, name);
+        lua_pushcclosure(L, f, 1);
+    } else {
+        lua_pushcfunction(L, f);
+    }
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+static int lx_setup(lua_State *L) {
+    lx_runtime *rt = lua_touserdata(L, 1);
+    luaL_openlibs(L);
+    replace_in(L, NULL, "print", lx_print, 0);
+    replace_in(L, NULL, "load", lx_load, 1);
+    replace_in(L, NULL, "loadfile", lx_loadfile, 1);
+    replace_in(L, NULL, "dofile", lx_dofile, 0);
+    replace_in(L, "os", "exit", lx_os_exit, 0);
+    replace_in(L, "coroutine", "resume", lx_co_resume, 0);
+    replace_in(L, "coroutine", "wrap", lx_co_wrap, 0);
+
+    static const cookie_io_functions_t out_funcs = {.write = out_cookie_write};
+    FILE *out = fopencookie(rt, "w", out_funcs);
+    FILE *in = fopen("/dev/null", "r");
+    if (!out || !in) {
+        if (out) fclose(out);
+        if (in) fclose(in);
+        return luaL_error(L, "cannot open the standard files: %s", strerror(errno));
+    }
+    setvbuf(out, NULL, _IONBF, 0);  // keeps print and io.write in order
+    install_stdfile(L, out, "stdout", "_IO_output");
+    install_stdfile(L, in, "stdin", "_IO_input");
+    return 0;
+}
+
+// MARK: - Life cycle
+
+lx_runtime *lx_runtime_new(size_t memory_limit, size_t output_limit) {
+    lx_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt) return NULL;
+    rt->memory_limit = memory_limit;
+    rt->headroom = memory_limit / 16 > LX_HEADROOM_MIN ? memory_limit / 16 : LX_HEADROOM_MIN;
+    rt->active_limit = memory_limit + rt->headroom;
+    rt->out.max = output_limit;
+    rt->result.max = LX_RESULT_LIMIT;
+    rt->error.max = LX_ERROR_LIMIT;
+    rt->traceback.max = LX_ERROR_LIMIT;
+    pthread_mutex_init(&rt->hook_lock, NULL);
+    rt->L = lua_newstate(lx_alloc, rt);
+    if (!rt->L) {
+        free(rt);
+        return NULL;
+    }
+    lua_State *L = rt->L;
+    lua_pushcfunction(L, lx_setup);
+    lua_pushlightuserdata(L, rt);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lx_runtime_free(rt);
+        return NULL;
+    }
+    return rt;
+}
+
+void lx_runtime_free(lx_runtime *rt) {
+    if (!rt) return;
+    if (rt->L) lua_close(rt->L);
+    buf_free(&rt->out);
+    buf_free(&rt->result);
+    buf_free(&rt->error);
+    buf_free(&rt->traceback);
+    pthread_mutex_destroy(&rt->hook_lock);
+    free(rt);
+}
+
+lua_State *lx_runtime_state(lx_runtime *rt) { return rt->L; }
+size_t lx_memory_in_use(const lx_runtime *rt) { return rt->used; }
+
+const char *lx_result(const lx_runtime *rt, size_t *len) {
+    *len = rt->result.len;
+    return rt->result.data;
+}
+const char *lx_error(const lx_runtime *rt, size_t *len) {
+    *len = rt->error.len;
+    return rt->error.data;
+}
+const char *lx_traceback(const lx_runtime *rt, size_t *len) {
+    *len = rt->traceback.len;
+    return rt->traceback.data;
+}
+const char *lx_output(const lx_runtime *rt, size_t *len) {
+    *len = rt->out.len;
+    return rt->out.data;
+}
+
+// MARK: - Evaluation
+
+// lua.c's msghandler, except that the traceback goes to the registry so that the message and
+// the traceback reach the client as two fields.
+static int lx_msghandler(lua_State *L) {
+    int t = lua_type(L, 1);
+    if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+        lua_pushvalue(L, 1);
+        lua_tostring(L, -1);
+    } else if (!(luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)) {
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, NULL, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
+    return 1;
+}
+
+// The result encoding, read by LuaRuntime's decoder. One tag byte, then:
+//   'n' nil   't' true   'f' false   'c' a cycle   'D' nested deeper than LX_MAX_DEPTH
+//   'i' int64 (8 bytes, little-endian)   'd' double (8 bytes, IEEE 754, little-endian)
+//   's' u32 length + bytes: a string (in text mode: every non-nil value, as tostring gives it)
+//   'o' u32 length + bytes: a function, userdata or thread, as tostring gives it
+//   'a' u32 count + count values: a table with keys 1..n
+//   'm' u32 count + count pairs of ('s' key, value): any other table
+static void put(lua_State *L, lx_runtime *rt, const void *p, size_t n) {
+    if (!buf_add(&rt->result, p, n))
+        luaL_error(L, "the results exceed %I bytes", (lua_Integer)rt->result.max);
+}
+static void put_tag(lua_State *L, lx_runtime *rt, char tag) { put(L, rt, &tag, 1); }
+static void put_u32(lua_State *L, lx_runtime *rt, size_t v) {
+    if (v > UINT32_MAX) luaL_error(L, "a result is too large to encode");
+    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
+    put(L, rt, b, 4);
+}
+static void put_u64(lua_State *L, lx_runtime *rt, uint64_t v) {
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
+    put(L, rt, b, 8);
+}
+static void put_bytes(lua_State *L, lx_runtime *rt, char tag, const char *s, size_t n) {
+    put_tag(L, rt, tag);
+    put_u32(L, rt, n);
+    put(L, rt, s, n);
+}
+// tostring semantics (__tostring, __name) without calling the global `tostring`.
+static void put_tostring(lua_State *L, lx_runtime *rt, char tag, int idx) {
+    size_t n;
+    const char *s = luaL_tolstring(L, idx, &n);
+    put_bytes(L, rt, tag, s, n);
+    lua_pop(L, 1);
+}
+
+static void encode(lua_State *L, lx_runtime *rt, int idx, int depth, int visiting);
+
+static void encode_table(lua_State *L, lx_runtime *rt, int idx, int depth, int visiting) {
+    if (depth > LX_MAX_DEPTH) return put_tag(L, rt, 'D');
+    luaL_checkstack(L, 6, "nested too deep");
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, visiting) != LUA_TNIL) {
+        lua_pop(L, 1);
+        return put_tag(L, rt, 'c');
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, visiting);
+
+    // An array when its keys are exactly 1..n (n > 0).
+    size_t count = 0;
+    lua_Integer max = 0;
+    int sequence = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        count++;
+        if (sequence && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
+            lua_Integer k = lua_tointeger(L, -1);
+            if (k > max) max = k;
+        } else {
+            sequence = 0;
+        }
+    }
+    if (sequence && count > 0 && (size_t)max == count) {
+        put_tag(L, rt, 'a');
+        put_u32(L, rt, count);
+        for (lua_Integer i = 1; i <= max; i++) {
+            lua_rawgeti(L, idx, i);
+            encode(L, rt, lua_gettop(L), depth + 1, visiting);
+            lua_pop(L, 1);
+        }
+    } else {
+        put_tag(L, rt, 'm');
+        put_u32(L, rt, count);
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            // Convert a copy of the key: converting it in place would confuse lua_next.
+            lua_pushvalue(L, -2);
+            put_tostring(L, rt, 's', lua_gettop(L));
+            lua_pop(L, 1);
+            encode(L, rt, lua_gettop(L), depth + 1, visiting);
+            lua_pop(L, 1);
+        }
+    }
+
+    lua_pushvalue(L, idx);
+    lua_pushnil(L);
+    lua_rawset(L, visiting);
+}
+
+static void encode(lua_State *L, lx_runtime *rt, int idx, int depth, int visiting) {
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return put_tag(L, rt, 'n');
+    case LUA_TBOOLEAN:
+        return put_tag(L, rt, lua_toboolean(L, idx) ? 't' : 'f');
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            put_tag(L, rt, 'i');
+            put_u64(L, rt, (uint64_t)lua_tointeger(L, idx));
+        } else {
+            double d = (double)lua_tonumber(L, idx);
+            uint64_t bits;
+            memcpy(&bits, &d, sizeof bits);
+            put_tag(L, rt, 'd');
+            put_u64(L, rt, bits);
+        }
+        return;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return put_bytes(L, rt, 's', s, n);
+    }
+    case LUA_TTABLE:
+        return encode_table(L, rt, idx, depth, visiting);
+    default:
+        return put_tostring(L, rt, 'o', idx);
+    }
+}
+
+// Called in protected mode with the chunk's results as its arguments.
+static int lx_encode(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    int n = lua_gettop(L);
+    rt->result.len = 0;
+    put_u32(L, rt, (size_t)n);
+    if (rt->render_mode == LX_RENDER_TEXT) {
+        for (int i = 1; i <= n; i++) {
+            if (lua_isnil(L, i)) put_tag(L, rt, 'n');
+            else put_tostring(L, rt, 's', i);
+        }
+        return 0;
+    }
+    lua_newtable(L);
+    int visiting = lua_gettop(L);
+    for (int i = 1; i <= n; i++) encode(L, rt, i, 0, visiting);
+    return 0;
+}
+
+static void take_error(lx_runtime *rt, lua_State *L) {
+    size_t n = 0;
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "(error object is not a string)";
+    if (lua_type(L, -1) != LUA_TSTRING) n = strlen(msg);
+    buf_set_truncated(&rt->error, msg, n);
+    rt->traceback.len = 0;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY) == LUA_TSTRING) {
+        const char *tb = lua_tolstring(L, -1, &n);
+        buf_set_truncated(&rt->traceback, tb, n);
+    }
+    lua_pop(L, 1);
+}
+
+static int kind_of(lx_runtime *rt, int status) {
+    switch (atomic_load(&rt->stop)) {
+    case LX_STOP_TIMEOUT:
+        return LX_ERR_TIMEOUT;
+    case LX_STOP_INTERRUPT:
+        return LX_ERR_INTERRUPTED;
+    default:
+        return status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_RUNTIME;
+    }
+}
+
+int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, int render_mode) {
+    lua_State *L = rt->L;
+    int base = lua_gettop(L);
+    int result = LX_OK;
+    rt->out.len = rt->result.len = rt->error.len = rt->traceback.len = 0;
+    rt->render_mode = render_mode;
+
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
+    lua_pushcfunction(L, lx_msghandler);
+    int status = luaL_loadbufferx(L, chunk, len, chunkname, "t");
+    if (status != LUA_OK) {
+        take_error(rt, L);
+        rt->traceback.len = 0;
+        result = status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
+        goto done;
+    }
+
+    rt->active_limit = rt->memory_limit;
+    status = lua_pcall(L, 0, LUA_MULTRET, base + 1);
+    rt->active_limit = rt->memory_limit + rt->headroom;
+    if (status != LUA_OK) {
+        take_error(rt, L);
+        result = kind_of(rt, status);
+        goto done;
+    }
+
+    lua_pushcfunction(L, lx_encode);
+    lua_insert(L, base + 2);
+    status = lua_pcall(L, lua_gettop(L) - base - 2, 0, base + 1);
+    if (status != LUA_OK) {
+        take_error(rt, L);
+        rt->result.len = 0;
+        result = status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_RENDER;
+    }
+
+done:
+    lua_settop(L, base);
+    // collectgarbage("stop") must not outlive the request; after a memory error, free what
+    // the failed chunk left behind now rather than at the next allocation.
+    lua_gc(L, LUA_GCRESTART);
+    if (result == LX_ERR_MEMORY) lua_gc(L, LUA_GCCOLLECT);
+    return result;
+}
+
+void lx_stop_clear(lx_runtime *rt) {
+    if (atomic_exchange(&rt->stop, LX_STOP_NONE) != LX_STOP_NONE) lua_sethook(rt->L, NULL, 0, 0);
+}

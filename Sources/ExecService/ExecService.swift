@@ -1,0 +1,179 @@
+import AccessControl
+import Crypto
+import Logging
+import LuaRuntime
+import SystemSupport
+
+/// Answers luaexec's HTTP API: authentication, routing, evaluation and rendering. It knows
+/// nothing of FastCGI: the transport hands it a `RequestHead` and a way to read the body.
+public final class ExecService: Sendable {
+    public struct Options: Sendable {
+        /// Largest request body accepted (SPEC E6: 413 above it).
+        public var maxBodySize: Int
+        /// Seconds a busy client is told to wait (`Retry-After`).
+        public var retryAfterSeconds: Int
+
+        public init(maxBodySize: Int = 1 << 20, retryAfterSeconds: Int = 1) {
+            self.maxBodySize = maxBodySize
+            self.retryAfterSeconds = retryAfterSeconds
+        }
+    }
+
+    static let execPrefix = "/api/v1/exec/"
+    static let interactive = "interactive.lua"
+
+    let executor: LuaExecutor
+    let authenticator: Authenticator
+    let options: Options
+    let logger: Logger
+
+    public init(executor: LuaExecutor, authenticator: Authenticator, options: Options = Options(), logger: Logger) {
+        self.executor = executor
+        self.authenticator = authenticator
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Answers one request. `readBody` is called at most once, and only for an authenticated
+    /// request: a rejected request never has its body read, let alone run.
+    public func respond(to head: RequestHead, readBody: (_ limit: Int) -> BodyRead) -> Response {
+        let start = MonotonicInstant.now()
+        var audit = AuditRecord(head: head)
+        let response = route(head, readBody: readBody, audit: &audit)
+        audit.finish(response: response, duration: MonotonicInstant.now().duration(since: start))
+        audit.log(to: logger)
+        return response
+    }
+
+    private func route(_ head: RequestHead, readBody: (Int) -> BodyRead, audit: inout AuditRecord) -> Response {
+        let json = Self.wantsJSON(head)
+        guard head.path.hasPrefix(Self.execPrefix) else {
+            return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
+        }
+        let name = String(head.path.dropFirst(Self.execPrefix.count))
+        guard name == Self.interactive else {
+            return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
+        }
+
+        switch authenticate(head, scope: .exec) {
+        case .deny(let failure):
+            return Self.authFailure(failure, json: json)
+        case .allow(let identity):
+            audit.tokenName = identity.name
+        }
+
+        guard head.method == "GET" || head.method == "POST" else {
+            var response = Self.plain(405, "method \(head.method) is not allowed here; use GET or POST\n", json: json)
+            response.headers.append(("Allow", "GET, POST"))
+            return response
+        }
+
+        let body: [UInt8]
+        switch readBody(options.maxBodySize) {
+        case .tooLarge:
+            return Self.plain(413, "the request body exceeds the limit of \(options.maxBodySize) bytes\n", json: json)
+        case .complete(let bytes):
+            body = bytes
+        }
+        audit.body = body
+        return evaluate(body, chunkName: name, json: json, audit: &audit)
+    }
+
+    func authenticate(_ head: RequestHead, scope: Scope) -> AuthDecision {
+        let queryTokens = QueryString.values(of: "AuthToken", in: head.query)
+        switch BearerCredentials.extract(authorization: head.headers["authorization"], queryTokens: queryTokens) {
+        case .failure(let failure):
+            return .deny(failure)
+        case .success(nil):
+            return .deny(.missingCredentials)
+        case .success(let token?):
+            return authenticator.authenticate(token, requiring: scope)
+        }
+    }
+
+    private func evaluate(_ body: [UInt8], chunkName: String, json: Bool, audit: inout AuditRecord) -> Response {
+        let evaluation: Evaluation
+        do {
+            evaluation = try executor.perform { vm in
+                vm.evaluate(body, chunkName: chunkName, rendering: json ? .tree : .text)
+            }
+        } catch {
+            audit.errorKind = "busy"
+            var response = Self.plain(503, "the Lua state is busy; retry later\n", json: json, kind: "busy")
+            response.headers.append(("Retry-After", String(options.retryAfterSeconds)))
+            return response
+        }
+        let (status, bytes) = json ? EvaluationRenderer.json(evaluation) : EvaluationRenderer.text(evaluation)
+        var headers: [(name: String, value: String)] = [
+            ("Content-Type", json ? "application/json" : "text/plain; charset=utf-8"),
+            ("Cache-Control", "no-store"),
+            ("Server-Timing", "lua;dur=" + EvaluationRenderer.milliseconds(evaluation.elapsed)),
+        ]
+        if case .failure(let failure) = evaluation.outcome {
+            headers.append(("X-Lua-Error", failure.kind.rawValue))
+            audit.errorKind = failure.kind.rawValue
+        }
+        return Response(status: status, headers: headers, body: bytes)
+    }
+
+    static func wantsJSON(_ head: RequestHead) -> Bool {
+        guard let accept = head.headers["accept"] else { return false }
+        return accept.split(separator: ",").contains { range in
+            range.split(separator: ";").first?.trimmingWhitespace().lowercased() == "application/json"
+        }
+    }
+
+    /// A short message response; every response from the API is `no-store`.
+    static func plain(_ status: Int, _ message: String, json: Bool, kind: String? = nil) -> Response {
+        var headers: [(name: String, value: String)] = [("Cache-Control", "no-store")]
+        let body: [UInt8]
+        if json {
+            var writer = JSONWriter()
+            writer.raw("{\"ok\":false,\"error\":{\"kind\":")
+            writer.string(kind ?? "http")
+            writer.raw(",\"message\":")
+            writer.string(String(message.dropLast(message.hasSuffix("\n") ? 1 : 0)))
+            writer.raw("}}")
+            body = writer.bytes
+            headers.insert(("Content-Type", "application/json"), at: 0)
+        } else {
+            body = Array(message.utf8)
+            headers.insert(("Content-Type", "text/plain; charset=utf-8"), at: 0)
+        }
+        if let kind { headers.append(("X-Lua-Error", kind)) }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    /// RFC 6750 §3: the status and `WWW-Authenticate` challenge for each failure.
+    static func authFailure(_ failure: AuthFailure, json: Bool) -> Response {
+        let realm = "Bearer realm=\"luaexec\""
+        let (status, challenge, message): (Int, String, String)
+        switch failure {
+        case .missingCredentials:
+            (status, challenge, message) = (401, realm, "authentication required: send Authorization: Bearer <token>")
+        case .invalidToken:
+            (status, challenge, message) = (
+                401, realm + ", error=\"invalid_token\"", "the token is unknown, revoked or expired"
+            )
+        case .invalidRequest(let reason):
+            (status, challenge, message) = (400, realm + ", error=\"invalid_request\"", reason)
+        case .insufficientScope(let scope):
+            (status, challenge, message) = (
+                403, realm + ", error=\"insufficient_scope\", scope=\"\(scope.rawValue)\"",
+                "the token lacks the '\(scope.rawValue)' scope"
+            )
+        }
+        var response = plain(status, message + "\n", json: json)
+        response.headers.append(("WWW-Authenticate", challenge))
+        return response
+    }
+}
+
+extension Substring {
+    func trimmingWhitespace() -> Substring {
+        var trimmed = self
+        while let first = trimmed.first, first == " " || first == "\t" { trimmed.removeFirst() }
+        while let last = trimmed.last, last == " " || last == "\t" { trimmed.removeLast() }
+        return trimmed
+    }
+}

@@ -1,0 +1,71 @@
+/// What the transport knows of a request before its body is read.
+public struct RequestHead: Sendable {
+    public var method: String
+    /// The normalised path (nginx's `$document_uri`), without the query.
+    public var path: String
+    /// The raw query string, without `?`.
+    public var query: String
+    /// Request headers with lower-case names.
+    public var headers: [String: String]
+    /// The client's address as nginx saw it.
+    public var clientAddress: String
+    /// nginx's `$request_id`, when it sends one.
+    public var requestID: String?
+
+    public init(
+        method: String, path: String, query: String = "", headers: [String: String] = [:],
+        clientAddress: String = "", requestID: String? = nil
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.clientAddress = clientAddress
+        self.requestID = requestID
+    }
+}
+
+/// How the transport delivers the body: at most `limit` bytes, or `.tooLarge`.
+public enum BodyRead: Sendable, Equatable {
+    case complete([UInt8])
+    case tooLarge
+}
+
+/// A response for the transport to write.
+public struct Response: Sendable, Equatable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+
+    public static func == (a: Response, b: Response) -> Bool {
+        a.status == b.status && a.body == b.body && a.headers.elementsEqual(b.headers) { $0 == $1 }
+    }
+
+    /// The reason phrase for the status line.
+    public static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 413: "Content Too Large"
+        case 429: "Too Many Requests"
+        case 500: "Internal Server Error"
+        case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
+        default: "Status \(status)"
+        }
+    }
+}

@@ -1,0 +1,49 @@
+/// What one chunk did: what it printed, and its results or the error that ended it.
+public struct Evaluation: Sendable {
+    /// Everything the chunk wrote with `print` and `io.write`, in order, byte-exact.
+    public var output: [UInt8]
+    public var outcome: Result<[LuaValue], LuaFailure>
+    /// Time spent loading, running and converting the chunk (not waiting for the state).
+    public var elapsed: Duration
+
+    public init(output: [UInt8], outcome: Result<[LuaValue], LuaFailure>, elapsed: Duration) {
+        self.output = output
+        self.outcome = outcome
+        self.elapsed = elapsed
+    }
+}
+
+/// Why a chunk did not complete. The state survives every one of these.
+public struct LuaFailure: Error, Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// The chunk did not compile, or was precompiled.
+        case syntax
+        /// The chunk raised an error (including errors converting its results).
+        case runtime
+        /// The chunk hit the state's memory cap.
+        case memory
+        /// The chunk ran past its time limit.
+        case timeout
+        /// An administrator interrupted the chunk.
+        case interrupted
+    }
+
+    public var kind: Kind
+    public var message: String
+    /// `stack traceback:` and its lines, for runtime errors.
+    public var traceback: String?
+
+    public init(kind: Kind, message: String, traceback: String? = nil) {
+        self.kind = kind
+        self.message = message
+        self.traceback = traceback
+    }
+}
+
+/// How the results of a chunk are converted.
+public enum Rendering: Sendable {
+    /// Every result as `tostring` shows it (`.string`), nil as `.nil`.
+    case text
+    /// Results as typed trees (`.array`, `.object`, ...), for JSON.
+    case tree
+}

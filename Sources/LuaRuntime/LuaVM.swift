@@ -1,0 +1,135 @@
+import CLua
+import CLuaSupport
+import Logging
+import SystemSupport
+
+/// The resident Lua state: globals live on between evaluations, locals don't.
+///
+/// A `LuaVM` belongs to the thread that created it: it is deliberately not `Sendable`.
+/// `LuaExecutor` owns one on a dedicated thread and hands work to it.
+public final class LuaVM {
+    public struct Limits: Sendable {
+        /// Cap on the memory the state's allocator may hold while a chunk runs.
+        public var memory: Int
+        /// Cap on what one chunk may print.
+        public var output: Int
+
+        public init(memory: Int = 256 << 20, output: Int = 16 << 20) {
+            self.memory = memory
+            self.output = output
+        }
+    }
+
+    let runtime: OpaquePointer
+    let state: OpaquePointer
+    public let limits: Limits
+
+    public init(limits: Limits = Limits()) throws(LuaVMError) {
+        guard let runtime = lx_runtime_new(limits.memory, limits.output) else {
+            throw LuaVMError(message: "cannot create a Lua state within \(limits.memory) bytes")
+        }
+        self.runtime = runtime
+        self.state = lx_runtime_state(runtime)
+        self.limits = limits
+    }
+
+    deinit {
+        lx_runtime_free(runtime)
+    }
+
+    /// Bytes the state holds now.
+    public var memoryInUse: Int { lx_memory_in_use(runtime) }
+
+    /// A handle that can stop this state's running chunk from another thread.
+    public var stopHandle: StopHandle { StopHandle(runtime: runtime) }
+
+    /// Loads `chunk` as Lua source text and runs it in the global environment.
+    ///
+    /// - Parameter chunkName: how error messages name the chunk; `interactive.lua` gives
+    ///   `interactive.lua:1: ...`.
+    public func evaluate(_ chunk: [UInt8], chunkName: String, rendering: Rendering) -> Evaluation {
+        assert(lua_gettop(state) == 0, "a request must start with an empty Lua stack")
+        defer { assert(lua_gettop(state) == 0, "a request must end with an empty Lua stack") }
+        let start = MonotonicInstant.now()
+
+        // Lua would refuse it too ("attempt to load a binary chunk"); say it plainly.
+        if chunk.first == 0x1B {
+            let failure = LuaFailure(
+                kind: .syntax, message: "binary (precompiled) chunks are refused: send Lua source text")
+            return Evaluation(output: [], outcome: .failure(failure), elapsed: MonotonicInstant.now().duration(since: start))
+        }
+
+        let mode = rendering == .text ? Int32(LX_RENDER_TEXT.rawValue) : Int32(LX_RENDER_TREE.rawValue)
+        let status = chunk.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in
+                lx_eval(runtime, chars.baseAddress, chars.count, "=" + chunkName, mode)
+            }
+        }
+        let output = bytes(lx_output)
+        let outcome: Result<[LuaValue], LuaFailure>
+        if status == Int32(LX_OK.rawValue) {
+            var length = 0
+            let pointer = lx_result(runtime, &length)
+            outcome = .success(LuaValue.decodeList(UnsafeRawBufferPointer(start: pointer, count: length)))
+        } else {
+            outcome = .failure(failure(status: status))
+        }
+        return Evaluation(output: output, outcome: outcome, elapsed: MonotonicInstant.now().duration(since: start))
+    }
+
+    private func failure(status: Int32) -> LuaFailure {
+        let message = String(decoding: bytes(lx_error), as: UTF8.self)
+        let traceback = bytes(lx_traceback)
+        switch lx_status(UInt32(status)) {
+        case LX_ERR_SYNTAX:
+            return LuaFailure(kind: .syntax, message: message)
+        case LX_ERR_MEMORY:
+            return LuaFailure(kind: .memory, message: "not enough memory: the state's limit is \(limits.memory) bytes")
+        case LX_ERR_TIMEOUT:
+            return LuaFailure(kind: .timeout, message: "the chunk exceeded its time limit")
+        case LX_ERR_INTERRUPTED:
+            return LuaFailure(kind: .interrupted, message: "the chunk was interrupted by an administrator")
+        case LX_ERR_RENDER:
+            return LuaFailure(kind: .runtime, message: "cannot convert the results: " + message)
+        default:
+            return LuaFailure(
+                kind: .runtime, message: message,
+                traceback: traceback.isEmpty ? nil : String(decoding: traceback, as: UTF8.self))
+        }
+    }
+
+    private func bytes(_ accessor: (OpaquePointer?, UnsafeMutablePointer<Int>?) -> UnsafePointer<CChar>?) -> [UInt8] {
+        var length = 0
+        guard let pointer = accessor(runtime, &length), length > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: length))
+    }
+}
+
+@available(*, unavailable)
+extension LuaVM: Sendable {}
+
+/// Stops the running chunk of one `LuaVM` from any thread.
+///
+/// `@unchecked Sendable`: `lx_stop` only stores an atomic flag and calls `lua_sethook`, which
+/// Lua documents as safe to call asynchronously; the pointer stays valid because `LuaExecutor`
+/// uses a handle only while its VM is alive and an evaluation is running.
+public struct StopHandle: @unchecked Sendable {
+    let runtime: OpaquePointer
+
+    public enum Reason: Sendable {
+        case timeout, interrupt
+    }
+
+    public func stop(_ reason: Reason) {
+        lx_stop(runtime, reason == .timeout ? Int32(LX_STOP_TIMEOUT.rawValue) : Int32(LX_STOP_INTERRUPT.rawValue))
+    }
+
+    /// Clears a stop once the evaluation has ended; on the state's own thread only.
+    func clear() { lx_stop_clear(runtime) }
+}
+
+/// The state could not be created.
+public struct LuaVMError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}

@@ -1,0 +1,99 @@
+/// A Lua value copied out of the state after an evaluation, safe to use on any thread.
+public indirect enum LuaValue: Sendable, Equatable {
+    case `nil`
+    case boolean(Bool)
+    case integer(Int64)
+    case number(Double)
+    /// A Lua string: bytes, not necessarily UTF-8.
+    case string([UInt8])
+    /// A function, userdata or thread, as `tostring` shows it.
+    case opaque(String)
+    /// A table whose keys are exactly 1...n.
+    case array([LuaValue])
+    /// Any other table; keys as `tostring` shows them, in no particular order.
+    case object([Field])
+    /// A table already being converted further up: the table refers to itself.
+    case cycle
+    /// Tables nested deeper than the conversion follows.
+    case tooDeep
+
+    public struct Field: Sendable, Equatable {
+        public var key: [UInt8]
+        public var value: LuaValue
+        public init(key: [UInt8], value: LuaValue) {
+            self.key = key
+            self.value = value
+        }
+    }
+}
+
+extension LuaValue {
+    /// Decodes the buffer `lx_encode` (CLuaSupport) writes: a u32 count, then tagged values.
+    static func decodeList(_ bytes: UnsafeRawBufferPointer) -> [LuaValue] {
+        var reader = Reader(bytes: bytes)
+        let count = Int(reader.u32())
+        var values: [LuaValue] = []
+        values.reserveCapacity(count)
+        for _ in 0..<count { values.append(reader.value()) }
+        return values
+    }
+
+    private struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        mutating func byte() -> UInt8 {
+            defer { offset += 1 }
+            return bytes[offset]
+        }
+
+        mutating func u32() -> UInt32 {
+            defer { offset += 4 }
+            return UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+        }
+
+        mutating func u64() -> UInt64 {
+            defer { offset += 8 }
+            return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        }
+
+        mutating func blob() -> [UInt8] {
+            let count = Int(u32())
+            defer { offset += count }
+            return Array(bytes[offset..<offset + count])
+        }
+
+        mutating func value() -> LuaValue {
+            let tag = byte()
+            switch tag {
+            case UInt8(ascii: "n"): return .nil
+            case UInt8(ascii: "t"): return .boolean(true)
+            case UInt8(ascii: "f"): return .boolean(false)
+            case UInt8(ascii: "c"): return .cycle
+            case UInt8(ascii: "D"): return .tooDeep
+            case UInt8(ascii: "i"): return .integer(Int64(bitPattern: u64()))
+            case UInt8(ascii: "d"): return .number(Double(bitPattern: u64()))
+            case UInt8(ascii: "s"): return .string(blob())
+            case UInt8(ascii: "o"): return .opaque(String(decoding: blob(), as: UTF8.self))
+            case UInt8(ascii: "a"):
+                let count = Int(u32())
+                var items: [LuaValue] = []
+                items.reserveCapacity(count)
+                for _ in 0..<count { items.append(value()) }
+                return .array(items)
+            case UInt8(ascii: "m"):
+                let count = Int(u32())
+                var fields: [Field] = []
+                fields.reserveCapacity(count)
+                for _ in 0..<count {
+                    precondition(byte() == UInt8(ascii: "s"), "lx_encode wrote a key that is not a string")
+                    let key = blob()
+                    fields.append(Field(key: key, value: value()))
+                }
+                return .object(fields)
+            default:
+                preconditionFailure("lx_encode wrote an unknown tag \(tag)")
+            }
+        }
+    }
+}

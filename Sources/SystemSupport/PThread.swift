@@ -1,0 +1,31 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Starts a detached POSIX thread running `body`.
+///
+/// Used where the thread's stack size matters: the Lua state runs on a thread with a large
+/// stack because Lua's C-stack checks (LUAI_MAXCCALLS) assume the usual 8 MiB main stack.
+public func startThread(name: String, stackSize: Int, _ body: @escaping @Sendable () -> Void) {
+    final class Box {
+        let body: @Sendable () -> Void
+        init(body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setstacksize(&attributes, stackSize)
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    let context = Unmanaged.passRetained(Box(body: body)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(
+        &thread, &attributes,
+        { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, context)
+    precondition(rc == 0, "pthread_create failed for \(name): error \(rc)")
+}

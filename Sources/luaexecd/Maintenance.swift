@@ -1,0 +1,24 @@
+import AccessControl
+import Logging
+import SystemSupport
+
+/// Background upkeep of the token cache: reload within a second of a change made by
+/// `luaexec token` (SPEC T4), and write last-used times once a minute.
+enum Maintenance {
+    static func run(authenticator: Authenticator, logger: Logger) {
+        let tick = ConditionLock()
+        var lastFlush = MonotonicInstant.now()
+        while true {
+            tick.withLock { _ = tick.wait(until: MonotonicInstant.now().advanced(by: .milliseconds(250))) }
+            do {
+                try authenticator.refresh()
+                if MonotonicInstant.now().duration(since: lastFlush) >= .seconds(60) {
+                    try authenticator.flushUses()
+                    lastFlush = MonotonicInstant.now()
+                }
+            } catch {
+                logger.error("token cache upkeep failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import FastCGI
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Signal handling by `sigwait` on the main thread.
+///
+/// libfcgi installs a SIGTERM handler that only sets a flag, which a thread blocked in
+/// `FCGX_Accept_r` never sees. Blocking the signals in every thread (threads inherit the mask)
+/// and taking them with `sigwait` bypasses it.
+enum Signals {
+    static let handled = [SIGTERM, SIGINT, SIGHUP]
+
+    static func blockForSigwait() {
+        signal(SIGPIPE, SIG_IGN)
+        var set = sigset()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    static func wait() -> Int32 {
+        var set = sigset()
+        var received: Int32 = 0
+        sigwait(&set, &received)
+        return received
+    }
+
+    private static func sigset() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in handled { sigaddset(&set, signal) }
+        return set
+    }
+
+    /// The listening socket a supervisor passed on fd 0, moved to another descriptor so that fd 0
+    /// can become /dev/null: a chunk reading standard input must get EOF at once, and closing
+    /// `io.stdin` must not close the listening socket.
+    static func takeListeningSocketFromStandardInput() throws(TransportError) -> Int32 {
+        var type: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(0, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
+            throw TransportError("no --socket given and standard input is not a socket: start luaexecd with --socket PATH or from a socket unit")
+        }
+        let fd = dup(0)
+        guard fd >= 0 else { throw TransportError("cannot duplicate the listening socket") }
+        let null = open("/dev/null", O_RDONLY)
+        if null >= 0 {
+            dup2(null, 0)
+            close(null)
+        }
+        return fd
+    }
+}

@@ -1,0 +1,123 @@
+import Logging
+import Synchronization
+import Testing
+
+@testable import LuaRuntime
+
+@Suite("LuaExecutor: one state, one thread, limits")
+struct LuaExecutorTests {
+    static func executor(timeLimit: Duration = .milliseconds(200), queueTimeout: Duration = .seconds(10), memory: Int = 64 << 20)
+        throws -> LuaExecutor
+    {
+        try LuaExecutor(
+            options: .init(timeLimit: timeLimit, queueTimeout: queueTimeout), logger: Logger(label: "test")
+        ) { try LuaVM(limits: .init(memory: memory)) }
+    }
+
+    static func eval(_ executor: LuaExecutor, _ chunk: String) throws -> Evaluation {
+        try executor.perform { vm in vm.evaluate(Array(chunk.utf8), chunkName: "interactive.lua", rendering: .text) }
+    }
+
+    @Test(
+        "a chunk that runs past the time limit ends as timeout and the state survives",
+        arguments: [
+            "while true do end",
+            "debug.sethook() while true do debug.sethook() end",
+            "while true do pcall(function() while true do end end) end",
+            "coroutine.wrap(function() while true do end end)()",
+            "local co = coroutine.create(function() while true do end end) coroutine.resume(co)",
+            "local co = coroutine.create(function() while true do debug.sethook() end end) while true do coroutine.resume(co) end",
+            "setmetatable({}, {__index = function() while true do end end}).x = nil local _ = setmetatable({}, {__index = function() while true do end end}).y",
+            "local function f() return f() end f()",
+            "string.rep('x', 1 << 20):gsub('.', function() while true do end end)",
+        ])
+    func timeLimit(chunk: String) throws {
+        let executor = try Self.executor()
+        _ = try Self.eval(executor, "survivor = 'here'")
+        let evaluation = try Self.eval(executor, chunk)
+        guard case .failure(let failure) = evaluation.outcome else {
+            Issue.record("the chunk completed")
+            return
+        }
+        #expect(failure.kind == .timeout)
+        #expect(try Self.eval(executor, "return survivor").outcome.get() == [.string(Array("here".utf8))])
+    }
+
+    @Test("endless recursion ends as an error, not a crash")
+    func recursion() throws {
+        let executor = try Self.executor(timeLimit: .seconds(30))
+        let evaluation = try Self.eval(executor, "local function f() return 1 + f() end return f()")
+        guard case .failure(let failure) = evaluation.outcome else { Issue.record("completed"); return }
+        #expect(failure.kind == .runtime || failure.kind == .memory)
+        #expect(failure.message.contains("stack overflow") || failure.kind == .memory)
+        let cstack = try Self.eval(executor, "local t = setmetatable({}, {}) getmetatable(t).__index = function(t, k) return t[k] end return t.x")
+        guard case .failure(let cfailure) = cstack.outcome else { Issue.record("completed"); return }
+        #expect(cfailure.message.contains("stack overflow"))
+        #expect(try Self.eval(executor, "return 1").outcome.get() == [.string(Array("1".utf8))])
+    }
+
+    @Test("over-allocation ends as memory and the state stays usable", arguments: [
+        "return string.rep('x', 2^40)",
+        "local s = 'xxxxxxxx' while true do s = s .. s end",
+        "big = {} for i = 1, 1e9 do big[i] = i end",
+    ])
+    func memoryCap(chunk: String) throws {
+        let executor = try Self.executor(timeLimit: .seconds(30), memory: 16 << 20)
+        let evaluation = try Self.eval(executor, chunk)
+        guard case .failure(let failure) = evaluation.outcome else { Issue.record("completed"); return }
+        #expect(failure.kind == .memory)
+        _ = try Self.eval(executor, "big = nil")
+        #expect(try Self.eval(executor, "return #string.rep('y', 1000)").outcome.get() == [.string(Array("1000".utf8))])
+    }
+
+    @Test("an administrator can interrupt the running chunk")
+    func interrupt() throws {
+        let executor = try Self.executor(timeLimit: .seconds(60))
+        let started = Mutex(false)
+        Thread.detach {
+            while !executor.interruptRunning() {}
+            started.withLock { $0 = true }
+        }
+        let evaluation = try Self.eval(executor, "while true do end")
+        #expect(started.withLock { $0 })
+        guard case .failure(let failure) = evaluation.outcome else { Issue.record("completed"); return }
+        #expect(failure.kind == .interrupted)
+        #expect(try Self.eval(executor, "return 2").outcome.get() == [.string(Array("2".utf8))])
+    }
+
+    @Test("jobs run one at a time in arrival order, none lost")
+    func ordering() throws {
+        let executor = try Self.executor(timeLimit: .seconds(30))
+        _ = try Self.eval(executor, "counter = 0 seen = {}")
+        let clients = 16, perClient = 25
+        let group = ThreadGroup()
+        for client in 0..<clients {
+            group.spawn {
+                for _ in 0..<perClient {
+                    _ = try! Self.eval(executor, "local c = counter counter = c + 1 seen[#seen + 1] = \(client)")
+                }
+            }
+        }
+        group.wait()
+        #expect(try Self.eval(executor, "return counter, #seen").outcome.get() == [
+            .string(Array("\(clients * perClient)".utf8)), .string(Array("\(clients * perClient)".utf8)),
+        ])
+    }
+
+    @Test("a request that waits longer than the queue timeout is refused as busy")
+    func busy() throws {
+        let executor = try Self.executor(timeLimit: .seconds(2), queueTimeout: .milliseconds(50))
+        let group = ThreadGroup()
+        let blockerStarted = Mutex(false)
+        group.spawn {
+            _ = try? executor.perform { vm in
+                blockerStarted.withLock { $0 = true }
+                return vm.evaluate(Array("while true do end".utf8), chunkName: "x", rendering: .text)
+            }
+        }
+        while !blockerStarted.withLock({ $0 }) {}
+        #expect(throws: LuaExecutor.Refusal.busy) { try Self.eval(executor, "ran_while_busy = true") }
+        group.wait()
+        #expect(try Self.eval(executor, "return ran_while_busy").outcome.get() == [.nil])
+    }
+}

@@ -1,0 +1,180 @@
+import Testing
+
+@testable import LuaRuntime
+
+@Suite("LuaVM evaluation")
+struct LuaVMTests {
+    let vm = try! LuaVM()
+
+    func run(_ chunk: String, _ rendering: Rendering = .text) -> Evaluation {
+        vm.evaluate(Array(chunk.utf8), chunkName: "interactive.lua", rendering: rendering)
+    }
+
+    func values(_ chunk: String, _ rendering: Rendering = .text) throws -> [LuaValue] {
+        try run(chunk, rendering).outcome.get()
+    }
+
+    @Test("text rendering gives tostring of every type")
+    func textRendering() throws {
+        #expect(try values("return 42, 1.5, true, false, 'hi', 2^63") == [
+            .string(Array("42".utf8)), .string(Array("1.5".utf8)), .string(Array("true".utf8)),
+            .string(Array("false".utf8)), .string(Array("hi".utf8)), .string(Array("9.2233720368548e+18".utf8)),
+        ])
+        let table = try values("return {}")
+        guard case .string(let bytes) = table[0] else { Issue.record("not a string"); return }
+        #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("table: 0x"))
+    }
+
+    @Test("text rendering honours __tostring and __name without calling the global tostring")
+    func tostringSemantics() throws {
+        let result = try values("""
+            tostring = function() return "replaced" end
+            local a = setmetatable({}, {__tostring = function() return "custom" end})
+            local b = setmetatable({}, {__name = "Thing"})
+            return a, b
+            """)
+        #expect(result[0] == .string(Array("custom".utf8)))
+        guard case .string(let named) = result[1] else { Issue.record("not a string"); return }
+        #expect(String(decoding: named, as: UTF8.self).hasPrefix("Thing: 0x"))
+    }
+
+    @Test("nothing and a single nil give no values worth printing; nil among others is kept")
+    func nilRules() throws {
+        #expect(try values("local x = 1") == [])
+        #expect(try values("return nil") == [.nil])
+        #expect(try values("return nil, 1") == [.nil, .string(Array("1".utf8))])
+    }
+
+    @Test("print and io.write are captured in order, byte-exact")
+    func outputCapture() {
+        let evaluation = run("print('a', 1, nil) io.write('b', 2) print() io.stdout:write('c') return 'r'")
+        #expect(evaluation.output == Array("a\t1\tnil\nb2\nc".utf8))
+        #expect(try evaluation.outcome.get() == [.string(Array("r".utf8))])
+    }
+
+    @Test("binary strings come back byte-exact")
+    func binaryStrings() throws {
+        var expected: [UInt8] = Array(0...255)
+        expected.append(0)
+        #expect(try values("local t = {} for i = 0, 255 do t[#t + 1] = string.char(i) end return table.concat(t) .. '\\0'")
+            == [.string(expected)])
+    }
+
+    @Test("globals persist between evaluations; locals do not")
+    func globalsPersist() throws {
+        _ = run("local forgetful = 42 userdata = {} userdata.rememberMe = 42")
+        #expect(try values("return forgetful") == [.nil])
+        #expect(try values("return userdata.rememberMe") == [.string(Array("42".utf8))])
+    }
+
+    @Test("a syntax error is reported with the chunk name, and the state survives")
+    func syntaxError() throws {
+        _ = run("survivor = 'still here'")
+        let evaluation = run("x x")
+        #expect(evaluation.outcome == .failure(LuaFailure(kind: .syntax, message: "interactive.lua:1: syntax error near 'x'")))
+        #expect(try values("return survivor") == [.string(Array("still here".utf8))])
+    }
+
+    @Test("a runtime error keeps the output so far and carries a traceback")
+    func runtimeError() {
+        let evaluation = run("print('before') local function f() error('boom') end f()")
+        #expect(evaluation.output == Array("before\n".utf8))
+        guard case .failure(let failure) = evaluation.outcome else { Issue.record("no failure"); return }
+        #expect(failure.kind == .runtime)
+        #expect(failure.message == "interactive.lua:1: boom")
+        #expect(failure.traceback?.hasPrefix("stack traceback:\n") == true)
+        #expect(failure.traceback?.contains("in local 'f'") == true)
+    }
+
+    @Test("error objects that are not strings are rendered via __tostring")
+    func nonStringErrors() {
+        let evaluation = run("error(setmetatable({}, {__tostring = function() return 'custom error' end}))")
+        guard case .failure(let failure) = evaluation.outcome else { Issue.record("no failure"); return }
+        #expect(failure.message == "custom error")
+        let plain = run("error({})")
+        guard case .failure(let other) = plain.outcome else { Issue.record("no failure"); return }
+        #expect(other.message == "(error object is a table value)")
+    }
+
+    @Test("binary chunks are refused, also through load")
+    func binaryChunksRefused() throws {
+        let evaluation = vm.evaluate([0x1B] + Array("LuaT".utf8), chunkName: "interactive.lua", rendering: .text)
+        #expect(evaluation.outcome == .failure(LuaFailure(
+            kind: .syntax, message: "binary (precompiled) chunks are refused: send Lua source text")))
+        #expect(try values("return load(string.dump(function() return 1 end))") == [
+            .nil, .string(Array("attempt to load a binary chunk (mode is 't')".utf8)),
+        ])
+        #expect(try values("return load(string.dump(function() return 1 end), 'x', 'b')") == [
+            .nil, .string(Array("attempt to load a binary chunk (mode is 't')".utf8)),
+        ])
+        #expect(try values("return load('return 7')()") == [.string(Array("7".utf8))])
+        #expect(try values("local env = {y = 5} return load('return y', 'c', 't', env)()") == [.string(Array("5".utf8))])
+    }
+
+    @Test("os.exit raises an error instead of ending the daemon")
+    func osExitRefused() {
+        guard case .failure(let failure) = run("os.exit(1)").outcome else { Issue.record("no failure"); return }
+        #expect(failure.message.contains("os.exit is disabled"))
+    }
+
+    @Test("reading standard input returns at once")
+    func stdinIsEmpty() throws {
+        #expect(try values("return io.read('l'), io.read('a')") == [.nil, .string([])])
+    }
+
+    @Test("collectgarbage('stop') does not outlive the request")
+    func garbageCollectorRestarts() throws {
+        _ = run("collectgarbage('stop')")
+        #expect(try values("return collectgarbage('isrunning')") == [.string(Array("true".utf8))])
+    }
+
+    @Test("tree rendering keeps types, arrays, objects, cycles and depth")
+    func treeRendering() throws {
+        let result = try values(
+            """
+            local cyclic = {} cyclic.self = cyclic
+            local deep = {} local t = deep for i = 1, 40 do t.next = {} t = t.next end
+            return nil, 3, 2.5, 'x', {1, 2, 3}, {a = 1}, cyclic, print, {}, deep
+            """, .tree)
+        #expect(Array(result[0..<6]) == [
+            .nil, .integer(3), .number(2.5), .string(Array("x".utf8)),
+            .array([.integer(1), .integer(2), .integer(3)]),
+            .object([.init(key: Array("a".utf8), value: .integer(1))]),
+        ])
+        #expect(result[6] == .object([.init(key: Array("self".utf8), value: .cycle)]))
+        guard case .opaque(let function) = result[7] else { Issue.record("not opaque"); return }
+        #expect(function.hasPrefix("builtin: 0x") || function.hasPrefix("function: "))
+        #expect(result[8] == .object([]))
+        var level = result[9]
+        var depth = 0
+        while case .object(let fields) = level, let next = fields.first?.value {
+            level = next
+            depth += 1
+        }
+        #expect(level == .tooDeep)
+        #expect(depth == 33)
+    }
+
+    @Test("an error converting results is a runtime error, and the stack stays balanced")
+    func renderError() throws {
+        let evaluation = run("return setmetatable({}, {__tostring = function() error('no text') end})")
+        guard case .failure(let failure) = evaluation.outcome else { Issue.record("no failure"); return }
+        #expect(failure.kind == .runtime)
+        #expect(failure.message.contains("no text"))
+        #expect(try values("return 1") == [.string(Array("1".utf8))])
+    }
+
+    @Test("init scripts run in name order and a failing one does not stop the others")
+    func initScripts() throws {
+        let directory = "/tmp/luaexec-init-\(UInt32.random(in: 0...UInt32.max))"
+        try FileFixture.write(directory + "/20-second.lua", "order = order .. 'b'")
+        try FileFixture.write(directory + "/10-first.lua", "order = 'a'")
+        try FileFixture.write(directory + "/15-broken.lua", "error('broken on purpose')")
+        try FileFixture.write(directory + "/notes.txt", "order = 'ignored'")
+        defer { FileFixture.remove(directory) }
+        let reports = vm.runInitScripts(in: directory, logger: .init(label: "test"))
+        #expect(reports.map { $0.path.split(separator: "/").last! } == ["10-first.lua", "15-broken.lua", "20-second.lua"])
+        #expect(reports[1].failure?.message.contains("broken on purpose") == true)
+        #expect(try values("return order") == [.string(Array("ab".utf8))])
+    }
+}

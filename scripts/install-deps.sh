@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages luaexec builds and runs with, if any is missing.
+set -euo pipefail
+packages=(nginx libfcgi-dev liblua5.4-dev libsqlite3-dev pkg-config openssl curl ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts the packaged nginx on port 80 where systemd runs; luaexec runs its own.

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Fills nginx/dev-nginx.conf.in and nginx/luaexec-site.conf.in into a run directory.
+# Used by `make run` and by the integration tests, so both run the site as shipped.
+#   render-nginx.sh RUN_DIR SOCKET HTTPS_LISTEN HTTP_LISTEN HTTPS_PORT_SUFFIX CERT KEY
+set -euo pipefail
+if [ $# -ne 7 ]; then
+    echo "usage: $0 RUN_DIR SOCKET HTTPS_LISTEN HTTP_LISTEN HTTPS_PORT_SUFFIX CERT KEY" >&2
+    exit 2
+fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+run_dir=$1 socket=$2 https_listen=$3 http_listen=$4 suffix=$5 cert=$6 key=$7
+mkdir -p "$run_dir/logs" "$run_dir/tmp"
+# nginx ignores `user` unless started as root; as root, workers keep root's identity so they
+# can reach the run directory and the socket.
+user_directive=""
+[ "$(id -u)" = 0 ] && user_directive="user root root;"
+fill() {
+    sed -e "s|@RUN_DIR@|$run_dir|g" -e "s|@LOG_DIR@|$run_dir/logs|g" -e "s|@SOCKET@|$socket|g" \
+        -e "s|@HTTPS_LISTEN@|$https_listen|g" -e "s|@HTTP_LISTEN@|$http_listen|g" \
+        -e "s|@HTTPS_PORT_SUFFIX@|$suffix|g" -e "s|@TLS_CERT@|$cert|g" -e "s|@TLS_KEY@|$key|g" \
+        -e "s|@USER_DIRECTIVE@|$user_directive|g" "$1"
+}
+fill "$here/nginx/luaexec-site.conf.in" > "$run_dir/luaexec-site.conf"
+fill "$here/nginx/dev-nginx.conf.in" > "$run_dir/nginx.conf"

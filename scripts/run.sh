@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# `make run`: build, then serve nginx + luaexecd on https://127.0.0.1:$LUAEXEC_PORT in the
+# foreground, with every file under $LUAEXEC_RUN_DIR (default .run/). Ctrl-C stops both.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+port=${LUAEXEC_PORT:-8443}
+http_port=${LUAEXEC_HTTP_PORT:-8080}
+run_dir=${LUAEXEC_RUN_DIR:-$root/.run}
+mkdir -p "$run_dir"
+run_dir=$(cd "$run_dir" && pwd)
+
+"$root/scripts/install-deps.sh"
+(cd "$root" && swift build -c release --product luaexecd && swift build -c release --product luaexec)
+bin=$(cd "$root" && swift build -c release --show-bin-path)
+
+"$root/scripts/make-cert.sh" "$run_dir/cert.pem" "$run_dir/key.pem"
+socket="$run_dir/luaexecd.sock"
+"$root/scripts/render-nginx.sh" "$run_dir" "$socket" "127.0.0.1:$port" "127.0.0.1:$http_port" ":$port" \
+    "$run_dir/cert.pem" "$run_dir/key.pem"
+
+# A fresh admin token each run: only its digest is stored, so an old one cannot be shown again.
+export LUAEXEC_RUN_DIR=$run_dir
+"$bin/luaexec" token revoke make-run >/dev/null 2>&1 || true
+token=$("$bin/luaexec" token create make-run --scope exec --scope admin)
+
+pids=()
+stop() {
+    trap - INT TERM EXIT
+    [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -f "$run_dir/token"
+}
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$bin/luaexecd" --socket "$socket" --database "$run_dir/luaexec.db" --init-dir "$root/init.d" \
+    2>>"$run_dir/logs/luaexecd.log" &
+pids+=($!)
+nginx -p "$run_dir" -c "$run_dir/nginx.conf" &
+pids+=($!)
+
+# Wait until the whole chain answers (or give up after 30 s).
+for _ in $(seq 300); do
+    code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" \
+        "https://127.0.0.1:$port/api/v1/exec/interactive.lua" -d 'return 1' || true)
+    [ "$code" = 200 ] && break
+    for pid in "${pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null || { echo "a server exited; see $run_dir/logs/" >&2; exit 1; }
+    done
+    sleep 0.1
+done
+[ "$code" = 200 ] || { echo "luaexec did not answer within 30 s; see $run_dir/logs/" >&2; exit 1; }
+
+(umask 077 && printf '%s\n' "$token" > "$run_dir/token")
+cat <<MSG
+
+luaexec is serving on https://127.0.0.1:$port (logs in $run_dir/logs, Ctrl-C stops it).
+Admin token (also in $run_dir/token):
+
+    $token
+
+Try:
+
+    curl -k -H "Authorization: Bearer $token" -i "https://127.0.0.1:$port/api/v1/exec/interactive.lua" -d 'system.toast("hello world")'
+    curl -k -i "https://127.0.0.1:$port/api/v1/exec/interactive.lua?AuthToken=$token" -d 'return sip.calls.get_all()[1]:getState()'
+
+MSG
+wait -n "${pids[@]}" || true
+echo "a server exited; stopping (logs in $run_dir/logs)" >&2
+exit 1
