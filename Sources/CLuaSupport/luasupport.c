@@ -37,6 +37,7 @@ struct lx_runtime {
     size_t headroom;
     lx_buf out, result, error, traceback;
     int render_mode;
+    int refused;  // the cap refused an allocation during this evaluation
     _Atomic int stop;
     // Guards `current` against lx_stop from the watchdog thread: a coroutine may be collected
     // as soon as it stops running, so its pointer is only used while this lock is held.
@@ -89,7 +90,10 @@ static void *lx_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         rt->used -= osize;
         return NULL;
     }
-    if (nsize > osize && rt->used + (nsize - osize) > rt->active_limit) return NULL;
+    if (nsize > osize && rt->used + (nsize - osize) > rt->active_limit) {
+        rt->refused = 1;
+        return NULL;
+    }
     void *p = realloc(ptr, nsize);
     if (p == NULL) return NULL;
     rt->used = rt->used - osize + nsize;
@@ -575,6 +579,22 @@ static void take_error(lx_runtime *rt, lua_State *L) {
     lua_pop(L, 1);
 }
 
+static int error_ends_with(lx_runtime *rt, const char *suffix) {
+    size_t n = strlen(suffix);
+    return rt->error.len >= n && memcmp(rt->error.data + rt->error.len - n, suffix, n) == 0;
+}
+
+// Lua reports some allocation failures as ordinary errors: lauxlib's buffers raise the string
+// "not enough memory" with lua_error (ours when the cap refused an allocation), and size checks
+// refuse requests such as string.rep("x", 2^40) before allocating. All of them are the chunk
+// asking for more memory than it may have.
+static int is_memory_error(lx_runtime *rt, int status) {
+    if (status == LUA_ERRMEM) return 1;
+    if (rt->refused && error_ends_with(rt, "not enough memory")) return 1;
+    return error_ends_with(rt, "resulting string too large") || error_ends_with(rt, "string length overflow")
+        || error_ends_with(rt, "block too big") || error_ends_with(rt, "table overflow");
+}
+
 static int kind_of(lx_runtime *rt, int status) {
     switch (atomic_load(&rt->stop)) {
     case LX_STOP_TIMEOUT:
@@ -582,7 +602,7 @@ static int kind_of(lx_runtime *rt, int status) {
     case LX_STOP_INTERRUPT:
         return LX_ERR_INTERRUPTED;
     default:
-        return status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_RUNTIME;
+        return is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_RUNTIME;
     }
 }
 
@@ -592,6 +612,7 @@ int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname
     int result = LX_OK;
     rt->out.len = rt->result.len = rt->error.len = rt->traceback.len = 0;
     rt->render_mode = render_mode;
+    rt->refused = 0;
 
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
@@ -600,7 +621,7 @@ int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname
     if (status != LUA_OK) {
         take_error(rt, L);
         rt->traceback.len = 0;
-        result = status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
+        result = is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
         goto done;
     }
 
@@ -619,7 +640,7 @@ int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname
     if (status != LUA_OK) {
         take_error(rt, L);
         rt->result.len = 0;
-        result = status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_RENDER;
+        result = is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_RENDER;
     }
 
 done:

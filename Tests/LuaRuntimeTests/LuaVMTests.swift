@@ -46,7 +46,7 @@ struct LuaVMTests {
     }
 
     @Test("print and io.write are captured in order, byte-exact")
-    func outputCapture() {
+    func outputCapture() throws {
         let evaluation = run("print('a', 1, nil) io.write('b', 2) print() io.stdout:write('c') return 'r'")
         #expect(evaluation.output == Array("a\t1\tnil\nb2\nc".utf8))
         #expect(try evaluation.outcome.get() == [.string(Array("r".utf8))])

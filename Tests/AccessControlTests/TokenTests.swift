@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+
+@testable import AccessControl
+
+@Suite("Token format")
+struct TokenFormatTests {
+    @Test("a new token has the prefix, the length, base62 and a valid checksum")
+    func generated() {
+        let token = TokenFormat.generate()
+        #expect(token.hasPrefix("lxk_"))
+        #expect(token.utf8.count == 40)
+        #expect(TokenFormat.isWellFormed(token))
+        #expect(TokenFormat.generate() != token)
+    }
+
+    @Test("a typo, a truncation or a foreign token fails the checksum")
+    func malformed() {
+        let token = TokenFormat.generate()
+        var bytes = Array(token.utf8)
+        bytes[10] = bytes[10] == UInt8(ascii: "a") ? UInt8(ascii: "b") : UInt8(ascii: "a")
+        #expect(!TokenFormat.isWellFormed(String(decoding: bytes, as: UTF8.self)))
+        #expect(!TokenFormat.isWellFormed(token.dropLast()))
+        #expect(!TokenFormat.isWellFormed(token + "x"))
+        #expect(!TokenFormat.isWellFormed("ghp_" + token.dropFirst(4)))
+        #expect(!TokenFormat.isWellFormed(""))
+    }
+
+    @Test("CRC32 matches zlib's")
+    func crc() {
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+    }
+}
+
+@Suite("Token store and authenticator, on a real SQLite file")
+struct TokenStoreTests {
+    let path = "/tmp/luaexec-tokens-\(UUID().uuidString).db"
+
+    @Test("only the digest is stored, and the secret authenticates with its scopes")
+    func createAndAuthenticate() throws {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try TokenStore(path: path)
+        let (secret, record) = try store.create(name: "ops", scopes: [.exec], expiresAt: nil)
+        #expect(record.digest == TokenStore.digest(of: secret))
+        let file = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(file.range(of: Data(secret.utf8)) == nil)
+
+        let authenticator = try Authenticator(store: store)
+        #expect(authenticator.authenticate(secret, requiring: .exec) == .allow(TokenIdentity(name: "ops", scopes: [.exec])))
+        #expect(authenticator.authenticate(secret, requiring: .admin) == .deny(.insufficientScope(.admin)))
+        #expect(authenticator.authenticate(TokenFormat.generate(), requiring: .exec) == .deny(.invalidToken))
+    }
+
+    @Test("a duplicate name and an unknown name are refused with a clear message")
+    func names() throws {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try TokenStore(path: path)
+        _ = try store.create(name: "ops", scopes: [.exec], expiresAt: nil)
+        #expect(throws: StoreError.self) { try store.create(name: "ops", scopes: [.exec], expiresAt: nil) }
+        #expect(throws: StoreError.self) { try store.revoke(name: "nobody") }
+        #expect(throws: StoreError.self) { try store.create(name: "bad name", scopes: [.exec], expiresAt: nil) }
+    }
+
+    @Test("a token revoked or expired is refused after a refresh")
+    func revokeAndExpire() throws {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try TokenStore(path: path)
+        let (secret, _) = try store.create(name: "ops", scopes: [.exec], expiresAt: nil)
+        let (expiring, _) = try store.create(name: "short", scopes: [.exec], expiresAt: Date().addingTimeInterval(60))
+        let authenticator = try Authenticator(store: store)
+        #expect(authenticator.authenticate(expiring, requiring: .exec, now: Date().addingTimeInterval(120)) == .deny(.invalidToken))
+        #expect(authenticator.authenticate(expiring, requiring: .exec) != .deny(.invalidToken))
+
+        // Another process (here: another connection) revokes it.
+        try TokenStore(path: path).revoke(name: "ops")
+        try authenticator.refresh()
+        #expect(authenticator.authenticate(secret, requiring: .exec) == .deny(.invalidToken))
+    }
+}
+
+@Suite("Bearer credentials (RFC 6750)")
+struct BearerCredentialsTests {
+    @Test("header and query forms", arguments: [
+        ("Bearer abc", [String](), Result<String?, AuthFailure>.success("abc")),
+        ("bearer abc", [], .success("abc")),
+        ("BEARER  abc", [], .success("abc")),
+        (nil, ["abc"], .success("abc")),
+        (nil, [], .success(nil)),
+    ] as [(String?, [String], Result<String?, AuthFailure>)])
+    func accepted(header: String?, query: [String], expected: Result<String?, AuthFailure>) {
+        #expect(BearerCredentials.extract(authorization: header, queryTokens: query) == expected)
+    }
+
+    @Test("malformed or doubled credentials are invalid requests", arguments: [
+        ("Bearer abc", ["abc"]),
+        ("Basic dXNlcjpwYXNz", []),
+        ("Bearer", []),
+        ("Bearer a b", []),
+        ("Bearer a,b", []),
+        (nil, ["a", "b"]),
+        (nil, [""]),
+    ] as [(String?, [String])])
+    func refused(header: String?, query: [String]) {
+        guard case .failure(.invalidRequest) = BearerCredentials.extract(authorization: header, queryTokens: query) else {
+            Issue.record("accepted \(String(describing: header)) \(query)")
+            return
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+@Suite("The exec API through the real stack")
+struct ExecAPITests {
+    let stack = Stack.shared
+
+    @Test("GET evaluates its body too")
+    func getWithBody() throws {
+        let result = try stack.request(method: "GET", token: stack.adminToken, body: Array("return 6 * 7".utf8))
+        #expect(result.status == 200)
+        #expect(result.text == "42")
+    }
+
+    @Test("other methods get 405 with Allow, and run nothing", arguments: ["PUT", "DELETE", "PATCH"])
+    func otherMethods(method: String) throws {
+        let marker = "ran_\(method.lowercased())_\(UInt32.random(in: 0...UInt32.max))"
+        let result = try stack.request(method: method, token: stack.adminToken, body: Array("\(marker) = true".utf8))
+        #expect(result.status == 405)
+        #expect(result.headers["allow"] == "GET, POST")
+        #expect(try stack.eval("return \(marker)").body == [])
+    }
+
+    @Test("a form-encoded body is used raw, never URL-decoded")
+    func formBodyIsRaw() throws {
+        let result = try stack.request(
+            token: stack.adminToken, headers: ["Content-Type: application/x-www-form-urlencoded"],
+            body: Array(#"return "a+b%20c&d=e""#.utf8))
+        #expect(result.status == 200)
+        #expect(result.text == "a+b%20c&d=e")
+    }
+
+    @Test("results are joined by tabs after the output; strings come back byte-exact")
+    func textRendering() throws {
+        let result = try stack.eval(#"print("out", 1) io.write("w") return "s", 2, nil, true"#)
+        #expect(result.text == "out\t1\nws\t2\tnil\ttrue")
+        let binary = try stack.eval(#"return "\0\1\255\254\r\n""#)
+        #expect(binary.body == [0, 1, 255, 254, 13, 10])
+    }
+
+    @Test("an empty body runs an empty chunk")
+    func emptyBody() throws {
+        let result = try stack.request(token: stack.adminToken, body: [])
+        #expect(result.status == 200)
+        #expect(result.body == [])
+    }
+
+    @Test("a body that is not valid UTF-8 is still Lua source: strings keep their bytes")
+    func invalidUTF8() throws {
+        let result = try stack.request(token: stack.adminToken, body: Array("return '".utf8) + [0xFF, 0xC3] + Array("'".utf8))
+        #expect(result.status == 200)
+        #expect(result.body == [0xFF, 0xC3])
+        let json = try stack.request(
+            token: stack.adminToken, headers: ["Accept: application/json"],
+            body: Array("return '".utf8) + [0xFF, 0xC3] + Array("'".utf8))
+        #expect(json.text.hasPrefix(#"{"ok":true,"results":[{"base64":"/8M="}],"output":"","elapsed_ms":"#))
+    }
+
+    @Test("JSON mode renders types, output and elapsed time")
+    func json() throws {
+        let result = try stack.eval(
+            #"print("hi") return 1, 2.5, "x", {1, 2}, {b = false, a = true}, nil, 0/0, 1/0, -1/0"#,
+            headers: ["Accept: application/json"])
+        #expect(result.status == 200)
+        #expect(result.headers["content-type"] == "application/json")
+        let prefix = #"{"ok":true,"results":[1,2.5,"x",[1,2],{"a":true,"b":false},null,"nan","inf","-inf"],"output":"hi\n","elapsed_ms":"#
+        #expect(result.text.hasPrefix(prefix))
+        let object = try JSONSerialization.jsonObject(with: Data(result.body)) as? [String: Any]
+        #expect(object?["elapsed_ms"] is Double)
+    }
+
+    @Test("a syntax error is 400 syntax with Lua's message, in text and JSON")
+    func syntaxError() throws {
+        let text = try stack.eval("return +")
+        #expect(text.status == 400)
+        #expect(text.headers["x-lua-error"] == "syntax")
+        #expect(text.text == "interactive.lua:1: unexpected symbol near '+'\n")
+        let json = try stack.eval("return +", headers: ["Accept: application/json"])
+        #expect(json.status == 400)
+        #expect(json.text == #"{"ok":false,"error":{"kind":"syntax","message":"interactive.lua:1: unexpected symbol near '+'","traceback":null},"output":""}"#)
+    }
+
+    @Test("a runtime error is 500 runtime: output so far, message, traceback; the state survives")
+    func runtimeError() throws {
+        _ = try stack.eval("runtime_error_survivor = 'kept'")
+        let result = try stack.eval("print('partial') runtime_error_survivor_2 = 1 error('boom')")
+        #expect(result.status == 500)
+        #expect(result.headers["x-lua-error"] == "runtime")
+        #expect(result.text.hasPrefix("partial\ninteractive.lua:1: boom\nstack traceback:\n"))
+        #expect(try stack.eval("return runtime_error_survivor, runtime_error_survivor_2").text == "kept\t1")
+    }
+
+    @Test("a binary chunk is refused with 400 syntax and runs nothing")
+    func binaryChunk() throws {
+        let dumped = try stack.eval("return string.dump(function() binary_ran = true end)")
+        let result = try stack.request(token: stack.adminToken, body: dumped.body)
+        #expect(result.status == 400)
+        #expect(result.headers["x-lua-error"] == "syntax")
+        #expect(result.text == "binary (precompiled) chunks are refused: send Lua source text\n")
+        #expect(try stack.eval("return binary_ran").body == [])
+    }
+
+    @Test("a body over 1 MiB is refused with 413 and runs nothing")
+    func bodyTooLarge() throws {
+        let chunk = "too_large_ran = true --" + String(repeating: "x", count: 1 << 20)
+        let result = try stack.request(token: stack.adminToken, body: Array(chunk.utf8))
+        #expect(result.status == 413)
+        #expect(result.text == "the request body exceeds the limit of 1048576 bytes\n")
+        #expect(try stack.eval("return too_large_ran").body == [])
+    }
+
+    @Test("unknown endpoints are 404")
+    func unknownEndpoint() throws {
+        #expect(try stack.request("/api/v1/exec/nope.lua", token: stack.adminToken, body: []).status == 404)
+        #expect(try stack.request("/elsewhere").status == 404)
+    }
+
+    @Test("plain HTTP redirects to HTTPS")
+    func redirect() throws {
+        let result = try stack.request("/api/v1/exec/interactive.lua?x=1", over: stack.httpSocket)
+        #expect(result.status == 301)
+        #expect(result.headers["location"] == "https://localhost/api/v1/exec/interactive.lua?x=1")
+    }
+}
