@@ -74,7 +74,7 @@ struct FastCGIRequest {
     func write(_ response: Response) {
         var head = "Status: \(response.status) \(Response.reason(response.status))\r\n"
         for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
-        head += "\r\n"
+        head += "Content-Length: \(response.body.count)\r\n\r\n"
         var bytes = Array(head.utf8)
         bytes.append(contentsOf: response.body)
         bytes.withUnsafeBufferPointer { buffer in

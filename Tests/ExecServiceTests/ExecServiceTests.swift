@@ -1,0 +1,77 @@
+import AccessControl
+import Foundation
+import Logging
+import LuaRuntime
+import Testing
+
+@testable import ExecService
+
+/// ExecService with a real Lua state and a real SQLite token store, without a transport.
+@Suite("ExecService routing, auth and rendering")
+struct ExecServiceTests {
+    let service: ExecService
+    let token: String
+    let path = "/tmp/luaexec-service-\(UUID().uuidString).db"
+
+    init() throws {
+        let store = try TokenStore(path: path)
+        token = try store.create(name: "t", scopes: [.exec], expiresAt: nil).secret
+        let executor = try LuaExecutor(logger: Logger(label: "test")) { try LuaVM() }
+        service = ExecService(
+            executor: executor, authenticator: try Authenticator(store: store), options: .init(maxBodySize: 16),
+            logger: Logger(label: "test"))
+    }
+
+    func head(_ method: String = "POST", query: String = "", headers: [String: String] = [:]) -> RequestHead {
+        RequestHead(method: method, path: "/api/v1/exec/interactive.lua", query: query, headers: headers)
+    }
+
+    @Test("a rejected request never has its body read")
+    func bodyNotReadWhenRejected() {
+        var reads = 0
+        let response = service.respond(to: head()) { _ in
+            reads += 1
+            return .complete(Array("x = 1".utf8))
+        }
+        #expect(response.status == 401)
+        #expect(reads == 0)
+    }
+
+    @Test("the body is read once with the configured limit, and evaluated")
+    func bodyRead() {
+        var limits: [Int] = []
+        let response = service.respond(to: head(headers: ["authorization": "Bearer \(token)"])) { limit in
+            limits.append(limit)
+            return .complete(Array("return 1 + 1".utf8))
+        }
+        #expect(limits == [16])
+        #expect(response.status == 200)
+        #expect(response.body == Array("2".utf8))
+        #expect(response.header("Content-Type") == "text/plain; charset=utf-8")
+    }
+
+    @Test("a body over the limit is 413")
+    func tooLarge() {
+        let response = service.respond(to: head(query: "AuthToken=\(token)")) { _ in .tooLarge }
+        #expect(response.status == 413)
+    }
+
+    @Test("Accept: application/json selects JSON, also among other media ranges", arguments: [
+        "application/json", "text/html, application/json;q=0.9", "APPLICATION/JSON",
+    ])
+    func acceptJSON(accept: String) {
+        #expect(ExecService.wantsJSON(head(headers: ["accept": accept])))
+    }
+
+    @Test("other Accept values keep text", arguments: ["*/*", "text/plain", "application/jsonx"])
+    func acceptText(accept: String) {
+        #expect(!ExecService.wantsJSON(head(headers: ["accept": accept])))
+    }
+
+    @Test("query parameters are percent-decoded")
+    func query() {
+        #expect(QueryString.values(of: "AuthToken", in: "a=1&AuthToken=x%2By+z&b") == ["x+y z"])
+        #expect(QueryString.values(of: "AuthToken", in: "AuthToken=1&AuthToken=2") == ["1", "2"])
+        #expect(QueryString.values(of: "AuthToken", in: "authtoken=1") == [])
+    }
+}
