@@ -235,6 +235,100 @@ static int lx_co_wrap(lua_State *L) {
     return 1;
 }
 
+// MARK: - Finalizers the watchdog can reach
+// Lua runs __gc metamethods with hooks disabled on the running thread (GCTM clears allowhook),
+// so a looping finalizer could never be stopped. setmetatable wraps a Lua __gc in a C function
+// that runs it in a fresh coroutine: hooks work there, and the coroutine is `current`, so
+// lx_stop arms it. (A __gc assigned to a metatable after setmetatable is not wrapped; see
+// docs/limits.md.)
+
+// Calls upvalue 1 with this function's arguments in a fresh coroutine, where hooks work, and
+// returns its results or raises its error.
+static int call_in_coroutine(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    int n = lua_gettop(L);
+    lua_State *co = lua_newthread(L);  // inherits the hook if the chunk is being stopped
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_xmove(L, co, 1);
+    for (int i = 1; i <= n; i++) lua_pushvalue(L, i);
+    lua_xmove(L, co, n);
+    lua_State *previous = rt->current;
+    set_current(rt, co);
+    int nres = 0;
+    int status = lua_resume(co, L, n, &nres);
+    set_current(rt, previous);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_xmove(co, L, 1);
+        return lua_error(L);
+    }
+    if (!lua_checkstack(L, nres)) return luaL_error(L, "too many results");
+    lua_xmove(co, L, nres);
+    return nres;
+}
+
+// A finalizer's error becomes a warning, as Lua does for any __gc.
+static int lx_gc_trampoline(lua_State *L) {
+    call_in_coroutine(L);
+    return 0;
+}
+
+// xpcall's message handler. When the error is the stop hook's, Lua calls the handler with hooks
+// disabled, so a looping handler would never end: then it runs in a coroutine. Otherwise it runs
+// in place, where debug.traceback sees the stack that failed.
+static int lx_handler_trampoline(lua_State *L) {
+    if (atomic_load(&runtime_of(L)->stop) != LX_STOP_NONE) return call_in_coroutine(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+// xpcall as lbaselib has it, with the handler wrapped; a continuation keeps it yieldable.
+static int finish_xpcall(lua_State *L, int status, lua_KContext extra) {
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, -2);
+        return 2;
+    }
+    return lua_gettop(L) - (int)extra;
+}
+
+static int lx_xpcall(lua_State *L) {
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (!lua_iscfunction(L, 2)) {
+        lua_pushvalue(L, 2);
+        lua_pushcclosure(L, lx_handler_trampoline, 1);
+        lua_replace(L, 2);
+    }
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    lua_rotate(L, 3, 2);
+    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_xpcall);
+    return finish_xpcall(L, status, 2);
+}
+
+static void wrap_gc(lua_State *L, int mt) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, mt) == LUA_TFUNCTION && !lua_iscfunction(L, -1)) {
+        lua_pushcclosure(L, lx_gc_trampoline, 1);
+        lua_pushliteral(L, "__gc");
+        lua_insert(L, -2);
+        lua_rawset(L, mt);
+    } else {
+        lua_pop(L, 1);
+    }
+}
+
+// setmetatable and debug.setmetatable (upvalue 1: the original).
+static int lx_setmetatable(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TTABLE) wrap_gc(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 // MARK: - Library changes
 
 static int lx_print(lua_State *L) {
@@ -334,6 +428,9 @@ static int lx_setup(lua_State *L) {
     replace_in(L, "os", "exit", lx_os_exit, 0);
     replace_in(L, "coroutine", "resume", lx_co_resume, 0);
     replace_in(L, "coroutine", "wrap", lx_co_wrap, 0);
+    replace_in(L, NULL, "setmetatable", lx_setmetatable, 1);
+    replace_in(L, NULL, "xpcall", lx_xpcall, 0);
+    replace_in(L, "debug", "setmetatable", lx_setmetatable, 1);
 
     static const cookie_io_functions_t out_funcs = {.write = out_cookie_write};
     FILE *out = fopencookie(rt, "w", out_funcs);
@@ -379,7 +476,13 @@ lx_runtime *lx_runtime_new(size_t memory_limit, size_t output_limit) {
 
 void lx_runtime_free(lx_runtime *rt) {
     if (!rt) return;
-    if (rt->L) lua_close(rt->L);
+    if (rt->L) {
+        // Finalizers written in Lua would run unbounded inside lua_close, where no watchdog
+        // reaches: stop them at their first instruction. C finalizers (files) still run.
+        atomic_store(&rt->stop, LX_STOP_INTERRUPT);
+        lua_sethook(rt->L, lx_hook, LUA_MASKCOUNT, 1);
+        lua_close(rt->L);
+    }
     buf_free(&rt->out);
     buf_free(&rt->result);
     buf_free(&rt->error);
@@ -640,7 +743,8 @@ int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname
     if (status != LUA_OK) {
         take_error(rt, L);
         rt->result.len = 0;
-        result = is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_RENDER;
+        result = kind_of(rt, status);
+        if (result == LX_ERR_RUNTIME) result = LX_ERR_RENDER;
     }
 
 done:

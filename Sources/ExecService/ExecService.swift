@@ -2,6 +2,7 @@ import AccessControl
 import Crypto
 import Logging
 import LuaRuntime
+import Synchronization
 import SystemSupport
 
 /// Answers luaexec's HTTP API: authentication, routing, evaluation and rendering. It knows
@@ -19,13 +20,20 @@ public final class ExecService: Sendable {
         }
     }
 
+    /// luaexec's version, reported by the admin status.
+    public static let version = "0.1.0"
+
     static let execPrefix = "/api/v1/exec/"
+    static let adminPrefix = "/api/v1/admin/"
     static let interactive = "interactive.lua"
 
     let executor: LuaExecutor
     let authenticator: Authenticator
     let options: Options
     let logger: Logger
+    let started = MonotonicInstant.now()
+    /// Requests answered, by outcome: `ok`, an error kind, or `http_<status>`.
+    let outcomes = Mutex<[String: Int]>([:])
 
     public init(executor: LuaExecutor, authenticator: Authenticator, options: Options = Options(), logger: Logger) {
         self.executor = executor
@@ -42,11 +50,19 @@ public final class ExecService: Sendable {
         let response = route(head, readBody: readBody, audit: &audit)
         audit.finish(response: response, duration: MonotonicInstant.now().duration(since: start))
         audit.log(to: logger)
+        let outcome = audit.errorKind ?? (response.status == 200 ? "ok" : "http_\(response.status)")
+        outcomes.withLock { $0[outcome, default: 0] += 1 }
         return response
     }
 
     private func route(_ head: RequestHead, readBody: (Int) -> BodyRead, audit: inout AuditRecord) -> Response {
         let json = Self.wantsJSON(head)
+        if head.path.hasPrefix(Self.adminPrefix) {
+            if case .deny(let failure) = authorize(head, scope: .admin, audit: &audit) {
+                return Self.authFailure(failure, json: json)
+            }
+            return admin(String(head.path.dropFirst(Self.adminPrefix.count)), head: head)
+        }
         guard head.path.hasPrefix(Self.execPrefix) else {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
         }
@@ -54,12 +70,8 @@ public final class ExecService: Sendable {
         guard name == Self.interactive else {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
         }
-
-        switch authenticate(head, scope: .exec) {
-        case .deny(let failure):
+        if case .deny(let failure) = authorize(head, scope: .exec, audit: &audit) {
             return Self.authFailure(failure, json: json)
-        case .allow(let identity):
-            audit.tokenName = identity.name
         }
 
         guard head.method == "GET" || head.method == "POST" else {
@@ -79,6 +91,12 @@ public final class ExecService: Sendable {
         return evaluate(body, chunkName: name, json: json, audit: &audit)
     }
 
+    private func authorize(_ head: RequestHead, scope: Scope, audit: inout AuditRecord) -> AuthDecision {
+        let decision = authenticate(head, scope: scope)
+        if case .allow(let identity) = decision { audit.tokenName = identity.name }
+        return decision
+    }
+
     func authenticate(_ head: RequestHead, scope: Scope) -> AuthDecision {
         let queryTokens = QueryString.values(of: "AuthToken", in: head.query)
         switch BearerCredentials.extract(authorization: head.headers["authorization"], queryTokens: queryTokens) {
@@ -94,7 +112,7 @@ public final class ExecService: Sendable {
     private func evaluate(_ body: [UInt8], chunkName: String, json: Bool, audit: inout AuditRecord) -> Response {
         let evaluation: Evaluation
         do {
-            evaluation = try executor.perform { vm in
+            evaluation = try executor.perform(label: audit.tokenName) { vm in
                 vm.evaluate(body, chunkName: chunkName, rendering: json ? .tree : .text)
             }
         } catch {

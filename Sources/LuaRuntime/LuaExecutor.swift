@@ -42,9 +42,15 @@ public final class LuaExecutor: @unchecked Sendable {
         // after `done` is signalled, which orders the two.
         enum State { case queued, running, abandoned }
         var state = State.queued
-        let work: (LuaVM) -> Void
+        let label: String?
+        /// Runs on the Lua thread; a reset job has none and replaces the VM instead.
+        let work: ((LuaVM) -> Void)?
+        var resetError: (any Error)?
         let done = DispatchSemaphore(value: 0)
-        init(work: @escaping (LuaVM) -> Void) { self.work = work }
+        init(label: String?, work: ((LuaVM) -> Void)?) {
+            self.label = label
+            self.work = work
+        }
     }
 
     private final class ResultBox<T>: @unchecked Sendable {
@@ -56,13 +62,16 @@ public final class LuaExecutor: @unchecked Sendable {
     private let lock = ConditionLock()  // guards queue, running and the VM's stop handle
     private var queue: [Job] = []
     private var queueHead = 0
-    private var running: (handle: StopHandle, deadline: MonotonicInstant)?
+    private var running: (handle: StopHandle, deadline: MonotonicInstant, started: MonotonicInstant, label: String?)?
+    private var memoryInUse = 0
+    private let makeVM: @Sendable () throws -> LuaVM
     private let logger: Logger
 
     /// Starts the Lua thread and creates the VM on it with `makeVM`.
     public init(options: Options = Options(), logger: Logger, makeVM: @escaping @Sendable () throws -> LuaVM) throws {
         self.options = options
         self.logger = logger
+        self.makeVM = makeVM
         let ready = ConditionLock()
         nonisolated(unsafe) var startError: (any Error)?
         nonisolated(unsafe) var started = false
@@ -91,14 +100,43 @@ public final class LuaExecutor: @unchecked Sendable {
         if let startError { throw startError }
     }
 
-    /// Number of jobs waiting for the state.
-    public var queueLength: Int { lock.withLock { queue.count - queueHead } }
+    /// A snapshot for the admin status page.
+    public struct Status: Sendable {
+        /// Jobs waiting for the state.
+        public var queueLength: Int
+        /// Bytes the state held after the last job.
+        public var memoryInUse: Int
+        /// The running job's label and how long it has run, if one runs.
+        public var running: (label: String?, elapsed: Duration)?
+    }
+
+    public var status: Status {
+        lock.withLock {
+            Status(
+                queueLength: queue.count - queueHead, memoryInUse: memoryInUse,
+                running: running.map { ($0.label, MonotonicInstant.now().duration(since: $0.started)) })
+        }
+    }
 
     /// Runs `work` on the Lua thread and returns its result, waiting at most the queue timeout
-    /// for the state. The time limit applies to `work` as a whole.
-    public func perform<T: Sendable>(_ work: @escaping @Sendable (LuaVM) -> T) throws(Refusal) -> T {
+    /// for the state. The time limit applies to `work` as a whole. `label` names the job in
+    /// `status` (the token name, for instance).
+    public func perform<T: Sendable>(label: String? = nil, _ work: @escaping @Sendable (LuaVM) -> T) throws(Refusal) -> T {
         let box = ResultBox<T>()
-        let job = Job { vm in box.value = work(vm) }
+        let job = Job(label: label) { vm in box.value = work(vm) }
+        try enqueueAndWait(job)
+        return box.value!
+    }
+
+    /// Replaces the state with a fresh one (running the init scripts again, as `makeVM` does),
+    /// after every job queued before. Throws what `makeVM` threw; the old state then stays.
+    public func reset() throws {
+        let job = Job(label: "reset", work: nil)
+        try enqueueAndWait(job)
+        if let error = job.resetError { throw error }
+    }
+
+    private func enqueueAndWait(_ job: Job) throws(Refusal) {
         let accepted = lock.withLock {
             guard queue.count - queueHead < options.queueCapacity else { return false }
             queue.append(job)
@@ -119,7 +157,6 @@ public final class LuaExecutor: @unchecked Sendable {
             // It started just in time; its own time limit bounds the rest of the wait.
             job.done.wait()
         }
-        return box.value!
     }
 
     /// Ends the running job's chunk as `interrupted`. Returns false when nothing was running.
@@ -134,8 +171,10 @@ public final class LuaExecutor: @unchecked Sendable {
 
     // MARK: The Lua thread
 
-    private func serve(_ vm: LuaVM) {
-        let handle = vm.stopHandle
+    private func serve(_ initial: LuaVM) {
+        var vm = initial
+        var handle = vm.stopHandle
+        lock.withLock { memoryInUse = vm.memoryInUse }
         while true {
             let job: Job = lock.withLock {
                 while true {
@@ -148,15 +187,37 @@ public final class LuaExecutor: @unchecked Sendable {
                     }
                     if next.state == .queued {
                         next.state = .running
-                        running = (handle, MonotonicInstant.now().advanced(by: options.timeLimit))
+                        let now = MonotonicInstant.now()
+                        running = (handle, now.advanced(by: options.timeLimit), now, next.label)
                         return next
                     }
                 }
             }
-            job.work(vm)
+            if let work = job.work {
+                work(vm)
+            } else {
+                do {
+                    let fresh = try makeVM()
+                    let old = vm
+                    lock.withLock {
+                        running = nil
+                        handle.clear()
+                        vm = fresh
+                        handle = fresh.stopHandle
+                    }
+                    // The old state closes here, out of the watchdog's reach; lx_runtime_free
+                    // keeps its Lua finalizers from running.
+                    _ = consume old
+                    logger.notice("the Lua state was reset")
+                } catch {
+                    job.resetError = error
+                    logger.error("reset failed; the old state stays", metadata: ["error": "\(error)"])
+                }
+            }
             lock.withLock {
                 running = nil
                 handle.clear()
+                memoryInUse = vm.memoryInUse
             }
             job.done.signal()
         }

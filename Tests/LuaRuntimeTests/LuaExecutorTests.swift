@@ -29,6 +29,8 @@ struct LuaExecutorTests {
             "local co = coroutine.create(function() while true do debug.sethook() end end) while true do coroutine.resume(co) end",
             "setmetatable({}, {__index = function() while true do end end}).x = nil local _ = setmetatable({}, {__index = function() while true do end end}).y",
             "local function f() return f() end f()",
+            "setmetatable({}, {__gc = function() while true do end end}) collectgarbage()",
+            "setmetatable({}, {__gc = function() while true do end end}) local t = {} for i = 1, 1e8 do t[i % 1000] = {} end",
             "string.rep('x', 1 << 20):gsub('.', function() while true do end end)",
         ])
     func timeLimit(chunk: String) throws {

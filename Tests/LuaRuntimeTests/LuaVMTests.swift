@@ -111,6 +111,35 @@ struct LuaVMTests {
         #expect(try values("local env = {y = 5} return load('return y', 'c', 't', env)()") == [.string(Array("5".utf8))])
     }
 
+    @Test("xpcall keeps its semantics: handler sees the failing stack, results pass through, yields work")
+    func xpcallSemantics() throws {
+        let traced = try values("""
+            local function failing() error('deep') end
+            local ok, trace = xpcall(failing, function(e) return debug.traceback(e, 2) end)
+            return ok, trace:find("in function 'error'", 1, true) ~= nil
+            """)
+        #expect(traced == [.string(Array("false".utf8)), .string(Array("true".utf8))])
+        #expect(try values("return xpcall(function(a, b) return a + b, 'x' end, print, 1, 2)") == [
+            .string(Array("true".utf8)), .string(Array("3".utf8)), .string(Array("x".utf8)),
+        ])
+        #expect(try values("""
+            local co = coroutine.wrap(function() return xpcall(function() return coroutine.yield(1) + 1 end, print) end)
+            local first = co()
+            local ok, second = co(41)
+            return first, ok, second
+            """) == [.string(Array("1".utf8)), .string(Array("true".utf8)), .string(Array("42".utf8))])
+    }
+
+    @Test("finalizers still run, in a coroutine")
+    func finalizers() throws {
+        #expect(try values("""
+            finalized = nil
+            setmetatable({}, {__gc = function(o) finalized = type(o) end})
+            collectgarbage() collectgarbage()
+            return finalized
+            """) == [.string(Array("table".utf8))])
+    }
+
     @Test("os.exit raises an error instead of ending the daemon")
     func osExitRefused() {
         guard case .failure(let failure) = run("os.exit(1)").outcome else { Issue.record("no failure"); return }

@@ -1,0 +1,69 @@
+import LuaRuntime
+import SystemSupport
+
+/// The admin API (SPEC M1–M3), for tokens with the `admin` scope. Answers are JSON.
+extension ExecService {
+    func admin(_ action: String, head: RequestHead) -> Response {
+        switch (action, head.method) {
+        case ("status", "GET"):
+            return Self.json(200, statusJSON())
+        case ("interrupt", "POST"):
+            let interrupted = executor.interruptRunning()
+            return Self.json(200, "{\"interrupted\":\(interrupted)}")
+        case ("reset", "POST"):
+            do {
+                try executor.reset()
+                return Self.json(200, "{\"ok\":true}")
+            } catch LuaExecutor.Refusal.busy {
+                var response = Self.plain(503, "the Lua state is busy; retry later\n", json: true, kind: "busy")
+                response.headers.append(("Retry-After", String(options.retryAfterSeconds)))
+                return response
+            } catch {
+                return Self.plain(500, "reset failed: \(error)\n", json: true, kind: "reset")
+            }
+        case ("status", _):
+            return Self.methodNotAllowed(head.method, allow: "GET")
+        case ("interrupt", _), ("reset", _):
+            return Self.methodNotAllowed(head.method, allow: "POST")
+        default:
+            return Self.plain(404, "no such endpoint: \(head.path)\n", json: true)
+        }
+    }
+
+    func statusJSON() -> String {
+        let status = executor.status
+        var json = JSONWriter()
+        json.raw("{\"version\":")
+        json.string(Self.version)
+        json.raw(",\"uptime_s\":")
+        json.raw(String(Int64(MonotonicInstant.now().duration(since: started).components.seconds)))
+        json.raw(",\"requests\":{")
+        for (index, entry) in outcomes.withLock({ $0 }).sorted(by: { $0.key < $1.key }).enumerated() {
+            if index > 0 { json.raw(",") }
+            json.string(entry.key)
+            json.raw(":\(entry.value)")
+        }
+        json.raw("},\"queue_length\":\(status.queueLength),\"memory_bytes\":\(status.memoryInUse),\"running\":")
+        if let running = status.running {
+            json.raw("{\"token\":")
+            if let label = running.label { json.string(label) } else { json.raw("null") }
+            json.raw(",\"elapsed_ms\":" + EvaluationRenderer.milliseconds(running.elapsed) + "}")
+        } else {
+            json.raw("null")
+        }
+        json.raw("}")
+        return String(decoding: json.bytes, as: UTF8.self)
+    }
+
+    static func json(_ status: Int, _ body: String) -> Response {
+        Response(
+            status: status, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+            body: Array(body.utf8))
+    }
+
+    static func methodNotAllowed(_ method: String, allow: String) -> Response {
+        var response = plain(405, "method \(method) is not allowed here; use \(allow)\n", json: true)
+        response.headers.append(("Allow", allow))
+        return response
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// Hostile and careless chunks through nginx against a daemon with tight limits (0.5 s, 32 MiB).
+/// After each one the state must still hold a global set at the start, in the same process.
+@Suite("Limits: no chunk can kill, wedge or starve luaexecd")
+struct LimitsTests {
+    static let stack = try! Stack(daemonArguments: ["--time-limit", "0.5", "--memory-limit", "32"])
+    static let guardian: Void = { _ = try! stack.eval("guardian = 'alive'") }()
+    static let pidChunk = "local f = io.open('/proc/self/stat') local pid = f:read('n') f:close() return pid"
+    static let pid: String = try! stack.eval(pidChunk).text
+
+    var stack: Stack { Self.stack }
+
+    func expectSurvived() throws {
+        _ = Self.guardian
+        #expect(try stack.eval("return guardian").text == "alive")
+        #expect(try stack.eval(Self.pidChunk).text == Self.pid)
+    }
+
+    @Test("a chunk that runs too long ends as 504 timeout", arguments: [
+        "while true do end",
+        "debug.sethook() while true do debug.sethook() end",
+        "while true do pcall(function() while true do end end) end",
+        "coroutine.wrap(function() while true do end end)()",
+        "local co = coroutine.create(function() while true do debug.sethook() end end) while true do coroutine.resume(co) end",
+        "local t = setmetatable({}, {__index = function() while true do end end}) return t.x",
+        "setmetatable({}, {__gc = function() while true do end end}) collectgarbage()",
+        "debug.setmetatable({}, {__gc = function() while true do end end}) collectgarbage()",
+        "local function f() return f() end return f()",
+        "error(setmetatable({}, {__tostring = function() while true do end end}))",
+        "return setmetatable({}, {__tostring = function() while true do end end})",
+        "while true do xpcall(function() while true do end end, function() while true do end end) end",
+    ])
+    func timeout(chunk: String) throws {
+        _ = Self.guardian
+        let result = try stack.eval("print('before') " + chunk)
+        #expect(result.status == 504)
+        #expect(result.headers["x-lua-error"] == "timeout")
+        #expect(result.text.hasPrefix("before\nthe chunk exceeded its time limit"))
+        try expectSurvived()
+    }
+
+    @Test("over-allocation ends as 500 memory and the state stays usable", arguments: [
+        #"return string.rep("x", 2^40)"#,
+        #"local s = "x" while true do s = s .. s end"#,
+        "hog = {} for i = 1, 1e9 do hog[i] = i end",
+        "local t = {} for i = 1, 1e9 do t[#t + 1] = tostring(i) end",
+    ])
+    func memory(chunk: String) throws {
+        _ = Self.guardian
+        let result = try stack.eval(chunk)
+        #expect(result.status == 500)
+        #expect(result.headers["x-lua-error"] == "memory")
+        // Even when live data fills the cap, a small chunk runs and frees it.
+        #expect(try stack.eval("hog = nil collectgarbage() return 'freed'").text == "freed")
+        try expectSurvived()
+    }
+
+    @Test("the rest of L3: os.exit, stdin, collectgarbage('stop'), recursion, C stack")
+    func l3() throws {
+        _ = Self.guardian
+        let exit = try stack.eval("os.exit(0)")
+        #expect(exit.status == 500)
+        #expect(exit.text.contains("os.exit is disabled"))
+        #expect(try stack.eval("return io.read('a'), io.read('l')").text == "\tnil")
+        #expect(try stack.eval("collectgarbage('stop')").status == 200)
+        #expect(try stack.eval("return collectgarbage('isrunning')").text == "true")
+        // Within 32 MiB the Lua stack may hit the memory cap before Lua's own stack limit.
+        let recursion = try stack.eval("local function f() return 1 + f() end return f()")
+        #expect(recursion.status == 500)
+        #expect(
+            (recursion.headers["x-lua-error"] == "runtime" && recursion.text.contains("stack overflow"))
+                || recursion.headers["x-lua-error"] == "memory")
+        let cstack = try stack.eval("local t = setmetatable({}, {}) getmetatable(t).__index = function(t, k) return t[k] end return t.x")
+        #expect(cstack.status == 500)
+        #expect(cstack.text.contains("stack overflow"))
+        let loaded = try stack.eval("return load(string.dump(function() return 1 end))")
+        #expect(loaded.text == "nil\tattempt to load a binary chunk (mode is 't')")
+        try expectSurvived()
+    }
+
+    @Test("normal requests mixed with hostile ones are all answered, in order, none lost")
+    func mixedLoad() throws {
+        _ = Self.guardian
+        let counter = "mixed_\(UInt32.random(in: 0...UInt32.max))"
+        _ = try stack.eval("\(counter) = 0 \(counter)_log = {}")
+        let normalClients = 6, perClient = 10
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: normalClients + 2) { client in
+            if client >= normalClients {
+                // Two clients send a chunk that spins until the time limit.
+                for _ in 0..<2 {
+                    let result = try? stack.eval("while true do end")
+                    if result?.status != 504 { failures.withLock { $0.append("hostile got \(String(describing: result?.status))") } }
+                }
+                return
+            }
+            for step in 0..<perClient {
+                // Each client's own sequence must be seen in order.
+                let chunk = "\(counter) = \(counter) + 1 table.insert(\(counter)_log, '\(client):\(step)') return \(counter)"
+                let result = try? stack.eval(chunk)
+                if result?.status != 200 { failures.withLock { $0.append("normal got \(String(describing: result?.status))") } }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(try stack.eval("return \(counter)").text == "\(normalClients * perClient)")
+        let ordered = try stack.eval("""
+            local last = {}
+            for _, entry in ipairs(\(counter)_log) do
+              local client, step = entry:match('(%d+):(%d+)')
+              step = tonumber(step)
+              if last[client] and last[client] + 1 ~= step then return 'out of order: ' .. entry end
+              last[client] = step
+            end
+            return 'in order'
+            """)
+        #expect(ordered.text == "in order")
+        try expectSurvived()
+    }
+}
