@@ -44,6 +44,9 @@ struct Daemon: ParsableCommand {
     @Option(help: "Longest wait for the Lua state before 503 busy, in seconds.")
     var queueTimeout = 10.0
 
+    @Option(help: "Most requests that may wait for the Lua state at once; more get 503 busy.")
+    var queueCapacity = 256
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -51,6 +54,7 @@ struct Daemon: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard timeLimit > 0 else { throw ValidationError("--time-limit must be positive") }
         guard memoryLimit >= 4 else { throw ValidationError("--memory-limit must be at least 4 (MiB)") }
+        guard queueCapacity >= 1 else { throw ValidationError("--queue-capacity must be at least 1") }
         guard maxBody >= 0 else { throw ValidationError("--max-body cannot be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -73,7 +77,9 @@ struct Daemon: ParsableCommand {
         let limits = LuaVM.Limits(memory: memoryLimit << 20)
         let initDir = initDir
         let executor = try LuaExecutor(
-            options: .init(timeLimit: .milliseconds(Int64(timeLimit * 1000)), queueTimeout: .milliseconds(Int64(queueTimeout * 1000))),
+            options: .init(
+                timeLimit: .milliseconds(Int64(timeLimit * 1000)), queueTimeout: .milliseconds(Int64(queueTimeout * 1000)),
+                queueCapacity: queueCapacity),
             logger: logger
         ) {
             let vm = try LuaVM(limits: limits)

@@ -119,4 +119,22 @@ struct LimitsTests {
         #expect(ordered.text == "in order")
         try expectSurvived()
     }
+
+    @Test("a request that waits longer than the queue timeout gets 503 busy with Retry-After, and runs nothing")
+    func busy() throws {
+        let stack = try Stack(daemonArguments: ["--time-limit", "3", "--queue-timeout", "0.2"])
+        let spinner = Thread { _ = try? stack.eval("while true do end") }
+        spinner.start()
+        try Stack.waitUntil(timeout: .seconds(5), "the spinner to hold the state") {
+            let status = try? stack.request("/api/v1/admin/status", token: stack.adminToken)
+            return status?.text.contains(#""running":{"#) == true
+        }
+        let result = try? stack.eval("ran_while_busy = true")
+        #expect(result?.status == 503)
+        #expect(result?.headers["x-lua-error"] == "busy")
+        #expect(result?.headers["retry-after"] == "1")
+        #expect(result?.text == "the Lua state is busy; retry later\n")
+        try Stack.waitUntil(timeout: .seconds(10), "the spinner to end") { (try? stack.eval("return 1"))?.status == 200 }
+        #expect(try stack.eval("return ran_while_busy").body == [])
+    }
 }
