@@ -39,6 +39,7 @@ let package = Package(
         .target(
             name: "AccessControl",
             dependencies: [
+                "SystemSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
@@ -71,7 +72,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "SystemSupport"]),
-        .testTarget(name: "AccessControlTests", dependencies: ["AccessControl"]),
+        .testTarget(name: "AccessControlTests", dependencies: ["AccessControl", "SystemSupport"]),
         .testTarget(name: "ExecServiceTests", dependencies: ["ExecService", "AccessControl", "LuaRuntime"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AccessControl"]),
     ],

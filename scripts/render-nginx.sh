@@ -18,7 +18,8 @@ fill() {
     sed -e "s|@RUN_DIR@|$run_dir|g" -e "s|@LOG_DIR@|$run_dir/logs|g" -e "s|@SOCKET@|$socket|g" \
         -e "s|@HTTPS_LISTEN@|$https_listen|g" -e "s|@HTTP_LISTEN@|$http_listen|g" \
         -e "s|@HTTPS_PORT_SUFFIX@|$suffix|g" -e "s|@TLS_CERT@|$cert|g" -e "s|@TLS_KEY@|$key|g" \
-        -e "s|@USER_DIRECTIVE@|$user_directive|g" "$1"
+        -e "s|@USER_DIRECTIVE@|$user_directive|g" -e "s|@SNIPPETS_DIR@|$run_dir|g" "$1"
 }
+cp "$here/nginx/luaexec-fastcgi.conf" "$run_dir/luaexec-fastcgi.conf"
 fill "$here/nginx/luaexec-site.conf.in" > "$run_dir/luaexec-site.conf"
 fill "$here/nginx/dev-nginx.conf.in" > "$run_dir/nginx.conf"

@@ -29,15 +29,20 @@ public final class ExecService: Sendable {
 
     let executor: LuaExecutor
     let authenticator: Authenticator
+    let throttle: FailureThrottle
     let options: Options
     let logger: Logger
     let started = MonotonicInstant.now()
     /// Requests answered, by outcome: `ok`, an error kind, or `http_<status>`.
     let outcomes = Mutex<[String: Int]>([:])
 
-    public init(executor: LuaExecutor, authenticator: Authenticator, options: Options = Options(), logger: Logger) {
+    public init(
+        executor: LuaExecutor, authenticator: Authenticator, throttle: FailureThrottle = FailureThrottle(),
+        options: Options = Options(), logger: Logger
+    ) {
         self.executor = executor
         self.authenticator = authenticator
+        self.throttle = throttle
         self.options = options
         self.logger = logger
     }
@@ -58,9 +63,7 @@ public final class ExecService: Sendable {
     private func route(_ head: RequestHead, readBody: (Int) -> BodyRead, audit: inout AuditRecord) -> Response {
         let json = Self.wantsJSON(head)
         if head.path.hasPrefix(Self.adminPrefix) {
-            if case .deny(let failure) = authorize(head, scope: .admin, audit: &audit) {
-                return Self.authFailure(failure, json: json)
-            }
+            if let refusal = authorize(head, scope: .admin, json: json, audit: &audit) { return refusal }
             return admin(String(head.path.dropFirst(Self.adminPrefix.count)), head: head)
         }
         guard head.path.hasPrefix(Self.execPrefix) else {
@@ -70,9 +73,7 @@ public final class ExecService: Sendable {
         guard name == Self.interactive else {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
         }
-        if case .deny(let failure) = authorize(head, scope: .exec, audit: &audit) {
-            return Self.authFailure(failure, json: json)
-        }
+        if let refusal = authorize(head, scope: .exec, json: json, audit: &audit) { return refusal }
 
         guard head.method == "GET" || head.method == "POST" else {
             var response = Self.plain(405, "method \(head.method) is not allowed here; use GET or POST\n", json: json)
@@ -91,10 +92,32 @@ public final class ExecService: Sendable {
         return evaluate(body, chunkName: name, json: json, audit: &audit)
     }
 
-    private func authorize(_ head: RequestHead, scope: Scope, audit: inout AuditRecord) -> AuthDecision {
-        let decision = authenticate(head, scope: scope)
-        if case .allow(let identity) = decision { audit.tokenName = identity.name }
-        return decision
+    /// The refusal for a request that may not act with `scope`, or nil when it may.
+    ///
+    /// An address that keeps failing is answered 429 (SPEC T6). A valid token is served whatever
+    /// its address did, so that clients that authenticate correctly are never slowed.
+    private func authorize(_ head: RequestHead, scope: Scope, json: Bool, audit: inout AuditRecord) -> Response? {
+        let failure: AuthFailure
+        switch authenticate(head, scope: scope) {
+        case .allow(let identity):
+            audit.tokenName = identity.name
+            return nil
+        case .deny(.insufficientScope(let needed)):
+            return Self.authFailure(.insufficientScope(needed), json: json)
+        case .deny(let denied):
+            failure = denied
+        }
+        if let wait = throttle.blocked(head.clientAddress) {
+            audit.errorKind = "throttled"
+            let seconds = max(1, Int((wait.milliseconds / 1000).rounded(.up)))
+            var response = Self.plain(
+                429, "too many failed authentications from this address; retry in \(seconds) s\n", json: json)
+            response.headers.append(("Retry-After", String(seconds)))
+            return response
+        }
+        if failure != .missingCredentials { throttle.recordFailure(head.clientAddress) }
+        audit.errorKind = "auth"
+        return Self.authFailure(failure, json: json)
     }
 
     func authenticate(_ head: RequestHead, scope: Scope) -> AuthDecision {

@@ -23,10 +23,6 @@ struct StoreOptions: ParsableArguments {
     }
 
     func open() throws -> TokenStore {
-        do {
-            return try TokenStore(path: resolvedPath)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        try TokenStore(path: resolvedPath)
     }
 }

@@ -25,17 +25,13 @@ struct TokenCommand: ParsableCommand {
         @Option(name: .customLong("scope"), help: "exec or admin; repeat for both (default: exec).")
         var scopes: [Scope] = [.exec]
 
-        @Option(help: "Lifetime, e.g. 30d, 12h, 45m, 90s (default: never expires).")
+        @Option(help: ArgumentHelp("Lifetime: a number and s, m, h or d, e.g. 30d, 12h, 45m, 90s (default: never).", valueName: "duration"))
         var expires: TokenDuration?
 
         func run() throws {
             let expiresAt = expires.map { Date().addingTimeInterval($0.seconds) }
-            do {
-                let (secret, _) = try store.open().create(name: name, scopes: Set(scopes), expiresAt: expiresAt)
-                print(secret)
-            } catch let error as StoreError {
-                throw ValidationError(error.description)
-            }
+            let (secret, _) = try store.open().create(name: name, scopes: Set(scopes), expiresAt: expiresAt)
+            print(secret)
         }
     }
 
@@ -44,11 +40,15 @@ struct TokenCommand: ParsableCommand {
 
         @OptionGroup var store: StoreOptions
 
+        @Flag(help: "One JSON array instead of a table.")
+        var json = false
+
         func run() throws {
-            for record in try store.open().list() {
-                let scopes = record.scopes.sorted().map(\.rawValue).joined(separator: ",")
-                let expires = record.expiresAt.map { "\(Int64($0.timeIntervalSince1970))" } ?? "never"
-                print("\(record.name)\t\(scopes)\texpires=\(expires)")
+            let records = try store.open().list()
+            if json {
+                print(TokenListing.json(records))
+            } else {
+                print(TokenListing.table(records), terminator: "")
             }
         }
     }
@@ -63,11 +63,7 @@ struct TokenCommand: ParsableCommand {
         var name: String
 
         func run() throws {
-            do {
-                try store.open().revoke(name: name)
-            } catch let error as StoreError {
-                throw ValidationError(error.description)
-            }
+            try store.open().revoke(name: name)
         }
     }
 }

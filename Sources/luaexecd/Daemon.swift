@@ -47,6 +47,12 @@ struct Daemon: ParsableCommand {
     @Option(help: "Most requests that may wait for the Lua state at once; more get 503 busy.")
     var queueCapacity = 256
 
+    @Option(help: "Failed authentications from one address, within a minute, before it gets 429.")
+    var authFailureLimit = 10
+
+    @Option(help: "Seconds an address that failed too often gets 429.")
+    var authBlockSeconds = 60
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -54,6 +60,8 @@ struct Daemon: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard timeLimit > 0 else { throw ValidationError("--time-limit must be positive") }
         guard memoryLimit >= 4 else { throw ValidationError("--memory-limit must be at least 4 (MiB)") }
+        guard authFailureLimit >= 1 else { throw ValidationError("--auth-failure-limit must be at least 1") }
+        guard authBlockSeconds >= 1 else { throw ValidationError("--auth-block-seconds must be at least 1") }
         guard queueCapacity >= 1 else { throw ValidationError("--queue-capacity must be at least 1") }
         guard maxBody >= 0 else { throw ValidationError("--max-body cannot be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -93,8 +101,11 @@ struct Daemon: ParsableCommand {
         } else {
             listenFD = try Signals.takeListeningSocketFromStandardInput()
         }
+        let throttle = FailureThrottle(
+            policy: .init(limit: authFailureLimit, window: .seconds(60), blockFor: .seconds(authBlockSeconds)))
         let service = ExecService(
-            executor: executor, authenticator: authenticator, options: .init(maxBodySize: maxBody), logger: logger)
+            executor: executor, authenticator: authenticator, throttle: throttle, options: .init(maxBodySize: maxBody),
+            logger: logger)
         let server = FastCGIServer(listenFD: listenFD, service: service, options: .init(threads: threads), logger: logger)
         try server.start()
 

@@ -7,6 +7,9 @@ import Testing
 final class Stack: Sendable {
     let directory: String
     let adminToken: String
+    /// When set, nginx serves HTTPS on 127.0.0.1 at this port instead of a unix socket, so
+    /// requests can come from different client addresses (curl --interface 127.0.0.N).
+    let httpsPort: Int?
     let luaexecdPID: Int32
     private let lifelines: [FileHandle]
 
@@ -28,22 +31,26 @@ final class Stack: Sendable {
         return (dir + "/cert.pem", dir + "/key.pem")
     }()
 
-    /// A stack shared by tests that only need "a running luaexec".
-    static let shared: Stack = try! Stack()
+    /// A stack shared by tests that only need "a running luaexec". Its requests all come from
+    /// nginx's unix socket (one client address), so the failure throttle is set out of reach.
+    static let shared: Stack = try! Stack(daemonArguments: ["--auth-failure-limit", "1000000"])
 
     var httpsSocket: String { directory + "/https.sock" }
     var httpSocket: String { directory + "/http.sock" }
     var fastcgiSocket: String { directory + "/luaexecd.sock" }
     var database: String { directory + "/luaexec.db" }
 
-    init(daemonArguments: [String] = [], initDirectory: String? = nil) throws {
+    init(daemonArguments: [String] = [], initDirectory: String? = nil, tcp: Bool = false) throws {
         let directory = NSTemporaryDirectory() + "luaexec-stack-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.directory = directory
+        let httpsPort = tcp ? try Self.freePort() : nil
+        self.httpsPort = httpsPort
         let (cert, key) = Self.certificate
+        let httpsListen = httpsPort.map { "127.0.0.1:\($0)" } ?? "unix:\(directory)/https.sock"
         let render = try Self.run(
             Self.repository + "/scripts/render-nginx.sh",
-            [directory, directory + "/luaexecd.sock", "unix:\(directory)/https.sock", "unix:\(directory)/http.sock", "", cert, key])
+            [directory, directory + "/luaexecd.sock", httpsListen, "unix:\(directory)/http.sock", "", cert, key])
         guard render.status == 0 else { throw StackError("render-nginx.sh failed: \(render.stderr)") }
 
         let created = try Self.run(
@@ -65,7 +72,25 @@ final class Stack: Sendable {
         lifelines = [daemon.lifeline, nginx.lifeline]
         luaexecdPID = try Self.waitForPIDFile(directory + "/luaexecd.child.pid")
         try Self.waitForSocket(directory + "/luaexecd.sock")
-        try Self.waitForSocket(directory + "/https.sock")
+        try Self.waitForSocket(directory + "/http.sock")
+    }
+
+    /// A TCP port free right now on 127.0.0.1 (the kernel picks it).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard bound else { throw StackError("cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     deinit { stop() }
@@ -94,8 +119,17 @@ final class Stack: Sendable {
         defer {
             for file in [headerFile, bodyFile, dataFile] { try? FileManager.default.removeItem(atPath: file) }
         }
-        let scheme = socket == nil ? "https" : "http"
-        var arguments = ["-sk", "--unix-socket", socket ?? httpsSocket, "-D", headerFile, "-o", bodyFile]
+        var arguments = ["-sk", "-D", headerFile, "-o", bodyFile]
+        let base: String
+        if let socket {
+            arguments += ["--unix-socket", socket]
+            base = "http://localhost"
+        } else if let httpsPort {
+            base = "https://127.0.0.1:\(httpsPort)"
+        } else {
+            arguments += ["--unix-socket", httpsSocket]
+            base = "https://localhost"
+        }
         if let method { arguments += ["-X", method] }
         if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
         for header in headers { arguments += ["-H", header] }
@@ -104,7 +138,7 @@ final class Stack: Sendable {
             arguments += ["--data-binary", "@" + dataFile]
         }
         arguments += extra
-        arguments.append("\(scheme)://localhost\(path)")
+        arguments.append(base + path)
         let result = try Self.run("/usr/bin/curl", arguments)
         guard result.status == 0 else { throw StackError("curl failed (\(result.status)): \(result.stderr)") }
         return try Self.parse(headers: String(contentsOfFile: headerFile, encoding: .utf8), body: Data(contentsOf: URL(fileURLWithPath: bodyFile)))

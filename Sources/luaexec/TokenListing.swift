@@ -1,0 +1,51 @@
+import AccessControl
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// `luaexec token list`: what each token is, never its secret.
+enum TokenListing {
+    static func table(_ records: [TokenRecord]) -> String {
+        let header = ["NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED"]
+        let rows = records.map { record in
+            [
+                record.name, scopes(record), date(record.createdAt), record.expiresAt.map(date) ?? "never",
+                record.lastUsedAt.map(date) ?? "never",
+            ]
+        }
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        return ([header] + rows).map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0)
+            }.joined() + "\n"
+        }.joined()
+    }
+
+    static func json(_ records: [TokenRecord]) -> String {
+        let items = records.map { record in
+            var fields = [
+                "\"name\":\(quoted(record.name))",
+                "\"scopes\":[" + record.scopes.sorted().map { quoted($0.rawValue) }.joined(separator: ",") + "]",
+                "\"created\":\(quoted(date(record.createdAt)))",
+            ]
+            fields.append("\"expires\":" + (record.expiresAt.map { quoted(date($0)) } ?? "null"))
+            fields.append("\"last_used\":" + (record.lastUsedAt.map { quoted(date($0)) } ?? "null"))
+            return "{" + fields.joined(separator: ",") + "}"
+        }
+        return "[" + items.joined(separator: ",") + "]"
+    }
+
+    static func scopes(_ record: TokenRecord) -> String {
+        record.scopes.sorted().map(\.rawValue).joined(separator: ",")
+    }
+
+    static func date(_ date: Date) -> String {
+        date.formatted(.iso8601)
+    }
+
+    /// Names are letters, digits, '.', '_' and '-' (TokenStore checks), so quoting is enough.
+    static func quoted(_ text: String) -> String { "\"" + text + "\"" }
+}

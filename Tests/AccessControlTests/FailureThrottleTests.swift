@@ -1,0 +1,34 @@
+import SystemSupport
+import Testing
+
+@testable import AccessControl
+
+@Suite("FailureThrottle")
+struct FailureThrottleTests {
+    let start = MonotonicInstant(nanoseconds: 1_000_000_000_000)
+
+    @Test("an address is blocked after `limit` failures within the window, for `blockFor`")
+    func blocks() {
+        let throttle = FailureThrottle(policy: .init(limit: 3, window: .seconds(60), blockFor: .seconds(30)))
+        for second in 0..<2 { throttle.recordFailure("a", now: start.advanced(by: .seconds(second))) }
+        #expect(throttle.blocked("a", now: start.advanced(by: .seconds(2))) == nil)
+        throttle.recordFailure("a", now: start.advanced(by: .seconds(2)))
+        #expect(throttle.blocked("a", now: start.advanced(by: .seconds(3))) == .seconds(29))
+        #expect(throttle.blocked("b", now: start.advanced(by: .seconds(3))) == nil)
+        #expect(throttle.blocked("a", now: start.advanced(by: .seconds(32))) == nil)
+    }
+
+    @Test("failures spread over more than the window do not block")
+    func window() {
+        let throttle = FailureThrottle(policy: .init(limit: 3, window: .seconds(10), blockFor: .seconds(30)))
+        for minute in 0..<10 { throttle.recordFailure("a", now: start.advanced(by: .seconds(minute * 60))) }
+        #expect(throttle.blocked("a", now: start.advanced(by: .seconds(600))) == nil)
+    }
+
+    @Test("a flood of addresses never grows past the capacity")
+    func bounded() {
+        let throttle = FailureThrottle(policy: .init(limit: 3, window: .seconds(60), blockFor: .seconds(60), capacity: 100))
+        for index in 0..<10_000 { throttle.recordFailure("10.0.\(index / 256).\(index % 256)", now: start) }
+        #expect(throttle.count == 100)
+    }
+}
