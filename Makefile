@@ -17,3 +17,7 @@ test: build
 
 clean:
 	rm -rf .build .run
+
+.PHONY: bench
+bench:
+	bench/run.sh

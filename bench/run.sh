@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# `make bench`: luaexec against its peers, side by side in one run, on the machine at hand
+# (SPEC §9). Rewrites BENCHMARKS.md. Knobs: BENCH_SECONDS (per load, default 10),
+# BENCH_ROUNDS (rounds of the main table, default 3), BENCH_MILLION (requests of the RSS series,
+# default 1000000).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+seconds=${BENCH_SECONDS:-10}
+rounds=${BENCH_ROUNDS:-3}
+million=${BENCH_MILLION:-1000000}
+port=${BENCH_PORT:-18080}
+https_port=${BENCH_HTTPS_PORT:-18443}
+
+"$root/scripts/install-deps.sh"
+need=()
+for p in wrk php-fpm libnginx-mod-http-lua lua5.4 gcc; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+(cd "$root" && swift build -c release --product luaexecd >/dev/null && swift build -c release --product luaexec >/dev/null)
+bin=$(cd "$root" && swift build -c release --show-bin-path)
+
+run=$(mktemp -d /tmp/luaexec-bench.XXXXXX)
+mkdir -p "$run/logs" "$run/tmp"
+pids=()
+cleanup() {
+    [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null || true
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+cc -O2 -o "$run/fcgi-responder" "$root/bench/fcgi-responder.c" -lfcgi -lpthread
+"$root/scripts/make-cert.sh" "$run/cert.pem" "$run/key.pem"
+"$root/scripts/render-nginx.sh" "$run" "$run/luaexecd.sock" "127.0.0.1:$https_port" "127.0.0.1:$((https_port + 1))" \
+    ":$https_port" "$run/cert.pem" "$run/key.pem"
+user_directive=""
+php_user=""
+if [ "$(id -u)" = 0 ]; then
+    user_directive="user root root;"
+    php_user="user = root"
+fi
+sed -e "s|@RUN_DIR@|$run|g" -e "s|@BENCH_PORT@|$port|g" -e "s|@BENCH_DIR@|$root/bench|g" \
+    -e "s|@USER_DIRECTIVE@|$user_directive|g" "$root/bench/nginx-bench.conf.in" > "$run/nginx-bench.conf"
+sed -e "s|@RUN_DIR@|$run|g" -e "s|@PHP_USER@|$php_user|g" "$root/bench/php-fpm.conf.in" > "$run/php-fpm.conf"
+
+token=$("$bin/luaexec" token create bench --database "$run/luaexec.db")
+"$bin/luaexecd" --socket "$run/luaexecd.sock" --database "$run/luaexec.db" --init-dir "$root/init.d" \
+    --log-level warning 2>>"$run/logs/luaexecd.log" &
+luaexecd_pid=$!
+pids+=($luaexecd_pid)
+"$run/fcgi-responder" "$run/responder.sock" 64 &
+pids+=($!)
+php_fpm=$(ls /usr/sbin/php-fpm* | head -1)
+"$php_fpm" -R -F -y "$run/php-fpm.conf" 2>>"$run/logs/php-fpm.log" &
+pids+=($!)
+for socket in luaexecd.sock responder.sock php.sock; do
+    for _ in $(seq 200); do [ -S "$run/$socket" ] && break; sleep 0.05; done
+done
+nginx -p "$run" -c "$run/nginx-bench.conf" &
+pids+=($!)
+for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$port/return200" && break; sleep 0.05; done
+
+export BENCH_TOKEN=$token
+http="http://127.0.0.1:$port"
+exec_path="/api/v1/exec/interactive.lua"
+
+# wrk_run URL CONNECTIONS SECONDS [BODY_FILE] → "req/s p50_ms p99_ms errors"
+wrk_run() {
+    local url=$1 connections=$2 duration=$3 body=${4:-}
+    local threads=2
+    [ "$connections" -lt 2 ] && threads=1
+    BENCH_BODY_FILE=$body wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$root/bench/post.lua" "$url" \
+        2>&1 | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /^ +50%/ { p50 = ms($2) }
+        /^ +99%/ { p99 = ms($2) }
+        /Non-2xx or 3xx responses/ { errors += $NF }
+        /Socket errors/ { gsub(",", ""); errors += $4 + $6 + $8 + $10 }
+        /^Requests\/sec/ { rps = $2 }
+        END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, errors + 0 }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+declare -A label url
+order=(return200 lua fcgi fcgi-keepalive php luaexec-http luaexec-https)
+label[return200]='nginx `return 200` (ceiling)'
+label[lua]='nginx Lua module, in-process'
+label[fcgi]='C libfcgi responder, no keep-alive'
+label[fcgi-keepalive]='C libfcgi responder, keep-alive'
+label[php]='php-fpm `eval`'
+label[luaexec-http]='**luaexec**, HTTP'
+label[luaexec-https]='**luaexec**, HTTPS (shipped site)'
+url[return200]="$http/return200"
+url[lua]="$http/lua"
+url[fcgi]="$http/fcgi"
+url[fcgi-keepalive]="$http/fcgi-keepalive"
+url[php]="$http/php"
+url[luaexec-http]="$http$exec_path"
+url[luaexec-https]="https://127.0.0.1:$https_port$exec_path"
+
+# Check every contestant answers "2" before measuring anything.
+for name in "${order[@]}"; do
+    answer=$(curl -sk -H "Authorization: Bearer $token" -d 'return 1+1' "${url[$name]}")
+    [ "$answer" = 2 ] || { echo "bench: $name answered '$answer', not '2'" >&2; exit 1; }
+done
+
+echo "main table: ${#order[@]} contestants × $rounds rounds × ${seconds}s" >&2
+declare -A results
+for round in $(seq "$rounds"); do
+    for name in "${order[@]}"; do
+        wrk_run "${url[$name]}" 2 1 >/dev/null  # warm-up
+        results[$name]+="$(wrk_run "${url[$name]}" 32 "$seconds")"$'\n'
+        echo "  round $round $name: $(echo "${results[$name]}" | tail -2 | head -1)" >&2
+    done
+done
+
+row_of() {  # median of each column across rounds
+    local data=$1
+    printf '%s %s %s %s\n' \
+        "$(echo "$data" | awk 'NF { print $1 }' | median)" "$(echo "$data" | awk 'NF { print $2 }' | median)" \
+        "$(echo "$data" | awk 'NF { print $3 }' | median)" "$(echo "$data" | awk 'NF { s += $4 } END { print s + 0 }')"
+}
+declare -A rps p50 p99 errs
+for name in "${order[@]}"; do
+    read -r rps[$name] p50[$name] p99[$name] errs[$name] <<<"$(row_of "${results[$name]}")"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+best_fcgi=${rps[fcgi-keepalive]}
+[ "${rps[fcgi]}" -gt "$best_fcgi" ] && best_fcgi=${rps[fcgi]}
+
+echo "growth: body sizes" >&2
+bodies=""
+for size in 16 1024 65536 1048000; do
+    file="$run/body-$size.lua"
+    { printf 'return 1+1 --'; head -c $((size - 14)) /dev/zero | tr '\0' 'x'; } > "$file"
+    read -r r a b e <<<"$(wrk_run "$http$exec_path" 32 "$seconds" "$file")"
+    bodies+="| $size | $r | $a | $b | $e |"$'\n'
+done
+
+echo "growth: connections" >&2
+conns=""
+for c in 1 8 32 128 512; do
+    read -r r a b e <<<"$(wrk_run "$http$exec_path" "$c" "$seconds")"
+    conns+="| $c | $r | $a | $b | $e |"$'\n'
+done
+
+echo "growth: $million requests, resident set size" >&2
+rss() { awk '/VmRSS/ { print $2 }' "/proc/$luaexecd_pid/status"; }
+wrk_run "$http$exec_path" 32 5 >/dev/null  # reach steady state
+rss_start=$(rss)
+rate=$(wrk_run "$http$exec_path" 32 5 | awk '{ print $1 }')
+done_requests=$((rate * 5))
+rss_samples="$rss_start"
+while [ "$done_requests" -lt "$million" ]; do
+    chunk=$(( (million - done_requests) / (rate > 0 ? rate : 1) + 1 ))
+    [ "$chunk" -gt 20 ] && chunk=20
+    r=$(wrk_run "$http$exec_path" 32 "$chunk" | awk '{ print $1 }')
+    done_requests=$((done_requests + r * chunk))
+    rss_samples+=" $(rss)"
+done
+rss_end=$(rss)
+rss_growth=$(awk -v a="$rss_start" -v b="$rss_end" 'BEGIN { printf "%.1f", (b - a) * 100 / a }')
+
+echo "CPU-bound chunk: fib(32), luaexec vs lua5.4" >&2
+fib_file="$root/bench/fib.lua"
+lua_times=""
+exec_times=""
+for _ in 1 2 3 4 5; do
+    start=$(date +%s%N)
+    lua5.4 "$fib_file" >/dev/null
+    lua_times+="$(( ($(date +%s%N) - start) / 1000000 ))"$'\n'
+    exec_times+="$(curl -s -o /dev/null -D - -H "Authorization: Bearer $token" --data-binary "@$fib_file" "$http$exec_path" \
+        | awk -F'dur=' '/Server-Timing/ { printf "%d", $2 }')"$'\n'
+done
+lua_ms=$(echo "$lua_times" | awk 'NF' | median)
+exec_ms=$(echo "$exec_times" | awk 'NF' | median)
+
+cpu=$(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }')
+{
+    cat <<EOF
+# Benchmarks
+
+Written by \`make bench\` (bench/run.sh) on $(date -u +%Y-%m-%d). Every contestant runs behind one
+nginx with one worker on loopback, measured side by side in one run with the same load generator.
+The machines are shared and noisy: compare ratios within this file, not across runs.
+
+- Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ { print $2 }') GiB
+- Versions: $(nginx -v 2>&1 | sed 's/nginx version: //'), $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'),
+  $(lua5.4 -v 2>&1 | awk '{ print $1, $2 }'), $("$php_fpm" -v | head -1 | awk '{ print $1, $2 }'),
+  libfcgi $(dpkg-query -W -f='${Version}' libfcgi0ldbl 2>/dev/null), luaexec $(git -C "$root" rev-parse --short HEAD)
+- Load: \`wrk -t2 -c32 -d${seconds}s --latency -s bench/post.lua URL\`, body \`return 1+1\`
+  (\`application/x-www-form-urlencoded\`), median of $rounds rounds; errors are non-2xx responses
+  plus socket errors, summed over the rounds.
+- luaexecd: release build, shipped defaults (64 FastCGI threads; nginx keeps 32 connections).
+
+## Side by side (SPEC P1)
+
+| contestant | req/s | p50 ms | p99 ms | errors | vs php-fpm | vs best libfcgi |
+|---|---:|---:|---:|---:|---:|---:|
+EOF
+    for name in "${order[@]}"; do
+        echo "| ${label[$name]} | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | ${errs[$name]} | $(ratio "${rps[$name]}" "${rps[php]}") | $(ratio "${rps[$name]}" "$best_fcgi") |"
+    done
+    cat <<EOF
+
+## Targets (SPEC P2)
+
+| target | measured | met |
+|---|---|---|
+| luaexec (HTTP) ≥ 2.0× php-fpm | $(ratio "${rps[luaexec-http]}" "${rps[php]}")× | $(awk -v r="$(ratio "${rps[luaexec-http]}" "${rps[php]}")" 'BEGIN { print (r >= 2.0 ? "yes" : "no") }') |
+| luaexec (HTTP) ≥ 0.9× best libfcgi responder | $(ratio "${rps[luaexec-http]}" "$best_fcgi")× | $(awk -v r="$(ratio "${rps[luaexec-http]}" "$best_fcgi")" 'BEGIN { print (r >= 0.9 ? "yes" : "no") }') |
+| luaexec p99 ≤ 5 ms at 32 connections | HTTP ${p99[luaexec-http]} ms, HTTPS ${p99[luaexec-https]} ms | $(awk -v a="${p99[luaexec-http]}" -v b="${p99[luaexec-https]}" 'BEGIN { print (a <= 5 && b <= 5 ? "yes" : "no") }') |
+| no error responses | HTTP ${errs[luaexec-http]}, HTTPS ${errs[luaexec-https]} | $([ "${errs[luaexec-http]}" = 0 ] && [ "${errs[luaexec-https]}" = 0 ] && echo yes || echo no) |
+
+## How cost grows (SPEC P3), luaexec over HTTP
+
+Body size (a \`return 1+1\` padded with a comment), 32 connections:
+
+| body bytes | req/s | p50 ms | p99 ms | errors |
+|---:|---:|---:|---:|---:|
+$bodies
+Connections:
+
+| connections | req/s | p50 ms | p99 ms | errors |
+|---:|---:|---:|---:|---:|
+$conns
+Resident set size of luaexecd over $million requests at 32 connections (after a 5 s warm-up):
+$rss_start KiB → $rss_end KiB (**${rss_growth}%**; target < 5%). Samples (KiB): $rss_samples.
+
+CPU-bound chunk (\`bench/fib.lua\`, recursive fib(32)), median of 5: \`lua5.4\` ${lua_ms} ms (whole
+process), luaexec ${exec_ms} ms (Server-Timing: load, run, render) —
+$(awk -v a="$exec_ms" -v b="$lua_ms" 'BEGIN { printf "%+.1f%%", (a - b) * 100 / b }') (target within 5%).
+EOF
+    if [ -f "$root/bench/NOTES.md" ]; then
+        echo
+        cat "$root/bench/NOTES.md"
+    fi
+} > "$root/BENCHMARKS.md"
+echo "wrote BENCHMARKS.md" >&2
