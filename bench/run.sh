@@ -51,7 +51,7 @@ sed -e "s|@RUN_DIR@|$run|g" -e "s|@PHP_USER@|$php_user|g" "$root/bench/php-fpm.c
 
 token=$("$bin/luaexec" token create bench --database "$run/luaexec.db")
 "$bin/luaexecd" --socket "$run/luaexecd.sock" --database "$run/luaexec.db" --init-dir "$root/init.d" \
-    --log-level warning 2>>"$run/logs/luaexecd.log" &
+    2>>"$run/logs/luaexecd.log" &
 luaexecd_pid=$!
 pids+=($luaexecd_pid)
 "$run/fcgi-responder" "$run/responder.sock" 64 &
@@ -198,7 +198,8 @@ The machines are shared and noisy: compare ratios within this file, not across r
 - Load: \`wrk -t2 -c32 -d${seconds}s --latency -s bench/post.lua URL\`, body \`return 1+1\`
   (\`application/x-www-form-urlencoded\`), median of $rounds rounds; errors are non-2xx responses
   plus socket errors, summed over the rounds.
-- luaexecd: release build, shipped defaults (64 FastCGI threads; nginx keeps 32 connections).
+- luaexecd: release build, shipped defaults (64 FastCGI threads; nginx keeps 32 connections;
+  the audit line of every request goes to a log file).
 
 ## Side by side (SPEC P1)
 

@@ -1,4 +1,5 @@
 import Synchronization
+import SystemSupport
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -9,15 +10,35 @@ import Foundation
 /// Checks tokens against an in-memory copy of the tokens table, so that no request reads the
 /// database. `refresh()` reloads the copy when another process changed the table; the daemon
 /// calls it a few times a second, which is how a `luaexec token` change reaches it (SPEC T4).
+///
+/// A request only takes a read lock to fetch the current table; last-used times are atomics in the
+/// table's entries, so requests never wait for each other here.
 public final class Authenticator: Sendable {
-    private struct Snapshot {
-        var byDigest: [[UInt8]: TokenRecord] = [:]
-        var version: Int = -1
-        var uses: [String: Date] = [:]
+    /// One token as the authenticator knows it.
+    private final class Entry: Sendable {
+        let record: TokenRecord
+        let identity: TokenIdentity
+        /// Seconds since 1970 of the last use not yet written to the database; 0 when none.
+        let unsavedUse = Atomic<Int64>(0)
+
+        init(_ record: TokenRecord) {
+            self.record = record
+            identity = TokenIdentity(name: record.name, scopes: record.scopes)
+        }
+    }
+
+    /// An immutable table, replaced whole when the database changes.
+    private final class Table: Sendable {
+        let byDigest: [[UInt8]: Entry]
+        let version: Int
+        init(byDigest: [[UInt8]: Entry], version: Int) {
+            self.byDigest = byDigest
+            self.version = version
+        }
     }
 
     public let store: TokenStore
-    private let snapshot = Mutex(Snapshot())
+    private let table = ReadWriteLocked(Table(byDigest: [:], version: -1))
 
     public init(store: TokenStore) throws(StoreError) {
         self.store = store
@@ -27,26 +48,25 @@ public final class Authenticator: Sendable {
     /// Reloads the tokens if the database changed since the last load.
     public func refresh() throws(StoreError) {
         let version = try store.dataVersion()
-        guard snapshot.withLock({ $0.version }) != version else { return }
+        guard table.read().version != version else { return }
+        // Uses not yet written would be lost with the old table: write them first.
+        try flushUses()
         let records = try store.list()
-        let byDigest = Dictionary(records.map { ($0.digest, $0) }, uniquingKeysWith: { first, _ in first })
-        snapshot.withLock {
-            $0.byDigest = byDigest
-            $0.version = version
-        }
+        let byDigest = Dictionary(records.map { ($0.digest, Entry($0)) }, uniquingKeysWith: { first, _ in first })
+        let fresh = Table(byDigest: byDigest, version: try store.dataVersion())
+        table.write(fresh)
     }
 
     /// Writes the last-used times gathered since the previous call. Batched so that no request
     /// waits for a database write; the daemon flushes every minute and at shutdown.
     public func flushUses() throws(StoreError) {
-        let uses = snapshot.withLock { snapshot in
-            defer { snapshot.uses.removeAll(keepingCapacity: true) }
-            return snapshot.uses
+        let current = table.read()
+        var uses: [String: Date] = [:]
+        for entry in current.byDigest.values {
+            let seconds = entry.unsavedUse.exchange(0, ordering: .relaxed)
+            if seconds > 0 { uses[entry.record.name] = Date(timeIntervalSince1970: TimeInterval(seconds)) }
         }
         try store.recordUse(uses)
-        // Our own write must not count as another process's change.
-        let version = try store.dataVersion()
-        snapshot.withLock { $0.version = version }
     }
 
     /// Decides whether `secret` may act with `scope`.
@@ -56,13 +76,12 @@ public final class Authenticator: Sendable {
         // The lookup is keyed by the SHA-256 of the secret: its timing depends on the digest,
         // which an attacker cannot steer towards a stored one, so it leaks nothing usable.
         let digest = TokenStore.digest(of: secret)
-        return snapshot.withLock { snapshot in
-            guard let record = snapshot.byDigest[digest], !record.isExpired(at: now) else {
-                return .deny(.invalidToken)
-            }
-            guard record.scopes.contains(scope) else { return .deny(.insufficientScope(scope)) }
-            snapshot.uses[record.name] = now
-            return .allow(TokenIdentity(name: record.name, scopes: record.scopes))
+        let current = table.read()
+        guard let entry = current.byDigest[digest], !entry.record.isExpired(at: now) else {
+            return .deny(.invalidToken)
         }
+        guard entry.record.scopes.contains(scope) else { return .deny(.insufficientScope(scope)) }
+        entry.unsavedUse.store(Int64(now.timeIntervalSince1970), ordering: .relaxed)
+        return .allow(entry.identity)
     }
 }

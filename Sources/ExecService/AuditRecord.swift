@@ -7,7 +7,8 @@ import SystemSupport
 struct AuditRecord {
     var requestID: String
     var client: String
-    var endpoint: String
+    var method: String
+    var path: String
     var tokenName: String?
     var errorKind: String?
     var body: [UInt8]?
@@ -18,7 +19,8 @@ struct AuditRecord {
     init(head: RequestHead) {
         requestID = head.requestID ?? "-"
         client = head.clientAddress
-        endpoint = head.method + " " + head.path
+        method = head.method
+        path = head.path
     }
 
     mutating func finish(response: Response, duration: Duration) {
@@ -28,6 +30,7 @@ struct AuditRecord {
     }
 
     func log(to logger: Logger) {
+        guard logger.logLevel <= .info else { return }
         var bodyHash = "-"
         if let body {
             bodyHash = String(SHA256.hash(data: body).prefix(6).map { byte in
@@ -41,7 +44,7 @@ struct AuditRecord {
                 "id": "\(requestID)",
                 "client": "\(client)",
                 "token": "\(tokenName ?? "-")",
-                "endpoint": "\(endpoint)",
+                "endpoint": "\(method) \(path)",
                 "status": "\(status)",
                 "error": "\(errorKind ?? "-")",
                 "in": "\(body?.count ?? 0)",

@@ -38,7 +38,7 @@ extension ExecService {
         json.raw(",\"uptime_s\":")
         json.raw(String(Int64(MonotonicInstant.now().duration(since: started).components.seconds)))
         json.raw(",\"requests\":{")
-        for (index, entry) in outcomes.withLock({ $0 }).sorted(by: { $0.key < $1.key }).enumerated() {
+        for (index, entry) in outcomes.snapshot.sorted(by: { $0.key < $1.key }).enumerated() {
             if index > 0 { json.raw(",") }
             json.string(entry.key)
             json.raw(":\(entry.value)")

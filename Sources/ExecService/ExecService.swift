@@ -33,8 +33,7 @@ public final class ExecService: Sendable {
     let options: Options
     let logger: Logger
     let started = MonotonicInstant.now()
-    /// Requests answered, by outcome: `ok`, an error kind, or `http_<status>`.
-    let outcomes = Mutex<[String: Int]>([:])
+    let outcomes = OutcomeCounters()
 
     public init(
         executor: LuaExecutor, authenticator: Authenticator, throttle: FailureThrottle = FailureThrottle(),
@@ -56,7 +55,7 @@ public final class ExecService: Sendable {
         audit.finish(response: response, duration: MonotonicInstant.now().duration(since: start))
         audit.log(to: logger)
         let outcome = audit.errorKind ?? (response.status == 200 ? "ok" : "http_\(response.status)")
-        outcomes.withLock { $0[outcome, default: 0] += 1 }
+        outcomes.increment(outcome)
         return response
     }
 

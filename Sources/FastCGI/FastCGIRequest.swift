@@ -13,21 +13,12 @@ struct FastCGIRequest {
         return String(cString: value)
     }
 
-    /// The request line and headers, from the CGI variables nginx sends (`fastcgi_params`).
+    /// The request line and the headers luaexecd reads, from the CGI variables nginx sends.
     func head() -> RequestHead {
         var headers: [String: String] = [:]
-        if var entry = request.pointee.envp {
-            while let pointer = entry.pointee {
-                let raw = String(cString: pointer)
-                if raw.hasPrefix("HTTP_"), let equals = raw.firstIndex(of: "=") {
-                    let name = raw[raw.index(raw.startIndex, offsetBy: 5)..<equals].lowercased()
-                    headers[String(name.map { $0 == "_" ? "-" : $0 })] = String(raw[raw.index(after: equals)...])
-                }
-                entry += 1
-            }
+        for (name, parameter) in Self.headerParameters {
+            if let value = param(parameter) { headers[name] = value }
         }
-        if let type = param("CONTENT_TYPE") { headers["content-type"] = type }
-        if let length = param("CONTENT_LENGTH") { headers["content-length"] = length }
         return RequestHead(
             method: param("REQUEST_METHOD") ?? "GET",
             path: param("DOCUMENT_URI") ?? param("SCRIPT_NAME") ?? "/",
@@ -37,20 +28,35 @@ struct FastCGIRequest {
             requestID: param("REQUEST_ID"))
     }
 
+    static let headerParameters = [
+        ("authorization", "HTTP_AUTHORIZATION"), ("accept", "HTTP_ACCEPT"), ("content-type", "CONTENT_TYPE"),
+        ("content-length", "CONTENT_LENGTH"),
+    ]
+
     /// Reads the whole body if it is at most `limit` bytes.
     func readBody(limit: Int) -> BodyRead {
-        if let declared = param("CONTENT_LENGTH").flatMap(Int.init), declared > limit { return .tooLarge }
-        var body: [UInt8] = []
-        var chunk = [CChar](repeating: 0, count: 16 << 10)
+        let declared = param("CONTENT_LENGTH").flatMap(Int.init) ?? 0
+        if declared > limit { return .tooLarge }
+        // nginx sends CONTENT_LENGTH; read that much in place, then check nothing follows.
+        var body = [UInt8](repeating: 0, count: declared)
+        var count = 0
+        while count < declared {
+            let read = body.withUnsafeMutableBytes { buffer in
+                FCGX_GetStr(
+                    buffer.baseAddress!.assumingMemoryBound(to: CChar.self) + count, Int32(declared - count),
+                    request.pointee.in)
+            }
+            guard read > 0 else { break }
+            count += Int(read)
+        }
+        body.removeLast(declared - count)
+        // A body longer than declared (or sent without a length) is read on, up to the limit.
         while true {
-            let count = chunk.withUnsafeMutableBufferPointer { buffer in
-                FCGX_GetStr(buffer.baseAddress, Int32(buffer.count), request.pointee.in)
-            }
-            guard count > 0 else { break }
-            if body.count + Int(count) > limit { return .tooLarge }
-            chunk.withUnsafeBufferPointer { buffer in
-                buffer.withMemoryRebound(to: UInt8.self) { body.append(contentsOf: $0.prefix(Int(count))) }
-            }
+            let more = Self.withScratch { scratch in
+                Int(FCGX_GetStr(scratch.baseAddress, Int32(scratch.count), request.pointee.in))
+            } append: { body.append(contentsOf: $0) }
+            if more <= 0 { break }
+            if body.count > limit { return .tooLarge }
         }
         return .complete(body)
     }
@@ -58,16 +64,26 @@ struct FastCGIRequest {
     /// Reads and drops what is left of the body so the kept-alive connection stays in step;
     /// past `limit` it gives up on the connection instead.
     func discardUnreadBody(upTo limit: Int) {
-        var chunk = [CChar](repeating: 0, count: 16 << 10)
         var discarded = 0
         while discarded <= limit {
-            let count = chunk.withUnsafeMutableBufferPointer { buffer in
-                FCGX_GetStr(buffer.baseAddress, Int32(buffer.count), request.pointee.in)
-            }
+            let count = Self.withScratch { scratch in
+                Int(FCGX_GetStr(scratch.baseAddress, Int32(scratch.count), request.pointee.in))
+            } append: { _ in }
             guard count > 0 else { return }
-            discarded += Int(count)
+            discarded += count
         }
         request.pointee.keepConnection = 0
+    }
+
+    /// Runs `fill` on a stack buffer and hands what it read to `append`.
+    private static func withScratch(
+        _ fill: (UnsafeMutableBufferPointer<CChar>) -> Int, append: (UnsafeRawBufferPointer) -> Void
+    ) -> Int {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 8192) { scratch in
+            let count = fill(scratch)
+            if count > 0 { append(UnsafeRawBufferPointer(start: scratch.baseAddress, count: count)) }
+            return count
+        }
     }
 
     /// Writes the CGI response: `Status:`, the headers, a blank line, the body.
@@ -75,13 +91,13 @@ struct FastCGIRequest {
         var head = "Status: \(response.status) \(Response.reason(response.status))\r\n"
         for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
         head += "Content-Length: \(response.body.count)\r\n\r\n"
-        var bytes = Array(head.utf8)
-        bytes.append(contentsOf: response.body)
-        bytes.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { chars in
-                // A client that went away makes this fail; nothing else is affected.
-                _ = FCGX_PutStr(chars.baseAddress, Int32(chars.count), request.pointee.out)
-            }
+        // A client that went away makes these fail; nothing else is affected.
+        head.utf8CString.withUnsafeBufferPointer {
+            _ = FCGX_PutStr($0.baseAddress, Int32($0.count - 1), request.pointee.out)
+        }
+        response.body.withUnsafeBytes { buffer in
+            guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+            _ = FCGX_PutStr(base.assumingMemoryBound(to: CChar.self), Int32(buffer.count), request.pointee.out)
         }
     }
 }

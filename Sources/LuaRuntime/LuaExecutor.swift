@@ -1,14 +1,20 @@
-import Dispatch
 import Logging
 import SystemSupport
 
-/// Owns the one `LuaVM` on a dedicated thread and runs work on it one job at a time, in arrival
-/// order (SPEC E8), with a time limit per job (L1) and a bounded wait for the state (L4).
+/// Owns the one `LuaVM` and lets callers use it one at a time, in arrival order (SPEC E8), with a
+/// time limit per job (L1) and a bounded wait for the state (L4).
 ///
-/// Callers are the transport's blocking I/O threads: `perform` blocks until the job is done.
+/// Jobs are queued in arrival order and run by a *combiner*: the caller that finds no combiner at
+/// work becomes it and runs queued jobs, its own and those of callers that arrived meanwhile, back
+/// to back, then wakes each caller with its result. Waking the next caller only after it got the
+/// state (a turnstile) or handing every job to a dedicated Lua thread put a thread wake-up between
+/// any two evaluations, which capped throughput far below the FastCGI floor; see BENCHMARKS.md.
+/// A combiner hands the role on after `combineBatch` jobs so that its own client is not kept
+/// waiting. Callers must run on threads with a large stack (8 MiB or more: Lua's C-stack checks
+/// assume it); the FastCGI threads do.
 ///
-/// `@unchecked Sendable`: every mutable property is guarded by `lock`; the VM itself is touched
-/// only by the executor's thread.
+/// `@unchecked Sendable`: every mutable property is guarded by `lock`, and the VM is used only by
+/// the combiner, of which there is at most one at a time.
 public final class LuaExecutor: @unchecked Sendable {
     public struct Options: Sendable {
         /// Wall-clock limit per job.
@@ -17,17 +23,11 @@ public final class LuaExecutor: @unchecked Sendable {
         public var queueTimeout: Duration
         /// Most requests that may wait for the state at once.
         public var queueCapacity: Int
-        /// Stack of the Lua thread; Lua's C-stack checks assume at least 8 MiB.
-        public var stackSize: Int
 
-        public init(
-            timeLimit: Duration = .seconds(5), queueTimeout: Duration = .seconds(10), queueCapacity: Int = 256,
-            stackSize: Int = 16 << 20
-        ) {
+        public init(timeLimit: Duration = .seconds(5), queueTimeout: Duration = .seconds(10), queueCapacity: Int = 256) {
             self.timeLimit = timeLimit
             self.queueTimeout = queueTimeout
             self.queueCapacity = queueCapacity
-            self.stackSize = stackSize
         }
     }
 
@@ -35,69 +35,6 @@ public final class LuaExecutor: @unchecked Sendable {
     public enum Refusal: Error, Sendable, Equatable {
         /// The queue was full, or the job waited longer than the queue timeout.
         case busy
-    }
-
-    private final class Job: @unchecked Sendable {
-        // `state` is guarded by the executor's lock. The waiter reads what `work` wrote only
-        // after `done` is signalled, which orders the two.
-        enum State { case queued, running, abandoned }
-        var state = State.queued
-        let label: String?
-        /// Runs on the Lua thread; a reset job has none and replaces the VM instead.
-        let work: ((LuaVM) -> Void)?
-        var resetError: (any Error)?
-        let done = DispatchSemaphore(value: 0)
-        init(label: String?, work: ((LuaVM) -> Void)?) {
-            self.label = label
-            self.work = work
-        }
-    }
-
-    private final class ResultBox<T>: @unchecked Sendable {
-        // Written on the Lua thread before `Job.done` is signalled, read after the wait.
-        var value: T?
-    }
-
-    public let options: Options
-    private let lock = ConditionLock()  // guards queue, running and the VM's stop handle
-    private var queue: [Job] = []
-    private var queueHead = 0
-    private var running: (handle: StopHandle, deadline: MonotonicInstant, started: MonotonicInstant, label: String?)?
-    private var memoryInUse = 0
-    private let makeVM: @Sendable () throws -> LuaVM
-    private let logger: Logger
-
-    /// Starts the Lua thread and creates the VM on it with `makeVM`.
-    public init(options: Options = Options(), logger: Logger, makeVM: @escaping @Sendable () throws -> LuaVM) throws {
-        self.options = options
-        self.logger = logger
-        self.makeVM = makeVM
-        let ready = ConditionLock()
-        nonisolated(unsafe) var startError: (any Error)?
-        nonisolated(unsafe) var started = false
-        startThread(name: "lua", stackSize: options.stackSize) { [self] in
-            let vm: LuaVM
-            do {
-                vm = try makeVM()
-            } catch {
-                ready.withLock {
-                    startError = error
-                    started = true
-                    ready.signal()
-                }
-                return
-            }
-            ready.withLock {
-                started = true
-                ready.signal()
-            }
-            serve(vm)
-        }
-        startThread(name: "lua-watchdog", stackSize: 256 << 10) { [self] in watch() }
-        ready.withLock {
-            while !started { ready.wait() }
-        }
-        if let startError { throw startError }
     }
 
     /// A snapshot for the admin status page.
@@ -110,6 +47,50 @@ public final class LuaExecutor: @unchecked Sendable {
         public var running: (label: String?, elapsed: Duration)?
     }
 
+    /// One queued job and the caller waiting for it.
+    private final class Job {
+        enum State { case queued, running, done, abandoned, promoted }
+        let label: String?
+        /// A reset replaces the VM instead of running work.
+        let isReset: Bool
+        /// Runs with the VM. Dropped once run or abandoned: `perform` lends a non-escaping closure.
+        var work: ((LuaVM) -> Void)?
+        var resetError: (any Error)?
+        let signal = ConditionLock()
+        var state = State.queued  // guarded by the executor's lock, and by `signal` for waking
+        init(label: String?, work: ((LuaVM) -> Void)?) {
+            self.label = label
+            self.work = work
+            isReset = work == nil
+        }
+    }
+
+    /// Jobs a combiner runs before it hands the role to the next waiting caller.
+    static let combineBatch = 32
+
+    public let options: Options
+    private let lock = ConditionLock()
+    // Guarded by `lock`:
+    private var vm: LuaVM
+    private var queue: [Job] = []
+    private var queueHead = 0
+    private var combining = false
+    private var running: (handle: StopHandle, deadline: MonotonicInstant, started: MonotonicInstant, label: String?)?
+    private var memoryInUse = 0
+
+    private let makeVM: @Sendable () throws -> LuaVM
+    private let logger: Logger
+
+    /// Creates the VM with `makeVM` (on the calling thread) and starts the watchdog.
+    public init(options: Options = Options(), logger: Logger, makeVM: @escaping @Sendable () throws -> LuaVM) throws {
+        self.options = options
+        self.logger = logger
+        self.makeVM = makeVM
+        vm = try makeVM()
+        memoryInUse = vm.memoryInUse
+        startThread(name: "lua-watchdog", stackSize: 256 << 10) { [self] in watch() }
+    }
+
     public var status: Status {
         lock.withLock {
             Status(
@@ -118,45 +99,23 @@ public final class LuaExecutor: @unchecked Sendable {
         }
     }
 
-    /// Runs `work` on the Lua thread and returns its result, waiting at most the queue timeout
-    /// for the state. The time limit applies to `work` as a whole. `label` names the job in
-    /// `status` (the token name, for instance).
-    public func perform<T: Sendable>(label: String? = nil, _ work: @escaping @Sendable (LuaVM) -> T) throws(Refusal) -> T {
-        let box = ResultBox<T>()
-        let job = Job(label: label) { vm in box.value = work(vm) }
-        try enqueueAndWait(job)
-        return box.value!
+    /// Runs `work` with the VM once every job queued before it is done, and returns its result.
+    /// Waits at most the queue timeout for the job to start; the time limit applies to `work` as
+    /// a whole. `label` names the job in `status` (the token name, for instance).
+    public func perform<T>(label: String? = nil, _ work: (LuaVM) -> T) throws(Refusal) -> T {
+        try withoutActuallyEscaping(work) { work throws(Refusal) -> T in
+            var result: T?
+            try run(Job(label: label) { vm in result = work(vm) })
+            return result!
+        }
     }
 
     /// Replaces the state with a fresh one (running the init scripts again, as `makeVM` does),
     /// after every job queued before. Throws what `makeVM` threw; the old state then stays.
     public func reset() throws {
         let job = Job(label: "reset", work: nil)
-        try enqueueAndWait(job)
+        try run(job)
         if let error = job.resetError { throw error }
-    }
-
-    private func enqueueAndWait(_ job: Job) throws(Refusal) {
-        let accepted = lock.withLock {
-            guard queue.count - queueHead < options.queueCapacity else { return false }
-            queue.append(job)
-            lock.signal()
-            return true
-        }
-        guard accepted else { throw .busy }
-
-        let (seconds, attoseconds) = options.queueTimeout.components
-        let timeout = DispatchTime.now() + .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
-        if job.done.wait(timeout: timeout) == .timedOut {
-            let abandoned = lock.withLock {
-                guard job.state == .queued else { return false }
-                job.state = .abandoned
-                return true
-            }
-            if abandoned { throw .busy }
-            // It started just in time; its own time limit bounds the rest of the wait.
-            job.done.wait()
-        }
     }
 
     /// Ends the running job's chunk as `interrupted`. Returns false when nothing was running.
@@ -169,57 +128,127 @@ public final class LuaExecutor: @unchecked Sendable {
         }
     }
 
-    // MARK: The Lua thread
+    // MARK: Combining
 
-    private func serve(_ initial: LuaVM) {
-        var vm = initial
-        var handle = vm.stopHandle
-        lock.withLock { memoryInUse = vm.memoryInUse }
+    /// Queues `job` and returns once it has run, on this thread or on a combiner's.
+    private func run(_ job: Job) throws(Refusal) {
+        let combine: Bool = try lock.withLock { () throws(Refusal) -> Bool in
+            guard queue.count - queueHead < options.queueCapacity else { throw .busy }
+            queue.append(job)
+            if combining { return false }
+            combining = true
+            return true
+        }
+        if combine {
+            combineJobs()
+        } else if try waitForTurnOrResult(job) {
+            combineJobs()
+        }
+    }
+
+    /// Waits until `job` is done (false) or this thread must take over as combiner (true).
+    private func waitForTurnOrResult(_ job: Job) throws(Refusal) -> Bool {
+        let deadline = MonotonicInstant.now().advanced(by: options.queueTimeout)
         while true {
-            let job: Job = lock.withLock {
-                while true {
-                    while queueHead == queue.count { lock.wait() }
-                    let next = queue[queueHead]
+            let state: Job.State = job.signal.withLock {
+                while job.state == .queued || job.state == .running {
+                    if job.state == .running {
+                        job.signal.wait()  // the job's own time limit bounds this wait
+                    } else if !job.signal.wait(until: deadline), job.state == .queued {
+                        break
+                    }
+                }
+                return job.state
+            }
+            switch state {
+            case .done: return false
+            case .promoted: return true
+            case .queued:
+                let abandoned = lock.withLock {
+                    job.signal.withLock {
+                        guard job.state == .queued else { return false }
+                        job.state = .abandoned
+                        job.work = nil
+                        return true
+                    }
+                }
+                if abandoned { throw .busy }
+            case .running, .abandoned:
+                continue
+            }
+        }
+    }
+
+    /// Runs queued jobs in order until the queue is empty, or hands the role on after a batch.
+    private func combineJobs() {
+        var ran = 0
+        while true {
+            let next: Job? = lock.withLock {
+                while queueHead < queue.count {
+                    let job = queue[queueHead]
                     queueHead += 1
-                    if queueHead > 64, queueHead * 2 > queue.count {
-                        queue.removeFirst(queueHead)
-                        queueHead = 0
+                    let state = job.signal.withLock { job.state }
+                    guard state == .queued || state == .promoted else { continue }  // abandoned
+                    if ran >= Self.combineBatch, state == .queued {
+                        // Hand the role to this job's caller; it runs its own job first.
+                        queueHead -= 1
+                        job.signal.withLock {
+                            job.state = .promoted
+                            job.signal.signal()
+                        }
+                        return nil
                     }
-                    if next.state == .queued {
-                        next.state = .running
-                        let now = MonotonicInstant.now()
-                        running = (handle, now.advanced(by: options.timeLimit), now, next.label)
-                        return next
-                    }
+                    job.signal.withLock { job.state = .running }
+                    let now = MonotonicInstant.now()
+                    running = (vm.stopHandle, now.advanced(by: options.timeLimit), now, job.label)
+                    return job
                 }
+                queue.removeAll(keepingCapacity: true)
+                queueHead = 0
+                combining = false
+                return nil
             }
-            if let work = job.work {
-                work(vm)
-            } else {
-                do {
-                    let fresh = try makeVM()
+            guard let job = next else { return }
+            execute(job)
+            ran += 1
+            job.signal.withLock {
+                job.work = nil
+                job.state = .done
+                job.signal.signal()
+            }
+        }
+    }
+
+    private func execute(_ job: Job) {
+        if !job.isReset {
+            job.work?(vm)
+        } else {
+            do {
+                let fresh = try makeVM()
+                // The old state closes when the last reference goes, after the swap and out of
+                // the watchdog's reach; lx_runtime_free keeps its Lua finalizers from running.
+                let old = lock.withLock {
                     let old = vm
-                    lock.withLock {
-                        running = nil
-                        handle.clear()
-                        vm = fresh
-                        handle = fresh.stopHandle
-                    }
-                    // The old state closes here, out of the watchdog's reach; lx_runtime_free
-                    // keeps its Lua finalizers from running.
-                    _ = consume old
-                    logger.notice("the Lua state was reset")
-                } catch {
-                    job.resetError = error
-                    logger.error("reset failed; the old state stays", metadata: ["error": "\(error)"])
+                    running?.handle.clear()
+                    vm = fresh
+                    running?.handle = fresh.stopHandle
+                    return old
                 }
+                withExtendedLifetime(old) {}
+                logger.notice("the Lua state was reset")
+            } catch {
+                job.resetError = error
+                logger.error("reset failed; the old state stays", metadata: ["error": "\(error)"])
             }
-            lock.withLock {
-                running = nil
-                handle.clear()
-                memoryInUse = vm.memoryInUse
+        }
+        lock.withLock {
+            running?.handle.clear()
+            running = nil
+            memoryInUse = vm.memoryInUse
+            if queueHead > 1024 {
+                queue.removeFirst(queueHead)
+                queueHead = 0
             }
-            job.done.signal()
         }
     }
 

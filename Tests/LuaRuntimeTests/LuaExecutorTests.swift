@@ -15,7 +15,11 @@ struct LuaExecutorTests {
     }
 
     static func eval(_ executor: LuaExecutor, _ chunk: String) throws -> Evaluation {
-        try executor.perform { vm in vm.evaluate(Array(chunk.utf8), chunkName: "interactive.lua", rendering: .text) }
+        try Thread.onLargeStack {
+            Result { () throws(LuaExecutor.Refusal) in
+                try executor.perform { vm in vm.evaluate(Array(chunk.utf8), chunkName: "interactive.lua", rendering: .text) }
+            }
+        }.get()
     }
 
     @Test(

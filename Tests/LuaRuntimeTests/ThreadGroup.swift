@@ -7,7 +7,7 @@ final class ThreadGroup: Sendable {
 
     func spawn(_ body: @escaping @Sendable () -> Void) {
         group.enter()
-        startThread(name: "test", stackSize: 1 << 20) { [group] in
+        startThread(name: "test", stackSize: 16 << 20) { [group] in
             body()
             group.leave()
         }
@@ -18,6 +18,21 @@ final class ThreadGroup: Sendable {
 
 enum Thread {
     static func detach(_ body: @escaping @Sendable () -> Void) {
-        startThread(name: "test", stackSize: 1 << 20, body)
+        startThread(name: "test", stackSize: 16 << 20, body)
     }
+
+    /// Runs `body` on a thread with a 16 MiB stack, as luaexecd's threads have, and returns its
+    /// result: the executor runs Lua on its caller's thread.
+    static func onLargeStack<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
+        let box = ResultBox<T>()
+        let group = ThreadGroup()
+        group.spawn { box.value = body() }
+        group.wait()
+        return box.value!
+    }
+}
+
+/// Written by one thread before it leaves a ThreadGroup, read after `wait()`.
+final class ResultBox<T>: @unchecked Sendable {
+    var value: T?
 }
