@@ -16,6 +16,10 @@ let package = Package(
     products: [
         .executable(name: "luaexecd", targets: ["luaexecd"]),
         .executable(name: "luaexec", targets: ["luaexec"]),
+        // For the engine micro-benchmarks in Benchmarks/.
+        .library(name: "LuaRuntime", targets: ["LuaRuntime"]),
+        .library(name: "AccessControl", targets: ["AccessControl"]),
+        .library(name: "ExecService", targets: ["ExecService"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -1,0 +1,61 @@
+import AccessControl
+import Benchmark
+import ExecService
+import Foundation
+import Logging
+import LuaRuntime
+
+// What one request costs inside luaexecd, without the transport: evaluation alone, the whole
+// service path (authenticate, evaluate, render, audit), JSON rendering of a large table, and the
+// token check. Allocations are reported next to time.
+let benchmarks: @Sendable () -> Void = {
+    let configuration = Benchmark.Configuration(
+        metrics: [.wallClock, .throughput, .mallocCountTotal], warmupIterations: 100, maxDuration: .seconds(3))
+    Benchmark.defaultConfiguration = configuration
+
+    let database = NSTemporaryDirectory() + "luaexec-bench-\(UUID().uuidString).db"
+    let store = try! TokenStore(path: database)
+    let token = try! store.create(name: "bench", scopes: [.exec], expiresAt: nil).secret
+    let authenticator = try! Authenticator(store: store)
+    var quiet = Logger(label: "bench")
+    quiet.logLevel = .warning
+    let executor = try! LuaExecutor(logger: quiet) { try LuaVM() }
+    let service = ExecService(executor: executor, authenticator: authenticator, logger: quiet)
+    let vm = try! LuaVM()
+    let chunk = Array("return 1+1".utf8)
+    _ = vm.evaluate(Array("big = {} for i = 1, 10000 do big[i] = {id = i, name = 'item' .. i, ok = i % 2 == 0} end".utf8),
+                    chunkName: "setup", rendering: .text)
+    _ = service.respond(to: RequestHead(method: "POST", path: "/api/v1/exec/interactive.lua", headers: ["authorization": "Bearer \(token)"])) { _ in
+        .complete(Array("big = {} for i = 1, 10000 do big[i] = {id = i, name = 'item' .. i, ok = i % 2 == 0} end".utf8))
+    }
+
+    Benchmark("LuaVM.evaluate return 1+1 (load, call, convert)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(vm.evaluate(chunk, chunkName: "interactive.lua", rendering: .text))
+        }
+    }
+
+    let head = RequestHead(
+        method: "POST", path: "/api/v1/exec/interactive.lua", headers: ["authorization": "Bearer \(token)"],
+        clientAddress: "127.0.0.1")
+    Benchmark("ExecService.respond return 1+1 (auth, evaluate, render text)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(service.respond(to: head) { _ in .complete(chunk) })
+        }
+    }
+
+    var jsonHead = head
+    jsonHead.headers["accept"] = "application/json"
+    let bigChunk = Array("return big".utf8)
+    Benchmark("ExecService.respond a 10,000-row table as JSON", configuration: .init(maxDuration: .seconds(3))) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(service.respond(to: jsonHead) { _ in .complete(bigChunk) })
+        }
+    }
+
+    Benchmark("Authenticator.authenticate a bearer token") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(authenticator.authenticate(token, requiring: .exec))
+        }
+    }
+}
