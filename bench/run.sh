@@ -179,6 +179,10 @@ done
 lua_ms=$(echo "$lua_times" | awk 'NF' | median)
 exec_ms=$(echo "$exec_times" | awk 'NF' | median)
 
+echo "engine micro-benchmarks (Benchmarks/, ordo-one/benchmark)" >&2
+micro=$(cd "$root/Benchmarks" && swift package benchmark --target Engine --no-progress 2>&1 \
+    | sed -n '/^LuaVM\|^ExecService\|^Authenticator\|^[╒│╞├╘]/p')
+
 cpu=$(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }')
 {
     cat <<EOF
@@ -235,6 +239,16 @@ $rss_start KiB → $rss_end KiB (**${rss_growth}%**; target < 5%). Samples (KiB)
 CPU-bound chunk (\`bench/fib.lua\`: recursive fib(32), timed with \`os.clock\` inside Lua on both
 sides), median of 7: \`lua5.4\` ${lua_ms} ms, luaexec ${exec_ms} ms —
 $(awk -v a="$exec_ms" -v b="$lua_ms" 'BEGIN { printf "%+.1f%%", (a - b) * 100 / b }') (target within 5%).
+
+## Engine micro-benchmarks
+
+\`Benchmarks/\` (ordo-one/benchmark, \`swift package benchmark\` there): one request's work inside
+luaexecd without the transport, with allocations. "respond" is the whole service path:
+authenticate, evaluate, render, audit (at warning level, so without the log write).
+
+\`\`\`
+$micro
+\`\`\`
 EOF
     if [ -f "$root/bench/NOTES.md" ]; then
         echo

@@ -750,8 +750,10 @@ int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname
 done:
     lua_settop(L, base);
     // collectgarbage("stop") must not outlive the request; after a memory error, free what
-    // the failed chunk left behind now rather than at the next allocation.
-    lua_gc(L, LUA_GCRESTART);
+    // the failed chunk left behind now rather than at the next allocation. Only restart a
+    // stopped collector: LUA_GCRESTART also zeroes the GC debt, which forced a collection step,
+    // a pass over much of the heap, on every request.
+    if (!lua_gc(L, LUA_GCISRUNNING)) lua_gc(L, LUA_GCRESTART);
     if (result == LX_ERR_MEMORY) lua_gc(L, LUA_GCCOLLECT);
     return result;
 }

@@ -74,4 +74,19 @@ struct ExecServiceTests {
         #expect(QueryString.values(of: "AuthToken", in: "AuthToken=1&AuthToken=2") == ["1", "2"])
         #expect(QueryString.values(of: "AuthToken", in: "authtoken=1") == [])
     }
+
+    @Test("the audit line has every field, escapes what could forge a line, and never holds the token or body")
+    func auditLine() {
+        var record = AuditRecord(
+            head: RequestHead(
+                method: "POST", path: "/a b\"\n=", query: "AuthToken=\(token)", clientAddress: "10.0.0.1",
+                requestID: "abc"))
+        record.tokenName = "t"
+        record.body = Array("return 1".utf8)
+        record.finish(response: Response(status: 200, body: [0x31]), duration: .microseconds(2500))
+        #expect(
+            record.line
+                == #"request id=abc client=10.0.0.1 token=t endpoint="POST /a b\"\x0a=" status=200 error=- in=8 out=1 ms=2.500 body_sha256=486d9affb60d"#)
+        #expect(!record.line.contains(token))
+    }
 }
