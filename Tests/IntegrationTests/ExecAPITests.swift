@@ -122,3 +122,17 @@ struct ExecAPITests {
         #expect(result.headers["location"] == "https://localhost/api/v1/exec/interactive.lua?x=1")
     }
 }
+
+@Suite("luaexecd under a supervisor: the listening socket on standard input")
+struct SupervisedTests {
+    @Test("serves the seed, reads of stdin return at once, closing io.stdin harms nothing")
+    func socketOnStandardInput() throws {
+        let stack = try Stack(supervised: true)
+        #expect(try stack.eval("return sip.calls.get_all()[1]:getState()").text == "active")
+        #expect(try stack.eval("return io.read('a'), io.stdin:close()").text == "\tnil\tcannot close standard file")
+        #expect(try stack.eval("return io.read('l')").text == "nil")
+        // Twice more: the listening socket, which was fd 0, still accepts.
+        #expect(try stack.eval("return 1").text == "1")
+        #expect(try stack.eval("return 2").text == "2")
+    }
+}

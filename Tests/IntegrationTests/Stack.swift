@@ -40,7 +40,9 @@ final class Stack: Sendable {
     var fastcgiSocket: String { directory + "/luaexecd.sock" }
     var database: String { directory + "/luaexec.db" }
 
-    init(daemonArguments: [String] = [], initDirectory: String? = nil, tcp: Bool = false) throws {
+    /// - Parameter supervised: start luaexecd as a supervisor would, with its listening socket on
+    ///   standard input (spawn-fcgi creates the socket and execs luaexecd), instead of `--socket`.
+    init(daemonArguments: [String] = [], initDirectory: String? = nil, tcp: Bool = false, supervised: Bool = false) throws {
         let directory = NSTemporaryDirectory() + "luaexec-stack-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.directory = directory
@@ -59,12 +61,14 @@ final class Stack: Sendable {
         guard created.status == 0 else { throw StackError("luaexec token create failed: \(created.stderr)") }
         adminToken = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 
+        let arguments = [
+            "--database", directory + "/luaexec.db", "--init-dir", initDirectory ?? Self.repository + "/init.d",
+        ] + daemonArguments
         let daemon = try Self.startWithLifeline(
-            Self.binDirectory + "/luaexecd",
-            [
-                "--socket", directory + "/luaexecd.sock", "--database", directory + "/luaexec.db",
-                "--init-dir", initDirectory ?? Self.repository + "/init.d",
-            ] + daemonArguments,
+            supervised ? "/usr/bin/spawn-fcgi" : Self.binDirectory + "/luaexecd",
+            supervised
+                ? ["-n", "-s", directory + "/luaexecd.sock", "-M", "0660", "--", Self.binDirectory + "/luaexecd"] + arguments
+                : ["--socket", directory + "/luaexecd.sock"] + arguments,
             log: directory + "/logs/luaexecd.log", pidFile: directory + "/luaexecd.child.pid")
         let nginx = try Self.startWithLifeline(
             "/usr/sbin/nginx", ["-p", directory, "-c", directory + "/nginx.conf"], log: directory + "/logs/nginx.out",
