@@ -84,6 +84,9 @@ public final class ExecService: Sendable {
         switch readBody(options.maxBodySize) {
         case .tooLarge:
             return Self.plain(413, "the request body exceeds the limit of \(options.maxBodySize) bytes\n", json: json)
+        case .incomplete:
+            // Never run part of a chunk.
+            return Self.plain(400, "the request body ended before its declared length\n", json: json)
         case .complete(let bytes):
             body = bytes
         }

@@ -25,10 +25,12 @@ public struct RequestHead: Sendable {
     }
 }
 
-/// How the transport delivers the body: at most `limit` bytes, or `.tooLarge`.
+/// How the transport delivers the body: at most `limit` bytes, `.tooLarge`, or `.incomplete`
+/// when the stream ended before the declared length (a client or nginx gave up mid-body).
 public enum BodyRead: Sendable, Equatable {
     case complete([UInt8])
     case tooLarge
+    case incomplete
 }
 
 /// A response for the transport to write.

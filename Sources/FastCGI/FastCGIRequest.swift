@@ -49,7 +49,7 @@ struct FastCGIRequest {
             guard read > 0 else { break }
             count += Int(read)
         }
-        body.removeLast(declared - count)
+        if count < declared { return .incomplete }
         // A body longer than declared (or sent without a length) is read on, up to the limit.
         while true {
             let more = Self.withScratch { scratch in

@@ -50,6 +50,13 @@ struct ExecServiceTests {
         #expect(response.header("Content-Type") == "text/plain; charset=utf-8")
     }
 
+    @Test("a body cut short is 400 and runs nothing")
+    func incompleteBody() {
+        let response = service.respond(to: head(query: "AuthToken=\(token)")) { _ in .incomplete }
+        #expect(response.status == 400)
+        #expect(response.body == Array("the request body ended before its declared length\n".utf8))
+    }
+
     @Test("a body over the limit is 413")
     func tooLarge() {
         let response = service.respond(to: head(query: "AuthToken=\(token)")) { _ in .tooLarge }
