@@ -9,8 +9,8 @@ import SystemSupport
 /// to back, then wakes each caller with its result. Waking the next caller only after it got the
 /// state (a turnstile) or handing every job to a dedicated Lua thread put a thread wake-up between
 /// any two evaluations, which capped throughput far below the FastCGI floor; see BENCHMARKS.md.
-/// A combiner hands the role on after `combineBatch` jobs so that its own client is not kept
-/// waiting. Callers must run on threads with a large stack (8 MiB or more: Lua's C-stack checks
+/// A combiner hands the role on after `combineBatch` jobs or `combineBudget` so that its own
+/// client is not kept waiting. Callers must run on threads with a large stack (8 MiB or more: Lua's C-stack checks
 /// assume it); the FastCGI threads do.
 ///
 /// `@unchecked Sendable`: every mutable property is guarded by `lock`, and the VM is used only by
@@ -65,8 +65,11 @@ public final class LuaExecutor: @unchecked Sendable {
         }
     }
 
-    /// Jobs a combiner runs before it hands the role to the next waiting caller.
+    /// A combiner hands the role to the next waiting caller after this many jobs, or once it
+    /// has combined for `combineBudget`, whichever comes first: its own client waits for it.
+    /// (One long job it has started still holds it, as it holds everyone behind it.)
     static let combineBatch = 32
+    static let combineBudget = Duration.milliseconds(1)
 
     public let options: Options
     private let lock = ConditionLock()
@@ -182,6 +185,7 @@ public final class LuaExecutor: @unchecked Sendable {
     /// Runs queued jobs in order until the queue is empty, or hands the role on after a batch.
     private func combineJobs() {
         var ran = 0
+        let started = MonotonicInstant.now()
         while true {
             let next: Job? = lock.withLock {
                 while queueHead < queue.count {
@@ -189,7 +193,9 @@ public final class LuaExecutor: @unchecked Sendable {
                     queueHead += 1
                     let state = job.signal.withLock { job.state }
                     guard state == .queued || state == .promoted else { continue }  // abandoned
-                    if ran >= Self.combineBatch, state == .queued {
+                    let spent = ran >= Self.combineBatch
+                        || (ran > 0 && MonotonicInstant.now().duration(since: started) > Self.combineBudget)
+                    if spent, state == .queued {
                         // Hand the role to this job's caller; it runs its own job first.
                         queueHead -= 1
                         job.signal.withLock {

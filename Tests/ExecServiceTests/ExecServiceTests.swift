@@ -16,10 +16,12 @@ struct ExecServiceTests {
     init() throws {
         let store = try TokenStore(path: path)
         token = try store.create(name: "t", scopes: [.exec], expiresAt: nil).secret
-        let executor = try LuaExecutor(logger: Logger(label: "test")) { try LuaVM() }
+        var quiet = Logger(label: "test")
+        quiet.logLevel = .critical
+        let executor = try LuaExecutor(logger: quiet) { try LuaVM() }
         service = ExecService(
             executor: executor, authenticator: try Authenticator(store: store), options: .init(maxBodySize: 16),
-            logger: Logger(label: "test"))
+            logger: quiet)
     }
 
     func head(_ method: String = "POST", query: String = "", headers: [String: String] = [:]) -> RequestHead {
