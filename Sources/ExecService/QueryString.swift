@@ -13,17 +13,6 @@ enum QueryString {
         return values
     }
 
-    /// Every parameter in order, percent-decoded.
-    static func pairs(in query: String) -> [(name: String, value: String)] {
-        query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true).map { pair in
-            let key = pair.prefix { $0 != UInt8(ascii: "=") }
-            return (
-                String(decoding: decode(key), as: UTF8.self),
-                String(decoding: decode(pair.dropFirst(key.count + 1)), as: UTF8.self)
-            )
-        }
-    }
-
     static func decode(_ bytes: some Collection<UInt8>) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)

@@ -53,5 +53,4 @@ public final class ConditionLock: @unchecked Sendable {
     }
 
     public func signal() { pthread_cond_signal(condition) }
-    public func broadcast() { pthread_cond_broadcast(condition) }
 }
