@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "LuaRuntime", targets: ["LuaRuntime"]),
         .library(name: "AccessControl", targets: ["AccessControl"]),
         .library(name: "ExecService", targets: ["ExecService"]),
+        .library(name: "FastCGI", targets: ["FastCGI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -78,6 +79,7 @@ let package = Package(
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "SystemSupport"]),
         .testTarget(name: "AccessControlTests", dependencies: ["AccessControl", "SystemSupport"]),
         .testTarget(name: "ExecServiceTests", dependencies: ["ExecService", "AccessControl", "LuaRuntime"]),
+        .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CFastCGI", "ExecService"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AccessControl"]),
     ],
     swiftLanguageModes: [.v6]

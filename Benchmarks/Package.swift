@@ -18,6 +18,7 @@ let package = Package(
                 .product(name: "LuaRuntime", package: "luaexec"),
                 .product(name: "ExecService", package: "luaexec"),
                 .product(name: "AccessControl", package: "luaexec"),
+                .product(name: "FastCGI", package: "luaexec"),
             ],
             path: "Benchmarks/Engine",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -181,7 +181,7 @@ exec_ms=$(echo "$exec_times" | awk 'NF' | median)
 
 echo "engine micro-benchmarks (Benchmarks/, ordo-one/benchmark)" >&2
 micro=$(cd "$root/Benchmarks" && swift package benchmark --target Engine --no-progress 2>&1 \
-    | sed -n '/^LuaVM\|^ExecService\|^Authenticator\|^[╒│╞├╘]/p')
+    | sed -n '/^LuaVM\|^ExecService\|^Authenticator\|^FastCGIParams\|^[╒│╞├╘]/p')
 
 cpu=$(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }')
 {

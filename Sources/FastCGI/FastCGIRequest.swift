@@ -4,34 +4,13 @@ import ExecService
 /// One accepted FastCGI request: its params, its stdin stream and its stdout stream.
 struct FastCGIRequest {
     let request: UnsafeMutablePointer<FCGX_Request>
-    private(set) var bodyFinished = false
 
     init(_ request: UnsafeMutablePointer<FCGX_Request>) { self.request = request }
 
-    func param(_ name: String) -> String? {
-        guard let value = FCGX_GetParam(name, request.pointee.envp) else { return nil }
-        return String(cString: value)
-    }
+    func param(_ name: String) -> String? { FastCGIParams(request.pointee.envp).value(name) }
 
     /// The request line and the headers luaexecd reads, from the CGI variables nginx sends.
-    func head() -> RequestHead {
-        var headers: [String: String] = [:]
-        for (name, parameter) in Self.headerParameters {
-            if let value = param(parameter) { headers[name] = value }
-        }
-        return RequestHead(
-            method: param("REQUEST_METHOD") ?? "GET",
-            path: param("DOCUMENT_URI") ?? param("SCRIPT_NAME") ?? "/",
-            query: param("QUERY_STRING") ?? "",
-            headers: headers,
-            clientAddress: param("REMOTE_ADDR") ?? "",
-            requestID: param("REQUEST_ID"))
-    }
-
-    static let headerParameters = [
-        ("authorization", "HTTP_AUTHORIZATION"), ("accept", "HTTP_ACCEPT"), ("content-type", "CONTENT_TYPE"),
-        ("content-length", "CONTENT_LENGTH"),
-    ]
+    func head() -> RequestHead { FastCGIParams(request.pointee.envp).head() }
 
     /// Reads the whole body if it is at most `limit` bytes.
     func readBody(limit: Int) -> BodyRead {

@@ -1,13 +1,15 @@
 import AccessControl
 import Benchmark
 import ExecService
+import FastCGI
 import Foundation
 import Logging
 import LuaRuntime
 
-// What one request costs inside luaexecd, without the transport: evaluation alone, the whole
-// service path (authenticate, evaluate, render, audit), JSON rendering of a large table, and the
-// token check. Allocations are reported next to time.
+// What one request costs inside luaexecd, without the socket: turning nginx's FastCGI params
+// into a request, evaluation alone, the whole service path (authenticate, evaluate, render,
+// audit), JSON rendering of a large table, and the token check. Allocations are reported next to
+// time.
 let benchmarks: @Sendable () -> Void = {
     let configuration = Benchmark.Configuration(
         metrics: [.wallClock, .throughput, .mallocCountTotal], warmupIterations: 100, maxDuration: .seconds(3))
@@ -50,6 +52,25 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("ExecService.respond a 10,000-row table as JSON", configuration: .init(maxDuration: .seconds(3))) { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(service.respond(to: jsonHead) { _ in .complete(bigChunk) })
+        }
+    }
+
+    // The CGI variables nginx sends for one request (nginx/luaexec-fastcgi.conf plus headers), in
+    // libfcgi's envp form. Never freed: they live as long as the benchmark process.
+    let params = [
+        "REQUEST_METHOD=POST", "DOCUMENT_URI=/api/v1/exec/interactive.lua", "QUERY_STRING=",
+        "CONTENT_TYPE=application/x-www-form-urlencoded", "CONTENT_LENGTH=10", "REMOTE_ADDR=127.0.0.1",
+        "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_ID=5f0c3e0d9a1b4c2d8e7f6a5b4c3d2e1f", "HTTP_HOST=127.0.0.1:8443",
+        "HTTP_USER_AGENT=curl/7.88.1", "HTTP_ACCEPT=*/*", "HTTP_AUTHORIZATION=Bearer \(token)",
+        "HTTP_CONTENT_TYPE=application/x-www-form-urlencoded", "HTTP_CONTENT_LENGTH=10",
+    ]
+    let envp = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: params.count + 1)
+    for (index, param) in params.enumerated() { envp[index] = strdup(param) }
+    envp[params.count] = nil
+    nonisolated(unsafe) let cgi = envp
+    Benchmark("FastCGIParams.head (nginx's params to a RequestHead)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(FastCGIParams(cgi).head())
         }
     }
 
