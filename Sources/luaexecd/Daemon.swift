@@ -16,11 +16,12 @@ struct Daemon: ParsableCommand {
         commandName: "luaexecd",
         abstract: "Evaluates Lua sent over FastCGI in one resident Lua 5.4 state.",
         discussion: """
-            Without --socket, luaexecd serves the listening socket it was given on standard input, \
-            as a supervisor (systemd's StandardInput=socket, spawn-fcgi) passes it.
+            Without --socket, luaexecd serves the listening socket systemd passed by socket \
+            activation (LISTEN_FDS, fd 3), or else the one on standard input, as spawn-fcgi or \
+            systemd's StandardInput=socket pass it.
             """)
 
-    @Option(help: "Unix socket to listen on (created, mode 0660). Default: the socket on fd 0.")
+    @Option(help: "Unix socket to listen on (created, mode 0660). Default: the socket systemd or a supervisor passed.")
     var socket: String?
 
     @Option(help: "SQLite database with the tokens.")
@@ -94,6 +95,8 @@ struct Daemon: ParsableCommand {
         let listenFD: Int32
         if let socket {
             listenFD = try FastCGIServer.listen(path: socket)
+        } else if let activated = Signals.takeSocketFromSystemd() {
+            listenFD = activated
         } else {
             listenFD = try Signals.takeListeningSocketFromStandardInput()
         }
@@ -110,7 +113,7 @@ struct Daemon: ParsableCommand {
         }
         logger.notice(
             "luaexecd serving",
-            metadata: ["socket": "\(socket ?? "fd 0")", "database": "\(database)", "threads": "\(threads)"])
+            metadata: ["socket": "\(socket ?? "fd \(listenFD)")", "database": "\(database)", "threads": "\(threads)"])
 
         while true {
             switch Signals.wait() {

@@ -32,6 +32,21 @@ enum Signals {
         return set
     }
 
+    /// The listening socket systemd passed by the `sd_listen_fds` protocol (`LISTEN_PID` is this
+    /// process, `LISTEN_FDS` ≥ 1: the socket is fd 3), or nil when it passed none. The variables
+    /// are removed so that no child process takes them for its own.
+    static func takeSocketFromSystemd() -> Int32? {
+        guard let pid = getenv("LISTEN_PID").flatMap({ Int32(String(cString: $0)) }), pid == getpid(),
+            let count = getenv("LISTEN_FDS").flatMap({ Int(String(cString: $0)) }), count >= 1
+        else { return nil }
+        unsetenv("LISTEN_PID")
+        unsetenv("LISTEN_FDS")
+        unsetenv("LISTEN_FDNAMES")
+        let fd: Int32 = 3  // SD_LISTEN_FDS_START
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return fd
+    }
+
     /// The listening socket a supervisor passed on fd 0, moved to another descriptor so that fd 0
     /// can become /dev/null: a chunk reading standard input must get EOF at once, and closing
     /// `io.stdin` must not close the listening socket.

@@ -127,12 +127,23 @@ struct ExecAPITests {
 struct SupervisedTests {
     @Test("serves the seed, reads of stdin return at once, closing io.stdin harms nothing")
     func socketOnStandardInput() throws {
-        let stack = try Stack(supervised: true)
+        let stack = try Stack(launch: .standardInput)
         #expect(try stack.eval("return sip.calls.get_all()[1]:getState()").text == "active")
         #expect(try stack.eval("return io.read('a'), io.stdin:close()").text == "\tnil\tcannot close standard file")
         #expect(try stack.eval("return io.read('l'), 'after'").text == "nil\tafter")
         // Twice more: the listening socket, which was fd 0, still accepts.
         #expect(try stack.eval("return 1").text == "1")
         #expect(try stack.eval("return 2").text == "2")
+    }
+}
+
+@Suite("luaexecd under systemd socket activation (LISTEN_FDS)")
+struct SocketActivationTests {
+    @Test("serves from the socket systemd-socket-activate passed on fd 3")
+    func listenFDs() throws {
+        let stack = try Stack(launch: .socketActivation)
+        #expect(try stack.eval("return sip.calls.get_all()[1]:getState()").text == "active")
+        #expect(try stack.eval("return 1").text == "1")
+        #expect(stack.luaexecdLog().contains("socket=\"fd 3\""))
     }
 }

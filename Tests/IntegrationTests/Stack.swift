@@ -40,9 +40,17 @@ final class Stack: Sendable {
     var fastcgiSocket: String { directory + "/luaexecd.sock" }
     var database: String { directory + "/luaexec.db" }
 
-    /// - Parameter supervised: start luaexecd as a supervisor would, with its listening socket on
-    ///   standard input (spawn-fcgi creates the socket and execs luaexecd), instead of `--socket`.
-    init(daemonArguments: [String] = [], initDirectory: String? = nil, tcp: Bool = false, supervised: Bool = false) throws {
+    /// How luaexecd gets its listening socket.
+    enum Launch {
+        /// `--socket PATH`: luaexecd creates it.
+        case socketOption
+        /// spawn-fcgi creates it and execs luaexecd with it on standard input.
+        case standardInput
+        /// systemd-socket-activate creates it and execs luaexecd with LISTEN_FDS=1 (fd 3).
+        case socketActivation
+    }
+
+    init(daemonArguments: [String] = [], initDirectory: String? = nil, tcp: Bool = false, launch: Launch = .socketOption) throws {
         let directory = NSTemporaryDirectory() + "luaexec-stack-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.directory = directory
@@ -64,11 +72,18 @@ final class Stack: Sendable {
         let arguments = [
             "--database", directory + "/luaexec.db", "--init-dir", initDirectory ?? Self.repository + "/init.d",
         ] + daemonArguments
+        let luaexecd = Self.binDirectory + "/luaexecd", socket = directory + "/luaexecd.sock"
+        let (executable, launchArguments): (String, [String])
+        switch launch {
+        case .socketOption:
+            (executable, launchArguments) = (luaexecd, ["--socket", socket] + arguments)
+        case .standardInput:
+            (executable, launchArguments) = ("/usr/bin/spawn-fcgi", ["-n", "-s", socket, "-M", "0660", "--", luaexecd] + arguments)
+        case .socketActivation:
+            (executable, launchArguments) = ("/usr/bin/systemd-socket-activate", ["-l", socket, luaexecd] + arguments)
+        }
         let daemon = try Self.startWithLifeline(
-            supervised ? "/usr/bin/spawn-fcgi" : Self.binDirectory + "/luaexecd",
-            supervised
-                ? ["-n", "-s", directory + "/luaexecd.sock", "-M", "0660", "--", Self.binDirectory + "/luaexecd"] + arguments
-                : ["--socket", directory + "/luaexecd.sock"] + arguments,
+            executable, launchArguments,
             log: directory + "/logs/luaexecd.log", pidFile: directory + "/luaexecd.child.pid")
         let nginx = try Self.startWithLifeline(
             "/usr/sbin/nginx", ["-p", directory, "-c", directory + "/nginx.conf"], log: directory + "/logs/nginx.out",
