@@ -76,6 +76,18 @@ struct Daemon: ParsableCommand {
         let logger = Logger(label: "luaexecd")
         Signals.blockForSigwait()
 
+        // Before anything can start a child process (an init script's os.execute): the socket
+        // gets close-on-exec, and systemd's variables are cleared.
+        let listenFD: Int32
+        if let socket {
+            listenFD = try FastCGIServer.listen(path: socket)
+        } else if let activated = Signals.takeSocketFromSystemd() {
+            listenFD = activated
+        } else {
+            listenFD = try Signals.takeListeningSocketFromStandardInput()
+        }
+        _ = fcntl(listenFD, F_SETFD, FD_CLOEXEC)
+
         let store = try TokenStore(path: database)
         let authenticator = try Authenticator(store: store)
 
@@ -92,14 +104,6 @@ struct Daemon: ParsableCommand {
             return vm
         }
 
-        let listenFD: Int32
-        if let socket {
-            listenFD = try FastCGIServer.listen(path: socket)
-        } else if let activated = Signals.takeSocketFromSystemd() {
-            listenFD = activated
-        } else {
-            listenFD = try Signals.takeListeningSocketFromStandardInput()
-        }
         let throttle = FailureThrottle(
             policy: .init(limit: authFailureLimit, window: .seconds(60), blockFor: .seconds(authBlockSeconds)))
         let service = ExecService(

@@ -42,9 +42,7 @@ enum Signals {
         unsetenv("LISTEN_PID")
         unsetenv("LISTEN_FDS")
         unsetenv("LISTEN_FDNAMES")
-        let fd: Int32 = 3  // SD_LISTEN_FDS_START
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        return fd
+        return 3  // SD_LISTEN_FDS_START
     }
 
     /// The listening socket a supervisor passed on fd 0, moved to another descriptor so that fd 0
