@@ -15,16 +15,14 @@ extension ExecService {
                 try executor.reset()
                 return Self.json(200, "{\"ok\":true}")
             } catch LuaExecutor.Refusal.busy {
-                var response = Self.plain(503, "the Lua state is busy; retry later\n", json: true, kind: "busy")
-                response.headers.append(("Retry-After", String(options.retryAfterSeconds)))
-                return response
+                return busy(json: true)
             } catch {
                 return Self.plain(500, "reset failed: \(error)\n", json: true, kind: "reset")
             }
         case ("status", _):
-            return Self.methodNotAllowed(head.method, allow: "GET")
+            return Self.methodNotAllowed(head.method, allow: "GET", json: true)
         case ("interrupt", _), ("reset", _):
-            return Self.methodNotAllowed(head.method, allow: "POST")
+            return Self.methodNotAllowed(head.method, allow: "POST", json: true)
         default:
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: true)
         }
@@ -61,9 +59,4 @@ extension ExecService {
             body: Array(body.utf8))
     }
 
-    static func methodNotAllowed(_ method: String, allow: String) -> Response {
-        var response = plain(405, "method \(method) is not allowed here; use \(allow)\n", json: true)
-        response.headers.append(("Allow", allow))
-        return response
-    }
 }

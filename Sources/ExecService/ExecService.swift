@@ -75,9 +75,7 @@ public final class ExecService: Sendable {
         if let refusal = authorize(head, scope: .exec, json: json, audit: &audit) { return refusal }
 
         guard head.method == "GET" || head.method == "POST" else {
-            var response = Self.plain(405, "method \(head.method) is not allowed here; use GET or POST\n", json: json)
-            response.headers.append(("Allow", "GET, POST"))
-            return response
+            return Self.methodNotAllowed(head.method, allow: "GET, POST", json: json)
         }
 
         let body: [UInt8]
@@ -142,9 +140,7 @@ public final class ExecService: Sendable {
             }
         } catch {
             audit.errorKind = "busy"
-            var response = Self.plain(503, "the Lua state is busy; retry later\n", json: json, kind: "busy")
-            response.headers.append(("Retry-After", String(options.retryAfterSeconds)))
-            return response
+            return busy(json: json)
         }
         let (status, bytes) = json ? EvaluationRenderer.json(evaluation) : EvaluationRenderer.text(evaluation)
         var headers: [(name: String, value: String)] = [
@@ -185,6 +181,20 @@ public final class ExecService: Sendable {
         }
         if let kind { headers.append(("X-Lua-Error", kind)) }
         return Response(status: status, headers: headers, body: body)
+    }
+
+    /// 405 with the methods the endpoint takes.
+    static func methodNotAllowed(_ method: String, allow: String, json: Bool) -> Response {
+        var response = plain(405, "method \(method) is not allowed here; use \(allow)\n", json: json)
+        response.headers.append(("Allow", allow))
+        return response
+    }
+
+    /// 503 `busy` with `Retry-After` (SPEC L4).
+    func busy(json: Bool) -> Response {
+        var response = Self.plain(503, "the Lua state is busy; retry later\n", json: json, kind: "busy")
+        response.headers.append(("Retry-After", String(options.retryAfterSeconds)))
+        return response
     }
 
     /// RFC 6750 §3: the status and `WWW-Authenticate` challenge for each failure.

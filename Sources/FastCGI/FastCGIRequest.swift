@@ -30,11 +30,7 @@ struct FastCGIRequest {
         }
         if count < declared { return .incomplete }
         // A body longer than declared (or sent without a length) is read on, up to the limit.
-        while true {
-            let more = Self.withScratch { scratch in
-                Int(FCGX_GetStr(scratch.baseAddress, Int32(scratch.count), request.pointee.in))
-            } append: { body.append(contentsOf: $0) }
-            if more <= 0 { break }
+        while readMore({ body.append(contentsOf: $0) }) > 0 {
             if body.count > limit { return .tooLarge }
         }
         return .complete(body)
@@ -45,22 +41,19 @@ struct FastCGIRequest {
     func discardUnreadBody(upTo limit: Int) {
         var discarded = 0
         while discarded <= limit {
-            let count = Self.withScratch { scratch in
-                Int(FCGX_GetStr(scratch.baseAddress, Int32(scratch.count), request.pointee.in))
-            } append: { _ in }
+            let count = readMore { _ in }
             guard count > 0 else { return }
             discarded += count
         }
         request.pointee.keepConnection = 0
     }
 
-    /// Runs `fill` on a stack buffer and hands what it read to `append`.
-    private static func withScratch(
-        _ fill: (UnsafeMutableBufferPointer<CChar>) -> Int, append: (UnsafeRawBufferPointer) -> Void
-    ) -> Int {
+    /// Reads up to 8 KiB more of the body into a stack buffer and hands it to `use`. Returns how
+    /// much was read: 0 at the end of the body.
+    private func readMore(_ use: (UnsafeRawBufferPointer) -> Void) -> Int {
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: 8192) { scratch in
-            let count = fill(scratch)
-            if count > 0 { append(UnsafeRawBufferPointer(start: scratch.baseAddress, count: count)) }
+            let count = Int(FCGX_GetStr(scratch.baseAddress, Int32(scratch.count), request.pointee.in))
+            if count > 0 { use(UnsafeRawBufferPointer(start: scratch.baseAddress, count: count)) }
             return count
         }
     }

@@ -13,14 +13,14 @@ import Glibc
 /// libfcgi serves one connection per thread, and nginx with `fastcgi_keep_conn on` keeps each
 /// upstream connection open between requests, pinning a thread. The pool is therefore sized
 /// above nginx's upstream `keepalive` (the shipped site keeps 32; the default pool is 64), so a
-/// request never waits for a thread. Evaluations still run one at a time: each thread takes its
-/// turn at the LuaExecutor's turnstile.
+/// request never waits for a thread. Evaluations still run one at a time, queued in the
+/// LuaExecutor, which runs them on whichever of these threads is combining.
 public final class FastCGIServer: Sendable {
     public struct Options: Sendable {
         public var threads: Int
         public var threadStackSize: Int
 
-        /// Each thread evaluates Lua when its turn comes (LuaExecutor), so it gets the large stack
+        /// Each thread may run Lua (as the LuaExecutor's combiner), so it gets the large stack
         /// Lua's C-stack checks assume; the memory is reserved, and only touched pages are used.
         public init(threads: Int = 64, threadStackSize: Int = 16 << 20) {
             self.threads = threads
