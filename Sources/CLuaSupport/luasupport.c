@@ -242,6 +242,15 @@ static int lx_co_wrap(lua_State *L) {
 // lx_stop arms it. (A __gc assigned to a metatable after setmetatable is not wrapped; see
 // docs/limits.md.)
 
+// Calls upvalue 1 (the function a wrapper replaced) with this function's arguments, in place,
+// and returns all its results.
+static int call_original(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 // Calls upvalue 1 with this function's arguments in a fresh coroutine, where hooks work, and
 // returns its results or raises its error.
 static int call_in_coroutine(lua_State *L) {
@@ -277,10 +286,7 @@ static int lx_gc_trampoline(lua_State *L) {
 // in place, where debug.traceback sees the stack that failed.
 static int lx_handler_trampoline(lua_State *L) {
     if (atomic_load(&runtime_of(L)->stop) != LX_STOP_NONE) return call_in_coroutine(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
+    return call_original(L);
 }
 
 // xpcall as lbaselib has it, with the handler wrapped; a continuation keeps it yieldable.
@@ -323,10 +329,7 @@ static void wrap_gc(lua_State *L, int mt) {
 // setmetatable and debug.setmetatable (upvalue 1: the original).
 static int lx_setmetatable(lua_State *L) {
     if (lua_type(L, 2) == LUA_TTABLE) wrap_gc(L, 2);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
+    return call_original(L);
 }
 
 // MARK: - Library changes
@@ -389,10 +392,7 @@ static int lx_textonly(lua_State *L, int modearg) {
     if (lua_gettop(L) < modearg) lua_settop(L, modearg);
     lua_pushliteral(L, "t");
     lua_replace(L, modearg);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
+    return call_original(L);
 }
 static int lx_load(lua_State *L) { return lx_textonly(L, 3); }
 static int lx_loadfile(lua_State *L) { return lx_textonly(L, 2); }
