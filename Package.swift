@@ -9,7 +9,9 @@ import PackageDescription
 //   AccessControl      tokens: format, SQLite store, authentication decisions
 //   ExecService        requests, auth, routing, rendering; knows nothing of FastCGI
 //   FastCGI            libfcgi transport: threads, params, streams
-//   luaexecd, luaexec  thin executables
+//   DaemonConfig       luaexecd's settings and its config file (YAML, via Yams)
+//   LuaexecCommands    the `luaexec` command line (tokens)
+//   luaexecd, luaexec  thin executables; luaexecd also runs as `luaexec` when called by that name
 let package = Package(
     name: "luaexec",
     platforms: [.macOS(.v15)],
@@ -27,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
@@ -61,25 +64,25 @@ let package = Package(
             name: "FastCGI",
             dependencies: ["CFastCGI", "ExecService", "SystemSupport", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "DaemonConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "luaexecd",
             dependencies: [
-                "FastCGI", "ExecService", "LuaRuntime", "AccessControl",
+                "DaemonConfig", "LuaexecCommands", "FastCGI", "ExecService", "LuaRuntime", "AccessControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(
-            name: "luaexec",
-            dependencies: [
-                "AccessControl",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+        .target(
+            name: "LuaexecCommands",
+            dependencies: ["AccessControl", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(name: "luaexec", dependencies: ["LuaexecCommands"]),
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "SystemSupport"]),
         .testTarget(name: "AccessControlTests", dependencies: ["AccessControl", "SystemSupport"]),
         .testTarget(name: "ExecServiceTests", dependencies: ["ExecService", "AccessControl", "LuaRuntime"]),
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CFastCGI", "ExecService"]),
+        .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AccessControl"]),
     ],
     swiftLanguageModes: [.v6]

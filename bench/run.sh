@@ -38,7 +38,7 @@ trap cleanup EXIT
 cc -O2 -o "$run/fcgi-responder" "$root/bench/fcgi-responder.c" -lfcgi -lpthread
 "$root/scripts/make-cert.sh" "$run/cert.pem" "$run/key.pem"
 "$root/scripts/render-nginx.sh" "$run" "$run/luaexecd.sock" "127.0.0.1:$https_port" "127.0.0.1:$((https_port + 1))" \
-    ":$https_port" "$run/cert.pem" "$run/key.pem"
+    ":$https_port" "$run/cert.pem" "$run/key.pem" 1000000r/s 1000000
 user_directive=""
 php_user=""
 if [ "$(id -u)" = 0 ]; then
@@ -50,7 +50,8 @@ sed -e "s|@RUN_DIR@|$run|g" -e "s|@BENCH_PORT@|$port|g" -e "s|@BENCH_DIR@|$root/
 sed -e "s|@RUN_DIR@|$run|g" -e "s|@PHP_USER@|$php_user|g" "$root/bench/php-fpm.conf.in" > "$run/php-fpm.conf"
 
 token=$("$bin/luaexec" token create bench --database "$run/luaexec.db")
-"$bin/luaexecd" --socket "$run/luaexecd.sock" --database "$run/luaexec.db" --init-dir "$root/init.d" \
+"$bin/luaexecd" --config "$root/packaging/luaexecd.conf" --set listen.socket="$run/luaexecd.sock" \
+    --set database="$run/luaexec.db" --set lua.init_dir="$root/init.d" \
     2>>"$run/logs/luaexecd.log" &
 luaexecd_pid=$!
 pids+=($luaexecd_pid)

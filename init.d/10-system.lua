@@ -10,6 +10,10 @@
 
 system = system or {}
 
+-- Captured here, while the init scripts run with every library: under the restricted profile
+-- (lua.profile in luaexecd.conf) chunks have no global `io`, but this API still works.
+local io = io
+
 local function read_first_line(path)
   local file = io.open(path, "r")
   if not file then return nil end

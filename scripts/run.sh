@@ -34,7 +34,11 @@ trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-"$bin/luaexecd" --socket "$socket" --database "$run_dir/luaexec.db" --init-dir "$root/init.d" \
+# The shipped config with this run's paths over it: edit packaging/luaexecd.conf's copy in the
+# run directory and send luaexecd SIGHUP to try a setting.
+[ -f "$run_dir/luaexecd.conf" ] || cp "$root/packaging/luaexecd.conf" "$run_dir/luaexecd.conf"
+"$bin/luaexecd" --config "$run_dir/luaexecd.conf" --set listen.socket="$socket" \
+    --set database="$run_dir/luaexec.db" --set lua.init_dir="$root/init.d" \
     2>>"$run_dir/logs/luaexecd.log" &
 pids+=($!)
 nginx -p "$run_dir" -c "$run_dir/nginx.conf" &

@@ -29,14 +29,20 @@ public final class FailureThrottle: Sendable {
     }
 
     private struct State {
+        var policy: Policy
         var entries: [String: Entry] = [:]
         var lastPurge = MonotonicInstant(nanoseconds: 0)
     }
 
-    public let policy: Policy
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    public init(policy: Policy = Policy()) { self.policy = policy }
+    public init(policy: Policy = Policy()) { state = Mutex(State(policy: policy)) }
+
+    /// The policy in force; setting it (a config reload) keeps what addresses did so far.
+    public var policy: Policy {
+        get { state.withLock { $0.policy } }
+        set { state.withLock { $0.policy = newValue } }
+    }
 
     /// How long `address` must still wait, or nil when it is not blocked.
     public func blocked(_ address: String, now: MonotonicInstant = .now()) -> Duration? {
@@ -49,6 +55,7 @@ public final class FailureThrottle: Sendable {
     /// Records a failure from `address`.
     public func recordFailure(_ address: String, now: MonotonicInstant = .now()) {
         state.withLock { state in
+            let policy = state.policy
             var entry = state.entries[address] ?? Entry(windowStart: now, failures: 0, blockedUntil: nil)
             if now.duration(since: entry.windowStart) > policy.window {
                 entry = Entry(windowStart: now, failures: 0, blockedUntil: entry.blockedUntil)
@@ -70,6 +77,7 @@ public final class FailureThrottle: Sendable {
     public var count: Int { state.withLock { $0.entries.count } }
 
     private func evict(_ state: inout State, now: MonotonicInstant) {
+        let policy = state.policy
         // Dropping expired entries costs a pass over all of them: at most once a second.
         if now.duration(since: state.lastPurge) >= .seconds(1) {
             state.lastPurge = now

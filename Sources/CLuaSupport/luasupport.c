@@ -446,14 +446,46 @@ static int lx_setup(lua_State *L) {
     return 0;
 }
 
+// The restricted profile (SPEC V1): what lets a chunk reach files, processes, native modules
+// and the VM's internals goes. Raw sets, so that no metamethod an init script left on _G runs.
+static int lx_restrict_globals(lua_State *L) {
+    static const char *const removed[] = {"io", "package", "require", "debug", "dofile", "loadfile", NULL};
+    lua_pushglobaltable(L);
+    for (const char *const *name = removed; *name; name++) {
+        lua_pushstring(L, *name);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+    }
+    lua_pushliteral(L, "os");
+    if (lua_rawget(L, -2) == LUA_TTABLE) {
+        lua_pushliteral(L, "execute");
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+    }
+    return 0;
+}
+
+int lx_restrict(lx_runtime *rt) {
+    lua_State *L = rt->L;
+    lua_pushcfunction(L, lx_restrict_globals);
+    int status = lua_pcall(L, 0, 0, 0);
+    if (status != LUA_OK) lua_pop(L, 1);
+    return status;
+}
+
 // MARK: - Life cycle
+
+// Between evaluations only: an evaluation sets active_limit for its own duration.
+void lx_set_memory_limit(lx_runtime *rt, size_t memory_limit) {
+    rt->memory_limit = memory_limit;
+    rt->headroom = memory_limit / 16 > LX_HEADROOM_MIN ? memory_limit / 16 : LX_HEADROOM_MIN;
+    rt->active_limit = memory_limit + rt->headroom;
+}
 
 lx_runtime *lx_runtime_new(size_t memory_limit, size_t output_limit) {
     lx_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) return NULL;
-    rt->memory_limit = memory_limit;
-    rt->headroom = memory_limit / 16 > LX_HEADROOM_MIN ? memory_limit / 16 : LX_HEADROOM_MIN;
-    rt->active_limit = memory_limit + rt->headroom;
+    lx_set_memory_limit(rt, memory_limit);
     rt->out.max = output_limit;
     rt->result.max = LX_RESULT_LIMIT;
     rt->error.max = LX_ERROR_LIMIT;

@@ -13,10 +13,13 @@ public final class ExecService: Sendable {
         public var maxBodySize: Int
         /// Seconds a busy client is told to wait (`Retry-After`).
         public var retryAfterSeconds: Int
+        /// Whether `/api/v1/exec/interactive.lua` answers (SPEC V4); 404 when it does not.
+        public var interactive: Bool
 
-        public init(maxBodySize: Int = 1 << 20, retryAfterSeconds: Int = 1) {
+        public init(maxBodySize: Int = 1 << 20, retryAfterSeconds: Int = 1, interactive: Bool = true) {
             self.maxBodySize = maxBodySize
             self.retryAfterSeconds = retryAfterSeconds
+            self.interactive = interactive
         }
     }
 
@@ -30,10 +33,26 @@ public final class ExecService: Sendable {
     let executor: LuaExecutor
     let authenticator: Authenticator
     let throttle: FailureThrottle
-    let options: Options
+    // Read by every request, written by a config reload: a read-write lock keeps readers from
+    // contending with each other.
+    private let currentOptions: ReadWriteLocked<Options>
+    /// Set once SIGTERM arrives: every later request gets 503 (SPEC O3).
+    private let stopping = Atomic(false)
     let logger: Logger
     let started = MonotonicInstant.now()
     let outcomes = OutcomeCounters()
+
+    /// The options in force; setting them (a config reload) applies to the next request.
+    public var options: Options {
+        get { currentOptions.read() }
+        set { currentOptions.write(newValue) }
+    }
+
+    /// Refuses every request from now on with 503 and `Retry-After`: luaexecd is stopping, and
+    /// a client should retry against the instance that replaces it.
+    public func stopTakingRequests() {
+        stopping.store(true, ordering: .relaxed)
+    }
 
     public init(
         executor: LuaExecutor, authenticator: Authenticator, throttle: FailureThrottle = FailureThrottle(),
@@ -42,7 +61,7 @@ public final class ExecService: Sendable {
         self.executor = executor
         self.authenticator = authenticator
         self.throttle = throttle
-        self.options = options
+        self.currentOptions = ReadWriteLocked(options)
         self.logger = logger
     }
 
@@ -61,6 +80,11 @@ public final class ExecService: Sendable {
 
     private func route(_ head: RequestHead, readBody: (Int) -> BodyRead, audit: inout AuditRecord) -> Response {
         let json = Self.wantsJSON(head)
+        let options = options
+        if stopping.load(ordering: .relaxed) {
+            audit.errorKind = "stopping"
+            return busy(json: json, message: "luaexecd is stopping; retry in a moment\n")
+        }
         if head.path.hasPrefix(Self.adminPrefix) {
             if let refusal = authorize(head, scope: .admin, json: json, audit: &audit) { return refusal }
             return admin(String(head.path.dropFirst(Self.adminPrefix.count)), head: head)
@@ -69,7 +93,7 @@ public final class ExecService: Sendable {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
         }
         let name = String(head.path.dropFirst(Self.execPrefix.count))
-        guard name == Self.interactive else {
+        guard name == Self.interactive, options.interactive else {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
         }
         if let refusal = authorize(head, scope: .exec, json: json, audit: &audit) { return refusal }
@@ -191,8 +215,8 @@ public final class ExecService: Sendable {
     }
 
     /// 503 `busy` with `Retry-After` (SPEC L4).
-    func busy(json: Bool) -> Response {
-        var response = Self.plain(503, "the Lua state is busy; retry later\n", json: json, kind: "busy")
+    func busy(json: Bool, message: String = "the Lua state is busy; retry later\n") -> Response {
+        var response = Self.plain(503, message, json: json, kind: "busy")
         response.headers.append(("Retry-After", String(options.retryAfterSeconds)))
         return response
     }

@@ -1,6 +1,7 @@
 import CFastCGI
 import ExecService
 import Logging
+import Synchronization
 import SystemSupport
 
 #if canImport(Glibc)
@@ -32,6 +33,8 @@ public final class FastCGIServer: Sendable {
     let service: ExecService
     let options: Options
     let logger: Logger
+    /// Requests accepted and not yet finished.
+    private let inFlight = Atomic(0)
 
     public init(listenFD: Int32, service: ExecService, options: Options = Options(), logger: Logger) {
         self.listenFD = listenFD
@@ -61,6 +64,16 @@ public final class FastCGIServer: Sendable {
         }
     }
 
+    /// Waits until no accepted request is unanswered, or `limit` has passed: at shutdown, so
+    /// that the answers to the requests that ran are written before the process exits.
+    public func waitUntilIdle(atMost limit: Duration) {
+        let deadline = MonotonicInstant.now().advanced(by: limit)
+        // A short poll: shutdown happens once, and a condition variable would cost every request.
+        while inFlight.load(ordering: .relaxed) > 0 && MonotonicInstant.now() < deadline {
+            pauseThread(for: .milliseconds(5))
+        }
+    }
+
     private func serve() {
         let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         defer { request.deallocate() }
@@ -69,6 +82,8 @@ public final class FastCGIServer: Sendable {
             return
         }
         while FCGX_Accept_r(request) >= 0 {
+            inFlight.add(1, ordering: .relaxed)
+            defer { inFlight.subtract(1, ordering: .relaxed) }
             let connection = FastCGIRequest(request)
             let response = service.respond(to: connection.head()) { limit in connection.readBody(limit: limit) }
             connection.write(response)

@@ -53,6 +53,8 @@ public final class LuaExecutor: @unchecked Sendable {
         let label: String?
         /// A reset replaces the VM instead of running work.
         let isReset: Bool
+        /// Subject to the queue's capacity and timeout; `ping` is not.
+        var bounded = true
         /// Runs with the VM. Dropped once run or abandoned: `perform` lends a non-escaping closure.
         var work: ((LuaVM) -> Void)?
         var resetError: (any Error)?
@@ -71,9 +73,9 @@ public final class LuaExecutor: @unchecked Sendable {
     static let combineBatch = 32
     static let combineBudget = Duration.milliseconds(1)
 
-    public let options: Options
     private let lock = ConditionLock()
     // Guarded by `lock`:
+    private var currentOptions: Options
     private var vm: LuaVM
     private var queue: [Job] = []
     private var queueHead = 0
@@ -86,12 +88,18 @@ public final class LuaExecutor: @unchecked Sendable {
 
     /// Creates the VM with `makeVM` (on the calling thread) and starts the watchdog.
     public init(options: Options = Options(), logger: Logger, makeVM: @escaping @Sendable () throws -> LuaVM) throws {
-        self.options = options
+        self.currentOptions = options
         self.logger = logger
         self.makeVM = makeVM
         vm = try makeVM()
         memoryInUse = vm.memoryInUse
         startThread(name: "lua-watchdog", stackSize: 256 << 10) { [self] in watch() }
+    }
+
+    /// The options in force. Setting them (a config reload) applies to jobs that start later.
+    public var options: Options {
+        get { lock.withLock { currentOptions } }
+        set { lock.withLock { currentOptions = newValue } }
     }
 
     public var status: Status {
@@ -110,6 +118,24 @@ public final class LuaExecutor: @unchecked Sendable {
             var result: T?
             try run(Job(label: label) { vm in result = work(vm) })
             return result!
+        }
+    }
+
+    /// Returns once every job queued before this call has run: proof that the evaluation loop
+    /// moves, for systemd's watchdog, and the way shutdown waits for the running evaluation.
+    /// Unlike `perform`, it is never refused: it ignores the queue's capacity and timeout.
+    public func ping() {
+        runAfterQueued(label: "ping") { _ in }
+    }
+
+    /// Runs `work` with the VM once every job queued before it has run, like `perform`, but is
+    /// never refused: the queue's capacity and timeout do not apply. For the daemon's own jobs
+    /// (a config reload, the watchdog), which must not be crowded out by clients.
+    public func runAfterQueued(label: String, _ work: (LuaVM) -> Void) {
+        withoutActuallyEscaping(work) { work in
+            let job = Job(label: label, work: work)
+            job.bounded = false
+            try? run(job)
         }
     }
 
@@ -136,7 +162,7 @@ public final class LuaExecutor: @unchecked Sendable {
     /// Queues `job` and returns once it has run, on this thread or on a combiner's.
     private func run(_ job: Job) throws(Refusal) {
         let combine: Bool = try lock.withLock { () throws(Refusal) -> Bool in
-            guard queue.count - queueHead < options.queueCapacity else { throw .busy }
+            guard !job.bounded || queue.count - queueHead < currentOptions.queueCapacity else { throw .busy }
             queue.append(job)
             if combining { return false }
             combining = true
@@ -151,7 +177,7 @@ public final class LuaExecutor: @unchecked Sendable {
 
     /// Waits until `job` is done (false) or this thread must take over as combiner (true).
     private func waitForTurnOrResult(_ job: Job) throws(Refusal) -> Bool {
-        let deadline = MonotonicInstant.now().advanced(by: options.queueTimeout)
+        let deadline = MonotonicInstant.now().advanced(by: job.bounded ? options.queueTimeout : .seconds(86_400 * 365))
         while true {
             let state: Job.State = job.signal.withLock {
                 while job.state == .queued || job.state == .running {
@@ -206,7 +232,7 @@ public final class LuaExecutor: @unchecked Sendable {
                     }
                     job.signal.withLock { job.state = .running }
                     let now = MonotonicInstant.now()
-                    running = (vm.stopHandle, now.advanced(by: options.timeLimit), now, job.label)
+                    running = (vm.stopHandle, now.advanced(by: currentOptions.timeLimit), now, job.label)
                     return job
                 }
                 queue.removeAll(keepingCapacity: true)

@@ -22,7 +22,11 @@ public final class LuaVM {
 
     let runtime: OpaquePointer
     let state: OpaquePointer
-    public let limits: Limits
+    /// The limits in force. Setting the memory cap between evaluations applies it to the next
+    /// one; a state already above the new cap keeps its data and refuses to grow.
+    public var limits: Limits {
+        didSet { lx_set_memory_limit(runtime, limits.memory) }
+    }
 
     public init(limits: Limits = Limits()) throws(LuaVMError) {
         guard let runtime = lx_runtime_new(limits.memory, limits.output) else {
@@ -35,6 +39,15 @@ public final class LuaVM {
 
     deinit {
         lx_runtime_free(runtime)
+    }
+
+    /// Takes io, os.execute, package, require, debug, dofile and loadfile away from the chunks
+    /// evaluated from now on (SPEC V1's restricted profile). Init scripts run before it, so the
+    /// API they define may keep what it captured in locals (`local io = io`).
+    public func restrict() throws(LuaVMError) {
+        guard lx_restrict(runtime) == 0 else {
+            throw LuaVMError(message: "cannot apply the restricted profile: the state is out of memory")
+        }
     }
 
     /// Bytes the state holds now.

@@ -29,3 +29,12 @@ public func startThread(name: String, stackSize: Int, _ body: @escaping @Sendabl
         }, context)
     precondition(rc == 0, "pthread_create failed for \(name): error \(rc)")
 }
+
+/// Blocks the calling thread for `duration` (a background loop's interval; never a way to wait
+/// for another thread).
+public func pauseThread(for duration: Duration) {
+    let (seconds, attoseconds) = duration.components
+    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+}

@@ -1,85 +1,90 @@
 import AccessControl
 import ArgumentParser
+import DaemonConfig
 import ExecService
 import FastCGI
 import Logging
 import LuaRuntime
+import LuaexecCommands
 import SystemSupport
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// One executable, two commands: called as `luaexec` (the Debian package's /usr/bin/luaexec is a
+/// link to luaexecd), it is the command-line tool; otherwise the daemon.
 @main
+enum Entry {
+    static func main() {
+        let name = CommandLine.arguments.first?.split(separator: "/").last
+        if name == "luaexec" {
+            Luaexec.main()
+        } else {
+            Daemon.main()
+        }
+    }
+}
+
 struct Daemon: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "luaexecd",
         abstract: "Evaluates Lua sent over FastCGI in one resident Lua 5.4 state.",
         discussion: """
-            Without --socket, luaexecd serves the listening socket systemd passed by socket \
-            activation (LISTEN_FDS, fd 3), or else the one on standard input, as spawn-fcgi or \
-            systemd's StandardInput=socket pass it.
+            Settings come from the config file (YAML; packaging/luaexecd.conf in the repository \
+            is the annotated example), then from --set. Without listen.socket, luaexecd serves \
+            the listening socket systemd passed by socket activation (LISTEN_FDS, fd 3), or \
+            else the one on standard input, as spawn-fcgi passes it. SIGHUP reloads the config \
+            file; SIGTERM stops after the running evaluation.
             """)
 
-    @Option(help: "Unix socket to listen on (created, mode 0660). Default: the socket systemd or a supervisor passed.")
-    var socket: String?
+    static let defaultConfig = "/etc/luaexec/luaexecd.conf"
 
-    @Option(help: "SQLite database with the tokens.")
-    var database = "/var/lib/luaexec/luaexec.db"
+    @Option(help: "The config file. Default: \(Daemon.defaultConfig) when it exists, else the built-in defaults.")
+    var config: String?
 
-    @Option(help: "Directory whose *.lua files run at start, in name order.")
-    var initDir = "/etc/luaexec/init.d"
+    @Option(name: .customLong("set"), help: "NAME=VALUE: a setting over the config file's (limits.time=0.5). Repeatable.")
+    var overrides: [String] = []
 
-    @Option(help: "FastCGI threads; keep above nginx's upstream keepalive.")
-    var threads = 64
+    @Flag(help: "Check the config file and --set values, print the settings in force, and exit.")
+    var checkConfig = false
 
-    @Option(help: "Wall-clock limit per evaluation, in seconds.")
-    var timeLimit = 5.0
+    /// The config file to read: `--config`, else the default one if it exists.
+    var configPath: String? {
+        if let config { return config }
+        return access(Self.defaultConfig, F_OK) == 0 ? Self.defaultConfig : nil
+    }
 
-    @Option(help: "Memory cap of the Lua state, in MiB.")
-    var memoryLimit = 256
-
-    @Option(help: "Largest request body, in bytes.")
-    var maxBody = 1 << 20
-
-    @Option(help: "Longest wait for the Lua state before 503 busy, in seconds.")
-    var queueTimeout = 10.0
-
-    @Option(help: "Most requests that may wait for the Lua state at once; more get 503 busy.")
-    var queueCapacity = 256
-
-    @Option(help: "Failed authentications from one address, within a minute, before it gets 429.")
-    var authFailureLimit = 10
-
-    @Option(help: "Seconds an address that failed too often gets 429.")
-    var authBlockSeconds = 60
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel = "info"
-
-    func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard timeLimit > 0 else { throw ValidationError("--time-limit must be positive") }
-        guard memoryLimit >= 4 else { throw ValidationError("--memory-limit must be at least 4 (MiB)") }
-        guard authFailureLimit >= 1 else { throw ValidationError("--auth-failure-limit must be at least 1") }
-        guard authBlockSeconds >= 1 else { throw ValidationError("--auth-block-seconds must be at least 1") }
-        guard queueCapacity >= 1 else { throw ValidationError("--queue-capacity must be at least 1") }
-        guard maxBody >= 0 else { throw ValidationError("--max-body cannot be negative") }
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
+    /// The config file's settings with `--set` applied over them.
+    func loadSettings() throws(ConfigError) -> DaemonSettings {
+        var settings = try configPath.map { path throws(ConfigError) in try DaemonSettings.load(path: path) } ?? DaemonSettings()
+        for assignment in overrides { try settings.set(assignment) }
+        return settings
     }
 
     func run() throws {
-        let level = Logger.Level(rawValue: logLevel)!
-        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level) }
+        let settings: DaemonSettings
+        do {
+            settings = try loadSettings()
+        } catch {
+            FileHandleStandardError.write("luaexecd: \(error)\n")
+            throw ExitCode(78)  // EX_CONFIG: systemd's RestartPreventExitStatus= keeps it from looping
+        }
+        if checkConfig {
+            print("\(configPath ?? "built-in defaults"): ok")
+            for key in DaemonSettings.keys { print("\(key.name) = \(settings.describe(key))") }
+            return
+        }
+        LineLogHandler.setLevel(Logger.Level(rawValue: settings.logLevel) ?? .info)
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label) }
         let logger = Logger(label: "luaexecd")
         Signals.blockForSigwait()
+        let notifier = SystemdNotifier()
 
         // Before anything can start a child process (an init script's os.execute): the socket
         // gets close-on-exec, and systemd's variables are cleared.
         let listenFD: Int32
-        if let socket {
+        if let socket = settings.socket {
             listenFD = try FastCGIServer.listen(path: socket)
         } else if let activated = Signals.takeSocketFromSystemd() {
             listenFD = activated
@@ -88,28 +93,24 @@ struct Daemon: ParsableCommand {
         }
         _ = fcntl(listenFD, F_SETFD, FD_CLOEXEC)
 
-        let store = try TokenStore(path: database)
+        let store = try TokenStore(path: settings.database)
         let authenticator = try Authenticator(store: store)
 
-        let limits = LuaVM.Limits(memory: memoryLimit << 20)
-        let initDir = initDir
-        let executor = try LuaExecutor(
-            options: .init(
-                timeLimit: .milliseconds(Int64(timeLimit * 1000)), queueTimeout: .milliseconds(Int64(queueTimeout * 1000)),
-                queueCapacity: queueCapacity),
-            logger: logger
-        ) {
-            let vm = try LuaVM(limits: limits)
-            vm.runInitScripts(in: initDir, logger: logger)
+        // Read by every new state (at start and at reset), written by a reload.
+        let current = ReadWriteLocked(settings)
+        let executor = try LuaExecutor(options: settings.executorOptions, logger: logger) {
+            let settings = current.read()
+            let vm = try LuaVM(limits: .init(memory: settings.memoryLimitMiB << 20))
+            vm.runInitScripts(in: settings.initDir, logger: logger)
+            if settings.profile == .restricted { try vm.restrict() }
             return vm
         }
-
-        let throttle = FailureThrottle(
-            policy: .init(limit: authFailureLimit, window: .seconds(60), blockFor: .seconds(authBlockSeconds)))
+        let throttle = FailureThrottle(policy: settings.throttlePolicy)
         let service = ExecService(
-            executor: executor, authenticator: authenticator, throttle: throttle, options: .init(maxBodySize: maxBody),
+            executor: executor, authenticator: authenticator, throttle: throttle, options: settings.serviceOptions,
             logger: logger)
-        let server = FastCGIServer(listenFD: listenFD, service: service, options: .init(threads: threads), logger: logger)
+        let server = FastCGIServer(
+            listenFD: listenFD, service: service, options: .init(threads: settings.threads), logger: logger)
         try server.start()
 
         startThread(name: "token-refresh", stackSize: 256 << 10) {
@@ -117,21 +118,91 @@ struct Daemon: ParsableCommand {
         }
         logger.notice(
             "luaexecd serving",
-            metadata: ["socket": "\(socket ?? "fd \(listenFD)")", "database": "\(database)", "threads": "\(threads)"])
+            metadata: [
+                "socket": "\(settings.socket ?? "fd \(listenFD)")", "database": "\(settings.database)",
+                "threads": "\(settings.threads)", "config": "\(configPath ?? "built-in defaults")",
+            ])
+        notifier.send("READY=1\nSTATUS=serving")
+        if let interval = notifier.watchdogInterval {
+            // Fed only when a job has gone through the evaluation queue: a state wedged in a
+            // C function starves systemd's watchdog, which then restarts luaexecd (SPEC L5).
+            startThread(name: "watchdog", stackSize: 16 << 20) {
+                while true {
+                    executor.ping()
+                    notifier.send("WATCHDOG=1")
+                    pauseThread(for: interval)
+                }
+            }
+        }
 
         while true {
             switch Signals.wait() {
             case SIGHUP:
-                logger.notice("SIGHUP: nothing to reload (settings come from the command line)")
+                notifier.send("RELOADING=1")
+                reload(current: current, executor: executor, service: service, throttle: throttle, logger: logger)
+                notifier.send("READY=1\nSTATUS=serving")
             default:
+                notifier.send("STOPPING=1")
+                service.stopTakingRequests()
                 logger.notice("shutting down: no new requests; waiting for the running evaluation")
-                if socket != nil { shutdown(listenFD, Int32(SHUT_RD)) }
-                // A job queued now runs after every job queued before it.
-                _ = try? executor.perform { _ in () }
+                // A socket luaexecd made is its own to close; a socket systemd passed stays open
+                // (connections wait in it for the next start), so only new requests are refused.
+                if settings.socket != nil { shutdown(listenFD, Int32(SHUT_RD)) }
+                executor.ping()
+                server.waitUntilIdle(atMost: .seconds(5))
                 try? authenticator.flushUses()
                 logger.notice("luaexecd stopped")
                 Glibc.exit(0)
             }
         }
+    }
+
+    /// SIGHUP: reads the config file again and applies it. A file that does not load changes
+    /// nothing; the error is logged with its line.
+    private func reload(
+        current: ReadWriteLocked<DaemonSettings>, executor: LuaExecutor, service: ExecService, throttle: FailureThrottle,
+        logger: Logger
+    ) {
+        let new: DaemonSettings
+        do {
+            new = try loadSettings()
+        } catch {
+            logger.error("config not reloaded; the settings in force stay", metadata: ["error": "\(error)"])
+            return
+        }
+        let old = current.read()
+        current.write(new)
+        LineLogHandler.setLevel(Logger.Level(rawValue: new.logLevel) ?? .info)
+        executor.options = new.executorOptions
+        executor.runAfterQueued(label: "reload") { vm in vm.limits.memory = new.memoryLimitMiB << 20 }
+        service.options = new.serviceOptions
+        throttle.policy = new.throttlePolicy
+        var metadata: Logger.Metadata = ["config": "\(configPath ?? "built-in defaults")"]
+        let restartOnly = old.restartOnlyChanges(to: new)
+        if !restartOnly.isEmpty { metadata["needs_restart"] = "\(restartOnly.joined(separator: ","))" }
+        if old.profile != new.profile || old.initDir != new.initDir { metadata["at_next_reset"] = "lua.profile,lua.init_dir" }
+        logger.notice("config reloaded", metadata: metadata)
+    }
+}
+
+extension DaemonSettings {
+    var executorOptions: LuaExecutor.Options {
+        .init(
+            timeLimit: .milliseconds(Int64(timeLimit * 1000)), queueTimeout: .milliseconds(Int64(queueTimeout * 1000)),
+            queueCapacity: queueCapacity)
+    }
+
+    var serviceOptions: ExecService.Options { .init(maxBodySize: maxBody, interactive: interactive) }
+
+    var throttlePolicy: FailureThrottle.Policy {
+        .init(limit: authFailureLimit, window: .seconds(60), blockFor: .seconds(authBlockSeconds))
+    }
+}
+
+/// Unbuffered writes to standard error, for messages before logging starts.
+enum FileHandleStandardError {
+    static func write(_ text: String) {
+        var bytes = Array(text.utf8)
+        _ = Glibc.write(2, &bytes, bytes.count)
     }
 }

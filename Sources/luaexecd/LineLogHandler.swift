@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -12,13 +13,23 @@ import Glibc
 /// metadata sorted by key; values with spaces or quotes are quoted.
 struct LineLogHandler: LogHandler {
     let label: String
-    var logLevel: Logger.Level
     var metadata: Logger.Metadata = [:]
     var metadataProvider: Logger.MetadataProvider?
 
-    init(label: String, level: Logger.Level) {
+    /// One level for every logger of the process, so that a config reload changes them all.
+    private static let level = Atomic(Logger.Level.allCases.firstIndex(of: .info)!)
+
+    static func setLevel(_ level: Logger.Level) {
+        Self.level.store(Logger.Level.allCases.firstIndex(of: level)!, ordering: .relaxed)
+    }
+
+    var logLevel: Logger.Level {
+        get { Logger.Level.allCases[Self.level.load(ordering: .relaxed)] }
+        set { Self.setLevel(newValue) }
+    }
+
+    init(label: String) {
         self.label = label
-        self.logLevel = level
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {

@@ -52,7 +52,7 @@ enum Signals {
         var type: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         guard getsockopt(0, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
-            throw TransportError("no --socket given and standard input is not a socket: start luaexecd with --socket PATH or from a socket unit")
+            throw TransportError("no listen.socket set and standard input is not a socket: set listen.socket in the config (or --set listen.socket=PATH), or start luaexecd from its socket unit")
         }
         let fd = dup(0)
         guard fd >= 0 else { throw TransportError("cannot duplicate the listening socket") }

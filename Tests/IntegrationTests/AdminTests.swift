@@ -6,7 +6,7 @@ import Testing
 struct AdminTests {
     @Test("status reports version, requests, queue, memory and the running evaluation")
     func status() throws {
-        let stack = try Stack(daemonArguments: ["--time-limit", "10"])
+        let stack = try Stack(settings: ["limits.time=10"])
         _ = try stack.eval("return 1")
         _ = try stack.eval("x x")
         let idle = try stack.request("/api/v1/admin/status", token: stack.adminToken)
@@ -38,7 +38,7 @@ struct AdminTests {
 
     @Test("interrupt from a second client ends a spinning chunk as 500 interrupted")
     func interrupt() throws {
-        let stack = try Stack(daemonArguments: ["--time-limit", "30"])
+        let stack = try Stack(settings: ["limits.time=30"])
         _ = try stack.eval("kept = 'yes'")
         let spun = Mutex<Stack.HTTPResult?>(nil)
         let spinner = Thread { spun.withLock { $0 = try? stack.eval("print('spinning') while true do end") } }

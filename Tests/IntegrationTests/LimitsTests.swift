@@ -6,11 +6,11 @@ import Testing
 /// After each one the state must still hold a global set at the start, in the same process.
 @Suite("Limits: no chunk can kill, wedge or starve luaexecd")
 struct LimitsTests {
-    static let stack = try! Stack(daemonArguments: ["--time-limit", "0.5", "--memory-limit", "32"])
+    static let stack = try! Stack(settings: ["limits.time=0.5", "limits.memory=32"])
     /// Memory chunks get a generous time limit, so that a loaded machine cannot turn a memory
     /// error into a timeout.
     static let memoryStack: Stack = {
-        let stack = try! Stack(daemonArguments: ["--time-limit", "60", "--memory-limit", "32"])
+        let stack = try! Stack(settings: ["limits.time=60", "limits.memory=32"])
         _ = try! stack.eval("guardian = 'alive'")
         return stack
     }()
@@ -133,7 +133,7 @@ struct LimitsTests {
 
     @Test("a request that waits longer than the queue timeout gets 503 busy with Retry-After, and runs nothing")
     func busy() throws {
-        let stack = try Stack(daemonArguments: ["--time-limit", "3", "--queue-timeout", "0.2"])
+        let stack = try Stack(settings: ["limits.time=3", "limits.queue_timeout=0.2"])
         let spinner = Thread { _ = try? stack.eval("while true do end") }
         spinner.start()
         try Stack.waitUntil(timeout: .seconds(5), "the spinner to hold the state") {

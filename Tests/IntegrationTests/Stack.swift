@@ -33,24 +33,45 @@ final class Stack: Sendable {
 
     /// A stack shared by tests that only need "a running luaexec". Its requests all come from
     /// nginx's unix socket (one client address), so the failure throttle is set out of reach.
-    static let shared: Stack = try! Stack(daemonArguments: ["--auth-failure-limit", "1000000"])
+    static let shared: Stack = try! Stack(settings: ["auth.failure_limit=1000000"])
 
     var httpsSocket: String { directory + "/https.sock" }
     var httpSocket: String { directory + "/http.sock" }
     var fastcgiSocket: String { directory + "/luaexecd.sock" }
     var database: String { directory + "/luaexec.db" }
+    /// luaexecd's config file; `reload(config:)` rewrites it.
+    var configFile: String { directory + "/luaexecd.conf" }
 
     /// How luaexecd gets its listening socket.
     enum Launch {
-        /// `--socket PATH`: luaexecd creates it.
+        /// `listen.socket`: luaexecd creates it.
         case socketOption
         /// spawn-fcgi creates it and execs luaexecd with it on standard input.
         case standardInput
         /// systemd-socket-activate creates it and execs luaexecd with LISTEN_FDS=1 (fd 3).
         case socketActivation
+        /// As `socketActivation`, under a shell loop that starts luaexecd again whenever it
+        /// ends other than with status 0: systemd's socket unit and `Restart=on-failure`
+        /// without PID 1. While the file `restartHold` exists, the loop waits before restarting.
+        case supervisedSocketActivation
     }
 
-    init(daemonArguments: [String] = [], initDirectory: String? = nil, tcp: Bool = false, launch: Launch = .socketOption) throws {
+    /// The supervised launch's current luaexecd.
+    var supervisedPIDFile: String { directory + "/luaexecd.current.pid" }
+    /// While this file exists, the supervised launch does not restart luaexecd.
+    var restartHold: String { directory + "/restart.hold" }
+    /// luaexecd's exit status, once it has exited (not for the supervised launch).
+    var exitStatusFile: String { directory + "/luaexecd.child.pid.status" }
+
+    /// - Parameters:
+    ///   - settings: `--set` assignments (`limits.time=0.5`), over `config`.
+    ///   - config: the text of luaexecd's config file (YAML).
+    ///   - rateLimit: nginx's per-address limit on /api/ (`RATE BURST`). Every client of a
+    ///     unix-socket stack shares one address, so the default is out of reach.
+    init(
+        settings: [String] = [], config: String = "", initDirectory: String? = nil, tcp: Bool = false,
+        rateLimit: (rate: String, burst: Int) = ("100000r/s", 100_000), launch: Launch = .socketOption
+    ) throws {
         let directory = NSTemporaryDirectory() + "luaexec-stack-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.directory = directory
@@ -60,7 +81,10 @@ final class Stack: Sendable {
         let httpsListen = httpsPort.map { "127.0.0.1:\($0)" } ?? "unix:\(directory)/https.sock"
         let render = try Self.run(
             Self.repository + "/scripts/render-nginx.sh",
-            [directory, directory + "/luaexecd.sock", httpsListen, "unix:\(directory)/http.sock", "", cert, key])
+            [
+                directory, directory + "/luaexecd.sock", httpsListen, "unix:\(directory)/http.sock", "", cert, key,
+                rateLimit.rate, String(rateLimit.burst),
+            ])
         guard render.status == 0 else { throw StackError("render-nginx.sh failed: \(render.stderr)") }
 
         let created = try Self.run(
@@ -69,18 +93,36 @@ final class Stack: Sendable {
         guard created.status == 0 else { throw StackError("luaexec token create failed: \(created.stderr)") }
         adminToken = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 
-        let arguments = [
-            "--database", directory + "/luaexec.db", "--init-dir", initDirectory ?? Self.repository + "/init.d",
-        ] + daemonArguments
+        try config.write(toFile: directory + "/luaexecd.conf", atomically: true, encoding: .utf8)
         let luaexecd = Self.binDirectory + "/luaexecd", socket = directory + "/luaexecd.sock"
+        var arguments = [
+            "--config", directory + "/luaexecd.conf", "--set", "database=\(directory)/luaexec.db",
+            "--set", "lua.init_dir=\(initDirectory ?? Self.repository + "/init.d")",
+        ]
+        if launch == .socketOption { arguments += ["--set", "listen.socket=\(socket)"] }
+        arguments += settings.flatMap { ["--set", $0] }
         let (executable, launchArguments): (String, [String])
         switch launch {
         case .socketOption:
-            (executable, launchArguments) = (luaexecd, ["--socket", socket] + arguments)
+            (executable, launchArguments) = (luaexecd, arguments)
         case .standardInput:
             (executable, launchArguments) = ("/usr/bin/spawn-fcgi", ["-n", "-s", socket, "-M", "0660", "--", luaexecd] + arguments)
         case .socketActivation:
             (executable, launchArguments) = ("/usr/bin/systemd-socket-activate", ["-l", socket, luaexecd] + arguments)
+        case .supervisedSocketActivation:
+            // systemd-socket-activate sets LISTEN_PID to the loop's pid; each luaexecd gets its own.
+            let loop = """
+                trap 'kill $child 2>/dev/null; exit 0' TERM
+                while :; do
+                    sh -c 'export LISTEN_PID=$$; exec "$@"' luaexecd "$@" & child=$!
+                    echo $child > '\(directory)/luaexecd.current.pid'
+                    wait $child && exit 0
+                    while [ -e '\(directory)/restart.hold' ]; do sleep 0.02; done
+                done
+                """
+            (executable, launchArguments) = (
+                "/usr/bin/systemd-socket-activate", ["-l", socket, "/bin/sh", "-c", loop, "supervisor", luaexecd] + arguments
+            )
         }
         let daemon = try Self.startWithLifeline(
             executable, launchArguments,
@@ -212,16 +254,24 @@ final class Stack: Sendable {
     }
 
     /// Starts `executable` under a shell that kills it when its standard input closes: when the
-    /// test process ends, however it ends, no server outlives it.
+    /// test process ends, however it ends, no server outlives it. Its exit status lands in
+    /// `<pidFile>.status`.
     static func startWithLifeline(_ executable: String, _ arguments: [String], log: String, pidFile: String) throws
         -> (process: Process, lifeline: FileHandle)
     {
         try FileManager.default.createDirectory(
             atPath: (log as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        // The test runner's threads block most signals, and a child inherits the mask: a shell
+        // would never see its child exit (SIGCHLD), a server never see SIGTERM. Start from an
+        // empty mask, as a service manager does.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/perl")
         process.arguments = [
-            "-c", "\"$@\" 2>>'\(log)' >>'\(log)' & child=$!; echo $child > '\(pidFile)'; read _ignored; kill $child",
+            "-MPOSIX", "-e", "sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die; exec @ARGV or die", "/bin/sh", "-c",
+            // A background job's standard input is /dev/null: the lifeline is read through fd 3.
+            "exec 3<&0; \"$@\" 3<&- 2>>'\(log)' >>'\(log)' & child=$!; echo $child > '\(pidFile)'; "
+                + "(read _ignored <&3; kill $child 2>/dev/null) & exec 3<&-; "
+                + "wait $child; echo $? > '\(pidFile).status'",
             "lifeline", executable,
         ] + arguments
         let pipe = Pipe()

@@ -74,7 +74,7 @@ struct TokenTests {
 
     @Test("an address that keeps failing gets 429; others and valid tokens are not slowed")
     func throttling() throws {
-        let stack = try Stack(daemonArguments: ["--auth-failure-limit", "3", "--auth-block-seconds", "60"], tcp: true)
+        let stack = try Stack(settings: ["auth.failure_limit=3", "auth.block_seconds=60"], tcp: true)
         let wrong = "lxk_000000000000000000000000000000000000"
         for _ in 0..<3 {
             let failed = try stack.request(token: wrong, body: Array("return 1".utf8), extra: ["--interface", "127.0.0.2"])

@@ -127,3 +127,33 @@ struct LuaExecutorTests {
         #expect(try Self.eval(executor, "return ran_while_busy").outcome.get() == [.nil])
     }
 }
+
+@Suite("LuaExecutor: options and ping")
+struct LuaExecutorReloadTests {
+    @Test("a changed time limit applies to the next job")
+    func timeLimitChanges() throws {
+        let executor = try LuaExecutorTests.executor(timeLimit: .seconds(600))
+        executor.options.timeLimit = .milliseconds(100)
+        let evaluation = try LuaExecutorTests.eval(executor, "while true do end")
+        guard case .failure(let failure) = evaluation.outcome else { Issue.record("completed"); return }
+        #expect(failure.kind == .timeout)
+    }
+
+    @Test("ping returns after the jobs queued before it, and is never refused")
+    func pingWaitsForEarlierJobs() throws {
+        let executor = try LuaExecutorTests.executor(timeLimit: .seconds(600))
+        executor.options.queueCapacity = 1
+        executor.options.queueTimeout = .milliseconds(1)
+        let group = ThreadGroup()
+        group.spawn { _ = try? LuaExecutorTests.eval(executor, "while true do end") }
+        while executor.status.running == nil {}
+        // The queue is full (capacity 1, the running job) and the wait limit is 1 ms: a job is
+        // refused, but ping waits.
+        #expect(throws: LuaExecutor.Refusal.busy) { try LuaExecutorTests.eval(executor, "return 1") }
+        group.spawn { executor.interruptRunning() }
+        Thread.onLargeStack { executor.ping() }
+        // Had ping returned before the loop ended, the loop would still be running.
+        #expect(executor.status.running == nil)
+        group.wait()
+    }
+}

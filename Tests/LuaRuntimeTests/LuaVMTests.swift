@@ -207,3 +207,40 @@ struct LuaVMTests {
         #expect(try values("return order") == [.string(Array("ab".utf8))])
     }
 }
+
+@Suite("LuaVM profiles and limits")
+struct LuaVMProfileTests {
+    func text(_ vm: LuaVM, _ chunk: String) throws -> String {
+        let values = try vm.evaluate(Array(chunk.utf8), chunkName: "interactive.lua", rendering: .text).outcome.get()
+        return values.map { value in
+            guard case .string(let bytes) = value else { return "?" }
+            return String(decoding: bytes, as: UTF8.self)
+        }.joined(separator: "\t")
+    }
+
+    @Test("the restricted profile takes io, os.execute, package, require, debug, dofile, loadfile away")
+    func restricted() throws {
+        let vm = try LuaVM()
+        _ = try text(vm, "local io = io; function readable() return io.open('/proc/self/stat') ~= nil end")
+        try vm.restrict()
+        #expect(try text(vm, "return io == nil, os.execute == nil, package == nil, require == nil, debug == nil")
+            == "true\ttrue\ttrue\ttrue\ttrue")
+        #expect(try text(vm, "return dofile == nil, loadfile == nil") == "true\ttrue")
+        #expect(try text(vm, "return type(os.time), type(load), type(string.rep), type(print)")
+            == "function\tfunction\tfunction\tfunction")
+        // What an init script captured before the restriction keeps working.
+        #expect(try text(vm, "return readable()") == "true")
+    }
+
+    @Test("a lowered memory cap applies to the next evaluation, a raised one lets it grow")
+    func memoryCapChanges() throws {
+        let vm = try LuaVM(limits: .init(memory: 64 << 20))
+        #expect(try text(vm, "return #string.rep('x', 16 << 20)") == "16777216")
+        vm.limits.memory = 8 << 20
+        let refused = vm.evaluate(Array("return #string.rep('x', 16 << 20)".utf8), chunkName: "interactive.lua", rendering: .text)
+        guard case .failure(let failure) = refused.outcome else { Issue.record("not refused"); return }
+        #expect(failure.kind == .memory)
+        vm.limits.memory = 64 << 20
+        #expect(try text(vm, "return #string.rep('x', 16 << 20)") == "16777216")
+    }
+}

@@ -43,6 +43,11 @@ lua_State *lx_runtime_state(lx_runtime *rt);
 
 /// Bytes the state's allocator currently holds.
 size_t lx_memory_in_use(const lx_runtime *rt);
+/// Removes io, os.execute, package, require, debug, dofile and loadfile from the globals
+/// (SPEC V1's restricted profile). Returns a Lua status; the state is unchanged on failure.
+int lx_restrict(lx_runtime *rt);
+/// Changes the memory cap; call it between evaluations, on the thread that owns the state.
+void lx_set_memory_limit(lx_runtime *rt, size_t memory_limit);
 
 /// Loads and runs `chunk` in the global environment, then encodes its results. On LX_OK the
 /// result buffer holds the encoded values; otherwise the error buffer holds the message and

@@ -1,0 +1,198 @@
+import Yams
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension DaemonSettings {
+    /// One setting of the config file: its dotted name, what it takes, and how it is applied.
+    public struct Key: Sendable {
+        /// `limits.time`: the section, a dot, the name.
+        public let name: String
+        /// What a valid value looks like, for error messages.
+        public let expects: String
+        /// Stores `node`'s value, or returns false when it is not what `expects` says.
+        let apply: @Sendable (inout DaemonSettings, Node) -> Bool
+        /// The value in force, as the config file would spell it.
+        let show: @Sendable (DaemonSettings) -> String
+
+        init<T>(
+            _ name: String, expects: String, _ field: WritableKeyPath<DaemonSettings, T>,
+            read: @escaping @Sendable (Node) -> T?, valid: @escaping @Sendable (T) -> Bool = { _ in true }
+        ) {
+            // Key paths to stored properties are immutable values; Swift 6.1 does not yet infer
+            // Sendable for a generic one.
+            nonisolated(unsafe) let field = field
+            self.name = name
+            self.expects = expects
+            apply = { settings, node in
+                guard let value = read(node), valid(value) else { return false }
+                settings[keyPath: field] = value
+                return true
+            }
+            show = { settings in
+                let value = settings[keyPath: field]
+                if let optional = value as? String? { return optional ?? "" }
+                if let profile = value as? Profile { return profile.rawValue }
+                return "\(value)"
+            }
+        }
+    }
+
+    /// Every setting the config file knows. A name not listed here stops start-up.
+    public static let keys: [Key] = [
+        Key("listen.socket", expects: "a path, or nothing for the socket systemd passes", \.socket) { node in
+            // Empty (`socket:`, `socket: ""`, `--set listen.socket=`): no socket of luaexecd's own.
+            guard node.null == nil, let path = node.scalarString, !path.isEmpty else {
+                return node.null != nil || node.scalarString == "" ? .some(nil) : nil
+            }
+            return path
+        },
+        Key("listen.threads", expects: "a whole number from 1 to 4096", \.threads, read: \.int) { (1...4096).contains($0) },
+        Key("database", expects: "the path of the SQLite database", \.database, read: \.scalarString) { !$0.isEmpty },
+        Key("lua.init_dir", expects: "the path of a directory", \.initDir, read: \.scalarString) { !$0.isEmpty },
+        Key("lua.profile", expects: "full or restricted", \.profile) { $0.scalarString.flatMap(Profile.init(rawValue:)) },
+        Key("exec.interactive", expects: "true or false", \.interactive, read: \.bool),
+        Key("exec.max_body", expects: "a number of bytes, 0 or more", \.maxBody, read: \.int) { $0 >= 0 },
+        Key("limits.time", expects: "a number of seconds above 0", \.timeLimit, read: \.number) { $0 > 0 && $0 <= 86_400 },
+        Key("limits.memory", expects: "a whole number of MiB, 4 or more", \.memoryLimitMiB, read: \.int) {
+            $0 >= 4 && $0 <= 1 << 20
+        },
+        Key("limits.queue_timeout", expects: "a number of seconds above 0", \.queueTimeout, read: \.number) {
+            $0 > 0 && $0 <= 86_400
+        },
+        Key("limits.queue_capacity", expects: "a whole number, 1 or more", \.queueCapacity, read: \.int) { $0 >= 1 },
+        Key("auth.failure_limit", expects: "a whole number, 1 or more", \.authFailureLimit, read: \.int) { $0 >= 1 },
+        Key("auth.block_seconds", expects: "a whole number of seconds, 1 or more", \.authBlockSeconds, read: \.int) {
+            $0 >= 1
+        },
+        Key("log.level", expects: logLevels.joined(separator: ", "), \.logLevel, read: \.scalarString) {
+            logLevels.contains($0)
+        },
+    ]
+
+    /// The value of `key` in force, as the config file would spell it.
+    public func describe(_ key: Key) -> String { key.show(self) }
+
+    /// The settings of the config file at `path`, over the defaults.
+    public static func load(path: String) throws(ConfigError) -> DaemonSettings {
+        let text: String
+        do {
+            text = try String(contentsOf: URL(fileURLWithPath: path), encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, line: nil, reason: "cannot read the file: \(error.localizedDescription)")
+        }
+        return try parse(text, file: path)
+    }
+
+    /// The settings `text` (YAML) sets, over the defaults; `file` names it in errors.
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonSettings {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigError(yaml: error, file: file)
+        } catch {
+            throw ConfigError(file: file, line: nil, reason: "\(error)")
+        }
+        var settings = DaemonSettings()
+        guard let root else { return settings }  // an empty file (or only comments): the defaults
+        try settings.apply(root, prefix: "", file: file)
+        return settings
+    }
+
+    private static let sections: Set<String> = Set(keys.compactMap { $0.name.split(separator: ".").dropLast().first.map(String.init) })
+
+    private mutating func apply(_ node: Node, prefix: String, file: String) throws(ConfigError) {
+        guard case .mapping(let mapping) = node else {
+            let what = prefix.isEmpty ? "the file" : "'\(prefix.dropLast())'"
+            throw ConfigError(file: file, line: node.mark?.line, reason: "\(what) must be a mapping of names to values")
+        }
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.scalarString else {
+                throw ConfigError(file: file, line: keyNode.mark?.line, reason: "a setting's name must be a plain word")
+            }
+            let name = prefix + key
+            if prefix.isEmpty, Self.sections.contains(name) {
+                try apply(value, prefix: name + ".", file: file)
+                continue
+            }
+            guard let setting = Self.keys.first(where: { $0.name == name }) else {
+                let known = prefix.isEmpty
+                    ? Self.sections.sorted() + Self.keys.map(\.name).filter { !$0.contains(".") }
+                    : Self.keys.map(\.name).filter { $0.hasPrefix(prefix) }
+                throw ConfigError(
+                    file: file, line: keyNode.mark?.line,
+                    reason: "unknown setting '\(name)' (known here: \(known.joined(separator: ", ")))")
+            }
+            guard setting.apply(&self, value) else {
+                let given = value.scalarString.map { "'\($0)'" } ?? value.kindName
+                throw ConfigError(
+                    file: file, line: value.mark?.line ?? keyNode.mark?.line,
+                    reason: "\(name): expected \(setting.expects), got \(given)")
+            }
+        }
+    }
+}
+
+extension ConfigError {
+    init(yaml error: YamlError, file: String) {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let where_ = context.map { " (\($0.text))" } ?? ""
+            self.init(file: file, line: mark.line, reason: "not valid YAML: \(problem)\(where_)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            self.init(
+                file: file, line: context.mark.line,
+                reason: "set more than once: \(duplicates.sorted().joined(separator: ", "))")
+        default:
+            self.init(file: file, line: nil, reason: "not valid YAML: \(error)")
+        }
+    }
+}
+
+extension Node {
+    /// The text of a plain scalar; nil for mappings, sequences and null.
+    var scalarString: String? {
+        guard case .scalar(let scalar) = self, null == nil else { return nil }
+        return scalar.string
+    }
+
+    /// A number, integer or not.
+    var number: Double? {
+        if let int { return Double(int) }
+        return float.flatMap { $0.isFinite ? $0 : nil }
+    }
+
+    fileprivate var kindName: String {
+        switch self {
+        case .mapping: "a mapping"
+        case .sequence: "a list"
+        case .scalar: null != nil ? "an empty value" : "a value"
+        case .alias: "an alias"
+        }
+    }
+}
+
+extension DaemonSettings {
+    /// Applies `NAME=VALUE` (a `--set` argument) over these settings, with the config file's
+    /// names and checks.
+    public mutating func set(_ assignment: String) throws(ConfigError) {
+        guard let equals = assignment.firstIndex(of: "=") else {
+            throw ConfigError(file: "--set", line: nil, reason: "'\(assignment)' is not NAME=VALUE")
+        }
+        let name = String(assignment[..<equals])
+        let value = String(assignment[assignment.index(after: equals)...])
+        guard let setting = Self.keys.first(where: { $0.name == name }) else {
+            throw ConfigError(
+                file: "--set", line: nil,
+                reason: "unknown setting '\(name)' (known: \(Self.keys.map(\.name).joined(separator: ", ")))")
+        }
+        guard setting.apply(&self, Node(value)) else {
+            throw ConfigError(file: "--set", line: nil, reason: "\(name): expected \(setting.expects), got '\(value)'")
+        }
+    }
+}

@@ -1,0 +1,56 @@
+/// Every setting of luaexecd (SPEC O1), with the documented defaults.
+///
+/// The config file (`/etc/luaexec/luaexecd.conf` when installed, YAML) sets any of them; see
+/// `DaemonSettings.keys` for the names and `packaging/luaexecd.conf` for the annotated example.
+public struct DaemonSettings: Sendable, Equatable {
+    /// Which standard libraries chunks see (SPEC V1).
+    public enum Profile: String, Sendable, CaseIterable {
+        /// All of Lua's standard libraries, with the changes that keep the daemon alive.
+        case full
+        /// No `io`, `os.execute`, `package`, `require`, `debug`, `dofile`, `loadfile`.
+        case restricted
+    }
+
+    /// Log levels, as swift-log names them.
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// Unix socket to create and listen on; nil: the socket systemd (or a supervisor) passes.
+    public var socket: String? = nil
+    /// FastCGI threads; keep above nginx's upstream `keepalive`.
+    public var threads = 64
+    /// The SQLite database with the tokens.
+    public var database = "/var/lib/luaexec/luaexec.db"
+    /// Directory whose `*.lua` files run at start and at reset, in name order.
+    public var initDir = "/etc/luaexec/init.d"
+    public var profile = Profile.full
+    /// Whether `/api/v1/exec/interactive.lua` answers (SPEC V4).
+    public var interactive = true
+    /// Largest request body, in bytes.
+    public var maxBody = 1 << 20
+    /// Wall-clock limit per evaluation, in seconds (SPEC L1).
+    public var timeLimit = 5.0
+    /// Memory cap of the Lua state, in MiB (SPEC L2).
+    public var memoryLimitMiB = 256
+    /// Longest wait for the state before 503 busy, in seconds (SPEC L4).
+    public var queueTimeout = 10.0
+    /// Most requests that may wait for the state at once.
+    public var queueCapacity = 256
+    /// Failed authentications from one address within a minute before it gets 429 (SPEC T6).
+    public var authFailureLimit = 10
+    /// Seconds such an address keeps getting 429.
+    public var authBlockSeconds = 60
+    /// One of `logLevels`.
+    public var logLevel = "info"
+
+    public init() {}
+
+    /// The settings that take effect only when luaexecd starts, by their config-file names,
+    /// where `other` differs from `self`. SIGHUP applies everything else.
+    public func restartOnlyChanges(to other: DaemonSettings) -> [String] {
+        var changed: [String] = []
+        if socket != other.socket { changed.append("listen.socket") }
+        if threads != other.threads { changed.append("listen.threads") }
+        if database != other.database { changed.append("database") }
+        return changed
+    }
+}

@@ -1,0 +1,3 @@
+import LuaexecCommands
+
+Luaexec.main()

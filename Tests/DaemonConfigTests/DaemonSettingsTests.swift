@@ -1,0 +1,163 @@
+import DaemonConfig
+import Testing
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+@Suite struct DaemonSettingsTests {
+    static let example = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("packaging/luaexecd.conf").path
+
+    @Test func anEmptyFileGivesTheDefaults() throws {
+        #expect(try DaemonSettings.parse("", file: "c") == DaemonSettings())
+        #expect(try DaemonSettings.parse("# nothing set\n", file: "c") == DaemonSettings())
+    }
+
+    @Test func theShippedExampleStatesEverySettingWithItsDefault() throws {
+        #expect(try DaemonSettings.load(path: Self.example) == DaemonSettings())
+        let text = try String(contentsOf: URL(fileURLWithPath: Self.example), encoding: .utf8)
+        for key in DaemonSettings.keys {
+            let leaf = key.name.split(separator: ".").last!
+            #expect(text.contains("\n  \(leaf):") || text.contains("\n\(leaf):"), "the example lacks \(key.name)")
+        }
+    }
+
+    @Test func everySettingIsRead() throws {
+        let settings = try DaemonSettings.parse(
+            """
+            listen:
+              socket: /run/luaexec/fcgi.sock
+              threads: 8
+            database: /srv/lx.db
+            lua:
+              init_dir: /srv/init.d
+              profile: restricted
+            exec:
+              interactive: false
+              max_body: 4096
+            limits:
+              time: 0.5
+              memory: 32
+              queue_timeout: 2
+              queue_capacity: 3
+            auth:
+              failure_limit: 4
+              block_seconds: 5
+            log:
+              level: debug
+            """, file: "c")
+        var expected = DaemonSettings()
+        expected.socket = "/run/luaexec/fcgi.sock"
+        expected.threads = 8
+        expected.database = "/srv/lx.db"
+        expected.initDir = "/srv/init.d"
+        expected.profile = .restricted
+        expected.interactive = false
+        expected.maxBody = 4096
+        expected.timeLimit = 0.5
+        expected.memoryLimitMiB = 32
+        expected.queueTimeout = 2
+        expected.queueCapacity = 3
+        expected.authFailureLimit = 4
+        expected.authBlockSeconds = 5
+        expected.logLevel = "debug"
+        #expect(settings == expected)
+    }
+
+    @Test(arguments: [
+        ("limits:\n  time: 5\n  tme: 3\n", "/etc/luaexec/luaexecd.conf:3: unknown setting 'limits.tme' (known here: limits.time, limits.memory, limits.queue_timeout, limits.queue_capacity)"),
+        ("\nlimts:\n  time: 5\n", "/etc/luaexec/luaexecd.conf:2: unknown setting 'limts' (known here: auth, exec, limits, listen, log, lua, database)"),
+        ("limits:\n  time: fast\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, got 'fast'"),
+        ("limits:\n  time: -1\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, got '-1'"),
+        ("limits:\n  memory: 1.5\n", "/etc/luaexec/luaexecd.conf:2: limits.memory: expected a whole number of MiB, 4 or more, got '1.5'"),
+        ("lua:\n  profile: tight\n", "/etc/luaexec/luaexecd.conf:2: lua.profile: expected full or restricted, got 'tight'"),
+        ("exec:\n  interactive: maybe\n", "/etc/luaexec/luaexecd.conf:2: exec.interactive: expected true or false, got 'maybe'"),
+        ("log:\n  level: loud\n", "/etc/luaexec/luaexecd.conf:2: log.level: expected trace, debug, info, notice, warning, error, critical, got 'loud'"),
+        ("limits:\n  time: [1, 2]\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, got a list"),
+        ("limits: 5\n", "/etc/luaexec/luaexecd.conf:1: 'limits' must be a mapping of names to values"),
+        ("- a\n- b\n", "/etc/luaexec/luaexecd.conf:1: the file must be a mapping of names to values"),
+        ("database:\n", "/etc/luaexec/luaexecd.conf:1: database: expected the path of the SQLite database, got an empty value"),
+    ])
+    func aWrongSettingNamesTheFileTheLineAndTheReason(text: String, message: String) {
+        #expect(throws: ConfigError.self) { try DaemonSettings.parse(text, file: "/etc/luaexec/luaexecd.conf") }
+        do {
+            _ = try DaemonSettings.parse(text, file: "/etc/luaexec/luaexecd.conf")
+        } catch {
+            #expect(error.description == message)
+        }
+    }
+
+    @Test func brokenYAMLNamesTheLine() {
+        do {
+            _ = try DaemonSettings.parse("limits:\n  time: 5\n   memory: [\n", file: "x.conf")
+            Issue.record("parsed")
+        } catch {
+            #expect(error.line == 3)
+            #expect(error.description.hasPrefix("x.conf:3: not valid YAML: "))
+        }
+    }
+
+    @Test func aSettingGivenTwiceIsRefused() {
+        do {
+            _ = try DaemonSettings.parse("limits:\n  time: 5\n  time: 6\n", file: "x.conf")
+            Issue.record("parsed")
+        } catch {
+            #expect(error.description.hasPrefix("x.conf:"))
+            #expect(error.reason == "set more than once: time")
+        }
+    }
+
+    @Test func aMissingFileSaysSo() {
+        do {
+            _ = try DaemonSettings.load(path: "/nonexistent/luaexecd.conf")
+            Issue.record("loaded")
+        } catch {
+            #expect(error.line == nil)
+            #expect(error.description.hasPrefix("/nonexistent/luaexecd.conf: cannot read the file"))
+        }
+    }
+
+    @Test func onlySocketThreadsAndDatabaseNeedARestart() {
+        var changed = DaemonSettings()
+        changed.timeLimit = 1
+        changed.logLevel = "debug"
+        changed.profile = .restricted
+        #expect(DaemonSettings().restartOnlyChanges(to: changed) == [])
+        changed.threads = 2
+        changed.database = "/x"
+        #expect(DaemonSettings().restartOnlyChanges(to: changed) == ["listen.threads", "database"])
+    }
+}
+
+@Suite struct SettingOverrideTests {
+    @Test func setTakesTheFilesNamesAndChecks() throws {
+        var settings = DaemonSettings()
+        try settings.set("limits.time=0.5")
+        try settings.set("listen.socket=/tmp/x.sock")
+        try settings.set("exec.interactive=false")
+        #expect(settings.timeLimit == 0.5)
+        #expect(settings.socket == "/tmp/x.sock")
+        #expect(settings.interactive == false)
+        try settings.set("listen.socket=")
+        #expect(settings.socket == nil)
+    }
+
+    @Test(arguments: [
+        ("limits.time", "--set: 'limits.time' is not NAME=VALUE"),
+        ("limits.tim=3", "--set: unknown setting 'limits.tim' (known: listen.socket, listen.threads, database, lua.init_dir, lua.profile, exec.interactive, exec.max_body, limits.time, limits.memory, limits.queue_timeout, limits.queue_capacity, auth.failure_limit, auth.block_seconds, log.level)"),
+        ("limits.memory=lots", "--set: limits.memory: expected a whole number of MiB, 4 or more, got 'lots'"),
+    ])
+    func aWrongOverrideSaysWhy(assignment: String, message: String) {
+        var settings = DaemonSettings()
+        do {
+            try settings.set(assignment)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description == message)
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Synchronization
+import Testing
+
+@Suite("Operations: config file, signals, systemd protocols, nginx rate limit")
+struct OperationsTests {
+    @Test("a wrong config stops start-up with the file, the line and the reason, exit 78")
+    func badConfigRefused() throws {
+        let directory = NSTemporaryDirectory() + "luaexec-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let config = directory + "/luaexecd.conf"
+        try "limits:\n  time: 5\n  memroy: 64\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try Stack.run(
+            Stack.binDirectory + "/luaexecd", ["--config", config, "--set", "listen.socket=\(directory)/s.sock"])
+        #expect(result.status == 78)
+        #expect(
+            result.stderr
+                == "luaexecd: \(config):3: unknown setting 'limits.memroy' (known here: limits.time, limits.memory, limits.queue_timeout, limits.queue_capacity)\n"
+        )
+        // It refused before doing anything: no socket, no database.
+        #expect(!FileManager.default.fileExists(atPath: directory + "/s.sock"))
+        #expect(try Stack.run(Stack.binDirectory + "/luaexecd", ["--check-config", "--config", config]).status == 78)
+    }
+
+    @Test("SIGHUP applies a changed config file; a broken one changes nothing and is logged with its line")
+    func reload() throws {
+        let stack = try Stack(config: "limits:\n  time: 60\n")
+        #expect(try stack.eval("return 1").text == "1")
+
+        try "exec:\n  interactive: false\nlimits:\n  time: 0.3\n".write(
+            toFile: stack.configFile, atomically: true, encoding: .utf8)
+        kill(stack.luaexecdPID, SIGHUP)
+        try Stack.waitUntil(timeout: .seconds(10), "the reload to switch interactive.lua off") {
+            (try? stack.eval("return 1").status) == 404
+        }
+        try "exec:\n  interactive: true\nlimits:\n  time: 0.3\n".write(
+            toFile: stack.configFile, atomically: true, encoding: .utf8)
+        kill(stack.luaexecdPID, SIGHUP)
+        try Stack.waitUntil(timeout: .seconds(10), "the reload to switch interactive.lua on") {
+            (try? stack.eval("return 1").status) == 200
+        }
+        // The lowered time limit applies too.
+        let spin = try stack.eval("while true do end")
+        #expect(spin.status == 504)
+        #expect(spin.headers["x-lua-error"] == "timeout")
+
+        try "exec:\n  interactive: maybe\n".write(toFile: stack.configFile, atomically: true, encoding: .utf8)
+        kill(stack.luaexecdPID, SIGHUP)
+        try Stack.waitUntil(timeout: .seconds(10), "the refused reload to be logged") {
+            stack.luaexecdLog().contains("config not reloaded")
+        }
+        #expect(stack.luaexecdLog().contains("\(stack.configFile):2: exec.interactive: expected true or false, got 'maybe'"))
+        #expect(try stack.eval("return 2").text == "2")
+        #expect(kill(stack.luaexecdPID, 0) == 0)
+    }
+
+    @Test("SIGTERM lets the running evaluation finish and answer, refuses new requests, exits 0")
+    func gracefulStop() throws {
+        let stack = try Stack(settings: ["limits.time=30"])
+        let answered = Mutex<Stack.HTTPResult?>(nil)
+        let worker = Thread {
+            // Runs until the test has sent SIGTERM, then returns: an evaluation in flight.
+            answered.withLock {
+                $0 = try? stack.eval("while not io.open(release_file) do end return 'finished'", headers: [])
+            }
+        }
+        let releaseFile = stack.directory + "/release"
+        _ = try stack.eval("release_file = '\(releaseFile)'")
+        worker.start()
+        try Stack.waitUntil(timeout: .seconds(10), "the chunk to run") {
+            let status = try? stack.request("/api/v1/admin/status", token: stack.adminToken)
+            return status?.text.contains("\"running\":{") == true
+        }
+        kill(stack.luaexecdPID, SIGTERM)
+        try Stack.waitUntil(timeout: .seconds(10), "luaexecd to take SIGTERM") {
+            stack.luaexecdLog().contains("shutting down")
+        }
+        // Over a connection nginx kept open, luaexecd answers 503; a new connection finds the
+        // socket luaexecd made shut (nginx: 502). Either way nothing runs.
+        let ranFile = stack.directory + "/ran"
+        let refused = try stack.eval("io.open('\(ranFile)', 'w'):close() return 'new'")
+        #expect(refused.status == 503 || refused.status == 502)
+        if refused.status == 503 {
+            #expect(refused.headers["retry-after"] == "1")
+            #expect(refused.text == "luaexecd is stopping; retry in a moment\n")
+        }
+        #expect(FileManager.default.createFile(atPath: releaseFile, contents: Data()))
+        try Stack.waitUntil(timeout: .seconds(10), "luaexecd to exit") {
+            FileManager.default.fileExists(atPath: stack.exitStatusFile)
+        }
+        let status = try String(contentsOfFile: stack.exitStatusFile, encoding: .utf8)
+        #expect(status == "0\n")
+        let result = try #require(answered.withLock { $0 })
+        #expect(result.status == 200)
+        #expect(result.text == "finished")
+        #expect(!FileManager.default.fileExists(atPath: ranFile))
+    }
+
+    @Test("the restricted profile takes io, os.execute, require, debug away; the init scripts' API still works")
+    func restrictedProfile() throws {
+        let stack = try Stack(settings: ["lua.profile=restricted"])
+        #expect(
+            try stack.eval("return io, os.execute, package, require, debug, dofile, loadfile").text
+                == "nil\tnil\tnil\tnil\tnil\tnil\tnil")
+        #expect(try stack.eval("return type(system.hostname())").text == "string")
+        #expect(try stack.eval("system.toast('restricted toast')").status == 200)
+        try Stack.waitUntil(timeout: .seconds(5), "the toast in the log") {
+            stack.luaexecdLog().contains("lua toast: restricted toast")
+        }
+    }
+
+    @Test("nginx answers 429 past the per-address rate, and those requests never reach luaexecd")
+    func rateLimit() throws {
+        let stack = try Stack(tcp: true, rateLimit: ("1r/m", 2))
+        var statuses: [Int] = []
+        for index in 0..<6 {
+            let result = try stack.eval("counted = (counted or 0) + 1 return \(index)")
+            statuses.append(result.status)
+            if result.status == 429 {
+                #expect(result.headers["retry-after"] == "1")
+                #expect(result.text == "too many requests from this address; slow down\n")
+            }
+        }
+        // One request at the rate, two in the burst; then 429 until a minute has passed.
+        #expect(statuses == [200, 200, 200, 429, 429, 429])
+        let auditLines = stack.luaexecdLog().split(separator: "\n").filter { $0.contains(" body_sha256=") }
+        #expect(auditLines.count == 3)
+    }
+
+    @Test("nginx -t accepts the shipped site as rendered")
+    func nginxAcceptsTheSite() throws {
+        let stack = Stack.shared
+        let result = try Stack.run("/usr/sbin/nginx", ["-t", "-p", stack.directory, "-c", stack.directory + "/nginx.conf"])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("syntax is ok"))
+        #expect(result.stderr.contains("test is successful"))
+    }
+}
