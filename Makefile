@@ -21,3 +21,11 @@ clean:
 .PHONY: bench
 bench:
 	bench/run.sh
+
+# The Debian package (SPEC O6), and its proof: installed into a fresh Debian 12 root.
+.PHONY: deb test-package
+deb:
+	packaging/build-deb.sh
+
+test-package: deb
+	packaging/test-package.sh

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages luaexec builds and runs with, if any is missing.
+#   install-deps.sh [PACKAGE...]   also the named ones (make deb: dpkg-dev lintian; make
+#                                  test-package: debootstrap)
 set -euo pipefail
-packages=(nginx libfcgi-dev liblua5.4-dev libsqlite3-dev pkg-config openssl curl ca-certificates spawn-fcgi systemd)
+packages=(nginx libfcgi-dev liblua5.4-dev libsqlite3-dev pkg-config openssl curl ca-certificates spawn-fcgi systemd perl "$@")
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -135,4 +135,40 @@ struct OperationsTests {
         #expect(result.stderr.contains("syntax is ok"))
         #expect(result.stderr.contains("test is successful"))
     }
+
+    @Test("--check-config prints every setting in force and exits 0")
+    func checkConfig() throws {
+        let result = try Stack.run(
+            Stack.binDirectory + "/luaexecd",
+            ["--check-config", "--config", Stack.repository + "/packaging/luaexecd.conf", "--set", "limits.time=2.5"])
+        #expect(result.status == 0)
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.first == "\(Stack.repository)/packaging/luaexecd.conf: ok")
+        #expect(lines.contains("limits.time = 2.5"))
+        #expect(lines.contains("lua.profile = full"))
+        #expect(lines.count == 15)
+    }
+
+    @Test("luaexecd called by the name luaexec is the command-line tool (the package's /usr/bin/luaexec)")
+    func multiCall() throws {
+        let directory = NSTemporaryDirectory() + "luaexec-multicall-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            atPath: directory + "/luaexec", withDestinationPath: Stack.binDirectory + "/luaexecd")
+        let created = try Stack.run(directory + "/luaexec", ["token", "create", "ops", "--database", directory + "/db"])
+        #expect(created.status == 0)
+        #expect(created.stdout.hasPrefix("lxk_"))
+        let listed = try Stack.run(directory + "/luaexec", ["token", "list", "--json", "--database", directory + "/db"])
+        #expect(listed.stdout.contains("\"name\":\"ops\""))
+    }
+
+    @Test("the service unit's systemd-analyze exposure is at most 1.0")
+    func unitHardening() throws {
+        let result = try Stack.run(
+            "/usr/bin/systemd-analyze", ["security", "--offline=true", Stack.repository + "/systemd/luaexecd.service"])
+        let summary = try #require(
+            result.stdout.split(separator: "\n").first { $0.contains("Overall exposure level for luaexecd.service:") })
+        let score = try #require(Double(summary.split(separator: ":")[1].split(separator: " ")[0]))
+        #expect(score <= 1.0, "\(summary)")
+    }
 }

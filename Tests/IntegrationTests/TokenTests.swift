@@ -105,10 +105,18 @@ struct TokenTests {
         #expect(try stack.request("/api/v1/exec/nope.lua?AuthToken=\(secret)", body: []).status == 404)
         #expect(try stack.request(token: secret, body: [UInt8](repeating: 0x20, count: 2 << 20)).status == 413)
         #expect(try stack.request("/api/v1/admin/status?AuthToken=\(secret)").status == 200)
+        // luaexecd and its socket gone: nginx logs the failed connect (ENOENT) at `crit`, with
+        // the request line.
+        kill(stack.luaexecdPID, SIGKILL)
+        try Stack.waitUntil(timeout: .seconds(10), "luaexecd to be gone") { !Stack.canConnect(stack.fastcgiSocket) }
+        try FileManager.default.removeItem(atPath: stack.fastcgiSocket)
+        #expect(try stack.request(query, body: Array("return 1".utf8)).status == 502)
+        #expect(try stack.request(token: secret, body: Array("return 1".utf8)).status == 502)
 
         // nginx did log the header-form 413, so the error log is live and was searched for real.
         let errorLog = try String(contentsOfFile: stack.directory + "/logs/error.log", encoding: .utf8)
         #expect(errorLog.contains("client intended to send too large body"))
+        #expect(errorLog.contains("connect() to unix:\(stack.fastcgiSocket) failed"))
         var searched = 0
         for directory in [stack.directory, stack.directory + "/logs"] {
             for name in try FileManager.default.contentsOfDirectory(atPath: directory) {

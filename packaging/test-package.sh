@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# `make test-package`: the proof of the Debian package (SPEC O6). Installs the .deb into a fresh
+# Debian 12 root made by debootstrap from Debian's packages, then, inside it (chroot, own
+# network namespace): checks what the maintainer scripts made, starts luaexecd and nginx from
+# the installed files the way the units do, runs the seed's curl lines, and purges.
+#
+# Needs root and network access to deb.debian.org. The minimal root is cached in
+# .build-package/ (debootstrap takes minutes); every run unpacks a fresh copy of it.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+[ "$(id -u)" = 0 ] || { echo "make test-package needs root (chroot, mounts, namespaces)" >&2; exit 1; }
+"$root/scripts/install-deps.sh" debootstrap iproute2 util-linux
+
+version=$(sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/ExecService/ExecService.swift)
+deb="$root/luaexec_${version}_amd64.deb"
+[ -f "$deb" ] || { echo "no $deb: run make deb" >&2; exit 1; }
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+cache="$root/.build-package"
+base="$cache/bookworm-minbase.tar"
+mkdir -p "$cache"
+if [ ! -f "$base" ]; then
+    echo "== debootstrap bookworm (once; cached in $base)"
+    rm -rf "$cache/bootstrap"
+    debootstrap --variant=minbase bookworm "$cache/bootstrap" "$mirror" >"$cache/debootstrap.log"
+    tar -C "$cache/bootstrap" -cf "$base" .
+    rm -rf "$cache/bootstrap"
+fi
+
+target=$(mktemp -d /tmp/luaexec-package-root.XXXXXX)
+cleanup() {
+    for mount in dev/pts dev proc sys; do umount -l "$target/$mount" 2>/dev/null || true; done
+    # LUAEXEC_KEEP_ROOT=1 keeps the root for a look after a failure.
+    if [ -n "${LUAEXEC_KEEP_ROOT:-}" ]; then echo "kept $target"; else rm -rf "$target"; fi
+}
+trap cleanup EXIT
+tar -C "$target" -xf "$base"
+mount --bind /dev "$target/dev"
+mount --bind /dev/pts "$target/dev/pts"
+mount -t proc proc "$target/proc"
+mount -t sysfs sys "$target/sys"
+cp /etc/resolv.conf "$target/etc/resolv.conf"
+# As in any image build: packages must not start services inside the chroot.
+printf '#!/bin/sh\nexit 101\n' > "$target/usr/sbin/policy-rc.d"
+chmod 0755 "$target/usr/sbin/policy-rc.d"
+cp "$deb" "$target/tmp/luaexec.deb"
+cp "$root/packaging/test-package-inside.sh" "$target/tmp/inside.sh"
+
+in_root() { chroot "$target" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
+
+echo "== apt-get install ./luaexec.deb (and what it depends on) into a fresh Debian 12 root"
+in_root apt-get update -qq
+in_root apt-get install -y -qq --no-install-recommends /tmp/luaexec.deb >"$target/tmp/install.log" 2>&1 ||
+    { cat "$target/tmp/install.log"; exit 1; }
+grep -E "^luaexec:" "$target/tmp/install.log" || true
+# For the test itself: curl, and systemd-socket-activate (the socket unit's stand-in: no PID 1).
+in_root apt-get install -y -qq --no-install-recommends curl systemd procps >/dev/null 2>&1
+
+echo "== inside, in its own network namespace"
+unshare --net sh -c "ip link set lo up && chroot '$target' /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh /tmp/inside.sh"
+
+echo "== apt-get purge luaexec"
+in_root apt-get purge -y -qq luaexec >/dev/null
+fail=0
+for path in /var/lib/luaexec /etc/luaexec /etc/nginx/sites-enabled/luaexec /etc/nginx/sites-available/luaexec \
+    /usr/sbin/luaexecd /usr/bin/luaexec; do
+    if [ -e "$target$path" ] || [ -L "$target$path" ]; then echo "FAIL: $path is still there after purge"; fail=1; fi
+done
+if in_root getent passwd luaexec >/dev/null; then echo "FAIL: user luaexec is still there"; fail=1; fi
+if [ "$(readlink "$target/etc/nginx/sites-enabled/default")" != /etc/nginx/sites-available/default ]; then
+    echo "FAIL: Debian's default nginx site was not restored"; fail=1
+fi
+[ $fail = 0 ] && echo "ok: purge removed the user, the state, the certificate, the token and the site"
+exit $fail
