@@ -103,7 +103,9 @@ extension DaemonSettings {
         return settings
     }
 
-    private static let sections: Set<String> = Set(keys.compactMap { $0.name.split(separator: ".").dropLast().first.map(String.init) })
+    /// The first part of the dotted names: `listen`, `lua`, `exec`, ...
+    private static let sections = Set(
+        keys.compactMap { $0.name.split(separator: ".").dropLast().first.map(String.init) })
 
     private mutating func apply(_ node: Node, prefix: String, file: String) throws(ConfigError) {
         guard case .mapping(let mapping) = node else {
@@ -156,13 +158,13 @@ extension ConfigError {
 
 extension Node {
     /// The text of a plain scalar; nil for mappings, sequences and null.
-    var scalarString: String? {
+    fileprivate var scalarString: String? {
         guard case .scalar(let scalar) = self, null == nil else { return nil }
         return scalar.string
     }
 
     /// A number, integer or not.
-    var number: Double? {
+    fileprivate var number: Double? {
         if let int { return Double(int) }
         return float.flatMap { $0.isFinite ? $0 : nil }
     }

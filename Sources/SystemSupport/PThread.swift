@@ -38,3 +38,24 @@ public func pauseThread(for duration: Duration) {
     var remaining = timespec()
     while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
 }
+
+/// Runs `body` on a new thread with the given stack size and returns when it has finished: for
+/// work that may end up running Lua (which assumes a large C stack) from a thread whose stack
+/// is not known to be large, such as the main thread.
+public func runOnNewThread(stackSize: Int, _ body: @escaping @Sendable () -> Void) {
+    final class Done: @unchecked Sendable {  // `flag` is guarded by `lock`
+        let lock = ConditionLock()
+        var flag = false
+    }
+    let done = Done()
+    startThread(name: "worker", stackSize: stackSize) {
+        body()
+        done.lock.withLock {
+            done.flag = true
+            done.lock.signal()
+        }
+    }
+    done.lock.withLock {
+        while !done.flag { done.lock.wait() }
+    }
+}

@@ -67,7 +67,7 @@ struct Daemon: ParsableCommand {
         do {
             settings = try loadSettings()
         } catch {
-            FileHandleStandardError.write("luaexecd: \(error)\n")
+            StandardError.write("luaexecd: \(error)\n")
             throw ExitCode(78)  // EX_CONFIG: systemd's RestartPreventExitStatus= keeps it from looping
         }
         if checkConfig {
@@ -139,7 +139,11 @@ struct Daemon: ParsableCommand {
             switch Signals.wait() {
             case SIGHUP:
                 notifier.send("RELOADING=1")
-                reload(current: current, executor: executor, service: service, throttle: throttle, logger: logger)
+                // The reload queues a job, and the thread that queues a job may end up running
+                // others (it can become the combiner): a thread with a large stack, for Lua.
+                runOnNewThread(stackSize: 16 << 20) {
+                    reload(current: current, executor: executor, service: service, throttle: throttle, logger: logger)
+                }
                 notifier.send("READY=1\nSTATUS=serving")
             default:
                 notifier.send("STOPPING=1")
@@ -148,7 +152,7 @@ struct Daemon: ParsableCommand {
                 // A socket luaexecd made is its own to close; a socket systemd passed stays open
                 // (connections wait in it for the next start), so only new requests are refused.
                 if settings.socket != nil { shutdown(listenFD, Int32(SHUT_RD)) }
-                executor.ping()
+                runOnNewThread(stackSize: 16 << 20) { executor.ping() }
                 server.waitUntilIdle(atMost: .seconds(5))
                 try? authenticator.flushUses()
                 logger.notice("luaexecd stopped")
@@ -200,7 +204,7 @@ extension DaemonSettings {
 }
 
 /// Unbuffered writes to standard error, for messages before logging starts.
-enum FileHandleStandardError {
+enum StandardError {
     static func write(_ text: String) {
         var bytes = Array(text.utf8)
         _ = Glibc.write(2, &bytes, bytes.count)
