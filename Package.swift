@@ -6,10 +6,12 @@ import PackageDescription
 //   CLuaSupport        the little C that must be able to raise Lua errors (longjmp)
 //   SystemSupport      threads with a chosen stack size, a mutex with a condition
 //   LuaRuntime         the resident state: load, call, convert, limits; knows nothing of HTTP
+//   CSQLite            system library (Debian's libsqlite3-dev)
 //   AccessControl      tokens: format, SQLite store, authentication decisions
 //   ExecService        requests, auth, routing, rendering; knows nothing of FastCGI
 //   FastCGI            libfcgi transport: threads, params, streams
-//   DaemonConfig       luaexecd's settings and its config file (YAML, via Yams)
+//   CYAML              system library (Debian's libyaml-dev)
+//   DaemonConfig       luaexecd's settings and its config file (YAML, read with libyaml)
 //   LuaexecCommands    the `luaexec` command line (tokens)
 //   luaexecd, luaexec  thin executables; luaexecd also runs as `luaexec` when called by that name
 let package = Package(
@@ -27,13 +29,12 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
-        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(
             name: "CLuaSupport",
             dependencies: ["CLua"],
@@ -47,9 +48,8 @@ let package = Package(
         .target(
             name: "AccessControl",
             dependencies: [
-                "SystemSupport",
+                "CSQLite", "SystemSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .target(
@@ -64,7 +64,8 @@ let package = Package(
             name: "FastCGI",
             dependencies: ["CFastCGI", "ExecService", "SystemSupport", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "DaemonConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .target(name: "DaemonConfig", dependencies: ["CYAML"]),
         .executableTarget(
             name: "luaexecd",
             dependencies: [

@@ -1,5 +1,4 @@
 import Crypto
-import GRDB
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -8,39 +7,33 @@ import Foundation
 #endif
 
 /// The tokens table of luaexec's SQLite database (SPEC A3, T3, T4).
-///
-/// `@unchecked Sendable`-free: GRDB's `DatabaseQueue` serialises every access itself.
 public final class TokenStore: Sendable {
-    private let database: DatabaseQueue
-    public let path: String
+    private let database: SQLiteDatabase
+    public var path: String { database.path }
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     public init(path: String) throws(StoreError) {
-        self.path = path
-        do {
-            var configuration = Configuration()
-            // The CLI and the daemon share the file; a writer waits for the other's lock.
-            configuration.busyMode = .timeout(5)
-            database = try DatabaseQueue(path: path, configuration: configuration)
-            try Self.migrator.migrate(database)
-        } catch {
-            throw StoreError("cannot open the database \(path): \(error)")
-        }
+        database = try SQLiteDatabase(path: path)
+        try database.write { db throws(StoreError) in try Self.migrate(db) }
     }
 
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("tokens") { db in
-            try db.create(table: "token") { t in
-                t.column("name", .text).primaryKey()
-                t.column("digest", .blob).notNull().unique()
-                t.column("scopes", .text).notNull()
-                t.column("created_at", .integer).notNull()
-                t.column("expires_at", .integer)
-                t.column("last_used_at", .integer)
-            }
+    /// The schema, by `PRAGMA user_version`. Version 1 is the `token` table; databases of
+    /// earlier development builds have the same table and open as they are.
+    private static func migrate(_ db: SQLiteDatabase.Transaction) throws(StoreError) {
+        let version = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
+        if version < 1 {
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS token (
+                    name TEXT NOT NULL PRIMARY KEY,
+                    digest BLOB NOT NULL UNIQUE,
+                    scopes TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER,
+                    last_used_at INTEGER)
+                """)
+            try db.query("PRAGMA user_version = 1")
         }
-        return migrator
     }
 
     /// The SHA-256 digest under which a secret is stored.
@@ -62,47 +55,33 @@ public final class TokenStore: Sendable {
             name: name, digest: Self.digest(of: secret), scopes: scopes,
             createdAt: Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down)),
             expiresAt: expiresAt.map { Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded(.down)) })
-        do {
-            try database.write { db in
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM token WHERE name = ?", arguments: [name]) == true {
-                    throw StoreError("a token named '\(name)' already exists; revoke it first or pick another name")
-                }
-                try db.execute(
-                    sql: "INSERT INTO token (name, digest, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [
-                        record.name, Data(record.digest), Self.encode(scopes), Int64(record.createdAt.timeIntervalSince1970),
-                        record.expiresAt.map { Int64($0.timeIntervalSince1970) },
-                    ])
+        try database.write { db throws(StoreError) in
+            guard try db.query("SELECT 1 FROM token WHERE name = ?", [.text(name)]).isEmpty else {
+                throw StoreError("a token named '\(name)' already exists; revoke it first or pick another name")
             }
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError("cannot store the token: \(error)")
+            try db.query(
+                "INSERT INTO token (name, digest, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                [
+                    .text(record.name), .blob(record.digest), .text(Self.encode(scopes)),
+                    .integer(Int64(record.createdAt.timeIntervalSince1970)),
+                    record.expiresAt.map { .integer(Int64($0.timeIntervalSince1970)) } ?? .null,
+                ])
         }
         return (secret, record)
     }
 
     /// Every token, by name.
     public func list() throws(StoreError) -> [TokenRecord] {
-        do {
-            return try database.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM token ORDER BY name").map(Self.record)
-            }
-        } catch {
-            throw StoreError("cannot read the tokens: \(error)")
-        }
+        try database.query(
+            "SELECT name, digest, scopes, created_at, expires_at, last_used_at FROM token ORDER BY name"
+        ).map(Self.record)
     }
 
     /// Deletes the token named `name`; throws when there is none.
     public func revoke(name: String) throws(StoreError) {
-        let deleted: Bool
-        do {
-            deleted = try database.write { db in
-                try db.execute(sql: "DELETE FROM token WHERE name = ?", arguments: [name])
-                return db.changesCount > 0
-            }
-        } catch {
-            throw StoreError("cannot revoke the token: \(error)")
+        let deleted = try database.write { db throws(StoreError) in
+            try db.query("DELETE FROM token WHERE name = ?", [.text(name)])
+            return db.changes > 0
         }
         guard deleted else { throw StoreError("no token named '\(name)'") }
     }
@@ -110,26 +89,18 @@ public final class TokenStore: Sendable {
     /// Records when tokens were last used (batched by the caller).
     public func recordUse(_ uses: [String: Date]) throws(StoreError) {
         guard !uses.isEmpty else { return }
-        do {
-            try database.write { db in
-                for (name, date) in uses {
-                    try db.execute(
-                        sql: "UPDATE token SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE name = ?",
-                        arguments: [Int64(date.timeIntervalSince1970), name])
-                }
+        try database.write { db throws(StoreError) in
+            for (name, date) in uses {
+                try db.query(
+                    "UPDATE token SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE name = ?",
+                    [.integer(Int64(date.timeIntervalSince1970)), .text(name)])
             }
-        } catch {
-            throw StoreError("cannot record token use: \(error)")
         }
     }
 
     /// Changes whenever another connection (the CLI, another process) commits to the database.
     public func dataVersion() throws(StoreError) -> Int {
-        do {
-            return try database.read { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
-        } catch {
-            throw StoreError("cannot read the database version: \(error)")
-        }
+        Int(try database.query("PRAGMA data_version").first?.first?.integer ?? 0)
     }
 
     public static func isValidName(_ name: String) -> Bool {
@@ -141,14 +112,15 @@ public final class TokenStore: Sendable {
         scopes.sorted().map(\.rawValue).joined(separator: " ")
     }
 
-    private static func record(_ row: Row) -> TokenRecord {
-        let scopes = Set((row["scopes"] as String).split(separator: " ").compactMap { Scope(rawValue: String($0)) })
-        let digest: Data = row["digest"]
+    private static func record(_ row: [SQLiteValue]) -> TokenRecord {
+        func date(_ value: SQLiteValue) -> Date? {
+            value.integer.map { Date(timeIntervalSince1970: TimeInterval($0)) }
+        }
+        let scopes = Set((row[2].text ?? "").split(separator: " ").compactMap { Scope(rawValue: String($0)) })
         return TokenRecord(
-            name: row["name"], digest: Array(digest), scopes: scopes,
-            createdAt: Date(timeIntervalSince1970: TimeInterval(row["created_at"] as Int64)),
-            expiresAt: (row["expires_at"] as Int64?).map { Date(timeIntervalSince1970: TimeInterval($0)) },
-            lastUsedAt: (row["last_used_at"] as Int64?).map { Date(timeIntervalSince1970: TimeInterval($0)) })
+            name: row[0].text ?? "", digest: row[1].blob ?? [], scopes: scopes,
+            createdAt: date(row[3]) ?? Date(timeIntervalSince1970: 0), expiresAt: date(row[4]),
+            lastUsedAt: date(row[5]))
     }
 }
 

@@ -1,9 +1,7 @@
-import Yams
-
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 extension DaemonSettings {
@@ -14,13 +12,13 @@ extension DaemonSettings {
         /// What a valid value looks like, for error messages.
         public let expects: String
         /// Stores `node`'s value, or returns false when it is not what `expects` says.
-        let apply: @Sendable (inout DaemonSettings, Node) -> Bool
+        let apply: @Sendable (inout DaemonSettings, ConfigNode) -> Bool
         /// The value in force, as the config file would spell it.
         let show: @Sendable (DaemonSettings) -> String
 
         init<T>(
             _ name: String, expects: String, _ field: WritableKeyPath<DaemonSettings, T>,
-            read: @escaping @Sendable (Node) -> T?, valid: @escaping @Sendable (T) -> Bool = { _ in true }
+            read: @escaping @Sendable (ConfigNode) -> T?, valid: @escaping @Sendable (T) -> Bool = { _ in true }
         ) {
             // Key paths to stored properties are immutable values; Swift 6.1 does not yet infer
             // Sendable for a generic one.
@@ -45,15 +43,13 @@ extension DaemonSettings {
     public static let keys: [Key] = [
         Key("listen.socket", expects: "a path, or nothing for the socket systemd passes", \.socket) { node in
             // Empty (`socket:`, `socket: ""`, `--set listen.socket=`): no socket of luaexecd's own.
-            guard node.null == nil, let path = node.scalarString, !path.isEmpty else {
-                return node.null != nil || node.scalarString == "" ? .some(nil) : nil
-            }
-            return path
+            if node.isNull || node.string == "" { return .some(nil) }
+            return node.string.map { .some($0) }
         },
         Key("listen.threads", expects: "a whole number from 1 to 4096", \.threads, read: \.int) { (1...4096).contains($0) },
-        Key("database", expects: "the path of the SQLite database", \.database, read: \.scalarString) { !$0.isEmpty },
-        Key("lua.init_dir", expects: "the path of a directory", \.initDir, read: \.scalarString) { !$0.isEmpty },
-        Key("lua.profile", expects: "full or restricted", \.profile) { $0.scalarString.flatMap(Profile.init(rawValue:)) },
+        Key("database", expects: "the path of the SQLite database", \.database, read: \.string) { !$0.isEmpty },
+        Key("lua.init_dir", expects: "the path of a directory", \.initDir, read: \.string) { !$0.isEmpty },
+        Key("lua.profile", expects: "full or restricted", \.profile) { $0.string.flatMap(Profile.init(rawValue:)) },
         Key("exec.interactive", expects: "true or false", \.interactive, read: \.bool),
         Key("exec.max_body", expects: "a number of bytes, 0 or more", \.maxBody, read: \.int) { $0 >= 0 },
         Key("limits.time", expects: "a number of seconds above 0", \.timeLimit, read: \.number) { $0 > 0 && $0 <= 86_400 },
@@ -68,7 +64,7 @@ extension DaemonSettings {
         Key("auth.block_seconds", expects: "a whole number of seconds, 1 or more", \.authBlockSeconds, read: \.int) {
             $0 >= 1
         },
-        Key("log.level", expects: logLevels.joined(separator: ", "), \.logLevel, read: \.scalarString) {
+        Key("log.level", expects: logLevels.joined(separator: ", "), \.logLevel, read: \.string) {
             logLevels.contains($0)
         },
     ]
@@ -78,24 +74,33 @@ extension DaemonSettings {
 
     /// The settings of the config file at `path`, over the defaults.
     public static func load(path: String) throws(ConfigError) -> DaemonSettings {
-        let text: String
-        do {
-            text = try String(contentsOf: URL(fileURLWithPath: path), encoding: .utf8)
-        } catch {
-            throw ConfigError(file: path, line: nil, reason: "cannot read the file: \(error.localizedDescription)")
+        guard let file = fopen(path, "r") else {
+            throw ConfigError(file: path, line: nil, reason: "cannot read the file: \(String(cString: strerror(errno)))")
         }
-        return try parse(text, file: path)
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let count = fread(&chunk, 1, chunk.count, file)
+            bytes += chunk[..<count]
+            if count < chunk.count { break }
+            guard bytes.count <= 1 << 20 else {
+                throw ConfigError(file: path, line: nil, reason: "over 1 MiB: not a config file")
+            }
+        }
+        guard ferror(file) == 0 else {
+            throw ConfigError(file: path, line: nil, reason: "cannot read the file: \(String(cString: strerror(errno)))")
+        }
+        return try parse(String(decoding: bytes, as: UTF8.self), file: path)
     }
 
     /// The settings `text` (YAML) sets, over the defaults; `file` names it in errors.
     public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonSettings {
-        let root: Node?
+        let root: ConfigNode?
         do {
-            root = try Yams.compose(yaml: text)
-        } catch let error as YamlError {
-            throw ConfigError(yaml: error, file: file)
+            root = try ConfigNode.parse(text)
         } catch {
-            throw ConfigError(file: file, line: nil, reason: "\(error)")
+            throw ConfigError(file: file, line: error.line, reason: "not valid YAML: \(error.problem)")
         }
         var settings = DaemonSettings()
         guard let root else { return settings }  // an empty file (or only comments): the defaults
@@ -107,14 +112,18 @@ extension DaemonSettings {
     private static let sections = Set(
         keys.compactMap { $0.name.split(separator: ".").dropLast().first.map(String.init) })
 
-    private mutating func apply(_ node: Node, prefix: String, file: String) throws(ConfigError) {
-        guard case .mapping(let mapping) = node else {
+    private mutating func apply(_ node: ConfigNode, prefix: String, file: String) throws(ConfigError) {
+        guard case .mapping(let pairs) = node.kind else {
             let what = prefix.isEmpty ? "the file" : "'\(prefix.dropLast())'"
-            throw ConfigError(file: file, line: node.mark?.line, reason: "\(what) must be a mapping of names to values")
+            throw ConfigError(file: file, line: node.line, reason: "\(what) must be a mapping of names to values")
         }
-        for (keyNode, value) in mapping {
-            guard let key = keyNode.scalarString else {
-                throw ConfigError(file: file, line: keyNode.mark?.line, reason: "a setting's name must be a plain word")
+        var seen: Set<String> = []
+        for (keyNode, value) in pairs {
+            guard let key = keyNode.string else {
+                throw ConfigError(file: file, line: keyNode.line, reason: "a setting's name must be a plain word")
+            }
+            guard seen.insert(key).inserted else {
+                throw ConfigError(file: file, line: keyNode.line, reason: "set more than once: \(key)")
             }
             let name = prefix + key
             if prefix.isEmpty, Self.sections.contains(name) {
@@ -126,55 +135,14 @@ extension DaemonSettings {
                     ? Self.sections.sorted() + Self.keys.map(\.name).filter { !$0.contains(".") }
                     : Self.keys.map(\.name).filter { $0.hasPrefix(prefix) }
                 throw ConfigError(
-                    file: file, line: keyNode.mark?.line,
+                    file: file, line: keyNode.line,
                     reason: "unknown setting '\(name)' (known here: \(known.joined(separator: ", ")))")
             }
             guard setting.apply(&self, value) else {
-                let given = value.scalarString.map { "'\($0)'" } ?? value.kindName
-                throw ConfigError(
-                    file: file, line: value.mark?.line ?? keyNode.mark?.line,
-                    reason: "\(name): expected \(setting.expects), got \(given)")
+                var given = value.string.map { "'\($0)'" } ?? value.kindName
+                if case .scalar(_, plain: false) = value.kind { given += " in quotes, which makes it text: drop the quotes" }
+                throw ConfigError(file: file, line: value.line, reason: "\(name): expected \(setting.expects), got \(given)")
             }
-        }
-    }
-}
-
-extension ConfigError {
-    init(yaml error: YamlError, file: String) {
-        switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-            .composer(let context, let problem, let mark, _):
-            let where_ = context.map { " (\($0.text))" } ?? ""
-            self.init(file: file, line: mark.line, reason: "not valid YAML: \(problem)\(where_)")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            self.init(
-                file: file, line: context.mark.line,
-                reason: "set more than once: \(duplicates.sorted().joined(separator: ", "))")
-        default:
-            self.init(file: file, line: nil, reason: "not valid YAML: \(error)")
-        }
-    }
-}
-
-extension Node {
-    /// The text of a plain scalar; nil for mappings, sequences and null.
-    fileprivate var scalarString: String? {
-        guard case .scalar(let scalar) = self, null == nil else { return nil }
-        return scalar.string
-    }
-
-    /// A number, integer or not.
-    fileprivate var number: Double? {
-        if let int { return Double(int) }
-        return float.flatMap { $0.isFinite ? $0 : nil }
-    }
-
-    fileprivate var kindName: String {
-        switch self {
-        case .mapping: "a mapping"
-        case .sequence: "a list"
-        case .scalar: null != nil ? "an empty value" : "a value"
-        case .alias: "an alias"
         }
     }
 }
@@ -193,7 +161,7 @@ extension DaemonSettings {
                 file: "--set", line: nil,
                 reason: "unknown setting '\(name)' (known: \(Self.keys.map(\.name).joined(separator: ", ")))")
         }
-        guard setting.apply(&self, Node(value)) else {
+        guard setting.apply(&self, ConfigNode(plain: value)) else {
             throw ConfigError(file: "--set", line: nil, reason: "\(name): expected \(setting.expects), got '\(value)'")
         }
     }

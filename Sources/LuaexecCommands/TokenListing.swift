@@ -17,11 +17,15 @@ enum TokenListing {
             ]
         }
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-        return ([header] + rows).map { row in
-            row.enumerated().map { index, cell in
-                index == row.count - 1 ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0)
-            }.joined() + "\n"
-        }.joined()
+        var text = ""
+        for row in [header] + rows {
+            for (index, cell) in row.enumerated() {
+                text += cell
+                if index < row.count - 1 { text += String(repeating: " ", count: widths[index] + 2 - cell.count) }
+            }
+            text += "\n"
+        }
+        return text
     }
 
     static func json(_ records: [TokenRecord]) -> String {

@@ -1,0 +1,143 @@
+import CSQLite
+import Synchronization
+
+/// A value SQLite stores or returns.
+enum SQLiteValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case text(String)
+    case blob([UInt8])
+
+    var integer: Int64? { if case .integer(let value) = self { value } else { nil } }
+    var text: String? { if case .text(let value) = self { value } else { nil } }
+    var blob: [UInt8]? {
+        switch self {
+        case .blob(let bytes): bytes
+        case .text(let text): Array(text.utf8)
+        default: nil
+        }
+    }
+}
+
+/// One SQLite connection over SQLite's C API, used one call at a time.
+///
+/// luaexec's database is small and seldom written (tokens; the daemon reads it only when
+/// another process changed it), so a connection behind a mutex is all it needs. A Swift
+/// database package (GRDB) would bring full Foundation, and with it ICU's 34 MB of data, into
+/// an appliance's flash.
+/// Every failure becomes a `StoreError` with SQLite's message.
+final class SQLiteDatabase: Sendable {
+    /// The `sqlite3 *` handle, only touched with the mutex held.
+    private let connection: Mutex<OpaquePointer>
+    let path: String
+
+    init(path: String, busyTimeout: Duration = .seconds(5)) throws(StoreError) {
+        self.path = path
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let status = sqlite3_open_v2(path, &handle, flags, nil)
+        guard status == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
+            sqlite3_close(handle)
+            throw StoreError("cannot open the database \(path): \(message)")
+        }
+        // The CLI and the daemon share the file: a writer waits for the other's lock.
+        sqlite3_busy_timeout(handle, Int32(busyTimeout.components.seconds * 1000))
+        connection = Mutex(handle)
+    }
+
+    deinit {
+        connection.withLock { sqlite3_close_v2($0) }
+    }
+
+    /// Runs `sql` with `arguments` bound to its `?`s and returns every row.
+    @discardableResult
+    func query(_ sql: String, _ arguments: [SQLiteValue] = []) throws(StoreError) -> [[SQLiteValue]] {
+        try connection.withLock { handle throws(StoreError) in try Self.run(handle, sql, arguments) }
+    }
+
+    /// Runs `body` in one write transaction (BEGIN IMMEDIATE: the write lock is taken at once,
+    /// so two writers wait for each other instead of failing half-way); rolls back on a throw.
+    func write<T>(_ body: (Transaction) throws(StoreError) -> T) throws(StoreError) -> T {
+        try connection.withLock { handle throws(StoreError) -> T in
+            try Self.run(handle, "BEGIN IMMEDIATE", [])
+            do throws(StoreError) {
+                let result = try body(Transaction(handle: handle))
+                try Self.run(handle, "COMMIT", [])
+                return result
+            } catch {
+                _ = try? Self.run(handle, "ROLLBACK", [])
+                throw error
+            }
+        }
+    }
+
+    /// Statements inside `write`; valid only within its body.
+    struct Transaction {
+        fileprivate let handle: OpaquePointer
+
+        @discardableResult
+        func query(_ sql: String, _ arguments: [SQLiteValue] = []) throws(StoreError) -> [[SQLiteValue]] {
+            try SQLiteDatabase.run(handle, sql, arguments)
+        }
+
+        /// Rows the last INSERT, UPDATE or DELETE changed.
+        var changes: Int { Int(sqlite3_changes(handle)) }
+    }
+
+    private static func run(_ handle: OpaquePointer, _ sql: String, _ arguments: [SQLiteValue]) throws(StoreError)
+        -> [[SQLiteValue]]
+    {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            throw error(handle, "cannot prepare \(sql)")
+        }
+        defer { sqlite3_finalize(statement) }
+        for (offset, argument) in arguments.enumerated() {
+            let index = Int32(offset + 1)
+            let status: Int32
+            switch argument {
+            case .null: status = sqlite3_bind_null(statement, index)
+            case .integer(let value): status = sqlite3_bind_int64(statement, index, value)
+            case .text(let text): status = sqlite3_bind_text(statement, index, text, -1, csqlite_transient())
+            case .blob(let bytes):
+                status = bytes.withUnsafeBytes { raw in
+                    sqlite3_bind_blob(statement, index, raw.baseAddress, Int32(raw.count), csqlite_transient())
+                }
+            }
+            guard status == SQLITE_OK else { throw error(handle, "cannot bind argument \(index) of \(sql)") }
+        }
+        var rows: [[SQLiteValue]] = []
+        while true {
+            switch sqlite3_step(statement) {
+            case SQLITE_ROW:
+                rows.append((0..<sqlite3_column_count(statement)).map { column(statement, $0) })
+            case SQLITE_DONE:
+                return rows
+            default:
+                throw error(handle, "cannot run \(sql)")
+            }
+        }
+    }
+
+    private static func column(_ statement: OpaquePointer, _ index: Int32) -> SQLiteValue {
+        switch sqlite3_column_type(statement, index) {
+        case SQLITE_INTEGER:
+            return .integer(sqlite3_column_int64(statement, index))
+        case SQLITE_TEXT:
+            return .text(String(cString: sqlite3_column_text(statement, index)))
+        case SQLITE_BLOB:
+            let count = Int(sqlite3_column_bytes(statement, index))
+            guard count > 0, let bytes = sqlite3_column_blob(statement, index) else { return .blob([]) }
+            return .blob(Array(UnsafeRawBufferPointer(start: bytes, count: count)))
+        case SQLITE_FLOAT:
+            return .integer(Int64(sqlite3_column_double(statement, index)))
+        default:
+            return .null
+        }
+    }
+
+    private static func error(_ handle: OpaquePointer, _ what: String) -> StoreError {
+        StoreError("\(what): \(String(cString: sqlite3_errmsg(handle)))")
+    }
+}
