@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+
+@testable import AccessControl
+
+@Suite("The token store on SQLite's C API")
+struct TokenStoreSQLiteTests {
+    let path = "/tmp/luaexec-sqlite-\(UUID().uuidString).db"
+
+    @Test("tokens survive reopening, with every field as written")
+    func roundTrip() throws {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let expires = Date(timeIntervalSince1970: 2_000_000_000)
+        let created = Date(timeIntervalSince1970: 1_800_000_000.7)
+        let (_, record) = try TokenStore(path: path).create(
+            name: "ops.team-1", scopes: [.exec, .admin], expiresAt: expires, now: created)
+        let reopened = try TokenStore(path: path)
+        try reopened.recordUse(["ops.team-1": Date(timeIntervalSince1970: 1_900_000_000)])
+        // An older use never moves last-used back.
+        try reopened.recordUse(["ops.team-1": Date(timeIntervalSince1970: 1_850_000_000)])
+        let listed = try reopened.list()
+        #expect(listed.count == 1)
+        #expect(listed[0].name == "ops.team-1")
+        #expect(listed[0].digest == record.digest)
+        #expect(listed[0].scopes == [.exec, .admin])
+        #expect(listed[0].createdAt == Date(timeIntervalSince1970: 1_800_000_000))
+        #expect(listed[0].expiresAt == expires)
+        #expect(listed[0].lastUsedAt == Date(timeIntervalSince1970: 1_900_000_000))
+    }
+
+    @Test("data_version moves when another connection commits, not for the connection's own reads")
+    func dataVersion() throws {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let daemon = try TokenStore(path: path)
+        let before = try daemon.dataVersion()
+        _ = try daemon.list()
+        #expect(try daemon.dataVersion() == before)
+        _ = try TokenStore(path: path).create(name: "cli", scopes: [.exec], expiresAt: nil)
+        #expect(try daemon.dataVersion() != before)
+        #expect(try daemon.list().map(\.name) == ["cli"])
+    }
+
+    @Test("a refused write leaves nothing behind, and the connection stays usable")
+    func rollback() throws {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try TokenStore(path: path)
+        _ = try store.create(name: "ops", scopes: [.exec], expiresAt: nil)
+        do {
+            _ = try store.create(name: "ops", scopes: [.admin], expiresAt: nil)
+            Issue.record("a duplicate was stored")
+        } catch {
+            #expect(error.description == "a token named 'ops' already exists; revoke it first or pick another name")
+        }
+        #expect(try store.list().map(\.scopes) == [[.exec]])
+        _ = try store.create(name: "second", scopes: [.exec], expiresAt: nil)
+        #expect(try store.list().map(\.name) == ["ops", "second"])
+    }
+
+    @Test("a database that cannot be opened says where and why")
+    func unopenable() {
+        do {
+            _ = try TokenStore(path: "/nonexistent-dir/luaexec.db")
+            Issue.record("opened")
+        } catch {
+            #expect(error.description == "cannot open the database /nonexistent-dir/luaexec.db: unable to open database file")
+        }
+    }
+
+    @Test("the schema is version 1, and a database with the table but no version opens as it is")
+    func schema() throws {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let raw = try SQLiteDatabase(path: path)
+        try raw.query(
+            "CREATE TABLE token (name TEXT PRIMARY KEY, digest BLOB NOT NULL UNIQUE, scopes TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER, last_used_at INTEGER)"
+        )
+        try raw.query(
+            "INSERT INTO token (name, digest, scopes, created_at) VALUES ('old', x'00', 'exec', 1)")
+        let store = try TokenStore(path: path)
+        #expect(try store.list().map(\.name) == ["old"])
+        #expect(try raw.query("PRAGMA user_version") == [[.integer(1)]])
+    }
+}
