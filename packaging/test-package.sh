@@ -59,16 +59,34 @@ in_root apt-get install -y -qq --no-install-recommends curl systemd procps >/dev
 echo "== inside, in its own network namespace"
 unshare --net sh -c "ip link set lo up && chroot '$target' /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh /tmp/inside.sh"
 
-echo "== apt-get purge luaexec"
-in_root apt-get purge -y -qq luaexec >/dev/null
 fail=0
+verdict() { # verdict DESCRIPTION CONDITION...
+    local description=$1
+    shift
+    if "$@"; then echo "ok: $description"; else echo "FAIL: $description"; fail=1; fi
+}
+
+echo "== reinstall, as an upgrade does: what postinst made stays"
+token_before=$(cat "$target/etc/luaexec/admin-token")
+cert_before=$(md5sum < "$target/etc/luaexec/tls/cert.pem")
+in_root dpkg -i /tmp/luaexec.deb >/dev/null
+verdict "the admin token file is unchanged" [ "$(cat "$target/etc/luaexec/admin-token")" = "$token_before" ]
+verdict "the certificate is unchanged" [ "$(md5sum < "$target/etc/luaexec/tls/cert.pem")" = "$cert_before" ]
+verdict "one token in the database" [ "$(in_root luaexec token list --json | grep -o '"name"' | wc -l)" = 1 ]
+
+echo "== apt-get remove luaexec: the site goes, the state stays"
+in_root apt-get remove -y -qq luaexec >/dev/null
+verdict "the site is disabled" [ ! -e "$target/etc/nginx/sites-enabled/luaexec" ]
+verdict "Debian's default site is back" \
+    [ "$(readlink "$target/etc/nginx/sites-enabled/default")" = /etc/nginx/sites-available/default ]
+verdict "the tokens stay" [ -f "$target/var/lib/luaexec/luaexec.db" ]
+verdict "the config stays" [ -f "$target/etc/luaexec/luaexecd.conf" ]
+
+echo "== apt-get purge luaexec: everything goes"
+in_root apt-get purge -y -qq luaexec >/dev/null
 for path in /var/lib/luaexec /etc/luaexec /etc/nginx/sites-enabled/luaexec /etc/nginx/sites-available/luaexec \
     /usr/sbin/luaexecd /usr/bin/luaexec; do
-    if [ -e "$target$path" ] || [ -L "$target$path" ]; then echo "FAIL: $path is still there after purge"; fail=1; fi
+    verdict "$path is gone" test ! -e "$target$path" -a ! -L "$target$path"
 done
-if in_root getent passwd luaexec >/dev/null; then echo "FAIL: user luaexec is still there"; fail=1; fi
-if [ "$(readlink "$target/etc/nginx/sites-enabled/default")" != /etc/nginx/sites-available/default ]; then
-    echo "FAIL: Debian's default nginx site was not restored"; fail=1
-fi
-[ $fail = 0 ] && echo "ok: purge removed the user, the state, the certificate, the token and the site"
+verdict "the user luaexec is gone" sh -c "! chroot '$target' getent passwd luaexec >/dev/null"
 exit $fail

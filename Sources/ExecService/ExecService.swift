@@ -33,9 +33,11 @@ public final class ExecService: Sendable {
     let executor: LuaExecutor
     let authenticator: Authenticator
     let throttle: FailureThrottle
-    // Read by every request, written by a config reload: a read-write lock keeps readers from
-    // contending with each other.
-    private let currentOptions: ReadWriteLocked<Options>
+    // Read by every request, written by a config reload: atomics, whose relaxed loads are plain
+    // loads. A lock, even a read-write one, writes a shared cache line on every request.
+    private let maxBodySize: Atomic<Int>
+    private let retryAfterSeconds: Atomic<Int>
+    private let interactiveEnabled: Atomic<Bool>
     /// Set once SIGTERM arrives: every later request gets 503 (SPEC O3).
     private let stopping = Atomic(false)
     let logger: Logger
@@ -44,8 +46,17 @@ public final class ExecService: Sendable {
 
     /// The options in force; setting them (a config reload) applies to the next request.
     public var options: Options {
-        get { currentOptions.read() }
-        set { currentOptions.write(newValue) }
+        get {
+            Options(
+                maxBodySize: maxBodySize.load(ordering: .relaxed),
+                retryAfterSeconds: retryAfterSeconds.load(ordering: .relaxed),
+                interactive: interactiveEnabled.load(ordering: .relaxed))
+        }
+        set {
+            maxBodySize.store(newValue.maxBodySize, ordering: .relaxed)
+            retryAfterSeconds.store(newValue.retryAfterSeconds, ordering: .relaxed)
+            interactiveEnabled.store(newValue.interactive, ordering: .relaxed)
+        }
     }
 
     /// Refuses every request from now on with 503 and `Retry-After`: luaexecd is stopping, and
@@ -61,7 +72,9 @@ public final class ExecService: Sendable {
         self.executor = executor
         self.authenticator = authenticator
         self.throttle = throttle
-        self.currentOptions = ReadWriteLocked(options)
+        maxBodySize = Atomic(options.maxBodySize)
+        retryAfterSeconds = Atomic(options.retryAfterSeconds)
+        interactiveEnabled = Atomic(options.interactive)
         self.logger = logger
     }
 
