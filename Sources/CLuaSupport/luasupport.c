@@ -434,7 +434,7 @@ static int lx_setup(lua_State *L) {
 
     static const cookie_io_functions_t out_funcs = {.write = out_cookie_write};
     FILE *out = fopencookie(rt, "w", out_funcs);
-    FILE *in = fopen("/dev/null", "r");
+    FILE *in = fopen("/dev/null", "re");  // close-on-exec: no child of a chunk needs it
     if (!out || !in) {
         if (out) fclose(out);
         if (in) fclose(in);

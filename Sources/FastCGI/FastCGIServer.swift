@@ -82,6 +82,11 @@ public final class FastCGIServer: Sendable {
             return
         }
         while FCGX_Accept_r(request) >= 0 {
+            // libfcgi accepts without SOCK_CLOEXEC: a process a chunk starts (os.execute,
+            // io.popen) would inherit every open connection. Per request, not per connection:
+            // a new connection may get the number of the one closed before it (one system
+            // call, a fraction of a microsecond).
+            _ = fcntl(request.pointee.ipcFd, F_SETFD, FD_CLOEXEC)
             inFlight.add(1, ordering: .relaxed)
             defer { inFlight.subtract(1, ordering: .relaxed) }
             let connection = FastCGIRequest(request)

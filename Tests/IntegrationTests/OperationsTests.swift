@@ -96,6 +96,18 @@ struct OperationsTests {
         #expect(!FileManager.default.fileExists(atPath: ranFile))
     }
 
+    @Test("a process a chunk starts inherits no socket: neither the listening socket nor the FastCGI connections")
+    func childInheritsNoSocket() throws {
+        let stack = try Stack()
+        let listing = stack.directory + "/fds"
+        // Connections other clients keep open, so that several are there to leak.
+        for _ in 0..<4 { #expect(try stack.eval("return 1").text == "1") }
+        #expect(try stack.eval("os.execute('ls -l /proc/self/fd > \(listing)')").status == 200)
+        let fds = try String(contentsOfFile: listing, encoding: .utf8)
+        #expect(fds.contains("/proc/"))  // ls's own directory descriptor: the listing is real
+        #expect(!fds.contains("socket:"), "\(fds)")
+    }
+
     @Test("the restricted profile takes io, os.execute, require, debug away; the init scripts' API still works")
     func restrictedProfile() throws {
         let stack = try Stack(settings: ["lua.profile=restricted"])

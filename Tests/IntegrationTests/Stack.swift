@@ -267,12 +267,17 @@ final class Stack: Sendable {
         // empty mask, as a service manager does.
         process.executableURL = URL(fileURLWithPath: "/usr/bin/perl")
         process.arguments = [
-            "-MPOSIX", "-e", "sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die; exec @ARGV or die", "/bin/sh", "-c",
+            "-MPOSIX", "-e", "sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die; exec @ARGV or die",
+            "/bin/sh", "-c",
             // A background job's standard input is /dev/null: the lifeline is read through fd 3.
             "exec 3<&0; \"$@\" 3<&- 2>>'\(log)' >>'\(log)' & child=$!; echo $child > '\(pidFile)'; "
                 + "(read _ignored <&3; kill $child 2>/dev/null) & exec 3<&-; "
                 + "wait $child; echo $? > '\(pidFile).status'",
-            "lifeline", executable,
+            // The server gets descriptors 0 to 2 only, as from a service manager. Not the shell:
+            // Foundation's Process learns that its child ended when the child's end of a socket
+            // pair closes, so the shell must keep that descriptor to its end.
+            "lifeline", "/usr/bin/perl", "-MPOSIX", "-e", "POSIX::close($_) for 3..1023; exec @ARGV or die",
+            executable,
         ] + arguments
         let pipe = Pipe()
         process.standardInput = pipe
