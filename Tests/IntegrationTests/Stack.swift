@@ -39,7 +39,7 @@ final class Stack: Sendable {
     var httpSocket: String { directory + "/http.sock" }
     var fastcgiSocket: String { directory + "/luaexecd.sock" }
     var database: String { directory + "/luaexec.db" }
-    /// luaexecd's config file; `reload(config:)` rewrites it.
+    /// luaexecd's config file (the `config` text); a test may rewrite it and send SIGHUP.
     var configFile: String { directory + "/luaexecd.conf" }
 
     /// How luaexecd gets its listening socket.
