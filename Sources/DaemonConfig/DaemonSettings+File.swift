@@ -69,6 +69,9 @@ extension DaemonSettings {
         },
     ]
 
+    /// The setting called `name` (`limits.time`), if there is one.
+    static func key(named name: String) -> Key? { keys.first { $0.name == name } }
+
     /// The value of `key` in force, as the config file would spell it.
     public func describe(_ key: Key) -> String { key.show(self) }
 
@@ -130,7 +133,7 @@ extension DaemonSettings {
                 try apply(value, prefix: name + ".", file: file)
                 continue
             }
-            guard let setting = Self.keys.first(where: { $0.name == name }) else {
+            guard let setting = Self.key(named: name) else {
                 let known = prefix.isEmpty
                     ? Self.sections.sorted() + Self.keys.map(\.name).filter { !$0.contains(".") }
                     : Self.keys.map(\.name).filter { $0.hasPrefix(prefix) }
@@ -156,7 +159,7 @@ extension DaemonSettings {
         }
         let name = String(assignment[..<equals])
         let value = String(assignment[assignment.index(after: equals)...])
-        guard let setting = Self.keys.first(where: { $0.name == name }) else {
+        guard let setting = Self.key(named: name) else {
             throw ConfigError(
                 file: "--set", line: nil,
                 reason: "unknown setting '\(name)' (known: \(Self.keys.map(\.name).joined(separator: ", ")))")

@@ -289,9 +289,8 @@ public final class LuaExecutor: @unchecked Sendable {
     /// Arms the stop hook once the running job passes its deadline, and keeps re-arming it every
     /// tick until the job ends: a chunk may clear hooks with `debug.sethook()`.
     private func watch() {
-        let tick = ConditionLock()
         while true {
-            tick.withLock { _ = tick.wait(until: MonotonicInstant.now().advanced(by: .milliseconds(10))) }
+            pauseThread(for: .milliseconds(10))
             lock.withLock {
                 if let running, MonotonicInstant.now() >= running.deadline {
                     running.handle.stop(.timeout)

@@ -55,6 +55,9 @@ struct Daemon: ParsableCommand {
         return access(Self.defaultConfig, F_OK) == 0 ? Self.defaultConfig : nil
     }
 
+    /// How logs and `--check-config` name where the settings came from.
+    var configName: String { configPath ?? "built-in defaults" }
+
     /// The config file's settings with `--set` applied over them.
     func loadSettings() throws(ConfigError) -> DaemonSettings {
         var settings = try configPath.map { path throws(ConfigError) in try DaemonSettings.load(path: path) } ?? DaemonSettings()
@@ -71,7 +74,7 @@ struct Daemon: ParsableCommand {
             throw ExitCode(78)  // EX_CONFIG: systemd's RestartPreventExitStatus= keeps it from looping
         }
         if checkConfig {
-            print("\(configPath ?? "built-in defaults"): ok")
+            print("\(configName): ok")
             for key in DaemonSettings.keys { print("\(key.name) = \(settings.describe(key))") }
             return
         }
@@ -120,7 +123,7 @@ struct Daemon: ParsableCommand {
             "luaexecd serving",
             metadata: [
                 "socket": "\(settings.socket ?? "fd \(listenFD)")", "database": "\(settings.database)",
-                "threads": "\(settings.threads)", "config": "\(configPath ?? "built-in defaults")",
+                "threads": "\(settings.threads)", "config": "\(configName)",
             ])
         notifier.send("READY=1\nSTATUS=serving")
         if let interval = notifier.watchdogInterval {
@@ -181,7 +184,7 @@ struct Daemon: ParsableCommand {
         executor.runAfterQueued(label: "reload") { vm in vm.limits.memory = new.memoryLimitMiB << 20 }
         service.options = new.serviceOptions
         throttle.policy = new.throttlePolicy
-        var metadata: Logger.Metadata = ["config": "\(configPath ?? "built-in defaults")"]
+        var metadata: Logger.Metadata = ["config": "\(configName)"]
         let restartOnly = old.restartOnlyChanges(to: new)
         if !restartOnly.isEmpty { metadata["needs_restart"] = "\(restartOnly.joined(separator: ","))" }
         if old.profile != new.profile || old.initDir != new.initDir { metadata["at_next_reset"] = "lua.profile,lua.init_dir" }
@@ -203,10 +206,19 @@ extension DaemonSettings {
     }
 }
 
-/// Unbuffered writes to standard error, for messages before logging starts.
+/// Unbuffered writes to standard error: log lines, and messages before logging starts.
 enum StandardError {
+    /// Writes all of `text`, retrying short writes; gives up silently if standard error is gone.
     static func write(_ text: String) {
         var bytes = Array(text.utf8)
-        _ = Glibc.write(2, &bytes, bytes.count)
+        bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(2, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0, errno == EINTR { continue }
+                guard written > 0 else { return }
+                offset += written
+            }
+        }
     }
 }

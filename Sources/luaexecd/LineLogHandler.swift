@@ -46,16 +46,7 @@ struct LineLogHandler: LogHandler {
             line += " \(key)=\(Self.quoted(all[key]!.description))"
         }
         line += "\n"
-        var bytes = Array(line.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0, errno == EINTR { continue }
-                guard written > 0 else { return }
-                offset += written
-            }
-        }
+        StandardError.write(line)
     }
 
     static func quoted(_ value: String) -> String {

@@ -6,10 +6,9 @@ import SystemSupport
 /// `luaexec token` (SPEC T4), and write last-used times once a minute.
 enum Maintenance {
     static func run(authenticator: Authenticator, logger: Logger) {
-        let tick = ConditionLock()
         var lastFlush = MonotonicInstant.now()
         while true {
-            tick.withLock { _ = tick.wait(until: MonotonicInstant.now().advanced(by: .milliseconds(250))) }
+            pauseThread(for: .milliseconds(250))
             do {
                 try authenticator.refresh()
                 if MonotonicInstant.now().duration(since: lastFlush) >= .seconds(60) {

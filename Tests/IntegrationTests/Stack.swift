@@ -61,7 +61,9 @@ final class Stack: Sendable {
     /// While this file exists, the supervised launch does not restart luaexecd.
     var restartHold: String { directory + "/restart.hold" }
     /// luaexecd's exit status, once it has exited (not for the supervised launch).
-    var exitStatusFile: String { directory + "/luaexecd.child.pid.status" }
+    var exitStatusFile: String { Self.daemonPIDFile(in: directory) + ".status" }
+    /// Where the lifeline writes the pid of the process it started for luaexecd.
+    static func daemonPIDFile(in directory: String) -> String { directory + "/luaexecd.child.pid" }
 
     /// - Parameters:
     ///   - settings: `--set` assignments (`limits.time=0.5`), over `config`.
@@ -126,12 +128,12 @@ final class Stack: Sendable {
         }
         let daemon = try Self.startWithLifeline(
             executable, launchArguments,
-            log: directory + "/logs/luaexecd.log", pidFile: directory + "/luaexecd.child.pid")
+            log: directory + "/logs/luaexecd.log", pidFile: Self.daemonPIDFile(in: directory))
         let nginx = try Self.startWithLifeline(
             "/usr/sbin/nginx", ["-p", directory, "-c", directory + "/nginx.conf"], log: directory + "/logs/nginx.out",
             pidFile: directory + "/nginx.child.pid")
         lifelines = [daemon.lifeline, nginx.lifeline]
-        luaexecdPID = try Self.waitForPIDFile(directory + "/luaexecd.child.pid")
+        luaexecdPID = try Self.waitForPIDFile(Self.daemonPIDFile(in: directory))
         try Self.waitForSocket(directory + "/luaexecd.sock")
         try Self.waitForSocket(directory + "/http.sock")
     }

@@ -25,14 +25,13 @@ enum Thread {
     /// result: the executor runs Lua on its caller's thread.
     static func onLargeStack<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
         let box = ResultBox<T>()
-        let group = ThreadGroup()
-        group.spawn { box.value = body() }
-        group.wait()
+        runOnNewThread(stackSize: 16 << 20) { box.value = body() }
         return box.value!
     }
 }
 
-/// Written by one thread before it leaves a ThreadGroup, read after `wait()`.
+/// Written by one thread before it finishes, read once it has (ThreadGroup's `wait()`,
+/// `runOnNewThread`'s return).
 final class ResultBox<T>: @unchecked Sendable {
     var value: T?
 }
