@@ -43,7 +43,11 @@ let package = Package(
         .target(name: "SystemSupport"),
         .target(
             name: "LuaRuntime",
-            dependencies: ["CLua", "CLuaSupport", "SystemSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CLua", "CLuaSupport", "SystemSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .target(
             name: "AccessControl",

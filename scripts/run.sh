@@ -35,8 +35,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # The shipped config with this run's paths over it: edit packaging/luaexecd.conf's copy in the
-# run directory and send luaexecd SIGHUP to try a setting.
-[ -f "$run_dir/luaexecd.conf" ] || cp "$root/packaging/luaexecd.conf" "$run_dir/luaexecd.conf"
+# run directory and send luaexecd SIGHUP to try a setting. The copy turns Action URLs on, so
+# that the README's example answers; an installed luaexecd starts with them off.
+[ -f "$run_dir/luaexecd.conf" ] ||
+    sed 's/^  actions: false$/  actions: true/' "$root/packaging/luaexecd.conf" > "$run_dir/luaexecd.conf"
 "$bin/luaexecd" --config "$run_dir/luaexecd.conf" --set listen.socket="$socket" \
     --set database="$run_dir/luaexec.db" --set lua.init_dir="$root/init.d" \
     2>>"$run_dir/logs/luaexecd.log" &

@@ -8,6 +8,17 @@ public enum AuthDecision: Sendable, Equatable {
 public struct TokenIdentity: Sendable, Equatable {
     public var name: String
     public var scopes: Set<Scope>
+
+    public init(name: String, scopes: Set<Scope>) {
+        self.name = name
+        self.scopes = scopes
+    }
+
+    /// Whether this token may act where `needed` is required (`exec` covers every endpoint and
+    /// action; a narrow scope covers only itself).
+    public func permits(_ needed: Scope) -> Bool {
+        scopes.contains { $0.covers(needed) }
+    }
 }
 
 /// Why a request was refused, in RFC 6750's terms.

@@ -39,6 +39,8 @@ public final class Authenticator: Sendable {
 
     public let store: TokenStore
     private let table = ReadWriteLocked(Table(byDigest: [:], version: -1))
+    /// One refresh at a time: two at once could store an older table over a newer one.
+    private let refreshing = Mutex(())
 
     public init(store: TokenStore) throws(StoreError) {
         self.store = store
@@ -47,14 +49,16 @@ public final class Authenticator: Sendable {
 
     /// Reloads the tokens if the database changed since the last load.
     public func refresh() throws(StoreError) {
-        let version = try store.dataVersion()
-        guard table.read().version != version else { return }
-        // Uses not yet written would be lost with the old table: write them first.
-        try flushUses()
-        let records = try store.list()
-        let byDigest = Dictionary(records.map { ($0.digest, Entry($0)) }, uniquingKeysWith: { first, _ in first })
-        let fresh = Table(byDigest: byDigest, version: try store.dataVersion())
-        table.write(fresh)
+        try refreshing.withLock { _ throws(StoreError) in
+            let version = try store.dataVersion()
+            guard table.read().version != version else { return }
+            // Uses not yet written would be lost with the old table: write them first.
+            try flushUses()
+            let records = try store.list()
+            let byDigest = Dictionary(records.map { ($0.digest, Entry($0)) }, uniquingKeysWith: { first, _ in first })
+            let fresh = Table(byDigest: byDigest, version: try store.dataVersion())
+            table.write(fresh)
+        }
     }
 
     /// Writes the last-used times gathered since the previous call. Batched so that no request
@@ -71,17 +75,30 @@ public final class Authenticator: Sendable {
 
     /// Decides whether `secret` may act with `scope`.
     public func authenticate(_ secret: String, requiring scope: Scope, now: Date = Date()) -> AuthDecision {
+        switch identify(secret, now: now) {
+        case .failure(let failure): .deny(failure)
+        case .success(let identity): identity.permits(scope) ? .allow(identity) : .deny(.insufficientScope(scope))
+        }
+    }
+
+    /// The token `secret` stands for, whatever it may do; the caller checks its scopes. Counts
+    /// as a use of the token.
+    public func identify(_ secret: String, now: Date = Date()) -> Result<TokenIdentity, AuthFailure> {
         // A typo or a scanner's guess fails here, before any lookup.
-        guard TokenFormat.isWellFormed(secret) else { return .deny(.invalidToken) }
+        guard TokenFormat.isWellFormed(secret) else { return .failure(.invalidToken) }
         // The lookup is keyed by the SHA-256 of the secret: its timing depends on the digest,
         // which an attacker cannot steer towards a stored one, so it leaks nothing usable.
         let digest = TokenStore.digest(of: secret)
-        let current = table.read()
-        guard let entry = current.byDigest[digest], !entry.record.isExpired(at: now) else {
-            return .deny(.invalidToken)
+        var entry = table.read().byDigest[digest]
+        if entry == nil {
+            // A token made a moment ago may not be in the table yet (SPEC T7: usable the moment
+            // `luaexec token create` returns). Checking costs one `PRAGMA data_version` when
+            // nothing changed, and only well-formed secrets with a valid checksum get here.
+            try? refresh()
+            entry = table.read().byDigest[digest]
         }
-        guard entry.record.scopes.contains(scope) else { return .deny(.insufficientScope(scope)) }
+        guard let entry, !entry.record.isExpired(at: now) else { return .failure(.invalidToken) }
         entry.unsavedUse.store(Int64(now.timeIntervalSince1970), ordering: .relaxed)
-        return .allow(entry.identity)
+        return .success(entry.identity)
     }
 }

@@ -8,7 +8,7 @@ import Foundation
 
 /// The tokens table of luaexec's SQLite database (SPEC A3, T3, T4).
 public final class TokenStore: Sendable {
-    private let database: SQLiteDatabase
+    let database: SQLiteDatabase
     public var path: String { database.path }
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -17,8 +17,8 @@ public final class TokenStore: Sendable {
         try database.write { db throws(StoreError) in try Self.migrate(db) }
     }
 
-    /// The schema, by `PRAGMA user_version`. Version 1 is the `token` table; databases of
-    /// earlier development builds have the same table and open as they are.
+    /// The schema, by `PRAGMA user_version`. Version 1 is the `token` table (databases of
+    /// earlier development builds have the same table and open as they are); 2 adds `published`.
     private static func migrate(_ db: SQLiteDatabase.Transaction) throws(StoreError) {
         let version = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
         if version < 1 {
@@ -33,6 +33,18 @@ public final class TokenStore: Sendable {
                     last_used_at INTEGER)
                 """)
             try db.query("PRAGMA user_version = 1")
+        }
+        if version < 2 {
+            // What luaexecd publishes for the command line on the same box (PublishedInfo).
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS published (
+                    key TEXT NOT NULL PRIMARY KEY,
+                    value TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL)
+                """)
+            try db.query("PRAGMA user_version = 2")
         }
     }
 

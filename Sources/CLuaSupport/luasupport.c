@@ -3,47 +3,12 @@
 // one protected call per chunk with a message handler that records a traceback.
 
 #define _GNU_SOURCE
-#include "CLuaSupport.h"
+#include "internal.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <lua5.4/lauxlib.h>
-#include <lua5.4/lua.h>
-#include <lua5.4/lualib.h>
-
-#define LX_TRACEBACK_KEY "luaexec.traceback"
-#define LX_RESULT_LIMIT ((size_t)64 << 20)
-#define LX_ERROR_LIMIT ((size_t)64 << 10)
-#define LX_MAX_DEPTH 32
-// Compiling a chunk and encoding its results may use this much beyond the cap, so that an
-// administrator can still run `big = nil` when live data fills the state to its limit.
-#define LX_HEADROOM_MIN ((size_t)1 << 20)
-
-typedef struct {
-    char *data;
-    size_t len, cap, max;
-} lx_buf;
-
-struct lx_runtime {
-    lua_State *L;
-    size_t used;
-    size_t memory_limit;
-    size_t active_limit;  // memory_limit while the chunk runs, memory_limit + headroom otherwise
-    size_t headroom;
-    lx_buf out, result, error, traceback;
-    int render_mode;
-    int refused;  // the cap refused an allocation during this evaluation
-    _Atomic int stop;
-    // Guards `current` against lx_stop from the watchdog thread: a coroutine may be collected
-    // as soon as it stops running, so its pointer is only used while this lock is held.
-    pthread_mutex_t hook_lock;
-    lua_State *current;
-};
 
 // MARK: - Buffers (malloc'd, outside the state's allocator, reused across evaluations)
 
@@ -100,11 +65,13 @@ static void *lx_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return p;
 }
 
-static lx_runtime *runtime_of(lua_State *L) {
+lx_runtime *lx_runtime_of(lua_State *L) {
     void *ud = NULL;
     lua_getallocf(L, &ud);
     return ud;
 }
+
+static lx_runtime *runtime_of(lua_State *L) { return lx_runtime_of(L); }
 
 // MARK: - The stop hook
 
@@ -431,6 +398,7 @@ static int lx_setup(lua_State *L) {
     replace_in(L, NULL, "setmetatable", lx_setmetatable, 1);
     replace_in(L, NULL, "xpcall", lx_xpcall, 0);
     replace_in(L, "debug", "setmetatable", lx_setmetatable, 1);
+    lx_open_http(L);
 
     static const cookie_io_functions_t out_funcs = {.write = out_cookie_write};
     FILE *out = fopencookie(rt, "w", out_funcs);
@@ -741,31 +709,35 @@ static int kind_of(lx_runtime *rt, int status) {
     }
 }
 
-int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, int render_mode) {
+// Resets the buffers for a new evaluation and pushes the message handler; returns the base.
+static int begin_call(lx_runtime *rt, int render_mode) {
     lua_State *L = rt->L;
     int base = lua_gettop(L);
-    int result = LX_OK;
     rt->out.len = rt->result.len = rt->error.len = rt->traceback.len = 0;
     rt->render_mode = render_mode;
     rt->refused = 0;
-
+    rt->not_found = 0;
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
     lua_pushcfunction(L, lx_msghandler);
-    int status = luaL_loadbufferx(L, chunk, len, chunkname, "t");
-    if (status != LUA_OK) {
-        take_error(rt, L);
-        rt->traceback.len = 0;
-        result = is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
-        goto done;
-    }
+    return base;
+}
 
+// Calls the function above `nargs` arguments at the top of the stack (the message handler at
+// base + 1 below it), encodes its results, and restores the stack to `base`.
+static int finish_call(lx_runtime *rt, int base, int nargs) {
+    lua_State *L = rt->L;
+    int result = LX_OK;
     rt->active_limit = rt->memory_limit;
-    status = lua_pcall(L, 0, LUA_MULTRET, base + 1);
+    int status = lua_pcall(L, nargs, LUA_MULTRET, base + 1);
     rt->active_limit = rt->memory_limit + rt->headroom;
     if (status != LUA_OK) {
         take_error(rt, L);
         result = kind_of(rt, status);
+        goto done;
+    }
+    if (rt->not_found) {
+        result = LX_ERR_NOT_FOUND;
         goto done;
     }
 
@@ -788,6 +760,126 @@ done:
     if (!lua_gc(L, LUA_GCISRUNNING)) lua_gc(L, LUA_GCRESTART);
     if (result == LX_ERR_MEMORY) lua_gc(L, LUA_GCCOLLECT);
     return result;
+}
+
+int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, int render_mode) {
+    lua_State *L = rt->L;
+    int base = begin_call(rt, render_mode);
+    int status = luaL_loadbufferx(L, chunk, len, chunkname, "t");
+    if (status != LUA_OK) {
+        take_error(rt, L);
+        rt->traceback.len = 0;
+        lua_settop(L, base);
+        return is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
+    }
+    rt->chunk = chunk;
+    rt->chunk_len = len;
+    int result = finish_call(rt, base, 0);
+    rt->chunk = NULL;
+    rt->chunk_len = 0;
+    return result;
+}
+
+const char *lx_current_chunk(const lx_runtime *rt, size_t *len) {
+    *len = rt->chunk_len;
+    return rt->chunk;
+}
+
+// MARK: - Calling registered functions
+
+typedef struct {
+    int kind;
+    const char *name;
+    size_t name_len;
+    const unsigned char *args, *end;
+} invocation;
+
+static uint32_t take_u32(lua_State *L, invocation *v) {
+    if (v->end - v->args < 4) luaL_error(L, "malformed arguments");
+    uint32_t n = (uint32_t)v->args[0] | (uint32_t)v->args[1] << 8 | (uint32_t)v->args[2] << 16 | (uint32_t)v->args[3] << 24;
+    v->args += 4;
+    return n;
+}
+
+static uint64_t take_u64(lua_State *L, invocation *v) {
+    if (v->end - v->args < 8) luaL_error(L, "malformed arguments");
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++) n |= (uint64_t)v->args[i] << (8 * i);
+    v->args += 8;
+    return n;
+}
+
+// Pushes one value of lx_encode's format (the tags a host sends: n t f i d s a m).
+static void push_decoded(lua_State *L, invocation *v, int depth) {
+    luaL_checkstack(L, 4, "arguments nested too deep");
+    if (v->args >= v->end || depth > LX_MAX_DEPTH) luaL_error(L, "malformed arguments");
+    char tag = (char)*v->args++;
+    switch (tag) {
+    case 'n': lua_pushnil(L); return;
+    case 't': lua_pushboolean(L, 1); return;
+    case 'f': lua_pushboolean(L, 0); return;
+    case 'i': lua_pushinteger(L, (lua_Integer)take_u64(L, v)); return;
+    case 'd': {
+        uint64_t bits = take_u64(L, v);
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        lua_pushnumber(L, (lua_Number)d);
+        return;
+    }
+    case 's': {
+        uint32_t n = take_u32(L, v);
+        if ((size_t)(v->end - v->args) < n) luaL_error(L, "malformed arguments");
+        lua_pushlstring(L, (const char *)v->args, n);
+        v->args += n;
+        return;
+    }
+    case 'a': {
+        uint32_t n = take_u32(L, v);
+        lua_createtable(L, (int)(n < 1024 ? n : 1024), 0);
+        for (uint32_t i = 1; i <= n; i++) {
+            push_decoded(L, v, depth + 1);
+            lua_rawseti(L, -2, i);
+        }
+        return;
+    }
+    case 'm': {
+        uint32_t n = take_u32(L, v);
+        lua_createtable(L, 0, (int)(n < 1024 ? n : 1024));
+        for (uint32_t i = 0; i < n; i++) {
+            push_decoded(L, v, depth + 1);
+            push_decoded(L, v, depth + 1);
+            lua_rawset(L, -3);
+        }
+        return;
+    }
+    default:
+        luaL_error(L, "malformed arguments");
+    }
+}
+
+// Runs in protected mode: finds the function, pushes its arguments, calls it, returns its results.
+static int invoke_registered(lua_State *L) {
+    invocation *v = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    if (lx_push_registered(L, v->kind, v->name, v->name_len) != LUA_TFUNCTION) {
+        lx_runtime_of(L)->not_found = 1;
+        return 0;
+    }
+    uint32_t nargs = take_u32(L, v);
+    for (uint32_t i = 0; i < nargs; i++) push_decoded(L, v, 0);
+    lua_call(L, (int)nargs, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+int lx_invoke(lx_runtime *rt, int kind, const char *name, size_t name_len, const char *args, size_t args_len,
+    int render_mode) {
+    lua_State *L = rt->L;
+    invocation v = {.kind = kind, .name = name, .name_len = name_len, .args = (const unsigned char *)args,
+        .end = (const unsigned char *)args + args_len};
+    int base = begin_call(rt, render_mode);
+    lua_pushcfunction(L, invoke_registered);
+    lua_pushlightuserdata(L, &v);
+    return finish_call(rt, base, 1);
 }
 
 void lx_stop_clear(lx_runtime *rt) {

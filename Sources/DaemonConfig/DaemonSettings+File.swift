@@ -50,9 +50,14 @@ extension DaemonSettings {
         Key("database", expects: "the path of the SQLite database", \.database, read: \.string) { !$0.isEmpty },
         Key("lua.init_dir", expects: "the path of a directory", \.initDir, read: \.string) { !$0.isEmpty },
         Key("lua.profile", expects: "full or restricted", \.profile) { $0.string.flatMap(Profile.init(rawValue:)) },
+        Key("lua.safe_mode", expects: "true or false", \.safeMode, read: \.bool),
         Key("exec.interactive", expects: "true or false", \.interactive, read: \.bool),
+        Key("exec.actions", expects: "true or false", \.actions, read: \.bool),
         Key("exec.max_body", expects: "a number of bytes, 0 or more", \.maxBody, read: \.int) { $0 >= 0 },
         Key("limits.time", expects: "a number of seconds above 0", \.timeLimit, read: \.number) { $0 > 0 && $0 <= 86_400 },
+        Key("limits.init_time", expects: "a number of seconds above 0", \.initTimeLimit, read: \.number) {
+            $0 > 0 && $0 <= 86_400
+        },
         Key("limits.memory", expects: "a whole number of MiB, 4 or more", \.memoryLimitMiB, read: \.int) {
             $0 >= 4 && $0 <= 1 << 20
         },

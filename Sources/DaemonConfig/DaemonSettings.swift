@@ -23,8 +23,14 @@ public struct DaemonSettings: Sendable, Equatable {
     /// Directory whose `*.lua` files run at start and at reset, in name order.
     public var initDir = "/etc/luaexec/init.d"
     public var profile = Profile.full
+    /// Start with no init scripts at all, for the day a bad one ships (also `--safe-mode`).
+    public var safeMode = false
+    /// Wall-clock limit of each init script, in seconds (SPEC V2, L1).
+    public var initTimeLimit = 5.0
     /// Whether `/api/v1/exec/interactive.lua` answers (SPEC V4).
     public var interactive = true
+    /// Whether Action URLs (`/api/v1/exec/command`) answer (SPEC V7).
+    public var actions = false
     /// Largest request body, in bytes.
     public var maxBody = 1 << 20
     /// Wall-clock limit per evaluation, in seconds (SPEC L1).

@@ -13,6 +13,8 @@ struct AuditRecord {
     var method: String
     var path: String
     var tokenName: String?
+    /// The scope the request needed (`exec`, `endpoint:doorbell`, ...), once known.
+    var scope: String?
     var errorKind: String?
     var body: [UInt8]?
     var status = 0
@@ -37,11 +39,12 @@ struct AuditRecord {
         logger.info("\(line)")
     }
 
-    /// `request id=… client=… token=… endpoint="POST /path" status=… error=… in=… out=… ms=… body_sha256=…`
+    /// `request id=… client=… token=… scope=… endpoint="POST /path" status=… error=… in=… out=… ms=… body_sha256=…`
     var line: String {
         var line = "request id=" + Self.escaped(requestID)
         line += " client=" + Self.escaped(client)
         line += " token=" + Self.escaped(tokenName ?? "-")
+        line += " scope=" + Self.escaped(scope ?? "-")
         line += " endpoint=" + Self.escaped(method + " " + path)
         line += " status=\(status) error=" + (errorKind ?? "-")
         line += " in=\(body?.count ?? 0) out=\(bytesOut) ms=" + EvaluationRenderer.milliseconds(duration)

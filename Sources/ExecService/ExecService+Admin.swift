@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import LuaRuntime
 import SystemSupport
 
@@ -7,6 +12,8 @@ extension ExecService {
         switch (action, head.method) {
         case ("status", "GET"):
             return Self.json(200, statusJSON())
+        case ("endpoints", "GET"):
+            return Self.json(200, endpointsJSON())
         case ("interrupt", "POST"):
             let interrupted = executor.interruptRunning()
             return Self.json(200, "{\"interrupted\":\(interrupted)}")
@@ -19,7 +26,7 @@ extension ExecService {
             } catch {
                 return Self.plain(500, "reset failed: \(error)\n", json: true, kind: "reset")
             }
-        case ("status", _):
+        case ("status", _), ("endpoints", _):
             return Self.methodNotAllowed(head.method, allow: "GET", json: true)
         case ("interrupt", _), ("reset", _):
             return Self.methodNotAllowed(head.method, allow: "POST", json: true)
@@ -50,6 +57,56 @@ extension ExecService {
             json.raw("null")
         }
         json.raw("}")
+        return String(decoding: json.bytes, as: UTF8.self)
+    }
+
+    /// The registry of SPEC V4, as `GET /api/v1/admin/endpoints` answers it and luaexecd
+    /// publishes it for `luaexec endpoints`:
+    /// `{"interactive":true,"actions":false,"endpoints":[{"name":...,"kind":"endpoint"|"action",
+    /// "registered_by":{"script":...,"line":N}|{"token":...},"since":"...Z","calls":N,"errors":N,
+    /// "source_sha256":...}, ...]}`; actions add `help` and `params`.
+    public func endpointsJSON() -> String {
+        let options = options
+        var json = JSONWriter()
+        json.raw("{\"interactive\":\(options.interactive),\"actions\":\(options.actions),\"endpoints\":[")
+        for (index, entry) in executor.registry.entries.enumerated() {
+            if index > 0 { json.raw(",") }
+            json.raw("{\"name\":")
+            json.string(entry.name)
+            json.raw(",\"kind\":")
+            json.string(entry.kind.rawValue)
+            json.raw(",\"registered_by\":")
+            switch entry.origin {
+            case .script(let path, let line):
+                json.raw("{\"script\":")
+                json.string(path)
+                json.raw(",\"line\":\(line)}")
+            case .token(let name):
+                json.raw("{\"token\":")
+                if let name { json.string(name) } else { json.raw("null") }
+                json.raw("}")
+            }
+            json.raw(",\"since\":")
+            json.string(entry.since.formatted(.iso8601))
+            json.raw(",\"calls\":\(entry.calls),\"errors\":\(entry.errors),\"source_sha256\":")
+            if let digest = entry.sourceSHA256 { json.string(digest) } else { json.raw("null") }
+            if entry.kind == .action {
+                json.raw(",\"help\":")
+                if let help = entry.help { json.string(help) } else { json.raw("null") }
+                json.raw(",\"params\":[")
+                for (index, parameter) in entry.parameters.enumerated() {
+                    if index > 0 { json.raw(",") }
+                    json.raw("{\"name\":")
+                    json.string(parameter.name)
+                    json.raw(",\"type\":")
+                    json.string(parameter.type.rawValue)
+                    json.raw(",\"optional\":\(parameter.optional)}")
+                }
+                json.raw("]")
+            }
+            json.raw("}")
+        }
+        json.raw("]}")
         return String(decoding: json.bytes, as: UTF8.self)
     }
 

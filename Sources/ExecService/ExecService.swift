@@ -15,11 +15,14 @@ public final class ExecService: Sendable {
         public var retryAfterSeconds: Int
         /// Whether `/api/v1/exec/interactive.lua` answers (SPEC V4); 404 when it does not.
         public var interactive: Bool
+        /// Whether Action URLs (`/api/v1/exec/command`) answer (SPEC V7); 404 when they do not.
+        public var actions: Bool
 
-        public init(maxBodySize: Int = 1 << 20, retryAfterSeconds: Int = 1, interactive: Bool = true) {
+        public init(maxBodySize: Int = 1 << 20, retryAfterSeconds: Int = 1, interactive: Bool = true, actions: Bool = false) {
             self.maxBodySize = maxBodySize
             self.retryAfterSeconds = retryAfterSeconds
             self.interactive = interactive
+            self.actions = actions
         }
     }
 
@@ -29,15 +32,17 @@ public final class ExecService: Sendable {
     static let execPrefix = "/api/v1/exec/"
     static let adminPrefix = "/api/v1/admin/"
     static let interactive = "interactive.lua"
+    static let command = "command"
 
     let executor: LuaExecutor
     let authenticator: Authenticator
-    let throttle: FailureThrottle
+    public let throttle: FailureThrottle
     // Read by every request, written by a config reload: atomics, whose relaxed loads are plain
     // loads. A lock, even a read-write one, writes a shared cache line on every request.
     private let maxBodySize: Atomic<Int>
     private let retryAfterSeconds: Atomic<Int>
     private let interactiveEnabled: Atomic<Bool>
+    private let actionsEnabled: Atomic<Bool>
     /// Set once SIGTERM arrives: every later request gets 503 (SPEC O3).
     private let stopping = Atomic(false)
     let logger: Logger
@@ -50,12 +55,14 @@ public final class ExecService: Sendable {
             Options(
                 maxBodySize: maxBodySize.load(ordering: .relaxed),
                 retryAfterSeconds: retryAfterSeconds.load(ordering: .relaxed),
-                interactive: interactiveEnabled.load(ordering: .relaxed))
+                interactive: interactiveEnabled.load(ordering: .relaxed),
+                actions: actionsEnabled.load(ordering: .relaxed))
         }
         set {
             maxBodySize.store(newValue.maxBodySize, ordering: .relaxed)
             retryAfterSeconds.store(newValue.retryAfterSeconds, ordering: .relaxed)
             interactiveEnabled.store(newValue.interactive, ordering: .relaxed)
+            actionsEnabled.store(newValue.actions, ordering: .relaxed)
         }
     }
 
@@ -75,6 +82,7 @@ public final class ExecService: Sendable {
         maxBodySize = Atomic(options.maxBodySize)
         retryAfterSeconds = Atomic(options.retryAfterSeconds)
         interactiveEnabled = Atomic(options.interactive)
+        actionsEnabled = Atomic(options.actions)
         self.logger = logger
     }
 
@@ -91,30 +99,60 @@ public final class ExecService: Sendable {
         return response
     }
 
+    /// The route table: every URL luaexecd answers, the scope it needs, and its handler.
+    ///
+    ///   /api/v1/admin/...              admin              ExecService+Admin
+    ///   /api/v1/exec/interactive.lua   exec               below (off: exec.interactive)
+    ///   /api/v1/exec/command           action:NAME, exec  ExecService+Actions (on: exec.actions)
+    ///   /api/v1/exec/<name>            endpoint:NAME, exec ExecService+Endpoints
+    ///
+    /// Under /api/v1/exec/ the token is checked before anything else: whether a name exists is
+    /// nobody's business but a token holder's.
     private func route(_ head: RequestHead, readBody: (Int) -> BodyRead, audit: inout AuditRecord) -> Response {
         let json = Self.wantsJSON(head)
-        let options = options
         if stopping.load(ordering: .relaxed) {
             audit.errorKind = "stopping"
             return busy(json: json, message: "luaexecd is stopping; retry in a moment\n")
         }
         if head.path.hasPrefix(Self.adminPrefix) {
-            if let refusal = authorize(head, scope: .admin, json: json, audit: &audit) { return refusal }
+            let identity: TokenIdentity
+            switch identify(head, json: json, audit: &audit) {
+            case .refused(let refusal): return refusal
+            case .token(let found): identity = found
+            }
+            if let refusal = require(.admin, of: identity, json: json, audit: &audit) { return refusal }
             return admin(String(head.path.dropFirst(Self.adminPrefix.count)), head: head)
         }
         guard head.path.hasPrefix(Self.execPrefix) else {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
         }
+        let identity: TokenIdentity
+        switch identify(head, json: json, audit: &audit) {
+        case .refused(let refusal): return refusal
+        case .token(let found): identity = found
+        }
         let name = String(head.path.dropFirst(Self.execPrefix.count))
-        guard name == Self.interactive, options.interactive else {
+        switch name {
+        case Self.interactive:
+            return interactive(head, identity: identity, readBody: readBody, json: json, audit: &audit)
+        case Self.command:
+            return command(head, identity: identity, json: json, audit: &audit)
+        default:
+            return endpoint(name, head: head, identity: identity, readBody: readBody, json: json, audit: &audit)
+        }
+    }
+
+    private func interactive(
+        _ head: RequestHead, identity: TokenIdentity, readBody: (Int) -> BodyRead, json: Bool, audit: inout AuditRecord
+    ) -> Response {
+        if let refusal = require(.exec, of: identity, json: json, audit: &audit) { return refusal }
+        let options = options
+        guard options.interactive else {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
         }
-        if let refusal = authorize(head, scope: .exec, json: json, audit: &audit) { return refusal }
-
         guard head.method == "GET" || head.method == "POST" else {
             return Self.methodNotAllowed(head.method, allow: "GET, POST", json: json)
         }
-
         let body: [UInt8]
         switch readBody(options.maxBodySize) {
         case .tooLarge:
@@ -126,22 +164,24 @@ public final class ExecService: Sendable {
             body = bytes
         }
         audit.body = body
-        return evaluate(body, chunkName: name, json: json, audit: &audit)
+        return evaluate(body, chunkName: Self.interactive, json: json, audit: &audit)
     }
 
-    /// The refusal for a request that may not act with `scope`, or nil when it may.
-    ///
-    /// An address that keeps failing is answered 429 (SPEC T6). A valid token is served whatever
-    /// its address did, so that clients that authenticate correctly are never slowed.
-    private func authorize(_ head: RequestHead, scope: Scope, json: Bool, audit: inout AuditRecord) -> Response? {
+    /// The token of the request, or the refusal to send: 401/400 as RFC 6750 says, or 429 for
+    /// an address that keeps failing (SPEC T6). A valid token is served whatever its address
+    /// did, so that clients that authenticate correctly are never slowed.
+    func identify(_ head: RequestHead, json: Bool, audit: inout AuditRecord) -> Identified {
         let failure: AuthFailure
-        switch authenticate(head, scope: scope) {
-        case .allow(let identity):
-            audit.tokenName = identity.name
-            return nil
-        case .deny(.insufficientScope(let needed)):
-            return Self.authFailure(.insufficientScope(needed), json: json)
-        case .deny(let denied):
+        switch credentials(head) {
+        case .success(let token):
+            switch authenticator.identify(token) {
+            case .success(let identity):
+                audit.tokenName = identity.name
+                return .token(identity)
+            case .failure(let denied):
+                failure = denied
+            }
+        case .failure(let denied):
             failure = denied
         }
         if let wait = throttle.blocked(head.clientAddress) {
@@ -150,35 +190,61 @@ public final class ExecService: Sendable {
             var response = Self.plain(
                 429, "too many failed authentications from this address; retry in \(seconds) s\n", json: json)
             response.headers.append(("Retry-After", String(seconds)))
-            return response
+            return .refused(response)
         }
         if failure != .missingCredentials { throttle.recordFailure(head.clientAddress) }
         audit.errorKind = "auth"
-        return Self.authFailure(failure, json: json)
+        return .refused(Self.authFailure(failure, json: json))
     }
 
-    func authenticate(_ head: RequestHead, scope: Scope) -> AuthDecision {
+    /// Who sent a request, or the answer that refuses it.
+    enum Identified {
+        case token(TokenIdentity)
+        case refused(Response)
+    }
+
+    /// 403 `insufficient_scope` unless `identity` may act where `scope` is needed; records the
+    /// scope in the audit line either way.
+    func require(_ scope: Scope, of identity: TokenIdentity, json: Bool, audit: inout AuditRecord) -> Response? {
+        audit.scope = scope.rawValue
+        guard identity.permits(scope) else {
+            audit.errorKind = "scope"
+            return Self.authFailure(.insufficientScope(scope), json: json)
+        }
+        return nil
+    }
+
+    /// The bearer token of the request, from the header or the query (never both).
+    private func credentials(_ head: RequestHead) -> Result<String, AuthFailure> {
         let queryTokens = QueryString.values(of: "AuthToken", in: head.query)
         switch BearerCredentials.extract(authorization: head.headers["authorization"], queryTokens: queryTokens) {
-        case .failure(let failure):
-            return .deny(failure)
-        case .success(nil):
-            return .deny(.missingCredentials)
-        case .success(let token?):
-            return authenticator.authenticate(token, requiring: scope)
+        case .failure(let failure): return .failure(failure)
+        case .success(nil): return .failure(.missingCredentials)
+        case .success(let token?): return .success(token)
         }
     }
 
     private func evaluate(_ body: [UInt8], chunkName: String, json: Bool, audit: inout AuditRecord) -> Response {
         let evaluation: Evaluation
         do {
-            evaluation = try executor.perform(label: audit.tokenName) { vm in
-                vm.evaluate(body, chunkName: chunkName, rendering: json ? .tree : .text)
+            evaluation = try executor.perform(label: audit.tokenName) { [tokenName = audit.tokenName] vm in
+                vm.caller = .request(token: tokenName)
+                return vm.evaluate(body, chunkName: chunkName, rendering: json ? .tree : .text)
             }
         } catch {
             audit.errorKind = "busy"
             return busy(json: json)
         }
+        return render(evaluation, json: json, audit: &audit)
+    }
+
+    /// The response for an evaluation, a chunk's or an action's (SPEC E4–E7).
+    func render(_ evaluation: Evaluation, json: Bool, audit: inout AuditRecord) -> Response {
+        if case .failure(let failure) = evaluation.outcome { audit.errorKind = failure.kind.rawValue }
+        return Self.render(evaluation, json: json)
+    }
+
+    static func render(_ evaluation: Evaluation, json: Bool) -> Response {
         let (status, bytes) = json ? EvaluationRenderer.json(evaluation) : EvaluationRenderer.text(evaluation)
         var headers: [(name: String, value: String)] = [
             ("Content-Type", json ? "application/json" : "text/plain; charset=utf-8"),
@@ -187,7 +253,6 @@ public final class ExecService: Sendable {
         ]
         if case .failure(let failure) = evaluation.outcome {
             headers.append(("X-Lua-Error", failure.kind.rawValue))
-            audit.errorKind = failure.kind.rawValue
         }
         return Response(status: status, headers: headers, body: bytes)
     }
@@ -248,9 +313,15 @@ public final class ExecService: Sendable {
         case .invalidRequest(let reason):
             (status, challenge, message) = (400, realm + ", error=\"invalid_request\"", reason)
         case .insufficientScope(let scope):
+            // RFC 6750 §3: `scope` lists the scopes that would do, space-separated.
+            let sufficient: String
+            switch scope {
+            case .endpoint, .action: sufficient = scope.rawValue + " exec"
+            default: sufficient = scope.rawValue
+            }
             (status, challenge, message) = (
-                403, realm + ", error=\"insufficient_scope\", scope=\"\(scope.rawValue)\"",
-                "the token lacks the '\(scope.rawValue)' scope"
+                403, realm + ", error=\"insufficient_scope\", scope=\"\(sufficient)\"",
+                "the token lacks the '\(scope.rawValue)' scope" + (sufficient == scope.rawValue ? "" : " (or 'exec')")
             )
         }
         var response = plain(status, message + "\n", json: json)

@@ -13,6 +13,17 @@ enum QueryString {
         return values
     }
 
+    /// Every parameter in order, name and value percent-decoded; a name without `=` has an
+    /// empty value (`action=toast&help`). `raw` is the pair as sent.
+    static func pairs(in query: String) -> [(name: String, value: [UInt8], raw: Substring)] {
+        guard !query.isEmpty else { return [] }
+        return query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            let key = pair.utf8.prefix { $0 != UInt8(ascii: "=") }
+            let value = pair.utf8.dropFirst(key.count + 1)
+            return (String(decoding: decode(key), as: UTF8.self), decode(value), pair)
+        }
+    }
+
     static func decode(_ bytes: some Collection<UInt8>) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)

@@ -73,27 +73,89 @@ public final class LuaExecutor: @unchecked Sendable {
     static let combineBatch = 32
     static let combineBudget = Duration.milliseconds(1)
 
+    /// Lets `makeVM` run init scripts under a time limit of their own (SPEC V2, L1): the
+    /// watchdog stops a script that overruns it, as it stops a request, and a script that has
+    /// not started when luaexecd begins to stop never starts.
+    public struct InitRunner: Sendable {
+        let executor: LuaExecutor
+
+        /// Runs `work` (an evaluation in `vm`, which need not be the executor's yet) with `limit`.
+        /// Returns false, without running it, once `beginShutdown` was called.
+        public func run(_ vm: LuaVM, limit: Duration, _ work: () -> Void) -> Bool {
+            executor.runInit(vm, limit: limit, work)
+        }
+    }
+
     private let lock = ConditionLock()
     // Guarded by `lock`:
     private var currentOptions: Options
-    private var vm: LuaVM
+    /// Set in `init` once the watchdog runs, so that the first state's init scripts are watched.
+    private var vm: LuaVM!
+    /// The registry of `vm`, readable without touching the VM.
+    private var currentRegistry = EndpointRegistry()
+    /// The init script running now (at start or in a reset), with its deadline.
+    private var initRunning: (handle: StopHandle, deadline: MonotonicInstant)?
+    private var shuttingDown = false
     private var queue: [Job] = []
     private var queueHead = 0
     private var combining = false
     private var running: (handle: StopHandle, deadline: MonotonicInstant, started: MonotonicInstant, label: String?)?
     private var memoryInUse = 0
 
-    private let makeVM: @Sendable () throws -> LuaVM
+    private let makeVM: @Sendable (InitRunner) throws -> LuaVM
     private let logger: Logger
 
-    /// Creates the VM with `makeVM` (on the calling thread) and starts the watchdog.
-    public init(options: Options = Options(), logger: Logger, makeVM: @escaping @Sendable () throws -> LuaVM) throws {
+    /// Starts the watchdog, then creates the VM with `makeVM` on the calling thread, which must
+    /// have a large stack. `makeVM` runs at every reset too; it runs init scripts through the
+    /// `InitRunner` it is given.
+    public init(
+        options: Options = Options(), logger: Logger, makeVM: @escaping @Sendable (InitRunner) throws -> LuaVM
+    ) throws {
         self.currentOptions = options
         self.logger = logger
         self.makeVM = makeVM
-        vm = try makeVM()
-        memoryInUse = vm.memoryInUse
         startThread(name: "lua-watchdog", stackSize: 256 << 10) { [self] in watch() }
+        let first = try makeVM(InitRunner(executor: self))
+        lock.withLock {
+            vm = first
+            currentRegistry = first.registry
+            memoryInUse = first.memoryInUse
+        }
+    }
+
+    /// For a `makeVM` that runs no init scripts.
+    public convenience init(
+        options: Options = Options(), logger: Logger, makeVM: @escaping @Sendable () throws -> LuaVM
+    ) throws {
+        try self.init(options: options, logger: logger) { (_: InitRunner) in try makeVM() }
+    }
+
+    /// What the current state's scripts registered (SPEC V4).
+    public var registry: EndpointRegistry { lock.withLock { currentRegistry } }
+
+    /// From now on no init script starts, and the one running is stopped: luaexecd is stopping
+    /// and must not wait for a reset's scripts (SPEC O3).
+    public func beginShutdown() {
+        lock.withLock {
+            shuttingDown = true
+            initRunning?.handle.stop(.interrupt)
+        }
+    }
+
+    fileprivate func runInit(_ vm: LuaVM, limit: Duration, _ work: () -> Void) -> Bool {
+        let handle = vm.stopHandle
+        let started: Bool = lock.withLock {
+            guard !shuttingDown else { return false }
+            initRunning = (handle, MonotonicInstant.now().advanced(by: limit))
+            return true
+        }
+        guard started else { return false }
+        work()
+        lock.withLock {
+            initRunning = nil
+            handle.clear()
+        }
+        return true
     }
 
     /// The options in force. Setting them (a config reload) applies to jobs that start later.
@@ -151,6 +213,11 @@ public final class LuaExecutor: @unchecked Sendable {
     @discardableResult
     public func interruptRunning() -> Bool {
         lock.withLock {
+            if let initRunning {
+                // A reset's init script: what the administrator waits for now.
+                initRunning.handle.stop(.interrupt)
+                return true
+            }
             guard let running else { return false }
             running.handle.stop(.interrupt)
             return true
@@ -256,13 +323,14 @@ public final class LuaExecutor: @unchecked Sendable {
             job.work?(vm)
         } else {
             do {
-                let fresh = try makeVM()
+                let fresh = try makeVM(InitRunner(executor: self))
                 // The old state closes when the last reference goes, after the swap and out of
                 // the watchdog's reach; lx_runtime_free keeps its Lua finalizers from running.
                 let old = lock.withLock {
                     let old = vm
                     running?.handle.clear()
                     vm = fresh
+                    currentRegistry = fresh.registry
                     running?.handle = fresh.stopHandle
                     return old
                 }
@@ -292,8 +360,12 @@ public final class LuaExecutor: @unchecked Sendable {
         while true {
             pauseThread(for: .milliseconds(10))
             lock.withLock {
-                if let running, MonotonicInstant.now() >= running.deadline {
+                let now = MonotonicInstant.now()
+                if let running, now >= running.deadline {
                     running.handle.stop(.timeout)
+                }
+                if let initRunning, now >= initRunning.deadline {
+                    initRunning.handle.stop(.timeout)
                 }
             }
         }

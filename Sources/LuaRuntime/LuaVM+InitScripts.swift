@@ -14,8 +14,14 @@ extension LuaVM {
 
     /// Runs every `*.lua` file of `directory` in name order (SPEC V2). A script that fails is
     /// logged with its error; the others still run. A missing directory runs nothing.
+    ///
+    /// - Parameter guarded: runs one script's evaluation (the closure) under whatever limits the
+    ///   caller imposes, such as `LuaExecutor.InitRunner`'s time limit; returns false when it
+    ///   did not run it, which ends the run (luaexecd is stopping).
     @discardableResult
-    public func runInitScripts(in directory: String, logger: Logger) -> [InitScriptReport] {
+    public func runInitScripts(
+        in directory: String, logger: Logger, guarded: (_ path: String, _ run: () -> Void) -> Bool = { $1(); return true }
+    ) -> [InitScriptReport] {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory)
@@ -34,7 +40,15 @@ extension LuaVM {
                 reports.append(InitScriptReport(path: path, failure: failure))
                 continue
             }
-            let evaluation = evaluate(Array(data), chunkName: path, rendering: .text)
+            var ran: Evaluation?
+            let previousCaller = caller
+            caller = .initScript(path)
+            let started = guarded(path) { ran = evaluate(Array(data), chunkName: "@" + path, rendering: .text) }
+            caller = previousCaller
+            guard started, let evaluation = ran else {
+                logger.notice("init scripts stopped: luaexecd is stopping", metadata: ["next": "\(path)"])
+                break
+            }
             if !evaluation.output.isEmpty {
                 logger.info(
                     "init script output",

@@ -20,8 +20,20 @@ public final class LuaVM {
         }
     }
 
+    /// Who is running chunks now: registrations name it as their origin.
+    public enum Caller: Sendable, Equatable {
+        /// An init script at start or reset (its path).
+        case initScript(String)
+        /// A request, by its token's name.
+        case request(token: String?)
+    }
+
     let runtime: OpaquePointer
     let state: OpaquePointer
+    /// The endpoints and actions this state's scripts registered (SPEC V4, V7).
+    public let registry = EndpointRegistry()
+    /// Set by whoever runs a chunk; `http.listen` and `http.action` record it.
+    public var caller = Caller.request(token: nil)
     /// The limits in force. Setting the memory cap between evaluations applies it to the next
     /// one; a state already above the new cap keeps its data and refuses to grow.
     public var limits: Limits {
@@ -35,6 +47,12 @@ public final class LuaVM {
         self.runtime = runtime
         self.state = lx_runtime_state(runtime)
         self.limits = limits
+        // The hook runs on this state's thread, during a call into the state, while `self` is
+        // alive (the runtime is freed in deinit): an unretained reference is enough.
+        lx_set_registration_hook(runtime, { context, registration in
+            guard let context, let registration else { return }
+            Unmanaged<LuaVM>.fromOpaque(context).takeUnretainedValue().registrationChanged(registration.pointee)
+        }, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit {
@@ -59,7 +77,8 @@ public final class LuaVM {
     /// Loads `chunk` as Lua source text and runs it in the global environment.
     ///
     /// - Parameter chunkName: how error messages name the chunk; `interactive.lua` gives
-    ///   `interactive.lua:1: ...`.
+    ///   `interactive.lua:1: ...`. Lua's own prefixes are kept: `@path` names a file (a long
+    ///   path is shortened from the left, as `lua5.4 path` shows it), `=name` a name shown as is.
     public func evaluate(_ chunk: [UInt8], chunkName: String, rendering: Rendering) -> Evaluation {
         assert(lua_gettop(state) == 0, "a request must start with an empty Lua stack")
         defer { assert(lua_gettop(state) == 0, "a request must end with an empty Lua stack") }
@@ -75,9 +94,42 @@ public final class LuaVM {
         let mode = rendering == .text ? Int32(LX_RENDER_TEXT.rawValue) : Int32(LX_RENDER_TREE.rawValue)
         let status = chunk.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { chars in
-                lx_eval(runtime, chars.baseAddress, chars.count, "=" + chunkName, mode)
+                lx_eval(runtime, chars.baseAddress, chars.count, Self.source(chunkName), mode)
             }
         }
+        return finish(status: status, start: start)
+    }
+
+    /// Calls the function the `http` module registered under `name` with `arguments`, under the
+    /// limits of an evaluation; nil when nothing is registered under that name (nothing ran).
+    public func invoke(
+        _ kind: EndpointRegistry.Kind, _ name: String, arguments: [LuaValue], rendering: Rendering
+    ) -> Evaluation? {
+        assert(lua_gettop(state) == 0, "a request must start with an empty Lua stack")
+        defer { assert(lua_gettop(state) == 0, "a request must end with an empty Lua stack") }
+        let start = MonotonicInstant.now()
+        let encoded = LuaValue.encodeList(arguments)
+        let mode = rendering == .text ? Int32(LX_RENDER_TEXT.rawValue) : Int32(LX_RENDER_TREE.rawValue)
+        let cKind = kind == .endpoint ? Int32(LX_KIND_ENDPOINT.rawValue) : Int32(LX_KIND_ACTION.rawValue)
+        let status = encoded.withUnsafeBufferPointer { args in
+            args.withMemoryRebound(to: CChar.self) { args in
+                Array(name.utf8).withUnsafeBufferPointer { nameBytes in
+                    nameBytes.withMemoryRebound(to: CChar.self) { nameChars in
+                        lx_invoke(runtime, cKind, nameChars.baseAddress, nameChars.count, args.baseAddress, args.count, mode)
+                    }
+                }
+            }
+        }
+        if status == Int32(LX_ERR_NOT_FOUND.rawValue) { return nil }
+        return finish(status: status, start: start)
+    }
+
+    /// The Lua chunk name for `chunkName`: as it is when it starts with `@` or `=`, else `=chunkName`.
+    static func source(_ chunkName: String) -> String {
+        chunkName.hasPrefix("@") || chunkName.hasPrefix("=") ? chunkName : "=" + chunkName
+    }
+
+    private func finish(status: Int32, start: MonotonicInstant) -> Evaluation {
         let output = bytes(lx_output)
         let outcome: Result<[LuaValue], LuaFailure>
         if status == Int32(LX_OK.rawValue) {

@@ -97,3 +97,58 @@ extension LuaValue {
         }
     }
 }
+
+extension LuaValue {
+    /// Encodes values in the format `lx_invoke` (CLuaSupport) reads: a u32 count, then tagged
+    /// values, as `lx_encode` writes them. Arguments are built by luaexec, not by scripts:
+    /// `.opaque`, `.cycle` and `.tooDeep` never occur and are sent as nil.
+    static func encodeList(_ values: [LuaValue]) -> [UInt8] {
+        var out: [UInt8] = []
+        putU32(&out, values.count)
+        for value in values { encode(value, into: &out) }
+        return out
+    }
+
+    private static func putU32(_ out: inout [UInt8], _ value: Int) {
+        withUnsafeBytes(of: UInt32(value).littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    private static func putU64(_ out: inout [UInt8], _ value: UInt64) {
+        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    private static func encode(_ value: LuaValue, into out: inout [UInt8]) {
+        switch value {
+        case .nil, .opaque, .cycle, .tooDeep:
+            out.append(UInt8(ascii: "n"))
+        case .boolean(let flag):
+            out.append(UInt8(ascii: flag ? "t" : "f"))
+        case .integer(let integer):
+            out.append(UInt8(ascii: "i"))
+            putU64(&out, UInt64(bitPattern: integer))
+        case .number(let number):
+            out.append(UInt8(ascii: "d"))
+            putU64(&out, number.bitPattern)
+        case .string(let bytes):
+            out.append(UInt8(ascii: "s"))
+            putU32(&out, bytes.count)
+            out.append(contentsOf: bytes)
+        case .array(let items):
+            out.append(UInt8(ascii: "a"))
+            putU32(&out, items.count)
+            for item in items { encode(item, into: &out) }
+        case .object(let fields):
+            out.append(UInt8(ascii: "m"))
+            putU32(&out, fields.count)
+            for field in fields {
+                encode(.string(field.key), into: &out)
+                encode(field.value, into: &out)
+            }
+        }
+    }
+}
+
+extension LuaValue {
+    /// A Lua string of `text`'s UTF-8 bytes.
+    public static func string(_ text: String) -> LuaValue { .string(Array(text.utf8)) }
+}

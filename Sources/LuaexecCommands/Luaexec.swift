@@ -9,5 +9,5 @@ public struct Luaexec: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "luaexec",
         abstract: "Manage and use a luaexec appliance.",
-        subcommands: [TokenCommand.self])
+        subcommands: [TokenCommand.self, EndpointsCommand.self])
 }

@@ -22,7 +22,11 @@ struct TokenCommand: ParsableCommand {
         @Argument(help: "A name for the token (letters, digits, '.', '_', '-').")
         var name: String
 
-        @Option(name: .customLong("scope"), help: "exec or admin; repeat for both (default: exec).")
+        @Option(
+            name: .customLong("scope"),
+            help: ArgumentHelp(
+                "exec (any Lua), admin, endpoint:NAME (that endpoint only) or action:NAME (that Action URL only); repeatable (default: exec).",
+                valueName: "scope"))
         var scopes: [Scope] = [.exec]
 
         @Option(help: ArgumentHelp("Lifetime: a number and s, m, h or d, e.g. 30d, 12h, 45m, 90s (default: never).", valueName: "duration"))
@@ -68,7 +72,10 @@ struct TokenCommand: ParsableCommand {
     }
 }
 
-extension Scope: ExpressibleByArgument {}
+extension Scope: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument) }
+    public var defaultValueDescription: String { rawValue }
+}
 
 /// A lifetime such as `30d`, `12h`, `45m` or `90s`.
 struct TokenDuration: ExpressibleByArgument {

@@ -16,16 +16,7 @@ enum TokenListing {
                 record.lastUsedAt.map(date) ?? "never",
             ]
         }
-        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-        var text = ""
-        for row in [header] + rows {
-            for (index, cell) in row.enumerated() {
-                text += cell
-                if index < row.count - 1 { text += String(repeating: " ", count: widths[index] + 2 - cell.count) }
-            }
-            text += "\n"
-        }
-        return text
+        return TextTable.render([header] + rows)
     }
 
     static func json(_ records: [TokenRecord]) -> String {
@@ -52,4 +43,21 @@ enum TokenListing {
 
     /// Names are letters, digits, '.', '_' and '-' (TokenStore checks), so quoting is enough.
     static func quoted(_ text: String) -> String { "\"" + text + "\"" }
+}
+
+/// Columns aligned with two spaces between them, one line per row.
+enum TextTable {
+    static func render(_ rows: [[String]]) -> String {
+        let columns = rows.map(\.count).max() ?? 0
+        let widths = (0..<columns).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
+        var text = ""
+        for row in rows {
+            for (index, cell) in row.enumerated() {
+                text += cell
+                if index < row.count - 1 { text += String(repeating: " ", count: widths[index] + 2 - cell.count) }
+            }
+            text += "\n"
+        }
+        return text
+    }
 }

@@ -6,6 +6,7 @@ import FastCGI
 import Logging
 import LuaRuntime
 import LuaexecCommands
+import Synchronization
 import SystemSupport
 
 #if canImport(Glibc)
@@ -49,6 +50,9 @@ struct Daemon: ParsableCommand {
     @Flag(help: "Check the config file and --set values, print the settings in force, and exit.")
     var checkConfig = false
 
+    @Flag(help: "Run no init scripts, whatever lua.safe_mode says: for the day a bad one ships.")
+    var safeMode = false
+
     /// The config file to read: `--config`, else the default one if it exists.
     var configPath: String? {
         if let config { return config }
@@ -62,6 +66,7 @@ struct Daemon: ParsableCommand {
     func loadSettings() throws(ConfigError) -> DaemonSettings {
         var settings = try configPath.map { path throws(ConfigError) in try DaemonSettings.load(path: path) } ?? DaemonSettings()
         for assignment in overrides { try settings.set(assignment) }
+        if safeMode { settings.safeMode = true }
         return settings
     }
 
@@ -98,13 +103,102 @@ struct Daemon: ParsableCommand {
 
         let store = try TokenStore(path: settings.database)
         let authenticator = try Authenticator(store: store)
-
+        let published = PublishedInfo(sharing: store)
         // Read by every new state (at start and at reset), written by a reload.
         let current = ReadWriteLocked(settings)
-        let executor = try LuaExecutor(options: settings.executorOptions, logger: logger) {
+
+        // Start-up (the init scripts above all) runs on a thread of its own while this one
+        // takes signals: SIGTERM must stop luaexecd even while an init script runs (SPEC O3).
+        let running = Mutex<(executor: LuaExecutor, service: ExecService, server: FastCGIServer)?>(nil)
+        startThread(name: "startup", stackSize: 16 << 20) {
+            do {
+                let parts = try start(
+                    listenFD: listenFD, current: current, authenticator: authenticator, logger: logger)
+                running.withLock { $0 = parts }
+                startThread(name: "token-refresh", stackSize: 256 << 10) {
+                    Maintenance.run(
+                        authenticator: authenticator, published: published, service: parts.service,
+                        executor: parts.executor, logger: logger)
+                }
+                logger.notice(
+                    "luaexecd serving",
+                    metadata: [
+                        "socket": "\(settings.socket ?? "fd \(listenFD)")", "database": "\(settings.database)",
+                        "threads": "\(settings.threads)", "config": "\(configName)",
+                        "safe_mode": "\(current.read().safeMode)",
+                    ])
+                notifier.send("READY=1\nSTATUS=serving")
+                if let interval = notifier.watchdogInterval {
+                    // Fed only when a job has gone through the evaluation queue: a state wedged in a
+                    // C function starves systemd's watchdog, which then restarts luaexecd (SPEC L5).
+                    startThread(name: "watchdog", stackSize: 16 << 20) {
+                        while true {
+                            parts.executor.ping()
+                            notifier.send("WATCHDOG=1")
+                            pauseThread(for: interval)
+                        }
+                    }
+                }
+            } catch {
+                logger.critical("luaexecd cannot start", metadata: ["error": "\(error)"])
+                Glibc.exit(1)
+            }
+        }
+
+        while true {
+            let signal = Signals.wait()
+            guard let (executor, service, server) = running.withLock({ $0 }) else {
+                if signal == SIGHUP {
+                    logger.notice("config not reloaded: luaexecd is still starting")
+                    continue
+                }
+                // Nothing is served yet and nothing needs saving: an init script that loops
+                // must not hold the stop for its whole time limit.
+                logger.notice("stopped during start-up")
+                Glibc._exit(0)
+            }
+            switch signal {
+            case SIGHUP:
+                notifier.send("RELOADING=1")
+                // The reload queues a job, and the thread that queues a job may end up running
+                // others (it can become the combiner): a thread with a large stack, for Lua.
+                runOnNewThread(stackSize: 16 << 20) {
+                    reload(current: current, executor: executor, service: service, throttle: service.throttle, logger: logger)
+                }
+                notifier.send("READY=1\nSTATUS=serving")
+            default:
+                notifier.send("STOPPING=1")
+                service.stopTakingRequests()
+                executor.beginShutdown()
+                logger.notice("shutting down: no new requests; waiting for the running evaluation")
+                // A socket luaexecd made is its own to close; a socket systemd passed stays open
+                // (connections wait in it for the next start), so only new requests are refused.
+                if settings.socket != nil { shutdown(listenFD, Int32(SHUT_RD)) }
+                runOnNewThread(stackSize: 16 << 20) { executor.ping() }
+                server.waitUntilIdle(atMost: .seconds(5))
+                try? authenticator.flushUses()
+                try? published.withdraw(Maintenance.endpointsKey)
+                logger.notice("luaexecd stopped")
+                Glibc.exit(0)
+            }
+        }
+    }
+
+    /// Makes the state (running the init scripts under their limits), the service and the
+    /// FastCGI server, and starts serving.
+    private func start(
+        listenFD: Int32, current: ReadWriteLocked<DaemonSettings>, authenticator: Authenticator, logger: Logger
+    ) throws -> (executor: LuaExecutor, service: ExecService, server: FastCGIServer) {
+        let settings = current.read()
+        let executor = try LuaExecutor(options: settings.executorOptions, logger: logger) { initRunner in
             let settings = current.read()
             let vm = try LuaVM(limits: .init(memory: settings.memoryLimitMiB << 20))
-            vm.runInitScripts(in: settings.initDir, logger: logger)
+            if settings.safeMode {
+                logger.warning("safe mode: no init scripts run", metadata: ["dir": "\(settings.initDir)"])
+            } else {
+                let limit = Duration.milliseconds(Int64(settings.initTimeLimit * 1000))
+                vm.runInitScripts(in: settings.initDir, logger: logger) { _, run in initRunner.run(vm, limit: limit, run) }
+            }
             if settings.profile == .restricted { try vm.restrict() }
             return vm
         }
@@ -115,53 +209,7 @@ struct Daemon: ParsableCommand {
         let server = FastCGIServer(
             listenFD: listenFD, service: service, options: .init(threads: settings.threads), logger: logger)
         try server.start()
-
-        startThread(name: "token-refresh", stackSize: 256 << 10) {
-            Maintenance.run(authenticator: authenticator, logger: logger)
-        }
-        logger.notice(
-            "luaexecd serving",
-            metadata: [
-                "socket": "\(settings.socket ?? "fd \(listenFD)")", "database": "\(settings.database)",
-                "threads": "\(settings.threads)", "config": "\(configName)",
-            ])
-        notifier.send("READY=1\nSTATUS=serving")
-        if let interval = notifier.watchdogInterval {
-            // Fed only when a job has gone through the evaluation queue: a state wedged in a
-            // C function starves systemd's watchdog, which then restarts luaexecd (SPEC L5).
-            startThread(name: "watchdog", stackSize: 16 << 20) {
-                while true {
-                    executor.ping()
-                    notifier.send("WATCHDOG=1")
-                    pauseThread(for: interval)
-                }
-            }
-        }
-
-        while true {
-            switch Signals.wait() {
-            case SIGHUP:
-                notifier.send("RELOADING=1")
-                // The reload queues a job, and the thread that queues a job may end up running
-                // others (it can become the combiner): a thread with a large stack, for Lua.
-                runOnNewThread(stackSize: 16 << 20) {
-                    reload(current: current, executor: executor, service: service, throttle: throttle, logger: logger)
-                }
-                notifier.send("READY=1\nSTATUS=serving")
-            default:
-                notifier.send("STOPPING=1")
-                service.stopTakingRequests()
-                logger.notice("shutting down: no new requests; waiting for the running evaluation")
-                // A socket luaexecd made is its own to close; a socket systemd passed stays open
-                // (connections wait in it for the next start), so only new requests are refused.
-                if settings.socket != nil { shutdown(listenFD, Int32(SHUT_RD)) }
-                runOnNewThread(stackSize: 16 << 20) { executor.ping() }
-                server.waitUntilIdle(atMost: .seconds(5))
-                try? authenticator.flushUses()
-                logger.notice("luaexecd stopped")
-                Glibc.exit(0)
-            }
-        }
+        return (executor, service, server)
     }
 
     /// SIGHUP: reads the config file again and applies it. A file that does not load changes
@@ -187,7 +235,9 @@ struct Daemon: ParsableCommand {
         var metadata: Logger.Metadata = ["config": "\(configName)"]
         let restartOnly = old.restartOnlyChanges(to: new)
         if !restartOnly.isEmpty { metadata["needs_restart"] = "\(restartOnly.joined(separator: ","))" }
-        if old.profile != new.profile || old.initDir != new.initDir { metadata["at_next_reset"] = "lua.profile,lua.init_dir" }
+        if old.profile != new.profile || old.initDir != new.initDir || old.safeMode != new.safeMode {
+            metadata["at_next_reset"] = "lua.profile,lua.init_dir,lua.safe_mode"
+        }
         logger.notice("config reloaded", metadata: metadata)
     }
 }
@@ -199,7 +249,7 @@ extension DaemonSettings {
             queueCapacity: queueCapacity)
     }
 
-    var serviceOptions: ExecService.Options { .init(maxBodySize: maxBody, interactive: interactive) }
+    var serviceOptions: ExecService.Options { .init(maxBodySize: maxBody, interactive: interactive, actions: actions) }
 
     var throttlePolicy: FailureThrottle.Policy {
         .init(limit: authFailureLimit, window: .seconds(60), blockFor: .seconds(authBlockSeconds))

@@ -1,23 +1,56 @@
 import AccessControl
+import ExecService
 import Logging
+import LuaRuntime
 import SystemSupport
 
-/// Background upkeep of the token cache: reload within a second of a change made by
-/// `luaexec token` (SPEC T4), and write last-used times once a minute.
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Background upkeep: the token cache reloads within a second of a change made by `luaexec
+/// token` (SPEC T4), last-used times are written once a minute, and the endpoint registry is
+/// published for `luaexec endpoints` (SPEC V4): within a quarter second when a name comes or
+/// goes, every 10 s at most when only call counts changed (a write per call would wear an
+/// appliance's flash).
 enum Maintenance {
-    static func run(authenticator: Authenticator, logger: Logger) {
+    /// The key under which `PublishedInfo` holds the registry.
+    static let endpointsKey = "endpoints"
+
+    static func run(
+        authenticator: Authenticator, published: PublishedInfo, service: ExecService, executor: LuaExecutor,
+        logger: Logger
+    ) {
         var lastFlush = MonotonicInstant.now()
+        var lastCounts = MonotonicInstant.now()
+        var publishedState: (registry: ObjectIdentifier, structure: Int, counts: Int, options: String)?
         while true {
-            pauseThread(for: .milliseconds(250))
             do {
                 try authenticator.refresh()
                 if MonotonicInstant.now().duration(since: lastFlush) >= .seconds(60) {
                     try authenticator.flushUses()
                     lastFlush = MonotonicInstant.now()
                 }
+                let registry = executor.registry
+                let generation = registry.generation
+                let options = "\(service.options.interactive),\(service.options.actions)"
+                let structureChanged =
+                    publishedState.map {
+                        $0.registry != ObjectIdentifier(registry) || $0.structure != generation.structure
+                            || $0.options != options
+                    } ?? true
+                let countsChanged = publishedState.map { $0.counts != generation.counts } ?? true
+                if structureChanged
+                    || (countsChanged && MonotonicInstant.now().duration(since: lastCounts) >= .seconds(10))
+                {
+                    try published.publish(endpointsKey, service.endpointsJSON(), pid: getpid())
+                    publishedState = (ObjectIdentifier(registry), generation.structure, generation.counts, options)
+                    lastCounts = MonotonicInstant.now()
+                }
             } catch {
-                logger.error("token cache upkeep failed", metadata: ["error": "\(error)"])
+                logger.error("upkeep failed", metadata: ["error": "\(error)"])
             }
+            pauseThread(for: .milliseconds(250))
         }
     }
 }

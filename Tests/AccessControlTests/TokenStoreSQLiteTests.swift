@@ -66,7 +66,7 @@ struct TokenStoreSQLiteTests {
         }
     }
 
-    @Test("the schema is version 1, and a database with the table but no version opens as it is")
+    @Test("the schema is version 2, and a database with the token table but no version opens as it is")
     func schema() throws {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let raw = try SQLiteDatabase(path: path)
@@ -77,6 +77,19 @@ struct TokenStoreSQLiteTests {
             "INSERT INTO token (name, digest, scopes, created_at) VALUES ('old', x'00', 'exec', 1)")
         let store = try TokenStore(path: path)
         #expect(try store.list().map(\.name) == ["old"])
-        #expect(try raw.query("PRAGMA user_version") == [[.integer(1)]])
+        #expect(try raw.query("PRAGMA user_version") == [[.integer(2)]])
+        #expect(try raw.query("SELECT name FROM sqlite_master WHERE name = 'published'") == [[.text("published")]])
+    }
+
+    @Test("published values round-trip with the publisher's pid, and a withdrawn one is gone")
+    func published() throws {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let info = PublishedInfo(sharing: try TokenStore(path: path))
+        #expect(try info.value("endpoints") == nil)
+        try info.publish("endpoints", #"{"a":1}"#, pid: 42, now: Date(timeIntervalSince1970: 1000))
+        try info.publish("endpoints", #"{"a":2}"#, pid: 43, now: Date(timeIntervalSince1970: 2000))
+        #expect(try info.value("endpoints") == .init(text: #"{"a":2}"#, pid: 43, updatedAt: Date(timeIntervalSince1970: 2000)))
+        try info.withdraw("endpoints")
+        #expect(try info.value("endpoints") == nil)
     }
 }

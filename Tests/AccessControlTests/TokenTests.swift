@@ -107,3 +107,39 @@ struct BearerCredentialsTests {
         }
     }
 }
+
+@Suite("Scopes: exec, admin and the narrow endpoint:NAME, action:NAME")
+struct ScopeTests {
+    @Test("scopes parse and print as tokens store them", arguments: ["exec", "admin", "endpoint:status.lua", "action:toast", "endpoint:a~b-c_d"])
+    func roundTrip(text: String) throws {
+        #expect(try #require(Scope(rawValue: text)).rawValue == text)
+    }
+
+    @Test("malformed scopes are refused", arguments: ["", "root", "endpoint:", "endpoint:a/b", "action:..", "action:.", "door:a", "endpoint:a b", "EXEC"])
+    func malformed(text: String) {
+        #expect(Scope(rawValue: text) == nil)
+    }
+
+    @Test("exec covers every endpoint and action; a narrow scope covers only itself")
+    func coverage() {
+        let exec = TokenIdentity(name: "e", scopes: [.exec])
+        #expect(exec.permits(.endpoint("a")) && exec.permits(.action("b")) && exec.permits(.exec))
+        #expect(!exec.permits(.admin))
+        let bell = TokenIdentity(name: "b", scopes: [.endpoint("a")])
+        #expect(bell.permits(.endpoint("a")))
+        #expect(!bell.permits(.endpoint("b")) && !bell.permits(.exec) && !bell.permits(.action("a")) && !bell.permits(.admin))
+        let admin = TokenIdentity(name: "a", scopes: [.admin])
+        #expect(!admin.permits(.exec) && !admin.permits(.endpoint("a")))
+    }
+
+    @Test("a token made after the authenticator loaded is known at its first use")
+    func freshTokenWithoutRefresh() throws {
+        let path = "/tmp/luaexec-scope-\(UUID().uuidString).db"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let authenticator = try Authenticator(store: try TokenStore(path: path))
+        // Another process makes the token: its own connection to the file.
+        let (secret, _) = try TokenStore(path: path).create(name: "new", scopes: [.endpoint("a")], expiresAt: nil)
+        #expect(authenticator.authenticate(secret, requiring: .endpoint("a")) == .allow(TokenIdentity(name: "new", scopes: [.endpoint("a")])))
+        #expect(authenticator.authenticate(secret, requiring: .exec) == .deny(.insufficientScope(.exec)))
+    }
+}

@@ -95,7 +95,7 @@ struct ExecServiceTests {
         record.finish(response: Response(status: 200, body: [0x31]), duration: .microseconds(2500))
         #expect(
             record.line
-                == #"request id=abc client=10.0.0.1 token=t endpoint="POST /a b\"\x0a=" status=200 error=- in=8 out=1 ms=2.500 body_sha256=486d9affb60d"#)
+                == #"request id=abc client=10.0.0.1 token=t scope=- endpoint="POST /a b\"\x0a=" status=200 error=- in=8 out=1 ms=2.500 body_sha256=486d9affb60d"#)
         #expect(!record.line.contains(token))
     }
 }

@@ -28,7 +28,7 @@ final class Envp {
 
 @Suite("FastCGI params to RequestHead")
 struct FastCGIParamsTests {
-    @Test("the request line, query, client, request id and the headers luaexecd reads")
+    @Test("the request line, query, client, request id and every header, by its lower-case name")
     func head() {
         let head = Envp.nginx().withParams { $0.head() }
         #expect(head.method == "POST")
@@ -39,7 +39,10 @@ struct FastCGIParamsTests {
         #expect(head.headers == [
             "authorization": "Bearer lxk_abc", "accept": "application/json",
             "content-type": "application/x-www-form-urlencoded", "content-length": "10",
+            "host": "box", "user-agent": "curl/7.88.1",
         ])
+        let custom = Envp(["HTTP_X_DOOR_ID=7=8", "HTTP_=empty", "HTTPS=on"]).withParams { $0.head() }
+        #expect(custom.headers == ["x-door-id": "7=8", "": "empty"])
     }
 
     @Test("missing params fall back to a GET of / with no headers")

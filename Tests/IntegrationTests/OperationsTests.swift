@@ -15,7 +15,7 @@ struct OperationsTests {
         #expect(result.status == 78)
         #expect(
             result.stderr
-                == "luaexecd: \(config):3: unknown setting 'limits.memroy' (known here: limits.time, limits.memory, limits.queue_timeout, limits.queue_capacity)\n"
+                == "luaexecd: \(config):3: unknown setting 'limits.memroy' (known here: limits.time, limits.init_time, limits.memory, limits.queue_timeout, limits.queue_capacity)\n"
         )
         // It refused before doing anything: no socket, no database.
         #expect(!FileManager.default.fileExists(atPath: directory + "/s.sock"))
@@ -85,11 +85,7 @@ struct OperationsTests {
             #expect(refused.text == "luaexecd is stopping; retry in a moment\n")
         }
         #expect(FileManager.default.createFile(atPath: releaseFile, contents: Data()))
-        try Stack.waitUntil(timeout: .seconds(10), "luaexecd to exit") {
-            FileManager.default.fileExists(atPath: stack.exitStatusFile)
-        }
-        let status = try String(contentsOfFile: stack.exitStatusFile, encoding: .utf8)
-        #expect(status == "0\n")
+        #expect(try stack.waitForExitStatus() == "0\n")
         let result = try #require(answered.withLock { $0 })
         #expect(result.status == 200)
         #expect(result.text == "finished")
@@ -158,7 +154,7 @@ struct OperationsTests {
         #expect(lines.first == "\(Stack.repository)/packaging/luaexecd.conf: ok")
         #expect(lines.contains("limits.time = 2.5"))
         #expect(lines.contains("lua.profile = full"))
-        #expect(lines.count == 15)
+        #expect(lines.count == 18)
     }
 
     @Test("luaexecd called by the name luaexec is the command-line tool (the package's /usr/bin/luaexec)")

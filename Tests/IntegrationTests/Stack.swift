@@ -72,7 +72,8 @@ final class Stack: Sendable {
     ///     unix-socket stack shares one address, so the default is out of reach.
     init(
         settings: [String] = [], config: String = "", initDirectory: String? = nil, tcp: Bool = false,
-        rateLimit: (rate: String, burst: Int) = ("100000r/s", 100_000), launch: Launch = .socketOption
+        rateLimit: (rate: String, burst: Int) = ("100000r/s", 100_000), launch: Launch = .socketOption,
+        arguments extraArguments: [String] = []
     ) throws {
         let directory = NSTemporaryDirectory() + "luaexec-stack-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -102,7 +103,7 @@ final class Stack: Sendable {
             "--set", "lua.init_dir=\(initDirectory ?? Self.repository + "/init.d")",
         ]
         if launch == .socketOption { arguments += ["--set", "listen.socket=\(socket)"] }
-        arguments += settings.flatMap { ["--set", $0] }
+        arguments += settings.flatMap { ["--set", $0] } + extraArguments
         let (executable, launchArguments): (String, [String])
         switch launch {
         case .socketOption:
@@ -225,6 +226,24 @@ final class Stack: Sendable {
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         return HTTPResult(status: status, headers: headers, body: Array(body))
+    }
+
+    /// luaexecd's exit status, once it has exited and its wrapper has written the whole status.
+    func waitForExitStatus(timeout: Duration = .seconds(10)) throws -> String {
+        var status = ""
+        try Self.waitUntil(timeout: timeout, "luaexecd to exit") {
+            status = (try? String(contentsOfFile: exitStatusFile, encoding: .utf8)) ?? ""
+            return status.hasSuffix("\n")
+        }
+        return status
+    }
+
+    /// A token made with `luaexec token create NAME --scope ...`, usable at once (SPEC T7).
+    func makeToken(_ name: String, scopes: [String]) throws -> String {
+        let created = try Self.run(
+            Self.binDirectory + "/luaexec", ["token", "create", name, "--database", database] + scopes.flatMap { ["--scope", $0] })
+        guard created.status == 0 else { throw StackError("luaexec token create failed: \(created.stderr)") }
+        return created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     func luaexecdLog() -> String { (try? String(contentsOfFile: directory + "/logs/luaexecd.log", encoding: .utf8)) ?? "" }

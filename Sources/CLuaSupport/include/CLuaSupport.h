@@ -27,7 +27,35 @@ enum lx_status {
     LX_ERR_TIMEOUT = 4,
     LX_ERR_INTERRUPTED = 5,
     LX_ERR_RENDER = 6,
+    LX_ERR_NOT_FOUND = 7,  // lx_invoke: nothing is registered under the name
 };
+
+/// What the `http` module registers (SPEC V4, V7).
+enum lx_registration_kind {
+    LX_KIND_ENDPOINT = 0,  // http.listen: /api/v1/exec/<name>
+    LX_KIND_ACTION = 1,    // http.action: /api/v1/exec/command?action=<name>
+};
+
+/// One change to the registrations, reported to the host as it happens, on the state's thread.
+/// The pointers are valid only during the call.
+typedef struct {
+    int kind;
+    /// 1: `name` was unregistered (the fields below are then empty); 0: registered or replaced.
+    int removed;
+    const char *name;
+    size_t name_len;
+    /// The chunk name and line of the http.listen / http.action call.
+    const char *source;
+    int line;
+    /// Actions: the help text, and one line "name\ttype\t0|1\n" per parameter (1: optional).
+    const char *help;
+    size_t help_len;
+    const char *params;
+    size_t params_len;
+} lx_registration;
+
+/// Called for every registration change. It must not raise Lua errors or call into the state.
+typedef void (*lx_registration_hook)(void *context, const lx_registration *registration);
 
 /// How lx_eval encodes the chunk's results into the result buffer.
 enum lx_render_mode {
@@ -59,6 +87,18 @@ const char *lx_error(const lx_runtime *rt, size_t *len);
 const char *lx_traceback(const lx_runtime *rt, size_t *len);
 /// What the chunk printed (print, io.write) since the last lx_eval began.
 const char *lx_output(const lx_runtime *rt, size_t *len);
+
+/// Calls the function registered under `name` for `kind` with the arguments encoded in `args`
+/// (lx_encode's format: a u32 count, then tagged values), under the same limits and into the
+/// same buffers as lx_eval. LX_ERR_NOT_FOUND when nothing is registered under the name.
+int lx_invoke(lx_runtime *rt, int kind, const char *name, size_t name_len, const char *args, size_t args_len,
+    int render_mode);
+
+/// Tells `hook` of every registration from now on; `context` is passed back to it.
+void lx_set_registration_hook(lx_runtime *rt, lx_registration_hook hook, void *context);
+
+/// The chunk lx_eval is running now, or NULL when none is (a registration made by an endpoint).
+const char *lx_current_chunk(const lx_runtime *rt, size_t *len);
 
 /// Ends the running chunk at its next instruction with `reason`. Safe from any thread, and safe
 /// to call repeatedly: every call re-arms the hook, so a chunk that clears hooks is caught again.

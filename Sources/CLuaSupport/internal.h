@@ -1,0 +1,62 @@
+// What luasupport.c and http.c share: the runtime's layout and the helpers both use. Not part
+// of the module's interface (include/CLuaSupport.h is).
+#ifndef CLUASUPPORT_INTERNAL_H
+#define CLUASUPPORT_INTERNAL_H
+
+#include "CLuaSupport.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <lua5.4/lauxlib.h>
+#include <lua5.4/lua.h>
+#include <lua5.4/lualib.h>
+
+#define LX_TRACEBACK_KEY "luaexec.traceback"
+#define LX_RESULT_LIMIT ((size_t)64 << 20)
+#define LX_ERROR_LIMIT ((size_t)64 << 10)
+#define LX_MAX_DEPTH 32
+// Compiling a chunk and encoding its results may use this much beyond the cap, so that an
+// administrator can still run `big = nil` when live data fills the state to its limit.
+#define LX_HEADROOM_MIN ((size_t)1 << 20)
+
+typedef struct {
+    char *data;
+    size_t len, cap, max;
+} lx_buf;
+
+struct lx_runtime {
+    lua_State *L;
+    size_t used;
+    size_t memory_limit;
+    size_t active_limit;  // memory_limit while the chunk runs, memory_limit + headroom otherwise
+    size_t headroom;
+    lx_buf out, result, error, traceback;
+    int render_mode;
+    int refused;  // the cap refused an allocation during this evaluation
+    _Atomic int stop;
+    // Guards `current` against lx_stop from the watchdog thread: a coroutine may be collected
+    // as soon as it stops running, so its pointer is only used while this lock is held.
+    pthread_mutex_t hook_lock;
+    lua_State *current;
+
+    // The chunk lx_eval runs (NULL otherwise), for the host to hash what registered an endpoint.
+    const char *chunk;
+    size_t chunk_len;
+    // Set by lx_invoke's call when nothing is registered under the name.
+    int not_found;
+    // Told of every registration change (http.c).
+    lx_registration_hook registration_hook;
+    void *registration_context;
+    // Numbers registrations, so that a handle from a replaced registration removes nothing.
+    lua_Integer registration_serial;
+};
+
+lx_runtime *lx_runtime_of(lua_State *L);
+
+// Creates the global `http` table and the registry tables behind it (http.c).
+void lx_open_http(lua_State *L);
+// Pushes the function registered under `name` for `kind`, or nil (http.c).
+int lx_push_registered(lua_State *L, int kind, const char *name, size_t name_len);
+
+#endif

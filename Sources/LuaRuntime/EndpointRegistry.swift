@@ -1,0 +1,121 @@
+import Synchronization
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// What the `http` module has registered in one state (SPEC V4, V7): each endpoint and action,
+/// where it came from, and how its calls went. The state's thread writes it as scripts call
+/// `http.listen` and `http.action`; any thread reads it (the admin listing, the Action URL list).
+///
+/// A fresh state starts with an empty registry: a reset drops what requests registered, and the
+/// init scripts register theirs again.
+public final class EndpointRegistry: Sendable {
+    public enum Kind: String, Sendable, Comparable {
+        /// `http.listen`: answers `/api/v1/exec/<name>`.
+        case endpoint
+        /// `http.action`: answers `/api/v1/exec/command?action=<name>`.
+        case action
+
+        public static func < (a: Kind, b: Kind) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    /// Who registered a name.
+    public enum Origin: Sendable, Equatable {
+        /// An init script, at this line.
+        case script(path: String, line: Int)
+        /// A request, with this token (nil: a chunk run by luaexecd itself, as in tests).
+        case token(String?)
+    }
+
+    /// The types an Action URL parameter may have (SPEC V7).
+    public enum ParameterType: String, Sendable {
+        case string, integer, number, boolean
+    }
+
+    /// One declared parameter of an action.
+    public struct Parameter: Sendable, Equatable {
+        public var name: String
+        public var type: ParameterType
+        public var optional: Bool
+
+        public init(name: String, type: ParameterType, optional: Bool = false) {
+            self.name = name
+            self.type = type
+            self.optional = optional
+        }
+    }
+
+    public struct Entry: Sendable {
+        public var kind: Kind
+        public var name: String
+        public var origin: Origin
+        public var since: Date
+        /// SHA-256 (hex) of the chunk that registered it: the init script's file, or the body of
+        /// the request (whose audit line shows the first 12 digits). Nil when no chunk was running.
+        public var sourceSHA256: String?
+        /// Actions: what `action=NAME&help` shows, and the parameters in call order.
+        public var help: String?
+        public var parameters: [Parameter]
+        public var calls = 0
+        public var errors = 0
+    }
+
+    private struct Key: Hashable {
+        var kind: Kind
+        var name: String
+    }
+
+    private struct State {
+        var entries: [Key: Entry] = [:]
+        /// Bumped when a name comes or goes; `counts` when a call is recorded.
+        var structure = 0
+        var counts = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Every entry, actions and endpoints, by kind then name.
+    public var entries: [Entry] {
+        state.withLock { Array($0.entries.values) }.sorted { ($0.kind, $0.name) < ($1.kind, $1.name) }
+    }
+
+    public func entry(_ kind: Kind, _ name: String) -> Entry? {
+        state.withLock { $0.entries[Key(kind: kind, name: name)] }
+    }
+
+    /// Changes when the entries change: `structure` for a name registered or removed, `counts`
+    /// for a call recorded. Lets a mirror write only what changed.
+    public var generation: (structure: Int, counts: Int) {
+        state.withLock { ($0.structure, $0.counts) }
+    }
+
+    func register(_ entry: Entry) {
+        state.withLock {
+            $0.entries[Key(kind: entry.kind, name: entry.name)] = entry
+            $0.structure += 1
+        }
+    }
+
+    func remove(_ kind: Kind, _ name: String) {
+        state.withLock {
+            if $0.entries.removeValue(forKey: Key(kind: kind, name: name)) != nil { $0.structure += 1 }
+        }
+    }
+
+    /// Counts one call of `name`. Call it on the state's thread, in the job that made the call,
+    /// so that the count lands on the registration that answered even if a later job replaces it.
+    public func recordCall(_ kind: Kind, _ name: String, failed: Bool) {
+        state.withLock {
+            guard var entry = $0.entries[Key(kind: kind, name: name)] else { return }
+            entry.calls += 1
+            if failed { entry.errors += 1 }
+            $0.entries[Key(kind: kind, name: name)] = entry
+            $0.counts += 1
+        }
+    }
+}

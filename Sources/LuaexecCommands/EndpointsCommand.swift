@@ -1,0 +1,94 @@
+import AccessControl
+import ArgumentParser
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `luaexec endpoints`: the endpoints and actions the running luaexecd's scripts registered
+/// (SPEC V4), as `GET /api/v1/admin/endpoints` shows them. The registry lives in the daemon's
+/// memory; luaexecd publishes it in its database, which this command reads.
+struct EndpointsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "endpoints",
+        abstract: "List the endpoints and Action URLs that luaexecd's scripts registered.",
+        discussion: """
+            luaexecd publishes its registry in its database within a quarter of a second of a \
+            change; call counts are refreshed every 10 seconds.
+            """)
+
+    @OptionGroup var store: StoreOptions
+
+    @Flag(help: "The JSON document that GET /api/v1/admin/endpoints answers, instead of a table.")
+    var json = false
+
+    struct Listing: Decodable {
+        struct Origin: Decodable {
+            var script: String?
+            var line: Int?
+            var token: String?
+        }
+        struct Endpoint: Decodable {
+            var name: String
+            var kind: String
+            var registered_by: Origin
+            var since: String
+            var calls: Int
+            var errors: Int
+        }
+        var interactive: Bool
+        var actions: Bool
+        var endpoints: [Endpoint]
+    }
+
+    func run() throws {
+        let tokens = try store.open()
+        guard let value = try PublishedInfo(sharing: tokens).value("endpoints") else {
+            throw ValidationError(
+                "luaexecd has published no endpoints in \(tokens.path): it is not running, or has not finished starting"
+            )
+        }
+        // kill(pid, 0): ESRCH when no such process; EPERM still means it exists.
+        if kill(value.pid, 0) != 0 && errno == ESRCH {
+            StandardErrorStream.write(
+                "luaexec: luaexecd (pid \(value.pid)) is not running: this is what it had registered at \(value.updatedAt.formatted(.iso8601))\n"
+            )
+        }
+        if json {
+            print(value.text)
+            return
+        }
+        let listing = try JSONDecoder().decode(Listing.self, from: Data(value.text.utf8))
+        print(Self.table(listing), terminator: "")
+    }
+
+    static func table(_ listing: Listing) -> String {
+        let header = ["KIND", "NAME", "REGISTERED BY", "SINCE", "CALLS", "ERRORS"]
+        let rows = listing.endpoints.map { entry in
+            let origin: String
+            if let script = entry.registered_by.script {
+                origin = script + ":" + String(entry.registered_by.line ?? 0)
+            } else {
+                origin = "token " + (entry.registered_by.token ?? "-")
+            }
+            return [entry.kind, entry.name, origin, entry.since, String(entry.calls), String(entry.errors)]
+        }
+        var text = TextTable.render([header] + rows)
+        text +=
+            "interactive.lua: \(listing.interactive ? "on" : "off"); Action URLs: \(listing.actions ? "on" : "off (exec.actions)")\n"
+        return text
+    }
+}
+
+/// Messages that are not the command's output.
+enum StandardErrorStream {
+    static func write(_ text: String) {
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+}

@@ -1,0 +1,133 @@
+import Testing
+
+@testable import LuaRuntime
+
+/// The `http` module inside one state: registration, the registry the host sees, and calls.
+@Suite("http module: listen, action, stop")
+struct HTTPModuleTests {
+    let vm = try! LuaVM()
+
+    func run(_ chunk: String) -> Evaluation {
+        vm.evaluate(Array(chunk.utf8), chunkName: "interactive.lua", rendering: .text)
+    }
+
+    func message(_ chunk: String) -> String? {
+        if case .failure(let failure) = run(chunk).outcome { return failure.message }
+        return nil
+    }
+
+    @Test("http.listen registers a function that invoke calls with its arguments")
+    func listenAndInvoke() throws {
+        vm.caller = .request(token: "ops")
+        #expect(
+            message(
+                "h = http.listen('echo', function(url, body, headers, req) return url .. '|' .. body .. '|' .. headers.accept .. '|' .. req.method end)"
+            ) == nil)
+        let evaluation = try #require(
+            vm.invoke(
+                .endpoint, "echo",
+                arguments: [
+                    .string("/u"), .string("b"), .object([.init(key: Array("accept".utf8), value: .string("x/y"))]),
+                    .object([.init(key: Array("method".utf8), value: .string("PUT"))]),
+                ], rendering: .text))
+        #expect(try evaluation.outcome.get() == [.string("/u|b|x/y|PUT")])
+        let entry = try #require(vm.registry.entry(.endpoint, "echo"))
+        #expect(entry.origin == .token("ops"))
+        #expect(entry.sourceSHA256?.count == 64)
+        #expect(
+            try run("return tostring(h), h.name, h.kind").outcome.get() == [
+                .string("http endpoint 'echo'"), .string("echo"), .string("endpoint"),
+            ])
+    }
+
+    @Test("a name nobody registered is not found, and nothing runs")
+    func notFound() {
+        #expect(vm.invoke(.endpoint, "nope", arguments: [], rendering: .text) == nil)
+        #expect(vm.invoke(.action, "nope", arguments: [], rendering: .text) == nil)
+    }
+
+    @Test(
+        "bad names are refused when registering",
+        arguments: [
+            ("''", "it is empty"), ("'..'", "'.' and '..' are not names"), ("'a/b'", "use letters, digits"),
+            ("string.rep('a', 129)", "longer than 128 bytes"), ("'interactive.lua'", "luaexec serves that URL itself"),
+            ("'command'", "luaexec serves that URL itself"), ("'a b'", "use letters, digits"),
+        ])
+    func badNames(name: String, problem: String) throws {
+        let text = try #require(message("http.listen(\(name), function() end)"))
+        #expect(text.contains("http.listen: bad endpoint name"))
+        #expect(text.contains(problem))
+        #expect(vm.registry.entries.isEmpty)
+    }
+
+    @Test("re-registering swaps the function; a stale handle removes nothing; a name removes")
+    func swapAndStop() throws {
+        #expect(message("old = http.listen('x', function() return 'old' end)") == nil)
+        #expect(message("new = http.listen('x', function() return 'new' end)") == nil)
+        #expect(try vm.invoke(.endpoint, "x", arguments: [], rendering: .text)?.outcome.get() == [.string("new")])
+        #expect(try run("return http.stop_listen(old)").outcome.get() == [.string("false")])
+        #expect(vm.registry.entry(.endpoint, "x") != nil)
+        #expect(try run("return http.stop_listen(new)").outcome.get() == [.string("true")])
+        #expect(vm.registry.entry(.endpoint, "x") == nil)
+        #expect(vm.invoke(.endpoint, "x", arguments: [], rendering: .text) == nil)
+        #expect(message("http.listen('y', print)") == nil)
+        #expect(
+            try run("return http.stop_listen('y'), http.stop_listen('y')").outcome.get() == [
+                .string("true"), .string("false"),
+            ])
+    }
+
+    @Test("http.action records help and typed parameters; bad specs are refused")
+    func actionSpec() throws {
+        #expect(
+            message(
+                """
+                http.action('toast', function(text, times) return text, times end, {
+                  help = 'Shows a message', params = {{name = 'text', type = 'string'}, {name = 'times', type = 'integer', optional = true}}})
+                """) == nil)
+        let entry = try #require(vm.registry.entry(.action, "toast"))
+        #expect(entry.help == "Shows a message")
+        #expect(
+            entry.parameters == [
+                .init(name: "text", type: .string), .init(name: "times", type: .integer, optional: true),
+            ])
+        #expect(
+            try vm.invoke(.action, "toast", arguments: [.string("hi"), .integer(2)], rendering: .text)?.outcome.get()
+                == [.string("hi"), .string("2")])
+        #expect(
+            message("http.action('a', print, {params = {{name = 'x', type = 'date'}}})")?.contains(
+                "parameter 'x' needs a type") == true)
+        #expect(
+            message(
+                "http.action('a', print, {params = {{name = 'x', type = 'string'}, {name = 'x', type = 'string'}}})")?
+                .contains("parameter 'x' is listed twice") == true)
+        #expect(
+            message("http.action('a', print, {params = {{name = 'action', type = 'string'}}})")?.contains(
+                "params[1].name") == true)
+        #expect(message("http.action('a', print, {help = 42})")?.contains("help must be a string") == true)
+        #expect(message("http.stop_listen(http.action('b', print))")?.contains("this handle is for an action") == true)
+        #expect(vm.registry.entry(.action, "a") == nil)
+    }
+
+    @Test("a handler's error comes back with its traceback, and the state lives on")
+    func handlerError() throws {
+        #expect(message("http.listen('boom', function() error('broken') end) kept = 1") == nil)
+        let evaluation = try #require(vm.invoke(.endpoint, "boom", arguments: [], rendering: .text))
+        guard case .failure(let failure) = evaluation.outcome else {
+            Issue.record("no failure")
+            return
+        }
+        #expect(failure.kind == .runtime)
+        #expect(failure.message == "interactive.lua:1: broken")
+        #expect(failure.traceback?.contains("stack traceback:") == true)
+        #expect(try run("return kept").outcome.get() == [.string("1")])
+    }
+
+    @Test("a registration made by an init script names the script and line")
+    func initScriptOrigin() throws {
+        vm.caller = .initScript("/etc/luaexec/init.d/30.lua")
+        _ = vm.evaluate(
+            Array("\n\nhttp.listen('s', print)".utf8), chunkName: "/etc/luaexec/init.d/30.lua", rendering: .text)
+        #expect(vm.registry.entry(.endpoint, "s")?.origin == .script(path: "/etc/luaexec/init.d/30.lua", line: 3))
+    }
+}
