@@ -44,6 +44,45 @@ final class SQLiteDatabase: Sendable {
         // The CLI and the daemon share the file: a writer waits for the other's lock.
         sqlite3_busy_timeout(handle, Int32(busyTimeout.components.seconds * 1000))
         connection = Mutex(handle)
+        // Write-ahead logging, and a sync at every commit (FULL: in WAL mode NORMAL may lose the
+        // last commits at a power cut): a request's changes to `persisted` are on the disk when
+        // its answer goes out (SPEC V6). Readers (the CLI) never wait for the writer.
+        try query("PRAGMA journal_mode = WAL")
+        try query("PRAGMA synchronous = FULL")
+    }
+
+    /// Opens an existing file for reading only, as `restore` checks a backup.
+    init(readingOnly path: String) throws(StoreError) {
+        self.path = path
+        var handle: OpaquePointer?
+        let status = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil)
+        guard status == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
+            sqlite3_close(handle)
+            throw StoreError("cannot open \(path): \(message)")
+        }
+        connection = Mutex(handle)
+    }
+
+    /// Copies this whole database into `destination` with SQLite's online backup API: one
+    /// consistent snapshot, even while another process writes (SQLite restarts the copy then).
+    /// Both connections must be the caller's own, used by nobody else meanwhile (`luaexec backup`
+    /// and `restore` open them for this alone), so neither mutex is held during the copy.
+    func copy(into destination: SQLiteDatabase) throws(StoreError) {
+        let source = connection.withLock { $0 }
+        let target = destination.connection.withLock { $0 }
+        guard let backup = sqlite3_backup_init(target, "main", source, "main") else {
+            throw Self.error(target, "cannot start copying \(path) to \(destination.path)")
+        }
+        var status: Int32
+        repeat {
+            status = sqlite3_backup_step(backup, -1)
+            if status == SQLITE_BUSY || status == SQLITE_LOCKED { sqlite3_sleep(50) }
+        } while status == SQLITE_OK || status == SQLITE_BUSY || status == SQLITE_LOCKED
+        sqlite3_backup_finish(backup)
+        guard status == SQLITE_DONE else {
+            throw StoreError("cannot copy \(path) to \(destination.path): \(String(cString: sqlite3_errstr(status)))")
+        }
     }
 
     deinit {

@@ -18,7 +18,8 @@ public final class TokenStore: Sendable {
     }
 
     /// The schema, by `PRAGMA user_version`. Version 1 is the `token` table (databases of
-    /// earlier development builds have the same table and open as they are); 2 adds `published`.
+    /// earlier development builds have the same table and open as they are); 2 adds `published`;
+    /// 3 adds `persisted`, `config` and `meta`.
     private static func migrate(_ db: SQLiteDatabase.Transaction) throws(StoreError) {
         let version = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
         if version < 1 {
@@ -46,7 +47,20 @@ public final class TokenStore: Sendable {
                 """)
             try db.query("PRAGMA user_version = 2")
         }
+        if version < 3 {
+            // `persisted` and the config store (StateStore), and the mark `luaexec restore`
+            // leaves for the daemon. application_id tells a luaexec database from any other.
+            try db.query("CREATE TABLE IF NOT EXISTS persisted (key BLOB NOT NULL PRIMARY KEY, value BLOB NOT NULL)")
+            try db.query(
+                "CREATE TABLE IF NOT EXISTS config (path TEXT NOT NULL PRIMARY KEY, type TEXT NOT NULL, value BLOB NOT NULL)")
+            try db.query("CREATE TABLE IF NOT EXISTS meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)")
+            try db.query("PRAGMA application_id = \(Self.applicationID)")
+            try db.query("PRAGMA user_version = 3")
+        }
     }
+
+    /// `PRAGMA application_id` of a luaexec database: "LXEC".
+    public static let applicationID: Int32 = 0x4C58_4543
 
     /// The SHA-256 digest under which a secret is stored.
     public static func digest(of secret: some StringProtocol) -> [UInt8] {

@@ -249,6 +249,7 @@ void lx_open_http(lua_State *L) {
 }
 
 int lx_push_registered(lua_State *L, int kind, const char *name, size_t name_len) {
+    if (kind == LX_KIND_CONFIG_CALL) return lx_push_config_call(L);
     lua_getfield(L, LUA_REGISTRYINDEX, table_keys[kind]);
     lua_pushlstring(L, name, name_len);
     if (lua_rawget(L, -2) == LUA_TTABLE) lua_rawgeti(L, -1, 1);

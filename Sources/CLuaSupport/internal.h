@@ -50,13 +50,25 @@ struct lx_runtime {
     void *registration_context;
     // Numbers registrations, so that a handle from a replaced registration removes nothing.
     lua_Integer registration_serial;
+
+    // persist.c: whether `persisted` or `config` changed since the host last took the changes,
+    // the encoded size of `persisted` and its cap, and the buffer the changes are encoded into.
+    int persist_dirty, config_dirty;
+    size_t persist_bytes, persist_limit;
+    lx_buf changes;
 };
 
 lx_runtime *lx_runtime_of(lua_State *L);
+int lx_buf_add(lx_buf *b, const void *p, size_t n);
+void lx_buf_set_truncated(lx_buf *b, const char *p, size_t n);
 
 // Creates the global `http` table and the registry tables behind it (http.c).
 void lx_open_http(lua_State *L);
 // Pushes the function registered under `name` for `kind`, or nil (http.c).
 int lx_push_registered(lua_State *L, int kind, const char *name, size_t name_len);
+// Creates `persisted`, `shared` and `config` (persist.c).
+void lx_open_persist(lua_State *L);
+// Pushes the function of the config callback lx_next_config_call chose, or nil (persist.c).
+int lx_push_config_call(lua_State *L);
 
 #endif

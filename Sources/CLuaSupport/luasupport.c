@@ -39,6 +39,9 @@ static void buf_set_truncated(lx_buf *b, const char *p, size_t n) {
     buf_add(b, p, n);
 }
 
+int lx_buf_add(lx_buf *b, const void *p, size_t n) { return buf_add(b, p, n); }
+void lx_buf_set_truncated(lx_buf *b, const char *p, size_t n) { buf_set_truncated(b, p, n); }
+
 static void buf_free(lx_buf *b) {
     free(b->data);
     b->data = NULL;
@@ -399,6 +402,7 @@ static int lx_setup(lua_State *L) {
     replace_in(L, NULL, "xpcall", lx_xpcall, 0);
     replace_in(L, "debug", "setmetatable", lx_setmetatable, 1);
     lx_open_http(L);
+    lx_open_persist(L);
 
     static const cookie_io_functions_t out_funcs = {.write = out_cookie_write};
     FILE *out = fopencookie(rt, "w", out_funcs);
@@ -458,6 +462,8 @@ lx_runtime *lx_runtime_new(size_t memory_limit, size_t output_limit) {
     rt->result.max = LX_RESULT_LIMIT;
     rt->error.max = LX_ERROR_LIMIT;
     rt->traceback.max = LX_ERROR_LIMIT;
+    rt->changes.max = LX_RESULT_LIMIT;
+    rt->persist_limit = (size_t)16 << 20;
     pthread_mutex_init(&rt->hook_lock, NULL);
     rt->L = lua_newstate(lx_alloc, rt);
     if (!rt->L) {
@@ -487,6 +493,7 @@ void lx_runtime_free(lx_runtime *rt) {
     buf_free(&rt->result);
     buf_free(&rt->error);
     buf_free(&rt->traceback);
+    buf_free(&rt->changes);
     pthread_mutex_destroy(&rt->hook_lock);
     free(rt);
 }

@@ -61,6 +61,9 @@ extension DaemonSettings {
         Key("limits.memory", expects: "a whole number of MiB, 4 or more", \.memoryLimitMiB, read: \.int) {
             $0 >= 4 && $0 <= 1 << 20
         },
+        Key("limits.persisted", expects: "a whole number of MiB, 1 or more", \.persistedLimitMiB, read: \.int) {
+            $0 >= 1 && $0 <= 1 << 20
+        },
         Key("limits.queue_timeout", expects: "a number of seconds above 0", \.queueTimeout, read: \.number) {
             $0 > 0 && $0 <= 86_400
         },

@@ -37,6 +37,8 @@ public struct DaemonSettings: Sendable, Equatable {
     public var timeLimit = 5.0
     /// Memory cap of the Lua state, in MiB (SPEC L2).
     public var memoryLimitMiB = 256
+    /// Cap on what `persisted` holds, in MiB (SPEC V6).
+    public var persistedLimitMiB = 16
     /// Longest wait for the state before 503 busy, in seconds (SPEC L4).
     public var queueTimeout = 10.0
     /// Most requests that may wait for the state at once.

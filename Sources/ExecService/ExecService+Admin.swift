@@ -8,7 +8,10 @@ import SystemSupport
 
 /// The admin API (SPEC M1–M3), for tokens with the `admin` scope. Answers are JSON.
 extension ExecService {
-    func admin(_ action: String, head: RequestHead) -> Response {
+    func admin(_ action: String, head: RequestHead, readBody: (Int) -> BodyRead) -> Response {
+        if action == "config" || action.hasPrefix("config/") {
+            return config(String(action.dropFirst(min(action.count, "config/".count))), head: head, readBody: readBody)
+        }
         switch (action, head.method) {
         case ("status", "GET"):
             return Self.json(200, statusJSON())

@@ -36,6 +36,8 @@ public final class ExecService: Sendable {
 
     let executor: LuaExecutor
     let authenticator: Authenticator
+    /// `persisted` and the config store, for the admin config API; nil without a database.
+    let stateStore: StateStore?
     public let throttle: FailureThrottle
     // Read by every request, written by a config reload: atomics, whose relaxed loads are plain
     // loads. A lock, even a read-write one, writes a shared cache line on every request.
@@ -73,11 +75,12 @@ public final class ExecService: Sendable {
     }
 
     public init(
-        executor: LuaExecutor, authenticator: Authenticator, throttle: FailureThrottle = FailureThrottle(),
-        options: Options = Options(), logger: Logger
+        executor: LuaExecutor, authenticator: Authenticator, stateStore: StateStore? = nil,
+        throttle: FailureThrottle = FailureThrottle(), options: Options = Options(), logger: Logger
     ) {
         self.executor = executor
         self.authenticator = authenticator
+        self.stateStore = stateStore
         self.throttle = throttle
         maxBodySize = Atomic(options.maxBodySize)
         retryAfterSeconds = Atomic(options.retryAfterSeconds)
@@ -101,7 +104,7 @@ public final class ExecService: Sendable {
 
     /// The route table: every URL luaexecd answers, the scope it needs, and its handler.
     ///
-    ///   /api/v1/admin/...              admin              ExecService+Admin
+    ///   /api/v1/admin/...              admin              ExecService+Admin (config: +Config)
     ///   /api/v1/exec/interactive.lua   exec               below (off: exec.interactive)
     ///   /api/v1/exec/command           action:NAME, exec  ExecService+Actions (on: exec.actions)
     ///   /api/v1/exec/<name>            endpoint:NAME, exec ExecService+Endpoints
@@ -121,7 +124,7 @@ public final class ExecService: Sendable {
             case .token(let found): identity = found
             }
             if let refusal = require(.admin, of: identity, json: json, audit: &audit) { return refusal }
-            return admin(String(head.path.dropFirst(Self.adminPrefix.count)), head: head)
+            return admin(String(head.path.dropFirst(Self.adminPrefix.count)), head: head, readBody: readBody)
         }
         guard head.path.hasPrefix(Self.execPrefix) else {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)

@@ -321,6 +321,7 @@ public final class LuaExecutor: @unchecked Sendable {
     private func execute(_ job: Job) {
         if !job.isReset {
             job.work?(vm)
+            runConfigCallbacks()
         } else {
             do {
                 let fresh = try makeVM(InitRunner(executor: self))
@@ -348,6 +349,38 @@ public final class LuaExecutor: @unchecked Sendable {
             if queueHead > 1024 {
                 queue.removeFirst(queueHead)
                 queueHead = 0
+            }
+        }
+    }
+
+    /// Most config callbacks one job may set off, its own and those their changes queue: two
+    /// callbacks that keep setting each other's paths must not hold the state forever.
+    static let configCallbackLimit = 100
+
+    /// Runs the config callbacks the job's changes queued (SPEC V5), each under the time limit
+    /// of a chunk, after the changes were saved: a callback that fails or loops is logged and
+    /// undoes nothing.
+    private func runConfigCallbacks() {
+        var calls = 0
+        while let path = vm.nextConfigCallback() {
+            guard calls < Self.configCallbackLimit else {
+                vm.dropConfigCallbacks()
+                logger.error(
+                    "config callbacks dropped: one request set off more than \(Self.configCallbackLimit)",
+                    metadata: ["path": "\(path)"])
+                break
+            }
+            calls += 1
+            lock.withLock {
+                // A fresh limit, and no stop left over from the job that queued it.
+                running?.handle.clear()
+                running?.deadline = MonotonicInstant.now().advanced(by: currentOptions.timeLimit)
+            }
+            let evaluation = vm.runConfigCallback(path: path)
+            if case .failure(let failure) = evaluation.outcome {
+                logger.error(
+                    "config callback failed",
+                    metadata: ["path": "\(path)", "kind": "\(failure.kind.rawValue)", "error": "\(failure.message)"])
             }
         }
     }

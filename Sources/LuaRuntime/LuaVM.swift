@@ -34,6 +34,9 @@ public final class LuaVM {
     public let registry = EndpointRegistry()
     /// Set by whoever runs a chunk; `http.listen` and `http.action` record it.
     public var caller = Caller.request(token: nil)
+    /// Saves what an evaluation changed in `persisted` and the config store (LuaVM+State).
+    public var changeSink: ChangeSink?
+    var persistedLimitValue = 16 << 20
     /// The limits in force. Setting the memory cap between evaluations applies it to the next
     /// one; a state already above the new cap keeps its data and refuses to grow.
     public var limits: Limits {
@@ -105,12 +108,16 @@ public final class LuaVM {
     public func invoke(
         _ kind: EndpointRegistry.Kind, _ name: String, arguments: [LuaValue], rendering: Rendering
     ) -> Evaluation? {
+        let cKind = kind == .endpoint ? Int32(LX_KIND_ENDPOINT.rawValue) : Int32(LX_KIND_ACTION.rawValue)
+        return invoke(kind: cKind, name, arguments: arguments, rendering: rendering)
+    }
+
+    func invoke(kind cKind: Int32, _ name: String, arguments: [LuaValue], rendering: Rendering) -> Evaluation? {
         assert(lua_gettop(state) == 0, "a request must start with an empty Lua stack")
         defer { assert(lua_gettop(state) == 0, "a request must end with an empty Lua stack") }
         let start = MonotonicInstant.now()
         let encoded = LuaValue.encodeList(arguments)
         let mode = rendering == .text ? Int32(LX_RENDER_TEXT.rawValue) : Int32(LX_RENDER_TREE.rawValue)
-        let cKind = kind == .endpoint ? Int32(LX_KIND_ENDPOINT.rawValue) : Int32(LX_KIND_ACTION.rawValue)
         let status = encoded.withUnsafeBufferPointer { args in
             args.withMemoryRebound(to: CChar.self) { args in
                 Array(name.utf8).withUnsafeBufferPointer { nameBytes in
@@ -131,7 +138,7 @@ public final class LuaVM {
 
     private func finish(status: Int32, start: MonotonicInstant) -> Evaluation {
         let output = bytes(lx_output)
-        let outcome: Result<[LuaValue], LuaFailure>
+        var outcome: Result<[LuaValue], LuaFailure>
         if status == Int32(LX_OK.rawValue) {
             var length = 0
             let pointer = lx_result(runtime, &length)
@@ -139,6 +146,9 @@ public final class LuaVM {
         } else {
             outcome = .failure(failure(status: status))
         }
+        // What the chunk changed is saved before its answer goes out, whether it ended well or
+        // not: the state keeps what a failed chunk did before it failed (SPEC E6, V6).
+        if let unsaved = saveChanges() { outcome = .failure(unsaved) }
         return Evaluation(output: output, outcome: outcome, elapsed: MonotonicInstant.now().duration(since: start))
     }
 
@@ -163,7 +173,7 @@ public final class LuaVM {
         }
     }
 
-    private func bytes(_ accessor: (OpaquePointer?, UnsafeMutablePointer<Int>?) -> UnsafePointer<CChar>?) -> [UInt8] {
+    func bytes(_ accessor: (OpaquePointer?, UnsafeMutablePointer<Int>?) -> UnsafePointer<CChar>?) -> [UInt8] {
         var length = 0
         guard let pointer = accessor(runtime, &length), length > 0 else { return [] }
         return Array(UnsafeRawBufferPointer(start: pointer, count: length))

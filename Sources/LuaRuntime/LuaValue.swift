@@ -109,6 +109,57 @@ extension LuaValue {
         return out
     }
 
+    /// One value in the same format, without the count.
+    static func encodeValue(_ value: LuaValue) -> [UInt8] {
+        var out: [UInt8] = []
+        encode(value, into: &out)
+        return out
+    }
+
+    /// The entries of one section of `lx_take_changes`: a u32 count, then pairs of encoded values,
+    /// each pair as the raw bytes of its key and of its value. `offset` moves past the section.
+    static func splitEntries(_ bytes: UnsafeRawBufferPointer, offset: inout Int) -> [(key: [UInt8], value: [UInt8])] {
+        func u32(_ at: Int) -> Int {
+            Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+        }
+        // The length of the encoded value at `at`.
+        func length(_ at: Int) -> Int {
+            switch bytes[at] {
+            case UInt8(ascii: "i"), UInt8(ascii: "d"): return 9
+            case UInt8(ascii: "s"), UInt8(ascii: "o"): return 5 + u32(at + 1)
+            case UInt8(ascii: "a"):
+                var end = at + 5
+                for _ in 0..<u32(at + 1) { end += length(end) }
+                return end - at
+            case UInt8(ascii: "m"):
+                var end = at + 5
+                for _ in 0..<(2 * u32(at + 1)) { end += length(end) }
+                return end - at
+            default: return 1
+            }
+        }
+        let count = u32(offset)
+        offset += 4
+        var entries: [(key: [UInt8], value: [UInt8])] = []
+        for _ in 0..<count {
+            let keyLength = length(offset)
+            let key = Array(bytes[offset..<offset + keyLength])
+            offset += keyLength
+            let valueLength = length(offset)
+            entries.append((key, Array(bytes[offset..<offset + valueLength])))
+            offset += valueLength
+        }
+        return entries
+    }
+
+    /// Decodes one encoded value (a scalar, or a table of them).
+    static func decode(_ bytes: [UInt8]) -> LuaValue {
+        bytes.withUnsafeBytes { raw in
+            var reader = Reader(bytes: raw)
+            return reader.value()
+        }
+    }
+
     private static func putU32(_ out: inout [UInt8], _ value: Int) {
         withUnsafeBytes(of: UInt32(value).littleEndian) { out.append(contentsOf: $0) }
     }

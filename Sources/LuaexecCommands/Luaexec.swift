@@ -9,5 +9,7 @@ public struct Luaexec: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "luaexec",
         abstract: "Manage and use a luaexec appliance.",
-        subcommands: [TokenCommand.self, EndpointsCommand.self])
+        subcommands: [
+            TokenCommand.self, EndpointsCommand.self, ConfigCommand.self, BackupCommand.self, RestoreCommand.self,
+        ])
 }

@@ -104,6 +104,7 @@ struct Daemon: ParsableCommand {
         let store = try TokenStore(path: settings.database)
         let authenticator = try Authenticator(store: store)
         let published = PublishedInfo(sharing: store)
+        let stateStore = StateStore(sharing: store)
         // Read by every new state (at start and at reset), written by a reload.
         let current = ReadWriteLocked(settings)
 
@@ -113,12 +114,13 @@ struct Daemon: ParsableCommand {
         startThread(name: "startup", stackSize: 16 << 20) {
             do {
                 let parts = try start(
-                    listenFD: listenFD, current: current, authenticator: authenticator, logger: logger)
+                    listenFD: listenFD, current: current, authenticator: authenticator, stateStore: stateStore,
+                    logger: logger)
                 running.withLock { $0 = parts }
                 startThread(name: "token-refresh", stackSize: 256 << 10) {
                     Maintenance.run(
-                        authenticator: authenticator, published: published, service: parts.service,
-                        executor: parts.executor, logger: logger)
+                        authenticator: authenticator, published: published, stateStore: stateStore,
+                        service: parts.service, executor: parts.executor, logger: logger)
                 }
                 logger.notice(
                     "luaexecd serving",
@@ -187,25 +189,40 @@ struct Daemon: ParsableCommand {
     /// Makes the state (running the init scripts under their limits), the service and the
     /// FastCGI server, and starts serving.
     private func start(
-        listenFD: Int32, current: ReadWriteLocked<DaemonSettings>, authenticator: Authenticator, logger: Logger
+        listenFD: Int32, current: ReadWriteLocked<DaemonSettings>, authenticator: Authenticator, stateStore: StateStore,
+        logger: Logger
     ) throws -> (executor: LuaExecutor, service: ExecService, server: FastCGIServer) {
         let settings = current.read()
+        try stateStore.remember()
         let executor = try LuaExecutor(options: settings.executorOptions, logger: logger) { initRunner in
             let settings = current.read()
             let vm = try LuaVM(limits: .init(memory: settings.memoryLimitMiB << 20))
+            // What was saved comes back before the init scripts run, so they can read it; what a
+            // chunk changes is saved before its answer goes out (SPEC V5, V6).
+            vm.persistedLimit = settings.persistedLimitMiB << 20
+            try vm.loadSaved(
+                persisted: stateStore.persisted(), config: stateStore.config().map { ($0.path, $0.value.luaValue) })
+            vm.changeSink = { changes in
+                try stateStore.commit(
+                    persisted: changes.persisted,
+                    config: changes.config.map { ($0.path, $0.value.flatMap(ConfigValue.init)) })
+            }
             if settings.safeMode {
                 logger.warning("safe mode: no init scripts run", metadata: ["dir": "\(settings.initDir)"])
             } else {
                 let limit = Duration.milliseconds(Int64(settings.initTimeLimit * 1000))
                 vm.runInitScripts(in: settings.initDir, logger: logger) { _, run in initRunner.run(vm, limit: limit, run) }
             }
+            // Changes the init scripts made to the config store set off no callbacks: the state
+            // is only starting, and they could keep it from ever serving.
+            vm.dropConfigCallbacks()
             if settings.profile == .restricted { try vm.restrict() }
             return vm
         }
         let throttle = FailureThrottle(policy: settings.throttlePolicy)
         let service = ExecService(
-            executor: executor, authenticator: authenticator, throttle: throttle, options: settings.serviceOptions,
-            logger: logger)
+            executor: executor, authenticator: authenticator, stateStore: stateStore, throttle: throttle,
+            options: settings.serviceOptions, logger: logger)
         let server = FastCGIServer(
             listenFD: listenFD, service: service, options: .init(threads: settings.threads), logger: logger)
         try server.start()
@@ -229,7 +246,10 @@ struct Daemon: ParsableCommand {
         current.write(new)
         LineLogHandler.setLevel(Logger.Level(rawValue: new.logLevel) ?? .info)
         executor.options = new.executorOptions
-        executor.runAfterQueued(label: "reload") { vm in vm.limits.memory = new.memoryLimitMiB << 20 }
+        executor.runAfterQueued(label: "reload") { vm in
+            vm.limits.memory = new.memoryLimitMiB << 20
+            vm.persistedLimit = new.persistedLimitMiB << 20
+        }
         service.options = new.serviceOptions
         throttle.policy = new.throttlePolicy
         var metadata: Logger.Metadata = ["config": "\(configName)"]

@@ -12,14 +12,15 @@ import SystemSupport
 /// token` (SPEC T4), last-used times are written once a minute, and the endpoint registry is
 /// published for `luaexec endpoints` (SPEC V4): within a quarter second when a name comes or
 /// goes, every 10 s at most when only call counts changed (a write per call would wear an
-/// appliance's flash).
+/// appliance's flash). A config change made by another process (`luaexec config set`) reaches
+/// the state, and its callbacks run, within a quarter second; a restored backup resets the state.
 enum Maintenance {
     /// The key under which `PublishedInfo` holds the registry.
     static let endpointsKey = "endpoints"
 
     static func run(
-        authenticator: Authenticator, published: PublishedInfo, service: ExecService, executor: LuaExecutor,
-        logger: Logger
+        authenticator: Authenticator, published: PublishedInfo, stateStore: StateStore, service: ExecService,
+        executor: LuaExecutor, logger: Logger
     ) {
         var lastFlush = MonotonicInstant.now()
         var lastCounts = MonotonicInstant.now()
@@ -31,6 +32,7 @@ enum Maintenance {
                     try authenticator.flushUses()
                     lastFlush = MonotonicInstant.now()
                 }
+                applyChangesFromOutside(stateStore: stateStore, executor: executor, logger: logger)
                 let registry = executor.registry
                 let generation = registry.generation
                 let options = "\(service.options.interactive),\(service.options.actions)"
@@ -51,6 +53,32 @@ enum Maintenance {
                 logger.error("upkeep failed", metadata: ["error": "\(error)"])
             }
             pauseThread(for: .milliseconds(250))
+        }
+    }
+
+    private static func applyChangesFromOutside(stateStore: StateStore, executor: LuaExecutor, logger: Logger) {
+        do {
+            let changes = try stateStore.changesFromOutside()
+            // Jobs run Lua on the thread that queues them when nobody else is: a large stack.
+            if changes.restored {
+                logger.notice("a backup was restored: the state starts afresh from it")
+                runOnNewThread(stackSize: 16 << 20) {
+                    do { try executor.reset() } catch { logger.error("reset after restore failed", metadata: ["error": "\(error)"]) }
+                }
+            } else if !changes.config.isEmpty {
+                runOnNewThread(stackSize: 16 << 20) {
+                    executor.runAfterQueued(label: "config") { vm in
+                        for change in changes.config {
+                            if let failure = vm.applyConfig(path: change.path, value: change.value?.luaValue, save: false) {
+                                logger.error(
+                                    "config change not applied", metadata: ["path": "\(change.path)", "error": "\(failure.message)"])
+                            }
+                        }
+                    }
+                }
+            }
+        } catch {
+            logger.error("config store upkeep failed", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -66,7 +66,7 @@ struct TokenStoreSQLiteTests {
         }
     }
 
-    @Test("the schema is version 2, and a database with the token table but no version opens as it is")
+    @Test("the schema is version 3, and a database with the token table but no version opens as it is")
     func schema() throws {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let raw = try SQLiteDatabase(path: path)
@@ -77,8 +77,12 @@ struct TokenStoreSQLiteTests {
             "INSERT INTO token (name, digest, scopes, created_at) VALUES ('old', x'00', 'exec', 1)")
         let store = try TokenStore(path: path)
         #expect(try store.list().map(\.name) == ["old"])
-        #expect(try raw.query("PRAGMA user_version") == [[.integer(2)]])
-        #expect(try raw.query("SELECT name FROM sqlite_master WHERE name = 'published'") == [[.text("published")]])
+        #expect(try raw.query("PRAGMA user_version") == [[.integer(3)]])
+        for table in ["published", "persisted", "config", "meta"] {
+            #expect(try raw.query("SELECT name FROM sqlite_master WHERE name = ?", [.text(table)]) == [[.text(table)]])
+        }
+        #expect(try raw.query("PRAGMA application_id") == [[.integer(Int64(TokenStore.applicationID))]])
+        #expect(try raw.query("PRAGMA journal_mode") == [[.text("wal")]])
     }
 
     @Test("published values round-trip with the publisher's pid, and a withdrawn one is gone")
@@ -91,5 +95,53 @@ struct TokenStoreSQLiteTests {
         #expect(try info.value("endpoints") == .init(text: #"{"a":2}"#, pid: 43, updatedAt: Date(timeIntervalSince1970: 2000)))
         try info.withdraw("endpoints")
         #expect(try info.value("endpoints") == nil)
+    }
+}
+
+@Suite("The state store: persisted, the config store, backups")
+struct StateStoreTests {
+    let path = "/tmp/luaexec-state-\(UUID().uuidString).db"
+
+    @Test("commits read back with their types; another connection's config change is found once")
+    func commitAndChangesFromOutside() throws {
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let daemon = StateStore(sharing: try TokenStore(path: path))
+        try daemon.remember()
+        try daemon.commit(
+            persisted: [(Array("sk".utf8), Array("s\u{1}\0\0\0v".utf8))],
+            config: [("a", .integer(1)), ("b", .number(0.1)), ("c", .string([0xFF])), ("d", .boolean(true))])
+        #expect(try daemon.persisted().map(\.key) == [Array("sk".utf8)])
+        #expect(try daemon.config().map(\.value) == [.integer(1), .number(0.1), .string([0xFF]), .boolean(true)])
+        // The daemon's own commits are not changes from outside.
+        #expect(try daemon.changesFromOutside().config.isEmpty)
+
+        let cli = StateStore(sharing: try TokenStore(path: path))
+        try cli.setConfig("a", .integer(2))
+        try cli.setConfig("d", nil)
+        let changes = try daemon.changesFromOutside()
+        #expect(changes.config.map(\.path) == ["a", "d"])
+        #expect(changes.config.map(\.value) == [.integer(2), nil])
+        #expect(!changes.restored)
+        #expect(try daemon.changesFromOutside().config.isEmpty)
+    }
+
+    @Test("a backup restores into another database, which then reports the restore")
+    func backupRestore() throws {
+        let backup = path + ".backup"
+        let other = path + ".other"
+        defer {
+            for file in [path, backup, other] {
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file + suffix) }
+            }
+        }
+        let store = StateStore(sharing: try TokenStore(path: path))
+        try store.setConfig("site", .string(Array("north".utf8)))
+        try DatabaseBackup.backup(path, to: backup)
+        #expect(throws: StoreError.self) { try DatabaseBackup.backup(path, to: backup) }
+        let target = StateStore(sharing: try TokenStore(path: other))
+        try target.remember()
+        try DatabaseBackup.restore(backup, into: other)
+        #expect(try target.changesFromOutside().restored)
+        #expect(try target.config("site") == .string(Array("north".utf8)))
     }
 }

@@ -69,7 +69,7 @@ import Foundation
     }
 
     @Test(arguments: [
-        ("limits:\n  time: 5\n  tme: 3\n", "/etc/luaexec/luaexecd.conf:3: unknown setting 'limits.tme' (known here: limits.time, limits.init_time, limits.memory, limits.queue_timeout, limits.queue_capacity)"),
+        ("limits:\n  time: 5\n  tme: 3\n", "/etc/luaexec/luaexecd.conf:3: unknown setting 'limits.tme' (known here: limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.queue_capacity)"),
         ("\nlimts:\n  time: 5\n", "/etc/luaexec/luaexecd.conf:2: unknown setting 'limts' (known here: auth, exec, limits, listen, log, lua, database)"),
         ("limits:\n  time: fast\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, got 'fast'"),
         ("limits:\n  time: -1\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, got '-1'"),
@@ -160,7 +160,7 @@ import Foundation
 
     @Test(arguments: [
         ("limits.time", "--set: 'limits.time' is not NAME=VALUE"),
-        ("limits.tim=3", "--set: unknown setting 'limits.tim' (known: listen.socket, listen.threads, database, lua.init_dir, lua.profile, lua.safe_mode, exec.interactive, exec.actions, exec.max_body, limits.time, limits.init_time, limits.memory, limits.queue_timeout, limits.queue_capacity, auth.failure_limit, auth.block_seconds, log.level)"),
+        ("limits.tim=3", "--set: unknown setting 'limits.tim' (known: listen.socket, listen.threads, database, lua.init_dir, lua.profile, lua.safe_mode, exec.interactive, exec.actions, exec.max_body, limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.queue_capacity, auth.failure_limit, auth.block_seconds, log.level)"),
         ("limits.memory=lots", "--set: limits.memory: expected a whole number of MiB, 4 or more, got 'lots'"),
     ])
     func aWrongOverrideSaysWhy(assignment: String, message: String) {

@@ -15,7 +15,7 @@ struct OperationsTests {
         #expect(result.status == 78)
         #expect(
             result.stderr
-                == "luaexecd: \(config):3: unknown setting 'limits.memroy' (known here: limits.time, limits.init_time, limits.memory, limits.queue_timeout, limits.queue_capacity)\n"
+                == "luaexecd: \(config):3: unknown setting 'limits.memroy' (known here: limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.queue_capacity)\n"
         )
         // It refused before doing anything: no socket, no database.
         #expect(!FileManager.default.fileExists(atPath: directory + "/s.sock"))
@@ -154,7 +154,7 @@ struct OperationsTests {
         #expect(lines.first == "\(Stack.repository)/packaging/luaexecd.conf: ok")
         #expect(lines.contains("limits.time = 2.5"))
         #expect(lines.contains("lua.profile = full"))
-        #expect(lines.count == 18)
+        #expect(lines.count == 19)
     }
 
     @Test("luaexecd called by the name luaexec is the command-line tool (the package's /usr/bin/luaexec)")

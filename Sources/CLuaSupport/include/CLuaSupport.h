@@ -34,6 +34,7 @@ enum lx_status {
 enum lx_registration_kind {
     LX_KIND_ENDPOINT = 0,  // http.listen: /api/v1/exec/<name>
     LX_KIND_ACTION = 1,    // http.action: /api/v1/exec/command?action=<name>
+    LX_KIND_CONFIG_CALL = 2,  // the config callback lx_next_config_call chose (the name is ignored)
 };
 
 /// One change to the registrations, reported to the host as it happens, on the state's thread.
@@ -99,6 +100,37 @@ void lx_set_registration_hook(lx_runtime *rt, lx_registration_hook hook, void *c
 
 /// The chunk lx_eval is running now, or NULL when none is (a registration made by an endpoint).
 const char *lx_current_chunk(const lx_runtime *rt, size_t *len);
+
+// MARK: persisted and config (SPEC V5, V6)
+
+/// Whether `persisted` or `config` changed since the last lx_take_changes.
+int lx_has_changes(const lx_runtime *rt);
+
+/// Encodes what changed since the last call, and forgets it: a u32 count of `persisted`'s
+/// top-level keys, each as its key then its value (nil: removed); then a u32 count of config
+/// paths, each as its path then its value. Values in lx_encode's tags ('m' for tables, keys
+/// typed). *data is NULL when nothing changed. Valid until the next call.
+int lx_take_changes(lx_runtime *rt, const char **data, size_t *len);
+
+/// Loads saved entries (the format of one section of lx_take_changes) into `persisted`
+/// (config = 0) or the config store (config = 1), at start, before any chunk runs.
+int lx_load_saved(lx_runtime *rt, int config, const char *data, size_t len);
+
+/// Sets a config path to one encoded scalar value (nil: unset) from outside the state, queueing
+/// its callbacks when the value changes. `commit`: also report it in lx_take_changes (a change the
+/// database does not have yet).
+int lx_apply_config(lx_runtime *rt, const char *path, size_t path_len, const char *value, size_t value_len,
+    int commit);
+
+/// Chooses the next queued config callback; returns 0 when none is queued. *path (valid until
+/// the next call) is the path whose change queued it. Call it with lx_invoke(LX_KIND_CONFIG_CALL).
+int lx_next_config_call(lx_runtime *rt, const char **path, size_t *path_len);
+/// Forgets every queued config callback.
+void lx_drop_config_calls(lx_runtime *rt);
+
+/// The encoded size of `persisted`, and its cap.
+size_t lx_persisted_bytes(const lx_runtime *rt);
+void lx_set_persist_limit(lx_runtime *rt, size_t bytes);
 
 /// Ends the running chunk at its next instruction with `reason`. Safe from any thread, and safe
 /// to call repeatedly: every call re-arms the hook, so a chunk that clears hooks is caught again.

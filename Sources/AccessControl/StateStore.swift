@@ -1,0 +1,242 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A config store value (SPEC V5): a scalar with its type.
+public enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
+    case string([UInt8])
+    case integer(Int64)
+    case number(Double)
+    case boolean(Bool)
+
+    /// The type's name, as the `config` table and `luaexec config set --type` spell it.
+    public var typeName: String {
+        switch self {
+        case .string: "string"
+        case .integer: "integer"
+        case .number: "number"
+        case .boolean: "boolean"
+        }
+    }
+
+    /// As `luaexec config get` prints it: a string's bytes, a number as Lua shows it.
+    public var description: String {
+        switch self {
+        case .string(let bytes): String(decoding: bytes, as: UTF8.self)
+        case .integer(let value): String(value)
+        case .number(let value): "\(value)"
+        case .boolean(let value): value ? "true" : "false"
+        }
+    }
+
+    /// Config paths: 1 to 256 letters, digits, `.`, `_`, `-` and `/`, not starting or ending with
+    /// `.`. CLuaSupport's persist.c applies the same rule to `config.set`.
+    public static func isValidPath(_ path: String) -> Bool {
+        let bytes = Array(path.utf8)
+        guard (1...256).contains(bytes.count), bytes.first != UInt8(ascii: "."), bytes.last != UInt8(ascii: ".") else {
+            return false
+        }
+        return bytes.allSatisfy { TokenFormat.isBase62($0) || "._-/".utf8.contains($0) }
+    }
+
+    /// Why `path` is refused, for a person.
+    public static func pathProblem(_ path: String) -> String {
+        "bad path '\(path)': use 1 to 256 letters, digits, '.', '_', '-' and '/', not starting or ending with '.'"
+    }
+
+    /// `text` read as `type` (string, integer, number, boolean); nil when it is not one.
+    public init?(text: String, type: String) {
+        switch type {
+        case "string": self = .string(Array(text.utf8))
+        case "integer":
+            guard let value = Int64(text) else { return nil }
+            self = .integer(value)
+        case "number":
+            guard let value = Double(text), value.isFinite else { return nil }
+            self = .number(value)
+        case "boolean":
+            switch text {
+            case "true": self = .boolean(true)
+            case "false": self = .boolean(false)
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
+    fileprivate var stored: (type: String, value: [UInt8]) {
+        switch self {
+        case .string(let bytes): ("string", bytes)
+        case .integer(let value): ("integer", Array(String(value).utf8))
+        // Swift writes the shortest text that reads back as the same double.
+        case .number(let value): ("number", Array("\(value)".utf8))
+        case .boolean(let value): ("boolean", Array((value ? "true" : "false").utf8))
+        }
+    }
+
+    fileprivate init?(stored type: String, _ value: [UInt8]) {
+        if type == "string" {
+            self = .string(value)
+        } else {
+            self.init(text: String(decoding: value, as: UTF8.self), type: type)
+        }
+    }
+}
+
+/// `persisted` and the config store in luaexec's database (SPEC A3, V5, V6), with the daemon's
+/// view of the config store, so that a change made by another process (`luaexec config set`)
+/// is found and its callbacks run.
+public final class StateStore: Sendable {
+    private let database: SQLiteDatabase
+    /// The config store as the daemon last saw it, and `data_version` then.
+    private let known = Mutex<(config: [String: ConfigValue], dataVersion: Int, restoreMark: String?)>(([:], -1, nil))
+
+    /// Shares `store`'s connection: the daemon's own commits then do not look like another
+    /// process's (`PRAGMA data_version` counts other connections' commits only).
+    public init(sharing store: TokenStore) {
+        database = store.database
+    }
+
+    /// Every `persisted` entry as it was saved (opaque encoded key and value).
+    public func persisted() throws(StoreError) -> [(key: [UInt8], value: [UInt8])] {
+        try database.query("SELECT key, value FROM persisted").map { ($0[0].blob ?? [], $0[1].blob ?? []) }
+    }
+
+    /// Every config path and value, by path.
+    public func config() throws(StoreError) -> [(path: String, value: ConfigValue)] {
+        try database.query("SELECT path, type, value FROM config ORDER BY path").compactMap { row in
+            guard let path = row[0].text, let type = row[1].text,
+                let value = ConfigValue(stored: type, row[2].blob ?? [])
+            else { return nil }
+            return (path, value)
+        }
+    }
+
+    public func config(_ path: String) throws(StoreError) -> ConfigValue? {
+        let rows = try database.query("SELECT type, value FROM config WHERE path = ?", [.text(path)])
+        return rows.first.flatMap { row in row[0].text.flatMap { ConfigValue(stored: $0, row[1].blob ?? []) } }
+    }
+
+    /// Saves what one evaluation changed, in one transaction: all of it or none of it.
+    public func commit(persisted: [(key: [UInt8], value: [UInt8]?)], config: [(path: String, value: ConfigValue?)])
+        throws(StoreError)
+    {
+        guard !persisted.isEmpty || !config.isEmpty else { return }
+        try database.write { db throws(StoreError) in
+            for entry in persisted {
+                if let value = entry.value {
+                    try db.query("INSERT OR REPLACE INTO persisted (key, value) VALUES (?, ?)", [.blob(entry.key), .blob(value)])
+                } else {
+                    try db.query("DELETE FROM persisted WHERE key = ?", [.blob(entry.key)])
+                }
+            }
+            for entry in config { try Self.write(entry.path, entry.value, in: db) }
+        }
+        if !config.isEmpty {
+            known.withLock { known in for entry in config { known.config[entry.path] = entry.value } }
+        }
+    }
+
+    /// Sets (nil: unsets) one path, as `luaexec config` does from outside the daemon.
+    public func setConfig(_ path: String, _ value: ConfigValue?) throws(StoreError) {
+        try database.write { db throws(StoreError) in try Self.write(path, value, in: db) }
+    }
+
+    private static func write(_ path: String, _ value: ConfigValue?, in db: SQLiteDatabase.Transaction) throws(StoreError) {
+        if let value {
+            let stored = value.stored
+            try db.query(
+                "INSERT OR REPLACE INTO config (path, type, value) VALUES (?, ?, ?)",
+                [.text(path), .text(stored.type), .blob(stored.value)])
+        } else {
+            try db.query("DELETE FROM config WHERE path = ?", [.text(path)])
+        }
+    }
+
+    /// What another process changed since the last call (or since `remember` for the first):
+    /// config paths with their new values (nil: unset), and whether a backup was restored, in
+    /// which case the caller reloads everything. Costs one `PRAGMA data_version` when nothing
+    /// changed.
+    public func changesFromOutside() throws(StoreError) -> (config: [(path: String, value: ConfigValue?)], restored: Bool) {
+        let version = Int(try database.query("PRAGMA data_version").first?.first?.integer ?? 0)
+        guard known.withLock({ $0.dataVersion }) != version else { return ([], false) }
+        let current = Dictionary(try config().map { ($0.path, $0.value) }, uniquingKeysWith: { first, _ in first })
+        let mark = try restoreMark()
+        return known.withLock { known in
+            defer { known = (current, version, mark) }
+            guard mark == known.restoreMark else { return ([], true) }
+            var changes: [(path: String, value: ConfigValue?)] = []
+            for (path, value) in current where known.config[path] != value { changes.append((path, value)) }
+            for path in known.config.keys where current[path] == nil { changes.append((path, nil)) }
+            return (changes.sorted { $0.path < $1.path }, false)
+        }
+    }
+
+    /// Takes the database as it is now as what the daemon knows (at start and after a reload).
+    public func remember() throws(StoreError) {
+        let version = Int(try database.query("PRAGMA data_version").first?.first?.integer ?? 0)
+        let current = Dictionary(try config().map { ($0.path, $0.value) }, uniquingKeysWith: { first, _ in first })
+        let mark = try restoreMark()
+        known.withLock { $0 = (current, version, mark) }
+    }
+
+    private func restoreMark() throws(StoreError) -> String? {
+        try database.query("SELECT value FROM meta WHERE key = 'restored'").first?.first?.text
+    }
+}
+
+/// `luaexec backup` and `luaexec restore`: the whole database (tokens, `persisted`, the config
+/// store) through SQLite's online backup API, consistent while luaexecd runs.
+public enum DatabaseBackup {
+    /// Copies the database at `path` into a new file `file` (mode 0600: it holds token digests).
+    public static func backup(_ path: String, to file: String) throws(StoreError) {
+        guard access(file, F_OK) != 0 else { throw StoreError("\(file) exists; give the backup a new name") }
+        let source = try SQLiteDatabase(path: path)
+        let fd = open(file, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError("cannot create \(file): \(String(cString: strerror(errno)))") }
+        close(fd)
+        do {
+            let target = try SQLiteDatabase(path: file)
+            try source.copy(into: target)
+        } catch {
+            unlink(file)
+            throw error
+        }
+    }
+
+    /// Replaces the database at `path` with the backup `file`, after checking that it is an
+    /// intact luaexec database; nothing changes when it is not. A running luaexecd notices
+    /// within a second and starts its state afresh from the restored data.
+    public static func restore(_ file: String, into path: String) throws(StoreError) {
+        guard access(file, R_OK) == 0 else { throw StoreError("cannot read \(file): \(String(cString: strerror(errno)))") }
+        let backup: SQLiteDatabase
+        do throws(StoreError) {
+            backup = try SQLiteDatabase(readingOnly: file)
+            let integrity = try backup.query("PRAGMA integrity_check").first?.first?.text
+            guard integrity == "ok" else { throw StoreError("it is damaged (\(integrity ?? "no answer"))") }
+            let id = try backup.query("PRAGMA application_id").first?.first?.integer
+            guard id == Int64(TokenStore.applicationID),
+                try !backup.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'token'").isEmpty
+            else { throw StoreError("it is not a luaexec database") }
+        } catch {
+            throw StoreError("\(file) was not restored: \(error.description)")
+        }
+        let target = try SQLiteDatabase(path: path)
+        try backup.copy(into: target)
+        // Brings an older backup's schema up to date, and marks the restore for the daemon.
+        _ = try TokenStore(path: path)
+        _ = try target.write { db throws(StoreError) in
+            try db.query(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('restored', ?)",
+                [.text("\(Date().timeIntervalSince1970)-\(UInt64.random(in: 0...UInt64.max))")])
+        }
+    }
+}

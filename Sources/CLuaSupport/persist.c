@@ -1,0 +1,768 @@
+// `persisted`, `shared` and `config` (SPEC V5, V6): the state's data that outlives it.
+//
+// `persisted` and every table under it are proxies: empty tables whose metatable reads and writes
+// a hidden backing table. A write checks the value (strings, numbers, booleans and tables of them;
+// no cycles; the size cap), copies tables in as new proxies, and marks the top-level key it falls
+// under as dirty. After each evaluation the host takes the dirty keys, encoded, and commits them to
+// SQLite before it answers (lx_take_changes). A request that never touches `persisted` costs one
+// integer test. Assigning copies: changing a table after storing it changes nothing stored.
+//
+// `config` is a flat store of scalars by path. config.set marks the path changed (committed like
+// `persisted`) and queues the functions registered for it; the host runs each queued call after the
+// job, under the limits of a chunk (lx_next_config_call, then lx_invoke with LX_KIND_CONFIG_CALL).
+
+#include "internal.h"
+
+#include <string.h>
+
+#define P_BACKING "luaexec.persist.backing"  // weak keys: proxy -> backing table
+#define P_TOP "luaexec.persist.top"          // weak keys: proxy -> top-level key (none for the root)
+#define P_ROOT "luaexec.persist.root"        // the root proxy, the global `persisted`
+#define P_DIRTY "luaexec.persist.dirty"      // top-level key -> true
+#define P_META "luaexec.persisted"           // the proxies' metatable
+#define C_VALUES "luaexec.config.values"     // path -> value
+#define C_CALLBACKS "luaexec.config.callbacks"  // path -> sequence of functions
+#define C_CHANGED "luaexec.config.changed"   // path -> true: set by a chunk, not yet committed
+#define C_QUEUE "luaexec.config.queue"       // sequence of {fn, path} still to call
+#define C_CALL "luaexec.config.call"         // the call lx_invoke makes next: {fn, path}
+#define LX_PERSIST_DEPTH 64
+#define LX_CONFIG_PATH_MAX 256
+
+// Raises the message on top of the stack, prefixed with the line of the code that assigned
+// (level 1: the function that called this C metamethod).
+static int raise_here(lua_State *L) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+// MARK: - Proxies
+
+static void push_registry(lua_State *L, const char *key) { lua_getfield(L, LUA_REGISTRYINDEX, key); }
+
+// Pushes the backing table of `proxy`, or nil when it is not one of ours.
+static int push_backing(lua_State *L, int proxy) {
+    proxy = lua_absindex(L, proxy);
+    push_registry(L, P_BACKING);
+    lua_pushvalue(L, proxy);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+    return lua_type(L, -1) == LUA_TTABLE;
+}
+
+// Keys are strings and integers (a float with an integral value becomes that integer).
+static void check_key(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) == LUA_TSTRING || lua_isinteger(L, idx)) return;
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        lua_Integer n;
+        if (lua_numbertointeger(lua_tonumber(L, idx), &n) && (lua_Number)n == lua_tonumber(L, idx)) {
+            lua_pushinteger(L, n);
+            lua_replace(L, idx);
+            return;
+        }
+    }
+    lua_pushfstring(L, "persisted: keys must be strings or integers, not %s", luaL_typename(L, idx));
+    raise_here(L);
+}
+
+static size_t scalar_size(lua_State *L, int idx) {
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN: return 1;
+    case LUA_TNUMBER: return 9;
+    case LUA_TSTRING: return 5 + lua_rawlen(L, idx);
+    default: return 1;
+    }
+}
+
+// The encoded size of a stored value (a proxy's contents, recursively).
+static size_t stored_size(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TTABLE) return scalar_size(L, idx);
+    luaL_checkstack(L, 4, "persisted: nested too deep");
+    if (!push_backing(L, idx)) {
+        lua_pop(L, 1);
+        return 5;
+    }
+    int backing = lua_gettop(L);
+    size_t size = 5;
+    lua_pushnil(L);
+    while (lua_next(L, backing)) {
+        size += scalar_size(L, -2) + stored_size(L, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return size;
+}
+
+// Pushes a new proxy (and its backing table) under top-level key `top`; leaves the backing
+// table's index in *backing.
+static void new_proxy(lua_State *L, int top, int *backing) {
+    lua_newtable(L);  // backing
+    lua_newtable(L);  // proxy
+    luaL_setmetatable(L, P_META);
+    push_registry(L, P_BACKING);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -4);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    push_registry(L, P_TOP);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, top);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    *backing = lua_gettop(L) - 1;
+}
+
+// Pushes what `idx` becomes inside `persisted`: scalars as they are, tables copied into new
+// proxies. Raises a clear error for anything else, a cycle, or nesting past LX_PERSIST_DEPTH; the
+// caller stores nothing then. Adds the encoded size to *size.
+static void copy_in(lua_State *L, int idx, int top, int visiting, int depth, size_t *size) {
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+    case LUA_TBOOLEAN:
+    case LUA_TNUMBER:
+    case LUA_TSTRING:
+        *size += scalar_size(L, idx);
+        lua_pushvalue(L, idx);
+        return;
+    case LUA_TTABLE:
+        break;
+    default:
+        lua_pushfstring(L, "persisted: cannot store a %s (only strings, numbers, booleans and tables of them)",
+            luaL_typename(L, idx));
+        raise_here(L);
+        return;
+    }
+    if (depth > LX_PERSIST_DEPTH) {
+        lua_pushfstring(L, "persisted: tables nested deeper than %d levels", LX_PERSIST_DEPTH);
+        raise_here(L);
+    }
+    luaL_checkstack(L, 8, "persisted: nested too deep");
+    int source = idx;
+    if (push_backing(L, idx)) {
+        source = lua_gettop(L);  // a proxy: copy what it holds
+    } else {
+        lua_pop(L, 1);
+        if (lua_getmetatable(L, idx)) {
+            lua_pushliteral(L, "persisted: cannot store a table with a metatable");
+            raise_here(L);
+        }
+    }
+    lua_pushvalue(L, source);
+    if (lua_rawget(L, visiting) != LUA_TNIL) {
+        lua_pushliteral(L, "persisted: cannot store a table that contains itself");
+        raise_here(L);
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, source);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, visiting);
+
+    int backing;
+    new_proxy(L, top, &backing);
+    int proxy = lua_gettop(L);
+    *size += 5;
+    lua_pushnil(L);
+    while (lua_next(L, source)) {
+        lua_pushvalue(L, -2);
+        check_key(L, -1);
+        *size += scalar_size(L, -1);
+        copy_in(L, -2, top, visiting, depth + 1, size);
+        lua_rawset(L, backing);
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, source);
+    lua_pushnil(L);
+    lua_rawset(L, visiting);
+    // Leave only the proxy above what was there.
+    lua_replace(L, backing);
+    lua_settop(L, backing);
+    if (source != idx) lua_remove(L, source);
+}
+
+static void mark_dirty(lua_State *L, int top) {
+    push_registry(L, P_DIRTY);
+    lua_pushvalue(L, top);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lx_runtime_of(L)->persist_dirty = 1;
+}
+
+static int p_newindex(lua_State *L) {
+    lx_runtime *rt = lx_runtime_of(L);
+    lua_settop(L, 3);
+    if (!push_backing(L, 1)) return luaL_error(L, "persisted: not a persisted table");  // 4
+    check_key(L, 2);
+    // The top-level key this write falls under: the key itself at the root.
+    push_registry(L, P_TOP);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, 2);
+    }
+    lua_remove(L, -2);  // 5: top
+    lua_pushvalue(L, 2);
+    lua_rawget(L, 4);  // 6: the old value
+    size_t old_size = lua_isnil(L, 6) ? 0 : scalar_size(L, 2) + stored_size(L, 6);
+    lua_newtable(L);  // 7: tables being copied
+    size_t new_size = 0;
+    copy_in(L, 3, 5, 7, 0, &new_size);  // 8
+    if (lua_isnil(L, 8)) new_size = 0;
+    else new_size += scalar_size(L, 2);
+    if (new_size > old_size && rt->persist_bytes - old_size + new_size > rt->persist_limit) {
+        lua_pushfstring(L, "persisted: storing this would exceed the size limit of %I bytes (%I in use)",
+            (lua_Integer)rt->persist_limit, (lua_Integer)rt->persist_bytes);
+        return raise_here(L);
+    }
+    mark_dirty(L, 5);  // first: a key marked but unchanged is merely written again
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 8);
+    lua_rawset(L, 4);
+    rt->persist_bytes = rt->persist_bytes - old_size + new_size;
+    return 0;
+}
+
+static int p_index(lua_State *L) {
+    if (!push_backing(L, 1)) return 0;
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+// `next` over a backing table (the global `next` may have been replaced).
+static int p_next(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_next(L, 1)) return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int p_pairs(lua_State *L) {
+    lua_pushcfunction(L, p_next);
+    if (!push_backing(L, 1)) return luaL_error(L, "persisted: not a persisted table");
+    lua_pushnil(L);
+    return 3;
+}
+
+static int p_len(lua_State *L) {
+    if (!push_backing(L, 1)) return 0;
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
+}
+
+static void weak_keyed_table(lua_State *L, const char *key) {
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, key);
+}
+
+// MARK: - Encoding for the host
+// Tags as lx_encode's: 'n' nil (a removed key), 't', 'f', 'i' int64, 'd' double, 's' u32 + bytes,
+// 'm' u32 count + (key, value) pairs with typed keys ('s' or 'i').
+
+static void out_add(lua_State *L, lx_runtime *rt, const void *p, size_t n) {
+    if (!lx_buf_add(&rt->changes, p, n)) luaL_error(L, "persisted: the changes are too large to save");
+}
+
+static void out_u32(lua_State *L, lx_runtime *rt, size_t v) {
+    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
+    out_add(L, rt, b, 4);
+}
+
+static void out_u64(lua_State *L, lx_runtime *rt, uint64_t v) {
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
+    out_add(L, rt, b, 8);
+}
+
+static void out_value(lua_State *L, lx_runtime *rt, int idx) {
+    char tag;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: tag = 'n'; out_add(L, rt, &tag, 1); return;
+    case LUA_TBOOLEAN: tag = lua_toboolean(L, idx) ? 't' : 'f'; out_add(L, rt, &tag, 1); return;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            tag = 'i';
+            out_add(L, rt, &tag, 1);
+            out_u64(L, rt, (uint64_t)lua_tointeger(L, idx));
+        } else {
+            double d = (double)lua_tonumber(L, idx);
+            uint64_t bits;
+            memcpy(&bits, &d, sizeof bits);
+            tag = 'd';
+            out_add(L, rt, &tag, 1);
+            out_u64(L, rt, bits);
+        }
+        return;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        tag = 's';
+        out_add(L, rt, &tag, 1);
+        out_u32(L, rt, n);
+        out_add(L, rt, s, n);
+        return;
+    }
+    default: break;
+    }
+    luaL_checkstack(L, 4, "persisted: nested too deep");
+    if (!push_backing(L, idx)) luaL_error(L, "persisted: holds a value it cannot save");
+    int backing = lua_gettop(L);
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, backing)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    tag = 'm';
+    out_add(L, rt, &tag, 1);
+    out_u32(L, rt, count);
+    lua_pushnil(L);
+    while (lua_next(L, backing)) {
+        out_value(L, rt, lua_gettop(L) - 1);
+        out_value(L, rt, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+// Writes `set` (a table of key -> true) as u32 count, then per key: the key, then what `values`
+// holds under it (nil: removed); clears `set` as it goes.
+static void out_changes(lua_State *L, lx_runtime *rt, int set, int values) {
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, set)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    out_u32(L, rt, count);
+    lua_pushnil(L);
+    while (lua_next(L, set)) {
+        lua_pop(L, 1);
+        out_value(L, rt, -1);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, values);
+        out_value(L, rt, -1);
+        lua_pop(L, 1);
+        // Assigning nil to a field during the traversal is allowed (lua_next's manual entry).
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, set);
+    }
+}
+
+static int take_changes(lua_State *L) {
+    lx_runtime *rt = lx_runtime_of(L);
+    rt->changes.len = 0;
+    push_registry(L, P_DIRTY);
+    push_registry(L, P_ROOT);
+    push_backing(L, -1);
+    out_changes(L, rt, 1, 3);
+    lua_settop(L, 0);
+    push_registry(L, C_CHANGED);
+    push_registry(L, C_VALUES);
+    out_changes(L, rt, 1, 2);
+    rt->persist_dirty = 0;
+    rt->config_dirty = 0;
+    return 0;
+}
+
+int lx_take_changes(lx_runtime *rt, const char **data, size_t *len) {
+    lua_State *L = rt->L;
+    *data = NULL;
+    *len = 0;
+    if (!rt->persist_dirty && !rt->config_dirty) return LX_OK;
+    lua_pushcfunction(L, take_changes);
+    int status = lua_pcall(L, 0, 0, 0);
+    if (status != LUA_OK) {
+        size_t n;
+        const char *message = lua_tolstring(L, -1, &n);
+        lx_buf_set_truncated(&rt->error, message ? message : "cannot encode the changes", message ? n : 25);
+        lua_pop(L, 1);
+        return status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_RUNTIME;
+    }
+    *data = rt->changes.data;
+    *len = rt->changes.len;
+    return LX_OK;
+}
+
+int lx_has_changes(const lx_runtime *rt) { return rt->persist_dirty || rt->config_dirty; }
+
+// MARK: - Loading what was saved
+
+typedef struct {
+    const unsigned char *p, *end;
+} reader;
+
+static uint64_t read_u(lua_State *L, reader *r, int bytes) {
+    if (r->end - r->p < bytes) luaL_error(L, "stored data is damaged (cut short)");
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += bytes;
+    return v;
+}
+
+// Pushes one stored value; tables become proxies under top-level key `top`.
+static void read_value(lua_State *L, reader *r, int top, int depth) {
+    luaL_checkstack(L, 6, "stored data nested too deep");
+    if (r->p >= r->end || depth > LX_PERSIST_DEPTH + 1) luaL_error(L, "stored data is damaged");
+    char tag = (char)*r->p++;
+    if (tag == 'm' && top == 0) luaL_error(L, "stored data is damaged (a table as a key)");
+    switch (tag) {
+    case 'n': lua_pushnil(L); return;
+    case 't': lua_pushboolean(L, 1); return;
+    case 'f': lua_pushboolean(L, 0); return;
+    case 'i': lua_pushinteger(L, (lua_Integer)read_u(L, r, 8)); return;
+    case 'd': {
+        uint64_t bits = read_u(L, r, 8);
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        lua_pushnumber(L, (lua_Number)d);
+        return;
+    }
+    case 's': {
+        size_t n = (size_t)read_u(L, r, 4);
+        if ((size_t)(r->end - r->p) < n) luaL_error(L, "stored data is damaged (cut short)");
+        lua_pushlstring(L, (const char *)r->p, n);
+        r->p += n;
+        return;
+    }
+    case 'm': {
+        size_t n = (size_t)read_u(L, r, 4);
+        int backing;
+        new_proxy(L, top, &backing);
+        for (size_t i = 0; i < n; i++) {
+            read_value(L, r, top, depth + 1);
+            read_value(L, r, top, depth + 1);
+            lua_rawset(L, backing);
+        }
+        lua_replace(L, backing);
+        return;
+    }
+    default: luaL_error(L, "stored data is damaged (unknown tag)");
+    }
+}
+
+typedef struct {
+    const char *data;
+    size_t len;
+    int config;  // 0: persisted entries; 1: config values
+} load_args;
+
+static int load_entries(lua_State *L) {
+    load_args *a = lua_touserdata(L, 1);
+    lx_runtime *rt = lx_runtime_of(L);
+    reader r = {(const unsigned char *)a->data, (const unsigned char *)a->data + a->len};
+    lua_settop(L, 0);
+    if (a->config) {
+        push_registry(L, C_VALUES);
+    } else {
+        push_registry(L, P_ROOT);
+        push_backing(L, 1);
+        lua_remove(L, 1);
+    }
+    size_t count = (size_t)read_u(L, &r, 4);
+    for (size_t i = 0; i < count; i++) {
+        read_value(L, &r, 0, 0);  // the key
+        int key = lua_gettop(L);
+        read_value(L, &r, key, 0);
+        if (!a->config) rt->persist_bytes += scalar_size(L, key) + stored_size(L, -1);
+        lua_rawset(L, 1);
+    }
+    return 0;
+}
+
+int lx_load_saved(lx_runtime *rt, int config, const char *data, size_t len) {
+    lua_State *L = rt->L;
+    load_args a = {data, len, config};
+    lua_pushcfunction(L, load_entries);
+    lua_pushlightuserdata(L, &a);
+    int status = lua_pcall(L, 1, 0, 0);
+    if (status != LUA_OK) {
+        size_t n;
+        const char *message = lua_tolstring(L, -1, &n);
+        lx_buf_set_truncated(&rt->error, message ? message : "cannot load", message ? n : 11);
+        lua_pop(L, 1);
+        return LX_ERR_RUNTIME;
+    }
+    return LX_OK;
+}
+
+size_t lx_persisted_bytes(const lx_runtime *rt) { return rt->persist_bytes; }
+void lx_set_persist_limit(lx_runtime *rt, size_t bytes) { rt->persist_limit = bytes; }
+
+// MARK: - config
+
+static void check_path(lua_State *L, const char *fname, int idx) {
+    size_t n;
+    const char *s = luaL_checklstring(L, idx, &n);
+    int ok = n > 0 && n <= LX_CONFIG_PATH_MAX && s[0] != '.' && s[n - 1] != '.';
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_'
+            || c == '-' || c == '/';
+    }
+    if (!ok)
+        luaL_error(L, "%s: bad path '%s': use 1 to 256 letters, digits, '.', '_', '-' and '/', not starting or ending with '.'",
+            fname, s);
+}
+
+static int config_get(lua_State *L) {
+    check_path(L, "config.get", 1);
+    push_registry(L, C_VALUES);
+    lua_pushvalue(L, 1);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+// Sets path (1) to value (2), queueing the functions registered for it when the value changes.
+// `changed_by_chunk`: mark it for the host to commit (a change that came from the database is
+// there already).
+static int set_config(lua_State *L, int changed_by_chunk) {
+    lua_settop(L, 2);
+    int t = lua_type(L, 2);
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
+        return luaL_error(L, "config.set: values are strings, numbers and booleans, not %s", luaL_typename(L, 2));
+    push_registry(L, C_VALUES);  // 3
+    lua_pushvalue(L, 1);
+    lua_rawget(L, 3);  // 4: the old value
+    // 1 and 1.0 are equal in Lua but not the same value to store.
+    int same = lua_rawequal(L, 2, 4) && lua_type(L, 2) == lua_type(L, 4)
+        && (lua_type(L, 2) != LUA_TNUMBER || lua_isinteger(L, 2) == lua_isinteger(L, 4));
+    if (same) return 0;
+    lx_runtime *rt = lx_runtime_of(L);
+    // Everything that allocates first, then the stores that cannot fail halfway.
+    push_registry(L, C_QUEUE);  // 5
+    push_registry(L, C_CALLBACKS);
+    lua_pushvalue(L, 1);
+    lua_rawget(L, -2);  // 7: the functions for the path
+    lua_Integer queued = (lua_Integer)lua_rawlen(L, 5);
+    if (lua_istable(L, 7)) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, 7);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_createtable(L, 2, 0);
+            lua_rawgeti(L, 7, i);
+            lua_rawseti(L, -2, 1);
+            lua_pushvalue(L, 1);
+            lua_rawseti(L, -2, 2);
+            lua_rawseti(L, 5, ++queued);
+        }
+    }
+    if (changed_by_chunk) {
+        push_registry(L, C_CHANGED);
+        lua_pushvalue(L, 1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+        lua_pop(L, 1);
+        rt->config_dirty = 1;
+    }
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, 3);
+    return 0;
+}
+
+static int config_set(lua_State *L) {
+    check_path(L, "config.set", 1);
+    return set_config(L, 1);
+}
+
+static int config_register(lua_State *L) {
+    check_path(L, "config.register", 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    push_registry(L, C_CALLBACKS);  // 3
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, 3) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, 3);
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        int present = lua_rawequal(L, -1, 2);
+        lua_pop(L, 1);
+        if (present) return 0;
+    }
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, n + 1);
+    return 0;
+}
+
+static int config_unregister(lua_State *L) {
+    check_path(L, "config.unregister", 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    push_registry(L, C_CALLBACKS);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    int list = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        int found = lua_rawequal(L, -1, 2);
+        lua_pop(L, 1);
+        if (!found) continue;
+        for (lua_Integer j = i; j < n; j++) {
+            lua_rawgeti(L, list, j + 1);
+            lua_rawseti(L, list, j);
+        }
+        lua_pushnil(L);
+        lua_rawseti(L, list, n);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+// A change from outside the state (the CLI, the admin API): path and value are args 1 and 2.
+static int apply_config(lua_State *L) {
+    const char **path = lua_touserdata(L, 1);
+    size_t *path_len = lua_touserdata(L, 2);
+    load_args *value = lua_touserdata(L, 3);
+    int from_chunk = (int)lua_tointeger(L, 4);
+    lua_settop(L, 0);
+    lua_pushlstring(L, *path, *path_len);
+    reader r = {(const unsigned char *)value->data, (const unsigned char *)value->data + value->len};
+    read_value(L, &r, 1, 0);
+    return set_config(L, from_chunk);
+}
+
+int lx_apply_config(lx_runtime *rt, const char *path, size_t path_len, const char *value, size_t value_len,
+    int commit) {
+    lua_State *L = rt->L;
+    load_args v = {value, value_len, 1};
+    lua_pushcfunction(L, apply_config);
+    lua_pushlightuserdata(L, &path);
+    lua_pushlightuserdata(L, &path_len);
+    lua_pushlightuserdata(L, &v);
+    lua_pushinteger(L, commit);
+    int status = lua_pcall(L, 4, 0, 0);
+    if (status != LUA_OK) {
+        size_t n;
+        const char *message = lua_tolstring(L, -1, &n);
+        lx_buf_set_truncated(&rt->error, message ? message : "cannot apply", message ? n : 12);
+        lua_pop(L, 1);
+        return status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_RUNTIME;
+    }
+    return LX_OK;
+}
+
+// Moves the next queued callback into C_CALL; returns its path's length (0: none queued).
+static int next_call(lua_State *L) {
+    push_registry(L, C_QUEUE);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    if (n == 0) {
+        lua_pushnil(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, C_CALL);
+        return 0;
+    }
+    lua_rawgeti(L, -1, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, C_CALL);
+    for (lua_Integer i = 1; i < n; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushnil(L);
+    lua_rawseti(L, -2, n);
+    return 0;
+}
+
+int lx_next_config_call(lx_runtime *rt, const char **path, size_t *path_len) {
+    lua_State *L = rt->L;
+    *path = NULL;
+    *path_len = 0;
+    lua_pushcfunction(L, next_call);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (lua_getfield(L, LUA_REGISTRYINDEX, C_CALL) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_rawgeti(L, -1, 2);
+    // The path string stays referenced by C_CALL until the next call, so the pointer stays valid.
+    *path = lua_tolstring(L, -1, path_len);
+    lua_pop(L, 2);
+    return 1;
+}
+
+void lx_drop_config_calls(lx_runtime *rt) {
+    lua_State *L = rt->L;
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, C_CALL);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, C_QUEUE) == LUA_TTABLE) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer i = n; i >= 1; i--) {
+            lua_pushnil(L);
+            lua_rawseti(L, -2, i);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+int lx_push_config_call(lua_State *L) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, C_CALL) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+    return lua_type(L, -1);
+}
+
+// MARK: - Setup
+
+void lx_open_persist(lua_State *L) {
+    int base = lua_gettop(L);
+    weak_keyed_table(L, P_BACKING);
+    weak_keyed_table(L, P_TOP);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, P_DIRTY);
+    static const luaL_Reg meta[] = {
+        {"__index", p_index}, {"__newindex", p_newindex}, {"__pairs", p_pairs}, {"__len", p_len}, {NULL, NULL},
+    };
+    luaL_newmetatable(L, P_META);
+    luaL_setfuncs(L, meta, 0);
+    lua_pushliteral(L, "persisted");
+    lua_setfield(L, -2, "__name");
+    // getmetatable(persisted) answers this; setmetatable(persisted, ...) is refused.
+    lua_pushliteral(L, "persisted");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+    lua_pushnil(L);  // the root has no top-level key
+    int backing;
+    new_proxy(L, lua_gettop(L), &backing);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, P_ROOT);
+    lua_setglobal(L, "persisted");
+    lua_settop(L, base);
+    (void)backing;
+    lua_newtable(L);
+    lua_setglobal(L, "shared");
+
+    for (const char *const *key = (const char *const[]){C_VALUES, C_CALLBACKS, C_CHANGED, C_QUEUE, NULL}; *key; key++) {
+        lua_newtable(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, *key);
+    }
+    static const luaL_Reg functions[] = {
+        {"get", config_get}, {"set", config_set}, {"register", config_register}, {"unregister", config_unregister},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, functions);
+    lua_setglobal(L, "config");
+}

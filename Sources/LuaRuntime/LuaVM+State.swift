@@ -1,0 +1,134 @@
+import CLuaSupport
+import SystemSupport
+
+/// `persisted` and the config store (SPEC V5, V6): what a chunk changed, handed to the host to
+/// save before the answer goes out, and what was saved, loaded into a fresh state.
+extension LuaVM {
+    /// What one evaluation changed. `persisted` entries are opaque to the host: the encoded
+    /// top-level key and value, stored as they are and given back to `loadSaved`.
+    public struct StateChanges: Sendable {
+        /// nil value: the key was removed.
+        public var persisted: [(key: [UInt8], value: [UInt8]?)]
+        /// nil value: the path was unset. Values are scalars: string, integer, number, boolean.
+        public var config: [(path: String, value: LuaValue?)]
+    }
+
+    /// Saves the changes of an evaluation, durably, before its answer goes out (the daemon
+    /// commits them to SQLite). A throw turns the evaluation into a failure that says so.
+    public typealias ChangeSink = (StateChanges) throws -> Void
+
+    /// The encoded size of everything in `persisted`.
+    public var persistedBytes: Int { lx_persisted_bytes(runtime) }
+
+    /// The cap on `persisted` (SPEC V6); growth past it is refused with a Lua error.
+    public var persistedLimit: Int {
+        get { persistedLimitValue }
+        set {
+            persistedLimitValue = newValue
+            lx_set_persist_limit(runtime, newValue)
+        }
+    }
+
+    /// Fills `persisted` and the config store with what was saved, before any chunk runs.
+    public func loadSaved(persisted: [(key: [UInt8], value: [UInt8])], config: [(path: String, value: LuaValue)])
+        throws(LuaVMError)
+    {
+        var section: [UInt8] = []
+        func append(count: Int) { withUnsafeBytes(of: UInt32(count).littleEndian) { section.append(contentsOf: $0) } }
+        append(count: persisted.count)
+        for entry in persisted { section += entry.key + entry.value }
+        try load(section, config: false)
+        section = []
+        append(count: config.count)
+        for entry in config { section += LuaValue.encodeValue(.string(entry.path)) + LuaValue.encodeValue(entry.value) }
+        try load(section, config: true)
+    }
+
+    private func load(_ section: [UInt8], config: Bool) throws(LuaVMError) {
+        let status = section.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { lx_load_saved(runtime, config ? 1 : 0, $0.baseAddress, $0.count) }
+        }
+        guard status == Int32(LX_OK.rawValue) else {
+            let what = config ? "the config store" : "persisted"
+            throw LuaVMError(message: "cannot load \(what): " + String(decoding: bytes(lx_error), as: UTF8.self))
+        }
+    }
+
+    /// Sets a config path from outside the state (the CLI, the admin API), queueing its
+    /// callbacks when the value changes. `save`: the change is not in the database yet, so it
+    /// goes through the change sink now. Returns the failure, if any.
+    public func applyConfig(path: String, value: LuaValue?, save: Bool) -> LuaFailure? {
+        let encoded = LuaValue.encodeValue(value ?? .nil)
+        let status = Array(path.utf8).withUnsafeBufferPointer { pathBytes in
+            pathBytes.withMemoryRebound(to: CChar.self) { pathChars in
+                encoded.withUnsafeBufferPointer { valueBytes in
+                    valueBytes.withMemoryRebound(to: CChar.self) { valueChars in
+                        lx_apply_config(
+                            runtime, pathChars.baseAddress, pathChars.count, valueChars.baseAddress, valueChars.count,
+                            save ? 1 : 0)
+                    }
+                }
+            }
+        }
+        guard status == Int32(LX_OK.rawValue) else {
+            return LuaFailure(kind: .runtime, message: String(decoding: bytes(lx_error), as: UTF8.self))
+        }
+        return save ? saveChanges() : nil
+    }
+
+    /// The path of the next config callback to run, choosing it; nil when none is queued.
+    public func nextConfigCallback() -> String? {
+        var path: UnsafePointer<CChar>?
+        var length = 0
+        guard lx_next_config_call(runtime, &path, &length) != 0, let path else { return nil }
+        return String(decoding: UnsafeRawBufferPointer(start: path, count: length), as: UTF8.self)
+    }
+
+    /// Runs the callback `nextConfigCallback` chose, as `fn(path)`, under the limits of a chunk.
+    public func runConfigCallback(path: String) -> Evaluation {
+        let start = MonotonicInstant.now()
+        return invoke(kind: Int32(LX_KIND_CONFIG_CALL.rawValue), "", arguments: [.string(path)], rendering: .text)
+            ?? Evaluation(output: [], outcome: .success([]), elapsed: MonotonicInstant.now().duration(since: start))
+    }
+
+    /// Forgets every queued config callback.
+    public func dropConfigCallbacks() { lx_drop_config_calls(runtime) }
+
+    /// Hands what the last evaluation changed to `changeSink`; the failure to report when it
+    /// could not be saved. Without a sink the changes are dropped (a state for tests).
+    func saveChanges() -> LuaFailure? {
+        guard lx_has_changes(runtime) != 0 else { return nil }
+        var data: UnsafePointer<CChar>?
+        var length = 0
+        guard lx_take_changes(runtime, &data, &length) == Int32(LX_OK.rawValue) else {
+            return LuaFailure(
+                kind: .memory, message: "the changes to persisted and config could not be encoded: "
+                    + String(decoding: bytes(lx_error), as: UTF8.self))
+        }
+        guard let changeSink, let data else { return nil }
+        let changes: StateChanges = {
+            let raw = UnsafeRawBufferPointer(start: data, count: length)
+            var offset = 0
+            let persisted = LuaValue.splitEntries(raw, offset: &offset).map { entry in
+                (key: entry.key, value: entry.value == [UInt8(ascii: "n")] ? nil : entry.value)
+            }
+            let config = LuaValue.splitEntries(raw, offset: &offset).map { entry -> (path: String, value: LuaValue?) in
+                let path: String
+                if case .string(let bytes) = LuaValue.decode(entry.key) {
+                    path = String(decoding: bytes, as: UTF8.self)
+                } else {
+                    path = ""
+                }
+                let value = LuaValue.decode(entry.value)
+                return (path, value == .nil ? nil : value)
+            }
+            return StateChanges(persisted: persisted, config: config)
+        }()
+        do {
+            try changeSink(changes)
+            return nil
+        } catch {
+            return LuaFailure(kind: .runtime, message: "the changes to persisted and config were not saved: \(error)")
+        }
+    }
+}

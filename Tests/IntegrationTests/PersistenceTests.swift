@@ -1,0 +1,228 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// `persisted`, `shared`, the config store and backups (SPEC V5, V6, A3, L5) through the real
+/// stack: SQLite file, luaexecd, nginx, curl.
+@Suite("Keeping data: persisted, the config store, backups")
+struct PersistenceTests {
+    func luaexec(_ stack: Stack, _ arguments: [String]) throws -> Stack.ProcessResult {
+        try Stack.run(Stack.binDirectory + "/luaexec", arguments + ["--database", stack.database])
+    }
+
+    /// Kills the supervised luaexecd with SIGKILL and waits for the next one to answer.
+    func killAndWaitForRestart(_ stack: Stack) throws {
+        let first = try Stack.waitForPIDFile(stack.supervisedPIDFile)
+        kill(first, SIGKILL)
+        try Stack.waitUntil(timeout: .seconds(20), "a new luaexecd") {
+            (try? Stack.waitForPIDFile(stack.supervisedPIDFile)) != first
+                && (try? stack.eval("return 'up'").text) == "up"
+        }
+    }
+
+    @Test("a value is there after kill -9 right after its 200, with every type kept apart")
+    func survivesKill() throws {
+        let stack = try Stack(launch: .supervisedSocketActivation)
+        #expect(try stack.eval("""
+            persisted.counter = 41 persisted.ratio = 1.0 persisted.blob = '\\0\\1\\255'
+            persisted.book = {alice = {ext = 201, away = false}, list = {'a', 'b'}}
+            shared.lost = true lost_global = true
+            """).status == 200)
+        try killAndWaitForRestart(stack)
+        #expect(try stack.eval("""
+            local p = persisted
+            return math.type(p.counter), p.counter, math.type(p.ratio), p.blob == '\\0\\1\\255', p.book.alice.ext,
+              p.book.alice.away, table.concat(p.book.list, ','), shared.lost, lost_global
+            """).text == "integer\t41\tfloat\ttrue\t201\tfalse\ta,b\tnil\tnil")
+    }
+
+    @Test("kill -9 in the middle of a request that writes many keys leaves all of them or none, every time")
+    func allOrNothing() throws {
+        let stack = try Stack(launch: .supervisedSocketActivation)
+        #expect(try stack.eval("for i = 1, 500 do persisted['k' .. i] = 0 end").status == 200)
+        var sawNew = false, sawOld = false
+        for round in 1...6 {
+            let writer = Thread {
+                _ = try? stack.eval("local pad = ('x'):rep(2000) for i = 1, 500 do persisted['k' .. i] = \(round) .. pad end")
+            }
+            writer.start()
+            // Kill at a different moment each round: before, during or after the commit.
+            usleep(UInt32(round * 15_000))
+            try killAndWaitForRestart(stack)
+            let values = try stack.eval("""
+                local seen = {}
+                for i = 1, 500 do seen[tostring(persisted['k' .. i]):sub(1, 2)] = true end
+                local keys = {} for k in pairs(seen) do keys[#keys + 1] = k end
+                table.sort(keys) return table.concat(keys, ',')
+                """).text
+            // One value across all 500 keys: the round's, or what was there before it.
+            #expect(!values.contains(","), "round \(round): \(values)")
+            if values.hasPrefix("\(round)") { sawNew = true } else { sawOld = true }
+            // Make every key equal again for the next round.
+            #expect(try stack.eval("for i = 1, 500 do persisted['k' .. i] = 0 end").status == 200)
+        }
+        #expect(sawNew || sawOld)
+    }
+
+    @Test("reset keeps persisted and the config store, loses shared and other globals")
+    func resetKeeps() throws {
+        let stack = try Stack()
+        #expect(try stack.eval("persisted.kept = 'p' config.set('kept.path', 3) shared.gone = 1 gone = 1").status == 200)
+        #expect(try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken).status == 200)
+        #expect(try stack.eval("return persisted.kept, config.get('kept.path'), shared.gone, gone").text == "p\t3\tnil\tnil")
+    }
+
+    @Test("the size cap and refused types answer with a clear error, and the stored contents stay")
+    func refusals() throws {
+        let stack = try Stack(settings: ["limits.persisted=1"])
+        #expect(try stack.eval("persisted.x = 'kept'").status == 200)
+        let function = try stack.eval("persisted.x = print")
+        #expect(function.status == 500)
+        #expect(function.text.hasPrefix(
+            "interactive.lua:1: persisted: cannot store a function (only strings, numbers, booleans and tables of them)\n"))
+        let cycle = try stack.eval("local t = {} t[1] = t persisted.x = t")
+        #expect(cycle.text.hasPrefix("interactive.lua:1: persisted: cannot store a table that contains itself\n"))
+        let big = try stack.eval("persisted.big = ('x'):rep(2 << 20)")
+        #expect(big.status == 500)
+        #expect(big.text.hasPrefix("interactive.lua:1: persisted: storing this would exceed the size limit of 1048576 bytes"))
+        #expect(try stack.eval("return persisted.x, persisted.big").text == "kept\tnil")
+    }
+
+    @Test("config callbacks run once for a change from a chunk, from the CLI and from the admin API")
+    func configCallbacks() throws {
+        let stack = try Stack()
+        #expect(try stack.eval("""
+            fired = {}
+            config.register('door.code', function(path) fired[#fired + 1] = path .. '=' .. tostring(config.get(path)) end)
+            config.register('broken', function() error('callback broke') end)
+            config.register('looping', function() while true do end end)
+            """).status == 200)
+        #expect(try stack.eval("config.set('door.code', 1234)").status == 200)
+        #expect(try stack.eval("return table.concat(fired, ' ')").text == "door.code=1234")
+
+        #expect(try luaexec(stack, ["config", "set", "door.code", "4321"]).status == 0)
+        try Stack.waitUntil(timeout: .seconds(10), "the CLI's change to reach the state") {
+            (try? stack.eval("return #fired").text) == "2"
+        }
+        #expect(try stack.eval("return fired[2], math.type(config.get('door.code'))").text == "door.code=4321\tinteger")
+
+        let put = try stack.request(
+            "/api/v1/admin/config/door.code", method: "PUT", token: stack.adminToken,
+            body: Array(#"{"value":"open sesame"}"#.utf8))
+        #expect(put.status == 200)
+        #expect(put.text == #"{"path":"door.code","value":"open sesame"}"#)
+        #expect(try stack.eval("return table.concat(fired, ' ')").text
+            == "door.code=1234 door.code=4321 door.code=open sesame")
+
+        // A callback that fails or loops is logged; the value stays set.
+        let broken = try stack.request(
+            "/api/v1/admin/config/broken", method: "PUT", token: stack.adminToken, body: Array(#"{"value":true}"#.utf8))
+        #expect(broken.status == 200)
+        #expect(try stack.eval("config.set('looping', 1)").status == 200)
+        #expect(try stack.eval("return config.get('broken'), config.get('looping')").text == "true\t1")
+        let log = stack.luaexecdLog()
+        #expect(log.contains("config callback failed error=\"interactive.lua:3: callback broke\" kind=runtime path=broken"))
+        #expect(log.contains("config callback failed error=\"the chunk exceeded its time limit\" kind=timeout path=looping"))
+        #expect(try stack.eval("return #fired").text == "3")
+    }
+
+    @Test("the admin config API reads, sets and unsets, and the CLI sees the same store")
+    func configAPI() throws {
+        let stack = try Stack()
+        #expect(try stack.eval("config.set('a.int', 5) config.set('a.num', 2.5) config.set('a.flag', false) config.set('a.s', 'x\"y')").status == 200)
+        let all = try stack.request("/api/v1/admin/config", token: stack.adminToken)
+        #expect(all.text == #"{"config":{"a.flag":false,"a.int":5,"a.num":2.5,"a.s":"x\"y"}}"#)
+        #expect(try stack.request("/api/v1/admin/config/a.int", token: stack.adminToken).text == #"{"path":"a.int","value":5}"#)
+        #expect(try stack.request("/api/v1/admin/config/none", token: stack.adminToken).status == 404)
+        #expect(try stack.request("/api/v1/admin/config/.bad", token: stack.adminToken).status == 400)
+        let bad = try stack.request("/api/v1/admin/config/a.int", method: "PUT", token: stack.adminToken, body: Array("5".utf8))
+        #expect(bad.status == 400)
+        #expect(try stack.request("/api/v1/admin/config/a.int", method: "DELETE", token: stack.adminToken).status == 200)
+        #expect(try stack.eval("return config.get('a.int')").text == "")
+        #expect(try stack.request("/api/v1/admin/config/a.int", method: "DELETE", token: stack.adminToken).status == 404)
+        let exec = try stack.makeToken("exec-only", scopes: ["exec"])
+        #expect(try stack.request("/api/v1/admin/config", token: exec).status == 403)
+
+        #expect(try luaexec(stack, ["config", "get", "a.num"]).stdout == "2.5\n")
+        #expect(try luaexec(stack, ["config", "list"]).stdout == """
+            PATH    TYPE     VALUE
+            a.flag  boolean  false
+            a.num   number   2.5
+            a.s     string   x"y
+
+            """)
+        #expect(try luaexec(stack, ["config", "get", "a.int"]).status == 1)
+        #expect(try luaexec(stack, ["config", "set", "a.n", "x", "--type", "integer"]).status == 64)
+        #expect(try luaexec(stack, ["config", "set", "a.s", "7", "--type", "string"]).status == 0)
+        try Stack.waitUntil(timeout: .seconds(10), "the change to reach the state") {
+            (try? stack.eval("return type(config.get('a.s'))").text) == "string"
+        }
+        #expect(try luaexec(stack, ["config", "unset", "a.s"]).status == 0)
+        try Stack.waitUntil(timeout: .seconds(10), "the unset to reach the state") {
+            (try? stack.eval("return config.get('a.s')").text) == ""
+        }
+    }
+
+    @Test("a backup taken while 8 clients write restores, and luaexecd serves the restored data")
+    func backupAndRestore() throws {
+        let stack = try Stack()
+        #expect(try stack.eval("persisted.before = 'backup' config.set('site', 'north')").status == 200)
+        let stop = Atomic(false)
+        let writers = (0..<8).map { n in
+            Thread {
+                var i = 0
+                while !stop.load(ordering: .relaxed) && i < 400 {
+                    i += 1
+                    _ = try? stack.eval("persisted.w\(n) = \(i)")
+                }
+            }
+        }
+        for writer in writers { writer.start() }
+        try Stack.waitUntil(timeout: .seconds(20), "the writers to write") {
+            (try? stack.eval("return persisted.w7 ~= nil").text) == "true"
+        }
+        let file = stack.directory + "/backup.db"
+        let backup = try luaexec(stack, ["backup", file])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        stop.store(true, ordering: .relaxed)
+        var info = stat()
+        #expect(stat(file, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        #expect(try luaexec(stack, ["backup", file]).status != 0)  // never overwrites
+
+        #expect(try stack.eval("persisted.before = 'changed' persisted.after = true config.set('site', 'south')").status == 200)
+        let restored = try luaexec(stack, ["restore", file])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        try Stack.waitUntil(timeout: .seconds(20), "luaexecd to start afresh from the backup") {
+            (try? stack.eval("return persisted.before, persisted.after, config.get('site')").text) == "backup\tnil\tnorth"
+        }
+        // The tokens are part of the backup: the admin token still works, and the state has
+        // every writer's counter as a whole number.
+        #expect(try stack.eval("local n = 0 for i = 0, 7 do if math.type(persisted['w' .. i]) == 'integer' then n = n + 1 end end return n").text == "8")
+        #expect(stack.luaexecdLog().contains("a backup was restored"))
+    }
+
+    @Test("restore refuses a damaged or foreign file and changes nothing")
+    func restoreRefuses() throws {
+        let stack = try Stack()
+        #expect(try stack.eval("persisted.x = 'untouched'").status == 200)
+        let garbage = stack.directory + "/garbage.db"
+        try Data((0..<4096).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: garbage))
+        let foreign = stack.directory + "/foreign.db"
+        #expect(try Stack.run("/usr/bin/python3", ["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table token (x)'); c.commit()", foreign]).status == 0)
+        // A real backup, cut short.
+        let cut = stack.directory + "/cut.db"
+        #expect(try luaexec(stack, ["backup", cut]).status == 0)
+        let whole = try Data(contentsOf: URL(fileURLWithPath: cut))
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: cut))
+        for (file, reason) in [
+            (garbage, "file is not a database"), (foreign, "it is not a luaexec database"), (cut, "was not restored"),
+            (stack.directory + "/missing.db", "cannot read"),
+        ] {
+            let result = try luaexec(stack, ["restore", file])
+            #expect(result.status == 1, "\(file)")
+            #expect(result.stderr.contains(reason), "\(result.stderr)")
+        }
+        #expect(try stack.eval("return persisted.x").text == "untouched")
+        #expect(!stack.luaexecdLog().contains("a backup was restored"))
+    }
+}

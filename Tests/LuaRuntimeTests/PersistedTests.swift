@@ -1,0 +1,166 @@
+import Synchronization
+import Testing
+
+@testable import LuaRuntime
+
+/// `persisted`, `shared` and `config` inside one state, with the changes a host would save.
+@Suite("persisted, shared and config in the state")
+final class PersistedTests {
+    let vm = try! LuaVM()
+    /// Every batch of changes the state handed over, as the daemon's database would get them.
+    var saved: [LuaVM.StateChanges] = []
+
+    init() {
+        vm.changeSink = { [unowned self] changes in saved.append(changes) }
+    }
+
+    func run(_ chunk: String) -> Evaluation {
+        vm.evaluate(Array(chunk.utf8), chunkName: "interactive.lua", rendering: .text)
+    }
+
+    func text(_ chunk: String) -> String {
+        switch run(chunk).outcome {
+        case .success(let values):
+            values.map { if case .string(let bytes) = $0 { String(decoding: bytes, as: UTF8.self) } else { "nil" } }
+                .joined(separator: "\t")
+        case .failure(let failure): "error: " + failure.message
+        }
+    }
+
+    /// A fresh state loaded with everything saved so far, as after a restart.
+    func restarted() throws -> LuaVM {
+        var persisted: [[UInt8]: [UInt8]] = [:]
+        var config: [String: LuaValue] = [:]
+        for batch in saved {
+            for entry in batch.persisted { persisted[entry.key] = entry.value }
+            for entry in batch.config { config[entry.path] = entry.value }
+        }
+        let fresh = try LuaVM()
+        try fresh.loadSaved(persisted: persisted.map { ($0.key, $0.value) }, config: config.map { ($0.key, $0.value) })
+        return fresh
+    }
+
+    @Test("every allowed type comes back after a restart, nested, binary-safe, integers and floats apart")
+    func roundTrip() throws {
+        #expect(text("""
+            persisted.n = 1 persisted.f = 1.0 persisted.s = 'a\\0b\\255' persisted.b = false
+            persisted.t = {list = {10, 20, 30}, deep = {deeper = {x = math.mininteger}}, [7] = 'seven'}
+            """) == "")
+        #expect(saved.count == 1)
+        #expect(saved[0].persisted.count == 5)
+        let fresh = try restarted()
+        let result = fresh.evaluate(Array("""
+            local p = persisted
+            return math.type(p.n), math.type(p.f), p.s == 'a\\0b\\255', p.b, #p.t.list, p.t.list[3],
+              math.type(p.t.deep.deeper.x), p.t.deep.deeper.x == math.mininteger, p.t[7]
+            """.utf8), chunkName: "check", rendering: .text)
+        #expect(try result.outcome.get() == [
+            .string("integer"), .string("float"), .string("true"), .string("false"), .string("3"), .string("30"),
+            .string("integer"), .string("true"), .string("seven"),
+        ])
+    }
+
+    @Test(
+        "a function, userdata, thread, a cycle or a table with a metatable is refused at once, and nothing is stored",
+        arguments: [
+            ("persisted.x = print", "persisted: cannot store a function"),
+            ("persisted.x = io.stdout", "persisted: cannot store a userdata"),
+            ("persisted.x = coroutine.create(print)", "persisted: cannot store a thread"),
+            ("local t = {} t.self = t persisted.x = t", "persisted: cannot store a table that contains itself"),
+            ("persisted.x = {1, {print}}", "persisted: cannot store a function"),
+            ("persisted.x = setmetatable({}, {})", "persisted: cannot store a table with a metatable"),
+            ("persisted[{}] = 1", "persisted: keys must be strings or integers, not table"),
+            ("persisted[1.5] = 1", "persisted: keys must be strings or integers, not number"),
+        ])
+    func refused(chunk: String, message: String) {
+        #expect(text("persisted.x = 'before'") == "")
+        saved = []
+        #expect(text(chunk) == "error: interactive.lua:1: " + message + (message.hasSuffix("thread") || message.hasSuffix("function") || message.hasSuffix("userdata") ? " (only strings, numbers, booleans and tables of them)" : ""))
+        #expect(text("return persisted.x") == "before")
+        #expect(saved.allSatisfy { $0.persisted.isEmpty })
+    }
+
+    @Test("the size cap refuses growth past it with a clear error; shrinking is always allowed")
+    func sizeCap() {
+        vm.persistedLimit = 1000
+        #expect(text("persisted.a = ('x'):rep(600)") == "")
+        #expect(text("persisted.b = ('x'):rep(600)").hasPrefix(
+            "error: interactive.lua:1: persisted: storing this would exceed the size limit of 1000 bytes"))
+        #expect(text("return persisted.b") == "nil")
+        #expect(text("persisted.a = ('x'):rep(900)") == "")
+        #expect(text("persisted.a = nil persisted.b = ('x'):rep(900)") == "")
+    }
+
+    @Test("a chunk that does not touch persisted hands nothing over; one write marks only its top-level key")
+    func onlyWhatChanged() {
+        #expect(text("persisted.a = {x = 1} persisted.b = 2") == "")
+        saved = []
+        #expect(text("return 1 + 1") == "2")
+        #expect(text("return persisted.a.x") == "1")
+        #expect(saved.isEmpty)
+        #expect(text("persisted.a.y = 5") == "")
+        #expect(saved.count == 1)
+        #expect(saved[0].persisted.count == 1)
+    }
+
+    @Test("assigning copies; pairs, #, ipairs and table functions work; getmetatable is guarded")
+    func tableBehaviour() {
+        #expect(text("local t = {1, 2} persisted.l = t t[3] = 3 return #persisted.l") == "2")
+        #expect(text("table.insert(persisted.l, 9) return #persisted.l, persisted.l[3], table.concat(persisted.l, ',')") == "3\t9\t1,2,9")
+        #expect(text("local n = 0 for k, v in pairs(persisted.l) do n = n + v end return n") == "12")
+        #expect(text("local n = 0 for i, v in ipairs(persisted.l) do n = n + i end return n") == "6")
+        #expect(text("return getmetatable(persisted)") == "persisted")
+        #expect(text("setmetatable(persisted, nil)") == "error: cannot change a protected metatable")
+        #expect(text("persisted.copy = persisted.l persisted.copy[1] = 100 return persisted.l[1]") == "1")
+    }
+
+    @Test("a failing chunk's changes before its error are handed over too")
+    func failedChunkKeepsItsChanges() {
+        #expect(text("persisted.k = 'kept' error('after')").hasPrefix("error: interactive.lua:1: after"))
+        #expect(saved.last?.persisted.count == 1)
+    }
+
+    @Test("shared is an ordinary global table")
+    func shared() {
+        #expect(text("shared.x = {print} return type(shared.x[1])") == "function")
+        #expect(saved.isEmpty)
+    }
+
+    @Test("config.set saves the value, queues the callbacks registered for the path, and unchanged values queue none")
+    func config() throws {
+        #expect(text("""
+            calls = {}
+            function watch(path) calls[#calls + 1] = path .. '=' .. tostring(config.get(path)) end
+            config.register('sip.user', watch)
+            config.register('sip.user', watch)
+            config.set('sip.user', 'alice')
+            """) == "")
+        #expect(saved.last?.config.map(\.path) == ["sip.user"])
+        #expect(saved.last?.config.first?.value == .string("alice"))
+        let path = try #require(vm.nextConfigCallback())
+        #expect(path == "sip.user")
+        #expect(try vm.runConfigCallback(path: path).outcome.get() == [])
+        #expect(vm.nextConfigCallback() == nil)
+        #expect(text("return table.concat(calls, ',')") == "sip.user=alice")
+        #expect(text("config.set('sip.user', 'alice')") == "")
+        #expect(vm.nextConfigCallback() == nil)
+        #expect(text("config.set('n', 1) config.set('n', 1.0)") == "")
+        #expect(saved.last?.config.first?.value == .number(1.0))
+        #expect(text("return config.unregister('sip.user', watch), config.unregister('sip.user', watch)") == "true\tfalse")
+        #expect(text("config.set('bad path', 1)").contains("config.set: bad path 'bad path'"))
+        #expect(text("config.set('t', {})").contains("config.set: values are strings, numbers and booleans, not table"))
+    }
+
+    @Test("a change from outside the state queues callbacks but is not handed back to be saved")
+    func configFromOutside() throws {
+        #expect(text("config.register('volume', function(p) last = config.get(p) end)") == "")
+        saved = []
+        #expect(vm.applyConfig(path: "volume", value: .integer(7), save: false) == nil)
+        #expect(saved.isEmpty)
+        let path = try #require(vm.nextConfigCallback())
+        _ = vm.runConfigCallback(path: path)
+        #expect(text("return last, math.type(config.get('volume'))") == "7\tinteger")
+        #expect(vm.applyConfig(path: "volume", value: nil, save: true) == nil)
+        #expect(saved.last?.config.first?.value == nil)
+    }
+}
