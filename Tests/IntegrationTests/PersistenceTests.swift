@@ -208,7 +208,8 @@ struct PersistenceTests {
         let garbage = stack.directory + "/garbage.db"
         try Data((0..<4096).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: garbage))
         let foreign = stack.directory + "/foreign.db"
-        #expect(try Stack.run("/usr/bin/python3", ["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table token (x)'); c.commit()", foreign]).status == 0)
+        // Another program's SQLite database, with a table of the same name.
+        #expect(try Stack.run("/usr/bin/sqlite3", [foreign, "CREATE TABLE token (x)"]).status == 0)
         // A real backup, cut short.
         let cut = stack.directory + "/cut.db"
         #expect(try luaexec(stack, ["backup", cut]).status == 0)
