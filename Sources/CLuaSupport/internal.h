@@ -54,6 +54,8 @@ struct lx_runtime {
     // persist.c: whether `persisted` or `config` changed since the host last took the changes,
     // the encoded size of `persisted` and its cap, and the buffer the changes are encoded into.
     int persist_dirty, config_dirty;
+    // Whether config callbacks wait in the queue (persist.c's C_QUEUE).
+    int config_queued;
     size_t persist_bytes, persist_limit;
     lx_buf changes;
 };

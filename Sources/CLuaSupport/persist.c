@@ -358,6 +358,17 @@ static void out_changes(lua_State *L, lx_runtime *rt, int set, int values) {
     }
 }
 
+// The status of a protected call of ours: on an error, its message goes to the error buffer.
+static int host_status(lx_runtime *rt, int status) {
+    if (status == LUA_OK) return LX_OK;
+    size_t n = 0;
+    const char *message = lua_tolstring(rt->L, -1, &n);
+    if (!message) message = "(error object is not a string)", n = strlen(message);
+    lx_buf_set_truncated(&rt->error, message, n);
+    lua_pop(rt->L, 1);
+    return status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_RUNTIME;
+}
+
 static int take_changes(lua_State *L) {
     lx_runtime *rt = lx_runtime_of(L);
     rt->changes.len = 0;
@@ -380,14 +391,8 @@ int lx_take_changes(lx_runtime *rt, const char **data, size_t *len) {
     *len = 0;
     if (!rt->persist_dirty && !rt->config_dirty) return LX_OK;
     lua_pushcfunction(L, take_changes);
-    int status = lua_pcall(L, 0, 0, 0);
-    if (status != LUA_OK) {
-        size_t n;
-        const char *message = lua_tolstring(L, -1, &n);
-        lx_buf_set_truncated(&rt->error, message ? message : "cannot encode the changes", message ? n : 25);
-        lua_pop(L, 1);
-        return status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_RUNTIME;
-    }
+    int status = host_status(rt, lua_pcall(L, 0, 0, 0));
+    if (status != LX_OK) return status;
     *data = rt->changes.data;
     *len = rt->changes.len;
     return LX_OK;
@@ -484,15 +489,7 @@ int lx_load_saved(lx_runtime *rt, int config, const char *data, size_t len) {
     load_args a = {data, len, config};
     lua_pushcfunction(L, load_entries);
     lua_pushlightuserdata(L, &a);
-    int status = lua_pcall(L, 1, 0, 0);
-    if (status != LUA_OK) {
-        size_t n;
-        const char *message = lua_tolstring(L, -1, &n);
-        lx_buf_set_truncated(&rt->error, message ? message : "cannot load", message ? n : 11);
-        lua_pop(L, 1);
-        return LX_ERR_RUNTIME;
-    }
-    return LX_OK;
+    return host_status(rt, lua_pcall(L, 1, 0, 0));
 }
 
 size_t lx_persisted_bytes(const lx_runtime *rt) { return rt->persist_bytes; }
@@ -555,6 +552,7 @@ static int set_config(lua_State *L, int changed_by_chunk) {
             lua_rawseti(L, 5, ++queued);
         }
     }
+    if (queued > 0) rt->config_queued = 1;
     if (changed_by_chunk) {
         push_registry(L, C_CHANGED);
         lua_pushvalue(L, 1);
@@ -649,21 +647,14 @@ int lx_apply_config(lx_runtime *rt, const char *path, size_t path_len, const cha
     lua_pushlightuserdata(L, &path_len);
     lua_pushlightuserdata(L, &v);
     lua_pushinteger(L, commit);
-    int status = lua_pcall(L, 4, 0, 0);
-    if (status != LUA_OK) {
-        size_t n;
-        const char *message = lua_tolstring(L, -1, &n);
-        lx_buf_set_truncated(&rt->error, message ? message : "cannot apply", message ? n : 12);
-        lua_pop(L, 1);
-        return status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_RUNTIME;
-    }
-    return LX_OK;
+    return host_status(rt, lua_pcall(L, 4, 0, 0));
 }
 
 // Moves the next queued callback into C_CALL; returns its path's length (0: none queued).
 static int next_call(lua_State *L) {
     push_registry(L, C_QUEUE);
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    lx_runtime_of(L)->config_queued = n > 1;
     if (n == 0) {
         lua_pushnil(L);
         lua_setfield(L, LUA_REGISTRYINDEX, C_CALL);
@@ -684,6 +675,8 @@ int lx_next_config_call(lx_runtime *rt, const char **path, size_t *path_len) {
     lua_State *L = rt->L;
     *path = NULL;
     *path_len = 0;
+    // After every job: without a queued callback, no call into the state at all.
+    if (!rt->config_queued) return 0;
     lua_pushcfunction(L, next_call);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
         lua_pop(L, 1);
@@ -702,6 +695,7 @@ int lx_next_config_call(lx_runtime *rt, const char **path, size_t *path_len) {
 
 void lx_drop_config_calls(lx_runtime *rt) {
     lua_State *L = rt->L;
+    rt->config_queued = 0;
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, C_CALL);
     if (lua_getfield(L, LUA_REGISTRYINDEX, C_QUEUE) == LUA_TTABLE) {

@@ -190,6 +190,12 @@ extension ExecService {
     static func writeAction(_ entry: EndpointRegistry.Entry, to writer: inout JSONWriter) {
         writer.raw("{\"name\":")
         writer.string(entry.name)
+        writeHelpAndParameters(entry, to: &writer)
+        writer.raw("}")
+    }
+
+    /// `,"help":...,"params":[...]`: an action's fields, in the listing and the registry.
+    static func writeHelpAndParameters(_ entry: EndpointRegistry.Entry, to writer: inout JSONWriter) {
         writer.raw(",\"help\":")
         if let help = entry.help { writer.string(help) } else { writer.raw("null") }
         writer.raw(",\"params\":[")
@@ -201,6 +207,6 @@ extension ExecService {
             writer.string(parameter.type.rawValue)
             writer.raw(",\"optional\":\(parameter.optional)}")
         }
-        writer.raw("]}")
+        writer.raw("]")
     }
 }

@@ -93,20 +93,7 @@ extension ExecService {
             json.string(entry.since.formatted(.iso8601))
             json.raw(",\"calls\":\(entry.calls),\"errors\":\(entry.errors),\"source_sha256\":")
             if let digest = entry.sourceSHA256 { json.string(digest) } else { json.raw("null") }
-            if entry.kind == .action {
-                json.raw(",\"help\":")
-                if let help = entry.help { json.string(help) } else { json.raw("null") }
-                json.raw(",\"params\":[")
-                for (index, parameter) in entry.parameters.enumerated() {
-                    if index > 0 { json.raw(",") }
-                    json.raw("{\"name\":")
-                    json.string(parameter.name)
-                    json.raw(",\"type\":")
-                    json.string(parameter.type.rawValue)
-                    json.raw(",\"optional\":\(parameter.optional)}")
-                }
-                json.raw("]")
-            }
+            if entry.kind == .action { Self.writeHelpAndParameters(entry, to: &json) }
             json.raw("}")
         }
         json.raw("]}")

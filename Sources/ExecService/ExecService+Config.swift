@@ -43,18 +43,14 @@ extension ExecService {
                 }
                 return Self.json(200, Self.entryJSON(path, value))
             case "PUT":
-                let value: ConfigValue
-                switch readBody(options.maxBodySize) {
-                case .complete(let bytes):
-                    guard let parsed = Self.parseValue(bytes) else {
-                        return Self.plain(
-                            400, "send {\"value\": ...} with a string, a number or a boolean (DELETE unsets)\n", json: true)
-                    }
-                    value = parsed
-                case .tooLarge:
-                    return Self.plain(413, "the request body exceeds the limit of \(options.maxBodySize) bytes\n", json: true)
-                case .incomplete:
-                    return Self.plain(400, "the request body ended before its declared length\n", json: true)
+                let body: [UInt8]
+                switch wholeBody(readBody, json: true) {
+                case .refused(let refusal): return refusal
+                case .read(let bytes): body = bytes
+                }
+                guard let value = Self.parseValue(body) else {
+                    return Self.plain(
+                        400, "send {\"value\": ...} with a string, a number or a boolean (DELETE unsets)\n", json: true)
                 }
                 return try change(path, to: value)
             case "DELETE":

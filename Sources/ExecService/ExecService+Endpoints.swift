@@ -11,15 +11,10 @@ extension ExecService {
     ) -> Response {
         guard Scope.isValidName(name) else { return Self.plain(404, "no such endpoint: \(head.path)\n", json: json) }
         if let refusal = require(.endpoint(name), of: identity, json: json, audit: &audit) { return refusal }
-        let maxBodySize = options.maxBodySize
         let body: [UInt8]
-        switch readBody(maxBodySize) {
-        case .tooLarge:
-            return Self.plain(413, "the request body exceeds the limit of \(maxBodySize) bytes\n", json: json)
-        case .incomplete:
-            return Self.plain(400, "the request body ended before its declared length\n", json: json)
-        case .complete(let bytes):
-            body = bytes
+        switch wholeBody(readBody, json: json) {
+        case .refused(let refusal): return refusal
+        case .read(let bytes): body = bytes
         }
         audit.body = body
         let arguments = Self.endpointArguments(head, body: body, tokenName: identity.name)

@@ -117,22 +117,18 @@ public final class ExecService: Sendable {
             audit.errorKind = "stopping"
             return busy(json: json, message: "luaexecd is stopping; retry in a moment\n")
         }
-        if head.path.hasPrefix(Self.adminPrefix) {
-            let identity: TokenIdentity
-            switch identify(head, json: json, audit: &audit) {
-            case .refused(let refusal): return refusal
-            case .token(let found): identity = found
-            }
-            if let refusal = require(.admin, of: identity, json: json, audit: &audit) { return refusal }
-            return admin(String(head.path.dropFirst(Self.adminPrefix.count)), head: head, readBody: readBody)
-        }
-        guard head.path.hasPrefix(Self.execPrefix) else {
+        let isAdmin = head.path.hasPrefix(Self.adminPrefix)
+        guard isAdmin || head.path.hasPrefix(Self.execPrefix) else {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
         }
         let identity: TokenIdentity
         switch identify(head, json: json, audit: &audit) {
         case .refused(let refusal): return refusal
         case .token(let found): identity = found
+        }
+        if isAdmin {
+            if let refusal = require(.admin, of: identity, json: json, audit: &audit) { return refusal }
+            return admin(String(head.path.dropFirst(Self.adminPrefix.count)), head: head, readBody: readBody)
         }
         let name = String(head.path.dropFirst(Self.execPrefix.count))
         switch name {
@@ -149,7 +145,6 @@ public final class ExecService: Sendable {
         _ head: RequestHead, identity: TokenIdentity, readBody: (Int) -> BodyRead, json: Bool, audit: inout AuditRecord
     ) -> Response {
         if let refusal = require(.exec, of: identity, json: json, audit: &audit) { return refusal }
-        let options = options
         guard options.interactive else {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
         }
@@ -157,17 +152,29 @@ public final class ExecService: Sendable {
             return Self.methodNotAllowed(head.method, allow: "GET, POST", json: json)
         }
         let body: [UInt8]
-        switch readBody(options.maxBodySize) {
-        case .tooLarge:
-            return Self.plain(413, "the request body exceeds the limit of \(options.maxBodySize) bytes\n", json: json)
-        case .incomplete:
-            // Never run part of a chunk.
-            return Self.plain(400, "the request body ended before its declared length\n", json: json)
-        case .complete(let bytes):
-            body = bytes
+        switch wholeBody(readBody, json: json) {
+        case .refused(let refusal): return refusal
+        case .read(let bytes): body = bytes
         }
         audit.body = body
         return evaluate(body, chunkName: Self.interactive, json: json, audit: &audit)
+    }
+
+    /// The body, or the answer to send instead.
+    enum Body {
+        case read([UInt8])
+        case refused(Response)
+    }
+
+    /// Reads the whole body within `exec.max_body`: 413 above it, 400 when it ends before its
+    /// declared length (never run part of a chunk).
+    func wholeBody(_ readBody: (Int) -> BodyRead, json: Bool) -> Body {
+        let limit = options.maxBodySize
+        switch readBody(limit) {
+        case .tooLarge: return .refused(Self.plain(413, "the request body exceeds the limit of \(limit) bytes\n", json: json))
+        case .incomplete: return .refused(Self.plain(400, "the request body ended before its declared length\n", json: json))
+        case .complete(let bytes): return .read(bytes)
+        }
     }
 
     /// The token of the request, or the refusal to send: 401/400 as RFC 6750 says, or 429 for

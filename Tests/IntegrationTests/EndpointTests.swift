@@ -162,7 +162,6 @@ struct EndpointTests {
         let stack = try Stack()
         #expect(try stack.eval("version = 'A' http.listen('v', function() return 'A:' .. version end)").status == 200)
         let answers = Mutex<[String]>([])
-        let done = Atomic(false)
         let clients = (0..<32).map { _ in
             Thread {
                 var mine: [String] = []
@@ -181,7 +180,6 @@ struct EndpointTests {
             swaps += 1
         }
         try Stack.waitUntil(timeout: .seconds(60), "every client to finish") { answers.withLock { $0.count } == 320 }
-        done.store(true, ordering: .relaxed)
         let all = answers.withLock { $0 }
         #expect(swaps > 0)
         #expect(all.count == 320)
