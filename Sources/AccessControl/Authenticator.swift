@@ -48,10 +48,14 @@ public final class Authenticator: Sendable {
     }
 
     /// Reloads the tokens if the database changed since the last load.
-    public func refresh() throws(StoreError) {
+    ///
+    /// - Parameter force: reload even when no other process changed it: after a change made
+    ///   through this process's own connection (the admin token API), which `data_version` does
+    ///   not count.
+    public func refresh(force: Bool = false) throws(StoreError) {
         try refreshing.withLock { _ throws(StoreError) in
             let version = try store.dataVersion()
-            guard table.read().version != version else { return }
+            guard force || table.read().version != version else { return }
             // Uses not yet written would be lost with the old table: write them first.
             try flushUses()
             let records = try store.list()

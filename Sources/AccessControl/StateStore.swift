@@ -1,13 +1,13 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// A config store value (SPEC V5): a scalar with its type.
@@ -133,7 +133,8 @@ public final class StateStore: Sendable {
         try database.write { db throws(StoreError) in
             for entry in persisted {
                 if let value = entry.value {
-                    try db.query("INSERT OR REPLACE INTO persisted (key, value) VALUES (?, ?)", [.blob(entry.key), .blob(value)])
+                    try db.query(
+                        "INSERT OR REPLACE INTO persisted (key, value) VALUES (?, ?)", [.blob(entry.key), .blob(value)])
                 } else {
                     try db.query("DELETE FROM persisted WHERE key = ?", [.blob(entry.key)])
                 }
@@ -150,7 +151,9 @@ public final class StateStore: Sendable {
         try database.write { db throws(StoreError) in try Self.write(path, value, in: db) }
     }
 
-    private static func write(_ path: String, _ value: ConfigValue?, in db: SQLiteDatabase.Transaction) throws(StoreError) {
+    private static func write(_ path: String, _ value: ConfigValue?, in db: SQLiteDatabase.Transaction)
+        throws(StoreError)
+    {
         if let value {
             let stored = value.stored
             try db.query(
@@ -165,7 +168,9 @@ public final class StateStore: Sendable {
     /// config paths with their new values (nil: unset), and whether a backup was restored, in
     /// which case the caller reloads everything. Costs one `PRAGMA data_version` when nothing
     /// changed.
-    public func changesFromOutside() throws(StoreError) -> (config: [(path: String, value: ConfigValue?)], restored: Bool) {
+    public func changesFromOutside() throws(StoreError) -> (
+        config: [(path: String, value: ConfigValue?)], restored: Bool
+    ) {
         let version = Int(try database.query("PRAGMA data_version").first?.first?.integer ?? 0)
         guard known.withLock({ $0.dataVersion }) != version else { return ([], false) }
         let current = Dictionary(try config().map { ($0.path, $0.value) }, uniquingKeysWith: { first, _ in first })
@@ -216,7 +221,9 @@ public enum DatabaseBackup {
     /// intact luaexec database; nothing changes when it is not. A running luaexecd notices
     /// within a second and starts its state afresh from the restored data.
     public static func restore(_ file: String, into path: String) throws(StoreError) {
-        guard access(file, R_OK) == 0 else { throw StoreError("cannot read \(file): \(String(cString: strerror(errno)))") }
+        guard access(file, R_OK) == 0 else {
+            throw StoreError("cannot read \(file): \(String(cString: strerror(errno)))")
+        }
         let backup: SQLiteDatabase
         do throws(StoreError) {
             backup = try SQLiteDatabase(readingOnly: file)

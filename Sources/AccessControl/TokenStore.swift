@@ -73,9 +73,9 @@ public final class TokenStore: Sendable {
     {
         guard Self.isValidName(name) else {
             throw StoreError(
-                "invalid token name '\(name)': use 1 to 64 letters, digits, '.', '_' or '-'")
+                "invalid token name '\(name)': use 1 to 64 letters, digits, '.', '_' or '-'", kind: .invalid)
         }
-        guard !scopes.isEmpty else { throw StoreError("a token needs at least one scope") }
+        guard !scopes.isEmpty else { throw StoreError("a token needs at least one scope", kind: .invalid) }
         let secret = TokenFormat.generate()
         let record = TokenRecord(
             name: name, digest: Self.digest(of: secret), scopes: scopes,
@@ -83,7 +83,8 @@ public final class TokenStore: Sendable {
             expiresAt: expiresAt.map { Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded(.down)) })
         try database.write { db throws(StoreError) in
             guard try db.query("SELECT 1 FROM token WHERE name = ?", [.text(name)]).isEmpty else {
-                throw StoreError("a token named '\(name)' already exists; revoke it first or pick another name")
+                throw StoreError(
+                    "a token named '\(name)' already exists; revoke it first or pick another name", kind: .duplicate)
             }
             try db.query(
                 "INSERT INTO token (name, digest, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
@@ -109,7 +110,7 @@ public final class TokenStore: Sendable {
             try db.query("DELETE FROM token WHERE name = ?", [.text(name)])
             return db.changes > 0
         }
-        guard deleted else { throw StoreError("no token named '\(name)'") }
+        guard deleted else { throw StoreError("no token named '\(name)'", kind: .notFound) }
     }
 
     /// Records when tokens were last used (batched by the caller).
@@ -150,8 +151,24 @@ public final class TokenStore: Sendable {
     }
 }
 
-/// A database failure, with a message a person can act on.
+/// A database failure or a refused change, with a message a person can act on.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong, for an API to choose its status.
+    public enum Kind: Sendable {
+        /// A name, scope set or value that cannot be stored.
+        case invalid
+        /// The name is taken.
+        case duplicate
+        /// Nothing has that name.
+        case notFound
+        /// The database itself failed.
+        case database
+    }
+
+    public var kind: Kind
     public var description: String
-    public init(_ description: String) { self.description = description }
+    public init(_ description: String, kind: Kind = .database) {
+        self.description = description
+        self.kind = kind
+    }
 }

@@ -3,14 +3,18 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import AccessControl
 import LuaRuntime
 import SystemSupport
 
-/// The admin API (SPEC M1–M3), for tokens with the `admin` scope. Answers are JSON.
+/// The admin API (SPEC M1–M4, V4, V5), for tokens with the `admin` scope. Answers are JSON.
 extension ExecService {
-    func admin(_ action: String, head: RequestHead, readBody: (Int) -> BodyRead) -> Response {
-        if action == "config" || action.hasPrefix("config/") {
-            return config(String(action.dropFirst(min(action.count, "config/".count))), head: head, readBody: readBody)
+    func admin(_ action: String, head: RequestHead, identity: TokenIdentity, readBody: (Int) -> BodyRead) -> Response {
+        if let path = Self.rest(of: action, after: "config") {
+            return config(path, head: head, readBody: readBody)
+        }
+        if let name = Self.rest(of: action, after: "tokens") {
+            return tokens(name, head: head, identity: identity, readBody: readBody)
         }
         switch (action, head.method) {
         case ("status", "GET"):
@@ -61,6 +65,13 @@ extension ExecService {
         }
         json.raw("}")
         return String(decoding: json.bytes, as: UTF8.self)
+    }
+
+    /// `""` for `area`, `"x"` for `area/x`, nil for anything else.
+    static func rest(of action: String, after area: String) -> String? {
+        if action == area { return "" }
+        guard action.hasPrefix(area + "/") else { return nil }
+        return String(action.dropFirst(area.count + 1))
     }
 
     /// The registry of SPEC V4, as `GET /api/v1/admin/endpoints` answers it and luaexecd

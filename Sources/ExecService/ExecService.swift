@@ -104,7 +104,7 @@ public final class ExecService: Sendable {
 
     /// The route table: every URL luaexecd answers, the scope it needs, and its handler.
     ///
-    ///   /api/v1/admin/...              admin              ExecService+Admin (config: +Config)
+    ///   /api/v1/admin/...              admin              ExecService+Admin (+Config, +Tokens)
     ///   /api/v1/exec/interactive.lua   exec               below (off: exec.interactive)
     ///   /api/v1/exec/command           action:NAME, exec  ExecService+Actions (on: exec.actions)
     ///   /api/v1/exec/<name>            endpoint:NAME, exec ExecService+Endpoints
@@ -128,7 +128,8 @@ public final class ExecService: Sendable {
         }
         if isAdmin {
             if let refusal = require(.admin, of: identity, json: json, audit: &audit) { return refusal }
-            return admin(String(head.path.dropFirst(Self.adminPrefix.count)), head: head, readBody: readBody)
+            return admin(
+                String(head.path.dropFirst(Self.adminPrefix.count)), head: head, identity: identity, readBody: readBody)
         }
         let name = String(head.path.dropFirst(Self.execPrefix.count))
         switch name {

@@ -46,7 +46,9 @@ extension LuaVM {
 
     private func load(_ section: [UInt8], config: Bool) throws(LuaVMError) {
         let status = section.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { lx_load_saved(runtime, config ? 1 : 0, $0.baseAddress, $0.count) }
+            buffer.withMemoryRebound(to: CChar.self) {
+                lx_load_saved(runtime, config ? 1 : 0, $0.baseAddress, $0.count)
+            }
         }
         guard status == Int32(LX_OK.rawValue) else {
             let what = config ? "the config store" : "persisted"
@@ -102,7 +104,8 @@ extension LuaVM {
         var length = 0
         guard lx_take_changes(runtime, &data, &length) == Int32(LX_OK.rawValue) else {
             return LuaFailure(
-                kind: .memory, message: "the changes to persisted and config could not be encoded: "
+                kind: .memory,
+                message: "the changes to persisted and config could not be encoded: "
                     + String(decoding: bytes(lx_error), as: UTF8.self))
         }
         guard let changeSink, let data else { return nil }

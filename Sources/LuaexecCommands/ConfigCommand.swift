@@ -43,7 +43,8 @@ struct ConfigCommand: ParsableCommand {
                 }
                 typed = parsed
             } else {
-                typed = ["boolean", "integer", "number"].lazy.compactMap { ConfigValue(text: value, type: $0) }.first
+                typed =
+                    ["boolean", "integer", "number"].lazy.compactMap { ConfigValue(text: value, type: $0) }.first
                     ?? .string(Array(value.utf8))
             }
             try StateStore(sharing: store.open()).setConfig(path, typed)
@@ -68,7 +69,10 @@ struct ConfigCommand: ParsableCommand {
 
         func run() throws {
             let entries = try StateStore(sharing: store.open()).config()
-            print(TextTable.render([["PATH", "TYPE", "VALUE"]] + entries.map { [$0.path, $0.value.typeName, "\($0.value)"] }), terminator: "")
+            print(
+                TextTable.render(
+                    [["PATH", "TYPE", "VALUE"]] + entries.map { [$0.path, $0.value.typeName, "\($0.value)"] }),
+                terminator: "")
         }
     }
 }

@@ -30,7 +30,7 @@ struct TokenCommand: ParsableCommand {
         var scopes: [Scope] = [.exec]
 
         @Option(help: ArgumentHelp("Lifetime: a number and s, m, h or d, e.g. 30d, 12h, 45m, 90s (default: never).", valueName: "duration"))
-        var expires: TokenDuration?
+        var expires: TokenLifetime?
 
         func run() throws {
             let expiresAt = expires.map { Date().addingTimeInterval($0.seconds) }
@@ -77,18 +77,6 @@ extension Scope: ExpressibleByArgument {
     public var defaultValueDescription: String { rawValue }
 }
 
-/// A lifetime such as `30d`, `12h`, `45m` or `90s`.
-struct TokenDuration: ExpressibleByArgument {
-    var seconds: Double
-
-    init?(argument: String) {
-        guard let unit = argument.last, let value = Double(argument.dropLast()), value > 0 else { return nil }
-        switch unit {
-        case "s": seconds = value
-        case "m": seconds = value * 60
-        case "h": seconds = value * 3600
-        case "d": seconds = value * 86400
-        default: return nil
-        }
-    }
+extension TokenLifetime: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
 }

@@ -20,17 +20,7 @@ enum TokenListing {
     }
 
     static func json(_ records: [TokenRecord]) -> String {
-        let items = records.map { record in
-            var fields = [
-                "\"name\":\(quoted(record.name))",
-                "\"scopes\":[" + record.scopes.sorted().map { quoted($0.rawValue) }.joined(separator: ",") + "]",
-                "\"created\":\(quoted(date(record.createdAt)))",
-            ]
-            fields.append("\"expires\":" + (record.expiresAt.map { quoted(date($0)) } ?? "null"))
-            fields.append("\"last_used\":" + (record.lastUsedAt.map { quoted(date($0)) } ?? "null"))
-            return "{" + fields.joined(separator: ",") + "}"
-        }
-        return "[" + items.joined(separator: ",") + "]"
+        "[" + records.map(\.json).joined(separator: ",") + "]"
     }
 
     static func scopes(_ record: TokenRecord) -> String {
@@ -40,9 +30,6 @@ enum TokenListing {
     static func date(_ date: Date) -> String {
         date.formatted(.iso8601)
     }
-
-    /// Names are letters, digits, '.', '_' and '-' (TokenStore checks), so quoting is enough.
-    static func quoted(_ text: String) -> String { "\"" + text + "\"" }
 }
 
 /// Columns aligned with two spaces between them, one line per row.

@@ -23,38 +23,48 @@ struct PersistenceTests {
     @Test("a value is there after kill -9 right after its 200, with every type kept apart")
     func survivesKill() throws {
         let stack = try Stack(launch: .supervisedSocketActivation)
-        #expect(try stack.eval("""
-            persisted.counter = 41 persisted.ratio = 1.0 persisted.blob = '\\0\\1\\255'
-            persisted.book = {alice = {ext = 201, away = false}, list = {'a', 'b'}}
-            shared.lost = true lost_global = true
-            """).status == 200)
+        #expect(
+            try stack.eval(
+                """
+                persisted.counter = 41 persisted.ratio = 1.0 persisted.blob = '\\0\\1\\255'
+                persisted.book = {alice = {ext = 201, away = false}, list = {'a', 'b'}}
+                shared.lost = true lost_global = true
+                """
+            ).status == 200)
         try killAndWaitForRestart(stack)
-        #expect(try stack.eval("""
-            local p = persisted
-            return math.type(p.counter), p.counter, math.type(p.ratio), p.blob == '\\0\\1\\255', p.book.alice.ext,
-              p.book.alice.away, table.concat(p.book.list, ','), shared.lost, lost_global
-            """).text == "integer\t41\tfloat\ttrue\t201\tfalse\ta,b\tnil\tnil")
+        #expect(
+            try stack.eval(
+                """
+                local p = persisted
+                return math.type(p.counter), p.counter, math.type(p.ratio), p.blob == '\\0\\1\\255', p.book.alice.ext,
+                  p.book.alice.away, table.concat(p.book.list, ','), shared.lost, lost_global
+                """
+            ).text == "integer\t41\tfloat\ttrue\t201\tfalse\ta,b\tnil\tnil")
     }
 
     @Test("kill -9 in the middle of a request that writes many keys leaves all of them or none, every time")
     func allOrNothing() throws {
         let stack = try Stack(launch: .supervisedSocketActivation)
         #expect(try stack.eval("for i = 1, 500 do persisted['k' .. i] = 0 end").status == 200)
-        var sawNew = false, sawOld = false
+        var sawNew = false
+        var sawOld = false
         for round in 1...6 {
             let writer = Thread {
-                _ = try? stack.eval("local pad = ('x'):rep(2000) for i = 1, 500 do persisted['k' .. i] = \(round) .. pad end")
+                _ = try? stack.eval(
+                    "local pad = ('x'):rep(2000) for i = 1, 500 do persisted['k' .. i] = \(round) .. pad end")
             }
             writer.start()
             // Kill at a different moment each round: before, during or after the commit.
             usleep(UInt32(round * 15_000))
             try killAndWaitForRestart(stack)
-            let values = try stack.eval("""
+            let values = try stack.eval(
+                """
                 local seen = {}
                 for i = 1, 500 do seen[tostring(persisted['k' .. i]):sub(1, 2)] = true end
                 local keys = {} for k in pairs(seen) do keys[#keys + 1] = k end
                 table.sort(keys) return table.concat(keys, ',')
-                """).text
+                """
+            ).text
             // One value across all 500 keys: the round's, or what was there before it.
             #expect(!values.contains(","), "round \(round): \(values)")
             if values.hasPrefix("\(round)") { sawNew = true } else { sawOld = true }
@@ -67,9 +77,12 @@ struct PersistenceTests {
     @Test("reset keeps persisted and the config store, loses shared and other globals")
     func resetKeeps() throws {
         let stack = try Stack()
-        #expect(try stack.eval("persisted.kept = 'p' config.set('kept.path', 3) shared.gone = 1 gone = 1").status == 200)
+        #expect(
+            try stack.eval("persisted.kept = 'p' config.set('kept.path', 3) shared.gone = 1 gone = 1").status == 200)
         #expect(try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken).status == 200)
-        #expect(try stack.eval("return persisted.kept, config.get('kept.path'), shared.gone, gone").text == "p\t3\tnil\tnil")
+        #expect(
+            try stack.eval("return persisted.kept, config.get('kept.path'), shared.gone, gone").text == "p\t3\tnil\tnil"
+        )
     }
 
     @Test("the size cap and refused types answer with a clear error, and the stored contents stay")
@@ -78,25 +91,32 @@ struct PersistenceTests {
         #expect(try stack.eval("persisted.x = 'kept'").status == 200)
         let function = try stack.eval("persisted.x = print")
         #expect(function.status == 500)
-        #expect(function.text.hasPrefix(
-            "interactive.lua:1: persisted: cannot store a function (only strings, numbers, booleans and tables of them)\n"))
+        #expect(
+            function.text.hasPrefix(
+                "interactive.lua:1: persisted: cannot store a function (only strings, numbers, booleans and tables of them)\n"
+            ))
         let cycle = try stack.eval("local t = {} t[1] = t persisted.x = t")
         #expect(cycle.text.hasPrefix("interactive.lua:1: persisted: cannot store a table that contains itself\n"))
         let big = try stack.eval("persisted.big = ('x'):rep(2 << 20)")
         #expect(big.status == 500)
-        #expect(big.text.hasPrefix("interactive.lua:1: persisted: storing this would exceed the size limit of 1048576 bytes"))
+        #expect(
+            big.text.hasPrefix(
+                "interactive.lua:1: persisted: storing this would exceed the size limit of 1048576 bytes"))
         #expect(try stack.eval("return persisted.x, persisted.big").text == "kept\tnil")
     }
 
     @Test("config callbacks run once for a change from a chunk, from the CLI and from the admin API")
     func configCallbacks() throws {
         let stack = try Stack()
-        #expect(try stack.eval("""
-            fired = {}
-            config.register('door.code', function(path) fired[#fired + 1] = path .. '=' .. tostring(config.get(path)) end)
-            config.register('broken', function() error('callback broke') end)
-            config.register('looping', function() while true do end end)
-            """).status == 200)
+        #expect(
+            try stack.eval(
+                """
+                fired = {}
+                config.register('door.code', function(path) fired[#fired + 1] = path .. '=' .. tostring(config.get(path)) end)
+                config.register('broken', function() error('callback broke') end)
+                config.register('looping', function() while true do end end)
+                """
+            ).status == 200)
         #expect(try stack.eval("config.set('door.code', 1234)").status == 200)
         #expect(try stack.eval("return table.concat(fired, ' ')").text == "door.code=1234")
 
@@ -111,8 +131,9 @@ struct PersistenceTests {
             body: Array(#"{"value":"open sesame"}"#.utf8))
         #expect(put.status == 200)
         #expect(put.text == #"{"path":"door.code","value":"open sesame"}"#)
-        #expect(try stack.eval("return table.concat(fired, ' ')").text
-            == "door.code=1234 door.code=4321 door.code=open sesame")
+        #expect(
+            try stack.eval("return table.concat(fired, ' ')").text
+                == "door.code=1234 door.code=4321 door.code=open sesame")
 
         // A callback that fails or loops is logged; the value stays set.
         let broken = try stack.request(
@@ -121,36 +142,48 @@ struct PersistenceTests {
         #expect(try stack.eval("config.set('looping', 1)").status == 200)
         #expect(try stack.eval("return config.get('broken'), config.get('looping')").text == "true\t1")
         let log = stack.luaexecdLog()
-        #expect(log.contains("config callback failed error=\"interactive.lua:3: callback broke\" kind=runtime path=broken"))
-        #expect(log.contains("config callback failed error=\"the chunk exceeded its time limit\" kind=timeout path=looping"))
+        #expect(
+            log.contains("config callback failed error=\"interactive.lua:3: callback broke\" kind=runtime path=broken"))
+        #expect(
+            log.contains("config callback failed error=\"the chunk exceeded its time limit\" kind=timeout path=looping")
+        )
         #expect(try stack.eval("return #fired").text == "3")
     }
 
     @Test("the admin config API reads, sets and unsets, and the CLI sees the same store")
     func configAPI() throws {
         let stack = try Stack()
-        #expect(try stack.eval("config.set('a.int', 5) config.set('a.num', 2.5) config.set('a.flag', false) config.set('a.s', 'x\"y')").status == 200)
+        #expect(
+            try stack.eval(
+                "config.set('a.int', 5) config.set('a.num', 2.5) config.set('a.flag', false) config.set('a.s', 'x\"y')"
+            ).status == 200)
         let all = try stack.request("/api/v1/admin/config", token: stack.adminToken)
         #expect(all.text == #"{"config":{"a.flag":false,"a.int":5,"a.num":2.5,"a.s":"x\"y"}}"#)
-        #expect(try stack.request("/api/v1/admin/config/a.int", token: stack.adminToken).text == #"{"path":"a.int","value":5}"#)
+        #expect(
+            try stack.request("/api/v1/admin/config/a.int", token: stack.adminToken).text
+                == #"{"path":"a.int","value":5}"#)
         #expect(try stack.request("/api/v1/admin/config/none", token: stack.adminToken).status == 404)
         #expect(try stack.request("/api/v1/admin/config/.bad", token: stack.adminToken).status == 400)
-        let bad = try stack.request("/api/v1/admin/config/a.int", method: "PUT", token: stack.adminToken, body: Array("5".utf8))
+        let bad = try stack.request(
+            "/api/v1/admin/config/a.int", method: "PUT", token: stack.adminToken, body: Array("5".utf8))
         #expect(bad.status == 400)
-        #expect(try stack.request("/api/v1/admin/config/a.int", method: "DELETE", token: stack.adminToken).status == 200)
+        #expect(
+            try stack.request("/api/v1/admin/config/a.int", method: "DELETE", token: stack.adminToken).status == 200)
         #expect(try stack.eval("return config.get('a.int')").text == "")
-        #expect(try stack.request("/api/v1/admin/config/a.int", method: "DELETE", token: stack.adminToken).status == 404)
+        #expect(
+            try stack.request("/api/v1/admin/config/a.int", method: "DELETE", token: stack.adminToken).status == 404)
         let exec = try stack.makeToken("exec-only", scopes: ["exec"])
         #expect(try stack.request("/api/v1/admin/config", token: exec).status == 403)
 
         #expect(try luaexec(stack, ["config", "get", "a.num"]).stdout == "2.5\n")
-        #expect(try luaexec(stack, ["config", "list"]).stdout == """
-            PATH    TYPE     VALUE
-            a.flag  boolean  false
-            a.num   number   2.5
-            a.s     string   x"y
+        #expect(
+            try luaexec(stack, ["config", "list"]).stdout == """
+                PATH    TYPE     VALUE
+                a.flag  boolean  false
+                a.num   number   2.5
+                a.s     string   x"y
 
-            """)
+                """)
         #expect(try luaexec(stack, ["config", "get", "a.int"]).status == 1)
         #expect(try luaexec(stack, ["config", "set", "a.n", "x", "--type", "integer"]).status == 64)
         #expect(try luaexec(stack, ["config", "set", "a.s", "7", "--type", "string"]).status == 0)
@@ -189,15 +222,21 @@ struct PersistenceTests {
         #expect(stat(file, &info) == 0 && info.st_mode & 0o777 == 0o600)
         #expect(try luaexec(stack, ["backup", file]).status != 0)  // never overwrites
 
-        #expect(try stack.eval("persisted.before = 'changed' persisted.after = true config.set('site', 'south')").status == 200)
+        #expect(
+            try stack.eval("persisted.before = 'changed' persisted.after = true config.set('site', 'south')").status
+                == 200)
         let restored = try luaexec(stack, ["restore", file])
         #expect(restored.status == 0, "\(restored.stderr)")
         try Stack.waitUntil(timeout: .seconds(20), "luaexecd to start afresh from the backup") {
-            (try? stack.eval("return persisted.before, persisted.after, config.get('site')").text) == "backup\tnil\tnorth"
+            (try? stack.eval("return persisted.before, persisted.after, config.get('site')").text)
+                == "backup\tnil\tnorth"
         }
         // The tokens are part of the backup: the admin token still works, and the state has
         // every writer's counter as a whole number.
-        #expect(try stack.eval("local n = 0 for i = 0, 7 do if math.type(persisted['w' .. i]) == 'integer' then n = n + 1 end end return n").text == "8")
+        #expect(
+            try stack.eval(
+                "local n = 0 for i = 0, 7 do if math.type(persisted['w' .. i]) == 'integer' then n = n + 1 end end return n"
+            ).text == "8")
         #expect(stack.luaexecdLog().contains("a backup was restored"))
     }
 

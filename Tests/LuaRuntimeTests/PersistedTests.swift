@@ -42,22 +42,27 @@ final class PersistedTests {
 
     @Test("every allowed type comes back after a restart, nested, binary-safe, integers and floats apart")
     func roundTrip() throws {
-        #expect(text("""
-            persisted.n = 1 persisted.f = 1.0 persisted.s = 'a\\0b\\255' persisted.b = false
-            persisted.t = {list = {10, 20, 30}, deep = {deeper = {x = math.mininteger}}, [7] = 'seven'}
-            """) == "")
+        #expect(
+            text(
+                """
+                persisted.n = 1 persisted.f = 1.0 persisted.s = 'a\\0b\\255' persisted.b = false
+                persisted.t = {list = {10, 20, 30}, deep = {deeper = {x = math.mininteger}}, [7] = 'seven'}
+                """) == "")
         #expect(saved.count == 1)
         #expect(saved[0].persisted.count == 5)
         let fresh = try restarted()
-        let result = fresh.evaluate(Array("""
-            local p = persisted
-            return math.type(p.n), math.type(p.f), p.s == 'a\\0b\\255', p.b, #p.t.list, p.t.list[3],
-              math.type(p.t.deep.deeper.x), p.t.deep.deeper.x == math.mininteger, p.t[7]
-            """.utf8), chunkName: "check", rendering: .text)
-        #expect(try result.outcome.get() == [
-            .string("integer"), .string("float"), .string("true"), .string("false"), .string("3"), .string("30"),
-            .string("integer"), .string("true"), .string("seven"),
-        ])
+        let result = fresh.evaluate(
+            Array(
+                """
+                local p = persisted
+                return math.type(p.n), math.type(p.f), p.s == 'a\\0b\\255', p.b, #p.t.list, p.t.list[3],
+                  math.type(p.t.deep.deeper.x), p.t.deep.deeper.x == math.mininteger, p.t[7]
+                """.utf8), chunkName: "check", rendering: .text)
+        #expect(
+            try result.outcome.get() == [
+                .string("integer"), .string("float"), .string("true"), .string("false"), .string("3"), .string("30"),
+                .string("integer"), .string("true"), .string("seven"),
+            ])
     }
 
     @Test(
@@ -75,7 +80,10 @@ final class PersistedTests {
     func refused(chunk: String, message: String) {
         #expect(text("persisted.x = 'before'") == "")
         saved = []
-        #expect(text(chunk) == "error: interactive.lua:1: " + message + (message.hasSuffix("thread") || message.hasSuffix("function") || message.hasSuffix("userdata") ? " (only strings, numbers, booleans and tables of them)" : ""))
+        #expect(
+            text(chunk) == "error: interactive.lua:1: " + message
+                + (message.hasSuffix("thread") || message.hasSuffix("function") || message.hasSuffix("userdata")
+                    ? " (only strings, numbers, booleans and tables of them)" : ""))
         #expect(text("return persisted.x") == "before")
         #expect(saved.allSatisfy { $0.persisted.isEmpty })
     }
@@ -84,8 +92,9 @@ final class PersistedTests {
     func sizeCap() {
         vm.persistedLimit = 1000
         #expect(text("persisted.a = ('x'):rep(600)") == "")
-        #expect(text("persisted.b = ('x'):rep(600)").hasPrefix(
-            "error: interactive.lua:1: persisted: storing this would exceed the size limit of 1000 bytes"))
+        #expect(
+            text("persisted.b = ('x'):rep(600)").hasPrefix(
+                "error: interactive.lua:1: persisted: storing this would exceed the size limit of 1000 bytes"))
         #expect(text("return persisted.b") == "nil")
         #expect(text("persisted.a = ('x'):rep(900)") == "")
         #expect(text("persisted.a = nil persisted.b = ('x'):rep(900)") == "")
@@ -106,7 +115,9 @@ final class PersistedTests {
     @Test("assigning copies; pairs, #, ipairs and table functions work; getmetatable is guarded")
     func tableBehaviour() {
         #expect(text("local t = {1, 2} persisted.l = t t[3] = 3 return #persisted.l") == "2")
-        #expect(text("table.insert(persisted.l, 9) return #persisted.l, persisted.l[3], table.concat(persisted.l, ',')") == "3\t9\t1,2,9")
+        #expect(
+            text("table.insert(persisted.l, 9) return #persisted.l, persisted.l[3], table.concat(persisted.l, ',')")
+                == "3\t9\t1,2,9")
         #expect(text("local n = 0 for k, v in pairs(persisted.l) do n = n + v end return n") == "12")
         #expect(text("local n = 0 for i, v in ipairs(persisted.l) do n = n + i end return n") == "6")
         #expect(text("return getmetatable(persisted)") == "persisted")
@@ -128,13 +139,15 @@ final class PersistedTests {
 
     @Test("config.set saves the value, queues the callbacks registered for the path, and unchanged values queue none")
     func config() throws {
-        #expect(text("""
-            calls = {}
-            function watch(path) calls[#calls + 1] = path .. '=' .. tostring(config.get(path)) end
-            config.register('sip.user', watch)
-            config.register('sip.user', watch)
-            config.set('sip.user', 'alice')
-            """) == "")
+        #expect(
+            text(
+                """
+                calls = {}
+                function watch(path) calls[#calls + 1] = path .. '=' .. tostring(config.get(path)) end
+                config.register('sip.user', watch)
+                config.register('sip.user', watch)
+                config.set('sip.user', 'alice')
+                """) == "")
         #expect(saved.last?.config.map(\.path) == ["sip.user"])
         #expect(saved.last?.config.first?.value == .string("alice"))
         let path = try #require(vm.nextConfigCallback())
@@ -146,7 +159,8 @@ final class PersistedTests {
         #expect(vm.nextConfigCallback() == nil)
         #expect(text("config.set('n', 1) config.set('n', 1.0)") == "")
         #expect(saved.last?.config.first?.value == .number(1.0))
-        #expect(text("return config.unregister('sip.user', watch), config.unregister('sip.user', watch)") == "true\tfalse")
+        #expect(
+            text("return config.unregister('sip.user', watch), config.unregister('sip.user', watch)") == "true\tfalse")
         #expect(text("config.set('bad path', 1)").contains("config.set: bad path 'bad path'"))
         #expect(text("config.set('t', {})").contains("config.set: values are strings, numbers and booleans, not table"))
     }

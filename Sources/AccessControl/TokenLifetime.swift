@@ -1,0 +1,42 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// A token's lifetime as people write it: a number and `s`, `m`, `h` or `d` (`30d`, `12h`,
+/// `45m`, `90s`). `luaexec token create --expires` and the admin token API take it.
+public struct TokenLifetime: Sendable, Equatable {
+    public var seconds: Double
+
+    public init?(_ text: String) {
+        guard let unit = text.last, let value = Double(text.dropLast()), value > 0, value.isFinite else { return nil }
+        switch unit {
+        case "s": seconds = value
+        case "m": seconds = value * 60
+        case "h": seconds = value * 3600
+        case "d": seconds = value * 86400
+        default: return nil
+        }
+    }
+
+    public static let syntax = "a number and s, m, h or d, e.g. 30d, 12h, 45m, 90s"
+}
+
+extension TokenRecord {
+    /// `{"name":...,"scopes":[...],"created":...,"expires":...|null,"last_used":...|null}`, as
+    /// `luaexec token list --json` and `GET /api/v1/admin/tokens` show a token. Never the secret.
+    /// Names and scopes are letters, digits and `.:_~-` (TokenStore and Scope check), so they
+    /// need no escaping.
+    public var json: String {
+        func quoted(_ text: String) -> String { "\"" + text + "\"" }
+        var fields = [
+            "\"name\":\(quoted(name))",
+            "\"scopes\":[" + scopes.sorted().map { quoted($0.rawValue) }.joined(separator: ",") + "]",
+            "\"created\":\(quoted(createdAt.formatted(.iso8601)))",
+        ]
+        fields.append("\"expires\":" + (expiresAt.map { quoted($0.formatted(.iso8601)) } ?? "null"))
+        fields.append("\"last_used\":" + (lastUsedAt.map { quoted($0.formatted(.iso8601)) } ?? "null"))
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+}
