@@ -165,7 +165,7 @@ struct Daemon: ParsableCommand {
                 // The reload queues a job, and the thread that queues a job may end up running
                 // others (it can become the combiner): a thread with a large stack, for Lua.
                 runOnNewThread(stackSize: 16 << 20) {
-                    reload(current: current, executor: executor, service: service, throttle: service.throttle, logger: logger)
+                    reload(current: current, executor: executor, service: service, logger: logger)
                 }
                 notifier.send("READY=1\nSTATUS=serving")
             default:
@@ -232,8 +232,7 @@ struct Daemon: ParsableCommand {
     /// SIGHUP: reads the config file again and applies it. A file that does not load changes
     /// nothing; the error is logged with its line.
     private func reload(
-        current: ReadWriteLocked<DaemonSettings>, executor: LuaExecutor, service: ExecService, throttle: FailureThrottle,
-        logger: Logger
+        current: ReadWriteLocked<DaemonSettings>, executor: LuaExecutor, service: ExecService, logger: Logger
     ) {
         let new: DaemonSettings
         do {
@@ -251,7 +250,7 @@ struct Daemon: ParsableCommand {
             vm.persistedLimit = new.persistedLimitMiB << 20
         }
         service.options = new.serviceOptions
-        throttle.policy = new.throttlePolicy
+        service.throttle.policy = new.throttlePolicy
         var metadata: Logger.Metadata = ["config": "\(configName)"]
         let restartOnly = old.restartOnlyChanges(to: new)
         if !restartOnly.isEmpty { metadata["needs_restart"] = "\(restartOnly.joined(separator: ","))" }
