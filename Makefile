@@ -12,7 +12,9 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# The tests also need promtool (Debian's prometheus) to check the metrics format.
 test: build
+	scripts/install-deps.sh prometheus
 	LUAEXEC_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test
 
 clean:

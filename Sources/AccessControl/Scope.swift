@@ -6,8 +6,10 @@
 public enum Scope: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// Run Lua through the exec endpoints, endpoints and actions included.
     case exec
-    /// The admin API: status, interrupt, reset, the endpoint registry.
+    /// The admin API: status, interrupt, reset, the endpoint registry, tokens, config, metrics.
     case admin
+    /// Only `/api/v1/metrics`: for a scraper that must not run Lua (SPEC M5).
+    case metrics
     /// Only `/api/v1/exec/NAME`, an endpoint a script registered with `http.listen`.
     case endpoint(String)
     /// Only `/api/v1/exec/command?action=NAME`, an action registered with `http.action`.
@@ -18,6 +20,7 @@ public enum Scope: Sendable, Hashable, Comparable, CustomStringConvertible {
         switch rawValue {
         case "exec": self = .exec
         case "admin": self = .admin
+        case "metrics": self = .metrics
         default:
             guard let colon = rawValue.firstIndex(of: ":") else { return nil }
             let name = String(rawValue[rawValue.index(after: colon)...])
@@ -35,6 +38,7 @@ public enum Scope: Sendable, Hashable, Comparable, CustomStringConvertible {
         switch self {
         case .exec: "exec"
         case .admin: "admin"
+        case .metrics: "metrics"
         case .endpoint(let name): "endpoint:" + name
         case .action(let name): "action:" + name
         }
@@ -44,11 +48,11 @@ public enum Scope: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     public static func < (a: Scope, b: Scope) -> Bool { a.rawValue < b.rawValue }
 
-    /// Whether a token holding `self` may act where `needed` is required: the scope itself, or
-    /// `exec` where a single endpoint or action is needed.
+    /// Whether a token holding `self` may act where `needed` is required: the scope itself,
+    /// `exec` where a single endpoint or action is needed, `admin` where `metrics` is.
     public func covers(_ needed: Scope) -> Bool {
         switch (self, needed) {
-        case (.exec, .endpoint), (.exec, .action): true
+        case (.exec, .endpoint), (.exec, .action), (.admin, .metrics): true
         default: self == needed
         }
     }
@@ -63,5 +67,5 @@ public enum Scope: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 
     /// What `--scope` and the token API accept, for messages.
-    public static let syntax = "exec, admin, endpoint:NAME or action:NAME"
+    public static let syntax = "exec, admin, metrics, endpoint:NAME or action:NAME"
 }

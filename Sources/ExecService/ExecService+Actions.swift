@@ -50,7 +50,7 @@ extension ExecService {
         }
         let outcome: Outcome
         do {
-            outcome = try executor.perform(label: identity.name) { vm in
+            outcome = try perform(label: identity.name) { vm in
                 // Looked up in the job, on the state's thread: the parameters checked are those
                 // of the registration that runs, even if a request just replaced it.
                 guard let entry = vm.registry.entry(.action, action) else { return .notFound }

@@ -70,7 +70,7 @@ extension ExecService {
     }
 
     private func change(_ path: String, to value: ConfigValue?) throws -> Response {
-        let failure = try executor.perform(label: "config") { vm in
+        let failure = try perform(label: "config") { vm in
             vm.applyConfig(path: path, value: value?.luaValue, save: true)
         }
         if let failure { return Self.plain(500, failure.message + "\n", json: true, kind: failure.kind.rawValue) }

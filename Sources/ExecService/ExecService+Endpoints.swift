@@ -20,11 +20,12 @@ extension ExecService {
         let arguments = Self.endpointArguments(head, body: body, tokenName: identity.name)
         let answer: (response: Response, errorKind: String?)?
         do {
-            answer = try executor.perform(label: identity.name) { vm in
+            answer = try perform(label: identity.name) { vm in
                 vm.caller = .request(token: identity.name)
                 guard let evaluation = vm.invoke(.endpoint, name, arguments: arguments, rendering: .tree) else {
                     return nil
                 }
+                recordEvaluation(evaluation.elapsed)
                 let answer = Self.endpointResponse(evaluation, name: name, json: json)
                 vm.registry.recordCall(.endpoint, name, failed: answer.errorKind != nil)
                 return answer

@@ -38,6 +38,8 @@ public final class ExecService: Sendable {
     let authenticator: Authenticator
     /// `persisted` and the config store, for the admin config API; nil without a database.
     let stateStore: StateStore?
+    /// The metrics in the Prometheus text format (SPEC M5); nil: no metrics are kept.
+    let exportMetrics: (@Sendable () -> [UInt8])?
     public let throttle: FailureThrottle
     // Read by every request, written by a config reload: atomics, whose relaxed loads are plain
     // loads. A lock, even a read-write one, writes a shared cache line on every request.
@@ -76,11 +78,13 @@ public final class ExecService: Sendable {
 
     public init(
         executor: LuaExecutor, authenticator: Authenticator, stateStore: StateStore? = nil,
-        throttle: FailureThrottle = FailureThrottle(), options: Options = Options(), logger: Logger
+        throttle: FailureThrottle = FailureThrottle(), options: Options = Options(),
+        exportMetrics: (@Sendable () -> [UInt8])? = nil, logger: Logger
     ) {
         self.executor = executor
         self.authenticator = authenticator
         self.stateStore = stateStore
+        self.exportMetrics = exportMetrics
         self.throttle = throttle
         maxBodySize = Atomic(options.maxBodySize)
         retryAfterSeconds = Atomic(options.retryAfterSeconds)
@@ -97,6 +101,7 @@ public final class ExecService: Sendable {
         let response = route(head, readBody: readBody, audit: &audit)
         audit.finish(response: response, duration: MonotonicInstant.now().duration(since: start))
         audit.log(to: logger)
+        countRequest(head, status: response.status)
         let outcome = audit.errorKind ?? (response.status == 200 ? "ok" : "http_\(response.status)")
         outcomes.increment(outcome)
         return response
@@ -108,6 +113,7 @@ public final class ExecService: Sendable {
     ///   /api/v1/exec/interactive.lua   exec               below (off: exec.interactive)
     ///   /api/v1/exec/command           action:NAME, exec  ExecService+Actions (on: exec.actions)
     ///   /api/v1/exec/<name>            endpoint:NAME, exec ExecService+Endpoints
+    ///   /api/v1/metrics                metrics, admin     ExecService+Metrics
     ///
     /// Under /api/v1/exec/ the token is checked before anything else: whether a name exists is
     /// nobody's business but a token holder's.
@@ -118,7 +124,7 @@ public final class ExecService: Sendable {
             return busy(json: json, message: "luaexecd is stopping; retry in a moment\n")
         }
         let isAdmin = head.path.hasPrefix(Self.adminPrefix)
-        guard isAdmin || head.path.hasPrefix(Self.execPrefix) else {
+        guard isAdmin || head.path.hasPrefix(Self.execPrefix) || head.path == Self.metricsPath else {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
         }
         let identity: TokenIdentity
@@ -126,6 +132,7 @@ public final class ExecService: Sendable {
         case .refused(let refusal): return refusal
         case .token(let found): identity = found
         }
+        if head.path == Self.metricsPath { return metrics(head, identity: identity, json: json, audit: &audit) }
         if isAdmin {
             if let refusal = require(.admin, of: identity, json: json, audit: &audit) { return refusal }
             return admin(
@@ -197,6 +204,7 @@ public final class ExecService: Sendable {
         }
         if let wait = throttle.blocked(head.clientAddress) {
             audit.errorKind = "throttled"
+            countAuthFailure("throttled")
             let seconds = max(1, Int((wait.milliseconds / 1000).rounded(.up)))
             var response = Self.plain(
                 429, "too many failed authentications from this address; retry in \(seconds) s\n", json: json)
@@ -204,8 +212,19 @@ public final class ExecService: Sendable {
             return .refused(response)
         }
         if failure != .missingCredentials { throttle.recordFailure(head.clientAddress) }
+        countAuthFailure(Self.reason(failure))
         audit.errorKind = "auth"
         return .refused(Self.authFailure(failure, json: json))
+    }
+
+    /// The `reason` label of `luaexec_auth_failures_total`: RFC 6750's error codes.
+    static func reason(_ failure: AuthFailure) -> String {
+        switch failure {
+        case .missingCredentials: "missing_credentials"
+        case .invalidRequest: "invalid_request"
+        case .invalidToken: "invalid_token"
+        case .insufficientScope: "insufficient_scope"
+        }
     }
 
     /// Who sent a request, or the answer that refuses it.
@@ -220,6 +239,7 @@ public final class ExecService: Sendable {
         audit.scope = scope.rawValue
         guard identity.permits(scope) else {
             audit.errorKind = "scope"
+            countAuthFailure("insufficient_scope")
             return Self.authFailure(.insufficientScope(scope), json: json)
         }
         return nil
@@ -238,7 +258,7 @@ public final class ExecService: Sendable {
     private func evaluate(_ body: [UInt8], chunkName: String, json: Bool, audit: inout AuditRecord) -> Response {
         let evaluation: Evaluation
         do {
-            evaluation = try executor.perform(label: audit.tokenName) { [tokenName = audit.tokenName] vm in
+            evaluation = try perform(label: audit.tokenName) { [tokenName = audit.tokenName] vm in
                 vm.caller = .request(token: tokenName)
                 return vm.evaluate(body, chunkName: chunkName, rendering: json ? .tree : .text)
             }
@@ -251,6 +271,7 @@ public final class ExecService: Sendable {
 
     /// The response for an evaluation, a chunk's or an action's (SPEC E4–E7).
     func render(_ evaluation: Evaluation, json: Bool, audit: inout AuditRecord) -> Response {
+        recordEvaluation(evaluation.elapsed)
         if case .failure(let failure) = evaluation.outcome { audit.errorKind = failure.kind.rawValue }
         return Self.render(evaluation, json: json)
     }

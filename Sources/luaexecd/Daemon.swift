@@ -1,11 +1,13 @@
 import AccessControl
 import ArgumentParser
+import CoreMetrics
 import DaemonConfig
 import ExecService
 import FastCGI
 import Logging
 import LuaRuntime
 import LuaexecCommands
+import Prometheus
 import Synchronization
 import SystemSupport
 
@@ -222,11 +224,21 @@ struct Daemon: ParsableCommand {
         let throttle = FailureThrottle(policy: settings.throttlePolicy)
         let service = ExecService(
             executor: executor, authenticator: authenticator, stateStore: stateStore, throttle: throttle,
-            options: settings.serviceOptions, logger: logger)
+            options: settings.serviceOptions, exportMetrics: Self.bootstrapMetrics(), logger: logger)
         let server = FastCGIServer(
             listenFD: listenFD, service: service, options: .init(threads: settings.threads), logger: logger)
         try server.start()
         return (executor, service, server)
+    }
+
+    /// swift-metrics with the Prometheus backend (SPEC M5); returns the exporter that
+    /// `GET /api/v1/metrics` answers with.
+    private static func bootstrapMetrics() -> @Sendable () -> [UInt8] {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = ExecService.durationBuckets
+        MetricsSystem.bootstrap(factory)
+        return { registry.emitToBuffer() }
     }
 
     /// SIGHUP: reads the config file again and applies it. A file that does not load changes

@@ -50,7 +50,7 @@ struct TokenAPITests {
             (#"{"name":"admin"}"#, 409, "a token named 'admin' already exists; revoke it first or pick another name\n"),
             (
                 #"{"name":"x","scopes":["root"]}"#, 400,
-                "unknown scope 'root': use exec, admin, endpoint:NAME or action:NAME\n"
+                "unknown scope 'root': use exec, admin, metrics, endpoint:NAME or action:NAME\n"
             ),
             (
                 #"{"name":"x","expires":"soon"}"#, 400,

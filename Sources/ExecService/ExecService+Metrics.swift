@@ -1,0 +1,118 @@
+import AccessControl
+import CoreMetrics
+import LuaRuntime
+import SystemSupport
+
+/// Metrics (SPEC M5) through swift-metrics: the daemon bootstraps the Prometheus backend and
+/// hands ExecService the exporter; without one (tests), the metrics go nowhere.
+///
+///   luaexec_requests_total{endpoint,status}   every request, by route and status
+///   luaexec_evaluation_seconds                histogram of evaluation time (chunks, endpoints, actions)
+///   luaexec_queue_wait_seconds                histogram of the wait for the state
+///   luaexec_state_memory_bytes                the state's memory after the last job
+///   luaexec_auth_failures_total{reason}       refused credentials and scopes
+///
+/// No label holds a token, a token's name or a secret, and `endpoint` takes only known names
+/// (a registered endpoint, or `unknown`), so a scanner cannot grow the label set.
+extension ExecService {
+    static let metricsPath = "/api/v1/metrics"
+
+    /// Histogram buckets for the two timers, from 50 µs to 10 s.
+    public static let durationBuckets: [Duration] = [
+        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+        .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+        .seconds(10),
+    ]
+
+    func metrics(_ head: RequestHead, identity: TokenIdentity, json: Bool, audit: inout AuditRecord) -> Response {
+        if let refusal = require(.metrics, of: identity, json: json, audit: &audit) { return refusal }
+        guard head.method == "GET" else { return Self.methodNotAllowed(head.method, allow: "GET", json: json) }
+        guard let exportMetrics else { return Self.plain(404, "no metrics in this build\n", json: json) }
+        Gauge(label: "luaexec_state_memory_bytes").record(executor.status.memoryInUse)
+        return Response(
+            status: 200,
+            headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
+            body: Self.addingHelp(to: exportMetrics()))
+    }
+
+    /// What each metric measures, for its `# HELP` line.
+    static let help = [
+        "luaexec_requests_total": "Requests answered, by route and HTTP status.",
+        "luaexec_evaluation_seconds": "Time spent evaluating chunks, endpoint handlers and actions.",
+        "luaexec_queue_wait_seconds": "Time requests waited for the Lua state.",
+        "luaexec_state_memory_bytes": "Bytes the Lua state held after the last job.",
+        "luaexec_auth_failures_total": "Refused credentials and scopes, by RFC 6750 error code.",
+    ]
+
+    /// swift-metrics has no help texts (its factory registers every metric with none), and
+    /// promtool wants one per metric: each `# TYPE name` line gets a `# HELP name` line before it.
+    static func addingHelp(to exported: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(exported.count + 512)
+        for line in exported.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if line.starts(with: "# TYPE ".utf8) {
+                let name = String(decoding: line.dropFirst(7).prefix { $0 != UInt8(ascii: " ") }, as: UTF8.self)
+                if let text = help[name] { out += Array("# HELP \(name) \(text)\n".utf8) }
+            }
+            out += line
+            out.append(UInt8(ascii: "\n"))
+        }
+        if exported.last == UInt8(ascii: "\n") || exported.isEmpty { out.removeLast() }
+        return out
+    }
+
+    /// Counts a finished request under its route's label.
+    func countRequest(_ head: RequestHead, status: Int) {
+        guard exportMetrics != nil else { return }
+        Counter(
+            label: "luaexec_requests_total",
+            dimensions: [("endpoint", routeLabel(head.path)), ("status", String(status))]
+        )
+        .increment()
+    }
+
+    func countAuthFailure(_ reason: String) {
+        guard exportMetrics != nil else { return }
+        Counter(label: "luaexec_auth_failures_total", dimensions: [("reason", reason)]).increment()
+    }
+
+    func recordEvaluation(_ elapsed: Duration) {
+        guard exportMetrics != nil else { return }
+        Timer(label: "luaexec_evaluation_seconds").recordNanoseconds(Self.nanoseconds(elapsed))
+    }
+
+    /// `executor.perform`, recording how long the job waited for the state.
+    func perform<T>(label: String?, _ work: (LuaVM) -> T) throws(LuaExecutor.Refusal) -> T {
+        let queued = MonotonicInstant.now()
+        var waited = Duration.zero
+        let result = try executor.perform(label: label) { vm in
+            waited = MonotonicInstant.now().duration(since: queued)
+            return work(vm)
+        }
+        if exportMetrics != nil {
+            Timer(label: "luaexec_queue_wait_seconds").recordNanoseconds(Self.nanoseconds(waited))
+        }
+        return result
+    }
+
+    /// `interactive.lua`, `command`, a registered endpoint's name or `unknown`, `admin/status`
+    /// and the like, `metrics`, or `other`.
+    private func routeLabel(_ path: String) -> String {
+        if path == Self.metricsPath { return "metrics" }
+        if path.hasPrefix(Self.adminPrefix) {
+            let area = path.dropFirst(Self.adminPrefix.count).split(separator: "/").first.map(String.init) ?? ""
+            return ["status", "interrupt", "reset", "endpoints", "config", "tokens"].contains(area)
+                ? "admin/" + area : "admin/unknown"
+        }
+        guard path.hasPrefix(Self.execPrefix) else { return "other" }
+        let name = String(path.dropFirst(Self.execPrefix.count))
+        if name == Self.interactive || name == Self.command { return name }
+        return executor.registry.entry(.endpoint, name) != nil ? name : "unknown"
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
