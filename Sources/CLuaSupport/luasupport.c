@@ -109,7 +109,6 @@ void lx_stop(lx_runtime *rt, int reason) {
 // are lcorolib's, plus bookkeeping of the running coroutine so that lx_stop can arm it too.
 
 enum { COS_RUN, COS_DEAD, COS_YIELD, COS_NORM };
-static const char *const statname[] = {"running", "dead", "suspended", "normal"};
 
 static int auxstatus(lua_State *L, lua_State *co) {
     if (L == co) return COS_RUN;
@@ -136,7 +135,8 @@ static void set_current(lx_runtime *rt, lua_State *co) {
 static int auxresume(lua_State *L, lua_State *co, int narg) {
     int status, nres;
     if (auxstatus(L, co) != COS_YIELD) {
-        lua_pushfstring(L, "cannot resume %s coroutine", statname[auxstatus(L, co)]);
+        // lua_resume's own words (ldo.c): a running or normal coroutine is "non-suspended".
+        lua_pushstring(L, auxstatus(L, co) == COS_DEAD ? "cannot resume dead coroutine" : "cannot resume non-suspended coroutine");
         return -1;
     }
     if (!lua_checkstack(co, narg)) {
@@ -358,8 +358,24 @@ static int lx_os_exit(lua_State *L) {
 
 // load and loadfile, forced to text mode (upvalue 1: the original). A precompiled chunk can
 // crash the VM, so binary chunks are refused everywhere.
+//
+// A mode without 't' ("b") keeps its meaning (SPEC E10): Lua itself refuses a text chunk with
+// "attempt to load a text chunk (mode is 'b')". A binary chunk is refused too, by luaexec, with
+// the same answer, since whatever such a mode lets through is binary. A reader function is not
+// called then.
 static int lx_textonly(lua_State *L, int modearg) {
     if (lua_gettop(L) < modearg) lua_settop(L, modearg);
+    const char *mode = luaL_optstring(L, modearg, "bt");
+    if (!strchr(mode, 't')) {
+        luaL_pushfail(L);
+        size_t n = 0;
+        const char *chunk = modearg == 3 && lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
+        if (chunk && n > 0 && chunk[0] == LUA_SIGNATURE[0])
+            lua_pushliteral(L, "binary (precompiled) chunks are refused: load Lua source text");
+        else
+            lua_pushfstring(L, "attempt to load a text chunk (mode is '%s')", mode);
+        return 2;
+    }
     lua_pushliteral(L, "t");
     lua_replace(L, modearg);
     return call_original(L);

@@ -165,7 +165,18 @@ public final class ExecService: Sendable {
         case .read(let bytes): body = bytes
         }
         audit.body = body
-        return evaluate(body, chunkName: Self.interactive, json: json, audit: &audit)
+        let chunkName = head.headers["lua-chunk-name"] ?? Self.interactive
+        guard Self.isChunkName(chunkName) else {
+            return Self.plain(
+                400, "the Lua-Chunk-Name header must be 1 to 256 printable characters (e.g. @tools/setup.lua)\n", json: json)
+        }
+        return evaluate(body, chunkName: chunkName, json: json, audit: &audit)
+    }
+
+    /// SPEC E9: a name for error messages, tracebacks and `debug.getinfo().source`, never
+    /// evaluated; `@file` and `=name` as Lua's own convention has them.
+    static func isChunkName(_ name: String) -> Bool {
+        (1...256).contains(name.utf8.count) && name.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F }
     }
 
     /// The body, or the answer to send instead.

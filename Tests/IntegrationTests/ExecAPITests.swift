@@ -147,3 +147,64 @@ struct SocketActivationTests {
         #expect(stack.luaexecdLog().contains("socket=\"fd 3\""))
     }
 }
+
+/// SPEC E9 and E10: chunk names, and Lua as the reference interpreter has it.
+@Suite("Chunk names and reference behaviour")
+struct ChunkNameTests {
+    @Test(
+        "Lua-Chunk-Name names the chunk in errors, tracebacks and debug.getinfo, as lua5.4 would",
+        arguments: [
+            ("@tools/setup.lua", "tools/setup.lua:1: broken", "@tools/setup.lua"),
+            ("=setup", "setup:1: broken", "=setup"),
+            ("setup.lua", "setup.lua:1: broken", "=setup.lua"),
+        ])
+    func chunkName(header: String, message: String, source: String) throws {
+        let stack = Stack.shared
+        let failed = try stack.eval("error('broken')", headers: ["Lua-Chunk-Name: \(header)"])
+        #expect(failed.status == 500)
+        #expect(failed.text.hasPrefix(message + "\nstack traceback:\n"))
+        let name = message.split(separator: ":").first.map(String.init) ?? ""
+        #expect(failed.text.contains("\n\t\(name):1: in main chunk"))
+        #expect(try stack.eval("return debug.getinfo(1).source", headers: ["Lua-Chunk-Name: \(header)"]).text == source)
+        #expect(try stack.eval("return debug.getinfo(1).source").text == "=interactive.lua")
+    }
+
+    @Test("a Lua-Chunk-Name with control characters or over 256 bytes is refused, and nothing runs")
+    func badChunkName() throws {
+        let stack = Stack.shared
+        let marker = "bad_chunk_name_\(UInt32.random(in: 0...UInt32.max))"
+        for header in ["Lua-Chunk-Name: a\tb", "Lua-Chunk-Name: " + String(repeating: "x", count: 257)] {
+            let result = try stack.eval("\(marker) = true", headers: [header])
+            #expect(result.status == 400)
+            #expect(result.text == "the Lua-Chunk-Name header must be 1 to 256 printable characters (e.g. @tools/setup.lua)\n")
+        }
+        #expect(try stack.eval("return \(marker)").text == "")
+    }
+
+    @Test(
+        "wrapped standard functions answer as lua5.4 does",
+        arguments: [
+            "return load('return 1', 'x', 'b')",
+            "return load('return 1', 'x', 't')()",
+            "return loadfile('/dev/null', 'b')",
+            "local co co = coroutine.create(function() return coroutine.resume(co) end) return coroutine.resume(co)",
+            "local co = coroutine.create(function() end) coroutine.resume(co) return coroutine.resume(co)",
+            "local co co = coroutine.wrap(function() return pcall(co) end) return co()",
+            "local outer = coroutine.running() return coroutine.resume(coroutine.create(function() return coroutine.resume(outer) end))",
+            "return pcall(coroutine.wrap(function() error('x') end))",
+            "return select('#', xpcall(function(...) return ... end, print, 1, nil, 3))",
+            "return pcall(load, string.dump(print))",
+        ])
+    func referenceBehaviour(chunk: String) throws {
+        let reference = try Stack.run("/usr/bin/lua5.4", ["-e", "print(select(2, pcall(function() \(chunk) end)))"])
+        // lua5.4 -e names its chunk "(command line)"; so does this request (SPEC E9).
+        let ours = try Stack.shared.eval(
+            "print(select(2, pcall(function() \(chunk) end)))", headers: ["Lua-Chunk-Name: =(command line)"])
+        #expect(ours.status == 200)
+        // Addresses (thread: 0x...) differ between processes; the rest must not.
+        func normalized(_ text: String) -> String {
+            text.replacingOccurrences(of: #"0x[0-9a-f]+"#, with: "0x", options: .regularExpression)
+        }
+        #expect(normalized(ours.text) == normalized(reference.stdout), "\(chunk)")
+    }
+}

@@ -105,7 +105,11 @@ struct LuaVMTests {
             .nil, .string(Array("attempt to load a binary chunk (mode is 't')".utf8)),
         ])
         #expect(try values("return load(string.dump(function() return 1 end), 'x', 'b')") == [
-            .nil, .string(Array("attempt to load a binary chunk (mode is 't')".utf8)),
+            .nil, .string(Array("binary (precompiled) chunks are refused: load Lua source text".utf8)),
+        ])
+        // A text chunk with mode 'b' fails as Lua fails it (SPEC E10).
+        #expect(try values("return load('return 1', 'x', 'b')") == [
+            .nil, .string(Array("attempt to load a text chunk (mode is 'b')".utf8)),
         ])
         #expect(try values("return load('return 7')()") == [.string(Array("7".utf8))])
         #expect(try values("local env = {y = 5} return load('return y', 'c', 't', env)()") == [.string(Array("5".utf8))])
