@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-    import FoundationEssentials
+import FoundationEssentials
 #else
-    import Foundation
+import Foundation
 #endif
 
 /// A token's lifetime as people write it: a number and `s`, `m`, `h` or `d` (`30d`, `12h`,

@@ -2,9 +2,9 @@ import AccessControl
 import LuaRuntime
 
 #if canImport(FoundationEssentials)
-    import FoundationEssentials
+import FoundationEssentials
 #else
-    import Foundation
+import Foundation
 #endif
 
 /// The config store over HTTP (SPEC V5), for tokens with the `admin` scope:

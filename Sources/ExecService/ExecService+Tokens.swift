@@ -1,9 +1,9 @@
 import AccessControl
 
 #if canImport(FoundationEssentials)
-    import FoundationEssentials
+import FoundationEssentials
 #else
-    import Foundation
+import Foundation
 #endif
 
 /// Token management over HTTP (SPEC M4), for the web page's Access tab: what `luaexec token`

@@ -2,12 +2,12 @@ import AccessControl
 import ArgumentParser
 
 #if canImport(FoundationEssentials)
-    import FoundationEssentials
+import FoundationEssentials
 #else
-    import Foundation
+import Foundation
 #endif
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// `luaexec endpoints`: the endpoints and actions the running luaexecd's scripts registered

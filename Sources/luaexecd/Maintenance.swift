@@ -5,7 +5,7 @@ import LuaRuntime
 import SystemSupport
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Background upkeep: the token cache reloads within a second of a change made by `luaexec
