@@ -1,6 +1,7 @@
 import AccessControl
 import CoreMetrics
 import LuaRuntime
+import Synchronization
 import SystemSupport
 
 /// Metrics (SPEC M5) through swift-metrics: the daemon bootstraps the Prometheus backend and
@@ -29,7 +30,7 @@ extension ExecService {
         if let refusal = require(.metrics, of: identity, json: json, audit: &audit) { return refusal }
         guard head.method == "GET" else { return Self.methodNotAllowed(head.method, allow: "GET", json: json) }
         guard let exportMetrics else { return Self.plain(404, "no metrics in this build\n", json: json) }
-        Gauge(label: "luaexec_state_memory_bytes").record(executor.status.memoryInUse)
+        metricsHandles?.memory.record(executor.status.memoryInUse)
         return Response(
             status: 200,
             headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
@@ -64,22 +65,17 @@ extension ExecService {
 
     /// Counts a finished request under its route's label.
     func countRequest(_ head: RequestHead, status: Int) {
-        guard exportMetrics != nil else { return }
-        Counter(
-            label: "luaexec_requests_total",
-            dimensions: [("endpoint", routeLabel(head.path)), ("status", String(status))]
-        )
-        .increment()
+        guard let handles = metricsHandles else { return }
+        handles.counter("luaexec_requests_total", [("endpoint", routeLabel(head.path)), ("status", String(status))])
+            .increment()
     }
 
     func countAuthFailure(_ reason: String) {
-        guard exportMetrics != nil else { return }
-        Counter(label: "luaexec_auth_failures_total", dimensions: [("reason", reason)]).increment()
+        metricsHandles?.counter("luaexec_auth_failures_total", [("reason", reason)]).increment()
     }
 
     func recordEvaluation(_ elapsed: Duration) {
-        guard exportMetrics != nil else { return }
-        Timer(label: "luaexec_evaluation_seconds").recordNanoseconds(Self.nanoseconds(elapsed))
+        metricsHandles?.evaluation.recordNanoseconds(Self.nanoseconds(elapsed))
     }
 
     /// `executor.perform`, recording how long the job waited for the state.
@@ -90,9 +86,7 @@ extension ExecService {
             waited = MonotonicInstant.now().duration(since: queued)
             return work(vm)
         }
-        if exportMetrics != nil {
-            Timer(label: "luaexec_queue_wait_seconds").recordNanoseconds(Self.nanoseconds(waited))
-        }
+        metricsHandles?.queueWait.recordNanoseconds(Self.nanoseconds(waited))
         return result
     }
 
@@ -114,5 +108,26 @@ extension ExecService {
     private static func nanoseconds(_ duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// The metrics' handles, made once: making a swift-metrics handle goes through the factory and
+/// the Prometheus registry (a lock, name and label checks), too much for every request. Counters
+/// are kept by name and labels; their label sets are bounded (see `routeLabel`).
+final class MetricsHandles: Sendable {
+    let evaluation = Timer(label: "luaexec_evaluation_seconds")
+    let queueWait = Timer(label: "luaexec_queue_wait_seconds")
+    let memory = Gauge(label: "luaexec_state_memory_bytes")
+    private let counters = Mutex<[String: Counter]>([:])
+
+    func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        var key = label
+        for (name, value) in dimensions { key += "\u{0}" + name + "\u{0}" + value }
+        return counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: label, dimensions: dimensions)
+            counters[key] = counter
+            return counter
+        }
     }
 }

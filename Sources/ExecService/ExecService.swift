@@ -40,6 +40,8 @@ public final class ExecService: Sendable {
     let stateStore: StateStore?
     /// The metrics in the Prometheus text format (SPEC M5); nil: no metrics are kept.
     let exportMetrics: (@Sendable () -> [UInt8])?
+    /// The handles the metrics are kept with, when there are metrics.
+    let metricsHandles: MetricsHandles?
     public let throttle: FailureThrottle
     // Read by every request, written by a config reload: atomics, whose relaxed loads are plain
     // loads. A lock, even a read-write one, writes a shared cache line on every request.
@@ -85,6 +87,8 @@ public final class ExecService: Sendable {
         self.authenticator = authenticator
         self.stateStore = stateStore
         self.exportMetrics = exportMetrics
+        // After the daemon bootstrapped the metrics system: handles made earlier would be no-ops.
+        metricsHandles = exportMetrics == nil ? nil : MetricsHandles()
         self.throttle = throttle
         maxBodySize = Atomic(options.maxBodySize)
         retryAfterSeconds = Atomic(options.retryAfterSeconds)
