@@ -34,6 +34,7 @@ install -m 0644 systemd/luaexecd.service systemd/luaexecd.socket "$stage/lib/sys
 install -m 0644 packaging/luaexecd.conf "$stage/etc/luaexec/luaexecd.conf"
 install -m 0644 init.d/10-system.lua "$stage/etc/luaexec/init.d/10-system.lua"
 install -m 0644 init.d/20-sip-demo.lua "$doc/examples/20-sip-demo.lua"
+install -m 0644 init.d/30-example.lua "$doc/examples/30-example.lua"
 
 # The site as shipped, with the installed paths filled in.
 LUAEXEC_LOG_DIR=/var/log/nginx LUAEXEC_SNIPPETS_DIR=/etc/nginx/snippets \
