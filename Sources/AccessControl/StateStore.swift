@@ -96,12 +96,15 @@ public enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
 /// is found and its callbacks run.
 public final class StateStore: Sendable {
     private let database: SQLiteDatabase
+    /// The token store whose connection this shares; its `data_version` is this one's.
+    private let tokens: TokenStore
     /// The config store as the daemon last saw it, and `data_version` then.
     private let known = Mutex<(config: [String: ConfigValue], dataVersion: Int, restoreMark: String?)>(([:], -1, nil))
 
     /// Shares `store`'s connection: the daemon's own commits then do not look like another
     /// process's (`PRAGMA data_version` counts other connections' commits only).
     public init(sharing store: TokenStore) {
+        tokens = store
         database = store.database
     }
 
@@ -171,26 +174,29 @@ public final class StateStore: Sendable {
     public func changesFromOutside() throws(StoreError) -> (
         config: [(path: String, value: ConfigValue?)], restored: Bool
     ) {
-        let version = Int(try database.query("PRAGMA data_version").first?.first?.integer ?? 0)
-        guard known.withLock({ $0.dataVersion }) != version else { return ([], false) }
-        let current = Dictionary(try config().map { ($0.path, $0.value) }, uniquingKeysWith: { first, _ in first })
-        let mark = try restoreMark()
+        guard known.withLock({ $0.dataVersion }) != (try tokens.dataVersion()) else { return ([], false) }
+        let current = try snapshot()
         return known.withLock { known in
-            defer { known = (current, version, mark) }
-            guard mark == known.restoreMark else { return ([], true) }
+            defer { known = current }
+            guard current.restoreMark == known.restoreMark else { return ([], true) }
             var changes: [(path: String, value: ConfigValue?)] = []
-            for (path, value) in current where known.config[path] != value { changes.append((path, value)) }
-            for path in known.config.keys where current[path] == nil { changes.append((path, nil)) }
+            for (path, value) in current.config where known.config[path] != value { changes.append((path, value)) }
+            for path in known.config.keys where current.config[path] == nil { changes.append((path, nil)) }
             return (changes.sorted { $0.path < $1.path }, false)
         }
     }
 
     /// Takes the database as it is now as what the daemon knows (at start and after a reload).
     public func remember() throws(StoreError) {
-        let version = Int(try database.query("PRAGMA data_version").first?.first?.integer ?? 0)
+        let current = try snapshot()
+        known.withLock { $0 = current }
+    }
+
+    /// The config store, `data_version` and the restore mark, as they are now.
+    private func snapshot() throws(StoreError) -> (config: [String: ConfigValue], dataVersion: Int, restoreMark: String?) {
+        let version = try tokens.dataVersion()
         let current = Dictionary(try config().map { ($0.path, $0.value) }, uniquingKeysWith: { first, _ in first })
-        let mark = try restoreMark()
-        known.withLock { $0 = (current, version, mark) }
+        return (current, version, try restoreMark())
     }
 
     private func restoreMark() throws(StoreError) -> String? {

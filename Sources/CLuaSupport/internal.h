@@ -23,6 +23,8 @@
 typedef struct {
     char *data;
     size_t len, cap, max;
+    // The error raised when an encoding would pass `max` (a format that may use it as %I).
+    const char *full;
 } lx_buf;
 
 struct lx_runtime {
@@ -63,6 +65,11 @@ struct lx_runtime {
 lx_runtime *lx_runtime_of(lua_State *L);
 int lx_buf_add(lx_buf *b, const void *p, size_t n);
 void lx_buf_set_truncated(lx_buf *b, const char *p, size_t n);
+// The value encoding of lx_encode (luasupport.c), into any buffer; they raise b->full.
+void lx_put(lua_State *L, lx_buf *b, const void *p, size_t n);
+void lx_put_u32(lua_State *L, lx_buf *b, size_t v);
+// Encodes a nil, boolean, number or string at idx and returns 1; anything else: 0, nothing put.
+int lx_put_scalar(lua_State *L, lx_buf *b, int idx);
 
 // Creates the global `http` table and the registry tables behind it (http.c).
 void lx_open_http(lua_State *L);

@@ -476,9 +476,11 @@ lx_runtime *lx_runtime_new(size_t memory_limit, size_t output_limit) {
     lx_set_memory_limit(rt, memory_limit);
     rt->out.max = output_limit;
     rt->result.max = LX_RESULT_LIMIT;
+    rt->result.full = "the results exceed %I bytes";
     rt->error.max = LX_ERROR_LIMIT;
     rt->traceback.max = LX_ERROR_LIMIT;
     rt->changes.max = LX_RESULT_LIMIT;
+    rt->changes.full = "persisted: the changes are too large to save";
     rt->persist_limit = (size_t)16 << 20;
     pthread_mutex_init(&rt->hook_lock, NULL);
     rt->L = lua_newstate(lx_alloc, rt);
@@ -558,21 +560,22 @@ static int lx_msghandler(lua_State *L) {
 //   'o' u32 length + bytes: a function, userdata or thread, as tostring gives it
 //   'a' u32 count + count values: a table with keys 1..n
 //   'm' u32 count + count pairs of ('s' key, value): any other table
-static void put(lua_State *L, lx_runtime *rt, const void *p, size_t n) {
-    if (!buf_add(&rt->result, p, n))
-        luaL_error(L, "the results exceed %I bytes", (lua_Integer)rt->result.max);
+void lx_put(lua_State *L, lx_buf *b, const void *p, size_t n) {
+    if (!buf_add(b, p, n)) luaL_error(L, b->full, (lua_Integer)b->max);
 }
-static void put_tag(lua_State *L, lx_runtime *rt, char tag) { put(L, rt, &tag, 1); }
-static void put_u32(lua_State *L, lx_runtime *rt, size_t v) {
+void lx_put_u32(lua_State *L, lx_buf *b, size_t v) {
     if (v > UINT32_MAX) luaL_error(L, "a result is too large to encode");
-    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
-    put(L, rt, b, 4);
+    unsigned char bytes[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
+    lx_put(L, b, bytes, 4);
 }
-static void put_u64(lua_State *L, lx_runtime *rt, uint64_t v) {
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
-    put(L, rt, b, 8);
+static void put_u64(lua_State *L, lx_buf *b, uint64_t v) {
+    unsigned char bytes[8];
+    for (int i = 0; i < 8; i++) bytes[i] = (unsigned char)(v >> (8 * i));
+    lx_put(L, b, bytes, 8);
 }
+static void put(lua_State *L, lx_runtime *rt, const void *p, size_t n) { lx_put(L, &rt->result, p, n); }
+static void put_tag(lua_State *L, lx_runtime *rt, char tag) { put(L, rt, &tag, 1); }
+static void put_u32(lua_State *L, lx_runtime *rt, size_t v) { lx_put_u32(L, &rt->result, v); }
 static void put_bytes(lua_State *L, lx_runtime *rt, char tag, const char *s, size_t n) {
     put_tag(L, rt, tag);
     put_u32(L, rt, n);
@@ -643,29 +646,45 @@ static void encode_table(lua_State *L, lx_runtime *rt, int idx, int depth, int v
     lua_rawset(L, visiting);
 }
 
-static void encode(lua_State *L, lx_runtime *rt, int idx, int depth, int visiting) {
+int lx_put_scalar(lua_State *L, lx_buf *b, int idx) {
+    char tag;
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-        return put_tag(L, rt, 'n');
     case LUA_TBOOLEAN:
-        return put_tag(L, rt, lua_toboolean(L, idx) ? 't' : 'f');
+        tag = lua_isnil(L, idx) ? 'n' : lua_toboolean(L, idx) ? 't' : 'f';
+        lx_put(L, b, &tag, 1);
+        return 1;
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
-            put_tag(L, rt, 'i');
-            put_u64(L, rt, (uint64_t)lua_tointeger(L, idx));
+            tag = 'i';
+            lx_put(L, b, &tag, 1);
+            put_u64(L, b, (uint64_t)lua_tointeger(L, idx));
         } else {
             double d = (double)lua_tonumber(L, idx);
             uint64_t bits;
             memcpy(&bits, &d, sizeof bits);
-            put_tag(L, rt, 'd');
-            put_u64(L, rt, bits);
+            tag = 'd';
+            lx_put(L, b, &tag, 1);
+            put_u64(L, b, bits);
         }
-        return;
+        return 1;
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        return put_bytes(L, rt, 's', s, n);
+        tag = 's';
+        lx_put(L, b, &tag, 1);
+        lx_put_u32(L, b, n);
+        lx_put(L, b, s, n);
+        return 1;
     }
+    default:
+        return 0;
+    }
+}
+
+static void encode(lua_State *L, lx_runtime *rt, int idx, int depth, int visiting) {
+    if (lx_put_scalar(L, &rt->result, idx)) return;
+    switch (lua_type(L, idx)) {
     case LUA_TTABLE:
         return encode_table(L, rt, idx, depth, visiting);
     default:

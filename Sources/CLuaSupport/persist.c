@@ -267,51 +267,8 @@ static void weak_keyed_table(lua_State *L, const char *key) {
 // Tags as lx_encode's: 'n' nil (a removed key), 't', 'f', 'i' int64, 'd' double, 's' u32 + bytes,
 // 'm' u32 count + (key, value) pairs with typed keys ('s' or 'i').
 
-static void out_add(lua_State *L, lx_runtime *rt, const void *p, size_t n) {
-    if (!lx_buf_add(&rt->changes, p, n)) luaL_error(L, "persisted: the changes are too large to save");
-}
-
-static void out_u32(lua_State *L, lx_runtime *rt, size_t v) {
-    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
-    out_add(L, rt, b, 4);
-}
-
-static void out_u64(lua_State *L, lx_runtime *rt, uint64_t v) {
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
-    out_add(L, rt, b, 8);
-}
-
 static void out_value(lua_State *L, lx_runtime *rt, int idx) {
-    char tag;
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL: tag = 'n'; out_add(L, rt, &tag, 1); return;
-    case LUA_TBOOLEAN: tag = lua_toboolean(L, idx) ? 't' : 'f'; out_add(L, rt, &tag, 1); return;
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) {
-            tag = 'i';
-            out_add(L, rt, &tag, 1);
-            out_u64(L, rt, (uint64_t)lua_tointeger(L, idx));
-        } else {
-            double d = (double)lua_tonumber(L, idx);
-            uint64_t bits;
-            memcpy(&bits, &d, sizeof bits);
-            tag = 'd';
-            out_add(L, rt, &tag, 1);
-            out_u64(L, rt, bits);
-        }
-        return;
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        tag = 's';
-        out_add(L, rt, &tag, 1);
-        out_u32(L, rt, n);
-        out_add(L, rt, s, n);
-        return;
-    }
-    default: break;
-    }
+    if (lx_put_scalar(L, &rt->changes, idx)) return;
     luaL_checkstack(L, 4, "persisted: nested too deep");
     if (!push_backing(L, idx)) luaL_error(L, "persisted: holds a value it cannot save");
     int backing = lua_gettop(L);
@@ -321,9 +278,8 @@ static void out_value(lua_State *L, lx_runtime *rt, int idx) {
         lua_pop(L, 1);
         count++;
     }
-    tag = 'm';
-    out_add(L, rt, &tag, 1);
-    out_u32(L, rt, count);
+    lx_put(L, &rt->changes, "m", 1);
+    lx_put_u32(L, &rt->changes, count);
     lua_pushnil(L);
     while (lua_next(L, backing)) {
         out_value(L, rt, lua_gettop(L) - 1);
@@ -342,7 +298,7 @@ static void out_changes(lua_State *L, lx_runtime *rt, int set, int values) {
         lua_pop(L, 1);
         count++;
     }
-    out_u32(L, rt, count);
+    lx_put_u32(L, &rt->changes, count);
     lua_pushnil(L);
     while (lua_next(L, set)) {
         lua_pop(L, 1);

@@ -61,8 +61,7 @@ extension ExecService {
             default:
                 return Self.methodNotAllowed(head.method, allow: "GET, PUT, DELETE", json: true)
             }
-        } catch let error as LuaExecutor.Refusal {
-            _ = error
+        } catch is LuaExecutor.Refusal {
             return busy(json: true)
         } catch {
             return Self.plain(500, "the config store failed: \(error)\n", json: true, kind: "store")

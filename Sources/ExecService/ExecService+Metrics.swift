@@ -80,13 +80,14 @@ extension ExecService {
 
     /// `executor.perform`, recording how long the job waited for the state.
     func perform<T>(label: String?, _ work: (LuaVM) -> T) throws(LuaExecutor.Refusal) -> T {
+        guard let handles = metricsHandles else { return try executor.perform(label: label, work) }
         let queued = MonotonicInstant.now()
         var waited = Duration.zero
         let result = try executor.perform(label: label) { vm in
             waited = MonotonicInstant.now().duration(since: queued)
             return work(vm)
         }
-        metricsHandles?.queueWait.recordNanoseconds(Self.nanoseconds(waited))
+        handles.queueWait.recordNanoseconds(Self.nanoseconds(waited))
         return result
     }
 
