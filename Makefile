@@ -12,9 +12,10 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# The tests also need promtool (Debian's prometheus) to check the metrics format.
+# The tests also need promtool (Debian's prometheus) to check the metrics format, and Debian's
+# chromium, chromium-driver and python3-selenium to drive the web console in a real browser.
 test: build
-	scripts/install-deps.sh prometheus
+	scripts/install-deps.sh prometheus chromium chromium-driver python3-selenium
 	LUAEXEC_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test
 
 clean:

@@ -37,11 +37,16 @@ install -m 0644 init.d/20-sip-demo.lua "$doc/examples/20-sip-demo.lua"
 install -m 0644 init.d/30-example.lua "$doc/examples/30-example.lua"
 
 # The site as shipped, with the installed paths filled in.
-LUAEXEC_LOG_DIR=/var/log/nginx LUAEXEC_SNIPPETS_DIR=/etc/nginx/snippets \
+LUAEXEC_LOG_DIR=/var/log/nginx LUAEXEC_SNIPPETS_DIR=/etc/nginx/snippets LUAEXEC_WEB_DIR=/usr/share/luaexec/web \
     scripts/render-nginx.sh "$work/site" /run/luaexec/luaexecd.sock 443 80 "" \
     /etc/luaexec/tls/cert.pem /etc/luaexec/tls/key.pem 50r/s 100
 install -m 0644 "$work/site/luaexec-site.conf" "$stage/etc/nginx/sites-available/luaexec"
-install -m 0644 nginx/luaexec-fastcgi.conf "$stage/etc/nginx/snippets/luaexec-fastcgi.conf"
+install -m 0644 nginx/luaexec-fastcgi.conf nginx/luaexec-headers.conf "$stage/etc/nginx/snippets/"
+
+# The web console (SPEC O7): static files as in the repository; the editor is libjs-codemirror.
+for file in $(cd web && find . -type f | sort); do
+    install -D -m 0644 "web/$file" "$stage/usr/share/luaexec/web/$file"
+done
 
 install -m 0644 packaging/debian/copyright "$doc/copyright"
 gzip -9n < packaging/debian/changelog > "$doc/changelog.gz"  # a native package: no .Debian

@@ -58,6 +58,9 @@ check "http redirects to https" "301 https://127.0.0.1/api/v1/exec/interactive.l
 check "TLS 1.3 accepted" "200" "$(req --tlsv1.3 -H "Authorization: Bearer $token" "$url" -d 'return 1')"
 check "TLS 1.1 refused" "000" "$(req --tlsv1.1 --tls-max 1.1 --ciphers 'DEFAULT@SECLEVEL=0' -H "Authorization: Bearer $token" "$url" -d 'return 1' || true)"
 check "no nginx version in Server" "Server: nginx" "$(curl -skI https://127.0.0.1/ | tr -d '\r' | grep -i '^server:')"
+check "the web console is served" "200" "$(req https://127.0.0.1/)"
+check "with its policy" "default-src 'self'" "$(curl -skI https://127.0.0.1/ | tr -d '\r' | grep -i '^content-security-policy:' | grep -o "default-src 'self'")"
+check "and Debian's CodeMirror" "200" "$(req https://127.0.0.1/vendor/codemirror/mode/lua/lua.js)"
 check "the token is in no nginx log" "no" "$(grep -rq "$token" /var/log/nginx && echo yes || echo no)"
 check "nor in luaexecd's log" "no" "$(grep -q "$token" /var/log/luaexecd.log && echo yes || echo no)"
 

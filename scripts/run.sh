@@ -71,6 +71,8 @@ Try:
     curl -k -H "Authorization: Bearer $token" -i "https://127.0.0.1:$port/api/v1/exec/interactive.lua" -d 'system.toast("hello world")'
     curl -k -i "https://127.0.0.1:$port/api/v1/exec/interactive.lua?AuthToken=$token" -d 'return sip.calls.get_all()[1]:getState()'
 
+The web console: https://127.0.0.1:$port/ (accept the self-signed certificate, paste the token).
+
 MSG
 wait -n "${pids[@]}" || true
 echo "a server exited; stopping (logs in $run_dir/logs)" >&2

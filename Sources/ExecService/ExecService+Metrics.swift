@@ -95,6 +95,7 @@ extension ExecService {
     /// and the like, `metrics`, or `other`.
     private func routeLabel(_ path: String) -> String {
         if path == Self.metricsPath { return "metrics" }
+        if path == Self.whoamiPath { return "whoami" }
         if path.hasPrefix(Self.adminPrefix) {
             let area = path.dropFirst(Self.adminPrefix.count).split(separator: "/").first.map(String.init) ?? ""
             return ["status", "interrupt", "reset", "endpoints", "config", "tokens"].contains(area)

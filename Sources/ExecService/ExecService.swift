@@ -33,6 +33,7 @@ public final class ExecService: Sendable {
     static let adminPrefix = "/api/v1/admin/"
     static let interactive = "interactive.lua"
     static let command = "command"
+    static let whoamiPath = "/api/v1/whoami"
 
     let executor: LuaExecutor
     let authenticator: Authenticator
@@ -118,6 +119,7 @@ public final class ExecService: Sendable {
     ///   /api/v1/exec/command           action:NAME, exec  ExecService+Actions (on: exec.actions)
     ///   /api/v1/exec/<name>            endpoint:NAME, exec ExecService+Endpoints
     ///   /api/v1/metrics                metrics, admin     ExecService+Metrics
+    ///   /api/v1/whoami                 any valid token    below: the caller's name and scopes
     ///
     /// Under /api/v1/exec/ the token is checked before anything else: whether a name exists is
     /// nobody's business but a token holder's.
@@ -128,7 +130,9 @@ public final class ExecService: Sendable {
             return busy(json: json, message: "luaexecd is stopping; retry in a moment\n")
         }
         let isAdmin = head.path.hasPrefix(Self.adminPrefix)
-        guard isAdmin || head.path.hasPrefix(Self.execPrefix) || head.path == Self.metricsPath else {
+        guard isAdmin || head.path.hasPrefix(Self.execPrefix) || head.path == Self.metricsPath
+            || head.path == Self.whoamiPath
+        else {
             return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
         }
         let identity: TokenIdentity
@@ -137,6 +141,7 @@ public final class ExecService: Sendable {
         case .token(let found): identity = found
         }
         if head.path == Self.metricsPath { return metrics(head, identity: identity, json: json, audit: &audit) }
+        if head.path == Self.whoamiPath { return whoami(head, identity: identity) }
         if isAdmin {
             if let refusal = require(.admin, of: identity, json: json, audit: &audit) { return refusal }
             return admin(
@@ -151,6 +156,22 @@ public final class ExecService: Sendable {
         default:
             return endpoint(name, head: head, identity: identity, readBody: readBody, json: json, audit: &audit)
         }
+    }
+
+    /// The caller's token name and scopes, so that a client (the web page) shows only what the
+    /// token may do: `{"name":"ops","scopes":["exec"]}`. Never the secret.
+    private func whoami(_ head: RequestHead, identity: TokenIdentity) -> Response {
+        guard head.method == "GET" else { return Self.methodNotAllowed(head.method, allow: "GET", json: true) }
+        var json = JSONWriter()
+        json.raw("{\"name\":")
+        json.string(identity.name)
+        json.raw(",\"scopes\":[")
+        for (index, scope) in identity.scopes.sorted().enumerated() {
+            if index > 0 { json.raw(",") }
+            json.string(scope.rawValue)
+        }
+        json.raw("]}")
+        return Self.json(200, String(decoding: json.bytes, as: UTF8.self))
     }
 
     private func interactive(

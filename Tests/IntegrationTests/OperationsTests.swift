@@ -126,6 +126,7 @@ struct OperationsTests {
             statuses.append(result.status)
             if result.status == 429 {
                 #expect(result.headers["retry-after"] == "1")
+                #expect(result.headers["content-security-policy"] == WebConsoleTests.policy)
                 #expect(result.text == "too many requests from this address; slow down\n")
             }
         }

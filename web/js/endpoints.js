@@ -1,0 +1,36 @@
+// Endpoints: the registry of SPEC V4 (GET /api/v1/admin/endpoints), what `luaexec endpoints`
+// shows on the box.
+
+import { api } from "./session.js";
+import { $, el, holding, show, formatTime } from "./ui.js";
+
+export class EndpointsPage {
+  async enter() {
+    const registry = await (await api("/api/v1/admin/endpoints")).json();
+    $("#ep-switches").textContent =
+      `interactive.lua: ${registry.interactive ? "on" : "off"} · Action URLs: ${registry.actions ? "on" : "off"}`;
+    $("#endpoints tbody").replaceChildren(...registry.endpoints.map(row));
+    show($("#endpoints"), registry.endpoints.length > 0);
+    show($("#endpoints-empty"), registry.endpoints.length === 0);
+  }
+}
+
+function row(entry) {
+  const by = entry.registered_by.script !== undefined
+    ? `${entry.registered_by.script}:${entry.registered_by.line}`
+    : `token ${entry.registered_by.token ?? "(unknown)"}`;
+  const name = holding("td", el("code", entry.kind === "action" ? `command?action=${entry.name}` : entry.name));
+  if (entry.kind === "action") {
+    const signature = (entry.params ?? [])
+      .map((p) => `${p.name}${p.optional ? "?" : ""}: ${p.type}`).join(", ");
+    name.append(el("div", `${entry.name}(${signature})${entry.help ? " — " + entry.help : ""}`, { class: "muted small" }));
+  }
+  return holding("tr",
+    el("td", entry.kind),
+    name,
+    el("td", by, { class: "path" }),
+    el("td", formatTime(entry.since)),
+    el("td", entry.calls, { class: "num" }),
+    el("td", entry.errors, { class: "num" }),
+    el("td", entry.source_sha256 ? entry.source_sha256.slice(0, 12) : "–", { class: "mono", title: entry.source_sha256 ?? "" }));
+}
