@@ -28,6 +28,7 @@ exec_start=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/luaexecd.service)
 user=$(sed -n 's/^User=//p' /lib/systemd/system/luaexecd.service)
 setpriv --reuid="$user" --regid="$user" --clear-groups \
     systemd-socket-activate -l /run/luaexec/luaexecd.sock $exec_start </dev/null >/var/log/luaexecd.log 2>&1 &
+daemon=$!  # setpriv and systemd-socket-activate exec: this is luaexecd
 i=0; while [ ! -S /run/luaexec/luaexecd.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 # What luaexecd.socket's SocketGroup= and SocketMode= do.
 chgrp www-data /run/luaexec/luaexecd.sock
@@ -69,8 +70,9 @@ if [ $fail != 0 ]; then
     echo "-- nginx's error log"; tail -5 /var/log/nginx/error.log
 fi
 nginx -s stop || true
-# systemd-socket-activate execs luaexecd: one process, found by its socket's owner.
-kill $(ps -eo pid=,comm= | awk '$2 == "luaexecd" || $2 ~ /^systemd-socket/ {print $1}') 2>/dev/null || true
+# Only this test's luaexecd: the root shares the host's process table, where a `make run` may
+# be serving.
+kill "$daemon" 2>/dev/null || true
 # The demo script is this test's, not the package's: purge would rightly leave it (and its
 # directory) in place.
 rm -f /etc/luaexec/init.d/20-sip-demo.lua

@@ -147,10 +147,10 @@ class WebConsole(unittest.TestCase):
         self.assertIn("[1] = true", values[2])
         self.assertIn("[2] = 2.5", values[2])
         self.assertRegex(self.find("#result-elapsed").text, r"^[0-9.]+ ms in Lua · \d+ ms round trip$")
+        self.shot("console")
         # Globals live on: the next run sees web_x.
         self.run_chunk("return web_x")
         self.assertEqual(self.find("#result-values > li").text, "41")
-        self.shot("console")
 
     def test_errors_show_their_kind_message_and_traceback(self):
         self.signed_in()
@@ -212,6 +212,9 @@ class WebConsole(unittest.TestCase):
         self.assertIn("exec", row.text)
         self.assertNotIn("never", row.find_elements(By.CSS_SELECTOR, "td")[3].text)  # expires in 1 day
         self.shot("access-created")
+        if SHOTS:
+            self.browser.execute_script("window.scrollTo(0, 0)")
+            self.shot("access")
 
         # The ready line works at once, as printed.
         used = subprocess.run(["bash", "-c", line], capture_output=True, text=True)
@@ -276,7 +279,6 @@ class WebConsole(unittest.TestCase):
              URL + "/api/v1/exec/interactive.lua"], stdout=subprocess.PIPE, text=True)
         try:
             self.text_of("#st-running", r"^%s for \d" % re.escape(ADMIN_NAME))
-            self.shot("status")
             self.find("#status-interrupt").click()
             self.confirm("Interrupt the running evaluation?")
             answer, _ = spinner.communicate(timeout=15)
@@ -311,6 +313,13 @@ class WebConsole(unittest.TestCase):
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n;""")
         self.assertGreater(painted, 100)
+        if SHOTS:  # for the README: half a minute of traffic, so the charts have a few points
+            for round in range(6):
+                for _ in range(10 * (round + 1)):
+                    curl(URL + "/api/v1/exec/interactive.lua", token=ADMIN, body="local s = 0 for i = 1, 1e5 do s = s + i end return s")
+                time_now = self.find("#chart-requests-now").text
+                WebDriverWait(self.browser, 10).until(lambda _: self.find("#chart-requests-now").text != time_now)
+            self.shot("status")
 
     def test_endpoints_page_lists_the_registry(self):
         self.signed_in()

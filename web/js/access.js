@@ -42,9 +42,9 @@ export class AccessPage {
     const row = holding("tr",
       el("td", token.name, { class: "name" }),
       holding("td", ...token.scopes.map((scope) => el("span", scope, { class: "scope" }))),
-      el("td", formatTime(token.created)),
-      el("td", token.expires ? formatTime(token.expires) : "never"),
-      el("td", formatTime(token.last_used)),
+      el("td", formatTime(token.created), { "data-label": "Created" }),
+      el("td", token.expires ? formatTime(token.expires) : "never", { "data-label": "Expires" }),
+      el("td", formatTime(token.last_used), { "data-label": "Last used" }),
       holding("td", revoke));
     row.dataset.token = token.name;
     return row;

@@ -167,4 +167,7 @@ function chart(canvas, values) {
   g.fillStyle = style.getPropertyValue("--muted").trim() || "#666";
   g.font = "11px system-ui, sans-serif";
   g.fillText(`max ${(top / 1.1).toFixed(top < 10 ? 2 : 0)}`, 4, 12);
+  g.fillText("10 min ago", 4, height - 4);
+  g.textAlign = "right";
+  g.fillText("now", width - 4, height - 4);
 }
