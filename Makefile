@@ -15,7 +15,7 @@ build: deps
 # The tests also need promtool (Debian's prometheus) to check the metrics format, and Debian's
 # chromium, chromium-driver and python3-selenium to drive the web console in a real browser.
 test: build
-	scripts/install-deps.sh prometheus chromium chromium-driver python3-selenium
+	scripts/install-deps.sh prometheus chromium chromium-driver python3-selenium tmux
 	LUAEXEC_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test
 
 clean:

@@ -12,7 +12,10 @@ import PackageDescription
 //   FastCGI            libfcgi transport: threads, params, streams
 //   CYAML              system library (Debian's libyaml-dev)
 //   DaemonConfig       luaexecd's settings and its config file (YAML, read with libyaml)
-//   LuaexecCommands    the `luaexec` command line (tokens)
+//   CRemote            the client's C edge: Debian's libcurl (HTTPS with a pinned key), OpenSSL
+//                      (the key's fingerprint), libedit (line editing and history)
+//   RemoteClient       `luaexec login|eval|repl`: remotes, requests, the repl's Lua printing
+//   LuaexecCommands    the `luaexec` command line (tokens, config, endpoints, the client)
 //   luaexecd, luaexec  thin executables; luaexecd also runs as `luaexec` when called by that name
 let package = Package(
     name: "luaexec",
@@ -86,8 +89,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "CRemote",
+            linkerSettings: [.linkedLibrary("curl"), .linkedLibrary("crypto"), .linkedLibrary("edit")]
+        ),
+        .target(name: "RemoteClient", dependencies: ["CRemote", "CLua", "SystemSupport"]),
+        .target(
             name: "LuaexecCommands",
-            dependencies: ["AccessControl", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "AccessControl", "RemoteClient", "CRemote",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(name: "luaexec", dependencies: ["LuaexecCommands"]),
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "SystemSupport"]),
@@ -95,6 +106,7 @@ let package = Package(
         .testTarget(name: "ExecServiceTests", dependencies: ["ExecService", "AccessControl", "LuaRuntime"]),
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CFastCGI", "ExecService"]),
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
+        .testTarget(name: "RemoteClientTests", dependencies: ["RemoteClient"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AccessControl"]),
     ],
     swiftLanguageModes: [.v6]

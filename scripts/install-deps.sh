@@ -3,7 +3,7 @@
 #   install-deps.sh [PACKAGE...]   also the named ones (make deb: dpkg-dev lintian; make
 #                                  test-package: debootstrap)
 set -euo pipefail
-packages=(nginx libjs-codemirror libfcgi-dev liblua5.4-dev libsqlite3-dev libyaml-dev pkg-config openssl curl ca-certificates spawn-fcgi systemd perl sqlite3 lua5.4 "$@")
+packages=(nginx libjs-codemirror libfcgi-dev liblua5.4-dev libsqlite3-dev libyaml-dev libcurl4-openssl-dev libssl-dev libedit-dev pkg-config openssl curl ca-certificates spawn-fcgi systemd perl sqlite3 lua5.4 "$@")
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -164,8 +164,9 @@ static int auxresume(lua_State *L, lua_State *co, int narg) {
 }
 
 static int lx_co_resume(lua_State *L) {
+    // The message of the linked liblua (5.4.4's lcorolib checks the type: "thread expected").
+    luaL_checktype(L, 1, LUA_TTHREAD);
     lua_State *co = lua_tothread(L, 1);
-    luaL_argexpected(L, co, 1, "coroutine");
     int r = auxresume(L, co, lua_gettop(L) - 1);
     if (r < 0) {
         lua_pushboolean(L, 0);
@@ -297,10 +298,18 @@ static void wrap_gc(lua_State *L, int mt) {
 }
 
 // setmetatable and debug.setmetatable (upvalue 1: the original).
-static int lx_setmetatable(lua_State *L) {
-    if (lua_type(L, 2) == LUA_TTABLE) wrap_gc(L, 2);
+// setmetatable and debug.setmetatable (the base library's takes tables only). The argument checks are made here, before the original runs, so that
+// their errors name the function as Lua's own do: an error raised inside the original, called
+// from C, would say "bad argument #1 to '?'".
+static int setmetatable_checked(lua_State *L, int tables_only) {
+    int t = lua_type(L, 2);
+    if (tables_only) luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    if (t == LUA_TTABLE) wrap_gc(L, 2);
     return call_original(L);
 }
+static int lx_setmetatable(lua_State *L) { return setmetatable_checked(L, 1); }
+static int lx_debug_setmetatable(lua_State *L) { return setmetatable_checked(L, 0); }
 
 // MARK: - Library changes
 
@@ -363,9 +372,38 @@ static int lx_os_exit(lua_State *L) {
 // "attempt to load a text chunk (mode is 'b')". A binary chunk is refused too, by luaexec, with
 // the same answer, since whatever such a mode lets through is binary. A reader function is not
 // called then.
+//
+// A reader function is called through lx_checked_reader, which raises the original's error for
+// a result that is not a string at the chunk's position, where Lua's own load puts it.
+//
+// The original's argument checks are made here first, in its order, so that their errors name
+// `load` and say "no value" as Lua's own do (raised inside the original, called from C, they
+// would say "bad argument #1 to '?'").
+static int lx_checked_reader(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_call(L, 0, 1);
+    if (!lua_isnil(L, -1) && !lua_isstring(L, -1)) {
+        luaL_where(L, 3);  // 0: this reader, 1: the original load, 2: lx_load, 3: load's caller
+        lua_pushliteral(L, "reader function must return a string");
+        lua_concat(L, 2);
+        return lua_error(L);
+    }
+    return 1;
+}
+
 static int lx_textonly(lua_State *L, int modearg) {
-    if (lua_gettop(L) < modearg) lua_settop(L, modearg);
+    if (modearg == 2) luaL_optstring(L, 1, NULL);  // loadfile's file name
     const char *mode = luaL_optstring(L, modearg, "bt");
+    if (modearg == 3 && !lua_isstring(L, 1)) {  // load's chunk name, then the reader
+        luaL_optstring(L, 2, NULL);
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+        lua_pushvalue(L, 1);
+        lua_pushcclosure(L, lx_checked_reader, 1);
+        lua_replace(L, 1);
+    } else if (modearg == 3) {
+        luaL_optstring(L, 2, NULL);
+    }
+    if (lua_gettop(L) < modearg) lua_settop(L, modearg);
     if (!strchr(mode, 't')) {
         luaL_pushfail(L);
         size_t n = 0;
@@ -416,7 +454,7 @@ static int lx_setup(lua_State *L) {
     replace_in(L, "coroutine", "wrap", lx_co_wrap, 0);
     replace_in(L, NULL, "setmetatable", lx_setmetatable, 1);
     replace_in(L, NULL, "xpcall", lx_xpcall, 0);
-    replace_in(L, "debug", "setmetatable", lx_setmetatable, 1);
+    replace_in(L, "debug", "setmetatable", lx_debug_setmetatable, 1);
     lx_open_http(L);
     lx_open_persist(L);
 

@@ -10,6 +10,7 @@ public struct Luaexec: ParsableCommand {
         commandName: "luaexec",
         abstract: "Manage and use a luaexec appliance.",
         subcommands: [
+            LoginCommand.self, EvalCommand.self, ReplCommand.self, RemotesCommand.self, LogoutCommand.self,
             TokenCommand.self, EndpointsCommand.self, ConfigCommand.self, BackupCommand.self, RestoreCommand.self,
         ])
 }

@@ -1,0 +1,355 @@
+import ArgumentParser
+import CRemote
+import RemoteClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `luaexec login URL`: trust the appliance's key on first contact, as ssh does, check a token
+/// against it and remember both (SPEC O8).
+struct LoginCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "login",
+        abstract: "Trust a luaexec's certificate key and remember it with a token.",
+        discussion: """
+            Shows the SHA-256 of the server's public key (the form curl --pinnedpubkey takes) and \
+            asks whether to trust it; compare it with what the appliance shows (its package prints \
+            it at installation; `luaexec fingerprint` on the box). Later connections are refused \
+            if the key changes. The token is read from the terminal without echo, or from \
+            --token-file or LUAEXEC_TOKEN. Remotes live in ~/.config/luaexec/remotes.json (mode 0600).
+            """)
+
+    @Argument(help: "The appliance's address, e.g. https://box or https://10.0.0.7:8443.")
+    var url: String
+
+    @Option(help: "What to call this remote (default: its host name).")
+    var name: String?
+
+    @Option(help: "Trust this key (sha256//BASE64) without asking; anything else is refused.")
+    var fingerprint: String?
+
+    @Option(help: "Read the token from this file's first line.")
+    var tokenFile: String?
+
+    func run() throws {
+        try client {
+            let base = try Self.normalise(url)
+            let remoteName = name ?? Self.host(of: base)
+            guard Self.isValidName(remoteName) else {
+                throw ClientFailure("a remote name is letters, digits, '.', '_' and '-': '\(remoteName)'")
+            }
+            var remotes = try loadRemotes()
+            let presented: String
+            do { presented = try HTTPSClient.fingerprint(of: base) } catch { throw ClientFailure("cannot reach \(base): \(error)") }
+
+            if let fingerprint {
+                let expected = fingerprint.hasPrefix("sha256//") ? fingerprint : "sha256//" + fingerprint
+                guard expected == presented else {
+                    throw ClientFailure("""
+                        \(base) presents the key \(presented), not \(expected); nothing was stored.
+                        """)
+                }
+            } else {
+                print("The server at \(base) presents a certificate whose public key has the SHA-256")
+                print("  \(presented)")
+                if let known = remotes.remote(named: remoteName), known.fingerprint != presented {
+                    print("(the key trusted for '\(remoteName)' so far was \(known.fingerprint))")
+                }
+                guard let answer = Terminal.ask("Trust this key and log in? [y/N] ") else {
+                    throw ClientFailure("no terminal to ask on: pass --fingerprint \(presented) after checking it")
+                }
+                guard ["y", "yes"].contains(answer.lowercased()) else { throw ClientFailure("not trusted; nothing was stored") }
+            }
+
+            let token = try readToken(previous: remotes.remote(named: remoteName)?.token)
+            let remote = Remote(name: remoteName, url: base, fingerprint: presented, token: token)
+            let who: JSONValue
+            do {
+                let answer = try remote.client.send("GET", "/api/v1/whoami", headers: ["Accept: application/json"])
+                guard answer.status == 200, let parsed = JSONValue.parse(answer.body) else {
+                    throw ClientFailure(answer.status == 401
+                        ? "\(base) refused the token (unknown, revoked or expired); nothing was stored"
+                        : "\(base) answered HTTP \(answer.status) to the token check; nothing was stored")
+                }
+                who = parsed
+            } catch let error as ClientError {
+                throw ClientFailure(remote.explain(error))
+            }
+            remotes.store(remote)
+            try save(remotes)
+            let tokenName = who["name"]?.string ?? "?"
+            var scopes: [String] = []
+            if case .array(let items)? = who["scopes"] { scopes = items.compactMap(\.string) }
+            print("Logged in to \(remoteName) (\(base)) as \(tokenName) [\(scopes.joined(separator: " "))].")
+            print("Try: luaexec repl -r \(remoteName)")
+        }
+    }
+
+    func readToken(previous: String?) throws -> String {
+        if let tokenFile {
+            guard let bytes = readFile(tokenFile) else { throw ClientFailure("cannot read \(tokenFile)") }
+            let line = String(decoding: bytes, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
+            return line.trimmingCharacters()
+        }
+        if let value = getenv("LUAEXEC_TOKEN"), value.pointee != 0 { return String(cString: value).trimmingCharacters() }
+        if let previous { return previous }  // re-pinning a known remote keeps its token
+        guard let typed = Terminal.askSecret("Token: ") else {
+            throw ClientFailure("no terminal to read the token from: use --token-file or LUAEXEC_TOKEN")
+        }
+        return typed.trimmingCharacters()
+    }
+
+    /// `https://host[:port]` without a trailing slash; anything but https is refused.
+    static func normalise(_ url: String) throws -> String {
+        var text = url
+        if !text.contains("://") { text = "https://" + text }
+        guard text.hasPrefix("https://") else { throw ClientFailure("only https:// addresses: \(url)") }
+        while text.hasSuffix("/") { text.removeLast() }
+        guard text.count > "https://".count else { throw ClientFailure("no host in \(url)") }
+        return text
+    }
+
+    static func host(of base: String) -> String {
+        let rest = base.dropFirst("https://".count)
+        let authority = rest.prefix { $0 != "/" }
+        if authority.hasPrefix("[") { return String(authority.dropFirst().prefix { $0 != "]" }) }
+        return String(authority.prefix { $0 != ":" })
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64
+            && name.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
+            }
+    }
+}
+
+/// `luaexec remotes`: what `login` stored (never a token).
+struct RemotesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remotes", abstract: "List the remotes you logged in to.")
+
+    func run() throws {
+        try client {
+            let remotes = try loadRemotes()
+            guard !remotes.remotes.isEmpty else {
+                print("No remotes. Log in with: luaexec login https://BOX")
+                return
+            }
+            var rows = [["", "NAME", "URL", "KEY"]]
+            for remote in remotes.remotes {
+                rows.append([remote.name == remotes.defaultRemote ? "*" : "", remote.name, remote.url, remote.fingerprint])
+            }
+            printTable(rows)
+        }
+    }
+}
+
+/// `luaexec logout NAME`: forget a remote and its token.
+struct LogoutCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logout", abstract: "Forget a remote and its token.")
+
+    @Argument(help: "The remote's name (see luaexec remotes).")
+    var name: String
+
+    func run() throws {
+        try client {
+            var remotes = try loadRemotes()
+            guard remotes.remote(named: name) != nil else { throw ClientFailure("no remote named '\(name)'") }
+            remotes.remotes.removeAll { $0.name == name }
+            if remotes.defaultRemote == name { remotes.defaultRemote = remotes.remotes.first?.name }
+            try save(remotes)
+            print("Forgot \(name).")
+        }
+    }
+}
+
+/// `luaexec eval`: a chunk from -e, a file or standard input, on one remote or several.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Run a Lua chunk on one or more remotes.",
+        discussion: """
+            Prints what the chunk printed and returned as the server renders it; errors go to \
+            standard error. Exit status: 0 on success, 1 when the chunk failed in Lua (the kind \
+            is in the message), 2 on a usage or connection error. With several remotes, the \
+            chunk runs on up to --parallel of them at once and a summary ends the output.
+            """)
+
+    @Option(name: .customShort("e"), help: "The chunk itself.")
+    var chunk: String?
+
+    @Argument(help: "A file to run, or - for standard input.")
+    var file: String?
+
+    @Option(name: [.customShort("r"), .customLong("remote")], help: "A remote (repeat for several; default: the default one).")
+    var remoteNames: [String] = []
+
+    @Flag(help: "Every remote.")
+    var all = false
+
+    @Flag(help: "The server's JSON answer, passed through.")
+    var json = false
+
+    @Option(help: "How many remotes at once.")
+    var parallel = 8
+
+    func validate() throws {
+        guard (chunk == nil) != (file == nil) else { throw ValidationError("give either -e CHUNK or a FILE (- for standard input)") }
+        guard parallel >= 1 else { throw ValidationError("--parallel is at least 1") }
+    }
+
+    func run() throws {
+        try client {
+            let remotes = try loadRemotes()
+            let targets: [Remote]
+            do {
+                if all {
+                    targets = remotes.remotes
+                    guard !targets.isEmpty else { throw RemoteFileError("no remote yet; log in first: luaexec login https://BOX") }
+                } else if remoteNames.isEmpty {
+                    targets = [try remotes.chosen(nil)]
+                } else {
+                    targets = try remoteNames.map { name throws(RemoteFileError) in try remotes.chosen(name) }
+                }
+            } catch let error as RemoteFileError {
+                throw ClientFailure(error.description)
+            }
+            let (body, chunkName) = try source()
+            let json = json
+            if targets.count == 1 {
+                let run = targets[0].run(body, chunkName: chunkName, json: json)
+                emit(run, heading: false)
+                throw ExitCode(run.exitStatus)
+            }
+            let runs = parallelMap(targets, width: parallel) { $0.run(body, chunkName: chunkName, json: json) }
+            for run in runs { emit(run, heading: true) }
+            var rows = [["REMOTE", "STATUS", "ELAPSED"]]
+            for run in runs {
+                rows.append([run.remote, run.summary, String(format: run.elapsed)])
+            }
+            printTable(rows)
+            throw ExitCode(runs.map(\.exitStatus).max() ?? 0)
+        }
+    }
+
+    /// The chunk and its name (SPEC E9), named as `lua5.4` names them.
+    func source() throws -> ([UInt8], String) {
+        if let chunk { return (Array(chunk.utf8), "=(command line)") }
+        if file == "-" { return (readAll(fd: 0), "=stdin") }
+        guard let file, let bytes = readFile(file) else { throw ClientFailure("cannot read \(file ?? "")") }
+        return (bytes, "@" + file)
+    }
+
+    func emit(_ run: RemoteRun, heading: Bool) {
+        if heading { print("== \(run.remote) ==") }
+        writeOut(run.output)
+        if !run.output.isEmpty, run.output.last != 0x0A, heading || isatty(1) != 0 { writeOut([0x0A]) }
+        writeError(run.errors)
+    }
+}
+
+extension String {
+    init(format elapsed: Duration) {
+        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        self = ms < 1000 ? "\(Int(ms.rounded())) ms" : "\((ms / 100).rounded() / 10) s"
+    }
+
+    func trimmingCharacters() -> String {
+        String(self.drop { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }.reversed())
+    }
+}
+
+struct ClientFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs a client command: a ClientFailure (usage, connection, a refused token) is printed
+/// and ends the command with status 2, so that 1 stays "the chunk failed in Lua".
+func client(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let failure as ClientFailure {
+        writeError("luaexec: \(failure.description)\n")
+        throw ExitCode(2)
+    }
+}
+
+func loadRemotes() throws -> RemotesFile {
+    do { return try RemotesFile.load() } catch { throw ClientFailure(error.description) }
+}
+
+func save(_ remotes: RemotesFile) throws {
+    do { try remotes.save() } catch { throw ClientFailure(error.description) }
+}
+
+func printTable(_ rows: [[String]]) {
+    var widths = [Int](repeating: 0, count: rows.first?.count ?? 0)
+    for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+    for row in rows {
+        let line = row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
+        }.joined(separator: "  ")
+        print(String(line.reversed().drop { $0 == " " }.reversed()))
+    }
+}
+
+func writeOut(_ bytes: [UInt8], to fd: Int32 = 1) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else { return }
+        offset += written
+    }
+}
+
+func writeError(_ text: String) {
+    writeOut(Array(text.utf8), to: 2)
+}
+
+func readAll(fd: Int32) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { return bytes }
+        bytes += chunk[0..<count]
+    }
+}
+
+/// Questions on the controlling terminal, as ssh and sudo ask them.
+enum Terminal {
+    /// A line typed at /dev/tty, or nil when there is no terminal.
+    static func ask(_ prompt: String) -> String? { read(prompt, echo: true) }
+
+    /// A line typed at /dev/tty without echo.
+    static func askSecret(_ prompt: String) -> String? { read(prompt, echo: false) }
+
+    private static func read(_ prompt: String, echo: Bool) -> String? {
+        let fd = open("/dev/tty", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var saved = termios()
+        let isTerminal = tcgetattr(fd, &saved) == 0
+        guard isTerminal else { return nil }
+        _ = prompt.withCString { Glibc.write(fd, $0, strlen($0)) }
+        if !echo {
+            var quiet = saved
+            quiet.c_lflag &= ~tcflag_t(ECHO)
+            tcsetattr(fd, TCSAFLUSH, &quiet)
+        }
+        defer {
+            if !echo {
+                tcsetattr(fd, TCSAFLUSH, &saved)
+                _ = Glibc.write(fd, "\n", 1)
+            }
+        }
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while Glibc.read(fd, &byte, 1) == 1 && byte != 0x0A { line.append(byte) }
+        return String(decoding: line, as: UTF8.self)
+    }
+}

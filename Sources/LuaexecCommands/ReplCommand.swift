@@ -1,0 +1,242 @@
+import ArgumentParser
+import CRemote
+import RemoteClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `luaexec repl`: `lua5.4`'s interactive mode over the wire (SPEC O8). A line that is not yet a
+/// whole chunk continues at `>>`; an expression (or `=expr`) is printed; Ctrl-C interrupts a
+/// running chunk (with an admin token) or stops waiting for it, and clears the line at the
+/// prompt; Ctrl-D leaves. Line editing and history come from libedit.
+struct ReplCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repl",
+        abstract: "An interactive Lua prompt on a remote.",
+        discussion: """
+            Commands: :status, :reset (admin tokens), :help, :quit. History: \
+            ~/.local/state/luaexec/history.
+            """)
+
+    @Option(name: [.customShort("r"), .customLong("remote")], help: "The remote (default: the default one).")
+    var remoteName: String?
+
+    func run() throws {
+        try client {
+            let remote: Remote
+            do { remote = try loadRemotes().chosen(remoteName) } catch let error as RemoteFileError {
+                throw ClientFailure(error.description)
+            }
+            let session = try ReplSession(remote: remote)
+            session.loop()
+        }
+    }
+}
+
+final class ReplSession {
+    let remote: Remote
+    let client: HTTPSClient
+    let syntax = ChunkSyntax()
+    let printer: LuaPrinter
+    let colour: Bool
+    let editor: OpaquePointer
+    var isAdmin = false
+
+    init(remote: Remote) throws {
+        self.remote = remote
+        client = remote.client
+        colour = isatty(1) != 0 && getenv("NO_COLOR") == nil && String(cString: getenv("TERM") ?? strdup("dumb")) != "dumb"
+        printer = LuaPrinter(colour: colour)
+        let history = RemotesFile.historyPath
+        Self.prepareHistory(history)
+        guard let editor = lxe_open("luaexec", history) else { throw ClientFailure("cannot start the line editor") }
+        self.editor = editor
+
+        let answer: Answer
+        do {
+            answer = try client.send("GET", "/api/v1/whoami", headers: ["Accept: application/json"])
+        } catch {
+            lxe_close(editor)
+            throw ClientFailure(remote.explain(error))
+        }
+        guard answer.status == 200, let who = JSONValue.parse(answer.body) else {
+            lxe_close(editor)
+            throw ClientFailure("\(remote.name) refused the token (HTTP \(answer.status)); log in again: luaexec login \(remote.url) --name \(remote.name)")
+        }
+        var scopes: [String] = []
+        if case .array(let items)? = who["scopes"] { scopes = items.compactMap(\.string) }
+        isAdmin = scopes.contains("admin")
+        lxr_catch_sigint()
+        print("luaexec repl: \(remote.name) (\(remote.url)) as \(who["name"]?.string ?? "?"), Lua 5.4. :help for commands, Ctrl-D to leave.")
+    }
+
+    deinit { lxe_close(editor) }
+
+    /// The history file holds what was typed, secrets included: it is made 0600 in a 0700
+    /// directory before libedit writes it.
+    static func prepareHistory(_ path: String) {
+        var partial = ""
+        for component in path.split(separator: "/").dropLast() {
+            partial += "/" + component
+            mkdir(partial, 0o700)
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if fd >= 0 { close(fd) }
+    }
+
+    enum Read {
+        case line(String)
+        case end
+        case interrupted
+    }
+
+    func read(_ prompt: String) -> Read {
+        var line: UnsafePointer<CChar>?
+        switch lxe_read(editor, prompt, &line) {
+        case 0: return .line(String(cString: line!))
+        case 2: return .interrupted
+        default: return .end
+        }
+    }
+
+    func loop() {
+        while true {
+            switch read("> ") {
+            case .end:
+                print("")
+                return
+            case .interrupted:
+                print("")
+                continue
+            case .line(let first):
+                let trimmed = first.trimmingCharacters()
+                if trimmed.hasPrefix(":") {
+                    lxe_remember(editor, trimmed)
+                    if !command(trimmed) { return }
+                    continue
+                }
+                guard let chunk = complete(first) else { continue }
+                lxe_remember(editor, chunk.typed)
+                evaluate(chunk.text)
+            }
+        }
+    }
+
+    /// What lua.c's loadline does: `=expr` and an expression become `return ...`; a chunk
+    /// that ends early (`<eof>`) continues on the next line. Nil when Ctrl-C dropped it.
+    func complete(_ first: String) -> (text: String, typed: String)? {
+        var line = first
+        if line.hasPrefix("=") { line = "return " + line.dropFirst() }
+        if syntax.check("return " + line) == .complete { return ("return " + line, first) }
+        var buffer = line, typed = first
+        while syntax.check(buffer) == .incomplete {
+            switch read(">> ") {
+            case .line(let next):
+                buffer += "\n" + next
+                typed += "\n" + next
+            case .end:
+                return (buffer, typed)  // as lua.c does: what there is goes, and fails
+            case .interrupted:
+                print("")
+                return nil
+            }
+        }
+        return (buffer, typed)
+    }
+
+    func evaluate(_ chunk: String) {
+        let answer: Answer
+        do {
+            answer = try client.send(
+                "POST", "/api/v1/exec/interactive.lua", headers: ["Accept: application/json", "Lua-Chunk-Name: =stdin"],
+                body: Array(chunk.utf8), watchInterrupt: true, interruptWithAdmin: isAdmin)
+        } catch {
+            complain(remote.explain(error))
+            return
+        }
+        if answer.interruptSent || answer.cancelled { print("") }  // after the terminal's ^C
+        if answer.cancelled {
+            complain("stopped waiting; the chunk may still run on \(remote.name) until its time limit")
+            return
+        }
+        guard let body = JSONValue.parse(answer.body), case .bool(let ok)? = body["ok"] else {
+            complain("HTTP \(answer.status): \(answer.text.trimmingCharacters())")
+            return
+        }
+        if let output = body["output"] { writeOut(Self.bytes(of: output)) }
+        if ok {
+            if case .array(let results)? = body["results"], !results.isEmpty {
+                print(printer.results(results))
+            }
+        } else {
+            var message = body["error"]?["message"]?.string ?? "error"
+            if let traceback = body["error"]?["traceback"]?.string { message += "\n" + traceback }
+            complain(message)
+        }
+    }
+
+    /// A Lua string as E5's JSON carries it: text, or `{"base64": ...}`.
+    static func bytes(of value: JSONValue) -> [UInt8] {
+        if let text = value.string { return Array(text.utf8) }
+        if let encoded = value["base64"]?.string { return Base64.decode(encoded) }
+        return []
+    }
+
+    func complain(_ message: String) {
+        let text = colour ? "\u{1B}[31m\(message)\u{1B}[0m\n" : message + "\n"
+        writeError(text)
+    }
+
+    /// A `:command`; false to leave.
+    func command(_ line: String) -> Bool {
+        switch line {
+        case ":quit", ":q", ":exit":
+            return false
+        case ":help":
+            print("""
+                Lua as in lua5.4's interactive mode: an expression is printed, an unfinished chunk
+                continues at >>, globals live on between lines, locals end with their line.
+                  :status   the daemon's status       :reset   a fresh Lua state (admin)
+                  :quit     leave (or Ctrl-D)          Ctrl-C   interrupt a running chunk
+                """)
+        case ":status", ":reset":
+            let reset = line == ":reset"
+            do {
+                let answer = try client.send(
+                    reset ? "POST" : "GET", reset ? "/api/v1/admin/reset" : "/api/v1/admin/status",
+                    headers: ["Accept: application/json"])
+                guard answer.status == 200, let body = JSONValue.parse(answer.body) else {
+                    complain("HTTP \(answer.status): \(answer.text.trimmingCharacters())")
+                    return true
+                }
+                print(reset ? "the Lua state was reset; init scripts ran again" : printer.results([body]))
+            } catch {
+                complain(remote.explain(error))
+            }
+        default:
+            complain("unknown command \(line); :help lists them")
+        }
+        return true
+    }
+}
+
+/// Standard base64, for the bytes of a Lua string that is not UTF-8.
+enum Base64 {
+    static func decode(_ text: String) -> [UInt8] {
+        var table = [UInt8](repeating: 255, count: 256)
+        for (index, byte) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+            table[Int(byte)] = UInt8(index)
+        }
+        var out: [UInt8] = [], buffer: UInt32 = 0, bits = 0
+        for byte in text.utf8 where table[Int(byte)] != 255 {
+            buffer = buffer << 6 | UInt32(table[Int(byte)])
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
+            }
+        }
+        return out
+    }
+}

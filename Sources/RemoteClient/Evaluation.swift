@@ -1,0 +1,134 @@
+import SystemSupport
+
+/// One chunk run on one remote by `luaexec eval`: what to print and how the command ends.
+public struct RemoteRun: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case ok
+        /// The chunk failed in Lua (syntax, runtime, memory, timeout, interrupted): exit 1.
+        case luaError(kind: String)
+        /// No evaluation: unreachable, refused token, busy, changed key...: exit 2.
+        case failed(String)
+    }
+
+    public var remote: String
+    public var outcome: Outcome
+    public var elapsed: Duration
+    /// For standard output: the answer as the server rendered it.
+    public var output: [UInt8]
+    /// For standard error.
+    public var errors: String
+
+    public var exitStatus: Int32 {
+        switch outcome {
+        case .ok: 0
+        case .luaError: 1
+        case .failed: 2
+        }
+    }
+
+    /// The summary's status column.
+    public var summary: String {
+        switch outcome {
+        case .ok: "ok"
+        case .luaError(let kind): "\(kind) error"
+        case .failed(let message): message
+        }
+    }
+}
+
+/// The kinds of SPEC E6 that are the chunk's own failure; `busy` and the rest are not.
+let luaErrorKinds: Set<String> = ["syntax", "runtime", "memory", "timeout", "interrupted"]
+
+extension Remote {
+    public var client: HTTPSClient { HTTPSClient(baseURL: url, pin: fingerprint, token: token) }
+
+    /// Runs `chunk` named `chunkName` (SPEC E9) and sorts the answer out.
+    public func run(_ chunk: [UInt8], chunkName: String, json: Bool) -> RemoteRun {
+        let started = MonotonicInstant.now()
+        var headers = ["Lua-Chunk-Name: " + chunkName]
+        if json { headers.append("Accept: application/json") }
+        var run = RemoteRun(remote: name, outcome: .ok, elapsed: .zero, output: [], errors: "")
+        do {
+            let answer = try client.send("POST", "/api/v1/exec/interactive.lua", headers: headers, body: chunk)
+            run.elapsed = MonotonicInstant.now().duration(since: started)
+            let kind = answer.headers["x-lua-error"]
+            if answer.status == 200 {
+                run.output = answer.body
+            } else if let kind, luaErrorKinds.contains(kind) {
+                run.outcome = .luaError(kind: kind)
+                if json { run.output = answer.body } else { run.errors = "luaexec: \(kind) error\n" + answer.text }
+            } else {
+                let message = Self.refusal(answer)
+                run.outcome = .failed(message)
+                if json { run.output = answer.body } else { run.errors = "luaexec: \(name): \(message)\n" }
+            }
+        } catch {
+            run.elapsed = MonotonicInstant.now().duration(since: started)
+            let message = explain(error)
+            run.outcome = .failed(message.split(separator: "\n").first.map(String.init) ?? message)
+            run.errors = "luaexec: \(message)\n"
+        }
+        return run
+    }
+
+    /// A refusal without an evaluation, in one line: `HTTP 401: the token is unknown, ...`.
+    static func refusal(_ answer: Answer) -> String {
+        var text = answer.text
+        if let parsed = JSONValue.parse(answer.body), let message = parsed["error"]?["message"]?.string { text = message }
+        let line = text.split(separator: "\n").first.map(String.init) ?? ""
+        return "HTTP \(answer.status)" + (line.isEmpty ? "" : ": " + line)
+    }
+
+    /// What a person should know about a failed exchange with this remote, and what to do.
+    public func explain(_ error: ClientError) -> String {
+        switch error {
+        case .connection(let message):
+            return "cannot reach \(name) (\(url)): \(message)"
+        case .keyChanged(let pinned, let presented):
+            return """
+                the public key of \(name) (\(url)) is not the one you trusted; refusing to talk to it.
+                  trusted:   \(pinned)
+                  presented: \(presented ?? "(could not be read)")
+                Someone may be intercepting the connection, or the appliance has a new certificate.
+                If you know it has, trust the new key with:
+                  luaexec login \(url) --name \(name) --fingerprint \(presented ?? "sha256//...")
+                """
+        }
+    }
+}
+
+/// The shared state of one parallelMap.
+private final class ParallelWork<R>: @unchecked Sendable {  // every field is guarded by `lock`
+    let lock = ConditionLock()
+    var next = 0
+    var finished = 0
+    var results: [R?]
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+}
+
+/// `body` for each element, on at most `width` threads at once, results in input order.
+public func parallelMap<T: Sendable, R: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) -> R) -> [R] {
+    let work = ParallelWork<R>(count: items.count)
+    for _ in 0..<min(max(width, 1), items.count) {
+        startThread(name: "eval", stackSize: 512 * 1024) {
+            while true {
+                let index: Int? = work.lock.withLock {
+                    guard work.next < items.count else { return nil }
+                    work.next += 1
+                    return work.next - 1
+                }
+                guard let index else { return }
+                let result = body(items[index])
+                work.lock.withLock {
+                    work.results[index] = result
+                    work.finished += 1
+                    work.lock.signal()
+                }
+            }
+        }
+    }
+    return work.lock.withLock {
+        while work.finished < items.count { work.lock.wait() }
+        return work.results.map { $0! }
+    }
+}

@@ -1,0 +1,139 @@
+import CRemote
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One HTTPS exchange with a luaexec, through libcurl with the server's public key pinned.
+public struct Answer: Sendable {
+    public var status: Int
+    /// Header names lower-cased.
+    public var headers: [String: String]
+    public var body: [UInt8]
+    /// Ctrl-C ended the wait (no answer came).
+    public var cancelled: Bool
+    /// Ctrl-C posted an admin interrupt while waiting.
+    public var interruptSent: Bool
+
+    public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+public enum ClientError: Error, CustomStringConvertible, Equatable {
+    /// No answer: refused, unreachable, timed out, TLS failed.
+    case connection(String)
+    /// The server's key is not the pinned one.
+    case keyChanged(pinned: String, presented: String?)
+
+    public var description: String {
+        switch self {
+        case .connection(let message): message
+        case .keyChanged(let pinned, let presented):
+            "the server's public key changed: pinned \(pinned), presented \(presented ?? "(unreadable)")"
+        }
+    }
+}
+
+public struct HTTPSClient: Sendable {
+    public var baseURL: String
+    public var pin: String
+    public var token: String?
+    public var connectTimeoutMilliseconds = 5_000
+    /// Longer than any evaluation limit: luaexecd answers a slow chunk itself.
+    public var timeoutMilliseconds = 0
+
+    public init(baseURL: String, pin: String, token: String?) {
+        self.baseURL = baseURL
+        self.pin = pin
+        self.token = token
+    }
+
+    /// - Parameters:
+    ///   - watchInterrupt: Ctrl-C while waiting posts `/api/v1/admin/interrupt` when
+    ///     `interruptWithAdmin` (the token may), else ends the wait.
+    public func send(
+        _ method: String, _ path: String, headers: [String] = [], body: [UInt8] = [], watchInterrupt: Bool = false,
+        interruptWithAdmin: Bool = false
+    ) throws(ClientError) -> Answer {
+        var lines = headers
+        if let token { lines.append("Authorization: Bearer \(token)") }
+        let url = baseURL + path, interruptURL = baseURL + "/api/v1/admin/interrupt"
+        let authorization = token.map { "Authorization: Bearer \($0)" } ?? ""
+        var response = lxr_response()
+        let code: Int32 = withCStrings(lines) { headerPointers in
+            url.withCString { urlPointer in
+                method.withCString { methodPointer in
+                    pin.withCString { pinPointer in
+                        interruptURL.withCString { interruptPointer in
+                            authorization.withCString { authorizationPointer in
+                                body.withUnsafeBufferPointer { bodyPointer in
+                                    var request = lxr_request()
+                                    request.url = urlPointer
+                                    request.method = methodPointer
+                                    request.pin = pinPointer
+                                    request.headers = headerPointers.baseAddress
+                                    request.header_count = Int32(headerPointers.count)
+                                    request.body = bodyPointer.baseAddress
+                                    request.body_length = bodyPointer.count
+                                    request.connect_timeout_ms = connectTimeoutMilliseconds
+                                    request.timeout_ms = timeoutMilliseconds
+                                    request.watch_sigint = watchInterrupt ? 1 : 0
+                                    if interruptWithAdmin {
+                                        request.interrupt_url = interruptPointer
+                                        request.interrupt_header = authorizationPointer
+                                    }
+                                    return lxr_perform(&request, &response)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        defer { lxr_response_free(&response) }
+        if response.pin_mismatch != 0 {
+            throw .keyChanged(pinned: pin, presented: try? Self.fingerprint(of: baseURL))
+        }
+        if response.cancelled != 0 {
+            return Answer(status: 0, headers: [:], body: [], cancelled: true, interruptSent: response.interrupt_sent != 0)
+        }
+        guard code == 0 else {
+            throw .connection(withUnsafeBytes(of: response.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+        }
+        let headerText = response.headers.map { String(cString: $0) } ?? ""
+        return Answer(
+            status: Int(response.status), headers: Self.parseHeaders(headerText),
+            body: response.body.map { Array(UnsafeBufferPointer(start: $0, count: response.body_length)) } ?? [],
+            cancelled: false, interruptSent: response.interrupt_sent != 0)
+    }
+
+    /// The SHA-256 of the public key the server at `url` presents, as `sha256//BASE64` (what
+    /// `curl --pinnedpubkey` takes). Nothing is sent but a HEAD request without credentials.
+    public static func fingerprint(of url: String, timeoutMilliseconds: Int = 5_000) throws(ClientError) -> String {
+        var out = [CChar](repeating: 0, count: 128), error = [CChar](repeating: 0, count: 256)
+        let status = lxr_fingerprint(url + "/", timeoutMilliseconds, &out, out.count, &error, error.count)
+        guard status == 0 else { throw .connection(Self.text(error)) }
+        return Self.text(out)
+    }
+
+    static func text(_ characters: [CChar]) -> String {
+        String(decoding: characters.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func parseHeaders(_ text: String) -> [String: String] {
+        var headers: [String: String] = [:]
+        for line in text.split(separator: "\r\n").dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
+            headers[line[..<colon].lowercased()] = String(value)
+        }
+        return headers
+    }
+}
+
+/// `body` with the strings as a C array of C strings.
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies = strings.map { strdup($0) }
+    defer { copies.forEach { free($0) } }
+    let pointers = copies.map { UnsafePointer<CChar>($0) }
+    return pointers.withUnsafeBufferPointer(body)
+}
