@@ -27,6 +27,12 @@ void lxr_catch_sigint(void) {
     sigemptyset(&action.sa_mask);
     action.sa_flags = 0;  // no SA_RESTART: a blocking read returns EINTR
     sigaction(SIGINT, &action, NULL);
+    // A parent may have left SIGINT blocked (the mask is inherited across exec); Ctrl-C must
+    // reach the handler.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;

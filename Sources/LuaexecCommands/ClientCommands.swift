@@ -242,7 +242,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func emit(_ run: RemoteRun, heading: Bool) {
-        if heading { print("== \(run.remote) ==") }
+        if heading { say("== \(run.remote) ==") }
         writeOut(run.output)
         if !run.output.isEmpty, run.output.last != 0x0A, heading || isatty(1) != 0 { writeOut([0x0A]) }
         writeError(run.errors)
@@ -291,8 +291,13 @@ func printTable(_ rows: [[String]]) {
         let line = row.enumerated().map { index, cell in
             index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
         }.joined(separator: "  ")
-        print(String(line.reversed().drop { $0 == " " }.reversed()))
+        say(String(line.reversed().drop { $0 == " " }.reversed()))
     }
+}
+
+/// A line to standard output, unbuffered like the answers written beside it.
+func say(_ line: String) {
+    writeOut(Array((line + "\n").utf8))
 }
 
 func writeOut(_ bytes: [UInt8], to fd: Int32 = 1) {

@@ -7,7 +7,7 @@ import CLua
 /// by compiling it with the local liblua and looking for the `<eof>` syntax error of a chunk
 /// that needs more lines. Nothing runs here; only the server runs chunks.
 public final class ChunkSyntax {
-    public enum Verdict: Equatable { case complete, incomplete, invalid }
+    public enum Verdict: Equatable, Sendable { case complete, incomplete, invalid }
 
     private let state: OpaquePointer
 

@@ -1,0 +1,338 @@
+import Foundation
+import Testing
+
+/// `luaexec login|eval|repl|remotes|logout` (SPEC O8) against the real stack over HTTPS: the
+/// key pinned on first contact, exit statuses, several remotes at once, and the repl driven in
+/// a real terminal (tmux).
+@Suite("Terminal client")
+struct ClientTests {
+    static let stack = try! Stack(settings: ["auth.failure_limit=1000000", "limits.time=30"], tcp: true)
+    static var url: String { "https://127.0.0.1:\(stack.httpsPort!)" }
+
+    /// The SHA-256 of the stack's public key, computed by openssl, not by luaexec.
+    static let fingerprint: String = {
+        let result = try! Stack.run(
+            "/bin/sh",
+            [
+                "-c",
+                "openssl x509 -in '\(Stack.certificate.cert)' -pubkey -noout | openssl pkey -pubin -outform der"
+                    + " | openssl dgst -sha256 -binary | openssl enc -base64",
+            ])
+        return "sha256//" + result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }()
+
+    /// A user of the client: a home of its own (config and history), and the commands it runs.
+    struct User {
+        let home: String
+        init() throws {
+            home = NSTemporaryDirectory() + "luaexec-user-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        }
+        var remotesFile: String { home + "/config/luaexec/remotes.json" }
+        var environment: [String: String] {
+            [
+                "HOME": home, "XDG_CONFIG_HOME": home + "/config", "XDG_STATE_HOME": home + "/state",
+                "PATH": "/usr/bin:/bin", "TERM": "xterm",
+            ]
+        }
+
+        /// `luaexec ARGUMENTS`, with `input` on standard input.
+        func luaexec(_ arguments: [String], input: String = "", extra: [String: String] = [:]) throws -> Stack.ProcessResult {
+            let inputFile = home + "/stdin-\(UUID().uuidString)"
+            try input.write(toFile: inputFile, atomically: true, encoding: .utf8)
+            return try Stack.run(
+                "/bin/sh", ["-c", "exec \"$0\" \"$@\" < '\(inputFile)'", Stack.binDirectory + "/luaexec"] + arguments,
+                environment: environment.merging(extra) { $1 })
+        }
+
+        @discardableResult
+        func login(_ name: String, token: String? = nil, stack: Stack = ClientTests.stack) throws -> Stack.ProcessResult {
+            let result = try luaexec(
+                ["login", "https://127.0.0.1:\(stack.httpsPort!)", "--name", name, "--fingerprint", ClientTests.fingerprint],
+                extra: ["LUAEXEC_TOKEN": token ?? stack.adminToken])
+            #expect(result.status == 0, "login failed: \(result.stderr)")
+            return result
+        }
+
+        func remotes() throws -> [[String: Any]] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: remotesFile))
+            return try #require((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["remotes"] as? [[String: Any]])
+        }
+    }
+
+    @Test("login with --fingerprint checks the token, stores the remote 0600 in a 0700 directory, never lists the token")
+    func loginWithFingerprint() throws {
+        let user = try User()
+        let result = try user.login("box")
+        #expect(result.stdout == "Logged in to box (\(Self.url)) as admin [admin exec].\nTry: luaexec repl -r box\n")
+        let file = try FileManager.default.attributesOfItem(atPath: user.remotesFile)
+        #expect((file[.posixPermissions] as? Int) == 0o600)
+        let directory = try FileManager.default.attributesOfItem(atPath: user.home + "/config/luaexec")
+        #expect((directory[.posixPermissions] as? Int) == 0o700)
+        let stored = try user.remotes()
+        #expect(stored.count == 1)
+        #expect(stored[0]["fingerprint"] as? String == Self.fingerprint)
+        #expect(stored[0]["url"] as? String == Self.url)
+
+        let listed = try user.luaexec(["remotes"])
+        #expect(listed.status == 0)
+        #expect(listed.stdout.contains("*  box   \(Self.url)  \(Self.fingerprint)"))
+        #expect(!listed.stdout.contains("lxk_"))
+
+        let logout = try user.luaexec(["logout", "box"])
+        #expect(logout.status == 0)
+        #expect(try user.remotes().isEmpty)
+    }
+
+    @Test("a wrong fingerprint or a refused token stores nothing")
+    func refusedLogins() throws {
+        let user = try User()
+        let wrong = "sha256//" + String(repeating: "A", count: 43) + "="
+        let mismatch = try user.luaexec(
+            ["login", Self.url, "--name", "box", "--fingerprint", wrong], extra: ["LUAEXEC_TOKEN": Self.stack.adminToken])
+        #expect(mismatch.status == 2)
+        #expect(mismatch.stderr == "luaexec: \(Self.url) presents the key \(Self.fingerprint), not \(wrong); nothing was stored.\n")
+        #expect(!FileManager.default.fileExists(atPath: user.remotesFile))
+
+        let badToken = try user.luaexec(
+            ["login", Self.url, "--name", "box", "--fingerprint", Self.fingerprint],
+            extra: ["LUAEXEC_TOKEN": "lxk_" + String(repeating: "A", count: 36)])
+        #expect(badToken.status == 2)
+        #expect(badToken.stderr.contains("refused the token (unknown, revoked or expired); nothing was stored"))
+        #expect(!FileManager.default.fileExists(atPath: user.remotesFile))
+
+        let noTerminal = try user.luaexec(["login", Self.url, "--name", "box"])
+        #expect(noTerminal.status == 2)
+        #expect(noTerminal.stderr == "luaexec: no terminal to ask on: pass --fingerprint \(Self.fingerprint) after checking it\n")
+    }
+
+    @Test("a changed key is refused loudly with both fingerprints and the command that re-pins")
+    func changedKey() throws {
+        let user = try User()
+        try user.login("box")
+        // The appliance "got a new certificate": the key the user trusted is another one now.
+        let old = "sha256//" + String(repeating: "B", count: 43) + "="
+        let text = try String(contentsOfFile: user.remotesFile, encoding: .utf8)
+        try text.replacingOccurrences(of: Self.fingerprint.replacingOccurrences(of: "/", with: "\\/"), with: old.replacingOccurrences(of: "/", with: "\\/"))
+            .write(toFile: user.remotesFile, atomically: true, encoding: .utf8)
+        #expect(try user.remotes()[0]["fingerprint"] as? String == old)
+
+        let refused = try user.luaexec(["eval", "-e", "ran_with_changed_key = true"])
+        #expect(refused.status == 2)
+        #expect(refused.stdout == "")
+        let repin = "luaexec login \(Self.url) --name box --fingerprint \(Self.fingerprint)"
+        #expect(refused.stderr.contains("the public key of box (\(Self.url)) is not the one you trusted; refusing to talk to it."))
+        #expect(refused.stderr.contains("  trusted:   \(old)\n  presented: \(Self.fingerprint)\n"))
+        #expect(refused.stderr.contains("\n  \(repin)\n"))
+        #expect(try Self.stack.eval("return ran_with_changed_key").text == "")  // nothing was sent
+
+        // The printed command re-pins, keeping the stored token.
+        let again = try user.luaexec(Array(repin.split(separator: " ").dropFirst().map(String.init)))
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try user.luaexec(["eval", "-e", "return 'trusted again'"]).stdout == "trusted again")
+    }
+
+    @Test("eval runs -e, a file and standard input, names the chunk, and exits 0, 1 or 2")
+    func eval() throws {
+        let user = try User()
+        try user.login("box")
+        let ok = try user.luaexec(["eval", "-e", "print('out') return 1 + 1, 'x'"])
+        #expect(ok.status == 0)
+        #expect(ok.stdout == "out\n2\tx")
+
+        // A short path: Lua shortens long chunk names (LUA_IDSIZE) from the left.
+        let tools = "/tmp/lx-\(UUID().uuidString.prefix(8))"
+        let script = tools + "/setup.lua"
+        try FileManager.default.createDirectory(atPath: tools, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tools) }
+        try "local x = 1\nlocal function check() error('not configured') end\ncheck()\n".write(toFile: script, atomically: true, encoding: .utf8)
+        let failed = try user.luaexec(["eval", script])
+        #expect(failed.status == 1)
+        #expect(failed.stdout == "")
+        let reference = try Stack.run("/usr/bin/lua5.4", [script])
+        // The same message and traceback lines as lua5.4 running the file (its traceback also
+        // names lua.c's own frames).
+        let expectedMessage = reference.stderr.split(separator: "\n")[0].replacingOccurrences(of: "/usr/bin/lua5.4: ", with: "")
+        #expect(failed.stderr.hasPrefix("luaexec: runtime error\n\(expectedMessage)\nstack traceback:\n"))
+        #expect(failed.stderr.contains("\t\(script):2: in local 'check'\n\t\(script):3: in main chunk"))
+
+        let syntax = try user.luaexec(["eval", "-e", "return +"])
+        #expect(syntax.status == 1)
+        #expect(syntax.stderr == "luaexec: syntax error\n(command line):1: unexpected symbol near '+'\n")
+
+        let stdin = try user.luaexec(["eval", "-"], input: "return debug.getinfo(1, 'S').source, ...")
+        #expect(stdin.status == 0)
+        #expect(stdin.stdout == "=stdin")
+
+        let json = try user.luaexec(["eval", "--json", "-e", "return {1, 2}, nil, 'é'"])
+        #expect(json.status == 0)
+        #expect(json.stdout.hasPrefix(#"{"ok":true,"results":[[1,2],null,"é"],"output":"","elapsed_ms":"#))
+
+        let usage = try user.luaexec(["eval"])
+        #expect(usage.status == 64)  // swift-argument-parser's EX_USAGE
+        let unknown = try user.luaexec(["eval", "-r", "nope", "-e", "return 1"])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr == "luaexec: no remote named 'nope' (known: box)\n")
+
+        let narrow = try Self.stack.makeToken("client-narrow", scopes: ["metrics"])
+        let other = try User()
+        try other.login("narrow", token: narrow)
+        let forbidden = try other.luaexec(["eval", "-e", "return 1"])
+        #expect(forbidden.status == 2)
+        #expect(forbidden.stderr == "luaexec: narrow: HTTP 403: the token lacks the 'exec' scope\n")
+    }
+
+    @Test("eval on three remotes at once: one down, its error in the summary, the others fine")
+    func severalRemotes() throws {
+        let user = try User()
+        try user.login("a")
+        try user.login("b")
+        // A third appliance that is down: nothing listens on its port.
+        let port = try Stack.freePort()
+        var file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: user.remotesFile))) as! [String: Any]
+        var remotes = file["remotes"] as! [[String: Any]]
+        remotes.append(["name": "down", "url": "https://127.0.0.1:\(port)", "fingerprint": Self.fingerprint, "token": "lxk_x"])
+        file["remotes"] = remotes
+        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: user.remotesFile))
+
+        let result = try user.luaexec(["eval", "--all", "-e", "fleet = (fleet or 0) + 1 return 'ran'"])
+        #expect(result.status == 2)
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        try #require(lines.count >= 9, "\(result.stdout)")
+        #expect(Array(lines.prefix(5)) == ["== a ==", "ran", "== b ==", "ran", "== down =="])
+        #expect(lines[5].hasPrefix("REMOTE  STATUS"))
+        #expect(lines[6].range(of: #"^a       ok +\d+ ms$"#, options: .regularExpression) != nil, "\(lines[6])")
+        #expect(lines[7].range(of: #"^b       ok +\d+ ms$"#, options: .regularExpression) != nil, "\(lines[7])")
+        #expect(lines[8].hasPrefix("down    cannot reach down (https://127.0.0.1:\(port)): "))
+        #expect(result.stderr.hasPrefix("luaexec: cannot reach down (https://127.0.0.1:\(port)): "))
+        #expect(try Self.stack.eval("return fleet").text.isEmpty == false)
+
+        let two = try user.luaexec(["eval", "-r", "a", "-r", "b", "-e", "error('both')"])
+        #expect(two.status == 1)
+        #expect(two.stdout.contains("a       runtime error"))
+        #expect(two.stdout.contains("b       runtime error"))
+    }
+
+    // MARK: - The repl in a real terminal
+
+    /// A tmux server of its own, running one program in a 100×40 window.
+    final class Terminal {
+        let socket = "luaexec-\(UUID().uuidString.prefix(8))"
+
+        init(_ command: String, environment: [String: String]) throws {
+            let assignments = environment.map { "\($0.key)='\($0.value)'" }.joined(separator: " ")
+            // The tmux server outlives this call: it must hold none of the descriptors by which
+            // Process sees its child end (or Stack.run would wait for the server).
+            let started = try Stack.run(
+                "/usr/bin/perl",
+                [
+                    "-MPOSIX", "-e", "POSIX::close($_) for 3..1023; exec @ARGV or die", "/usr/bin/tmux", "-L", socket,
+                    "new-session", "-d", "-x", "100", "-y", "40", "env \(assignments) \(command); echo EXITED $?; sleep 600",
+                ])
+            guard started.status == 0 else { throw StackError("tmux: \(started.stderr)") }
+        }
+
+        deinit { _ = try? Stack.run("/usr/bin/tmux", ["-L", socket, "kill-server"]) }
+
+        func type(_ text: String) throws { _ = try Stack.run("/usr/bin/tmux", ["-L", socket, "send-keys", "-l", text]) }
+        func press(_ key: String) throws { _ = try Stack.run("/usr/bin/tmux", ["-L", socket, "send-keys", key]) }
+        func line(_ text: String) throws {
+            try type(text)
+            try press("Enter")
+        }
+
+        var screen: String {
+            (try? Stack.run("/usr/bin/tmux", ["-L", socket, "capture-pane", "-p", "-S", "-200"]).stdout) ?? ""
+        }
+
+        /// Waits until the screen shows `text` `count` times.
+        @discardableResult
+        func waitFor(_ text: String, count: Int = 1, timeout: Duration = .seconds(15)) throws -> String {
+            var last = ""
+            do {
+                try Stack.waitUntil(timeout: timeout, "'\(text)' on the screen") {
+                    last = screen
+                    return last.components(separatedBy: text).count - 1 >= count
+                }
+            } catch {
+                throw StackError("\(error)\n--- screen ---\n\(last)")
+            }
+            return last
+        }
+    }
+
+    @Test("login asks on the terminal: the key to trust, then the token without echo")
+    func loginPrompts() throws {
+        let user = try User()
+        let terminal = try Terminal(Stack.binDirectory + "/luaexec login \(Self.url) --name asked", environment: user.environment)
+        // (capture-pane drops the spaces that end a line, such as a prompt's)
+        let screen = try terminal.waitFor("Trust this key and log in? [y/N]")
+        #expect(screen.contains("presents a certificate whose public key has the SHA-256\n  \(Self.fingerprint)\n"))
+        try terminal.line("y")
+        try terminal.waitFor("Token:")
+        try terminal.line(Self.stack.adminToken)
+        let done = try terminal.waitFor("EXITED 0")
+        #expect(done.contains("Logged in to asked (\(Self.url)) as admin [admin exec]."))
+        #expect(!done.contains(Self.stack.adminToken))  // typed without echo
+        #expect(try user.remotes()[0]["name"] as? String == "asked")
+    }
+
+    @Test("repl: continuation lines, expressions, =x, errors, history after a restart, Ctrl-C, Ctrl-D")
+    func repl() throws {
+        // A stack of its own: the spinning chunk holds the state until Ctrl-C ends it.
+        let stack = try Stack(settings: ["limits.time=30"], tcp: true)
+        let user = try User()
+        try user.login("box", stack: stack)
+        let command = Stack.binDirectory + "/luaexec repl"
+        do {
+            let terminal = try Terminal(command, environment: user.environment)
+            try terminal.waitFor("Ctrl-D to leave.")
+            try terminal.line("function add(a,")
+            try terminal.waitFor("\n>>")
+            try terminal.line("b)")
+            try terminal.line("return a + b")
+            try terminal.line("end")
+            try terminal.line("add(40, 2)")
+            try terminal.waitFor("\n42\n")
+            try terminal.line("1+1")
+            try terminal.waitFor("\n2\n")
+            try terminal.line("x = {1, 'two', nested = {flag = true}}")
+            try terminal.line("=x")
+            try terminal.waitFor(#"{[1] = 1, [2] = "two", nested = {flag = true}}"#)
+            try terminal.line("'top level strings are not quoted'")
+            try terminal.waitFor("\ntop level strings are not quoted\n")
+            try terminal.line("error('bad')")
+            let errorScreen = try terminal.waitFor("stdin:1: in main chunk")
+            #expect(errorScreen.contains("stdin:1: bad\nstack traceback:\n"))
+            try terminal.line("while true do end")
+            try terminal.waitFor("> while true do end\n")
+            try Stack.waitUntil(timeout: .seconds(10), "the chunk to run") {
+                (try? stack.request("/api/v1/admin/status", token: stack.adminToken).text.contains(#""running":{"#)) ?? false
+            }
+            try terminal.press("C-c")
+            try terminal.waitFor("the chunk was interrupted by an administrator")
+            try terminal.line("'still here'")
+            try terminal.waitFor("\nstill here\n")
+            try terminal.type("half a line")
+            try terminal.press("C-c")
+            try terminal.line("'after ctrl-c'")
+            try terminal.waitFor("\nafter ctrl-c\n")
+            try terminal.press("C-d")
+            try terminal.waitFor("EXITED 0")
+        }
+        let history = try String(contentsOfFile: user.home + "/state/luaexec/history", encoding: .utf8)
+        #expect(history.contains("add(40,\\0402)"))  // libedit's file encoding of a space
+        let mode = try FileManager.default.attributesOfItem(atPath: user.home + "/state/luaexec/history")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+
+        // A new repl recalls the history: Up brings back the last line.
+        let again = try Terminal(command, environment: user.environment)
+        try again.waitFor("Ctrl-D to leave.")
+        try again.press("Up")
+        try again.waitFor("> 'after ctrl-c'")
+        try again.press("Up")
+        try again.waitFor("> 'still here'")
+        try again.press("Enter")
+        try again.waitFor("\nstill here\n", count: 1)
+    }
+}
