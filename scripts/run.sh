@@ -59,6 +59,9 @@ done
 [ "$code" = 200 ] || { echo "luaexec did not answer within 30 s; see $run_dir/logs/" >&2; exit 1; }
 
 (umask 077 && printf '%s\n' "$token" > "$run_dir/token")
+# The public key's SHA-256, as `luaexec login --fingerprint` and `curl --pinnedpubkey` take it.
+fingerprint="sha256//$(openssl x509 -in "$run_dir/cert.pem" -pubkey -noout | openssl pkey -pubin -outform der |
+    openssl dgst -sha256 -binary | openssl enc -base64)"
 cat <<MSG
 
 luaexec is serving on https://127.0.0.1:$port (logs in $run_dir/logs, Ctrl-C stops it).
@@ -72,6 +75,10 @@ Try:
     curl -k -i "https://127.0.0.1:$port/api/v1/exec/interactive.lua?AuthToken=$token" -d 'return sip.calls.get_all()[1]:getState()'
 
 The web console: https://127.0.0.1:$port/ (accept the self-signed certificate, paste the token).
+The terminal client, with the certificate's key pinned:
+
+    LUAEXEC_TOKEN=\$(cat $run_dir/token) $bin/luaexec login https://127.0.0.1:$port --name dev --fingerprint $fingerprint
+    $bin/luaexec repl
 
 MSG
 wait -n "${pids[@]}" || true

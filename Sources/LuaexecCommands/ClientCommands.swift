@@ -15,7 +15,7 @@ struct LoginCommand: ParsableCommand {
         discussion: """
             Shows the SHA-256 of the server's public key (the form curl --pinnedpubkey takes) and \
             asks whether to trust it; compare it with what the appliance shows (its package prints \
-            it at installation; `luaexec fingerprint` on the box). Later connections are refused \
+            it at installation, `make run` when it starts). Later connections are refused \
             if the key changes. The token is read from the terminal without echo, or from \
             --token-file or LUAEXEC_TOKEN. Remotes live in ~/.config/luaexec/remotes.json (mode 0600).
             """)
