@@ -46,7 +46,7 @@ final class ReplSession {
     init(remote: Remote) throws {
         self.remote = remote
         client = remote.client
-        colour = isatty(1) != 0 && getenv("NO_COLOR") == nil && String(cString: getenv("TERM") ?? strdup("dumb")) != "dumb"
+        colour = isatty(1) != 0 && getenv("NO_COLOR") == nil && getenv("TERM").map { String(cString: $0) } ?? "dumb" != "dumb"
         printer = LuaPrinter(colour: colour)
         let history = RemotesFile.historyPath
         Self.prepareHistory(history)

@@ -45,7 +45,8 @@ extension Remote {
     /// Runs `chunk` named `chunkName` (SPEC E9) and sorts the answer out.
     public func run(_ chunk: [UInt8], chunkName: String, json: Bool) -> RemoteRun {
         let started = MonotonicInstant.now()
-        var headers = ["Lua-Chunk-Name: " + chunkName]
+        // A header value ends at a line break: a file name with one is sent without it.
+        var headers = ["Lua-Chunk-Name: " + String(chunkName.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F })]
         if json { headers.append("Accept: application/json") }
         var run = RemoteRun(remote: name, outcome: .ok, elapsed: .zero, output: [], errors: "")
         do {
