@@ -13,7 +13,8 @@ build: deps
 	$(SWIFT) build
 
 # The tests also need promtool (Debian's prometheus) to check the metrics format, and Debian's
-# chromium, chromium-driver and python3-selenium to drive the web console in a real browser.
+# chromium, chromium-driver and python3-selenium to drive the web console in a real browser, and
+# tmux to drive `luaexec repl` and `login` in a real terminal.
 test: build
 	scripts/install-deps.sh prometheus chromium chromium-driver python3-selenium tmux
 	LUAEXEC_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test

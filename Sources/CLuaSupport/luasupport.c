@@ -297,10 +297,10 @@ static void wrap_gc(lua_State *L, int mt) {
     }
 }
 
-// setmetatable and debug.setmetatable (upvalue 1: the original).
-// setmetatable and debug.setmetatable (the base library's takes tables only). The argument checks are made here, before the original runs, so that
-// their errors name the function as Lua's own do: an error raised inside the original, called
-// from C, would say "bad argument #1 to '?'".
+// setmetatable and debug.setmetatable (upvalue 1: the original; the base library's takes tables
+// only). The argument checks are made here, before the original runs, so that their errors name
+// the function as Lua's own do: raised inside the original, called from C, they would say
+// "bad argument #1 to '?'".
 static int setmetatable_checked(lua_State *L, int tables_only) {
     int t = lua_type(L, 2);
     if (tables_only) luaL_checktype(L, 1, LUA_TTABLE);
