@@ -78,6 +78,14 @@ typedef struct {
     lxr_response *response;
 } progress_context;
 
+static void apply_pin(CURL *curl, const char *pin) {
+    // The pin replaces the CA check, as ssh's known_hosts does: the appliance's certificate is
+    // self-signed, and what matters is that its key is the one the user accepted.
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+    if (pin) curl_easy_setopt(curl, CURLOPT_PINNEDPUBLICKEY, pin);
+}
+
 static void post_interrupt(const lxr_request *request) {
     CURL *curl = curl_easy_init();
     if (!curl) return;
@@ -86,9 +94,7 @@ static void post_interrupt(const lxr_request *request) {
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, 0L);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-    curl_easy_setopt(curl, CURLOPT_PINNEDPUBLICKEY, request->pin);
+    apply_pin(curl, request->pin);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     FILE *sink = fopen("/dev/null", "w");
@@ -114,13 +120,6 @@ static int on_progress(void *context, curl_off_t dltotal, curl_off_t dlnow, curl
     return 1;
 }
 
-static void apply_pin(CURL *curl, const char *pin) {
-    // The pin replaces the CA check, as ssh's known_hosts does: the appliance's certificate is
-    // self-signed, and what matters is that its key is the one the user accepted.
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-    if (pin) curl_easy_setopt(curl, CURLOPT_PINNEDPUBLICKEY, pin);
-}
 
 int lxr_perform(const lxr_request *request, lxr_response *response) {
     pthread_once(&global_once, global_init);

@@ -64,24 +64,21 @@ struct LoginCommand: ParsableCommand {
 
             let token = try readToken(previous: remotes.remote(named: remoteName)?.token)
             let remote = Remote(name: remoteName, url: base, fingerprint: presented, token: token)
-            let who: JSONValue
+            let who: TokenInfo
             do {
-                let answer = try remote.client.send("GET", "/api/v1/whoami", headers: ["Accept: application/json"])
-                guard answer.status == 200, let parsed = JSONValue.parse(answer.body) else {
+                let (info, answer) = try remote.whoami()
+                guard let info else {
                     throw ClientFailure(answer.status == 401
                         ? "\(base) refused the token (unknown, revoked or expired); nothing was stored"
                         : "\(base) answered HTTP \(answer.status) to the token check; nothing was stored")
                 }
-                who = parsed
+                who = info
             } catch let error as ClientError {
                 throw ClientFailure(remote.explain(error))
             }
             remotes.store(remote)
             try save(remotes)
-            let tokenName = who["name"]?.string ?? "?"
-            var scopes: [String] = []
-            if case .array(let items)? = who["scopes"] { scopes = items.compactMap(\.string) }
-            print("Logged in to \(remoteName) (\(base)) as \(tokenName) [\(scopes.joined(separator: " "))].")
+            print("Logged in to \(remoteName) (\(base)) as \(who.name) [\(who.scopes.joined(separator: " "))].")
             print("Try: luaexec repl -r \(remoteName)")
         }
     }
@@ -312,17 +309,6 @@ func writeOut(_ bytes: [UInt8], to fd: Int32 = 1) {
 
 func writeError(_ text: String) {
     writeOut(Array(text.utf8), to: 2)
-}
-
-func readAll(fd: Int32) -> [UInt8] {
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count < 0 && errno == EINTR { continue }
-        guard count > 0 else { return bytes }
-        bytes += chunk[0..<count]
-    }
 }
 
 /// Questions on the controlling terminal, as ssh and sudo ask them.

@@ -2,6 +2,11 @@ import ArgumentParser
 import CRemote
 import RemoteClient
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,22 +58,21 @@ final class ReplSession {
         guard let editor = lxe_open("luaexec", history) else { throw ClientFailure("cannot start the line editor") }
         self.editor = editor
 
-        let answer: Answer
+        let who: TokenInfo
         do {
-            answer = try client.send("GET", "/api/v1/whoami", headers: ["Accept: application/json"])
-        } catch {
+            let (info, answer) = try remote.whoami()
+            guard let info else {
+                lxe_close(editor)
+                throw ClientFailure("\(remote.name) refused the token (HTTP \(answer.status)); log in again: luaexec login \(remote.url) --name \(remote.name)")
+            }
+            who = info
+        } catch let error as ClientError {
             lxe_close(editor)
             throw ClientFailure(remote.explain(error))
         }
-        guard answer.status == 200, let who = JSONValue.parse(answer.body) else {
-            lxe_close(editor)
-            throw ClientFailure("\(remote.name) refused the token (HTTP \(answer.status)); log in again: luaexec login \(remote.url) --name \(remote.name)")
-        }
-        var scopes: [String] = []
-        if case .array(let items)? = who["scopes"] { scopes = items.compactMap(\.string) }
-        isAdmin = scopes.contains("admin")
+        isAdmin = who.scopes.contains("admin")
         lxr_catch_sigint()
-        print("luaexec repl: \(remote.name) (\(remote.url)) as \(who["name"]?.string ?? "?"), Lua 5.4. :help for commands, Ctrl-D to leave.")
+        print("luaexec repl: \(remote.name) (\(remote.url)) as \(who.name), Lua 5.4. :help for commands, Ctrl-D to leave.")
     }
 
     deinit { lxe_close(editor) }
@@ -76,11 +80,7 @@ final class ReplSession {
     /// The history file holds what was typed, secrets included: it is made 0600 in a 0700
     /// directory before libedit writes it.
     static func prepareHistory(_ path: String) {
-        var partial = ""
-        for component in path.split(separator: "/").dropLast() {
-            partial += "/" + component
-            mkdir(partial, 0o700)
-        }
+        try? RemotesFile.makeDirectory(String(path[..<path.lastIndex(of: "/")!]))
         let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         if fd >= 0 { close(fd) }
     }
@@ -179,7 +179,7 @@ final class ReplSession {
     /// A Lua string as E5's JSON carries it: text, or `{"base64": ...}`.
     static func bytes(of value: JSONValue) -> [UInt8] {
         if let text = value.string { return Array(text.utf8) }
-        if let encoded = value["base64"]?.string { return Base64.decode(encoded) }
+        if let encoded = value["base64"]?.string, let data = Data(base64Encoded: encoded) { return Array(data) }
         return []
     }
 
@@ -218,25 +218,5 @@ final class ReplSession {
             complain("unknown command \(line); :help lists them")
         }
         return true
-    }
-}
-
-/// Standard base64, for the bytes of a Lua string that is not UTF-8.
-enum Base64 {
-    static func decode(_ text: String) -> [UInt8] {
-        var table = [UInt8](repeating: 255, count: 256)
-        for (index, byte) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
-            table[Int(byte)] = UInt8(index)
-        }
-        var out: [UInt8] = [], buffer: UInt32 = 0, bits = 0
-        for byte in text.utf8 where table[Int(byte)] != 255 {
-            buffer = buffer << 6 | UInt32(table[Int(byte)])
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
-            }
-        }
-        return out
     }
 }

@@ -39,7 +39,27 @@ public struct RemoteRun: Sendable {
 /// The kinds of SPEC E6 that are the chunk's own failure; `busy` and the rest are not.
 let luaErrorKinds: Set<String> = ["syntax", "runtime", "memory", "timeout", "interrupted"]
 
+/// What `GET /api/v1/whoami` says of a token: its name and scopes.
+public struct TokenInfo: Sendable {
+    public var name: String
+    public var scopes: [String]
+
+    public init?(_ answer: Answer) {
+        guard answer.status == 200, let json = JSONValue.parse(answer.body), let name = json["name"]?.string,
+            case .array(let items)? = json["scopes"]
+        else { return nil }
+        self.name = name
+        scopes = items.compactMap(\.string)
+    }
+}
+
 extension Remote {
+    /// The token's name and scopes; nil, with the answer, when the server refused it.
+    public func whoami() throws(ClientError) -> (TokenInfo?, Answer) {
+        let answer = try client.send("GET", "/api/v1/whoami", headers: ["Accept: application/json"])
+        return (TokenInfo(answer), answer)
+    }
+
     public var client: HTTPSClient { HTTPSClient(baseURL: url, pin: fingerprint, token: token) }
 
     /// Runs `chunk` named `chunkName` (SPEC E9) and sorts the answer out.

@@ -56,37 +56,29 @@ public struct HTTPSClient: Sendable {
     ) throws(ClientError) -> Answer {
         var lines = headers
         if let token { lines.append("Authorization: Bearer \(token)") }
-        let url = baseURL + path, interruptURL = baseURL + "/api/v1/admin/interrupt"
         let authorization = token.map { "Authorization: Bearer \($0)" } ?? ""
+        // One C copy of every string the request points at: url, method, pin, the interrupt's
+        // url and header, then the header lines.
+        let fixed = [baseURL + path, method, pin, baseURL + "/api/v1/admin/interrupt", authorization]
         var response = lxr_response()
-        let code: Int32 = withCStrings(lines) { headerPointers in
-            url.withCString { urlPointer in
-                method.withCString { methodPointer in
-                    pin.withCString { pinPointer in
-                        interruptURL.withCString { interruptPointer in
-                            authorization.withCString { authorizationPointer in
-                                body.withUnsafeBufferPointer { bodyPointer in
-                                    var request = lxr_request()
-                                    request.url = urlPointer
-                                    request.method = methodPointer
-                                    request.pin = pinPointer
-                                    request.headers = headerPointers.baseAddress
-                                    request.header_count = Int32(headerPointers.count)
-                                    request.body = bodyPointer.baseAddress
-                                    request.body_length = bodyPointer.count
-                                    request.connect_timeout_ms = connectTimeoutMilliseconds
-                                    request.timeout_ms = timeoutMilliseconds
-                                    request.watch_sigint = watchInterrupt ? 1 : 0
-                                    if interruptWithAdmin {
-                                        request.interrupt_url = interruptPointer
-                                        request.interrupt_header = authorizationPointer
-                                    }
-                                    return lxr_perform(&request, &response)
-                                }
-                            }
-                        }
-                    }
+        let code: Int32 = withCStrings(fixed + lines) { strings in
+            body.withUnsafeBufferPointer { bodyPointer in
+                var request = lxr_request()
+                request.url = strings[0]
+                request.method = strings[1]
+                request.pin = strings[2]
+                request.headers = strings.baseAddress! + fixed.count
+                request.header_count = Int32(lines.count)
+                request.body = bodyPointer.baseAddress
+                request.body_length = bodyPointer.count
+                request.connect_timeout_ms = connectTimeoutMilliseconds
+                request.timeout_ms = timeoutMilliseconds
+                request.watch_sigint = watchInterrupt ? 1 : 0
+                if interruptWithAdmin {
+                    request.interrupt_url = strings[3]
+                    request.interrupt_header = strings[4]
                 }
+                return lxr_perform(&request, &response)
             }
         }
         defer { lxr_response_free(&response) }

@@ -95,7 +95,7 @@ public struct RemotesFile: Codable, Equatable, Sendable {
     }
 
     /// Creates `path` (and its parents) with mode 0700 where missing.
-    static func makeDirectory(_ path: String) throws(RemoteFileError) {
+    public static func makeDirectory(_ path: String) throws(RemoteFileError) {
         var partial = ""
         for component in path.split(separator: "/") {
             partial += "/" + component
@@ -133,18 +133,22 @@ func environment(_ name: String) -> String? {
     return text.isEmpty ? nil : text
 }
 
-/// The whole file, or nil when it does not exist.
+/// The whole file, or nil when it cannot be opened.
 public func readFile(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
+    return readAll(fd: fd)
+}
+
+/// Everything `fd` gives until its end.
+public func readAll(fd: Int32) -> [UInt8] {
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
         let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if count < 0 && errno == EINTR { continue }
-        guard count > 0 else { break }
+        guard count > 0 else { return bytes }
         bytes += chunk[0..<count]
     }
-    return bytes
 }

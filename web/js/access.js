@@ -2,13 +2,13 @@
 // copy button and a ready curl line), revoke with a confirmation.
 
 import { api, SignedOut } from "./session.js";
-import { $, el, holding, show, notify, confirmAction, copyFrom, formatTime } from "./ui.js";
+import { $, el, holding, show, report, confirmAction, copyFrom, formatTime } from "./ui.js";
 
 export class AccessPage {
   constructor() {
     $("#create-form").addEventListener("submit", (event) => {
       event.preventDefault();
-      this.create().catch(fail);
+      this.create().catch(report);
     });
     $("#created-done").addEventListener("click", () => {
       $("#created-secret").value = "";
@@ -38,7 +38,7 @@ export class AccessPage {
 
   row(token) {
     const revoke = el("button", "Revoke", { type: "button", class: "danger small", "aria-label": `Revoke ${token.name}` });
-    revoke.addEventListener("click", () => this.revoke(token.name).catch(fail));
+    revoke.addEventListener("click", () => this.revoke(token.name).catch(report));
     const row = holding("tr",
       el("td", token.name, { class: "name" }),
       holding("td", ...token.scopes.map((scope) => el("span", scope, { class: "scope" }))),
@@ -86,8 +86,4 @@ export class AccessPage {
     await api(`/api/v1/admin/tokens/${encodeURIComponent(name)}`, { method: "DELETE" });
     await this.load();
   }
-}
-
-function fail(error) {
-  if (!(error instanceof SignedOut)) notify(error.message);
 }

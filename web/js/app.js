@@ -1,12 +1,12 @@
 // The web console's shell: sign-in, the pages and what the token's scopes show of them.
 // Everything the server sends is put on the page as text (textContent), never as HTML.
 
-import { session, whenSignedOut, SignedOut } from "./session.js";
+import { session, whenSignedOut } from "./session.js";
 import { ConsolePage } from "./console.js";
 import { AccessPage } from "./access.js";
 import { StatusPage } from "./status.js";
 import { EndpointsPage } from "./endpoints.js";
-import { $, show, notify, clearNotice } from "./ui.js";
+import { $, show, notify, report, clearNotice } from "./ui.js";
 
 const pages = {
   console: new ConsolePage(),
@@ -70,12 +70,6 @@ function signedIn() {
   applyScopes();
   for (const page of Object.values(pages)) page.signedIn?.();
   open(pageFromHash());
-}
-
-/** An error no page handled: shown in the notice bar, never as a raw status. */
-function report(error) {
-  if (error instanceof SignedOut) return;
-  notify(error.message || String(error));
 }
 
 $("#signin-form").addEventListener("submit", async (event) => {

@@ -3,7 +3,7 @@
 // tab as a history to reopen.
 
 import { api, session, SignedOut } from "./session.js";
-import { $, el, holding, show, notify } from "./ui.js";
+import { $, el, holding, show, report } from "./ui.js";
 
 const HISTORY_KEY = "luaexec.history";
 const HISTORY_LIMIT = 50;
@@ -88,7 +88,7 @@ export class ConsolePage {
       const { interrupted } = await answer.json();
       if (!interrupted) $("#run-state").textContent = "nothing was running (yet): try again";
     } catch (error) {
-      if (!(error instanceof SignedOut)) notify(error.message);
+      report(error);
     }
   }
 

@@ -3,7 +3,7 @@
 // minutes, from the Prometheus metrics (M5) sampled every 5 s since sign-in.
 
 import { api, session, SignedOut } from "./session.js";
-import { $, el, holding, notify, confirmAction, formatBytes, formatDuration, Poller } from "./ui.js";
+import { $, el, holding, notify, report, confirmAction, formatBytes, formatDuration, Poller } from "./ui.js";
 
 const SAMPLE_MS = 5000;
 const KEEP = 120; // samples: 10 minutes
@@ -13,8 +13,8 @@ export class StatusPage {
     this.samples = [];
     this.statusPoller = new Poller(2000, () => this.refresh());
     this.sampler = new Poller(SAMPLE_MS, () => this.sample());
-    $("#status-interrupt").addEventListener("click", () => this.interrupt().catch(fail));
-    $("#status-reset").addEventListener("click", () => this.reset().catch(fail));
+    $("#status-interrupt").addEventListener("click", () => this.interrupt().catch(report));
+    $("#status-reset").addEventListener("click", () => this.reset().catch(report));
   }
 
   signedIn() {
@@ -42,7 +42,7 @@ export class StatusPage {
     try {
       status = await (await api("/api/v1/admin/status")).json();
     } catch (error) {
-      fail(error);
+      report(error);
       throw error;
     }
     $("#st-version").textContent = status.version;
@@ -113,9 +113,6 @@ export class StatusPage {
   }
 }
 
-function fail(error) {
-  if (!(error instanceof SignedOut)) notify(error.message);
-}
 
 /** The three sums the charts need from Prometheus's text format. */
 export function parsePrometheus(text) {

@@ -1,5 +1,7 @@
 // Small helpers the pages share. Text goes in as textContent, never as markup.
 
+import { SignedOut } from "./session.js";
+
 export const $ = (selector) => document.querySelector(selector);
 
 export function show(element, visible) {
@@ -28,6 +30,13 @@ export function notify(message) {
   const notice = $("#notice");
   notice.textContent = message;
   show(notice, true);
+}
+
+/** An error the page cannot handle better, in the notice bar, never as a raw status. A token
+ *  that stopped working has already sent the page back to sign-in: nothing more to say. */
+export function report(error) {
+  if (error instanceof SignedOut) return;
+  notify(error.message || String(error));
 }
 
 export function clearNotice() {
