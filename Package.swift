@@ -2,14 +2,15 @@
 import PackageDescription
 
 // One target per layer; see docs/architecture.md.
-//   CLua, CFastCGI     system libraries (Debian's liblua5.4-dev, libfcgi-dev) with a shim header
+//   CLua               system library (Debian's liblua5.4-dev) with a shim header
+//   CFastCGI           the transport's C edge: fastcgi.h's definitions (libfcgi-dev), epoll, accept4
 //   CLuaSupport        the little C that must be able to raise Lua errors (longjmp)
 //   SystemSupport      threads with a chosen stack size, a mutex with a condition
 //   LuaRuntime         the resident state: load, call, convert, limits; knows nothing of HTTP
 //   CSQLite            system library (Debian's libsqlite3-dev)
 //   AccessControl      tokens: format, SQLite store, authentication decisions
 //   ExecService        requests, auth, routing, rendering; knows nothing of FastCGI
-//   FastCGI            libfcgi transport: threads, params, streams
+//   FastCGI            the transport: an epoll loop, FastCGI records parsed and written here
 //   CYAML              system library (Debian's libyaml-dev)
 //   DaemonConfig       luaexecd's settings and its config file (YAML, read with libyaml)
 //   CRemote            the client's C edge: Debian's libcurl (HTTPS with a pinned key), OpenSSL
@@ -40,7 +41,9 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
-        .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
+        // fastcgi.h (libfcgi-dev) for the protocol's definitions, and accept4; nothing of libfcgi
+        // is linked.
+        .target(name: "CFastCGI"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(
             name: "CLuaSupport",

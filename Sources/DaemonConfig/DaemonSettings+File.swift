@@ -46,7 +46,13 @@ extension DaemonSettings {
             if node.isNull || node.string == "" { return .some(nil) }
             return node.string.map { .some($0) }
         },
-        Key("listen.threads", expects: "a whole number from 1 to 4096", \.threads, read: \.int) { (1...4096).contains($0) },
+        Key("listen.threads", expects: "a whole number from 2 to 8", \.threads, read: \.int) { (2...8).contains($0) },
+        Key("listen.max_connections", expects: "a whole number from 1 to 65536", \.maxConnections, read: \.int) {
+            (1...65536).contains($0)
+        },
+        Key("listen.read_timeout", expects: "a number of seconds above 0", \.readTimeout, read: \.number) {
+            $0 > 0 && $0 <= 86_400
+        },
         Key("database", expects: "the path of the SQLite database", \.database, read: \.string) { !$0.isEmpty },
         Key("lua.init_dir", expects: "the path of a directory", \.initDir, read: \.string) { !$0.isEmpty },
         Key("lua.profile", expects: "full or restricted", \.profile) { $0.string.flatMap(Profile.init(rawValue:)) },

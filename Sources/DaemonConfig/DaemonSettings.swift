@@ -16,8 +16,13 @@ public struct DaemonSettings: Sendable, Equatable {
 
     /// Unix socket to create and listen on; nil: the socket systemd (or a supervisor) passes.
     public var socket: String? = nil
-    /// FastCGI threads; keep above nginx's upstream `keepalive`.
-    public var threads = 64
+    /// Threads of the FastCGI event loop: one polls and answers, the others stand by to take
+    /// over while a chunk runs long.
+    public var threads = 3
+    /// Most open FastCGI connections; past it the oldest idle one closes.
+    public var maxConnections = 1024
+    /// Seconds a FastCGI peer may stall in the middle of a request before it is disconnected.
+    public var readTimeout = 30.0
     /// The SQLite database with the tokens.
     public var database = "/var/lib/luaexec/luaexec.db"
     /// Directory whose `*.lua` files run at start and at reset, in name order.
@@ -58,6 +63,8 @@ public struct DaemonSettings: Sendable, Equatable {
         var changed: [String] = []
         if socket != other.socket { changed.append("listen.socket") }
         if threads != other.threads { changed.append("listen.threads") }
+        if maxConnections != other.maxConnections { changed.append("listen.max_connections") }
+        if readTimeout != other.readTimeout { changed.append("listen.read_timeout") }
         if database != other.database { changed.append("database") }
         return changed
     }

@@ -104,12 +104,53 @@ public final class ExecService: Sendable {
         let start = MonotonicInstant.now()
         var audit = AuditRecord(head: head)
         let response = route(head, readBody: readBody, audit: &audit)
+        return finish(head, response, audit: &audit, start: start)
+    }
+
+    /// 503 `busy` for a request that waited in the transport's queue past the queue timeout, or
+    /// found it full (SPEC L4): logged and counted as `respond` does, and nothing ran.
+    public func respondBusy(to head: RequestHead) -> Response {
+        var audit = AuditRecord(head: head)
+        audit.errorKind = "busy"
+        return finish(head, busy(json: Self.wantsJSON(head)), audit: &audit, start: MonotonicInstant.now())
+    }
+
+    private func finish(_ head: RequestHead, _ response: Response, audit: inout AuditRecord, start: MonotonicInstant)
+        -> Response
+    {
         audit.finish(response: response, duration: MonotonicInstant.now().duration(since: start))
         audit.log(to: logger)
         countRequest(head, status: response.status)
         let outcome = audit.errorKind ?? (response.status == 200 ? "ok" : "http_\(response.status)")
         outcomes.increment(outcome)
         return response
+    }
+
+    /// Whether answering `head` may need the Lua state: everything under /api/v1/exec/, a
+    /// reset, and changes to the config store; nothing once luaexecd is stopping. The transport queues such requests in arrival
+    /// order while the state is busy (SPEC E8) and answers the others at once, so that status
+    /// and interrupt never wait behind a running chunk (M1, M2).
+    public func needsState(_ head: RequestHead) -> Bool {
+        // Once stopping, every request is refused at once.
+        if stopping.load(ordering: .relaxed) { return false }
+        if head.path.hasPrefix(Self.execPrefix) { return true }
+        guard head.path.hasPrefix(Self.adminPrefix) else { return false }
+        let action = head.path.utf8.dropFirst(Self.adminPrefix.utf8.count)
+        if action.elementsEqual("reset".utf8) { return true }
+        return action.starts(with: "config".utf8) && head.method != "GET"
+    }
+
+    /// The queue's limits in force (`limits.queue_capacity`, `limits.queue_timeout`), for a
+    /// transport that holds waiting requests itself.
+    public var queueLimits: (capacity: Int, timeout: Duration) {
+        let options = executor.options
+        return (options.queueCapacity, options.queueTimeout)
+    }
+
+    /// Requests the transport holds waiting for the state, counted in the admin status's
+    /// `queue_length`.
+    public func noteQueued(_ delta: Int) {
+        executor.noteWaiting(delta)
     }
 
     /// The route table: every URL luaexecd answers, the scope it needs, and its handler.

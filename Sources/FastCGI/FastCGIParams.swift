@@ -1,52 +1,123 @@
-import CFastCGI
 import ExecService
 
-#if canImport(Glibc)
-import Glibc
-#endif
+/// The CGI variables of one request (the PARAMS stream's name-value pairs), and the
+/// `RequestHead` luaexecd builds from them.
+public struct FastCGIParams: Sendable {
+    /// The stream as it came; names and values are ranges of it.
+    let bytes: [UInt8]
+    let entries: [(name: Range<Int>, value: Range<Int>)]
 
-/// The CGI variables of one FastCGI request (libfcgi's `envp`: `NAME=value` C strings, ending in
-/// NULL), and the `RequestHead` luaexecd builds from them.
-public struct FastCGIParams {
-    let envp: FCGX_ParamArray?
-
-    /// `envp` must stay valid while this value is used.
-    public init(_ envp: FCGX_ParamArray?) { self.envp = envp }
-
-    public func value(_ name: String) -> String? {
-        guard let value = FCGX_GetParam(name, envp) else { return nil }
-        return String(cString: value)
+    /// Parses a PARAMS stream. Lengths of 0 to 127 take one byte, longer ones four (the top bit
+    /// set); every length is checked against what is left before it is used, so a length near
+    /// 2^31 (libfcgi's CVE-2025-23016) is an error, not an overflow.
+    public init(stream bytes: [UInt8]) throws(FastCGIProtocolError) {
+        var entries: [(name: Range<Int>, value: Range<Int>)] = []
+        entries.reserveCapacity(32)
+        var offset = 0
+        func length() throws(FastCGIProtocolError) -> Int {
+            guard offset < bytes.count else { throw FastCGIProtocolError("a name-value pair is cut short") }
+            let first = bytes[offset]
+            if first < 0x80 {
+                offset += 1
+                return Int(first)
+            }
+            guard bytes.count - offset >= 4 else { throw FastCGIProtocolError("a name-value length is cut short") }
+            let value = Int(first & 0x7F) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8
+                | Int(bytes[offset + 3])
+            offset += 4
+            return value
+        }
+        while offset < bytes.count {
+            let nameLength = try length()
+            let valueLength = try length()
+            // Both at most 2^31 - 1 and Int is 64 bits: the sum cannot overflow.
+            guard nameLength + valueLength <= bytes.count - offset else {
+                throw FastCGIProtocolError("a name-value pair claims more bytes than the stream holds")
+            }
+            let name = offset..<(offset + nameLength)
+            let value = name.upperBound..<(name.upperBound + valueLength)
+            entries.append((name, value))
+            offset = value.upperBound
+        }
+        self.bytes = bytes
+        self.entries = entries
     }
 
-    static let headerParameters = [("content-type", "CONTENT_TYPE"), ("content-length", "CONTENT_LENGTH")]
+    /// Pairs in stream order, for tests and GET_VALUES.
+    var pairs: [(name: [UInt8], value: [UInt8])] {
+        entries.map { (Array(bytes[$0.name]), Array(bytes[$0.value])) }
+    }
+
+    public func value(_ name: String) -> String? {
+        var name = name
+        return name.withUTF8 { wanted in
+            for entry in entries where entry.name.count == wanted.count {
+                if bytes[entry.name].elementsEqual(wanted) { return string(entry.value) }
+            }
+            return nil
+        }
+    }
+
+    private func string(_ range: Range<Int>) -> String {
+        String(decoding: bytes[range], as: UTF8.self)
+    }
 
     /// The request line and the headers; nginx's `luaexec-fastcgi.conf` sends them, every request
     /// header as `HTTP_NAME` (an endpoint's handler sees them all, as `x-name`).
     public func head() -> RequestHead {
+        var method: String?, documentURI: String?, scriptName: String?, query: String?
+        var clientAddress: String?, requestID: String?
         var headers: [String: String] = [:]
-        for (name, parameter) in Self.headerParameters {
-            if let value = value(parameter) { headers[name] = value }
-        }
-        var cursor = envp
-        while let entry = cursor?.pointee {
-            cursor = cursor?.successor()
-            // "HTTP_X_TEST=hi" is the header x-test.
-            guard strncmp(entry, "HTTP_", 5) == 0, let equals = strchr(entry, Int32(UInt8(ascii: "="))) else { continue }
-            let nameBytes = UnsafeRawBufferPointer(start: entry + 5, count: equals - entry - 5)
-            let name = String(unsafeUninitializedCapacity: nameBytes.count) { buffer in
-                for (index, byte) in nameBytes.enumerated() {
-                    buffer[index] = byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : (byte >= 65 && byte <= 90 ? byte + 32 : byte)
+        for entry in entries {
+            let name = bytes[entry.name]
+            // "HTTP_X_TEST" is the header x-test.
+            if name.starts(with: Self.httpPrefix) {
+                let header = String(unsafeUninitializedCapacity: name.count - 5) { buffer in
+                    for (index, byte) in name.dropFirst(5).enumerated() {
+                        buffer[index] = byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : (byte >= 65 && byte <= 90 ? byte + 32 : byte)
+                    }
+                    return name.count - 5
                 }
-                return nameBytes.count
+                headers[header] = string(entry.value)
+                continue
             }
-            headers[name] = String(cString: equals + 1)
+            switch name.count {
+            case 11 where name.elementsEqual(Self.remoteAddr): clientAddress = string(entry.value)
+            case 10 where name.elementsEqual(Self.requestIDName): requestID = string(entry.value)
+            case 12 where name.elementsEqual(Self.contentType): headers["content-type"] = string(entry.value)
+            case 12 where name.elementsEqual(Self.queryString): query = string(entry.value)
+            case 11 where name.elementsEqual(Self.scriptNameName): scriptName = string(entry.value)
+            case 12 where name.elementsEqual(Self.documentURI): documentURI = string(entry.value)
+            case 14 where name.elementsEqual(Self.requestMethod): method = string(entry.value)
+            case 14 where name.elementsEqual(Self.contentLength): headers["content-length"] = string(entry.value)
+            default: continue
+            }
         }
         return RequestHead(
-            method: value("REQUEST_METHOD") ?? "GET",
-            path: value("DOCUMENT_URI") ?? value("SCRIPT_NAME") ?? "/",
-            query: value("QUERY_STRING") ?? "",
-            headers: headers,
-            clientAddress: value("REMOTE_ADDR") ?? "",
-            requestID: value("REQUEST_ID"))
+            method: method ?? "GET", path: documentURI ?? scriptName ?? "/", query: query ?? "", headers: headers,
+            clientAddress: clientAddress ?? "", requestID: requestID)
     }
+
+    /// CONTENT_LENGTH, if it is a number.
+    var contentLength: Int? {
+        for entry in entries where bytes[entry.name].elementsEqual(Self.contentLength) {
+            var value = 0
+            for byte in bytes[entry.value] {
+                guard byte >= 48, byte <= 57, value < Int.max / 10 - 10 else { return nil }
+                value = value * 10 + Int(byte - 48)
+            }
+            return entry.value.isEmpty ? nil : value
+        }
+        return nil
+    }
+
+    static let httpPrefix = Array("HTTP_".utf8)
+    static let remoteAddr = Array("REMOTE_ADDR".utf8)
+    static let requestIDName = Array("REQUEST_ID".utf8)
+    static let contentType = Array("CONTENT_TYPE".utf8)
+    static let queryString = Array("QUERY_STRING".utf8)
+    static let scriptNameName = Array("SCRIPT_NAME".utf8)
+    static let documentURI = Array("DOCUMENT_URI".utf8)
+    static let requestMethod = Array("REQUEST_METHOD".utf8)
+    static let contentLength = Array("CONTENT_LENGTH".utf8)
 }

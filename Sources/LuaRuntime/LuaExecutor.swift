@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import SystemSupport
 
 /// Owns the one `LuaVM` and lets callers use it one at a time, in arrival order (SPEC E8), with a
@@ -101,6 +102,8 @@ public final class LuaExecutor: @unchecked Sendable {
     private var combining = false
     private var running: (handle: StopHandle, deadline: MonotonicInstant, started: MonotonicInstant, label: String?)?
     private var memoryInUse = 0
+    /// Requests a transport holds until the state is free (see `noteWaiting`).
+    private let waitingElsewhere = Atomic(0)
 
     private let makeVM: @Sendable (InitRunner) throws -> LuaVM
     private let logger: Logger
@@ -167,7 +170,8 @@ public final class LuaExecutor: @unchecked Sendable {
     public var status: Status {
         lock.withLock {
             Status(
-                queueLength: queue.count - queueHead, memoryInUse: memoryInUse,
+                queueLength: queue.count - queueHead + waitingElsewhere.load(ordering: .relaxed),
+                memoryInUse: memoryInUse,
                 running: running.map { ($0.label, MonotonicInstant.now().duration(since: $0.started)) })
         }
     }
@@ -207,6 +211,12 @@ public final class LuaExecutor: @unchecked Sendable {
         let job = Job(label: "reset", work: nil)
         try run(job)
         if let error = job.resetError { throw error }
+    }
+
+    /// Counts requests a transport holds in its own queue until the state is free, so that
+    /// `status.queueLength` reports every request waiting for the state.
+    public func noteWaiting(_ delta: Int) {
+        waitingElsewhere.add(delta, ordering: .relaxed)
     }
 
     /// Ends the running job's chunk as `interrupted`. Returns false when nothing was running.

@@ -225,8 +225,12 @@ struct Daemon: ParsableCommand {
         let service = ExecService(
             executor: executor, authenticator: authenticator, stateStore: stateStore, throttle: throttle,
             options: settings.serviceOptions, exportMetrics: Self.bootstrapMetrics(), logger: logger)
-        let server = FastCGIServer(
-            listenFD: listenFD, service: service, options: .init(threads: settings.threads), logger: logger)
+        let server = try FastCGIServer(
+            listenFD: listenFD, service: service,
+            options: .init(
+                threads: settings.threads, maxConnections: settings.maxConnections,
+                readTimeout: .milliseconds(Int64(settings.readTimeout * 1000))),
+            logger: logger)
         try server.start()
         return (executor, service, server)
     }

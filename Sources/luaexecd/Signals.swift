@@ -6,9 +6,9 @@ import Glibc
 
 /// Signal handling by `sigwait` on the main thread.
 ///
-/// libfcgi installs a SIGTERM handler that only sets a flag, which a thread blocked in
-/// `FCGX_Accept_r` never sees. Blocking the signals in every thread (threads inherit the mask)
-/// and taking them with `sigwait` bypasses it.
+/// The signals are blocked in every thread (threads inherit the mask) and taken with `sigwait`,
+/// so that no handler interrupts a thread in the middle of Lua or of the event loop, and the
+/// main thread can act on them with ordinary code: a reload, a graceful stop.
 enum Signals {
     static let handled = [SIGTERM, SIGINT, SIGHUP]
 

@@ -160,7 +160,7 @@ import Foundation
 
     @Test(arguments: [
         ("limits.time", "--set: 'limits.time' is not NAME=VALUE"),
-        ("limits.tim=3", "--set: unknown setting 'limits.tim' (known: listen.socket, listen.threads, database, lua.init_dir, lua.profile, lua.safe_mode, exec.interactive, exec.actions, exec.max_body, limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.queue_capacity, auth.failure_limit, auth.block_seconds, log.level)"),
+        ("limits.tim=3", "--set: unknown setting 'limits.tim' (known: listen.socket, listen.threads, listen.max_connections, listen.read_timeout, database, lua.init_dir, lua.profile, lua.safe_mode, exec.interactive, exec.actions, exec.max_body, limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.queue_capacity, auth.failure_limit, auth.block_seconds, log.level)"),
         ("limits.memory=lots", "--set: limits.memory: expected a whole number of MiB, 4 or more, got 'lots'"),
     ])
     func aWrongOverrideSaysWhy(assignment: String, message: String) {

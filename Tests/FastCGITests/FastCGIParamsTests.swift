@@ -1,19 +1,23 @@
-import CFastCGI
 import ExecService
-import Glibc
 import Testing
 
 @testable import FastCGI
 
-/// CGI variables as nginx sends them (luaexec-fastcgi.conf), in libfcgi's envp form.
-final class Envp {
-    private var pointers: [UnsafeMutablePointer<CChar>?]
+/// CGI variables as nginx sends them (luaexec-fastcgi.conf), as a PARAMS stream.
+struct Envp {
+    let stream: [UInt8]
 
-    init(_ params: [String]) { pointers = params.map { strdup($0) } + [nil] }
-    deinit { for pointer in pointers { free(pointer) } }
+    init(_ params: [String]) {
+        var stream: [UInt8] = []
+        for param in params {
+            let (name, value) = param.firstIndex(of: "=").map { (param[..<$0], param[param.index(after: $0)...]) }!
+            FastCGIEncoder.pair(Array(name.utf8), Array(value.utf8), into: &stream)
+        }
+        self.stream = stream
+    }
 
     func withParams<T>(_ body: (FastCGIParams) -> T) -> T {
-        pointers.withUnsafeMutableBufferPointer { body(FastCGIParams($0.baseAddress)) }
+        body(try! FastCGIParams(stream: stream))
     }
 
     static func nginx() -> Envp {

@@ -155,7 +155,9 @@ struct OperationsTests {
         #expect(lines.first == "\(Stack.repository)/packaging/luaexecd.conf: ok")
         #expect(lines.contains("limits.time = 2.5"))
         #expect(lines.contains("lua.profile = full"))
-        #expect(lines.count == 19)
+        #expect(lines.contains("listen.threads = 3"))
+        #expect(lines.contains("listen.read_timeout = 30.0"))
+        #expect(lines.count == 21)
     }
 
     @Test("luaexecd called by the name luaexec is the command-line tool (the package's /usr/bin/luaexec)")

@@ -1,0 +1,95 @@
+import CFastCGI
+import ExecService
+
+/// The protocol's numbers, as libfcgi-dev's `fastcgi.h` defines them.
+enum FCGI {
+    static let version = UInt8(FCGI_VERSION_1)
+    static let headerLength = Int(FCGI_HEADER_LEN)
+    static let maxContentLength = Int(FCGI_MAX_LENGTH)
+
+    static let beginRequest = UInt8(FCGI_BEGIN_REQUEST)
+    static let abortRequest = UInt8(FCGI_ABORT_REQUEST)
+    static let endRequest = UInt8(FCGI_END_REQUEST)
+    static let params = UInt8(FCGI_PARAMS)
+    static let stdin = UInt8(FCGI_STDIN)
+    static let stdout = UInt8(FCGI_STDOUT)
+    static let data = UInt8(FCGI_DATA)
+    static let getValues = UInt8(FCGI_GET_VALUES)
+    static let getValuesResult = UInt8(FCGI_GET_VALUES_RESULT)
+    static let unknownType = UInt8(FCGI_UNKNOWN_TYPE)
+
+    static let keepConnection = UInt8(FCGI_KEEP_CONN)
+    static let responder = UInt16(FCGI_RESPONDER)
+
+    static let requestComplete = UInt8(FCGI_REQUEST_COMPLETE)
+    static let cantMultiplex = UInt8(FCGI_CANT_MPX_CONN)
+    static let unknownRole = UInt8(FCGI_UNKNOWN_ROLE)
+
+    static let maxConnsName = Array(FCGI_MAX_CONNS.utf8)
+    static let maxReqsName = Array(FCGI_MAX_REQS.utf8)
+    static let mpxsConnsName = Array(FCGI_MPXS_CONNS.utf8)
+}
+
+/// Writes FastCGI records: what luaexecd sends to nginx.
+enum FastCGIEncoder {
+    /// A record of `type` for request `id` with `content` (at most 65535 bytes), unpadded: the
+    /// protocol only recommends padding, and every peer reads unpadded records.
+    static func record(_ type: UInt8, id: UInt16, _ content: some Collection<UInt8>, into out: inout [UInt8]) {
+        appendHeader(type, id: id, length: content.count, into: &out)
+        out.append(contentsOf: content)
+    }
+
+    static func appendHeader(_ type: UInt8, id: UInt16, length: Int, into out: inout [UInt8]) {
+        out.append(contentsOf: [
+            FCGI.version, type, UInt8(id >> 8), UInt8(id & 0xFF), UInt8(length >> 8), UInt8(length & 0xFF), 0, 0,
+        ])
+    }
+
+    /// END_REQUEST with an application status of 0 and `status`.
+    static func endRequest(id: UInt16, status: UInt8, into out: inout [UInt8]) {
+        record(FCGI.endRequest, id: id, [0, 0, 0, 0, status, 0, 0, 0], into: &out)
+    }
+
+    /// The CGI response (`Status:`, the headers, a blank line, the body) as STDOUT records, the
+    /// empty STDOUT that ends the stream, and END_REQUEST.
+    static func response(_ response: Response, id: UInt16, into out: inout [UInt8]) {
+        var head = "Status: \(response.status) \(Response.reason(response.status))\r\n"
+        for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
+        head += "Content-Length: \(response.body.count)\r\n\r\n"
+        out.reserveCapacity(out.count + head.utf8.count + response.body.count + 48)
+        var utf8 = head.utf8[...]
+        // The head fits one record unless a handler set enormous headers.
+        while !utf8.isEmpty {
+            let part = utf8.prefix(FCGI.maxContentLength)
+            record(FCGI.stdout, id: id, part, into: &out)
+            utf8 = utf8[part.endIndex...]
+        }
+        var offset = 0
+        while offset < response.body.count {
+            let end = min(offset + FCGI.maxContentLength, response.body.count)
+            record(FCGI.stdout, id: id, response.body[offset..<end], into: &out)
+            offset = end
+        }
+        appendHeader(FCGI.stdout, id: id, length: 0, into: &out)
+        endRequest(id: id, status: FCGI.requestComplete, into: &out)
+    }
+
+    /// A name-value pair with the protocol's 1- or 4-byte lengths.
+    static func pair(_ name: [UInt8], _ value: [UInt8], into out: inout [UInt8]) {
+        for length in [name.count, value.count] {
+            if length < 128 {
+                out.append(UInt8(length))
+            } else {
+                out.append(contentsOf: [UInt8(0x80 | (length >> 24)), UInt8((length >> 16) & 0xFF), UInt8((length >> 8) & 0xFF), UInt8(length & 0xFF)])
+            }
+        }
+        out.append(contentsOf: name)
+        out.append(contentsOf: value)
+    }
+}
+
+/// A stream that breaks the protocol: its connection is closed, and nothing else is affected.
+public struct FastCGIProtocolError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
