@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CFastCGI", "ExecService"]),
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
         .testTarget(name: "RemoteClientTests", dependencies: ["RemoteClient"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["AccessControl"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AccessControl", "FastCGI"]),
     ],
     swiftLanguageModes: [.v6]
 )
