@@ -24,12 +24,12 @@ public enum TokenFormat {
 
     /// True when `candidate` has the prefix, the length, the alphabet and a matching checksum.
     public static func isWellFormed(_ candidate: some StringProtocol) -> Bool {
-        let bytes = Array(candidate.utf8)
-        guard bytes.count == length, bytes.starts(with: prefix.utf8) else { return false }
-        let body = bytes.dropFirst(prefix.utf8.count)
+        // Every request's token passes here: no array is made unless the shape is right.
+        let utf8 = candidate.utf8
+        guard utf8.count == length, utf8.starts(with: prefix.utf8) else { return false }
+        let body = utf8.dropFirst(prefix.utf8.count)
         guard body.allSatisfy(isBase62) else { return false }
-        let random = Array(body.prefix(randomLength))
-        return Array(body.suffix(checksumLength)) == checksum(of: random)
+        return body.suffix(checksumLength).elementsEqual(checksum(of: Array(body.prefix(randomLength))))
     }
 
     static func isBase62(_ byte: UInt8) -> Bool {

@@ -6,6 +6,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +67,30 @@ static void *lx_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     void *p = realloc(ptr, nsize);
     if (p == NULL) return NULL;
     rt->used = rt->used - osize + nsize;
+    if (rt->used > rt->peak) rt->peak = rt->used;
     return p;
+}
+
+// The cap bounds what the state holds, not what the process keeps: glibc keeps freed memory in
+// its heaps (and in one arena per thread that ever allocated), and raises its mmap threshold
+// after large blocks are freed, so that the next ones come from the heap and stay. A script
+// that builds a 60 MiB table and is refused left luaexecd hundreds of MiB larger for good.
+// So: one arena for the whole process (the state is used by one thread at a time anyway), a
+// fixed mmap threshold (large blocks, a big table's array or a long string, are mapped and
+// unmapped with the block), and after a call whose peak was well above what the state holds
+// now, malloc_trim hands the freed pages back (it releases free pages inside the heap too).
+// Measured in LimitsTests' memory-bomb test and BENCHMARKS.md.
+#define LX_TRIM_SLACK ((size_t)16 << 20)
+
+static void set_malloc_policy(void) {
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1 << 20);
+}
+
+static void hand_back_memory(lx_runtime *rt) {
+    if (rt->peak > rt->used + LX_TRIM_SLACK) malloc_trim(0);
+    rt->peak = rt->used;
 }
 
 lx_runtime *lx_runtime_of(lua_State *L) {
@@ -509,6 +534,8 @@ void lx_set_memory_limit(lx_runtime *rt, size_t memory_limit) {
 }
 
 lx_runtime *lx_runtime_new(size_t memory_limit, size_t output_limit) {
+    static pthread_once_t policy = PTHREAD_ONCE_INIT;
+    pthread_once(&policy, set_malloc_policy);
     lx_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) return NULL;
     lx_set_memory_limit(rt, memory_limit);
@@ -839,6 +866,7 @@ done:
     // a pass over much of the heap, on every request.
     if (!lua_gc(L, LUA_GCISRUNNING)) lua_gc(L, LUA_GCRESTART);
     if (result == LX_ERR_MEMORY) lua_gc(L, LUA_GCCOLLECT);
+    hand_back_memory(rt);
     return result;
 }
 

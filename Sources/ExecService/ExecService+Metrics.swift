@@ -66,8 +66,7 @@ extension ExecService {
     /// Counts a finished request under its route's label.
     func countRequest(_ head: RequestHead, status: Int) {
         guard let handles = metricsHandles else { return }
-        handles.counter("luaexec_requests_total", [("endpoint", routeLabel(head.path)), ("status", String(status))])
-            .increment()
+        handles.requestCounter(endpoint: routeLabel(head.path), status: status).increment()
     }
 
     func countAuthFailure(_ reason: String) {
@@ -121,6 +120,22 @@ final class MetricsHandles: Sendable {
     let queueWait = Timer(label: "luaexec_queue_wait_seconds")
     let memory = Gauge(label: "luaexec_state_memory_bytes")
     private let counters = Mutex<[String: Counter]>([:])
+    /// `luaexec_requests_total` by endpoint and status: counted for every request, so found by
+    /// a key that needs no string built.
+    private let requestCounters = Mutex<[RequestKey: Counter]>([:])
+
+    struct RequestKey: Hashable {
+        var endpoint: String
+        var status: Int
+    }
+
+    func requestCounter(endpoint: String, status: Int) -> Counter {
+        let key = RequestKey(endpoint: endpoint, status: status)
+        if let counter = requestCounters.withLock({ $0[key] }) { return counter }
+        let counter = counter("luaexec_requests_total", [("endpoint", endpoint), ("status", String(status))])
+        requestCounters.withLock { $0[key] = counter }
+        return counter
+    }
 
     func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
         var key = label

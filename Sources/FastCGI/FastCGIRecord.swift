@@ -53,26 +53,61 @@ enum FastCGIEncoder {
     /// The CGI response (`Status:`, the headers, a blank line, the body) as STDOUT records, the
     /// empty STDOUT that ends the stream, and END_REQUEST.
     static func response(_ response: Response, id: UInt16, into out: inout [UInt8]) {
-        var head = "Status: \(response.status) \(Response.reason(response.status))\r\n"
-        for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
-        head += "Content-Length: \(response.body.count)\r\n\r\n"
-        out.reserveCapacity(out.count + head.utf8.count + response.body.count + 48)
-        var utf8 = head.utf8[...]
-        // The head fits one record unless a handler set enormous headers.
-        while !utf8.isEmpty {
-            let part = utf8.prefix(FCGI.maxContentLength)
-            record(FCGI.stdout, id: id, part, into: &out)
-            utf8 = utf8[part.endIndex...]
+        // The head is written as bytes straight into `out`, after a header whose length is
+        // filled in once known: no intermediate string.
+        out.reserveCapacity(out.count + 256 + response.body.count + 48)
+        let headerAt = out.count
+        appendHeader(FCGI.stdout, id: id, length: 0, into: &out)
+        let headStart = out.count
+        out += statusPrefix
+        appendDecimal(response.status, into: &out)
+        out.append(UInt8(ascii: " "))
+        out += Response.reason(response.status).utf8
+        out += crlf
+        for (name, value) in response.headers {
+            out += name.utf8
+            out += colonSpace
+            out += value.utf8
+            out += crlf
         }
-        var offset = 0
-        while offset < response.body.count {
-            let end = min(offset + FCGI.maxContentLength, response.body.count)
-            record(FCGI.stdout, id: id, response.body[offset..<end], into: &out)
-            offset = end
+        out += contentLengthPrefix
+        appendDecimal(response.body.count, into: &out)
+        out += crlf
+        out += crlf
+        let headLength = out.count - headStart
+        if headLength <= FCGI.maxContentLength {
+            out[headerAt + 4] = UInt8(headLength >> 8)
+            out[headerAt + 5] = UInt8(headLength & 0xFF)
+        } else {
+            // Enormous headers from a handler: split the head over several records.
+            let head = Array(out[headStart...])
+            out.removeSubrange(headerAt...)
+            split(head[...], id: id, into: &out)
         }
+        split(response.body[...], id: id, into: &out)
         appendHeader(FCGI.stdout, id: id, length: 0, into: &out)
         endRequest(id: id, status: FCGI.requestComplete, into: &out)
     }
+
+    /// `bytes` as STDOUT records of at most 65535 bytes each.
+    private static func split(_ bytes: ArraySlice<UInt8>, id: UInt16, into out: inout [UInt8]) {
+        var offset = bytes.startIndex
+        while offset < bytes.endIndex {
+            let end = min(offset + FCGI.maxContentLength, bytes.endIndex)
+            record(FCGI.stdout, id: id, bytes[offset..<end], into: &out)
+            offset = end
+        }
+    }
+
+    private static func appendDecimal(_ value: Int, into out: inout [UInt8]) {
+        if value >= 10 { appendDecimal(value / 10, into: &out) }
+        out.append(UInt8(ascii: "0") + UInt8(value % 10))
+    }
+
+    private static let statusPrefix = Array("Status: ".utf8)
+    private static let contentLengthPrefix = Array("Content-Length: ".utf8)
+    private static let colonSpace = Array(": ".utf8)
+    private static let crlf = Array("\r\n".utf8)
 
     /// A name-value pair with the protocol's 1- or 4-byte lengths.
     static func pair(_ name: [UInt8], _ value: [UInt8], into out: inout [UInt8]) {

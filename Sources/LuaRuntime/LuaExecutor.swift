@@ -180,7 +180,31 @@ public final class LuaExecutor: @unchecked Sendable {
     /// Waits at most the queue timeout for the job to start; the time limit applies to `work` as
     /// a whole. `label` names the job in `status` (the token name, for instance).
     public func perform<T>(label: String? = nil, _ work: (LuaVM) -> T) throws(Refusal) -> T {
-        try withoutActuallyEscaping(work) { work throws(Refusal) -> T in
+        // The usual case on the event loop: nobody is combining and nothing waits. The caller
+        // runs its job at once, without a queued Job and its condition variable.
+        let vm: LuaVM? = lock.withLock {
+            guard !combining, queueHead == queue.count else { return nil }
+            combining = true
+            let now = MonotonicInstant.now()
+            running = (self.vm.stopHandle, now.advanced(by: currentOptions.timeLimit), now, label)
+            return self.vm
+        }
+        if let vm {
+            let result = work(vm)
+            runConfigCallbacks()
+            let queued = lock.withLock {
+                running?.handle.clear()
+                running = nil
+                memoryInUse = vm.memoryInUse
+                if queueHead < queue.count { return true }
+                combining = false
+                return false
+            }
+            // Jobs that queued meanwhile (the daemon's own, from other threads) run next.
+            if queued { combineJobs() }
+            return result
+        }
+        return try withoutActuallyEscaping(work) { work throws(Refusal) -> T in
             var result: T?
             try run(Job(label: label) { vm in result = work(vm) })
             return result!

@@ -295,8 +295,11 @@ extension DaemonSettings {
 enum StandardError {
     /// Writes all of `text`, retrying short writes; gives up silently if standard error is gone.
     static func write(_ text: String) {
-        var bytes = Array(text.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
+        write(bytes: Array(text.utf8))
+    }
+
+    static func write(bytes: [UInt8]) {
+        bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
                 let written = Glibc.write(2, buffer.baseAddress! + offset, buffer.count - offset)

@@ -38,15 +38,40 @@ struct LineLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var line = Self.timestamp()
-        line += " \(event.level) \(label): \(event.message)"
-        var all = metadata
-        if let extra = event.metadata { all.merge(extra) { _, new in new } }
-        for key in all.keys.sorted() {
-            line += " \(key)=\(Self.quoted(all[key]!.description))"
+        // Built as bytes, without interpolation: the audit line of every request passes here.
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
+        Self.appendTimestamp(to: &line)
+        line.append(UInt8(ascii: " "))
+        line += Self.name(of: event.level).utf8
+        line.append(UInt8(ascii: " "))
+        line += label.utf8
+        line += ": ".utf8
+        line += event.message.description.utf8
+        if !metadata.isEmpty || event.metadata?.isEmpty == false {
+            var all = metadata
+            if let extra = event.metadata { all.merge(extra) { _, new in new } }
+            for key in all.keys.sorted() {
+                line.append(UInt8(ascii: " "))
+                line += key.utf8
+                line.append(UInt8(ascii: "="))
+                line += Self.quoted(all[key]!.description).utf8
+            }
         }
-        line += "\n"
-        StandardError.write(line)
+        line.append(UInt8(ascii: "\n"))
+        StandardError.write(bytes: line)
+    }
+
+    static func name(of level: Logger.Level) -> String {
+        switch level {
+        case .trace: "trace"
+        case .debug: "debug"
+        case .info: "info"
+        case .notice: "notice"
+        case .warning: "warning"
+        case .error: "error"
+        case .critical: "critical"
+        }
     }
 
     static func quoted(_ value: String) -> String {
@@ -68,16 +93,34 @@ struct LineLogHandler: LogHandler {
         return escaped + "\""
     }
 
-    static func timestamp() -> String {
+    /// `2026-11-27T07:10:00.123Z`, in UTC.
+    static func appendTimestamp(to out: inout [UInt8]) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let millis = now.tv_nsec / 1_000_000
-        let fraction = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(fraction)Z"
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                divisor /= 10
+            }
+        }
+        digits(Int(parts.tm_year) + 1900, 4)
+        out.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mon) + 1, 2)
+        out.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mday), 2)
+        out.append(UInt8(ascii: "T"))
+        digits(Int(parts.tm_hour), 2)
+        out.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), 2)
+        out.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), 2)
+        out.append(UInt8(ascii: "."))
+        digits(now.tv_nsec / 1_000_000, 3)
+        out.append(UInt8(ascii: "Z"))
     }
 }

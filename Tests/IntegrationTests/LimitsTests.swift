@@ -67,6 +67,44 @@ struct LimitsTests {
         #expect(try stack.eval(Self.pidChunk).text == pid)
     }
 
+    /// VmRSS of a process, in KiB.
+    static func residentKiB(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+        return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? ""))
+    }
+
+    @Test("the memory cap caps the process: after 12 rounds of two concurrent memory bombs, luaexecd's RSS comes back")
+    func memoryBombsReturnMemory() throws {
+        let stack = try Stack(settings: ["limits.time=60", "limits.memory=64"])
+        _ = try stack.eval("guardian = 'alive'")
+        let idle = try Self.residentKiB(stack.luaexecdPID)
+        let bombs = [
+            #"local t = {} for i = 1, 1e9 do t[i] = ("x"):rep(64) .. i end"#,
+            #"local s = "x" while true do s = s .. s end"#,
+        ]
+        let statuses = Mutex<[String]>([])
+        for round in 1...12 {
+            let threads = bombs.map { bomb in
+                Thread {
+                    let result = try? stack.eval(bomb)
+                    statuses.withLock { $0.append("\(result?.status ?? 0) \(result?.headers["x-lua-error"] ?? "-")") }
+                }
+            }
+            threads.forEach { $0.start() }
+            try Stack.waitUntil(timeout: .seconds(120), "both bombs of round \(round) to be answered") {
+                statuses.withLock { $0.count } == 2 * round
+            }
+        }
+        #expect(statuses.withLock { $0 } == Array(repeating: "500 memory", count: 24))
+        #expect(try stack.eval("return guardian").text == "alive")
+        let after = try Self.residentKiB(stack.luaexecdPID)
+        // At most the cap plus 48 MiB, and back near idle now that the state is small again.
+        #expect(after <= (64 + 48) * 1024, "idle \(idle) KiB, after \(after) KiB")
+        #expect(after <= idle + 16 * 1024, "idle \(idle) KiB, after \(after) KiB")
+        print("memory bombs: luaexecd idle \(idle) KiB, after 24 bombs \(after) KiB")
+    }
+
     @Test("the rest of L3: os.exit, stdin, collectgarbage('stop'), recursion, C stack")
     func l3() throws {
         let stack = Self.memoryStack
