@@ -6,7 +6,7 @@ import Foundation
 import Logging
 import LuaRuntime
 
-// What one request costs inside luaexecd, without the socket: turning nginx's FastCGI params
+// What one request costs inside luaexecd, without the socket: parsing nginx's FastCGI records
 // into a request, evaluation alone, the whole service path (authenticate, evaluate, render,
 // audit), JSON rendering of a large table, and the token check. Allocations are reported next to
 // time.
@@ -55,22 +55,30 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    // The CGI variables nginx sends for one request (nginx/luaexec-fastcgi.conf plus headers), in
-    // libfcgi's envp form. Never freed: they live as long as the benchmark process.
+    // One request as nginx writes it (nginx/luaexec-fastcgi.conf plus headers): BEGIN_REQUEST,
+    // PARAMS, STDIN, each ended by its empty record.
     let params = [
-        "REQUEST_METHOD=POST", "DOCUMENT_URI=/api/v1/exec/interactive.lua", "QUERY_STRING=",
-        "CONTENT_TYPE=application/x-www-form-urlencoded", "CONTENT_LENGTH=10", "REMOTE_ADDR=127.0.0.1",
-        "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_ID=5f0c3e0d9a1b4c2d8e7f6a5b4c3d2e1f", "HTTP_HOST=127.0.0.1:8443",
-        "HTTP_USER_AGENT=curl/7.88.1", "HTTP_ACCEPT=*/*", "HTTP_AUTHORIZATION=Bearer \(token)",
-        "HTTP_CONTENT_TYPE=application/x-www-form-urlencoded", "HTTP_CONTENT_LENGTH=10",
+        ("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", "/api/v1/exec/interactive.lua"), ("QUERY_STRING", ""),
+        ("CONTENT_TYPE", "application/x-www-form-urlencoded"), ("CONTENT_LENGTH", "10"), ("REMOTE_ADDR", "127.0.0.1"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"), ("REQUEST_ID", "5f0c3e0d9a1b4c2d8e7f6a5b4c3d2e1f"), ("HTTP_HOST", "127.0.0.1:8443"),
+        ("HTTP_USER_AGENT", "curl/7.88.1"), ("HTTP_ACCEPT", "*/*"), ("HTTP_AUTHORIZATION", "Bearer \(token)"),
+        ("HTTP_CONTENT_TYPE", "application/x-www-form-urlencoded"), ("HTTP_CONTENT_LENGTH", "10"),
     ]
-    let envp = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: params.count + 1)
-    for (index, param) in params.enumerated() { envp[index] = strdup(param) }
-    envp[params.count] = nil
-    nonisolated(unsafe) let cgi = envp
-    Benchmark("FastCGIParams.head (nginx's params to a RequestHead)") { benchmark in
+    func record(_ type: UInt8, _ content: [UInt8]) -> [UInt8] {
+        [1, type, 0, 1, UInt8(content.count >> 8), UInt8(content.count & 0xFF), 0, 0] + content
+    }
+    var stream: [UInt8] = []
+    for (name, value) in params {
+        stream += [UInt8(name.utf8.count), UInt8(value.utf8.count)] + Array(name.utf8) + Array(value.utf8)
+    }
+    let records = record(1, [0, 1, 1, 0, 0, 0, 0, 0]) + record(4, stream) + record(4, []) + record(5, chunk) + record(5, [])
+    Benchmark("FastCGIParser: one request's records to a request and its RequestHead") { benchmark in
+        var parser = FastCGIParser()
         for _ in benchmark.scaledIterations {
-            blackHole(FastCGIParams(cgi).head())
+            parser.append(records)
+            guard case .request(let request)? = try? parser.next() else { fatalError("no request parsed") }
+            blackHole(request.params.head())
+            _ = parser.finish()
         }
     }
 
