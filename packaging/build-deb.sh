@@ -2,8 +2,9 @@
 # `make deb`: builds luaexec_<version>_amd64.deb in the repository root (SPEC O6).
 #
 # One executable: luaexecd, linked with the Swift runtime statically (the appliance has no
-# Swift toolchain); /usr/bin/luaexec is a link to it. Lua, libfcgi and SQLite come from
-# Debian, so their security updates reach the appliance without a new luaexec.
+# Swift toolchain); /usr/bin/luaexec is a link to it. Lua, SQLite and libyaml come from
+# Debian, so their security updates reach the appliance without a new luaexec. (FastCGI is
+# luaexecd's own: only libfcgi-dev's fastcgi.h is used to build it, nothing is linked.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -75,13 +76,11 @@ install -m 0644 packaging/debian/conffiles "$stage/DEBIAN/conffiles"
 install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$stage/DEBIAN/"
 
 # Depends: what the binary links, from dpkg-shlibdeps, with the minimum versions that carry
-# the security fixes named in the README (libfcgi CVE-2025-23016; Lua CVE-2022-28805 and
-# CVE-2022-33099).
+# the security fixes named in the README (Lua CVE-2022-28805 and CVE-2022-33099).
 mkdir -p "$work/shlibs/debian"
 printf 'Source: luaexec\n\nPackage: luaexec\nArchitecture: amd64\n' > "$work/shlibs/debian/control"
 shlibs=$(cd "$work/shlibs" && dpkg-shlibdeps -O "$stage/usr/sbin/luaexecd" | sed -n 's/^shlibs:Depends=//p')
 shlibs=$(printf '%s' "$shlibs" | sed -E \
-    -e 's/libfcgi0ldbl( \([^)]*\))?/libfcgi0ldbl (>= 2.4.2-2+deb12u1)/' \
     -e 's/liblua5\.4-0( \([^)]*\))?/liblua5.4-0 (>= 5.4.4-3)/')
 installed_size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s|@VERSION@|$version|" -e "s|@INSTALLED_SIZE@|$installed_size|" -e "s|@SHLIBS@|$shlibs|" \

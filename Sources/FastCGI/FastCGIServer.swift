@@ -86,8 +86,10 @@ public final class FastCGIServer: @unchecked Sendable {
         enum Kind {
             /// Answered at once: it needs no Lua state.
             case now
-            /// Answered when the state is free, in arrival order.
+            /// Needs the state: queued, or claimed, by `admit`.
             case state
+            /// Needs the state, which the thread holding this request has claimed for it.
+            case claimed
             /// Answered 503 busy: the queue was full.
             case refused
         }
@@ -116,8 +118,7 @@ public final class FastCGIServer: @unchecked Sendable {
     /// A request that needs the state is being answered.
     private var stateBusy = false
     /// Requests waiting for the state, in arrival order.
-    private var waiting: [Work] = []
-    private var waitingHead = 0
+    private var waiting = Queue<Work>()
     private var nextSweep = MonotonicInstant.now()
     /// Requests accepted and not yet answered.
     private let inFlight = Atomic(0)
@@ -247,7 +248,7 @@ public final class FastCGIServer: @unchecked Sendable {
     /// One `epoll_wait` and what it reports: new connections, input (parsed into `ready`),
     /// writable output; then the queue's timeouts and stalled peers.
     private func pollOnce(_ events: inout [epoll_event], into ready: inout [Work]) {
-        let timeout: Int32 = lock.withLock { waitingHead < waiting.count ? 20 : 1000 }
+        let timeout: Int32 = lock.withLock { waiting.isEmpty ? 1000 : 20 }
         let count = events.withUnsafeMutableBufferPointer {
             epoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeout)
         }
@@ -267,6 +268,7 @@ public final class FastCGIServer: @unchecked Sendable {
                     read(connection, now: now, into: &ready)
                 }
             }
+            admit(&ready)
             expireWaiting(now: now, into: &expired)
             if now >= nextSweep {
                 closeStalled(now: now)
@@ -277,82 +279,70 @@ public final class FastCGIServer: @unchecked Sendable {
         for work in expired { deliver(work, service.respondBusy(to: work.head)) }
     }
 
-    /// Answers each request: those that need no state at once, the others in order once the
-    /// state is free (this thread runs them, and whatever queues meanwhile, if it is).
+    /// Answers each request: those that need no state at once; a claimed one with the state,
+    /// followed by whatever queued for it meanwhile, in order.
     private func serve(_ works: [Work]) {
         var pending = works[...]
         while let work = pending.popFirst() {
-            var more: [Work] = []
             switch work.kind {
             case .now:
-                more = deliver(work, service.respond(to: work.head) { _ in work.request.body })
+                pending += deliver(work, service.respond(to: work.head) { _ in work.request.body })
             case .refused:
-                more = deliver(work, service.respondBusy(to: work.head))
-            case .state:
-                var next: Work? = lock.withLock {
-                    if stateBusy || waitingHead < waiting.count {
-                        enqueue(work, into: &more)
-                        return nil
-                    }
-                    stateBusy = true
-                    return work
-                }
+                pending += deliver(work, service.respondBusy(to: work.head))
+            case .claimed, .state:
+                var next: Work? = work
                 while let current = next {
-                    more += deliver(current, service.respond(to: current.head) { _ in current.request.body })
+                    pending += deliver(current, service.respond(to: current.head) { _ in current.request.body })
                     next = lock.withLock {
-                        // Requests that completed on the connections just answered queue
-                        // behind the ones already waiting.
-                        var others: [Work] = []
-                        for work in more {
-                            if work.kind == .state { enqueue(work, into: &others) } else { others.append(work) }
-                        }
-                        more = others
-                        guard waitingHead < waiting.count else {
+                        guard let queued = waiting.popFirst() else {
                             stateBusy = false
                             return nil
                         }
-                        let work = waiting[waitingHead]
-                        waitingHead += 1
-                        if waitingHead == waiting.count {
-                            waiting.removeAll(keepingCapacity: true)
-                            waitingHead = 0
-                        }
                         service.noteQueued(-1)
-                        return work
+                        return queued
                     }
                 }
             }
-            pending.append(contentsOf: more)
         }
     }
 
-    /// Queues a request for the state, or, when the queue is full, puts it in `refused` to be
-    /// answered busy. Called with the lock held.
-    private func enqueue(_ work: Work, into refused: inout [Work]) {
-        if waiting.count - waitingHead >= service.queueLimits.capacity {
-            var refusal = work
-            refusal.kind = .refused
-            refused.append(refusal)
-            return
+    /// Decides, with the lock held and in arrival order, what happens to each request that
+    /// needs the state: queued behind the running one and those already waiting (503 busy when
+    /// the queue is full), or claimed for this thread when the state is free. Deciding here,
+    /// in the same critical section that read the requests, keeps arrival order (SPEC E8) even
+    /// when another thread takes the poller role meanwhile.
+    private func admit(_ works: inout [Work]) {
+        guard works.contains(where: { $0.kind == .state }) else { return }
+        var kept: [Work] = []
+        for var work in works {
+            if work.kind == .state {
+                if stateBusy || !waiting.isEmpty {
+                    if waiting.count >= service.queueLimits.capacity {
+                        work.kind = .refused
+                        kept.append(work)
+                    } else {
+                        waiting.append(work)
+                        service.noteQueued(1)
+                    }
+                    continue
+                }
+                stateBusy = true
+                work.kind = .claimed
+            }
+            kept.append(work)
         }
-        waiting.append(work)
-        service.noteQueued(1)
+        works = kept
     }
 
     /// Takes the requests that waited past the queue timeout off the queue. Called with the
     /// lock held; they are answered busy outside it.
     private func expireWaiting(now: MonotonicInstant, into expired: inout [Work]) {
-        guard waitingHead < waiting.count else { return }
+        guard !waiting.isEmpty else { return }
         let timeout = service.queueLimits.timeout
         // One timeout for all, so the oldest are first.
-        while waitingHead < waiting.count, now.duration(since: waiting[waitingHead].arrived) >= timeout {
-            expired.append(waiting[waitingHead])
-            waitingHead += 1
+        while let first = waiting.first, now.duration(since: first.arrived) >= timeout {
+            expired.append(waiting.popFirst()!)
             service.noteQueued(-1)
-        }
-        if waitingHead == waiting.count {
-            waiting.removeAll(keepingCapacity: true)
-            waitingHead = 0
         }
     }
 
@@ -565,8 +555,37 @@ public final class FastCGIServer: @unchecked Sendable {
                 watch(connection, connection.events | EPOLLIN.rawValue)
             }
             parse(connection, now: now, into: &more)
+            admit(&more)
         }
         return more
+    }
+}
+
+/// A first-in first-out queue that lets go of each element as it is taken: the server's queue
+/// may never empty under load, and a taken request must not keep its body alive.
+struct Queue<Element> {
+    private var items: [Element?] = []
+    private var head = 0
+
+    var isEmpty: Bool { head == items.count }
+    var count: Int { items.count - head }
+    var first: Element? { isEmpty ? nil : items[head] }
+
+    mutating func append(_ element: Element) { items.append(element) }
+
+    mutating func popFirst() -> Element? {
+        guard !isEmpty else { return nil }
+        let element = items[head]
+        items[head] = nil
+        head += 1
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 64 && head * 2 >= items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return element
     }
 }
 
