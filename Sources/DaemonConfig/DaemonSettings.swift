@@ -47,7 +47,7 @@ public struct DaemonSettings: Sendable, Equatable {
     /// Longest wait for the state before 503 busy, in seconds (SPEC L4).
     public var queueTimeout = 10.0
     /// Most requests that may wait for the state at once.
-    public var queueCapacity = 256
+    public var queueCapacity = 1024
     /// Failed authentications from one address within a minute before it gets 429 (SPEC T6).
     public var authFailureLimit = 10
     /// Seconds such an address keeps getting 429.

@@ -25,7 +25,7 @@ public final class LuaExecutor: @unchecked Sendable {
         /// Most requests that may wait for the state at once.
         public var queueCapacity: Int
 
-        public init(timeLimit: Duration = .seconds(5), queueTimeout: Duration = .seconds(10), queueCapacity: Int = 256) {
+        public init(timeLimit: Duration = .seconds(5), queueTimeout: Duration = .seconds(10), queueCapacity: Int = 1024) {
             self.timeLimit = timeLimit
             self.queueTimeout = queueTimeout
             self.queueCapacity = queueCapacity
