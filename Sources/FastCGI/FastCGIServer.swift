@@ -276,7 +276,8 @@ public final class FastCGIServer: @unchecked Sendable {
             }
             if !ready.isEmpty || !expired.isEmpty { pollerBusySince = now }
         }
-        for work in expired { deliver(work, service.respondBusy(to: work.head)) }
+        // What their connections send next may already be claimed: it is served with `ready`.
+        for work in expired { ready += deliver(work, service.respondBusy(to: work.head)) }
     }
 
     /// Answers each request: those that need no state at once; a claimed one with the state,
@@ -532,7 +533,6 @@ public final class FastCGIServer: @unchecked Sendable {
 
     /// Writes `response` to the request's connection, and parses what the peer sent after the
     /// request; returns the requests that completes.
-    @discardableResult
     private func deliver(_ work: Work, _ response: Response) -> [Work] {
         var encoded: [UInt8] = []
         FastCGIEncoder.response(response, id: work.request.id, into: &encoded)

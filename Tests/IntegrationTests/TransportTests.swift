@@ -212,6 +212,29 @@ struct TransportTests {
         #expect(try stack.eval("return table.concat(order, ',')").text == (1...200).map(String.init).joined(separator: ","))
     }
 
+    @Test("requests that wait past the queue timeout get 503 busy, each in turn on a kept connection; nothing of them runs")
+    func expiryOnAKeptConnection() throws {
+        let stack = try Stack(settings: ["limits.time=60", "limits.queue_timeout=0.2"])
+        let spinner = try FastCGIClient(stack.fastcgiSocket)
+        try spinner.send(FastCGIClient.request(token: stack.adminToken, chunk: "while true do end"))
+        try Stack.waitUntil(timeout: .seconds(10), "the chunk to run") {
+            (try? stack.request("/api/v1/admin/status", token: stack.adminToken))?.text.contains("\"running\":{") == true
+        }
+        let client = try FastCGIClient(stack.fastcgiSocket)
+        try client.send(
+            FastCGIClient.request(id: 1, token: stack.adminToken, chunk: "first = true")
+                + FastCGIClient.request(id: 2, token: stack.adminToken, chunk: "second = true"))
+        for id in [UInt16(1), 2] {
+            let answer = try client.readAnswer()
+            #expect(answer.id == id)
+            #expect(answer.status == "503 Service Unavailable")
+            #expect(answer.headers["x-lua-error"] == "busy")
+        }
+        #expect(try stack.request("/api/v1/admin/interrupt", method: "POST", token: stack.adminToken).status == 200)
+        #expect(try spinner.readAnswer().headers["x-lua-error"] == "interrupted")
+        #expect(try stack.eval("return first == nil and second == nil").text == "true")
+    }
+
     @Test("luaexecd runs at most 8 threads")
     func threads() throws {
         let stack = Stack.shared
