@@ -280,29 +280,32 @@ public final class FastCGIServer: @unchecked Sendable {
         for work in expired { ready += deliver(work, service.respondBusy(to: work.head)) }
     }
 
-    /// Answers each request: those that need no state at once; a claimed one with the state,
-    /// followed by whatever queued for it meanwhile, in order.
+    /// Answers each request: those that need no state first, then the claimed one with the
+    /// state, followed by whatever queued for it meanwhile, in order. Answering the others first
+    /// matters: a status request read in the same batch as a long chunk must not wait behind it.
     private func serve(_ works: [Work]) {
-        var pending = works[...]
-        while let work = pending.popFirst() {
+        var pending = works
+        while !pending.isEmpty {
+            let index = pending.firstIndex { $0.kind == .now || $0.kind == .refused } ?? pending.startIndex
+            let work = pending.remove(at: index)
             switch work.kind {
             case .now:
                 pending += deliver(work, service.respond(to: work.head) { _ in work.request.body })
             case .refused:
                 pending += deliver(work, service.respondBusy(to: work.head))
             case .claimed, .state:
-                var next: Work? = work
-                while let current = next {
-                    pending += deliver(current, service.respond(to: current.head) { _ in current.request.body })
-                    next = lock.withLock {
-                        guard let queued = waiting.popFirst() else {
-                            stateBusy = false
-                            return nil
-                        }
-                        service.noteQueued(-1)
-                        return queued
+                pending += deliver(work, service.respond(to: work.head) { _ in work.request.body })
+                // The state passes to the next waiting request, on this thread.
+                let next: Work? = lock.withLock {
+                    guard var queued = waiting.popFirst() else {
+                        stateBusy = false
+                        return nil
                     }
+                    service.noteQueued(-1)
+                    queued.kind = .claimed
+                    return queued
                 }
+                if let next { pending.append(next) }
             }
         }
     }

@@ -235,6 +235,27 @@ struct TransportTests {
         #expect(try stack.eval("return first == nil and second == nil").text == "true")
     }
 
+    @Test("a status request read in the same batch as a long chunk is answered while the chunk runs")
+    func statusBesideALongChunk() throws {
+        let stack = Stack.shared
+        for _ in 0..<10 {
+            // Both connections are accepted first, then both requests written back to back, so
+            // that the poller often reads them in one batch.
+            let spinner = try FastCGIClient(stack.fastcgiSocket)
+            let status = try FastCGIClient(stack.fastcgiSocket)
+            try spinner.send(FastCGIClient.request(token: stack.adminToken, chunk: "return 'warm'"))
+            try status.send(FastCGIClient.request(token: stack.adminToken, chunk: "", method: "GET", path: "/api/v1/admin/status"))
+            _ = try spinner.readAnswer()
+            _ = try status.readAnswer()
+            try spinner.send(
+                FastCGIClient.request(token: stack.adminToken, chunk: "local t = os.clock() while os.clock() - t < 0.5 do end return 'done'"))
+            try status.send(FastCGIClient.request(token: stack.adminToken, chunk: "", method: "GET", path: "/api/v1/admin/status"))
+            let answer = try status.readAnswer(timeout: .milliseconds(400))
+            #expect(answer.status == "200 OK")
+            #expect(try spinner.readAnswer().body == "done")
+        }
+    }
+
     @Test("luaexecd runs at most 8 threads")
     func threads() throws {
         let stack = Stack.shared
