@@ -127,9 +127,9 @@ public final class ExecService: Sendable {
     }
 
     /// Whether answering `head` may need the Lua state: everything under /api/v1/exec/, a
-    /// reset, and changes to the config store; nothing once luaexecd is stopping. The transport queues such requests in arrival
-    /// order while the state is busy (SPEC E8) and answers the others at once, so that status
-    /// and interrupt never wait behind a running chunk (M1, M2).
+    /// reset, and changes to the config store; nothing once luaexecd is stopping. The transport
+    /// queues such requests in arrival order while the state is busy (SPEC E8) and answers the
+    /// others at once, so that status and interrupt never wait behind a running chunk (M1, M2).
     public func needsState(_ head: RequestHead) -> Bool {
         // Once stopping, every request is refused at once.
         if stopping.load(ordering: .relaxed) { return false }
