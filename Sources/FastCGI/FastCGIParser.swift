@@ -55,6 +55,8 @@ public struct FastCGIParser {
     private var keep = false
     private var params: [UInt8] = []
     private var parsedParams: FastCGIParams?
+    /// CONTENT_LENGTH of the request being read, read once from its params.
+    private var declaredLength: Int?
     private var body: [UInt8] = []
     private var bodyLength = 0
 
@@ -143,13 +145,16 @@ public struct FastCGIParser {
             phase = .params
             params.removeAll(keepingCapacity: true)
             parsedParams = nil
+            declaredLength = nil
             body = []
             bodyLength = 0
             return nil
         case FCGI.params:
             guard phase == .params, recordID == id else { return try ignore(recordID, type: type) }
             if content.isEmpty {
-                parsedParams = try FastCGIParams(stream: params)
+                let parsed = try FastCGIParams(stream: params)
+                parsedParams = parsed
+                declaredLength = parsed.contentLength
                 phase = .stdin
                 return nil
             }
@@ -163,7 +168,7 @@ public struct FastCGIParser {
             if content.isEmpty { return .request(completeRequest()) }
             bodyLength += content.count
             if bodyLength <= limits.bodyBytes {
-                if body.isEmpty, let declared = parsedParams?.contentLength, declared <= limits.bodyBytes {
+                if body.isEmpty, let declared = declaredLength, declared <= limits.bodyBytes {
                     body.reserveCapacity(declared)
                 }
                 body.append(contentsOf: buffer[content])
@@ -202,9 +207,9 @@ public struct FastCGIParser {
         phase = .serving
         let params = parsedParams!
         let read: BodyRead
-        if bodyLength > limits.bodyBytes || (params.contentLength ?? 0) > limits.bodyBytes {
+        if bodyLength > limits.bodyBytes || (declaredLength ?? 0) > limits.bodyBytes {
             read = .tooLarge
-        } else if let declared = params.contentLength, declared > bodyLength {
+        } else if let declared = declaredLength, declared > bodyLength {
             read = .incomplete
         } else {
             read = .complete(body)

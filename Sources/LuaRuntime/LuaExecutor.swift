@@ -185,17 +185,14 @@ public final class LuaExecutor: @unchecked Sendable {
         let vm: LuaVM? = lock.withLock {
             guard !combining, queueHead == queue.count else { return nil }
             combining = true
-            let now = MonotonicInstant.now()
-            running = (self.vm.stopHandle, now.advanced(by: currentOptions.timeLimit), now, label)
+            startRunning(label)
             return self.vm
         }
         if let vm {
             let result = work(vm)
             runConfigCallbacks()
             let queued = lock.withLock {
-                running?.handle.clear()
-                running = nil
-                memoryInUse = vm.memoryInUse
+                stopRunning()
                 if queueHead < queue.count { return true }
                 combining = false
                 return false
@@ -332,8 +329,7 @@ public final class LuaExecutor: @unchecked Sendable {
                         return nil
                     }
                     job.signal.withLock { job.state = .running }
-                    let now = MonotonicInstant.now()
-                    running = (vm.stopHandle, now.advanced(by: currentOptions.timeLimit), now, job.label)
+                    startRunning(job.label)
                     return job
                 }
                 queue.removeAll(keepingCapacity: true)
@@ -350,6 +346,20 @@ public final class LuaExecutor: @unchecked Sendable {
                 job.signal.signal()
             }
         }
+    }
+
+    /// The state starts a job: the watchdog's deadline runs from now. Called with the lock held.
+    private func startRunning(_ label: String?) {
+        let now = MonotonicInstant.now()
+        running = (vm.stopHandle, now.advanced(by: currentOptions.timeLimit), now, label)
+    }
+
+    /// The job is done: no stop left armed, and the state's size for the status. Called with
+    /// the lock held.
+    private func stopRunning() {
+        running?.handle.clear()
+        running = nil
+        memoryInUse = vm.memoryInUse
     }
 
     private func execute(_ job: Job) {
@@ -377,9 +387,7 @@ public final class LuaExecutor: @unchecked Sendable {
             }
         }
         lock.withLock {
-            running?.handle.clear()
-            running = nil
-            memoryInUse = vm.memoryInUse
+            stopRunning()
             if queueHead > 1024 {
                 queue.removeFirst(queueHead)
                 queueHead = 0

@@ -67,18 +67,11 @@ struct LimitsTests {
         #expect(try stack.eval(Self.pidChunk).text == pid)
     }
 
-    /// VmRSS of a process, in KiB.
-    static func residentKiB(_ pid: Int32) throws -> Int {
-        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
-        return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? ""))
-    }
-
     @Test("the memory cap caps the process: after 12 rounds of two concurrent memory bombs, luaexecd's RSS comes back")
     func memoryBombsReturnMemory() throws {
         let stack = try Stack(settings: ["limits.time=60", "limits.memory=64"])
         _ = try stack.eval("guardian = 'alive'")
-        let idle = try Self.residentKiB(stack.luaexecdPID)
+        let idle = try stack.luaexecdStatus("VmRSS")
         let bombs = [
             #"local t = {} for i = 1, 1e9 do t[i] = ("x"):rep(64) .. i end"#,
             #"local s = "x" while true do s = s .. s end"#,
@@ -98,7 +91,7 @@ struct LimitsTests {
         }
         #expect(statuses.withLock { $0 } == Array(repeating: "500 memory", count: 24))
         #expect(try stack.eval("return guardian").text == "alive")
-        let after = try Self.residentKiB(stack.luaexecdPID)
+        let after = try stack.luaexecdStatus("VmRSS")
         // At most the cap plus 48 MiB, and back near idle now that the state is small again.
         #expect(after <= (64 + 48) * 1024, "idle \(idle) KiB, after \(after) KiB")
         #expect(after <= idle + 16 * 1024, "idle \(idle) KiB, after \(after) KiB")

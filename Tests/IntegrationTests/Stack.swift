@@ -246,6 +246,15 @@ final class Stack: Sendable {
         return created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// A number from luaexecd's `/proc/PID/status`: `VmRSS` (KiB), `Threads`.
+    func luaexecdStatus(_ field: String) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(luaexecdPID)/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
+            let value = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Int($0) })
+        else { throw StackError("no \(field) in /proc/\(luaexecdPID)/status") }
+        return value
+    }
+
     func luaexecdLog() -> String { (try? String(contentsOfFile: directory + "/logs/luaexecd.log", encoding: .utf8)) ?? "" }
 
     // MARK: Processes

@@ -260,9 +260,7 @@ struct TransportTests {
     func threads() throws {
         let stack = Stack.shared
         _ = try stack.eval("return 1")
-        let status = try String(contentsOfFile: "/proc/\(stack.luaexecdPID)/status", encoding: .utf8)
-        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Threads:") })
-        let count = try #require(Int(line.split(separator: "\t").last ?? ""))
-        #expect(count <= 8, "\(line)")
+        let count = try stack.luaexecdStatus("Threads")
+        #expect(count <= 8, "\(count) threads")
     }
 }
