@@ -51,21 +51,30 @@ public enum BearerCredentials {
         guard queryTokens.isEmpty else {
             return .failure(.invalidRequest("a token was sent both in the Authorization header and in the query"))
         }
-        // credentials = "Bearer" 1*SP b64token
-        let bytes = Array(authorization.utf8)
-        let scheme = bytes.prefix { $0 != UInt8(ascii: " ") }
-        guard String(decoding: scheme, as: UTF8.self).lowercased() == "bearer" else {
-            return .failure(.invalidRequest("the Authorization header must use the Bearer scheme"))
+        // credentials = "Bearer" 1*SP b64token. Read where the header's bytes lie: every
+        // request passes here.
+        var header = authorization
+        return header.withUTF8 { bytes -> Result<String?, AuthFailure> in
+            let scheme = bytes.prefix { $0 != UInt8(ascii: " ") }
+            // ASCII case-insensitive: `| 0x20` lower-cases letters, and "bearer" has no other byte.
+            guard scheme.count == 6, zip(scheme, "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }) else {
+                return .failure(.invalidRequest("the Authorization header must use the Bearer scheme"))
+            }
+            let token = bytes[scheme.count...].drop { $0 == UInt8(ascii: " ") }
+            guard !token.isEmpty, token.allSatisfy(isB64TokenCharacter) else {
+                return .failure(.invalidRequest("the Authorization header must be 'Bearer <token>'"))
+            }
+            return .success(String(decoding: UnsafeBufferPointer(rebasing: token), as: UTF8.self))
         }
-        let token = bytes.dropFirst(scheme.count).drop { $0 == UInt8(ascii: " ") }
-        guard !token.isEmpty, token.allSatisfy(isB64TokenCharacter) else {
-            return .failure(.invalidRequest("the Authorization header must be 'Bearer <token>'"))
-        }
-        return .success(String(decoding: token, as: UTF8.self))
     }
 
     // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     static func isB64TokenCharacter(_ byte: UInt8) -> Bool {
-        TokenFormat.isBase62(byte) || "-._~+/=".utf8.contains(byte)
+        switch byte {
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "+"),
+            UInt8(ascii: "/"), UInt8(ascii: "="):
+            true
+        default: TokenFormat.isBase62(byte)
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Synchronization
 import SystemSupport
 
@@ -27,11 +28,33 @@ public final class Authenticator: Sendable {
         }
     }
 
+    /// A token's SHA-256 as the table's key: four words, hashed as four words rather than as
+    /// 32 bytes one at a time.
+    struct Digest: Hashable {
+        let a, b, c, d: UInt64
+
+        init(_ bytes: UnsafeRawBufferPointer) {
+            precondition(bytes.count == 32, "a SHA-256 digest has 32 bytes")
+            a = bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+            b = bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+            c = bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
+            d = bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+        }
+
+        /// The key of `secret`, hashed from its bytes where they lie.
+        init(secret: String) {
+            var secret = secret
+            var hasher = SHA256()
+            secret.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+            self = hasher.finalize().withUnsafeBytes(Digest.init)
+        }
+    }
+
     /// An immutable table, replaced whole when the database changes.
     private final class Table: Sendable {
-        let byDigest: [[UInt8]: Entry]
+        let byDigest: [Digest: Entry]
         let version: Int
-        init(byDigest: [[UInt8]: Entry], version: Int) {
+        init(byDigest: [Digest: Entry], version: Int) {
             self.byDigest = byDigest
             self.version = version
         }
@@ -59,7 +82,11 @@ public final class Authenticator: Sendable {
             // Uses not yet written would be lost with the old table: write them first.
             try flushUses()
             let records = try store.list()
-            let byDigest = Dictionary(records.map { ($0.digest, Entry($0)) }, uniquingKeysWith: { first, _ in first })
+            let byDigest = Dictionary(
+                records.filter { $0.digest.count == 32 }.map { record in
+                    (record.digest.withUnsafeBytes(Digest.init), Entry(record))
+                },
+                uniquingKeysWith: { first, _ in first })
             let fresh = Table(byDigest: byDigest, version: try store.dataVersion())
             table.write(fresh)
         }
@@ -92,7 +119,7 @@ public final class Authenticator: Sendable {
         guard TokenFormat.isWellFormed(secret) else { return .failure(.invalidToken) }
         // The lookup is keyed by the SHA-256 of the secret: its timing depends on the digest,
         // which an attacker cannot steer towards a stored one, so it leaks nothing usable.
-        let digest = TokenStore.digest(of: secret)
+        let digest = Digest(secret: secret)
         var entry = table.read().byDigest[digest]
         if entry == nil {
             // A token made a moment ago may not be in the table yet (SPEC T7: usable the moment

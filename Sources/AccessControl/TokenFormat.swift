@@ -24,23 +24,36 @@ public enum TokenFormat {
 
     /// True when `candidate` has the prefix, the length, the alphabet and a matching checksum.
     public static func isWellFormed(_ candidate: some StringProtocol) -> Bool {
-        // Every request's token passes here: no array is made unless the shape is right.
+        // Every request's token passes here: one pass over the bytes, nothing allocated.
         let utf8 = candidate.utf8
         guard utf8.count == length, utf8.starts(with: prefix.utf8) else { return false }
-        let body = utf8.dropFirst(prefix.utf8.count)
-        guard body.allSatisfy(isBase62) else { return false }
-        return body.suffix(checksumLength).elementsEqual(checksum(of: Array(body.prefix(randomLength))))
+        var crc = CRC32.initial
+        var written: UInt64 = 0
+        var index = 0
+        for byte in utf8.dropFirst(prefix.utf8.count) {
+            guard let digit = base62Value(byte) else { return false }
+            if index < randomLength {
+                crc = CRC32.update(crc, byte)
+            } else {
+                written = written * 62 + UInt64(digit)
+            }
+            index += 1
+        }
+        // Six base-62 digits hold any 32-bit value in exactly one way: equal values, equal digits.
+        return written == UInt64(CRC32.final(crc))
     }
 
-    static func isBase62(_ byte: UInt8) -> Bool {
+    /// The digit's value in `alphabet`, or nil for a byte outside it.
+    static func base62Value(_ byte: UInt8) -> UInt8? {
         switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "a")...UInt8(ascii: "z"):
-            return true
-        default:
-            return false
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte - UInt8(ascii: "A") + 10
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): byte - UInt8(ascii: "a") + 36
+        default: nil
         }
     }
+
+    static func isBase62(_ byte: UInt8) -> Bool { base62Value(byte) != nil }
 
     static func checksum(of random: [UInt8]) -> [UInt8] {
         var value = CRC32.checksum(random)
@@ -61,9 +74,15 @@ enum CRC32 {
         return c
     }
 
+    static let initial: UInt32 = 0xFFFF_FFFF
+
+    static func update(_ crc: UInt32, _ byte: UInt8) -> UInt32 {
+        table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8)
+    }
+
+    static func final(_ crc: UInt32) -> UInt32 { crc ^ 0xFFFF_FFFF }
+
     static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-        return crc ^ 0xFFFF_FFFF
+        final(bytes.reduce(initial, update))
     }
 }

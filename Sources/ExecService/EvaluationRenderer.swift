@@ -66,8 +66,9 @@ enum EvaluationRenderer {
 
     /// Milliseconds with microsecond precision, e.g. `0.042`.
     static func milliseconds(_ duration: Duration) -> String {
-        let micros = Int64((duration.milliseconds * 1000).rounded())
-        let fraction = String(micros % 1000)
-        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+        var out: [UInt8] = []
+        out.reserveCapacity(12)
+        ByteFormat.appendMilliseconds(duration, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 }

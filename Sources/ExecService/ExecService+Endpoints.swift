@@ -49,7 +49,7 @@ extension ExecService {
         // A name given twice: the last value wins, as in most web frameworks.
         var queryFields: [String: [UInt8]] = [:]
         for pair in pairs { queryFields[pair.name] = pair.value }
-        let headers = head.headers.filter { $0.key != "authorization" }.sorted { $0.key < $1.key }
+        let headers = head.headers.dictionary.filter { $0.key != "authorization" }.sorted { $0.key < $1.key }
         let request = LuaValue.object([
             .init(key: Array("method".utf8), value: .string(head.method)),
             .init(

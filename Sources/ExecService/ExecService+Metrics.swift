@@ -96,12 +96,12 @@ extension ExecService {
         if path == Self.metricsPath { return "metrics" }
         if path == Self.whoamiPath { return "whoami" }
         if path.hasPrefix(Self.adminPrefix) {
-            let area = path.dropFirst(Self.adminPrefix.count).split(separator: "/").first.map(String.init) ?? ""
+            let area = Self.path(path, after: Self.adminPrefix).split(separator: "/").first.map(String.init) ?? ""
             return ["status", "interrupt", "reset", "endpoints", "config", "tokens"].contains(area)
                 ? "admin/" + area : "admin/unknown"
         }
         guard path.hasPrefix(Self.execPrefix) else { return "other" }
-        let name = String(path.dropFirst(Self.execPrefix.count))
+        let name = Self.path(path, after: Self.execPrefix)
         if name == Self.interactive || name == Self.command { return name }
         return executor.registry.entry(.endpoint, name) != nil ? name : "unknown"
     }

@@ -186,9 +186,9 @@ public final class ExecService: Sendable {
         if isAdmin {
             if let refusal = require(.admin, of: identity, json: json, audit: &audit) { return refusal }
             return admin(
-                String(head.path.dropFirst(Self.adminPrefix.count)), head: head, identity: identity, readBody: readBody)
+                Self.path(head.path, after: Self.adminPrefix), head: head, identity: identity, readBody: readBody)
         }
-        let name = String(head.path.dropFirst(Self.execPrefix.count))
+        let name = Self.path(head.path, after: Self.execPrefix)
         switch name {
         case Self.interactive:
             return interactive(head, identity: identity, readBody: readBody, json: json, audit: &audit)
@@ -364,6 +364,12 @@ public final class ExecService: Sendable {
             headers.append(("X-Lua-Error", failure.kind.rawValue))
         }
         return Response(status: status, headers: headers, body: bytes)
+    }
+
+    /// `path` without `prefix`, which it starts with: cut by bytes, not by characters, which
+    /// would walk the grapheme clusters of every request's path.
+    static func path(_ path: String, after prefix: String) -> String {
+        String(Substring(path.utf8.dropFirst(prefix.utf8.count)))
     }
 
     static func wantsJSON(_ head: RequestHead) -> Bool {

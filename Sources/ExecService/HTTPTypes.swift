@@ -5,15 +5,15 @@ public struct RequestHead: Sendable {
     public var path: String
     /// The raw query string, without `?`.
     public var query: String
-    /// Request headers with lower-case names.
-    public var headers: [String: String]
+    /// Request headers, looked up by lower-case name.
+    public var headers: HeaderFields
     /// The client's address as nginx saw it.
     public var clientAddress: String
     /// nginx's `$request_id`, when it sends one.
     public var requestID: String?
 
     public init(
-        method: String, path: String, query: String = "", headers: [String: String] = [:],
+        method: String, path: String, query: String = "", headers: HeaderFields = [:],
         clientAddress: String = "", requestID: String? = nil
     ) {
         self.method = method

@@ -63,39 +63,36 @@ public struct FastCGIParams: Sendable {
     }
 
     /// The request line and the headers; nginx's `luaexec-fastcgi.conf` sends them, every request
-    /// header as `HTTP_NAME` (an endpoint's handler sees them all, as `x-name`).
+    /// header as `HTTP_NAME` (an endpoint's handler sees them all, as `x-name`). The headers stay
+    /// ranges of the stream (`HeaderFields`): most requests read two of them.
     public func head() -> RequestHead {
         var method: String?, documentURI: String?, scriptName: String?, query: String?
         var clientAddress: String?, requestID: String?
-        var headers: [String: String] = [:]
+        var headers: [HeaderFields.Field] = []
+        headers.reserveCapacity(entries.count)
         for entry in entries {
             let name = bytes[entry.name]
             // "HTTP_X_TEST" is the header x-test.
             if name.starts(with: Self.httpPrefix) {
-                let header = String(unsafeUninitializedCapacity: name.count - 5) { buffer in
-                    for (index, byte) in name.dropFirst(5).enumerated() {
-                        buffer[index] = byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : (byte >= 65 && byte <= 90 ? byte + 32 : byte)
-                    }
-                    return name.count - 5
-                }
-                headers[header] = string(entry.value)
+                headers.append((entry.name.dropFirst(Self.httpPrefix.count), entry.value))
                 continue
             }
             switch name.count {
             case 11 where name.elementsEqual(Self.remoteAddr): clientAddress = string(entry.value)
             case 10 where name.elementsEqual(Self.requestIDName): requestID = string(entry.value)
-            case 12 where name.elementsEqual(Self.contentType): headers["content-type"] = string(entry.value)
+            case 12 where name.elementsEqual(Self.contentType): headers.append(entry)
             case 12 where name.elementsEqual(Self.queryString): query = string(entry.value)
             case 11 where name.elementsEqual(Self.scriptNameName): scriptName = string(entry.value)
             case 12 where name.elementsEqual(Self.documentURI): documentURI = string(entry.value)
             case 14 where name.elementsEqual(Self.requestMethod): method = string(entry.value)
-            case 14 where name.elementsEqual(Self.contentLength): headers["content-length"] = string(entry.value)
+            case 14 where name.elementsEqual(Self.contentLength): headers.append(entry)
             default: continue
             }
         }
         return RequestHead(
-            method: method ?? "GET", path: documentURI ?? scriptName ?? "/", query: query ?? "", headers: headers,
-            clientAddress: clientAddress ?? "", requestID: requestID)
+            method: method ?? "GET", path: documentURI ?? scriptName ?? "/", query: query ?? "",
+            headers: HeaderFields(bytes: bytes, fields: headers), clientAddress: clientAddress ?? "",
+            requestID: requestID)
     }
 
     /// CONTENT_LENGTH, if it is a number.

@@ -81,8 +81,10 @@ public final class FastCGIServer: @unchecked Sendable {
         }
     }
 
-    /// A complete request and where its answer goes.
-    struct Work {
+    /// A complete request and where its answer goes. A class: it moves between lists and the
+    /// queue, and copying a struct of it retained every buffer and string it holds each time.
+    /// Guarded by the server's lock like its connection.
+    final class Work {
         enum Kind {
             /// Answered at once: it needs no Lua state.
             case now
@@ -98,6 +100,14 @@ public final class FastCGIServer: @unchecked Sendable {
         let head: RequestHead
         var kind: Kind
         let arrived: MonotonicInstant
+
+        init(connection: Connection, request: FastCGIParser.Request, head: RequestHead, kind: Kind, arrived: MonotonicInstant) {
+            self.connection = connection
+            self.request = request
+            self.head = head
+            self.kind = kind
+            self.arrived = arrived
+        }
     }
 
     let listenFD: Int32
@@ -297,7 +307,7 @@ public final class FastCGIServer: @unchecked Sendable {
                 pending += deliver(work, service.respond(to: work.head) { _ in work.request.body })
                 // The state passes to the next waiting request, on this thread.
                 let next: Work? = lock.withLock {
-                    guard var queued = waiting.popFirst() else {
+                    guard let queued = waiting.popFirst() else {
                         stateBusy = false
                         return nil
                     }
@@ -318,7 +328,7 @@ public final class FastCGIServer: @unchecked Sendable {
     private func admit(_ works: inout [Work]) {
         guard works.contains(where: { $0.kind == .state }) else { return }
         var kept: [Work] = []
-        for var work in works {
+        for work in works {
             if work.kind == .state {
                 if stateBusy || !waiting.isEmpty {
                     if waiting.count >= service.queueLimits.capacity {

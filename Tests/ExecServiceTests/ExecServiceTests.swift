@@ -24,7 +24,7 @@ struct ExecServiceTests {
             logger: quiet)
     }
 
-    func head(_ method: String = "POST", query: String = "", headers: [String: String] = [:]) -> RequestHead {
+    func head(_ method: String = "POST", query: String = "", headers: HeaderFields = [:]) -> RequestHead {
         RequestHead(method: method, path: "/api/v1/exec/interactive.lua", query: query, headers: headers)
     }
 

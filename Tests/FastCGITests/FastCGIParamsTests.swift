@@ -40,13 +40,31 @@ struct FastCGIParamsTests {
         #expect(head.query == "AuthToken=x&y=1")
         #expect(head.clientAddress == "192.0.2.7")
         #expect(head.requestID == "0123abcd")
-        #expect(head.headers == [
+        #expect(head.headers.dictionary == [
             "authorization": "Bearer lxk_abc", "accept": "application/json",
             "content-type": "application/x-www-form-urlencoded", "content-length": "10",
             "host": "box", "user-agent": "curl/7.88.1",
         ])
         let custom = Envp(["HTTP_X_DOOR_ID=7=8", "HTTP_=empty", "HTTPS=on"]).withParams { $0.head() }
-        #expect(custom.headers == ["x-door-id": "7=8", "": "empty"])
+        #expect(custom.headers.dictionary == ["x-door-id": "7=8", "": "empty"])
+    }
+
+    @Test("a header is found by its HTTP name whatever CGI made of it; the last of two wins; other names miss")
+    func lookup() {
+        let head = Envp([
+            "HTTP_LUA_CHUNK_NAME=@a.lua", "CONTENT_TYPE=text/plain", "HTTP_ACCEPT=text/html",
+            "HTTP_ACCEPT=application/json", "REMOTE_ADDR=192.0.2.7",
+        ]).withParams { $0.head() }
+        #expect(head.headers["lua-chunk-name"] == "@a.lua")
+        #expect(head.headers["content-type"] == "text/plain")
+        #expect(head.headers["accept"] == "application/json")
+        // Only lower-case names with dashes are asked for; CGI's own spelling is not a header.
+        #expect(head.headers["LUA_CHUNK_NAME"] == nil)
+        #expect(head.headers["lua_chunk_name"] == nil)
+        #expect(head.headers["remote-addr"] == nil)
+        #expect(head.headers["lua-chunk-nam"] == nil)
+        let literal: HeaderFields = ["x-a": "1"]
+        #expect(literal["x-a"] == "1" && literal["x-b"] == nil)
     }
 
     @Test("missing params fall back to a GET of / with no headers")
@@ -55,7 +73,7 @@ struct FastCGIParamsTests {
         #expect(head.method == "GET")
         #expect(head.path == "/")
         #expect(head.query == "")
-        #expect(head.headers == [:])
+        #expect(head.headers.dictionary == [:])
         #expect(head.requestID == nil)
     }
 

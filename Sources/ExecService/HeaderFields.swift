@@ -1,0 +1,74 @@
+/// A request's headers, looked up by lower-case name. Kept as the bytes the transport received
+/// and the ranges of each name and value, so that a request whose handler reads two headers
+/// does not build a string, let alone a dictionary, for every header it carried.
+///
+/// Names are stored as CGI spells them (`HTTP_LUA_CHUNK_NAME` without the prefix,
+/// `CONTENT_TYPE`) and compared as HTTP spells them (`lua-chunk-name`): upper-case letters
+/// match lower-case ones and `_` matches `-`. A name given twice: the last value wins.
+public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
+    public typealias Field = (name: Range<Int>, value: Range<Int>)
+
+    private let bytes: [UInt8]
+    private let fields: [Field]
+
+    /// Fields as ranges of `bytes`; see the type's comment for how names are spelt.
+    public init(bytes: [UInt8], fields: [Field]) {
+        self.bytes = bytes
+        self.fields = fields
+    }
+
+    public init(_ headers: [String: String]) {
+        var bytes: [UInt8] = []
+        var fields: [Field] = []
+        for (name, value) in headers {
+            let nameStart = bytes.count
+            bytes += name.utf8
+            let valueStart = bytes.count
+            bytes += value.utf8
+            fields.append((nameStart..<valueStart, valueStart..<bytes.count))
+        }
+        self.init(bytes: bytes, fields: fields)
+    }
+
+    public init(dictionaryLiteral elements: (String, String)...) {
+        self.init(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+    }
+
+    /// The value of the header `name` (lower-case, with dashes), if the request has it.
+    public subscript(name: String) -> String? {
+        var name = name
+        return name.withUTF8 { wanted in
+            for field in fields.reversed() where field.name.count == wanted.count {
+                if Self.matches(bytes[field.name], wanted) { return String(decoding: bytes[field.value], as: UTF8.self) }
+            }
+            return nil
+        }
+    }
+
+    /// Every header, names lower-case with dashes.
+    public var dictionary: [String: String] {
+        var result: [String: String] = [:]
+        for field in fields {
+            let name = String(decoding: bytes[field.name].map(Self.httpSpelling), as: UTF8.self)
+            result[name] = String(decoding: bytes[field.value], as: UTF8.self)
+        }
+        return result
+    }
+
+    private static func matches(_ stored: ArraySlice<UInt8>, _ wanted: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        for byte in stored {
+            guard httpSpelling(byte) == wanted[index] else { return false }
+            index += 1
+        }
+        return true
+    }
+
+    private static func httpSpelling(_ byte: UInt8) -> UInt8 {
+        switch byte {
+        case UInt8(ascii: "_"): UInt8(ascii: "-")
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte + 32
+        default: byte
+        }
+    }
+}
