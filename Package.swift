@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "luaexecd",
             dependencies: [
-                "DaemonConfig", "LuaexecCommands", "FastCGI", "ExecService", "LuaRuntime", "AccessControl",
+                "DaemonConfig", "LuaexecCommands", "FastCGI", "ExecService", "LuaRuntime", "AccessControl", "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "SystemSupport"]),
         .testTarget(name: "AccessControlTests", dependencies: ["AccessControl", "SystemSupport"]),
         .testTarget(name: "ExecServiceTests", dependencies: ["ExecService", "AccessControl", "LuaRuntime"]),
-        .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CFastCGI", "ExecService"]),
+        .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CFastCGI", "ExecService", "SystemSupport"]),
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
         .testTarget(name: "RemoteClientTests", dependencies: ["RemoteClient"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AccessControl", "FastCGI"]),

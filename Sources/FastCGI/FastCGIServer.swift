@@ -71,6 +71,9 @@ public final class FastCGIServer: @unchecked Sendable {
         var dead = false
         /// A request of it is being served or waits in the queue.
         var busy = false
+        /// Its output holds an answer whose audit line may still be held (`HeldLines`): it is
+        /// sent by `release`, after the lines.
+        var held = false
         var midRequestSince: MonotonicInstant?
         var lastActive: MonotonicInstant
 
@@ -116,6 +119,8 @@ public final class FastCGIServer: @unchecked Sendable {
     let logger: Logger
     private let epollFD: Int32
     private let lock = ConditionLock()
+    /// The audit lines of the answers being gathered; see `release`.
+    private let heldLines = HeldLines()
     // Guarded by `lock`:
     private var connections: [Int32: Connection] = [:]
     private var listening = true
@@ -129,6 +134,9 @@ public final class FastCGIServer: @unchecked Sendable {
     private var stateBusy = false
     /// Requests waiting for the state, in arrival order.
     private var waiting = Queue<Work>()
+    /// Connections with an answer held until `release`, and how many answers they hold.
+    private var unsent: [Connection] = []
+    private var unsentAnswers = 0
     private var nextSweep = MonotonicInstant.now()
     /// Requests accepted and not yet answered.
     private let inFlight = Atomic(0)
@@ -211,6 +219,7 @@ public final class FastCGIServer: @unchecked Sendable {
         var isPoller = startsAsPoller
         var events = [epoll_event](repeating: epoll_event(), count: 64)
         var ready: [Work] = []
+        heldLines.holdOnThisThread()
         while true {
             if !isPoller { standBy() }
             let epoch = lock.withLock { pollerEpoch }
@@ -218,10 +227,12 @@ public final class FastCGIServer: @unchecked Sendable {
             while true {
                 pollOnce(&events, into: &ready)
                 if !ready.isEmpty {
-                    serve(ready)
+                    serve(ready, epoch: epoch)
                     ready.removeAll(keepingCapacity: true)
                 }
                 let stillPoller = lock.withLock {
+                    // The answers of this round go out, after their audit lines.
+                    release()
                     guard pollerEpoch == epoch else { return false }
                     pollerBusySince = nil
                     return true
@@ -247,6 +258,8 @@ public final class FastCGIServer: @unchecked Sendable {
                 if let since = pollerBusySince, MonotonicInstant.now().duration(since: since) >= Self.relieveAfter {
                     pollerEpoch += 1
                     pollerBusySince = nil
+                    // What the busy poller answered before its long request must not wait for it.
+                    release()
                     // Another stand-by thread becomes the watcher.
                     lock.signal()
                     return
@@ -293,7 +306,7 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Answers each request: those that need no state first, then the claimed one with the
     /// state, followed by whatever queued for it meanwhile, in order. Answering the others first
     /// matters: a status request read in the same batch as a long chunk must not wait behind it.
-    private func serve(_ works: [Work]) {
+    private func serve(_ works: [Work], epoch: Int) {
         var pending = works
         while !pending.isEmpty {
             let index = pending.firstIndex { $0.kind == .now || $0.kind == .refused } ?? pending.startIndex
@@ -307,6 +320,9 @@ public final class FastCGIServer: @unchecked Sendable {
                 pending += deliver(work, service.respond(to: work.head) { _ in work.request.body })
                 // The state passes to the next waiting request, on this thread.
                 let next: Work? = lock.withLock {
+                    // Relieved of the poller role during a long request: answer each at once from
+                    // now on, as no round of polling on this thread will send them.
+                    if pollerEpoch != epoch { release() }
                     guard let queued = waiting.popFirst() else {
                         stateBusy = false
                         return nil
@@ -461,7 +477,7 @@ public final class FastCGIServer: @unchecked Sendable {
             connection.inputEnded = true
             connection.midRequestSince = nil
             unwatch(connection)
-            if !connection.busy { drop(connection) }
+            if !connection.busy && !connection.held { drop(connection) }
         } else if connection.parser.isServing && connection.parser.bufferedBytes > 2 << 20 {
             // Bytes keep coming while a request is served: stop reading until it is answered.
             watch(connection, connection.events & ~EPOLLIN.rawValue)
@@ -494,9 +510,10 @@ public final class FastCGIServer: @unchecked Sendable {
         flush(connection)
     }
 
-    /// Writes what it can of the output; watches for writability if some is left.
+    /// Writes what it can of the output; watches for writability if some is left. An answer
+    /// held for its audit line waits for `release`.
     private func flush(_ connection: Connection) {
-        guard !connection.dead else { return }
+        guard !connection.dead, !connection.held else { return }
         while connection.written < connection.output.count {
             let count = connection.output.withUnsafeBytes { buffer in
                 send(connection.fd, buffer.baseAddress! + connection.written, buffer.count - connection.written, Int32(MSG_NOSIGNAL))
@@ -553,12 +570,18 @@ public final class FastCGIServer: @unchecked Sendable {
         lock.withLock {
             let connection = work.connection
             connection.busy = false
-            inFlight.subtract(1, ordering: .relaxed)
             if connection.dead {
+                inFlight.subtract(1, ordering: .relaxed)
                 drop(connection)
                 return
             }
             if connection.output.isEmpty { connection.output = encoded } else { connection.output += encoded }
+            // Sent by `release`, with the others of this round, once their audit lines are written.
+            if !connection.held {
+                connection.held = true
+                unsent.append(connection)
+            }
+            unsentAnswers += 1
             if !connection.parser.finish() { connection.closeAfterWrite = true }
             // A reload may have changed exec.max_body; it applies from the next request.
             connection.parser.limits.bodyBytes = service.options.maxBodySize
@@ -571,6 +594,22 @@ public final class FastCGIServer: @unchecked Sendable {
             admit(&more)
         }
         return more
+    }
+
+    /// Writes the held audit lines (one `write(2)` for the round), then sends the answers they
+    /// belong to. Called with the lock held: an answer is queued under it after its line was
+    /// held, so every answer sent here has its line written first.
+    private func release() {
+        heldLines.flush()
+        guard !unsent.isEmpty else { return }
+        for connection in unsent {
+            connection.held = false
+            flush(connection)
+        }
+        unsent.removeAll(keepingCapacity: true)
+        // Only now: shutdown waits for this to reach zero, then the process ends.
+        inFlight.subtract(unsentAnswers, ordering: .relaxed)
+        unsentAnswers = 0
     }
 }
 

@@ -1,13 +1,15 @@
 import Logging
 import Synchronization
+import SystemSupport
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Writes each log record as one line to standard error with a single `write(2)`: no lock, no
-/// buffering, no time-zone lookup (UTC), so the audit line of every request (SPEC O2) costs one
-/// system call. Lines from concurrent threads do not interleave: each is one write.
+/// time-zone lookup (UTC). Lines from concurrent threads do not interleave: each is one write.
+/// On the transport's threads, info lines (the audit line of every request, SPEC O2) are held
+/// and written together once per batch of requests, before their answers (`HeldLines`).
 ///
 /// Format: `2026-11-27T07:10:00.123Z info luaexecd: request client=127.0.0.1 id=... status=200`,
 /// metadata sorted by key; values with spaces or quotes are quoted.
@@ -59,6 +61,11 @@ struct LineLogHandler: LogHandler {
             }
         }
         line.append(UInt8(ascii: "\n"))
+        // Audit lines (info) wait for the batch of requests they belong to, when the transport
+        // holds them (`HeldLines`); anything more important goes out at once, after what was
+        // held, so that the log keeps its order.
+        if event.level <= .info, HeldLines.appendIfHolding(line) { return }
+        HeldLines.current?.flush()
         StandardError.write(bytes: line)
     }
 

@@ -27,12 +27,17 @@ final class FastCGIClient {
     }
 
     /// The params nginx would send for `POST /api/v1/exec/interactive.lua` with `token`.
-    static func params(token: String, method: String = "POST", path: String = "/api/v1/exec/interactive.lua", bodyLength: Int) -> [UInt8] {
+    static func params(
+        token: String, method: String = "POST", path: String = "/api/v1/exec/interactive.lua", bodyLength: Int,
+        requestID: String? = nil
+    ) -> [UInt8] {
         var stream: [UInt8] = []
-        for (name, value) in [
+        var pairs = [
             ("REQUEST_METHOD", method), ("DOCUMENT_URI", path), ("QUERY_STRING", ""), ("REMOTE_ADDR", "127.0.0.1"),
             ("CONTENT_LENGTH", String(bodyLength)), ("HTTP_AUTHORIZATION", "Bearer " + token),
-        ] {
+        ]
+        if let requestID { pairs.append(("REQUEST_ID", requestID)) }
+        for (name, value) in pairs {
             FastCGIEncoder.pair(Array(name.utf8), Array(value.utf8), into: &stream)
         }
         return stream
@@ -41,10 +46,11 @@ final class FastCGIClient {
     /// A whole request for `chunk`.
     static func request(
         id: UInt16 = 1, token: String, chunk: String, keep: Bool = true, method: String = "POST",
-        path: String = "/api/v1/exec/interactive.lua"
+        path: String = "/api/v1/exec/interactive.lua", requestID: String? = nil
     ) -> [UInt8] {
         let body = Array(chunk.utf8)
-        return begin(id: id, keep: keep) + record(4, id: id, params(token: token, method: method, path: path, bodyLength: body.count))
+        let params = params(token: token, method: method, path: path, bodyLength: body.count, requestID: requestID)
+        return begin(id: id, keep: keep) + record(4, id: id, params)
             + record(4, id: id) + (body.isEmpty ? [] : record(5, id: id, body)) + record(5, id: id)
     }
 

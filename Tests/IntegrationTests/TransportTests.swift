@@ -46,6 +46,30 @@ struct TransportTests {
         #expect(try client.readAnswer().body == "3")
     }
 
+    @Test("answers written in one round each find their audit line already in the log (lines are written per round)")
+    func auditLineBeforeAnswer() throws {
+        let stack = Stack.shared
+        let run = "held\(UInt32.random(in: 0...UInt32.max))"
+        let clients = try (0..<4).map { _ in try FastCGIClient(stack.fastcgiSocket) }
+        // Twelve requests in four writes: luaexecd reads them in few rounds, several per round.
+        for (index, client) in clients.enumerated() {
+            var bytes: [UInt8] = []
+            for id in 1...3 {
+                bytes += FastCGIClient.request(
+                    id: UInt16(id), token: stack.adminToken, chunk: "return \(id)", requestID: "\(run)-\(index)-\(id)")
+            }
+            try client.send(bytes)
+        }
+        for (index, client) in clients.enumerated() {
+            for id in 1...3 {
+                let answer = try client.readAnswer()
+                #expect(answer.body == String(id))
+                // Read after the answer arrived: its line must be there already.
+                #expect(stack.luaexecdLog().contains("request id=\(run)-\(index)-\(id) client=127.0.0.1 token=admin"))
+            }
+        }
+    }
+
     @Test("without KEEP_CONN the connection closes after the answer")
     func closesWithoutKeepConn() throws {
         let client = try FastCGIClient(Stack.shared.fastcgiSocket)
