@@ -62,12 +62,12 @@ enum FastCGIEncoder {
         out += statusPrefix
         appendDecimal(response.status, into: &out)
         out.append(UInt8(ascii: " "))
-        out += Response.reason(response.status).utf8
+        appendUTF8(Response.reason(response.status), to: &out)
         out += crlf
         for (name, value) in response.headers {
-            out += name.utf8
+            appendUTF8(name, to: &out)
             out += colonSpace
-            out += value.utf8
+            appendUTF8(value, to: &out)
             out += crlf
         }
         out += contentLengthPrefix
@@ -97,6 +97,12 @@ enum FastCGIEncoder {
             record(FCGI.stdout, id: id, bytes[offset..<end], into: &out)
             offset = end
         }
+    }
+
+    /// A string's bytes where they lie (appending its `utf8` view goes element by element).
+    private static func appendUTF8(_ string: String, to out: inout [UInt8]) {
+        var string = string
+        string.withUTF8 { out.append(contentsOf: $0) }
     }
 
     private static func appendDecimal(_ value: Int, into out: inout [UInt8]) {

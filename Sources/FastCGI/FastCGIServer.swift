@@ -211,6 +211,9 @@ public final class FastCGIServer: @unchecked Sendable {
         while inFlight.load(ordering: .relaxed) > 0 && MonotonicInstant.now() < deadline {
             pauseThread(for: .milliseconds(5))
         }
+        // Lines a pool thread logged after the last round (the listening socket closing) are
+        // written before the process ends.
+        lock.withLock { release() }
     }
 
     // MARK: Poller and stand-by

@@ -37,6 +37,9 @@ public final class LuaVM {
     /// Saves what an evaluation changed in `persisted` and the config store (LuaVM+State).
     public var changeSink: ChangeSink?
     var persistedLimitValue = 16 << 20
+    /// The C string of the last chunk name, which is nearly always the one before it
+    /// (`interactive.lua`): spelt out once rather than for every request.
+    private var lastSource: (chunkName: String, cString: ContiguousArray<CChar>)?
     /// The limits in force. Setting the memory cap between evaluations applies it to the next
     /// one; a state already above the new cap keeps its data and refuses to grow.
     public var limits: Limits {
@@ -95,9 +98,14 @@ public final class LuaVM {
         }
 
         let mode = rendering == .text ? Int32(LX_RENDER_TEXT.rawValue) : Int32(LX_RENDER_TREE.rawValue)
+        if lastSource?.chunkName != chunkName {
+            lastSource = (chunkName, Self.source(chunkName).utf8CString)
+        }
         let status = chunk.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { chars in
-                lx_eval(runtime, chars.baseAddress, chars.count, Self.source(chunkName), mode)
+                lastSource!.cString.withUnsafeBufferPointer { source in
+                    lx_eval(runtime, chars.baseAddress, chars.count, source.baseAddress, mode)
+                }
             }
         }
         return finish(status: status, start: start)
