@@ -47,7 +47,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     var jsonHead = head
-    jsonHead.headers["accept"] = "application/json"
+    jsonHead.headers = ["authorization": "Bearer \(token)", "accept": "application/json"]
     let bigChunk = Array("return big".utf8)
     Benchmark("ExecService.respond a 10,000-row table as JSON", configuration: .init(maxDuration: .seconds(3))) { benchmark in
         for _ in benchmark.scaledIterations {
