@@ -66,9 +66,11 @@ enum EvaluationRenderer {
 
     /// Milliseconds with microsecond precision, e.g. `0.042`.
     static func milliseconds(_ duration: Duration) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(12)
-        ByteFormat.appendMilliseconds(duration, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        ByteFormat.milliseconds(duration, after: "")
+    }
+
+    /// The `Server-Timing` value of an evaluation: `lua;dur=0.042`.
+    static func serverTiming(_ duration: Duration) -> String {
+        ByteFormat.milliseconds(duration, after: "lua;dur=")
     }
 }

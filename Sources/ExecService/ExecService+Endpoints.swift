@@ -97,7 +97,7 @@ extension ExecService {
             let given = Set(answer.headers.map { $0.0.lowercased() })
             if !given.contains("content-type") { headers.insert(("Content-Type", "text/plain; charset=utf-8"), at: 0) }
             if !given.contains("cache-control") { headers.append(("Cache-Control", "no-store")) }
-            headers.append(("Server-Timing", "lua;dur=" + EvaluationRenderer.milliseconds(evaluation.elapsed)))
+            headers.append(("Server-Timing", EvaluationRenderer.serverTiming(evaluation.elapsed)))
             return (Response(status: answer.status, headers: headers, body: answer.body), nil)
         }
     }

@@ -358,7 +358,7 @@ public final class ExecService: Sendable {
         var headers: [(name: String, value: String)] = [
             ("Content-Type", json ? "application/json" : "text/plain; charset=utf-8"),
             ("Cache-Control", "no-store"),
-            ("Server-Timing", "lua;dur=" + EvaluationRenderer.milliseconds(evaluation.elapsed)),
+            ("Server-Timing", EvaluationRenderer.serverTiming(evaluation.elapsed)),
         ]
         if case .failure(let failure) = evaluation.outcome {
             headers.append(("X-Lua-Error", failure.kind.rawValue))

@@ -567,8 +567,6 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Writes `response` to the request's connection, and parses what the peer sent after the
     /// request; returns the requests that completes.
     private func deliver(_ work: Work, _ response: Response) -> [Work] {
-        var encoded: [UInt8] = []
-        FastCGIEncoder.response(response, id: work.request.id, into: &encoded)
         var more: [Work] = []
         lock.withLock {
             let connection = work.connection
@@ -578,7 +576,8 @@ public final class FastCGIServer: @unchecked Sendable {
                 drop(connection)
                 return
             }
-            if connection.output.isEmpty { connection.output = encoded } else { connection.output += encoded }
+            // Straight into the connection's buffer, which keeps its capacity between answers.
+            FastCGIEncoder.response(response, id: work.request.id, into: &connection.output)
             // Sent by `release`, with the others of this round, once their audit lines are written.
             if !connection.held {
                 connection.held = true

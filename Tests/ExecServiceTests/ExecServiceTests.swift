@@ -84,6 +84,21 @@ struct ExecServiceTests {
         #expect(QueryString.values(of: "AuthToken", in: "authtoken=1") == [])
     }
 
+    @Test("milliseconds with three decimals, rounded to the microsecond, short and long")
+    func milliseconds() {
+        #expect(EvaluationRenderer.milliseconds(.zero) == "0.000")
+        #expect(EvaluationRenderer.milliseconds(.nanoseconds(499)) == "0.000")
+        #expect(EvaluationRenderer.milliseconds(.nanoseconds(500)) == "0.001")
+        #expect(EvaluationRenderer.milliseconds(.microseconds(2500)) == "2.500")
+        #expect(EvaluationRenderer.serverTiming(.microseconds(42)) == "lua;dur=0.042")
+        // Past a small string's 15 bytes.
+        #expect(EvaluationRenderer.serverTiming(.seconds(3600)) == "lua;dur=3600000.000")
+        var bytes: [UInt8] = []
+        ByteFormat.appendMilliseconds(.milliseconds(1234.5678), to: &bytes)
+        ByteFormat.appendDecimal(-42, to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == "1234.568-42")
+    }
+
     @Test("the audit line has every field, escapes what could forge a line, and never holds the token or body")
     func auditLine() {
         var record = AuditRecord(
