@@ -13,6 +13,8 @@
 #include <lua5.4/lualib.h>
 
 #define LX_TRACEBACK_KEY "luaexec.traceback"
+// registry[LX_CHUNKS_KEY][chunk name][chunk text] = the compiled chunk (lx_eval's cache).
+#define LX_CHUNKS_KEY "luaexec.chunks"
 #define LX_RESULT_LIMIT ((size_t)64 << 20)
 #define LX_ERROR_LIMIT ((size_t)64 << 10)
 #define LX_MAX_DEPTH 32
@@ -46,6 +48,9 @@ struct lx_runtime {
     // The chunk lx_eval runs (NULL otherwise), for the host to hash what registered an endpoint.
     const char *chunk;
     size_t chunk_len;
+    // The chunk name lx_eval runs it under, and how many compiled chunks its cache holds.
+    const char *chunk_name;
+    int cached_chunks;
     // Set by lx_invoke's call when nothing is registered under the name.
     int not_found;
     // Told of every registration change (http.c).

@@ -870,18 +870,111 @@ done:
     return result;
 }
 
+// Compiled chunks are kept, by chunk name and text: administrators' tools send the same chunks
+// again and again, and compiling one (lexer, parser, code generator, a dozen allocations) was
+// the larger part of evaluating `return 1+1`. A call of a kept chunk is a call of a new chunk:
+// its locals are its own, and its one upvalue, _ENV, is the globals table. A chunk that
+// changed its _ENV (`_ENV = t`, debug.setupvalue) would pass the change on, so it is compiled
+// again instead. The cache is small and bounded (at most LX_CHUNK_CACHE_ENTRIES chunks of at
+// most LX_CHUNK_CACHE_BYTES each, counted in the state's memory), emptied when full, and
+// gone with the state at a reset.
+#define LX_CHUNK_CACHE_ENTRIES 64
+#define LX_CHUNK_CACHE_BYTES 1024
+
+// The table of kept chunks of rt->chunk_name, created if `create`; pushes it, or nil.
+static int push_chunk_table(lua_State *L, lx_runtime *rt, int create) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_CHUNKS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        if (!create) {
+            lua_pushnil(L);
+            return 0;
+        }
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, LX_CHUNKS_KEY);
+    }
+    if (lua_getfield(L, -1, rt->chunk_name) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        if (!create) {
+            lua_pushnil(L);
+            lua_replace(L, -2);
+            return 0;
+        }
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, rt->chunk_name);
+    }
+    lua_replace(L, -2);
+    return 1;
+}
+
+// Protected (it allocates): pushes the kept chunk for rt->chunk under rt->chunk_name, or nil.
+static int lx_cached_chunk(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    if (!push_chunk_table(L, rt, 0)) return 1;
+    lua_pushlstring(L, rt->chunk, rt->chunk_len);
+    if (lua_rawget(L, -2) != LUA_TFUNCTION) return 1;
+    // Its _ENV must still be the globals table.
+    const char *upvalue = lua_getupvalue(L, -1, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    int same = upvalue != NULL && lua_rawequal(L, -1, -2);
+    lua_pop(L, upvalue != NULL ? 2 : 1);
+    if (same) return 1;
+    lua_pop(L, 1);
+    lua_pushlstring(L, rt->chunk, rt->chunk_len);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    rt->cached_chunks--;
+    lua_pushnil(L);
+    return 1;
+}
+
+// Protected: keeps the compiled chunk given as its argument.
+static int lx_keep_chunk(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    if (rt->cached_chunks >= LX_CHUNK_CACHE_ENTRIES) {
+        lua_pushnil(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, LX_CHUNKS_KEY);
+        rt->cached_chunks = 0;
+    }
+    push_chunk_table(L, rt, 1);
+    lua_pushlstring(L, rt->chunk, rt->chunk_len);
+    lua_pushvalue(L, 1);
+    lua_rawset(L, -3);
+    rt->cached_chunks++;
+    return 0;
+}
+
 int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, int render_mode) {
     lua_State *L = rt->L;
     int base = begin_call(rt, render_mode);
-    int status = luaL_loadbufferx(L, chunk, len, chunkname, "t");
-    if (status != LUA_OK) {
-        take_error(rt, L);
-        rt->traceback.len = 0;
-        lua_settop(L, base);
-        return is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
-    }
     rt->chunk = chunk;
     rt->chunk_len = len;
+    rt->chunk_name = chunkname;
+    int cacheable = len <= LX_CHUNK_CACHE_BYTES;
+    // A failure here (no memory for the key) only means compiling the chunk as if never seen.
+    if (cacheable) {
+        lua_pushcfunction(L, lx_cached_chunk);
+        if (lua_pcall(L, 0, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TFUNCTION) lua_settop(L, base + 1);
+        rt->refused = 0;
+    }
+    if (lua_gettop(L) == base + 1) {
+        int status = luaL_loadbufferx(L, chunk, len, chunkname, "t");
+        if (status != LUA_OK) {
+            take_error(rt, L);
+            rt->traceback.len = 0;
+            lua_settop(L, base);
+            rt->chunk = NULL;
+            rt->chunk_len = 0;
+            return is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
+        }
+        if (cacheable) {
+            lua_pushcfunction(L, lx_keep_chunk);
+            lua_pushvalue(L, -2);
+            if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+            rt->refused = 0;
+        }
+    }
     int result = finish_call(rt, base, 0);
     rt->chunk = NULL;
     rt->chunk_len = 0;

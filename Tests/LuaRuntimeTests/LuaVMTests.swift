@@ -14,6 +14,43 @@ struct LuaVMTests {
         try run(chunk, rendering).outcome.get()
     }
 
+    @Test("a chunk sent again runs as if compiled anew: its own locals, the globals, its name in errors")
+    func keptChunks() throws {
+        let text: (String) -> LuaValue = { .string(Array($0.utf8)) }
+        let counter = "local n = 0 n = n + 1 kept_total = (kept_total or 0) + n return n, kept_total"
+        #expect(try values(counter) == [text("1"), text("1")])
+        #expect(try values(counter) == [text("1"), text("2")])
+        #expect(try values(counter) == [text("1"), text("3")])
+        // Each call makes its own closures.
+        let closures = "kept_fns = kept_fns or {} kept_fns[#kept_fns + 1] = function() end return #kept_fns, kept_fns[1] == kept_fns[#kept_fns]"
+        #expect(try values(closures) == [text("1"), text("true")])
+        #expect(try values(closures) == [text("2"), text("false")])
+
+        // A chunk that replaces its _ENV does not pass its environment on to its next run.
+        let swaps = "if marker then return 'leaked' end _ENV = {marker = true} return 'fresh'"
+        for _ in 0..<3 { #expect(try values(swaps) == [text("fresh")]) }
+        let setsUpvalue = "if marker then return 'leaked' end debug.setupvalue(debug.getinfo(1, 'f').func, 1, {marker = true}) return 'fresh'"
+        for _ in 0..<3 { #expect(try values(setsUpvalue) == [text("fresh")]) }
+
+        // The same text under two names: each error names its own chunk.
+        let failing = Array("error('boom')".utf8)
+        for name in ["@a.lua", "@b.lua", "@a.lua"] {
+            guard case .failure(let failure) = vm.evaluate(failing, chunkName: name, rendering: .text).outcome else {
+                Issue.record("no error")
+                continue
+            }
+            #expect(failure.message == "\(name.dropFirst()):1: boom")
+        }
+        // A syntax error stays one.
+        for _ in 0..<2 {
+            guard case .failure(let failure) = run("return +").outcome else { Issue.record("no error"); continue }
+            #expect(failure.kind == .syntax)
+        }
+        // More distinct chunks than are kept: every one still right.
+        for index in 0..<200 { #expect(try values("return \(index)") == [text(String(index))]) }
+        #expect(try values(counter) == [text("1"), text("4")])
+    }
+
     @Test("text rendering gives tostring of every type")
     func textRendering() throws {
         #expect(try values("return 42, 1.5, true, false, 'hi', 2^63") == [
