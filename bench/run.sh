@@ -233,7 +233,7 @@ The machines are shared and noisy: compare ratios within this file, not across r
   plus socket errors, summed over the rounds.
 - luaexecd: release build with the Swift runtime linked statically (as the package builds it),
   shipped defaults (the event loop with 3 threads; nginx keeps 32 connections; the audit line of
-  every request goes to a log file, one write each).
+  every request goes to a log file, the lines of one round of the loop in one write).
 - C event-loop responder: \`bench/evloop-responder.c\`, one thread, epoll, FastCGI parsed by
   hand, each body evaluated inline in one resident \`lua_State\`; no auth, limits or log.
 
