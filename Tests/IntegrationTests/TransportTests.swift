@@ -280,6 +280,22 @@ struct TransportTests {
         }
     }
 
+    @Test("an answer held for its round's audit lines does not wait for the long chunk after it")
+    func answerBeforeALongChunk() throws {
+        let stack = Stack.shared
+        let client = try FastCGIClient(stack.fastcgiSocket)
+        // One write: both requests are read in one round, the quick one answered first and
+        // held for the round's log write while the second one spins.
+        try client.send(
+            FastCGIClient.request(id: 1, token: stack.adminToken, chunk: "return 'quick'")
+                + FastCGIClient.request(
+                    id: 2, token: stack.adminToken, chunk: "local t = os.clock() while os.clock() - t < 1.5 do end return 'slow'"))
+        let quick = try client.readAnswer(timeout: .milliseconds(700))
+        #expect(quick.id == 1 && quick.body == "quick")
+        let slow = try client.readAnswer()
+        #expect(slow.id == 2 && slow.body == "slow")
+    }
+
     @Test("luaexecd runs at most 8 threads")
     func threads() throws {
         let stack = Stack.shared
