@@ -14,7 +14,8 @@ import PackageDescription
 //   CYAML              system library (Debian's libyaml-dev)
 //   DaemonConfig       luaexecd's settings and its config file (YAML, read with libyaml)
 //   CRemote            the client's C edge: Debian's libcurl (HTTPS with a pinned key), OpenSSL
-//                      (the key's fingerprint), libedit (line editing and history)
+//                      (the key's fingerprint), libedit (line editing and history), all opened
+//                      with dlopen when the client first needs them
 //   RemoteClient       `luaexec login|eval|repl`: remotes, requests, the repl's Lua printing
 //   LuaexecCommands    the `luaexec` command line (tokens, config, endpoints, the client)
 //   luaexecd, luaexec  thin executables; luaexecd also runs as `luaexec` when called by that name
@@ -91,10 +92,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        .target(
-            name: "CRemote",
-            linkerSettings: [.linkedLibrary("curl"), .linkedLibrary("crypto"), .linkedLibrary("edit")]
-        ),
+        // libcurl, libcrypto and libedit are opened with dlopen when the client needs them, not
+        // linked: the daemon, the same executable, never does (CRemote/libraries.c).
+        .target(name: "CRemote"),
         .target(name: "RemoteClient", dependencies: ["CRemote", "CLua", "SystemSupport"]),
         .target(
             name: "LuaexecCommands",

@@ -4,7 +4,8 @@
 # One executable: luaexecd, linked with the Swift runtime statically (the appliance has no
 # Swift toolchain); /usr/bin/luaexec is a link to it. Lua, SQLite and libyaml come from
 # Debian, so their security updates reach the appliance without a new luaexec. (FastCGI is
-# luaexecd's own: only libfcgi-dev's fastcgi.h is used to build it, nothing is linked.)
+# luaexecd's own: only libfcgi-dev's fastcgi.h is used to build it, nothing is linked. The
+# client's libcurl, libcrypto and libedit are opened with dlopen, named in Depends below.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -82,6 +83,11 @@ printf 'Source: luaexec\n\nPackage: luaexec\nArchitecture: amd64\n' > "$work/shl
 shlibs=$(cd "$work/shlibs" && dpkg-shlibdeps -O "$stage/usr/sbin/luaexecd" | sed -n 's/^shlibs:Depends=//p')
 shlibs=$(printf '%s' "$shlibs" | sed -E \
     -e 's/liblua5\.4-0( \([^)]*\))?/liblua5.4-0 (>= 5.4.4-3)/')
+# The client's libraries are opened with dlopen when `luaexec` needs them, not linked
+# (Sources/CRemote/libraries.c), so dpkg-shlibdeps cannot see them: named here by the packages
+# that carry the sonames it opens (libcurl.so.4, libcrypto.so.3, libedit.so.2), with the
+# versions their shlibs files give.
+shlibs="$shlibs, libcurl4 (>= 7.88.1), libssl3 (>= 3.0.0), libedit2 (>= 3.1-20180525-1)"
 installed_size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s|@VERSION@|$version|" -e "s|@INSTALLED_SIZE@|$installed_size|" -e "s|@SHLIBS@|$shlibs|" \
     packaging/debian/control.in > "$stage/DEBIAN/control"

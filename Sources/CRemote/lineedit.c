@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libraries.h"
+
 struct lxe {
     EditLine *editline;
     History *history;
@@ -25,6 +27,11 @@ static char *prompt_of(EditLine *editline) {
 }
 
 lxe *lxe_open(const char *program, const char *history_file) {
+    char error[512];
+    if (lxr_load_edit(error, sizeof error) != 0) {
+        fprintf(stderr, "luaexec: %s\n", error);
+        return NULL;
+    }
     struct lxe *editor = calloc(1, sizeof *editor);
     if (!editor) return NULL;
     editor->editline = el_init(program, stdin, stdout, stderr);
@@ -38,7 +45,7 @@ lxe *lxe_open(const char *program, const char *history_file) {
     el_set(editor->editline, EL_CLIENTDATA, editor);
     el_set(editor->editline, EL_PROMPT, prompt_of);
     el_set(editor->editline, EL_EDITOR, "emacs");
-    el_set(editor->editline, EL_HIST, history, editor->history);
+    el_set(editor->editline, EL_HIST, lxr_edit.history, editor->history);
     // Ctrl-C is the caller's SIGINT handler (lxr_catch_sigint): the read returns EINTR and the
     // line is dropped. libedit's own signal handling stays off.
     el_set(editor->editline, EL_SIGNAL, 0);

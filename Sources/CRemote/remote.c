@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libraries.h"
+
 volatile sig_atomic_t lxr_sigint = 0;
 
 static void on_sigint(int signo) {
@@ -122,8 +124,12 @@ static int on_progress(void *context, curl_off_t dltotal, curl_off_t dlnow, curl
 
 
 int lxr_perform(const lxr_request *request, lxr_response *response) {
-    pthread_once(&global_once, global_init);
     memset(response, 0, sizeof *response);
+    if (lxr_load_curl(response->error, sizeof response->error) != 0) {
+        response->curl_code = CURLE_FAILED_INIT;
+        return -1;
+    }
+    pthread_once(&global_once, global_init);
     CURL *curl = curl_easy_init();
     if (!curl) {
         snprintf(response->error, sizeof response->error, "libcurl could not start a transfer");
@@ -212,6 +218,7 @@ static int spki_fingerprint(const char *pem, char *out, size_t out_size) {
 }
 
 int lxr_fingerprint(const char *url, long timeout_ms, char *out, size_t out_size, char *error, size_t error_size) {
+    if (lxr_load_curl(error, error_size) != 0) return -1;
     pthread_once(&global_once, global_init);
     CURL *curl = curl_easy_init();
     if (!curl) {
