@@ -52,6 +52,14 @@ check "a local is gone" "200:" "$(req "$url?AuthToken=$token" -d 'return forgetf
 check "a global stays" "200:42" "$(req "$url?AuthToken=$token" -d 'return userdata.rememberMe'):$(cat /tmp/body)"
 check "the toast reached the log" "yes" "$(grep -q 'lua toast: hello world' /var/log/luaexecd.log && echo yes)"
 
+echo "-- the terminal client, as installed (it opens libcurl, libcrypto and libedit itself)"
+fingerprint=$(openssl x509 -in /etc/luaexec/tls/cert.pem -pubkey -noout | openssl pkey -pubin -outform der |
+    openssl dgst -sha256 -binary | openssl enc -base64)
+mkdir -p /tmp/client
+check "luaexec login --fingerprint" "0" \
+    "$(HOME=/tmp/client LUAEXEC_TOKEN=$token luaexec login https://127.0.0.1 --fingerprint "sha256//$fingerprint" >/dev/null 2>&1; echo $?)"
+check "luaexec eval" "42" "$(HOME=/tmp/client luaexec eval -e 'return userdata.rememberMe' 2>&1)"
+
 echo "-- the site around it"
 check "no token: 401" "401" "$(req "$url" -d 'return 1')"
 check "http redirects to https" "301 https://127.0.0.1/api/v1/exec/interactive.lua" \
