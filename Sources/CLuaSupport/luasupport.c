@@ -945,39 +945,46 @@ static int lx_keep_chunk(lua_State *L) {
     return 0;
 }
 
+// Pushes the chunk to run, kept or compiled now (lx_eval's cache, above); the load's status.
+static int push_chunk(lx_runtime *rt, int base) {
+    lua_State *L = rt->L;
+    int cacheable = rt->chunk_len <= LX_CHUNK_CACHE_BYTES;
+    // A failure here (no memory for the key) only means compiling the chunk as if never seen.
+    if (cacheable) {
+        lua_pushcfunction(L, lx_cached_chunk);
+        if (lua_pcall(L, 0, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TFUNCTION) lua_settop(L, base + 1);
+        rt->refused = 0;
+        if (lua_gettop(L) > base + 1) return LUA_OK;
+    }
+    int status = luaL_loadbufferx(L, rt->chunk, rt->chunk_len, rt->chunk_name, "t");
+    if (status == LUA_OK && cacheable) {
+        lua_pushcfunction(L, lx_keep_chunk);
+        lua_pushvalue(L, -2);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+        rt->refused = 0;
+    }
+    return status;
+}
+
 int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, int render_mode) {
     lua_State *L = rt->L;
     int base = begin_call(rt, render_mode);
     rt->chunk = chunk;
     rt->chunk_len = len;
     rt->chunk_name = chunkname;
-    int cacheable = len <= LX_CHUNK_CACHE_BYTES;
-    // A failure here (no memory for the key) only means compiling the chunk as if never seen.
-    if (cacheable) {
-        lua_pushcfunction(L, lx_cached_chunk);
-        if (lua_pcall(L, 0, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TFUNCTION) lua_settop(L, base + 1);
-        rt->refused = 0;
+    int result;
+    int status = push_chunk(rt, base);
+    if (status == LUA_OK) {
+        result = finish_call(rt, base, 0);
+    } else {
+        take_error(rt, L);
+        rt->traceback.len = 0;
+        lua_settop(L, base);
+        result = is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
     }
-    if (lua_gettop(L) == base + 1) {
-        int status = luaL_loadbufferx(L, chunk, len, chunkname, "t");
-        if (status != LUA_OK) {
-            take_error(rt, L);
-            rt->traceback.len = 0;
-            lua_settop(L, base);
-            rt->chunk = NULL;
-            rt->chunk_len = 0;
-            return is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
-        }
-        if (cacheable) {
-            lua_pushcfunction(L, lx_keep_chunk);
-            lua_pushvalue(L, -2);
-            if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
-            rt->refused = 0;
-        }
-    }
-    int result = finish_call(rt, base, 0);
     rt->chunk = NULL;
     rt->chunk_len = 0;
+    rt->chunk_name = NULL;
     return result;
 }
 

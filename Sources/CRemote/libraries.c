@@ -24,45 +24,44 @@ static char curl_error[512], edit_error[512];
 static int curl_loaded, edit_loaded;
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT, edit_once = PTHREAD_ONCE_INIT;
 
-static void *open_library(const char *soname, char *error, size_t error_size) {
+// One library's functions: each name and the pointer it is resolved into.
+typedef struct {
+    const char *name;
+    void **slot;
+} lxr_symbol;
+
+#define LXR_CURL_SYMBOL(name) {#name, (void **)&lxr_curl.name},
+#define LXR_EDIT_SYMBOL(name) {#name, (void **)&lxr_edit.name},
+static const lxr_symbol curl_symbols[] = {LXR_CURL_FUNCTIONS(LXR_CURL_SYMBOL)};
+static const lxr_symbol crypto_symbols[] = {LXR_CRYPTO_FUNCTIONS(LXR_CURL_SYMBOL)};
+static const lxr_symbol edit_symbols[] = {LXR_EDIT_FUNCTIONS(LXR_EDIT_SYMBOL)};
+
+// Opens `soname` and resolves every symbol of it; 1, or 0 with the reason in `message`.
+static int open_library(const char *soname, const lxr_symbol *symbols, size_t count, char *message, size_t size) {
     void *handle = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-    if (!handle) snprintf(error, error_size, "cannot load %s: %s", soname, dlerror());
-    return handle;
+    if (!handle) {
+        snprintf(message, size, "cannot load %s: %s", soname, dlerror());
+        return 0;
+    }
+    for (size_t i = 0; i < count; i++) {
+        // POSIX guarantees a function's address fits in the void * dlsym returns.
+        if (!(*symbols[i].slot = dlsym(handle, symbols[i].name))) {
+            snprintf(message, size, "%s has no %s", soname, symbols[i].name);
+            return 0;
+        }
+    }
+    return 1;
 }
 
-// Resolves one function of `handle`; on failure, says which in `message`.
-#define LXR_RESOLVE(table, name)                                                                   \
-    if (loaded && !(table.name = (__typeof__(table.name))dlsym(handle, #name))) {                 \
-        snprintf(message, message_size, "%s has no %s", soname, #name);                            \
-        loaded = 0;                                                                                \
-    }
-#define LXR_RESOLVE_CURL(name) LXR_RESOLVE(lxr_curl, name)
-#define LXR_RESOLVE_EDIT(name) LXR_RESOLVE(lxr_edit, name)
+#define LXR_COUNT(array) (sizeof(array) / sizeof(array)[0])
 
 static void load_curl(void) {
-    char *message = curl_error;
-    size_t message_size = sizeof curl_error;
-    int loaded = 1;
-    const char *soname = "libcurl.so.4";
-    void *handle = open_library(soname, message, message_size);
-    if (!handle) return;
-    LXR_CURL_FUNCTIONS(LXR_RESOLVE_CURL)
-    if (!loaded) return;
-    soname = "libcrypto.so.3";
-    if (!(handle = open_library(soname, message, message_size))) return;
-    LXR_CRYPTO_FUNCTIONS(LXR_RESOLVE_CURL)
-    curl_loaded = loaded;
+    curl_loaded = open_library("libcurl.so.4", curl_symbols, LXR_COUNT(curl_symbols), curl_error, sizeof curl_error)
+        && open_library("libcrypto.so.3", crypto_symbols, LXR_COUNT(crypto_symbols), curl_error, sizeof curl_error);
 }
 
 static void load_edit(void) {
-    char *message = edit_error;
-    size_t message_size = sizeof edit_error;
-    int loaded = 1;
-    const char *soname = "libedit.so.2";
-    void *handle = open_library(soname, message, message_size);
-    if (!handle) return;
-    LXR_EDIT_FUNCTIONS(LXR_RESOLVE_EDIT)
-    edit_loaded = loaded;
+    edit_loaded = open_library("libedit.so.2", edit_symbols, LXR_COUNT(edit_symbols), edit_error, sizeof edit_error);
 }
 
 int lxr_load_curl(char *error, size_t error_size) {

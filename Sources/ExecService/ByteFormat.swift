@@ -1,7 +1,7 @@
-/// Numbers written as ASCII straight into a byte buffer, for what every request formats (the
-/// audit line, `Server-Timing`): no intermediate strings.
-enum ByteFormat {
-    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+/// Numbers and strings written straight into a byte buffer, for what every request formats (the
+/// audit line, `Server-Timing`, the transport's response head): no intermediate strings.
+public enum ByteFormat {
+    public static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
         if value < 0 {
             out.append(UInt8(ascii: "-"))
             // -(Int.min) overflows; no caller formats it, but it must not trap.
@@ -11,8 +11,14 @@ enum ByteFormat {
         }
     }
 
-    static func appendDecimal(_ value: UInt, to out: inout [UInt8]) {
+    public static func appendDecimal(_ value: UInt, to out: inout [UInt8]) {
         writeDecimal(value) { out.append($0) }
+    }
+
+    /// A string's bytes where they lie (appending its `utf8` view goes element by element).
+    public static func appendUTF8(_ string: String, to out: inout [UInt8]) {
+        var string = string
+        string.withUTF8 { out.append(contentsOf: $0) }
     }
 
     static func appendHex(_ byte: UInt8, to out: inout [UInt8]) {

@@ -27,10 +27,8 @@ struct JSONWriter {
             case 0x08: raw("\\b")
             case 0x0C: raw("\\f")
             case 0..<0x20, 0x7F:
-                let digits = Array("0123456789abcdef".utf8)
                 raw("\\u00")
-                bytes.append(digits[Int(byte >> 4)])
-                bytes.append(digits[Int(byte & 0xF)])
+                ByteFormat.appendHex(byte, to: &bytes)
             default: bytes.append(byte)
             }
         }

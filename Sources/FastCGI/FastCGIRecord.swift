@@ -60,18 +60,18 @@ enum FastCGIEncoder {
         appendHeader(FCGI.stdout, id: id, length: 0, into: &out)
         let headStart = out.count
         out += statusPrefix
-        appendDecimal(response.status, into: &out)
+        ByteFormat.appendDecimal(response.status, to: &out)
         out.append(UInt8(ascii: " "))
-        appendUTF8(Response.reason(response.status), to: &out)
+        ByteFormat.appendUTF8(Response.reason(response.status), to: &out)
         out += crlf
         for (name, value) in response.headers {
-            appendUTF8(name, to: &out)
+            ByteFormat.appendUTF8(name, to: &out)
             out += colonSpace
-            appendUTF8(value, to: &out)
+            ByteFormat.appendUTF8(value, to: &out)
             out += crlf
         }
         out += contentLengthPrefix
-        appendDecimal(response.body.count, into: &out)
+        ByteFormat.appendDecimal(response.body.count, to: &out)
         out += crlf
         out += crlf
         let headLength = out.count - headStart
@@ -97,17 +97,6 @@ enum FastCGIEncoder {
             record(FCGI.stdout, id: id, bytes[offset..<end], into: &out)
             offset = end
         }
-    }
-
-    /// A string's bytes where they lie (appending its `utf8` view goes element by element).
-    private static func appendUTF8(_ string: String, to out: inout [UInt8]) {
-        var string = string
-        string.withUTF8 { out.append(contentsOf: $0) }
-    }
-
-    private static func appendDecimal(_ value: Int, into out: inout [UInt8]) {
-        if value >= 10 { appendDecimal(value / 10, into: &out) }
-        out.append(UInt8(ascii: "0") + UInt8(value % 10))
     }
 
     private static let statusPrefix = Array("Status: ".utf8)

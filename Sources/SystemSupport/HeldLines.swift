@@ -37,8 +37,8 @@ public final class HeldLines: Sendable {
     /// Holds `line` if the calling thread holds lines; false when it does not, and the caller
     /// writes it. The holder must outlive the threads that hold in it (the transport's does).
     public static func appendIfHolding(_ line: [UInt8]) -> Bool {
-        guard let raw = pthread_getspecific(key) else { return false }
-        Unmanaged<HeldLines>.fromOpaque(raw).takeUnretainedValue().buffer.withLock { $0 += line }
+        guard let holder = current else { return false }
+        holder.buffer.withLock { $0 += line }
         return true
     }
 

@@ -246,9 +246,22 @@ final class Stack: Sendable {
         return created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// luaexecd's `/proc/PID/NAME` (`status`, `maps`), read to the end by hand: /proc files
+    /// report a size of 0, and a reader that trusts it may stop early.
+    func luaexecdProcFile(_ name: String) throws -> String {
+        let path = "/proc/\(luaexecdPID)/\(name)"
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StackError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while case let count = read(fd, &chunk, chunk.count), count > 0 { bytes += chunk[..<count] }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// A number from luaexecd's `/proc/PID/status`: `VmRSS` (KiB), `Threads`.
     func luaexecdStatus(_ field: String) throws -> Int {
-        let status = try String(contentsOfFile: "/proc/\(luaexecdPID)/status", encoding: .utf8)
+        let status = try luaexecdProcFile("status")
         guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
             let value = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Int($0) })
         else { throw StackError("no \(field) in /proc/\(luaexecdPID)/status") }
