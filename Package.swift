@@ -81,7 +81,7 @@ let package = Package(
             dependencies: ["CFastCGI", "ExecService", "SystemSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
-        .target(name: "DaemonConfig", dependencies: ["CYAML"]),
+        .target(name: "DaemonConfig", dependencies: ["CYAML", "SystemSupport"]),
         .executableTarget(
             name: "luaexecd",
             dependencies: [
@@ -109,6 +109,7 @@ let package = Package(
         .testTarget(name: "ExecServiceTests", dependencies: ["ExecService", "AccessControl", "LuaRuntime"]),
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CFastCGI", "ExecService", "SystemSupport"]),
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
+        .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport"]),
         .testTarget(name: "RemoteClientTests", dependencies: ["RemoteClient"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AccessControl", "FastCGI"]),
     ],

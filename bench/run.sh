@@ -23,10 +23,10 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# As the package builds it (packaging/build-deb.sh): the Swift runtime linked statically.
-static=(swift build -c release --static-swift-stdlib --scratch-path "$root/.build-static")
-(cd "$root" && "${static[@]}" --product luaexecd >/dev/null && "${static[@]}" --product luaexec >/dev/null)
-bin=$(cd "$root" && "${static[@]}" --show-bin-path)
+# As the package builds it (scripts/build-release.sh, which packaging/build-deb.sh runs).
+release="$root/scripts/build-release.sh"
+"$release" --product luaexecd >/dev/null && "$release" --product luaexec >/dev/null
+bin=$("$release" --show-bin-path)
 
 run=$(mktemp -d /tmp/luaexec-bench.XXXXXX)
 mkdir -p "$run/logs" "$run/tmp"

@@ -15,11 +15,9 @@ version=$(sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/ExecService/Ex
 [ -n "$version" ] || { echo "cannot read the version from ExecService.swift" >&2; exit 1; }
 deb="$root/luaexec_${version}_amd64.deb"
 
-# Full RELRO (bind now) and fortified C, as Debian's hardening flags ask.
-build=(swift build -c release --static-swift-stdlib --scratch-path .build-static
-    -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now -Xcc -D_FORTIFY_SOURCE=2)
-"${build[@]}" --product luaexecd
-bin=$("${build[@]}" --show-bin-path)
+# The release build with its linker settings (hardening, footprint): scripts/build-release.sh.
+scripts/build-release.sh --product luaexecd
+bin=$(scripts/build-release.sh --show-bin-path)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

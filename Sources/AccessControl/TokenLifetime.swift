@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import SystemSupport
 
 /// A token's lifetime as people write it: a number and `s`, `m`, `h` or `d` (`30d`, `12h`,
 /// `45m`, `90s`). `luaexec token create --expires` and the admin token API take it.
@@ -33,10 +34,13 @@ extension TokenRecord {
         var fields = [
             "\"name\":\(quoted(name))",
             "\"scopes\":[" + scopes.sorted().map { quoted($0.rawValue) }.joined(separator: ",") + "]",
-            "\"created\":\(quoted(createdAt.formatted(.iso8601)))",
+            "\"created\":\(quoted(Self.iso8601(createdAt)))",
         ]
-        fields.append("\"expires\":" + (expiresAt.map { quoted($0.formatted(.iso8601)) } ?? "null"))
-        fields.append("\"last_used\":" + (lastUsedAt.map { quoted($0.formatted(.iso8601)) } ?? "null"))
+        fields.append("\"expires\":" + (expiresAt.map { quoted(Self.iso8601($0)) } ?? "null"))
+        fields.append("\"last_used\":" + (lastUsedAt.map { quoted(Self.iso8601($0)) } ?? "null"))
         return "{" + fields.joined(separator: ",") + "}"
     }
+
+    /// How the JSON above and `luaexec token list` write an instant.
+    public static func iso8601(_ date: Date) -> String { Files.iso8601(secondsSince1970: date.timeIntervalSince1970) }
 }

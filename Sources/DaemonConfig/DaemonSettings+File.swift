@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SystemSupport
 
 extension DaemonSettings {
     /// One setting of the config file: its dotted name, what it takes, and how it is applied.
@@ -91,22 +92,13 @@ extension DaemonSettings {
 
     /// The settings of the config file at `path`, over the defaults.
     public static func load(path: String) throws(ConfigError) -> DaemonSettings {
-        guard let file = fopen(path, "r") else {
-            throw ConfigError(file: path, line: nil, reason: "cannot read the file: \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, file)
-            bytes += chunk[..<count]
-            if count < chunk.count { break }
-            guard bytes.count <= 1 << 20 else {
-                throw ConfigError(file: path, line: nil, reason: "over 1 MiB: not a config file")
-            }
-        }
-        guard ferror(file) == 0 else {
-            throw ConfigError(file: path, line: nil, reason: "cannot read the file: \(String(cString: strerror(errno)))")
+        let bytes: [UInt8]
+        do {
+            bytes = try Files.contents(atPath: path, limit: 1 << 20)
+        } catch .tooLarge {
+            throw ConfigError(file: path, line: nil, reason: "over 1 MiB: not a config file")
+        } catch {
+            throw ConfigError(file: path, line: nil, reason: "cannot read the file: \(error)")
         }
         return try parse(String(decoding: bytes, as: UTF8.self), file: path)
     }

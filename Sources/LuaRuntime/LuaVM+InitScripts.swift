@@ -1,9 +1,5 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Logging
+import SystemSupport
 
 extension LuaVM {
     /// The outcome of one init script.
@@ -24,9 +20,7 @@ extension LuaVM {
     ) -> [InitScriptReport] {
         let names: [String]
         do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory)
-                .filter { $0.hasSuffix(".lua") }
-                .sorted()
+            names = try Files.entries(ofDirectory: directory).filter { $0.hasSuffix(".lua") }.sorted()
         } catch {
             logger.warning("init directory unreadable, no init scripts run", metadata: ["dir": "\(directory)"])
             return []
@@ -34,8 +28,11 @@ extension LuaVM {
         var reports: [InitScriptReport] = []
         for name in names {
             let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
-            guard let data = FileManager.default.contents(atPath: path) else {
-                let failure = LuaFailure(kind: .runtime, message: "cannot read \(path)")
+            let data: [UInt8]
+            do {
+                data = try Files.contents(atPath: path)
+            } catch {
+                let failure = LuaFailure(kind: .runtime, message: "cannot read \(path): \(error)")
                 logger.error("init script failed", metadata: ["script": "\(path)", "error": "\(failure.message)"])
                 reports.append(InitScriptReport(path: path, failure: failure))
                 continue
@@ -43,7 +40,7 @@ extension LuaVM {
             var ran: Evaluation?
             let previousCaller = caller
             caller = .initScript(path)
-            let started = guarded(path) { ran = evaluate(Array(data), chunkName: "@" + path, rendering: .text) }
+            let started = guarded(path) { ran = evaluate(data, chunkName: "@" + path, rendering: .text) }
             caller = previousCaller
             guard started, let evaluation = ran else {
                 logger.notice("init scripts stopped: luaexecd is stopping", metadata: ["next": "\(path)"])

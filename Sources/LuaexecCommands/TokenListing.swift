@@ -27,9 +27,7 @@ enum TokenListing {
         record.scopes.sorted().map(\.rawValue).joined(separator: ",")
     }
 
-    static func date(_ date: Date) -> String {
-        date.formatted(.iso8601)
-    }
+    static func date(_ date: Date) -> String { TokenRecord.iso8601(date) }
 }
 
 /// Columns aligned with two spaces between them, one line per row.

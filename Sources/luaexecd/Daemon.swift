@@ -23,6 +23,8 @@ enum Entry {
         let name = CommandLine.arguments.first?.split(separator: "/").last
         if name == "luaexec" {
             Luaexec.main()
+        } else if let daemon = Daemon.parsePlain(CommandLine.arguments.dropFirst()) {
+            do { try daemon.run() } catch { Daemon.exit(withError: error) }
         } else {
             Daemon.main()
         }
@@ -300,5 +302,42 @@ enum StandardError {
 
     static func write(bytes: [UInt8]) {
         writeAll(2, bytes)
+    }
+}
+
+extension Daemon {
+    /// The options, when `arguments` take only the plain forms the systemd unit and the scripts
+    /// pass: `--config PATH`, `--set NAME=VALUE` (either also as `--name=value`), `--check-config`,
+    /// `--safe-mode`, each option once but `--set`. Anything else (`--help`, a typo, a missing
+    /// value, a repeat) gives nil, and swift-argument-parser parses, explains or refuses it.
+    /// Why two paths: the parser's start-up (reflection over the options, Codable decoding)
+    /// keeps about 0.6 MB of code resident for the daemon's whole life, and luaexecd's idle
+    /// footprint is held to 10 MB (docs/packaging.md).
+    ///
+    /// A static function, not an initializer: assigning an option inside an initializer would
+    /// make a new, unparsed property wrapper rather than set its value.
+    static func parsePlain(_ arguments: ArraySlice<String>) -> Daemon? {
+        var daemon = Daemon()
+        daemon.config = nil
+        daemon.overrides = []
+        daemon.checkConfig = false
+        daemon.safeMode = false
+        var rest = arguments
+        var seen: Set<Substring> = []
+        while let argument = rest.popFirst() {
+            let equals = argument.firstIndex(of: "=")
+            let name = argument[..<(equals ?? argument.endIndex)]
+            let inline = equals.map { String(argument[argument.index(after: $0)...]) }
+            guard name == "--set" || seen.insert(name).inserted else { return nil }
+            switch name {
+            case "--config", "--set":
+                guard let value = inline ?? rest.popFirst(), inline != nil || !value.hasPrefix("-") else { return nil }
+                if name == "--config" { daemon.config = value } else { daemon.overrides.append(value) }
+            case "--check-config" where inline == nil: daemon.checkConfig = true
+            case "--safe-mode" where inline == nil: daemon.safeMode = true
+            default: return nil
+            }
+        }
+        return daemon
     }
 }

@@ -160,6 +160,46 @@ struct OperationsTests {
         #expect(lines.count == 21)
     }
 
+    /// luaexecd reads the plain spellings itself and leaves the rest to swift-argument-parser
+    /// (Daemon.parsePlain): both must agree on what a command line means.
+    @Test("every spelling of luaexecd's options means the same; what is not plain is explained or refused as before")
+    func optionSpellings() throws {
+        let luaexecd = Stack.binDirectory + "/luaexecd"
+        let config = Stack.repository + "/packaging/luaexecd.conf"
+        func settings(_ arguments: [String]) throws -> String {
+            let result = try Stack.run(luaexecd, arguments)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            return result.stdout
+        }
+        let plain = try settings(
+            ["--config", config, "--set", "limits.time=2.5", "--set=limits.memory=32", "--safe-mode", "--check-config"])
+        let lines = plain.split(separator: "\n")
+        #expect(lines.first == "\(config): ok")
+        #expect(lines.contains("limits.time = 2.5") && lines.contains("limits.memory = 32"))
+        #expect(lines.contains("lua.safe_mode = true"))
+        #expect(try settings(["--check-config", "--safe-mode", "--set=limits.memory=32", "--config=" + config, "--set", "limits.time=2.5"]) == plain)
+        // A repeated --config is left to the parser, whose last one wins.
+        let repeated = try settings(["--config", "/nonexistent", "--config", config, "--check-config"])
+        #expect(repeated.hasPrefix("\(config): ok\n"))
+
+        let missing = try Stack.run(luaexecd, ["--config"])
+        #expect(missing.status == 64)
+        #expect(missing.stderr.hasPrefix("Error: Missing value for '--config <config>'"))
+        let dashed = try Stack.run(luaexecd, ["--set", "--check-config"])
+        #expect(dashed.status == 64)
+        #expect(dashed.stderr.hasPrefix("Error: Missing value for '--set <set>'"))
+        let unknown = try Stack.run(luaexecd, ["--check-config", "--bogus"])
+        #expect(unknown.status == 64)
+        #expect(unknown.stderr.hasPrefix("Error: Unknown option '--bogus'"))
+        let help = try Stack.run(luaexecd, ["--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.hasPrefix("OVERVIEW: Evaluates Lua sent over FastCGI"))
+        let invalid = try Stack.run(luaexecd, ["--set", "limits.time=abc", "--check-config"])
+        #expect(invalid.status == 78)
+        #expect(invalid.stderr == "luaexecd: --set: limits.time: expected a number of seconds above 0, got 'abc'\n")
+        #expect(invalid.stdout == "")
+    }
+
     @Test("luaexecd called by the name luaexec is the command-line tool (the package's /usr/bin/luaexec)")
     func multiCall() throws {
         let directory = NSTemporaryDirectory() + "luaexec-multicall-\(UUID().uuidString)"

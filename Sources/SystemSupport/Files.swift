@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Whole-file reads and directory listings with the C library, and the UTC timestamps the
+/// daemon writes. luaexecd's start-up (config file, init scripts, the endpoint registry it
+/// publishes) goes through these rather than Foundation's FileManager and date formatting:
+/// those would keep their code, and the calendar, time-zone and regex code they pull in,
+/// resident for the daemon's whole life, about 1 MB of its 10 MB budget (docs/packaging.md).
+public enum Files {
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        /// The call failed with this errno.
+        case system(Int32)
+        /// The file is larger than the caller's limit.
+        case tooLarge(limit: Int)
+
+        public var description: String {
+            switch self {
+            case .system(let code): String(cString: strerror(code))
+            case .tooLarge(let limit): "over \(limit) bytes"
+            }
+        }
+    }
+
+    /// The bytes of the file at `path`, at most `limit` of them.
+    public static func contents(atPath path: String, limit: Int = .max) throws(Failure) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .system(errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .system(errno)
+            }
+            if count == 0 { return bytes }
+            guard bytes.count + count <= limit else { throw .tooLarge(limit: limit) }
+            bytes += chunk[..<count]
+        }
+    }
+
+    /// The names in the directory at `path`, without `.` and `..`, in no particular order.
+    public static func entries(ofDirectory path: String) throws(Failure) -> [String] {
+        guard let directory = opendir(path) else { throw .system(errno) }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(directory) else { break }
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: MemoryLayout.size(ofValue: $0.pointee)) {
+                    String(cString: $0)
+                }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        guard errno == 0 else { throw .system(errno) }
+        return names
+    }
+
+    /// `2026-12-01T12:00:00Z`: the instant `secondsSince1970` (rounded down to the second) in
+    /// UTC, spelled as Foundation's `Date.ISO8601FormatStyle()` spells it.
+    public static func iso8601(secondsSince1970: Double) -> String {
+        var seconds = time_t(secondsSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func padded(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return padded(parts.tm_year + 1900, 4) + "-" + padded(parts.tm_mon + 1, 2) + "-" + padded(parts.tm_mday, 2)
+            + "T" + padded(parts.tm_hour, 2) + ":" + padded(parts.tm_min, 2) + ":" + padded(parts.tm_sec, 2) + "Z"
+    }
+}
