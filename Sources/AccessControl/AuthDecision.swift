@@ -57,7 +57,10 @@ public enum BearerCredentials {
         return header.withUTF8 { bytes -> Result<String?, AuthFailure> in
             let scheme = bytes.prefix { $0 != UInt8(ascii: " ") }
             // ASCII case-insensitive: `| 0x20` lower-cases letters, and "bearer" has no other byte.
-            guard scheme.count == 6, zip(scheme, "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }) else {
+            let bearer: StaticString = "bearer"
+            guard scheme.count == 6,
+                scheme.indices.allSatisfy({ scheme[$0] | 0x20 == bearer.utf8Start[$0 - scheme.startIndex] })
+            else {
                 return .failure(.invalidRequest("the Authorization header must use the Bearer scheme"))
             }
             let token = bytes[scheme.count...].drop { $0 == UInt8(ascii: " ") }

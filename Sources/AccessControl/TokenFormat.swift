@@ -24,13 +24,18 @@ public enum TokenFormat {
 
     /// True when `candidate` has the prefix, the length, the alphabet and a matching checksum.
     public static func isWellFormed(_ candidate: some StringProtocol) -> Bool {
-        // Every request's token passes here: one pass over the bytes, nothing allocated.
-        let utf8 = candidate.utf8
+        var candidate = String(candidate)
+        return candidate.withUTF8(isWellFormed)
+    }
+
+    static func isWellFormed(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        // Every request's token passes here: one pass over the bytes where they lie, nothing
+        // allocated.
         guard utf8.count == length, utf8.starts(with: prefix.utf8) else { return false }
         var crc = CRC32.initial
         var written: UInt64 = 0
         var index = 0
-        for byte in utf8.dropFirst(prefix.utf8.count) {
+        for byte in utf8[prefix.utf8.count...] {
             guard let digit = base62Value(byte) else { return false }
             if index < randomLength {
                 crc = CRC32.update(crc, byte)

@@ -42,5 +42,5 @@ extension TokenRecord {
     }
 
     /// How the JSON above and `luaexec token list` write an instant.
-    public static func iso8601(_ date: Date) -> String { Files.iso8601(secondsSince1970: date.timeIntervalSince1970) }
+    public static func iso8601(_ date: Date) -> String { UTCTime.iso8601(secondsSince1970: date.timeIntervalSince1970) }
 }

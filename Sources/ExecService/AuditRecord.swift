@@ -34,38 +34,45 @@ struct AuditRecord {
         self.duration = duration
     }
 
-    func log(to logger: Logger) {
+    /// At info level: through `write` when given, else as the logger's message.
+    func log(to logger: Logger, asBytes write: ((_ line: [UInt8]) -> Void)? = nil) {
         guard logger.logLevel <= .info else { return }
-        logger.info(Logger.Message(stringLiteral: line))
+        if let write {
+            write(bytes)
+        } else {
+            logger.info(Logger.Message(stringLiteral: String(decoding: bytes, as: UTF8.self)))
+        }
     }
 
     /// `request id=… client=… token=… scope=… endpoint="POST /path" status=… error=… in=… out=… ms=… body_sha256=…`
-    var line: String {
+    var line: String { String(decoding: bytes, as: UTF8.self) }
+
+    private var bytes: [UInt8] {
         // Appended as bytes into one buffer: every request writes one, and building it from
         // strings (one per field, each escaped into another) was a tenth of luaexecd's CPU.
         var out: [UInt8] = []
         out.reserveCapacity(224)
-        out += "request id=".utf8
+        ByteFormat.appendLiteral("request id=", to: &out)
         Self.appendEscaped(requestID, to: &out)
-        out += " client=".utf8
+        ByteFormat.appendLiteral(" client=", to: &out)
         Self.appendEscaped(client, to: &out)
-        out += " token=".utf8
+        ByteFormat.appendLiteral(" token=", to: &out)
         Self.appendEscaped(tokenName ?? "-", to: &out)
-        out += " scope=".utf8
+        ByteFormat.appendLiteral(" scope=", to: &out)
         Self.appendEscaped(scope ?? "-", to: &out)
-        out += " endpoint=".utf8
+        ByteFormat.appendLiteral(" endpoint=", to: &out)
         Self.appendEscaped(method, UInt8(ascii: " "), path, to: &out)
-        out += " status=".utf8
+        ByteFormat.appendLiteral(" status=", to: &out)
         ByteFormat.appendDecimal(status, to: &out)
-        out += " error=".utf8
-        out += (errorKind ?? "-").utf8
-        out += " in=".utf8
+        ByteFormat.appendLiteral(" error=", to: &out)
+        ByteFormat.appendUTF8(errorKind ?? "-", to: &out)
+        ByteFormat.appendLiteral(" in=", to: &out)
         ByteFormat.appendDecimal(body?.count ?? 0, to: &out)
-        out += " out=".utf8
+        ByteFormat.appendLiteral(" out=", to: &out)
         ByteFormat.appendDecimal(bytesOut, to: &out)
-        out += " ms=".utf8
+        ByteFormat.appendLiteral(" ms=", to: &out)
         ByteFormat.appendMilliseconds(duration, to: &out)
-        out += " body_sha256=".utf8
+        ByteFormat.appendLiteral(" body_sha256=", to: &out)
         if let body {
             var hasher = SHA256()
             body.withUnsafeBytes { hasher.update(bufferPointer: $0) }
@@ -75,7 +82,7 @@ struct AuditRecord {
         } else {
             out.append(UInt8(ascii: "-"))
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     /// A logfmt value: bare when safe, else quoted with `"` and `\` escaped and control bytes as
@@ -104,6 +111,19 @@ struct AuditRecord {
             return
         }
         out.append(UInt8(ascii: "\""))
+        // Usually nothing inside the quotes needs escaping (a path, the endpoint): one copy each.
+        func isPlain(_ byte: UInt8) -> Bool {
+            byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+        }
+        if value.allSatisfy(isPlain), second.allSatisfy(isPlain) {
+            out.append(contentsOf: value)
+            if let separator {
+                out.append(separator)
+                out.append(contentsOf: second)
+            }
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         func escape(_ part: UnsafeBufferPointer<UInt8>) {
             for byte in part {
                 switch byte {

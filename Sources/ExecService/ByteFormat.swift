@@ -21,6 +21,11 @@ public enum ByteFormat {
         string.withUTF8 { out.append(contentsOf: $0) }
     }
 
+    /// A literal's bytes in one copy (appending `"…".utf8` goes element by element).
+    public static func appendLiteral(_ literal: StaticString, to out: inout [UInt8]) {
+        literal.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
     static func appendHex(_ byte: UInt8, to out: inout [UInt8]) {
         out.append(hexDigit(byte >> 4))
         out.append(hexDigit(byte & 0xF))

@@ -101,7 +101,7 @@ extension ExecService {
                 json.raw("}")
             }
             json.raw(",\"since\":")
-            json.string(Files.iso8601(secondsSince1970: entry.since.timeIntervalSince1970))
+            json.string(UTCTime.iso8601(secondsSince1970: entry.since.timeIntervalSince1970))
             json.raw(",\"calls\":\(entry.calls),\"errors\":\(entry.errors),\"source_sha256\":")
             if let digest = entry.sourceSHA256 { json.string(digest) } else { json.raw("null") }
             if entry.kind == .action { Self.writeHelpAndParameters(entry, to: &json) }

@@ -1,5 +1,9 @@
 import ExecService
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The CGI variables of one request (the PARAMS stream's name-value pairs), and the
 /// `RequestHead` luaexecd builds from them.
 public struct FastCGIParams: Sendable {
@@ -70,23 +74,30 @@ public struct FastCGIParams: Sendable {
         var clientAddress: String?, requestID: String?
         var headers: [HeaderFields.Field] = []
         headers.reserveCapacity(entries.count)
-        for entry in entries {
-            let name = bytes[entry.name]
-            // "HTTP_X_TEST" is the header x-test.
-            if name.starts(with: Self.httpPrefix) {
-                headers.append((entry.name.dropFirst(Self.httpPrefix.count), entry.value))
-                continue
+        bytes.withUnsafeBufferPointer { stream in
+            // Names compared with memcmp against literals: every request has a dozen of them.
+            func string(_ range: Range<Int>) -> String {
+                String(decoding: UnsafeBufferPointer(rebasing: stream[range]), as: UTF8.self)
             }
-            switch name.count {
-            case 11 where name.elementsEqual(Self.remoteAddr): clientAddress = string(entry.value)
-            case 10 where name.elementsEqual(Self.requestIDName): requestID = string(entry.value)
-            case 12 where name.elementsEqual(Self.contentType): headers.append(entry)
-            case 12 where name.elementsEqual(Self.queryString): query = string(entry.value)
-            case 11 where name.elementsEqual(Self.scriptNameName): scriptName = string(entry.value)
-            case 12 where name.elementsEqual(Self.documentURI): documentURI = string(entry.value)
-            case 14 where name.elementsEqual(Self.requestMethod): method = string(entry.value)
-            case 14 where name.elementsEqual(Self.contentLength): headers.append(entry)
-            default: continue
+            for entry in entries {
+                let name = entry.name
+                // "HTTP_X_TEST" is the header x-test.
+                if Self.name(name, in: stream, startsWith: "HTTP_") {
+                    headers.append((name.dropFirst(5), entry.value))
+                    continue
+                }
+                func named(_ literal: StaticString) -> Bool { Self.name(name, in: stream, is: literal) }
+                switch name.count {
+                case 11 where named("REMOTE_ADDR"): clientAddress = string(entry.value)
+                case 10 where named("REQUEST_ID"): requestID = string(entry.value)
+                case 12 where named("CONTENT_TYPE"): headers.append(entry)
+                case 12 where named("QUERY_STRING"): query = string(entry.value)
+                case 11 where named("SCRIPT_NAME"): scriptName = string(entry.value)
+                case 12 where named("DOCUMENT_URI"): documentURI = string(entry.value)
+                case 14 where named("REQUEST_METHOD"): method = string(entry.value)
+                case 14 where named("CONTENT_LENGTH"): headers.append(entry)
+                default: continue
+                }
             }
         }
         return RequestHead(
@@ -97,24 +108,24 @@ public struct FastCGIParams: Sendable {
 
     /// CONTENT_LENGTH, if it is a number.
     var contentLength: Int? {
-        for entry in entries where bytes[entry.name].elementsEqual(Self.contentLength) {
-            var value = 0
-            for byte in bytes[entry.value] {
-                guard byte >= 48, byte <= 57, value < Int.max / 10 - 10 else { return nil }
-                value = value * 10 + Int(byte - 48)
-            }
-            return entry.value.isEmpty ? nil : value
+        let found = bytes.withUnsafeBufferPointer { stream in
+            entries.first { Self.name($0.name, in: stream, is: "CONTENT_LENGTH") }
         }
-        return nil
+        guard let entry = found, !entry.value.isEmpty else { return nil }
+        var value = 0
+        for byte in bytes[entry.value] {
+            guard byte >= 48, byte <= 57, value < Int.max / 10 - 10 else { return nil }
+            value = value * 10 + Int(byte - 48)
+        }
+        return value
     }
 
-    static let httpPrefix = Array("HTTP_".utf8)
-    static let remoteAddr = Array("REMOTE_ADDR".utf8)
-    static let requestIDName = Array("REQUEST_ID".utf8)
-    static let contentType = Array("CONTENT_TYPE".utf8)
-    static let queryString = Array("QUERY_STRING".utf8)
-    static let scriptNameName = Array("SCRIPT_NAME".utf8)
-    static let documentURI = Array("DOCUMENT_URI".utf8)
-    static let requestMethod = Array("REQUEST_METHOD".utf8)
-    static let contentLength = Array("CONTENT_LENGTH".utf8)
+    private static func name(_ range: Range<Int>, in stream: UnsafeBufferPointer<UInt8>, is literal: StaticString) -> Bool {
+        range.count == literal.utf8CodeUnitCount && name(range, in: stream, startsWith: literal)
+    }
+
+    private static func name(_ range: Range<Int>, in stream: UnsafeBufferPointer<UInt8>, startsWith literal: StaticString) -> Bool {
+        range.count >= literal.utf8CodeUnitCount
+            && memcmp(stream.baseAddress! + range.lowerBound, literal.utf8Start, literal.utf8CodeUnitCount) == 0
+    }
 }

@@ -40,14 +40,17 @@ enum FastCGIEncoder {
     }
 
     static func appendHeader(_ type: UInt8, id: UInt16, length: Int, into out: inout [UInt8]) {
-        out.append(contentsOf: [
-            FCGI.version, type, UInt8(id >> 8), UInt8(id & 0xFF), UInt8(length >> 8), UInt8(length & 0xFF), 0, 0,
-        ])
+        // A tuple, not an array literal: every response writes three headers, and a literal
+        // can cost an allocation each.
+        let header = (FCGI.version, type, UInt8(id >> 8), UInt8(id & 0xFF), UInt8(length >> 8), UInt8(length & 0xFF), UInt8(0), UInt8(0))
+        withUnsafeBytes(of: header) { out.append(contentsOf: $0) }
     }
 
     /// END_REQUEST with an application status of 0 and `status`.
     static func endRequest(id: UInt16, status: UInt8, into out: inout [UInt8]) {
-        record(FCGI.endRequest, id: id, [0, 0, 0, 0, status, 0, 0, 0], into: &out)
+        appendHeader(FCGI.endRequest, id: id, length: 8, into: &out)
+        let body = (UInt8(0), UInt8(0), UInt8(0), UInt8(0), status, UInt8(0), UInt8(0), UInt8(0))
+        withUnsafeBytes(of: body) { out.append(contentsOf: $0) }
     }
 
     /// The CGI response (`Status:`, the headers, a blank line, the body) as STDOUT records, the
@@ -59,21 +62,20 @@ enum FastCGIEncoder {
         let headerAt = out.count
         appendHeader(FCGI.stdout, id: id, length: 0, into: &out)
         let headStart = out.count
-        out += statusPrefix
+        ByteFormat.appendLiteral("Status: ", to: &out)
         ByteFormat.appendDecimal(response.status, to: &out)
         out.append(UInt8(ascii: " "))
         ByteFormat.appendUTF8(Response.reason(response.status), to: &out)
-        out += crlf
+        ByteFormat.appendLiteral("\r\n", to: &out)
         for (name, value) in response.headers {
             ByteFormat.appendUTF8(name, to: &out)
-            out += colonSpace
+            ByteFormat.appendLiteral(": ", to: &out)
             ByteFormat.appendUTF8(value, to: &out)
-            out += crlf
+            ByteFormat.appendLiteral("\r\n", to: &out)
         }
-        out += contentLengthPrefix
+        ByteFormat.appendLiteral("Content-Length: ", to: &out)
         ByteFormat.appendDecimal(response.body.count, to: &out)
-        out += crlf
-        out += crlf
+        ByteFormat.appendLiteral("\r\n\r\n", to: &out)
         let headLength = out.count - headStart
         if headLength <= FCGI.maxContentLength {
             out[headerAt + 4] = UInt8(headLength >> 8)
@@ -98,11 +100,6 @@ enum FastCGIEncoder {
             offset = end
         }
     }
-
-    private static let statusPrefix = Array("Status: ".utf8)
-    private static let contentLengthPrefix = Array("Content-Length: ".utf8)
-    private static let colonSpace = Array(": ".utf8)
-    private static let crlf = Array("\r\n".utf8)
 
     /// A name-value pair with the protocol's 1- or 4-byte lengths.
     static func pair(_ name: [UInt8], _ value: [UInt8], into out: inout [UInt8]) {

@@ -4,8 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Whole-file reads and directory listings with the C library, and the UTC timestamps the
-/// daemon writes. luaexecd's start-up (config file, init scripts, the endpoint registry it
+/// Whole-file reads and directory listings with the C library. luaexecd's start-up (config file, init scripts, the endpoint registry it
 /// publishes) goes through these rather than Foundation's FileManager and date formatting:
 /// those would keep their code, and the calendar, time-zone and regex code they pull in,
 /// resident for the daemon's whole life, about 1 MB of its 10 MB budget (docs/packaging.md).
@@ -60,19 +59,5 @@ public enum Files {
         }
         guard errno == 0 else { throw .system(errno) }
         return names
-    }
-
-    /// `2026-12-01T12:00:00Z`: the instant `secondsSince1970` (rounded down to the second) in
-    /// UTC, spelled as Foundation's `Date.ISO8601FormatStyle()` spells it.
-    public static func iso8601(secondsSince1970: Double) -> String {
-        var seconds = time_t(secondsSince1970.rounded(.down))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func padded(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return padded(parts.tm_year + 1900, 4) + "-" + padded(parts.tm_mon + 1, 2) + "-" + padded(parts.tm_mday, 2)
-            + "T" + padded(parts.tm_hour, 2) + ":" + padded(parts.tm_min, 2) + ":" + padded(parts.tm_sec, 2) + "Z"
     }
 }

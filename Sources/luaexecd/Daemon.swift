@@ -226,7 +226,8 @@ struct Daemon: ParsableCommand {
         let throttle = FailureThrottle(policy: settings.throttlePolicy)
         let service = ExecService(
             executor: executor, authenticator: authenticator, stateStore: stateStore, throttle: throttle,
-            options: settings.serviceOptions, exportMetrics: Self.bootstrapMetrics(), logger: logger)
+            options: settings.serviceOptions, exportMetrics: Self.bootstrapMetrics(), logger: logger,
+            auditLines: { [label = logger.label] line in LineLogHandler.write(level: .info, label: label, message: line) })
         let server = try FastCGIServer(
             listenFD: listenFD, service: service,
             options: .init(

@@ -1,3 +1,4 @@
+import ExecService
 import Logging
 import Synchronization
 import SystemSupport
@@ -40,36 +41,42 @@ struct LineLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        // Built as bytes, without interpolation: the audit line of every request passes here.
-        var line: [UInt8] = []
-        line.reserveCapacity(256)
-        Self.appendTimestamp(to: &line)
-        line.append(UInt8(ascii: " "))
-        line += Self.name(of: event.level).utf8
-        line.append(UInt8(ascii: " "))
-        line += label.utf8
-        line += ": ".utf8
-        line += event.message.description.utf8
+        var message = Array(event.message.description.utf8)
         if !metadata.isEmpty || event.metadata?.isEmpty == false {
             var all = metadata
             if let extra = event.metadata { all.merge(extra) { _, new in new } }
             for key in all.keys.sorted() {
-                line.append(UInt8(ascii: " "))
-                line += key.utf8
-                line.append(UInt8(ascii: "="))
-                line += Self.quoted(all[key]!.description).utf8
+                message.append(UInt8(ascii: " "))
+                message += key.utf8
+                message.append(UInt8(ascii: "="))
+                message += Self.quoted(all[key]!.description).utf8
             }
         }
+        Self.write(level: event.level, label: label, message: message)
+    }
+
+    /// Writes one line. ExecService hands its audit lines (one per request) straight here, as
+    /// bytes: no String, no log event (`ExecService.auditLines`).
+    static func write(level: Logger.Level, label: String, message: [UInt8]) {
+        var line: [UInt8] = []
+        line.reserveCapacity(message.count + label.utf8.count + 40)
+        UTCTime.appendNowWithMilliseconds(to: &line)
+        line.append(UInt8(ascii: " "))
+        ByteFormat.appendLiteral(name(of: level), to: &line)
+        line.append(UInt8(ascii: " "))
+        ByteFormat.appendUTF8(label, to: &line)
+        ByteFormat.appendLiteral(": ", to: &line)
+        line += message
         line.append(UInt8(ascii: "\n"))
         // Audit lines (info) wait for the batch of requests they belong to, when the transport
         // holds them (`HeldLines`); anything more important goes out at once, after what was
         // held, so that the log keeps its order.
-        if event.level <= .info, HeldLines.appendIfHolding(line) { return }
+        if level <= .info, HeldLines.appendIfHolding(line) { return }
         HeldLines.current?.flush()
         StandardError.write(bytes: line)
     }
 
-    static func name(of level: Logger.Level) -> String {
+    static func name(of level: Logger.Level) -> StaticString {
         switch level {
         case .trace: "trace"
         case .debug: "debug"
@@ -98,36 +105,5 @@ struct LineLogHandler: LogHandler {
             }
         }
         return escaped + "\""
-    }
-
-    /// `2026-11-27T07:10:00.123Z`, in UTC.
-    static func appendTimestamp(to out: inout [UInt8]) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func digits(_ value: Int, _ count: Int) {
-            var divisor = 1
-            for _ in 1..<count { divisor *= 10 }
-            while divisor > 0 {
-                out.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-                divisor /= 10
-            }
-        }
-        digits(Int(parts.tm_year) + 1900, 4)
-        out.append(UInt8(ascii: "-"))
-        digits(Int(parts.tm_mon) + 1, 2)
-        out.append(UInt8(ascii: "-"))
-        digits(Int(parts.tm_mday), 2)
-        out.append(UInt8(ascii: "T"))
-        digits(Int(parts.tm_hour), 2)
-        out.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_min), 2)
-        out.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_sec), 2)
-        out.append(UInt8(ascii: "."))
-        digits(now.tv_nsec / 1_000_000, 3)
-        out.append(UInt8(ascii: "Z"))
     }
 }

@@ -2,6 +2,7 @@ import AccessControl
 import Foundation
 import Logging
 import LuaRuntime
+import Synchronization
 import Testing
 
 @testable import ExecService
@@ -112,5 +113,23 @@ struct ExecServiceTests {
             record.line
                 == #"request id=abc client=10.0.0.1 token=t scope=- endpoint="POST /a b\"\x0a=" status=200 error=- in=8 out=1 ms=2.500 body_sha256=486d9affb60d"#)
         #expect(!record.line.contains(token))
+
+        // Nothing to escape: the values as they are, the endpoint quoted for its space.
+        var plain = AuditRecord(
+            head: RequestHead(
+                method: "POST", path: "/api/v1/exec/interactive.lua", clientAddress: "10.0.0.1",
+                requestID: "0123456789abcdef"))
+        plain.scope = "exec"
+        plain.errorKind = "runtime"
+        plain.finish(response: Response(status: 500, body: []), duration: .milliseconds(12))
+        let expected = #"request id=0123456789abcdef client=10.0.0.1 token=- scope=exec endpoint="POST /api/v1/exec/interactive.lua" status=500 error=runtime in=0 out=0 ms=12.000 body_sha256=-"#
+        #expect(plain.line == expected)
+        // The line handed over as bytes is the same line.
+        let handed = Mutex<[UInt8]>([])
+        plain.log(to: Logger(label: "test"), asBytes: { line in handed.withLock { $0 = line } })
+        #expect(handed.withLock { $0 } == Array(expected.utf8))
+        // A quote in the second part of a value escapes it although the first part is plain.
+        let quoted = AuditRecord(head: RequestHead(method: "GET", path: "/x\"y", clientAddress: "c"))
+        #expect(quoted.line.contains(#" endpoint="GET /x\"y" "#))
     }
 }

@@ -47,14 +47,4 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory + "/sub", withIntermediateDirectories: false)
         #expect(try Files.entries(ofDirectory: directory).sorted() == ["10-a.lua", "b.txt", "sub", "ü.lua"])
     }
-
-    @Test(arguments: [
-        (0.0, "1970-01-01T00:00:00Z"), (59.999, "1970-01-01T00:00:59Z"), (-1.0, "1969-12-31T23:59:59Z"),
-        (951_782_400, "2000-02-29T00:00:00Z"), (1_764_590_485.5, "2025-12-01T12:01:25Z"),
-        (4_102_444_799, "2099-12-31T23:59:59Z"),
-    ])
-    func spellsInstantsAsFoundationsISO8601Does(seconds: Double, expected: String) {
-        #expect(Files.iso8601(secondsSince1970: seconds) == expected)
-        #expect(Date(timeIntervalSince1970: seconds).formatted(.iso8601) == expected)
-    }
 }
