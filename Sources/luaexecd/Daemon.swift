@@ -23,8 +23,13 @@ enum Entry {
         let name = CommandLine.arguments.first?.split(separator: "/").last
         if name == "luaexec" {
             Luaexec.main()
-        } else if let daemon = Daemon.parsePlain(CommandLine.arguments.dropFirst()) {
-            do { try daemon.run() } catch { Daemon.exit(withError: error) }
+        } else if var daemon = Daemon.parsePlain(CommandLine.arguments.dropFirst()) {
+            do {
+                try daemon.validate()
+                try daemon.run()
+            } catch {
+                Daemon.exit(withError: error)
+            }
         } else {
             Daemon.main()
         }
