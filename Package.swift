@@ -99,7 +99,7 @@ let package = Package(
         .target(
             name: "LuaexecCommands",
             dependencies: [
-                "AccessControl", "RemoteClient", "CRemote",
+                "AccessControl", "RemoteClient", "CRemote", "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -41,6 +41,5 @@ extension TokenRecord {
         return "{" + fields.joined(separator: ",") + "}"
     }
 
-    /// How the JSON above and `luaexec token list` write an instant.
-    public static func iso8601(_ date: Date) -> String { UTCTime.iso8601(secondsSince1970: date.timeIntervalSince1970) }
+    private static func iso8601(_ date: Date) -> String { UTCTime.iso8601(secondsSince1970: date.timeIntervalSince1970) }
 }

@@ -56,7 +56,7 @@ struct EndpointsCommand: ParsableCommand {
         // kill(pid, 0): ESRCH when no such process; EPERM still means it exists.
         if kill(value.pid, 0) != 0 && errno == ESRCH {
             StandardErrorStream.write(
-                "luaexec: luaexecd (pid \(value.pid)) is not running: this is what it had registered at \(TokenRecord.iso8601(value.updatedAt))\n"
+                "luaexec: luaexecd (pid \(value.pid)) is not running: this is what it had registered at \(TokenListing.date(value.updatedAt))\n"
             )
         }
         if json {

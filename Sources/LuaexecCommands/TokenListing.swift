@@ -1,4 +1,5 @@
 import AccessControl
+import SystemSupport
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -27,7 +28,7 @@ enum TokenListing {
         record.scopes.sorted().map(\.rawValue).joined(separator: ",")
     }
 
-    static func date(_ date: Date) -> String { TokenRecord.iso8601(date) }
+    static func date(_ date: Date) -> String { UTCTime.iso8601(secondsSince1970: date.timeIntervalSince1970) }
 }
 
 /// Columns aligned with two spaces between them, one line per row.

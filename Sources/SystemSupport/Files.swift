@@ -4,10 +4,9 @@ import Glibc
 import Darwin
 #endif
 
-/// Whole-file reads and directory listings with the C library. luaexecd's start-up (config file, init scripts, the endpoint registry it
-/// publishes) goes through these rather than Foundation's FileManager and date formatting:
-/// those would keep their code, and the calendar, time-zone and regex code they pull in,
-/// resident for the daemon's whole life, about 1 MB of its 10 MB budget (docs/packaging.md).
+/// Whole-file reads and directory listings with the C library. luaexecd's start-up (the config
+/// file, the init scripts) reads through these rather than Foundation's FileManager, whose code
+/// would otherwise stay resident for the daemon's whole life (docs/packaging.md).
 public enum Files {
     public enum Failure: Error, Equatable, CustomStringConvertible {
         /// The call failed with this errno.
