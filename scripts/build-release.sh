@@ -8,7 +8,7 @@
 # - lld with packed relative relocations (RELR): a position-independent executable whose
 #   1.1 MB relocation table shrinks to 9 KB, so the dynamic loader no longer pages it in;
 # - no exported symbol table (the Swift driver exports every symbol for backtraces, which read
-#   the symbol table from the file anyway): 700 KB less for the loader to read;
+#   the symbol table from the file anyway): about 600 KB less for the loader to page in;
 # - libstdc++ linked statically (the Swift runtime uses a few of its functions; the shared one
 #   costs 1 MB resident);
 # - every function in a section of its own (Swift and C), placed by packaging/luaexecd.order,
