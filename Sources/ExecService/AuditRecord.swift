@@ -102,19 +102,18 @@ struct AuditRecord {
         _ value: UnsafeBufferPointer<UInt8>, _ separator: UInt8?, _ second: UnsafeBufferPointer<UInt8>,
         to out: inout [UInt8]
     ) {
-        func isSafe(_ byte: UInt8) -> Bool {
-            byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "=")
-                && byte != UInt8(ascii: "\\")
+        // Plain: written as is inside quotes (`escape` below handles the rest). Safe: needs no
+        // quotes either (no space, no `=` to split the field).
+        func isPlain(_ byte: UInt8) -> Bool {
+            byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
         }
+        func isSafe(_ byte: UInt8) -> Bool { isPlain(byte) && byte != 0x20 && byte != UInt8(ascii: "=") }
         if separator == nil, !value.isEmpty, value.allSatisfy(isSafe) {
             out.append(contentsOf: value)
             return
         }
         out.append(UInt8(ascii: "\""))
         // Usually nothing inside the quotes needs escaping (a path, the endpoint): one copy each.
-        func isPlain(_ byte: UInt8) -> Bool {
-            byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
-        }
         if value.allSatisfy(isPlain), second.allSatisfy(isPlain) {
             out.append(contentsOf: value)
             if let separator {

@@ -76,9 +76,6 @@ public struct FastCGIParams: Sendable {
         headers.reserveCapacity(entries.count)
         bytes.withUnsafeBufferPointer { stream in
             // Names compared with memcmp against literals: every request has a dozen of them.
-            func string(_ range: Range<Int>) -> String {
-                String(decoding: UnsafeBufferPointer(rebasing: stream[range]), as: UTF8.self)
-            }
             for entry in entries {
                 let name = entry.name
                 // "HTTP_X_TEST" is the header x-test.
