@@ -52,6 +52,7 @@ fi
 sed -e "s|@RUN_DIR@|$run|g" -e "s|@BENCH_PORT@|$port|g" -e "s|@BENCH_DIR@|$root/bench|g" \
     -e "s|@USER_DIRECTIVE@|$user_directive|g" "$root/bench/nginx-bench.conf.in" > "$run/nginx-bench.conf"
 sed -e "s|@RUN_DIR@|$run|g" -e "s|@PHP_USER@|$php_user|g" "$root/bench/php-fpm.conf.in" > "$run/php-fpm.conf"
+grep '^fastcgi_param' "$root/nginx/luaexec-fastcgi.conf" > "$run/fastcgi-params.conf"
 
 token=$("$bin/luaexec" token create bench --database "$run/luaexec.db")
 "$bin/luaexecd" --config "$root/packaging/luaexecd.conf" --set listen.socket="$run/luaexecd.sock" \
@@ -66,7 +67,7 @@ pids+=($!)
 php_fpm=$(ls /usr/sbin/php-fpm* | head -1)
 "$php_fpm" -R -F -y "$run/php-fpm.conf" 2>>"$run/logs/php-fpm.log" &
 pids+=($!)
-for socket in luaexecd.sock responder.sock evloop.sock php.sock; do
+for socket in luaexecd.sock responder.sock evloop.sock php.sock php-keepalive.sock; do
     for _ in $(seq 200); do [ -S "$run/$socket" ] && break; sleep 0.05; done
 done
 nginx -p "$run" -c "$run/nginx-bench.conf" &
@@ -96,13 +97,14 @@ wrk_run() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A label url
-order=(return200 lua fcgi fcgi-keepalive evloop php luaexec-http luaexec-https)
+order=(return200 lua fcgi fcgi-keepalive evloop php php-keepalive luaexec-http luaexec-https)
 label[return200]='nginx `return 200` (ceiling)'
 label[lua]='nginx Lua module, in-process'
 label[fcgi]='C libfcgi responder, no keep-alive'
 label[fcgi-keepalive]='C libfcgi responder, keep-alive'
 label[evloop]='C event-loop responder, Lua inline, keep-alive'
-label[php]='php-fpm `eval`'
+label[php]='php-fpm `eval`, 4 workers (as anchors.sh)'
+label[php-keepalive]='php-fpm `eval`, 32 workers, keep-alive'
 label[luaexec-http]='**luaexec**, HTTP'
 label[luaexec-https]='**luaexec**, HTTPS (shipped site)'
 url[return200]="$http/return200"
@@ -111,6 +113,7 @@ url[fcgi]="$http/fcgi"
 url[fcgi-keepalive]="$http/fcgi-keepalive"
 url[evloop]="$http/evloop"
 url[php]="$http/php"
+url[php-keepalive]="$http/php-keepalive"
 url[luaexec-http]="$http$exec_path"
 url[luaexec-https]="https://127.0.0.1:$https_port$exec_path"
 
@@ -242,6 +245,12 @@ The machines are shared and noisy: compare ratios within this file, not across r
   every request goes to a log file, the lines of one round of the loop in one write).
 - C event-loop responder: \`bench/evloop-responder.c\`, one thread, epoll, FastCGI parsed by
   hand, each body evaluated inline in one resident \`lua_State\`; no auth, limits or log.
+  Measured side by side with SPEC P2's own \`../shared/bench/evloop-floor.c\`, it answered 4–5%
+  more requests (bench/NOTES.md): a floor at least as high as the spec's.
+- Every FastCGI contestant but php-fpm gets the FastCGI params luaexecd gets (those of
+  \`nginx/luaexec-fastcgi.conf\`), as \`../shared/bench/anchors.sh\` does. php-fpm runs as there
+  too (4 workers, no keep-alive; "vs php-fpm" is against it), and once more at its best
+  (32 workers, one per kept connection).
 
 ## Side by side (SPEC P1)
 
