@@ -106,7 +106,7 @@ let package = Package(
         .executableTarget(name: "luaexec", dependencies: ["LuaexecCommands"]),
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "SystemSupport"]),
         .testTarget(name: "AccessControlTests", dependencies: ["AccessControl", "SystemSupport"]),
-        .testTarget(name: "ExecServiceTests", dependencies: ["ExecService", "AccessControl", "LuaRuntime"]),
+        .testTarget(name: "ExecServiceTests", dependencies: ["ExecService", "AccessControl", "LuaRuntime", "SystemSupport"]),
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CFastCGI", "ExecService", "SystemSupport"]),
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport"]),

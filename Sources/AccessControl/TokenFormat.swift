@@ -32,20 +32,24 @@ public enum TokenFormat {
         // Every request's token passes here: one pass over the bytes where they lie, nothing
         // allocated.
         guard utf8.count == length, utf8.starts(with: prefix.utf8) else { return false }
-        var crc = CRC32.initial
-        var written: UInt64 = 0
-        var index = 0
-        for byte in utf8[prefix.utf8.count...] {
-            guard let digit = base62Value(byte) else { return false }
-            if index < randomLength {
-                crc = CRC32.update(crc, byte)
-            } else {
-                written = written * 62 + UInt64(digit)
+        // The table through a pointer: indexing the global array checks its initialisation and
+        // bounds at each of the 30 bytes, three times the cost of the CRC itself.
+        return CRC32.table.withUnsafeBufferPointer { table in
+            var crc = CRC32.initial
+            var written: UInt64 = 0
+            var index = 0
+            for byte in utf8[prefix.utf8.count...] {
+                guard let digit = base62Value(byte) else { return false }
+                if index < randomLength {
+                    crc = CRC32.update(crc, byte, table: table)
+                } else {
+                    written = written * 62 + UInt64(digit)
+                }
+                index += 1
             }
-            index += 1
+            // Six base-62 digits hold any 32-bit value in exactly one way: equal values, equal digits.
+            return written == UInt64(CRC32.final(crc))
         }
-        // Six base-62 digits hold any 32-bit value in exactly one way: equal values, equal digits.
-        return written == UInt64(CRC32.final(crc))
     }
 
     /// The digit's value in `alphabet`, or nil for a byte outside it.
@@ -81,13 +85,16 @@ enum CRC32 {
 
     static let initial: UInt32 = 0xFFFF_FFFF
 
-    static func update(_ crc: UInt32, _ byte: UInt8) -> UInt32 {
+    static func update(_ crc: UInt32, _ byte: UInt8, table: UnsafeBufferPointer<UInt32>) -> UInt32 {
+        // The index is masked to 0...255 and the table has 256 entries.
         table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8)
     }
 
     static func final(_ crc: UInt32) -> UInt32 { crc ^ 0xFFFF_FFFF }
 
     static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
-        final(bytes.reduce(initial, update))
+        table.withUnsafeBufferPointer { table in
+            final(bytes.reduce(initial) { update($0, $1, table: table) })
+        }
     }
 }

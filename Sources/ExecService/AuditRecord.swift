@@ -28,120 +28,148 @@ struct AuditRecord {
         path = head.path
     }
 
+    /// The body's SHA-256, once `finish` computed it: not while the line is written, which may
+    /// happen under the lock of the log's held lines.
+    private var bodyDigest: SHA256.Digest?
+
     mutating func finish(response: Response, duration: Duration) {
         status = response.status
         bytesOut = response.body.count
         self.duration = duration
+        bodyDigest = body.map(Self.digest)
     }
 
-    /// At info level: through `write` when given, else as the logger's message.
-    func log(to logger: Logger, asBytes write: ((_ line: [UInt8]) -> Void)? = nil) {
+    private static func digest(_ body: [UInt8]) -> SHA256.Digest {
+        var hasher = SHA256()
+        body.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return hasher.finalize()
+    }
+
+    /// At info level: through `write` when given (the line's fields written into the log
+    /// line it makes), else as the logger's message.
+    func log(to logger: Logger, through write: ((_ fields: (inout ByteWriter) -> Void) -> Void)? = nil) {
         guard logger.logLevel <= .info else { return }
         if let write {
-            write(bytes)
+            write { self.write(to: &$0) }
         } else {
-            logger.info(Logger.Message(stringLiteral: String(decoding: bytes, as: UTF8.self)))
+            logger.info(Logger.Message(stringLiteral: line))
         }
     }
 
     /// `request id=… client=… token=… scope=… endpoint="POST /path" status=… error=… in=… out=… ms=… body_sha256=…`
-    var line: String { String(decoding: bytes, as: UTF8.self) }
+    var line: String { String(decoding: ByteWriter.bytes { write(to: &$0) }, as: UTF8.self) }
 
-    private var bytes: [UInt8] {
-        // Appended as bytes into one buffer: every request writes one, and building it from
-        // strings (one per field, each escaped into another) was a tenth of luaexecd's CPU.
-        var out: [UInt8] = []
-        out.reserveCapacity(224)
-        ByteFormat.appendLiteral("request id=", to: &out)
-        Self.appendEscaped(requestID, to: &out)
-        ByteFormat.appendLiteral(" client=", to: &out)
-        Self.appendEscaped(client, to: &out)
-        ByteFormat.appendLiteral(" token=", to: &out)
-        Self.appendEscaped(tokenName ?? "-", to: &out)
-        ByteFormat.appendLiteral(" scope=", to: &out)
-        Self.appendEscaped(scope ?? "-", to: &out)
-        ByteFormat.appendLiteral(" endpoint=", to: &out)
-        Self.appendEscaped(method, UInt8(ascii: " "), path, to: &out)
-        ByteFormat.appendLiteral(" status=", to: &out)
-        ByteFormat.appendDecimal(status, to: &out)
-        ByteFormat.appendLiteral(" error=", to: &out)
-        ByteFormat.appendUTF8(errorKind ?? "-", to: &out)
-        ByteFormat.appendLiteral(" in=", to: &out)
-        ByteFormat.appendDecimal(body?.count ?? 0, to: &out)
-        ByteFormat.appendLiteral(" out=", to: &out)
-        ByteFormat.appendDecimal(bytesOut, to: &out)
-        ByteFormat.appendLiteral(" ms=", to: &out)
-        ByteFormat.appendMilliseconds(duration, to: &out)
-        ByteFormat.appendLiteral(" body_sha256=", to: &out)
-        if let body {
-            var hasher = SHA256()
-            body.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-            hasher.finalize().withUnsafeBytes { digest in
-                for byte in digest.prefix(6) { ByteFormat.appendHex(byte, to: &out) }
+    /// The fields, written as bytes where the log line is made: every request writes them, and
+    /// building them from strings (one per field, each escaped into another) was a tenth of
+    /// luaexecd's CPU.
+    func write(to out: inout ByteWriter) {
+        out.literal("request id=")
+        Self.writeEscaped(requestID, to: &out)
+        out.literal(" client=")
+        Self.writeEscaped(client, to: &out)
+        out.literal(" token=")
+        Self.writeEscaped(tokenName ?? "-", to: &out)
+        out.literal(" scope=")
+        Self.writeEscaped(scope ?? "-", to: &out)
+        out.literal(" endpoint=")
+        Self.writeEscaped(method, UInt8(ascii: " "), path, to: &out)
+        out.literal(" status=")
+        out.decimal(status)
+        out.literal(" error=")
+        out.utf8(errorKind ?? "-")
+        out.literal(" in=")
+        out.decimal(body?.count ?? 0)
+        out.literal(" out=")
+        out.decimal(bytesOut)
+        out.literal(" ms=")
+        out.milliseconds(duration)
+        out.literal(" body_sha256=")
+        if let digest = bodyDigest ?? body.map(Self.digest) {
+            digest.withUnsafeBytes { digest in
+                for byte in digest.prefix(6) { out.hex(byte) }
             }
         } else {
-            out.append(UInt8(ascii: "-"))
+            out.byte(UInt8(ascii: "-"))
         }
-        return out
     }
 
     /// A logfmt value: bare when safe, else quoted with `"` and `\` escaped and control bytes as
     /// `\xHH`, so a crafted path cannot forge a second line or field. Two parts joined by
     /// `separator` make one value (the endpoint: method and path).
-    static func appendEscaped(_ value: String, _ separator: UInt8? = nil, _ second: String = "", to out: inout [UInt8]) {
+    static func writeEscaped(_ value: String, _ separator: UInt8? = nil, _ second: String = "", to out: inout ByteWriter) {
         var value = value
         var second = second
         value.withUTF8 { first in
             second.withUTF8 { second in
-                appendEscaped(first, separator, second, to: &out)
+                writeEscaped(first, separator, second, to: &out)
             }
         }
     }
 
-    private static func appendEscaped(
-        _ value: UnsafeBufferPointer<UInt8>, _ separator: UInt8?, _ second: UnsafeBufferPointer<UInt8>,
-        to out: inout [UInt8]
-    ) {
-        // Plain: written as is inside quotes (`escape` below handles the rest). Safe: needs no
-        // quotes either (no space, no `=` to split the field).
-        func isPlain(_ byte: UInt8) -> Bool {
-            byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+    /// What a byte asks of a logfmt value: `unsafe`, quotes (a space or `=` would split the
+    /// field); `unplain`, escaping inside them too (`"`, `\`, control and non-ASCII bytes).
+    enum ByteClass {
+        static let unsafe: UInt8 = 1
+        static let unplain: UInt8 = 2
+    }
+
+    private static let byteClasses: [UInt8] = (0...255).map { byte in
+        switch byte {
+        case 0x20, 0x3D: ByteClass.unsafe
+        case 0x22, 0x5C, 0..<0x20, 0x7F...: ByteClass.unsafe | ByteClass.unplain
+        default: 0
         }
-        func isSafe(_ byte: UInt8) -> Bool { isPlain(byte) && byte != 0x20 && byte != UInt8(ascii: "=") }
-        if separator == nil, !value.isEmpty, value.allSatisfy(isSafe) {
-            out.append(contentsOf: value)
+    }
+
+    /// The union of the classes of `bytes`.
+    private static func classes(of bytes: UnsafeBufferPointer<UInt8>, _ table: UnsafeBufferPointer<UInt8>) -> UInt8 {
+        var union: UInt8 = 0
+        for byte in bytes { union |= table[Int(byte)] }
+        return union
+    }
+
+    private static func writeEscaped(
+        _ value: UnsafeBufferPointer<UInt8>, _ separator: UInt8?, _ second: UnsafeBufferPointer<UInt8>,
+        to out: inout ByteWriter
+    ) {
+        // One pass over the bytes with a table says which: every request writes five values.
+        let (first, rest) = byteClasses.withUnsafeBufferPointer { table in
+            (Self.classes(of: value, table), Self.classes(of: second, table))
+        }
+        if separator == nil, !value.isEmpty, first & ByteClass.unsafe == 0 {
+            out.bytes(value)
             return
         }
-        out.append(UInt8(ascii: "\""))
+        out.byte(UInt8(ascii: "\""))
         // Usually nothing inside the quotes needs escaping (a path, the endpoint): one copy each.
-        if value.allSatisfy(isPlain), second.allSatisfy(isPlain) {
-            out.append(contentsOf: value)
+        if (first | rest) & ByteClass.unplain == 0 {
+            out.bytes(value)
             if let separator {
-                out.append(separator)
-                out.append(contentsOf: second)
+                out.byte(separator)
+                out.bytes(second)
             }
-            out.append(UInt8(ascii: "\""))
+            out.byte(UInt8(ascii: "\""))
             return
         }
         func escape(_ part: UnsafeBufferPointer<UInt8>) {
             for byte in part {
                 switch byte {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(byte)
+                    out.byte(UInt8(ascii: "\\"))
+                    out.byte(byte)
                 case 0..<0x20, 0x7F:
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(UInt8(ascii: "x"))
-                    ByteFormat.appendHex(byte, to: &out)
-                default: out.append(byte)
+                    out.byte(UInt8(ascii: "\\"))
+                    out.byte(UInt8(ascii: "x"))
+                    out.hex(byte)
+                default: out.byte(byte)
                 }
             }
         }
         escape(value)
         if let separator {
-            out.append(separator)
+            out.byte(separator)
             escape(second)
         }
-        out.append(UInt8(ascii: "\""))
+        out.byte(UInt8(ascii: "\""))
     }
 }

@@ -93,6 +93,7 @@ extension ExecService {
     /// `interactive.lua`, `command`, a registered endpoint's name or `unknown`, `admin/status`
     /// and the like, `metrics`, or `other`.
     private func routeLabel(_ path: String) -> String {
+        if path == Self.interactivePath { return Self.interactive }
         if path == Self.metricsPath { return "metrics" }
         if path == Self.whoamiPath { return "whoami" }
         if path.hasPrefix(Self.adminPrefix) {

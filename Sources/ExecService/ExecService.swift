@@ -32,6 +32,8 @@ public final class ExecService: Sendable {
     static let execPrefix = "/api/v1/exec/"
     static let adminPrefix = "/api/v1/admin/"
     static let interactive = "interactive.lua"
+    /// The path of nearly every request, compared whole before anything is split.
+    static let interactivePath = execPrefix + interactive
     static let command = "command"
     static let whoamiPath = "/api/v1/whoami"
 
@@ -53,9 +55,12 @@ public final class ExecService: Sendable {
     /// Set once SIGTERM arrives: every later request gets 503 (SPEC O3).
     private let stopping = Atomic(false)
     let logger: Logger
-    /// Where audit lines go as bytes, when the log handler can take them so (luaexecd's does);
-    /// nil: `logger.info`. Every request writes one: this skips a String and a log event each.
-    let auditLines: (@Sendable (_ line: [UInt8]) -> Void)?
+    /// Where audit lines go as bytes, when the log handler can take them so (luaexecd's does):
+    /// it makes the line and has the record write its fields into it. Nil: `logger.info`. Every
+    /// request writes one: this skips a String, a log event and an array each.
+    let auditLines: AuditLines?
+
+    public typealias AuditLines = @Sendable (_ fields: (inout ByteWriter) -> Void) -> Void
     let started = MonotonicInstant.now()
     let outcomes = OutcomeCounters()
 
@@ -86,7 +91,7 @@ public final class ExecService: Sendable {
         executor: LuaExecutor, authenticator: Authenticator, stateStore: StateStore? = nil,
         throttle: FailureThrottle = FailureThrottle(), options: Options = Options(),
         exportMetrics: (@Sendable () -> [UInt8])? = nil, logger: Logger,
-        auditLines: (@Sendable (_ line: [UInt8]) -> Void)? = nil
+        auditLines: AuditLines? = nil
     ) {
         self.executor = executor
         self.authenticator = authenticator
@@ -124,7 +129,7 @@ public final class ExecService: Sendable {
         -> Response
     {
         audit.finish(response: response, duration: MonotonicInstant.now().duration(since: start))
-        audit.log(to: logger, asBytes: auditLines)
+        audit.log(to: logger, through: auditLines)
         countRequest(head, status: response.status)
         let outcome = audit.errorKind ?? (response.status == 200 ? "ok" : "http_\(response.status)")
         outcomes.increment(outcome)

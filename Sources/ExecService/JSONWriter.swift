@@ -1,3 +1,5 @@
+import SystemSupport
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -28,7 +30,8 @@ struct JSONWriter {
             case 0x0C: raw("\\f")
             case 0..<0x20, 0x7F:
                 raw("\\u00")
-                ByteFormat.appendHex(byte, to: &bytes)
+                bytes.append(ByteWriter.hexDigit(byte >> 4))
+                bytes.append(ByteWriter.hexDigit(byte & 0xF))
             default: bytes.append(byte)
             }
         }

@@ -1,5 +1,6 @@
 import CFastCGI
 import ExecService
+import SystemSupport
 
 /// The protocol's numbers, as libfcgi-dev's `fastcgi.h` defines them.
 enum FCGI {
@@ -62,20 +63,22 @@ enum FastCGIEncoder {
         let headerAt = out.count
         appendHeader(FCGI.stdout, id: id, length: 0, into: &out)
         let headStart = out.count
-        ByteFormat.appendLiteral("Status: ", to: &out)
-        ByteFormat.appendDecimal(response.status, to: &out)
-        out.append(UInt8(ascii: " "))
-        ByteFormat.appendUTF8(Response.reason(response.status), to: &out)
-        ByteFormat.appendLiteral("\r\n", to: &out)
-        for (name, value) in response.headers {
-            ByteFormat.appendUTF8(name, to: &out)
-            ByteFormat.appendLiteral(": ", to: &out)
-            ByteFormat.appendUTF8(value, to: &out)
-            ByteFormat.appendLiteral("\r\n", to: &out)
+        ByteWriter.append(to: &out) { out in
+            out.literal("Status: ")
+            out.decimal(response.status)
+            out.byte(UInt8(ascii: " "))
+            out.utf8(Response.reason(response.status))
+            out.literal("\r\n")
+            for (name, value) in response.headers {
+                out.utf8(name)
+                out.literal(": ")
+                out.utf8(value)
+                out.literal("\r\n")
+            }
+            out.literal("Content-Length: ")
+            out.decimal(response.body.count)
+            out.literal("\r\n\r\n")
         }
-        ByteFormat.appendLiteral("Content-Length: ", to: &out)
-        ByteFormat.appendDecimal(response.body.count, to: &out)
-        ByteFormat.appendLiteral("\r\n\r\n", to: &out)
         let headLength = out.count - headStart
         if headLength <= FCGI.maxContentLength {
             out[headerAt + 4] = UInt8(headLength >> 8)

@@ -140,6 +140,10 @@ public final class FastCGIServer: @unchecked Sendable {
     private var nextSweep = MonotonicInstant.now()
     /// Requests accepted and not yet answered.
     private let inFlight = Atomic(0)
+    /// Where reads land before the parser takes them; guarded by `lock` (only the poller
+    /// reads). One for the server's life: a temporary buffer that large comes from malloc at
+    /// every read.
+    private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
 
     /// How long the poller may answer requests before a stand-by thread takes its role.
     static let relieveAfter = Duration.milliseconds(10)
@@ -151,6 +155,10 @@ public final class FastCGIServer: @unchecked Sendable {
         self.logger = logger
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFD >= 0 else { throw TransportError("epoll_create1 failed: \(String(cString: strerror(errno)))") }
+    }
+
+    deinit {
+        readBuffer.deallocate()
     }
 
     /// Opens a unix socket at `path` (replacing a stale one) with the given permissions.
@@ -451,22 +459,21 @@ public final class FastCGIServer: @unchecked Sendable {
         connection.lastActive = now
         var sawEnd = false
         var failed = false
-        withUnsafeTemporaryAllocation(byteCount: 65536, alignment: 16) { scratch in
-            // A few reads at most, so that one busy peer cannot starve the others.
-            for _ in 0..<4 {
-                let count = Glibc.read(connection.fd, scratch.baseAddress, scratch.count)
-                if count > 0 {
-                    connection.parser.append(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
-                    if count < scratch.count { break }
-                } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    break
-                } else if count < 0 && errno == EINTR {
-                    continue
-                } else {
-                    sawEnd = true
-                    failed = count < 0
-                    break
-                }
+        let scratch = readBuffer
+        // A few reads at most, so that one busy peer cannot starve the others.
+        for _ in 0..<4 {
+            let count = Glibc.read(connection.fd, scratch.baseAddress, scratch.count)
+            if count > 0 {
+                connection.parser.append(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+                if count < scratch.count { break }
+            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                sawEnd = true
+                failed = count < 0
+                break
             }
         }
         parse(connection, now: now, into: &ready)

@@ -37,8 +37,14 @@ public final class HeldLines: Sendable {
     /// Holds `line` if the calling thread holds lines; false when it does not, and the caller
     /// writes it. The holder must outlive the threads that hold in it (the transport's does).
     public static func appendIfHolding(_ line: [UInt8]) -> Bool {
+        appendIfHolding { $0 += line }
+    }
+
+    /// As `appendIfHolding(_:)`, the line written by `write` where it is held, without an array
+    /// of its own. `write` runs under the holder's lock: it only formats.
+    public static func appendIfHolding(writing write: (inout [UInt8]) -> Void) -> Bool {
         guard let holder = current else { return false }
-        holder.buffer.withLock { $0 += line }
+        holder.buffer.withLock { write(&$0) }
         return true
     }
 

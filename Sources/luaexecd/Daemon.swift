@@ -232,7 +232,7 @@ struct Daemon: ParsableCommand {
         let service = ExecService(
             executor: executor, authenticator: authenticator, stateStore: stateStore, throttle: throttle,
             options: settings.serviceOptions, exportMetrics: Self.bootstrapMetrics(), logger: logger,
-            auditLines: { [label = logger.label] line in LineLogHandler.write(level: .info, label: label, message: line) })
+            auditLines: { [label = logger.label] fields in LineLogHandler.write(level: .info, label: label, message: fields) })
         let server = try FastCGIServer(
             listenFD: listenFD, service: service,
             options: .init(

@@ -52,28 +52,33 @@ struct LineLogHandler: LogHandler {
                 message += Self.quoted(all[key]!.description).utf8
             }
         }
-        Self.write(level: event.level, label: label, message: message)
+        Self.write(level: event.level, label: label) { $0.bytes(message) }
     }
 
     /// Writes one line. ExecService hands its audit lines (one per request) straight here, as
-    /// bytes: no String, no log event (`ExecService.auditLines`).
-    static func write(level: Logger.Level, label: String, message: [UInt8]) {
-        var line: [UInt8] = []
-        line.reserveCapacity(message.count + label.utf8.count + 40)
-        UTCTime.appendNowWithMilliseconds(to: &line)
-        line.append(UInt8(ascii: " "))
-        ByteFormat.appendLiteral(name(of: level), to: &line)
-        line.append(UInt8(ascii: " "))
-        ByteFormat.appendUTF8(label, to: &line)
-        ByteFormat.appendLiteral(": ", to: &line)
-        line += message
-        line.append(UInt8(ascii: "\n"))
+    /// a writer of their fields: no String, no log event, no array of their own
+    /// (`ExecService.auditLines`).
+    static func write(level: Logger.Level, label: String, message: (inout ByteWriter) -> Void) {
+        func line(_ out: inout [UInt8]) {
+            ByteWriter.append(to: &out) { out in
+                UTCTime.writeNowWithMilliseconds(to: &out)
+                out.byte(UInt8(ascii: " "))
+                out.literal(name(of: level))
+                out.byte(UInt8(ascii: " "))
+                out.utf8(label)
+                out.literal(": ")
+                message(&out)
+                out.byte(UInt8(ascii: "\n"))
+            }
+        }
         // Audit lines (info) wait for the batch of requests they belong to, when the transport
         // holds them (`HeldLines`); anything more important goes out at once, after what was
         // held, so that the log keeps its order.
-        if level <= .info, HeldLines.appendIfHolding(line) { return }
+        if level <= .info, HeldLines.appendIfHolding(writing: line) { return }
         HeldLines.current?.flush()
-        StandardError.write(bytes: line)
+        var bytes: [UInt8] = []
+        line(&bytes)
+        StandardError.write(bytes: bytes)
     }
 
     static func name(of level: Logger.Level) -> StaticString {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import LuaRuntime
 import Synchronization
+import SystemSupport
 import Testing
 
 @testable import ExecService
@@ -94,9 +95,10 @@ struct ExecServiceTests {
         #expect(EvaluationRenderer.serverTiming(.microseconds(42)) == "lua;dur=0.042")
         // Past a small string's 15 bytes.
         #expect(EvaluationRenderer.serverTiming(.seconds(3600)) == "lua;dur=3600000.000")
-        var bytes: [UInt8] = []
-        ByteFormat.appendMilliseconds(.milliseconds(1234.5678), to: &bytes)
-        ByteFormat.appendDecimal(-42, to: &bytes)
+        let bytes = ByteWriter.bytes { writer in
+            writer.milliseconds(.milliseconds(1234.5678))
+            writer.decimal(-42)
+        }
         #expect(String(decoding: bytes, as: UTF8.self) == "1234.568-42")
     }
 
@@ -126,10 +128,15 @@ struct ExecServiceTests {
         #expect(plain.line == expected)
         // The line handed over as bytes is the same line.
         let handed = Mutex<[UInt8]>([])
-        plain.log(to: Logger(label: "test"), asBytes: { line in handed.withLock { $0 = line } })
+        plain.log(to: Logger(label: "test"), through: { fields in handed.withLock { $0 = ByteWriter.bytes(fields) } })
         #expect(handed.withLock { $0 } == Array(expected.utf8))
         // A quote in the second part of a value escapes it although the first part is plain.
         let quoted = AuditRecord(head: RequestHead(method: "GET", path: "/x\"y", clientAddress: "c"))
         #expect(quoted.line.contains(#" endpoint="GET /x\"y" "#))
+        // A path longer than the writer's scratch, escaped all along: nothing lost or reordered.
+        let long = String(repeating: "/ab\n\"", count: 700)
+        let escaped = String(repeating: #"/ab\x0a\""#, count: 700)
+        let longRecord = AuditRecord(head: RequestHead(method: "GET", path: long, clientAddress: "c"))
+        #expect(longRecord.line.contains(" endpoint=\"GET \(escaped)\" status=0 "))
     }
 }

@@ -18,7 +18,7 @@ import Testing
         for _ in 0..<2 {
             let before = Date()
             var out: [UInt8] = Array("x ".utf8)
-            UTCTime.appendNowWithMilliseconds(to: &out)
+            ByteWriter.append(to: &out) { UTCTime.writeNowWithMilliseconds(to: &$0) }
             let after = Date()
             let text = String(decoding: out, as: UTF8.self)
             #expect(text.hasPrefix("x "))
