@@ -8,10 +8,8 @@ import SystemSupport
 /// The line is formatted here, in a fixed order (`logfmt`), and logged as the message: building
 /// swift-log metadata for it cost a fifth of luaexecd's CPU under load.
 struct AuditRecord {
-    var requestID: String
-    var client: String
-    var method: String
-    var path: String
+    /// The request id, client, method and path come from here.
+    let head: RequestHead
     var tokenName: String?
     /// The scope the request needed (`exec`, `endpoint:doorbell`, ...), once known.
     var scope: String?
@@ -19,23 +17,20 @@ struct AuditRecord {
     var body: [UInt8]?
     var status = 0
     var bytesOut = 0
-    var duration = Duration.zero
+    var nanoseconds: Int64 = 0
 
     init(head: RequestHead) {
-        requestID = head.requestID ?? "-"
-        client = head.clientAddress
-        method = head.method
-        path = head.path
+        self.head = head
     }
 
     /// The body's SHA-256, once `finish` computed it: not while the line is written, which may
     /// happen under the lock of the log's held lines.
     private var bodyDigest: SHA256.Digest?
 
-    mutating func finish(response: Response, duration: Duration) {
+    mutating func finish(response: Response, nanoseconds: Int64) {
         status = response.status
         bytesOut = response.body.count
-        self.duration = duration
+        self.nanoseconds = nanoseconds
         bodyDigest = body.map(Self.digest)
     }
 
@@ -64,15 +59,15 @@ struct AuditRecord {
     /// luaexecd's CPU.
     func write(to out: inout ByteWriter) {
         out.literal("request id=")
-        Self.writeEscaped(requestID, to: &out)
+        Self.writeEscaped(head.requestID ?? "-", to: &out)
         out.literal(" client=")
-        Self.writeEscaped(client, to: &out)
+        Self.writeEscaped(head.clientAddress, to: &out)
         out.literal(" token=")
         Self.writeEscaped(tokenName ?? "-", to: &out)
         out.literal(" scope=")
         Self.writeEscaped(scope ?? "-", to: &out)
         out.literal(" endpoint=")
-        Self.writeEscaped(method, UInt8(ascii: " "), path, to: &out)
+        Self.writeEscaped(head.method, UInt8(ascii: " "), head.path, to: &out)
         out.literal(" status=")
         out.decimal(status)
         out.literal(" error=")
@@ -82,7 +77,7 @@ struct AuditRecord {
         out.literal(" out=")
         out.decimal(bytesOut)
         out.literal(" ms=")
-        out.milliseconds(duration)
+        out.milliseconds(nanoseconds: nanoseconds)
         out.literal(" body_sha256=")
         if let digest = bodyDigest ?? body.map(Self.digest) {
             digest.withUnsafeBytes { digest in

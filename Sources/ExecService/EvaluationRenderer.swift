@@ -47,7 +47,7 @@ enum EvaluationRenderer {
             json.raw(",\"output\":")
             json.luaString(evaluation.output)
             json.raw(",\"elapsed_ms\":")
-            json.raw(milliseconds(evaluation.elapsed))
+            json.raw(ByteFormat.milliseconds(nanoseconds: evaluation.elapsedNanoseconds, after: ""))
             json.raw("}")
             return (200, json.bytes)
         case .failure(let failure):
@@ -66,11 +66,11 @@ enum EvaluationRenderer {
 
     /// Milliseconds with microsecond precision, e.g. `0.042`.
     static func milliseconds(_ duration: Duration) -> String {
-        ByteFormat.milliseconds(duration, after: "")
+        ByteFormat.milliseconds(nanoseconds: duration.wholeNanoseconds, after: "")
     }
 
     /// The `Server-Timing` value of an evaluation: `lua;dur=0.042`.
-    static func serverTiming(_ duration: Duration) -> String {
-        ByteFormat.milliseconds(duration, after: "lua;dur=")
+    static func serverTiming(nanoseconds: Int64) -> String {
+        ByteFormat.milliseconds(nanoseconds: nanoseconds, after: "lua;dur=")
     }
 }

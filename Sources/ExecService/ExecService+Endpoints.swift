@@ -25,7 +25,7 @@ extension ExecService {
                 guard let evaluation = vm.invoke(.endpoint, name, arguments: arguments, rendering: .tree) else {
                     return nil
                 }
-                recordEvaluation(evaluation.elapsed)
+                recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
                 let answer = Self.endpointResponse(evaluation, name: name, json: json)
                 vm.registry.recordCall(.endpoint, name, failed: answer.errorKind != nil)
                 return answer
@@ -97,7 +97,7 @@ extension ExecService {
             let given = Set(answer.headers.map { $0.0.lowercased() })
             if !given.contains("content-type") { headers.insert(("Content-Type", "text/plain; charset=utf-8"), at: 0) }
             if !given.contains("cache-control") { headers.append(("Cache-Control", "no-store")) }
-            headers.append(("Server-Timing", EvaluationRenderer.serverTiming(evaluation.elapsed)))
+            headers.append(("Server-Timing", EvaluationRenderer.serverTiming(nanoseconds: evaluation.elapsedNanoseconds)))
             return (Response(status: answer.status, headers: headers, body: answer.body), nil)
         }
     }

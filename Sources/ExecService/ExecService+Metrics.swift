@@ -73,20 +73,20 @@ extension ExecService {
         metricsHandles?.counter("luaexec_auth_failures_total", [("reason", reason)]).increment()
     }
 
-    func recordEvaluation(_ elapsed: Duration) {
-        metricsHandles?.evaluation.recordNanoseconds(Self.nanoseconds(elapsed))
+    func recordEvaluation(nanoseconds: Int64) {
+        metricsHandles?.evaluation.recordNanoseconds(nanoseconds)
     }
 
     /// `executor.perform`, recording how long the job waited for the state.
     func perform<T>(label: String?, _ work: (LuaVM) -> T) throws(LuaExecutor.Refusal) -> T {
         guard let handles = metricsHandles else { return try executor.perform(label: label, work) }
         let queued = MonotonicInstant.now()
-        var waited = Duration.zero
+        var waited: Int64 = 0
         let result = try executor.perform(label: label) { vm in
-            waited = MonotonicInstant.now().duration(since: queued)
+            waited = MonotonicInstant.now().nanoseconds(since: queued)
             return work(vm)
         }
-        handles.queueWait.recordNanoseconds(Self.nanoseconds(waited))
+        handles.queueWait.recordNanoseconds(waited)
         return result
     }
 
@@ -105,11 +105,6 @@ extension ExecService {
         let name = Self.path(path, after: Self.execPrefix)
         if name == Self.interactive || name == Self.command { return name }
         return executor.registry.entry(.endpoint, name) != nil ? name : "unknown"
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
 

@@ -128,7 +128,7 @@ public final class ExecService: Sendable {
     private func finish(_ head: RequestHead, _ response: Response, audit: inout AuditRecord, start: MonotonicInstant)
         -> Response
     {
-        audit.finish(response: response, duration: MonotonicInstant.now().duration(since: start))
+        audit.finish(response: response, nanoseconds: MonotonicInstant.now().nanoseconds(since: start))
         audit.log(to: logger, through: auditLines)
         countRequest(head, status: response.status)
         let outcome = audit.errorKind ?? (response.status == 200 ? "ok" : "http_\(response.status)")
@@ -241,12 +241,12 @@ public final class ExecService: Sendable {
         case .read(let bytes): body = bytes
         }
         audit.body = body
-        let chunkName = head.headers["lua-chunk-name"] ?? Self.interactive
-        guard Self.isChunkName(chunkName) else {
+        let given = head.headers["lua-chunk-name"]
+        if let given, !Self.isChunkName(given) {
             return Self.plain(
                 400, "the Lua-Chunk-Name header must be 1 to 256 printable characters (e.g. @tools/setup.lua)\n", json: json)
         }
-        return evaluate(body, chunkName: chunkName, json: json, audit: &audit)
+        return evaluate(body, chunkName: given ?? Self.interactive, json: json, audit: &audit)
     }
 
     /// SPEC E9: a name for error messages, tracebacks and `debug.getinfo().source`, never
@@ -358,7 +358,7 @@ public final class ExecService: Sendable {
 
     /// The response for an evaluation, a chunk's or an action's (SPEC E4–E7).
     func render(_ evaluation: Evaluation, json: Bool, audit: inout AuditRecord) -> Response {
-        recordEvaluation(evaluation.elapsed)
+        recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
         if case .failure(let failure) = evaluation.outcome { audit.errorKind = failure.kind.rawValue }
         return Self.render(evaluation, json: json)
     }
@@ -368,7 +368,7 @@ public final class ExecService: Sendable {
         var headers: [(name: String, value: String)] = [
             ("Content-Type", json ? "application/json" : "text/plain; charset=utf-8"),
             ("Cache-Control", "no-store"),
-            ("Server-Timing", EvaluationRenderer.serverTiming(evaluation.elapsed)),
+            ("Server-Timing", EvaluationRenderer.serverTiming(nanoseconds: evaluation.elapsedNanoseconds)),
         ]
         if case .failure(let failure) = evaluation.outcome {
             headers.append(("X-Lua-Error", failure.kind.rawValue))

@@ -1,16 +1,20 @@
 /// What the transport knows of a request before its body is read.
-public struct RequestHead: Sendable {
-    public var method: String
+///
+/// A class, immutable: every request's head passes from the transport's parser to its queue, the
+/// service, the audit record and the metrics, and each copy of a struct of six strings and two
+/// arrays retained and released them all (a thousand instructions a request, bench/NOTES.md).
+public final class RequestHead: Sendable {
+    public let method: String
     /// The normalised path (nginx's `$document_uri`), without the query.
-    public var path: String
+    public let path: String
     /// The raw query string, without `?`.
-    public var query: String
+    public let query: String
     /// Request headers, looked up by lower-case name.
-    public var headers: HeaderFields
+    public let headers: HeaderFields
     /// The client's address as nginx saw it.
-    public var clientAddress: String
+    public let clientAddress: String
     /// nginx's `$request_id`, when it sends one.
-    public var requestID: String?
+    public let requestID: String?
 
     public init(
         method: String, path: String, query: String = "", headers: HeaderFields = [:],

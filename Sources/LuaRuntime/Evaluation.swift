@@ -3,13 +3,15 @@ public struct Evaluation: Sendable {
     /// Everything the chunk wrote with `print` and `io.write`, in order, byte-exact.
     public var output: [UInt8]
     public var outcome: Result<[LuaValue], LuaFailure>
-    /// Time spent loading, running and converting the chunk (not waiting for the state).
-    public var elapsed: Duration
+    /// Time spent loading, running and converting the chunk (not waiting for the state), in
+    /// nanoseconds: kept as a count, as the metrics and `Server-Timing` read it.
+    public var elapsedNanoseconds: Int64
+    public var elapsed: Duration { .nanoseconds(elapsedNanoseconds) }
 
-    public init(output: [UInt8], outcome: Result<[LuaValue], LuaFailure>, elapsed: Duration) {
+    public init(output: [UInt8], outcome: Result<[LuaValue], LuaFailure>, elapsedNanoseconds: Int64) {
         self.output = output
         self.outcome = outcome
-        self.elapsed = elapsed
+        self.elapsedNanoseconds = elapsedNanoseconds
     }
 }
 

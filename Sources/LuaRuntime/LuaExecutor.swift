@@ -89,7 +89,11 @@ public final class LuaExecutor: @unchecked Sendable {
 
     private let lock = ConditionLock()
     // Guarded by `lock`:
-    private var currentOptions: Options
+    private var currentOptions: Options {
+        didSet { timeLimitNanoseconds = currentOptions.timeLimit.wholeNanoseconds }
+    }
+    /// `currentOptions.timeLimit`, converted once: every job's deadline adds it.
+    private var timeLimitNanoseconds: Int64
     /// Set in `init` once the watchdog runs, so that the first state's init scripts are watched.
     private var vm: LuaVM!
     /// The registry of `vm`, readable without touching the VM.
@@ -115,6 +119,7 @@ public final class LuaExecutor: @unchecked Sendable {
         options: Options = Options(), logger: Logger, makeVM: @escaping @Sendable (InitRunner) throws -> LuaVM
     ) throws {
         self.currentOptions = options
+        self.timeLimitNanoseconds = options.timeLimit.wholeNanoseconds
         self.logger = logger
         self.makeVM = makeVM
         startThread(name: "lua-watchdog", stackSize: 256 << 10) { [self] in watch() }
@@ -351,7 +356,7 @@ public final class LuaExecutor: @unchecked Sendable {
     /// The state starts a job: the watchdog's deadline runs from now. Called with the lock held.
     private func startRunning(_ label: String?) {
         let now = MonotonicInstant.now()
-        running = (vm.stopHandle, now.advanced(by: currentOptions.timeLimit), now, label)
+        running = (vm.stopHandle, now.advanced(byNanoseconds: timeLimitNanoseconds), now, label)
     }
 
     /// The job is done: no stop left armed, and the state's size for the status. Called with
@@ -416,7 +421,7 @@ public final class LuaExecutor: @unchecked Sendable {
             lock.withLock {
                 // A fresh limit, and no stop left over from the job that queued it.
                 running?.handle.clear()
-                running?.deadline = MonotonicInstant.now().advanced(by: currentOptions.timeLimit)
+                running?.deadline = MonotonicInstant.now().advanced(byNanoseconds: timeLimitNanoseconds)
             }
             let evaluation = vm.runConfigCallback(path: path)
             if case .failure(let failure) = evaluation.outcome {

@@ -90,7 +90,7 @@ extension LuaVM {
     public func runConfigCallback(path: String) -> Evaluation {
         let start = MonotonicInstant.now()
         return invoke(kind: Int32(LX_KIND_CONFIG_CALL.rawValue), "", arguments: [.string(path)], rendering: .text)
-            ?? Evaluation(output: [], outcome: .success([]), elapsed: MonotonicInstant.now().duration(since: start))
+            ?? Evaluation(output: [], outcome: .success([]), elapsedNanoseconds: MonotonicInstant.now().nanoseconds(since: start))
     }
 
     /// Forgets every queued config callback.

@@ -94,7 +94,7 @@ public final class LuaVM {
         if chunk.first == 0x1B {
             let failure = LuaFailure(
                 kind: .syntax, message: "binary (precompiled) chunks are refused: send Lua source text")
-            return Evaluation(output: [], outcome: .failure(failure), elapsed: MonotonicInstant.now().duration(since: start))
+            return Evaluation(output: [], outcome: .failure(failure), elapsedNanoseconds: MonotonicInstant.now().nanoseconds(since: start))
         }
 
         let mode = rendering == .text ? Int32(LX_RENDER_TEXT.rawValue) : Int32(LX_RENDER_TREE.rawValue)
@@ -157,7 +157,7 @@ public final class LuaVM {
         // What the chunk changed is saved before its answer goes out, whether it ended well or
         // not: the state keeps what a failed chunk did before it failed (SPEC E6, V6).
         if let unsaved = saveChanges() { outcome = .failure(unsaved) }
-        return Evaluation(output: output, outcome: outcome, elapsed: MonotonicInstant.now().duration(since: start))
+        return Evaluation(output: output, outcome: outcome, elapsedNanoseconds: MonotonicInstant.now().nanoseconds(since: start))
     }
 
     private func failure(status: Int32) -> LuaFailure {

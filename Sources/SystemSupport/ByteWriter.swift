@@ -25,10 +25,11 @@ public struct ByteWriter: ~Copyable {
     public static func append(to out: inout [UInt8], _ body: (inout ByteWriter) -> Void) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: scratchSize) { scratch in
             // The array moves into the writer and back: a copy would make its buffer shared,
-            // and the first append would copy it.
+            // and the first append would copy it (and glibc would consolidate its free lists
+            // for the copy, once the array passed 1 KiB).
             var taken: [UInt8] = []
             swap(&taken, &out)
-            var writer = ByteWriter(out: taken, scratch: scratch)
+            var writer = ByteWriter(out: consume taken, scratch: scratch)
             body(&writer)
             out = writer.finish()
         }
@@ -136,8 +137,13 @@ public struct ByteWriter: ~Copyable {
 
     /// Milliseconds with microsecond precision, rounded to the nearest microsecond: `2.500`.
     @inlinable
+    public mutating func milliseconds(nanoseconds: Int64) {
+        Self.formatMilliseconds(nanoseconds: nanoseconds) { byte($0) }
+    }
+
+    @inlinable
     public mutating func milliseconds(_ duration: Duration) {
-        Self.formatMilliseconds(duration) { byte($0) }
+        milliseconds(nanoseconds: duration.wholeNanoseconds)
     }
 
     /// The digits of `value`, most significant first, each handed to `put`.
@@ -147,12 +153,11 @@ public struct ByteWriter: ~Copyable {
         put(UInt8(ascii: "0") + UInt8(value % 10))
     }
 
-    /// `duration` as `milliseconds(_:)` writes it, each byte handed to `put`.
+    /// `nanoseconds` as `milliseconds(nanoseconds:)` writes it, each byte handed to `put`.
     @inlinable
-    public static func formatMilliseconds(_ duration: Duration, _ put: (UInt8) -> Void) {
-        let (seconds, attoseconds) = duration.components
-        // Durations here are elapsed times, at most hours: never negative, no overflow.
-        let micros = max(0, seconds * 1_000_000 + (attoseconds + 500_000_000_000) / 1_000_000_000_000)
+    public static func formatMilliseconds(nanoseconds: Int64, _ put: (UInt8) -> Void) {
+        // Elapsed times, at most hours: never negative (clamped), no overflow.
+        let micros = (max(0, nanoseconds) + 500) / 1000
         formatDecimal(UInt(micros / 1000), put)
         put(UInt8(ascii: "."))
         let fraction = Int(micros % 1000)

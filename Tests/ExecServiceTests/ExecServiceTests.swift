@@ -92,9 +92,9 @@ struct ExecServiceTests {
         #expect(EvaluationRenderer.milliseconds(.nanoseconds(499)) == "0.000")
         #expect(EvaluationRenderer.milliseconds(.nanoseconds(500)) == "0.001")
         #expect(EvaluationRenderer.milliseconds(.microseconds(2500)) == "2.500")
-        #expect(EvaluationRenderer.serverTiming(.microseconds(42)) == "lua;dur=0.042")
+        #expect(EvaluationRenderer.serverTiming(nanoseconds: 42_000) == "lua;dur=0.042")
         // Past a small string's 15 bytes.
-        #expect(EvaluationRenderer.serverTiming(.seconds(3600)) == "lua;dur=3600000.000")
+        #expect(EvaluationRenderer.serverTiming(nanoseconds: 3600 * 1_000_000_000) == "lua;dur=3600000.000")
         let bytes = ByteWriter.bytes { writer in
             writer.milliseconds(.milliseconds(1234.5678))
             writer.decimal(-42)
@@ -110,7 +110,7 @@ struct ExecServiceTests {
                 requestID: "abc"))
         record.tokenName = "t"
         record.body = Array("return 1".utf8)
-        record.finish(response: Response(status: 200, body: [0x31]), duration: .microseconds(2500))
+        record.finish(response: Response(status: 200, body: [0x31]), nanoseconds: 2_500_000)
         #expect(
             record.line
                 == #"request id=abc client=10.0.0.1 token=t scope=- endpoint="POST /a b\"\x0a=" status=200 error=- in=8 out=1 ms=2.500 body_sha256=486d9affb60d"#)
@@ -123,7 +123,7 @@ struct ExecServiceTests {
                 requestID: "0123456789abcdef"))
         plain.scope = "exec"
         plain.errorKind = "runtime"
-        plain.finish(response: Response(status: 500, body: []), duration: .milliseconds(12))
+        plain.finish(response: Response(status: 500, body: []), nanoseconds: 12_000_000)
         let expected = #"request id=0123456789abcdef client=10.0.0.1 token=- scope=exec endpoint="POST /api/v1/exec/interactive.lua" status=500 error=runtime in=0 out=0 ms=12.000 body_sha256=-"#
         #expect(plain.line == expected)
         // The line handed over as bytes is the same line.

@@ -18,6 +18,18 @@ struct ByteWriterTests {
         #expect(String(decoding: out, as: UTF8.self) == "head|a=42 grüße 0fa0")
     }
 
+    @Test("the array is appended to in place: its buffer moves through the writer, never copied")
+    func keepsTheArraysBuffer() {
+        var out: [UInt8] = [1]
+        out.reserveCapacity(4096)
+        let before = out.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        for _ in 0..<3 {
+            ByteWriter.append(to: &out) { $0.literal("a line of the log\n") }
+        }
+        #expect(out.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } == before)
+        #expect(out.count == 1 + 3 * 18)
+    }
+
     @Test("pieces that cross the scratch's end, and pieces larger than the whole scratch")
     func crossesTheScratch() {
         let size = ByteWriter.scratchSize
