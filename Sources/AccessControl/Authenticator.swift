@@ -42,10 +42,9 @@ public final class Authenticator: Sendable {
         }
 
         /// The key of `secret`, hashed from its bytes where they lie.
-        init(secret: String) {
-            var secret = secret
+        init(secret: UnsafeBufferPointer<UInt8>) {
             var hasher = SHA256()
-            secret.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(secret))
             self = hasher.finalize().withUnsafeBytes(Digest.init)
         }
     }
@@ -115,6 +114,13 @@ public final class Authenticator: Sendable {
     /// The token `secret` stands for, whatever it may do; the caller checks its scopes. Counts
     /// as a use of the token.
     public func identify(_ secret: String, now: Date = Date()) -> Result<TokenIdentity, AuthFailure> {
+        var secret = secret
+        return secret.withUTF8 { identify(secret: $0, now: now) }
+    }
+
+    /// As `identify(_:now:)`, with the secret's bytes where they lie (the request's
+    /// `Authorization` header): no string made for it.
+    public func identify(secret: UnsafeBufferPointer<UInt8>, now: Date = Date()) -> Result<TokenIdentity, AuthFailure> {
         // A typo or a scanner's guess fails here, before any lookup.
         guard TokenFormat.isWellFormed(secret) else { return .failure(.invalidToken) }
         // The lookup is keyed by the SHA-256 of the secret: its timing depends on the digest,

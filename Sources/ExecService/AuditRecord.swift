@@ -92,10 +92,8 @@ struct AuditRecord {
     /// `\xHH`, so a crafted path cannot forge a second line or field. Two parts joined by
     /// `separator` make one value (the endpoint: method and path).
     static func writeEscaped(_ value: String, _ separator: UInt8? = nil, _ second: String = "", to out: inout ByteWriter) {
-        var value = value
-        var second = second
-        value.withUTF8 { first in
-            second.withUTF8 { second in
+        withUTF8Bytes(of: value) { first in
+            withUTF8Bytes(of: second) { second in
                 writeEscaped(first, separator, second, to: &out)
             }
         }

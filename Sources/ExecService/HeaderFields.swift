@@ -36,13 +36,22 @@ public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
 
     /// The value of the header `name` (lower-case, with dashes), if the request has it.
     public subscript(name: String) -> String? {
+        withValue(of: name) { value in value.map { String(decoding: $0, as: UTF8.self) } }
+    }
+
+    /// `body` with the bytes of the header `name`'s value where they lie, nil when the request
+    /// has no such header: for the `Authorization` header of every request, read without a
+    /// string of its own.
+    public func withValue<R>(of name: String, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
         var name = name
-        return name.withUTF8 { wanted in
+        let found = name.withUTF8 { wanted -> Range<Int>? in
             for field in fields.reversed() where field.name.count == wanted.count {
-                if Self.matches(bytes[field.name], wanted) { return String(decoding: bytes[field.value], as: UTF8.self) }
+                if Self.matches(bytes[field.name], wanted) { return field.value }
             }
             return nil
         }
+        guard let found else { return body(nil) }
+        return bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[found])) }
     }
 
     /// Every header, names lower-case with dashes.

@@ -88,11 +88,7 @@ public struct ByteWriter: ~Copyable {
     /// A string's UTF-8 bytes, where they lie.
     @inlinable @inline(__always)
     public mutating func utf8(_ string: String) {
-        // Native strings are contiguous UTF-8; `withUTF8` would copy the value to make it so.
-        let done: Void? = string.utf8.withContiguousStorageIfAvailable { bytes($0) }
-        if done == nil {
-            for byte in string.utf8 { self.byte(byte) }
-        }
+        withUTF8Bytes(of: string) { bytes($0) }
     }
 
     @inlinable
@@ -165,4 +161,13 @@ public struct ByteWriter: ~Copyable {
         put(UInt8(ascii: "0") + UInt8(fraction / 10 % 10))
         put(UInt8(ascii: "0") + UInt8(fraction % 10))
     }
+}
+
+/// `body` with the UTF-8 bytes of `string` where they lie (native strings are contiguous
+/// UTF-8), else in a copy. `String.withUTF8` needs a `var`: a copy of the string, retained and
+/// released, for every field of every request's log line.
+@inlinable
+public func withUTF8Bytes<R>(of string: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    if let result = string.utf8.withContiguousStorageIfAvailable(body) { return result }
+    return Array(string.utf8).withUnsafeBufferPointer(body)
 }
