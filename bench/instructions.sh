@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Instructions per `return 1+1` request, counted by valgrind's callgrind: luaexecd (the release
+# build, the packaged config and init scripts) and the C event-loop responder, each answering
+# requests on one kept FastCGI connection (bench/fcgi-client.py, what nginx sends).
+#
+# A count, not a time: the same on a busy machine as on an idle one, so a change to the request
+# path can be judged by it where req/s swing by 15% between runs. It counts user-space
+# instructions only (not the kernel's share, nor cache misses or atomic operations), and
+# valgrind hides SHA extensions from the CPU, so each SHA-256 (two a request) counts as its AVX
+# code, ~4,000 instructions more than the hardware path runs.
+#
+# Usage: bench/instructions.sh [REQUESTS]   (default 300; prints "luaexecd N" and "evloop N")
+#   BENCH_BIN=DIR: luaexecd and luaexec from DIR instead of the release build (another
+#   commit's, to compare).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+requests=${1:-300}
+"$root/scripts/install-deps.sh" valgrind python3 gcc
+bin=${BENCH_BIN:-}
+if [ -z "$bin" ]; then
+    "$root/scripts/build-release.sh" --product luaexecd >/dev/null && "$root/scripts/build-release.sh" --product luaexec >/dev/null
+    bin=$("$root/scripts/build-release.sh" --show-bin-path)
+fi
+
+work=$(mktemp -d)
+daemon=""
+cleanup() {
+    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# count NAME SOCKET TOKEN COMMAND...: starts COMMAND under callgrind, warms it up, zeroes the
+# counters, sends the requests, dumps, prints NAME and the instructions per request.
+count() {
+    local name=$1 socket=$2 token=$3
+    shift 3
+    valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" "$@" </dev/null >/dev/null 2>"$work/$name.log" &
+    daemon=$!
+    for _ in $(seq 600); do [ -S "$socket" ] && break; sleep 0.1; done
+    [ -S "$socket" ] || { cat "$work/$name.log" >&2; exit 1; }
+    python3 "$root/bench/fcgi-client.py" "$socket" "$token" 20
+    callgrind_control -z "$daemon" >/dev/null 2>&1
+    python3 "$root/bench/fcgi-client.py" "$socket" "$token" "$requests"
+    callgrind_control -d "$daemon" >/dev/null 2>&1
+    kill "$daemon"
+    wait "$daemon" 2>/dev/null || true
+    daemon=""
+    # The dump after zeroing (.1) holds the requests only.
+    awk -v name="$name" -v n="$requests" '/^(summary|totals):/ { printf "%s %d\n", name, $2 / n; exit }' \
+        "$work/$name.out.1"
+}
+
+# valgrind cannot read the toolchain's DWARF 5; the symbol table is all it needs.
+strip --strip-debug -o "$work/luaexecd" "$bin/luaexecd"
+token=$("$bin/luaexec" token create instructions --database "$work/db")
+count luaexecd "$work/luaexecd.sock" "$token" "$work/luaexecd" --config "$root/packaging/luaexecd.conf" \
+    --set listen.socket="$work/luaexecd.sock" --set database="$work/db" --set lua.init_dir="$root/init.d"
+
+cc -O2 -I/usr/include/lua5.4 -o "$work/evloop-responder" "$root/bench/evloop-responder.c" -llua5.4
+count evloop "$work/evloop.sock" - "$work/evloop-responder" "$work/evloop.sock"
