@@ -129,6 +129,12 @@ idle_rss=$(awk '/VmRSS/ { print $2 }' "/proc/$luaexecd_pid/status")
 idle_anon=$(awk '/^Anonymous/ { print $2 }' "/proc/$luaexecd_pid/smaps_rollup")
 idle_threads=$(awk '/Threads/ { print $2 }' "/proc/$luaexecd_pid/status")
 
+# First, so that a benchmark that no longer builds stops the run before the long part.
+echo "engine micro-benchmarks (Benchmarks/, ordo-one/benchmark)" >&2
+micro=$(cd "$root/Benchmarks" && swift package benchmark --target Engine --no-progress 2>&1) \
+    || { echo "$micro" | tail -20 >&2; echo "bench: the engine micro-benchmarks failed" >&2; exit 1; }
+micro=$(echo "$micro" | sed -n '/^LuaVM\|^ExecService\|^Authenticator\|^FastCGIParser\|^[╒│╞├╘]/p')
+
 echo "main table: ${#order[@]} contestants × $rounds rounds × ${seconds}s" >&2
 declare -A results
 for round in $(seq "$rounds"); do
@@ -225,9 +231,6 @@ instructions=$("$root/bench/instructions.sh")
 instr_luaexecd=$(echo "$instructions" | awk '$1 == "luaexecd" { print $2 }')
 instr_evloop=$(echo "$instructions" | awk '$1 == "evloop" { print $2 }')
 
-echo "engine micro-benchmarks (Benchmarks/, ordo-one/benchmark)" >&2
-micro=$(cd "$root/Benchmarks" && swift package benchmark --target Engine --no-progress 2>&1 \
-    | sed -n '/^LuaVM\|^ExecService\|^Authenticator\|^FastCGIParser\|^[╒│╞├╘]/p')
 
 cpu=$(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }')
 {

@@ -17,20 +17,20 @@ struct AuditRecord {
     var body: [UInt8]?
     var status = 0
     var bytesOut = 0
-    var nanoseconds: Int64 = 0
+    /// How long the request took to answer.
+    var elapsedNanoseconds: Int64 = 0
+    /// The body's SHA-256, once `finish` computed it: not while the line is written, which may
+    /// happen under the lock of the log's held lines.
+    private var bodyDigest: SHA256.Digest?
 
     init(head: RequestHead) {
         self.head = head
     }
 
-    /// The body's SHA-256, once `finish` computed it: not while the line is written, which may
-    /// happen under the lock of the log's held lines.
-    private var bodyDigest: SHA256.Digest?
-
     mutating func finish(response: Response, nanoseconds: Int64) {
         status = response.status
         bytesOut = response.body.count
-        self.nanoseconds = nanoseconds
+        elapsedNanoseconds = nanoseconds
         bodyDigest = body.map(Self.digest)
     }
 
@@ -77,7 +77,7 @@ struct AuditRecord {
         out.literal(" out=")
         out.decimal(bytesOut)
         out.literal(" ms=")
-        out.milliseconds(nanoseconds: nanoseconds)
+        out.milliseconds(nanoseconds: elapsedNanoseconds)
         out.literal(" body_sha256=")
         if let digest = bodyDigest ?? body.map(Self.digest) {
             digest.withUnsafeBytes { digest in

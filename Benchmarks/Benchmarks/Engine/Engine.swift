@@ -46,8 +46,9 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    var jsonHead = head
-    jsonHead.headers = ["authorization": "Bearer \(token)", "accept": "application/json"]
+    let jsonHead = RequestHead(
+        method: "POST", path: "/api/v1/exec/interactive.lua",
+        headers: ["authorization": "Bearer \(token)", "accept": "application/json"], clientAddress: "127.0.0.1")
     let bigChunk = Array("return big".utf8)
     Benchmark("ExecService.respond a 10,000-row table as JSON", configuration: .init(maxDuration: .seconds(3))) { benchmark in
         for _ in benchmark.scaledIterations {
