@@ -22,13 +22,7 @@ if [ -z "$bin" ]; then
     bin=$("$root/scripts/build-release.sh" --show-bin-path)
 fi
 
-work=$(mktemp -d)
-daemon=""
-cleanup() {
-    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. "$root/scripts/scratch.sh"
 
 # count NAME SOCKET TOKEN COMMAND...: starts COMMAND under callgrind, warms it up, zeroes the
 # counters, sends the requests, dumps, prints NAME and the instructions per request.

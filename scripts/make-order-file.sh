@@ -14,13 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/build-release.sh" --product luaexecd >/dev/null
 bin=$("$root/scripts/build-release.sh" --show-bin-path)
 
-work=$(mktemp -d)
-daemon=""
-cleanup() {
-    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. "$root/scripts/scratch.sh"
 # valgrind cannot read the toolchain's DWARF 5; the symbol table is all the trace needs.
 strip --strip-debug -o "$work/luaexecd" "$bin/luaexecd"
 ln -s luaexecd "$work/luaexec"
