@@ -1,4 +1,5 @@
 import LuaRuntime
+import SystemSupport
 
 /// Turns an evaluation into a response body and status (SPEC E4–E6).
 enum EvaluationRenderer {
@@ -47,7 +48,7 @@ enum EvaluationRenderer {
             json.raw(",\"output\":")
             json.luaString(evaluation.output)
             json.raw(",\"elapsed_ms\":")
-            json.raw(ByteFormat.milliseconds(nanoseconds: evaluation.elapsedNanoseconds, after: ""))
+            json.raw(milliseconds(nanoseconds: evaluation.elapsedNanoseconds))
             json.raw("}")
             return (200, json.bytes)
         case .failure(let failure):
@@ -66,11 +67,27 @@ enum EvaluationRenderer {
 
     /// Milliseconds with microsecond precision, e.g. `0.042`.
     static func milliseconds(_ duration: Duration) -> String {
-        ByteFormat.milliseconds(nanoseconds: duration.wholeNanoseconds, after: "")
+        milliseconds(nanoseconds: duration.wholeNanoseconds)
+    }
+
+    static func milliseconds(nanoseconds: Int64) -> String {
+        milliseconds(nanoseconds: nanoseconds, after: "")
     }
 
     /// The `Server-Timing` value of an evaluation: `lua;dur=0.042`.
     static func serverTiming(nanoseconds: Int64) -> String {
-        ByteFormat.milliseconds(nanoseconds: nanoseconds, after: "lua;dur=")
+        milliseconds(nanoseconds: nanoseconds, after: "lua;dur=")
+    }
+
+    /// `prefix` and the milliseconds as a string: a small one, stored inline without allocating,
+    /// for the `Server-Timing` of every response. Formatted once on the stack: at most 20
+    /// digits, a point and three.
+    private static func milliseconds(nanoseconds: Int64, after prefix: StaticString) -> String {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: prefix.utf8CodeUnitCount + 24) { buffer in
+            var count = 0
+            prefix.withUTF8Buffer { for byte in $0 { buffer[count] = byte; count += 1 } }
+            ByteWriter.formatMilliseconds(nanoseconds: nanoseconds) { buffer[count] = $0; count += 1 }
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[..<count]), as: UTF8.self)
+        }
     }
 }
