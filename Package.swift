@@ -111,7 +111,7 @@ let package = Package(
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport"]),
         .testTarget(name: "RemoteClientTests", dependencies: ["RemoteClient"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["AccessControl", "FastCGI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AccessControl", "FastCGI", "SystemSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

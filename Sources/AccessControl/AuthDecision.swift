@@ -1,3 +1,5 @@
+import SystemSupport
+
 /// The outcome of authenticating a request: an expected value, not an error.
 public enum AuthDecision: Sendable, Equatable {
     case allow(TokenIdentity)
@@ -51,8 +53,7 @@ public enum BearerCredentials {
         guard queryTokens.isEmpty else {
             return .failure(.invalidRequest("a token was sent both in the Authorization header and in the query"))
         }
-        var header = authorization
-        return header.withUTF8 { bytes in
+        return withUTF8Bytes(of: authorization) { bytes in
             token(inAuthorization: bytes).map { .some(String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self)) }
         }
     }

@@ -114,8 +114,7 @@ public final class Authenticator: Sendable {
     /// The token `secret` stands for, whatever it may do; the caller checks its scopes. Counts
     /// as a use of the token.
     public func identify(_ secret: String, now: Date = Date()) -> Result<TokenIdentity, AuthFailure> {
-        var secret = secret
-        return secret.withUTF8 { identify(secret: $0, now: now) }
+        withUTF8Bytes(of: secret) { identify(secret: $0, now: now) }
     }
 
     /// As `identify(_:now:)`, with the secret's bytes where they lie (the request's

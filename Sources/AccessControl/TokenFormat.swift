@@ -1,3 +1,5 @@
+import SystemSupport
+
 /// The shape of a luaexec token: `lxk_` + 30 base62 random characters (178 bits from the system
 /// CSPRNG) + 6 base62 characters of the random part's CRC32.
 ///
@@ -24,8 +26,7 @@ public enum TokenFormat {
 
     /// True when `candidate` has the prefix, the length, the alphabet and a matching checksum.
     public static func isWellFormed(_ candidate: some StringProtocol) -> Bool {
-        var candidate = String(candidate)
-        return candidate.withUTF8(isWellFormed)
+        withUTF8Bytes(of: String(candidate), isWellFormed)
     }
 
     static func isWellFormed(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {

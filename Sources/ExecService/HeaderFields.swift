@@ -1,3 +1,5 @@
+import SystemSupport
+
 /// A request's headers, looked up by lower-case name. Kept as the bytes the transport received
 /// and the ranges of each name and value, so that a request whose handler reads two headers
 /// does not build a string, let alone a dictionary, for every header it carried.
@@ -43,8 +45,7 @@ public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
     /// has no such header: for the `Authorization` header of every request, read without a
     /// string of its own.
     public func withValue<R>(of name: String, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
-        var name = name
-        let found = name.withUTF8 { wanted -> Range<Int>? in
+        let found = withUTF8Bytes(of: name) { wanted -> Range<Int>? in
             for field in fields.reversed() where field.name.count == wanted.count {
                 if Self.matches(bytes[field.name], wanted) { return field.value }
             }

@@ -1,4 +1,3 @@
-import ExecService
 import Logging
 import Synchronization
 import SystemSupport

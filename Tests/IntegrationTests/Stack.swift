@@ -1,4 +1,5 @@
 import Foundation
+import SystemSupport
 import Testing
 
 /// The real stack for a test: nginx with the shipped site, luaexecd, a SQLite database and an
@@ -246,17 +247,10 @@ final class Stack: Sendable {
         return created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// luaexecd's `/proc/PID/NAME` (`status`, `maps`), read to the end by hand: /proc files
-    /// report a size of 0, and a reader that trusts it may stop early.
+    /// luaexecd's `/proc/PID/NAME` (`status`, `maps`), read until `read(2)` says the end:
+    /// /proc files report a size of 0, and a reader that trusts it may stop early.
     func luaexecdProcFile(_ name: String) throws -> String {
-        let path = "/proc/\(luaexecdPID)/\(name)"
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StackError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while case let count = read(fd, &chunk, chunk.count), count > 0 { bytes += chunk[..<count] }
-        return String(decoding: bytes, as: UTF8.self)
+        String(decoding: try Files.contents(atPath: "/proc/\(luaexecdPID)/\(name)"), as: UTF8.self)
     }
 
     /// A number from luaexecd's `/proc/PID/status`: `VmRSS` (KiB), `Threads`.
