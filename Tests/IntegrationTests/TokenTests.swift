@@ -105,12 +105,20 @@ struct TokenTests {
         #expect(try stack.request("/api/v1/exec/nope.lua?AuthToken=\(secret)", body: []).status == 404)
         #expect(try stack.request(token: secret, body: [UInt8](repeating: 0x20, count: 2 << 20)).status == 413)
         #expect(try stack.request("/api/v1/admin/status?AuthToken=\(secret)").status == 200)
+        // Spellings of the parameter other than the usual (AuthTests.accessLogMasked).
+        let encoded = "/api/v1/exec/interactive.lua?x=1&Auth%54oken=\(secret)"
+        #expect(try stack.request(encoded, body: Array("return 1".utf8)).status == 200)
+        #expect(try stack.request(encoded, body: [UInt8](repeating: 0x20, count: 2 << 20)).status == 413)
+        #expect(try stack.request("/api/v1/exec/interactive.lua?authtoken=\(secret)", body: Array("return 1".utf8)).status == 401)
+        let twice = "/api/v1/exec/interactive.lua?AuthToken=\(secret)&y=1&AuthToken=\(secret)"
+        #expect(try stack.request(twice, body: [UInt8](repeating: 0x20, count: 2 << 20)).status == 413)
         // luaexecd and its socket gone: nginx logs the failed connect (ENOENT) at `crit`, with
         // the request line.
         kill(stack.luaexecdPID, SIGKILL)
         try Stack.waitUntil(timeout: .seconds(10), "luaexecd to be gone") { !Stack.canConnect(stack.fastcgiSocket) }
         try FileManager.default.removeItem(atPath: stack.fastcgiSocket)
         #expect(try stack.request(query, body: Array("return 1".utf8)).status == 502)
+        #expect(try stack.request(encoded, body: Array("return 1".utf8)).status == 502)
         #expect(try stack.request(token: secret, body: Array("return 1".utf8)).status == 502)
 
         // nginx did log the header-form 413, so the error log is live and was searched for real.
