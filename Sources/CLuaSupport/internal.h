@@ -33,6 +33,7 @@ struct lx_runtime {
     lua_State *L;
     size_t used;
     size_t peak;  // the most `used` reached since memory was last handed back (lx_alloc)
+    size_t collected;  // `used` after the last full collection that collect_if_grown ran
     size_t memory_limit;
     size_t active_limit;  // memory_limit while the chunk runs, memory_limit + headroom otherwise
     size_t headroom;

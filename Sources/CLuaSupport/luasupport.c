@@ -88,6 +88,22 @@ static void set_malloc_policy(void) {
     mallopt(M_TRIM_THRESHOLD, 1 << 20);
 }
 
+// Lua's collector runs only when something allocates. After a chunk that built a 100 MiB
+// string or table and let it go, the garbage stayed in the state, and the memory in the process,
+// for as long as later requests allocated little: for good on a quiet appliance. So after a
+// call that left the state holding more than twice what it held after its last full collection
+// (and LX_COLLECT_GROWTH more), a full collection runs at once. As with Lua's own pause (200%),
+// each collection follows a doubling, so its work stays proportional to what was allocated.
+// Finalizers the chunk left behind run then, under its time limit, not in a later request's.
+#define LX_COLLECT_GROWTH ((size_t)8 << 20)
+
+static void collect_if_grown(lx_runtime *rt) {
+    if (rt->used > 2 * rt->collected && rt->used - rt->collected > LX_COLLECT_GROWTH) {
+        lua_gc(rt->L, LUA_GCCOLLECT);
+        rt->collected = rt->used;
+    }
+}
+
 static void hand_back_memory(lx_runtime *rt) {
     if (rt->peak > rt->used + LX_TRIM_SLACK) malloc_trim(0);
     rt->peak = rt->used;
@@ -584,6 +600,15 @@ void lx_runtime_free(lx_runtime *rt) {
 lua_State *lx_runtime_state(lx_runtime *rt) { return rt->L; }
 size_t lx_memory_in_use(const lx_runtime *rt) { return rt->used; }
 
+#define LX_BUF_KEEP ((size_t)1 << 20)
+
+void lx_trim_buffers(lx_runtime *rt) {
+    lx_buf *buffers[] = {&rt->out, &rt->result, &rt->error, &rt->traceback};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) {
+        if (buffers[i]->cap > LX_BUF_KEEP) buf_free(buffers[i]);
+    }
+}
+
 const char *lx_result(const lx_runtime *rt, size_t *len) {
     *len = rt->result.len;
     return rt->result.data;
@@ -865,7 +890,12 @@ done:
     // stopped collector: LUA_GCRESTART also zeroes the GC debt, which forced a collection step,
     // a pass over much of the heap, on every request.
     if (!lua_gc(L, LUA_GCISRUNNING)) lua_gc(L, LUA_GCRESTART);
-    if (result == LX_ERR_MEMORY) lua_gc(L, LUA_GCCOLLECT);
+    if (result == LX_ERR_MEMORY) {
+        lua_gc(L, LUA_GCCOLLECT);
+        rt->collected = rt->used;
+    } else {
+        collect_if_grown(rt);
+    }
     hand_back_memory(rt);
     return result;
 }

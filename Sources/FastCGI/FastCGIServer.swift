@@ -137,6 +137,13 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Connections with an answer held until `release`, and how many answers they hold.
     private var unsent: [Connection] = []
     private var unsentAnswers = 0
+    /// An answer of more than `largeAnswer` bytes was written out and its buffer let go, since
+    /// the poller last handed memory back. glibc serves a large block from a free region of its
+    /// heap when it has one (after a chunk's many small objects were freed, say), and freed
+    /// heap pages stay resident: 46 MiB after a 15 MiB answer, for good. So the poller calls
+    /// `malloc_trim` after such a round, when the answer's other copies are gone too.
+    private var releasedLargeAnswer = false
+    static let largeAnswer = 1 << 20
     private var nextSweep = MonotonicInstant.now()
     /// Requests accepted and not yet answered.
     private let inFlight = Atomic(0)
@@ -241,13 +248,15 @@ public final class FastCGIServer: @unchecked Sendable {
                     serve(ready, epoch: epoch)
                     ready.removeAll(keepingCapacity: true)
                 }
-                let stillPoller = lock.withLock {
+                let (stillPoller, handBack) = lock.withLock {
                     // The answers of this round go out, after their audit lines.
                     release()
-                    guard pollerEpoch == epoch else { return false }
+                    defer { releasedLargeAnswer = false }
+                    guard pollerEpoch == epoch else { return (false, releasedLargeAnswer) }
                     pollerBusySince = nil
-                    return true
+                    return (true, releasedLargeAnswer)
                 }
+                if handBack { malloc_trim(0) }
                 if !stillPoller { break }
             }
             isPoller = false
@@ -540,6 +549,7 @@ public final class FastCGIServer: @unchecked Sendable {
                 return
             }
         }
+        if connection.output.capacity > Self.largeAnswer { releasedLargeAnswer = true }
         connection.output.removeAll(keepingCapacity: connection.output.capacity <= 1 << 17)
         connection.written = 0
         if connection.closeAfterWrite || (connection.inputEnded && !connection.busy) {

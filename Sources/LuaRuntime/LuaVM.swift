@@ -145,6 +145,7 @@ public final class LuaVM {
     }
 
     private func finish(status: Int32, start: MonotonicInstant) -> Evaluation {
+        defer { lx_trim_buffers(runtime) }
         let output = bytes(lx_output)
         var outcome: Result<[LuaValue], LuaFailure>
         if status == Int32(LX_OK.rawValue) {

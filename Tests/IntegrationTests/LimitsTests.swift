@@ -98,6 +98,36 @@ struct LimitsTests {
         print("memory bombs: luaexecd idle \(idle) KiB, after 24 bombs \(after) KiB")
     }
 
+    @Test("what a chunk leaves behind goes at once: its garbage from the state, its result and output from the process")
+    func largeGarbageGoes() throws {
+        let stack = try Stack(settings: ["limits.time=60"])
+        _ = try stack.eval("kept = 'yes'")
+        func stateBytes() throws -> Int {
+            let status = try stack.request("/api/v1/admin/status", token: stack.adminToken)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])
+            return try #require(object["memory_bytes"] as? Int)
+        }
+        let idleState = try stateBytes()
+        let idleRSS = try stack.luaexecdStatus("VmRSS")
+        let chunks: [(chunk: String, answer: Int)] = [
+            (#"return ("x"):rep(60 << 20)"#, 60 << 20),  // a 60 MiB result
+            ("local t = {} for i = 1, 1e6 do t[i] = {i} end return #t", 7),  // ~70 MiB of tables let go
+            (#"io.write(("y"):rep(15 << 20))"#, 15 << 20),  // 15 MiB of output
+        ]
+        for (chunk, answer) in chunks {
+            let result = try stack.eval(chunk)
+            #expect(result.status == 200)
+            #expect(result.body.count == answer)
+            // Lua's collector runs only when something allocates: without a collection after
+            // the chunk, its garbage stayed for as long as later requests allocated little.
+            let state = try stateBytes()
+            #expect(state < idleState + (8 << 20), "\(chunk): the state holds \(state) bytes, \(idleState) before")
+            let rss = try stack.luaexecdStatus("VmRSS")
+            #expect(rss < idleRSS + 24 * 1024, "\(chunk): luaexecd holds \(rss) KiB, \(idleRSS) KiB before")
+        }
+        #expect(try stack.eval("return kept").text == "yes")
+    }
+
     @Test("the rest of L3: os.exit, stdin, collectgarbage('stop'), recursion, C stack")
     func l3() throws {
         let stack = Self.memoryStack

@@ -4,7 +4,8 @@
 // The protocol's definitions (record types, header layout, roles, flags, statuses) from
 // libfcgi-dev's fastcgi.h: luaexecd parses and writes the records itself and links no libfcgi.
 #include <fastcgi.h>
-// The event loop's system calls, which Swift's Glibc module leaves out.
+// The event loop's system calls, which Swift's Glibc module leaves out, and malloc_trim.
+#include <malloc.h>
 #include <sys/epoll.h>
 
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC: a connection is never inheritable, not even for

@@ -88,6 +88,9 @@ const char *lx_error(const lx_runtime *rt, size_t *len);
 const char *lx_traceback(const lx_runtime *rt, size_t *len);
 /// What the chunk printed (print, io.write) since the last lx_eval began.
 const char *lx_output(const lx_runtime *rt, size_t *len);
+/// Frees the buffers above (emptying them) that grew past 1 MiB, once the host has copied what
+/// it needs: a 100 MiB result must not stay resident until the next large one.
+void lx_trim_buffers(lx_runtime *rt);
 
 /// Calls the function registered under `name` for `kind` with the arguments encoded in `args`
 /// (lx_encode's format: a u32 count, then tagged values), under the same limits and into the
