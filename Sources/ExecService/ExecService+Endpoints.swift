@@ -95,10 +95,15 @@ extension ExecService {
         case .success(let answer):
             var headers: [(name: String, value: String)] = answer.headers.map { (name: $0.0, value: $0.1) }
             let given = Set(answer.headers.map { $0.0.lowercased() })
-            if !given.contains("content-type") { headers.insert(("Content-Type", "text/plain; charset=utf-8"), at: 0) }
+            // 204 and 304 have no content (RFC 9110 §15.3.5, §15.4.5): whatever body the handler
+            // gave is not sent, and no type is made up for it.
+            let hasContent = Response.mayHaveContent(answer.status)
+            if hasContent && !given.contains("content-type") {
+                headers.insert(("Content-Type", "text/plain; charset=utf-8"), at: 0)
+            }
             if !given.contains("cache-control") { headers.append(("Cache-Control", "no-store")) }
             headers.append(("Server-Timing", EvaluationRenderer.serverTiming(nanoseconds: evaluation.elapsedNanoseconds)))
-            return (Response(status: answer.status, headers: headers, body: answer.body), nil)
+            return (Response(status: answer.status, headers: headers, body: hasContent ? answer.body : []), nil)
         }
     }
 

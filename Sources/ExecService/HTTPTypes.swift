@@ -57,6 +57,10 @@ public struct Response: Sendable, Equatable {
         a.status == b.status && a.body == b.body && a.headers.elementsEqual(b.headers) { $0 == $1 }
     }
 
+    /// Whether a response with `status` may carry content: not a 204 or a 304 (RFC 9110), which
+    /// are sent without a body and without `Content-Length`.
+    public static func mayHaveContent(_ status: Int) -> Bool { status != 204 && status != 304 }
+
     /// The reason phrase for the status line.
     public static func reason(_ status: Int) -> String {
         switch status {

@@ -75,9 +75,12 @@ enum FastCGIEncoder {
                 out.utf8(value)
                 out.literal("\r\n")
             }
-            out.literal("Content-Length: ")
-            out.decimal(response.body.count)
-            out.literal("\r\n\r\n")
+            if Response.mayHaveContent(response.status) {
+                out.literal("Content-Length: ")
+                out.decimal(response.body.count)
+                out.literal("\r\n")
+            }
+            out.literal("\r\n")
         }
         let headLength = out.count - headStart
         if headLength <= FCGI.maxContentLength {
@@ -89,7 +92,7 @@ enum FastCGIEncoder {
             out.removeSubrange(headerAt...)
             split(head[...], id: id, into: &out)
         }
-        split(response.body[...], id: id, into: &out)
+        if Response.mayHaveContent(response.status) { split(response.body[...], id: id, into: &out) }
         appendHeader(FCGI.stdout, id: id, length: 0, into: &out)
         endRequest(id: id, status: FCGI.requestComplete, into: &out)
     }

@@ -233,6 +233,16 @@ struct FastCGIParserTests {
         #expect(contents[2].content.count == 70_000 - 65535)
     }
 
+    @Test("204 and 304 go without Content-Length and without a body, whatever body they were given")
+    func responseWithoutContent() {
+        for (status, reason) in [(204, "No Content"), (304, "Not Modified")] {
+            var out: [UInt8] = []
+            FastCGIEncoder.response(Response(status: status, headers: [("ETag", "\"1\"")], body: Array("x".utf8)), id: 2, into: &out)
+            let head = Array("Status: \(status) \(reason)\r\nETag: \"1\"\r\n\r\n".utf8)
+            #expect(out == Wire.record(6, id: 2, head) + Wire.record(6, id: 2) + Wire.record(3, id: 2, [0, 0, 0, 0, 0, 0, 0, 0]))
+        }
+    }
+
     /// Where each record of `bytes` ends.
     static func recordEnds(_ bytes: [UInt8]) -> [Int] {
         var ends: [Int] = []

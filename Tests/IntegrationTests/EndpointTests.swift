@@ -57,6 +57,8 @@ struct EndpointTests {
                   return 202, '{"a":1}', {['Content-Type'] = 'application/json', ['X-Count'] = 7, ['Cache-Control'] = 'max-age=5'}
                 end)
                 http.listen('\(prefix)-empty', function() return 404 end)
+                http.listen('\(prefix)-nocontent', function() return 204, 'dropped' end)
+                http.listen('\(prefix)-notmodified', function() return 304, 'dropped', {ETag = '"v1"'} end)
                 """
             ).status == 200)
         let body = try stack.request("/api/v1/exec/\(prefix)-body", token: stack.adminToken)
@@ -77,6 +79,18 @@ struct EndpointTests {
         let empty = try stack.request("/api/v1/exec/\(prefix)-empty", token: stack.adminToken)
         #expect(empty.status == 404)
         #expect(empty.body.isEmpty)
+        // No content in a 204 or a 304 (RFC 9110): no body, no Content-Length, no made-up type.
+        let noContent = try stack.request("/api/v1/exec/\(prefix)-nocontent", token: stack.adminToken)
+        #expect(noContent.status == 204)
+        #expect(noContent.body.isEmpty)
+        #expect(noContent.headers["content-length"] == nil)
+        #expect(noContent.headers["content-type"] == nil)
+        #expect(noContent.headers["transfer-encoding"] == nil)
+        let notModified = try stack.request("/api/v1/exec/\(prefix)-notmodified", token: stack.adminToken)
+        #expect(notModified.status == 304)
+        #expect(notModified.body.isEmpty)
+        #expect(notModified.headers["content-length"] == nil)
+        #expect(notModified.headers["etag"] == #""v1""#)
     }
 
     @Test(

@@ -206,7 +206,9 @@ final class Stack: Sendable {
         arguments.append(base + path)
         let result = try Self.run("/usr/bin/curl", arguments)
         guard result.status == 0 else { throw StackError("curl failed (\(result.status)): \(result.stderr)") }
-        return try Self.parse(headers: String(contentsOfFile: headerFile, encoding: .utf8), body: Data(contentsOf: URL(fileURLWithPath: bodyFile)))
+        // curl creates no output file for an answer without a body (a 204, a 304).
+        let body = FileManager.default.fileExists(atPath: bodyFile) ? try Data(contentsOf: URL(fileURLWithPath: bodyFile)) : Data()
+        return try Self.parse(headers: String(contentsOfFile: headerFile, encoding: .utf8), body: body)
     }
 
     /// A POST of `chunk` to interactive.lua with the admin token.
