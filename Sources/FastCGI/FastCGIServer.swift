@@ -143,7 +143,7 @@ public final class FastCGIServer: @unchecked Sendable {
     /// heap pages stay resident: 46 MiB after a 15 MiB answer, for good. So the poller calls
     /// `malloc_trim` after such a round, when the answer's other copies are gone too.
     private var releasedLargeAnswer = false
-    static let largeAnswer = 1 << 20
+    private static let largeAnswer = 1 << 20
     private var nextSweep = MonotonicInstant.now()
     /// Requests accepted and not yet answered.
     private let inFlight = Atomic(0)
