@@ -19,9 +19,15 @@ public struct TokenLifetime: Sendable, Equatable {
         case "d": seconds = value * 86400
         default: return nil
         }
+        // The expiry is stored as whole seconds in an Int64: `999999999999999999d` trapped the
+        // daemon there. A century is longer than any appliance's life; past it, say "never".
+        guard seconds <= Self.longest else { return nil }
     }
 
-    public static let syntax = "a number and s, m, h or d, e.g. 30d, 12h, 45m, 90s"
+    /// 100 years (36525 days).
+    public static let longest: Double = 36525 * 86400
+
+    public static let syntax = "a number and s, m, h or d, e.g. 30d, 12h, 45m, 90s, at most 36525d (100 years)"
 }
 
 extension TokenRecord {

@@ -29,7 +29,7 @@ struct TokenCommand: ParsableCommand {
                 valueName: "scope"))
         var scopes: [Scope] = [.exec]
 
-        @Option(help: ArgumentHelp("Lifetime: a number and s, m, h or d, e.g. 30d, 12h, 45m, 90s (default: never).", valueName: "duration"))
+        @Option(help: ArgumentHelp("Lifetime: \(TokenLifetime.syntax) (default: never).", valueName: "duration"))
         var expires: TokenLifetime?
 
         func run() throws {

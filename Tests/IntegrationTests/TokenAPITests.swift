@@ -54,7 +54,12 @@ struct TokenAPITests {
             ),
             (
                 #"{"name":"x","expires":"soon"}"#, 400,
-                "expires: expected a number and s, m, h or d, e.g. 30d, 12h, 45m, 90s, got 'soon'\n"
+                "expires: expected a number and s, m, h or d, e.g. 30d, 12h, 45m, 90s, at most 36525d (100 years), got 'soon'\n"
+            ),
+            // Past an Int64 of seconds: this trapped the daemon when it stored the expiry.
+            (
+                #"{"name":"x","expires":"999999999999999999d"}"#, 400,
+                "expires: expected a number and s, m, h or d, e.g. 30d, 12h, 45m, 90s, at most 36525d (100 years), got '999999999999999999d'\n"
             ),
             (
                 #"{"name":"bad name"}"#, 400,
@@ -69,10 +74,12 @@ struct TokenAPITests {
         ])
     func refusals(json: String, status: Int, message: String) throws {
         let stack = Stack.shared
+        let pid = try stack.eval(LimitsTests.pidChunk).text
         let result = try post(stack, json, token: stack.adminToken)
         #expect(result.status == status)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.body)) as? [String: Any])
         #expect((object["error"] as? [String: Any])?["message"] as? String == String(message.dropLast()))
+        #expect(try stack.eval(LimitsTests.pidChunk).text == pid)
     }
 
     @Test("a token cannot give scopes it lacks, and the last admin token cannot be revoked here")

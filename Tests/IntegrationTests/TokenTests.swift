@@ -53,9 +53,12 @@ struct TokenTests {
         let unknown = try luaexec(["revoke", "nobody-\(UUID().uuidString)"], database: stack.database)
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no token named"))
-        let duration = try luaexec(["create", "x", "--expires", "3 weeks"], database: stack.database)
-        #expect(duration.status == 64)
-        #expect(duration.stderr.contains("--expires"))
+        for expires in ["3 weeks", "36526d", "999999999999999999d"] {
+            let duration = try luaexec(["create", "x", "--expires", expires], database: stack.database)
+            #expect(duration.status == 64)
+            #expect(duration.stderr.contains("--expires"))
+        }
+        #expect(try luaexec(["create", "century-\(UInt32.random(in: 0...UInt32.max))", "--expires", "36525d"], database: stack.database).status == 0)
         let scope = try luaexec(["create", "x", "--scope", "root"], database: stack.database)
         #expect(scope.status == 64)
     }
