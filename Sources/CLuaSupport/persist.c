@@ -63,7 +63,10 @@ static void check_key(lua_State *L, int idx) {
             return;
         }
     }
-    lua_pushfstring(L, "persisted: keys must be strings or integers, not %s", luaL_typename(L, idx));
+    if (lua_type(L, idx) == LUA_TNUMBER)
+        lua_pushfstring(L, "persisted: keys must be strings or integers, not the float %f", lua_tonumber(L, idx));
+    else
+        lua_pushfstring(L, "persisted: keys must be strings or integers, not %s", luaL_typename(L, idx));
     raise_here(L);
 }
 

@@ -75,7 +75,8 @@ final class PersistedTests {
             ("persisted.x = {1, {print}}", "persisted: cannot store a function"),
             ("persisted.x = setmetatable({}, {})", "persisted: cannot store a table with a metatable"),
             ("persisted[{}] = 1", "persisted: keys must be strings or integers, not table"),
-            ("persisted[1.5] = 1", "persisted: keys must be strings or integers, not number"),
+            ("persisted[1.5] = 1", "persisted: keys must be strings or integers, not the float 1.5"),
+            ("persisted[2^63] = 1", "persisted: keys must be strings or integers, not the float 9.2233720368548e+18"),
         ])
     func refused(chunk: String, message: String) {
         #expect(text("persisted.x = 'before'") == "")
