@@ -234,7 +234,11 @@ struct EvalCommand: ParsableCommand {
     func source() throws -> ([UInt8], String) {
         if let chunk { return (Array(chunk.utf8), "=(command line)") }
         if file == "-" { return (readAll(fd: 0), "=stdin") }
-        guard let file, let bytes = readFile(file) else { throw ClientFailure("cannot read \(file ?? "")") }
+        guard let file else { throw ClientFailure("name a file to run, - for standard input, or give the chunk with -e") }
+        guard let bytes = readFile(file) else {
+            // `luaexec eval 'return 1'` is a common slip: lua5.4 takes a chunk only with -e too.
+            throw ClientFailure("cannot read \(file): \(String(cString: strerror(errno))) (-e runs a chunk given here)")
+        }
         return (bytes, "@" + file)
     }
 

@@ -170,6 +170,9 @@ struct ClientTests {
 
         let usage = try user.luaexec(["eval"])
         #expect(usage.status == 64)  // swift-argument-parser's EX_USAGE
+        let chunkAsFile = try user.luaexec(["eval", "return 1"])
+        #expect(chunkAsFile.status == 2)
+        #expect(chunkAsFile.stderr == "luaexec: cannot read return 1: No such file or directory (-e runs a chunk given here)\n")
         let unknown = try user.luaexec(["eval", "-r", "nope", "-e", "return 1"])
         #expect(unknown.status == 2)
         #expect(unknown.stderr == "luaexec: no remote named 'nope' (known: box)\n")
