@@ -51,7 +51,7 @@ extension DaemonSettings {
         Key("listen.max_connections", expects: "a whole number from 1 to 65536", \.maxConnections, read: \.int) {
             (1...65536).contains($0)
         },
-        Key("listen.read_timeout", expects: "a number of seconds above 0", \.readTimeout, read: \.number) {
+        Key("listen.read_timeout", expects: "a number of seconds above 0, at most 86400", \.readTimeout, read: \.number) {
             $0 > 0 && $0 <= 86_400
         },
         Key("database", expects: "the path of the SQLite database", \.database, read: \.string) { !$0.isEmpty },
@@ -60,24 +60,30 @@ extension DaemonSettings {
         Key("lua.safe_mode", expects: "true or false", \.safeMode, read: \.bool),
         Key("exec.interactive", expects: "true or false", \.interactive, read: \.bool),
         Key("exec.actions", expects: "true or false", \.actions, read: \.bool),
-        Key("exec.max_body", expects: "a number of bytes, 0 or more", \.maxBody, read: \.int) { $0 >= 0 },
-        Key("limits.time", expects: "a number of seconds above 0", \.timeLimit, read: \.number) { $0 > 0 && $0 <= 86_400 },
-        Key("limits.init_time", expects: "a number of seconds above 0", \.initTimeLimit, read: \.number) {
+        Key("exec.max_body", expects: "a number of bytes from 0 to 1073741824", \.maxBody, read: \.int) { (0...(1 << 30)).contains($0) },
+        Key("limits.time", expects: "a number of seconds above 0, at most 86400", \.timeLimit, read: \.number) { $0 > 0 && $0 <= 86_400 },
+        Key("limits.init_time", expects: "a number of seconds above 0, at most 86400", \.initTimeLimit, read: \.number) {
             $0 > 0 && $0 <= 86_400
         },
-        Key("limits.memory", expects: "a whole number of MiB, 4 or more", \.memoryLimitMiB, read: \.int) {
+        Key("limits.memory", expects: "a whole number of MiB from 4 to 1048576", \.memoryLimitMiB, read: \.int) {
             $0 >= 4 && $0 <= 1 << 20
         },
-        Key("limits.persisted", expects: "a whole number of MiB, 1 or more", \.persistedLimitMiB, read: \.int) {
+        Key("limits.persisted", expects: "a whole number of MiB from 1 to 1048576", \.persistedLimitMiB, read: \.int) {
             $0 >= 1 && $0 <= 1 << 20
         },
-        Key("limits.queue_timeout", expects: "a number of seconds above 0", \.queueTimeout, read: \.number) {
+        Key("limits.queue_timeout", expects: "a number of seconds above 0, at most 86400", \.queueTimeout, read: \.number) {
             $0 > 0 && $0 <= 86_400
         },
-        Key("limits.queue_capacity", expects: "a whole number, 1 or more", \.queueCapacity, read: \.int) { $0 >= 1 },
-        Key("auth.failure_limit", expects: "a whole number, 1 or more", \.authFailureLimit, read: \.int) { $0 >= 1 },
-        Key("auth.block_seconds", expects: "a whole number of seconds, 1 or more", \.authBlockSeconds, read: \.int) {
-            $0 >= 1
+        Key("limits.queue_capacity", expects: "a whole number from 1 to 1000000", \.queueCapacity, read: \.int) {
+            (1...1_000_000).contains($0)
+        },
+        Key("auth.failure_limit", expects: "a whole number from 1 to 1000000", \.authFailureLimit, read: \.int) {
+            (1...1_000_000).contains($0)
+        },
+        // Every setting has an upper bound: a block of 9223372036854775807 s was accepted and
+        // trapped luaexecd (a monotonic instant overflowing) at the first failed authentication.
+        Key("auth.block_seconds", expects: "a whole number of seconds from 1 to 31536000 (a year)", \.authBlockSeconds, read: \.int) {
+            (1...31_536_000).contains($0)
         },
         Key("log.level", expects: logLevels.joined(separator: ", "), \.logLevel, read: \.string) {
             logLevels.contains($0)

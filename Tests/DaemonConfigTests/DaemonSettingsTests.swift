@@ -71,20 +71,20 @@ import Foundation
     @Test(arguments: [
         ("limits:\n  time: 5\n  tme: 3\n", "/etc/luaexec/luaexecd.conf:3: unknown setting 'limits.tme' (known here: limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.queue_capacity)"),
         ("\nlimts:\n  time: 5\n", "/etc/luaexec/luaexecd.conf:2: unknown setting 'limts' (known here: auth, exec, limits, listen, log, lua, database)"),
-        ("limits:\n  time: fast\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, got 'fast'"),
-        ("limits:\n  time: -1\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, got '-1'"),
-        ("limits:\n  memory: 1.5\n", "/etc/luaexec/luaexecd.conf:2: limits.memory: expected a whole number of MiB, 4 or more, got '1.5'"),
+        ("limits:\n  time: fast\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, at most 86400, got 'fast'"),
+        ("limits:\n  time: -1\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, at most 86400, got '-1'"),
+        ("limits:\n  memory: 1.5\n", "/etc/luaexec/luaexecd.conf:2: limits.memory: expected a whole number of MiB from 4 to 1048576, got '1.5'"),
         ("lua:\n  profile: tight\n", "/etc/luaexec/luaexecd.conf:2: lua.profile: expected full or restricted, got 'tight'"),
         ("exec:\n  interactive: maybe\n", "/etc/luaexec/luaexecd.conf:2: exec.interactive: expected true or false, got 'maybe'"),
         ("log:\n  level: loud\n", "/etc/luaexec/luaexecd.conf:2: log.level: expected trace, debug, info, notice, warning, error, critical, got 'loud'"),
-        ("limits:\n  time: [1, 2]\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, got a list"),
+        ("limits:\n  time: [1, 2]\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, at most 86400, got a list"),
         ("limits: 5\n", "/etc/luaexec/luaexecd.conf:1: 'limits' must be a mapping of names to values"),
         ("- a\n- b\n", "/etc/luaexec/luaexecd.conf:1: the file must be a mapping of names to values"),
         ("database:\n", "/etc/luaexec/luaexecd.conf:1: database: expected the path of the SQLite database, got an empty value"),
         ("exec:\n  interactive: \"true\"\n", "/etc/luaexec/luaexecd.conf:2: exec.interactive: expected true or false, got 'true' in quotes, which makes it text: drop the quotes"),
         ("exec:\n  interactive: yes\n", "/etc/luaexec/luaexecd.conf:2: exec.interactive: expected true or false, got 'yes'"),
-        ("limits:\n  time: 0x10\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, got '0x10'"),
-        ("limits:\n  time: .inf\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, got '.inf'"),
+        ("limits:\n  time: 0x10\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, at most 86400, got '0x10'"),
+        ("limits:\n  time: .inf\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, at most 86400, got '.inf'"),
     ])
     func aWrongSettingNamesTheFileTheLineAndTheReason(text: String, message: String) {
         #expect(throws: ConfigError.self) { try DaemonSettings.parse(text, file: "/etc/luaexec/luaexecd.conf") }
@@ -161,7 +161,14 @@ import Foundation
     @Test(arguments: [
         ("limits.time", "--set: 'limits.time' is not NAME=VALUE"),
         ("limits.tim=3", "--set: unknown setting 'limits.tim' (known: listen.socket, listen.threads, listen.max_connections, listen.read_timeout, database, lua.init_dir, lua.profile, lua.safe_mode, exec.interactive, exec.actions, exec.max_body, limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.queue_capacity, auth.failure_limit, auth.block_seconds, log.level)"),
-        ("limits.memory=lots", "--set: limits.memory: expected a whole number of MiB, 4 or more, got 'lots'"),
+        ("limits.memory=lots", "--set: limits.memory: expected a whole number of MiB from 4 to 1048576, got 'lots'"),
+        // Past an upper bound: this one was accepted and trapped luaexecd at the first failed authentication.
+        (
+            "auth.block_seconds=9223372036854775807",
+            "--set: auth.block_seconds: expected a whole number of seconds from 1 to 31536000 (a year), got '9223372036854775807'"
+        ),
+        ("limits.queue_capacity=1000001", "--set: limits.queue_capacity: expected a whole number from 1 to 1000000, got '1000001'"),
+        ("exec.max_body=1073741825", "--set: exec.max_body: expected a number of bytes from 0 to 1073741824, got '1073741825'"),
     ])
     func aWrongOverrideSaysWhy(assignment: String, message: String) {
         var settings = DaemonSettings()

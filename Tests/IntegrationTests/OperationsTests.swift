@@ -196,7 +196,7 @@ struct OperationsTests {
         #expect(help.stdout.hasPrefix("OVERVIEW: Evaluates Lua sent over FastCGI"))
         let invalid = try Stack.run(luaexecd, ["--set", "limits.time=abc", "--check-config"])
         #expect(invalid.status == 78)
-        #expect(invalid.stderr == "luaexecd: --set: limits.time: expected a number of seconds above 0, got 'abc'\n")
+        #expect(invalid.stderr == "luaexecd: --set: limits.time: expected a number of seconds above 0, at most 86400, got 'abc'\n")
         #expect(invalid.stdout == "")
     }
 
