@@ -170,7 +170,13 @@ final class SQLiteDatabase: Sendable {
             guard count > 0, let bytes = sqlite3_column_blob(statement, index) else { return .blob([]) }
             return .blob(Array(UnsafeRawBufferPointer(start: bytes, count: count)))
         case SQLITE_FLOAT:
-            return .integer(Int64(sqlite3_column_double(statement, index)))
+            // luaexec writes no floats; one from a hand-edited or foreign database (`luaexec
+            // restore`) is read as the nearest integer: Int64(1e300) or Int64(nan) would trap.
+            let value = sqlite3_column_double(statement, index)
+            if value.isNaN { return .null }
+            if value >= 0x1p63 { return .integer(.max) }
+            if value < -0x1p63 { return .integer(.min) }
+            return .integer(Int64(value))
         default:
             return .null
         }

@@ -12,8 +12,11 @@ public enum UTCTime {
     /// `2026-12-01T12:00:00Z`: the instant `secondsSince1970` rounded down to the second, as
     /// Foundation's `Date.ISO8601FormatStyle()` writes it.
     public static func iso8601(secondsSince1970: Double) -> String {
+        // Within years 0000 to 9999, the format's: a date read from a foreign database must
+        // not trap converting to Int, nor print five-digit years.
+        let seconds = secondsSince1970.isNaN ? 0 : min(max(secondsSince1970, -62_167_219_200), 253_402_300_799)
         let bytes = ByteWriter.bytes { out in
-            writeDateTime(Int(secondsSince1970.rounded(.down)), to: &out)
+            writeDateTime(Int(seconds.rounded(.down)), to: &out)
             out.byte(UInt8(ascii: "Z"))
         }
         return String(decoding: bytes, as: UTF8.self)

@@ -28,6 +28,17 @@ struct TokenStoreSQLiteTests {
         #expect(listed[0].lastUsedAt == Date(timeIntervalSince1970: 1_900_000_000))
     }
 
+    @Test("floats a foreign or hand-edited database holds where integers belong are read without a trap")
+    func foreignFloats() throws {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try TokenStore(path: path)
+        _ = try store.create(name: "ops", scopes: [.exec], expiresAt: nil)
+        _ = try store.database.query("UPDATE token SET expires_at = 1e300, last_used_at = -1e300")
+        let listed = try TokenStore(path: path).list()
+        #expect(listed.map(\.expiresAt) == [Date(timeIntervalSince1970: TimeInterval(Int64.max))])
+        #expect(listed[0].json.contains(#""expires":"9999-12-31T23:59:59Z","last_used":"0000-01-01T00:00:00Z""#))
+    }
+
     @Test("data_version moves when another connection commits, not for the connection's own reads")
     func dataVersion() throws {
         defer { try? FileManager.default.removeItem(atPath: path) }
