@@ -60,7 +60,9 @@ extension DaemonSettings {
         Key("lua.safe_mode", expects: "true or false", \.safeMode, read: \.bool),
         Key("exec.interactive", expects: "true or false", \.interactive, read: \.bool),
         Key("exec.actions", expects: "true or false", \.actions, read: \.bool),
-        Key("exec.max_body", expects: "a number of bytes from 0 to 1073741824", \.maxBody, read: \.int) { (0...(1 << 30)).contains($0) },
+        Key("exec.max_body", expects: "a number of bytes from 0 to 1073741824", \.maxBody, read: \.int) {
+            (0...(1 << 30)).contains($0)
+        },
         Key("limits.time", expects: "a number of seconds above 0, at most 86400", \.timeLimit, read: \.number) { $0 > 0 && $0 <= 86_400 },
         Key("limits.init_time", expects: "a number of seconds above 0, at most 86400", \.initTimeLimit, read: \.number) {
             $0 > 0 && $0 <= 86_400
@@ -80,7 +82,7 @@ extension DaemonSettings {
         Key("auth.failure_limit", expects: "a whole number from 1 to 1000000", \.authFailureLimit, read: \.int) {
             (1...1_000_000).contains($0)
         },
-        // Every setting has an upper bound: a block of 9223372036854775807 s was accepted and
+        // Every number has an upper bound: a block of 9223372036854775807 s was accepted and
         // trapped luaexecd (a monotonic instant overflowing) at the first failed authentication.
         Key("auth.block_seconds", expects: "a whole number of seconds from 1 to 31536000 (a year)", \.authBlockSeconds, read: \.int) {
             (1...31_536_000).contains($0)
