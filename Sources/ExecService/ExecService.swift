@@ -327,7 +327,8 @@ public final class ExecService: Sendable {
         return nil
     }
 
-    /// The bearer token of the request, from the header or the query (never both).
+    /// Whom the request's bearer token identifies; the token from the header or the query (never
+    /// both).
     private func authenticate(_ head: RequestHead) -> Result<TokenIdentity, AuthFailure> {
         let queryTokens = QueryString.values(of: "AuthToken", in: head.query)
         // Nearly every request: an Authorization header and no AuthToken. Its token is read and

@@ -6,7 +6,6 @@ public struct Evaluation: Sendable {
     /// Time spent loading, running and converting the chunk (not waiting for the state), in
     /// nanoseconds: kept as a count, as the metrics and `Server-Timing` read it.
     public var elapsedNanoseconds: Int64
-    public var elapsed: Duration { .nanoseconds(elapsedNanoseconds) }
 
     public init(output: [UInt8], outcome: Result<[LuaValue], LuaFailure>, elapsedNanoseconds: Int64) {
         self.output = output

@@ -137,11 +137,6 @@ public struct ByteWriter: ~Copyable {
         Self.formatMilliseconds(nanoseconds: nanoseconds) { byte($0) }
     }
 
-    @inlinable
-    public mutating func milliseconds(_ duration: Duration) {
-        milliseconds(nanoseconds: duration.wholeNanoseconds)
-    }
-
     /// The digits of `value`, most significant first, each handed to `put`.
     @inlinable
     public static func formatDecimal(_ value: UInt, _ put: (UInt8) -> Void) {

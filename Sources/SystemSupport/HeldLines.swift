@@ -34,14 +34,10 @@ public final class HeldLines: Sendable {
         pthread_setspecific(key, nil)
     }
 
-    /// Holds `line` if the calling thread holds lines; false when it does not, and the caller
-    /// writes it. The holder must outlive the threads that hold in it (the transport's does).
-    public static func appendIfHolding(_ line: [UInt8]) -> Bool {
-        appendIfHolding { $0 += line }
-    }
-
-    /// As `appendIfHolding(_:)`, the line written by `write` where it is held, without an array
-    /// of its own. `write` runs under the holder's lock: it only formats.
+    /// Holds the line `write` appends, written where it is held (no array of its own), if the
+    /// calling thread holds lines; false when it does not, and the caller writes it. `write` runs
+    /// under the holder's lock: it only formats. The holder must outlive the threads that hold
+    /// in it (the transport's does).
     public static func appendIfHolding(writing write: (inout [UInt8]) -> Void) -> Bool {
         guard let holder = current else { return false }
         holder.buffer.withLock { write(&$0) }

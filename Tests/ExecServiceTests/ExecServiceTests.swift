@@ -96,7 +96,7 @@ struct ExecServiceTests {
         // Past a small string's 15 bytes.
         #expect(EvaluationRenderer.serverTiming(nanoseconds: 3600 * 1_000_000_000) == "lua;dur=3600000.000")
         let bytes = ByteWriter.bytes { writer in
-            writer.milliseconds(.milliseconds(1234.5678))
+            writer.milliseconds(nanoseconds: 1_234_567_800)
             writer.decimal(-42)
         }
         #expect(String(decoding: bytes, as: UTF8.self) == "1234.568-42")

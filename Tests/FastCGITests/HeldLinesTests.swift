@@ -24,17 +24,17 @@ struct HeldLinesTests {
         defer { close(ends[0]); close(ends[1]) }
         let held = HeldLines(fd: ends[1])
 
-        #expect(!HeldLines.appendIfHolding(Array("before\n".utf8)))
+        #expect(!HeldLines.appendIfHolding { $0 += Array("before\n".utf8) })
         #expect(HeldLines.current == nil)
         held.holdOnThisThread()
         #expect(HeldLines.current === held)
-        #expect(HeldLines.appendIfHolding(Array("one\n".utf8)))
-        #expect(HeldLines.appendIfHolding(Array("two\n".utf8)))
+        #expect(HeldLines.appendIfHolding { $0 += Array("one\n".utf8) })
+        #expect(HeldLines.appendIfHolding { $0 += Array("two\n".utf8) })
         // Another thread holds nothing unless it says so.
         let elsewhere = ConditionLock()
         nonisolated(unsafe) var otherHeld: Bool?
         startThread(name: "other", stackSize: 1 << 20) {
-            let result = HeldLines.appendIfHolding(Array("other\n".utf8))
+            let result = HeldLines.appendIfHolding { $0 += Array("other\n".utf8) }
             elsewhere.withLock {
                 otherHeld = result
                 elsewhere.signal()
@@ -50,7 +50,7 @@ struct HeldLinesTests {
         #expect(Self.drain(ends[0]) == "")
 
         HeldLines.stopHoldingOnThisThread()
-        #expect(!HeldLines.appendIfHolding(Array("after\n".utf8)))
+        #expect(!HeldLines.appendIfHolding { $0 += Array("after\n".utf8) })
         #expect(HeldLines.current == nil)
     }
 }
