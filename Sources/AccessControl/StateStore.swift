@@ -113,7 +113,8 @@ public final class StateStore: Sendable {
         try database.query("SELECT key, value FROM persisted").map { ($0[0].blob ?? [], $0[1].blob ?? []) }
     }
 
-    /// Every config path and value, by path.
+    /// Every config path and value, by path. A row that is not a config value (a hand-edited or
+    /// foreign database) is not among them: `setAsideUnreadableConfig` moves such rows away.
     public func config() throws(StoreError) -> [(path: String, value: ConfigValue)] {
         try database.query("SELECT path, type, value FROM config ORDER BY path").compactMap { row in
             guard let path = row[0].text, let type = row[1].text,
@@ -121,6 +122,116 @@ public final class StateStore: Sendable {
             else { return nil }
             return (path, value)
         }
+    }
+
+    // MARK: Entries set aside
+
+    /// A saved entry the daemon could not load, moved out of `persisted` or `config` so that the
+    /// daemon starts with the rest (SPEC V6): kept, listed in the status and by `luaexec aside`,
+    /// until an administrator removes it.
+    public struct SetAsideEntry: Sendable, Equatable {
+        public var id: Int64
+        /// "persisted" or "config".
+        public var section: String
+        /// A `persisted` key as Lua shows it (a string, an integer, or the bytes in hex when it is
+        /// not a key at all), or a config path.
+        public var key: String
+        /// The stored value's size in bytes.
+        public var bytes: Int
+        public var reason: String
+        public var setAsideAt: Date
+    }
+
+    /// Moves the `persisted` entry stored under `key` (as `persisted()` gave it) to `set_aside`,
+    /// with why: one transaction, so it is in one table or the other, never lost.
+    public func setAside(persistedKey key: [UInt8], reason: String, now: Date = Date()) throws(StoreError) {
+        try database.write { db throws(StoreError) in
+            try db.query(
+                """
+                INSERT INTO set_aside (section, key, type, value, reason, set_aside_at)
+                SELECT 'persisted', CAST(key AS BLOB), NULL, CAST(value AS BLOB), ?, ? FROM persisted
+                WHERE CAST(key AS BLOB) = ?
+                """, [.text(reason), .integer(Int64(now.timeIntervalSince1970)), .blob(key)])
+            try db.query("DELETE FROM persisted WHERE CAST(key AS BLOB) = ?", [.blob(key)])
+        }
+    }
+
+    /// Moves the config rows that are not config values (an unknown type, a number that does not
+    /// read as one, a path that is not text) or that the state could not load (`paths`) to
+    /// `set_aside`; returns what it moved, for the log.
+    @discardableResult
+    public func setAsideConfig(paths: [String: String] = [:], now: Date = Date()) throws(StoreError) -> [SetAsideEntry] {
+        let rows = try database.query("SELECT rowid, path, type, value FROM config")
+        var moving: [(rowid: Int64, reason: String)] = []
+        for row in rows {
+            guard let rowid = row[0].integer else { continue }
+            if let path = row[1].text, let type = row[2].text, ConfigValue(stored: type, row[3].blob ?? []) != nil {
+                if let reason = paths[path] { moving.append((rowid, reason)) }
+            } else {
+                moving.append((rowid, "not a config value (type \(row[2].text.map { "'\($0)'" } ?? "missing"))"))
+            }
+        }
+        guard !moving.isEmpty else { return [] }
+        let at = Int64(now.timeIntervalSince1970)
+        let ids = try database.write { db throws(StoreError) -> [Int64] in
+            var ids: [Int64] = []
+            for entry in moving {
+                try db.query(
+                    """
+                    INSERT INTO set_aside (section, key, type, value, reason, set_aside_at)
+                    SELECT 'config', CAST(path AS BLOB), CAST(type AS TEXT), CAST(value AS BLOB), ?, ? FROM config WHERE rowid = ?
+                    """, [.text(entry.reason), .integer(at), .integer(entry.rowid)])
+                try db.query("DELETE FROM config WHERE rowid = ?", [.integer(entry.rowid)])
+                if let id = try db.query("SELECT last_insert_rowid()").first?.first?.integer { ids.append(id) }
+            }
+            return ids
+        }
+        return try setAside().filter { ids.contains($0.id) }
+    }
+
+    /// Everything set aside, oldest first.
+    public func setAside() throws(StoreError) -> [SetAsideEntry] {
+        try database.query("SELECT id, section, key, length(value), reason, set_aside_at FROM set_aside ORDER BY id").map {
+            row in
+            let section = row[1].text ?? "?"
+            let key = row[2].blob ?? []
+            return SetAsideEntry(
+                id: row[0].integer ?? 0, section: section,
+                key: section == "config" ? String(decoding: key, as: UTF8.self) : Self.describe(persistedKey: key),
+                bytes: Int(row[3].integer ?? 0), reason: row[4].text ?? "",
+                setAsideAt: Date(timeIntervalSince1970: TimeInterval(row[5].integer ?? 0)))
+        }
+    }
+
+    /// The stored value of one entry set aside, as it was saved (for `luaexec aside export`).
+    public func setAsideValue(id: Int64) throws(StoreError) -> [UInt8]? {
+        try database.query("SELECT value FROM set_aside WHERE id = ?", [.integer(id)]).first?.first?.blob
+    }
+
+    /// Removes one entry set aside; false when there is none with that id.
+    public func dropSetAside(id: Int64) throws(StoreError) -> Bool {
+        try database.write { db throws(StoreError) -> Bool in
+            guard try !db.query("SELECT 1 FROM set_aside WHERE id = ?", [.integer(id)]).isEmpty else { return false }
+            try db.query("DELETE FROM set_aside WHERE id = ?", [.integer(id)])
+            return true
+        }
+    }
+
+    /// A `persisted` key as stored (persist.c's encoding: 's' u32 length and bytes, or 'i' and a
+    /// little-endian int64) as Lua would show it; anything else in hex.
+    public static func describe(persistedKey key: [UInt8]) -> String {
+        if key.count == 9, key[0] == UInt8(ascii: "i") {
+            let value = key[1...].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            return String(Int64(bitPattern: value))
+        }
+        if key.count >= 5, key[0] == UInt8(ascii: "s") {
+            let length = key[1...4].reversed().reduce(0) { $0 << 8 | Int($1) }
+            if length == key.count - 5, let text = String(validating: key[5...], as: UTF8.self) {
+                return text
+            }
+        }
+        return "0x" + key.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+            .joined()
     }
 
     public func config(_ path: String) throws(StoreError) -> ConfigValue? {

@@ -19,7 +19,7 @@ public final class TokenStore: Sendable {
 
     /// The schema, by `PRAGMA user_version`. Version 1 is the `token` table (databases of
     /// earlier development builds have the same table and open as they are); 2 adds `published`;
-    /// 3 adds `persisted`, `config` and `meta`.
+    /// 3 adds `persisted`, `config` and `meta`; 4 adds `set_aside`.
     private static func migrate(_ db: SQLiteDatabase.Transaction) throws(StoreError) {
         let version = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
         if version < 1 {
@@ -56,6 +56,22 @@ public final class TokenStore: Sendable {
             try db.query("CREATE TABLE IF NOT EXISTS meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)")
             try db.query("PRAGMA application_id = \(Self.applicationID)")
             try db.query("PRAGMA user_version = 3")
+        }
+        if version < 4 {
+            // Saved entries that the daemon could not load (StateStore.setAside): moved here
+            // at start so that it starts with the rest, kept until an administrator removes them.
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS set_aside (
+                    id INTEGER PRIMARY KEY,
+                    section TEXT NOT NULL,
+                    key BLOB NOT NULL,
+                    type TEXT,
+                    value BLOB NOT NULL,
+                    reason TEXT NOT NULL,
+                    set_aside_at INTEGER NOT NULL)
+                """)
+            try db.query("PRAGMA user_version = 4")
         }
     }
 

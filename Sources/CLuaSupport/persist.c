@@ -17,6 +17,7 @@
 
 #define P_BACKING "luaexec.persist.backing"  // weak keys: proxy -> backing table
 #define P_TOP "luaexec.persist.top"          // weak keys: proxy -> top-level key (none for the root)
+#define P_DEPTH "luaexec.persist.depth"      // weak keys: proxy -> its depth (0: a top-level value; none for the root)
 #define P_ROOT "luaexec.persist.root"        // the root proxy, the global `persisted`
 #define P_DIRTY "luaexec.persist.dirty"      // top-level key -> true
 #define P_META "luaexec.persisted"           // the proxies' metatable
@@ -98,9 +99,22 @@ static size_t stored_size(lua_State *L, int idx) {
     return size;
 }
 
-// Pushes a new proxy (and its backing table) under top-level key `top`; leaves the backing
-// table's index in *backing.
-static void new_proxy(lua_State *L, int top, int *backing) {
+// The depth of a proxy: 0 for a table stored directly in `persisted`, one more per level below;
+// -1 for the root. A depth is where a table is stored, not how deep the value assigned was:
+// nesting built up one assignment at a time (`t.x = {} t = t.x` in a loop) is counted whole.
+static int proxy_depth(lua_State *L, int proxy) {
+    proxy = lua_absindex(L, proxy);
+    push_registry(L, P_DEPTH);
+    lua_pushvalue(L, proxy);
+    lua_rawget(L, -2);
+    int depth = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+    lua_pop(L, 2);
+    return depth;
+}
+
+// Pushes a new proxy (and its backing table) at `depth` under top-level key `top`; leaves the
+// backing table's index in *backing.
+static void new_proxy(lua_State *L, int top, int depth, int *backing) {
     lua_newtable(L);  // backing
     lua_newtable(L);  // proxy
     luaL_setmetatable(L, P_META);
@@ -114,12 +128,20 @@ static void new_proxy(lua_State *L, int top, int *backing) {
     lua_pushvalue(L, top);
     lua_rawset(L, -3);
     lua_pop(L, 1);
+    if (depth >= 0) {
+        push_registry(L, P_DEPTH);
+        lua_pushvalue(L, -2);
+        lua_pushinteger(L, depth);
+        lua_rawset(L, -3);
+        lua_pop(L, 1);
+    }
     *backing = lua_gettop(L) - 1;
 }
 
 // Pushes what `idx` becomes inside `persisted`: scalars as they are, tables copied into new
-// proxies. Raises a clear error for anything else, a cycle, or nesting past LX_PERSIST_DEPTH; the
-// caller stores nothing then. Adds the encoded size to *size.
+// proxies at `depth` (a table's depth where it is stored, see proxy_depth). Raises a clear error
+// for anything else, a cycle, or nesting past LX_PERSIST_DEPTH; the caller stores nothing then.
+// Adds the encoded size to *size.
 static void copy_in(lua_State *L, int idx, int top, int visiting, int depth, size_t *size) {
     idx = lua_absindex(L, idx);
     switch (lua_type(L, idx)) {
@@ -164,7 +186,7 @@ static void copy_in(lua_State *L, int idx, int top, int visiting, int depth, siz
     lua_rawset(L, visiting);
 
     int backing;
-    new_proxy(L, top, &backing);
+    new_proxy(L, top, depth, &backing);
     int proxy = lua_gettop(L);
     *size += 5;
     lua_pushnil(L);
@@ -212,7 +234,7 @@ static int p_newindex(lua_State *L) {
     size_t old_size = lua_isnil(L, 6) ? 0 : scalar_size(L, 2) + stored_size(L, 6);
     lua_newtable(L);  // 7: tables being copied
     size_t new_size = 0;
-    copy_in(L, 3, 5, 7, 0, &new_size);  // 8
+    copy_in(L, 3, 5, 7, proxy_depth(L, 1) + 1, &new_size);  // 8
     if (lua_isnil(L, 8)) new_size = 0;
     else new_size += scalar_size(L, 2);
     if (new_size > old_size && rt->persist_bytes - old_size + new_size > rt->persist_limit) {
@@ -401,7 +423,7 @@ static void read_value(lua_State *L, reader *r, int top, int depth) {
     case 'm': {
         size_t n = (size_t)read_u(L, r, 4);
         int backing;
-        new_proxy(L, top, &backing);
+        new_proxy(L, top, depth, &backing);
         for (size_t i = 0; i < n; i++) {
             read_value(L, r, top, depth + 1);
             read_value(L, r, top, depth + 1);
@@ -684,6 +706,7 @@ void lx_open_persist(lua_State *L) {
     int base = lua_gettop(L);
     weak_keyed_table(L, P_BACKING);
     weak_keyed_table(L, P_TOP);
+    weak_keyed_table(L, P_DEPTH);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, P_DIRTY);
     static const luaL_Reg meta[] = {
@@ -699,7 +722,7 @@ void lx_open_persist(lua_State *L) {
     lua_pop(L, 1);
     lua_pushnil(L);  // the root has no top-level key
     int backing;
-    new_proxy(L, lua_gettop(L), &backing);
+    new_proxy(L, lua_gettop(L), -1, &backing);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, P_ROOT);
     lua_setglobal(L, "persisted");

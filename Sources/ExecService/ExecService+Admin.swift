@@ -63,7 +63,21 @@ extension ExecService {
         } else {
             json.raw("null")
         }
-        json.raw("}")
+        // Saved entries the state could not load (SPEC V6), until an administrator removes them.
+        json.raw(",\"set_aside\":[")
+        for (index, entry) in ((try? stateStore?.setAside()) ?? []).enumerated() {
+            if index > 0 { json.raw(",") }
+            json.raw("{\"id\":\(entry.id),\"section\":")
+            json.string(entry.section)
+            json.raw(",\"key\":")
+            json.string(entry.key)
+            json.raw(",\"bytes\":\(entry.bytes),\"reason\":")
+            json.string(entry.reason)
+            json.raw(",\"since\":")
+            json.string(UTCTime.iso8601(secondsSince1970: entry.setAsideAt.timeIntervalSince1970))
+            json.raw("}")
+        }
+        json.raw("]}")
         return String(decoding: json.bytes, as: UTF8.self)
     }
 

@@ -29,31 +29,49 @@ extension LuaVM {
         }
     }
 
-    /// Fills `persisted` and the config store with what was saved, before any chunk runs.
-    public func loadSaved(persisted: [(key: [UInt8], value: [UInt8])], config: [(path: String, value: LuaValue)])
-        throws(LuaVMError)
-    {
-        var section: [UInt8] = []
-        func append(count: Int) { withUnsafeBytes(of: UInt32(count).littleEndian) { section.append(contentsOf: $0) } }
-        append(count: persisted.count)
-        for entry in persisted { section += entry.key + entry.value }
-        try load(section, config: false)
-        section = []
-        append(count: config.count)
-        for entry in config { section += LuaValue.encodeValue(.string(entry.path)) + LuaValue.encodeValue(entry.value) }
-        try load(section, config: true)
+    /// A saved entry that could not be loaded, by its position in what `loadSaved` was given.
+    public struct UnloadableEntry: Sendable, Equatable {
+        public enum Section: String, Sendable { case persisted, config }
+        public var section: Section
+        public var index: Int
+        /// Why, as the loader said it ("stored data is damaged", "not enough memory").
+        public var reason: String
     }
 
-    private func load(_ section: [UInt8], config: Bool) throws(LuaVMError) {
+    /// Fills `persisted` and the config store with what was saved, before any chunk runs. Each
+    /// entry is loaded on its own: one that cannot be loaded (damaged, nested past the limit,
+    /// larger than the memory cap; a foreign or hand-edited database) is left out and returned,
+    /// so that the daemon starts with the rest and sets that one aside (SPEC V6).
+    public func loadSaved(persisted: [(key: [UInt8], value: [UInt8])], config: [(path: String, value: LuaValue)])
+        -> [UnloadableEntry]
+    {
+        var failures: [UnloadableEntry] = []
+        for (index, entry) in persisted.enumerated() {
+            if let reason = load(entry.key + entry.value, config: false) {
+                failures.append(.init(section: .persisted, index: index, reason: reason))
+            }
+        }
+        for (index, entry) in config.enumerated() {
+            let bytes = LuaValue.encodeValue(.string(Array(entry.path.utf8))) + LuaValue.encodeValue(entry.value)
+            if let reason = load(bytes, config: true) {
+                failures.append(.init(section: .config, index: index, reason: reason))
+            }
+        }
+        return failures
+    }
+
+    /// Loads one encoded entry (key, then value); the loader's message when it cannot.
+    private func load(_ entry: [UInt8], config: Bool) -> String? {
+        var section: [UInt8] = []
+        withUnsafeBytes(of: UInt32(1).littleEndian) { section.append(contentsOf: $0) }
+        section += entry
         let status = section.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) {
                 lx_load_saved(runtime, config ? 1 : 0, $0.baseAddress, $0.count)
             }
         }
-        guard status == Int32(LX_OK.rawValue) else {
-            let what = config ? "the config store" : "persisted"
-            throw LuaVMError(message: "cannot load \(what): " + String(decoding: bytes(lx_error), as: UTF8.self))
-        }
+        guard status != Int32(LX_OK.rawValue) else { return nil }
+        return String(decoding: bytes(lx_error), as: UTF8.self)
     }
 
     /// Sets a config path from outside the state (the CLI, the admin API), queueing its

@@ -11,6 +11,7 @@ public struct Luaexec: ParsableCommand {
         abstract: "Manage and use a luaexec appliance.",
         subcommands: [
             LoginCommand.self, EvalCommand.self, ReplCommand.self, RemotesCommand.self, LogoutCommand.self,
-            TokenCommand.self, EndpointsCommand.self, ConfigCommand.self, BackupCommand.self, RestoreCommand.self,
+            TokenCommand.self, EndpointsCommand.self, ConfigCommand.self, AsideCommand.self, BackupCommand.self,
+            RestoreCommand.self,
         ])
 }

@@ -209,8 +209,7 @@ struct Daemon: ParsableCommand {
             // What was saved comes back before the init scripts run, so they can read it; what a
             // chunk changes is saved before its answer goes out (SPEC V5, V6).
             vm.persistedLimit = settings.persistedLimitMiB << 20
-            try vm.loadSaved(
-                persisted: stateStore.persisted(), config: stateStore.config().map { ($0.path, $0.value.luaValue) })
+            try Self.loadSaved(into: vm, from: stateStore, logger: logger)
             vm.changeSink = { changes in
                 try stateStore.commit(
                     persisted: changes.persisted,
@@ -241,6 +240,49 @@ struct Daemon: ParsableCommand {
             logger: logger)
         try server.start()
         return (executor, service, server)
+    }
+
+    /// Loads `persisted` and the config store into a new state. No stored value may keep the
+    /// daemon from starting (SPEC V6): an entry that cannot be loaded (damaged, nested past the
+    /// limit, past the memory cap; a hand-edited or foreign database) is moved to the database's
+    /// `set_aside` table, logged, and listed in the status and by `luaexec aside` until an
+    /// administrator removes it. The state starts with everything else.
+    private static func loadSaved(into vm: LuaVM, from store: StateStore, logger: Logger) throws {
+        for entry in try store.setAsideConfig() { logSetAside(entry.section, entry.key, entry.reason, logger) }
+        let persisted = try store.persisted()
+        let config = try store.config()
+        let failures = vm.loadSaved(persisted: persisted, config: config.map { ($0.path, $0.value.luaValue) })
+        var configFailures: [String: String] = [:]
+        for failure in failures {
+            switch failure.section {
+            case .persisted:
+                let key = persisted[failure.index].key
+                do {
+                    try store.setAside(persistedKey: key, reason: failure.reason)
+                    logSetAside("persisted", StateStore.describe(persistedKey: key), failure.reason, logger)
+                } catch {
+                    logger.error(
+                        "persisted entry not loaded, and not set aside",
+                        metadata: [
+                            "key": "\(StateStore.describe(persistedKey: key))", "reason": "\(failure.reason)",
+                            "error": "\(error)",
+                        ])
+                }
+            case .config:
+                configFailures[config[failure.index].path] = failure.reason
+            }
+        }
+        if !configFailures.isEmpty {
+            for entry in try store.setAsideConfig(paths: configFailures) {
+                logSetAside(entry.section, entry.key, entry.reason, logger)
+            }
+        }
+    }
+
+    private static func logSetAside(_ section: String, _ key: String, _ reason: String, _ logger: Logger) {
+        logger.error(
+            "saved entry not loaded: set aside (luaexec aside list)",
+            metadata: ["section": "\(section)", "key": "\(key)", "reason": "\(reason)"])
     }
 
     /// swift-metrics with the Prometheus backend (SPEC M5); returns the exporter that

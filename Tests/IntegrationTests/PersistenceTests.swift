@@ -74,6 +74,59 @@ struct PersistenceTests {
         #expect(sawNew || sawOld)
     }
 
+    @Test("a stored value that cannot be loaded never keeps luaexecd from starting: it is set aside, shown and removable")
+    func unloadableValueIsSetAside() throws {
+        let stack = try Stack(launch: .supervisedSocketActivation)
+        // The way in that the daemon itself allowed before: one level per assignment.
+        let nested = try stack.eval("persisted.d = {} local t = persisted.d for i = 1, 100 do t.x = {} t = t.x end")
+        #expect(nested.status == 500)
+        #expect(nested.text.hasPrefix("interactive.lua:1: persisted: tables nested deeper than 64 levels\n"))
+        #expect(try stack.eval("persisted.fine = 'kept' config.set('site', 'north')").status == 200)
+        // A hand-edited or foreign database: a value nested 100 deep, and a config row of no type.
+        func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+        func key(_ text: String) -> [UInt8] { [UInt8(ascii: "s"), UInt8(text.utf8.count), 0, 0, 0] + Array(text.utf8) }
+        var deep: [UInt8] = [UInt8(ascii: "t")]
+        for _ in 0..<100 { deep = [UInt8(ascii: "m"), 1, 0, 0, 0] + key("x") + deep }
+        let edit = try Stack.run(
+            "/usr/bin/sqlite3",
+            [
+                stack.database,
+                "INSERT INTO persisted VALUES (X'\(hex(key("deep")))', X'\(hex(deep))');"
+                    + "INSERT INTO config VALUES ('odd.path', 'widget', X'00');",
+            ])
+        #expect(edit.status == 0, "\(edit.stderr)")
+        try killAndWaitForRestart(stack)
+
+        #expect(try stack.eval("return persisted.fine, persisted.deep, config.get('site'), config.get('odd.path')").text
+            == "kept\tnil\tnorth\tnil")
+        let status = try stack.request("/api/v1/admin/status", token: stack.adminToken).text
+        let aside = try #require(
+            (try JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any])?["set_aside"] as? [[String: Any]])
+        #expect(aside.map { "\($0["section"]!) \($0["key"]!) \($0["reason"]!)" } == [
+            "config odd.path not a config value (type 'widget')", "persisted deep stored data is damaged",
+        ])
+        #expect(aside.map { $0["bytes"] as? Int } == [1, deep.count])
+        let log = stack.luaexecdLog()
+        #expect(log.contains(#"saved entry not loaded: set aside (luaexec aside list) key=deep reason="stored data is damaged" section=persisted"#))
+        #expect(log.contains("key=odd.path"))
+        let listing = try luaexec(stack, ["aside", "list"])
+        #expect(listing.status == 0)
+        #expect(listing.stdout.hasPrefix("ID  SECTION    KEY       BYTES  SINCE"))
+        #expect(listing.stdout.contains("persisted  deep      \(deep.count)"))
+        // Nothing is lost: the bytes come back as they were stored.
+        let exported = stack.directory + "/deep.bin"
+        #expect(try luaexec(stack, ["aside", "export", "2", exported]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: exported)) == Data(deep))
+        // Another start finds nothing to set aside again, and the value does not come back by itself.
+        try killAndWaitForRestart(stack)
+        #expect(try luaexec(stack, ["aside", "list"]).stdout.components(separatedBy: "\n").count == 4)
+        #expect(try luaexec(stack, ["aside", "drop", "2"]).status == 0)
+        #expect(try luaexec(stack, ["aside", "drop", "2"]).status == 1)
+        #expect(try luaexec(stack, ["aside", "drop", "1"]).status == 0)
+        #expect(try luaexec(stack, ["aside", "list"]).stdout == "nothing is set aside\n")
+        #expect(try stack.request("/api/v1/admin/status", token: stack.adminToken).text.contains(#""set_aside":[]"#))
+    }
+
     @Test("reset keeps persisted and the config store, loses shared and other globals")
     func resetKeeps() throws {
         let stack = try Stack()

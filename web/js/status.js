@@ -3,7 +3,7 @@
 // minutes, from the Prometheus metrics (M5) sampled every 5 s since sign-in.
 
 import { api, session, SignedOut } from "./session.js";
-import { $, el, holding, notify, report, confirmAction, formatBytes, formatDuration, Poller } from "./ui.js";
+import { $, el, holding, notify, report, confirmAction, formatBytes, formatDuration, formatTime, show, Poller } from "./ui.js";
 
 const SAMPLE_MS = 5000;
 const KEEP = 120; // samples: 10 minutes
@@ -53,6 +53,12 @@ export class StatusPage {
       ? `${status.running.token ?? "(init script)"} for ${(status.running.elapsed_ms / 1000).toFixed(1)} s`
       : "nothing";
     $("#status-interrupt").disabled = !status.running;
+    const aside = status.set_aside ?? [];
+    show($("#set-aside"), aside.length > 0);
+    $("#set-aside-entries tbody").replaceChildren(
+      ...aside.map((entry) => holding("tr", el("td", entry.id, { class: "num" }), el("td", entry.section),
+        el("td", entry.key), el("td", entry.bytes, { class: "num" }), el("td", entry.reason),
+        el("td", formatTime(entry.since)))));
     const outcomes = Object.entries(status.requests).sort((a, b) => b[1] - a[1]);
     $("#outcomes tbody").replaceChildren(
       ...outcomes.map(([outcome, count]) => holding("tr", el("td", outcome), el("td", count, { class: "num" }))));
