@@ -45,6 +45,13 @@ struct lx_runtime {
     // as soon as it stops running, so its pointer is only used while this lock is held.
     pthread_mutex_t hook_lock;
     lua_State *current;
+    // The block lua_newstate allocated first (it holds the main thread), and whether lua_close
+    // has freed it, under hook_lock: lx_stop may run on another thread while the state closes.
+    void *state_block;
+    int state_freed;
+    // The thread that keeps hooks allowed while a stop is in effect (luasupport.c).
+    pthread_t stopper;
+    int stopper_running;
 
     // The chunk lx_eval runs (NULL otherwise), for the host to hash what registered an endpoint.
     const char *chunk;
@@ -82,6 +89,9 @@ int lx_put_scalar(lua_State *L, lx_buf *b, int idx);
 void lx_open_http(lua_State *L);
 // Pushes the function registered under `name` for `kind`, or nil (http.c).
 int lx_push_registered(lua_State *L, int kind, const char *name, size_t name_len);
+// Raises the stop hook's error for `reason` (an lx_stop_reason other than LX_STOP_NONE), for C
+// code that runs long without returning to Lua and checks rt->stop itself.
+int lx_raise_stop(lua_State *L, int reason);
 // Creates `persisted`, `shared` and `config` (persist.c).
 void lx_open_persist(lua_State *L);
 // Pushes the function of the config callback lx_next_config_call chose, or nil (persist.c).

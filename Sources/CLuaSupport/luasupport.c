@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 // MARK: - Buffers (malloc'd, outside the state's allocator, reused across evaluations)
 
@@ -56,6 +57,12 @@ static void *lx_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     lx_runtime *rt = ud;
     if (ptr == NULL) osize = 0;  // osize then encodes the object's type, not a size
     if (nsize == 0) {
+        if (ptr != NULL && ptr == rt->state_block) {
+            // lua_close frees the main thread last: from now on lx_stop must not touch it.
+            pthread_mutex_lock(&rt->hook_lock);
+            rt->state_freed = 1;
+            pthread_mutex_unlock(&rt->hook_lock);
+        }
         free(ptr);
         rt->used -= osize;
         return NULL;
@@ -66,6 +73,7 @@ static void *lx_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     void *p = realloc(ptr, nsize);
     if (p == NULL) return NULL;
+    if (rt->state_block == NULL) rt->state_block = p;  // lua_newstate's first block holds the main thread
     rt->used = rt->used - osize + nsize;
     if (rt->used > rt->peak) rt->peak = rt->used;
     return p;
@@ -119,6 +127,11 @@ static lx_runtime *runtime_of(lua_State *L) { return lx_runtime_of(L); }
 
 // MARK: - The stop hook
 
+int lx_raise_stop(lua_State *L, int reason) {
+    lua_pushstring(L, reason == LX_STOP_TIMEOUT ? "time limit exceeded" : "interrupted by an administrator");
+    return lua_error(L);
+}
+
 static void lx_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lx_runtime *rt = runtime_of(L);
@@ -128,20 +141,112 @@ static void lx_hook(lua_State *L, lua_Debug *ar) {
         lua_sethook(L, NULL, 0, 0);
         return;
     }
-    lua_pushstring(L, reason == LX_STOP_TIMEOUT ? "time limit exceeded" : "interrupted by an administrator");
-    lua_error(L);
+    lx_raise_stop(L, reason);
+}
+
+// MARK: - Where Lua turns hooks off
+// Lua clears a thread's `allowhook` while it runs a finalizer (GCTM in lgc.c), a hook function
+// (luaD_hook), and the message handler of an error that a hook raised, and restores it after.
+// Lua code reached from there, a looping `__gc` above all, however it was installed (assigned
+// to the metatable later, or `__gc = pcall` calling a looping `__call`), never sees the stop
+// hook, and no public API turns hooks back on. So when the watchdog stops a chunk it also sets
+// `allowhook` again on the threads it arms: the hook then fires at the next instruction of the
+// finalizer, whose error Lua turns into a warning, as for any failing `__gc`, and the chunk
+// ends at its next instruction. GCTM clears the flag again for the next finalizer, and the
+// watchdog sets it again at its next tick (10 ms).
+//
+// `allowhook` is not in Lua's public headers. It is the byte after `status` at the start of
+// every lua_State since 5.4.0 (lstate.h: CommonHeader — next, tt, marked — then status,
+// allowhook), and lx_check_layout verifies that against the linked liblua before any state
+// is made: tt reads LUA_TTHREAD, allowhook reads 1 in running code and 0 inside a hook.
+#define LX_ALLOWHOOK_OFFSET (sizeof(void *) + 3)
+#define LX_TT_OFFSET (sizeof(void *))
+
+static volatile unsigned char *allowhook_of(lua_State *L) {
+    return (volatile unsigned char *)L + LX_ALLOWHOOK_OFFSET;
+}
+
+static int layout_seen_in_hook = -1;
+
+static void layout_probe_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    layout_seen_in_hook = *allowhook_of(L);
+    lua_sethook(L, NULL, 0, 0);
+}
+
+static const char *layout_problem = "the layout check did not run";
+
+static void check_layout(void) {
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        layout_problem = "cannot create a Lua state to check liblua's layout";
+        return;
+    }
+    int tt = ((unsigned char *)L)[LX_TT_OFFSET];
+    int running = *allowhook_of(L);
+    lua_sethook(L, layout_probe_hook, LUA_MASKCOUNT, 1);
+    int loaded = luaL_loadstring(L, "local x = 1 return x") == LUA_OK && lua_pcall(L, 0, 0, 0) == LUA_OK;
+    int after = *allowhook_of(L);
+    lua_close(L);
+    if (!loaded || tt != LUA_TTHREAD || running != 1 || layout_seen_in_hook != 0 || after != 1)
+        layout_problem = "the linked liblua is not a Lua 5.4 whose lua_State starts as 5.4.0-5.4.7's do "
+                         "(luaexec reaches finalizers and hook functions through it)";
+    else
+        layout_problem = NULL;
+}
+
+const char *lx_check_layout(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, check_layout);
+    return layout_problem;
 }
 
 static void arm(lua_State *L) {
     lua_sethook(L, lx_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+    *allowhook_of(L) = 1;
+}
+
+// While a stop is in effect, a thread of its own sets allowhook again every 50 µs on the threads
+// that may be running: a chunk that left ten thousand looping finalizers behind would otherwise
+// take one watchdog tick (10 ms) for each, as GCTM clears the flag for every one. Only the byte
+// is written this often; the hook itself stays armed (lx_hook disarms only once the stop is
+// cleared), and lua_sethook, which walks the call list, runs at the watchdog's pace.
+static void *keep_hooks_allowed(void *arg) {
+    lx_runtime *rt = arg;
+    const struct timespec pause = {0, 50 * 1000};
+    for (;;) {
+        pthread_mutex_lock(&rt->hook_lock);
+        int stopping = atomic_load(&rt->stop) != LX_STOP_NONE && !rt->state_freed;
+        if (stopping) {
+            *allowhook_of(rt->L) = 1;
+            if (rt->current) *allowhook_of(rt->current) = 1;
+        }
+        pthread_mutex_unlock(&rt->hook_lock);
+        if (!stopping) return NULL;
+        nanosleep(&pause, NULL);
+    }
+}
+
+// Waits for the thread above to notice that the stop is over (or the state closed).
+static void end_stopper(lx_runtime *rt) {
+    pthread_mutex_lock(&rt->hook_lock);
+    int running = rt->stopper_running;
+    rt->stopper_running = 0;
+    pthread_mutex_unlock(&rt->hook_lock);
+    if (running) pthread_join(rt->stopper, NULL);
 }
 
 void lx_stop(lx_runtime *rt, int reason) {
     atomic_store(&rt->stop, reason);
     pthread_mutex_lock(&rt->hook_lock);
-    // lua_sethook is safe to call asynchronously (lua.c's SIGINT handler does it).
-    arm(rt->L);
-    if (rt->current) arm(rt->current);
+    // lua_sethook is safe to call asynchronously (lua.c's SIGINT handler does it); so is
+    // setting allowhook, a byte the running thread only reads in luaD_hook and saves and
+    // restores around finalizers and hooks.
+    if (!rt->state_freed) {
+        arm(rt->L);
+        if (rt->current) arm(rt->current);
+        if (!rt->stopper_running) rt->stopper_running = pthread_create(&rt->stopper, NULL, keep_hooks_allowed, rt) == 0;
+    }
     pthread_mutex_unlock(&rt->hook_lock);
 }
 
@@ -219,13 +324,42 @@ static int lx_co_resume(lua_State *L) {
     return r + 1;
 }
 
+// lua_resetthread runs the coroutine's pending __close handlers on the coroutine itself, which
+// is not the one running: it is made `current` meanwhile, so that lx_stop arms it.
+static int close_thread(lua_State *L, lua_State *co) {
+    lx_runtime *rt = runtime_of(L);
+    lua_State *previous = rt->current;
+    set_current(rt, co);
+    int status = lua_resetthread(co);
+    set_current(rt, previous);
+    if (atomic_load(&rt->stop) != LX_STOP_NONE) arm(L);
+    return status;
+}
+
+// coroutine.close as lcorolib has it (5.4.4), with close_thread.
+static int lx_co_close(lua_State *L) {
+    static const char *const statname[] = {"running", "dead", "suspended", "normal"};
+    luaL_checktype(L, 1, LUA_TTHREAD);  // the linked liblua's message, as lx_co_resume
+    lua_State *co = lua_tothread(L, 1);
+    int status = auxstatus(L, co);
+    if (status != COS_DEAD && status != COS_YIELD)
+        return luaL_error(L, "cannot close a %s coroutine", statname[status]);
+    if (close_thread(L, co) == LUA_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_xmove(co, L, 1);
+    return 2;
+}
+
 static int lx_co_auxwrap(lua_State *L) {
     lua_State *co = lua_tothread(L, lua_upvalueindex(1));
     int r = auxresume(L, co, lua_gettop(L));
     if (r < 0) {
         int stat = lua_status(co);
         if (stat != LUA_OK && stat != LUA_YIELD) {
-            stat = lua_resetthread(co);  // close its to-be-closed variables
+            stat = close_thread(L, co);  // close its to-be-closed variables
             lua_xmove(co, L, 1);
         }
         if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
@@ -493,6 +627,7 @@ static int lx_setup(lua_State *L) {
     replace_in(L, "os", "exit", lx_os_exit, 0);
     replace_in(L, "coroutine", "resume", lx_co_resume, 0);
     replace_in(L, "coroutine", "wrap", lx_co_wrap, 0);
+    replace_in(L, "coroutine", "close", lx_co_close, 0);
     replace_in(L, NULL, "setmetatable", lx_setmetatable, 1);
     replace_in(L, NULL, "xpcall", lx_xpcall, 0);
     replace_in(L, "debug", "setmetatable", lx_debug_setmetatable, 1);
@@ -582,11 +717,11 @@ lx_runtime *lx_runtime_new(size_t memory_limit, size_t output_limit) {
 void lx_runtime_free(lx_runtime *rt) {
     if (!rt) return;
     if (rt->L) {
-        // Finalizers written in Lua would run unbounded inside lua_close, where no watchdog
-        // reaches: stop them at their first instruction. C finalizers (files) still run.
-        atomic_store(&rt->stop, LX_STOP_INTERRUPT);
-        lua_sethook(rt->L, lx_hook, LUA_MASKCOUNT, 1);
+        // lua_close runs every pending finalizer, where no watchdog reaches: stopped, each ends
+        // at its first instruction (C finalizers, files, still run).
+        lx_stop(rt, LX_STOP_INTERRUPT);
         lua_close(rt->L);
+        end_stopper(rt);
     }
     buf_free(&rt->out);
     buf_free(&rt->result);
@@ -890,7 +1025,13 @@ done:
     // stopped collector: LUA_GCRESTART also zeroes the GC debt, which forced a collection step,
     // a pass over much of the heap, on every request.
     if (!lua_gc(L, LUA_GCISRUNNING)) lua_gc(L, LUA_GCRESTART);
-    if (result == LX_ERR_MEMORY) {
+    if (result == LX_ERR_TIMEOUT || result == LX_ERR_INTERRUPTED) {
+        // Finalizers the stopped chunk left pending run now, while it is still being stopped,
+        // so each ends at once instead of looping in a later request (a full collection runs
+        // every pending finalizer).
+        lua_gc(L, LUA_GCCOLLECT);
+        rt->collected = rt->used;
+    } else if (result == LX_ERR_MEMORY) {
         lua_gc(L, LUA_GCCOLLECT);
         rt->collected = rt->used;
     } else {
@@ -1122,4 +1263,5 @@ int lx_invoke(lx_runtime *rt, int kind, const char *name, size_t name_len, const
 
 void lx_stop_clear(lx_runtime *rt) {
     if (atomic_exchange(&rt->stop, LX_STOP_NONE) != LX_STOP_NONE) lua_sethook(rt->L, NULL, 0, 0);
+    end_stopper(rt);
 }

@@ -47,6 +47,10 @@ public final class LuaVM {
     }
 
     public init(limits: Limits = Limits()) throws(LuaVMError) {
+        // The limits must hold in finalizers too: refuse to run on a liblua where they cannot.
+        if let problem = lx_check_layout() {
+            throw LuaVMError(message: "cannot enforce the time limit: " + String(cString: problem))
+        }
         guard let runtime = lx_runtime_new(limits.memory, limits.output) else {
             throw LuaVMError(message: "cannot create a Lua state within \(limits.memory) bytes")
         }

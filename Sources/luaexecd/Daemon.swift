@@ -185,8 +185,17 @@ struct Daemon: ParsableCommand {
                 // A socket luaexecd made is its own to close; a socket systemd passed stays open
                 // (connections wait in it for the next start), so only new requests are refused.
                 if settings.socket != nil { shutdown(listenFD, Int32(SHUT_RD)) }
-                runOnNewThread(stackSize: 16 << 20) { executor.ping() }
+                // Not runOnNewThread, which waits for its thread: ping returns only once the
+                // running chunk has ended, and the wait for it is bounded just below.
+                startThread(name: "shutdown", stackSize: 16 << 20) { executor.ping() }
                 server.waitUntilIdle(atMost: .seconds(5))
+                // A chunk still running after the grace is interrupted (every chunk can be, even
+                // inside finalizers: docs/limits.md), so that its client gets an answer and the
+                // daemon ends well within systemd's TimeoutStopSec (30 s).
+                if executor.interruptRunning() {
+                    logger.notice("shutting down: the running evaluation was interrupted")
+                    server.waitUntilIdle(atMost: .seconds(2))
+                }
                 try? authenticator.flushUses()
                 try? published.withdraw(Maintenance.endpointsKey)
                 logger.notice("luaexecd stopped")

@@ -39,6 +39,11 @@ struct LimitsTests {
         "error(setmetatable({}, {__tostring = function() while true do end end}))",
         "return setmetatable({}, {__tostring = function() while true do end end})",
         "while true do xpcall(function() while true do end end, function() while true do end end) end",
+        // Where Lua runs no hook (EscapeTests has the whole corpus).
+        "local mt = {__gc = true} setmetatable({}, mt) mt.__gc = pcall mt.__call = function() while true do end end collectgarbage()",
+        "local co = coroutine.create(function() local x <close> = setmetatable({}, {__close = function() while true do end end}) "
+            + "coroutine.yield() end) coroutine.resume(co) coroutine.close(co)",
+        "debug.sethook(function() while true do end end, '', 1) local x = 1",
     ])
     func timeout(chunk: String) throws {
         _ = Self.guardian
@@ -126,6 +131,46 @@ struct LimitsTests {
             #expect(rss < idleRSS + 24 * 1024, "\(chunk): luaexecd holds \(rss) KiB, \(idleRSS) KiB before")
         }
         #expect(try stack.eval("return kept").text == "yes")
+    }
+
+    @Test("a looping finalizer is ended by the admin interrupt, and by SIGTERM within systemd's stop timeout")
+    func finalizerInterruptAndStop() throws {
+        let stack = try Stack(settings: ["limits.time=600"])
+        let chunk = "print('before') local mt = {__gc = true} setmetatable({}, mt) mt.__gc = pcall "
+            + "mt.__call = function() while true do end end collectgarbage() return 'finished'"
+        final class Answer: Sendable {
+            let result = Mutex<Stack.HTTPResult?>(nil)
+            func withLock<T>(_ body: (inout Stack.HTTPResult?) -> T) -> T { result.withLock { body(&$0) } }
+        }
+        func runInBackground() -> Answer {
+            let answer = Answer()
+            Thread { let result = try? stack.eval(chunk); answer.withLock { $0 = result } }.start()
+            return answer
+        }
+        func waitUntilRunning() throws {
+            try Stack.waitUntil(timeout: .seconds(20), "the chunk to run") {
+                (try? stack.request("/api/v1/admin/status", token: stack.adminToken))?.text.contains("\"running\":{") == true
+            }
+        }
+        let interrupted = runInBackground()
+        try waitUntilRunning()
+        let interrupt = try stack.request("/api/v1/admin/interrupt", method: "POST", token: stack.adminToken)
+        #expect(interrupt.text == #"{"interrupted":true}"#)
+        try Stack.waitUntil(timeout: .seconds(20), "the interrupted chunk's answer") { interrupted.withLock { $0 != nil } }
+        let answer = try #require(interrupted.withLock { $0 })
+        #expect(answer.status == 500)
+        #expect(answer.headers["x-lua-error"] == "interrupted")
+        #expect(answer.text.hasPrefix("before\n"))
+        #expect(try stack.eval("return 1 + 1").text == "2")
+
+        let stopped = runInBackground()
+        try waitUntilRunning()
+        kill(stack.luaexecdPID, SIGTERM)
+        // systemd's TimeoutStopSec is 30 s: luaexecd waits 5 s for the chunk, then interrupts it.
+        #expect(try stack.waitForExitStatus(timeout: .seconds(25)) == "0\n")
+        try Stack.waitUntil(timeout: .seconds(10), "the stopped chunk's answer") { stopped.withLock { $0 != nil } }
+        #expect(stopped.withLock { $0?.headers["x-lua-error"] } == "interrupted")
+        #expect(stack.luaexecdLog().contains("shutting down: the running evaluation was interrupted"))
     }
 
     @Test("the rest of L3: os.exit, stdin, collectgarbage('stop'), recursion, C stack")

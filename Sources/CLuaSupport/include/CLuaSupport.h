@@ -64,6 +64,10 @@ enum lx_render_mode {
     LX_RENDER_TREE = 1,  // a typed tree (see lx_encode in luasupport.c) for JSON
 };
 
+/// NULL when the linked liblua is one whose stop luaexec can make reach finalizers and hook
+/// functions (luasupport.c, "Where Lua turns hooks off"); otherwise why not. Checked once.
+const char *lx_check_layout(void);
+
 /// Creates a state with the standard libraries and luaexec's changes to them (print and
 /// io.write captured, stdin empty, os.exit refused, text-only load). NULL if out of memory.
 lx_runtime *lx_runtime_new(size_t memory_limit, size_t output_limit);

@@ -1,0 +1,129 @@
+import Logging
+import Synchronization
+import Testing
+
+@testable import LuaRuntime
+
+/// The corpus of chunks that try to outrun the stop (issue 24, SPEC L1–L3): each ends within its
+/// limits, the same state answers the next chunk, and the state keeps its globals. Lua runs no
+/// hook inside finalizers, hook functions and the handlers of a hook's error; luaexec reaches
+/// them anyway (luasupport.c, "Where Lua turns hooks off"). Add every new escape here.
+@Suite("Escapes: no chunk outruns its time limit or an interrupt")
+struct EscapeTests {
+    static func executor(timeLimit: Duration = .milliseconds(200)) throws -> LuaExecutor {
+        try LuaExecutor(options: .init(timeLimit: timeLimit, queueTimeout: .seconds(60)), logger: Logger(label: "test")) {
+            try LuaVM(limits: .init(memory: 64 << 20))
+        }
+    }
+
+    static let loop = "function() while true do end end"
+
+    @Test(
+        "a chunk that hides a loop where Lua runs no hook ends as timeout, and the state answers after it",
+        arguments: [
+            // Finalizers: Lua's own __gc call clears allowhook.
+            "setmetatable({}, {__gc = \(loop)}) collectgarbage()",
+            // A __gc assigned after setmetatable is not wrapped by luaexec's setmetatable.
+            "local mt = {__gc = true} setmetatable({}, mt) mt.__gc = \(loop) collectgarbage()",
+            // A C function as the finalizer, calling a looping __call.
+            "setmetatable({}, {__gc = pcall, __call = \(loop)}) collectgarbage()",
+            "local mt = {__gc = true} setmetatable({}, mt) mt.__gc = pcall mt.__call = \(loop) collectgarbage()",
+            // Resurrection: the finalizer keeps its object and marks it for finalization again.
+            "local mt = {} mt.__gc = function(o) kept = o setmetatable(o, mt) while true do end end setmetatable({}, mt) collectgarbage()",
+            // A finalizer that collects, and one that errs, then the chunk loops.
+            "setmetatable({}, {__gc = function() while true do collectgarbage() end end}) collectgarbage()",
+            "setmetatable({}, {__gc = function() error('boom') end}) collectgarbage() while true do end",
+            // A finalizer run by the collector in the middle of allocation, not by collectgarbage.
+            "local mt = {__gc = true} setmetatable({}, mt) mt.__gc = \(loop) local t = {} for i = 1, 1e8 do t[i % 1000] = {} end",
+            // __close handlers of a coroutine closed from outside it, and of one that failed in wrap.
+            "local co = coroutine.create(function() local x <close> = setmetatable({}, {__close = \(loop)}) coroutine.yield() end) "
+                + "coroutine.resume(co) coroutine.close(co)",
+            "coroutine.wrap(function() local x <close> = setmetatable({}, {__close = \(loop)}) error('x') end)()",
+            "local x <close> = setmetatable({}, {__close = \(loop)}) error('x')",
+            // A hook function that never returns, and an error handler of a hook's error.
+            "debug.sethook(\(loop), '', 1) local x = 1",
+            "debug.sethook(function() debug.sethook(\(loop), 'l') end, '', 1)\nlocal x = 1\nlocal y = 2",
+            "while true do xpcall(\(loop), \(loop)) end",
+            "error(setmetatable({}, {__tostring = \(loop)}))",
+            // Library functions that call back into Lua.
+            "local t = {} for i = 1, 100 do t[i] = i end table.sort(t, function(a, b) while true do end end)",
+            "local t = {} for i = 1, 1e5 do t[i] = 'x' end while true do local s = table.concat(t) end",
+            "while true do local s = string.rep('x', 1e6) end",
+            "while true do load(string.rep('x = 1 ', 1e5)) end",
+            "string.rep('x', 1 << 20):gsub('.', function() while true do end end)",
+        ])
+    func timeout(chunk: String) throws {
+        let executor = try Self.executor()
+        _ = try LuaExecutorTests.eval(executor, "survivor = 'here'")
+        let evaluation = try LuaExecutorTests.eval(executor, chunk)
+        guard case .failure(let failure) = evaluation.outcome else {
+            Issue.record("the chunk completed")
+            return
+        }
+        #expect(failure.kind == .timeout, "\(failure.message)")
+        // The next chunk is served, in full, within its own limit: nothing the stopped chunk
+        // left behind runs in it.
+        #expect(
+            try LuaExecutorTests.eval(executor, "collectgarbage() collectgarbage() return survivor").outcome.get()
+                == [.string(Array("here".utf8))])
+    }
+
+    @Test("five thousand looping finalizers left behind end with their chunk, not one watchdog tick each")
+    func finalizerPileUp() throws {
+        let executor = try Self.executor()
+        let evaluation = try LuaExecutorTests.eval(
+            executor,
+            "local mt = {__gc = true} for i = 1, 5000 do setmetatable({}, mt) end mt.__gc = \(Self.loop) collectgarbage()")
+        guard case .failure(let failure) = evaluation.outcome else { Issue.record("completed"); return }
+        #expect(failure.kind == .timeout)
+        #expect(try LuaExecutorTests.eval(executor, "collectgarbage() return 7").outcome.get() == [.string([55])])
+    }
+
+    @Test("an administrator's interrupt ends a looping finalizer and a looping hook function")
+    func interrupt() throws {
+        for chunk in [
+            "local mt = {__gc = true} setmetatable({}, mt) mt.__gc = pcall mt.__call = \(Self.loop) collectgarbage()",
+            "debug.sethook(\(Self.loop), '', 1) local x = 1",
+        ] {
+            let executor = try Self.executor(timeLimit: .seconds(600))
+            Thread.detach { while !executor.interruptRunning() {} }
+            let evaluation = try LuaExecutorTests.eval(executor, chunk)
+            guard case .failure(let failure) = evaluation.outcome else { Issue.record("completed"); continue }
+            #expect(failure.kind == .interrupted)
+            #expect(try LuaExecutorTests.eval(executor, "return 2").outcome.get() == [.string([50])])
+        }
+    }
+
+    @Test("a reset closes a state whose objects have looping finalizers, and the new state serves")
+    func resetWithLoopingFinalizers() throws {
+        let executor = try Self.executor()
+        _ = try LuaExecutorTests.eval(
+            executor,
+            "local mt = {__gc = true} keep = {} for i = 1, 100 do keep[i] = setmetatable({}, mt) end "
+                + "mt.__gc = \(Self.loop) "
+                + "local co = coroutine.create(function() local x <close> = setmetatable({}, {__close = \(Self.loop)}) coroutine.yield() end) "
+                + "coroutine.resume(co) kept_co = co")
+        try Thread.onLargeStack { Result { try executor.reset() } }.get()
+        #expect(try LuaExecutorTests.eval(executor, "return keep, 3").outcome.get() == [.nil, .string([51])])
+    }
+
+    @Test("coroutine.close keeps the answers of lua5.4 (5.4.4)")
+    func coroutineClose() throws {
+        let vm = try LuaVM()
+        let chunk = """
+            local co = coroutine.create(function() local x <close> = setmetatable({}, {__close = function() error('in close') end}) coroutine.yield() end)
+            coroutine.resume(co)
+            local a, b = coroutine.close(co)
+            local dead = coroutine.create(function() end) coroutine.resume(dead)
+            local ok, running = pcall(coroutine.close, coroutine.running())
+            local bad = select(2, pcall(coroutine.close, 1))
+            return a, b, coroutine.close(dead), ok, running, bad, coroutine.status(co)
+            """
+        let result = vm.evaluate(Array(chunk.utf8), chunkName: "t.lua", rendering: .text)
+        let text = try result.outcome.get().map { if case .string(let s) = $0 { String(decoding: s, as: UTF8.self) } else { "nil" } }
+        #expect(text == [
+            "false", "t.lua:1: in close", "true", "false", "cannot close a running coroutine",
+            "bad argument #1 to 'coroutine.close' (thread expected, got number)", "dead",
+        ])
+    }
+}
