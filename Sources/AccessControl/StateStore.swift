@@ -234,6 +234,11 @@ public final class StateStore: Sendable {
             .joined()
     }
 
+    /// The `persisted` entry stored under `key` (as `persisted()` gives keys), nil when none is.
+    public func persisted(key: [UInt8]) throws(StoreError) -> [UInt8]? {
+        try database.query("SELECT value FROM persisted WHERE CAST(key AS BLOB) = ?", [.blob(key)]).first?.first?.blob
+    }
+
     public func config(_ path: String) throws(StoreError) -> ConfigValue? {
         let rows = try database.query("SELECT type, value FROM config WHERE path = ?", [.text(path)])
         return rows.first.flatMap { row in row[0].text.flatMap { ConfigValue(stored: $0, row[1].blob ?? []) } }

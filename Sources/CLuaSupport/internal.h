@@ -52,6 +52,9 @@ struct lx_runtime {
     // The thread that keeps hooks allowed while a stop is in effect (luasupport.c).
     pthread_t stopper;
     int stopper_running;
+    // A protected call of the host's own is running (persist.c): the stop hook lets it be. Only
+    // C code runs in it, so a chunk cannot use it to escape.
+    int host_call;
 
     // The chunk lx_eval runs (NULL otherwise), for the host to hash what registered an endpoint.
     const char *chunk;

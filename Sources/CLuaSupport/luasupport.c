@@ -136,6 +136,7 @@ static void lx_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lx_runtime *rt = runtime_of(L);
     int reason = atomic_load(&rt->stop);
+    if (rt->host_call) return;
     if (reason == LX_STOP_NONE) {
         // Armed for an evaluation that has ended (a coroutine that outlived it): disarm.
         lua_sethook(L, NULL, 0, 0);

@@ -339,6 +339,21 @@ static void out_changes(lua_State *L, lx_runtime *rt, int set, int values) {
     }
 }
 
+// A protected call of the host's own (saving, loading, undoing): it must not be cut short by the
+// stop of the chunk it follows (a save that waited for a lock may have passed the time limit),
+// so the stop hook lets it run (lx_hook reads host_call). Only C runs in it, and the collector is
+// stopped meanwhile, so that no finalizer a chunk left behind runs where the stop cannot reach.
+static int host_pcall(lx_runtime *rt, int nargs) {
+    lua_State *L = rt->L;
+    int collecting = lua_gc(L, LUA_GCISRUNNING) == 1;
+    if (collecting) lua_gc(L, LUA_GCSTOP);
+    rt->host_call = 1;
+    int status = lua_pcall(L, nargs, 0, 0);
+    rt->host_call = 0;
+    if (collecting) lua_gc(L, LUA_GCRESTART);
+    return status;
+}
+
 // The status of a protected call of ours: on an error, its message goes to the error buffer.
 static int host_status(lx_runtime *rt, int status) {
     if (status == LUA_OK) return LX_OK;
@@ -372,7 +387,7 @@ int lx_take_changes(lx_runtime *rt, const char **data, size_t *len) {
     *len = 0;
     if (!rt->persist_dirty && !rt->config_dirty) return LX_OK;
     lua_pushcfunction(L, take_changes);
-    int status = host_status(rt, lua_pcall(L, 0, 0, 0));
+    int status = host_status(rt, host_pcall(rt, 0));
     if (status != LX_OK) return status;
     *data = rt->changes.data;
     *len = rt->changes.len;
@@ -440,6 +455,7 @@ typedef struct {
     const char *data;
     size_t len;
     int config;  // 0: persisted entries; 1: config values
+    int replace;  // 1: entries replace what the state holds (nil: remove), counted as they go
 } load_args;
 
 static int load_entries(lua_State *L) {
@@ -459,7 +475,17 @@ static int load_entries(lua_State *L) {
         read_value(L, &r, 0, 0);  // the key
         int key = lua_gettop(L);
         read_value(L, &r, key, 0);
-        if (!a->config) rt->persist_bytes += scalar_size(L, key) + stored_size(L, -1);
+        if (!a->config) {
+            if (a->replace) {
+                lua_pushvalue(L, key);
+                if (lua_rawget(L, 1) != LUA_TNIL) {
+                    size_t old = scalar_size(L, key) + stored_size(L, -1);
+                    rt->persist_bytes = rt->persist_bytes > old ? rt->persist_bytes - old : 0;
+                }
+                lua_pop(L, 1);
+            }
+            if (!lua_isnil(L, -1)) rt->persist_bytes += scalar_size(L, key) + stored_size(L, -1);
+        }
         lua_rawset(L, 1);
     }
     return 0;
@@ -467,10 +493,18 @@ static int load_entries(lua_State *L) {
 
 int lx_load_saved(lx_runtime *rt, int config, const char *data, size_t len) {
     lua_State *L = rt->L;
-    load_args a = {data, len, config};
+    load_args a = {data, len, config, 0};
     lua_pushcfunction(L, load_entries);
     lua_pushlightuserdata(L, &a);
-    return host_status(rt, lua_pcall(L, 1, 0, 0));
+    return host_status(rt, host_pcall(rt, 1));
+}
+
+int lx_restore_saved(lx_runtime *rt, int config, const char *data, size_t len) {
+    lua_State *L = rt->L;
+    load_args a = {data, len, config, 1};
+    lua_pushcfunction(L, load_entries);
+    lua_pushlightuserdata(L, &a);
+    return host_status(rt, host_pcall(rt, 1));
 }
 
 size_t lx_persisted_bytes(const lx_runtime *rt) { return rt->persist_bytes; }
@@ -622,13 +656,13 @@ static int apply_config(lua_State *L) {
 int lx_apply_config(lx_runtime *rt, const char *path, size_t path_len, const char *value, size_t value_len,
     int commit) {
     lua_State *L = rt->L;
-    load_args v = {value, value_len, 1};
+    load_args v = {value, value_len, 1, 0};
     lua_pushcfunction(L, apply_config);
     lua_pushlightuserdata(L, &path);
     lua_pushlightuserdata(L, &path_len);
     lua_pushlightuserdata(L, &v);
     lua_pushinteger(L, commit);
-    return host_status(rt, lua_pcall(L, 4, 0, 0));
+    return host_status(rt, host_pcall(rt, 4));
 }
 
 // Moves the next queued callback into C_CALL; returns its path's length (0: none queued).
@@ -659,7 +693,7 @@ int lx_next_config_call(lx_runtime *rt, const char **path, size_t *path_len) {
     // After every job: without a queued callback, no call into the state at all.
     if (!rt->config_queued) return 0;
     lua_pushcfunction(L, next_call);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    if (host_pcall(rt, 0) != LUA_OK) {
         lua_pop(L, 1);
         return 0;
     }

@@ -11,11 +11,20 @@ extension LuaVM {
         public var persisted: [(key: [UInt8], value: [UInt8]?)]
         /// nil value: the path was unset. Values are scalars: string, integer, number, boolean.
         public var config: [(path: String, value: LuaValue?)]
+
+        public init(persisted: [(key: [UInt8], value: [UInt8]?)], config: [(path: String, value: LuaValue?)]) {
+            self.persisted = persisted
+            self.config = config
+        }
     }
 
     /// Saves the changes of an evaluation, durably, before its answer goes out (the daemon
     /// commits them to SQLite). A throw turns the evaluation into a failure that says so.
     public typealias ChangeSink = (StateChanges) throws -> Void
+
+    /// Reads what the database holds for the keys and paths of `changes` (nil: nothing), to undo
+    /// them in the state when they could not be saved.
+    public typealias SavedValues = (_ changes: StateChanges) throws -> StateChanges
 
     /// The encoded size of everything in `persisted`.
     public var persistedBytes: Int { lx_persisted_bytes(runtime) }
@@ -149,7 +158,44 @@ extension LuaVM {
             try changeSink(changes)
             return nil
         } catch {
-            return LuaFailure(kind: .runtime, message: "the changes to persisted and config were not saved: \(error)")
+            // The answer says the change was not kept; the state must not go on serving it
+            // (SPEC V6): what the chunk changed goes back to what the database holds, and the
+            // callbacks its config changes queued do not run.
+            dropConfigCallbacks()
+            let message = "the changes to persisted and config were not saved (\(error))"
+            guard let savedValues else { return LuaFailure(kind: .runtime, message: message) }
+            do {
+                try restore(savedValues(changes))
+                return LuaFailure(kind: .runtime, message: message + "; they are undone: persisted and config hold what was saved")
+            } catch {
+                return LuaFailure(
+                    kind: .runtime,
+                    message: message + "; what was saved could not be read back either (\(error)): reset the state once the database is writable")
+            }
+        }
+    }
+
+    /// Puts `saved` (what the database holds; nil values: nothing) into the state as it is, with no
+    /// callbacks and nothing to save.
+    private func restore(_ saved: StateChanges) throws(LuaVMError) {
+        func section(_ entries: [(key: [UInt8], value: [UInt8])]) -> [UInt8] {
+            var bytes: [UInt8] = []
+            withUnsafeBytes(of: UInt32(entries.count).littleEndian) { bytes.append(contentsOf: $0) }
+            for entry in entries { bytes += entry.key + entry.value }
+            return bytes
+        }
+        let persisted = section(saved.persisted.map { ($0.key, $0.value ?? [UInt8(ascii: "n")]) })
+        let config = section(
+            saved.config.map { (LuaValue.encodeValue(.string(Array($0.path.utf8))), LuaValue.encodeValue($0.value ?? .nil)) })
+        for (encoded, isConfig) in [(persisted, false), (config, true)] {
+            let status = encoded.withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) {
+                    lx_restore_saved(runtime, isConfig ? 1 : 0, $0.baseAddress, $0.count)
+                }
+            }
+            guard status == Int32(LX_OK.rawValue) else {
+                throw LuaVMError(message: String(decoding: bytes(lx_error), as: UTF8.self))
+            }
         }
     }
 }

@@ -36,6 +36,10 @@ public final class LuaVM {
     public var caller = Caller.request(token: nil)
     /// Saves what an evaluation changed in `persisted` and the config store (LuaVM+State).
     public var changeSink: ChangeSink?
+    /// What the database holds for the keys and paths of changes it failed to save (nil: none),
+    /// so that the state can be put back to it (SPEC V6). Without it a failed save leaves the
+    /// state as the chunk left it (a state for tests).
+    public var savedValues: SavedValues?
     var persistedLimitValue = 16 << 20
     /// The C string of the last chunk name, which is nearly always the one before it
     /// (`interactive.lua`): spelt out once rather than for every request.

@@ -224,6 +224,11 @@ struct Daemon: ParsableCommand {
                     persisted: changes.persisted,
                     config: changes.config.map { ($0.path, $0.value.flatMap(ConfigValue.init)) })
             }
+            vm.savedValues = { changes in
+                LuaVM.StateChanges(
+                    persisted: try changes.persisted.map { ($0.key, try stateStore.persisted(key: $0.key)) },
+                    config: try changes.config.map { ($0.path, try stateStore.config($0.path)?.luaValue) })
+            }
             if settings.safeMode {
                 logger.warning("safe mode: no init scripts run", metadata: ["dir": "\(settings.initDir)"])
             } else {

@@ -127,6 +127,62 @@ struct PersistenceTests {
         #expect(try stack.request("/api/v1/admin/status", token: stack.adminToken).text.contains(#""set_aside":[]"#))
     }
 
+    @Test("a change the database cannot take (locked by another process, disk full) answers 'not saved' and is undone; a restart agrees")
+    func failedSaveIsUndone() throws {
+        // The database on a small file system of its own, so that it can be filled.
+        let mountPoint = NSTemporaryDirectory() + "luaexec-tmpfs-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mounted = try Stack.run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint])
+        try #require(mounted.status == 0, "mount needs root: \(mounted.stderr)")
+        defer { _ = try? Stack.run("/bin/umount", ["-l", mountPoint]) }
+        let database = mountPoint + "/luaexec.db"
+        let stack = try Stack(launch: .supervisedSocketActivation, database: database)
+        #expect(try stack.eval("persisted.x = 'saved' config.set('door', 'shut')").status == 200)
+
+        func expectUndone(_ situation: String, cause: String) throws {
+            let refused = try stack.eval(
+                "persisted.x = ('n'):rep(300000) persisted.y = true config.set('door', 'open') return 'ran'")
+            #expect(refused.status == 500, "\(situation)")
+            #expect(refused.headers["x-lua-error"] == "runtime")
+            #expect(refused.text.contains("the changes to persisted and config were not saved ("), "\(situation): \(refused.text)")
+            #expect(refused.text.contains(cause), "\(situation): \(refused.text)")
+            #expect(refused.text.contains("; they are undone: persisted and config hold what was saved"))
+            #expect(
+                try stack.eval("return persisted.x, persisted.y, config.get('door')").text == "saved\tnil\tshut",
+                "\(situation)")
+        }
+
+        // Locked: another process holds the write lock past the busy timeout (5 s).
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        holder.arguments = [database]
+        let input = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = FileHandle.nullDevice
+        try holder.run()
+        input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nINSERT INTO meta VALUES ('held', 'x');\n".utf8))
+        try Stack.waitUntil(timeout: .seconds(10), "the other process to hold the lock") {
+            let probe = try? Stack.run("/usr/bin/sqlite3", [database, "BEGIN IMMEDIATE; ROLLBACK;"])
+            return probe?.stderr.contains("database is locked") == true
+        }
+        try expectUndone("locked", cause: "database is locked")
+        input.fileHandleForWriting.write(Data("ROLLBACK;\n.quit\n".utf8))
+        holder.waitUntilExit()
+
+        // Full: nothing more fits on the file system.
+        let filler = mountPoint + "/filler"
+        _ = try Stack.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+        try expectUndone("full", cause: "full")
+        try FileManager.default.removeItem(atPath: filler)
+
+        // What the state served is what a restart finds, and changes stick again.
+        try killAndWaitForRestart(stack)
+        #expect(try stack.eval("return persisted.x, persisted.y, config.get('door')").text == "saved\tnil\tshut")
+        #expect(try stack.eval("persisted.x = 'later'").status == 200)
+        try killAndWaitForRestart(stack)
+        #expect(try stack.eval("return persisted.x").text == "later")
+    }
+
     @Test("reset keeps persisted and the config store, loses shared and other globals")
     func resetKeeps() throws {
         let stack = try Stack()

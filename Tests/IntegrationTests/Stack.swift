@@ -39,7 +39,8 @@ final class Stack: Sendable {
     var httpsSocket: String { directory + "/https.sock" }
     var httpSocket: String { directory + "/http.sock" }
     var fastcgiSocket: String { directory + "/luaexecd.sock" }
-    var database: String { directory + "/luaexec.db" }
+    /// luaexec's database: `luaexec.db` in the stack's directory unless the test chose a path.
+    let database: String
     /// luaexecd's config file (the `config` text); a test may rewrite it and send SIGHUP.
     var configFile: String { directory + "/luaexecd.conf" }
 
@@ -74,11 +75,13 @@ final class Stack: Sendable {
     init(
         settings: [String] = [], config: String = "", initDirectory: String? = nil, tcp: Bool = false,
         rateLimit: (rate: String, burst: Int) = ("100000r/s", 100_000), launch: Launch = .socketOption,
-        arguments extraArguments: [String] = []
+        arguments extraArguments: [String] = [], database: String? = nil
     ) throws {
         let directory = NSTemporaryDirectory() + "luaexec-stack-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.directory = directory
+        let database = database ?? directory + "/luaexec.db"
+        self.database = database
         let httpsPort = tcp ? try Self.freePort() : nil
         self.httpsPort = httpsPort
         let (cert, key) = Self.certificate
@@ -93,14 +96,14 @@ final class Stack: Sendable {
 
         let created = try Self.run(
             Self.binDirectory + "/luaexec",
-            ["token", "create", "admin", "--scope", "exec", "--scope", "admin", "--database", directory + "/luaexec.db"])
+            ["token", "create", "admin", "--scope", "exec", "--scope", "admin", "--database", database])
         guard created.status == 0 else { throw StackError("luaexec token create failed: \(created.stderr)") }
         adminToken = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 
         try config.write(toFile: directory + "/luaexecd.conf", atomically: true, encoding: .utf8)
         let luaexecd = Self.binDirectory + "/luaexecd", socket = directory + "/luaexecd.sock"
         var arguments = [
-            "--config", directory + "/luaexecd.conf", "--set", "database=\(directory)/luaexec.db",
+            "--config", directory + "/luaexecd.conf", "--set", "database=\(database)",
             "--set", "lua.init_dir=\(initDirectory ?? Self.repository + "/init.d")",
         ]
         if launch == .socketOption { arguments += ["--set", "listen.socket=\(socket)"] }

@@ -107,6 +107,25 @@ struct EscapeTests {
         #expect(try LuaExecutorTests.eval(executor, "return keep, 3").outcome.get() == [.nil, .string([51])])
     }
 
+    @Test("what a stopped chunk changed in persisted before the stop is saved, and the answer stays 'timeout'")
+    func stoppedChunkSaves() throws {
+        final class Saved: Sendable {
+            let keys = Mutex<[[UInt8]]>([])
+        }
+        let saved = Saved()
+        let executor = try LuaExecutor(
+            options: .init(timeLimit: .milliseconds(200), queueTimeout: .seconds(60)), logger: Logger(label: "test")
+        ) {
+            let vm = try LuaVM(limits: .init(memory: 64 << 20))
+            vm.changeSink = { changes in saved.keys.withLock { $0 += changes.persisted.map(\.key) } }
+            return vm
+        }
+        let evaluation = try LuaExecutorTests.eval(executor, "persisted.z = 1 while true do end")
+        guard case .failure(let failure) = evaluation.outcome else { Issue.record("completed"); return }
+        #expect(failure.kind == .timeout, "\(failure.message)")
+        #expect(saved.keys.withLock { $0 } == [LuaValue.encodeValue(.string([UInt8(ascii: "z")]))])
+    }
+
     @Test("coroutine.close keeps the answers of lua5.4 (5.4.4)")
     func coroutineClose() throws {
         let vm = try LuaVM()

@@ -155,6 +155,58 @@ final class PersistedTests {
         #expect(text("persisted.a = nil persisted.b = ('x'):rep(900)") == "")
     }
 
+    @Test("a change the sink could not save is undone in the state: persisted and config hold what was saved")
+    func failedSaveIsUndone() throws {
+        vm.persistedLimit = 1000
+        #expect(
+            text(
+                """
+                persisted.x = 'saved' persisted.t = {a = 1} config.set('door', 'shut')
+                config.register('door', function() end)
+                """) == "")
+        #expect(text("return config.get('door')") == "shut")
+        let bytesBefore = vm.persistedBytes
+        // The database as the sink saw it: everything saved so far, by key and path.
+        let database = Mutex<([[UInt8]: [UInt8]], [String: LuaValue])>(([:], [:]))
+        for batch in saved {
+            database.withLock { db in
+                for entry in batch.persisted { db.0[entry.key] = entry.value }
+                for entry in batch.config { db.1[entry.path] = entry.value }
+            }
+        }
+        struct DiskFull: Error, CustomStringConvertible { var description: String { "database or disk is full" } }
+        vm.changeSink = { _ in throw DiskFull() }
+        vm.savedValues = { changes in
+            database.withLock { db in
+                LuaVM.StateChanges(
+                    persisted: changes.persisted.map { ($0.key, db.0[$0.key]) }, config: changes.config.map { ($0.path, db.1[$0.path]) })
+            }
+        }
+        #expect(
+            text("persisted.x = 'lost' persisted.t.a = 2 persisted.t.b = {} persisted.new = ('y'):rep(500) config.set('door', 'open')")
+                == "error: the changes to persisted and config were not saved (database or disk is full); "
+                + "they are undone: persisted and config hold what was saved")
+        #expect(
+            text("return persisted.x, persisted.t.a, persisted.t.b, persisted.new, config.get('door')")
+                == "saved\t1\tnil\tnil\tshut")
+        #expect(vm.persistedBytes == bytesBefore)
+        // The callback the undone change queued does not run.
+        #expect(vm.nextConfigCallback() == nil)
+        // Unset and removed keys come back too.
+        #expect(text("persisted.x = nil config.set('door', nil)").hasPrefix("error: the changes"))
+        #expect(text("return persisted.x, config.get('door')") == "saved\tshut")
+        #expect(vm.nextConfigCallback() == nil)
+        // A change from outside (the CLI, the admin API) that cannot be saved is undone the same way.
+        #expect(vm.applyConfig(path: "door", value: .string(Array("ajar".utf8)), save: true) != nil)
+        #expect(text("return config.get('door')") == "shut")
+        #expect(vm.nextConfigCallback() == nil)
+        // Once saving works again, changes stick.
+        vm.changeSink = { [unowned self] changes in saved.append(changes) }
+        #expect(text("persisted.x = 'new' config.set('door', 'open')") == "")
+        #expect(text("return persisted.x, config.get('door')") == "new\topen")
+        #expect(vm.nextConfigCallback() == "door")
+    }
+
     @Test("a chunk that does not touch persisted hands nothing over; one write marks only its top-level key")
     func onlyWhatChanged() {
         #expect(text("persisted.a = {x = 1} persisted.b = 2") == "")

@@ -123,6 +123,11 @@ int lx_take_changes(lx_runtime *rt, const char **data, size_t *len);
 /// (config = 0) or the config store (config = 1), at start, before any chunk runs.
 int lx_load_saved(lx_runtime *rt, int config, const char *data, size_t len);
 
+/// Puts back what the database holds for the entries of one section (the format of
+/// lx_load_saved; a nil value removes the key), after a save failed: no callbacks run and nothing
+/// is reported as changed (SPEC V6: the state never serves a value a restart would take back).
+int lx_restore_saved(lx_runtime *rt, int config, const char *data, size_t len);
+
 /// Sets a config path to one encoded scalar value (nil: unset) from outside the state, queueing
 /// its callbacks when the value changes. `commit`: also report it in lx_take_changes (a change the
 /// database does not have yet).
