@@ -47,6 +47,38 @@ public enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
         return bytes.allSatisfy { TokenFormat.isBase62($0) || "._-/".utf8.contains($0) }
     }
 
+    /// A string value's most bytes, and the most the whole store holds (paths and values as
+    /// CLuaSupport's persist.c counts them): settings, not data.
+    public static let maxValueBytes = 64 << 10
+    public static let maxStoreBytes = 1 << 20
+
+    /// What this value counts against `maxStoreBytes` under `path`.
+    public func storedSize(at path: String) -> Int {
+        path.utf8.count
+            + {
+                switch self {
+                case .string(let bytes): 5 + bytes.count
+                case .integer, .number: 9
+                case .boolean: 1
+                }
+            }()
+    }
+
+    /// Why setting `path` to `value` is refused in a store that holds `current`; nil when it fits.
+    public static func sizeProblem(_ path: String, _ value: ConfigValue, in current: [(path: String, value: ConfigValue)])
+        -> String?
+    {
+        if case .string(let bytes) = value, bytes.count > maxValueBytes {
+            return "a config value is at most \(maxValueBytes) bytes; this one is \(bytes.count) (keep data in persisted)"
+        }
+        let inUse = current.reduce(0) { $0 + $1.value.storedSize(at: $1.path) }
+        let old = current.first { $0.path == path }.map { $0.value.storedSize(at: path) } ?? 0
+        let total = inUse - old + value.storedSize(at: path)
+        // Shrinking is always allowed, as in persist.c.
+        if total <= maxStoreBytes || total <= inUse { return nil }
+        return "the config store holds at most \(maxStoreBytes) bytes (\(inUse) in use); this would make it \(total)"
+    }
+
     /// Why `path` is refused, for a person.
     public static func pathProblem(_ path: String) -> String {
         "bad path '\(path)': use 1 to 256 letters, digits, '.', '_', '-' and '/', not starting or ending with '.'"

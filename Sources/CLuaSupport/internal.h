@@ -76,6 +76,8 @@ struct lx_runtime {
     // Whether config callbacks wait in the queue (persist.c's C_QUEUE).
     int config_queued;
     size_t persist_bytes, persist_limit;
+    // What the config store holds, paths and values as stored (persist.c's cap).
+    size_t config_bytes;
     lx_buf changes;
 };
 

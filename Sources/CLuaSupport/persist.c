@@ -28,6 +28,11 @@
 #define C_CALL "luaexec.config.call"         // the call lx_invoke makes next: {fn, path}
 #define LX_PERSIST_DEPTH 64
 #define LX_CONFIG_PATH_MAX 256
+// The config store holds settings, not data (that is `persisted`'s): a value of tens of MiB
+// made every later request fail until a reset. AccessControl's ConfigValue states the same
+// bounds for the CLI and the admin API.
+#define LX_CONFIG_VALUE_MAX ((size_t)64 << 10)
+#define LX_CONFIG_TOTAL_MAX ((size_t)1 << 20)
 
 // Raises the message on top of the stack, prefixed with the line of the code that assigned
 // (level 1: the function that called this C metamethod).
@@ -78,6 +83,11 @@ static size_t scalar_size(lua_State *L, int idx) {
     case LUA_TSTRING: return 5 + lua_rawlen(L, idx);
     default: return 1;
     }
+}
+
+// What one config entry counts against LX_CONFIG_TOTAL_MAX: its path and value as stored.
+static size_t config_entry_size(lua_State *L, int path, int value) {
+    return lua_isnil(L, value) ? 0 : lua_rawlen(L, path) + scalar_size(L, value);
 }
 
 // The encoded size of a stored value (a proxy's contents, recursively).
@@ -475,7 +485,14 @@ static int load_entries(lua_State *L) {
         read_value(L, &r, 0, 0);  // the key
         int key = lua_gettop(L);
         read_value(L, &r, key, 0);
-        if (!a->config) {
+        if (a->config) {
+            // What was saved loads whatever its size (an earlier release had no cap); it counts.
+            lua_pushvalue(L, key);
+            lua_rawget(L, 1);
+            size_t old = config_entry_size(L, key, -1), now = config_entry_size(L, key, -2);
+            lua_pop(L, 1);
+            rt->config_bytes = (rt->config_bytes > old ? rt->config_bytes - old : 0) + now;
+        } else {
             if (a->replace) {
                 lua_pushvalue(L, key);
                 if (lua_rawget(L, 1) != LUA_TNIL) {
@@ -550,6 +567,14 @@ static int set_config(lua_State *L, int changed_by_chunk) {
         && (lua_type(L, 2) != LUA_TNUMBER || lua_isinteger(L, 2) == lua_isinteger(L, 4));
     if (same) return 0;
     lx_runtime *rt = lx_runtime_of(L);
+    if (t == LUA_TSTRING && lua_rawlen(L, 2) > LX_CONFIG_VALUE_MAX)
+        return luaL_error(L, "config.set: a value is at most %I bytes; this one is %I (keep data in persisted)",
+            (lua_Integer)LX_CONFIG_VALUE_MAX, (lua_Integer)lua_rawlen(L, 2));
+    size_t old_size = config_entry_size(L, 1, 4), new_size = config_entry_size(L, 1, 2);
+    if (new_size > old_size && rt->config_bytes - old_size + new_size > LX_CONFIG_TOTAL_MAX)
+        return luaL_error(L, "config.set: the config store holds at most %I bytes (%I in use); this would make it %I",
+            (lua_Integer)LX_CONFIG_TOTAL_MAX, (lua_Integer)rt->config_bytes,
+            (lua_Integer)(rt->config_bytes - old_size + new_size));
     // Everything that allocates first, then the stores that cannot fail halfway.
     push_registry(L, C_QUEUE);  // 5
     push_registry(L, C_CALLBACKS);
@@ -579,6 +604,7 @@ static int set_config(lua_State *L, int changed_by_chunk) {
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
     lua_rawset(L, 3);
+    rt->config_bytes = rt->config_bytes - old_size + new_size;
     return 0;
 }
 

@@ -52,6 +52,9 @@ extension ExecService {
                     return Self.plain(
                         400, "send {\"value\": ...} with a string, a number or a boolean (DELETE unsets)\n", json: true)
                 }
+                if let problem = ConfigValue.sizeProblem(path, value, in: try stateStore.config()) {
+                    return Self.plain(400, problem + "\n", json: true)
+                }
                 return try change(path, to: value)
             case "DELETE":
                 guard try stateStore.config(path) != nil else {

@@ -400,35 +400,12 @@ public final class LuaExecutor: @unchecked Sendable {
         }
     }
 
-    /// Most config callbacks one job may set off, its own and those their changes queue: two
-    /// callbacks that keep setting each other's paths must not hold the state forever.
-    static let configCallbackLimit = 100
-
-    /// Runs the config callbacks the job's changes queued (SPEC V5), each under the time limit
-    /// of a chunk, after the changes were saved: a callback that fails or loops is logged and
-    /// undoes nothing.
+    /// Runs config callbacks a job queued and did not run itself (a change from outside the
+    /// state, applied without saving): under the job's own limit, as `LuaVM.runConfigCallbacks`
+    /// runs them for a request; a failure is logged.
     private func runConfigCallbacks() {
-        var calls = 0
-        while let path = vm.nextConfigCallback() {
-            guard calls < Self.configCallbackLimit else {
-                vm.dropConfigCallbacks()
-                logger.error(
-                    "config callbacks dropped: one request set off more than \(Self.configCallbackLimit)",
-                    metadata: ["path": "\(path)"])
-                break
-            }
-            calls += 1
-            lock.withLock {
-                // A fresh limit, and no stop left over from the job that queued it.
-                running?.handle.clear()
-                running?.deadline = MonotonicInstant.now().advanced(byNanoseconds: timeLimitNanoseconds)
-            }
-            let evaluation = vm.runConfigCallback(path: path)
-            if case .failure(let failure) = evaluation.outcome {
-                logger.error(
-                    "config callback failed",
-                    metadata: ["path": "\(path)", "kind": "\(failure.kind.rawValue)", "error": "\(failure.message)"])
-            }
+        if let failure = vm.runConfigCallbacks() {
+            logger.error("config callback failed", metadata: ["kind": "\(failure.kind.rawValue)", "error": "\(failure.message)"])
         }
     }
 

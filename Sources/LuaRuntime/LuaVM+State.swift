@@ -102,7 +102,44 @@ extension LuaVM {
         guard status == Int32(LX_OK.rawValue) else {
             return LuaFailure(kind: .runtime, message: String(decoding: bytes(lx_error), as: UTF8.self))
         }
-        return save ? saveChanges() : nil
+        guard save else { return nil }
+        return saveChanges() ?? runConfigCallbacks()
+    }
+
+    /// The most config callbacks one change may set off, its own and those their changes queue:
+    /// two callbacks that keep setting each other's paths must not hold the state forever.
+    static let configCallbackLimit = 100
+
+    /// Runs the config callbacks queued so far (SPEC V5), each once, under the limits of what
+    /// caused them: the request's time limit and stop go on, no fresh limit is given, so a
+    /// callback that loops ends with the request that set its path, never in a later one. A
+    /// failing callback makes that request fail: the first failure is returned (the path's value
+    /// stays set and saved); after a timeout or an interrupt the rest are dropped.
+    public func runConfigCallbacks() -> LuaFailure? {
+        var first: LuaFailure?
+        var calls = 0
+        while let path = nextConfigCallback() {
+            calls += 1
+            guard calls <= Self.configCallbackLimit else {
+                dropConfigCallbacks()
+                return first
+                    ?? LuaFailure(
+                        kind: .runtime,
+                        message: "config: the change set off more than \(Self.configCallbackLimit) callbacks; the rest were dropped")
+            }
+            guard case .failure(let failure) = runConfigCallback(path: path).outcome else { continue }
+            if first == nil {
+                first = LuaFailure(
+                    kind: failure.kind,
+                    message: "config: '\(path)' was set and saved, but a function registered for it failed: \(failure.message)",
+                    traceback: failure.traceback)
+            }
+            if failure.kind != .runtime {
+                dropConfigCallbacks()
+                break
+            }
+        }
+        return first
     }
 
     /// The path of the next config callback to run, choosing it; nil when none is queued.

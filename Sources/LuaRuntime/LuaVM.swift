@@ -116,7 +116,7 @@ public final class LuaVM {
                 }
             }
         }
-        return finish(status: status, start: start)
+        return withConfigCallbacks(finish(status: status, start: start))
     }
 
     /// Calls the function the `http` module registered under `name` with `arguments`, under the
@@ -125,7 +125,16 @@ public final class LuaVM {
         _ kind: EndpointRegistry.Kind, _ name: String, arguments: [LuaValue], rendering: Rendering
     ) -> Evaluation? {
         let cKind = kind == .endpoint ? Int32(LX_KIND_ENDPOINT.rawValue) : Int32(LX_KIND_ACTION.rawValue)
-        return invoke(kind: cKind, name, arguments: arguments, rendering: rendering)
+        return invoke(kind: cKind, name, arguments: arguments, rendering: rendering).map(withConfigCallbacks)
+    }
+
+    /// Runs the config callbacks an evaluation's changes queued; when one fails, so does the
+    /// evaluation (its own failure, if it failed, comes first).
+    private func withConfigCallbacks(_ evaluation: Evaluation) -> Evaluation {
+        guard let failure = runConfigCallbacks(), case .success = evaluation.outcome else { return evaluation }
+        var evaluation = evaluation
+        evaluation.outcome = .failure(failure)
+        return evaluation
     }
 
     func invoke(kind cKind: Int32, _ name: String, arguments: [LuaValue], rendering: Rendering) -> Evaluation? {

@@ -47,7 +47,11 @@ struct ConfigCommand: ParsableCommand {
                     ["boolean", "integer", "number"].lazy.compactMap { ConfigValue(text: value, type: $0) }.first
                     ?? .string(Array(value.utf8))
             }
-            try StateStore(sharing: store.open()).setConfig(path, typed)
+            let state = StateStore(sharing: try store.open())
+            if let problem = ConfigValue.sizeProblem(path, typed, in: try state.config()) {
+                throw ValidationError(problem)
+            }
+            try state.setConfig(path, typed)
         }
     }
 
