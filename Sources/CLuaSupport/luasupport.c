@@ -649,10 +649,15 @@ static int lx_setup(lua_State *L) {
     return 0;
 }
 
-// The restricted profile (SPEC V1): what lets a chunk reach files, processes, native modules
-// and the VM's internals goes. Raw sets, so that no metamethod an init script left on _G runs.
+// The restricted profile (SPEC V1): what lets a chunk reach files, processes, native modules,
+// the process's environment and the VM's internals goes. From os: execute (processes), remove,
+// rename and tmpname (files: tmpname creates one), getenv (the daemon's environment may hold
+// secrets), setlocale (process-wide: it changes how every later request's numbers are written
+// and read). What stays reads clocks and formats dates. Raw sets, so that no metamethod an init
+// script left on _G runs.
 static int lx_restrict_globals(lua_State *L) {
     static const char *const removed[] = {"io", "package", "require", "debug", "dofile", "loadfile", NULL};
+    static const char *const removed_os[] = {"execute", "remove", "rename", "tmpname", "getenv", "setlocale", NULL};
     lua_pushglobaltable(L);
     for (const char *const *name = removed; *name; name++) {
         lua_pushstring(L, *name);
@@ -661,9 +666,11 @@ static int lx_restrict_globals(lua_State *L) {
     }
     lua_pushliteral(L, "os");
     if (lua_rawget(L, -2) == LUA_TTABLE) {
-        lua_pushliteral(L, "execute");
-        lua_pushnil(L);
-        lua_rawset(L, -3);
+        for (const char *const *name = removed_os; *name; name++) {
+            lua_pushstring(L, *name);
+            lua_pushnil(L);
+            lua_rawset(L, -3);
+        }
     }
     return 0;
 }

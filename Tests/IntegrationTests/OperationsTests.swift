@@ -104,12 +104,18 @@ struct OperationsTests {
         #expect(!fds.contains("socket:"), "\(fds)")
     }
 
-    @Test("the restricted profile takes io, os.execute, require, debug away; the init scripts' API still works")
+    @Test("the restricted profile takes io, os.execute, os's file and environment functions, require, debug away; the init scripts' API still works")
     func restrictedProfile() throws {
         let stack = try Stack(settings: ["lua.profile=restricted"])
         #expect(
             try stack.eval("return io, os.execute, package, require, debug, dofile, loadfile").text
                 == "nil\tnil\tnil\tnil\tnil\tnil\tnil")
+        #expect(
+            try stack.eval("return os.remove, os.rename, os.tmpname, os.getenv, os.setlocale, os.date('!%Y', 0)").text
+                == "nil\tnil\tnil\tnil\tnil\t1970")
+        let attempt = try stack.eval("return os.getenv('PATH')")
+        #expect(attempt.status == 500)
+        #expect(attempt.text.hasPrefix("interactive.lua:1: attempt to call a nil value (field 'getenv')"))
         #expect(try stack.eval("return type(system.hostname())").text == "string")
         #expect(try stack.eval("system.toast('restricted toast')").status == 200)
         try Stack.waitUntil(timeout: .seconds(5), "the toast in the log") {

@@ -259,7 +259,7 @@ struct LuaVMProfileTests {
         }.joined(separator: "\t")
     }
 
-    @Test("the restricted profile takes io, os.execute, package, require, debug, dofile, loadfile away")
+    @Test("the restricted profile takes files, processes, the environment, the locale, modules and debug away")
     func restricted() throws {
         let vm = try LuaVM()
         _ = try text(vm, "local io = io; function readable() return io.open('/proc/self/stat') ~= nil end")
@@ -267,6 +267,16 @@ struct LuaVMProfileTests {
         #expect(try text(vm, "return io == nil, os.execute == nil, package == nil, require == nil, debug == nil")
             == "true\ttrue\ttrue\ttrue\ttrue")
         #expect(try text(vm, "return dofile == nil, loadfile == nil") == "true\ttrue")
+        // Files (tmpname makes one), the daemon's environment, the process-wide locale.
+        #expect(
+            try text(vm, "return os.remove == nil, os.rename == nil, os.tmpname == nil, os.getenv == nil, os.setlocale == nil")
+                == "true\ttrue\ttrue\ttrue\ttrue")
+        var names: [String] = []
+        for name in ["time", "clock", "date", "difftime", "exit"] {
+            names.append(try text(vm, "return type(os.\(name))"))
+        }
+        #expect(names == ["function", "function", "function", "function", "function"])
+        #expect(try text(vm, "return os.date('!%Y', 0), os.difftime(2, 1)") == "1970\t1.0")
         #expect(try text(vm, "return type(os.time), type(load), type(string.rep), type(print)")
             == "function\tfunction\tfunction\tfunction")
         // What an init script captured before the restriction keeps working.
