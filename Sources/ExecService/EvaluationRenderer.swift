@@ -3,6 +3,28 @@ import SystemSupport
 
 /// Turns an evaluation into a response body and status (SPEC E4–E6).
 enum EvaluationRenderer {
+    /// The most bytes an evaluation's answer may take, in either format: the state's results are
+    /// at most 64 MiB encoded (CLuaSupport's LX_RESULT_LIMIT) and its output 16 MiB, but JSON
+    /// escapes a control byte as six and base64 adds a third. Past it the answer is E6's
+    /// `memory` error, and luaexecd holds at most this much of an answer (docs/limits.md).
+    static let answerLimit = 64 << 20
+
+    /// An answer: its status, its body, and the kind of the error it carries (nil for a result):
+    /// an evaluation that succeeded may still be answered with an error when it cannot be
+    /// rendered within the limit.
+    struct Rendered {
+        var status: Int
+        var body: [UInt8]
+        var error: LuaFailure.Kind? = nil
+    }
+
+    /// The answer when the rendered results would pass `limit`: the output is not sent either.
+    static func tooLarge(limit: Int) -> LuaFailure {
+        LuaFailure(
+            kind: .memory,
+            message: "the answer would exceed \(limit) bytes (the results and output as rendered): return less, or fetch it in parts")
+    }
+
     static func status(of kind: LuaFailure.Kind) -> Int {
         switch kind {
         case .syntax: 400
@@ -13,11 +35,16 @@ enum EvaluationRenderer {
 
     /// Text: the output, then the results as `tostring` shows them, joined by tabs. A single nil,
     /// or nothing, adds nothing. Errors: the output, the message and a traceback, one per line.
-    static func text(_ evaluation: Evaluation) -> (status: Int, body: [UInt8]) {
+    static func text(_ evaluation: Evaluation, limit: Int = answerLimit) -> Rendered {
         var body = evaluation.output
         switch evaluation.outcome {
         case .success(let values):
-            if values.count == 1, values[0] == .nil { return (200, body) }
+            if values.count == 1, values[0] == .nil { return Rendered(status: 200, body: body) }
+            let size = values.reduce(body.count + max(values.count - 1, 0)) { size, value in
+                if case .string(let bytes) = value { size + bytes.count } else { size + 3 }
+            }
+            if size > limit { return text(Evaluation(output: [], outcome: .failure(tooLarge(limit: limit)), elapsedNanoseconds: 0)) }
+            body.reserveCapacity(size)
             for (index, value) in values.enumerated() {
                 if index > 0 { body.append(0x09) }
                 switch value {
@@ -25,7 +52,7 @@ enum EvaluationRenderer {
                 default: body.append(contentsOf: "nil".utf8)
                 }
             }
-            return (200, body)
+            return Rendered(status: 200, body: body)
         case .failure(let failure):
             body.append(contentsOf: failure.message.utf8)
             body.append(0x0A)
@@ -33,14 +60,14 @@ enum EvaluationRenderer {
                 body.append(contentsOf: traceback.utf8)
                 body.append(0x0A)
             }
-            return (status(of: failure.kind), body)
+            return Rendered(status: status(of: failure.kind), body: body, error: failure.kind)
         }
     }
 
     /// JSON: `{"ok":true,"results":[...],"output":"...","elapsed_ms":N}` or
     /// `{"ok":false,"error":{"kind":...,"message":...,"traceback":...},"output":...}`.
-    static func json(_ evaluation: Evaluation) -> (status: Int, body: [UInt8]) {
-        var json = JSONWriter()
+    static func json(_ evaluation: Evaluation, limit: Int = answerLimit) -> Rendered {
+        var json = JSONWriter(limit: limit)
         switch evaluation.outcome {
         case .success(let values):
             json.raw("{\"ok\":true,\"results\":")
@@ -50,7 +77,10 @@ enum EvaluationRenderer {
             json.raw(",\"elapsed_ms\":")
             json.raw(milliseconds(nanoseconds: evaluation.elapsedNanoseconds))
             json.raw("}")
-            return (200, json.bytes)
+            if json.overflowed {
+                return Self.json(Evaluation(output: [], outcome: .failure(tooLarge(limit: limit)), elapsedNanoseconds: 0))
+            }
+            return Rendered(status: 200, body: json.bytes)
         case .failure(let failure):
             json.raw("{\"ok\":false,\"error\":{\"kind\":")
             json.string(failure.kind.rawValue)
@@ -61,7 +91,10 @@ enum EvaluationRenderer {
             json.raw("},\"output\":")
             json.luaString(evaluation.output)
             json.raw("}")
-            return (status(of: failure.kind), json.bytes)
+            if json.overflowed {
+                return Self.json(Evaluation(output: [], outcome: .failure(tooLarge(limit: limit)), elapsedNanoseconds: 0))
+            }
+            return Rendered(status: status(of: failure.kind), body: json.bytes, error: failure.kind)
         }
     }
 

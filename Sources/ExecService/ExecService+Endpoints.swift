@@ -77,8 +77,9 @@ extension ExecService {
     ) {
         let values: [LuaValue]
         switch evaluation.outcome {
-        case .failure(let failure):
-            return (render(evaluation, json: json), failure.kind.rawValue)
+        case .failure:
+            let (response, error) = render(evaluation, json: json)
+            return (response, error?.rawValue)
         case .success(let results):
             values = results
         }
@@ -91,7 +92,8 @@ extension ExecService {
                 LuaFailure(
                     kind: .runtime,
                     message: "endpoint '\(name)' \(problem.message); return a body string, or status, body, headers"))
-            return (render(failed, json: json), LuaFailure.Kind.runtime.rawValue)
+            let (response, error) = render(failed, json: json)
+            return (response, error?.rawValue)
         case .success(let answer):
             var headers: [(name: String, value: String)] = answer.headers.map { (name: $0.0, value: $0.1) }
             let given = Set(answer.headers.map { $0.0.lowercased() })

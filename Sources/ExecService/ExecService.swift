@@ -367,21 +367,20 @@ public final class ExecService: Sendable {
     /// The response for an evaluation, a chunk's or an action's (SPEC E4–E7).
     func render(_ evaluation: Evaluation, json: Bool, audit: inout AuditRecord) -> Response {
         recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
-        if case .failure(let failure) = evaluation.outcome { audit.errorKind = failure.kind.rawValue }
-        return Self.render(evaluation, json: json)
+        let (response, error) = Self.render(evaluation, json: json)
+        if let error { audit.errorKind = error.rawValue }
+        return response
     }
 
-    static func render(_ evaluation: Evaluation, json: Bool) -> Response {
-        let (status, bytes) = json ? EvaluationRenderer.json(evaluation) : EvaluationRenderer.text(evaluation)
+    static func render(_ evaluation: Evaluation, json: Bool) -> (response: Response, error: LuaFailure.Kind?) {
+        let rendered = json ? EvaluationRenderer.json(evaluation) : EvaluationRenderer.text(evaluation)
         var headers: [(name: String, value: String)] = [
             ("Content-Type", json ? "application/json" : "text/plain; charset=utf-8"),
             ("Cache-Control", "no-store"),
             ("Server-Timing", EvaluationRenderer.serverTiming(nanoseconds: evaluation.elapsedNanoseconds)),
         ]
-        if case .failure(let failure) = evaluation.outcome {
-            headers.append(("X-Lua-Error", failure.kind.rawValue))
-        }
-        return Response(status: status, headers: headers, body: bytes)
+        if let error = rendered.error { headers.append(("X-Lua-Error", error.rawValue)) }
+        return (Response(status: rendered.status, headers: headers, body: rendered.body), rendered.error)
     }
 
     /// `path` without `prefix`, which it starts with: cut by bytes, not by characters, which

@@ -72,6 +72,39 @@ struct LimitsTests {
         #expect(try stack.eval(Self.pidChunk).text == pid)
     }
 
+    @Test(
+        "an answer that rendering would blow up (control bytes as JSON escapes, binary as base64, millions of numbers) is refused as memory, and luaexecd's peak stays near what the state holds",
+        arguments: [
+            // The chunk, and the most luaexecd's peak RSS may grow (MiB): the data in the state,
+            // encoded and decoded once each, and no rendered copy. Before, the JSON alone was
+            // 6 times the data (and twice that while its buffer grew).
+            ("return ('\\1'):rep(20e6)", 120),
+            ("print(('\\1'):rep(15e6)) return 1", 120),
+            ("return ('\\255'):rep(55e6)", 250),
+            ("local t = {} for i = 1, 4e6 do t[i] = i + 1 / 3 end return t", 400),
+        ])
+    func renderingHoldsTheCap(chunk: String, mostGrowthMiB: Int) throws {
+        let stack = try Stack(settings: ["limits.time=60"])
+        let idle = try stack.luaexecdStatus("VmRSS")
+        let answer = try stack.eval(chunk, headers: ["Accept: application/json"])
+        #expect(answer.status == 500)
+        #expect(answer.headers["x-lua-error"] == "memory")
+        // Compared in part: a failure must not print a 100 MB body.
+        #expect(
+            String(answer.text.prefix(300))
+                == #"{"ok":false,"error":{"kind":"memory","message":"the answer would exceed 67108864 bytes "#
+                + #"(the results and output as rendered): return less, or fetch it in parts","traceback":null},"output":""}"#)
+        let peak = try stack.luaexecdStatus("VmHWM")
+        #expect(peak - idle < mostGrowthMiB << 10, "peak \(peak) kB, idle \(idle) kB")
+        #expect(try stack.eval("return 1 + 1", headers: ["Accept: application/json"]).text.hasPrefix(#"{"ok":true,"results":[2]"#))
+        // Text has no escaping: the same string is answered as it is, up to the same limit.
+        if chunk.hasPrefix("return ('\\1')") {
+            let text = try stack.eval(chunk)
+            #expect(text.status == 200)
+            #expect(text.body.count == 20_000_000)
+        }
+    }
+
     @Test("the memory cap caps the process: after 12 rounds of two concurrent memory bombs, luaexecd's RSS comes back")
     func memoryBombsReturnMemory() throws {
         let stack = try Stack(settings: ["limits.time=60", "limits.memory=64"])
