@@ -97,6 +97,8 @@ int lx_push_registered(lua_State *L, int kind, const char *name, size_t name_len
 // Raises the stop hook's error for `reason` (an lx_stop_reason other than LX_STOP_NONE), for C
 // code that runs long without returning to Lua and checks rt->stop itself.
 int lx_raise_stop(lua_State *L, int reason);
+// Replaces string.find, match, gmatch and gsub with ones that the stop reaches (patterns.c).
+void lx_open_patterns(lua_State *L);
 // Creates `persisted`, `shared` and `config` (persist.c).
 void lx_open_persist(lua_State *L);
 // Pushes the function of the config callback lx_next_config_call chose, or nil (persist.c).

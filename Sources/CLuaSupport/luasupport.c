@@ -632,6 +632,7 @@ static int lx_setup(lua_State *L) {
     replace_in(L, NULL, "setmetatable", lx_setmetatable, 1);
     replace_in(L, NULL, "xpcall", lx_xpcall, 0);
     replace_in(L, "debug", "setmetatable", lx_debug_setmetatable, 1);
+    lx_open_patterns(L);
     lx_open_http(L);
     lx_open_persist(L);
 
