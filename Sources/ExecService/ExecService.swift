@@ -125,13 +125,13 @@ public final class ExecService: Sendable {
         return finish(head, busy(json: Self.wantsJSON(head)), audit: &audit, start: MonotonicInstant.now())
     }
 
-    /// Every answer passes here, and leaves with `HeaderPolicy.security`: whatever it holds, no
+    /// Every answer passes here, and leaves with `HeaderPolicy.securityLines`: whatever it holds, no
     /// browser runs it as script in the console's origin.
     private func finish(_ head: RequestHead, _ answer: Response, audit: inout AuditRecord, start: MonotonicInstant)
         -> Response
     {
         var response = answer
-        response.headers.append(contentsOf: HeaderPolicy.security)
+        response.fixedLines = HeaderPolicy.securityLines
         audit.finish(response: response, nanoseconds: MonotonicInstant.now().nanoseconds(since: start))
         audit.log(to: logger, through: auditLines)
         countRequest(head, status: response.status)

@@ -12,14 +12,14 @@ enum HeaderPolicy {
     /// forms, popups and storage off, whatever its type (HTML, SVG, XML with a stylesheet);
     /// `default-src 'none'` loads nothing; `nosniff` stops a browser from reading a body as a
     /// type it was not given; `no-referrer` keeps a URL with `?AuthToken=` out of Referer.
-    static let security: [(name: String, value: String)] = [
-        (
-            "Content-Security-Policy",
-            "sandbox; default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-        ),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
-    ]
+    /// As the lines go on the wire (`Response.fixedLines`).
+    static let securityLines: StaticString = """
+        Content-Security-Policy: sandbox; default-src 'none'; base-uri 'none'; form-action 'none'; \
+        frame-ancestors 'none'\r
+        X-Content-Type-Options: nosniff\r
+        Referrer-Policy: no-referrer\r
+
+        """
 
     /// Why a handler may not send the header `name: value`, or nil when it may. The value has
     /// been checked for line breaks already.

@@ -16,7 +16,7 @@ struct AnswerHeadersTests {
     static let stack: Stack = try! Stack(
         settings: ["auth.failure_limit=1000000", "exec.actions=true", "exec.max_body=4096"])
 
-    /// What luaexecd adds to every answer (`HeaderPolicy.security`).
+    /// What luaexecd adds to every answer (`HeaderPolicy.securityLines`).
     static let policy = "sandbox; default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
     static let registered: Void = {
