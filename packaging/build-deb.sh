@@ -41,7 +41,8 @@ LUAEXEC_LOG_DIR=/var/log/nginx LUAEXEC_SNIPPETS_DIR=/etc/nginx/snippets LUAEXEC_
     scripts/render-nginx.sh "$work/site" /run/luaexec/luaexecd.sock 443 80 "" \
     /etc/luaexec/tls/cert.pem /etc/luaexec/tls/key.pem 50r/s 100
 install -m 0644 "$work/site/luaexec-site.conf" "$stage/etc/nginx/sites-available/luaexec"
-install -m 0644 nginx/luaexec-fastcgi.conf nginx/luaexec-headers.conf "$stage/etc/nginx/snippets/"
+install -m 0644 nginx/luaexec-fastcgi.conf nginx/luaexec-headers.conf nginx/luaexec-api-headers.conf \
+    "$stage/etc/nginx/snippets/"
 
 # The web console (SPEC O7): static files as in the repository; the editor is libjs-codemirror.
 for file in $(cd web && find . -type f | sort); do

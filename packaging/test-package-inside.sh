@@ -9,7 +9,7 @@ check() { # check DESCRIPTION EXPECTED ACTUAL
 echo "-- what postinst made"
 check "user luaexec is a system user" "yes" "$(test "$(id -u luaexec)" -lt 1000 && echo yes)"
 check "state directory" "luaexec:luaexec 700" "$(stat -c '%U:%G %a' /var/lib/luaexec)"
-check "token database owned by luaexec" "luaexec:luaexec" "$(stat -c '%U:%G' /var/lib/luaexec/luaexec.db)"
+check "token database owned by luaexec, its alone" "luaexec:luaexec 600" "$(stat -c '%U:%G %a' /var/lib/luaexec/luaexec.db)"
 check "admin token readable by root alone" "root:root 600" "$(stat -c '%U:%G %a' /etc/luaexec/admin-token)"
 check "private key" "root:root 600" "$(stat -c '%U:%G %a' /etc/luaexec/tls/key.pem)"
 check "self-signed certificate" "yes" "$(openssl x509 -in /etc/luaexec/tls/cert.pem -noout >/dev/null && echo yes)"

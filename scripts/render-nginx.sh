@@ -30,6 +30,7 @@ fill() {
         -e "s|@RATE@|$rate|g" -e "s|@BURST@|$burst|g" -e "s|@WEB_DIR@|$web_dir|g" \
         -e "s|@CODEMIRROR_DIR@|$codemirror_dir|g" "$1"
 }
-cp "$here/nginx/luaexec-fastcgi.conf" "$here/nginx/luaexec-headers.conf" "$run_dir/"
+cp "$here/nginx/luaexec-fastcgi.conf" "$here/nginx/luaexec-headers.conf" "$here/nginx/luaexec-api-headers.conf" \
+    "$run_dir/"
 fill "$here/nginx/luaexec-site.conf.in" > "$run_dir/luaexec-site.conf"
 fill "$here/nginx/dev-nginx.conf.in" > "$run_dir/nginx.conf"

@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
 # `make run`: build, then serve nginx + luaexecd on https://127.0.0.1:$LUAEXEC_PORT in the
 # foreground, with every file under $LUAEXEC_RUN_DIR (default .run/). Ctrl-C stops both.
+# LUAEXEC_BIN_DIR names binaries to run instead of building the release ones (the tests run
+# their debug build this way).
+#
+# Run as root, it does as root only what needs root (installing packages, building, making the
+# user), then runs the rest as another user: luaexecd runs chunks from anyone with an exec token,
+# and never as root. That user is the one who ran `sudo make run` (SUDO_USER), or else the
+# system user `luaexec`, made when missing as the Debian package makes it. The run directory
+# becomes that user's (mode 0700, what an earlier run as root left in it included).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 port=${LUAEXEC_PORT:-8443}
@@ -10,8 +18,48 @@ mkdir -p "$run_dir"
 run_dir=$(cd "$run_dir" && pwd)
 
 "$root/scripts/install-deps.sh"
-(cd "$root" && swift build -c release --product luaexecd && swift build -c release --product luaexec)
-bin=$(cd "$root" && swift build -c release --show-bin-path)
+if [ -n "${LUAEXEC_BIN_DIR:-}" ]; then
+    bin=$LUAEXEC_BIN_DIR
+else
+    (cd "$root" && swift build -c release --product luaexecd && swift build -c release --product luaexec)
+    bin=$(cd "$root" && swift build -c release --show-bin-path)
+fi
+
+if [ "$(id -u)" = 0 ]; then
+    if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ] && id -u "$SUDO_USER" >/dev/null 2>&1; then
+        user=$SUDO_USER
+    else
+        user=luaexec
+        getent passwd "$user" >/dev/null ||
+            adduser --system --group --quiet --home /nonexistent --no-create-home --gecos "luaexec daemon" "$user"
+    fi
+    group=$(id -gn "$user")
+    home=$(getent passwd "$user" | cut -d: -f6)
+    as_user() { setpriv --reuid="$user" --regid="$group" --init-groups -- "$@"; }
+    unreachable() {
+        echo "make run: $user cannot reach $1, and luaexecd never runs as root;" \
+            "run make run as a user who can read the checkout (or with sudo from one)" >&2
+        exit 1
+    }
+    for need in "$bin/luaexecd" "$bin/luaexec" "$root/scripts/run.sh" "$root/init.d" "$root/web"; do
+        as_user test -r "$need" -a -x "$need" || unreachable "$need"
+    done
+    owner=$(stat -c %U "$run_dir")
+    if [ "$owner" = root ]; then
+        chown -R "$user:$group" "$run_dir"
+    elif [ "$owner" != "$user" ]; then
+        echo "make run: $run_dir belongs to $owner, but would run as $user; remove it or set LUAEXEC_RUN_DIR" >&2
+        exit 1
+    fi
+    as_user test -w "$run_dir" -a -x "$run_dir" || unreachable "$run_dir"
+    echo "make run: as root; luaexecd and nginx run as $user" >&2
+    exec setpriv --reuid="$user" --regid="$group" --init-groups -- env HOME="$home" USER="$user" LOGNAME="$user" \
+        LUAEXEC_BIN_DIR="$bin" LUAEXEC_RUN_DIR="$run_dir" "$root/scripts/run.sh"
+fi
+
+# Everything the run makes (database, token, certificate, logs) is the user's alone.
+umask 077
+chmod 0700 "$run_dir"
 
 "$root/scripts/make-cert.sh" "$run_dir/cert.pem" "$run_dir/key.pem"
 socket="$run_dir/luaexecd.sock"

@@ -1,6 +1,10 @@
 import CSQLite
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A value SQLite stores or returns.
 enum SQLiteValue: Sendable, Equatable {
     case null
@@ -33,6 +37,7 @@ final class SQLiteDatabase: Sendable {
 
     init(path: String, busyTimeout: Duration = .seconds(5)) throws(StoreError) {
         self.path = path
+        Self.restrictToOwner(path)
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &handle, flags, nil)
@@ -49,6 +54,21 @@ final class SQLiteDatabase: Sendable {
         // its answer goes out (SPEC V6). Readers (the CLI) never wait for the writer.
         try query("PRAGMA journal_mode = WAL")
         try query("PRAGMA synchronous = FULL")
+    }
+
+    /// The database holds token digests, `persisted` and the config store: its owner's alone.
+    /// SQLite makes a new file 0644 under the usual umask and gives its -wal, -shm and -journal
+    /// files the database's mode, so a new file is made 0600 before SQLite opens it; a file made
+    /// looser before (an older luaexec, the sqlite3 tool) is tightened, its journal files with
+    /// it. Best effort: a file that cannot be made or changed is left to SQLite's open to report.
+    private static func restrictToOwner(_ path: String) {
+        let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 { close(fd) }
+        for file in [path, path + "-wal", path + "-shm", path + "-journal"] {
+            var info = stat()
+            guard stat(file, &info) == 0, info.st_uid == geteuid(), info.st_mode & 0o077 != 0 else { continue }
+            chmod(file, info.st_mode & 0o700)
+        }
     }
 
     /// Opens an existing file for reading only, as `restore` checks a backup.

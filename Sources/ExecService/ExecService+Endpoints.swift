@@ -67,9 +67,6 @@ extension ExecService {
         ]
     }
 
-    /// Headers a handler may not set: the transport's own.
-    static let reservedHeaders: Set<String> = ["status", "content-length", "transfer-encoding", "connection"]
-
     /// The handler's answer as a response, and the error kind when it failed (an error, a limit,
     /// or results of the wrong shape, which count as the handler's errors).
     static func endpointResponse(_ evaluation: Evaluation, name: String, json: Bool) -> (
@@ -151,9 +148,6 @@ extension ExecService {
                 guard !name.isEmpty, field.key.allSatisfy(isTokenCharacter) else {
                     return .failure(EndpointShapeError(message: "set a header with the invalid name '\(name)'"))
                 }
-                guard !reservedHeaders.contains(name.lowercased()) else {
-                    return .failure(EndpointShapeError(message: "set the header '\(name)', which luaexec sets itself"))
-                }
                 let value: [UInt8]
                 switch field.value {
                 case .string(let bytes): value = bytes
@@ -167,7 +161,13 @@ extension ExecService {
                     return .failure(
                         EndpointShapeError(message: "set the header '\(name)' to a value with a line break"))
                 }
-                headers.append((name, String(decoding: value, as: UTF8.self)))
+                let text = String(decoding: value, as: UTF8.self)
+                // Only headers that act on this answer alone (HeaderPolicy): never one a web
+                // server or a browser would act on beyond it.
+                if let refusal = HeaderPolicy.refusal(name: name, value: text) {
+                    return .failure(EndpointShapeError(message: refusal))
+                }
+                headers.append((name, text))
             }
         }
         return .success((Int(status), body, headers))

@@ -125,9 +125,13 @@ public final class ExecService: Sendable {
         return finish(head, busy(json: Self.wantsJSON(head)), audit: &audit, start: MonotonicInstant.now())
     }
 
-    private func finish(_ head: RequestHead, _ response: Response, audit: inout AuditRecord, start: MonotonicInstant)
+    /// Every answer passes here, and leaves with `HeaderPolicy.securityLines`: whatever it holds, no
+    /// browser runs it as script in the console's origin.
+    private func finish(_ head: RequestHead, _ answer: Response, audit: inout AuditRecord, start: MonotonicInstant)
         -> Response
     {
+        var response = answer
+        response.fixedLines = HeaderPolicy.securityLines
         audit.finish(response: response, nanoseconds: MonotonicInstant.now().nanoseconds(since: start))
         audit.log(to: logger, through: auditLines)
         countRequest(head, status: response.status)

@@ -59,7 +59,7 @@ enum FastCGIEncoder {
     static func response(_ response: Response, id: UInt16, into out: inout [UInt8]) {
         // The head is written as bytes straight into `out`, after a header whose length is
         // filled in once known: no intermediate string.
-        out.reserveCapacity(out.count + 256 + response.body.count + 48)
+        out.reserveCapacity(out.count + 256 + response.fixedLines.utf8CodeUnitCount + response.body.count + 48)
         let headerAt = out.count
         appendHeader(FCGI.stdout, id: id, length: 0, into: &out)
         let headStart = out.count
@@ -75,6 +75,7 @@ enum FastCGIEncoder {
                 out.utf8(value)
                 out.literal("\r\n")
             }
+            out.literal(response.fixedLines)
             if Response.mayHaveContent(response.status) {
                 out.literal("Content-Length: ")
                 out.decimal(response.body.count)

@@ -28,6 +28,32 @@ struct TokenStoreSQLiteTests {
         #expect(listed[0].lastUsedAt == Date(timeIntervalSince1970: 1_900_000_000))
     }
 
+    /// Issue 24, item 15: the file holds token digests and `persisted`. SQLite makes a new file
+    /// 0644 under the usual umask (022) and gives its -wal and -shm files the database's mode.
+    @Test("the database and its WAL files are its owner's alone; one made looser before is tightened")
+    func ownerOnly() throws {
+        let directory = "/tmp/luaexec-modes-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/luaexec.db"
+        func mode(_ file: String) throws -> Int {
+            try #require(FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int)
+        }
+        do {
+            let store = try TokenStore(path: path)
+            _ = try store.create(name: "ops", scopes: [.exec], expiresAt: nil)
+            for file in [path, path + "-wal", path + "-shm"] { #expect(try mode(file) == 0o600, "\(file)") }
+        }
+        // As an older luaexec or the sqlite3 tool left it: reopening tightens the file and its WAL files.
+        let first = try TokenStore(path: path)
+        _ = try first.create(name: "dev", scopes: [.exec], expiresAt: nil)
+        for file in [path, path + "-wal", path + "-shm"] { #expect(chmod(file, 0o644) == 0) }
+        let second = try TokenStore(path: path)
+        for file in [path, path + "-wal", path + "-shm"] { #expect(try mode(file) == 0o600, "\(file)") }
+        #expect(try second.list().map(\.name).sorted() == ["dev", "ops"])
+        _ = first
+    }
+
     @Test("floats a foreign or hand-edited database holds where integers belong are read without a trap")
     func foreignFloats() throws {
         defer { try? FileManager.default.removeItem(atPath: path) }

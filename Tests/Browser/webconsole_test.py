@@ -62,11 +62,14 @@ class WebConsole(unittest.TestCase):
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         self.wait = WebDriverWait(self.browser, 15)
+        # What a test expects the browser to refuse, and so to log (a pattern); nothing else may be.
+        self.refusals = None
 
     def tearDown(self):
         try:
             problems = [entry["message"] for entry in self.browser.get_log("browser")
-                        if entry["level"] == "SEVERE" and not self.expected_console_error(entry["message"])]
+                        if entry["level"] == "SEVERE" and not self.expected_console_error(entry["message"])
+                        and not (self.refusals and re.search(self.refusals, entry["message"]))]
             self.assertEqual(problems, [], "script errors or CSP violations in the browser console")
         finally:
             self.browser.quit()
@@ -353,6 +356,50 @@ class WebConsole(unittest.TestCase):
         self.find("#run").click()
         self.assertEqual(self.text_of("#signin-error", "no longer"),
                          "Your token is no longer accepted (revoked or expired). Sign in again.")
+
+    def test_an_endpoint_answer_runs_no_script_in_the_console_origin(self):
+        # Issue 24, item 6. A token with `exec` registers endpoints on the console's origin: a page
+        # and an SVG that carry an inline script and a script of the site (steal.js, another
+        # endpoint, which `script-src 'self'` alone would let run), and a collector. Opened in the
+        # console's own tab, where the admin's token is in sessionStorage, none of it may run.
+        author = make_token("page-author", "exec")
+        steal = ("document.getElementById('s').textContent = 'ran';"
+                 "let t; try { t = sessionStorage.getItem('luaexec.token') } catch (e) { t = 'refused: ' + e }"
+                 "document.title = String(t);"
+                 "fetch('/api/v1/exec/loot?AuthToken=%s', {method: 'POST', body: String(t)});" % author)
+        script_src = "/api/v1/exec/steal.js?AuthToken=" + author
+        page = ('<title>inert</title><p id="s">inert</p><script>%s</script><script src="%s"></script>'
+                % (steal, script_src))
+        svg = ('<svg xmlns="http://www.w3.org/2000/svg"><text id="s" y="20">inert</text>'
+               '<script href="%s"/><script>%s</script></svg>' % (script_src, steal))
+        chunk = """
+            loot = nil
+            http.listen('loot', function(url, body) loot = body return 'kept' end)
+            http.listen('steal.js', function() return 200, [==[%s]==], {['Content-Type'] = 'text/javascript'} end)
+            http.listen('page.html', function() return 200, [==[%s]==], {['Content-Type'] = 'text/html'} end)
+            http.listen('image.svg', function() return 200, [==[%s]==], {['Content-Type'] = 'image/svg+xml'} end)
+            """ % (steal, page, svg)
+        self.assertEqual(curl(URL + "/api/v1/exec/interactive.lua", token=author, body=chunk), (200, ""))
+        self.refusals = (r"Blocked script execution in '%s/api/v1/exec/(page\.html|image\.svg)\?AuthToken="
+                         % re.escape(URL))
+
+        self.signed_in()
+        self.assertEqual(self.browser.execute_script("return sessionStorage.getItem('luaexec.token')"), ADMIN)
+        for name in ("page.html", "image.svg"):
+            # As an admin would open an endpoint's link: in the console's tab, the token in the query.
+            self.browser.get(URL + "/api/v1/exec/%s?AuthToken=%s" % (name, author))
+            # Shown, and inert: a script that ran would have changed the text before the load
+            # event, which get() waits for.
+            self.assertEqual(self.find("#s").text, "inert", name)
+            self.assertNotIn(ADMIN, self.browser.title)
+            self.assertNotIn(ADMIN, self.browser.page_source)
+        self.assertEqual(curl(URL + "/api/v1/exec/interactive.lua", token=ADMIN, body="return loot"), (200, ""))
+
+        # Back on the console the tab is still signed in with its token, untouched.
+        self.browser.get(URL + "/")
+        self.visible("#who-name")
+        self.assertEqual(self.browser.execute_script("return sessionStorage.getItem('luaexec.token')"), ADMIN)
+        self.assertEqual(curl(URL + "/api/v1/exec/interactive.lua", token=ADMIN, body="return loot"), (200, ""))
 
     def test_phone_sized_screen(self):
         self.browser.set_window_size(390, 844)

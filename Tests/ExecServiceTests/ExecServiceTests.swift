@@ -67,6 +67,28 @@ struct ExecServiceTests {
         #expect(response.status == 413)
     }
 
+    /// Issue 24, item 6: whatever an answer holds, no browser runs it as script in the
+    /// console's origin (AnswerHeadersTests has each kind of answer through the transport).
+    @Test("every answer, a busy one too, carries the sandbox policy, nosniff and no-referrer")
+    func securityHeaders() {
+        let chunk = Array("return '<script>'".utf8)
+        let answers = [
+            service.respond(to: head(headers: ["authorization": "Bearer \(token)"])) { _ in .complete(chunk) },
+            service.respond(to: head()) { _ in .complete([]) },
+            service.respondBusy(to: head()),
+        ]
+        let expected = [
+            "Content-Security-Policy: sandbox; default-src 'none'; base-uri 'none'; form-action 'none'; "
+                + "frame-ancestors 'none'",
+            "X-Content-Type-Options: nosniff", "Referrer-Policy: no-referrer",
+        ]
+        for answer in answers {
+            #expect(answer.fixedHeaders.map { "\($0.name): \($0.value)" } == expected)
+            #expect(answer.header("x-content-type-options") == "nosniff")
+        }
+        #expect(answers.map(\.status) == [200, 401, 503])
+    }
+
     @Test("Accept: application/json selects JSON, also among other media ranges", arguments: [
         "application/json", "text/html, application/json;q=0.9", "APPLICATION/JSON",
     ])
