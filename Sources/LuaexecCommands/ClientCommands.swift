@@ -66,13 +66,10 @@ struct LoginCommand: ParsableCommand {
             let remote = Remote(name: remoteName, url: base, fingerprint: presented, token: token)
             let who: TokenInfo
             do {
-                let (info, answer) = try remote.whoami()
-                guard let info else {
-                    throw ClientFailure(answer.status == 401
-                        ? "\(base) refused the token (unknown, revoked or expired); nothing was stored"
-                        : "\(base) answered HTTP \(answer.status) to the token check; nothing was stored")
+                switch try remote.checkToken() {
+                case .accepted(let info): who = info
+                case let failed: throw ClientFailure(remote.explain(failed) + "; nothing was stored")
                 }
-                who = info
             } catch let error as ClientError {
                 throw ClientFailure(remote.explain(error))
             }
