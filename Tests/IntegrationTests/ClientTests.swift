@@ -8,6 +8,9 @@ import Testing
 struct ClientTests {
     static let stack = try! Stack(settings: ["auth.failure_limit=1000000", "limits.time=30"], tcp: true)
     static var url: String { "https://127.0.0.1:\(stack.httpsPort!)" }
+    /// A second appliance on the same host, on another port.
+    static let other = try! Stack(settings: ["auth.failure_limit=1000000"], tcp: true)
+    static var otherURL: String { "https://127.0.0.1:\(other.httpsPort!)" }
 
     /// The SHA-256 of the stack's public key, computed by openssl, not by luaexec.
     static let fingerprint: String = {
@@ -451,5 +454,92 @@ struct ClientTests {
             let screen = steady(terminal.joinedScreen)
             #expect(screen.hasPrefix(item.message + "EXITED 2\n"), "\(item.what): \(screen)")
         }
+    }
+
+    // MARK: - Names and addresses
+
+    @Test("login without --name names an appliance by host and port: two on one host are two remotes, each with its token")
+    func twoAppliancesOnOneHost() throws {
+        let user = try User()
+        _ = try Self.stack.eval("which_box = 'first'")
+        _ = try Self.other.eval("which_box = 'second'")
+        let appliances = [(Self.stack, Self.url, "first"), (Self.other, Self.otherURL, "second")]
+        for (stack, url, _) in appliances {
+            let name = String(url.dropFirst("https://".count))
+            let result = try user.luaexec(
+                ["login", url, "--fingerprint", Self.fingerprint], extra: ["LUAEXEC_TOKEN": stack.adminToken])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == "Logged in to \(name) (\(url)) as admin [admin exec].\nTry: luaexec repl -r \(name)\n")
+        }
+        let stored = try user.remotes()
+        #expect(stored.map { $0["name"] as? String } == appliances.map { String($0.1.dropFirst("https://".count)) })
+        #expect(stored.map { $0["url"] as? String } == appliances.map { $0.1 })
+        #expect(stored.map { $0["token"] as? String } == appliances.map { $0.0.adminToken })
+        for (_, url, expected) in appliances {
+            let result = try user.luaexec(["eval", "-r", String(url.dropFirst("https://".count)), "-e", "return which_box"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == expected)
+        }
+    }
+
+    @Test("login under a name that stands for another appliance: refused without --replace; with it, the new one's token is asked for and the old one never leaves")
+    func loginUnderAnotherAppliancesName() throws {
+        let user = try User()
+        try user.login("box")
+        let before = try Data(contentsOf: URL(fileURLWithPath: user.remotesFile))
+
+        let refused = try user.luaexec(["login", Self.otherURL, "--name", "box", "--fingerprint", Self.fingerprint])
+        #expect(refused.status == 2)
+        #expect(refused.stderr == """
+            luaexec: a remote named 'box' is \(Self.url); pass --replace to make it \(Self.otherURL), or choose another \
+            --name. Nothing was stored.
+
+            """)
+        let noToken = try user.luaexec(["login", Self.otherURL, "--name", "box", "--replace", "--fingerprint", Self.fingerprint])
+        #expect(noToken.status == 2)
+        #expect(noToken.stderr == "luaexec: no terminal to read the token from: use --token-file or LUAEXEC_TOKEN\n")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: user.remotesFile)) == before)
+        // The first appliance's token was never offered to the second (it would have refused it).
+        #expect(!Self.other.luaexecdLog().contains(#"endpoint="GET /api/v1/whoami" status=401"#))
+
+        _ = try Self.other.eval("replaced_box = 'the second one'")
+        let replaced = try user.luaexec(
+            ["login", Self.otherURL, "--name", "box", "--replace", "--fingerprint", Self.fingerprint],
+            extra: ["LUAEXEC_TOKEN": Self.other.adminToken])
+        #expect(replaced.status == 0, "\(replaced.stderr)")
+        let stored = try user.remotes()
+        #expect(stored.count == 1)
+        #expect(stored[0]["url"] as? String == Self.otherURL)
+        #expect(stored[0]["token"] as? String == Self.other.adminToken)
+        #expect(try user.luaexec(["eval", "-r", "box", "-e", "return replaced_box"]).stdout == "the second one")
+    }
+
+    @Test("login on a terminal asks before it points a name at another appliance, then asks for that one's token")
+    func loginAsksBeforeReplacing() throws {
+        let user = try User()
+        try user.login("box")
+        let command = Stack.binDirectory + "/luaexec login \(Self.otherURL) --name box"
+        let question = "'box' is \(Self.url). Make it \(Self.otherURL) instead? [y/N]"
+
+        let declined = try Terminal(command, environment: user.environment)
+        try declined.waitFor(question)
+        try declined.line("n")
+        let screen = try declined.waitFor("EXITED 2")
+        #expect(screen.contains("luaexec: 'box' stays \(Self.url); nothing was stored\n"))
+        #expect(try user.remotes().map { $0["url"] as? String } == [Self.url])
+
+        let accepted = try Terminal(command, environment: user.environment)
+        try accepted.waitFor(question)
+        try accepted.line("y")
+        try accepted.waitFor("Trust this key and log in? [y/N]")
+        try accepted.line("y")
+        try accepted.waitFor("Token:")
+        try accepted.line(Self.other.adminToken)
+        let done = try accepted.waitFor("EXITED 0")
+        #expect(done.contains("Logged in to box (\(Self.otherURL)) as admin [admin exec]."))
+        let stored = try user.remotes()
+        #expect(stored.count == 1)
+        #expect(stored[0]["url"] as? String == Self.otherURL)
+        #expect(stored[0]["token"] as? String == Self.other.adminToken)
     }
 }
