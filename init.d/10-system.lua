@@ -3,7 +3,8 @@
 -- a chunk sent to /api/v1/exec/interactive.lua can call it.
 --
 --   system.toast(message)   shows a message: on a box without a screen, it goes to the log
---   system.log(level, ...)  writes a line to luaexecd's log (the journal when installed)
+--   system.log(level, ...)  writes a line to luaexecd's log (the journal when installed):
+--                           `lua tag=<level> text=<the values, joined by spaces>`
 --   system.hostname()       the kernel's host name
 --   system.uptime()         seconds since boot, as a float
 --   system.loadavg()        the 1, 5 and 15 minute load averages
@@ -11,8 +12,10 @@
 system = system or {}
 
 -- Captured here, while the init scripts run with every library: under the restricted profile
--- (lua.profile in luaexecd.conf) chunks have no global `io`, but this API still works.
+-- (lua.profile in luaexecd.conf) chunks have no global `io`, but this API still works; and a
+-- chunk that replaces the global `log` does not change where system.log writes.
 local io = io
+local log = log
 
 local function read_first_line(path)
   local file = io.open(path, "r")
@@ -25,7 +28,9 @@ end
 function system.log(level, ...)
   local parts = table.pack(...)
   for i = 1, parts.n do parts[i] = tostring(parts[i]) end
-  io.stderr:write(string.format("lua %s: %s\n", tostring(level), table.concat(parts, " ")))
+  -- Through luaexecd's log, never straight to standard error: the log escapes what would
+  -- otherwise start a line of its own (a newline in the message).
+  log.write(tostring(level), table.concat(parts, " "))
 end
 
 function system.toast(message)

@@ -50,7 +50,7 @@ userdata.rememberMe = 42
 '):$(cat /tmp/body)"
 check "a local is gone" "200:" "$(req "$url?AuthToken=$token" -d 'return forgetful'):$(cat /tmp/body)"
 check "a global stays" "200:42" "$(req "$url?AuthToken=$token" -d 'return userdata.rememberMe'):$(cat /tmp/body)"
-check "the toast reached the log" "yes" "$(grep -q 'lua toast: hello world' /var/log/luaexecd.log && echo yes)"
+check "the toast reached the log" "yes" "$(grep -qF 'lua tag=toast text="hello world"' /var/log/luaexecd.log && echo yes)"
 
 echo "-- the terminal client, as installed (it opens libcurl, libcrypto and libedit itself)"
 fingerprint=$(openssl x509 -in /etc/luaexec/tls/cert.pem -pubkey -noout | openssl pkey -pubin -outform der |

@@ -69,6 +69,9 @@ struct lx_runtime {
     void *registration_context;
     // Numbers registrations, so that a handle from a replaced registration removes nothing.
     lua_Integer registration_serial;
+    // Writes what log.write gives it (log.c).
+    lx_log_hook log_hook;
+    void *log_context;
 
     // persist.c: whether `persisted` or `config` changed since the host last took the changes,
     // the encoded size of `persisted` and its cap, and the buffer the changes are encoded into.
@@ -99,6 +102,8 @@ int lx_push_registered(lua_State *L, int kind, const char *name, size_t name_len
 int lx_raise_stop(lua_State *L, int reason);
 // Replaces string.find, match, gmatch and gsub with ones that the stop reaches (patterns.c).
 void lx_open_patterns(lua_State *L);
+// Creates the global `log` table (log.c).
+void lx_open_log(lua_State *L);
 // Creates `persisted`, `shared` and `config` (persist.c).
 void lx_open_persist(lua_State *L);
 // Pushes the function of the config callback lx_next_config_call chose, or nil (persist.c).

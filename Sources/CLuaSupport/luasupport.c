@@ -634,6 +634,7 @@ static int lx_setup(lua_State *L) {
     replace_in(L, "debug", "setmetatable", lx_debug_setmetatable, 1);
     lx_open_patterns(L);
     lx_open_http(L);
+    lx_open_log(L);
     lx_open_persist(L);
 
     static const cookie_io_functions_t out_funcs = {.write = out_cookie_write};

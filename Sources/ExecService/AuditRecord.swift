@@ -42,7 +42,7 @@ struct AuditRecord {
 
     /// At info level: through `write` when given (the line's fields written into the log
     /// line it makes), else as the logger's message.
-    func log(to logger: Logger, through write: ((_ fields: (inout ByteWriter) -> Void) -> Void)? = nil) {
+    func log(to logger: Logger, through write: ((_ fields: (inout LogLine) -> Void) -> Void)? = nil) {
         guard logger.logLevel <= .info else { return }
         if let write {
             write { self.write(to: &$0) }
@@ -51,27 +51,29 @@ struct AuditRecord {
         }
     }
 
-    /// `request id=… client=… token=… scope=… endpoint="POST /path" status=… error=… in=… out=… ms=… body_sha256=…`
-    var line: String { String(decoding: ByteWriter.bytes { write(to: &$0) }, as: UTF8.self) }
+    /// `request id=… client=… token=… scope=… endpoint="POST /path" status=… error=… in=… out=… ms=… body_sha256=…`,
+    /// as the log holds it.
+    var line: String { String(decoding: LogLine.bytes { write(to: &$0) }, as: UTF8.self) }
 
     /// The fields, written as bytes where the log line is made: every request writes them, and
     /// building them from strings (one per field, each escaped into another) was a tenth of
-    /// luaexecd's CPU.
-    func write(to out: inout ByteWriter) {
+    /// luaexecd's CPU. What a client sent (the path, the request id) goes in as a value, which
+    /// `LogLine` escapes: a crafted path cannot forge a line or a field.
+    func write(to out: inout LogLine) {
         out.literal("request id=")
-        Self.writeEscaped(head.requestID ?? "-", to: &out)
+        out.value(head.requestID ?? "-")
         out.literal(" client=")
-        Self.writeEscaped(head.clientAddress, to: &out)
+        out.value(head.clientAddress)
         out.literal(" token=")
-        Self.writeEscaped(tokenName ?? "-", to: &out)
+        out.value(tokenName ?? "-")
         out.literal(" scope=")
-        Self.writeEscaped(scope ?? "-", to: &out)
+        out.value(scope ?? "-")
         out.literal(" endpoint=")
-        Self.writeEscaped(head.method, UInt8(ascii: " "), head.path, to: &out)
+        out.value(head.method, joinedBy: UInt8(ascii: " "), head.path)
         out.literal(" status=")
         out.decimal(status)
         out.literal(" error=")
-        out.utf8(errorKind ?? "-")
+        if let errorKind { out.text(errorKind) } else { out.literal("-") }
         out.literal(" in=")
         out.decimal(body?.count ?? 0)
         out.literal(" out=")
@@ -84,85 +86,7 @@ struct AuditRecord {
                 for byte in digest.prefix(6) { out.hex(byte) }
             }
         } else {
-            out.byte(UInt8(ascii: "-"))
+            out.literal("-")
         }
-    }
-
-    /// A logfmt value: bare when safe, else quoted with `"` and `\` escaped and control bytes as
-    /// `\xHH`, so a crafted path cannot forge a second line or field. Two parts joined by
-    /// `separator` make one value (the endpoint: method and path).
-    static func writeEscaped(_ value: String, _ separator: UInt8? = nil, _ second: String = "", to out: inout ByteWriter) {
-        withUTF8Bytes(of: value) { first in
-            withUTF8Bytes(of: second) { second in
-                writeEscaped(first, separator, second, to: &out)
-            }
-        }
-    }
-
-    /// What a byte asks of a logfmt value: `unsafe`, quotes (a space or `=` would split the
-    /// field); `unplain`, escaping inside them too (`"`, `\`, control and non-ASCII bytes).
-    enum ByteClass {
-        static let unsafe: UInt8 = 1
-        static let unplain: UInt8 = 2
-    }
-
-    private static let byteClasses: [UInt8] = (0...255).map { byte in
-        switch byte {
-        case 0x20, 0x3D: ByteClass.unsafe
-        case 0x22, 0x5C, 0..<0x20, 0x7F...: ByteClass.unsafe | ByteClass.unplain
-        default: 0
-        }
-    }
-
-    /// The union of the classes of `bytes`.
-    private static func classes(of bytes: UnsafeBufferPointer<UInt8>, _ table: UnsafeBufferPointer<UInt8>) -> UInt8 {
-        var union: UInt8 = 0
-        for byte in bytes { union |= table[Int(byte)] }
-        return union
-    }
-
-    private static func writeEscaped(
-        _ value: UnsafeBufferPointer<UInt8>, _ separator: UInt8?, _ second: UnsafeBufferPointer<UInt8>,
-        to out: inout ByteWriter
-    ) {
-        // One pass over the bytes with a table says which: every request writes five values.
-        let (first, rest) = byteClasses.withUnsafeBufferPointer { table in
-            (Self.classes(of: value, table), Self.classes(of: second, table))
-        }
-        if separator == nil, !value.isEmpty, first & ByteClass.unsafe == 0 {
-            out.bytes(value)
-            return
-        }
-        out.byte(UInt8(ascii: "\""))
-        // Usually nothing inside the quotes needs escaping (a path, the endpoint): one copy each.
-        if (first | rest) & ByteClass.unplain == 0 {
-            out.bytes(value)
-            if let separator {
-                out.byte(separator)
-                out.bytes(second)
-            }
-            out.byte(UInt8(ascii: "\""))
-            return
-        }
-        func escape(_ part: UnsafeBufferPointer<UInt8>) {
-            for byte in part {
-                switch byte {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                    out.byte(UInt8(ascii: "\\"))
-                    out.byte(byte)
-                case 0..<0x20, 0x7F:
-                    out.byte(UInt8(ascii: "\\"))
-                    out.byte(UInt8(ascii: "x"))
-                    out.hex(byte)
-                default: out.byte(byte)
-                }
-            }
-        }
-        escape(value)
-        if let separator {
-            out.byte(separator)
-            escape(second)
-        }
-        out.byte(UInt8(ascii: "\""))
     }
 }

@@ -60,7 +60,7 @@ public final class ExecService: Sendable {
     /// request writes one: this skips a String, a log event and an array each.
     let auditLines: AuditLines?
 
-    public typealias AuditLines = @Sendable (_ fields: (inout ByteWriter) -> Void) -> Void
+    public typealias AuditLines = @Sendable (_ fields: (inout LogLine) -> Void) -> Void
     let started = MonotonicInstant.now()
     let outcomes = OutcomeCounters()
 

@@ -36,6 +36,8 @@ public final class LuaVM {
     public var caller = Caller.request(token: nil)
     /// Saves what an evaluation changed in `persisted` and the config store (LuaVM+State).
     public var changeSink: ChangeSink?
+    /// Where `log.write` sends a script's lines (LuaVM+Log).
+    public var logger = Logger(label: "luaexecd")
     /// What the database holds for the keys and paths of changes it failed to save (nil: none),
     /// so that the state can be put back to it (SPEC V6). Without it a failed save leaves the
     /// state as the chunk left it (a state for tests).
@@ -66,6 +68,11 @@ public final class LuaVM {
         lx_set_registration_hook(runtime, { context, registration in
             guard let context, let registration else { return }
             Unmanaged<LuaVM>.fromOpaque(context).takeUnretainedValue().registrationChanged(registration.pointee)
+        }, Unmanaged.passUnretained(self).toOpaque())
+        lx_set_log_hook(runtime, { context, tag, tagLength, text, textLength in
+            guard let context, let tag, let text else { return }
+            Unmanaged<LuaVM>.fromOpaque(context).takeUnretainedValue().scriptLogged(
+                tag: UnsafeRawBufferPointer(start: tag, count: tagLength), text: UnsafeRawBufferPointer(start: text, count: textLength))
         }, Unmanaged.passUnretained(self).toOpaque())
     }
 

@@ -17,13 +17,16 @@ struct LoginCommand: ParsableCommand {
             asks whether to trust it; compare it with what the appliance shows (its package prints \
             it at installation, `make run` when it starts). Later connections are refused \
             if the key changes. The token is read from the terminal without echo, or from \
-            --token-file or LUAEXEC_TOKEN. Remotes live in ~/.config/luaexec/remotes.json (mode 0600).
+            --token-file or LUAEXEC_TOKEN. Remotes live in ~/.config/luaexec/remotes.json (mode 0600). \
+            Logging in again to the same address keeps its token; a name that stands for another \
+            address is pointed at this one only after asking (or with --replace), and then with a \
+            token of this appliance's own.
             """)
 
     @Argument(help: "The appliance's address, e.g. https://box or https://10.0.0.7:8443.")
     var url: String
 
-    @Option(help: "What to call this remote (default: its host name).")
+    @Option(help: "What to call this remote (default: its host, and its port unless 443).")
     var name: String?
 
     @Option(help: "Trust this key (sha256//BASE64) without asking; anything else is refused.")
@@ -32,14 +35,38 @@ struct LoginCommand: ParsableCommand {
     @Option(help: "Read the token from this file's first line.")
     var tokenFile: String?
 
+    @Flag(help: "Point --name at this address although it names another appliance now.")
+    var replace = false
+
     func run() throws {
         try client {
-            let base = try Self.normalise(url)
-            let remoteName = name ?? Self.host(of: base)
-            guard Self.isValidName(remoteName) else {
-                throw ClientFailure("a remote name is letters, digits, '.', '_' and '-': '\(remoteName)'")
+            let base: String
+            do {
+                base = try Remote.normalisedURL(url)
+            } catch let error as RemoteFileError {
+                throw ClientFailure(error.description)
+            }
+            let remoteName = name ?? Remote.defaultName(for: base)
+            guard Remote.isValidName(remoteName) else {
+                throw ClientFailure(
+                    "a remote name is letters, digits, '.', '_', '-', ':', '[' and ']': '\(remoteName)'")
             }
             var remotes = try loadRemotes()
+            // The name may stand for another appliance: its token must never go to this one.
+            let known = remotes.remote(named: remoteName)
+            let sameAppliance = known.map { (try? Remote.normalisedURL($0.url)) == base } ?? false
+            if let known, !sameAppliance, !replace {
+                let question = "'\(remoteName)' is \(known.url). Make it \(base) instead? [y/N] "
+                guard let answer = Terminal.ask(question) else {
+                    throw ClientFailure("""
+                        a remote named '\(remoteName)' is \(known.url); pass --replace to make it \(base), \
+                        or choose another --name. Nothing was stored.
+                        """)
+                }
+                guard Self.isYes(answer) else {
+                    throw ClientFailure("'\(remoteName)' stays \(known.url); nothing was stored")
+                }
+            }
             let presented: String
             do { presented = try HTTPSClient.fingerprint(of: base) } catch { throw ClientFailure("cannot reach \(base): \(error)") }
 
@@ -53,26 +80,24 @@ struct LoginCommand: ParsableCommand {
             } else {
                 print("The server at \(base) presents a certificate whose public key has the SHA-256")
                 print("  \(presented)")
-                if let known = remotes.remote(named: remoteName), known.fingerprint != presented {
+                if let known, sameAppliance, known.fingerprint != presented {
                     print("(the key trusted for '\(remoteName)' so far was \(known.fingerprint))")
                 }
                 guard let answer = Terminal.ask("Trust this key and log in? [y/N] ") else {
                     throw ClientFailure("no terminal to ask on: pass --fingerprint \(presented) after checking it")
                 }
-                guard ["y", "yes"].contains(answer.lowercased()) else { throw ClientFailure("not trusted; nothing was stored") }
+                guard Self.isYes(answer) else { throw ClientFailure("not trusted; nothing was stored") }
             }
 
-            let token = try readToken(previous: remotes.remote(named: remoteName)?.token)
+            // Re-pinning the same appliance keeps its token; a new address asks for one.
+            let token = try readToken(previous: sameAppliance ? known?.token : nil)
             let remote = Remote(name: remoteName, url: base, fingerprint: presented, token: token)
             let who: TokenInfo
             do {
-                let (info, answer) = try remote.whoami()
-                guard let info else {
-                    throw ClientFailure(answer.status == 401
-                        ? "\(base) refused the token (unknown, revoked or expired); nothing was stored"
-                        : "\(base) answered HTTP \(answer.status) to the token check; nothing was stored")
+                switch try remote.checkToken() {
+                case .accepted(let info): who = info
+                case let failed: throw ClientFailure(remote.explain(failed) + "; nothing was stored")
                 }
-                who = info
             } catch let error as ClientError {
                 throw ClientFailure(remote.explain(error))
             }
@@ -82,6 +107,8 @@ struct LoginCommand: ParsableCommand {
             print("Try: luaexec repl -r \(remoteName)")
         }
     }
+
+    static func isYes(_ answer: String) -> Bool { ["y", "yes"].contains(answer.trimmingCharacters().lowercased()) }
 
     func readToken(previous: String?) throws -> String {
         if let tokenFile {
@@ -95,30 +122,6 @@ struct LoginCommand: ParsableCommand {
             throw ClientFailure("no terminal to read the token from: use --token-file or LUAEXEC_TOKEN")
         }
         return typed.trimmingCharacters()
-    }
-
-    /// `https://host[:port]` without a trailing slash; anything but https is refused.
-    static func normalise(_ url: String) throws -> String {
-        var text = url
-        if !text.contains("://") { text = "https://" + text }
-        guard text.hasPrefix("https://") else { throw ClientFailure("only https:// addresses: \(url)") }
-        while text.hasSuffix("/") { text.removeLast() }
-        guard text.count > "https://".count else { throw ClientFailure("no host in \(url)") }
-        return text
-    }
-
-    static func host(of base: String) -> String {
-        let rest = base.dropFirst("https://".count)
-        let authority = rest.prefix { $0 != "/" }
-        if authority.hasPrefix("[") { return String(authority.dropFirst().prefix { $0 != "]" }) }
-        return String(authority.prefix { $0 != ":" })
-    }
-
-    static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 64
-            && name.unicodeScalars.allSatisfy {
-                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
-            }
     }
 }
 

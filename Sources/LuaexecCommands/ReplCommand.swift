@@ -45,60 +45,36 @@ final class ReplSession {
     let syntax = ChunkSyntax()
     let printer: LuaPrinter
     let colour: Bool
-    let editor: OpaquePointer
-    var isAdmin = false
+    let isAdmin: Bool
+    let editor: LineEditor
 
+    /// Checks the remote and its token, then opens the line editor: a start-up that fails
+    /// (unreachable, a changed key, a refused token, not a luaexec) ends with its message before
+    /// anything is opened.
     init(remote: Remote) throws {
         self.remote = remote
         client = remote.client
         colour = isatty(1) != 0 && getenv("NO_COLOR") == nil && getenv("TERM").map { String(cString: $0) } ?? "dumb" != "dumb"
         printer = LuaPrinter(colour: colour)
-        let history = RemotesFile.historyPath
-        Self.prepareHistory(history)
-        guard let editor = lxe_open("luaexec", history) else { throw ClientFailure("cannot start the line editor") }
-        self.editor = editor
-
         let who: TokenInfo
         do {
-            let (info, answer) = try remote.whoami()
-            guard let info else {
-                lxe_close(editor)
-                throw ClientFailure("\(remote.name) refused the token (HTTP \(answer.status)); log in again: luaexec login \(remote.url) --name \(remote.name)")
+            switch try remote.checkToken() {
+            case .accepted(let info): who = info
+            case .refused:
+                throw ClientFailure(
+                    remote.explain(.refused) + "; log in again: luaexec login \(remote.url) --name \(remote.name)")
+            case let other: throw ClientFailure(remote.explain(other))
             }
-            who = info
         } catch let error as ClientError {
-            lxe_close(editor)
             throw ClientFailure(remote.explain(error))
         }
         isAdmin = who.scopes.contains("admin")
+        editor = try LineEditor(history: RemotesFile.historyPath)
         lxr_catch_sigint()
         print("luaexec repl: \(remote.name) (\(remote.url)) as \(who.name), Lua 5.4. :help for commands, Ctrl-D to leave.")
     }
 
-    deinit { lxe_close(editor) }
-
-    /// The history file holds what was typed, secrets included: it is made 0600 in a 0700
-    /// directory before libedit writes it.
-    static func prepareHistory(_ path: String) {
-        try? RemotesFile.makeDirectory(String(path[..<path.lastIndex(of: "/")!]))
-        let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        if fd >= 0 { close(fd) }
-    }
-
-    enum Read {
-        case line(String)
-        case end
-        case interrupted
-    }
-
-    func read(_ prompt: String) -> Read {
-        var line: UnsafePointer<CChar>?
-        switch lxe_read(editor, prompt, &line) {
-        case 0: return .line(String(cString: line!))
-        case 2: return .interrupted
-        default: return .end
-        }
-    }
+    func read(_ prompt: String) -> LineEditor.Read { editor.read(prompt) }
 
     func loop() {
         while true {
@@ -112,12 +88,12 @@ final class ReplSession {
             case .line(let first):
                 let trimmed = first.trimmingCharacters()
                 if trimmed.hasPrefix(":") {
-                    lxe_remember(editor, trimmed)
+                    editor.remember(trimmed)
                     if !command(trimmed) { return }
                     continue
                 }
                 guard let chunk = complete(first) else { continue }
-                lxe_remember(editor, chunk.typed)
+                editor.remember(chunk.typed)
                 evaluate(chunk.text)
             }
         }

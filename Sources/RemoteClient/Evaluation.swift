@@ -53,11 +53,23 @@ public struct TokenInfo: Sendable {
     }
 }
 
+/// What a remote made of its token (`GET /api/v1/whoami`).
+public enum TokenCheck: Sendable {
+    case accepted(TokenInfo)
+    /// 401: the token is unknown, revoked or expired.
+    case refused
+    /// Any other answer: the server is not a luaexec, or cannot answer as one now (nginx's 502
+    /// while luaexecd is down).
+    case unexpected(status: Int, contentType: String?)
+}
+
 extension Remote {
-    /// The token's name and scopes; nil, with the answer, when the server refused it.
-    public func whoami() throws(ClientError) -> (TokenInfo?, Answer) {
+    /// Whether the remote takes the token, and as whose.
+    public func checkToken() throws(ClientError) -> TokenCheck {
         let answer = try client.send("GET", "/api/v1/whoami", headers: ["Accept: application/json"])
-        return (TokenInfo(answer), answer)
+        if let info = TokenInfo(answer) { return .accepted(info) }
+        if answer.status == 401 { return .refused }
+        return .unexpected(status: answer.status, contentType: answer.headers["content-type"])
     }
 
     public var client: HTTPSClient { HTTPSClient(baseURL: url, pin: fingerprint, token: token) }
@@ -98,6 +110,16 @@ extension Remote {
         if let parsed = JSONValue.parse(answer.body), let message = parsed["error"]?["message"]?.string { text = message }
         let line = text.split(separator: "\n").first.map(String.init) ?? ""
         return "HTTP \(answer.status)" + (line.isEmpty ? "" : ": " + line)
+    }
+
+    /// Why the remote did not take the token, in one line (empty when it did).
+    public func explain(_ check: TokenCheck) -> String {
+        switch check {
+        case .accepted: ""
+        case .refused: "\(name) (\(url)) refused the token (unknown, revoked or expired)"
+        case .unexpected(let status, let type):
+            "\(name) (\(url)) does not answer as a luaexec: HTTP \(status)\(type.map { " (\($0))" } ?? "") to GET /api/v1/whoami"
+        }
     }
 
     /// What a person should know about a failed exchange with this remote, and what to do.

@@ -122,7 +122,41 @@ public struct RemotesFile: Codable, Equatable, Sendable {
     }
 }
 
-public struct RemoteFileError: Error, CustomStringConvertible {
+extension Remote {
+    /// `https://host[:port][/path]` as stored and compared: `https://` added when missing, the
+    /// host in lower case, `:443` and trailing slashes dropped, so that two spellings of one
+    /// address are one remote. Anything but https is refused (the message says why).
+    public static func normalisedURL(_ url: String) throws(RemoteFileError) -> String {
+        var text = url
+        if !text.contains("://") { text = "https://" + text }
+        guard text.lowercased().hasPrefix("https://") else { throw RemoteFileError("only https:// addresses: \(url)") }
+        while text.hasSuffix("/") { text.removeLast() }
+        let rest = text.dropFirst("https://".count)
+        var authority = rest.prefix { $0 != "/" }.lowercased()
+        let path = rest.drop { $0 != "/" }
+        if authority.hasSuffix(":443") { authority.removeLast(4) }
+        guard !authority.isEmpty, !authority.hasPrefix(":") else { throw RemoteFileError("no host in \(url)") }
+        return "https://" + authority + path
+    }
+
+    /// The name `login` gives a remote when none is chosen: the host, with the port when it is
+    /// not 443 (`box`, `box:8443`, `[fd00::7]:8443`), so that two appliances on one host do
+    /// not share a name. `url` is normalised.
+    public static func defaultName(for url: String) -> String {
+        String(url.dropFirst("https://".count).prefix { $0 != "/" })
+    }
+
+    /// Letters, digits and `._-`, and the `:[]` of a host and port; at most 64 bytes.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64
+            && name.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                    || "._-:[]".unicodeScalars.contains($0)
+            }
+    }
+}
+
+public struct RemoteFileError: Error, Equatable, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }

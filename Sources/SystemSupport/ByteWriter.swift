@@ -16,7 +16,7 @@ public struct ByteWriter: ~Copyable {
     /// 1 KiB: `withUnsafeTemporaryAllocation` takes up to that from the stack unconditionally.
     static let scratchSize = 1024
 
-    private init(out: consuming [UInt8], scratch: UnsafeMutableBufferPointer<UInt8>) {
+    init(out: consuming [UInt8], scratch: UnsafeMutableBufferPointer<UInt8>) {
         self.out = out
         self.scratch = scratch
     }

@@ -84,7 +84,7 @@ struct Daemon: ParsableCommand {
         do {
             settings = try loadSettings()
         } catch {
-            StandardError.write("luaexecd: \(error)\n")
+            StandardError.write(line: "luaexecd: \(error)")
             throw ExitCode(78)  // EX_CONFIG: systemd's RestartPreventExitStatus= keeps it from looping
         }
         if checkConfig {
@@ -215,6 +215,7 @@ struct Daemon: ParsableCommand {
         let executor = try LuaExecutor(options: settings.executorOptions, logger: logger) { initRunner in
             let settings = current.read()
             let vm = try LuaVM(limits: .init(memory: settings.memoryLimitMiB << 20))
+            vm.logger = logger
             // What was saved comes back before the init scripts run, so they can read it; what a
             // chunk changes is saved before its answer goes out (SPEC V5, V6).
             vm.persistedLimit = settings.persistedLimitMiB << 20
@@ -245,7 +246,7 @@ struct Daemon: ParsableCommand {
         let service = ExecService(
             executor: executor, authenticator: authenticator, stateStore: stateStore, throttle: throttle,
             options: settings.serviceOptions, exportMetrics: Self.bootstrapMetrics(), logger: logger,
-            auditLines: { [label = logger.label] fields in LineLogHandler.write(level: .info, label: label, message: fields) })
+            auditLines: { [label = LogLine.Text(logger.label)] fields in LineLogHandler.write(level: .info, label: label, message: fields) })
         let server = try FastCGIServer(
             listenFD: listenFD, service: service,
             options: .init(
@@ -357,11 +358,15 @@ extension DaemonSettings {
 
 /// Unbuffered writes to standard error: log lines, and messages before logging starts.
 enum StandardError {
-    /// Writes all of `text`, retrying short writes; gives up silently if standard error is gone.
-    static func write(_ text: String) {
-        write(bytes: Array(text.utf8))
+    /// Writes `text` as one line, escaped as log lines are (`LogLine`): a config file's value
+    /// quoted in the message reaches the journal too.
+    static func write(line text: String) {
+        var bytes: [UInt8] = []
+        LogLine.append(to: &bytes) { $0.text(text) }
+        write(bytes: bytes)
     }
 
+    /// Writes all of `bytes`, retrying short writes; gives up silently if standard error is gone.
     static func write(bytes: [UInt8]) {
         writeAll(2, bytes)
     }

@@ -12,9 +12,11 @@ import Glibc
 /// and written together once per batch of requests, before their answers (`HeldLines`).
 ///
 /// Format: `2026-11-27T07:10:00.123Z info luaexecd: request client=127.0.0.1 id=... status=200`,
-/// metadata sorted by key; values with spaces or quotes are quoted.
+/// metadata sorted by key, values as logfmt writes them (`LogLine.value`).
 struct LineLogHandler: LogHandler {
     let label: String
+    /// The label as every line writes it.
+    let labelText: LogLine.Text
     var metadata: Logger.Metadata = [:]
     var metadataProvider: Logger.MetadataProvider?
 
@@ -32,6 +34,7 @@ struct LineLogHandler: LogHandler {
 
     init(label: String) {
         self.label = label
+        labelText = LogLine.Text(label)
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -40,34 +43,38 @@ struct LineLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var message = Array(event.message.description.utf8)
+        let message = event.message.description
+        var fields: [(key: String, value: String)] = []
         if !metadata.isEmpty || event.metadata?.isEmpty == false {
-            var all = metadata
-            if let extra = event.metadata { all.merge(extra) { _, new in new } }
-            for key in all.keys.sorted() {
-                message.append(UInt8(ascii: " "))
-                message += key.utf8
-                message.append(UInt8(ascii: "="))
-                message += Self.quoted(all[key]!.description).utf8
+            let all = metadata.merging(event.metadata ?? [:]) { _, new in new }
+            fields = all.keys.sorted().map { ($0, all[$0]!.description) }
+        }
+        // The line may be made under the lock of the held lines: only formatting happens there.
+        Self.write(level: event.level, label: labelText) { out in
+            out.text(message)
+            for field in fields {
+                out.literal(" ")
+                out.text(field.key)
+                out.literal("=")
+                out.value(field.value)
             }
         }
-        Self.write(level: event.level, label: label) { $0.bytes(message) }
     }
 
-    /// Writes one line. ExecService hands its audit lines (one per request) straight here, as
-    /// a writer of their fields: no String, no log event, no array of their own
-    /// (`ExecService.auditLines`).
-    static func write(level: Logger.Level, label: String, message: (inout ByteWriter) -> Void) {
+    /// Writes one line. Every line of luaexecd's log is made here, through a `LogLine`, which
+    /// lets nothing a client or a script sent forge another line. ExecService hands its audit
+    /// lines (one per request) straight here, as a writer of their fields: no String, no log
+    /// event, no array of their own (`ExecService.auditLines`).
+    static func write(level: Logger.Level, label: LogLine.Text, message: (inout LogLine) -> Void) {
         func line(_ out: inout [UInt8]) {
-            ByteWriter.append(to: &out) { out in
-                UTCTime.writeNowWithMilliseconds(to: &out)
-                out.byte(UInt8(ascii: " "))
+            LogLine.append(to: &out) { out in
+                out.timeNow()
+                out.literal(" ")
                 out.literal(name(of: level))
-                out.byte(UInt8(ascii: " "))
-                out.utf8(label)
+                out.literal(" ")
+                out.text(label)
                 out.literal(": ")
                 message(&out)
-                out.byte(UInt8(ascii: "\n"))
             }
         }
         // Audit lines (info) wait for the batch of requests they belong to, when the transport
@@ -90,24 +97,5 @@ struct LineLogHandler: LogHandler {
         case .error: "error"
         case .critical: "critical"
         }
-    }
-
-    static func quoted(_ value: String) -> String {
-        let plain = !value.isEmpty && !value.utf8.contains { byte in
-            byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "=") || byte < 0x20
-        }
-        guard !plain else { return value }
-        var escaped = "\""
-        for character in value {
-            switch character {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case "\n": escaped += "\\n"
-            case "\r": escaped += "\\r"
-            case "\t": escaped += "\\t"
-            default: escaped.append(character)
-            }
-        }
-        return escaped + "\""
     }
 }

@@ -150,7 +150,7 @@ struct ExecServiceTests {
         #expect(plain.line == expected)
         // The line handed over as bytes is the same line.
         let handed = Mutex<[UInt8]>([])
-        plain.log(to: Logger(label: "test"), through: { fields in handed.withLock { $0 = ByteWriter.bytes(fields) } })
+        plain.log(to: Logger(label: "test"), through: { fields in handed.withLock { $0 = LogLine.bytes(fields) } })
         #expect(handed.withLock { $0 } == Array(expected.utf8))
         // A quote in the second part of a value escapes it although the first part is plain.
         let quoted = AuditRecord(head: RequestHead(method: "GET", path: "/x\"y", clientAddress: "c"))

@@ -42,7 +42,7 @@ struct ActionTests {
         #expect(result.text == "shown 2 time(s)")
         #expect(result.headers["server-timing"]?.hasPrefix("lua;dur=") == true)
         try Stack.waitUntil(timeout: .seconds(5), "the toasts in the log") {
-            Self.stack.luaexecdLog().components(separatedBy: "lua toast: \(marker)\n").count == 3
+            Self.stack.luaexecdLog().components(separatedBy: "lua tag=toast text=\(marker)\n").count == 3
         }
         let once = try command("action=toast&text=x", token: nil)
         #expect(once.text == "shown 1 time(s)")
@@ -123,7 +123,7 @@ struct ActionTests {
         let off = try stack.request(path, token: stack.adminToken)
         #expect(off.status == 404)
         #expect(off.text == "Action URLs are switched off (exec.actions in luaexecd.conf)\n")
-        #expect(!stack.luaexecdLog().contains("lua toast: off"))
+        #expect(!stack.luaexecdLog().contains("lua tag=toast text=off"))
         try "exec:\n  actions: true\n".write(toFile: stack.configFile, atomically: true, encoding: .utf8)
         kill(stack.luaexecdPID, SIGHUP)
         try Stack.waitUntil(timeout: .seconds(10), "the reload to turn actions on") {

@@ -8,6 +8,9 @@ import Testing
 struct ClientTests {
     static let stack = try! Stack(settings: ["auth.failure_limit=1000000", "limits.time=30"], tcp: true)
     static var url: String { "https://127.0.0.1:\(stack.httpsPort!)" }
+    /// A second appliance on the same host, on another port.
+    static let other = try! Stack(settings: ["auth.failure_limit=1000000"], tcp: true)
+    static var otherURL: String { "https://127.0.0.1:\(other.httpsPort!)" }
 
     /// The SHA-256 of the stack's public key, computed by openssl, not by luaexec.
     static let fingerprint: String = {
@@ -57,6 +60,22 @@ struct ClientTests {
         func remotes() throws -> [[String: Any]] {
             let data = try Data(contentsOf: URL(fileURLWithPath: remotesFile))
             return try #require((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["remotes"] as? [[String: Any]])
+        }
+
+        /// Writes a remote into the remotes file by hand (replacing one of the same name), as
+        /// if `login` had stored it: an appliance that has since gone down, changed its key, ...
+        func storeRemote(_ name: String, url: String, fingerprint: String = ClientTests.fingerprint, token: String = "lxk_x") throws {
+            var file: [String: Any] = [:]
+            if FileManager.default.fileExists(atPath: remotesFile) {
+                file = try #require(
+                    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: remotesFile))) as? [String: Any])
+            } else {
+                try FileManager.default.createDirectory(atPath: home + "/config/luaexec", withIntermediateDirectories: true)
+            }
+            var remotes = (file["remotes"] as? [[String: Any]] ?? []).filter { $0["name"] as? String != name }
+            remotes.append(["name": name, "url": url, "fingerprint": fingerprint, "token": token])
+            file["remotes"] = remotes
+            try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: remotesFile))
         }
     }
 
@@ -248,6 +267,11 @@ struct ClientTests {
             (try? Stack.run("/usr/bin/tmux", ["-L", socket, "capture-pane", "-p", "-S", "-200"]).stdout) ?? ""
         }
 
+        /// The screen with lines that wrapped at the window's edge joined again.
+        var joinedScreen: String {
+            (try? Stack.run("/usr/bin/tmux", ["-L", socket, "capture-pane", "-p", "-J", "-S", "-200"]).stdout) ?? ""
+        }
+
         /// Waits until the screen shows `text` `count` times.
         @discardableResult
         func waitFor(_ text: String, count: Int = 1, timeout: Duration = .seconds(15)) throws -> String {
@@ -337,5 +361,185 @@ struct ClientTests {
         try again.waitFor("> 'still here'")
         try again.press("Enter")
         try again.waitFor("\nstill here\n", count: 1)
+    }
+
+    // MARK: - Start-up failures
+
+    /// An HTTPS server that is not a luaexec: openssl's test server, which answers every request
+    /// with an HTML page of its own, with the stacks' certificate (so the pinned key matches).
+    final class NotLuaexec {
+        let url: String
+        private let lifeline: FileHandle
+
+        init() throws {
+            let port = try Stack.freePort()
+            url = "https://127.0.0.1:\(port)"
+            let directory = NSTemporaryDirectory() + "luaexec-not-\(UUID().uuidString)"
+            lifeline = try Stack.startWithLifeline(
+                "/usr/bin/openssl",
+                [
+                    "s_server", "-accept", "127.0.0.1:\(port)", "-cert", Stack.certificate.cert, "-key", Stack.certificate.key,
+                    "-www", "-quiet",
+                ],
+                log: directory + "/s_server.log", pidFile: directory + "/s_server.pid"
+            ).lifeline
+            try Stack.waitUntil(timeout: .seconds(10), "openssl s_server at \(url)") {
+                (try? Stack.run("/usr/bin/curl", ["-sk", "-o", "/dev/null", url]).status) == 0
+            }
+        }
+
+        deinit { try? lifeline.close() }
+    }
+
+    @Test("repl: each start-up failure exits 2 with its message, as a plain process and in a terminal, never a crash")
+    func replStartupFailures() throws {
+        let notLuaexec = try NotLuaexec()
+        let downPort = try Stack.freePort()  // nothing listens there
+        let revokedName = "repl-revoked-\(UUID().uuidString.prefix(8))"
+        let revoked = try Self.stack.makeToken(revokedName, scopes: ["exec"])
+        let old = "sha256//" + String(repeating: "B", count: 43) + "="
+        let url = Self.url, fingerprint = Self.fingerprint
+        let cases: [(what: String, arguments: [String], prepare: (User) throws -> Void, message: String)] = [
+            ("no remote", ["repl"], { _ in }, "luaexec: no remote yet; log in first: luaexec login https://BOX\n"),
+            ("an unknown remote", ["repl", "-r", "nope"], { try $0.login("box") }, "luaexec: no remote named 'nope' (known: box)\n"),
+            (
+                "a refused connection", ["repl"], { try $0.storeRemote("down", url: "https://127.0.0.1:\(downPort)") },
+                "luaexec: cannot reach down (https://127.0.0.1:\(downPort)): Failed to connect to 127.0.0.1 port \(downPort)"
+                    + " after N ms: Couldn't connect to server\n"
+            ),
+            (
+                "a key that is not the pinned one", ["repl"],
+                { try $0.storeRemote("box", url: url, fingerprint: old, token: Self.stack.adminToken) },
+                """
+                luaexec: the public key of box (\(url)) is not the one you trusted; refusing to talk to it.
+                  trusted:   \(old)
+                  presented: \(fingerprint)
+                Someone may be intercepting the connection, or the appliance has a new certificate.
+                If you know it has, trust the new key with:
+                  luaexec login \(url) --name box --fingerprint \(fingerprint)
+
+                """
+            ),
+            (
+                "a revoked token", ["repl"], { try $0.login("box", token: revoked) },
+                "luaexec: box (\(url)) refused the token (unknown, revoked or expired); log in again: luaexec login \(url) --name box\n"
+            ),
+            (
+                "a server that is not a luaexec", ["repl"], { try $0.storeRemote("other", url: notLuaexec.url) },
+                "luaexec: other (\(notLuaexec.url)) does not answer as a luaexec: HTTP 200 (text/html) to GET /api/v1/whoami\n"
+            ),
+        ]
+        let users = try cases.map { item in
+            let user = try User()
+            try item.prepare(user)
+            return user
+        }
+        let revoke = try Stack.run(Stack.binDirectory + "/luaexec", ["token", "revoke", revokedName, "--database", Self.stack.database])
+        #expect(revoke.status == 0, "\(revoke.stderr)")
+        try Stack.waitUntil(timeout: .seconds(5), "the daemon to refuse the revoked token") {
+            (try? Self.stack.request("/api/v1/whoami", token: revoked).status) == 401
+        }
+        // curl says how long the refused connection took.
+        func steady(_ text: String) -> String { text.replacingOccurrences(of: #"after \d+ ms"#, with: "after N ms", options: .regularExpression) }
+
+        for (item, user) in zip(cases, users) {
+            let plain = try user.luaexec(item.arguments)
+            #expect(plain.status == 2, "\(item.what): \(plain.stderr)")  // a crash is 11 (SIGSEGV) or 6
+            #expect(steady(plain.stderr) == item.message, "\(item.what)")
+            #expect(plain.stdout == "", "\(item.what)")
+
+            let terminal = try Terminal(
+                Stack.binDirectory + "/luaexec " + item.arguments.joined(separator: " "), environment: user.environment)
+            try terminal.waitFor("EXITED")
+            let screen = steady(terminal.joinedScreen)
+            #expect(screen.hasPrefix(item.message + "EXITED 2\n"), "\(item.what): \(screen)")
+        }
+    }
+
+    // MARK: - Names and addresses
+
+    @Test("login without --name names an appliance by host and port: two on one host are two remotes, each with its token")
+    func twoAppliancesOnOneHost() throws {
+        let user = try User()
+        _ = try Self.stack.eval("which_box = 'first'")
+        _ = try Self.other.eval("which_box = 'second'")
+        let appliances = [(Self.stack, Self.url, "first"), (Self.other, Self.otherURL, "second")]
+        for (stack, url, _) in appliances {
+            let name = String(url.dropFirst("https://".count))
+            let result = try user.luaexec(
+                ["login", url, "--fingerprint", Self.fingerprint], extra: ["LUAEXEC_TOKEN": stack.adminToken])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == "Logged in to \(name) (\(url)) as admin [admin exec].\nTry: luaexec repl -r \(name)\n")
+        }
+        let stored = try user.remotes()
+        #expect(stored.map { $0["name"] as? String } == appliances.map { String($0.1.dropFirst("https://".count)) })
+        #expect(stored.map { $0["url"] as? String } == appliances.map { $0.1 })
+        #expect(stored.map { $0["token"] as? String } == appliances.map { $0.0.adminToken })
+        for (_, url, expected) in appliances {
+            let result = try user.luaexec(["eval", "-r", String(url.dropFirst("https://".count)), "-e", "return which_box"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == expected)
+        }
+    }
+
+    @Test("login under a name that stands for another appliance: refused without --replace; with it, the new one's token is asked for and the old one never leaves")
+    func loginUnderAnotherAppliancesName() throws {
+        let user = try User()
+        try user.login("box")
+        let before = try Data(contentsOf: URL(fileURLWithPath: user.remotesFile))
+
+        let refused = try user.luaexec(["login", Self.otherURL, "--name", "box", "--fingerprint", Self.fingerprint])
+        #expect(refused.status == 2)
+        #expect(refused.stderr == """
+            luaexec: a remote named 'box' is \(Self.url); pass --replace to make it \(Self.otherURL), or choose another \
+            --name. Nothing was stored.
+
+            """)
+        let noToken = try user.luaexec(["login", Self.otherURL, "--name", "box", "--replace", "--fingerprint", Self.fingerprint])
+        #expect(noToken.status == 2)
+        #expect(noToken.stderr == "luaexec: no terminal to read the token from: use --token-file or LUAEXEC_TOKEN\n")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: user.remotesFile)) == before)
+        // The first appliance's token was never offered to the second (it would have refused it).
+        #expect(!Self.other.luaexecdLog().contains(#"endpoint="GET /api/v1/whoami" status=401"#))
+
+        _ = try Self.other.eval("replaced_box = 'the second one'")
+        let replaced = try user.luaexec(
+            ["login", Self.otherURL, "--name", "box", "--replace", "--fingerprint", Self.fingerprint],
+            extra: ["LUAEXEC_TOKEN": Self.other.adminToken])
+        #expect(replaced.status == 0, "\(replaced.stderr)")
+        let stored = try user.remotes()
+        #expect(stored.count == 1)
+        #expect(stored[0]["url"] as? String == Self.otherURL)
+        #expect(stored[0]["token"] as? String == Self.other.adminToken)
+        #expect(try user.luaexec(["eval", "-r", "box", "-e", "return replaced_box"]).stdout == "the second one")
+    }
+
+    @Test("login on a terminal asks before it points a name at another appliance, then asks for that one's token")
+    func loginAsksBeforeReplacing() throws {
+        let user = try User()
+        try user.login("box")
+        let command = Stack.binDirectory + "/luaexec login \(Self.otherURL) --name box"
+        let question = "'box' is \(Self.url). Make it \(Self.otherURL) instead? [y/N]"
+
+        let declined = try Terminal(command, environment: user.environment)
+        try declined.waitFor(question)
+        try declined.line("n")
+        let screen = try declined.waitFor("EXITED 2")
+        #expect(screen.contains("luaexec: 'box' stays \(Self.url); nothing was stored\n"))
+        #expect(try user.remotes().map { $0["url"] as? String } == [Self.url])
+
+        let accepted = try Terminal(command, environment: user.environment)
+        try accepted.waitFor(question)
+        try accepted.line("y")
+        try accepted.waitFor("Trust this key and log in? [y/N]")
+        try accepted.line("y")
+        try accepted.waitFor("Token:")
+        try accepted.line(Self.other.adminToken)
+        let done = try accepted.waitFor("EXITED 0")
+        #expect(done.contains("Logged in to box (\(Self.otherURL)) as admin [admin exec]."))
+        let stored = try user.remotes()
+        #expect(stored.count == 1)
+        #expect(stored[0]["url"] as? String == Self.otherURL)
+        #expect(stored[0]["token"] as? String == Self.other.adminToken)
     }
 }

@@ -119,7 +119,7 @@ struct OperationsTests {
         #expect(try stack.eval("return type(system.hostname())").text == "string")
         #expect(try stack.eval("system.toast('restricted toast')").status == 200)
         try Stack.waitUntil(timeout: .seconds(5), "the toast in the log") {
-            stack.luaexecdLog().contains("lua toast: restricted toast")
+            stack.luaexecdLog().contains(#"lua tag=toast text="restricted toast""#)
         }
     }
 

@@ -82,4 +82,32 @@ struct RemoteClientTests {
             #expect(error.description == "no remote named 'c' (known: a, b)")
         }
     }
+
+    @Test(
+        "an address is stored in one spelling, and named by its host and its port unless 443",
+        arguments: [
+            ("box", "https://box", "box"),
+            ("https://Box:443/", "https://box", "box"),
+            ("https://127.0.0.1:8443", "https://127.0.0.1:8443", "127.0.0.1:8443"),
+            ("127.0.0.1:9443/", "https://127.0.0.1:9443", "127.0.0.1:9443"),
+            ("HTTPS://[FD00::7]:8443//", "https://[fd00::7]:8443", "[fd00::7]:8443"),
+            ("https://proxy.example:8443/boxes/7/", "https://proxy.example:8443/boxes/7", "proxy.example:8443"),
+        ])
+    func addresses(typed: String, stored: String, name: String) throws {
+        let url = try Remote.normalisedURL(typed)
+        #expect(url == stored)
+        #expect(Remote.defaultName(for: url) == name)
+        #expect(Remote.isValidName(name))
+    }
+
+    @Test("an address that is not https, or has no host, is refused with why")
+    func badAddresses() {
+        for (typed, message) in [
+            ("http://box", "only https:// addresses: http://box"), ("https://", "no host in https://"),
+            ("https://:8443/", "no host in https://:8443/"),
+        ] {
+            #expect(throws: RemoteFileError(message)) { try Remote.normalisedURL(typed) }
+        }
+        for name in ["", "a b", "box/x", "ü", String(repeating: "a", count: 65)] { #expect(!Remote.isValidName(name), "\(name)") }
+    }
 }

@@ -105,6 +105,15 @@ int lx_invoke(lx_runtime *rt, int kind, const char *name, size_t name_len, const
 /// Tells `hook` of every registration from now on; `context` is passed back to it.
 void lx_set_registration_hook(lx_runtime *rt, lx_registration_hook hook, void *context);
 
+/// Called by `log.write(tag, text)` on the state's thread, with the text as `tostring` gives it.
+/// The pointers are valid only during the call. It must not raise Lua errors or call into the
+/// state.
+typedef void (*lx_log_hook)(void *context, const char *tag, size_t tag_len, const char *text, size_t text_len);
+
+/// Hands every `log.write` to `hook` from now on; `context` is passed back to it. Without a
+/// hook, log.write writes nothing.
+void lx_set_log_hook(lx_runtime *rt, lx_log_hook hook, void *context);
+
 /// The chunk lx_eval is running now, or NULL when none is (a registration made by an endpoint).
 const char *lx_current_chunk(const lx_runtime *rt, size_t *len);
 

@@ -1,0 +1,33 @@
+// The `log` module: a script's line in luaexecd's log.
+//
+//   log.write(tag, text)   one line: `lua tag=<tag> text=<text>`, at the level the tag names
+//                          (debug, info, notice, warning, error, critical), else at info
+//
+// The host writes the line (LuaRuntime's LuaVM+Log.swift, through luaexecd's one line writer,
+// which escapes what could forge another line). Here only the arguments are checked, since a
+// bad one raises a Lua error.
+
+#include "internal.h"
+
+static int log_write(lua_State *L) {
+    size_t tag_len, text_len;
+    const char *tag = luaL_checklstring(L, 1, &tag_len);
+    const char *text = luaL_tolstring(L, 2, &text_len);
+    lx_runtime *rt = lx_runtime_of(L);
+    if (rt->log_hook) rt->log_hook(rt->log_context, tag, tag_len, text, text_len);
+    return 0;
+}
+
+void lx_open_log(lua_State *L) {
+    static const luaL_Reg functions[] = {
+        {"write", log_write},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, functions);
+    lua_setglobal(L, "log");
+}
+
+void lx_set_log_hook(lx_runtime *rt, lx_log_hook hook, void *context) {
+    rt->log_hook = hook;
+    rt->log_context = context;
+}
