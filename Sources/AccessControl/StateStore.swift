@@ -335,26 +335,32 @@ public enum DatabaseBackup {
     }
 
     /// Replaces the database at `path` with the backup `file`, after checking that it is an
-    /// intact luaexec database; nothing changes when it is not. A running luaexecd notices
-    /// within a second and starts its state afresh from the restored data.
+    /// intact luaexec database with luaexec's own schema and nothing else (`DatabaseSchema`);
+    /// nothing changes when it is not. A running luaexecd notices within a second and starts its
+    /// state afresh from the restored data.
     public static func restore(_ file: String, into path: String) throws(StoreError) {
         guard access(file, R_OK) == 0 else {
             throw StoreError("cannot read \(file): \(String(cString: strerror(errno)))")
         }
-        let backup: SQLiteDatabase
+        // The checks and the restore read one private copy in memory: the file cannot change
+        // between the two.
+        let copy: SQLiteDatabase
         do throws(StoreError) {
-            backup = try SQLiteDatabase(readingOnly: file)
-            let integrity = try backup.query("PRAGMA integrity_check").first?.first?.text
+            copy = try SQLiteDatabase(path: ":memory:")
+            try SQLiteDatabase(readingOnly: file).copy(into: copy)
+            let integrity = try copy.query("PRAGMA integrity_check").first?.first?.text
             guard integrity == "ok" else { throw StoreError("it is damaged (\(integrity ?? "no answer"))") }
-            let id = try backup.query("PRAGMA application_id").first?.first?.integer
-            guard id == Int64(TokenStore.applicationID),
-                try !backup.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'token'").isEmpty
-            else { throw StoreError("it is not a luaexec database") }
+            let problems = try DatabaseSchema.differences(copy)
+            guard problems.isEmpty else {
+                let version = try copy.query("PRAGMA user_version").first?.first?.integer ?? 0
+                throw StoreError(
+                    "its schema is not luaexec's (version \(version)): " + problems.joined(separator: "; "))
+            }
         } catch {
             throw StoreError("\(file) was not restored: \(error.description)")
         }
         let target = try SQLiteDatabase(path: path)
-        try backup.copy(into: target)
+        try copy.copy(into: target)
         // Brings an older backup's schema up to date, and marks the restore for the daemon.
         _ = try TokenStore(path: path)
         _ = try target.write { db throws(StoreError) in

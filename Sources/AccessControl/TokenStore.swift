@@ -17,12 +17,16 @@ public final class TokenStore: Sendable {
         try database.write { db throws(StoreError) in try Self.migrate(db) }
     }
 
+    /// The schema version this build makes and reads (`PRAGMA user_version`).
+    public static let schemaVersion = 4
+
     /// The schema, by `PRAGMA user_version`. Version 1 is the `token` table (databases of
     /// earlier development builds have the same table and open as they are); 2 adds `published`;
-    /// 3 adds `persisted`, `config` and `meta`; 4 adds `set_aside`.
-    private static func migrate(_ db: SQLiteDatabase.Transaction) throws(StoreError) {
+    /// 3 adds `persisted`, `config` and `meta`; 4 adds `set_aside`. `target` stops at an earlier
+    /// version: `DatabaseSchema` makes each version's schema to compare a backup with.
+    static func migrate(_ db: SQLiteDatabase.Transaction, upTo target: Int = schemaVersion) throws(StoreError) {
         let version = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
-        if version < 1 {
+        if version < 1 && target >= 1 {
             try db.query(
                 """
                 CREATE TABLE IF NOT EXISTS token (
@@ -35,7 +39,7 @@ public final class TokenStore: Sendable {
                 """)
             try db.query("PRAGMA user_version = 1")
         }
-        if version < 2 {
+        if version < 2 && target >= 2 {
             // What luaexecd publishes for the command line on the same box (PublishedInfo).
             try db.query(
                 """
@@ -47,7 +51,7 @@ public final class TokenStore: Sendable {
                 """)
             try db.query("PRAGMA user_version = 2")
         }
-        if version < 3 {
+        if version < 3 && target >= 3 {
             // `persisted` and the config store (StateStore), and the mark `luaexec restore`
             // leaves for the daemon. application_id tells a luaexec database from any other.
             try db.query("CREATE TABLE IF NOT EXISTS persisted (key BLOB NOT NULL PRIMARY KEY, value BLOB NOT NULL)")
@@ -57,7 +61,7 @@ public final class TokenStore: Sendable {
             try db.query("PRAGMA application_id = \(Self.applicationID)")
             try db.query("PRAGMA user_version = 3")
         }
-        if version < 4 {
+        if version < 4 && target >= 4 {
             // Saved entries that the daemon could not load (StateStore.setAside): moved here
             // at start so that it starts with the rest, kept until an administrator removes them.
             try db.query(

@@ -105,7 +105,9 @@ struct RestoreCommand: ParsableCommand {
         commandName: "restore",
         abstract: "Replace the database with a backup made by luaexec backup.",
         discussion: """
-            A file that is not an intact luaexec database is refused and nothing changes. The \
+            A file that is not an intact luaexec database, or that holds anything beyond \
+            luaexec's own schema at its version (a trigger, a view, another table, index or \
+            column), is refused with what was found, and nothing changes. The \
             running luaexecd notices within a second: its tokens, persisted and config store \
             become the backup's, and the state starts afresh (the init scripts run again).
             """)
