@@ -111,7 +111,23 @@ final class SQLiteDatabase: Sendable {
         }
     }
 
-    /// Statements inside `write`; valid only within its body.
+    /// Runs `body` in one read transaction: every query in it sees the same snapshot, while
+    /// writers go on (WAL).
+    func read<T>(_ body: (Transaction) throws(StoreError) -> T) throws(StoreError) -> T {
+        try connection.withLock { handle throws(StoreError) -> T in
+            try Self.run(handle, "BEGIN", [])
+            do throws(StoreError) {
+                let result = try body(Transaction(handle: handle))
+                try Self.run(handle, "COMMIT", [])
+                return result
+            } catch {
+                _ = try? Self.run(handle, "ROLLBACK", [])
+                throw error
+            }
+        }
+    }
+
+    /// Statements inside `write` or `read`; valid only within its body.
     struct Transaction {
         fileprivate let handle: OpaquePointer
 
@@ -120,8 +136,45 @@ final class SQLiteDatabase: Sendable {
             try SQLiteDatabase.run(handle, sql, arguments)
         }
 
+        /// `sql` compiled once, to run for many rows (`Statement.run`); valid within the body.
+        func prepare(_ sql: String) throws(StoreError) -> Statement {
+            try Statement(handle, sql)
+        }
+
         /// Rows the last INSERT, UPDATE or DELETE changed.
         var changes: Int { Int(sqlite3_changes(handle)) }
+    }
+
+    /// A statement compiled once and run for many rows: the audit writer inserts a batch of
+    /// records with one, since compiling costs more than inserting a row.
+    final class Statement {
+        private let handle: OpaquePointer
+        private let statement: OpaquePointer
+        private let sql: String
+
+        fileprivate init(_ handle: OpaquePointer, _ sql: String) throws(StoreError) {
+            var statement: OpaquePointer?
+            guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+                throw SQLiteDatabase.error(handle, "cannot prepare \(sql)")
+            }
+            self.handle = handle
+            self.statement = statement
+            self.sql = sql
+        }
+
+        deinit { sqlite3_finalize(statement) }
+
+        /// Runs the statement once with `arguments` bound to its `?`s; its rows are not read.
+        func run(_ arguments: [SQLiteValue]) throws(StoreError) {
+            defer {
+                sqlite3_reset(statement)
+                sqlite3_clear_bindings(statement)
+            }
+            try SQLiteDatabase.bind(arguments, to: statement, handle, sql)
+            var status: Int32
+            repeat { status = sqlite3_step(statement) } while status == SQLITE_ROW
+            guard status == SQLITE_DONE else { throw SQLiteDatabase.error(handle, "cannot run \(sql)") }
+        }
     }
 
     private static func run(_ handle: OpaquePointer, _ sql: String, _ arguments: [SQLiteValue]) throws(StoreError)
@@ -132,6 +185,23 @@ final class SQLiteDatabase: Sendable {
             throw error(handle, "cannot prepare \(sql)")
         }
         defer { sqlite3_finalize(statement) }
+        try bind(arguments, to: statement, handle, sql)
+        var rows: [[SQLiteValue]] = []
+        while true {
+            switch sqlite3_step(statement) {
+            case SQLITE_ROW:
+                rows.append((0..<sqlite3_column_count(statement)).map { column(statement, $0) })
+            case SQLITE_DONE:
+                return rows
+            default:
+                throw error(handle, "cannot run \(sql)")
+            }
+        }
+    }
+
+    private static func bind(_ arguments: [SQLiteValue], to statement: OpaquePointer, _ handle: OpaquePointer, _ sql: String)
+        throws(StoreError)
+    {
         for (offset, argument) in arguments.enumerated() {
             let index = Int32(offset + 1)
             let status: Int32
@@ -146,17 +216,6 @@ final class SQLiteDatabase: Sendable {
             }
             guard status == SQLITE_OK else { throw error(handle, "cannot bind argument \(index) of \(sql)") }
         }
-        var rows: [[SQLiteValue]] = []
-        while true {
-            switch sqlite3_step(statement) {
-            case SQLITE_ROW:
-                rows.append((0..<sqlite3_column_count(statement)).map { column(statement, $0) })
-            case SQLITE_DONE:
-                return rows
-            default:
-                throw error(handle, "cannot run \(sql)")
-            }
-        }
     }
 
     private static func column(_ statement: OpaquePointer, _ index: Int32) -> SQLiteValue {
@@ -164,7 +223,12 @@ final class SQLiteDatabase: Sendable {
         case SQLITE_INTEGER:
             return .integer(sqlite3_column_int64(statement, index))
         case SQLITE_TEXT:
-            return .text(String(cString: sqlite3_column_text(statement, index)))
+            // By its length, not up to a NUL: the audit trail's MACs cover every byte stored.
+            // sqlite3_column_text first, then the length of what it returned (SQLite's rule).
+            let text = sqlite3_column_text(statement, index)
+            let count = Int(sqlite3_column_bytes(statement, index))
+            guard count > 0, let text else { return .text("") }
+            return .text(String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self))
         case SQLITE_BLOB:
             let count = Int(sqlite3_column_bytes(statement, index))
             guard count > 0, let bytes = sqlite3_column_blob(statement, index) else { return .blob([]) }

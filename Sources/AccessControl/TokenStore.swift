@@ -18,11 +18,12 @@ public final class TokenStore: Sendable {
     }
 
     /// The schema version this build makes and reads (`PRAGMA user_version`).
-    public static let schemaVersion = 4
+    public static let schemaVersion = 5
 
     /// The schema, by `PRAGMA user_version`. Version 1 is the `token` table (databases of
     /// earlier development builds have the same table and open as they are); 2 adds `published`;
-    /// 3 adds `persisted`, `config` and `meta`; 4 adds `set_aside`. `target` stops at an earlier
+    /// 3 adds `persisted`, `config` and `meta`; 4 adds `set_aside`; 5 adds `audit` and
+    /// `audit_seal` (AuditTrail). `target` stops at an earlier
     /// version: `DatabaseSchema` makes each version's schema to compare a backup with.
     static func migrate(_ db: SQLiteDatabase.Transaction, upTo target: Int = schemaVersion) throws(StoreError) {
         let version = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
@@ -76,6 +77,44 @@ public final class TokenStore: Sendable {
                     set_aside_at INTEGER NOT NULL)
                 """)
             try db.query("PRAGMA user_version = 4")
+        }
+        if version < 5 && target >= 5 {
+            // The audit trail (AuditTrail, SPEC M7): one row per request or change, each chained
+            // to the one before by an HMAC made with a key kept outside the database; the seals
+            // mark where the chain starts (after pruning) and ends.
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS audit (
+                    seq INTEGER PRIMARY KEY,
+                    at INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    request_id TEXT,
+                    client TEXT,
+                    token TEXT,
+                    scope TEXT,
+                    method TEXT,
+                    path TEXT,
+                    status INTEGER,
+                    error TEXT,
+                    bytes_in INTEGER,
+                    bytes_out INTEGER,
+                    duration_us INTEGER,
+                    body_sha256 BLOB,
+                    detail TEXT,
+                    mac BLOB NOT NULL)
+                """)
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS audit_seal (
+                    name TEXT NOT NULL PRIMARY KEY,
+                    seq INTEGER NOT NULL,
+                    mac BLOB NOT NULL,
+                    at INTEGER NOT NULL,
+                    pruned INTEGER NOT NULL,
+                    key_id TEXT NOT NULL,
+                    seal BLOB NOT NULL)
+                """)
+            try db.query("PRAGMA user_version = 5")
         }
     }
 
