@@ -49,7 +49,8 @@ count() {
 strip --strip-debug -o "$work/luaexecd" "$bin/luaexecd"
 token=$("$bin/luaexec" token create instructions --database "$work/db")
 count luaexecd "$work/luaexecd.sock" "$token" "$work/luaexecd" --config "$root/packaging/luaexecd.conf" \
-    --set listen.socket="$work/luaexecd.sock" --set database="$work/db" --set lua.init_dir="$root/init.d"
+    --set listen.socket="$work/luaexecd.sock" --set database="$work/db" --set audit.key="$work/audit.key" \
+    --set lua.init_dir="$root/init.d"
 
 cc -O2 -I/usr/include/lua5.4 -o "$work/evloop-responder" "$root/bench/evloop-responder.c" -llua5.4
 count evloop "$work/evloop.sock" - "$work/evloop-responder" "$work/evloop.sock"

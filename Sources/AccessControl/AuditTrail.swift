@@ -217,6 +217,11 @@ public final class AuditTrail: Sendable {
 
     // MARK: Reading
 
+    /// Records in the trail now.
+    public func count() throws(StoreError) -> Int {
+        Int(try database.query("SELECT count(*) FROM audit").first?.first?.integer ?? 0)
+    }
+
     /// Which records `records` answers; nil matches anything.
     public struct Filter: Sendable, Equatable {
         public var token: String?

@@ -47,7 +47,9 @@ struct ConfigCommand: ParsableCommand {
                     ["boolean", "integer", "number"].lazy.compactMap { ConfigValue(text: value, type: $0) }.first
                     ?? .string(Array(value.utf8))
             }
-            try StateStore(sharing: store.open()).setConfig(path, typed)
+            let tokens = try store.open()
+            try StateStore(sharing: tokens).setConfig(path, typed)
+            store.recordChange("config set \(path) (\(typed.typeName))", in: tokens)
         }
     }
 
@@ -57,9 +59,11 @@ struct ConfigCommand: ParsableCommand {
         @Argument(help: "The path.") var path: String
 
         func run() throws {
-            let state = StateStore(sharing: try store.open())
+            let tokens = try store.open()
+            let state = StateStore(sharing: tokens)
             guard try state.config(path) != nil else { throw ValidationErrorExit("'\(path)' is not set") }
             try state.setConfig(path, nil)
+            store.recordChange("config unset \(path)", in: tokens)
         }
     }
 
@@ -117,6 +121,6 @@ struct RestoreCommand: ParsableCommand {
     func run() throws {
         let path = store.resolvedPath
         _ = try store.open()
-        try DatabaseBackup.restore(file, into: path)
+        try DatabaseBackup.restore(file, into: path, record: store.auditRecord("restore \(file)"))
     }
 }
