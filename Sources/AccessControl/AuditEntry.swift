@@ -103,7 +103,9 @@ public struct AuditEntry: Sendable, Equatable {
     /// type and length, so that no two different records (a value moved from one field to the
     /// next, a number stored as text) give the same bytes.
     static func message(label: String, previous: [UInt8], _ values: [SQLiteValue]) -> [UInt8] {
-        var bytes = Array(label.utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(384)
+        bytes += label.utf8
         bytes.append(0)
         bytes += previous
         func length(_ count: Int) {

@@ -170,9 +170,45 @@ final class SQLiteDatabase: Sendable {
                 sqlite3_reset(statement)
                 sqlite3_clear_bindings(statement)
             }
-            try SQLiteDatabase.bind(arguments, to: statement, handle, sql)
-            var status: Int32
-            repeat { status = sqlite3_step(statement) } while status == SQLITE_ROW
+            // Texts and blobs are bound where they lie, in one buffer that outlives the step
+            // (SQLITE_STATIC), rather than copied by SQLite one by one: this runs for every
+            // record of the audit trail.
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(512)
+            var spans: [(offset: Int, count: Int)] = []
+            spans.reserveCapacity(arguments.count)
+            for argument in arguments {
+                let start = bytes.count
+                switch argument {
+                case .text(let text): bytes += text.utf8
+                case .blob(let blob): bytes += blob
+                case .null, .integer: break
+                }
+                spans.append((start, bytes.count - start))
+            }
+            let status = bytes.withUnsafeBufferPointer { buffer -> Int32 in
+                // A pointer for an empty value too: SQLite reads a null pointer as NULL.
+                let base = UnsafeRawPointer(buffer.baseAddress) ?? UnsafeRawPointer(bitPattern: 1)!
+                for (offset, argument) in arguments.enumerated() {
+                    let index = Int32(offset + 1)
+                    let span = spans[offset]
+                    let bound: Int32
+                    switch argument {
+                    case .null: bound = sqlite3_bind_null(statement, index)
+                    case .integer(let value): bound = sqlite3_bind_int64(statement, index, value)
+                    case .text:
+                        bound = sqlite3_bind_text(
+                            statement, index, (base + span.offset).assumingMemoryBound(to: CChar.self),
+                            Int32(span.count), nil)
+                    case .blob:
+                        bound = sqlite3_bind_blob(statement, index, base + span.offset, Int32(span.count), nil)
+                    }
+                    guard bound == SQLITE_OK else { return bound }
+                }
+                var status: Int32
+                repeat { status = sqlite3_step(statement) } while status == SQLITE_ROW
+                return status
+            }
             guard status == SQLITE_DONE else { throw SQLiteDatabase.error(handle, "cannot run \(sql)") }
         }
     }
@@ -199,7 +235,9 @@ final class SQLiteDatabase: Sendable {
         }
     }
 
-    private static func bind(_ arguments: [SQLiteValue], to statement: OpaquePointer, _ handle: OpaquePointer, _ sql: String)
+    private static func bind(
+        _ arguments: [SQLiteValue], to statement: OpaquePointer, _ handle: OpaquePointer, _ sql: String
+    )
         throws(StoreError)
     {
         for (offset, argument) in arguments.enumerated() {
@@ -208,7 +246,8 @@ final class SQLiteDatabase: Sendable {
             switch argument {
             case .null: status = sqlite3_bind_null(statement, index)
             case .integer(let value): status = sqlite3_bind_int64(statement, index, value)
-            case .text(let text): status = sqlite3_bind_text(statement, index, text, -1, csqlite_transient())
+            case .text(let text):
+                status = sqlite3_bind_text(statement, index, text, Int32(text.utf8.count), csqlite_transient())
             case .blob(let bytes):
                 status = bytes.withUnsafeBytes { raw in
                     sqlite3_bind_blob(statement, index, raw.baseAddress, Int32(raw.count), csqlite_transient())

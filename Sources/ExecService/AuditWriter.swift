@@ -64,7 +64,7 @@ public final class AuditWriter: @unchecked Sendable {
     /// with it (a missing seal, records cut from its end), so start-up fails early on a database
     /// that cannot be written.
     public init(
-        trail: AuditTrail, key: AuditKey, logger: Logger, interval: Duration = .milliseconds(100),
+        trail: AuditTrail, key: AuditKey, logger: Logger, interval: Duration = .milliseconds(250),
         batchSize: Int = 1024,
         capacity: Int = 100_000
     ) throws(StoreError) {
@@ -184,7 +184,8 @@ public final class AuditWriter: @unchecked Sendable {
             requestID: head.requestID, client: head.clientAddress, token: record.tokenName, scope: record.scope,
             method: head.method, path: head.path, status: Int64(record.status), error: record.errorKind,
             bytesIn: Int64(record.bytesIn), bytesOut: Int64(record.bytesOut),
-            durationMicros: record.elapsedNanoseconds / 1000, bodySHA256: record.digest.map { Array($0) },
+            durationMicros: record.elapsedNanoseconds / 1000,
+            bodySHA256: record.digest.map { $0.withUnsafeBytes { Array($0) } },
             detail: record.detail)
     }
 
