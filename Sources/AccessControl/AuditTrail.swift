@@ -28,6 +28,9 @@ public final class AuditTrail: Sendable {
     public struct Head: Sendable, Equatable {
         public var seq: Int64
         public var mac: [UInt8]
+
+        /// The MAC in hex, as luaexecd logs where the trail stands.
+        public var macHex: String { AuditKey.hex(mac) }
     }
 
     /// A row of `audit_seal`.

@@ -75,8 +75,14 @@ public final class AuditWriter: @unchecked Sendable {
         self.batchSize = batchSize
         self.capacity = capacity
         pending.reserveCapacity(batchSize)
-        lastWritten = try trail.append([], key: key, now: Self.now())
+        let head = try trail.append([], key: key, now: Self.now())
+        lastWritten = head
         count = try trail.count()
+        // Where the trail stands, for the journal: a witness off the box against a trail later
+        // rolled back to an earlier copy.
+        logger.notice(
+            "audit trail opened",
+            metadata: ["seq": "\(head.seq)", "mac": "\(head.macHex)", "key_id": "\(key.id)", "records": "\(count)"])
     }
 
     /// Takes a request's record (on the request path: keep this cheap).

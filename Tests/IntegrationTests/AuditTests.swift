@@ -216,9 +216,13 @@ struct AuditTests {
         let wrong = try luaexec(stack, ["audit", "verify", "--audit-key", other])
         #expect(wrong.status == 2)
         #expect(wrong.stdout.hasPrefix("audit trail not checked:\n  the trail was sealed with key "))
-        // The key luaexecd made for itself at start: 0600, 64 hex digits.
+        // The key luaexecd made for itself at start: 0600, 64 hex digits; and where the trail
+        // stood, for the journal.
         var info = stat()
         #expect(stat(stack.directory + "/audit.key", &info) == 0 && info.st_mode & 0o777 == 0o600)
+        let log = stack.luaexecdLog()
+        #expect(log.contains("notice luaexecd: made the audit trail's key file=\(stack.directory)/audit.key\n"))
+        #expect(log.range(of: #"notice luaexecd: audit trail opened key_id=[0-9a-f]{16} mac=[0-9a-f]{64} records=0 seq=0\n"#, options: .regularExpression) != nil)
     }
 
     @Test("a key others may read stops luaexecd at start, exit 78, naming the file")
