@@ -251,12 +251,15 @@ struct AuditTests {
         let stack = try Stack(settings: ["audit.max_records=100"])
         for n in 1...130 { #expect(try stack.eval("return \(n)").status == 200) }
         var report: [String: Any] = [:]
-        try Stack.waitUntil(timeout: .seconds(20), "the trail pruned") {
+        // Every record written (the last batch follows the last answer by up to 250 ms), and the
+        // trail pruned after it.
+        try Stack.waitUntil(timeout: .seconds(20), "every record written and the trail pruned") {
             let result = try? luaexec(stack, ["audit", "verify", "--json"])
             report =
                 (result.flatMap { try? JSONSerialization.jsonObject(with: Data($0.stdout.utf8)) } as? [String: Any])
                 ?? [:]
-            return (report["pruned"] as? Int ?? 0) > 0
+            let pruned = report["pruned"] as? Int ?? 0
+            return pruned > 0 && (report["last"] as? Int ?? 0) >= 130 && (report["records"] as? Int ?? .max) <= 100
         }
         #expect(report["outcome"] as? String == "intact")
         let kept = try #require(report["records"] as? Int)
