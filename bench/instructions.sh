@@ -10,6 +10,7 @@
 # code, ~4,000 instructions more than the hardware path runs.
 #
 # Usage: bench/instructions.sh [REQUESTS]   (default 300; prints "luaexecd N" and "evloop N")
+#   luaexecd's N counts every thread: the request's and the audit writer's (docs/audit.md).
 #   BENCH_BIN=DIR: luaexecd and luaexec from DIR instead of the release build (another
 #   commit's, to compare).
 set -euo pipefail
@@ -48,8 +49,18 @@ count() {
 # valgrind cannot read the toolchain's DWARF 5; the symbol table is all it needs.
 strip --strip-debug -o "$work/luaexecd" "$bin/luaexecd"
 token=$("$bin/luaexec" token create instructions --database "$work/db")
-count luaexecd "$work/luaexecd.sock" "$token" "$work/luaexecd" --config "$root/packaging/luaexecd.conf" \
-    --set listen.socket="$work/luaexecd.sock" --set database="$work/db" --set lua.init_dir="$root/init.d"
+# A build from before the audit trail (BENCH_BIN) knows no audit.* setting: the packaged config
+# without its audit section, then.
+config="$root/packaging/luaexecd.conf"
+audit=(--set audit.key="$work/audit.key")
+if ! "$bin/luaexecd" --check-config --set audit.key=/dev/null >/dev/null 2>&1; then
+    awk '/^[a-z]/ { skip = /^audit:/ } !skip' "$config" > "$work/luaexecd.conf"
+    config="$work/luaexecd.conf"
+    audit=()
+fi
+count luaexecd "$work/luaexecd.sock" "$token" "$work/luaexecd" --config "$config" \
+    --set listen.socket="$work/luaexecd.sock" --set database="$work/db" "${audit[@]}" \
+    --set lua.init_dir="$root/init.d"
 
 cc -O2 -I/usr/include/lua5.4 -o "$work/evloop-responder" "$root/bench/evloop-responder.c" -llua5.4
 count evloop "$work/evloop.sock" - "$work/evloop-responder" "$work/evloop.sock"

@@ -56,7 +56,7 @@ grep '^fastcgi_param' "$root/nginx/luaexec-fastcgi.conf" > "$run/fastcgi-params.
 
 token=$("$bin/luaexec" token create bench --database "$run/luaexec.db")
 "$bin/luaexecd" --config "$root/packaging/luaexecd.conf" --set listen.socket="$run/luaexecd.sock" \
-    --set database="$run/luaexec.db" --set lua.init_dir="$root/init.d" \
+    --set database="$run/luaexec.db" --set audit.key="$run/audit.key" --set lua.init_dir="$root/init.d" \
     2>>"$run/logs/luaexecd.log" &
 luaexecd_pid=$!
 pids+=($luaexecd_pid)

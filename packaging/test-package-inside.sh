@@ -12,6 +12,8 @@ check "state directory" "luaexec:luaexec 700" "$(stat -c '%U:%G %a' /var/lib/lua
 check "token database owned by luaexec, its alone" "luaexec:luaexec 600" "$(stat -c '%U:%G %a' /var/lib/luaexec/luaexec.db)"
 check "admin token readable by root alone" "root:root 600" "$(stat -c '%U:%G %a' /etc/luaexec/admin-token)"
 check "private key" "root:root 600" "$(stat -c '%U:%G %a' /etc/luaexec/tls/key.pem)"
+check "audit key readable by luaexecd's user alone" "luaexec:luaexec 600" "$(stat -c '%U:%G %a' /etc/luaexec/audit.key)"
+check "audit key is 64 hex digits" "yes" "$(grep -qx '[0-9a-f]\{64\}' /etc/luaexec/audit.key && echo yes)"
 check "self-signed certificate" "yes" "$(openssl x509 -in /etc/luaexec/tls/cert.pem -noout >/dev/null && echo yes)"
 check "site enabled" "/etc/nginx/sites-available/luaexec" "$(readlink /etc/nginx/sites-enabled/luaexec)"
 check "units enabled" "yes" "$(test -L /etc/systemd/system/sockets.target.wants/luaexecd.socket && echo yes)"
@@ -72,6 +74,18 @@ check "with its policy" "default-src 'self'" "$(curl -skI https://127.0.0.1/ | t
 check "and Debian's CodeMirror" "200" "$(req https://127.0.0.1/vendor/codemirror/mode/lua/lua.js)"
 check "the token is in no nginx log" "no" "$(grep -rq "$token" /var/log/nginx && echo yes || echo no)"
 check "nor in luaexecd's log" "no" "$(grep -q "$token" /var/log/luaexecd.log && echo yes || echo no)"
+
+echo "-- the audit trail (luaexec as root reads the key as luaexecd's user)"
+# The writer commits every 250 ms.
+i=0; while ! luaexec audit --kind exec --json | grep -q '"path":"/api/v1/exec/interactive.lua"' && [ $i -lt 100 ]; do
+    sleep 0.1; i=$((i + 1))
+done
+check "the seed's requests are on record" "yes" \
+    "$(luaexec audit --kind exec --json | grep -q '"path":"/api/v1/exec/interactive.lua"' && echo yes)"
+check "the first admin token's making is on record" "yes" \
+    "$(luaexec audit --kind cli --json | grep -q '"detail":"token create admin scopes=admin,exec' && echo yes)"
+check "luaexec audit verify" "0" "$(luaexec audit verify >/dev/null; echo $?)"
+check "GET /api/v1/admin/audit/verify" "200" "$(req -H "Authorization: Bearer $token" https://127.0.0.1/api/v1/admin/audit/verify)"
 
 if [ $fail != 0 ]; then
     echo "-- luaexecd's log"; tail -20 /var/log/luaexecd.log

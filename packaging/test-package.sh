@@ -69,7 +69,9 @@ verdict() { # verdict DESCRIPTION CONDITION...
 echo "== reinstall, as an upgrade does: what postinst made stays"
 token_before=$(cat "$target/etc/luaexec/admin-token")
 cert_before=$(md5sum < "$target/etc/luaexec/tls/cert.pem")
+key_before=$(md5sum < "$target/etc/luaexec/audit.key")
 in_root dpkg -i /tmp/luaexec.deb >/dev/null
+verdict "the audit key is unchanged" [ "$(md5sum < "$target/etc/luaexec/audit.key")" = "$key_before" ]
 verdict "the admin token file is unchanged" [ "$(cat "$target/etc/luaexec/admin-token")" = "$token_before" ]
 verdict "the certificate is unchanged" [ "$(md5sum < "$target/etc/luaexec/tls/cert.pem")" = "$cert_before" ]
 verdict "one token in the database" [ "$(in_root luaexec token list --json | grep -o '"name"' | wc -l)" = 1 ]
@@ -81,6 +83,7 @@ verdict "Debian's default site is back" \
     [ "$(readlink "$target/etc/nginx/sites-enabled/default")" = /etc/nginx/sites-available/default ]
 verdict "the tokens stay" [ -f "$target/var/lib/luaexec/luaexec.db" ]
 verdict "the config stays" [ -f "$target/etc/luaexec/luaexecd.conf" ]
+verdict "the audit key stays" [ -f "$target/etc/luaexec/audit.key" ]
 
 echo "== apt-get purge luaexec: everything goes"
 in_root apt-get purge -y -qq luaexec >/dev/null

@@ -22,7 +22,7 @@ token=$("$work/luaexec" token create order --database "$work/db")
 
 valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/callgrind.out" \
     "$work/luaexecd" --config "$root/packaging/luaexecd.conf" --set listen.socket="$work/sock" \
-    --set database="$work/db" --set lua.init_dir="$root/init.d" </dev/null >/dev/null 2>"$work/valgrind.log" &
+    --set database="$work/db" --set audit.key="$work/audit.key" --set lua.init_dir="$root/init.d" </dev/null >/dev/null 2>"$work/valgrind.log" &
 daemon=$!
 for _ in $(seq 600); do [ -S "$work/sock" ] && break; sleep 0.1; done
 [ -S "$work/sock" ] || { cat "$work/valgrind.log" >&2; exit 1; }

@@ -88,7 +88,7 @@ trap 'exit 143' TERM
 [ -f "$run_dir/luaexecd.conf" ] ||
     sed 's/^  actions: false$/  actions: true/' "$root/packaging/luaexecd.conf" > "$run_dir/luaexecd.conf"
 "$bin/luaexecd" --config "$run_dir/luaexecd.conf" --set listen.socket="$socket" \
-    --set database="$run_dir/luaexec.db" --set lua.init_dir="$root/init.d" \
+    --set database="$run_dir/luaexec.db" --set audit.key="$run_dir/audit.key" --set lua.init_dir="$root/init.d" \
     2>>"$run_dir/logs/luaexecd.log" &
 pids+=($!)
 nginx -p "$run_dir" -c "$run_dir/nginx.conf" &

@@ -131,7 +131,23 @@ final class SQLiteDatabase: Sendable {
         }
     }
 
-    /// Statements inside `write`; valid only within its body.
+    /// Runs `body` in one read transaction: every query in it sees the same snapshot, while
+    /// writers go on (WAL).
+    func read<T>(_ body: (Transaction) throws(StoreError) -> T) throws(StoreError) -> T {
+        try connection.withLock { handle throws(StoreError) -> T in
+            try Self.run(handle, "BEGIN", [])
+            do throws(StoreError) {
+                let result = try body(Transaction(handle: handle))
+                try Self.run(handle, "COMMIT", [])
+                return result
+            } catch {
+                _ = try? Self.run(handle, "ROLLBACK", [])
+                throw error
+            }
+        }
+    }
+
+    /// Statements inside `write` or `read`; valid only within its body.
     struct Transaction {
         fileprivate let handle: OpaquePointer
 
@@ -140,8 +156,81 @@ final class SQLiteDatabase: Sendable {
             try SQLiteDatabase.run(handle, sql, arguments)
         }
 
+        /// `sql` compiled once, to run for many rows (`Statement.run`); valid within the body.
+        func prepare(_ sql: String) throws(StoreError) -> Statement {
+            try Statement(handle, sql)
+        }
+
         /// Rows the last INSERT, UPDATE or DELETE changed.
         var changes: Int { Int(sqlite3_changes(handle)) }
+    }
+
+    /// A statement compiled once and run for many rows: the audit writer inserts a batch of
+    /// records with one, since compiling costs more than inserting a row.
+    final class Statement {
+        private let handle: OpaquePointer
+        private let statement: OpaquePointer
+        private let sql: String
+
+        fileprivate init(_ handle: OpaquePointer, _ sql: String) throws(StoreError) {
+            var statement: OpaquePointer?
+            guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+                throw SQLiteDatabase.error(handle, "cannot prepare \(sql)")
+            }
+            self.handle = handle
+            self.statement = statement
+            self.sql = sql
+        }
+
+        deinit { sqlite3_finalize(statement) }
+
+        /// Runs the statement once with `arguments` bound to its `?`s; its rows are not read.
+        func run(_ arguments: [SQLiteValue]) throws(StoreError) {
+            defer {
+                sqlite3_reset(statement)
+                sqlite3_clear_bindings(statement)
+            }
+            // Texts and blobs are bound where they lie, in one buffer that outlives the step
+            // (SQLITE_STATIC), rather than copied by SQLite one by one: this runs for every
+            // record of the audit trail.
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(512)
+            var spans: [(offset: Int, count: Int)] = []
+            spans.reserveCapacity(arguments.count)
+            for argument in arguments {
+                let start = bytes.count
+                switch argument {
+                case .text(let text): bytes += text.utf8
+                case .blob(let blob): bytes += blob
+                case .null, .integer: break
+                }
+                spans.append((start, bytes.count - start))
+            }
+            let status = bytes.withUnsafeBufferPointer { buffer -> Int32 in
+                // A pointer for an empty value too: SQLite reads a null pointer as NULL.
+                let base = UnsafeRawPointer(buffer.baseAddress) ?? UnsafeRawPointer(bitPattern: 1)!
+                for (offset, argument) in arguments.enumerated() {
+                    let index = Int32(offset + 1)
+                    let span = spans[offset]
+                    let bound: Int32
+                    switch argument {
+                    case .null: bound = sqlite3_bind_null(statement, index)
+                    case .integer(let value): bound = sqlite3_bind_int64(statement, index, value)
+                    case .text:
+                        bound = sqlite3_bind_text(
+                            statement, index, (base + span.offset).assumingMemoryBound(to: CChar.self),
+                            Int32(span.count), nil)
+                    case .blob:
+                        bound = sqlite3_bind_blob(statement, index, base + span.offset, Int32(span.count), nil)
+                    }
+                    guard bound == SQLITE_OK else { return bound }
+                }
+                var status: Int32
+                repeat { status = sqlite3_step(statement) } while status == SQLITE_ROW
+                return status
+            }
+            guard status == SQLITE_DONE else { throw SQLiteDatabase.error(handle, "cannot run \(sql)") }
+        }
     }
 
     private static func run(_ handle: OpaquePointer, _ sql: String, _ arguments: [SQLiteValue]) throws(StoreError)
@@ -152,20 +241,7 @@ final class SQLiteDatabase: Sendable {
             throw error(handle, "cannot prepare \(sql)")
         }
         defer { sqlite3_finalize(statement) }
-        for (offset, argument) in arguments.enumerated() {
-            let index = Int32(offset + 1)
-            let status: Int32
-            switch argument {
-            case .null: status = sqlite3_bind_null(statement, index)
-            case .integer(let value): status = sqlite3_bind_int64(statement, index, value)
-            case .text(let text): status = sqlite3_bind_text(statement, index, text, -1, csqlite_transient())
-            case .blob(let bytes):
-                status = bytes.withUnsafeBytes { raw in
-                    sqlite3_bind_blob(statement, index, raw.baseAddress, Int32(raw.count), csqlite_transient())
-                }
-            }
-            guard status == SQLITE_OK else { throw error(handle, "cannot bind argument \(index) of \(sql)") }
-        }
+        try bind(arguments, to: statement, handle, sql)
         var rows: [[SQLiteValue]] = []
         while true {
             switch sqlite3_step(statement) {
@@ -179,12 +255,39 @@ final class SQLiteDatabase: Sendable {
         }
     }
 
+    private static func bind(
+        _ arguments: [SQLiteValue], to statement: OpaquePointer, _ handle: OpaquePointer, _ sql: String
+    )
+        throws(StoreError)
+    {
+        for (offset, argument) in arguments.enumerated() {
+            let index = Int32(offset + 1)
+            let status: Int32
+            switch argument {
+            case .null: status = sqlite3_bind_null(statement, index)
+            case .integer(let value): status = sqlite3_bind_int64(statement, index, value)
+            case .text(let text):
+                status = sqlite3_bind_text(statement, index, text, Int32(text.utf8.count), csqlite_transient())
+            case .blob(let bytes):
+                status = bytes.withUnsafeBytes { raw in
+                    sqlite3_bind_blob(statement, index, raw.baseAddress, Int32(raw.count), csqlite_transient())
+                }
+            }
+            guard status == SQLITE_OK else { throw error(handle, "cannot bind argument \(index) of \(sql)") }
+        }
+    }
+
     private static func column(_ statement: OpaquePointer, _ index: Int32) -> SQLiteValue {
         switch sqlite3_column_type(statement, index) {
         case SQLITE_INTEGER:
             return .integer(sqlite3_column_int64(statement, index))
         case SQLITE_TEXT:
-            return .text(String(cString: sqlite3_column_text(statement, index)))
+            // By its length, not up to a NUL: the audit trail's MACs cover every byte stored.
+            // sqlite3_column_text first, then the length of what it returned (SQLite's rule).
+            let text = sqlite3_column_text(statement, index)
+            let count = Int(sqlite3_column_bytes(statement, index))
+            guard count > 0, let text else { return .text("") }
+            return .text(String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self))
         case SQLITE_BLOB:
             let count = Int(sqlite3_column_bytes(statement, index))
             guard count > 0, let bytes = sqlite3_column_blob(statement, index) else { return .blob([]) }

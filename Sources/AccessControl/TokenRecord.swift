@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import SystemSupport
 
 /// A stored token: everything but the secret, of which only the SHA-256 digest is kept.
 public struct TokenRecord: Sendable, Equatable {
@@ -29,4 +30,17 @@ public struct TokenRecord: Sendable, Equatable {
         if let expiresAt { return expiresAt <= now }
         return false
     }
+}
+
+extension TokenRecord {
+    /// How the audit trail names the making of `created`, the same from the API and the command
+    /// line: `token create ops scopes=admin,exec expires=2026-12-31T00:00:00Z`.
+    public static func changeDetail(created: TokenRecord) -> String {
+        let expires = created.expiresAt.map { UTCTime.iso8601(secondsSince1970: $0.timeIntervalSince1970) } ?? "never"
+        return "token create \(created.name) scopes=\(created.scopes.map(\.rawValue).sorted().joined(separator: ",")) "
+            + "expires=\(expires)"
+    }
+
+    /// How the audit trail names a revocation: `token revoke ops`.
+    public static func changeDetail(revoked name: String) -> String { "token revoke \(name)" }
 }

@@ -17,12 +17,17 @@ public final class TokenStore: Sendable {
         try database.write { db throws(StoreError) in try Self.migrate(db) }
     }
 
+    /// The schema version this build makes and reads (`PRAGMA user_version`).
+    public static let schemaVersion = 5
+
     /// The schema, by `PRAGMA user_version`. Version 1 is the `token` table (databases of
     /// earlier development builds have the same table and open as they are); 2 adds `published`;
-    /// 3 adds `persisted`, `config` and `meta`; 4 adds `set_aside`.
-    private static func migrate(_ db: SQLiteDatabase.Transaction) throws(StoreError) {
+    /// 3 adds `persisted`, `config` and `meta`; 4 adds `set_aside`; 5 adds `audit` and
+    /// `audit_seal` (AuditTrail). `target` stops at an earlier
+    /// version: `DatabaseSchema` makes each version's schema to compare a backup with.
+    static func migrate(_ db: SQLiteDatabase.Transaction, upTo target: Int = schemaVersion) throws(StoreError) {
         let version = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
-        if version < 1 {
+        if version < 1 && target >= 1 {
             try db.query(
                 """
                 CREATE TABLE IF NOT EXISTS token (
@@ -35,7 +40,7 @@ public final class TokenStore: Sendable {
                 """)
             try db.query("PRAGMA user_version = 1")
         }
-        if version < 2 {
+        if version < 2 && target >= 2 {
             // What luaexecd publishes for the command line on the same box (PublishedInfo).
             try db.query(
                 """
@@ -47,7 +52,7 @@ public final class TokenStore: Sendable {
                 """)
             try db.query("PRAGMA user_version = 2")
         }
-        if version < 3 {
+        if version < 3 && target >= 3 {
             // `persisted` and the config store (StateStore), and the mark `luaexec restore`
             // leaves for the daemon. application_id tells a luaexec database from any other.
             try db.query("CREATE TABLE IF NOT EXISTS persisted (key BLOB NOT NULL PRIMARY KEY, value BLOB NOT NULL)")
@@ -57,7 +62,7 @@ public final class TokenStore: Sendable {
             try db.query("PRAGMA application_id = \(Self.applicationID)")
             try db.query("PRAGMA user_version = 3")
         }
-        if version < 4 {
+        if version < 4 && target >= 4 {
             // Saved entries that the daemon could not load (StateStore.setAside): moved here
             // at start so that it starts with the rest, kept until an administrator removes them.
             try db.query(
@@ -72,6 +77,44 @@ public final class TokenStore: Sendable {
                     set_aside_at INTEGER NOT NULL)
                 """)
             try db.query("PRAGMA user_version = 4")
+        }
+        if version < 5 && target >= 5 {
+            // The audit trail (AuditTrail, SPEC M7): one row per request or change, each chained
+            // to the one before by an HMAC made with a key kept outside the database; the seals
+            // mark where the chain starts (after pruning) and ends.
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS audit (
+                    seq INTEGER PRIMARY KEY,
+                    at INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    request_id TEXT,
+                    client TEXT,
+                    token TEXT,
+                    scope TEXT,
+                    method TEXT,
+                    path TEXT,
+                    status INTEGER,
+                    error TEXT,
+                    bytes_in INTEGER,
+                    bytes_out INTEGER,
+                    duration_us INTEGER,
+                    body_sha256 BLOB,
+                    detail TEXT,
+                    mac BLOB NOT NULL)
+                """)
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS audit_seal (
+                    name TEXT NOT NULL PRIMARY KEY,
+                    seq INTEGER NOT NULL,
+                    mac BLOB NOT NULL,
+                    at INTEGER NOT NULL,
+                    pruned INTEGER NOT NULL,
+                    key_id TEXT NOT NULL,
+                    seal BLOB NOT NULL)
+                """)
+            try db.query("PRAGMA user_version = 5")
         }
     }
 

@@ -90,6 +90,13 @@ extension DaemonSettings {
         Key("log.level", expects: logLevels.joined(separator: ", "), \.logLevel, read: \.string) {
             logLevels.contains($0)
         },
+        Key("audit.key", expects: "the path of the audit trail's key file", \.auditKey, read: \.string) { !$0.isEmpty },
+        Key("audit.retention_days", expects: "a whole number of days from 1 to 36525", \.auditRetentionDays, read: \.int) {
+            (1...36_525).contains($0)
+        },
+        Key("audit.max_records", expects: "a whole number from 100 to 100000000", \.auditMaxRecords, read: \.int) {
+            (100...100_000_000).contains($0)
+        },
     ]
 
     /// The setting called `name` (`limits.time`), if there is one.

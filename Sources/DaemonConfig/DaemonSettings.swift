@@ -54,6 +54,13 @@ public struct DaemonSettings: Sendable, Equatable {
     public var authBlockSeconds = 60
     /// One of `logLevels`.
     public var logLevel = "info"
+    /// The key of the audit trail's HMAC chain (SPEC M7): made by the package's postinst, or by
+    /// luaexecd at start when the file is missing and it can.
+    public var auditKey = "/etc/luaexec/audit.key"
+    /// Days an audit record is kept in the database.
+    public var auditRetentionDays = 90
+    /// Most audit records kept in the database; the oldest go first.
+    public var auditMaxRecords = 200_000
 
     public init() {}
 
@@ -66,6 +73,7 @@ public struct DaemonSettings: Sendable, Equatable {
         if maxConnections != other.maxConnections { changed.append("listen.max_connections") }
         if readTimeout != other.readTimeout { changed.append("listen.read_timeout") }
         if database != other.database { changed.append("database") }
+        if auditKey != other.auditKey { changed.append("audit.key") }
         return changed
     }
 }

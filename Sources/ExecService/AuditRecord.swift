@@ -14,11 +14,19 @@ struct AuditRecord {
     /// The scope the request needed (`exec`, `endpoint:doorbell`, ...), once known.
     var scope: String?
     var errorKind: String?
+    /// The request body, until `finish`: the record outlives the request in the audit trail's
+    /// batch (`AuditWriter`), which keeps only its size and digest.
     var body: [UInt8]?
+    var bytesIn = 0
     var status = 0
     var bytesOut = 0
     /// How long the request took to answer.
     var elapsedNanoseconds: Int64 = 0
+    /// When the answer was ready, on the monotonic clock: the audit writer turns it into a time
+    /// of day once per batch, so the request pays for no second clock read.
+    var finished = MonotonicInstant(nanoseconds: 0)
+    /// What a change changed, for the audit trail (`token create ops scopes=exec`).
+    var detail: String?
     /// The body's SHA-256, once `finish` computed it: not while the line is written, which may
     /// happen under the lock of the log's held lines.
     private var bodyDigest: SHA256.Digest?
@@ -27,12 +35,20 @@ struct AuditRecord {
         self.head = head
     }
 
-    mutating func finish(response: Response, nanoseconds: Int64) {
+    mutating func finish(response: Response, at now: MonotonicInstant, nanoseconds: Int64) {
         status = response.status
         bytesOut = response.body.count
         elapsedNanoseconds = nanoseconds
-        bodyDigest = body.map(Self.digest)
+        finished = now
+        if let body {
+            bytesIn = body.count
+            bodyDigest = Self.digest(body)
+            self.body = nil
+        }
     }
+
+    /// The body's SHA-256, once `finish` computed it.
+    var digest: SHA256.Digest? { bodyDigest }
 
     private static func digest(_ body: [UInt8]) -> SHA256.Digest {
         var hasher = SHA256()
@@ -75,7 +91,7 @@ struct AuditRecord {
         out.literal(" error=")
         if let errorKind { out.text(errorKind) } else { out.literal("-") }
         out.literal(" in=")
-        out.decimal(body?.count ?? 0)
+        out.decimal(body?.count ?? bytesIn)
         out.literal(" out=")
         out.decimal(bytesOut)
         out.literal(" ms=")

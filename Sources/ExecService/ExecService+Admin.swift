@@ -9,12 +9,18 @@ import SystemSupport
 
 /// The admin API (SPEC M1–M4, V4, V5), for tokens with the `admin` scope. Answers are JSON.
 extension ExecService {
-    func admin(_ action: String, head: RequestHead, identity: TokenIdentity, readBody: (Int) -> BodyRead) -> Response {
+    func admin(
+        _ action: String, head: RequestHead, identity: TokenIdentity, readBody: (Int) -> BodyRead,
+        audit: inout AuditRecord
+    ) -> Response {
         if let path = Self.rest(of: action, after: "config") {
-            return config(path, head: head, readBody: readBody)
+            return config(path, head: head, readBody: readBody, audit: &audit)
         }
         if let name = Self.rest(of: action, after: "tokens") {
-            return tokens(name, head: head, identity: identity, readBody: readBody)
+            return tokens(name, head: head, identity: identity, readBody: readBody, audit: &audit)
+        }
+        if let rest = Self.rest(of: action, after: "audit") {
+            return auditTrail(rest, head: head)
         }
         switch (action, head.method) {
         case ("status", "GET"):

@@ -17,7 +17,7 @@ import Foundation
 /// A change goes through the state like a chunk's `config.set`: saved before the answer, then
 /// the functions registered for the path run, each under the limits of a chunk.
 extension ExecService {
-    func config(_ path: String, head: RequestHead, readBody: (Int) -> BodyRead) -> Response {
+    func config(_ path: String, head: RequestHead, readBody: (Int) -> BodyRead, audit: inout AuditRecord) -> Response {
         guard let stateStore else { return Self.plain(404, "no config store\n", json: true) }
         do {
             if path.isEmpty {
@@ -48,6 +48,7 @@ extension ExecService {
                 case .refused(let refusal): return refusal
                 case .read(let bytes): body = bytes
                 }
+                audit.body = body
                 guard let value = Self.parseValue(body) else {
                     return Self.plain(
                         400, "send {\"value\": ...} with a string, a number or a boolean (DELETE unsets)\n", json: true)

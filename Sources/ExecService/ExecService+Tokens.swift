@@ -17,7 +17,10 @@ import Foundation
 /// have itself, and the last admin token cannot be revoked here, since nobody could then reach
 /// this API to make another.
 extension ExecService {
-    func tokens(_ name: String, head: RequestHead, identity: TokenIdentity, readBody: (Int) -> BodyRead) -> Response {
+    func tokens(
+        _ name: String, head: RequestHead, identity: TokenIdentity, readBody: (Int) -> BodyRead,
+        audit: inout AuditRecord
+    ) -> Response {
         let store = authenticator.store
         do {
             switch (name.isEmpty, head.method) {
@@ -30,11 +33,12 @@ extension ExecService {
                 case .refused(let refusal): return refusal
                 case .read(let bytes): body = bytes
                 }
-                return try createToken(body, maker: identity)
+                audit.body = body
+                return try createToken(body, maker: identity, audit: &audit)
             case (true, _):
                 return Self.methodNotAllowed(head.method, allow: "GET, POST", json: true)
             case (false, "DELETE"):
-                return try revokeToken(name, by: identity)
+                return try revokeToken(name, by: identity, audit: &audit)
             case (false, _):
                 return Self.methodNotAllowed(head.method, allow: "DELETE", json: true)
             }
@@ -49,7 +53,9 @@ extension ExecService {
         var expires: String?
     }
 
-    private func createToken(_ body: [UInt8], maker: TokenIdentity) throws(StoreError) -> Response {
+    private func createToken(_ body: [UInt8], maker: TokenIdentity, audit: inout AuditRecord) throws(StoreError)
+        -> Response
+    {
         guard let request = try? JSONDecoder().decode(NewToken.self, from: Data(body)) else {
             return Self.plain(
                 400,
@@ -75,6 +81,7 @@ extension ExecService {
             expiresAt = Date().addingTimeInterval(lifetime.seconds)
         }
         let (secret, record) = try authenticator.store.create(name: request.name, scopes: scopes, expiresAt: expiresAt)
+        audit.detail = TokenRecord.changeDetail(created: record)
         // Our own connection made the change, which `data_version` does not count: reload now,
         // so that the token works the moment this answer arrives (SPEC T7).
         try authenticator.refresh(force: true)
@@ -87,7 +94,9 @@ extension ExecService {
         return Self.json(201, String(record.json.dropLast()) + ",\"token\":\"" + secret + "\"}")
     }
 
-    private func revokeToken(_ name: String, by revoker: TokenIdentity) throws(StoreError) -> Response {
+    private func revokeToken(_ name: String, by revoker: TokenIdentity, audit: inout AuditRecord) throws(StoreError)
+        -> Response
+    {
         let records = try authenticator.store.list()
         guard let target = records.first(where: { $0.name == name }) else {
             return Self.plain(404, "no token named '\(name)'\n", json: true)
@@ -102,6 +111,7 @@ extension ExecService {
                 json: true)
         }
         try authenticator.store.revoke(name: name)
+        audit.detail = TokenRecord.changeDetail(revoked: name)
         try authenticator.refresh(force: true)
         logger.notice("token revoked", metadata: ["name": "\(name)", "by": "\(revoker.name)"])
         return Self.json(200, "{\"revoked\":\"\(name)\"}")

@@ -61,6 +61,9 @@ public final class ExecService: Sendable {
     let auditLines: AuditLines?
 
     public typealias AuditLines = @Sendable (_ fields: (inout LogLine) -> Void) -> Void
+    /// Where each request's record goes for the audit trail in the database (SPEC M7); nil:
+    /// only the log line.
+    let auditWriter: AuditWriter?
     let started = MonotonicInstant.now()
     let outcomes = OutcomeCounters()
 
@@ -91,7 +94,7 @@ public final class ExecService: Sendable {
         executor: LuaExecutor, authenticator: Authenticator, stateStore: StateStore? = nil,
         throttle: FailureThrottle = FailureThrottle(), options: Options = Options(),
         exportMetrics: (@Sendable () -> [UInt8])? = nil, logger: Logger,
-        auditLines: AuditLines? = nil
+        auditLines: AuditLines? = nil, auditWriter: AuditWriter? = nil
     ) {
         self.executor = executor
         self.authenticator = authenticator
@@ -106,6 +109,7 @@ public final class ExecService: Sendable {
         actionsEnabled = Atomic(options.actions)
         self.logger = logger
         self.auditLines = auditLines
+        self.auditWriter = auditWriter
     }
 
     /// Answers one request. `readBody` is called at most once, and only for an authenticated
@@ -132,8 +136,10 @@ public final class ExecService: Sendable {
     {
         var response = answer
         response.fixedLines = HeaderPolicy.securityLines
-        audit.finish(response: response, nanoseconds: MonotonicInstant.now().nanoseconds(since: start))
+        let now = MonotonicInstant.now()
+        audit.finish(response: response, at: now, nanoseconds: now.nanoseconds(since: start))
         audit.log(to: logger, through: auditLines)
+        auditWriter?.enqueue(audit)
         countRequest(head, status: response.status)
         let outcome = audit.errorKind ?? (response.status == 200 ? "ok" : "http_\(response.status)")
         outcomes.increment(outcome)
@@ -200,7 +206,8 @@ public final class ExecService: Sendable {
         if isAdmin {
             if let refusal = require(.admin, of: identity, json: json, audit: &audit) { return refusal }
             return admin(
-                Self.path(head.path, after: Self.adminPrefix), head: head, identity: identity, readBody: readBody)
+                Self.path(head.path, after: Self.adminPrefix), head: head, identity: identity, readBody: readBody,
+                audit: &audit)
         }
         let name = Self.path(head.path, after: Self.execPrefix)
         switch name {

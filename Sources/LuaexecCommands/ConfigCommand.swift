@@ -47,11 +47,13 @@ struct ConfigCommand: ParsableCommand {
                     ["boolean", "integer", "number"].lazy.compactMap { ConfigValue(text: value, type: $0) }.first
                     ?? .string(Array(value.utf8))
             }
-            let state = StateStore(sharing: try store.open())
+            let tokens = try store.open()
+            let state = StateStore(sharing: tokens)
             if let problem = ConfigValue.sizeProblem(path, typed, in: try state.config()) {
                 throw ValidationError(problem)
             }
             try state.setConfig(path, typed)
+            store.recordChange("config set \(path) (\(typed.typeName))", in: tokens)
         }
     }
 
@@ -61,9 +63,11 @@ struct ConfigCommand: ParsableCommand {
         @Argument(help: "The path.") var path: String
 
         func run() throws {
-            let state = StateStore(sharing: try store.open())
+            let tokens = try store.open()
+            let state = StateStore(sharing: tokens)
             guard try state.config(path) != nil else { throw ValidationErrorExit("'\(path)' is not set") }
             try state.setConfig(path, nil)
+            store.recordChange("config unset \(path)", in: tokens)
         }
     }
 
@@ -109,7 +113,9 @@ struct RestoreCommand: ParsableCommand {
         commandName: "restore",
         abstract: "Replace the database with a backup made by luaexec backup.",
         discussion: """
-            A file that is not an intact luaexec database is refused and nothing changes. The \
+            A file that is not an intact luaexec database, or that holds anything beyond \
+            luaexec's own schema at its version (a trigger, a view, another table, index or \
+            column), is refused with what was found, and nothing changes. The \
             running luaexecd notices within a second: its tokens, persisted and config store \
             become the backup's, and the state starts afresh (the init scripts run again).
             """)
@@ -119,6 +125,6 @@ struct RestoreCommand: ParsableCommand {
     func run() throws {
         let path = store.resolvedPath
         _ = try store.open()
-        try DatabaseBackup.restore(file, into: path)
+        try DatabaseBackup.restore(file, into: path, record: store.auditRecord("restore \(file)"))
     }
 }

@@ -24,8 +24,57 @@ struct StoreOptions: ParsableArguments {
 
     func open() throws -> TokenStore {
         let path = resolvedPath
+        _ = Self.invoker  // who ran the command, before it takes the database owner's identity
         try actAsOwnerOfDirectory(of: path)
         return try TokenStore(path: path)
+    }
+
+    /// The audit trail's key for this database: `given`, else `audit.key` beside the database
+    /// (`make run`'s `.run/audit.key`) when there is one, else the package's.
+    func auditKeyPath(_ given: String? = nil) -> String {
+        if let given { return given }
+        let path = resolvedPath
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let beside = (directory.isEmpty ? "/" : directory) + "/audit.key"
+        return access(beside, F_OK) == 0 ? beside : Self.systemAuditKey
+    }
+
+    static let systemAuditKey = "/etc/luaexec/audit.key"
+
+    /// Who runs the command, as the audit trail names a change made on the box: the user, and
+    /// the one who called sudo.
+    static let invoker: String = {
+        let name = getpwuid(getuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "uid \(getuid())"
+        guard let sudo = getenv("SUDO_USER").map({ String(cString: $0) }), !sudo.isEmpty, sudo != name else { return name }
+        return "\(name) (sudo by \(sudo))"
+    }()
+
+    /// A change made on the box, as the audit trail records it; nil when there is no key file
+    /// (nothing to chain with: luaexecd has not made one yet). A key that exists but cannot be
+    /// read is said on standard error, and the change is made without its record.
+    func auditRecord(_ detail: String) -> (entry: AuditEntry, key: AuditKey)? {
+        let path = auditKeyPath()
+        guard access(path, F_OK) == 0 else { return nil }
+        do {
+            let key = try AuditKey.load(path: path)
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let at = Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+            return (AuditEntry(at: at, kind: "cli", client: Self.invoker, detail: detail), key)
+        } catch {
+            StandardErrorStream.write("luaexec: warning: not recorded in the audit trail: \(error)\n")
+            return nil
+        }
+    }
+
+    /// Records `detail` in `store`'s audit trail (see `auditRecord`).
+    func recordChange(_ detail: String, in store: TokenStore) {
+        guard let (entry, key) = auditRecord(detail) else { return }
+        do {
+            try AuditTrail(sharing: store).append([entry], key: key, now: entry.at)
+        } catch {
+            StandardErrorStream.write("luaexec: warning: not recorded in the audit trail: \(error)\n")
+        }
     }
 
     /// Run as root on a database whose directory belongs to another user (the package's

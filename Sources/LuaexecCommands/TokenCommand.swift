@@ -34,7 +34,9 @@ struct TokenCommand: ParsableCommand {
 
         func run() throws {
             let expiresAt = expires.map { Date().addingTimeInterval($0.seconds) }
-            let (secret, _) = try store.open().create(name: name, scopes: Set(scopes), expiresAt: expiresAt)
+            let tokens = try store.open()
+            let (secret, record) = try tokens.create(name: name, scopes: Set(scopes), expiresAt: expiresAt)
+            store.recordChange(TokenRecord.changeDetail(created: record), in: tokens)
             print(secret)
         }
     }
@@ -67,7 +69,9 @@ struct TokenCommand: ParsableCommand {
         var name: String
 
         func run() throws {
-            try store.open().revoke(name: name)
+            let tokens = try store.open()
+            try tokens.revoke(name: name)
+            store.recordChange(TokenRecord.changeDetail(revoked: name), in: tokens)
         }
     }
 }

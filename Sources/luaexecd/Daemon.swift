@@ -95,6 +95,18 @@ struct Daemon: ParsableCommand {
         LineLogHandler.setLevel(Logger.Level(rawValue: settings.logLevel) ?? .info)
         LoggingSystem.bootstrap { label in LineLogHandler(label: label) }
         let logger = Logger(label: "luaexecd")
+        // The audit trail's key, before the socket is taken: without it luaexecd would answer
+        // requests that leave no record in the trail (SPEC M7), so a key it can neither read nor
+        // make stops start-up, as a bad config file does.
+        let auditKey: AuditKey
+        do {
+            let (key, created) = try AuditKey.loadOrCreate(path: settings.auditKey)
+            auditKey = key
+            if created { logger.notice("made the audit trail's key", metadata: ["file": "\(settings.auditKey)"]) }
+        } catch {
+            StandardError.write(line: "luaexecd: audit.key: \(error)")
+            throw ExitCode(78)
+        }
         Signals.blockForSigwait()
         let notifier = SystemdNotifier()
 
@@ -110,12 +122,16 @@ struct Daemon: ParsableCommand {
         }
         _ = fcntl(listenFD, F_SETFD, FD_CLOEXEC)
 
+        // Read by every new state (at start and at reset), written by a reload.
+        let current = ReadWriteLocked(settings)
         let store = try TokenStore(path: settings.database)
+        let auditWriter = try AuditWriter(trail: AuditTrail(sharing: store), key: auditKey, logger: logger)
+        startThread(name: "audit", stackSize: 256 << 10) {
+            auditWriter.run { current.read().auditRetention }
+        }
         let authenticator = try Authenticator(store: store)
         let published = PublishedInfo(sharing: store)
         let stateStore = StateStore(sharing: store)
-        // Read by every new state (at start and at reset), written by a reload.
-        let current = ReadWriteLocked(settings)
 
         // Start-up (the init scripts above all) runs on a thread of its own while this one
         // takes signals: SIGTERM must stop luaexecd even while an init script runs (SPEC O3).
@@ -124,7 +140,7 @@ struct Daemon: ParsableCommand {
             do {
                 let parts = try start(
                     listenFD: listenFD, current: current, authenticator: authenticator, stateStore: stateStore,
-                    logger: logger)
+                    auditWriter: auditWriter, logger: logger)
                 running.withLock { $0 = parts }
                 startThread(name: "token-refresh", stackSize: 256 << 10) {
                     Maintenance.run(
@@ -197,6 +213,7 @@ struct Daemon: ParsableCommand {
                     server.waitUntilIdle(atMost: .seconds(2))
                 }
                 try? authenticator.flushUses()
+                auditWriter.flush()
                 try? published.withdraw(Maintenance.endpointsKey)
                 logger.notice("luaexecd stopped")
                 Glibc.exit(0)
@@ -208,7 +225,7 @@ struct Daemon: ParsableCommand {
     /// FastCGI server, and starts serving.
     private func start(
         listenFD: Int32, current: ReadWriteLocked<DaemonSettings>, authenticator: Authenticator, stateStore: StateStore,
-        logger: Logger
+        auditWriter: AuditWriter, logger: Logger
     ) throws -> (executor: LuaExecutor, service: ExecService, server: FastCGIServer) {
         let settings = current.read()
         try stateStore.remember()
@@ -246,7 +263,8 @@ struct Daemon: ParsableCommand {
         let service = ExecService(
             executor: executor, authenticator: authenticator, stateStore: stateStore, throttle: throttle,
             options: settings.serviceOptions, exportMetrics: Self.bootstrapMetrics(), logger: logger,
-            auditLines: { [label = LogLine.Text(logger.label)] fields in LineLogHandler.write(level: .info, label: label, message: fields) })
+            auditLines: { [label = LogLine.Text(logger.label)] fields in LineLogHandler.write(level: .info, label: label, message: fields) },
+            auditWriter: auditWriter)
         let server = try FastCGIServer(
             listenFD: listenFD, service: service,
             options: .init(
@@ -350,6 +368,8 @@ extension DaemonSettings {
     }
 
     var serviceOptions: ExecService.Options { .init(maxBodySize: maxBody, interactive: interactive, actions: actions) }
+
+    var auditRetention: AuditWriter.Retention { .init(maxRecords: auditMaxRecords, days: auditRetentionDays) }
 
     var throttlePolicy: FailureThrottle.Policy {
         .init(limit: authFailureLimit, window: .seconds(60), blockFor: .seconds(authBlockSeconds))

@@ -24,7 +24,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 URL = os.environ["LUAEXEC_URL"]
 ADMIN = os.environ["LUAEXEC_ADMIN_TOKEN"]
@@ -333,6 +333,54 @@ class WebConsole(unittest.TestCase):
         self.assertIn("30-example.lua:", table)
         self.assertEqual(self.find("#ep-switches").text, "interactive.lua: on · Action URLs: on")
         self.shot("endpoints")
+
+    def audit_rows(self):
+        return [row.text for row in self.browser.find_elements(By.CSS_SELECTOR, "#audit-records tbody tr")]
+
+    def test_audit_page_lists_filters_and_verifies(self):
+        secret = make_token("audited", "exec")
+        self.assertEqual(curl(URL + "/api/v1/exec/interactive.lua", token=secret, body="return 'fine'")[0], 200)
+        self.assertEqual(curl(URL + "/api/v1/exec/interactive.lua", token=secret, body="error('bad')")[0], 500)
+        self.signed_in()
+        self.find('#nav a[data-page="audit"]').click()
+        self.visible("#audit-token").send_keys("audited")
+        # The writer commits every 100 ms: Show again until both requests are there.
+        def both_listed(_):
+            self.find("#audit-filter button[type=submit]").click()
+            return len(self.audit_rows()) == 2
+        self.wait.until(both_listed)
+        newest, oldest = self.audit_rows()
+        self.assertRegex(newest, r"exec audited 127\.0\.0\.1 POST /api/v1/exec/interactive\.lua 500 runtime")
+        self.assertRegex(oldest, r"exec audited 127\.0\.0\.1 POST /api/v1/exec/interactive\.lua 200 ok")
+        # Records are text: the token's name, the path and the detail go in with textContent.
+        self.assertEqual(self.browser.execute_script(
+            "return document.querySelector('#audit-records tbody').getElementsByTagName('script').length"), 0)
+        Select(self.find("#audit-outcome")).select_by_value("error")
+        self.find("#audit-filter button[type=submit]").click()
+        self.wait.until(lambda _: len(self.audit_rows()) == 1)
+        self.assertIn("runtime", self.audit_rows()[0])
+        # The token's creation is on record, naming what was made and by whom.
+        self.find("#audit-token").clear()
+        Select(self.find("#audit-outcome")).select_by_value("")
+        Select(self.find("#audit-kind")).select_by_value("admin")
+        self.find("#audit-filter button[type=submit]").click()
+        self.wait.until(lambda _: any("token create audited scopes=exec" in row for row in self.audit_rows()))
+        self.find("#audit-verify").click()
+        self.assertRegex(self.text_of("#audit-verify-summary", "Chain"), r"^Chain intact: \d+ records \(\d+ to \d+\)\.$")
+        self.assertEqual(self.find("#audit-verify-problems").text, "")
+        self.shot("audit")
+
+    def test_exec_only_token_sees_no_audit(self):
+        secret = make_token("no-audit", "exec")
+        self.browser.get(URL + "/#audit")
+        self.visible("#signin-token").send_keys(secret + Keys.ENTER)
+        self.visible("#who-name")
+        self.assertFalse(self.find('#nav a[data-page="audit"]').is_displayed())
+        self.visible("#page-console")  # the page asked for is not one it may see
+        self.assertFalse(self.find("#page-audit").is_displayed())
+        status, text = curl(URL + "/api/v1/admin/audit", token=secret)
+        self.assertEqual(status, 403)
+        self.assertNotIn("records", text)
 
     def test_sign_out_forgets_the_token(self):
         self.signed_in()

@@ -163,7 +163,10 @@ struct OperationsTests {
         #expect(lines.contains("lua.profile = full"))
         #expect(lines.contains("listen.threads = 3"))
         #expect(lines.contains("listen.read_timeout = 30.0"))
-        #expect(lines.count == 21)
+        #expect(lines.contains("audit.key = /etc/luaexec/audit.key"))
+        #expect(lines.contains("audit.retention_days = 90"))
+        #expect(lines.contains("audit.max_records = 200000"))
+        #expect(lines.count == 24)
     }
 
     /// luaexecd reads the plain spellings itself and leaves the rest to swift-argument-parser

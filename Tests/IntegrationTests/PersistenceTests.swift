@@ -399,4 +399,40 @@ struct PersistenceTests {
         #expect(try stack.eval("return persisted.x").text == "untouched")
         #expect(!stack.luaexecdLog().contains("a backup was restored"))
     }
+
+    /// A restored trigger would act in the live database: this one inserts a revoked token again,
+    /// so revocation answered success while the token kept working (issue 24, item 7).
+    @Test("restore refuses a backup whose trigger brings a revoked token back, and revoking then works")
+    func restoreRefusesTrigger() throws {
+        let stack = try Stack()
+        let victim = try stack.makeToken("victim", scopes: ["exec"])
+        #expect(try stack.request(token: victim, body: Array("return 1".utf8)).text == "1")
+        let file = stack.directory + "/crafted.db"
+        #expect(try luaexec(stack, ["backup", file]).status == 0)
+        let trigger = """
+            CREATE TRIGGER keep_token AFTER DELETE ON token BEGIN
+                INSERT INTO token VALUES (old.name, old.digest, old.scopes, old.created_at, old.expires_at, old.last_used_at);
+            END
+            """
+        #expect(try Stack.run("/usr/bin/sqlite3", [file, trigger]).status == 0)
+
+        let restored = try luaexec(stack, ["restore", file])
+        #expect(restored.status == 1)
+        #expect(
+            restored.stderr
+                == "Error: \(file) was not restored: its schema is not luaexec's (version 5): "
+                + "trigger 'keep_token' on token, which luaexec's schema has not\n")
+        let schema = try Stack.run(
+            "/usr/bin/sqlite3", [stack.database, "SELECT name FROM sqlite_master WHERE type NOT IN ('table', 'index')"])
+        #expect(schema.stdout == "")
+
+        let revoked = try stack.request("/api/v1/admin/tokens/victim", method: "DELETE", token: stack.adminToken)
+        #expect(revoked.status == 200)
+        #expect(revoked.text == "{\"revoked\":\"victim\"}")
+        let refused = try stack.request(token: victim, body: Array("return 1".utf8))
+        #expect(refused.status == 401)
+        #expect(refused.headers["www-authenticate"] == "Bearer realm=\"luaexec\", error=\"invalid_token\"")
+        #expect(try luaexec(stack, ["token", "list", "--json"]).stdout.contains("victim") == false)
+        #expect(!stack.luaexecdLog().contains("a backup was restored"))
+    }
 }

@@ -104,6 +104,7 @@ final class Stack: Sendable {
         let luaexecd = Self.binDirectory + "/luaexecd", socket = directory + "/luaexecd.sock"
         var arguments = [
             "--config", directory + "/luaexecd.conf", "--set", "database=\(database)",
+            "--set", "audit.key=\(directory)/audit.key",
             "--set", "lua.init_dir=\(initDirectory ?? Self.repository + "/init.d")",
         ]
         if launch == .socketOption { arguments += ["--set", "listen.socket=\(socket)"] }

@@ -53,6 +53,7 @@ struct SystemdTests {
         process.executableURL = URL(fileURLWithPath: Stack.binDirectory + "/luaexecd")
         process.arguments = [
             "--set", "listen.socket=\(directory)/luaexecd.sock", "--set", "database=\(directory)/luaexec.db",
+            "--set", "audit.key=\(directory)/audit.key",
             "--set", "lua.init_dir=\(Stack.repository)/init.d",
         ]
         process.environment = ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000", "PATH": "/usr/bin:/bin"]

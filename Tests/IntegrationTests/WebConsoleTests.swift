@@ -29,6 +29,8 @@ struct WebConsoleTests {
         "test_interrupt_from_the_console",
         "test_status_charts_from_the_metrics",
         "test_endpoints_page_lists_the_registry",
+        "test_audit_page_lists_filters_and_verifies",
+        "test_exec_only_token_sees_no_audit",
         "test_sign_out_forgets_the_token",
         "test_revoked_mid_session_returns_to_sign_in",
         "test_an_endpoint_answer_runs_no_script_in_the_console_origin",
@@ -77,6 +79,7 @@ struct WebConsoleTests {
         arguments: [
             ("/", 200, "text/html"), ("/index.html", 200, "text/html"), ("/app.css", 200, "text/css"),
             ("/js/app.js", 200, "application/javascript"), ("/js/console.js", 200, "application/javascript"),
+            ("/js/audit.js", 200, "application/javascript"),
             ("/favicon.svg", 200, "image/svg+xml"),
             ("/vendor/codemirror/lib/codemirror.js", 200, "application/javascript"),
             ("/vendor/codemirror/mode/lua/lua.js", 200, "application/javascript"),

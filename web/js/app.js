@@ -6,6 +6,7 @@ import { ConsolePage } from "./console.js";
 import { AccessPage } from "./access.js";
 import { StatusPage } from "./status.js";
 import { EndpointsPage } from "./endpoints.js";
+import { AuditPage } from "./audit.js";
 import { $, show, notify, report, clearNotice } from "./ui.js";
 
 const pages = {
@@ -13,6 +14,7 @@ const pages = {
   access: new AccessPage(),
   status: new StatusPage(),
   endpoints: new EndpointsPage(),
+  audit: new AuditPage(),
 };
 let current = null;
 

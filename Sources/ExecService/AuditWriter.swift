@@ -1,0 +1,206 @@
+import AccessControl
+import Logging
+import SystemSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Keeps every request's audit record in the database as well as in the log (SPEC M7), without
+/// a database write on the request path.
+///
+/// A request hands its finished `AuditRecord` to `enqueue`: a lock and an append to an array,
+/// nothing else (the record already holds the body's digest; its time of day, its kind and the
+/// chain's HMAC are made here later). A thread of its own (`run`) takes what accumulated every
+/// `interval`, or as soon as `batchSize` records wait, and appends them to the `AuditTrail` in
+/// one transaction, one prepared insert, one commit and sync for the batch. The log line is
+/// still written before the answer leaves; the database record follows within `interval`.
+///
+/// What a crash can lose: the records of the last `interval` (at most `capacity`), which are in
+/// the log (journal) but not yet in the database; what was committed stays, chained. When the
+/// database refuses a batch (locked past its busy timeout, full), the records wait and are
+/// tried again; past `capacity` new ones are dropped, counted, and a `gap` record says how many
+/// once the database takes records again.
+///
+/// `@unchecked Sendable`: `pending`, `dropped` and `wakeRequested` are touched only with `lock`
+/// held; `lastWritten`, `failing`, `count` and `lastPrune` only with `writing` held (the writer
+/// thread, or a shutdown's `flush`), so two writers never interleave their batches.
+public final class AuditWriter: @unchecked Sendable {
+    let trail: AuditTrail
+    let key: AuditKey
+    private let logger: Logger
+    /// Records wait at most this long before they are written.
+    let interval: Duration
+    /// This many waiting records wake the writer before `interval` is up.
+    let batchSize: Int
+    /// Most records waiting; more are dropped and counted.
+    let capacity: Int
+
+    private let lock = ConditionLock()
+    private var pending: [AuditRecord] = []
+    private var dropped = 0
+    private var wakeRequested = false
+
+    private let writing = ConditionLock()
+    private var lastWritten: AuditTrail.Head?
+    private var failing = false
+    /// Records in the trail, as this writer counts them: pruning by count runs when it passes
+    /// the limit, not after every batch.
+    private var count = 0
+    private var lastPrune: MonotonicInstant?
+
+    /// How many records the trail keeps, and for how long (`audit.max_records`,
+    /// `audit.retention_days`); read before each pruning, so a reload applies.
+    public struct Retention: Sendable {
+        public var maxRecords: Int
+        public var days: Int
+        public init(maxRecords: Int, days: Int) {
+            self.maxRecords = maxRecords
+            self.days = days
+        }
+    }
+
+    /// Opens the trail for writing: makes its anchor if it has none and notes in it what is wrong
+    /// with it (a missing seal, records cut from its end), so start-up fails early on a database
+    /// that cannot be written.
+    public init(
+        trail: AuditTrail, key: AuditKey, logger: Logger, interval: Duration = .milliseconds(250),
+        batchSize: Int = 1024,
+        capacity: Int = 100_000
+    ) throws(StoreError) {
+        self.trail = trail
+        self.key = key
+        self.logger = logger
+        self.interval = interval
+        self.batchSize = batchSize
+        self.capacity = capacity
+        pending.reserveCapacity(batchSize)
+        let head = try trail.append([], key: key, now: Self.now())
+        lastWritten = head
+        count = try trail.count()
+        // Where the trail stands, for the journal: a witness off the box against a trail later
+        // rolled back to an earlier copy.
+        logger.notice(
+            "audit trail opened",
+            metadata: ["seq": "\(head.seq)", "mac": "\(head.macHex)", "key_id": "\(key.id)", "records": "\(count)"])
+    }
+
+    /// Takes a request's record (on the request path: keep this cheap).
+    func enqueue(_ record: AuditRecord) {
+        lock.lock()
+        if pending.count < capacity {
+            pending.append(record)
+            if pending.count == batchSize {
+                wakeRequested = true
+                lock.signal()
+            }
+        } else {
+            dropped += 1
+        }
+        lock.unlock()
+    }
+
+    /// The writer's loop: a batch every `interval` (or `batchSize` records), pruning once a minute
+    /// and whenever the trail passes `retention().maxRecords`. Never returns.
+    public func run(retention: @Sendable () -> Retention) -> Never {
+        while true {
+            lock.lock()
+            let deadline = MonotonicInstant.now().advanced(by: interval)
+            while !wakeRequested, MonotonicInstant.now() < deadline {
+                lock.wait(until: deadline)
+            }
+            wakeRequested = false
+            lock.unlock()
+            flush(retention: retention())
+        }
+    }
+
+    /// Writes what waits now, then prunes when it is time; on SIGTERM, before luaexecd exits.
+    public func flush(retention: Retention? = nil) {
+        writing.lock()
+        defer { writing.unlock() }
+        lock.lock()
+        var batch = pending
+        pending.removeAll(keepingCapacity: true)
+        let lost = dropped
+        dropped = 0
+        lock.unlock()
+        guard !batch.isEmpty || lost > 0 || retention != nil else { return }
+
+        var entries: [AuditEntry] = []
+        entries.reserveCapacity(batch.count + 1)
+        // One reading of both clocks for the batch: a record's time of day is its monotonic
+        // instant moved by the difference.
+        let offset = Self.nowNanoseconds() - Int64(MonotonicInstant.now().nanoseconds)
+        for record in batch { entries.append(Self.entry(record, offset: offset)) }
+        if lost > 0 {
+            entries.append(
+                AuditEntry(
+                    at: Self.now(), kind: "gap",
+                    detail:
+                        "\(lost) records were not stored: the database did not take them in time (they are in the log)")
+            )
+        }
+        if !entries.isEmpty {
+            do {
+                lastWritten = try trail.append(entries, key: key, now: Self.now(), lastWritten: lastWritten)
+                count += entries.count
+                if failing {
+                    failing = false
+                    logger.notice("audit records are stored again", metadata: ["records": "\(entries.count)"])
+                }
+            } catch {
+                if !failing {
+                    failing = true
+                    logger.error("audit records not stored yet; trying again", metadata: ["error": "\(error)"])
+                }
+                // Back to the front of the queue, in order, as far as the capacity allows.
+                lock.lock()
+                batch += pending
+                let kept = min(batch.count, capacity)
+                dropped += lost + batch.count - kept
+                pending = Array(batch.prefix(kept))
+                lock.unlock()
+                return
+            }
+        }
+        guard let retention else { return }
+        let now = MonotonicInstant.now()
+        if count > retention.maxRecords || lastPrune.map({ now.duration(since: $0) >= .seconds(60) }) ?? true {
+            lastPrune = now
+            let before = Self.now() - Int64(retention.days) * 86_400_000
+            do {
+                let removed = try trail.prune(
+                    keepingAtMost: retention.maxRecords, before: before, key: key, now: Self.now())
+                count = try trail.count()
+                if removed > 0 {
+                    logger.info("audit records pruned", metadata: ["removed": "\(removed)", "kept": "\(count)"])
+                }
+            } catch {
+                logger.error("audit records not pruned", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// What the trail stores of a request's record.
+    static func entry(_ record: AuditRecord, offset: Int64) -> AuditEntry {
+        let head = record.head
+        return AuditEntry(
+            at: (Int64(record.finished.nanoseconds) + offset) / 1_000_000, kind: ExecService.kind(of: head.path),
+            requestID: head.requestID, client: head.clientAddress, token: record.tokenName, scope: record.scope,
+            method: head.method, path: head.path, status: Int64(record.status), error: record.errorKind,
+            bytesIn: Int64(record.bytesIn), bytesOut: Int64(record.bytesOut),
+            durationMicros: record.elapsedNanoseconds / 1000,
+            bodySHA256: record.digest.map { $0.withUnsafeBytes { Array($0) } },
+            detail: record.detail)
+    }
+
+    /// Milliseconds since 1970, UTC.
+    static func now() -> Int64 { nowNanoseconds() / 1_000_000 }
+
+    private static func nowNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+}

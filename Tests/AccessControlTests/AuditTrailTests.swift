@@ -1,0 +1,328 @@
+import Foundation
+import Testing
+
+@testable import AccessControl
+
+/// The audit trail's HMAC chain (SPEC M7): whatever is changed, removed or added without the key
+/// is found, and says where; pruning keeps what is left verifiable.
+@Suite("The audit trail's chain")
+struct AuditTrailTests {
+    let path = "/tmp/luaexec-audit-\(UUID().uuidString).db"
+    let key = AuditKey.random()
+
+    private func remove() {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+
+    /// A trail with `count` request records, one a second from `start` (ms).
+    private func trail(_ count: Int, start: Int64 = 1_800_000_000_000) throws -> (AuditTrail, TokenStore) {
+        let store = try TokenStore(path: path)
+        let trail = AuditTrail(sharing: store)
+        var entries: [AuditEntry] = []
+        for n in 1...count {
+            let kind = n % 2 == 0 ? "admin" : "exec"
+            let token = n % 3 == 0 ? "ops" : "admin"
+            let status: Int64 = n == 4 ? 400 : 200
+            let error: String? = n == 4 ? "syntax" : nil
+            let at: Int64 = start + Int64(n) * 1000
+            let digest = [UInt8](repeating: UInt8(n), count: 32)
+            entries.append(
+                AuditEntry(
+                    at: at, kind: kind, requestID: "r\(n)", client: "127.0.0.1", token: token, scope: "exec",
+                    method: "POST", path: "/api/v1/exec/interactive.lua", status: status, error: error, bytesIn: 8,
+                    bytesOut: 1, durationMicros: 120, bodySHA256: digest))
+        }
+        try trail.append(entries, key: key, now: start)
+        return (trail, store)
+    }
+
+    private func problems(_ trail: AuditTrail) throws -> [String] {
+        let result = try trail.verify(key: key)
+        #expect(result.outcome == (result.problems.isEmpty ? .intact : .broken))
+        return result.problems
+    }
+
+    @Test("an untouched trail verifies, record by record")
+    func intact() throws {
+        defer { remove() }
+        let (trail, _) = try trail(5)
+        let result = try trail.verify(key: key)
+        #expect(result.outcome == .intact)
+        #expect(result.records == 5)
+        #expect(result.first == 1 && result.last == 5)
+        #expect(result.problems == [])
+        // Appending goes on from the head.
+        try trail.append([AuditEntry(at: 1, kind: "cli", detail: "token create x")], key: key, now: 2)
+        #expect(try trail.verify(key: key).records == 6)
+        #expect(try problems(trail) == [])
+    }
+
+    @Test(
+        "a change, a removal or an insertion made without the key is found, and where",
+        arguments: [
+            (["DELETE FROM audit WHERE seq = 3"], ["record 3 is missing (after record 2)"]),
+            (["DELETE FROM audit WHERE seq IN (2, 3)"], ["records 2 to 3 are missing (after record 1)"]),
+            (["DELETE FROM audit WHERE seq = 1"], ["record 1 is missing (after the anchor)"]),
+            (
+                ["UPDATE audit SET status = 200, error = NULL WHERE seq = 4"],
+                ["record 4 does not match its MAC: it was changed, or inserted"]
+            ),
+            (
+                ["UPDATE audit SET token = 'nobody' WHERE seq = 5"],
+                ["record 5 does not match its MAC: it was changed, or inserted"]
+            ),
+            // The same value stored as another type.
+            (
+                ["UPDATE audit SET token = CAST(token AS BLOB) WHERE seq = 2"],
+                ["record 2 does not match its MAC: it was changed, or inserted"]
+            ),
+            (
+                ["DELETE FROM audit WHERE seq = 5"],
+                ["record 5 at the end is missing (the head seal names it)"]
+            ),
+            (
+                ["DELETE FROM audit WHERE seq >= 4"],
+                ["records 4 to 5 at the end are missing (the head seal names 5)"]
+            ),
+            (
+                ["INSERT INTO audit (seq, at, kind, mac) SELECT 6, at, kind, mac FROM audit WHERE seq = 5"],
+                [
+                    "record 6 does not match its MAC: it was changed, or inserted",
+                    "record 6 comes after the head seal (5): added without the key",
+                ]
+            ),
+            (
+                // Made room for, in the middle: every record from there on is out of place.
+                [
+                    "UPDATE audit SET seq = seq + 10 WHERE seq >= 3", "UPDATE audit SET seq = seq - 9 WHERE seq >= 13",
+                    "INSERT INTO audit (seq, at, kind, mac) VALUES (3, 0, 'exec', x'00')",
+                ],
+                [
+                    "record 3 does not match its MAC: it was changed, or inserted",
+                    "record 4 does not match its MAC: it was changed, or inserted",
+                    "record 5 does not match its MAC: it was changed, or inserted",
+                    "record 6 does not match its MAC: it was changed, or inserted",
+                    "record 6 comes after the head seal (5): added without the key",
+                ]
+            ),
+            (
+                ["UPDATE audit_seal SET seq = 4 WHERE name = 'head'"],
+                ["the head seal does not match its contents: it was changed"]
+            ),
+            (
+                ["DELETE FROM audit_seal WHERE name = 'head'"],
+                ["no head seal: records at the end may have been removed"]
+            ),
+            (
+                ["UPDATE audit_seal SET pruned = 0, seq = 1 WHERE name = 'anchor'"],
+                [
+                    "the anchor seal does not match its contents: it was changed",
+                    "record 1 lies before the anchor (1): it was inserted",
+                    "record 2 does not match its MAC: it was changed, or inserted",
+                ]
+            ),
+        ])
+    func tampering(statements: [String], found: [String]) throws {
+        defer { remove() }
+        let (trail, store) = try trail(5)
+        for statement in statements { try store.database.query(statement) }
+        #expect(try problems(trail) == found)
+    }
+
+    @Test("another key cannot check the trail, and says which key sealed it")
+    func wrongKey() throws {
+        defer { remove() }
+        let (trail, _) = try trail(2)
+        let other = AuditKey.random()
+        let result = try trail.verify(key: other)
+        #expect(result.outcome == .uncheckable)
+        #expect(result.problems == ["the trail was sealed with key \(key.id); this key is \(other.id)"])
+    }
+
+    @Test("a database whose trail was never started, or was wiped, does not verify")
+    func noAnchor() throws {
+        defer { remove() }
+        let (trail, store) = try trail(2)
+        try store.database.query("DELETE FROM audit")
+        try store.database.query("DELETE FROM audit_seal")
+        let result = try trail.verify(key: key)
+        #expect(result.outcome == .broken)
+        #expect(
+            result.problems == ["no anchor seal: luaexecd has not written to this trail yet, or the trail was removed"])
+    }
+
+    @Test("pruning by count and by age keeps what is left verifiable, and removing more is still found")
+    func pruning() throws {
+        defer { remove() }
+        let (trail, store) = try trail(10)
+        #expect(try trail.prune(keepingAtMost: 6, before: 0, key: key, now: 5) == 4)
+        var result = try trail.verify(key: key)
+        #expect(result.outcome == .intact)
+        #expect(result.records == 6 && result.first == 5 && result.last == 10 && result.pruned == 4)
+        // Records 5 and 6 were made at start + 5 s and + 6 s.
+        #expect(try trail.prune(keepingAtMost: 100, before: 1_800_000_000_000 + 6500, key: key, now: 6) == 2)
+        result = try trail.verify(key: key)
+        #expect(result.outcome == .intact && result.records == 4 && result.first == 7 && result.pruned == 6)
+        #expect(try trail.prune(keepingAtMost: 100, before: 0, key: key, now: 7) == 0)
+        try trail.append([AuditEntry(at: 9, kind: "exec")], key: key, now: 9)
+        #expect(try problems(trail) == [])
+        // Removing the oldest without moving the anchor (which takes the key) is found.
+        try store.database.query("DELETE FROM audit WHERE seq = 7")
+        #expect(try problems(trail) == ["record 7 is missing (after the anchor)"])
+    }
+
+    @Test("pruning everything leaves an empty trail that still verifies and goes on")
+    func pruneAll() throws {
+        defer { remove() }
+        let (trail, _) = try trail(3)
+        #expect(try trail.prune(keepingAtMost: 0, before: 0, key: key, now: 1) == 3)
+        #expect(try trail.verify(key: key).outcome == .intact)
+        try trail.append([AuditEntry(at: 2, kind: "exec")], key: key, now: 2)
+        let result = try trail.verify(key: key)
+        #expect(result.outcome == .intact && result.first == 4 && result.records == 1)
+    }
+
+    @Test("the writer records what it finds wrong before going on, so the trail keeps the break")
+    func notices() throws {
+        defer { remove() }
+        let (trail, store) = try trail(5)
+        try store.database.query("DELETE FROM audit WHERE seq >= 4")
+        let head = try trail.append([AuditEntry(at: 1, kind: "exec")], key: key, now: 7)
+        #expect(head.seq == 7)
+        let notice = try #require(try trail.records(.init()).entries.first { $0.kind == "notice" })
+        #expect(notice.seq == 6)
+        #expect(notice.detail == "records 4 to 5 at the end were removed")
+        #expect(
+            try problems(trail) == [
+                "records 4 to 5 are missing (after record 3)",
+                "luaexecd noted at record 6: records 4 to 5 at the end were removed",
+            ])
+    }
+
+    @Test("a trail rolled back to an earlier copy, seals and all, is noted by the writer that wrote past it")
+    func rollback() throws {
+        defer { remove() }
+        let (trail, store) = try trail(2)
+        let copy = path + ".copy"
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: copy + suffix) } }
+        try DatabaseBackup.backup(path, to: copy)
+        let written = try trail.append([AuditEntry(at: 3, kind: "exec")], key: key, now: 3)
+        // Put the earlier trail back, as a copy of the file would.
+        try store.database.query("ATTACH DATABASE '\(copy)' AS old")
+        try store.database.query("DELETE FROM audit")
+        try store.database.query("INSERT INTO audit SELECT * FROM old.audit")
+        try store.database.query("DELETE FROM audit_seal")
+        try store.database.query("INSERT INTO audit_seal SELECT * FROM old.audit_seal")
+        try store.database.query("DETACH DATABASE old")
+        #expect(try problems(trail) == [])  // the database alone cannot tell
+        try trail.append([AuditEntry(at: 4, kind: "exec")], key: key, now: 4, lastWritten: written)
+        #expect(
+            try problems(trail) == [
+                "luaexecd noted at record 3: record 3, which luaexecd wrote last, is gone or changed: the trail was rolled back or cut"
+            ])
+    }
+
+    @Test("a restore keeps the box's trail, adds itself to it, and brings a backup's trail to a database with none")
+    func restore() throws {
+        defer { remove() }
+        let (trail, store) = try trail(2)
+        _ = try store.create(name: "in-backup", scopes: [.exec], expiresAt: nil)
+        let backup = path + ".backup"
+        let fresh = path + ".fresh"
+        defer {
+            for file in [backup, fresh] {
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file + suffix) }
+            }
+        }
+        try DatabaseBackup.backup(path, to: backup)
+        try trail.append([AuditEntry(at: 3, kind: "exec"), AuditEntry(at: 4, kind: "exec")], key: key, now: 4)
+        _ = try store.create(name: "after-backup", scopes: [.exec], expiresAt: nil)
+
+        let entry = AuditEntry(at: 5, kind: "cli", client: "cli", detail: "restore \(backup)")
+        try DatabaseBackup.restore(backup, into: path, record: (entry, key))
+        #expect(try store.list().map(\.name) == ["in-backup"])
+        var result = try trail.verify(key: key)
+        #expect(result.outcome == .intact && result.records == 5)
+        #expect(try trail.records(.init()).entries.first?.detail == "restore \(backup)")
+
+        _ = try TokenStore(path: fresh)
+        try DatabaseBackup.restore(backup, into: fresh)
+        result = try AuditTrail(sharing: TokenStore(path: fresh)).verify(key: key)
+        #expect(result.outcome == .intact && result.records == 2)
+    }
+
+    @Test("records are listed newest first and filtered by token, kind, time, status and outcome")
+    func filters() throws {
+        defer { remove() }
+        let (trail, _) = try trail(6)
+        func seqs(_ change: (inout AuditTrail.Filter) -> Void) throws -> [Int64] {
+            var filter = AuditTrail.Filter()
+            change(&filter)
+            return try trail.records(filter).entries.map(\.seq)
+        }
+        #expect(try seqs { _ in } == [6, 5, 4, 3, 2, 1])
+        #expect(try seqs { $0.token = "ops" } == [6, 3])
+        #expect(try seqs { $0.kind = "admin" } == [6, 4, 2])
+        #expect(try seqs { $0.outcome = "syntax" } == [4])
+        #expect(try seqs { $0.outcome = "error" } == [4])
+        #expect(try seqs { $0.outcome = "ok" } == [6, 5, 3, 2, 1])
+        #expect(try seqs { $0.status = 400 } == [4])
+        #expect(
+            try seqs {
+                $0.since = 1_800_000_002_000
+                $0.until = 1_800_000_005_000
+            } == [4, 3, 2])
+        #expect(try seqs { $0.limit = 2 } == [6, 5])
+        #expect(
+            try trail.records(
+                {
+                    var f = AuditTrail.Filter()
+                    f.limit = 2
+                    return f
+                }()
+            ).more)
+        #expect(try seqs { $0.before = 3 } == [2, 1])
+        let record = try #require(try trail.records(.init()).entries.last)
+        #expect(
+            record.requestID == "r1" && record.client == "127.0.0.1"
+                && record.bodySHA256 == Array(repeating: 1, count: 32))
+    }
+
+    @Test("the key file: made 0600 when missing, read back, refused when others may read it or it is not a key")
+    func keyFile() throws {
+        let file = path + ".key"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let (made, created) = try AuditKey.loadOrCreate(path: file)
+        #expect(created)
+        var info = stat()
+        #expect(stat(file, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(text.count == 65 && text.hasSuffix("\n"))
+        let (again, createdAgain) = try AuditKey.loadOrCreate(path: file)
+        #expect(!createdAgain && again.id == made.id)
+        chmod(file, 0o640)
+        #expect(throws: StoreError.self) { try AuditKey.load(path: file) }
+        do {
+            _ = try AuditKey.load(path: file)
+        } catch {
+            #expect(
+                error.description
+                    == "the audit key \(file) may be read or written by others (mode 640): chmod 600 \(file)")
+        }
+        chmod(file, 0o600)
+        try "not a key\n".write(toFile: file, atomically: false, encoding: .utf8)
+        do {
+            _ = try AuditKey.load(path: file)
+            Issue.record("loaded")
+        } catch {
+            #expect(
+                error.description == "the audit key \(file) is not 64 hex digits (make one with: openssl rand -hex 32)")
+        }
+        do {
+            _ = try AuditKey.load(path: file + ".missing")
+            Issue.record("loaded")
+        } catch {
+            #expect(error.description == "cannot read the audit key \(file).missing: No such file or directory")
+        }
+    }
+}
