@@ -118,24 +118,18 @@ final class SQLiteDatabase: Sendable {
     /// Runs `body` in one write transaction (BEGIN IMMEDIATE: the write lock is taken at once,
     /// so two writers wait for each other instead of failing half-way); rolls back on a throw.
     func write<T>(_ body: (Transaction) throws(StoreError) -> T) throws(StoreError) -> T {
-        try connection.withLock { handle throws(StoreError) -> T in
-            try Self.run(handle, "BEGIN IMMEDIATE", [])
-            do throws(StoreError) {
-                let result = try body(Transaction(handle: handle))
-                try Self.run(handle, "COMMIT", [])
-                return result
-            } catch {
-                _ = try? Self.run(handle, "ROLLBACK", [])
-                throw error
-            }
-        }
+        try transaction("BEGIN IMMEDIATE", body)
     }
 
     /// Runs `body` in one read transaction: every query in it sees the same snapshot, while
     /// writers go on (WAL).
     func read<T>(_ body: (Transaction) throws(StoreError) -> T) throws(StoreError) -> T {
+        try transaction("BEGIN", body)
+    }
+
+    private func transaction<T>(_ begin: String, _ body: (Transaction) throws(StoreError) -> T) throws(StoreError) -> T {
         try connection.withLock { handle throws(StoreError) -> T in
-            try Self.run(handle, "BEGIN", [])
+            try Self.run(handle, begin, [])
             do throws(StoreError) {
                 let result = try body(Transaction(handle: handle))
                 try Self.run(handle, "COMMIT", [])

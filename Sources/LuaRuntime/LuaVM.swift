@@ -138,6 +138,12 @@ public final class LuaVM {
     /// Runs the config callbacks an evaluation's changes queued; when one fails, so does the
     /// evaluation (its own failure, if it failed, comes first).
     private func withConfigCallbacks(_ evaluation: Evaluation) -> Evaluation {
+        // Changes an init script makes run no callbacks: the state is only starting, and the
+        // callbacks of one script must not run inside the next (docs/state.md).
+        if case .initScript = caller {
+            dropConfigCallbacks()
+            return evaluation
+        }
         guard let failure = runConfigCallbacks(), case .success = evaluation.outcome else { return evaluation }
         var evaluation = evaluation
         evaluation.outcome = .failure(failure)

@@ -247,6 +247,19 @@ struct LuaVMTests {
         #expect(reports[1].failure?.message.contains("broken on purpose") == true)
         #expect(try values("return order") == [.string(Array("ab".utf8))])
     }
+
+    @Test("config changes an init script makes run no callbacks; a chunk's do, once")
+    func initScriptsRunNoCallbacks() throws {
+        let directory = "/tmp/luaexec-init-\(UInt32.random(in: 0...UInt32.max))"
+        try FileFixture.write(directory + "/10-register.lua", "fired = 0 config.register('p', function() fired = fired + 1 end)")
+        try FileFixture.write(directory + "/20-set.lua", "config.set('p', 1)")
+        defer { FileFixture.remove(directory) }
+        let reports = vm.runInitScripts(in: directory, logger: .init(label: "test"))
+        #expect(reports.allSatisfy { $0.failure == nil })
+        #expect(try values("return fired, config.get('p')") == [.string([48]), .string([49])])
+        _ = try values("config.set('p', 2)")
+        #expect(try values("return fired") == [.string([49])])
+    }
 }
 
 @Suite("LuaVM profiles and limits")
