@@ -16,7 +16,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 requests=${1:-300}
-"$root/scripts/install-deps.sh" valgrind python3 gcc
+"$root/scripts/install-deps.sh" valgrind python3 gcc sqlite3
 bin=${BENCH_BIN:-}
 if [ -z "$bin" ]; then
     "$root/scripts/build-release.sh" --product luaexecd >/dev/null && "$root/scripts/build-release.sh" --product luaexec >/dev/null
@@ -25,8 +25,24 @@ fi
 
 . "$root/scripts/scratch.sh"
 
+# written N: waits until luaexecd's audit writer has stored N records (it writes a batch 250 ms
+# after its first record), so that the counted window holds the writer's work for exactly the
+# counted requests; at once for a build without the trail, or for the C responder.
+written() {
+    [ "$1" = luaexecd ] || return 0
+    local stored
+    for _ in $(seq 600); do
+        stored=$(sqlite3 "$work/db" 'SELECT coalesce(max(seq), 0) FROM audit' 2>/dev/null) || return 0
+        [ "$stored" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "instructions.sh: the audit writer stored $stored of $2 records" >&2
+    exit 1
+}
+
 # count NAME SOCKET TOKEN COMMAND...: starts COMMAND under callgrind, warms it up, zeroes the
-# counters, sends the requests, dumps, prints NAME and the instructions per request.
+# counters, sends the requests, waits for their audit records, dumps, prints NAME and the
+# instructions per request (every thread's).
 count() {
     local name=$1 socket=$2 token=$3
     shift 3
@@ -35,8 +51,10 @@ count() {
     for _ in $(seq 600); do [ -S "$socket" ] && break; sleep 0.1; done
     [ -S "$socket" ] || { cat "$work/$name.log" >&2; exit 1; }
     python3 "$root/bench/fcgi-client.py" "$socket" "$token" 20
+    written "$name" 20
     callgrind_control -z "$daemon" >/dev/null 2>&1
     python3 "$root/bench/fcgi-client.py" "$socket" "$token" "$requests"
+    written "$name" $((20 + requests))
     callgrind_control -d "$daemon" >/dev/null 2>&1
     kill "$daemon"
     wait "$daemon" 2>/dev/null || true

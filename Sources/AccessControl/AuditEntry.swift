@@ -71,11 +71,14 @@ public struct AuditEntry: Sendable, Equatable {
     func values(seq: Int64) -> [SQLiteValue] {
         func text(_ value: String?) -> SQLiteValue { value.map { .text($0) } ?? .null }
         func integer(_ value: Int64?) -> SQLiteValue { value.map { .integer($0) } ?? .null }
-        return [
+        var values: [SQLiteValue] = []
+        values.reserveCapacity(17)  // and the MAC, appended by the writer
+        values += [
             .integer(seq), .integer(at), .text(kind), text(requestID), text(client), text(token), text(scope),
             text(method), text(path), integer(status), text(error), integer(bytesIn), integer(bytesOut),
             integer(durationMicros), bodySHA256.map { .blob($0) } ?? .null, text(detail),
         ]
+        return values
     }
 
     /// A record read back: `columns`, then `mac`.
@@ -102,8 +105,17 @@ public struct AuditEntry: Sendable, Equatable {
     /// What the HMAC covers: a label, the previous record's MAC, and each stored value with its
     /// type and length, so that no two different records (a value moved from one field to the
     /// next, a number stored as text) give the same bytes.
-    static func message(label: String, previous: [UInt8], _ values: [SQLiteValue]) -> [UInt8] {
+    static func message(label: String, previous: [UInt8], _ values: some Collection<SQLiteValue>) -> [UInt8] {
         var bytes: [UInt8] = []
+        message(label: label, previous: previous, values, into: &bytes)
+        return bytes
+    }
+
+    /// `message` into `bytes`, which it empties first: the writer keeps one buffer for a batch.
+    static func message(
+        label: String, previous: [UInt8], _ values: some Collection<SQLiteValue>, into bytes: inout [UInt8]
+    ) {
+        bytes.removeAll(keepingCapacity: true)
         bytes.reserveCapacity(384)
         bytes += label.utf8
         bytes.append(0)
@@ -120,7 +132,7 @@ public struct AuditEntry: Sendable, Equatable {
             case .text(let text):
                 bytes.append(1)
                 length(text.utf8.count)
-                bytes += text.utf8
+                bytes.append(utf8: text)
             case .integer(let number):
                 bytes.append(2)
                 for shift in stride(from: 56, through: 0, by: -8) {
@@ -132,7 +144,6 @@ public struct AuditEntry: Sendable, Equatable {
                 bytes += blob
             }
         }
-        return bytes
     }
 
     static let recordLabel = "luaexec audit record 1"

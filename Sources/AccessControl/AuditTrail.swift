@@ -146,10 +146,12 @@ public final class AuditTrail: Sendable {
             let insert = try db.prepare(
                 "INSERT INTO audit (\(AuditEntry.columns), mac) VALUES (\(Array(repeating: "?", count: 17).joined(separator: ", ")))"
             )
+            var message: [UInt8] = []
             for entry in all {
                 seq += 1
                 var values = entry.values(seq: seq)
-                chain = key.mac(AuditEntry.message(label: AuditEntry.recordLabel, previous: chain, values))
+                AuditEntry.message(label: AuditEntry.recordLabel, previous: chain, values, into: &message)
+                chain = key.mac(message)
                 values.append(.blob(chain))
                 try insert.run(values)
             }
@@ -343,7 +345,7 @@ public final class AuditTrail: Sendable {
                     result.last = seq
                     let stored = row[16].blob ?? []
                     let computed = key.mac(
-                        AuditEntry.message(label: AuditEntry.recordLabel, previous: previous.mac, Array(row.prefix(16)))
+                        AuditEntry.message(label: AuditEntry.recordLabel, previous: previous.mac, row.prefix(16))
                     )
                     if seq <= anchor.seq {
                         result.problem("record \(seq) lies before the anchor (\(anchor.seq)): it was inserted")

@@ -165,6 +165,8 @@ final class SQLiteDatabase: Sendable {
         private let handle: OpaquePointer
         private let statement: OpaquePointer
         private let sql: String
+        private var bytes: [UInt8] = []
+        private var spans: [(offset: Int, count: Int)] = []
 
         fileprivate init(_ handle: OpaquePointer, _ sql: String) throws(StoreError) {
             var statement: OpaquePointer?
@@ -185,16 +187,14 @@ final class SQLiteDatabase: Sendable {
                 sqlite3_clear_bindings(statement)
             }
             // Texts and blobs are bound where they lie, in one buffer that outlives the step
-            // (SQLITE_STATIC), rather than copied by SQLite one by one: this runs for every
-            // record of the audit trail.
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(512)
-            var spans: [(offset: Int, count: Int)] = []
-            spans.reserveCapacity(arguments.count)
+            // (SQLITE_STATIC), rather than copied by SQLite one by one; the buffers are the
+            // statement's, kept from row to row: this runs for every record of the audit trail.
+            bytes.removeAll(keepingCapacity: true)
+            spans.removeAll(keepingCapacity: true)
             for argument in arguments {
                 let start = bytes.count
                 switch argument {
-                case .text(let text): bytes += text.utf8
+                case .text(let text): bytes.append(utf8: text)
                 case .blob(let blob): bytes += blob
                 case .null, .integer: break
                 }
@@ -301,5 +301,14 @@ final class SQLiteDatabase: Sendable {
 
     private static func error(_ handle: OpaquePointer, _ what: String) -> StoreError {
         StoreError("\(what): \(String(cString: sqlite3_errmsg(handle)))")
+    }
+}
+
+extension [UInt8] {
+    /// `text`'s UTF-8 bytes, copied at once (`withUTF8`): appending its `utf8` view went byte by
+    /// byte, for every field of every audit record.
+    mutating func append(utf8 text: String) {
+        var text = text
+        text.withUTF8 { append(contentsOf: $0) }
     }
 }

@@ -11,9 +11,10 @@ import SystemSupport
 ///
 /// A request hands its finished `AuditRecord` to `enqueue`: a lock and an append to an array,
 /// nothing else (the record already holds the body's digest; its time of day, its kind and the
-/// chain's HMAC are made here later). A thread of its own (`run`) takes what accumulated every
-/// `interval`, or as soon as `batchSize` records wait, and appends them to the `AuditTrail` in
-/// one transaction, one prepared insert, one commit and sync for the batch. The log line is
+/// chain's HMAC are made here later). A thread of its own (`run`) takes a batch `interval` after
+/// its first record, or as soon as `batchSize` records wait, and appends it to the `AuditTrail`
+/// in one transaction, one prepared insert, one commit and sync for the batch; it sleeps while
+/// nothing comes. The log line is
 /// still written before the answer leaves; the database record follows within `interval`.
 ///
 /// What a crash can lose: the records of the last `interval` (at most `capacity`), which are in
@@ -22,7 +23,7 @@ import SystemSupport
 /// tried again; past `capacity` new ones are dropped, counted, and a `gap` record says how many
 /// once the database takes records again.
 ///
-/// `@unchecked Sendable`: `pending`, `dropped` and `wakeRequested` are touched only with `lock`
+/// `@unchecked Sendable`: `pending` and `dropped` are touched only with `lock`
 /// held; `lastWritten`, `failing`, `count` and `lastPrune` only with `writing` held (the writer
 /// thread, or a shutdown's `flush`), so two writers never interleave their batches.
 public final class AuditWriter: @unchecked Sendable {
@@ -39,7 +40,6 @@ public final class AuditWriter: @unchecked Sendable {
     private let lock = ConditionLock()
     private var pending: [AuditRecord] = []
     private var dropped = 0
-    private var wakeRequested = false
 
     private let writing = ConditionLock()
     private var lastWritten: AuditTrail.Head?
@@ -90,26 +90,29 @@ public final class AuditWriter: @unchecked Sendable {
         lock.lock()
         if pending.count < capacity {
             pending.append(record)
-            if pending.count == batchSize {
-                wakeRequested = true
-                lock.signal()
-            }
+            // The first record of a batch wakes the idle writer, which then gives the batch
+            // `interval` to fill; a full batch wakes it at once. Once per batch, not per request.
+            if pending.count == 1 || pending.count == batchSize { lock.signal() }
         } else {
             dropped += 1
         }
         lock.unlock()
     }
 
-    /// The writer's loop: a batch every `interval` (or `batchSize` records), pruning once a minute
-    /// and whenever the trail passes `retention().maxRecords`. Never returns.
+    /// The writer's loop: a batch `interval` after its first record (or at `batchSize` records),
+    /// pruning once a minute and whenever the trail passes `retention().maxRecords`. An idle
+    /// luaexecd's writer sleeps until a record comes, or a minute has passed. Never returns.
     public func run(retention: @Sendable () -> Retention) -> Never {
         while true {
             lock.lock()
+            let idle = MonotonicInstant.now().advanced(by: .seconds(60))
+            while pending.isEmpty, dropped == 0, MonotonicInstant.now() < idle {
+                lock.wait(until: idle)
+            }
             let deadline = MonotonicInstant.now().advanced(by: interval)
-            while !wakeRequested, MonotonicInstant.now() < deadline {
+            while !pending.isEmpty, pending.count < batchSize, MonotonicInstant.now() < deadline {
                 lock.wait(until: deadline)
             }
-            wakeRequested = false
             lock.unlock()
             flush(retention: retention())
         }

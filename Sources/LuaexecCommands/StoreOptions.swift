@@ -45,7 +45,9 @@ struct StoreOptions: ParsableArguments {
     /// the one who called sudo.
     static let invoker: String = {
         let name = getpwuid(getuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "uid \(getuid())"
-        guard let sudo = getenv("SUDO_USER").map({ String(cString: $0) }), !sudo.isEmpty, sudo != name else { return name }
+        guard let sudo = getenv("SUDO_USER").map({ String(cString: $0) }), !sudo.isEmpty, sudo != name else {
+            return name
+        }
         return "\(name) (sudo by \(sudo))"
     }()
 

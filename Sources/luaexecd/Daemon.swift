@@ -263,7 +263,9 @@ struct Daemon: ParsableCommand {
         let service = ExecService(
             executor: executor, authenticator: authenticator, stateStore: stateStore, throttle: throttle,
             options: settings.serviceOptions, exportMetrics: Self.bootstrapMetrics(), logger: logger,
-            auditLines: { [label = LogLine.Text(logger.label)] fields in LineLogHandler.write(level: .info, label: label, message: fields) },
+            auditLines: { [label = LogLine.Text(logger.label)] fields in
+                LineLogHandler.write(level: .info, label: label, message: fields)
+            },
             auditWriter: auditWriter)
         let server = try FastCGIServer(
             listenFD: listenFD, service: service,

@@ -288,6 +288,14 @@ struct AuditTrailTests {
                 && record.bodySHA256 == Array(repeating: 1, count: 32))
     }
 
+    @Test("the MAC is HMAC-SHA-256: RFC 4231's test case 2")
+    func hmac() {
+        let key = AuditKey(bytes: Array("Jefe".utf8))
+        #expect(
+            AuditKey.hex(key.mac(Array("what do ya want for nothing?".utf8)))
+                == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+    }
+
     @Test("the key file: made 0600 when missing, read back, refused when others may read it or it is not a key")
     func keyFile() throws {
         let file = path + ".key"
