@@ -335,7 +335,11 @@ class WebConsole(unittest.TestCase):
         self.shot("endpoints")
 
     def audit_rows(self):
-        return [row.text for row in self.browser.find_elements(By.CSS_SELECTOR, "#audit-records tbody tr")]
+        # Read in one script: the page replaces the rows when it refreshes, and rows found by one
+        # call could be gone by the next (StaleElementReferenceException).
+        return self.browser.execute_script(
+            "return Array.from(document.querySelectorAll('#audit-records tbody tr'),"
+            " (row) => Array.from(row.cells, (cell) => cell.innerText.trim()).filter((t) => t).join(' '))")
 
     def test_audit_page_lists_filters_and_verifies(self):
         secret = make_token("audited", "exec")
