@@ -66,6 +66,10 @@ socket="$run_dir/luaexecd.sock"
 "$root/scripts/render-nginx.sh" "$run_dir" "$socket" "127.0.0.1:$port" "127.0.0.1:$http_port" ":$port" \
     "$run_dir/cert.pem" "$run_dir/key.pem"
 
+# The audit trail's key (docs/audit.md), made before the token, as the package's postinst does,
+# so that the token's making is on record (luaexecd would make it at start otherwise).
+[ -e "$run_dir/audit.key" ] || (umask 077 && openssl rand -hex 32 > "$run_dir/audit.key")
+
 # A fresh admin token each run: only its digest is stored, so an old one cannot be shown again.
 export LUAEXEC_RUN_DIR=$run_dir
 "$bin/luaexec" token revoke make-run >/dev/null 2>&1 || true
