@@ -62,6 +62,9 @@ final class SQLiteDatabase: Sendable {
     /// looser before (an older luaexec, the sqlite3 tool) is tightened, its journal files with
     /// it. Best effort: a file that cannot be made or changed is left to SQLite's open to report.
     private static func restrictToOwner(_ path: String) {
+        // An in-memory database (restore's private copy, the schema to compare with) is no file:
+        // made here, it was a stray ':memory:' file in the working directory.
+        guard !path.isEmpty, path != ":memory:", !path.hasPrefix("file:") else { return }
         let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)
         if fd >= 0 { close(fd) }
         for file in [path, path + "-wal", path + "-shm", path + "-journal"] {
