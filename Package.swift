@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "AccessControl", targets: ["AccessControl"]),
         .library(name: "ExecService", targets: ["ExecService"]),
         .library(name: "FastCGI", targets: ["FastCGI"]),
+        .library(name: "HTTPCore", targets: ["HTTPCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -52,6 +53,9 @@ let package = Package(
             cSettings: [.unsafeFlags(["-I/usr/include/lua5.4"])]
         ),
         .target(name: "SystemSupport"),
+        // What a request and its answer are, and how a transport hands them over (`Responder`):
+        // the transport and the service both depend on it, and on nothing of each other.
+        .target(name: "HTTPCore", dependencies: ["SystemSupport"]),
         .target(
             name: "LuaRuntime",
             dependencies: [
@@ -70,7 +74,7 @@ let package = Package(
         .target(
             name: "ExecService",
             dependencies: [
-                "LuaRuntime", "AccessControl", "SystemSupport",
+                "HTTPCore", "LuaRuntime", "AccessControl", "SystemSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -78,14 +82,14 @@ let package = Package(
         ),
         .target(
             name: "FastCGI",
-            dependencies: ["CFastCGI", "ExecService", "SystemSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CFastCGI", "HTTPCore", "SystemSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .target(name: "DaemonConfig", dependencies: ["CYAML", "SystemSupport"]),
         .executableTarget(
             name: "luaexecd",
             dependencies: [
-                "DaemonConfig", "LuaexecCommands", "FastCGI", "ExecService", "LuaRuntime", "AccessControl", "SystemSupport",
+                "DaemonConfig", "LuaexecCommands", "FastCGI", "HTTPCore", "ExecService", "LuaRuntime", "AccessControl", "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -106,12 +110,13 @@ let package = Package(
         .executableTarget(name: "luaexec", dependencies: ["LuaexecCommands"]),
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "CLua", "SystemSupport"]),
         .testTarget(name: "AccessControlTests", dependencies: ["AccessControl", "SystemSupport"]),
-        .testTarget(name: "ExecServiceTests", dependencies: ["ExecService", "AccessControl", "LuaRuntime", "SystemSupport"]),
-        .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CFastCGI", "ExecService", "SystemSupport"]),
+        .testTarget(name: "ExecServiceTests", dependencies: ["ExecService", "HTTPCore", "AccessControl", "LuaRuntime", "SystemSupport"]),
+        // The transport's tests need no Lua, SQLite or tokens.
+        .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CFastCGI", "HTTPCore", "SystemSupport"]),
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport"]),
         .testTarget(name: "RemoteClientTests", dependencies: ["RemoteClient"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["AccessControl", "FastCGI", "SystemSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AccessControl", "FastCGI", "HTTPCore", "SystemSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

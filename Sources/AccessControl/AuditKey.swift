@@ -51,7 +51,7 @@ public struct AuditKey: Sendable {
     public static func load(path: String) throws(StoreError) -> AuditKey {
         var info = stat()
         guard stat(path, &info) == 0 else {
-            throw StoreError("cannot read the audit key \(path): \(String(cString: strerror(errno)))")
+            throw StoreError("cannot read the audit key \(path): \(systemErrorText())")
         }
         guard info.st_mode & S_IFMT == S_IFREG else { throw StoreError("the audit key \(path) is not a regular file") }
         guard info.st_mode & 0o077 == 0 else {
@@ -79,7 +79,7 @@ public struct AuditKey: Sendable {
         let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             guard errno == EEXIST else {
-                throw StoreError("cannot make the audit key \(path): \(String(cString: strerror(errno)))")
+                throw StoreError("cannot make the audit key \(path): \(systemErrorText())")
             }
             return (try load(path: path), false)
         }
@@ -91,7 +91,7 @@ public struct AuditKey: Sendable {
         close(fd)
         guard written == text.count, synced else {
             unlink(path)
-            throw StoreError("cannot write the audit key \(path): \(String(cString: strerror(errno)))")
+            throw StoreError("cannot write the audit key \(path): \(systemErrorText())")
         }
         return (AuditKey(bytes: bytes), true)
     }

@@ -1,3 +1,4 @@
+import SystemSupport
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -10,7 +11,7 @@ public enum DatabaseBackup {
         guard access(file, F_OK) != 0 else { throw StoreError("\(file) exists; give the backup a new name") }
         let source = try SQLiteDatabase(path: path)
         let fd = open(file, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError("cannot create \(file): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StoreError("cannot create \(file): \(systemErrorText())") }
         close(fd)
         do {
             let target = try SQLiteDatabase(path: file)
@@ -36,7 +37,7 @@ public enum DatabaseBackup {
         throws(StoreError)
     {
         guard access(file, R_OK) == 0 else {
-            throw StoreError("cannot read \(file): \(String(cString: strerror(errno)))")
+            throw StoreError("cannot read \(file): \(systemErrorText())")
         }
         // The checks and the restore read one private copy in memory: the file cannot change
         // between the two.
@@ -61,7 +62,7 @@ public enum DatabaseBackup {
         let live = try TokenStore(path: path)
         let staging = path + ".restoring-\(UInt64.random(in: 0...UInt64.max))"
         let fd = open(staging, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError("cannot create \(staging): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StoreError("cannot create \(staging): \(systemErrorText())") }
         close(fd)
         defer {
             for suffix in ["", "-wal", "-shm", "-journal"] { unlink(staging + suffix) }

@@ -1,6 +1,7 @@
 import Crypto
 import Logging
 import SystemSupport
+import HTTPCore
 
 /// One audit line per request (SPEC O2): who, what, how it ended. Never the token, never the
 /// body: only the first 12 hex digits of the body's SHA-256, to match a request to a script.
@@ -11,6 +12,9 @@ struct AuditRecord {
     /// The request id, client, method and path come from here.
     let head: RequestHead
     var tokenName: String?
+    /// What the route table says the request is: `exec`, `action`, `endpoint`, `admin`,
+    /// `metrics`, `whoami`, or `other` (no route).
+    var kind = "other"
     /// The scope the request needed (`exec`, `endpoint:doorbell`, ...), once known.
     var scope: String?
     var errorKind: String?

@@ -189,7 +189,7 @@ public final class AuditWriter: @unchecked Sendable {
     static func entry(_ record: AuditRecord, offset: Int64) -> AuditEntry {
         let head = record.head
         return AuditEntry(
-            at: (Int64(record.finished.nanoseconds) + offset) / 1_000_000, kind: ExecService.kind(of: head.path),
+            at: (Int64(record.finished.nanoseconds) + offset) / 1_000_000, kind: record.kind,
             requestID: head.requestID, client: head.clientAddress, token: record.tokenName, scope: record.scope,
             method: head.method, path: head.path, status: Int64(record.status), error: record.errorKind,
             bytesIn: Int64(record.bytesIn), bytesOut: Int64(record.bytesOut),

@@ -1,5 +1,6 @@
 import AccessControl
 import LuaRuntime
+import HTTPCore
 
 /// Action URLs (SPEC V7): `GET /api/v1/exec/command?action=NAME&param=value...` calls the
 /// function a script registered with `http.action(NAME, fn, {help = ..., params = {...}})`,
@@ -7,18 +8,16 @@ import LuaRuntime
 /// chunk's. `action=?` lists the actions the token may call, `action=NAME&help` describes one.
 /// Off unless `exec.actions` is true: a dumb device's GET is an easy thing to leak.
 extension ExecService {
-    func command(_ head: RequestHead, identity: TokenIdentity, json: Bool, audit: inout AuditRecord) -> Response {
+    func command(_ call: Call, audit: inout AuditRecord) -> Reply {
+        let (head, identity, json) = (call.head, call.identity, call.json)
         guard options.actions else {
             audit.scope = "action"
-            return Self.plain(404, "Action URLs are switched off (exec.actions in luaexecd.conf)\n", json: json)
-        }
-        guard head.method == "GET" || head.method == "POST" else {
-            return Self.methodNotAllowed(head.method, allow: "GET, POST", json: json)
+            return .answer(Self.plain(404, "Action URLs are switched off (exec.actions in luaexecd.conf)\n", json: json))
         }
         let pairs = QueryString.pairs(in: head.query).filter { $0.name != "AuthToken" }
         let named = pairs.filter { $0.name == "action" }
         guard named.count == 1, let action = String(validating: named[0].value, as: UTF8.self) else {
-            return Self.plain(400, "name one action: action=NAME (action=? lists them)\n", json: json)
+            return .answer(Self.plain(400, "name one action: action=NAME (action=? lists them)\n", json: json))
         }
         if action == "?" {
             let callable = executor.registry.entries.filter { $0.kind == .action && identity.permits(.action($0.name)) }
@@ -28,55 +27,40 @@ extension ExecService {
                     || identity.scopes.contains(where: { if case .action = $0 { true } else { false } })
             else {
                 audit.errorKind = "scope"
-                return Self.authFailure(.insufficientScope(.exec), json: json)
+                return .answer(Self.authFailure(.insufficientScope(.exec), json: json))
             }
-            return Self.actionListing(callable, json: json)
+            return .answer(Self.actionListing(callable, json: json))
         }
         guard Scope.isValidName(action) else {
-            return Self.plain(404, "no such action: '\(action)' (action=? lists them)\n", json: json)
+            return .answer(Self.plain(404, "no such action: '\(action)' (action=? lists them)\n", json: json))
         }
-        if let refusal = require(.action(action), of: identity, json: json, audit: &audit) { return refusal }
+        if let refusal = require(.action(action), of: identity, json: json, audit: &audit) { return .answer(refusal) }
         if pairs.contains(where: { $0.name == "help" }) {
             guard let entry = executor.registry.entry(.action, action) else {
-                return Self.plain(404, "no such action: '\(action)' (action=? lists them)\n", json: json)
+                return .answer(Self.plain(404, "no such action: '\(action)' (action=? lists them)\n", json: json))
             }
-            return Self.actionListing([entry], json: json, detailed: true)
+            return .answer(Self.actionListing([entry], json: json, detailed: true))
         }
 
-        enum Outcome {
-            case notFound
-            case badRequest(String)
-            case evaluated(Evaluation)
-        }
-        let outcome: Outcome
-        do {
-            outcome = try perform(label: identity.name) { vm in
-                // Looked up in the job, on the state's thread: the parameters checked are those
-                // of the registration that runs, even if a request just replaced it.
-                guard let entry = vm.registry.entry(.action, action) else { return .notFound }
-                let arguments: [LuaValue]
-                switch Self.actionArguments(entry, pairs) {
-                case .failure(let problem): return .badRequest(problem.message)
-                case .success(let values): arguments = values
-                }
-                vm.caller = .request(token: identity.name)
-                guard let evaluation = vm.invoke(.action, action, arguments: arguments, rendering: json ? .tree : .text)
-                else { return .notFound }
-                let failed = if case .failure = evaluation.outcome { true } else { false }
-                vm.registry.recordCall(.action, action, failed: failed)
-                return .evaluated(evaluation)
+        return .onState(label: identity.name) { [self] vm, audit in
+            // Looked up in the job, on the state's thread: the parameters checked are those of
+            // the registration that runs, even if a request just replaced it.
+            guard let entry = vm.registry.entry(.action, action) else {
+                return Self.plain(404, "no such action: '\(action)' (action=? lists them)\n", json: json)
             }
-        } catch {
-            audit.errorKind = "busy"
-            return busy(json: json)
-        }
-        switch outcome {
-        case .notFound:
-            return Self.plain(404, "no such action: '\(action)' (action=? lists them)\n", json: json)
-        case .badRequest(let message):
-            audit.errorKind = "parameter"
-            return Self.plain(400, message + "\n", json: json)
-        case .evaluated(let evaluation):
+            let arguments: [LuaValue]
+            switch Self.actionArguments(entry, pairs) {
+            case .failure(let problem):
+                audit.errorKind = "parameter"
+                return Self.plain(400, problem.message + "\n", json: json)
+            case .success(let values): arguments = values
+            }
+            vm.caller = .request(token: identity.name)
+            guard let evaluation = vm.invoke(.action, action, arguments: arguments, rendering: json ? .tree : .text) else {
+                return Self.plain(404, "no such action: '\(action)' (action=? lists them)\n", json: json)
+            }
+            let failed = if case .failure = evaluation.outcome { true } else { false }
+            vm.registry.recordCall(.action, action, failed: failed)
             return render(evaluation, json: json, audit: &audit)
         }
     }

@@ -6,48 +6,10 @@ import Foundation
 import AccessControl
 import LuaRuntime
 import SystemSupport
+import HTTPCore
 
 /// The admin API (SPEC M1–M4, V4, V5), for tokens with the `admin` scope. Answers are JSON.
 extension ExecService {
-    func admin(
-        _ action: String, head: RequestHead, identity: TokenIdentity, readBody: (Int) -> BodyRead,
-        audit: inout AuditRecord
-    ) -> Response {
-        if let path = Self.rest(of: action, after: "config") {
-            return config(path, head: head, readBody: readBody, audit: &audit)
-        }
-        if let name = Self.rest(of: action, after: "tokens") {
-            return tokens(name, head: head, identity: identity, readBody: readBody, audit: &audit)
-        }
-        if let rest = Self.rest(of: action, after: "audit") {
-            return auditTrail(rest, head: head)
-        }
-        switch (action, head.method) {
-        case ("status", "GET"):
-            return Self.json(200, statusJSON())
-        case ("endpoints", "GET"):
-            return Self.json(200, endpointsJSON())
-        case ("interrupt", "POST"):
-            let interrupted = executor.interruptRunning()
-            return Self.json(200, "{\"interrupted\":\(interrupted)}")
-        case ("reset", "POST"):
-            do {
-                try executor.reset()
-                return Self.json(200, "{\"ok\":true}")
-            } catch LuaExecutor.Refusal.busy {
-                return busy(json: true)
-            } catch {
-                return Self.plain(500, "reset failed: \(error)\n", json: true, kind: "reset")
-            }
-        case ("status", _), ("endpoints", _):
-            return Self.methodNotAllowed(head.method, allow: "GET", json: true)
-        case ("interrupt", _), ("reset", _):
-            return Self.methodNotAllowed(head.method, allow: "POST", json: true)
-        default:
-            return Self.plain(404, "no such endpoint: \(head.path)\n", json: true)
-        }
-    }
-
     func statusJSON() -> String {
         let status = executor.status
         var json = JSONWriter()
@@ -85,13 +47,6 @@ extension ExecService {
         }
         json.raw("]}")
         return String(decoding: json.bytes, as: UTF8.self)
-    }
-
-    /// `""` for `area`, `"x"` for `area/x`, nil for anything else.
-    static func rest(of action: String, after area: String) -> String? {
-        if action == area { return "" }
-        guard action.hasPrefix(area + "/") else { return nil }
-        return String(action.dropFirst(area.count + 1))
     }
 
     /// The registry of SPEC V4, as `GET /api/v1/admin/endpoints` answers it and luaexecd

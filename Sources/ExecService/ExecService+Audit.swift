@@ -1,4 +1,5 @@
 import AccessControl
+import HTTPCore
 
 /// The audit trail for the admin API and the page (SPEC M7), scope `admin`:
 ///
@@ -11,25 +12,25 @@ import AccessControl
 /// `outcome` is `ok`, `error` or an error kind; `before` a `seq`, for the next page; `limit`
 /// 1 to 1000 (100). An empty value filters nothing.
 extension ExecService {
-    func auditTrail(_ rest: String, head: RequestHead) -> Response {
-        guard head.method == "GET" else { return Self.methodNotAllowed(head.method, allow: "GET", json: true) }
+    func auditRecords(_ head: RequestHead) -> Response {
+        guard let writer = auditWriter else { return Self.plain(404, "no audit trail in the database\n", json: true) }
+        let filter: AuditTrail.Filter
+        switch Self.auditFilter(head.query, now: AuditWriter.now()) {
+        case .success(let parsed): filter = parsed
+        case .failure(let problem): return Self.plain(400, problem.message + "\n", json: true)
+        }
+        do {
+            let (entries, more) = try writer.trail.records(filter)
+            return Self.json(200, "{\"records\":[" + entries.map(\.json).joined(separator: ",") + "],\"more\":\(more)}")
+        } catch {
+            return Self.storeFailure(error)
+        }
+    }
+
+    func auditVerification() -> Response {
         guard let writer = auditWriter else { return Self.plain(404, "no audit trail in the database\n", json: true) }
         do {
-            switch rest {
-            case "":
-                let filter: AuditTrail.Filter
-                switch Self.auditFilter(head.query, now: AuditWriter.now()) {
-                case .success(let parsed): filter = parsed
-                case .failure(let problem): return Self.plain(400, problem.message + "\n", json: true)
-                }
-                let (entries, more) = try writer.trail.records(filter)
-                return Self.json(
-                    200, "{\"records\":[" + entries.map(\.json).joined(separator: ",") + "],\"more\":\(more)}")
-            case "verify":
-                return Self.json(200, try writer.trail.verify(key: writer.key).json)
-            default:
-                return Self.plain(404, "no such endpoint: \(head.path)\n", json: true)
-            }
+            return Self.json(200, try writer.trail.verify(key: writer.key).json)
         } catch {
             return Self.storeFailure(error)
         }
@@ -83,16 +84,5 @@ extension ExecService {
             }
         }
         return .success(filter)
-    }
-
-    /// The kind of request a path is, as the audit trail records it: `exec` (interactive.lua),
-    /// `action`, `endpoint`, `admin`, `metrics`, `whoami`, or `other`.
-    static func kind(of path: String) -> String {
-        if path == interactivePath { return "exec" }
-        if path.hasPrefix(execPrefix) { return path == execPrefix + command ? "action" : "endpoint" }
-        if path.hasPrefix(adminPrefix) { return "admin" }
-        if path == metricsPath { return "metrics" }
-        if path == whoamiPath { return "whoami" }
-        return "other"
     }
 }

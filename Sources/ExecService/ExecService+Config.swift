@@ -1,3 +1,4 @@
+import HTTPCore
 import AccessControl
 import LuaRuntime
 
@@ -17,68 +18,92 @@ import Foundation
 /// A change goes through the state like a chunk's `config.set`: saved before the answer, then
 /// the functions registered for the path run, each under the limits of a chunk.
 extension ExecService {
-    func config(_ path: String, head: RequestHead, readBody: (Int) -> BodyRead, audit: inout AuditRecord) -> Response {
+    func configListing() -> Response {
         guard let stateStore else { return Self.plain(404, "no config store\n", json: true) }
         do {
-            if path.isEmpty {
-                guard head.method == "GET" else { return Self.methodNotAllowed(head.method, allow: "GET", json: true) }
-                var json = JSONWriter()
-                json.raw("{\"config\":{")
-                for (index, entry) in try stateStore.config().enumerated() {
-                    if index > 0 { json.raw(",") }
-                    json.string(entry.path)
-                    json.raw(":")
-                    Self.write(entry.value, to: &json)
-                }
-                json.raw("}}")
-                return Self.json(200, String(decoding: json.bytes, as: UTF8.self))
+            var json = JSONWriter()
+            json.raw("{\"config\":{")
+            for (index, entry) in try stateStore.config().enumerated() {
+                if index > 0 { json.raw(",") }
+                json.string(entry.path)
+                json.raw(":")
+                Self.write(entry.value, to: &json)
             }
-            guard ConfigValue.isValidPath(path) else {
-                return Self.plain(400, ConfigValue.pathProblem(path) + "\n", json: true)
-            }
-            switch head.method {
-            case "GET":
-                guard let value = try stateStore.config(path) else {
-                    return Self.plain(404, "'\(path)' is not set\n", json: true)
-                }
-                return Self.json(200, Self.entryJSON(path, value))
-            case "PUT":
-                let body: [UInt8]
-                switch wholeBody(readBody, json: true) {
-                case .refused(let refusal): return refusal
-                case .read(let bytes): body = bytes
-                }
-                audit.body = body
-                guard let value = Self.parseValue(body) else {
-                    return Self.plain(
-                        400, "send {\"value\": ...} with a string, a number or a boolean (DELETE unsets)\n", json: true)
-                }
-                if let problem = ConfigValue.sizeProblem(path, value, in: try stateStore.config()) {
-                    return Self.plain(400, problem + "\n", json: true)
-                }
-                return try change(path, to: value)
-            case "DELETE":
-                guard try stateStore.config(path) != nil else {
-                    return Self.plain(404, "'\(path)' is not set\n", json: true)
-                }
-                return try change(path, to: nil)
-            default:
-                return Self.methodNotAllowed(head.method, allow: "GET, PUT, DELETE", json: true)
-            }
-        } catch is LuaExecutor.Refusal {
-            return busy(json: true)
+            json.raw("}}")
+            return Self.json(200, String(decoding: json.bytes, as: UTF8.self))
         } catch {
-            return Self.plain(500, "the config store failed: \(error)\n", json: true, kind: "store")
+            return Self.configFailure(error)
         }
     }
 
-    private func change(_ path: String, to value: ConfigValue?) throws -> Response {
-        let failure = try perform(label: "config") { vm in
-            vm.applyConfig(path: path, value: value?.luaValue, save: true)
+    func configValue(_ call: Call) -> Response {
+        guard let stateStore else { return Self.plain(404, "no config store\n", json: true) }
+        let path = call.rest
+        if path.isEmpty { return configListing() }
+        guard ConfigValue.isValidPath(path) else { return Self.plain(400, ConfigValue.pathProblem(path) + "\n", json: true) }
+        do {
+            guard let value = try stateStore.config(path) else { return Self.plain(404, "'\(path)' is not set\n", json: true) }
+            return Self.json(200, Self.entryJSON(path, value))
+        } catch {
+            return Self.configFailure(error)
         }
-        if let failure { return Self.plain(500, failure.message + "\n", json: true, kind: failure.kind.rawValue) }
-        guard let value else { return Self.json(200, "{\"path\":\(Self.quoted(path)),\"value\":null}") }
-        return Self.json(200, Self.entryJSON(path, value))
+    }
+
+    func setConfig(_ call: Call, audit: inout AuditRecord) -> Reply {
+        guard let stateStore else { return .answer(Self.plain(404, "no config store\n", json: true)) }
+        let path = call.rest
+        guard ConfigValue.isValidPath(path) else {
+            return .answer(Self.plain(400, ConfigValue.pathProblem(path) + "\n", json: true))
+        }
+        let body: [UInt8]
+        switch wholeBody(call.body, json: true) {
+        case .refused(let refusal): return .answer(refusal)
+        case .read(let bytes): body = bytes
+        }
+        audit.body = body
+        guard let value = Self.parseValue(body) else {
+            return .answer(Self.plain(
+                400, "send {\"value\": ...} with a string, a number or a boolean (DELETE unsets)\n", json: true))
+        }
+        do {
+            if let problem = ConfigValue.sizeProblem(path, value, in: try stateStore.config()) {
+                return .answer(Self.plain(400, problem + "\n", json: true))
+            }
+        } catch {
+            return .answer(Self.configFailure(error))
+        }
+        return change(path, to: value)
+    }
+
+    func unsetConfig(_ call: Call) -> Reply {
+        guard let stateStore else { return .answer(Self.plain(404, "no config store\n", json: true)) }
+        let path = call.rest
+        guard ConfigValue.isValidPath(path) else {
+            return .answer(Self.plain(400, ConfigValue.pathProblem(path) + "\n", json: true))
+        }
+        do {
+            guard try stateStore.config(path) != nil else {
+                return .answer(Self.plain(404, "'\(path)' is not set\n", json: true))
+            }
+        } catch {
+            return .answer(Self.configFailure(error))
+        }
+        return change(path, to: nil)
+    }
+
+    static func configFailure(_ error: any Error) -> Response {
+        plain(500, "the config store failed: \(error)\n", json: true, kind: "store")
+    }
+
+    /// The change goes through the state, in arrival order, like a chunk's `config.set`.
+    private func change(_ path: String, to value: ConfigValue?) -> Reply {
+        .onState(label: "config") { vm, _ in
+            if let failure = vm.applyConfig(path: path, value: value?.luaValue, save: true) {
+                return Self.plain(500, failure.message + "\n", json: true, kind: failure.kind.rawValue)
+            }
+            guard let value else { return Self.json(200, "{\"path\":\(Self.quoted(path)),\"value\":null}") }
+            return Self.json(200, Self.entryJSON(path, value))
+        }
     }
 
     private struct ValueBody: Decodable {

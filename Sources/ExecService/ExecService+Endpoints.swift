@@ -1,42 +1,37 @@
 import AccessControl
 import LuaRuntime
+import HTTPCore
 
 /// Endpoints: `/api/v1/exec/<name>` answered by a function a script registered with
 /// `http.listen(name, fn)` (SPEC V4). The handler gets `(url, body, headers, request)` and
 /// returns a body, or `status, body, headers`; errors and limits answer as a chunk's do (E6).
 extension ExecService {
-    func endpoint(
-        _ name: String, head: RequestHead, identity: TokenIdentity, readBody: (Int) -> BodyRead, json: Bool,
-        audit: inout AuditRecord
-    ) -> Response {
-        guard Scope.isValidName(name) else { return Self.plain(404, "no such endpoint: \(head.path)\n", json: json) }
-        if let refusal = require(.endpoint(name), of: identity, json: json, audit: &audit) { return refusal }
+    func endpoint(_ call: Call, audit: inout AuditRecord) -> Reply {
+        let (name, head, identity, json) = (call.rest, call.head, call.identity, call.json)
+        guard Scope.isValidName(name) else {
+            return .answer(Self.plain(404, "no such endpoint: \(head.path)\n", json: json))
+        }
+        if let refusal = require(.endpoint(name), of: identity, json: json, audit: &audit) { return .answer(refusal) }
         let body: [UInt8]
-        switch wholeBody(readBody, json: json) {
-        case .refused(let refusal): return refusal
+        switch wholeBody(call.body, json: json) {
+        case .refused(let refusal): return .answer(refusal)
         case .read(let bytes): body = bytes
         }
         audit.body = body
         let arguments = Self.endpointArguments(head, body: body, tokenName: identity.name)
-        let answer: (response: Response, errorKind: String?)?
-        do {
-            answer = try perform(label: identity.name) { vm in
-                vm.caller = .request(token: identity.name)
-                guard let evaluation = vm.invoke(.endpoint, name, arguments: arguments, rendering: .tree) else {
-                    return nil
-                }
-                recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
-                let answer = Self.endpointResponse(evaluation, name: name, json: json)
-                vm.registry.recordCall(.endpoint, name, failed: answer.errorKind != nil)
-                return answer
+        return .onState(label: identity.name) { [self] vm, audit in
+            vm.caller = .request(token: identity.name)
+            // Looked up in the job, on the state's thread: a request that just replaced or
+            // withdrew the endpoint is seen.
+            guard let evaluation = vm.invoke(.endpoint, name, arguments: arguments, rendering: .tree) else {
+                return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
             }
-        } catch {
-            audit.errorKind = "busy"
-            return busy(json: json)
+            recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
+            let answer = Self.endpointResponse(evaluation, name: name, json: json)
+            vm.registry.recordCall(.endpoint, name, failed: answer.errorKind != nil)
+            audit.errorKind = answer.errorKind
+            return answer.response
         }
-        guard let answer else { return Self.plain(404, "no such endpoint: \(head.path)\n", json: json) }
-        audit.errorKind = answer.errorKind
-        return answer.response
     }
 
     /// `url` (the path and query, without `AuthToken`), `body`, `headers` (lower-case names,

@@ -3,6 +3,7 @@ import CoreMetrics
 import LuaRuntime
 import Synchronization
 import SystemSupport
+import HTTPCore
 
 /// Metrics (SPEC M5) through swift-metrics: the daemon bootstraps the Prometheus backend and
 /// hands ExecService the exporter; without one (tests), the metrics go nowhere.
@@ -26,10 +27,8 @@ extension ExecService {
         .seconds(10),
     ]
 
-    func metrics(_ head: RequestHead, identity: TokenIdentity, json: Bool, audit: inout AuditRecord) -> Response {
-        if let refusal = require(.metrics, of: identity, json: json, audit: &audit) { return refusal }
-        guard head.method == "GET" else { return Self.methodNotAllowed(head.method, allow: "GET", json: json) }
-        guard let exportMetrics else { return Self.plain(404, "no metrics in this build\n", json: json) }
+    func metrics(_ call: Call) -> Response {
+        guard let exportMetrics else { return Self.plain(404, "no metrics in this build\n", json: call.json) }
         metricsHandles?.memory.record(executor.status.memoryInUse)
         return Response(
             status: 200,
@@ -64,9 +63,9 @@ extension ExecService {
     }
 
     /// Counts a finished request under its route's label.
-    func countRequest(_ head: RequestHead, status: Int) {
+    func countRequest(label: String, status: Int) {
         guard let handles = metricsHandles else { return }
-        handles.requestCounter(endpoint: routeLabel(head.path), status: status).increment()
+        handles.requestCounter(endpoint: label, status: status).increment()
     }
 
     func countAuthFailure(_ reason: String) {
@@ -77,34 +76,15 @@ extension ExecService {
         metricsHandles?.evaluation.recordNanoseconds(nanoseconds)
     }
 
-    /// `executor.perform`, recording how long the job waited for the state.
-    func perform<T>(label: String?, _ work: (LuaVM) -> T) throws(LuaExecutor.Refusal) -> T {
-        guard let handles = metricsHandles else { return try executor.perform(label: label, work) }
-        let queued = MonotonicInstant.now()
-        var waited: Int64 = 0
-        let result = try executor.perform(label: label) { vm in
-            waited = MonotonicInstant.now().nanoseconds(since: queued)
-            return work(vm)
-        }
-        handles.queueWait.recordNanoseconds(waited)
-        return result
+    /// How long a job waited for the state, from its arrival to its start.
+    func recordQueueWait(since arrived: MonotonicInstant) {
+        metricsHandles?.queueWait.recordNanoseconds(MonotonicInstant.now().nanoseconds(since: arrived))
     }
 
-    /// `interactive.lua`, `command`, a registered endpoint's name or `unknown`, `admin/status`
-    /// and the like, `metrics`, or `other`.
-    private func routeLabel(_ path: String) -> String {
-        if path == Self.interactivePath { return Self.interactive }
-        if path == Self.metricsPath { return "metrics" }
-        if path == Self.whoamiPath { return "whoami" }
-        if path.hasPrefix(Self.adminPrefix) {
-            let area = Self.path(path, after: Self.adminPrefix).split(separator: "/").first.map(String.init) ?? ""
-            return ["status", "interrupt", "reset", "endpoints", "config", "tokens"].contains(area)
-                ? "admin/" + area : "admin/unknown"
-        }
-        guard path.hasPrefix(Self.execPrefix) else { return "other" }
-        let name = Self.path(path, after: Self.execPrefix)
-        if name == Self.interactive || name == Self.command { return name }
-        return executor.registry.entry(.endpoint, name) != nil ? name : "unknown"
+    /// The label of the endpoint `name`: its name when a script registered it, else `unknown`,
+    /// so that a scanner cannot grow the label set.
+    func endpointLabel(_ name: String) -> String {
+        executor.registry.entry(.endpoint, name) != nil ? name : "unknown"
     }
 }
 

@@ -1,3 +1,4 @@
+import HTTPCore
 import AccessControl
 
 #if canImport(FoundationEssentials)
@@ -17,31 +18,32 @@ import Foundation
 /// have itself, and the last admin token cannot be revoked here, since nobody could then reach
 /// this API to make another.
 extension ExecService {
-    func tokens(
-        _ name: String, head: RequestHead, identity: TokenIdentity, readBody: (Int) -> BodyRead,
-        audit: inout AuditRecord
-    ) -> Response {
-        let store = authenticator.store
+    func tokenListing() -> Response {
         do {
-            switch (name.isEmpty, head.method) {
-            case (true, "GET"):
-                let records = try store.list()
-                return Self.json(200, "{\"tokens\":[" + records.map(\.json).joined(separator: ",") + "]}")
-            case (true, "POST"):
-                let body: [UInt8]
-                switch wholeBody(readBody, json: true) {
-                case .refused(let refusal): return refusal
-                case .read(let bytes): body = bytes
-                }
-                audit.body = body
-                return try createToken(body, maker: identity, audit: &audit)
-            case (true, _):
-                return Self.methodNotAllowed(head.method, allow: "GET, POST", json: true)
-            case (false, "DELETE"):
-                return try revokeToken(name, by: identity, audit: &audit)
-            case (false, _):
-                return Self.methodNotAllowed(head.method, allow: "DELETE", json: true)
-            }
+            let records = try authenticator.store.list()
+            return Self.json(200, "{\"tokens\":[" + records.map(\.json).joined(separator: ",") + "]}")
+        } catch {
+            return Self.storeFailure(error)
+        }
+    }
+
+    func createToken(_ call: Call, audit: inout AuditRecord) -> Response {
+        let body: [UInt8]
+        switch wholeBody(call.body, json: true) {
+        case .refused(let refusal): return refusal
+        case .read(let bytes): body = bytes
+        }
+        audit.body = body
+        do {
+            return try createToken(body, maker: call.identity, audit: &audit)
+        } catch {
+            return Self.storeFailure(error)
+        }
+    }
+
+    func revokeToken(_ call: Call, audit: inout AuditRecord) -> Response {
+        do {
+            return try revokeToken(call.rest, by: call.identity, audit: &audit)
         } catch {
             return Self.storeFailure(error)
         }

@@ -4,6 +4,7 @@ import Logging
 import LuaRuntime
 import Synchronization
 import SystemSupport
+import HTTPCore
 
 /// Answers luaexec's HTTP API: authentication, routing, evaluation and rendering. It knows
 /// nothing of FastCGI: the transport hands it a `RequestHead` and a way to read the body.
@@ -48,7 +49,7 @@ public final class ExecService: Sendable {
     public let throttle: FailureThrottle
     // Read by every request, written by a config reload: atomics, whose relaxed loads are plain
     // loads. A lock, even a read-write one, writes a shared cache line on every request.
-    private let maxBodySize: Atomic<Int>
+    let bodyLimit: Atomic<Int>
     private let retryAfterSeconds: Atomic<Int>
     private let interactiveEnabled: Atomic<Bool>
     private let actionsEnabled: Atomic<Bool>
@@ -71,13 +72,13 @@ public final class ExecService: Sendable {
     public var options: Options {
         get {
             Options(
-                maxBodySize: maxBodySize.load(ordering: .relaxed),
+                maxBodySize: bodyLimit.load(ordering: .relaxed),
                 retryAfterSeconds: retryAfterSeconds.load(ordering: .relaxed),
                 interactive: interactiveEnabled.load(ordering: .relaxed),
                 actions: actionsEnabled.load(ordering: .relaxed))
         }
         set {
-            maxBodySize.store(newValue.maxBodySize, ordering: .relaxed)
+            bodyLimit.store(newValue.maxBodySize, ordering: .relaxed)
             retryAfterSeconds.store(newValue.retryAfterSeconds, ordering: .relaxed)
             interactiveEnabled.store(newValue.interactive, ordering: .relaxed)
             actionsEnabled.store(newValue.actions, ordering: .relaxed)
@@ -103,7 +104,7 @@ public final class ExecService: Sendable {
         // After the daemon bootstrapped the metrics system: handles made earlier would be no-ops.
         metricsHandles = exportMetrics == nil ? nil : MetricsHandles()
         self.throttle = throttle
-        maxBodySize = Atomic(options.maxBodySize)
+        bodyLimit = Atomic(options.maxBodySize)
         retryAfterSeconds = Atomic(options.retryAfterSeconds)
         interactiveEnabled = Atomic(options.interactive)
         actionsEnabled = Atomic(options.actions)
@@ -112,118 +113,56 @@ public final class ExecService: Sendable {
         self.auditWriter = auditWriter
     }
 
-    /// Answers one request. `readBody` is called at most once, and only for an authenticated
-    /// request: a rejected request never has its body read, let alone run.
-    public func respond(to head: RequestHead, readBody: (_ limit: Int) -> BodyRead) -> Response {
-        let start = MonotonicInstant.now()
-        var audit = AuditRecord(head: head)
-        let response = route(head, readBody: readBody, audit: &audit)
-        return finish(head, response, audit: &audit, start: start)
-    }
-
-    /// 503 `busy` for a request that waited in the transport's queue past the queue timeout, or
-    /// found it full (SPEC L4): logged and counted as `respond` does, and nothing ran.
-    public func respondBusy(to head: RequestHead) -> Response {
-        var audit = AuditRecord(head: head)
-        audit.errorKind = "busy"
-        return finish(head, busy(json: Self.wantsJSON(head)), audit: &audit, start: MonotonicInstant.now())
-    }
-
     /// Every answer passes here, and leaves with `HeaderPolicy.securityLines`: whatever it holds, no
     /// browser runs it as script in the console's origin.
-    private func finish(_ head: RequestHead, _ answer: Response, audit: inout AuditRecord, start: MonotonicInstant)
-        -> Response
-    {
+    func finish(_ answer: Response, label: String, audit: inout AuditRecord, start: MonotonicInstant) -> Response {
         var response = answer
         response.fixedLines = HeaderPolicy.securityLines
         let now = MonotonicInstant.now()
         audit.finish(response: response, at: now, nanoseconds: now.nanoseconds(since: start))
         audit.log(to: logger, through: auditLines)
         auditWriter?.enqueue(audit)
-        countRequest(head, status: response.status)
+        countRequest(label: label, status: response.status)
         let outcome = audit.errorKind ?? (response.status == 200 ? "ok" : "http_\(response.status)")
         outcomes.increment(outcome)
         return response
     }
 
-    /// Whether answering `head` may need the Lua state: everything under /api/v1/exec/, a
-    /// reset, and changes to the config store; nothing once luaexecd is stopping. The transport
-    /// queues such requests in arrival order while the state is busy (SPEC E8) and answers the
-    /// others at once, so that status and interrupt never wait behind a running chunk (M1, M2).
-    public func needsState(_ head: RequestHead) -> Bool {
-        // Once stopping, every request is refused at once.
-        if stopping.load(ordering: .relaxed) { return false }
-        if head.path.hasPrefix(Self.execPrefix) { return true }
-        guard head.path.hasPrefix(Self.adminPrefix) else { return false }
-        let action = head.path.utf8.dropFirst(Self.adminPrefix.utf8.count)
-        if action.elementsEqual("reset".utf8) { return true }
-        return action.starts(with: "config".utf8) && head.method != "GET"
-    }
-
-    /// The queue's limits in force (`limits.queue_capacity`, `limits.queue_timeout`), for a
-    /// transport that holds waiting requests itself.
-    public var queueLimits: (capacity: Int, timeout: Duration) {
-        let options = executor.options
-        return (options.queueCapacity, options.queueTimeout)
-    }
-
-    /// Requests the transport holds waiting for the state, counted in the admin status's
-    /// `queue_length`.
-    public func noteQueued(_ delta: Int) {
-        executor.noteWaiting(delta)
-    }
-
-    /// The route table: every URL luaexecd answers, the scope it needs, and its handler.
-    ///
-    ///   /api/v1/admin/...              admin              ExecService+Admin (+Config, +Tokens)
-    ///   /api/v1/exec/interactive.lua   exec               below (off: exec.interactive)
-    ///   /api/v1/exec/command           action:NAME, exec  ExecService+Actions (on: exec.actions)
-    ///   /api/v1/exec/<name>            endpoint:NAME, exec ExecService+Endpoints
-    ///   /api/v1/metrics                metrics, admin     ExecService+Metrics
-    ///   /api/v1/whoami                 any valid token    below: the caller's name and scopes
-    ///
-    /// Under /api/v1/exec/ the token is checked before anything else: whether a name exists is
-    /// nobody's business but a token holder's.
-    private func route(_ head: RequestHead, readBody: (Int) -> BodyRead, audit: inout AuditRecord) -> Response {
+    /// The route, who sent the request and what the handler replies; or the answer that refuses
+    /// it first (stopping, no such path, a token or scope refused, a method not taken). Matched
+    /// once: the label it returns is the metrics'.
+    func dispatch(_ head: RequestHead, body: BodyRead, audit: inout AuditRecord) -> (label: String, reply: Reply) {
         let json = Self.wantsJSON(head)
         if stopping.load(ordering: .relaxed) {
             audit.errorKind = "stopping"
-            return busy(json: json, message: "luaexecd is stopping; retry in a moment\n")
+            return ("other", .answer(busy(json: json, message: "luaexecd is stopping; retry in a moment\n")))
         }
-        let isAdmin = head.path.hasPrefix(Self.adminPrefix)
-        guard isAdmin || head.path.hasPrefix(Self.execPrefix) || head.path == Self.metricsPath
-            || head.path == Self.whoamiPath
-        else {
-            return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
+        guard let (route, rest, taking) = Self.match(head) else {
+            return ("other", .answer(Self.plain(404, "no such endpoint: \(head.path)\n", json: json)))
         }
+        audit.kind = route.kind
         let identity: TokenIdentity
         switch identify(head, json: json, audit: &audit) {
-        case .refused(let refusal): return refusal
+        case .refused(let refusal): return (route.label ?? "unknown", .answer(refusal))
         case .token(let found): identity = found
         }
-        if head.path == Self.metricsPath { return metrics(head, identity: identity, json: json, audit: &audit) }
-        if head.path == Self.whoamiPath { return whoami(head, identity: identity) }
-        if isAdmin {
-            if let refusal = require(.admin, of: identity, json: json, audit: &audit) { return refusal }
-            return admin(
-                Self.path(head.path, after: Self.adminPrefix), head: head, identity: identity, readBody: readBody,
-                audit: &audit)
+        if case .scope(let scope) = route.access,
+            let refusal = require(scope, of: identity, json: json, audit: &audit)
+        {
+            return (route.label ?? "unknown", .answer(refusal))
         }
-        let name = Self.path(head.path, after: Self.execPrefix)
-        switch name {
-        case Self.interactive:
-            return interactive(head, identity: identity, readBody: readBody, json: json, audit: &audit)
-        case Self.command:
-            return command(head, identity: identity, json: json, audit: &audit)
-        default:
-            return endpoint(name, head: head, identity: identity, readBody: readBody, json: json, audit: &audit)
+        let call = Call(head: head, body: body, identity: identity, rest: String(Substring(rest)), json: json)
+        guard let taking else {
+            let answersJSON = json || head.path.hasPrefix(Self.adminPrefix) || head.path == Self.whoamiPath
+            return (route.label ?? "unknown", .answer(Self.methodNotAllowed(head.method, allow: Self.allowed(route), json: answersJSON)))
         }
+        let reply = taking.handler(self, call, &audit)
+        return (taking.label ?? endpointLabel(call.rest), reply)
     }
 
     /// The caller's token name and scopes, so that a client (the web page) shows only what the
     /// token may do: `{"name":"ops","scopes":["exec"]}`. Never the secret.
-    private func whoami(_ head: RequestHead, identity: TokenIdentity) -> Response {
-        guard head.method == "GET" else { return Self.methodNotAllowed(head.method, allow: "GET", json: true) }
+    func whoami(_ identity: TokenIdentity) -> Response {
         var json = JSONWriter()
         json.raw("{\"name\":")
         json.string(identity.name)
@@ -236,28 +175,29 @@ public final class ExecService: Sendable {
         return Self.json(200, String(decoding: json.bytes, as: UTF8.self))
     }
 
-    private func interactive(
-        _ head: RequestHead, identity: TokenIdentity, readBody: (Int) -> BodyRead, json: Bool, audit: inout AuditRecord
-    ) -> Response {
-        if let refusal = require(.exec, of: identity, json: json, audit: &audit) { return refusal }
+    func interactive(_ call: Call, audit: inout AuditRecord) -> Reply {
         guard options.interactive else {
-            return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
-        }
-        guard head.method == "GET" || head.method == "POST" else {
-            return Self.methodNotAllowed(head.method, allow: "GET, POST", json: json)
+            return .answer(Self.plain(404, "no such endpoint: \(call.head.path)\n", json: call.json))
         }
         let body: [UInt8]
-        switch wholeBody(readBody, json: json) {
-        case .refused(let refusal): return refusal
+        switch wholeBody(call.body, json: call.json) {
+        case .refused(let refusal): return .answer(refusal)
         case .read(let bytes): body = bytes
         }
         audit.body = body
-        let given = head.headers["lua-chunk-name"]
+        let given = call.head.headers["lua-chunk-name"]
         if let given, !Self.isChunkName(given) {
-            return Self.plain(
-                400, "the Lua-Chunk-Name header must be 1 to 256 printable characters (e.g. @tools/setup.lua)\n", json: json)
+            return .answer(Self.plain(
+                400, "the Lua-Chunk-Name header must be 1 to 256 printable characters (e.g. @tools/setup.lua)\n",
+                json: call.json))
         }
-        return evaluate(body, chunkName: given ?? Self.interactive, json: json, audit: &audit)
+        let chunkName = given ?? Self.interactive
+        let (json, tokenName) = (call.json, call.identity.name)
+        return .onState(label: tokenName) { [self] vm, audit in
+            vm.caller = .request(token: tokenName)
+            let evaluation = vm.evaluate(body, chunkName: chunkName, rendering: json ? .tree : .text)
+            return render(evaluation, json: json, audit: &audit)
+        }
     }
 
     /// SPEC E9: a name for error messages, tracebacks and `debug.getinfo().source`, never
@@ -274,9 +214,9 @@ public final class ExecService: Sendable {
 
     /// Reads the whole body within `exec.max_body`: 413 above it, 400 when it ends before its
     /// declared length (never run part of a chunk).
-    func wholeBody(_ readBody: (Int) -> BodyRead, json: Bool) -> Body {
+    func wholeBody(_ read: BodyRead, json: Bool) -> Body {
         let limit = options.maxBodySize
-        switch readBody(limit) {
+        switch read {
         case .tooLarge: return .refused(Self.plain(413, "the request body exceeds the limit of \(limit) bytes\n", json: json))
         case .incomplete: return .refused(Self.plain(400, "the request body ended before its declared length\n", json: json))
         case .complete(let bytes): return .read(bytes)
@@ -359,20 +299,6 @@ public final class ExecService: Sendable {
         case .success(nil): return .failure(.missingCredentials)
         case .success(let token?): return authenticator.identify(token)
         }
-    }
-
-    private func evaluate(_ body: [UInt8], chunkName: String, json: Bool, audit: inout AuditRecord) -> Response {
-        let evaluation: Evaluation
-        do {
-            evaluation = try perform(label: audit.tokenName) { [tokenName = audit.tokenName] vm in
-                vm.caller = .request(token: tokenName)
-                return vm.evaluate(body, chunkName: chunkName, rendering: json ? .tree : .text)
-            }
-        } catch {
-            audit.errorKind = "busy"
-            return busy(json: json)
-        }
-        return render(evaluation, json: json, audit: &audit)
     }
 
     /// The response for an evaluation, a chunk's or an action's (SPEC E4–E7).

@@ -1,3 +1,4 @@
+import HTTPCore
 /// What luaexecd's answers may make a browser or the web server in front do.
 ///
 /// The web console is served from the same origin as every endpoint, and keeps its token in

@@ -1,3 +1,4 @@
+import HTTPCore
 /// `application/x-www-form-urlencoded` query strings, as browsers and curl send them.
 enum QueryString {
     /// Every value of parameter `name`, percent-decoded (`+` as a space).

@@ -1,4 +1,4 @@
-import ExecService
+import HTTPCore
 
 #if canImport(Glibc)
 import Glibc

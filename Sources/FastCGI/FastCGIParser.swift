@@ -1,4 +1,4 @@
-import ExecService
+import HTTPCore
 
 /// One connection's side of the responder protocol, without I/O: bytes go in (`append`),
 /// complete requests and the records to answer with come out (`next`).

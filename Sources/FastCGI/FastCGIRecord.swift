@@ -1,5 +1,5 @@
 import CFastCGI
-import ExecService
+import HTTPCore
 import SystemSupport
 
 /// The protocol's numbers, as libfcgi-dev's `fastcgi.h` defines them.
@@ -57,9 +57,34 @@ enum FastCGIEncoder {
     /// The CGI response (`Status:`, the headers, a blank line, the body) as STDOUT records, the
     /// empty STDOUT that ends the stream, and END_REQUEST.
     static func response(_ response: Response, id: UInt16, into out: inout [UInt8]) {
+        out.reserveCapacity(out.count + 256 + response.fixedLines.utf8CodeUnitCount + response.body.count + 48)
+        let hasContent = Response.mayHaveContent(response.status)
+        head(response, contentLength: hasContent ? response.body.count : nil, id: id, into: &out)
+        if hasContent { split(response.body[...], id: id, into: &out) }
+        endStream(id: id, into: &out)
+    }
+
+    /// The head of a streamed answer: no `Content-Length`, the body follows in `stdout` records.
+    static func streamHead(_ response: Response, id: UInt16, into out: inout [UInt8]) {
+        head(response, contentLength: nil, id: id, into: &out)
+    }
+
+    /// Part of a streamed body. Nothing for no bytes: an empty STDOUT record would end the
+    /// stream.
+    static func stdout(_ bytes: [UInt8], id: UInt16, into out: inout [UInt8]) {
+        split(bytes[...], id: id, into: &out)
+    }
+
+    /// The empty STDOUT that ends the stream, and END_REQUEST.
+    static func endStream(id: UInt16, into out: inout [UInt8]) {
+        appendHeader(FCGI.stdout, id: id, length: 0, into: &out)
+        endRequest(id: id, status: FCGI.requestComplete, into: &out)
+    }
+
+    /// `Status:`, the headers and the blank line, as STDOUT records.
+    private static func head(_ response: Response, contentLength: Int?, id: UInt16, into out: inout [UInt8]) {
         // The head is written as bytes straight into `out`, after a header whose length is
         // filled in once known: no intermediate string.
-        out.reserveCapacity(out.count + 256 + response.fixedLines.utf8CodeUnitCount + response.body.count + 48)
         let headerAt = out.count
         appendHeader(FCGI.stdout, id: id, length: 0, into: &out)
         let headStart = out.count
@@ -76,9 +101,9 @@ enum FastCGIEncoder {
                 out.literal("\r\n")
             }
             out.literal(response.fixedLines)
-            if Response.mayHaveContent(response.status) {
+            if let contentLength {
                 out.literal("Content-Length: ")
-                out.decimal(response.body.count)
+                out.decimal(contentLength)
                 out.literal("\r\n")
             }
             out.literal("\r\n")
@@ -93,9 +118,6 @@ enum FastCGIEncoder {
             out.removeSubrange(headerAt...)
             split(head[...], id: id, into: &out)
         }
-        if Response.mayHaveContent(response.status) { split(response.body[...], id: id, into: &out) }
-        appendHeader(FCGI.stdout, id: id, length: 0, into: &out)
-        endRequest(id: id, status: FCGI.requestComplete, into: &out)
     }
 
     /// `bytes` as STDOUT records of at most 65535 bytes each.

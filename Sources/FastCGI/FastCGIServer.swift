@@ -1,5 +1,5 @@
 import CFastCGI
-import ExecService
+import HTTPCore
 import Logging
 import Synchronization
 import SystemSupport
@@ -8,25 +8,24 @@ import SystemSupport
 import Glibc
 #endif
 
-/// Serves FastCGI from one epoll loop that owns every connection, and evaluates inline.
+/// Serves FastCGI from one epoll loop that owns every connection, and answers inline.
 ///
 /// One thread at a time is the *poller*: it waits in `epoll_wait`, reads, parses records
-/// (`FastCGIParser`), and answers each complete request itself, on its own stack, before it
-/// polls again: no thread hand-off and no wake-up per request, which is what held the libfcgi
-/// transport to half the event-loop floor (docs/architecture.md). Requests that may need the Lua
-/// state (`ExecService.needsState`) run one at a time in arrival order; while one runs, later
-/// ones wait in a queue here (bounded by the queue capacity and timeout, SPEC L4) and the thread
-/// that ran it runs them next, in order.
+/// (`FastCGIParser`), hands each complete request to the responder in arrival order, then lends
+/// the responder its thread for the work it deferred (`Responder.runDeferred`), before it polls
+/// again: no thread hand-off and no wake-up per request, which is what held the libfcgi
+/// transport to half the event-loop floor (docs/architecture.md). The server knows nothing of
+/// what answering takes: whether a request waits for something (the Lua state, in luaexecd) is
+/// the responder's business, and its answer may come later from another thread (`Work.send`).
 ///
-/// A chunk that runs long would stop the loop, so the other threads of the small pool stand by:
-/// one of them looks every 10 ms, and once the poller has served for longer than that, it takes
-/// the poller role and goes on accepting, reading, queueing, and answering what needs no state
-/// (the admin status, interrupt) at once (M1, M2). The thread in the long chunk finishes it,
-/// runs what queued up meanwhile, then stands by. Lua thus runs on whichever pool thread holds
-/// the state, one at a time, each with a 16 MiB stack.
+/// Deferred work can run long and would stop the loop, so the other threads of the small pool
+/// stand by: one of them looks every 10 ms, and once the poller has served for longer than that,
+/// it takes the poller role and goes on accepting, reading and handing over requests (the admin
+/// status and interrupt are answered at once). Every thread may run the responder's work, so
+/// each has a 16 MiB stack.
 ///
-/// `@unchecked Sendable`: every mutable property, and every `Connection`, is guarded by `lock`;
-/// the service is Sendable and called without it.
+/// `@unchecked Sendable`: every mutable property, and every `Connection` and `Work`, is guarded
+/// by `lock`; the responder is Sendable and called without it.
 public final class FastCGIServer: @unchecked Sendable {
     public struct Options: Sendable {
         /// Threads in the pool: one polls, one may be in a long chunk, one stands by.
@@ -55,21 +54,28 @@ public final class FastCGIServer: @unchecked Sendable {
 
     /// One accepted connection. Guarded by the server's lock.
     final class Connection {
+        /// Where the connection is in its life; each later case wins over the earlier ones.
+        enum Lifecycle: Comparable {
+            /// Requests are read and answered.
+            case open
+            /// The peer closed its side: nothing more is read, and the connection closes once
+            /// what it asked is answered (a client that half-closes waits for it).
+            case inputEnded
+            /// Closes once the output is written (a refusal, or a request without keep-alive).
+            case closeAfterWrite
+            /// The peer is gone or broke the protocol: no longer polled. The descriptor is closed
+            /// once no request of it is being served, so its number cannot be reused under one.
+            case dead
+        }
+
         let fd: Int32
         var parser: FastCGIParser
         var output: [UInt8] = []
         var written = 0
         /// The epoll events watched now.
         var events: UInt32 = 0
-        /// Close once the output is written.
-        var closeAfterWrite = false
-        /// The peer closed its side: nothing more is read, and the connection closes once what
-        /// it asked is answered.
-        var inputEnded = false
-        /// The peer is gone or broke the protocol: no longer polled. The descriptor is closed
-        /// once no request of it is being served, so its number cannot be reused under one.
-        var dead = false
-        /// A request of it is being served or waits in the queue.
+        var lifecycle = Lifecycle.open
+        /// A request of it is with the responder.
         var busy = false
         /// Its output holds an answer whose audit line may still be held (`HeldLines`): it is
         /// sent by `release`, after the lines.
@@ -82,39 +88,56 @@ public final class FastCGIServer: @unchecked Sendable {
             parser = FastCGIParser(limits: limits)
             lastActive = now
         }
+
+        var dead: Bool { lifecycle == .dead }
+
+        /// Moves on in its life, never back.
+        func advance(to next: Lifecycle) {
+            lifecycle = max(lifecycle, next)
+        }
     }
 
-    /// A complete request and where its answer goes. A class: it moves between lists and the
-    /// queue, and copying a struct of it retained every buffer and string it holds each time.
-    /// Guarded by the server's lock like its connection.
-    final class Work {
-        enum Kind {
-            /// Answered at once: it needs no Lua state.
-            case now
-            /// Needs the state: queued, or claimed, by `admit`.
-            case state
-            /// Needs the state, which the thread holding this request has claimed for it.
-            case claimed
-            /// Answered 503 busy: the queue was full.
-            case refused
-        }
+    /// A complete request, and the writer of its answer (`ResponseWriter`), which the responder
+    /// may call from any thread. A class: it moves between lists, and copying a struct of it
+    /// retained every buffer and string it holds each time.
+    final class Work: ResponseWriter, @unchecked Sendable {
+        unowned let server: FastCGIServer
         let connection: Connection
         let request: FastCGIParser.Request
         let head: RequestHead
-        var kind: Kind
-        let arrived: MonotonicInstant
+        /// A streamed answer has started (`startStream`). Guarded by the server's lock.
+        var streaming = false
 
-        init(connection: Connection, request: FastCGIParser.Request, head: RequestHead, kind: Kind, arrived: MonotonicInstant) {
+        init(server: FastCGIServer, connection: Connection, request: FastCGIParser.Request, head: RequestHead) {
+            self.server = server
             self.connection = connection
             self.request = request
             self.head = head
-            self.kind = kind
-            self.arrived = arrived
+        }
+
+        func send(_ response: Response) {
+            server.complete(self) { out in FastCGIEncoder.response(response, id: request.id, into: &out) }
+        }
+
+        func startStream(_ head: Response) {
+            _ = server.stream(self) { out in
+                streaming = true
+                FastCGIEncoder.streamHead(head, id: request.id, into: &out)
+            }
+        }
+
+        @discardableResult
+        func write(_ bytes: [UInt8]) -> Bool {
+            server.stream(self) { out in FastCGIEncoder.stdout(bytes, id: request.id, into: &out) }
+        }
+
+        func finish() {
+            server.complete(self) { out in FastCGIEncoder.endStream(id: request.id, into: &out) }
         }
     }
 
     let listenFD: Int32
-    let service: ExecService
+    let responder: any Responder
     let options: Options
     let logger: Logger
     private let epollFD: Int32
@@ -130,10 +153,13 @@ public final class FastCGIServer: @unchecked Sendable {
     private var pollerBusySince: MonotonicInstant?
     /// A stand-by thread is looking at the clock (the others wait without a timeout).
     private var watcherPresent = false
-    /// A request that needs the state is being answered.
-    private var stateBusy = false
-    /// Requests waiting for the state, in arrival order.
-    private var waiting = Queue<Work>()
+    /// Requests read after an answer let their connection go on (`complete`), for the poller
+    /// to hand to the responder.
+    private var pending: [Work] = []
+    /// The thread in a round of serving as the poller (`serve`), and the poller epoch it serves
+    /// in: an answer it sends waits for the round's `release`; any other thread's leaves at once.
+    private var roundThread: pthread_t?
+    private var roundEpoch = 0
     /// Connections with an answer held until `release`, and how many answers they hold.
     private var unsent: [Connection] = []
     private var unsentAnswers = 0
@@ -155,13 +181,18 @@ public final class FastCGIServer: @unchecked Sendable {
     /// How long the poller may answer requests before a stand-by thread takes its role.
     static let relieveAfter = Duration.milliseconds(10)
 
-    public init(listenFD: Int32, service: ExecService, options: Options = Options(), logger: Logger) throws(TransportError) {
+    /// Wakes the poller from `epoll_wait` when another thread leaves it requests (`pending`).
+    private let wakeFD: Int32
+
+    public init(listenFD: Int32, responder: any Responder, options: Options = Options(), logger: Logger) throws(TransportError) {
         self.listenFD = listenFD
-        self.service = service
+        self.responder = responder
         self.options = options
         self.logger = logger
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epollFD >= 0 else { throw TransportError("epoll_create1 failed: \(String(cString: strerror(errno)))") }
+        guard epollFD >= 0 else { throw TransportError("epoll_create1 failed: \(systemErrorText())") }
+        wakeFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard wakeFD >= 0 else { throw TransportError("eventfd failed: \(systemErrorText())") }
     }
 
     deinit {
@@ -171,7 +202,7 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Opens a unix socket at `path` (replacing a stale one) with the given permissions.
     public static func listen(path: String, mode: mode_t = 0o660, backlog: Int32 = 1024) throws(TransportError) -> Int32 {
         if unlink(path) != 0 && errno != ENOENT {
-            throw TransportError("cannot remove the old socket \(path): \(String(cString: strerror(errno)))")
+            throw TransportError("cannot remove the old socket \(path): \(systemErrorText())")
         }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -184,17 +215,17 @@ public final class FastCGIServer: @unchecked Sendable {
             raw[pathBytes.count] = 0
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TransportError("cannot make a socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw TransportError("cannot make a socket: \(systemErrorText())") }
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard bound == 0, Glibc.listen(fd, backlog) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let reason = systemErrorText()
             close(fd)
             throw TransportError("cannot listen on \(path): \(reason)")
         }
         guard chmod(path, mode) == 0 else {
-            throw TransportError("cannot set the mode of \(path): \(String(cString: strerror(errno)))")
+            throw TransportError("cannot set the mode of \(path): \(systemErrorText())")
         }
         return fd
     }
@@ -203,11 +234,13 @@ public final class FastCGIServer: @unchecked Sendable {
     public func start() throws(TransportError) {
         let flags = fcntl(listenFD, F_GETFL)
         guard flags >= 0, fcntl(listenFD, F_SETFL, flags | O_NONBLOCK) == 0 else {
-            throw TransportError("cannot make the listening socket non-blocking: \(String(cString: strerror(errno)))")
+            throw TransportError("cannot make the listening socket non-blocking: \(systemErrorText())")
         }
-        var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: listenFD))
-        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, listenFD, &event) == 0 else {
-            throw TransportError("cannot watch the listening socket: \(String(cString: strerror(errno)))")
+        for fd in [listenFD, wakeFD] {
+            var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: fd))
+            guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
+                throw TransportError("cannot watch the listening socket: \(systemErrorText())")
+            }
         }
         lock.withLock { pollerEpoch = 1 }
         // The first thread starts as the poller; the others stand by.
@@ -289,13 +322,12 @@ public final class FastCGIServer: @unchecked Sendable {
     }
 
     /// One `epoll_wait` and what it reports: new connections, input (parsed into `ready`),
-    /// writable output; then the queue's timeouts and stalled peers.
+    /// writable output, requests other threads left (`pending`); then stalled peers.
     private func pollOnce(_ events: inout [epoll_event], into ready: inout [Work]) {
-        let timeout: Int32 = lock.withLock { waiting.isEmpty ? 1000 : 20 }
+        let timeout: Int32 = lock.withLock { pending.isEmpty ? 1000 : 0 }
         let count = events.withUnsafeMutableBufferPointer {
             epoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeout)
         }
-        var expired: [Work] = []
         lock.withLock {
             let now = MonotonicInstant.now()
             for index in 0..<max(0, Int(count)) {
@@ -305,94 +337,52 @@ public final class FastCGIServer: @unchecked Sendable {
                     acceptConnections(now: now)
                     continue
                 }
+                if fd == wakeFD {
+                    var value: eventfd_t = 0
+                    _ = eventfd_read(wakeFD, &value)
+                    continue
+                }
                 guard let connection = connections[fd] else { continue }
                 if event.events & EPOLLOUT.rawValue != 0 { flush(connection) }
                 if event.events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
                     read(connection, now: now, into: &ready)
                 }
             }
-            admit(&ready)
-            expireWaiting(now: now, into: &expired)
+            if !pending.isEmpty {
+                ready += pending
+                pending.removeAll(keepingCapacity: true)
+            }
             if now >= nextSweep {
                 closeStalled(now: now)
                 nextSweep = now.advanced(by: .milliseconds(250))
             }
-            if !ready.isEmpty || !expired.isEmpty { pollerBusySince = now }
+            if !ready.isEmpty { pollerBusySince = now }
         }
-        // What their connections send next may already be claimed: it is served with `ready`.
-        for work in expired { ready += deliver(work, service.respondBusy(to: work.head)) }
     }
 
-    /// Answers each request: those that need no state first, then the claimed one with the
-    /// state, followed by whatever queued for it meanwhile, in order. Answering the others first
-    /// matters: a status request read in the same batch as a long chunk must not wait behind it.
+    /// Hands each request to the responder in arrival order, then runs what it deferred; then
+    /// the requests their answers let in (`pending`), while this thread is still the poller. A
+    /// relieved poller leaves those to the new one.
     private func serve(_ works: [Work], epoch: Int) {
-        var pending = works
-        while !pending.isEmpty {
-            let index = pending.firstIndex { $0.kind == .now || $0.kind == .refused } ?? pending.startIndex
-            let work = pending.remove(at: index)
-            switch work.kind {
-            case .now:
-                pending += deliver(work, service.respond(to: work.head) { _ in work.request.body })
-            case .refused:
-                pending += deliver(work, service.respondBusy(to: work.head))
-            case .claimed, .state:
-                pending += deliver(work, service.respond(to: work.head) { _ in work.request.body })
-                // The state passes to the next waiting request, on this thread.
-                let next: Work? = lock.withLock {
-                    // Relieved of the poller role during a long request: answer each at once from
-                    // now on, as no round of polling on this thread will send them.
-                    if pollerEpoch != epoch { release() }
-                    guard let queued = waiting.popFirst() else {
-                        stateBusy = false
-                        return nil
-                    }
-                    service.noteQueued(-1)
-                    queued.kind = .claimed
-                    return queued
-                }
-                if let next { pending.append(next) }
+        lock.withLock {
+            roundThread = pthread_self()
+            roundEpoch = epoch
+        }
+        var batch = works
+        while !batch.isEmpty {
+            for work in batch {
+                responder.respond(to: work.head, body: work.request.body, writer: work)
+            }
+            responder.runDeferred()
+            batch = lock.withLock {
+                guard pollerEpoch == epoch else { return [] }
+                defer { pending.removeAll(keepingCapacity: true) }
+                return pending
             }
         }
-    }
-
-    /// Decides, with the lock held and in arrival order, what happens to each request that
-    /// needs the state: queued behind the running one and those already waiting (503 busy when
-    /// the queue is full), or claimed for this thread when the state is free. Deciding here,
-    /// in the same critical section that read the requests, keeps arrival order (SPEC E8) even
-    /// when another thread takes the poller role meanwhile.
-    private func admit(_ works: inout [Work]) {
-        guard works.contains(where: { $0.kind == .state }) else { return }
-        var kept: [Work] = []
-        for work in works {
-            if work.kind == .state {
-                if stateBusy || !waiting.isEmpty {
-                    if waiting.count >= service.queueLimits.capacity {
-                        work.kind = .refused
-                        kept.append(work)
-                    } else {
-                        waiting.append(work)
-                        service.noteQueued(1)
-                    }
-                    continue
-                }
-                stateBusy = true
-                work.kind = .claimed
-            }
-            kept.append(work)
-        }
-        works = kept
-    }
-
-    /// Takes the requests that waited past the queue timeout off the queue. Called with the
-    /// lock held; they are answered busy outside it.
-    private func expireWaiting(now: MonotonicInstant, into expired: inout [Work]) {
-        guard !waiting.isEmpty else { return }
-        let timeout = service.queueLimits.timeout
-        // One timeout for all, so the oldest are first.
-        while let first = waiting.first, now.duration(since: first.arrived) >= timeout {
-            expired.append(waiting.popFirst()!)
-            service.noteQueued(-1)
+        lock.withLock {
+            // A thread relieved meanwhile leaves the new poller's round alone.
+            if roundEpoch == epoch { roundThread = nil }
         }
     }
 
@@ -417,7 +407,9 @@ public final class FastCGIServer: @unchecked Sendable {
                     logger.debug("the listening socket stops accepting", metadata: ["errno": "\(errno)"])
                     listening = false
                     var unused = epoll_event()
-                    epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, &unused)
+                    if epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, &unused) != 0 {
+                        logger.debug("cannot stop watching the listening socket", metadata: ["error": "\(systemErrorText())"])
+                    }
                     return
                 }
             }
@@ -427,7 +419,7 @@ public final class FastCGIServer: @unchecked Sendable {
                 continue
             }
             let limits = FastCGIParser.Limits(
-                paramsBytes: options.paramsLimit, bodyBytes: service.options.maxBodySize,
+                paramsBytes: options.paramsLimit, bodyBytes: responder.maxBodySize,
                 connections: options.maxConnections)
             let connection = Connection(fd: fd, limits: limits, now: now)
             connections[fd] = connection
@@ -451,20 +443,30 @@ public final class FastCGIServer: @unchecked Sendable {
         guard events != 0 else { return unwatch(connection) }
         var event = epoll_event(events: events, data: epoll_data_t(fd: connection.fd))
         let operation = connection.events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD
+        guard epoll_ctl(epollFD, operation, connection.fd, &event) == 0 else {
+            // Out of kernel memory or of epoll watches (fs.epoll.max_user_watches): a connection
+            // that is not polled would hang its peer, so it is closed; the others go on.
+            logger.error("closing a FastCGI connection that cannot be polled", metadata: ["error": "\(systemErrorText())"])
+            connection.events = 0
+            drop(connection)
+            return
+        }
         connection.events = events
-        epoll_ctl(epollFD, operation, connection.fd, &event)
     }
 
     private func unwatch(_ connection: Connection) {
         guard !connection.dead, connection.events != 0 else { return }
         var unused = epoll_event()
-        epoll_ctl(epollFD, EPOLL_CTL_DEL, connection.fd, &unused)
+        if epoll_ctl(epollFD, EPOLL_CTL_DEL, connection.fd, &unused) != 0 {
+            // Only if the descriptor is no longer watched or open: nothing to undo.
+            logger.debug("epoll_ctl DEL failed", metadata: ["fd": "\(connection.fd)", "error": "\(systemErrorText())"])
+        }
         connection.events = 0
     }
 
     /// Reads what the peer sent and parses it. Called with the lock held.
     private func read(_ connection: Connection, now: MonotonicInstant, into ready: inout [Work]) {
-        guard !connection.dead, !connection.inputEnded else { return }
+        guard connection.lifecycle == .open else { return }
         connection.lastActive = now
         var sawEnd = false
         var failed = false
@@ -493,7 +495,7 @@ public final class FastCGIServer: @unchecked Sendable {
             // The peer closed its side: what it sent in full is still answered (a client that
             // half-closes waits for it), then the connection closes. Not polled meanwhile, or
             // the end would be reported again and again.
-            connection.inputEnded = true
+            connection.advance(to: .inputEnded)
             connection.midRequestSince = nil
             unwatch(connection)
             if !connection.busy && !connection.held { drop(connection) }
@@ -506,18 +508,16 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Turns buffered bytes into requests and replies. Called with the lock held.
     private func parse(_ connection: Connection, now: MonotonicInstant, into ready: inout [Work]) {
         do {
-            while !connection.closeAfterWrite, let event = try connection.parser.next() {
+            while connection.lifecycle < .closeAfterWrite, let event = try connection.parser.next() {
                 switch event {
                 case .request(let request):
                     connection.busy = true
                     inFlight.add(1, ordering: .relaxed)
                     let head = request.params.head()
-                    ready.append(Work(
-                        connection: connection, request: request, head: head,
-                        kind: service.needsState(head) ? .state : .now, arrived: now))
+                    ready.append(Work(server: self, connection: connection, request: request, head: head))
                 case .reply(let bytes, let close):
                     connection.output += bytes
-                    if close { connection.closeAfterWrite = true }
+                    if close { connection.advance(to: .closeAfterWrite) }
                 }
             }
         } catch {
@@ -552,7 +552,7 @@ public final class FastCGIServer: @unchecked Sendable {
         if connection.output.capacity > Self.largeAnswer { releasedLargeAnswer = true }
         connection.output.removeAll(keepingCapacity: connection.output.capacity <= 1 << 17)
         connection.written = 0
-        if connection.closeAfterWrite || (connection.inputEnded && !connection.busy) {
+        if connection.lifecycle == .closeAfterWrite || (connection.lifecycle == .inputEnded && !connection.busy) {
             drop(connection)
         } else if connection.events & EPOLLOUT.rawValue != 0 {
             watch(connection, connection.events & ~EPOLLOUT.rawValue)
@@ -562,7 +562,7 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Stops polling a connection; closes it unless a request of it is being served.
     private func drop(_ connection: Connection) {
         unwatch(connection)
-        connection.dead = true
+        connection.advance(to: .dead)
         guard !connection.busy, connections[connection.fd] === connection else { return }
         connections[connection.fd] = nil
         close(connection.fd)
@@ -581,10 +581,18 @@ public final class FastCGIServer: @unchecked Sendable {
         }
     }
 
-    /// Writes `response` to the request's connection, and parses what the peer sent after the
-    /// request; returns the requests that completes.
-    private func deliver(_ work: Work, _ response: Response) -> [Work] {
-        var more: [Work] = []
+    /// Whether the calling thread is the poller in its round (`serve`): then an answer waits
+    /// for the round's `release`, and the requests it lets in for the round's next batch.
+    /// Called with the lock held.
+    private var inRound: Bool {
+        guard let roundThread else { return false }
+        return pthread_equal(roundThread, pthread_self()) != 0 && roundEpoch == pollerEpoch
+    }
+
+    /// Ends `work`'s answer with what `encode` writes (a whole response, or the end of a stream),
+    /// then reads on: what the peer sent after the request is parsed, and the requests it
+    /// completes go to the poller (`pending`).
+    fileprivate func complete(_ work: Work, _ encode: (inout [UInt8]) -> Void) {
         lock.withLock {
             let connection = work.connection
             connection.busy = false
@@ -594,25 +602,54 @@ public final class FastCGIServer: @unchecked Sendable {
                 return
             }
             // Straight into the connection's buffer, which keeps its capacity between answers.
-            FastCGIEncoder.response(response, id: work.request.id, into: &connection.output)
-            // Sent by `release`, with the others of this round, once their audit lines are written.
-            if !connection.held {
-                connection.held = true
-                unsent.append(connection)
+            encode(&connection.output)
+            let inRound = inRound
+            if work.streaming {
+                // What was streamed has gone already; the end follows at once.
+                inFlight.subtract(1, ordering: .relaxed)
+                heldLines.flush()
+                flush(connection)
+            } else {
+                // Sent by `release`, with the others of this round, once their audit lines are
+                // written.
+                if !connection.held {
+                    connection.held = true
+                    unsent.append(connection)
+                }
+                unsentAnswers += 1
             }
-            unsentAnswers += 1
-            if !connection.parser.finish() { connection.closeAfterWrite = true }
+            if !connection.parser.finish() { connection.advance(to: .closeAfterWrite) }
             // A reload may have changed exec.max_body; it applies from the next request.
-            connection.parser.limits.bodyBytes = service.options.maxBodySize
+            connection.parser.limits.bodyBytes = responder.maxBodySize
             let now = MonotonicInstant.now()
             connection.lastActive = now
-            if !connection.inputEnded && connection.events & EPOLLIN.rawValue == 0 {
+            if connection.lifecycle == .open && connection.events & EPOLLIN.rawValue == 0 {
                 watch(connection, connection.events | EPOLLIN.rawValue)
             }
-            parse(connection, now: now, into: &more)
-            admit(&more)
+            let before = pending.count
+            parse(connection, now: now, into: &pending)
+            if !inRound {
+                // Nobody sends this thread's answers later: now, after their lines.
+                release()
+                if pending.count > before { wake() }
+            }
         }
-        return more
+    }
+
+    /// Writes part of a streamed answer at once. False when the connection is gone.
+    fileprivate func stream(_ work: Work, _ encode: (inout [UInt8]) -> Void) -> Bool {
+        lock.withLock {
+            let connection = work.connection
+            guard !connection.dead else { return false }
+            encode(&connection.output)
+            flush(connection)
+            return !connection.dead
+        }
+    }
+
+    /// Wakes the poller from `epoll_wait`.
+    private func wake() {
+        _ = eventfd_write(wakeFD, 1)
     }
 
     /// Writes the held audit lines (one `write(2)` for the round), then sends the answers they
@@ -629,34 +666,6 @@ public final class FastCGIServer: @unchecked Sendable {
         // Only now: shutdown waits for this to reach zero, then the process ends.
         inFlight.subtract(unsentAnswers, ordering: .relaxed)
         unsentAnswers = 0
-    }
-}
-
-/// A first-in first-out queue that lets go of each element as it is taken: the server's queue
-/// may never empty under load, and a taken request must not keep its body alive.
-struct Queue<Element> {
-    private var items: [Element?] = []
-    private var head = 0
-
-    var isEmpty: Bool { head == items.count }
-    var count: Int { items.count - head }
-    var first: Element? { isEmpty ? nil : items[head] }
-
-    mutating func append(_ element: Element) { items.append(element) }
-
-    mutating func popFirst() -> Element? {
-        guard !isEmpty else { return nil }
-        let element = items[head]
-        items[head] = nil
-        head += 1
-        if head == items.count {
-            items.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 64 && head * 2 >= items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return element
     }
 }
 

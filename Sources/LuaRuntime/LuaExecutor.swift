@@ -2,20 +2,143 @@ import Logging
 import Synchronization
 import SystemSupport
 
-/// Owns the one `LuaVM` and lets callers use it one at a time, in arrival order (SPEC E8), with a
-/// time limit per job (L1) and a bounded wait for the state (L4).
+/// Work for the Lua state, queued in arrival order by `LuaExecutor.submit` (SPEC E8).
 ///
-/// Jobs are queued in arrival order and run by a *combiner*: the caller that finds no combiner at
-/// work becomes it and runs queued jobs, its own and those of callers that arrived meanwhile, back
-/// to back, then wakes each caller with its result. Waking the next caller only after it got the
-/// state (a turnstile) or handing every job to a dedicated Lua thread put a thread wake-up between
-/// any two evaluations, which capped throughput far below the FastCGI floor; see BENCHMARKS.md.
-/// A combiner hands the role on after `combineBatch` jobs or `combineBudget` so that its own
-/// client is not kept waiting. Callers must run on threads with a large stack (8 MiB or more: Lua's C-stack checks
-/// assume it); the FastCGI threads do.
+/// A class to subclass: the service's request is its own job, so that queueing one costs one
+/// object, not a job and the closures it would hold. Exactly one of `run` and `refuse` is
+/// called, once.
+open class StateJob: @unchecked Sendable {
+    /// Names the job in the status while it runs (the token's name, for instance).
+    public let label: String?
+    /// When the job was submitted: the queue timeout counts from here, and so does its wait.
+    public let arrived: MonotonicInstant
+    /// Subject to the queue's capacity and timeout; the daemon's own jobs are not.
+    public let bounded: Bool
+
+    enum State { case queued, running, done, refused }
+    /// Guarded by the executor's lock.
+    var state = State.queued
+
+    public init(label: String?, arrived: MonotonicInstant = .now(), bounded: Bool = true) {
+        self.label = label
+        self.arrived = arrived
+        self.bounded = bounded
+    }
+
+    /// Runs with the state, on the thread running the queue, under the time limit, after every
+    /// job submitted before it.
+    open func run(_ vm: LuaVM) {}
+
+    /// Called instead of `run` when the job is refused as busy: the queue was full (on the
+    /// submitting thread) or it waited past the queue timeout (on the watchdog's thread, whose
+    /// stack is small: no Lua here).
+    open func refuse() {}
+
+    /// After `run`, once the state is free of it (the status no longer shows it running).
+    func didFinish() {}
+}
+
+/// A job made of closures, for callers that need no class of their own.
+final class ClosureJob: StateJob, @unchecked Sendable {
+    private var work: ((LuaVM) -> Void)?
+    private var refused: (() -> Void)?
+
+    init(label: String?, arrived: MonotonicInstant = .now(), bounded: Bool = true,
+         work: @escaping (LuaVM) -> Void, refused: @escaping () -> Void) {
+        self.work = work
+        self.refused = refused
+        super.init(label: label, arrived: arrived, bounded: bounded)
+    }
+
+    override func run(_ vm: LuaVM) {
+        let work = self.work
+        self.work = nil
+        refused = nil
+        work?(vm)
+    }
+
+    override func refuse() {
+        let refused = self.refused
+        self.refused = nil
+        work = nil
+        refused?()
+    }
+}
+
+/// Replaces the state instead of running work in it (`LuaExecutor.reset`).
+final class ResetJob: StateJob, @unchecked Sendable {
+    let done: @Sendable ((any Error)?) -> Void
+    let refused: @Sendable () -> Void
+
+    init(arrived: MonotonicInstant, done: @escaping @Sendable ((any Error)?) -> Void, refused: @escaping @Sendable () -> Void) {
+        self.done = done
+        self.refused = refused
+        super.init(label: "reset", arrived: arrived)
+    }
+
+    override func refuse() { refused() }
+}
+
+/// A job whose caller waits for it on a condition variable: the daemon's own (reload, systemd's
+/// watchdog, shutdown) and tests.
+private final class WaitedJob: StateJob, @unchecked Sendable {
+    private var work: ((LuaVM) -> Void)?
+    private let signal = ConditionLock()
+    private var finished = false
+    private var wasRefused = false
+
+    init(label: String?, bounded: Bool, work: @escaping (LuaVM) -> Void) {
+        self.work = work
+        super.init(label: label, bounded: bounded)
+    }
+
+    override func run(_ vm: LuaVM) {
+        work?(vm)
+    }
+
+    override func didFinish() { finish(refused: false) }
+
+    override func refuse() { finish(refused: true) }
+
+    private func finish(refused: Bool) {
+        signal.withLock {
+            // Let go of the caller's closure before it returns: `perform` lends a non-escaping one.
+            work = nil
+            wasRefused = refused
+            finished = true
+            signal.signal()
+        }
+    }
+
+    /// Waits until the job ran (true) or was refused (false).
+    func wait() -> Bool {
+        signal.withLock {
+            while !finished { signal.wait() }
+            return !wasRefused
+        }
+    }
+}
+
+/// Owns the one `LuaVM` and is the one scheduler of the state: it decides who runs on it next
+/// (first come, first served: SPEC E8), runs each job under the time limit (L1), and refuses a
+/// job that finds the queue full or waits past the queue timeout (L4: 503 busy), and counts
+/// what waits. Nothing else queues for the state: the transport hands every request to the
+/// service at once, and the service submits here what needs the state. `sleep` and timers will
+/// suspend and resume jobs here too.
+///
+/// Jobs are run by whichever thread calls `runQueued` while nobody else runs them: it runs them
+/// back to back, in order, until the queue is empty. The event loop's thread that submitted a
+/// round of requests runs them itself, so a request costs no thread hand-off and no wake-up:
+/// handing every job to a dedicated Lua thread, or waking the next caller only once the state
+/// was free, put a wake-up between any two evaluations and capped throughput far below the
+/// FastCGI floor (docs/architecture.md). A job's answer leaves from the job itself
+/// (`StateJob.run`), so nobody waits on a condition variable for it, except the daemon's own
+/// synchronous callers (`perform`, `ping`, `reset`). Whoever calls `runQueued`, `perform` or
+/// `reset` must run on a thread with a large stack (8 MiB or more: Lua's C-stack checks assume
+/// it); the FastCGI threads do.
 ///
 /// `@unchecked Sendable`: every mutable property is guarded by `lock`, and the VM is used only by
-/// the combiner, of which there is at most one at a time.
+/// the thread running the queue, of which there is at most one at a time.
 public final class LuaExecutor: @unchecked Sendable {
     public struct Options: Sendable {
         /// Wall-clock limit per job.
@@ -48,32 +171,6 @@ public final class LuaExecutor: @unchecked Sendable {
         public var running: (label: String?, elapsed: Duration)?
     }
 
-    /// One queued job and the caller waiting for it.
-    private final class Job {
-        enum State { case queued, running, done, abandoned, promoted }
-        let label: String?
-        /// A reset replaces the VM instead of running work.
-        let isReset: Bool
-        /// Subject to the queue's capacity and timeout; `ping` is not.
-        var bounded = true
-        /// Runs with the VM. Dropped once run or abandoned: `perform` lends a non-escaping closure.
-        var work: ((LuaVM) -> Void)?
-        var resetError: (any Error)?
-        let signal = ConditionLock()
-        var state = State.queued  // guarded by the executor's lock, and by `signal` for waking
-        init(label: String?, work: ((LuaVM) -> Void)?) {
-            self.label = label
-            self.work = work
-            isReset = work == nil
-        }
-    }
-
-    /// A combiner hands the role to the next waiting caller after this many jobs, or once it
-    /// has combined for `combineBudget`, whichever comes first: its own client waits for it.
-    /// (One long job it has started still holds it, as it holds everyone behind it.)
-    static let combineBatch = 32
-    static let combineBudget = Duration.milliseconds(1)
-
     /// Lets `makeVM` run init scripts under a time limit of their own (SPEC V2, L1): the
     /// watchdog stops a script that overruns it, as it stops a request, and a script that has
     /// not started when luaexecd begins to stop never starts.
@@ -101,13 +198,16 @@ public final class LuaExecutor: @unchecked Sendable {
     /// The init script running now (at start or in a reset), with its deadline.
     private var initRunning: (handle: StopHandle, deadline: MonotonicInstant)?
     private var shuttingDown = false
-    private var queue: [Job] = []
+    /// Jobs in arrival order; taken and refused ones are let go (nil) as they leave, so that a
+    /// queue that never empties under load does not keep their requests alive.
+    private var queue: [StateJob?] = []
     private var queueHead = 0
-    private var combining = false
+    /// Jobs in `queue` still waiting (neither taken nor refused).
+    private var waiting = 0
+    /// A thread is running the queue.
+    private var draining = false
     private var running: (handle: StopHandle, deadline: MonotonicInstant, started: MonotonicInstant, label: String?)?
     private var memoryInUse = 0
-    /// Requests a transport holds until the state is free (see `noteWaiting`).
-    private let waitingElsewhere = Atomic(0)
 
     private let makeVM: @Sendable (InitRunner) throws -> LuaVM
     private let logger: Logger
@@ -175,40 +275,97 @@ public final class LuaExecutor: @unchecked Sendable {
     public var status: Status {
         lock.withLock {
             Status(
-                queueLength: queue.count - queueHead + waitingElsewhere.load(ordering: .relaxed),
+                queueLength: waiting,
                 memoryInUse: memoryInUse,
                 running: running.map { ($0.label, MonotonicInstant.now().duration(since: $0.started)) })
         }
     }
 
+    // MARK: Submitting
+
+    /// Queues `job` behind every job submitted before it and returns at once; it runs when a
+    /// thread calls `runQueued`. Refused at once (`job.refuse()`, on this thread) when the queue
+    /// is full.
+    public func submit(_ job: StateJob) {
+        let accepted = lock.withLock {
+            // What waits behind a running job: with none running, the first queued runs next
+            // and waits for nothing (as when the queue counted only requests behind the state).
+            let behind = draining ? waiting : max(0, waiting - 1)
+            guard !job.bounded || behind < currentOptions.queueCapacity else { return false }
+            queue.append(job)
+            waiting += 1
+            return true
+        }
+        if !accepted {
+            lock.withLock { job.state = .refused }
+            job.refuse()
+        }
+    }
+
+    /// `submit` with closures: `work` runs with the state, or `refused` is called instead.
+    public func submit(
+        label: String?, arrived: MonotonicInstant = .now(), _ work: @escaping (LuaVM) -> Void,
+        refused: @escaping () -> Void
+    ) {
+        submit(ClosureJob(label: label, arrived: arrived, work: work, refused: refused))
+    }
+
+    /// Queues a reset (see `reset()`); `done` gets `makeVM`'s error, or nil, on the thread that
+    /// ran it.
+    public func submitReset(
+        arrived: MonotonicInstant = .now(), done: @escaping @Sendable ((any Error)?) -> Void,
+        refused: @escaping @Sendable () -> Void
+    ) {
+        submit(ResetJob(arrived: arrived, done: done, refused: refused))
+    }
+
+    /// Runs queued jobs on this thread, in order, until none is left; returns at once when
+    /// another thread is running them (it takes the new ones too).
+    public func runQueued() {
+        let claimed = lock.withLock {
+            guard !draining, waiting > 0 else { return false }
+            draining = true
+            return true
+        }
+        guard claimed else { return }
+        while let job = next() {
+            execute(job)
+        }
+    }
+
+    /// The next waiting job, marked running; nil, and the queue let go, when none is left.
+    private func next() -> StateJob? {
+        lock.withLock {
+            while queueHead < queue.count {
+                let job = queue[queueHead]
+                queue[queueHead] = nil
+                queueHead += 1
+                guard let job, job.state == .queued else { continue }
+                job.state = .running
+                waiting -= 1
+                if queueHead >= 1024 && queueHead * 2 >= queue.count {
+                    queue.removeFirst(queueHead)
+                    queueHead = 0
+                }
+                startRunning(job.label)
+                return job
+            }
+            queue.removeAll(keepingCapacity: queue.capacity <= 4096)
+            queueHead = 0
+            draining = false
+            return nil
+        }
+    }
+
+    // MARK: Waiting for a job
+
     /// Runs `work` with the VM once every job queued before it is done, and returns its result.
     /// Waits at most the queue timeout for the job to start; the time limit applies to `work` as
     /// a whole. `label` names the job in `status` (the token name, for instance).
     public func perform<T>(label: String? = nil, _ work: (LuaVM) -> T) throws(Refusal) -> T {
-        // The usual case on the event loop: nobody is combining and nothing waits. The caller
-        // runs its job at once, without a queued Job and its condition variable.
-        let vm: LuaVM? = lock.withLock {
-            guard !combining, queueHead == queue.count else { return nil }
-            combining = true
-            startRunning(label)
-            return self.vm
-        }
-        if let vm {
-            let result = work(vm)
-            runConfigCallbacks()
-            let queued = lock.withLock {
-                stopRunning()
-                if queueHead < queue.count { return true }
-                combining = false
-                return false
-            }
-            // Jobs that queued meanwhile (the daemon's own, from other threads) run next.
-            if queued { combineJobs() }
-            return result
-        }
-        return try withoutActuallyEscaping(work) { work throws(Refusal) -> T in
+        try withoutActuallyEscaping(work) { work throws(Refusal) -> T in
             var result: T?
-            try run(Job(label: label) { vm in result = work(vm) })
+            guard runAndWait(label: label, bounded: true, { vm in result = work(vm) }) else { throw .busy }
             return result!
         }
     }
@@ -225,24 +382,33 @@ public final class LuaExecutor: @unchecked Sendable {
     /// (a config reload, the watchdog), which must not be crowded out by clients.
     public func runAfterQueued(label: String, _ work: (LuaVM) -> Void) {
         withoutActuallyEscaping(work) { work in
-            let job = Job(label: label, work: work)
-            job.bounded = false
-            try? run(job)
+            _ = runAndWait(label: label, bounded: false, work)
         }
     }
 
     /// Replaces the state with a fresh one (running the init scripts again, as `makeVM` does),
     /// after every job queued before. Throws what `makeVM` threw; the old state then stays.
     public func reset() throws {
-        let job = Job(label: "reset", work: nil)
-        try run(job)
-        if let error = job.resetError { throw error }
+        let outcome = Mutex<Result<Void, any Error>?>(nil)
+        let waiter = WaitedJob(label: "reset", bounded: false) { _ in }
+        submit(ResetJob(
+            arrived: .now(),
+            done: { error in outcome.withLock { $0 = error.map { .failure($0) } ?? .success(()) } },
+            refused: { outcome.withLock { $0 = .failure(Refusal.busy) } }))
+        // Jobs run in order: once the job after the reset ran, the reset has.
+        submit(waiter)
+        runQueued()
+        _ = waiter.wait()
+        try outcome.withLock { $0 }?.get()
     }
 
-    /// Counts requests a transport holds in its own queue until the state is free, so that
-    /// `status.queueLength` reports every request waiting for the state.
-    public func noteWaiting(_ delta: Int) {
-        waitingElsewhere.add(delta, ordering: .relaxed)
+    /// Submits a job for `work`, runs the queue if nobody does, and waits for the job. False:
+    /// refused.
+    private func runAndWait(label: String?, bounded: Bool, _ work: @escaping (LuaVM) -> Void) -> Bool {
+        let job = WaitedJob(label: label, bounded: bounded, work: work)
+        submit(job)
+        runQueued()
+        return job.wait()
     }
 
     /// Ends the running job's chunk as `interrupted`. Returns false when nothing was running.
@@ -260,98 +426,7 @@ public final class LuaExecutor: @unchecked Sendable {
         }
     }
 
-    // MARK: Combining
-
-    /// Queues `job` and returns once it has run, on this thread or on a combiner's.
-    private func run(_ job: Job) throws(Refusal) {
-        let combine: Bool = try lock.withLock { () throws(Refusal) -> Bool in
-            guard !job.bounded || queue.count - queueHead < currentOptions.queueCapacity else { throw .busy }
-            queue.append(job)
-            if combining { return false }
-            combining = true
-            return true
-        }
-        if combine {
-            combineJobs()
-        } else if try waitForTurnOrResult(job) {
-            combineJobs()
-        }
-    }
-
-    /// Waits until `job` is done (false) or this thread must take over as combiner (true).
-    private func waitForTurnOrResult(_ job: Job) throws(Refusal) -> Bool {
-        let deadline = MonotonicInstant.now().advanced(by: job.bounded ? options.queueTimeout : .seconds(86_400 * 365))
-        while true {
-            let state: Job.State = job.signal.withLock {
-                while job.state == .queued || job.state == .running {
-                    if job.state == .running {
-                        job.signal.wait()  // the job's own time limit bounds this wait
-                    } else if !job.signal.wait(until: deadline), job.state == .queued {
-                        break
-                    }
-                }
-                return job.state
-            }
-            switch state {
-            case .done: return false
-            case .promoted: return true
-            case .queued:
-                let abandoned = lock.withLock {
-                    job.signal.withLock {
-                        guard job.state == .queued else { return false }
-                        job.state = .abandoned
-                        job.work = nil
-                        return true
-                    }
-                }
-                if abandoned { throw .busy }
-            case .running, .abandoned:
-                continue
-            }
-        }
-    }
-
-    /// Runs queued jobs in order until the queue is empty, or hands the role on after a batch.
-    private func combineJobs() {
-        var ran = 0
-        let started = MonotonicInstant.now()
-        while true {
-            let next: Job? = lock.withLock {
-                while queueHead < queue.count {
-                    let job = queue[queueHead]
-                    queueHead += 1
-                    let state = job.signal.withLock { job.state }
-                    guard state == .queued || state == .promoted else { continue }  // abandoned
-                    let spent = ran >= Self.combineBatch
-                        || (ran > 0 && MonotonicInstant.now().duration(since: started) > Self.combineBudget)
-                    if spent, state == .queued {
-                        // Hand the role to this job's caller; it runs its own job first.
-                        queueHead -= 1
-                        job.signal.withLock {
-                            job.state = .promoted
-                            job.signal.signal()
-                        }
-                        return nil
-                    }
-                    job.signal.withLock { job.state = .running }
-                    startRunning(job.label)
-                    return job
-                }
-                queue.removeAll(keepingCapacity: true)
-                queueHead = 0
-                combining = false
-                return nil
-            }
-            guard let job = next else { return }
-            execute(job)
-            ran += 1
-            job.signal.withLock {
-                job.work = nil
-                job.state = .done
-                job.signal.signal()
-            }
-        }
-    }
+    // MARK: Running
 
     /// The state starts a job: the watchdog's deadline runs from now. Called with the lock held.
     private func startRunning(_ label: String?) {
@@ -367,36 +442,46 @@ public final class LuaExecutor: @unchecked Sendable {
         memoryInUse = vm.memoryInUse
     }
 
-    private func execute(_ job: Job) {
-        if !job.isReset {
-            job.work?(vm)
-            runConfigCallbacks()
-        } else {
-            do {
-                let fresh = try makeVM(InitRunner(executor: self))
-                // The old state closes when the last reference goes, after the swap and out of
-                // the watchdog's reach; lx_runtime_free keeps its Lua finalizers from running.
-                let old = lock.withLock {
-                    let old = vm
-                    running?.handle.clear()
-                    vm = fresh
-                    currentRegistry = fresh.registry
-                    running?.handle = fresh.stopHandle
-                    return old
-                }
-                withExtendedLifetime(old) {}
-                logger.notice("the Lua state was reset")
-            } catch {
-                job.resetError = error
-                logger.error("reset failed; the old state stays", metadata: ["error": "\(error)"])
+    private func execute(_ job: StateJob) {
+        if let reset = job as? ResetJob {
+            let error = replaceState()
+            lock.withLock {
+                stopRunning()
+                job.state = .done
             }
+            reset.done(error)
+            return
         }
+        job.run(vm)
+        runConfigCallbacks()
         lock.withLock {
             stopRunning()
-            if queueHead > 1024 {
-                queue.removeFirst(queueHead)
-                queueHead = 0
+            job.state = .done
+        }
+        job.didFinish()
+    }
+
+    /// Makes a fresh state and swaps it in; the error of `makeVM`, the old state then staying.
+    private func replaceState() -> (any Error)? {
+        do {
+            let fresh = try makeVM(InitRunner(executor: self))
+            // The old state closes when the last reference goes, after the swap and out of the
+            // watchdog's reach; lx_runtime_free closes it with a stop in effect, so each pending
+            // Lua finalizer ends at its first instruction (docs/limits.md).
+            let old = lock.withLock {
+                let old = vm
+                running?.handle.clear()
+                vm = fresh
+                currentRegistry = fresh.registry
+                running?.handle = fresh.stopHandle
+                return old
             }
+            withExtendedLifetime(old) {}
+            logger.notice("the Lua state was reset")
+            return nil
+        } catch {
+            logger.error("reset failed; the old state stays", metadata: ["error": "\(error)"])
+            return error
         }
     }
 
@@ -412,8 +497,11 @@ public final class LuaExecutor: @unchecked Sendable {
     // MARK: The watchdog
 
     /// Arms the stop hook once the running job passes its deadline, and keeps re-arming it every
-    /// tick until the job ends: a chunk may clear hooks with `debug.sethook()`.
+    /// tick until the job ends: a chunk may clear hooks with `debug.sethook()`. Refuses the jobs
+    /// that have waited past the queue timeout: their requests get 503 busy within a tick of it,
+    /// whatever runs meanwhile.
     private func watch() {
+        var expired: [StateJob] = []
         while true {
             pauseThread(for: .milliseconds(10))
             lock.withLock {
@@ -424,7 +512,29 @@ public final class LuaExecutor: @unchecked Sendable {
                 if let initRunning, now >= initRunning.deadline {
                     initRunning.handle.stop(.timeout)
                 }
+                expire(now: now, into: &expired)
             }
+            // Outside the lock: refusing answers a request.
+            for job in expired { job.refuse() }
+            expired.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Takes the bounded jobs that waited past the queue timeout out of the queue. Jobs are in
+    /// arrival order and share one timeout, so the first that has not waited long enough ends
+    /// the search. Called with the lock held.
+    private func expire(now: MonotonicInstant, into expired: inout [StateJob]) {
+        guard waiting > 0 else { return }
+        let timeout = currentOptions.queueTimeout
+        var index = queueHead
+        while index < queue.count {
+            defer { index += 1 }
+            guard let job = queue[index], job.state == .queued, job.bounded else { continue }
+            guard now.duration(since: job.arrived) >= timeout else { break }
+            job.state = .refused
+            queue[index] = nil
+            waiting -= 1
+            expired.append(job)
         }
     }
 }

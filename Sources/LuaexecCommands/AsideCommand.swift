@@ -1,3 +1,4 @@
+import SystemSupport
 import AccessControl
 import ArgumentParser
 
@@ -47,11 +48,11 @@ struct AsideCommand: ParsableCommand {
                 throw ValidationErrorExit("nothing is set aside with ID \(id)")
             }
             let fd = open(file, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw ValidationErrorExit("cannot create \(file): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw ValidationErrorExit("cannot create \(file): \(systemErrorText())") }
             defer { close(fd) }
             let written = value.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             guard written == value.count else {
-                throw ValidationErrorExit("cannot write \(file): \(String(cString: strerror(errno)))")
+                throw ValidationErrorExit("cannot write \(file): \(systemErrorText())")
             }
         }
     }

@@ -1,3 +1,4 @@
+import SystemSupport
 import ArgumentParser
 import CRemote
 import RemoteClient
@@ -240,7 +241,7 @@ struct EvalCommand: ParsableCommand {
         guard let file else { throw ClientFailure("name a file to run, - for standard input, or give the chunk with -e") }
         guard let bytes = readFile(file) else {
             // `luaexec eval 'return 1'` is a common slip: lua5.4 takes a chunk only with -e too.
-            throw ClientFailure("cannot read \(file): \(String(cString: strerror(errno))) (-e runs a chunk given here)")
+            throw ClientFailure("cannot read \(file): \(systemErrorText()) (-e runs a chunk given here)")
         }
         return (bytes, "@" + file)
     }

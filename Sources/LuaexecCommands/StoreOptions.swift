@@ -1,3 +1,4 @@
+import SystemSupport
 import AccessControl
 import ArgumentParser
 
@@ -89,7 +90,7 @@ struct StoreOptions: ParsableArguments {
         var info = stat()
         guard stat(directory, &info) == 0, info.st_uid != 0 else { return }
         guard setgroups(0, nil) == 0, setgid(info.st_gid) == 0, setuid(info.st_uid) == 0 else {
-            throw ValidationError("cannot act as the owner (uid \(info.st_uid)) of \(directory): \(String(cString: strerror(errno)))")
+            throw ValidationError("cannot act as the owner (uid \(info.st_uid)) of \(directory): \(systemErrorText())")
         }
     }
 }

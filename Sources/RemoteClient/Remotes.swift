@@ -1,3 +1,4 @@
+import SystemSupport
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -100,7 +101,7 @@ public struct RemotesFile: Codable, Equatable, Sendable {
         for component in path.split(separator: "/") {
             partial += "/" + component
             if mkdir(partial, 0o700) != 0 && errno != EEXIST {
-                throw RemoteFileError("cannot create \(partial): \(String(cString: strerror(errno)))")
+                throw RemoteFileError("cannot create \(partial): \(systemErrorText())")
             }
         }
     }
@@ -110,12 +111,12 @@ public struct RemotesFile: Codable, Equatable, Sendable {
     static func writeReplacing(_ path: String, _ bytes: [UInt8]) throws(RemoteFileError) {
         let temporary = path + ".new.\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw RemoteFileError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw RemoteFileError("cannot write \(temporary): \(systemErrorText())") }
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd)
         close(fd)
         guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let reason = systemErrorText()
             unlink(temporary)
             throw RemoteFileError("cannot write \(path): \(reason)")
         }

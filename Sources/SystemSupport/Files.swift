@@ -16,7 +16,7 @@ public enum Files {
 
         public var description: String {
             switch self {
-            case .system(let code): String(cString: strerror(code))
+            case .system(let code): systemErrorText(code)
             case .tooLarge(let limit): "over \(limit) bytes"
             }
         }

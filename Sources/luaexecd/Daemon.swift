@@ -268,7 +268,7 @@ struct Daemon: ParsableCommand {
             },
             auditWriter: auditWriter)
         let server = try FastCGIServer(
-            listenFD: listenFD, service: service,
+            listenFD: listenFD, responder: service,
             options: .init(
                 threads: settings.threads, maxConnections: settings.maxConnections,
                 readTimeout: .milliseconds(Int64(settings.readTimeout * 1000))),

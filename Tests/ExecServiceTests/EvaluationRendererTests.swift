@@ -1,5 +1,6 @@
 import LuaRuntime
 import Testing
+import HTTPCore
 
 @testable import ExecService
 

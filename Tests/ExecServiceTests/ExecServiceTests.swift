@@ -5,78 +5,243 @@ import LuaRuntime
 import Synchronization
 import SystemSupport
 import Testing
+import HTTPCore
 
 @testable import ExecService
 
-/// ExecService with a real Lua state and a real SQLite token store, without a transport.
+/// What a transport would write: the answer a service gave through its `ResponseWriter`.
+final class CapturedAnswer: ResponseWriter, @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var response: Response?
+
+    func send(_ response: Response) {
+        lock.withLock {
+            self.response = response
+            lock.signal()
+        }
+    }
+
+    func startStream(_ head: Response) { send(head) }
+    func write(_ bytes: [UInt8]) -> Bool { true }
+    func finish() {}
+
+    /// The answer, once given; nil if none came within `limit`.
+    func wait(_ limit: Duration = .seconds(30)) -> Response? {
+        let deadline = MonotonicInstant.now().advanced(by: limit)
+        return lock.withLock {
+            while response == nil, lock.wait(until: deadline) {}
+            return response
+        }
+    }
+
+    /// Given yet?
+    var given: Response? { lock.withLock { response } }
+}
+
+/// ExecService with a real Lua state and a real SQLite token store, without a transport: the
+/// route table, auth, rendering and limits, as the service answers them (SPEC §2–§4).
 @Suite("ExecService routing, auth and rendering")
 struct ExecServiceTests {
     let service: ExecService
+    let executor: LuaExecutor
     let token: String
+    /// admin, exec and metrics: every route of the table.
+    let adminToken: String
+    let metricsToken: String
     let path = "/tmp/luaexec-service-\(UUID().uuidString).db"
 
     init() throws {
         let store = try TokenStore(path: path)
         token = try store.create(name: "t", scopes: [.exec], expiresAt: nil).secret
+        adminToken = try store.create(name: "root", scopes: [.admin, .exec, .metrics], expiresAt: nil).secret
+        metricsToken = try store.create(name: "prom", scopes: [.metrics], expiresAt: nil).secret
         var quiet = Logger(label: "test")
         quiet.logLevel = .critical
-        let executor = try LuaExecutor(logger: quiet) { try LuaVM() }
+        executor = try LuaExecutor(options: .init(timeLimit: .milliseconds(300)), logger: quiet) { try LuaVM() }
         service = ExecService(
-            executor: executor, authenticator: try Authenticator(store: store), options: .init(maxBodySize: 16),
+            executor: executor, authenticator: try Authenticator(store: store), options: .init(maxBodySize: 64),
             logger: quiet)
     }
 
-    func head(_ method: String = "POST", query: String = "", headers: HeaderFields = [:]) -> RequestHead {
-        RequestHead(method: method, path: "/api/v1/exec/interactive.lua", query: query, headers: headers)
+    func head(
+        _ method: String = "POST", path: String = "/api/v1/exec/interactive.lua", query: String = "",
+        headers: HeaderFields = [:]
+    ) -> RequestHead {
+        RequestHead(method: method, path: path, query: query, headers: headers)
     }
 
-    @Test("a rejected request never has its body read")
-    func bodyNotReadWhenRejected() {
-        var reads = 0
-        let response = service.respond(to: head()) { _ in
-            reads += 1
-            return .complete(Array("x = 1".utf8))
-        }
+    /// Hands the request over as a transport does and runs what the service deferred on this
+    /// thread, as the transport's thread does.
+    func answer(_ head: RequestHead, _ body: BodyRead = .complete([])) -> Response {
+        let writer = CapturedAnswer()
+        service.respond(to: head, body: body, writer: writer)
+        service.runDeferred()
+        return writer.wait()!
+    }
+
+    func eval(_ chunk: String, token: String? = nil, accept: String? = nil) -> Response {
+        var headers = ["authorization": "Bearer \(token ?? self.token)"]
+        if let accept { headers["accept"] = accept }
+        return answer(head(headers: HeaderFields(headers)), .complete(Array(chunk.utf8)))
+    }
+
+    func text(_ response: Response) -> String { String(decoding: response.body, as: UTF8.self) }
+
+    @Test("a request without a token is 401 with a challenge, and its chunk does not run")
+    func missingToken() {
+        let response = answer(head(), .complete(Array("ran = true".utf8)))
         #expect(response.status == 401)
-        #expect(reads == 0)
+        #expect(response.header("WWW-Authenticate") == "Bearer realm=\"luaexec\"")
+        #expect(text(eval("return ran == nil")) == "true")
     }
 
-    @Test("the body is read once with the configured limit, and evaluated")
-    func bodyRead() {
-        var limits: [Int] = []
-        let response = service.respond(to: head(headers: ["authorization": "Bearer \(token)"])) { limit in
-            limits.append(limit)
-            return .complete(Array("return 1 + 1".utf8))
+    @Test("a malformed Authorization header is 400 invalid_request, and nothing runs")
+    func malformedHeader() {
+        let response = answer(head(headers: ["authorization": "Bearer a b"]), .complete(Array("ran = true".utf8)))
+        #expect(response.status == 400)
+        #expect(response.header("WWW-Authenticate")?.contains("error=\"invalid_request\"") == true)
+        #expect(text(eval("return ran == nil")) == "true")
+    }
+
+    @Test("a token without the route's scope is 403 naming the scope, and nothing runs")
+    func insufficientScope() {
+        let response = eval("ran = true", token: metricsToken)
+        #expect(response.status == 403)
+        #expect(response.header("WWW-Authenticate") == "Bearer realm=\"luaexec\", error=\"insufficient_scope\", scope=\"exec\"")
+        #expect(text(eval("return ran == nil")) == "true")
+        // The admin API wants admin: an exec token is refused before the route's handler.
+        let admin = answer(head("GET", path: "/api/v1/admin/status", headers: ["authorization": "Bearer \(token)"]))
+        #expect(admin.status == 403)
+    }
+
+    @Test("a path outside the table is 404 before any token is read")
+    func unknownPath() {
+        let response = answer(head("GET", path: "/api/v2/exec/interactive.lua"))
+        #expect(response.status == 404)
+        #expect(text(response) == "no such endpoint: /api/v2/exec/interactive.lua\n")
+        // Under the API prefix the token comes first: whether a name exists is a token holder's
+        // business.
+        #expect(answer(head("GET", path: "/api/v1/admin/nothing")).status == 401)
+        let known = answer(head("GET", path: "/api/v1/admin/nothing", headers: ["authorization": "Bearer \(adminToken)"]))
+        #expect(known.status == 404)
+    }
+
+    @Test("a method no row of the path takes is 405 with the group's methods in Allow", arguments: [
+        ("DELETE", "/api/v1/exec/interactive.lua", "GET, POST"),
+        ("PATCH", "/api/v1/admin/config/a.b", "GET, PUT, DELETE"),
+        ("POST", "/api/v1/admin/status", "GET"),
+        ("GET", "/api/v1/admin/reset", "POST"),
+        ("PUT", "/api/v1/admin/tokens", "GET, POST"),
+        ("GET", "/api/v1/admin/tokens/x", "DELETE"),
+    ])
+    func methodNotAllowed(method: String, path: String, allow: String) {
+        let response = answer(head(method, path: path, headers: ["authorization": "Bearer \(adminToken)"]))
+        #expect(response.status == 405)
+        #expect(response.header("Allow") == allow)
+    }
+
+    @Test("every row of the route table answers its own method, with the row's handler")
+    func everyRowReachable() {
+        for route in ExecService.routes {
+            guard case .exact(let path) = route.path, let method = route.methods.first else { continue }
+            let response = answer(head(method, path: path, headers: ["authorization": "Bearer \(adminToken)"]))
+            // 400 and 404 are a handler's answers here (no body, no metrics in this service);
+            // the table's own refusals are 401, 403 and 405.
+            #expect(![401, 403, 405].contains(response.status), "\(method) \(path): \(response.status)")
         }
-        #expect(limits == [16])
-        #expect(response.status == 200)
-        #expect(response.body == Array("2".utf8))
-        #expect(response.header("Content-Type") == "text/plain; charset=utf-8")
+    }
+
+    @Test("rows that may run Lua are the rows marked as taking the state")
+    func stateRows() {
+        let taking = ExecService.routes.filter(\.takesState).map(\.pattern)
+        #expect(taking == [
+            "/api/v1/exec/interactive.lua", "/api/v1/exec/command", "/api/v1/exec/<name>", "/api/v1/admin/reset",
+            "/api/v1/admin/config/<path>", "/api/v1/admin/config/<path>",
+        ])
+    }
+
+    @Test("docs/api.md holds the route table as the service matches it")
+    func documented() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/api.md"), encoding: .utf8)
+        let begin = "<!-- routes: begin -->\n", end = "<!-- routes: end -->"
+        let from = try #require(doc.range(of: begin)), to = try #require(doc.range(of: end))
+        let table = String(doc[from.upperBound..<to.lowerBound])
+        #expect(table == ExecService.routeTableMarkdown, "docs/api.md should hold:\n\(ExecService.routeTableMarkdown)")
+    }
+
+    @Test("results render as text, and as JSON when asked")
+    func rendering() {
+        let plain = eval("print('hi') return 1 + 1, 'x'")
+        #expect(plain.status == 200)
+        #expect(text(plain) == "hi\n2\tx")
+        #expect(plain.header("Content-Type") == "text/plain; charset=utf-8")
+        let json = eval("return 1 + 1", accept: "application/json")
+        #expect(json.status == 200)
+        #expect(json.header("Content-Type") == "application/json")
+        #expect(text(json).hasPrefix(#"{"ok":true,"results":[2],"output":"""#))
+    }
+
+    @Test("errors and limits answer as SPEC E6 says: syntax 400, runtime 500, timeout 504", arguments: [
+        ("return +", 400, "syntax"), ("error('no')", 500, "runtime"), ("while true do end", 504, "timeout"),
+    ])
+    func failures(chunk: String, status: Int, kind: String) {
+        let response = eval(chunk)
+        #expect(response.status == status)
+        #expect(response.header("X-Lua-Error") == kind)
+        // The state goes on.
+        #expect(text(eval("return 'after'")) == "after")
+    }
+
+    @Test("a request that finds the queue full is 503 busy with Retry-After, and runs nothing")
+    func queueFull() {
+        executor.options.queueCapacity = 1
+        // Two requests handed over before the state runs either: the first runs next, the
+        // second waits (the queue holds one), the third finds the queue full.
+        let writers = (0..<3).map { _ in CapturedAnswer() }
+        for (index, writer) in writers.enumerated() {
+            service.respond(
+                to: head(headers: ["authorization": "Bearer \(token)"]), body: .complete(Array("ran\(index) = true".utf8)),
+                writer: writer)
+        }
+        let refused = writers[2].given
+        #expect(refused?.status == 503)
+        #expect(refused?.header("Retry-After") == "1")
+        #expect(refused?.header("X-Lua-Error") == "busy")
+        service.runDeferred()
+        #expect(writers[0].wait()?.status == 200)
+        #expect(writers[1].wait()?.status == 200)
+        #expect(text(eval("return ran0, ran1, ran2")) == "true\ttrue\tnil")
     }
 
     @Test("a body cut short is 400 and runs nothing")
     func incompleteBody() {
-        let response = service.respond(to: head(query: "AuthToken=\(token)")) { _ in .incomplete }
+        let response = answer(head(query: "AuthToken=\(token)"), .incomplete)
         #expect(response.status == 400)
         #expect(response.body == Array("the request body ended before its declared length\n".utf8))
     }
 
     @Test("a body over the limit is 413")
     func tooLarge() {
-        let response = service.respond(to: head(query: "AuthToken=\(token)")) { _ in .tooLarge }
+        let response = answer(head(query: "AuthToken=\(token)"), .tooLarge)
         #expect(response.status == 413)
+        #expect(text(response) == "the request body exceeds the limit of 64 bytes\n")
     }
 
     /// Issue 24, item 6: whatever an answer holds, no browser runs it as script in the
     /// console's origin (AnswerHeadersTests has each kind of answer through the transport).
     @Test("every answer, a busy one too, carries the sandbox policy, nosniff and no-referrer")
     func securityHeaders() {
-        let chunk = Array("return '<script>'".utf8)
-        let answers = [
-            service.respond(to: head(headers: ["authorization": "Bearer \(token)"])) { _ in .complete(chunk) },
-            service.respond(to: head()) { _ in .complete([]) },
-            service.respondBusy(to: head()),
-        ]
+        executor.options.queueCapacity = 1
+        let busy = (0..<3).map { _ in CapturedAnswer() }
+        for writer in busy {
+            service.respond(
+                to: head(headers: ["authorization": "Bearer \(token)"]), body: .complete(Array("return 1".utf8)),
+                writer: writer)
+        }
+        service.runDeferred()
+        let answers = [eval("return '<script>'"), answer(head()), busy[2].wait()!]
         let expected = [
             "Content-Security-Policy: sandbox; default-src 'none'; base-uri 'none'; form-action 'none'; "
                 + "frame-ancestors 'none'",

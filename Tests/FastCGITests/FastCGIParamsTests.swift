@@ -1,4 +1,4 @@
-import ExecService
+import HTTPCore
 import Testing
 
 @testable import FastCGI

@@ -1,4 +1,4 @@
-import ExecService
+import HTTPCore
 import Synchronization
 import Testing
 
@@ -338,33 +338,5 @@ struct SplitMix: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
-    }
-}
-
-@Suite("The server's queue")
-struct QueueTests {
-    final class Tracked {
-        static let alive = Synchronization.Atomic(0)
-        let value: Int
-        init(_ value: Int) { self.value = value; Self.alive.add(1, ordering: .relaxed) }
-        deinit { Self.alive.subtract(1, ordering: .relaxed) }
-    }
-
-    @Test("elements come out in order and are let go as they are taken, though the queue never empties")
-    func order() {
-        var queue = Queue<Tracked>()
-        var taken: [Int] = []
-        for index in 0..<1000 {
-            queue.append(Tracked(index))
-            queue.append(Tracked(index + 100_000))
-            taken.append(queue.popFirst()!.value)
-            // Only what is still queued is alive.
-            #expect(Tracked.alive.load(ordering: .relaxed) == queue.count)
-        }
-        while let next = queue.popFirst() { taken.append(next.value) }
-        // Arrival order: 0, 100000, 1, 100001, ...
-        let arrived: [Int] = (0..<1000).flatMap { (index: Int) -> [Int] in [index, index + 100_000] }
-        #expect(taken == arrived)
-        #expect(Tracked.alive.load(ordering: .relaxed) == 0)
     }
 }

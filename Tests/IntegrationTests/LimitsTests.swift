@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SystemSupport
 import Testing
 
 /// Hostile and careless chunks through nginx against a daemon with tight limits (0.5 s, 32 MiB).
@@ -268,6 +269,31 @@ struct LimitsTests {
             """)
         #expect(ordered.text == "in order")
         try expectSurvived()
+    }
+
+    /// Issue 25: one scheduler decides who waits for the state; a request is never queued by
+    /// the transport and then again by the executor, each with its own timeout.
+    @Test("a request queued behind a long chunk is answered 503 at the queue timeout, and not at twice it")
+    func queueTimeoutOnce() throws {
+        let stack = try Stack(settings: ["limits.time=8", "limits.queue_timeout=1"])
+        let spinner = Thread { _ = try? stack.eval("while true do end") }
+        spinner.start()
+        try Stack.waitUntil(timeout: .seconds(5), "the spinner to hold the state") {
+            let status = try? stack.request("/api/v1/admin/status", token: stack.adminToken)
+            return status?.text.contains(#""running":{"#) == true
+        }
+        let started = MonotonicInstant.now()
+        let result = try stack.eval("ran_while_busy = true")
+        let waited = MonotonicInstant.now().duration(since: started)
+        #expect(result.status == 503)
+        #expect(result.headers["x-lua-error"] == "busy")
+        // It waited for the timeout (the watchdog looks every 10 ms)...
+        #expect(waited >= .milliseconds(990))
+        // ...once: twice would be 2 s; the spinner runs 8 s.
+        #expect(waited < .milliseconds(1900))
+        #expect(try stack.request("/api/v1/admin/interrupt", method: "POST", token: stack.adminToken).status == 200)
+        try Stack.waitUntil(timeout: .seconds(10), "the spinner to end") { (try? stack.eval("return 1"))?.status == 200 }
+        #expect(try stack.eval("return ran_while_busy").body == [])
     }
 
     @Test("a request that waits longer than the queue timeout gets 503 busy with Retry-After, and runs nothing")

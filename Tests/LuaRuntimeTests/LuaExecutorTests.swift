@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import SystemSupport
 import Testing
 
 @testable import LuaRuntime
@@ -91,23 +92,70 @@ struct LuaExecutorTests {
         #expect(try Self.eval(executor, "return 2").outcome.get() == [.string(Array("2".utf8))])
     }
 
-    @Test("jobs run one at a time in arrival order, none lost")
+    @Test("jobs from many threads run one at a time, each thread's in its order, none lost")
     func ordering() throws {
         let executor = try Self.executor(timeLimit: .seconds(30))
-        _ = try Self.eval(executor, "counter = 0 seen = {}")
+        _ = try Self.eval(executor, "running = false seen = {}")
         let clients = 16, perClient = 25
         let group = ThreadGroup()
         for client in 0..<clients {
             group.spawn {
-                for _ in 0..<perClient {
-                    _ = try! Self.eval(executor, "local c = counter counter = c + 1 seen[#seen + 1] = \(client)")
+                for step in 0..<perClient {
+                    // Two jobs in the state at once would find `running` set (the evaluation
+                    // yields to nothing, so only a second thread in the state could see it).
+                    _ = try! Self.eval(executor, """
+                        assert(not running, 'two jobs at once') running = true
+                        seen[#seen + 1] = {\(client), \(step)} running = false
+                        """)
                 }
             }
         }
         group.wait()
-        #expect(try Self.eval(executor, "return counter, #seen").outcome.get() == [
-            .string(Array("\(clients * perClient)".utf8)), .string(Array("\(clients * perClient)".utf8)),
-        ])
+        let check = """
+            local last = {}
+            for _, s in ipairs(seen) do
+              local client, step = s[1], s[2]
+              if step ~= (last[client] or -1) + 1 then return 'out of order: ' .. client .. ' ' .. step end
+              last[client] = step
+            end
+            return #seen
+            """
+        #expect(try Self.eval(executor, check).outcome.get() == [.string(Array("\(clients * perClient)".utf8))])
+    }
+
+    @Test("jobs submitted while the state is busy run in the order they were submitted, and are let go once run")
+    func submittedOrder() throws {
+        let executor = try Self.executor(timeLimit: .seconds(30))
+        let gate = Gate()
+        let blockerRunning = Mutex(false)
+        let group = ThreadGroup()
+        // Holds the state until the test has submitted every job.
+        group.spawn {
+            _ = try? executor.perform { _ in
+                blockerRunning.withLock { $0 = true }
+                gate.lock.withLock { while !gate.open { gate.lock.wait() } }
+            }
+        }
+        while !blockerRunning.withLock({ $0 }) {}
+        let order = Mutex<[Int]>([])
+        weak var firstJob: StateJob?
+        do {
+            let jobs = (0..<100).map { index in
+                ClosureJob(label: nil, work: { _ in order.withLock { $0.append(index) } }, refused: {})
+            }
+            firstJob = jobs[0]
+            for job in jobs { executor.submit(job) }
+        }
+        #expect(executor.status.queueLength == 100)
+        gate.lock.withLock {
+            gate.open = true
+            gate.lock.signal()
+        }
+        group.wait()
+        // The blocker's thread ran them, behind its own job, in order.
+        #expect(order.withLock { $0 } == Array(0..<100))
+        #expect(executor.status.queueLength == 0)
+        #expect(firstJob == nil)
     }
 
     @Test("a request that waits longer than the queue timeout is refused as busy")
@@ -156,4 +204,10 @@ struct LuaExecutorReloadTests {
         #expect(executor.status.running == nil)
         group.wait()
     }
+}
+
+/// A gate a test opens once: `open` is guarded by `lock`.
+final class Gate: @unchecked Sendable {
+    let lock = ConditionLock()
+    var open = false
 }

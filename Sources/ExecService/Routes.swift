@@ -1,0 +1,238 @@
+import AccessControl
+import HTTPCore
+import LuaRuntime
+
+/// One row of the route table: a URL luaexecd answers, the methods it takes, the scope it
+/// needs, whether it runs on the Lua state, its metrics label and its handler. The service
+/// matches a request against the table once (`ExecService.routes`); the metrics take the row's
+/// label, and docs/api.md's table is checked against the rows (RouteTableTests).
+struct Route: Sendable {
+    enum Path: Sendable, Equatable {
+        /// This path and no other.
+        case exact(String)
+        /// Every path under this prefix; the rest is the handler's argument (`Call.rest`).
+        case under(String)
+    }
+
+    enum Access: Sendable, Equatable {
+        /// Any valid token.
+        case anyToken
+        /// A token that permits the scope (an `admin` token permits every scope).
+        case scope(Scope)
+        /// The handler decides from what the request names (`endpoint:NAME`, `action:NAME`,
+        /// with `exec` for all): the scope is known only once the request is read.
+        case named
+    }
+
+    /// The methods taken; empty: the handler decides (an endpoint takes what its script does).
+    let methods: [String]
+    let path: Path
+    let access: Access
+    /// The handler may answer from the Lua state: it is then queued with every other request
+    /// for the state, in arrival order (SPEC E8), by the one scheduler (`LuaExecutor`).
+    let takesState: Bool
+    /// The request's kind in the audit trail: `exec`, `action`, `endpoint`, `admin`, `metrics`
+    /// or `whoami` (`other` for a path outside the table).
+    let kind: String
+    /// `luaexec_requests_total`'s `endpoint` label; nil: the handler's (an endpoint's name, or
+    /// `unknown`, so that a scanner cannot grow the label set).
+    let label: String?
+    /// One line for docs/api.md.
+    let summary: String
+    let handler: @Sendable (ExecService, Call, inout AuditRecord) -> Reply
+
+    init(
+        _ methods: [String], _ path: Path, _ access: Access, state: Bool = false, kind: String, label: String?, _ summary: String,
+        _ handler: @escaping @Sendable (ExecService, Call, inout AuditRecord) -> Reply
+    ) {
+        self.methods = methods
+        self.path = path
+        self.access = access
+        self.takesState = state
+        self.kind = kind
+        self.label = label
+        self.summary = summary
+        self.handler = handler
+    }
+
+    /// The rest of `path` after this row's prefix (`""` for an exact match), or nil when the row
+    /// does not match.
+    func match(_ path: String) -> Substring.UTF8View? {
+        switch self.path {
+        case .exact(let wanted):
+            return path == wanted ? Substring("").utf8 : nil
+        case .under(let prefix):
+            guard path.utf8.starts(with: prefix.utf8) else { return nil }
+            return Substring(path).utf8.dropFirst(prefix.utf8.count)
+        }
+    }
+
+    /// The path as docs/api.md writes it: `/api/v1/admin/config/<path>`.
+    var pattern: String {
+        switch path {
+        case .exact(let wanted): wanted
+        case .under(let prefix): prefix + "<" + (argumentName ?? "rest") + ">"
+        }
+    }
+
+    private var argumentName: String? {
+        switch path {
+        case .under("/api/v1/exec/"): "name"
+        case .under("/api/v1/admin/config/"): "path"
+        case .under("/api/v1/admin/tokens/"): "name"
+        default: nil
+        }
+    }
+}
+
+/// What a handler is given: the request, its body as the transport read it, who sent it, and
+/// the rest of the path after the row's prefix.
+struct Call: Sendable {
+    let head: RequestHead
+    let body: BodyRead
+    let identity: TokenIdentity
+    let rest: String
+    /// The client asked for JSON (`Accept: application/json`).
+    let json: Bool
+}
+
+/// A handler's answer: now, or from the Lua state once the requests before it are done.
+enum Reply {
+    case answer(Response)
+    /// Runs `work` on the state, in arrival order, under the time limit; it makes the answer
+    /// there. 503 busy instead when the queue is full or the wait passes `limits.queue_timeout`.
+    case onState(label: String?, (LuaVM, inout AuditRecord) -> Response)
+    /// Replaces the state (SPEC M3), in arrival order like any job.
+    case reset
+}
+
+extension ExecService {
+    static let apiPrefix = "/api/v1/"
+
+    /// Every URL luaexecd answers. First match wins; rows with the same path form a group, and
+    /// a method no row of the group takes is answered 405 with the group's methods in `Allow`.
+    /// A path outside the table is 404 before any token is read; under `/api/v1/` the token is
+    /// checked before anything else: whether a name exists is nobody's business but a token
+    /// holder's.
+    static let routes: [Route] = [
+        Route(
+            ["GET", "POST"], .exact(interactivePath), .scope(.exec), state: true, kind: "exec", label: interactive,
+            "evaluate the body as a Lua chunk in the resident state (off: exec.interactive)"
+        ) { service, call, audit in service.interactive(call, audit: &audit) },
+        Route(
+            ["GET", "POST"], .exact(execPrefix + command), .named, state: true, kind: "action", label: command,
+            "call an action (Action URLs, on: exec.actions); scope action:NAME or exec"
+        ) { service, call, audit in service.command(call, audit: &audit) },
+        Route(
+            [], .under(execPrefix), .named, state: true, kind: "endpoint", label: nil,
+            "call the endpoint a script registered with http.listen; scope endpoint:NAME or exec"
+        ) { service, call, audit in service.endpoint(call, audit: &audit) },
+        Route(
+            ["GET"], .exact(metricsPath), .scope(.metrics), kind: "metrics", label: "metrics",
+            "metrics in the Prometheus text format"
+        ) { service, call, audit in .answer(service.metrics(call)) },
+        Route(
+            ["GET"], .exact(whoamiPath), .anyToken, kind: "whoami", label: "whoami",
+            "the calling token's name and scopes"
+        ) { service, call, _ in .answer(service.whoami(call.identity)) },
+        Route(
+            ["GET"], .exact(adminPrefix + "status"), .scope(.admin), kind: "admin", label: "admin/status",
+            "the daemon's status: version, uptime, queue, memory, the running chunk"
+        ) { service, _, _ in .answer(json(200, service.statusJSON())) },
+        Route(
+            ["GET"], .exact(adminPrefix + "endpoints"), .scope(.admin), kind: "admin", label: "admin/endpoints",
+            "the registry: endpoints and actions, who registered them, calls and errors"
+        ) { service, _, _ in .answer(json(200, service.endpointsJSON())) },
+        Route(
+            ["POST"], .exact(adminPrefix + "interrupt"), .scope(.admin), kind: "admin", label: "admin/interrupt",
+            "end the running chunk as interrupted"
+        ) { service, _, _ in .answer(json(200, "{\"interrupted\":\(service.executor.interruptRunning())}")) },
+        Route(
+            ["POST"], .exact(adminPrefix + "reset"), .scope(.admin), state: true, kind: "admin", label: "admin/reset",
+            "replace the Lua state with a fresh one and run the init scripts again"
+        ) { _, _, _ in .reset },
+        Route(
+            ["GET"], .exact(adminPrefix + "config"), .scope(.admin), kind: "admin", label: "admin/config",
+            "the config store, every path and value"
+        ) { service, call, audit in .answer(service.configListing()) },
+        Route(
+            ["GET"], .under(adminPrefix + "config/"), .scope(.admin), kind: "admin", label: "admin/config",
+            "one config value"
+        ) { service, call, audit in .answer(service.configValue(call)) },
+        Route(
+            ["PUT"], .under(adminPrefix + "config/"), .scope(.admin), state: true, kind: "admin", label: "admin/config",
+            "set a config value: {\"value\": ...}; saved, then the path's callbacks run"
+        ) { service, call, audit in service.setConfig(call, audit: &audit) },
+        Route(
+            ["DELETE"], .under(adminPrefix + "config/"), .scope(.admin), state: true, kind: "admin", label: "admin/config",
+            "unset a config value; the path's callbacks run"
+        ) { service, call, audit in service.unsetConfig(call) },
+        Route(
+            ["GET"], .exact(adminPrefix + "tokens"), .scope(.admin), kind: "admin", label: "admin/tokens",
+            "every token: name, scopes, expiry, last use (never a secret)"
+        ) { service, call, audit in .answer(service.tokenListing()) },
+        Route(
+            ["POST"], .exact(adminPrefix + "tokens"), .scope(.admin), kind: "admin", label: "admin/tokens",
+            "make a token: {\"name\", \"scopes\", \"expires\"}; its secret is answered once"
+        ) { service, call, audit in .answer(service.createToken(call, audit: &audit)) },
+        Route(
+            ["DELETE"], .under(adminPrefix + "tokens/"), .scope(.admin), kind: "admin", label: "admin/tokens",
+            "revoke a token"
+        ) { service, call, audit in .answer(service.revokeToken(call, audit: &audit)) },
+        Route(
+            ["GET"], .exact(adminPrefix + "audit"), .scope(.admin), kind: "admin", label: "admin/audit",
+            "the audit trail, newest first, filtered by token, kind, outcome and time"
+        ) { service, call, _ in .answer(service.auditRecords(call.head)) },
+        Route(
+            ["GET"], .exact(adminPrefix + "audit/verify"), .scope(.admin), kind: "admin", label: "admin/audit",
+            "verify the audit trail's HMAC chain"
+        ) { service, _, _ in .answer(service.auditVerification()) },
+        Route(
+            [], .under(adminPrefix), .scope(.admin), kind: "admin", label: "admin/unknown",
+            "anything else under admin/: 404"
+        ) { _, call, _ in .answer(plain(404, "no such endpoint: \(call.head.path)\n", json: true)) },
+    ]
+
+    /// The first row whose path matches, the rest of the path, and the row of its group that
+    /// takes the method (nil: 405).
+    static func match(_ head: RequestHead) -> (route: Route, rest: Substring.UTF8View, taking: Route?)? {
+        for (index, route) in routes.enumerated() {
+            guard let rest = route.match(head.path) else { continue }
+            if route.methods.isEmpty || route.methods.contains(head.method) { return (route, rest, route) }
+            let taking = routes[(index + 1)...].first { other in
+                other.path == route.path && (other.methods.isEmpty || other.methods.contains(head.method))
+            }
+            return (route, rest, taking)
+        }
+        return nil
+    }
+
+    /// The methods of `route`'s group, for `Allow`.
+    static func allowed(_ route: Route) -> String {
+        routes.filter { $0.path == route.path }.flatMap(\.methods).joined(separator: ", ")
+    }
+}
+
+extension ExecService {
+    /// The route table as docs/api.md shows it, one line a row (RouteTableTests checks that the
+    /// document holds exactly this).
+    static var routeTableMarkdown: String {
+        var lines = [
+            "| method | path | token needs | on the Lua state | metrics label | what it does |",
+            "|---|---|---|---|---|---|",
+        ]
+        for route in routes {
+            let methods = route.methods.isEmpty ? "any" : route.methods.joined(separator: ", ")
+            let access: String
+            switch route.access {
+            case .anyToken: access = "any valid token"
+            case .scope(let scope): access = "`\(scope.rawValue)`"
+            case .named: access = route.kind == "action" ? "`action:NAME` or `exec`" : "`endpoint:NAME` or `exec`"
+            }
+            let label = route.label.map { "`\($0)`" } ?? "the endpoint's name, or `unknown`"
+            lines.append(
+                "| \(methods) | `\(route.pattern)` | \(access) | \(route.takesState ? "yes, in arrival order" : "no") | \(label) | \(route.summary) |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

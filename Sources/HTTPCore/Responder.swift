@@ -1,0 +1,45 @@
+/// What a transport hands each request to: luaexec's service, or a test's responder.
+///
+/// The contract between a transport (FastCGI today; any server that speaks HTTP's semantics)
+/// and what answers: the transport parses, buffers the body within `maxBodySize`, calls
+/// `respond` for each complete request in the order the requests arrived, and writes what the
+/// writer is given. It knows nothing of what answering takes (Lua, tokens, a database).
+public protocol Responder: Sendable {
+    /// The largest request body taken now: a longer one reaches `respond` as `.tooLarge`.
+    var maxBodySize: Int { get }
+
+    /// Answers one request through `writer`: before returning, or later from any thread (a
+    /// request that waits for a shared resource). Called in arrival order, never with a lock of
+    /// the transport held.
+    func respond(to head: RequestHead, body: BodyRead, writer: any ResponseWriter)
+
+    /// Runs, on the calling thread, the work `respond` deferred, until none is left or another
+    /// thread is already running it. A transport calls it once it has handed over every request
+    /// it read in one go, from a thread with a large stack, so that those requests keep their
+    /// arrival order and the deferred work needs no thread of its own (no wake-up per request).
+    func runDeferred()
+}
+
+extension Responder {
+    public func runDeferred() {}
+}
+
+/// Where one request's answer goes, given by the transport with the request. Either `send` once,
+/// or `startStream`, any number of `write`, then `finish` (a streamed answer: Server-Sent
+/// Events, a chunk's output as it is printed). Any thread may call it; calls for one request
+/// must not overlap.
+public protocol ResponseWriter: AnyObject, Sendable {
+    /// The whole answer.
+    func send(_ response: Response)
+
+    /// The status and headers of an answer whose body follows in parts; `head.body` is ignored
+    /// and no `Content-Length` is sent. The head leaves at once.
+    func startStream(_ head: Response)
+
+    /// Part of a streamed body, sent at once. False when the client is gone: stop producing.
+    @discardableResult
+    func write(_ bytes: [UInt8]) -> Bool
+
+    /// Ends a streamed answer.
+    func finish()
+}
