@@ -1,7 +1,7 @@
 import Crypto
+import HTTPCore
 import Logging
 import SystemSupport
-import HTTPCore
 
 /// One audit line per request (SPEC O2): who, what, how it ended. Never the token, never the
 /// body: only the first 12 hex digits of the body's SHA-256, to match a request to a script.

@@ -1,6 +1,5 @@
 import LuaRuntime
 import SystemSupport
-import HTTPCore
 
 /// Turns an evaluation into a response body and status (SPEC E4–E6).
 enum EvaluationRenderer {

@@ -1,6 +1,6 @@
 import AccessControl
-import LuaRuntime
 import HTTPCore
+import LuaRuntime
 
 /// Action URLs (SPEC V7): `GET /api/v1/exec/command?action=NAME&param=value...` calls the
 /// function a script registered with `http.action(NAME, fn, {help = ..., params = {...}})`,

@@ -4,9 +4,9 @@ import FoundationEssentials
 import Foundation
 #endif
 import AccessControl
+import HTTPCore
 import LuaRuntime
 import SystemSupport
-import HTTPCore
 
 /// The admin API (SPEC M1–M4, V4, V5), for tokens with the `admin` scope. Answers are JSON.
 extension ExecService {

@@ -1,5 +1,5 @@
-import HTTPCore
 import AccessControl
+import HTTPCore
 import LuaRuntime
 
 #if canImport(FoundationEssentials)

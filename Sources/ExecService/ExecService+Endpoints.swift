@@ -1,6 +1,6 @@
 import AccessControl
-import LuaRuntime
 import HTTPCore
+import LuaRuntime
 
 /// Endpoints: `/api/v1/exec/<name>` answered by a function a script registered with
 /// `http.listen(name, fn)` (SPEC V4). The handler gets `(url, body, headers, request)` and

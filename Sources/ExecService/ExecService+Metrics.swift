@@ -1,9 +1,9 @@
 import AccessControl
 import CoreMetrics
+import HTTPCore
 import LuaRuntime
 import Synchronization
 import SystemSupport
-import HTTPCore
 
 /// Metrics (SPEC M5) through swift-metrics: the daemon bootstraps the Prometheus backend and
 /// hands ExecService the exporter; without one (tests), the metrics go nowhere.

@@ -1,5 +1,5 @@
-import HTTPCore
 import AccessControl
+import HTTPCore
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials

@@ -1,10 +1,10 @@
 import AccessControl
 import Crypto
+import HTTPCore
 import Logging
 import LuaRuntime
 import Synchronization
 import SystemSupport
-import HTTPCore
 
 /// Answers luaexec's HTTP API: authentication, routing, evaluation and rendering. It knows
 /// nothing of FastCGI: the transport hands it a `RequestHead` and a way to read the body.

@@ -1,4 +1,3 @@
-import HTTPCore
 /// `application/x-www-form-urlencoded` query strings, as browsers and curl send them.
 enum QueryString {
     /// Every value of parameter `name`, percent-decoded (`+` as a space).

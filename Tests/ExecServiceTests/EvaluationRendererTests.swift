@@ -1,6 +1,5 @@
 import LuaRuntime
 import Testing
-import HTTPCore
 
 @testable import ExecService
 

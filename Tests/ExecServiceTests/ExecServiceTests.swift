@@ -1,11 +1,11 @@
 import AccessControl
 import Foundation
+import HTTPCore
 import Logging
 import LuaRuntime
 import Synchronization
 import SystemSupport
 import Testing
-import HTTPCore
 
 @testable import ExecService
 
