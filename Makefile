@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` and `make test` (SPEC D1, D2).
 SWIFT ?= swift
 
-.PHONY: run test deps build clean
+.PHONY: run test deps build clean check-c-layers
 
 run:
 	scripts/run.sh
@@ -15,9 +15,13 @@ build: deps
 # The tests also need promtool (Debian's prometheus) to check the metrics format, and Debian's
 # chromium, chromium-driver and python3-selenium to drive the web console in a real browser, and
 # tmux to drive `luaexec repl` and `login` in a real terminal.
-test: build
+test: check-c-layers build
 	scripts/install-deps.sh prometheus chromium chromium-driver python3-selenium tmux
 	LUAEXEC_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test
+
+# CLuaSupport's files include only the headers of layers below them (docs/architecture.md).
+check-c-layers:
+	scripts/check-c-layers.sh
 
 clean:
 	rm -rf .build .run

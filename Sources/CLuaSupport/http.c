@@ -9,8 +9,15 @@
 // runs one request at a time anyway). The host (LuaRuntime's EndpointRegistry) is told of each
 // change, with where it was made, for the admin listing; it never calls back into the state.
 // Argument errors are raised here, in C: Swift frames never see a longjmp.
+//
+// CLuaSupport, layer 5 of 6, beside persist.c and log.c. Includes http.h and stop.h: knows
+// nothing of evaluation (lx_invoke reaches lx_push_registered through state.c) or of `config`
+// (state.c hands config callbacks to persist.c). Layers, lowest first: codec, stop, baselib,
+// eval, then persist/http/log side by side, then state (docs/architecture.md).
 
-#include "internal.h"
+#include "http.h"
+
+#include "stop.h"
 
 #include <string.h>
 
@@ -249,7 +256,6 @@ void lx_open_http(lua_State *L) {
 }
 
 int lx_push_registered(lua_State *L, int kind, const char *name, size_t name_len) {
-    if (kind == LX_KIND_CONFIG_CALL) return lx_push_config_call(L);
     lua_getfield(L, LUA_REGISTRYINDEX, table_keys[kind]);
     lua_pushlstring(L, name, name_len);
     if (lua_rawget(L, -2) == LUA_TTABLE) lua_rawgeti(L, -1, 1);

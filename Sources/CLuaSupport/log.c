@@ -6,8 +6,14 @@
 // The host writes the line (LuaRuntime's LuaVM+Log.swift, through luaexecd's one line writer,
 // which escapes what could forge another line). Here only the arguments are checked, since a
 // bad one raises a Lua error.
+//
+// CLuaSupport, layer 5 of 6, beside persist.c and http.c. Includes log.h and stop.h. Layers,
+// lowest first: codec, stop, baselib, eval, then persist/http/log side by side, then state
+// (docs/architecture.md).
 
-#include "internal.h"
+#include "log.h"
+
+#include "stop.h"
 
 static int log_write(lua_State *L) {
     size_t tag_len, text_len;

@@ -11,8 +11,14 @@
 //
 // A step is about constant work: one call of `match`, one repetition tried by an expansion, one
 // byte scanned by %b, 64 bytes compared by a back-reference, one escape of a replacement string.
+//
+// CLuaSupport, layer 3 of 6, beside baselib.c. Includes baselib.h and stop.h (the stop flag,
+// lx_raise_stop). Layers, lowest first: codec, stop, baselib, eval, then persist/http/log side by
+// side, then state (docs/architecture.md).
 
-#include "internal.h"
+#include "baselib.h"
+
+#include "stop.h"
 
 #include <ctype.h>
 #include <string.h>

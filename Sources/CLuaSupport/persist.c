@@ -10,8 +10,16 @@
 // `config` is a flat store of scalars by path. config.set marks the path changed (committed like
 // `persisted`) and queues the functions registered for it; the host runs each queued call after the
 // job, under the limits of a chunk (lx_next_config_call, then lx_invoke with LX_KIND_CONFIG_CALL).
+//
+// CLuaSupport, layer 5 of 6, beside http.c and log.c. Includes persist.h, stop.h (the runtime,
+// host_call) and codec.h (the encoding of the changes). lx_invoke reaches lx_push_config_call
+// through state.c. Layers, lowest first: codec, stop, baselib, eval, then persist/http/log side
+// by side, then state (docs/architecture.md).
 
-#include "internal.h"
+#include "persist.h"
+
+#include "codec.h"
+#include "stop.h"
 
 #include <string.h>
 

@@ -7,7 +7,7 @@ import Testing
 /// The corpus of chunks that try to outrun the stop (issue 24, SPEC L1–L3): each ends within its
 /// limits, the same state answers the next chunk, and the state keeps its globals. Lua runs no
 /// hook inside finalizers, hook functions and the handlers of a hook's error; luaexec reaches
-/// them anyway (luasupport.c, "Where Lua turns hooks off"). Add every new escape here.
+/// them anyway (CLuaSupport/stop.c, "Where Lua turns hooks off"). Add every new escape here.
 @Suite("Escapes: no chunk outruns its time limit or an interrupt")
 struct EscapeTests {
     static func executor(timeLimit: Duration = .milliseconds(200)) throws -> LuaExecutor {

@@ -61,11 +61,11 @@ typedef void (*lx_registration_hook)(void *context, const lx_registration *regis
 /// How lx_eval encodes the chunk's results into the result buffer.
 enum lx_render_mode {
     LX_RENDER_TEXT = 0,  // each value as luaL_tolstring gives it
-    LX_RENDER_TREE = 1,  // a typed tree (see lx_encode in luasupport.c) for JSON
+    LX_RENDER_TREE = 1,  // a typed tree (see the result encoding in codec.c) for JSON
 };
 
 /// NULL when the linked liblua is one whose stop luaexec can make reach finalizers and hook
-/// functions (luasupport.c, "Where Lua turns hooks off"); otherwise why not. Checked once.
+/// functions (stop.c, "Where Lua turns hooks off"); otherwise why not. Checked once.
 const char *lx_check_layout(void);
 
 /// Creates a state with the standard libraries and luaexec's changes to them (print and

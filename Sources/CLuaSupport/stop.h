@@ -1,34 +1,20 @@
-// What luasupport.c and http.c share: the runtime's layout and the helpers both use. Not part
-// of the module's interface (include/CLuaSupport.h is).
-#ifndef CLUASUPPORT_INTERNAL_H
-#define CLUASUPPORT_INTERNAL_H
+// CLuaSupport, layer 2 of 6: the runtime record, the capped allocator, the stop hook and its
+// stopper thread, the layout check (stop.c). Includes only codec.h below it; knows nothing of
+// the base library, evaluation or the modules. Layers, lowest first: codec, stop, baselib, eval,
+// then persist/http/log side by side, then state (docs/architecture.md).
+#ifndef CLUASUPPORT_STOP_H
+#define CLUASUPPORT_STOP_H
 
-#include "CLuaSupport.h"
+#include "codec.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include <lua5.4/lauxlib.h>
-#include <lua5.4/lua.h>
-#include <lua5.4/lualib.h>
-
-#define LX_TRACEBACK_KEY "luaexec.traceback"
-// registry[LX_CHUNKS_KEY][chunk name][chunk text] = the compiled chunk (lx_eval's cache).
-#define LX_CHUNKS_KEY "luaexec.chunks"
-#define LX_RESULT_LIMIT ((size_t)64 << 20)
-#define LX_ERROR_LIMIT ((size_t)64 << 10)
-#define LX_MAX_DEPTH 32
-// Compiling a chunk and encoding its results may use this much beyond the cap, so that an
-// administrator can still run `big = nil` when live data fills the state to its limit.
-#define LX_HEADROOM_MIN ((size_t)1 << 20)
-
-typedef struct {
-    char *data;
-    size_t len, cap, max;
-    // The error raised when an encoding would pass `max` (a format that may use it as %I).
-    const char *full;
-} lx_buf;
-
+// The runtime: one per state, the allocator's user data (lx_runtime_of). It is here, at the
+// layer that hands it to Lua, and holds every layer's per-state fields, each group marked with
+// the file that owns it. A layer touches its own fields and those of layers below it; the fields
+// after "Above evaluation" belong to persist.c, http.c and log.c alone (state.c sets them up),
+// which scripts/check-c-layers.sh checks.
 struct lx_runtime {
     lua_State *L;
     size_t used;
@@ -37,7 +23,7 @@ struct lx_runtime {
     size_t memory_limit;
     size_t active_limit;  // memory_limit while the chunk runs, memory_limit + headroom otherwise
     size_t headroom;
-    lx_buf out, result, error, traceback;
+    lx_buf out, result, error, traceback;  // out: baselib.c's print; the others: eval.c's
     int render_mode;
     int refused;  // the cap refused an allocation during this evaluation
     _Atomic int stop;
@@ -49,14 +35,15 @@ struct lx_runtime {
     // has freed it, under hook_lock: lx_stop may run on another thread while the state closes.
     void *state_block;
     int state_freed;
-    // The thread that keeps hooks allowed while a stop is in effect (luasupport.c).
+    // The thread that keeps hooks allowed while a stop is in effect (stop.c).
     pthread_t stopper;
     int stopper_running;
     // A protected call of the host's own is running (persist.c): the stop hook lets it be. Only
     // C code runs in it, so a chunk cannot use it to escape.
     int host_call;
 
-    // The chunk lx_eval runs (NULL otherwise), for the host to hash what registered an endpoint.
+    // eval.c: the chunk lx_eval runs (NULL otherwise), for the host to hash what registered an
+    // endpoint.
     const char *chunk;
     size_t chunk_len;
     // The chunk name lx_eval runs it under, and how many compiled chunks its cache holds.
@@ -64,6 +51,10 @@ struct lx_runtime {
     int cached_chunks;
     // Set by lx_invoke's call when nothing is registered under the name.
     int not_found;
+    // How lx_invoke finds what to call (eval.h's lx_find_registered_fn; set by state.c).
+    int (*find_registered)(lua_State *L, int kind, const char *name, size_t name_len);
+
+    // Above evaluation (persist.c, http.c, log.c):
     // Told of every registration change (http.c).
     lx_registration_hook registration_hook;
     void *registration_context;
@@ -85,28 +76,24 @@ struct lx_runtime {
 };
 
 lx_runtime *lx_runtime_of(lua_State *L);
-int lx_buf_add(lx_buf *b, const void *p, size_t n);
-void lx_buf_set_truncated(lx_buf *b, const char *p, size_t n);
-// The value encoding of lx_encode (luasupport.c), into any buffer; they raise b->full.
-void lx_put(lua_State *L, lx_buf *b, const void *p, size_t n);
-void lx_put_u32(lua_State *L, lx_buf *b, size_t v);
-// Encodes a nil, boolean, number or string at idx and returns 1; anything else: 0, nothing put.
-int lx_put_scalar(lua_State *L, lx_buf *b, int idx);
 
-// Creates the global `http` table and the registry tables behind it (http.c).
-void lx_open_http(lua_State *L);
-// Pushes the function registered under `name` for `kind`, or nil (http.c).
-int lx_push_registered(lua_State *L, int kind, const char *name, size_t name_len);
+// The allocator lua_newstate is given (user data: the runtime), and the malloc settings it
+// relies on (once per process, before the first state).
+void *lx_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+void lx_set_malloc_policy(void);
+// After a call: a full collection when the state grew much since the last one, then freed
+// pages handed back to the system when the call's peak was well above what the state holds.
+void lx_collect_if_grown(lx_runtime *rt);
+void lx_hand_back_memory(lx_runtime *rt);
+
 // Raises the stop hook's error for `reason` (an lx_stop_reason other than LX_STOP_NONE), for C
 // code that runs long without returning to Lua and checks rt->stop itself.
 int lx_raise_stop(lua_State *L, int reason);
-// Replaces string.find, match, gmatch and gsub with ones that the stop reaches (patterns.c).
-void lx_open_patterns(lua_State *L);
-// Creates the global `log` table (log.c).
-void lx_open_log(lua_State *L);
-// Creates `persisted`, `shared` and `config` (persist.c).
-void lx_open_persist(lua_State *L);
-// Pushes the function of the config callback lx_next_config_call chose, or nil (persist.c).
-int lx_push_config_call(lua_State *L);
+// Sets the stop hook on `L` and allows hooks there again.
+void lx_arm(lua_State *L);
+// Records the coroutine now running (under hook_lock), arming it when a stop is in effect.
+void lx_set_current(lx_runtime *rt, lua_State *co);
+// Waits for the stopper thread to notice that the stop is over (or the state closed).
+void lx_end_stopper(lx_runtime *rt);
 
 #endif

@@ -1,0 +1,444 @@
+// CLuaSupport, layer 3 of 6: luaexec's changes to the base library. Coroutines and finalizers
+// the stop reaches, xpcall's handler, print and io.write captured, stdin empty, os.exit refused,
+// text-only load, and the restricted profile. (patterns.c, the same layer, has the string
+// library's pattern functions.) Includes baselib.h, stop.h and codec.h: knows nothing of
+// evaluation or the modules. Layers, lowest first: codec, stop, baselib, eval, then
+// persist/http/log side by side, then state (docs/architecture.md).
+
+#define _GNU_SOURCE
+#include "baselib.h"
+
+#include "codec.h"
+#include "stop.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static lx_runtime *runtime_of(lua_State *L) { return lx_runtime_of(L); }
+
+// MARK: - Coroutines that the watchdog can reach
+// Hooks are per thread, and a coroutine created before the deadline has none. resume and wrap
+// are lcorolib's, plus bookkeeping of the running coroutine so that lx_stop can arm it too.
+
+enum { COS_RUN, COS_DEAD, COS_YIELD, COS_NORM };
+
+static int auxstatus(lua_State *L, lua_State *co) {
+    if (L == co) return COS_RUN;
+    switch (lua_status(co)) {
+    case LUA_YIELD:
+        return COS_YIELD;
+    case LUA_OK: {
+        lua_Debug ar;
+        if (lua_getstack(co, 0, &ar)) return COS_NORM;
+        return lua_gettop(co) == 0 ? COS_DEAD : COS_YIELD;
+    }
+    default:
+        return COS_DEAD;
+    }
+}
+
+static int auxresume(lua_State *L, lua_State *co, int narg) {
+    int status, nres;
+    if (auxstatus(L, co) != COS_YIELD) {
+        // lua_resume's own words (ldo.c): a running or normal coroutine is "non-suspended".
+        lua_pushstring(L, auxstatus(L, co) == COS_DEAD ? "cannot resume dead coroutine" : "cannot resume non-suspended coroutine");
+        return -1;
+    }
+    if (!lua_checkstack(co, narg)) {
+        lua_pushliteral(L, "too many arguments to resume");
+        return -1;
+    }
+    lx_runtime *rt = runtime_of(L);
+    lua_State *previous = rt->current;
+    lua_xmove(L, co, narg);
+    lx_set_current(rt, co);
+    status = lua_resume(co, L, narg, &nres);
+    lx_set_current(rt, previous);
+    if (atomic_load(&rt->stop) != LX_STOP_NONE) lx_arm(L);
+    if (status == LUA_OK || status == LUA_YIELD) {
+        if (!lua_checkstack(L, nres + 1)) {
+            lua_pop(co, nres);
+            lua_pushliteral(L, "too many results to resume");
+            return -1;
+        }
+        lua_xmove(co, L, nres);
+        return nres;
+    }
+    lua_xmove(co, L, 1);
+    return -1;
+}
+
+static int lx_co_resume(lua_State *L) {
+    // The message of the linked liblua (5.4.4's lcorolib checks the type: "thread expected").
+    luaL_checktype(L, 1, LUA_TTHREAD);
+    lua_State *co = lua_tothread(L, 1);
+    int r = auxresume(L, co, lua_gettop(L) - 1);
+    if (r < 0) {
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, -(r + 1));
+    return r + 1;
+}
+
+// lua_resetthread runs the coroutine's pending __close handlers on the coroutine itself, which
+// is not the one running: it is made `current` meanwhile, so that lx_stop arms it.
+static int close_thread(lua_State *L, lua_State *co) {
+    lx_runtime *rt = runtime_of(L);
+    lua_State *previous = rt->current;
+    lx_set_current(rt, co);
+    int status = lua_resetthread(co);
+    lx_set_current(rt, previous);
+    if (atomic_load(&rt->stop) != LX_STOP_NONE) lx_arm(L);
+    return status;
+}
+
+// coroutine.close as lcorolib has it (5.4.4), with close_thread.
+static int lx_co_close(lua_State *L) {
+    static const char *const statname[] = {"running", "dead", "suspended", "normal"};
+    luaL_checktype(L, 1, LUA_TTHREAD);  // the linked liblua's message, as lx_co_resume
+    lua_State *co = lua_tothread(L, 1);
+    int status = auxstatus(L, co);
+    if (status != COS_DEAD && status != COS_YIELD)
+        return luaL_error(L, "cannot close a %s coroutine", statname[status]);
+    if (close_thread(L, co) == LUA_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_xmove(co, L, 1);
+    return 2;
+}
+
+static int lx_co_auxwrap(lua_State *L) {
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int r = auxresume(L, co, lua_gettop(L));
+    if (r < 0) {
+        int stat = lua_status(co);
+        if (stat != LUA_OK && stat != LUA_YIELD) {
+            stat = close_thread(L, co);  // close its to-be-closed variables
+            lua_xmove(co, L, 1);
+        }
+        if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+            luaL_where(L, 1);
+            lua_insert(L, -2);
+            lua_concat(L, 2);
+        }
+        return lua_error(L);
+    }
+    return r;
+}
+
+static int lx_co_wrap(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushcclosure(L, lx_co_auxwrap, 1);
+    return 1;
+}
+
+// MARK: - Finalizers the watchdog can reach
+// Lua runs __gc metamethods with hooks disabled on the running thread (GCTM clears allowhook),
+// so a looping finalizer could never be stopped. setmetatable wraps a Lua __gc in a C function
+// that runs it in a fresh coroutine: hooks work there, and the coroutine is `current`, so
+// lx_stop arms it. (A __gc assigned to a metatable after setmetatable is not wrapped; see
+// docs/limits.md.)
+
+// Calls upvalue 1 (the function a wrapper replaced) with this function's arguments, in place,
+// and returns all its results.
+static int call_original(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+// Calls upvalue 1 with this function's arguments in a fresh coroutine, where hooks work, and
+// returns its results or raises its error.
+static int call_in_coroutine(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    int n = lua_gettop(L);
+    lua_State *co = lua_newthread(L);  // inherits the hook if the chunk is being stopped
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_xmove(L, co, 1);
+    for (int i = 1; i <= n; i++) lua_pushvalue(L, i);
+    lua_xmove(L, co, n);
+    lua_State *previous = rt->current;
+    lx_set_current(rt, co);
+    int nres = 0;
+    int status = lua_resume(co, L, n, &nres);
+    lx_set_current(rt, previous);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_xmove(co, L, 1);
+        return lua_error(L);
+    }
+    if (!lua_checkstack(L, nres)) return luaL_error(L, "too many results");
+    lua_xmove(co, L, nres);
+    return nres;
+}
+
+// A finalizer's error becomes a warning, as Lua does for any __gc.
+static int lx_gc_trampoline(lua_State *L) {
+    call_in_coroutine(L);
+    return 0;
+}
+
+// xpcall's message handler. When the error is the stop hook's, Lua calls the handler with hooks
+// disabled, so a looping handler would never end: then it runs in a coroutine. Otherwise it runs
+// in place, where debug.traceback sees the stack that failed.
+static int lx_handler_trampoline(lua_State *L) {
+    if (atomic_load(&runtime_of(L)->stop) != LX_STOP_NONE) return call_in_coroutine(L);
+    return call_original(L);
+}
+
+// xpcall as lbaselib has it, with the handler wrapped; a continuation keeps it yieldable.
+static int finish_xpcall(lua_State *L, int status, lua_KContext extra) {
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, -2);
+        return 2;
+    }
+    return lua_gettop(L) - (int)extra;
+}
+
+static int lx_xpcall(lua_State *L) {
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (!lua_iscfunction(L, 2)) {
+        lua_pushvalue(L, 2);
+        lua_pushcclosure(L, lx_handler_trampoline, 1);
+        lua_replace(L, 2);
+    }
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    lua_rotate(L, 3, 2);
+    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_xpcall);
+    return finish_xpcall(L, status, 2);
+}
+
+static void wrap_gc(lua_State *L, int mt) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, mt) == LUA_TFUNCTION && !lua_iscfunction(L, -1)) {
+        lua_pushcclosure(L, lx_gc_trampoline, 1);
+        lua_pushliteral(L, "__gc");
+        lua_insert(L, -2);
+        lua_rawset(L, mt);
+    } else {
+        lua_pop(L, 1);
+    }
+}
+
+// setmetatable and debug.setmetatable (upvalue 1: the original; the base library's takes tables
+// only). The argument checks are made here, before the original runs, so that their errors name
+// the function as Lua's own do: raised inside the original, called from C, they would say
+// "bad argument #1 to '?'".
+static int setmetatable_checked(lua_State *L, int tables_only) {
+    int t = lua_type(L, 2);
+    if (tables_only) luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    if (t == LUA_TTABLE) wrap_gc(L, 2);
+    return call_original(L);
+}
+static int lx_setmetatable(lua_State *L) { return setmetatable_checked(L, 1); }
+static int lx_debug_setmetatable(lua_State *L) { return setmetatable_checked(L, 0); }
+
+// MARK: - Library changes
+
+static int lx_print(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        size_t l;
+        const char *s = luaL_tolstring(L, i, &l);
+        if ((i > 1 && !lx_buf_add(&rt->out, "\t", 1)) || !lx_buf_add(&rt->out, s, l))
+            return luaL_error(L, "output limit of %I bytes exceeded", (lua_Integer)rt->out.max);
+        lua_pop(L, 1);
+    }
+    if (!lx_buf_add(&rt->out, "\n", 1))
+        return luaL_error(L, "output limit of %I bytes exceeded", (lua_Integer)rt->out.max);
+    return 0;
+}
+
+static ssize_t out_cookie_write(void *cookie, const char *p, size_t n) {
+    lx_runtime *rt = cookie;
+    if (!lx_buf_add(&rt->out, p, n)) {
+        errno = ENOSPC;  // io.write then returns fail with "No space left on device"
+        return 0;
+    }
+    return (ssize_t)n;
+}
+
+// The closef of the standard files we install: like liolib's io_noclose.
+static int lx_noclose(lua_State *L) {
+    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    p->closef = &lx_noclose;
+    luaL_pushfail(L);
+    lua_pushliteral(L, "cannot close standard file");
+    return 2;
+}
+
+// Pushes a Lua file handle for `f` and makes it io.<field> and the registry's `regkey`
+// (the io library's default input or output).
+static void install_stdfile(lua_State *L, FILE *f, const char *field, const char *regkey) {
+    luaL_Stream *p = (luaL_Stream *)lua_newuserdatauv(L, sizeof(luaL_Stream), 0);
+    p->f = f;
+    p->closef = &lx_noclose;
+    luaL_setmetatable(L, LUA_FILEHANDLE);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, regkey);
+    lua_getglobal(L, "io");
+    lua_insert(L, -2);
+    lua_setfield(L, -2, field);
+    lua_pop(L, 1);
+}
+
+static int lx_os_exit(lua_State *L) {
+    return luaL_error(L, "os.exit is disabled: luaexecd serves every request from one resident state");
+}
+
+// load and loadfile, forced to text mode (upvalue 1: the original). A precompiled chunk can
+// crash the VM, so binary chunks are refused everywhere.
+//
+// A mode without 't' ("b") keeps its meaning (SPEC E10): Lua itself refuses a text chunk with
+// "attempt to load a text chunk (mode is 'b')". A binary chunk is refused too, by luaexec, with
+// the same answer, since whatever such a mode lets through is binary. A reader function is not
+// called then.
+//
+// A reader function is called through lx_checked_reader, which raises the original's error for
+// a result that is not a string at the chunk's position, where Lua's own load puts it.
+//
+// The original's argument checks are made here first, in its order, so that their errors name
+// `load` and say "no value" as Lua's own do (raised inside the original, called from C, they
+// would say "bad argument #1 to '?'").
+static int lx_checked_reader(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_call(L, 0, 1);
+    if (!lua_isnil(L, -1) && !lua_isstring(L, -1)) {
+        luaL_where(L, 3);  // 0: this reader, 1: the original load, 2: lx_load, 3: load's caller
+        lua_pushliteral(L, "reader function must return a string");
+        lua_concat(L, 2);
+        return lua_error(L);
+    }
+    return 1;
+}
+
+static int lx_textonly(lua_State *L, int modearg) {
+    if (modearg == 2) luaL_optstring(L, 1, NULL);  // loadfile's file name
+    const char *mode = luaL_optstring(L, modearg, "bt");
+    if (modearg == 3 && !lua_isstring(L, 1)) {  // load's chunk name, then the reader
+        luaL_optstring(L, 2, NULL);
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+        lua_pushvalue(L, 1);
+        lua_pushcclosure(L, lx_checked_reader, 1);
+        lua_replace(L, 1);
+    } else if (modearg == 3) {
+        luaL_optstring(L, 2, NULL);
+    }
+    if (lua_gettop(L) < modearg) lua_settop(L, modearg);
+    if (!strchr(mode, 't')) {
+        luaL_pushfail(L);
+        size_t n = 0;
+        const char *chunk = modearg == 3 && lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
+        if (chunk && n > 0 && chunk[0] == LUA_SIGNATURE[0])
+            lua_pushliteral(L, "binary (precompiled) chunks are refused: load Lua source text");
+        else
+            lua_pushfstring(L, "attempt to load a text chunk (mode is '%s')", mode);
+        return 2;
+    }
+    lua_pushliteral(L, "t");
+    lua_replace(L, modearg);
+    return call_original(L);
+}
+static int lx_load(lua_State *L) { return lx_textonly(L, 3); }
+static int lx_loadfile(lua_State *L) { return lx_textonly(L, 2); }
+
+static int lx_dofile(lua_State *L) {
+    const char *fname = luaL_optstring(L, 1, NULL);
+    lua_settop(L, 1);
+    if (luaL_loadfilex(L, fname, "t") != LUA_OK) return lua_error(L);
+    lua_call(L, 0, LUA_MULTRET);
+    return lua_gettop(L) - 1;
+}
+
+static void replace_in(lua_State *L, const char *table, const char *name, lua_CFunction f, int keep_original) {
+    if (table) lua_getglobal(L, table);
+    else lua_pushglobaltable(L);
+    if (keep_original) {
+        lua_getfield(L, -1, name);
+        lua_pushcclosure(L, f, 1);
+    } else {
+        lua_pushcfunction(L, f);
+    }
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+// Replaces the base functions (SPEC: print captured, text-only load, os.exit refused, coroutines
+// and finalizers the watchdog can reach), after luaL_openlibs.
+void lx_replace_base(lua_State *L) {
+    replace_in(L, NULL, "print", lx_print, 0);
+    replace_in(L, NULL, "load", lx_load, 1);
+    replace_in(L, NULL, "loadfile", lx_loadfile, 1);
+    replace_in(L, NULL, "dofile", lx_dofile, 0);
+    replace_in(L, "os", "exit", lx_os_exit, 0);
+    replace_in(L, "coroutine", "resume", lx_co_resume, 0);
+    replace_in(L, "coroutine", "wrap", lx_co_wrap, 0);
+    replace_in(L, "coroutine", "close", lx_co_close, 0);
+    replace_in(L, NULL, "setmetatable", lx_setmetatable, 1);
+    replace_in(L, NULL, "xpcall", lx_xpcall, 0);
+    replace_in(L, "debug", "setmetatable", lx_debug_setmetatable, 1);
+}
+
+// Makes io.stdout the output buffer and io.stdin an empty file.
+int lx_open_stdfiles(lua_State *L, lx_runtime *rt) {
+    static const cookie_io_functions_t out_funcs = {.write = out_cookie_write};
+    FILE *out = fopencookie(rt, "w", out_funcs);
+    FILE *in = fopen("/dev/null", "re");  // close-on-exec: no child of a chunk needs it
+    if (!out || !in) {
+        if (out) fclose(out);
+        if (in) fclose(in);
+        return luaL_error(L, "cannot open the standard files: %s", strerror(errno));
+    }
+    setvbuf(out, NULL, _IONBF, 0);  // keeps print and io.write in order
+    install_stdfile(L, out, "stdout", "_IO_output");
+    install_stdfile(L, in, "stdin", "_IO_input");
+    return 0;
+}
+
+// The restricted profile (SPEC V1): what lets a chunk reach files, processes, native modules,
+// the process's environment and the VM's internals goes. From os: execute (processes), remove,
+// rename and tmpname (files: tmpname creates one), getenv (the daemon's environment may hold
+// secrets), setlocale (process-wide: it changes how every later request's numbers are written
+// and read). What stays reads clocks and formats dates. Raw sets, so that no metamethod an init
+// script left on _G runs.
+static int lx_restrict_globals(lua_State *L) {
+    static const char *const removed[] = {"io", "package", "require", "debug", "dofile", "loadfile", NULL};
+    static const char *const removed_os[] = {"execute", "remove", "rename", "tmpname", "getenv", "setlocale", NULL};
+    lua_pushglobaltable(L);
+    for (const char *const *name = removed; *name; name++) {
+        lua_pushstring(L, *name);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+    }
+    lua_pushliteral(L, "os");
+    if (lua_rawget(L, -2) == LUA_TTABLE) {
+        for (const char *const *name = removed_os; *name; name++) {
+            lua_pushstring(L, *name);
+            lua_pushnil(L);
+            lua_rawset(L, -3);
+        }
+    }
+    return 0;
+}
+
+int lx_restrict(lx_runtime *rt) {
+    lua_State *L = rt->L;
+    lua_pushcfunction(L, lx_restrict_globals);
+    int status = lua_pcall(L, 0, 0, 0);
+    if (status != LUA_OK) lua_pop(L, 1);
+    return status;
+}

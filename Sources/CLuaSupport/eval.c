@@ -1,0 +1,338 @@
+// CLuaSupport, layer 4 of 6: evaluation. The C half of LuaRuntime: everything here may raise
+// Lua errors (longjmp) or runs inside a protected call; Swift only ever sees status codes and
+// byte buffers. The shape follows lua.c: one protected call per chunk with a message handler
+// that records a traceback; then the results are encoded in a protected call of their own.
+// lx_eval runs a chunk (compiled chunks are kept), lx_invoke a registered function, found
+// through the function state.c gives it (lx_set_find_registered). Includes eval.h, stop.h and
+// codec.h: knows nothing of HTTP, `persisted` or `config`. Layers, lowest first: codec, stop,
+// baselib, eval, then persist/http/log side by side, then state (docs/architecture.md).
+
+#include "eval.h"
+
+#include "codec.h"
+#include "stop.h"
+
+#include <string.h>
+
+#define LX_TRACEBACK_KEY "luaexec.traceback"
+// registry[LX_CHUNKS_KEY][chunk name][chunk text] = the compiled chunk (lx_eval's cache).
+#define LX_CHUNKS_KEY "luaexec.chunks"
+
+static lx_runtime *runtime_of(lua_State *L) { return lx_runtime_of(L); }
+
+// MARK: - Evaluation
+
+// lua.c's msghandler, except that the traceback goes to the registry so that the message and
+// the traceback reach the client as two fields.
+static int lx_msghandler(lua_State *L) {
+    int t = lua_type(L, 1);
+    if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+        lua_pushvalue(L, 1);
+        lua_tostring(L, -1);
+    } else if (!(luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)) {
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, NULL, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
+    return 1;
+}
+
+// Called in protected mode with the chunk's results as its arguments.
+static int lx_encode(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    lx_encode_results(L, &rt->result, rt->render_mode);
+    return 0;
+}
+
+static void take_error(lx_runtime *rt, lua_State *L) {
+    size_t n = 0;
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "(error object is not a string)";
+    if (lua_type(L, -1) != LUA_TSTRING) n = strlen(msg);
+    lx_buf_set_truncated(&rt->error, msg, n);
+    rt->traceback.len = 0;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY) == LUA_TSTRING) {
+        const char *tb = lua_tolstring(L, -1, &n);
+        lx_buf_set_truncated(&rt->traceback, tb, n);
+    }
+    lua_pop(L, 1);
+}
+
+static int error_ends_with(lx_runtime *rt, const char *suffix) {
+    size_t n = strlen(suffix);
+    return rt->error.len >= n && memcmp(rt->error.data + rt->error.len - n, suffix, n) == 0;
+}
+
+// Lua reports some allocation failures as ordinary errors: lauxlib's buffers raise the string
+// "not enough memory" with lua_error (ours when the cap refused an allocation), and size checks
+// refuse requests such as string.rep("x", 2^40) before allocating. All of them are the chunk
+// asking for more memory than it may have.
+static int is_memory_error(lx_runtime *rt, int status) {
+    if (status == LUA_ERRMEM) return 1;
+    if (rt->refused && error_ends_with(rt, "not enough memory")) return 1;
+    return error_ends_with(rt, "resulting string too large") || error_ends_with(rt, "string length overflow")
+        || error_ends_with(rt, "block too big") || error_ends_with(rt, "table overflow");
+}
+
+static int kind_of(lx_runtime *rt, int status) {
+    switch (atomic_load(&rt->stop)) {
+    case LX_STOP_TIMEOUT:
+        return LX_ERR_TIMEOUT;
+    case LX_STOP_INTERRUPT:
+        return LX_ERR_INTERRUPTED;
+    default:
+        return is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_RUNTIME;
+    }
+}
+
+// Resets the buffers for a new evaluation and pushes the message handler; returns the base.
+static int begin_call(lx_runtime *rt, int render_mode) {
+    lua_State *L = rt->L;
+    int base = lua_gettop(L);
+    rt->out.len = rt->result.len = rt->error.len = rt->traceback.len = 0;
+    rt->render_mode = render_mode;
+    rt->refused = 0;
+    rt->not_found = 0;
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
+    lua_pushcfunction(L, lx_msghandler);
+    return base;
+}
+
+// Calls the function above `nargs` arguments at the top of the stack (the message handler at
+// base + 1 below it), encodes its results, and restores the stack to `base`.
+static int finish_call(lx_runtime *rt, int base, int nargs) {
+    lua_State *L = rt->L;
+    int result = LX_OK;
+    rt->active_limit = rt->memory_limit;
+    int status = lua_pcall(L, nargs, LUA_MULTRET, base + 1);
+    rt->active_limit = rt->memory_limit + rt->headroom;
+    if (status != LUA_OK) {
+        take_error(rt, L);
+        result = kind_of(rt, status);
+        goto done;
+    }
+    if (rt->not_found) {
+        result = LX_ERR_NOT_FOUND;
+        goto done;
+    }
+
+    lua_pushcfunction(L, lx_encode);
+    lua_insert(L, base + 2);
+    status = lua_pcall(L, lua_gettop(L) - base - 2, 0, base + 1);
+    if (status != LUA_OK) {
+        take_error(rt, L);
+        rt->result.len = 0;
+        result = kind_of(rt, status);
+        if (result == LX_ERR_RUNTIME) result = LX_ERR_RENDER;
+    }
+
+done:
+    lua_settop(L, base);
+    // collectgarbage("stop") must not outlive the request; after a memory error, free what
+    // the failed chunk left behind now rather than at the next allocation. Only restart a
+    // stopped collector: LUA_GCRESTART also zeroes the GC debt, which forced a collection step,
+    // a pass over much of the heap, on every request.
+    if (!lua_gc(L, LUA_GCISRUNNING)) lua_gc(L, LUA_GCRESTART);
+    if (result == LX_ERR_TIMEOUT || result == LX_ERR_INTERRUPTED) {
+        // Finalizers the stopped chunk left pending run now, while it is still being stopped,
+        // so each ends at once instead of looping in a later request (a full collection runs
+        // every pending finalizer).
+        lua_gc(L, LUA_GCCOLLECT);
+        rt->collected = rt->used;
+    } else if (result == LX_ERR_MEMORY) {
+        lua_gc(L, LUA_GCCOLLECT);
+        rt->collected = rt->used;
+    } else {
+        lx_collect_if_grown(rt);
+    }
+    lx_hand_back_memory(rt);
+    return result;
+}
+
+// Compiled chunks are kept, by chunk name and text: administrators' tools send the same chunks
+// again and again, and compiling one (lexer, parser, code generator, a dozen allocations) was
+// the larger part of evaluating `return 1+1`. A call of a kept chunk is a call of a new chunk:
+// its locals are its own, and its one upvalue, _ENV, is the globals table. A chunk that
+// changed its _ENV (`_ENV = t`, debug.setupvalue) would pass the change on, so it is compiled
+// again instead. The cache is small and bounded (at most LX_CHUNK_CACHE_ENTRIES chunks of at
+// most LX_CHUNK_CACHE_BYTES each, counted in the state's memory), emptied when full, and
+// gone with the state at a reset.
+#define LX_CHUNK_CACHE_ENTRIES 64
+#define LX_CHUNK_CACHE_BYTES 1024
+
+// The table of kept chunks of rt->chunk_name, created if `create`; pushes it, or nil.
+static int push_chunk_table(lua_State *L, lx_runtime *rt, int create) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_CHUNKS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        if (!create) {
+            lua_pushnil(L);
+            return 0;
+        }
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, LX_CHUNKS_KEY);
+    }
+    if (lua_getfield(L, -1, rt->chunk_name) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        if (!create) {
+            lua_pushnil(L);
+            lua_replace(L, -2);
+            return 0;
+        }
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, rt->chunk_name);
+    }
+    lua_replace(L, -2);
+    return 1;
+}
+
+// Protected (it allocates): pushes the kept chunk for rt->chunk under rt->chunk_name, or nil.
+static int lx_cached_chunk(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    if (!push_chunk_table(L, rt, 0)) return 1;
+    lua_pushlstring(L, rt->chunk, rt->chunk_len);
+    if (lua_rawget(L, -2) != LUA_TFUNCTION) return 1;
+    // Its _ENV must still be the globals table.
+    const char *upvalue = lua_getupvalue(L, -1, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    int same = upvalue != NULL && lua_rawequal(L, -1, -2);
+    lua_pop(L, upvalue != NULL ? 2 : 1);
+    if (same) return 1;
+    lua_pop(L, 1);
+    lua_pushlstring(L, rt->chunk, rt->chunk_len);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    rt->cached_chunks--;
+    lua_pushnil(L);
+    return 1;
+}
+
+// Protected: keeps the compiled chunk given as its argument.
+static int lx_keep_chunk(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    if (rt->cached_chunks >= LX_CHUNK_CACHE_ENTRIES) {
+        lua_pushnil(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, LX_CHUNKS_KEY);
+        rt->cached_chunks = 0;
+    }
+    push_chunk_table(L, rt, 1);
+    lua_pushlstring(L, rt->chunk, rt->chunk_len);
+    lua_pushvalue(L, 1);
+    lua_rawset(L, -3);
+    rt->cached_chunks++;
+    return 0;
+}
+
+// Pushes the chunk to run, kept or compiled now (lx_eval's cache, above); the load's status.
+static int push_chunk(lx_runtime *rt, int base) {
+    lua_State *L = rt->L;
+    int cacheable = rt->chunk_len <= LX_CHUNK_CACHE_BYTES;
+    // A failure here (no memory for the key) only means compiling the chunk as if never seen.
+    if (cacheable) {
+        lua_pushcfunction(L, lx_cached_chunk);
+        if (lua_pcall(L, 0, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TFUNCTION) lua_settop(L, base + 1);
+        rt->refused = 0;
+        if (lua_gettop(L) > base + 1) return LUA_OK;
+    }
+    int status = luaL_loadbufferx(L, rt->chunk, rt->chunk_len, rt->chunk_name, "t");
+    if (status == LUA_OK && cacheable) {
+        lua_pushcfunction(L, lx_keep_chunk);
+        lua_pushvalue(L, -2);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+        rt->refused = 0;
+    }
+    return status;
+}
+
+int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, int render_mode) {
+    lua_State *L = rt->L;
+    int base = begin_call(rt, render_mode);
+    rt->chunk = chunk;
+    rt->chunk_len = len;
+    rt->chunk_name = chunkname;
+    int result;
+    int status = push_chunk(rt, base);
+    if (status == LUA_OK) {
+        result = finish_call(rt, base, 0);
+    } else {
+        take_error(rt, L);
+        rt->traceback.len = 0;
+        lua_settop(L, base);
+        result = is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
+    }
+    rt->chunk = NULL;
+    rt->chunk_len = 0;
+    rt->chunk_name = NULL;
+    return result;
+}
+
+const char *lx_current_chunk(const lx_runtime *rt, size_t *len) {
+    *len = rt->chunk_len;
+    return rt->chunk;
+}
+
+// MARK: - Calling registered functions
+
+typedef struct {
+    int kind;
+    const char *name;
+    size_t name_len;
+    lx_decoder in;
+} invocation;
+
+// Runs in protected mode: finds the function, pushes its arguments, calls it, returns its results.
+static int invoke_registered(lua_State *L) {
+    invocation *v = lua_touserdata(L, 1);
+    lx_runtime *rt = lx_runtime_of(L);
+    lua_settop(L, 0);
+    if (!rt->find_registered || rt->find_registered(L, v->kind, v->name, v->name_len) != LUA_TFUNCTION) {
+        rt->not_found = 1;
+        return 0;
+    }
+    uint32_t nargs = lx_take_u32(L, &v->in);
+    for (uint32_t i = 0; i < nargs; i++) lx_push_decoded(L, &v->in, 0);
+    lua_call(L, (int)nargs, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+int lx_invoke(lx_runtime *rt, int kind, const char *name, size_t name_len, const char *args, size_t args_len,
+    int render_mode) {
+    lua_State *L = rt->L;
+    invocation v = {.kind = kind, .name = name, .name_len = name_len,
+        .in = {.args = (const unsigned char *)args, .end = (const unsigned char *)args + args_len}};
+    int base = begin_call(rt, render_mode);
+    lua_pushcfunction(L, invoke_registered);
+    lua_pushlightuserdata(L, &v);
+    return finish_call(rt, base, 1);
+}
+
+void lx_set_find_registered(lx_runtime *rt, lx_find_registered_fn find) { rt->find_registered = find; }
+
+// MARK: - The buffers the host reads
+
+#define LX_BUF_KEEP ((size_t)1 << 20)
+
+void lx_trim_buffers(lx_runtime *rt) {
+    lx_buf *buffers[] = {&rt->out, &rt->result, &rt->error, &rt->traceback};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) {
+        if (buffers[i]->cap > LX_BUF_KEEP) lx_buf_free(buffers[i]);
+    }
+}
+
+const char *lx_result(const lx_runtime *rt, size_t *len) {
+    *len = rt->result.len;
+    return rt->result.data;
+}
+const char *lx_error(const lx_runtime *rt, size_t *len) {
+    *len = rt->error.len;
+    return rt->error.data;
+}
+const char *lx_traceback(const lx_runtime *rt, size_t *len) {
+    *len = rt->traceback.len;
+    return rt->traceback.data;
+}
+const char *lx_output(const lx_runtime *rt, size_t *len) {
+    *len = rt->out.len;
+    return rt->out.data;
+}
