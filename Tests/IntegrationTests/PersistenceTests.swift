@@ -183,6 +183,46 @@ struct PersistenceTests {
         #expect(try stack.eval("return persisted.x").text == "later")
     }
 
+    /// Issue 24 (V6), the read-only case: root cannot be refused a write by a file's mode, but
+    /// an immutable file (chattr +i, on the ext4 of /var/tmp) refuses root too. The -shm file
+    /// stays writable: SQLite maps it, and a write to a mapped immutable page is SIGBUS, not an
+    /// error (seen with sqlite3 itself).
+    @Test("a change the database refuses (its files made immutable under the daemon) answers 'not saved' and is undone; a restart agrees")
+    func readOnlyDatabaseIsUndone() throws {
+        let directory = "/var/tmp/luaexec-ro-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let database = directory + "/luaexec.db"
+        let stack = try Stack(launch: .supervisedSocketActivation, database: database)
+        #expect(try stack.eval("persisted.x = 'saved' config.set('door', 'shut')").status == 200)
+        let frozen = [database, database + "-wal", directory]
+        let frozenDone = try Stack.run("/usr/bin/chattr", ["+i"] + frozen)
+        try #require(frozenDone.status == 0, "chattr +i needs root and a file system that keeps the flag: \(frozenDone.stderr)")
+        var thawed = false
+        func thaw() throws {
+            guard !thawed else { return }
+            thawed = true
+            #expect(try Stack.run("/usr/bin/chattr", ["-i"] + frozen).status == 0)
+        }
+        defer { try? thaw() }
+
+        let refused = try stack.eval("persisted.x = 'changed' persisted.y = true config.set('door', 'open') return 'ran'")
+        #expect(refused.status == 500)
+        #expect(refused.headers["x-lua-error"] == "runtime")
+        #expect(refused.text.contains("the changes to persisted and config were not saved ("), "\(refused.text)")
+        #expect(refused.text.contains("; they are undone: persisted and config hold what was saved"))
+        #expect(try stack.eval("return persisted.x, persisted.y, config.get('door')").text == "saved\tnil\tshut")
+        // Other requests go on meanwhile.
+        #expect(try stack.eval("return 1 + 1").text == "2")
+
+        try thaw()
+        try killAndWaitForRestart(stack)
+        #expect(try stack.eval("return persisted.x, persisted.y, config.get('door')").text == "saved\tnil\tshut")
+        #expect(try stack.eval("persisted.x = 'later'").status == 200)
+        try killAndWaitForRestart(stack)
+        #expect(try stack.eval("return persisted.x").text == "later")
+    }
+
     @Test("reset keeps persisted and the config store, loses shared and other globals")
     func resetKeeps() throws {
         let stack = try Stack()
