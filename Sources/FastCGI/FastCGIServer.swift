@@ -604,8 +604,9 @@ public final class FastCGIServer: @unchecked Sendable {
             // Straight into the connection's buffer, which keeps its capacity between answers.
             encode(&connection.output)
             let inRound = inRound
+            if !connection.parser.finish() { connection.advance(to: .closeAfterWrite) }
             if work.streaming {
-                // What was streamed has gone already; the end follows at once.
+                // What was streamed has gone already; the end follows at once, after the lines.
                 inFlight.subtract(1, ordering: .relaxed)
                 heldLines.flush()
                 flush(connection)
@@ -618,7 +619,6 @@ public final class FastCGIServer: @unchecked Sendable {
                 }
                 unsentAnswers += 1
             }
-            if !connection.parser.finish() { connection.advance(to: .closeAfterWrite) }
             // A reload may have changed exec.max_body; it applies from the next request.
             connection.parser.limits.bodyBytes = responder.maxBodySize
             let now = MonotonicInstant.now()
