@@ -26,6 +26,8 @@ check-c-layers:
 clean:
 	rm -rf .build .run
 
+# luaexec against its peers; rewrites BENCHMARKS.md (about 20 minutes). bench/README.md has
+# each benchmark and how to run it alone.
 .PHONY: bench
 bench:
 	bench/run.sh

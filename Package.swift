@@ -25,7 +25,7 @@ let package = Package(
     products: [
         .executable(name: "luaexecd", targets: ["luaexecd"]),
         .executable(name: "luaexec", targets: ["luaexec"]),
-        // For the engine micro-benchmarks in Benchmarks/.
+        // For the engine micro-benchmarks in bench/engine/ (bench/README.md).
         .library(name: "LuaRuntime", targets: ["LuaRuntime"]),
         .library(name: "AccessControl", targets: ["AccessControl"]),
         .library(name: "ExecService", targets: ["ExecService"]),

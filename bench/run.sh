@@ -130,8 +130,8 @@ idle_anon=$(awk '/^Anonymous/ { print $2 }' "/proc/$luaexecd_pid/smaps_rollup")
 idle_threads=$(awk '/Threads/ { print $2 }' "/proc/$luaexecd_pid/status")
 
 # First, so that a benchmark that no longer builds stops the run before the long part.
-echo "engine micro-benchmarks (Benchmarks/, ordo-one/benchmark)" >&2
-micro=$(cd "$root/Benchmarks" && swift package benchmark --target Engine --no-progress 2>&1) \
+echo "engine micro-benchmarks (bench/engine/, ordo-one/benchmark)" >&2
+micro=$(cd "$root/bench/engine" && swift package benchmark --target Engine --no-progress 2>&1) \
     || { echo "$micro" | tail -20 >&2; echo "bench: the engine micro-benchmarks failed" >&2; exit 1; }
 micro=$(echo "$micro" | sed -n '/^LuaVM\|^ExecService\|^Authenticator\|^FastCGIParser\|^[╒│╞├╘]/p')
 
@@ -334,7 +334,7 @@ SHA-256 a request count ~4,000 instructions each here, a few hundred on the hard
 
 ## Engine micro-benchmarks
 
-\`Benchmarks/\` (ordo-one/benchmark, \`swift package benchmark\` there): one request's work inside
+\`bench/engine/\` (ordo-one/benchmark, \`swift package benchmark\` there): one request's work inside
 luaexecd without the transport, with allocations. "respond" is the whole service path:
 authenticate, evaluate, render, audit (at warning level, so without the log write).
 

@@ -19,9 +19,9 @@ import SystemSupport
 public final class AuditTrail: Sendable {
     let database: SQLiteDatabase
 
-    /// The trail of the database `store` opened (its schema is up to date).
-    public init(sharing store: TokenStore) {
-        database = store.database
+    /// The trail in `database`, through the connection the other stores share.
+    public init(sharing database: LuaexecDatabase) {
+        self.database = database.connection
     }
 
     /// Where the chain stands: the last record's `seq` and `mac` (or the anchor's, when empty).

@@ -76,7 +76,7 @@ public final class Authenticator: Sendable {
     ///   not count.
     public func refresh(force: Bool = false) throws(StoreError) {
         try refreshing.withLock { _ throws(StoreError) in
-            let version = try store.dataVersion()
+            let version = try store.database.dataVersion()
             guard force || table.read().version != version else { return }
             // Uses not yet written would be lost with the old table: write them first.
             try flushUses()
@@ -86,7 +86,7 @@ public final class Authenticator: Sendable {
                     (record.digest.withUnsafeBytes(Digest.init), Entry(record))
                 },
                 uniquingKeysWith: { first, _ in first })
-            let fresh = Table(byDigest: byDigest, version: try store.dataVersion())
+            let fresh = Table(byDigest: byDigest, version: try store.database.dataVersion())
             table.write(fresh)
         }
     }

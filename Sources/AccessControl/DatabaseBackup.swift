@@ -54,12 +54,12 @@ public enum DatabaseBackup {
                     "its schema is not luaexec's (version \(version)): " + problems.joined(separator: "; "))
             }
             // An older backup's schema brought up to date, so that its tables match the live ones.
-            try copy.write { db throws(StoreError) in try TokenStore.migrate(db) }
+            try copy.write { db throws(StoreError) in try DatabaseSchema.migrate(db) }
         } catch {
             throw StoreError("\(file) was not restored: \(error.description)")
         }
         // The live database attaches the checked copy from a private file beside it.
-        let live = try TokenStore(path: path)
+        let live = try LuaexecDatabase(path: path)
         let staging = path + ".restoring-\(UInt64.random(in: 0...UInt64.max))"
         let fd = open(staging, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError("cannot create \(staging): \(systemErrorText())") }
@@ -68,9 +68,9 @@ public enum DatabaseBackup {
             for suffix in ["", "-wal", "-shm", "-journal"] { unlink(staging + suffix) }
         }
         try copy.copy(into: SQLiteDatabase(path: staging))
-        try live.database.query("ATTACH DATABASE ? AS restored", [.text(staging)])
-        defer { _ = try? live.database.query("DETACH DATABASE restored") }
-        try live.database.write { db throws(StoreError) in
+        try live.connection.query("ATTACH DATABASE ? AS restored", [.text(staging)])
+        defer { _ = try? live.connection.query("DETACH DATABASE restored") }
+        try live.connection.write { db throws(StoreError) in
             for table in restoredTables {
                 try db.query("DELETE FROM main.\(table)")
                 try db.query("INSERT INTO main.\(table) SELECT * FROM restored.\(table)")

@@ -1,4 +1,5 @@
-/// luaexec's own schema, and what a database holds beyond it or instead of it.
+/// luaexec's own schema: how a database is brought up to this build's version (`migrate`), and
+/// what a database holds beyond it or instead of it (`differences`).
 ///
 /// `luaexec restore` puts a whole database in place, and a database carries more than rows: a
 /// trigger, a view, an extra table or index, or a column with another type or default comes
@@ -7,6 +8,112 @@
 /// its schema is exactly the one luaexec makes at the backup's version (`PRAGMA user_version`):
 /// the same tables with the same columns, the same indexes, and nothing else.
 enum DatabaseSchema {
+    /// The schema version this build makes and reads (`PRAGMA user_version`).
+    static let version = 5
+
+    /// The schema, by `PRAGMA user_version`. Version 1 is the `token` table (databases of
+    /// earlier development builds have the same table and open as they are); 2 adds `published`;
+    /// 3 adds `persisted`, `config` and `meta`; 4 adds `set_aside`; 5 adds `audit` and
+    /// `audit_seal` (AuditTrail). `target` stops at an earlier version: `reference(version:)`
+    /// makes each version's schema to compare a backup with.
+    static func migrate(_ db: SQLiteDatabase.Transaction, upTo target: Int = version) throws(StoreError) {
+        let found = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
+        if found < 1 && target >= 1 {
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS token (
+                    name TEXT NOT NULL PRIMARY KEY,
+                    digest BLOB NOT NULL UNIQUE,
+                    scopes TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER,
+                    last_used_at INTEGER)
+                """)
+            try db.query("PRAGMA user_version = 1")
+        }
+        if found < 2 && target >= 2 {
+            // What luaexecd publishes for the command line on the same box (PublishedInfo).
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS published (
+                    key TEXT NOT NULL PRIMARY KEY,
+                    value TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL)
+                """)
+            try db.query("PRAGMA user_version = 2")
+        }
+        if found < 3 && target >= 3 {
+            // `persisted` and the config store (StateStore), and the mark `luaexec restore`
+            // leaves for the daemon. application_id tells a luaexec database from any other.
+            try db.query("CREATE TABLE IF NOT EXISTS persisted (key BLOB NOT NULL PRIMARY KEY, value BLOB NOT NULL)")
+            try db.query(
+                "CREATE TABLE IF NOT EXISTS config (path TEXT NOT NULL PRIMARY KEY, type TEXT NOT NULL, value BLOB NOT NULL)")
+            try db.query("CREATE TABLE IF NOT EXISTS meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)")
+            try db.query("PRAGMA application_id = \(applicationID)")
+            try db.query("PRAGMA user_version = 3")
+        }
+        if found < 4 && target >= 4 {
+            // Saved entries that the daemon could not load (StateStore.setAside): moved here
+            // at start so that it starts with the rest, kept until an administrator removes them.
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS set_aside (
+                    id INTEGER PRIMARY KEY,
+                    section TEXT NOT NULL,
+                    key BLOB NOT NULL,
+                    type TEXT,
+                    value BLOB NOT NULL,
+                    reason TEXT NOT NULL,
+                    set_aside_at INTEGER NOT NULL)
+                """)
+            try db.query("PRAGMA user_version = 4")
+        }
+        if found < 5 && target >= 5 {
+            // The audit trail (AuditTrail, SPEC M7): one row per request or change, each chained
+            // to the one before by an HMAC made with a key kept outside the database; the seals
+            // mark where the chain starts (after pruning) and ends.
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS audit (
+                    seq INTEGER PRIMARY KEY,
+                    at INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    request_id TEXT,
+                    client TEXT,
+                    token TEXT,
+                    scope TEXT,
+                    method TEXT,
+                    path TEXT,
+                    status INTEGER,
+                    error TEXT,
+                    bytes_in INTEGER,
+                    bytes_out INTEGER,
+                    duration_us INTEGER,
+                    body_sha256 BLOB,
+                    detail TEXT,
+                    mac BLOB NOT NULL)
+                """)
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS audit_seal (
+                    name TEXT NOT NULL PRIMARY KEY,
+                    seq INTEGER NOT NULL,
+                    mac BLOB NOT NULL,
+                    at INTEGER NOT NULL,
+                    pruned INTEGER NOT NULL,
+                    key_id TEXT NOT NULL,
+                    seal BLOB NOT NULL)
+                """)
+            try db.query("PRAGMA user_version = 5")
+        }
+    }
+
+    /// `PRAGMA application_id` of a luaexec database: "LXEC".
+    static let applicationID: Int32 = 0x4C58_4543
+
+    // MARK: - What a database holds beyond the schema
+
     /// One entry of `sqlite_master`.
     struct Object: Equatable {
         var type: String
@@ -28,12 +135,12 @@ enum DatabaseSchema {
         let version = Int(try db.query("PRAGMA user_version").first?.first?.integer ?? 0)
         let application = try db.query("PRAGMA application_id").first?.first?.integer ?? 0
         // Versions 1 and 2 came before the application id.
-        guard version >= 1, application == Int64(TokenStore.applicationID) || (version < 3 && application == 0) else {
+        guard version >= 1, application == Int64(applicationID) || (version < 3 && application == 0) else {
             throw StoreError("it is not a luaexec database")
         }
-        guard version <= TokenStore.schemaVersion else {
+        guard version <= Self.version else {
             throw StoreError(
-                "its schema is version \(version), from a later luaexec (this one knows 1 to \(TokenStore.schemaVersion))"
+                "its schema is version \(version), from a later luaexec (this one knows 1 to \(Self.version))"
             )
         }
         let expected = try reference(version: version)
@@ -63,7 +170,7 @@ enum DatabaseSchema {
     /// luaexec's schema at `version`, in a database of its own in memory.
     static func reference(version: Int) throws(StoreError) -> SQLiteDatabase {
         let database = try SQLiteDatabase(path: ":memory:")
-        try database.write { db throws(StoreError) in try TokenStore.migrate(db, upTo: version) }
+        try database.write { db throws(StoreError) in try migrate(db, upTo: version) }
         return database
     }
 

@@ -17,10 +17,10 @@ public final class PublishedInfo: Sendable {
 
     private let database: SQLiteDatabase
 
-    /// Shares `store`'s connection: the daemon's own writes then do not look like another
-    /// process's change to the token table (`PRAGMA data_version`).
-    public init(sharing store: TokenStore) {
-        database = store.database
+    /// Shares `database`'s connection with the other stores: the daemon's own writes then do not
+    /// look like another process's change to the token table (`PRAGMA data_version`).
+    public init(sharing database: LuaexecDatabase) {
+        self.database = database.connection
     }
 
     public func publish(_ key: String, _ text: String, pid: Int32, now: Date = Date()) throws(StoreError) {

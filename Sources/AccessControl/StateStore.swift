@@ -127,17 +127,16 @@ public enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
 /// view of the config store, so that a change made by another process (`luaexec config set`)
 /// is found and its callbacks run.
 public final class StateStore: Sendable {
-    private let database: SQLiteDatabase
-    /// The token store whose connection this shares; its `data_version` is this one's.
-    private let tokens: TokenStore
+    private let shared: LuaexecDatabase
+    private var database: SQLiteDatabase { shared.connection }
     /// The config store as the daemon last saw it, and `data_version` then.
     private let known = Mutex<(config: [String: ConfigValue], dataVersion: Int, restoreMark: String?)>(([:], -1, nil))
 
-    /// Shares `store`'s connection: the daemon's own commits then do not look like another
-    /// process's (`PRAGMA data_version` counts other connections' commits only).
-    public init(sharing store: TokenStore) {
-        tokens = store
-        database = store.database
+    /// Shares `database`'s connection with the other stores: the daemon's own commits then do
+    /// not look like another process's (`PRAGMA data_version` counts other connections' commits
+    /// only).
+    public init(sharing database: LuaexecDatabase) {
+        shared = database
     }
 
     /// Every `persisted` entry as it was saved (opaque encoded key and value).
@@ -322,7 +321,7 @@ public final class StateStore: Sendable {
     public func changesFromOutside() throws(StoreError) -> (
         config: [(path: String, value: ConfigValue?)], restored: Bool
     ) {
-        guard known.withLock({ $0.dataVersion }) != (try tokens.dataVersion()) else { return ([], false) }
+        guard known.withLock({ $0.dataVersion }) != (try shared.dataVersion()) else { return ([], false) }
         let current = try snapshot()
         return known.withLock { known in
             defer { known = current }
@@ -342,7 +341,7 @@ public final class StateStore: Sendable {
 
     /// The config store, `data_version` and the restore mark, as they are now.
     private func snapshot() throws(StoreError) -> (config: [String: ConfigValue], dataVersion: Int, restoreMark: String?) {
-        let version = try tokens.dataVersion()
+        let version = try shared.dataVersion()
         let current = Dictionary(try config().map { ($0.path, $0.value) }, uniquingKeysWith: { first, _ in first })
         return (current, version, try restoreMark())
     }

@@ -63,11 +63,11 @@ struct AsideCommand: ParsableCommand {
         @Argument(help: "The entry's ID (luaexec aside list).") var id: Int64
 
         func run() throws {
-            let tokens = try store.open()
-            guard try StateStore(sharing: tokens).dropSetAside(id: id) else {
+            let database = try store.open()
+            guard try StateStore(sharing: database).dropSetAside(id: id) else {
                 throw ValidationErrorExit("nothing is set aside with ID \(id)")
             }
-            store.recordChange("aside drop \(id)", in: tokens)
+            store.recordChange("aside drop \(id)", in: database)
         }
     }
 }

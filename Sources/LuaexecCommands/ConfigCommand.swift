@@ -47,13 +47,13 @@ struct ConfigCommand: ParsableCommand {
                     ["boolean", "integer", "number"].lazy.compactMap { ConfigValue(text: value, type: $0) }.first
                     ?? .string(Array(value.utf8))
             }
-            let tokens = try store.open()
-            let state = StateStore(sharing: tokens)
+            let database = try store.open()
+            let state = StateStore(sharing: database)
             if let problem = ConfigValue.sizeProblem(path, typed, in: try state.config()) {
                 throw ValidationError(problem)
             }
             try state.setConfig(path, typed)
-            store.recordChange("config set \(path) (\(typed.typeName))", in: tokens)
+            store.recordChange("config set \(path) (\(typed.typeName))", in: database)
         }
     }
 
@@ -63,11 +63,11 @@ struct ConfigCommand: ParsableCommand {
         @Argument(help: "The path.") var path: String
 
         func run() throws {
-            let tokens = try store.open()
-            let state = StateStore(sharing: tokens)
+            let database = try store.open()
+            let state = StateStore(sharing: database)
             guard try state.config(path) != nil else { throw ValidationErrorExit("'\(path)' is not set") }
             try state.setConfig(path, nil)
-            store.recordChange("config unset \(path)", in: tokens)
+            store.recordChange("config unset \(path)", in: database)
         }
     }
 

@@ -47,10 +47,10 @@ struct EndpointsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let tokens = try store.open()
-        guard let value = try PublishedInfo(sharing: tokens).value("endpoints") else {
+        let database = try store.open()
+        guard let value = try PublishedInfo(sharing: database).value("endpoints") else {
             throw ValidationError(
-                "luaexecd has published no endpoints in \(tokens.path): it is not running, or has not finished starting"
+                "luaexecd has published no endpoints in \(database.path): it is not running, or has not finished starting"
             )
         }
         // kill(pid, 0): ESRCH when no such process; EPERM still means it exists.

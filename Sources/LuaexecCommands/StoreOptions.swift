@@ -6,7 +6,7 @@ import ArgumentParser
 import Glibc
 #endif
 
-/// Where the tokens live: --database, else `$LUAEXEC_RUN_DIR/luaexec.db`, else the `make run`
+/// Where the database lives: --database, else `$LUAEXEC_RUN_DIR/luaexec.db`, else the `make run`
 /// state of the current directory (`.run/luaexec.db`) when there is one, else the system's.
 struct StoreOptions: ParsableArguments {
     @Option(help: "SQLite database of luaexecd (default: see above).")
@@ -23,11 +23,11 @@ struct StoreOptions: ParsableArguments {
         return Self.systemDatabase
     }
 
-    func open() throws -> TokenStore {
+    func open() throws -> LuaexecDatabase {
         let path = resolvedPath
         _ = Self.invoker  // who ran the command, before it takes the database owner's identity
         try actAsOwnerOfDirectory(of: path)
-        return try TokenStore(path: path)
+        return try LuaexecDatabase(path: path)
     }
 
     /// The audit trail's key for this database: `given`, else `audit.key` beside the database
@@ -70,11 +70,11 @@ struct StoreOptions: ParsableArguments {
         }
     }
 
-    /// Records `detail` in `store`'s audit trail (see `auditRecord`).
-    func recordChange(_ detail: String, in store: TokenStore) {
+    /// Records `detail` in `database`'s audit trail (see `auditRecord`).
+    func recordChange(_ detail: String, in database: LuaexecDatabase) {
         guard let (entry, key) = auditRecord(detail) else { return }
         do {
-            try AuditTrail(sharing: store).append([entry], key: key, now: entry.at)
+            try AuditTrail(sharing: database).append([entry], key: key, now: entry.at)
         } catch {
             StandardErrorStream.write("luaexec: warning: not recorded in the audit trail: \(error)\n")
         }

@@ -34,9 +34,10 @@ struct TokenCommand: ParsableCommand {
 
         func run() throws {
             let expiresAt = expires.map { Date().addingTimeInterval($0.seconds) }
-            let tokens = try store.open()
-            let (secret, record) = try tokens.create(name: name, scopes: Set(scopes), expiresAt: expiresAt)
-            store.recordChange(TokenRecord.changeDetail(created: record), in: tokens)
+            let database = try store.open()
+            let (secret, record) = try TokenStore(database: database).create(
+                name: name, scopes: Set(scopes), expiresAt: expiresAt)
+            store.recordChange(TokenRecord.changeDetail(created: record), in: database)
             print(secret)
         }
     }
@@ -50,7 +51,7 @@ struct TokenCommand: ParsableCommand {
         var json = false
 
         func run() throws {
-            let records = try store.open().list()
+            let records = try TokenStore(database: store.open()).list()
             if json {
                 print(TokenListing.json(records))
             } else {
@@ -69,9 +70,9 @@ struct TokenCommand: ParsableCommand {
         var name: String
 
         func run() throws {
-            let tokens = try store.open()
-            try tokens.revoke(name: name)
-            store.recordChange(TokenRecord.changeDetail(revoked: name), in: tokens)
+            let database = try store.open()
+            try TokenStore(database: database).revoke(name: name)
+            store.recordChange(TokenRecord.changeDetail(revoked: name), in: database)
         }
     }
 }

@@ -124,14 +124,14 @@ struct Daemon: ParsableCommand {
 
         // Read by every new state (at start and at reset), written by a reload.
         let current = ReadWriteLocked(settings)
-        let store = try TokenStore(path: settings.database)
-        let auditWriter = try AuditWriter(trail: AuditTrail(sharing: store), key: auditKey, logger: logger)
+        let database = try LuaexecDatabase(path: settings.database)
+        let auditWriter = try AuditWriter(trail: AuditTrail(sharing: database), key: auditKey, logger: logger)
         startThread(name: "audit", stackSize: 256 << 10) {
             auditWriter.run { current.read().auditRetention }
         }
-        let authenticator = try Authenticator(store: store)
-        let published = PublishedInfo(sharing: store)
-        let stateStore = StateStore(sharing: store)
+        let authenticator = try Authenticator(store: TokenStore(database: database))
+        let published = PublishedInfo(sharing: database)
+        let stateStore = StateStore(sharing: database)
 
         // Start-up (the init scripts above all) runs on a thread of its own while this one
         // takes signals: SIGTERM must stop luaexecd even while an init script runs (SPEC O3).

@@ -17,7 +17,7 @@ struct AuditTrailTests {
     /// A trail with `count` request records, one a second from `start` (ms).
     private func trail(_ count: Int, start: Int64 = 1_800_000_000_000) throws -> (AuditTrail, TokenStore) {
         let store = try TokenStore(path: path)
-        let trail = AuditTrail(sharing: store)
+        let trail = AuditTrail(sharing: store.database)
         var entries: [AuditEntry] = []
         for n in 1...count {
             let kind = n % 2 == 0 ? "admin" : "exec"
@@ -125,7 +125,7 @@ struct AuditTrailTests {
     func tampering(statements: [String], found: [String]) throws {
         defer { remove() }
         let (trail, store) = try trail(5)
-        for statement in statements { try store.database.query(statement) }
+        for statement in statements { try store.database.connection.query(statement) }
         #expect(try problems(trail) == found)
     }
 
@@ -143,8 +143,8 @@ struct AuditTrailTests {
     func noAnchor() throws {
         defer { remove() }
         let (trail, store) = try trail(2)
-        try store.database.query("DELETE FROM audit")
-        try store.database.query("DELETE FROM audit_seal")
+        try store.database.connection.query("DELETE FROM audit")
+        try store.database.connection.query("DELETE FROM audit_seal")
         let result = try trail.verify(key: key)
         #expect(result.outcome == .broken)
         #expect(
@@ -167,7 +167,7 @@ struct AuditTrailTests {
         try trail.append([AuditEntry(at: 9, kind: "exec")], key: key, now: 9)
         #expect(try problems(trail) == [])
         // Removing the oldest without moving the anchor (which takes the key) is found.
-        try store.database.query("DELETE FROM audit WHERE seq = 7")
+        try store.database.connection.query("DELETE FROM audit WHERE seq = 7")
         #expect(try problems(trail) == ["record 7 is missing (after the anchor)"])
     }
 
@@ -186,7 +186,7 @@ struct AuditTrailTests {
     func notices() throws {
         defer { remove() }
         let (trail, store) = try trail(5)
-        try store.database.query("DELETE FROM audit WHERE seq >= 4")
+        try store.database.connection.query("DELETE FROM audit WHERE seq >= 4")
         let head = try trail.append([AuditEntry(at: 1, kind: "exec")], key: key, now: 7)
         #expect(head.seq == 7)
         let notice = try #require(try trail.records(.init()).entries.first { $0.kind == "notice" })
@@ -208,12 +208,12 @@ struct AuditTrailTests {
         try DatabaseBackup.backup(path, to: copy)
         let written = try trail.append([AuditEntry(at: 3, kind: "exec")], key: key, now: 3)
         // Put the earlier trail back, as a copy of the file would.
-        try store.database.query("ATTACH DATABASE '\(copy)' AS old")
-        try store.database.query("DELETE FROM audit")
-        try store.database.query("INSERT INTO audit SELECT * FROM old.audit")
-        try store.database.query("DELETE FROM audit_seal")
-        try store.database.query("INSERT INTO audit_seal SELECT * FROM old.audit_seal")
-        try store.database.query("DETACH DATABASE old")
+        try store.database.connection.query("ATTACH DATABASE '\(copy)' AS old")
+        try store.database.connection.query("DELETE FROM audit")
+        try store.database.connection.query("INSERT INTO audit SELECT * FROM old.audit")
+        try store.database.connection.query("DELETE FROM audit_seal")
+        try store.database.connection.query("INSERT INTO audit_seal SELECT * FROM old.audit_seal")
+        try store.database.connection.query("DETACH DATABASE old")
         #expect(try problems(trail) == [])  // the database alone cannot tell
         try trail.append([AuditEntry(at: 4, kind: "exec")], key: key, now: 4, lastWritten: written)
         #expect(
@@ -247,7 +247,7 @@ struct AuditTrailTests {
 
         _ = try TokenStore(path: fresh)
         try DatabaseBackup.restore(backup, into: fresh)
-        result = try AuditTrail(sharing: TokenStore(path: fresh)).verify(key: key)
+        result = try AuditTrail(sharing: LuaexecDatabase(path: fresh)).verify(key: key)
         #expect(result.outcome == .intact && result.records == 2)
     }
 

@@ -21,8 +21,18 @@ struct FailureThrottleTests {
     @Test("failures spread over more than the window do not block")
     func window() {
         let throttle = FailureThrottle(policy: .init(limit: 3, window: .seconds(10), blockFor: .seconds(30)))
-        for minute in 0..<10 { throttle.recordFailure("a", now: start.advanced(by: .seconds(minute * 60))) }
-        #expect(throttle.blocked("a", now: start.advanced(by: .seconds(600))) == nil)
+        // One failure every 11 s, each just past the window of the one before: never blocked,
+        // looked at right after each failure (a block lasts 30 s, so a later look could miss it).
+        for index in 0..<10 {
+            let now = start.advanced(by: .seconds(index * 11))
+            throttle.recordFailure("a", now: now)
+            #expect(throttle.blocked("a", now: now) == nil, "after failure \(index + 1)")
+        }
+        // The same address does get blocked once `limit` failures fall within one window.
+        let last = start.advanced(by: .seconds(9 * 11))
+        throttle.recordFailure("a", now: last.advanced(by: .seconds(1)))
+        throttle.recordFailure("a", now: last.advanced(by: .seconds(2)))
+        #expect(throttle.blocked("a", now: last.advanced(by: .seconds(2))) == .seconds(30))
     }
 
     @Test("a flood of addresses never grows past the capacity")

@@ -100,12 +100,12 @@ struct RestoreSchemaTests {
 
     @Test(
         "a genuine backup of every schema version restores and is brought up to date",
-        arguments: 1...TokenStore.schemaVersion)
+        arguments: 1...DatabaseSchema.version)
     func everyVersion(version: Int) throws {
         let live = path + ".live"
         defer { remove(path, live) }
         let old = try SQLiteDatabase(path: path)
-        try old.write { db throws(StoreError) in try TokenStore.migrate(db, upTo: version) }
+        try old.write { db throws(StoreError) in try DatabaseSchema.migrate(db, upTo: version) }
         try old.query("INSERT INTO token (name, digest, scopes, created_at) VALUES ('old', x'00', 'exec', 1)")
         #expect(try old.query("PRAGMA user_version") == [[.integer(Int64(version))]])
 
@@ -113,8 +113,8 @@ struct RestoreSchemaTests {
         try DatabaseBackup.restore(path, into: live)
         let restored = try TokenStore(path: live)
         #expect(try restored.list().map(\.name) == ["old"])
-        #expect(try DatabaseSchema.differences(restored.database) == [])
-        #expect(try restored.database.query("PRAGMA user_version") == [[.integer(Int64(TokenStore.schemaVersion))]])
+        #expect(try DatabaseSchema.differences(restored.database.connection) == [])
+        #expect(try restored.database.connection.query("PRAGMA user_version") == [[.integer(Int64(DatabaseSchema.version))]])
     }
 
     @Test("the reference schema of each version is what the migrations made")
@@ -122,7 +122,7 @@ struct RestoreSchemaTests {
         #expect(
             try DatabaseSchema.objects(of: DatabaseSchema.reference(version: 1)).map(\.name)
                 == ["sqlite_autoindex_token_1", "sqlite_autoindex_token_2", "token"])
-        let current = try DatabaseSchema.objects(of: DatabaseSchema.reference(version: TokenStore.schemaVersion))
+        let current = try DatabaseSchema.objects(of: DatabaseSchema.reference(version: DatabaseSchema.version))
         #expect(
             current.filter { $0.type == "table" }.map(\.name).sorted()
                 == ["audit", "audit_seal", "config", "meta", "persisted", "published", "set_aside", "token"])

@@ -59,7 +59,7 @@ struct TokenStoreSQLiteTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try TokenStore(path: path)
         _ = try store.create(name: "ops", scopes: [.exec], expiresAt: nil)
-        _ = try store.database.query("UPDATE token SET expires_at = 1e300, last_used_at = -1e300")
+        _ = try store.database.connection.query("UPDATE token SET expires_at = 1e300, last_used_at = -1e300")
         let listed = try TokenStore(path: path).list()
         #expect(listed.map(\.expiresAt) == [Date(timeIntervalSince1970: TimeInterval(Int64.max))])
         #expect(listed[0].json.contains(#""expires":"9999-12-31T23:59:59Z","last_used":"0000-01-01T00:00:00Z""#))
@@ -68,13 +68,14 @@ struct TokenStoreSQLiteTests {
     @Test("data_version moves when another connection commits, not for the connection's own reads")
     func dataVersion() throws {
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let daemon = try TokenStore(path: path)
+        let daemon = try LuaexecDatabase(path: path)
+        let tokens = TokenStore(database: daemon)
         let before = try daemon.dataVersion()
-        _ = try daemon.list()
+        _ = try tokens.list()
         #expect(try daemon.dataVersion() == before)
         _ = try TokenStore(path: path).create(name: "cli", scopes: [.exec], expiresAt: nil)
         #expect(try daemon.dataVersion() != before)
-        #expect(try daemon.list().map(\.name) == ["cli"])
+        #expect(try tokens.list().map(\.name) == ["cli"])
     }
 
     @Test("a refused write leaves nothing behind, and the connection stays usable")
@@ -118,14 +119,14 @@ struct TokenStoreSQLiteTests {
         for table in ["published", "persisted", "config", "meta", "set_aside", "audit", "audit_seal"] {
             #expect(try raw.query("SELECT name FROM sqlite_master WHERE name = ?", [.text(table)]) == [[.text(table)]])
         }
-        #expect(try raw.query("PRAGMA application_id") == [[.integer(Int64(TokenStore.applicationID))]])
+        #expect(try raw.query("PRAGMA application_id") == [[.integer(Int64(DatabaseSchema.applicationID))]])
         #expect(try raw.query("PRAGMA journal_mode") == [[.text("wal")]])
     }
 
     @Test("published values round-trip with the publisher's pid, and a withdrawn one is gone")
     func published() throws {
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let info = PublishedInfo(sharing: try TokenStore(path: path))
+        let info = PublishedInfo(sharing: try LuaexecDatabase(path: path))
         #expect(try info.value("endpoints") == nil)
         try info.publish("endpoints", #"{"a":1}"#, pid: 42, now: Date(timeIntervalSince1970: 1000))
         try info.publish("endpoints", #"{"a":2}"#, pid: 43, now: Date(timeIntervalSince1970: 2000))
@@ -142,7 +143,7 @@ struct StateStoreTests {
     @Test("commits read back with their types; another connection's config change is found once")
     func commitAndChangesFromOutside() throws {
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        let daemon = StateStore(sharing: try TokenStore(path: path))
+        let daemon = StateStore(sharing: try LuaexecDatabase(path: path))
         try daemon.remember()
         try daemon.commit(
             persisted: [(Array("sk".utf8), Array("s\u{1}\0\0\0v".utf8))],
@@ -152,7 +153,7 @@ struct StateStoreTests {
         // The daemon's own commits are not changes from outside.
         #expect(try daemon.changesFromOutside().config.isEmpty)
 
-        let cli = StateStore(sharing: try TokenStore(path: path))
+        let cli = StateStore(sharing: try LuaexecDatabase(path: path))
         try cli.setConfig("a", .integer(2))
         try cli.setConfig("d", nil)
         let changes = try daemon.changesFromOutside()
@@ -171,11 +172,11 @@ struct StateStoreTests {
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file + suffix) }
             }
         }
-        let store = StateStore(sharing: try TokenStore(path: path))
+        let store = StateStore(sharing: try LuaexecDatabase(path: path))
         try store.setConfig("site", .string(Array("north".utf8)))
         try DatabaseBackup.backup(path, to: backup)
         #expect(throws: StoreError.self) { try DatabaseBackup.backup(path, to: backup) }
-        let target = StateStore(sharing: try TokenStore(path: other))
+        let target = StateStore(sharing: try LuaexecDatabase(path: other))
         try target.remember()
         try DatabaseBackup.restore(backup, into: other)
         #expect(try target.changesFromOutside().restored)

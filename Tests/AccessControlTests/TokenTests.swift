@@ -51,30 +51,46 @@ struct TokenStoreTests {
         #expect(authenticator.authenticate(TokenFormat.generate(), requiring: .exec) == .deny(.invalidToken))
     }
 
-    @Test("a duplicate name and an unknown name are refused with a clear message")
+    @Test("a duplicate, an unknown and an invalid name are refused with a clear message, and nothing changes")
     func names() throws {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try TokenStore(path: path)
         _ = try store.create(name: "ops", scopes: [.exec], expiresAt: nil)
-        #expect(throws: StoreError.self) { try store.create(name: "ops", scopes: [.exec], expiresAt: nil) }
-        #expect(throws: StoreError.self) { try store.revoke(name: "nobody") }
-        #expect(throws: StoreError.self) { try store.create(name: "bad name", scopes: [.exec], expiresAt: nil) }
+        let duplicate = #expect(throws: StoreError.self) { try store.create(name: "ops", scopes: [.exec], expiresAt: nil) }
+        #expect(duplicate?.kind == .duplicate)
+        #expect(duplicate?.description == "a token named 'ops' already exists; revoke it first or pick another name")
+        let unknown = #expect(throws: StoreError.self) { try store.revoke(name: "nobody") }
+        #expect(unknown?.kind == .notFound)
+        #expect(unknown?.description == "no token named 'nobody'")
+        let invalid = #expect(throws: StoreError.self) { try store.create(name: "bad name", scopes: [.exec], expiresAt: nil) }
+        #expect(invalid?.kind == .invalid)
+        #expect(invalid?.description == "invalid token name 'bad name': use 1 to 64 letters, digits, '.', '_' or '-'")
+        #expect(try store.list().map(\.name) == ["ops"])
     }
 
-    @Test("a token revoked or expired is refused after a refresh")
+    @Test("a token expires at its expiry, and a revoked one is refused after a refresh while the others still pass")
     func revokeAndExpire() throws {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try TokenStore(path: path)
-        let (secret, _) = try store.create(name: "ops", scopes: [.exec], expiresAt: nil)
-        let (expiring, _) = try store.create(name: "short", scopes: [.exec], expiresAt: Date().addingTimeInterval(60))
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let expiry = now.addingTimeInterval(60)
+        let (secret, _) = try store.create(name: "ops", scopes: [.exec], expiresAt: nil, now: now)
+        let (expiring, _) = try store.create(name: "short", scopes: [.exec], expiresAt: expiry, now: now)
         let authenticator = try Authenticator(store: store)
-        #expect(authenticator.authenticate(expiring, requiring: .exec, now: Date().addingTimeInterval(120)) == .deny(.invalidToken))
-        #expect(authenticator.authenticate(expiring, requiring: .exec) != .deny(.invalidToken))
+        let ops = AuthDecision.allow(TokenIdentity(name: "ops", scopes: [.exec]))
+        let short = AuthDecision.allow(TokenIdentity(name: "short", scopes: [.exec]))
+        #expect(authenticator.authenticate(secret, requiring: .exec, now: now) == ops)
+        #expect(authenticator.authenticate(expiring, requiring: .exec, now: now) == short)
+        // Valid up to the second before its expiry, refused from that second on.
+        #expect(authenticator.authenticate(expiring, requiring: .exec, now: expiry.addingTimeInterval(-1)) == short)
+        #expect(authenticator.authenticate(expiring, requiring: .exec, now: expiry) == .deny(.invalidToken))
+        #expect(authenticator.authenticate(expiring, requiring: .exec, now: expiry.addingTimeInterval(60)) == .deny(.invalidToken))
 
-        // Another process (here: another connection) revokes it.
+        // Another process (here: another connection) revokes one; only that one is refused.
         try TokenStore(path: path).revoke(name: "ops")
         try authenticator.refresh()
-        #expect(authenticator.authenticate(secret, requiring: .exec) == .deny(.invalidToken))
+        #expect(authenticator.authenticate(secret, requiring: .exec, now: now) == .deny(.invalidToken))
+        #expect(authenticator.authenticate(expiring, requiring: .exec, now: now) == short)
     }
 }
 

@@ -2,12 +2,13 @@
 import PackageDescription
 
 // Engine micro-benchmarks (ordo-one/benchmark), kept out of the main package so that `make test`
-// does not build the benchmark framework. Run: `swift package benchmark` here, or `make bench`.
+// does not build the benchmark framework. Run: `swift package benchmark` here, or `make bench`
+// (bench/README.md). The benchmark package is pinned exactly, as the main package's are.
 let package = Package(
     name: "luaexec-benchmarks",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(name: "luaexec", path: ".."),
+        .package(name: "luaexec", path: "../.."),
         .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
