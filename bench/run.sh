@@ -2,7 +2,9 @@
 # `make bench`: luaexec against its peers, side by side in one run, on the machine at hand
 # (SPEC §9). Rewrites BENCHMARKS.md. Knobs: BENCH_SECONDS (per load, default 10),
 # BENCH_ROUNDS (rounds of the main table, default 5), BENCH_MILLION (requests of the RSS series,
-# default 1000000). Five rounds, not three: this machine swings by 15% between rounds, as much
+# default 1000000), BENCH_BEFORE (a directory holding an earlier release build's luaexecd, e.g.
+# the commit before a change: measured beside this one in every round, with its own database
+# and the same config; BENCH_BEFORE_NAME labels it). Five rounds, not three: this machine swings by 15% between rounds, as much
 # as the margins the targets leave, and a median of five moves less than one of three.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,6 +57,24 @@ sed -e "s|@RUN_DIR@|$run|g" -e "s|@PHP_USER@|$php_user|g" "$root/bench/php-fpm.c
 grep '^fastcgi_param' "$root/nginx/luaexec-fastcgi.conf" > "$run/fastcgi-params.conf"
 
 token=$("$bin/luaexec" token create bench --database "$run/luaexec.db")
+before=${BENCH_BEFORE:-}
+before_port=$((port + 1))
+sockets=(luaexecd.sock responder.sock evloop.sock php.sock php-keepalive.sock)
+if [ -n "$before" ]; then
+    # The earlier build, side by side: the same token (a copy of the database made above), its
+    # own socket, audit key and database, and an nginx server of its own over plain HTTP.
+    cp "$run/luaexec.db" "$run/before.db"
+    "$before/luaexecd" --config "$root/packaging/luaexecd.conf" --set listen.socket="$run/before.sock" \
+        --set database="$run/before.db" --set audit.key="$run/before-audit.key" --set lua.init_dir="$root/init.d" \
+        2>>"$run/logs/before.log" &
+    pids+=($!)
+    sockets+=(before.sock)
+    sed -e "s|fastcgi_pass luaexecd;|fastcgi_pass luaexecd_before;|" "$root/nginx/luaexec-fastcgi.conf" > "$run/before-fastcgi.conf"
+    printf '%s\n' "upstream luaexecd_before {" "    server unix:$run/before.sock;" "    keepalive 32;" "}" \
+        "server {" "    listen 127.0.0.1:$before_port;" "    access_log off;" "    client_max_body_size 2m;" \
+        "    location /api/v1/ {" "        set \$luaexec_path \$document_uri;" "        include $run/before-fastcgi.conf;" \
+        "    }" "}" > "$run/extra-before.conf"
+fi
 "$bin/luaexecd" --config "$root/packaging/luaexecd.conf" --set listen.socket="$run/luaexecd.sock" \
     --set database="$run/luaexec.db" --set audit.key="$run/audit.key" --set lua.init_dir="$root/init.d" \
     2>>"$run/logs/luaexecd.log" &
@@ -67,7 +87,7 @@ pids+=($!)
 php_fpm=$(ls /usr/sbin/php-fpm* | head -1)
 "$php_fpm" -R -F -y "$run/php-fpm.conf" 2>>"$run/logs/php-fpm.log" &
 pids+=($!)
-for socket in luaexecd.sock responder.sock evloop.sock php.sock php-keepalive.sock; do
+for socket in "${sockets[@]}"; do
     for _ in $(seq 200); do [ -S "$run/$socket" ] && break; sleep 0.05; done
 done
 nginx -p "$run" -c "$run/nginx-bench.conf" &
@@ -116,6 +136,11 @@ url[php]="$http/php"
 url[php-keepalive]="$http/php-keepalive"
 url[luaexec-http]="$http$exec_path"
 url[luaexec-https]="https://127.0.0.1:$https_port$exec_path"
+if [ -n "$before" ]; then
+    order=(return200 lua fcgi fcgi-keepalive evloop php php-keepalive luaexec-before luaexec-http luaexec-https)
+    label[luaexec-before]="luaexec before (${BENCH_BEFORE_NAME:-$before}), HTTP"
+    url[luaexec-before]="http://127.0.0.1:$before_port$exec_path"
+fi
 
 # Check every contestant answers "2" before measuring anything.
 for name in "${order[@]}"; do
@@ -273,6 +298,10 @@ EOF
 
 Round by round, luaexec over HTTP was $(per_round evloop) the C event loop,
 $(per_round fcgi-keepalive) libfcgi with keep-alive and $(per_round php) php-fpm.
+$(if [ -n "$before" ]; then echo "
+Against the earlier build measured beside it (${BENCH_BEFORE_NAME:-$before}): median
+$(ratio "${rps[luaexec-http]}" "${rps[luaexec-before]}")× its requests per second; round by round
+$(per_round luaexec-before)."; fi)
 
 "≥ 3.0× php-fpm" and "≥ 0.8× the C event loop" below ask the same of luaexec only where the
 C event loop is 3.75× php-fpm (the figure SPEC P2's targets were set with: 0.8 × 3.75 = 3.0).

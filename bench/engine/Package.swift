@@ -20,6 +20,7 @@ let package = Package(
                 .product(name: "ExecService", package: "luaexec"),
                 .product(name: "AccessControl", package: "luaexec"),
                 .product(name: "FastCGI", package: "luaexec"),
+                .product(name: "HTTPCore", package: "luaexec"),
             ],
             path: "Benchmarks/Engine",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
