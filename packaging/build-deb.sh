@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `make deb`: builds luaexec_<version>_amd64.deb in the repository root (SPEC O6).
+# `make deb`: builds luaexec_<version>_<arch>.deb in the repository root (SPEC O6), for the
+# architecture of the machine it runs on (`dpkg --print-architecture`: amd64, arm64): the build
+# is native, since dpkg-shlibdeps reads the libraries the executable links (docs/packaging.md).
 #
 # One executable: luaexecd, linked with the Swift runtime statically (the appliance has no
 # Swift toolchain); /usr/bin/luaexec is a link to it. Lua, SQLite and libyaml come from
@@ -13,7 +15,8 @@ cd "$root"
 
 version=$(sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/ExecService/ExecService.swift)
 [ -n "$version" ] || { echo "cannot read the version from ExecService.swift" >&2; exit 1; }
-deb="$root/luaexec_${version}_amd64.deb"
+arch=$(dpkg --print-architecture)
+deb="$root/luaexec_${version}_${arch}.deb"
 
 # The release build with its linker settings (hardening, footprint): scripts/build-release.sh.
 scripts/build-release.sh --product luaexecd
@@ -78,7 +81,7 @@ install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debia
 # Depends: what the binary links, from dpkg-shlibdeps, with the minimum versions that carry
 # the security fixes named in the README (Lua CVE-2022-28805 and CVE-2022-33099).
 mkdir -p "$work/shlibs/debian"
-printf 'Source: luaexec\n\nPackage: luaexec\nArchitecture: amd64\n' > "$work/shlibs/debian/control"
+printf 'Source: luaexec\n\nPackage: luaexec\nArchitecture: %s\n' "$arch" > "$work/shlibs/debian/control"
 shlibs=$(cd "$work/shlibs" && dpkg-shlibdeps -O "$stage/usr/sbin/luaexecd" | sed -n 's/^shlibs:Depends=//p')
 shlibs=$(printf '%s' "$shlibs" | sed -E \
     -e 's/liblua5\.4-0( \([^)]*\))?/liblua5.4-0 (>= 5.4.4-3)/')
@@ -88,7 +91,7 @@ shlibs=$(printf '%s' "$shlibs" | sed -E \
 # versions their shlibs files give.
 shlibs="$shlibs, libcurl4 (>= 7.88.1), libssl3 (>= 3.0.0), libedit2 (>= 3.1-20180525-1)"
 installed_size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-sed -e "s|@VERSION@|$version|" -e "s|@INSTALLED_SIZE@|$installed_size|" -e "s|@SHLIBS@|$shlibs|" \
+sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@INSTALLED_SIZE@|$installed_size|" -e "s|@SHLIBS@|$shlibs|" \
     packaging/debian/control.in > "$stage/DEBIAN/control"
 (cd "$stage" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum) > "$stage/DEBIAN/md5sums"
 chmod 0644 "$stage/DEBIAN/md5sums" "$stage/DEBIAN/control"

@@ -13,7 +13,7 @@ cd "$root"
 "$root/scripts/install-deps.sh" debootstrap iproute2 util-linux
 
 version=$(sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/ExecService/ExecService.swift)
-deb="$root/luaexec_${version}_amd64.deb"
+deb="$root/luaexec_${version}_$(dpkg --print-architecture).deb"
 [ -f "$deb" ] || { echo "no $deb: run make deb" >&2; exit 1; }
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache="$root/.build-package"

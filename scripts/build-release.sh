@@ -38,7 +38,7 @@ flags=(-c release --static-swift-stdlib --scratch-path "$scratch"
     -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now -Xcc -D_FORTIFY_SOURCE=2
     -Xswiftc -enforce-exclusivity=unchecked)
 # SwiftPM does not know the order file is an input of the link: relink when it changed.
-for executable in "$scratch"/x86_64-unknown-linux-gnu/release/{luaexecd,luaexec}; do
+for executable in "$scratch/$(uname -m)-unknown-linux-gnu/release"/{luaexecd,luaexec}; do
     if [ "$executable" -ot "$root/packaging/luaexecd.order" ]; then rm -f "$executable"; fi
 done
 cd "$root"
