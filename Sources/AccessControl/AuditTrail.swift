@@ -173,15 +173,18 @@ public final class AuditTrail: Sendable {
     {
         try database.write { db throws(StoreError) in
             guard var anchor = try Self.seal("anchor", in: db) else { return 0 }
-            let count = try db.query("SELECT count(*) FROM audit").first?.first?.integer ?? 0
+            // By position, not by counting: records are numbered one after another from the
+            // anchor on, so the newest `maxRecords` are those past `last - maxRecords`. Pruning
+            // runs under load, on a table of up to 10^8 records: `count(*)` (and a search by
+            // `at`, which has no index) read all of it, each time (bench/NOTES.md).
+            guard let last = try db.query("SELECT max(seq) FROM audit").first?.first?.integer else { return 0 }
             var cutoff: Int64?
-            if count > Int64(maxRecords) {
-                cutoff = try db.query(
-                    "SELECT seq FROM audit ORDER BY seq LIMIT 1 OFFSET ?", [.integer(count - Int64(maxRecords) - 1)]
-                ).first?.first?.integer
-            }
-            if let old = try db.query("SELECT max(seq) FROM audit WHERE at < ?", [.integer(before)]).first?.first?
-                .integer
+            if last - Int64(maxRecords) > anchor.seq { cutoff = last - Int64(maxRecords) }
+            // By age: only when the oldest record is old enough, which its time says at once.
+            if let oldest = try db.query("SELECT at FROM audit ORDER BY seq LIMIT 1").first?.first?.integer,
+                oldest < before,
+                let old = try db.query("SELECT max(seq) FROM audit WHERE at < ?", [.integer(before)]).first?.first?
+                    .integer
             {
                 cutoff = max(cutoff ?? old, old)
             }

@@ -169,13 +169,21 @@ public final class AuditWriter: @unchecked Sendable {
         }
         guard let retention else { return }
         let now = MonotonicInstant.now()
-        if count > retention.maxRecords || lastPrune.map({ now.duration(since: $0) >= .seconds(60) }) ?? true {
-            lastPrune = now
+        let minuteOver = lastPrune.map({ now.duration(since: $0) >= .seconds(60) }) ?? true
+        if count > retention.maxRecords || minuteOver {
+            // The minute's prune (by age as well, and a count read again) comes every minute,
+            // however often the count prunes meanwhile.
+            if minuteOver { lastPrune = now }
             let before = Self.now() - Int64(retention.days) * 86_400_000
+            // Below the limit by a margin (a batch, or 2% of the limit if less), so that a full
+            // trail under load is pruned every so many records, not after every batch.
+            let margin = min(batchSize, retention.maxRecords / 50)
             do {
                 let removed = try trail.prune(
-                    keepingAtMost: retention.maxRecords, before: before, key: key, now: Self.now())
-                count = try trail.count()
+                    keepingAtMost: retention.maxRecords - margin, before: before, key: key, now: Self.now())
+                // Counted again once a minute (the command line appends too); a count reads the
+                // whole table, too much for every prune under load.
+                count = minuteOver ? try trail.count() : max(0, count - removed)
                 if removed > 0 {
                     logger.info("audit records pruned", metadata: ["removed": "\(removed)", "kept": "\(count)"])
                 }

@@ -188,7 +188,7 @@ struct Daemon: ParsableCommand {
             case SIGHUP:
                 notifier.send("RELOADING=1")
                 // The reload queues a job, and the thread that queues a job may end up running
-                // others (it can become the combiner): a thread with a large stack, for Lua.
+                // the queue (the requests waiting in it too): a thread with a large stack, for Lua.
                 runOnNewThread(stackSize: 16 << 20) {
                     reload(current: current, executor: executor, service: service, logger: logger)
                 }
