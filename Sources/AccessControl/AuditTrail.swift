@@ -147,13 +147,13 @@ public final class AuditTrail: Sendable {
                 "INSERT INTO audit (\(AuditEntry.columns), mac) VALUES (\(Array(repeating: "?", count: 17).joined(separator: ", ")))"
             )
             var message: [UInt8] = []
+            var columns: [AuditEntry.EncodedColumn] = []
+            columns.reserveCapacity(16)
             for entry in all {
                 seq += 1
-                var values = entry.values(seq: seq)
-                AuditEntry.message(label: AuditEntry.recordLabel, previous: chain, values, into: &message)
+                entry.encode(seq: seq, label: AuditEntry.recordLabel, previous: chain, into: &message, columns: &columns)
                 chain = key.mac(message)
-                values.append(.blob(chain))
-                try insert.run(values)
+                try insert.run(message: message, columns: columns, last: chain)
             }
         }
         if all.isEmpty, let head, head.isValid(key), previous == Head(seq: head.seq, mac: head.mac) {

@@ -168,8 +168,6 @@ final class SQLiteDatabase: Sendable {
         private let handle: OpaquePointer
         private let statement: OpaquePointer
         private let sql: String
-        private var bytes: [UInt8] = []
-        private var spans: [(offset: Int, count: Int)] = []
 
         fileprivate init(_ handle: OpaquePointer, _ sql: String) throws(StoreError) {
             var statement: OpaquePointer?
@@ -183,45 +181,37 @@ final class SQLiteDatabase: Sendable {
 
         deinit { sqlite3_finalize(statement) }
 
-        /// Runs the statement once with `arguments` bound to its `?`s; its rows are not read.
-        func run(_ arguments: [SQLiteValue]) throws(StoreError) {
+        /// Runs the statement once with `columns` of `message` (`AuditEntry.encode`), then
+        /// `last` as a blob, bound to its `?`s, where they lie (SQLITE_STATIC: both outlive the
+        /// step); its rows are not read.
+        func run(message: [UInt8], columns: [AuditEntry.EncodedColumn], last: [UInt8]) throws(StoreError) {
             defer {
                 sqlite3_reset(statement)
                 sqlite3_clear_bindings(statement)
             }
-            // Texts and blobs are bound where they lie, in one buffer that outlives the step
-            // (SQLITE_STATIC), rather than copied by SQLite one by one; the buffers are the
-            // statement's, kept from row to row: this runs for every record of the audit trail.
-            bytes.removeAll(keepingCapacity: true)
-            spans.removeAll(keepingCapacity: true)
-            for argument in arguments {
-                let start = bytes.count
-                switch argument {
-                case .text(let text): bytes.append(utf8: text)
-                case .blob(let blob): bytes += blob
-                case .null, .integer: break
-                }
-                spans.append((start, bytes.count - start))
-            }
-            let status = bytes.withUnsafeBufferPointer { buffer -> Int32 in
+            let status = message.withUnsafeBytes { buffer -> Int32 in
                 // A pointer for an empty value too: SQLite reads a null pointer as NULL.
-                let base = UnsafeRawPointer(buffer.baseAddress) ?? UnsafeRawPointer(bitPattern: 1)!
-                for (offset, argument) in arguments.enumerated() {
+                let base = buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!
+                for (offset, column) in columns.enumerated() {
                     let index = Int32(offset + 1)
-                    let span = spans[offset]
                     let bound: Int32
-                    switch argument {
+                    switch column.kind {
                     case .null: bound = sqlite3_bind_null(statement, index)
-                    case .integer(let value): bound = sqlite3_bind_int64(statement, index, value)
+                    case .integer: bound = sqlite3_bind_int64(statement, index, column.integer)
                     case .text:
                         bound = sqlite3_bind_text(
-                            statement, index, (base + span.offset).assumingMemoryBound(to: CChar.self),
-                            Int32(span.count), nil)
-                    case .blob:
-                        bound = sqlite3_bind_blob(statement, index, base + span.offset, Int32(span.count), nil)
+                            statement, index, (base + column.offset).assumingMemoryBound(to: CChar.self),
+                            Int32(column.count), nil)
+                    case .blob: bound = sqlite3_bind_blob(statement, index, base + column.offset, Int32(column.count), nil)
                     }
                     guard bound == SQLITE_OK else { return bound }
                 }
+                let bound = last.withUnsafeBytes { blob in
+                    sqlite3_bind_blob(
+                        statement, Int32(columns.count + 1), blob.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!,
+                        Int32(blob.count), nil)
+                }
+                guard bound == SQLITE_OK else { return bound }
                 var status: Int32
                 repeat { status = sqlite3_step(statement) } while status == SQLITE_ROW
                 return status

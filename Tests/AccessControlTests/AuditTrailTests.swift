@@ -42,6 +42,32 @@ struct AuditTrailTests {
         return result.problems
     }
 
+    @Test("a record's message as the writer encodes it is the message its stored values make, and binds the same values")
+    func encodedMessage() {
+        let full = AuditEntry(
+            at: 1_800_000_000_123, kind: "exec", requestID: "5f0c", client: "10.0.0.1", token: "ops", scope: "exec",
+            method: "POST", path: "/api/v1/exec/interactive.lua", status: 200, error: "runtime", bytesIn: 10,
+            bytesOut: 1, durationMicros: 42, bodySHA256: [UInt8](repeating: 7, count: 32), detail: "é\u{0}x")
+        let bare = AuditEntry(at: -1, kind: "")
+        for entry in [full, bare] {
+            var bytes: [UInt8] = []
+            var columns: [AuditEntry.EncodedColumn] = []
+            let previous = [UInt8](repeating: 9, count: 32)
+            entry.encode(seq: 77, label: AuditEntry.recordLabel, previous: previous, into: &bytes, columns: &columns)
+            #expect(bytes == AuditEntry.message(label: AuditEntry.recordLabel, previous: previous, entry.values(seq: 77)))
+            // Each column, read back from where it lies, is the value the table stores.
+            let read: [SQLiteValue] = columns.map { column in
+                switch column.kind {
+                case .null: .null
+                case .integer: .integer(column.integer)
+                case .text: .text(String(decoding: bytes[column.offset..<(column.offset + column.count)], as: UTF8.self))
+                case .blob: .blob(Array(bytes[column.offset..<(column.offset + column.count)]))
+                }
+            }
+            #expect(read == entry.values(seq: 77))
+        }
+    }
+
     @Test("an untouched trail verifies, record by record")
     func intact() throws {
         defer { remove() }
