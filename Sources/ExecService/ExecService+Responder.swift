@@ -8,17 +8,43 @@ import SystemSupport
 extension ExecService: Responder {
     public var maxBodySize: Int { bodyLimit.load(ordering: .relaxed) }
 
-    public func respond(to head: RequestHead, body: BodyRead, writer: any ResponseWriter) {
+    /// Admits the request (route, token, scope, method) and, for a row that takes the state,
+    /// runs its handler and queues the job: quick, and in the order the transport calls it,
+    /// which is arrival order (SPEC E8). A row that does not take the state is answered by the
+    /// work returned, which the transport runs right after the handover: such a handler may
+    /// take time (the audit trail's verification, a token written to the database), and later
+    /// requests must not wait for it to be queued.
+    public func respond(to head: RequestHead, body: BodyRead, writer: any ResponseWriter) -> Responder.Work? {
         let start = MonotonicInstant.now()
         var audit = AuditRecord(head: head)
-        let (label, reply) = dispatch(head, body: body, audit: &audit)
+        switch admit(head, body: body, audit: &audit) {
+        case .refused(let label, let response):
+            writer.send(finish(response, label: label, audit: &audit, start: start))
+            return nil
+        case .admitted(let label, let route, let call) where route.takesState:
+            answer(route.handler(self, call, &audit), label: label, json: call.json, audit: audit, start: start, writer: writer)
+            return nil
+        case .admitted(let label, let route, let call):
+            return { [self, audit] in
+                var audit = audit
+                let reply = route.handler(self, call, &audit)
+                answer(reply, label: label, json: call.json, audit: audit, start: start, writer: writer)
+            }
+        }
+    }
+
+    /// Sends a handler's reply, or queues the job that makes it.
+    private func answer(
+        _ reply: Reply, label: String, json: Bool, audit: AuditRecord, start: MonotonicInstant, writer: any ResponseWriter
+    ) {
+        var audit = audit
         switch reply {
         case .answer(let response):
             writer.send(finish(response, label: label, audit: &audit, start: start))
         case .onState(let jobLabel, let work):
             executor.submit(Exchange(
-                service: self, label: label, jobLabel: jobLabel, start: start, json: Self.wantsJSON(head), audit: audit,
-                writer: writer, work: work))
+                service: self, label: label, jobLabel: jobLabel, start: start, json: json, audit: audit, writer: writer,
+                work: work))
         case .reset:
             let exchange = Exchange(
                 service: self, label: label, jobLabel: "reset", start: start, json: true, audit: audit, writer: writer,

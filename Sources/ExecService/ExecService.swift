@@ -128,36 +128,52 @@ public final class ExecService: Sendable {
         return response
     }
 
-    /// The route, who sent the request and what the handler replies; or the answer that refuses
-    /// it first (stopping, no such path, a token or scope refused, a method not taken). Matched
-    /// once: the label it returns is the metrics'.
-    func dispatch(_ head: RequestHead, body: BodyRead, audit: inout AuditRecord) -> (label: String, reply: Reply) {
+    /// What the route table decides of a request before any handler runs: the row and the call
+    /// to hand its handler, or the answer that refuses it (stopping, no such path, a token or
+    /// scope refused, a method not taken). Matched once: the label is the metrics'.
+    enum Admission {
+        case refused(label: String, Response)
+        case admitted(label: String, route: Route, call: Call)
+    }
+
+    /// Admits or refuses a request: quick (no handler runs), so that the transport can hand
+    /// requests over one at a time in arrival order.
+    func admit(_ head: RequestHead, body: BodyRead, audit: inout AuditRecord) -> Admission {
         let json = Self.wantsJSON(head)
         if stopping.load(ordering: .relaxed) {
             audit.errorKind = "stopping"
-            return ("other", .answer(busy(json: json, message: "luaexecd is stopping; retry in a moment\n")))
+            return .refused(label: "other", busy(json: json, message: "luaexecd is stopping; retry in a moment\n"))
         }
         guard let (route, rest, taking) = Self.match(head) else {
-            return ("other", .answer(Self.plain(404, "no such endpoint: \(head.path)\n", json: json)))
+            return .refused(label: "other", Self.plain(404, "no such endpoint: \(head.path)\n", json: json))
         }
         audit.kind = route.kind
         let identity: TokenIdentity
         switch identify(head, json: json, audit: &audit) {
-        case .refused(let refusal): return (route.label ?? "unknown", .answer(refusal))
+        case .refused(let refusal): return .refused(label: route.label ?? "unknown", refusal)
         case .token(let found): identity = found
         }
         if case .scope(let scope) = route.access,
             let refusal = require(scope, of: identity, json: json, audit: &audit)
         {
-            return (route.label ?? "unknown", .answer(refusal))
+            return .refused(label: route.label ?? "unknown", refusal)
         }
         let call = Call(head: head, body: body, identity: identity, rest: String(Substring(rest)), json: json)
         guard let taking else {
             let answersJSON = json || head.path.hasPrefix(Self.adminPrefix) || head.path == Self.whoamiPath
-            return (route.label ?? "unknown", .answer(Self.methodNotAllowed(head.method, allow: Self.allowed(route), json: answersJSON)))
+            return .refused(
+                label: route.label ?? "unknown",
+                Self.methodNotAllowed(head.method, allow: Self.allowed(route), json: answersJSON))
         }
-        let reply = taking.handler(self, call, &audit)
-        return (taking.label ?? endpointLabel(call.rest), reply)
+        return .admitted(label: taking.label ?? endpointLabel(call.rest), route: taking, call: call)
+    }
+
+    /// `admit`, then the handler: the route, who sent the request and what the handler replies.
+    func dispatch(_ head: RequestHead, body: BodyRead, audit: inout AuditRecord) -> (label: String, reply: Reply) {
+        switch admit(head, body: body, audit: &audit) {
+        case .refused(let label, let response): return (label, .answer(response))
+        case .admitted(let label, let route, let call): return (label, route.handler(self, call, &audit))
+        }
     }
 
     /// The caller's token name and scopes, so that a client (the web page) shows only what the

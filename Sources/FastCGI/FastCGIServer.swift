@@ -160,6 +160,14 @@ public final class FastCGIServer: @unchecked Sendable {
     /// in: an answer it sends waits for the round's `release`; any other thread's leaves at once.
     private var roundThread: pthread_t?
     private var roundEpoch = 0
+    /// The next batch of requests to be read gets this number (`pollOnce`, `serve`), in the
+    /// critical section that reads it: batches are handed to the responder in this order, one
+    /// at a time (`turn`), whichever thread holds each, so that arrival order survives a
+    /// poller relieved mid-batch (SPEC E8).
+    private var nextTicket = 0
+    /// Whose batch is handed over now; guarded by `turnstile`.
+    private var turn = 0
+    private let turnstile = ConditionLock()
     /// Connections with an answer held until `release`, and how many answers they hold.
     private var unsent: [Connection] = []
     private var unsentAnswers = 0
@@ -276,9 +284,9 @@ public final class FastCGIServer: @unchecked Sendable {
             let epoch = lock.withLock { pollerEpoch }
             // Poll until a stand-by thread takes over while this one answers a long request.
             while true {
-                pollOnce(&events, into: &ready)
+                let ticket = pollOnce(&events, into: &ready)
                 if !ready.isEmpty {
-                    serve(ready, epoch: epoch)
+                    serve(ready, ticket: ticket, epoch: epoch)
                     ready.removeAll(keepingCapacity: true)
                 }
                 let (stillPoller, handBack) = lock.withLock {
@@ -323,12 +331,12 @@ public final class FastCGIServer: @unchecked Sendable {
 
     /// One `epoll_wait` and what it reports: new connections, input (parsed into `ready`),
     /// writable output, requests other threads left (`pending`); then stalled peers.
-    private func pollOnce(_ events: inout [epoll_event], into ready: inout [Work]) {
+    private func pollOnce(_ events: inout [epoll_event], into ready: inout [Work]) -> Int {
         let timeout: Int32 = lock.withLock { pending.isEmpty ? 1000 : 0 }
         let count = events.withUnsafeMutableBufferPointer {
             epoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeout)
         }
-        lock.withLock {
+        return lock.withLock {
             let now = MonotonicInstant.now()
             for index in 0..<max(0, Int(count)) {
                 let event = events[index]
@@ -356,28 +364,49 @@ public final class FastCGIServer: @unchecked Sendable {
                 closeStalled(now: now)
                 nextSweep = now.advanced(by: .milliseconds(250))
             }
-            if !ready.isEmpty { pollerBusySince = now }
+            guard !ready.isEmpty else { return -1 }
+            pollerBusySince = now
+            defer { nextTicket += 1 }
+            return nextTicket
         }
     }
 
-    /// Hands each request to the responder in arrival order, then runs what it deferred; then
-    /// the requests their answers let in (`pending`), while this thread is still the poller. A
-    /// relieved poller leaves those to the new one.
-    private func serve(_ works: [Work], epoch: Int) {
+    /// Hands each request of the batch numbered `ticket` to the responder in arrival order, once
+    /// every earlier batch has been handed over, then runs what the responder gave back and
+    /// what it deferred; then the requests their answers let in (`pending`), as a batch of
+    /// their own, while this thread is still the poller. A relieved poller leaves those to the
+    /// new one.
+    private func serve(_ works: [Work], ticket first: Int, epoch: Int) {
         lock.withLock {
             roundThread = pthread_self()
             roundEpoch = epoch
         }
         var batch = works
+        var ticket = first
+        var later: [Responder.Work] = []
         while !batch.isEmpty {
-            for work in batch {
-                responder.respond(to: work.head, body: work.request.body, writer: work)
+            turnstile.withLock {
+                while turn != ticket { turnstile.wait() }
             }
+            for work in batch {
+                if let rest = responder.respond(to: work.head, body: work.request.body, writer: work) {
+                    later.append(rest)
+                }
+            }
+            turnstile.withLock {
+                turn += 1
+                turnstile.broadcast()
+            }
+            for rest in later { rest() }
+            later.removeAll(keepingCapacity: true)
             responder.runDeferred()
-            batch = lock.withLock {
-                guard pollerEpoch == epoch else { return [] }
-                defer { pending.removeAll(keepingCapacity: true) }
-                return pending
+            (batch, ticket) = lock.withLock {
+                guard pollerEpoch == epoch, !pending.isEmpty else { return ([], 0) }
+                defer {
+                    pending.removeAll(keepingCapacity: true)
+                    nextTicket += 1
+                }
+                return (pending, nextTicket)
             }
         }
         lock.withLock {

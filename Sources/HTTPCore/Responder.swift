@@ -8,10 +8,16 @@ public protocol Responder: Sendable {
     /// The largest request body taken now: a longer one reaches `respond` as `.tooLarge`.
     var maxBodySize: Int { get }
 
-    /// Answers one request through `writer`: before returning, or later from any thread (a
-    /// request that waits for a shared resource). Called in arrival order, never with a lock of
-    /// the transport held.
-    func respond(to head: RequestHead, body: BodyRead, writer: any ResponseWriter)
+    /// Work a responder hands back to the transport's thread (see `respond`).
+    typealias Work = () -> Void
+
+    /// Takes one request, answers it through `writer` (before returning, or later from any
+    /// thread: a request that waits for a shared resource), or returns the work that answers
+    /// it. The transport calls it for one request at a time, in arrival order, across all its
+    /// threads, and never with a lock of its own held; so it must return quickly: whatever
+    /// takes time and need not keep arrival order is returned as `Work`, which the transport
+    /// runs on the same thread right after it has handed over the requests read with this one.
+    func respond(to head: RequestHead, body: BodyRead, writer: any ResponseWriter) -> Work?
 
     /// Runs, on the calling thread, the work `respond` deferred, until none is left or another
     /// thread is already running it. A transport calls it once it has handed over every request

@@ -53,4 +53,7 @@ public final class ConditionLock: @unchecked Sendable {
     }
 
     public func signal() { pthread_cond_signal(condition) }
+
+    /// Wakes every waiter; call with the lock held.
+    public func broadcast() { pthread_cond_broadcast(condition) }
 }

@@ -74,7 +74,7 @@ struct ExecServiceTests {
     /// thread, as the transport's thread does.
     func answer(_ head: RequestHead, _ body: BodyRead = .complete([])) -> Response {
         let writer = CapturedAnswer()
-        service.respond(to: head, body: body, writer: writer)
+        service.respond(to: head, body: body, writer: writer)?()
         service.runDeferred()
         return writer.wait()!
     }
@@ -201,7 +201,7 @@ struct ExecServiceTests {
         // second waits (the queue holds one), the third finds the queue full.
         let writers = (0..<3).map { _ in CapturedAnswer() }
         for (index, writer) in writers.enumerated() {
-            service.respond(
+            _ = service.respond(
                 to: head(headers: ["authorization": "Bearer \(token)"]), body: .complete(Array("ran\(index) = true".utf8)),
                 writer: writer)
         }
@@ -236,7 +236,7 @@ struct ExecServiceTests {
         executor.options.queueCapacity = 1
         let busy = (0..<3).map { _ in CapturedAnswer() }
         for writer in busy {
-            service.respond(
+            _ = service.respond(
                 to: head(headers: ["authorization": "Bearer \(token)"]), body: .complete(Array("return 1".utf8)),
                 writer: writer)
         }

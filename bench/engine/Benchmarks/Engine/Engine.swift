@@ -32,7 +32,7 @@ let benchmarks: @Sendable () -> Void = {
     // The whole service path as the transport takes it: hand the request over, then run what
     // waits for the state on this thread.
     func respond(_ head: RequestHead, _ body: [UInt8]) -> Response? {
-        service.respond(to: head, body: .complete(body), writer: sink)
+        service.respond(to: head, body: .complete(body), writer: sink)?()
         service.runDeferred()
         return sink.last
     }
