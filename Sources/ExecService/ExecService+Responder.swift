@@ -2,9 +2,10 @@ import HTTPCore
 import LuaRuntime
 import SystemSupport
 
-/// How a request crosses the service: the transport calls `respond`; the route table decides
-/// (`dispatch`); an answer that needs no state leaves at once, one that does is queued with the
-/// one scheduler (`LuaExecutor`) as an `Exchange`, and leaves from the thread that ran it.
+/// How a request crosses the service: the transport calls `respond`; the route table admits or
+/// refuses it (`admit`); an answer that needs no state leaves from the work `respond` hands
+/// back, one that does is queued with the one scheduler (`LuaExecutor`) as an `Exchange`, and
+/// leaves from the thread that ran it.
 extension ExecService: Responder {
     public var maxBodySize: Int { bodyLimit.load(ordering: .relaxed) }
 

@@ -168,14 +168,6 @@ public final class ExecService: Sendable {
         return .admitted(label: taking.label ?? endpointLabel(call.rest), route: taking, call: call)
     }
 
-    /// `admit`, then the handler: the route, who sent the request and what the handler replies.
-    func dispatch(_ head: RequestHead, body: BodyRead, audit: inout AuditRecord) -> (label: String, reply: Reply) {
-        switch admit(head, body: body, audit: &audit) {
-        case .refused(let label, let response): return (label, .answer(response))
-        case .admitted(let label, let route, let call): return (label, route.handler(self, call, &audit))
-        }
-    }
-
     /// The caller's token name and scopes, so that a client (the web page) shows only what the
     /// token may do: `{"name":"ops","scopes":["exec"]}`. Never the secret.
     func whoami(_ identity: TokenIdentity) -> Response {
