@@ -434,6 +434,16 @@ struct ScriptTests {
         #expect(kept["last_run"] is NSNull)
     }
 
+    @Test("under the restricted profile a stored script reaches at start what it reached when installed: no more")
+    func restrictedProfile() throws {
+        let stack = try Stack(settings: ["lua.profile=restricted"])
+        #expect(try put(stack, "reach.lua", "reached = tostring(io) .. ' ' .. tostring(os.execute)").status == 201)
+        #expect(try stack.eval("return reached").text == "nil nil")
+        #expect(try stack.eval("reached = 'cleared'").status == 200)
+        #expect(try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken).status == 200)
+        #expect(try stack.eval("return reached").text == "nil nil")
+    }
+
     // MARK: Disable, enable, delete, rollback
 
     @Test("disable withdraws and keeps; enable runs it again; an enable whose run fails is 422 and stays disabled")
