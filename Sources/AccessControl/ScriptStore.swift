@@ -1,9 +1,9 @@
 import Crypto
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// A stored script (SPEC V8) as the database holds it: its current version, with its source.
@@ -59,7 +59,8 @@ public final class ScriptStore: Sendable {
             "use 1 to \(maxNameBytes) bytes of letters, digits, '.', '_' and '-', ending in '.lua', "
             + "not starting with '.' or holding '..'"
         let allowed = bytes.allSatisfy { TokenFormat.isBase62($0) || "._-".utf8.contains($0) }
-        guard !bytes.isEmpty, bytes.count <= maxNameBytes, allowed, name.hasSuffix(".lua"), bytes.first != UInt8(ascii: "."),
+        guard !bytes.isEmpty, bytes.count <= maxNameBytes, allowed, name.hasSuffix(".lua"),
+            bytes.first != UInt8(ascii: "."),
             !name.contains("..")
         else {
             return "bad script name '\(name)': \(rule)"
@@ -117,7 +118,8 @@ public final class ScriptStore: Sendable {
         ).map { row in
             ScriptVersion(
                 version: Int(row[0].integer ?? 0), sha256: row[1].text ?? "", bytes: Int(row[2].integer ?? 0),
-                installedBy: row[3].text ?? "", installedAt: Date(timeIntervalSince1970: TimeInterval(row[4].integer ?? 0)))
+                installedBy: row[3].text ?? "",
+                installedAt: Date(timeIntervalSince1970: TimeInterval(row[4].integer ?? 0)))
         }
     }
 
@@ -130,7 +132,9 @@ public final class ScriptStore: Sendable {
 
     /// The number the next version of `name` gets: one more than any kept, 1 for a new script.
     public func nextVersion(of name: String) throws(StoreError) -> Int {
-        Int(try database.query("SELECT max(version) FROM script_version WHERE name = ?", [.text(name)]).first?.first?.integer ?? 0) + 1
+        Int(
+            try database.query("SELECT max(version) FROM script_version WHERE name = ?", [.text(name)]).first?.first?
+                .integer ?? 0) + 1
     }
 
     /// Stores `source` as version `version` of `name`, current and enabled, and keeps at most
@@ -147,7 +151,10 @@ public final class ScriptStore: Sendable {
                 INSERT INTO script_version (name, version, source, sha256, installed_by, installed_at)
                 VALUES (?, ?, ?, ?, ?, ?)
                 """,
-                [.text(name), .integer(Int64(version)), .blob(source), .text(Self.sha256(source)), .text(token), .integer(at)])
+                [
+                    .text(name), .integer(Int64(version)), .blob(source), .text(Self.sha256(source)), .text(token),
+                    .integer(at),
+                ])
             try db.query(
                 """
                 INSERT INTO script (name, version, enabled, updated_by, updated_at) VALUES (?, ?, 1, ?, ?)
@@ -168,7 +175,8 @@ public final class ScriptStore: Sendable {
         try database.write { db throws(StoreError) in
             guard
                 try !db.query(
-                    "SELECT 1 FROM script_version WHERE name = ? AND version = ?", [.text(name), .integer(Int64(version))]
+                    "SELECT 1 FROM script_version WHERE name = ? AND version = ?",
+                    [.text(name), .integer(Int64(version))]
                 ).isEmpty
             else { throw StoreError("version \(version) of \(name) is not kept", kind: .notFound) }
             try db.query(
@@ -176,7 +184,9 @@ public final class ScriptStore: Sendable {
                 [.integer(Int64(version)), .text(token), .integer(Int64(now.timeIntervalSince1970)), .text(name)])
             guard db.changes == 1 else { throw StoreError("no script named '\(name)'", kind: .notFound) }
         }
-        guard let activated = try script(named: name) else { throw StoreError("no script named '\(name)'", kind: .notFound) }
+        guard let activated = try script(named: name) else {
+            throw StoreError("no script named '\(name)'", kind: .notFound)
+        }
         return activated
     }
 
@@ -191,7 +201,9 @@ public final class ScriptStore: Sendable {
                 [.integer(enabled ? 1 : 0), .text(token), .integer(Int64(now.timeIntervalSince1970)), .text(name)])
             guard db.changes == 1 else { throw StoreError("no script named '\(name)'", kind: .notFound) }
         }
-        guard let script = try script(named: name) else { throw StoreError("no script named '\(name)'", kind: .notFound) }
+        guard let script = try script(named: name) else {
+            throw StoreError("no script named '\(name)'", kind: .notFound)
+        }
         return script
     }
 

@@ -80,7 +80,8 @@ extension ExecService {
                 response = Self.json(200, json)
             } else {
                 response = Response(
-                    status: 200, headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
+                    status: 200,
+                    headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
                     body: source)
             }
             response.headers.append(("ETag", "\"\(sha256)\""))
@@ -124,7 +125,8 @@ extension ExecService {
         }
         audit.body = source
         guard !source.isEmpty else {
-            return .answer(Self.plain(400, "send the script's Lua source as the body (DELETE removes a script)\n", json: true))
+            return .answer(
+                Self.plain(400, "send the script's Lua source as the body (DELETE removes a script)\n", json: true))
         }
         let precondition = Precondition(call.head)
         let sha256 = ScriptStore.sha256(source)
@@ -138,7 +140,8 @@ extension ExecService {
                 }
                 if let current, current.sha256 == sha256 {
                     audit.detail = "script put \(name) unchanged version=\(current.version) sha256=\(sha256)"
-                    return Self.changeAnswer(200, current, registry: vm.registry, run: nil, withdrawn: [], changed: false)
+                    return Self.changeAnswer(
+                        200, current, registry: vm.registry, run: nil, withdrawn: [], changed: false)
                 }
                 let version = try scriptStore.nextVersion(of: name)
                 var installed: StoredScript?
@@ -168,7 +171,8 @@ extension ExecService {
                 guard let script = try scriptStore.script(named: name) else { return Self.noScript(name) }
                 if script.enabled {
                     audit.detail = "script enable \(name) unchanged version=\(script.version) sha256=\(script.sha256)"
-                    return Self.changeAnswer(200, script, registry: vm.registry, run: nil, withdrawn: [], changed: false)
+                    return Self.changeAnswer(
+                        200, script, registry: vm.registry, run: nil, withdrawn: [], changed: false)
                 }
                 var enabled: StoredScript?
                 let outcome = vm.runStoredScript(
@@ -217,7 +221,8 @@ extension ExecService {
                 }
                 if target.version == script.version && script.enabled {
                     audit.detail = "script rollback \(name) unchanged version=\(script.version) sha256=\(script.sha256)"
-                    return Self.changeAnswer(200, script, registry: vm.registry, run: nil, withdrawn: [], changed: false)
+                    return Self.changeAnswer(
+                        200, script, registry: vm.registry, run: nil, withdrawn: [], changed: false)
                 }
                 guard let source = try scriptStore.source(of: name, version: target.version) else {
                     return try Self.notKept(target.version, of: name, in: scriptStore)
@@ -228,7 +233,8 @@ extension ExecService {
                     guarded: { run in executor.initRunner.run(vm, limit: limit, run) },
                     keep: { activated = try scriptStore.activate(name: name, version: target.version, by: token) })
                 return answer(
-                    outcome, change: "rollback", name: name, version: target.version, sha256: target.sha256, token: token,
+                    outcome, change: "rollback", name: name, version: target.version, sha256: target.sha256,
+                    token: token,
                     created: false, kept: activated, store: scriptStore, vm: vm, audit: &audit,
                     from: script.version)
             } catch {
@@ -247,15 +253,18 @@ extension ExecService {
                 guard let script = try scriptStore.script(named: name) else { return Self.noScript(name) }
                 if !script.enabled {
                     audit.detail = "script disable \(name) unchanged version=\(script.version) sha256=\(script.sha256)"
-                    return Self.changeAnswer(200, script, registry: vm.registry, run: nil, withdrawn: [], changed: false)
+                    return Self.changeAnswer(
+                        200, script, registry: vm.registry, run: nil, withdrawn: [], changed: false)
                 }
                 // The store first: should it fail, the script goes on serving and the answer says so.
                 let disabled = try scriptStore.setEnabled(false, name: name, by: token)
                 let withdrawn = vm.withdrawStoredScript(named: name)
                 audit.detail = "script disable \(name) version=\(script.version) sha256=\(script.sha256)"
                 logger.notice(
-                    "script disabled", metadata: ["script": "\(name)", "version": "\(script.version)", "by": "\(token)"])
-                return Self.changeAnswer(200, disabled, registry: vm.registry, run: nil, withdrawn: withdrawn, changed: true)
+                    "script disabled",
+                    metadata: ["script": "\(name)", "version": "\(script.version)", "by": "\(token)"])
+                return Self.changeAnswer(
+                    200, disabled, registry: vm.registry, run: nil, withdrawn: withdrawn, changed: true)
             } catch {
                 return Self.scriptStoreFailure(error)
             }
@@ -295,7 +304,8 @@ extension ExecService {
         _ outcome: LuaVM.ScriptOutcome, change: String, name: String, version: Int, sha256: String, token: String,
         created: Bool, kept: StoredScript?, store: ScriptStore, vm: LuaVM, audit: inout AuditRecord, from: Int? = nil
     ) -> Response {
-        let subject = "script \(change) \(name) version=\(version) sha256=\(sha256)" + (from.map { " from=\($0)" } ?? "")
+        let subject =
+            "script \(change) \(name) version=\(version) sha256=\(sha256)" + (from.map { " from=\($0)" } ?? "")
         switch outcome {
         case .ran(let evaluation, let withdrawn):
             recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
@@ -309,7 +319,9 @@ extension ExecService {
                 withdrawn: withdrawn, changed: true)
         case .failed(let evaluation):
             recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
-            guard case .failure(let failure) = evaluation.outcome else { return Self.plain(500, "no failure\n", json: true) }
+            guard case .failure(let failure) = evaluation.outcome else {
+                return Self.plain(500, "no failure\n", json: true)
+            }
             audit.errorKind = failure.kind.rawValue
             audit.detail = subject + " refused=\(failure.kind.rawValue)"
             logger.notice(
@@ -394,7 +406,9 @@ extension ExecService {
     }
 
     /// A script's record; `closing: false` leaves the object open for another field.
-    static func write(_ script: StoredScript, registry: EndpointRegistry, to json: inout JSONWriter, closing: Bool = true) {
+    static func write(
+        _ script: StoredScript, registry: EndpointRegistry, to json: inout JSONWriter, closing: Bool = true
+    ) {
         json.raw("{\"name\":")
         json.string(script.name)
         json.raw(",\"version\":\(script.version),\"sha256\":")
@@ -484,14 +498,17 @@ extension ExecService {
             if let match {
                 if let current {
                     if !match.contains("*") && !match.contains(current.sha256) {
-                        failed = "\(name) is at version \(current.version) (sha256 \(current.sha256)), not one If-Match names"
+                        failed =
+                            "\(name) is at version \(current.version) (sha256 \(current.sha256)), not one If-Match names"
                     }
                 } else {
                     failed = "there is no script named '\(name)' for If-Match to match"
                 }
             }
-            if failed == nil, let noneMatch, let current, noneMatch.contains("*") || noneMatch.contains(current.sha256) {
-                failed = "\(name) exists, at version \(current.version) (sha256 \(current.sha256)), and If-None-Match refuses it"
+            if failed == nil, let noneMatch, let current, noneMatch.contains("*") || noneMatch.contains(current.sha256)
+            {
+                failed =
+                    "\(name) exists, at version \(current.version) (sha256 \(current.sha256)), and If-None-Match refuses it"
             }
             guard let failed else { return nil }
             var json = JSONWriter()

@@ -2,9 +2,9 @@ import CLuaSupport
 import Logging
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// One version of a stored script, as the state runs it (SPEC V8). The database keeps them
@@ -124,7 +124,8 @@ extension LuaVM {
             switch runStoredScript(script, guarded: guarded) {
             case .ran(let evaluation, _):
                 logOutput(of: evaluation, script: script, logger: logger)
-                logger.info("stored script ran", metadata: ["script": "\(script.name)", "version": "\(script.version)"])
+                logger.info(
+                    "stored script ran", metadata: ["script": "\(script.name)", "version": "\(script.version)"])
             case .failed(let evaluation), .notKept(let evaluation, _):
                 logOutput(of: evaluation, script: script, logger: logger)
                 guard case .failure(let failure) = evaluation.outcome else { continue }

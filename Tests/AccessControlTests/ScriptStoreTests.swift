@@ -48,7 +48,8 @@ struct ScriptStoreTests {
         #expect(try store.nextVersion(of: "a.lua") == 1)
         for version in 1...5 {
             let installed = try store.install(
-                name: "a.lua", version: try store.nextVersion(of: "a.lua"), source: source("return \(version)"), by: "ops",
+                name: "a.lua", version: try store.nextVersion(of: "a.lua"), source: source("return \(version)"),
+                by: "ops",
                 keep: 2, now: Date(timeIntervalSince1970: TimeInterval(1000 + version)))
             #expect(installed.version == version)
         }
@@ -79,7 +80,8 @@ struct ScriptStoreTests {
         try store.install(name: "a.lua", version: 1, source: source("one"), by: "ops", keep: 10)
         try store.install(name: "a.lua", version: 2, source: source("two"), by: "ops", keep: 10)
         try store.setEnabled(false, name: "a.lua", by: "admin")
-        let rolledBack = try store.activate(name: "a.lua", version: 1, by: "admin", now: Date(timeIntervalSince1970: 42))
+        let rolledBack = try store.activate(
+            name: "a.lua", version: 1, by: "admin", now: Date(timeIntervalSince1970: 42))
         #expect(rolledBack.version == 1)
         #expect(rolledBack.source == source("one"))
         #expect(rolledBack.enabled)

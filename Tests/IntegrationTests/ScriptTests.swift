@@ -14,7 +14,8 @@ struct ScriptTests {
     // MARK: Helpers
 
     func put(_ stack: Stack, _ name: String, _ source: String, headers: [String] = []) throws -> Stack.HTTPResult {
-        try stack.request(Self.prefix + name, method: "PUT", token: stack.adminToken, headers: headers, body: Array(source.utf8))
+        try stack.request(
+            Self.prefix + name, method: "PUT", token: stack.adminToken, headers: headers, body: Array(source.utf8))
     }
 
     func post(_ stack: Stack, _ name: String, _ action: String, query: String = "") throws -> Stack.HTTPResult {
@@ -32,7 +33,8 @@ struct ScriptTests {
     }
 
     func record(_ stack: Stack, _ name: String) throws -> [String: Any] {
-        let result = try stack.request(Self.prefix + name, token: stack.adminToken, headers: ["Accept: application/json"])
+        let result = try stack.request(
+            Self.prefix + name, token: stack.adminToken, headers: ["Accept: application/json"])
         #expect(result.status == 200, "\(result.text)")
         return try object(result)
     }
@@ -62,7 +64,8 @@ struct ScriptTests {
         let first = try Stack.waitForPIDFile(stack.supervisedPIDFile)
         kill(first, SIGKILL)
         try Stack.waitUntil(timeout: .seconds(20), "a new luaexecd") {
-            (try? Stack.waitForPIDFile(stack.supervisedPIDFile)) != first && (try? stack.eval("return 'up'").text) == "up"
+            (try? Stack.waitForPIDFile(stack.supervisedPIDFile)) != first
+                && (try? stack.eval("return 'up'").text) == "up"
         }
     }
 
@@ -259,7 +262,8 @@ struct ScriptTests {
     @Test("a script runs under limits.init_time, not limits.time: longer than a request may take is fine")
     func initTime() throws {
         let stack = try Stack(settings: ["limits.time=0.2", "limits.init_time=30"])
-        let slow = "local t = os.clock() while os.clock() - t < 0.6 do end http.listen('slow', function() return 'done' end)"
+        let slow =
+            "local t = os.clock() while os.clock() - t < 0.6 do end http.listen('slow', function() return 'done' end)"
         let result = try put(stack, "slow.lua", slow)
         #expect(result.status == 201, "\(result.text)")
         #expect(try call(stack, "slow") == "200 done")
@@ -320,7 +324,9 @@ struct ScriptTests {
         // With If-None-Match: * (install only if new), the one that comes second is refused and
         // told which version is current.
         let created = Answers()
-        concurrently(2) { index in created.add(0, try? put(stack, "once.lua", sources[index], headers: ["If-None-Match: *"])) }
+        concurrently(2) { index in
+            created.add(0, try? put(stack, "once.lua", sources[index], headers: ["If-None-Match: *"]))
+        }
         let onceResults = created.all[0] ?? []
         #expect(onceResults.map(\.status).sorted() == [201, 412])
         let refused = try object(try #require(onceResults.first { $0.status == 412 }))
@@ -329,7 +335,8 @@ struct ScriptTests {
         let currentSHA = try #require(current["sha256"] as? String)
         #expect(
             (refused["error"] as? [String: Any])?["message"] as? String
-                == "once.lua exists, at version 1 (sha256 \(currentSHA)), and If-None-Match refuses it; nothing changed")
+                == "once.lua exists, at version 1 (sha256 \(currentSHA)), and If-None-Match refuses it; nothing changed"
+        )
         #expect(try versions(stack, "once.lua") == [1])
 
         // If-Match: the SHA-256 of the version the change was made from.
@@ -345,7 +352,8 @@ struct ScriptTests {
     func swapUnderLoad() throws {
         let stack = try Stack()
         #expect(try put(stack, "swap.lua", "http.listen('swap', function() return 'v1' end)").status == 201)
-        let clients = 32, perClient = 12
+        let clients = 32
+        let perClient = 12
         let answers = Answers()
         concurrently(clients + 1) { index in
             if index == clients {
@@ -406,7 +414,9 @@ struct ScriptTests {
         let failed = try record(stack, "0-fails-at-start.lua")
         let lastRun = try #require(failed["last_run"] as? [String: Any])
         #expect(lastRun["ok"] as? Bool == false)
-        #expect((lastRun["error"] as? [String: Any])?["message"] as? String == "scripts/0-fails-at-start.lua:1: failing at start")
+        #expect(
+            (lastRun["error"] as? [String: Any])?["message"] as? String
+                == "scripts/0-fails-at-start.lua:1: failing at start")
         #expect(registrations(failed["registered"]) == [])
         #expect(try record(stack, "c.lua")["last_run"] is NSNull)
 
@@ -420,7 +430,8 @@ struct ScriptTests {
     @Test("safe mode runs no stored script at reset, and keeps them")
     func safeMode() throws {
         let stack = try Stack()
-        #expect(try put(stack, "bell.lua", "ran_bell = true http.listen('bell', function() return 'v1' end)").status == 201)
+        #expect(
+            try put(stack, "bell.lua", "ran_bell = true http.listen('bell', function() return 'v1' end)").status == 201)
         try "lua:\n  safe_mode: true\n".write(toFile: stack.configFile, atomically: true, encoding: .utf8)
         kill(stack.luaexecdPID, SIGHUP)
         try Stack.waitUntil(timeout: .seconds(10), "the reload") { stack.luaexecdLog().contains("config reloaded") }
@@ -495,7 +506,8 @@ struct ScriptTests {
         #expect(try call(stack, "bell") == "404 no such endpoint: /api/v1/exec/bell\n")
         let gone = try stack.request(Self.prefix + "bell.lua", token: stack.adminToken)
         #expect(gone.status == 404)
-        #expect(try object(gone)["error"] as? [String: String] == ["kind": "http", "message": "no script named 'bell.lua'"])
+        #expect(
+            try object(gone)["error"] as? [String: String] == ["kind": "http", "message": "no script named 'bell.lua'"])
         #expect(try stack.request(Self.prefix + "bell.lua/versions", token: stack.adminToken).status == 404)
         #expect(try stack.request(Self.prefix + "bell.lua", method: "DELETE", token: stack.adminToken).status == 404)
         let again = try put(stack, "bell.lua", Self.bell1)
@@ -507,7 +519,9 @@ struct ScriptTests {
     func rollback() throws {
         let stack = try Stack(settings: ["scripts.keep_versions=2"])
         for version in 1...4 {
-            #expect(try put(stack, "v.lua", "http.listen('v', function() return 'v\(version)' end)").status == (version == 1 ? 201 : 200))
+            #expect(
+                try put(stack, "v.lua", "http.listen('v', function() return 'v\(version)' end)").status
+                    == (version == 1 ? 201 : 200))
         }
         #expect(try versions(stack, "v.lua") == [4, 3, 2])
         let back = try post(stack, "v.lua", "rollback")
@@ -516,7 +530,9 @@ struct ScriptTests {
         #expect((answer["script"] as? [String: Any])?["version"] as? Int == 3)
         #expect((answer["run"] as? [String: Any])?["ok"] as? Bool == true)
         #expect(try call(stack, "v") == "200 v3")
-        #expect(try stack.request(Self.prefix + "v.lua", token: stack.adminToken).text == "http.listen('v', function() return 'v3' end)")
+        #expect(
+            try stack.request(Self.prefix + "v.lua", token: stack.adminToken).text
+                == "http.listen('v', function() return 'v3' end)")
         #expect(try post(stack, "v.lua", "rollback").status == 200)
         #expect(try call(stack, "v") == "200 v2")
         let oldest = try post(stack, "v.lua", "rollback")
@@ -531,7 +547,9 @@ struct ScriptTests {
         #expect(try call(stack, "v") == "200 v4")
         let unknown = try post(stack, "v.lua", "rollback", query: "?version=1")
         #expect(unknown.status == 404)
-        #expect((try object(unknown)["error"] as? [String: String])?["message"] == "version 1 of v.lua is not kept (kept: 2, 3, 4)")
+        #expect(
+            (try object(unknown)["error"] as? [String: String])?["message"]
+                == "version 1 of v.lua is not kept (kept: 2, 3, 4)")
         #expect(try post(stack, "v.lua", "rollback", query: "?version=x").status == 400)
         // A rollback whose run fails is refused like any version, and changes nothing.
         #expect(try stack.eval("http = nil").status == 200)
@@ -550,7 +568,8 @@ struct ScriptTests {
     @Test("names, bodies, methods and scopes are checked before anything runs")
     func refusals() throws {
         let stack = try Stack(settings: ["exec.max_body=64"])
-        let rule = "use 1 to 128 bytes of letters, digits, '.', '_' and '-', ending in '.lua', not starting with '.' or holding '..'"
+        let rule =
+            "use 1 to 128 bytes of letters, digits, '.', '_' and '-', ending in '.lua', not starting with '.' or holding '..'"
         for name in ["bell.txt", "a/b.lua", ".hidden.lua", "a..b.lua", String(repeating: "a", count: 125) + ".lua"] {
             let result = try put(stack, name, "x = 1")
             #expect(result.status == 400, "\(name)")
@@ -571,13 +590,15 @@ struct ScriptTests {
         let wrongMethod = try stack.request(Self.prefix + "bell.lua", method: "POST", token: stack.adminToken)
         #expect(wrongMethod.status == 405)
         #expect(wrongMethod.headers["allow"] == "GET, PUT, DELETE")
-        let wrongOnVersions = try stack.request(Self.prefix + "bell.lua/versions", method: "PUT", token: stack.adminToken)
+        let wrongOnVersions = try stack.request(
+            Self.prefix + "bell.lua/versions", method: "PUT", token: stack.adminToken)
         #expect(wrongOnVersions.status == 405)
         #expect(wrongOnVersions.headers["allow"] == "GET")
         #expect(try stack.request(Self.prefix + "bell.lua/enable", token: stack.adminToken).headers["allow"] == "POST")
 
         let exec = try stack.makeToken("runner", scopes: ["exec"])
-        let forbidden = try stack.request(Self.prefix + "bell.lua", method: "PUT", token: exec, body: Array("x = 1".utf8))
+        let forbidden = try stack.request(
+            Self.prefix + "bell.lua", method: "PUT", token: exec, body: Array("x = 1".utf8))
         #expect(forbidden.status == 403)
         #expect(try stack.eval("return tostring(x)").text == "nil")
     }
@@ -594,7 +615,9 @@ struct ScriptTests {
         #expect(entry["source_sha256"] as? String == (try sha256(source)))
         var table = ""
         try Stack.waitUntil(timeout: .seconds(10), "luaexecd to publish the endpoint") {
-            table = (try? Stack.run(Stack.binDirectory + "/luaexec", ["endpoints", "--database", stack.database]).stdout) ?? ""
+            table =
+                (try? Stack.run(Stack.binDirectory + "/luaexec", ["endpoints", "--database", stack.database]).stdout)
+                ?? ""
             return table.contains("bell")
         }
         let line = try #require(table.split(separator: "\n").first { $0.hasPrefix("endpoint") && $0.contains("bell") })
@@ -604,7 +627,8 @@ struct ScriptTests {
     @Test("every change is an audit record naming the token, the script, its version and SHA-256")
     func audited() throws {
         let stack = try Stack()
-        let v1 = "http.listen('bell', print)", v2 = "error('no')"
+        let v1 = "http.listen('bell', print)"
+        let v2 = "error('no')"
         #expect(try put(stack, "bell.lua", v1).status == 201)
         #expect(try put(stack, "bell.lua", v1).status == 200)
         #expect(try put(stack, "bell.lua", v2).status == 422)
@@ -623,8 +647,9 @@ struct ScriptTests {
         var found: [String] = []
         try Stack.waitUntil(timeout: .seconds(10), "six script records") {
             let result = try? stack.request("/api/v1/admin/audit?kind=admin&limit=100", token: stack.adminToken)
-            let records = (result.flatMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] })?[
-                "records"] as? [[String: Any]] ?? []
+            let records =
+                (result.flatMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] })?[
+                    "records"] as? [[String: Any]] ?? []
             found = records.reversed().filter { ($0["path"] as? String)?.hasPrefix(Self.prefix) == true }.map {
                 "\($0["token"] ?? "-") \($0["status"] ?? "-") \($0["error"] as? String ?? "-") \($0["detail"] as? String ?? "-")"
             }

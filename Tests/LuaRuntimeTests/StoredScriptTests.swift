@@ -12,13 +12,19 @@ struct StoredScriptTests {
 
     func run(_ name: String, _ version: Int, _ source: String, keep: () throws -> Void = {}) -> LuaVM.ScriptOutcome {
         vm.runStoredScript(
-            StoredScriptSource(name: name, version: version, source: Array(source.utf8)), guarded: { $0(); return true },
+            StoredScriptSource(name: name, version: version, source: Array(source.utf8)),
+            guarded: {
+                $0()
+                return true
+            },
             keep: keep)
     }
 
     func call(_ name: String) -> String? {
         guard let evaluation = vm.invoke(.endpoint, name, arguments: [], rendering: .text) else { return nil }
-        guard case .success(let values) = evaluation.outcome, case .string(let bytes)? = values.first else { return "error" }
+        guard case .success(let values) = evaluation.outcome, case .string(let bytes)? = values.first else {
+            return "error"
+        }
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -28,7 +34,10 @@ struct StoredScriptTests {
 
     @Test("a version's registrations name the script, its version and the line of the call")
     func origin() throws {
-        guard case .ran(_, let withdrawn) = run("bell.lua", 1, "local x = 1\nhttp.listen('bell', function() return 'v1' end)") else {
+        guard
+            case .ran(_, let withdrawn) = run(
+                "bell.lua", 1, "local x = 1\nhttp.listen('bell', function() return 'v1' end)")
+        else {
             Issue.record("did not run")
             return
         }
@@ -65,7 +74,10 @@ struct StoredScriptTests {
     @Test("a version that fails leaves the previous one's registrations answering, and what it registered is gone")
     func failureUndoes() throws {
         _ = run("bell.lua", 1, "http.listen('bell', function() return 'v1' end)")
-        #expect(try vm.evaluate(Array("http.listen('mine', function() return 'mine' end)".utf8), chunkName: "t", rendering: .text).outcome.get() == [])
+        #expect(
+            try vm.evaluate(
+                Array("http.listen('mine', function() return 'mine' end)".utf8), chunkName: "t", rendering: .text
+            ).outcome.get() == [])
         let outcome = run(
             "bell.lua", 2,
             """
@@ -108,7 +120,11 @@ struct StoredScriptTests {
     func notKept() throws {
         _ = run("bell.lua", 1, "http.listen('bell', function() return 'v1' end)")
         struct Refused: Error {}
-        guard case .notKept = run("bell.lua", 2, "http.listen('bell', function() return 'v2' end) http.listen('x', print)", keep: { throw Refused() }) else {
+        guard
+            case .notKept = run(
+                "bell.lua", 2, "http.listen('bell', function() return 'v2' end) http.listen('x', print)",
+                keep: { throw Refused() })
+        else {
             Issue.record("kept")
             return
         }
@@ -164,7 +180,8 @@ struct StoredScriptTests {
                     case .ran: return "ran"
                     case .failed(let evaluation):
                         guard case .failure(let failure) = evaluation.outcome else { return "?" }
-                        return failure.kind.rawValue + (evaluation.elapsedNanoseconds >= 300_000_000 ? " after its limit" : " early")
+                        return failure.kind.rawValue
+                            + (evaluation.elapsedNanoseconds >= 300_000_000 ? " after its limit" : " early")
                     case .notKept: return "not kept"
                     case .notStarted: return "not started"
                     }
@@ -175,14 +192,17 @@ struct StoredScriptTests {
         // Longer than the job's limit, within the script's.
         #expect(
             install(
-                1, "local t = os.clock() while os.clock() - t < 0.3 do end http.listen('slow', function() return 'v1' end)",
+                1,
+                "local t = os.clock() while os.clock() - t < 0.3 do end http.listen('slow', function() return 'v1' end)",
                 limit: .seconds(30)) == "ran")
         // Past the script's own limit.
         #expect(
             install(2, "http.listen('slow', function() return 'v2' end) while true do end", limit: .milliseconds(300))
                 == "timeout after its limit")
         let answer: [LuaValue]? = Thread.onLargeStack {
-            let outcome = try? executor.perform { vm in vm.invoke(.endpoint, "slow", arguments: [], rendering: .text)?.outcome }
+            let outcome = try? executor.perform { vm in
+                vm.invoke(.endpoint, "slow", arguments: [], rendering: .text)?.outcome
+            }
             return try? outcome?.get()
         }
         #expect(answer == [.string(Array("v1".utf8))])
