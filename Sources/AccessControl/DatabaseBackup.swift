@@ -3,8 +3,8 @@ import SystemSupport
     import Glibc
 #endif
 
-/// `luaexec backup` and `luaexec restore`: the database's tokens, `persisted`, the config store
-/// and the audit trail, through SQLite's online backup API, consistent while luaexecd runs.
+/// `luaexec backup` and `luaexec restore`: the database's tokens, `persisted`, the config store,
+/// the stored scripts with their kept versions and the audit trail, through SQLite's online backup API, consistent while luaexecd runs.
 public enum DatabaseBackup {
     /// Copies the database at `path` into a new file `file` (mode 0600: it holds token digests).
     public static func backup(_ path: String, to file: String) throws(StoreError) {
@@ -26,7 +26,9 @@ public enum DatabaseBackup {
     /// luaexecd publishes now) nor the audit trail, which records what happened and goes on
     /// through a restore: the box's own trail is kept, and a backup's trail is taken only by a
     /// database that has none yet (a box rebuilt from a backup).
-    static let restoredTables = ["token", "persisted", "config", "meta", "set_aside"]
+    static let restoredTables = [
+        "token", "persisted", "config", "meta", "set_aside", "script", "script_version",
+    ]
 
     /// Puts the backup `file`'s data into the database at `path`, after checking that it is an
     /// intact luaexec database with luaexec's own schema and nothing else (`DatabaseSchema`);

@@ -9,12 +9,12 @@
 /// the same tables with the same columns, the same indexes, and nothing else.
 enum DatabaseSchema {
     /// The schema version this build makes and reads (`PRAGMA user_version`).
-    static let version = 5
+    static let version = 6
 
     /// The schema, by `PRAGMA user_version`. Version 1 is the `token` table (databases of
     /// earlier development builds have the same table and open as they are); 2 adds `published`;
     /// 3 adds `persisted`, `config` and `meta`; 4 adds `set_aside`; 5 adds `audit` and
-    /// `audit_seal` (AuditTrail). `target` stops at an earlier version: `reference(version:)`
+    /// `audit_seal` (AuditTrail); 6 adds `script` and `script_version` (ScriptStore). `target` stops at an earlier version: `reference(version:)`
     /// makes each version's schema to compare a backup with.
     static func migrate(_ db: SQLiteDatabase.Transaction, upTo target: Int = version) throws(StoreError) {
         let found = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
@@ -106,6 +106,32 @@ enum DatabaseSchema {
                     seal BLOB NOT NULL)
                 """)
             try db.query("PRAGMA user_version = 5")
+        }
+        if found < 6 && target >= 6 {
+            // Stored scripts (ScriptStore, SPEC V8): each name's current version and whether it
+            // runs, and the versions kept (the current one and up to scripts.keep_versions
+            // before it), each with who installed it and when.
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS script (
+                    name TEXT NOT NULL PRIMARY KEY,
+                    version INTEGER NOT NULL,
+                    enabled INTEGER NOT NULL,
+                    updated_by TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL)
+                """)
+            try db.query(
+                """
+                CREATE TABLE IF NOT EXISTS script_version (
+                    name TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    source BLOB NOT NULL,
+                    sha256 TEXT NOT NULL,
+                    installed_by TEXT NOT NULL,
+                    installed_at INTEGER NOT NULL,
+                    PRIMARY KEY (name, version))
+                """)
+            try db.query("PRAGMA user_version = 6")
         }
     }
 

@@ -309,6 +309,33 @@ int lx_invoke(lx_runtime *rt, int kind, const char *name, size_t name_len, const
 
 void lx_set_find_registered(lx_runtime *rt, lx_find_registered_fn find) { rt->find_registered = find; }
 
+// MARK: - The host's own protected calls
+
+// A protected call of the host's own (saving, loading, undoing): it must not be cut short by the
+// stop of the chunk it follows (a save that waited for a lock may have passed the time limit),
+// so the stop hook lets it run (lx_hook reads host_call). Only C runs in it, and the collector is
+// stopped meanwhile, so that no finalizer a chunk left behind runs where the stop cannot reach.
+int lx_host_pcall(lx_runtime *rt, int nargs) {
+    lua_State *L = rt->L;
+    int collecting = lua_gc(L, LUA_GCISRUNNING) == 1;
+    if (collecting) lua_gc(L, LUA_GCSTOP);
+    rt->host_call = 1;
+    int status = lua_pcall(L, nargs, 0, 0);
+    rt->host_call = 0;
+    if (collecting) lua_gc(L, LUA_GCRESTART);
+    return status;
+}
+
+int lx_host_status(lx_runtime *rt, int status) {
+    if (status == LUA_OK) return LX_OK;
+    size_t n = 0;
+    const char *message = lua_tolstring(rt->L, -1, &n);
+    if (!message) message = "(error object is not a string)", n = strlen(message);
+    lx_buf_set_truncated(&rt->error, message, n);
+    lua_pop(rt->L, 1);
+    return status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_RUNTIME;
+}
+
 // MARK: - The buffers the host reads
 
 #define LX_BUF_KEEP ((size_t)1 << 20)

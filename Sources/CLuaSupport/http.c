@@ -10,13 +10,20 @@
 // change, with where it was made, for the admin listing; it never calls back into the state.
 // Argument errors are raised here, in C: Swift frames never see a longjmp.
 //
-// CLuaSupport, layer 5 of 6, beside persist.c and log.c. Includes http.h and stop.h: knows
-// nothing of evaluation (lx_invoke reaches lx_push_registered through state.c) or of `config`
+// Before a stored script runs (SPEC V8), the host keeps a copy of both tables
+// (lx_save_registrations); a version whose run fails gets them back whole
+// (lx_restore_registrations), and one that succeeds has what its previous version registered,
+// and it did not, withdrawn by name (lx_withdraw).
+//
+// CLuaSupport, layer 5 of 6, beside persist.c and log.c. Includes http.h, stop.h and eval.h (the
+// host's own protected calls only): lx_invoke reaches lx_push_registered through state.c; knows
+// nothing of `config`
 // (state.c hands config callbacks to persist.c). Layers, lowest first: codec, stop, baselib,
 // eval, then persist/http/log side by side, then state (docs/architecture.md).
 
 #include "http.h"
 
+#include "eval.h"
 #include "stop.h"
 
 #include <string.h>
@@ -24,6 +31,8 @@
 #define LX_HANDLE "luaexec.http.handle"
 
 static const char *const table_keys[] = {"luaexec.http.endpoints", "luaexec.http.actions"};
+// The copies lx_save_registrations keeps until lx_restore_registrations or lx_forget_saved_registrations.
+static const char *const saved_keys[] = {"luaexec.http.saved.endpoints", "luaexec.http.saved.actions"};
 static const char *const kind_names[] = {"endpoint", "action"};
 static const char *const param_types[] = {"string", "integer", "number", "boolean", NULL};
 
@@ -268,4 +277,85 @@ int lx_push_registered(lua_State *L, int kind, const char *name, size_t name_len
 void lx_set_registration_hook(lx_runtime *rt, lx_registration_hook hook, void *context) {
     rt->registration_hook = hook;
     rt->registration_context = context;
+}
+
+// MARK: - Saving and restoring the registrations (stored scripts, SPEC V8)
+
+// Protected: copies each kind's table (name -> {fn, id}) to its saved key. The entries are the
+// same tables: a registration replaces its name's entry with a new one and never changes one.
+static int save_registrations(lua_State *L) {
+    for (int kind = 0; kind < 2; kind++) {
+        lua_getfield(L, LUA_REGISTRYINDEX, table_keys[kind]);
+        lua_newtable(L);
+        lua_pushnil(L);
+        while (lua_next(L, -3)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4);
+        }
+        lua_setfield(L, LUA_REGISTRYINDEX, saved_keys[kind]);
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+// Protected: with a true argument, the saved copies become the tables again; either way they
+// are forgotten.
+static int end_saved(lua_State *L) {
+    int restore = lua_toboolean(L, 1);
+    for (int kind = 0; kind < 2; kind++) {
+        if (restore && lua_getfield(L, LUA_REGISTRYINDEX, saved_keys[kind]) == LUA_TTABLE) {
+            lua_setfield(L, LUA_REGISTRYINDEX, table_keys[kind]);
+        } else if (restore) {
+            lua_pop(L, 1);
+        }
+        lua_pushnil(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, saved_keys[kind]);
+    }
+    return 0;
+}
+
+int lx_save_registrations(lx_runtime *rt) {
+    lua_pushcfunction(rt->L, save_registrations);
+    return lx_host_status(rt, lx_host_pcall(rt, 0));
+}
+
+int lx_restore_registrations(lx_runtime *rt) {
+    lua_pushcfunction(rt->L, end_saved);
+    lua_pushboolean(rt->L, 1);
+    return lx_host_status(rt, lx_host_pcall(rt, 1));
+}
+
+int lx_forget_saved_registrations(lx_runtime *rt) {
+    lua_pushcfunction(rt->L, end_saved);
+    lua_pushboolean(rt->L, 0);
+    return lx_host_status(rt, lx_host_pcall(rt, 1));
+}
+
+typedef struct {
+    int kind;
+    const char *name;
+    size_t name_len;
+    int found;
+} withdrawal;
+
+// Protected: http.stop_listen(name) or http.stop_action(name), the name pushed here (pushing it
+// may allocate).
+static int withdraw(lua_State *L) {
+    withdrawal *w = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    lua_pushlstring(L, w->name, w->name_len);
+    unregister_function(L, w->kind);
+    w->found = lua_toboolean(L, -1);
+    return 0;
+}
+
+int lx_withdraw(lx_runtime *rt, int kind, const char *name, size_t name_len) {
+    if (kind != LX_KIND_ENDPOINT && kind != LX_KIND_ACTION) return LX_ERR_NOT_FOUND;
+    withdrawal w = {.kind = kind, .name = name, .name_len = name_len, .found = 0};
+    lua_pushcfunction(rt->L, withdraw);
+    lua_pushlightuserdata(rt->L, &w);
+    int status = lx_host_status(rt, lx_host_pcall(rt, 1));
+    if (status != LX_OK) return status;
+    return w.found ? LX_OK : LX_ERR_NOT_FOUND;
 }

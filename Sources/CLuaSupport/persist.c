@@ -11,14 +11,15 @@
 // `persisted`) and queues the functions registered for it; the host runs each queued call after the
 // job, under the limits of a chunk (lx_next_config_call, then lx_invoke with LX_KIND_CONFIG_CALL).
 //
-// CLuaSupport, layer 5 of 6, beside http.c and log.c. Includes persist.h, stop.h (the runtime,
-// host_call) and codec.h (the encoding of the changes). lx_invoke reaches lx_push_config_call
-// through state.c. Layers, lowest first: codec, stop, baselib, eval, then persist/http/log side
+// CLuaSupport, layer 5 of 6, beside http.c and log.c. Includes persist.h, stop.h (the runtime),
+// eval.h (the host's own protected calls, lx_host_pcall) and codec.h (the encoding of the
+// changes). lx_invoke reaches lx_push_config_call through state.c. Layers, lowest first: codec, stop, baselib, eval, then persist/http/log side
 // by side, then state (docs/architecture.md).
 
 #include "persist.h"
 
 #include "codec.h"
+#include "eval.h"
 #include "stop.h"
 
 #include <string.h>
@@ -357,32 +358,6 @@ static void out_changes(lua_State *L, lx_runtime *rt, int set, int values) {
     }
 }
 
-// A protected call of the host's own (saving, loading, undoing): it must not be cut short by the
-// stop of the chunk it follows (a save that waited for a lock may have passed the time limit),
-// so the stop hook lets it run (lx_hook reads host_call). Only C runs in it, and the collector is
-// stopped meanwhile, so that no finalizer a chunk left behind runs where the stop cannot reach.
-static int host_pcall(lx_runtime *rt, int nargs) {
-    lua_State *L = rt->L;
-    int collecting = lua_gc(L, LUA_GCISRUNNING) == 1;
-    if (collecting) lua_gc(L, LUA_GCSTOP);
-    rt->host_call = 1;
-    int status = lua_pcall(L, nargs, 0, 0);
-    rt->host_call = 0;
-    if (collecting) lua_gc(L, LUA_GCRESTART);
-    return status;
-}
-
-// The status of a protected call of ours: on an error, its message goes to the error buffer.
-static int host_status(lx_runtime *rt, int status) {
-    if (status == LUA_OK) return LX_OK;
-    size_t n = 0;
-    const char *message = lua_tolstring(rt->L, -1, &n);
-    if (!message) message = "(error object is not a string)", n = strlen(message);
-    lx_buf_set_truncated(&rt->error, message, n);
-    lua_pop(rt->L, 1);
-    return status == LUA_ERRMEM ? LX_ERR_MEMORY : LX_ERR_RUNTIME;
-}
-
 static int take_changes(lua_State *L) {
     lx_runtime *rt = lx_runtime_of(L);
     rt->changes.len = 0;
@@ -405,7 +380,7 @@ int lx_take_changes(lx_runtime *rt, const char **data, size_t *len) {
     *len = 0;
     if (!rt->persist_dirty && !rt->config_dirty) return LX_OK;
     lua_pushcfunction(L, take_changes);
-    int status = host_status(rt, host_pcall(rt, 0));
+    int status = lx_host_status(rt, lx_host_pcall(rt, 0));
     if (status != LX_OK) return status;
     *data = rt->changes.data;
     *len = rt->changes.len;
@@ -521,7 +496,7 @@ int lx_load_saved(lx_runtime *rt, int config, const char *data, size_t len) {
     load_args a = {data, len, config, 0};
     lua_pushcfunction(L, load_entries);
     lua_pushlightuserdata(L, &a);
-    return host_status(rt, host_pcall(rt, 1));
+    return lx_host_status(rt, lx_host_pcall(rt, 1));
 }
 
 int lx_restore_saved(lx_runtime *rt, int config, const char *data, size_t len) {
@@ -529,7 +504,7 @@ int lx_restore_saved(lx_runtime *rt, int config, const char *data, size_t len) {
     load_args a = {data, len, config, 1};
     lua_pushcfunction(L, load_entries);
     lua_pushlightuserdata(L, &a);
-    return host_status(rt, host_pcall(rt, 1));
+    return lx_host_status(rt, lx_host_pcall(rt, 1));
 }
 
 size_t lx_persisted_bytes(const lx_runtime *rt) { return rt->persist_bytes; }
@@ -696,7 +671,7 @@ int lx_apply_config(lx_runtime *rt, const char *path, size_t path_len, const cha
     lua_pushlightuserdata(L, &path_len);
     lua_pushlightuserdata(L, &v);
     lua_pushinteger(L, commit);
-    return host_status(rt, host_pcall(rt, 4));
+    return lx_host_status(rt, lx_host_pcall(rt, 4));
 }
 
 // Moves the next queued callback into C_CALL; returns its path's length (0: none queued).
@@ -727,7 +702,7 @@ int lx_next_config_call(lx_runtime *rt, const char **path, size_t *path_len) {
     // After every job: without a queued callback, no call into the state at all.
     if (!rt->config_queued) return 0;
     lua_pushcfunction(L, next_call);
-    if (host_pcall(rt, 0) != LUA_OK) {
+    if (lx_host_pcall(rt, 0) != LUA_OK) {
         lua_pop(L, 1);
         return 0;
     }

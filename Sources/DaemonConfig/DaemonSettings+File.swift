@@ -97,6 +97,9 @@ extension DaemonSettings {
         Key("audit.max_records", expects: "a whole number from 100 to 100000000", \.auditMaxRecords, read: \.int) {
             (100...100_000_000).contains($0)
         },
+        Key("scripts.keep_versions", expects: "a whole number from 0 to 1000", \.scriptKeepVersions, read: \.int) {
+            (0...1000).contains($0)
+        },
     ]
 
     /// The setting called `name` (`limits.time`), if there is one.

@@ -61,6 +61,8 @@ public struct DaemonSettings: Sendable, Equatable {
     public var auditRetentionDays = 90
     /// Most audit records kept in the database; the oldest go first.
     public var auditMaxRecords = 200_000
+    /// Versions of a stored script kept besides the current one, for rollbacks (SPEC V8).
+    public var scriptKeepVersions = 10
 
     public init() {}
 

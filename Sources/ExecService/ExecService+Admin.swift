@@ -70,6 +70,12 @@ extension ExecService {
                 json.raw("{\"script\":")
                 json.string(path)
                 json.raw(",\"line\":\(line)}")
+            case .storedScript(let name, let version, let line):
+                // `script` and `line` as for an init script, so that a reader that knows only
+                // those still names it; `version` says it is a stored one (docs/scripts.md).
+                json.raw("{\"script\":")
+                json.string(name)
+                json.raw(",\"line\":\(line),\"version\":\(version)}")
             case .token(let name):
                 json.raw("{\"token\":")
                 if let name { json.string(name) } else { json.raw("null") }

@@ -18,12 +18,22 @@ public final class ExecService: Sendable {
         public var interactive: Bool
         /// Whether Action URLs (`/api/v1/exec/command`) answer (SPEC V7); 404 when they do not.
         public var actions: Bool
+        /// The time limit of a stored script's run as it is installed (SPEC V8:
+        /// `limits.init_time`, as at start).
+        public var scriptTimeLimit: Duration
+        /// Versions of a stored script kept besides the current one (`scripts.keep_versions`).
+        public var keepVersions: Int
 
-        public init(maxBodySize: Int = 1 << 20, retryAfterSeconds: Int = 1, interactive: Bool = true, actions: Bool = false) {
+        public init(
+            maxBodySize: Int = 1 << 20, retryAfterSeconds: Int = 1, interactive: Bool = true, actions: Bool = false,
+            scriptTimeLimit: Duration = .seconds(5), keepVersions: Int = 10
+        ) {
             self.maxBodySize = maxBodySize
             self.retryAfterSeconds = retryAfterSeconds
             self.interactive = interactive
             self.actions = actions
+            self.scriptTimeLimit = scriptTimeLimit
+            self.keepVersions = keepVersions
         }
     }
 
@@ -42,6 +52,8 @@ public final class ExecService: Sendable {
     let authenticator: Authenticator
     /// `persisted` and the config store, for the admin config API; nil without a database.
     let stateStore: StateStore?
+    /// The stored scripts (SPEC V8), for the admin scripts API; nil without a database.
+    let scriptStore: ScriptStore?
     /// The metrics in the Prometheus text format (SPEC M5); nil: no metrics are kept.
     let exportMetrics: (@Sendable () -> [UInt8])?
     /// The handles the metrics are kept with, when there are metrics.
@@ -53,6 +65,8 @@ public final class ExecService: Sendable {
     private let retryAfterSeconds: Atomic<Int>
     private let interactiveEnabled: Atomic<Bool>
     private let actionsEnabled: Atomic<Bool>
+    private let scriptTimeLimitNanoseconds: Atomic<Int64>
+    private let keepVersions: Atomic<Int>
     /// Set once SIGTERM arrives: every later request gets 503 (SPEC O3).
     private let stopping = Atomic(false)
     let logger: Logger
@@ -75,13 +89,17 @@ public final class ExecService: Sendable {
                 maxBodySize: bodyLimit.load(ordering: .relaxed),
                 retryAfterSeconds: retryAfterSeconds.load(ordering: .relaxed),
                 interactive: interactiveEnabled.load(ordering: .relaxed),
-                actions: actionsEnabled.load(ordering: .relaxed))
+                actions: actionsEnabled.load(ordering: .relaxed),
+                scriptTimeLimit: .nanoseconds(scriptTimeLimitNanoseconds.load(ordering: .relaxed)),
+                keepVersions: keepVersions.load(ordering: .relaxed))
         }
         set {
             bodyLimit.store(newValue.maxBodySize, ordering: .relaxed)
             retryAfterSeconds.store(newValue.retryAfterSeconds, ordering: .relaxed)
             interactiveEnabled.store(newValue.interactive, ordering: .relaxed)
             actionsEnabled.store(newValue.actions, ordering: .relaxed)
+            scriptTimeLimitNanoseconds.store(newValue.scriptTimeLimit.wholeNanoseconds, ordering: .relaxed)
+            keepVersions.store(newValue.keepVersions, ordering: .relaxed)
         }
     }
 
@@ -93,13 +111,14 @@ public final class ExecService: Sendable {
 
     public init(
         executor: LuaExecutor, authenticator: Authenticator, stateStore: StateStore? = nil,
-        throttle: FailureThrottle = FailureThrottle(), options: Options = Options(),
+        scriptStore: ScriptStore? = nil, throttle: FailureThrottle = FailureThrottle(), options: Options = Options(),
         exportMetrics: (@Sendable () -> [UInt8])? = nil, logger: Logger,
         auditLines: AuditLines? = nil, auditWriter: AuditWriter? = nil
     ) {
         self.executor = executor
         self.authenticator = authenticator
         self.stateStore = stateStore
+        self.scriptStore = scriptStore
         self.exportMetrics = exportMetrics
         // After the daemon bootstrapped the metrics system: handles made earlier would be no-ops.
         metricsHandles = exportMetrics == nil ? nil : MetricsHandles()
@@ -108,6 +127,8 @@ public final class ExecService: Sendable {
         retryAfterSeconds = Atomic(options.retryAfterSeconds)
         interactiveEnabled = Atomic(options.interactive)
         actionsEnabled = Atomic(options.actions)
+        scriptTimeLimitNanoseconds = Atomic(options.scriptTimeLimit.wholeNanoseconds)
+        keepVersions = Atomic(options.keepVersions)
         self.logger = logger
         self.auditLines = auditLines
         self.auditWriter = auditWriter

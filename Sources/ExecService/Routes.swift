@@ -12,6 +12,9 @@ struct Route: Sendable {
         case exact(String)
         /// Every path under this prefix; the rest is the handler's argument (`Call.rest`).
         case under(String)
+        /// A path under this prefix that ends with `/` and this word (`.../<name>/versions`);
+        /// what lies between is the handler's argument (`Call.rest`), never empty.
+        case item(under: String, then: String)
     }
 
     enum Access: Sendable, Equatable {
@@ -64,6 +67,12 @@ struct Route: Sendable {
         case .under(let prefix):
             guard path.utf8.starts(with: prefix.utf8) else { return nil }
             return Substring(path).utf8.dropFirst(prefix.utf8.count)
+        case .item(let prefix, let word):
+            let suffix = "/" + word
+            guard path.utf8.count > prefix.utf8.count + suffix.utf8.count, path.utf8.starts(with: prefix.utf8),
+                path.utf8.reversed().starts(with: suffix.utf8.reversed())
+            else { return nil }
+            return Substring(path).utf8.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)
         }
     }
 
@@ -71,15 +80,17 @@ struct Route: Sendable {
     var pattern: String {
         switch path {
         case .exact(let wanted): wanted
-        case .under(let prefix): prefix + "<" + (argumentName ?? "rest") + ">"
+        case .under(let prefix): prefix + "<" + (Self.argumentName(prefix) ?? "rest") + ">"
+        case .item(let prefix, let word): prefix + "<" + (Self.argumentName(prefix) ?? "rest") + ">/" + word
         }
     }
 
-    private var argumentName: String? {
-        switch path {
-        case .under("/api/v1/exec/"): "name"
-        case .under("/api/v1/admin/config/"): "path"
-        case .under("/api/v1/admin/tokens/"): "name"
+    private static func argumentName(_ prefix: String) -> String? {
+        switch prefix {
+        case "/api/v1/exec/": "name"
+        case "/api/v1/admin/config/": "path"
+        case "/api/v1/admin/tokens/": "name"
+        case "/api/v1/admin/scripts/": "name"
         default: nil
         }
     }
@@ -179,6 +190,38 @@ extension ExecService {
             ["DELETE"], .under(adminPrefix + "tokens/"), .scope(.admin), kind: "admin", label: "admin/tokens",
             "revoke a token"
         ) { service, call, audit in .answer(service.revokeToken(call, audit: &audit)) },
+        Route(
+            ["GET"], .exact(adminPrefix + "scripts"), .scope(.admin), kind: "admin", label: "admin/scripts",
+            "every stored script: version, SHA-256, enabled, who installed it, its last run, what it registered"
+        ) { service, _, _ in .answer(service.scriptListing()) },
+        Route(
+            ["GET"], .item(under: adminPrefix + "scripts/", then: "versions"), .scope(.admin), kind: "admin",
+            label: "admin/scripts", "the kept versions of a stored script, newest first"
+        ) { service, call, _ in .answer(service.scriptVersions(call)) },
+        Route(
+            ["POST"], .item(under: adminPrefix + "scripts/", then: "rollback"), .scope(.admin), state: true, kind: "admin",
+            label: "admin/scripts", "run the kept version before the current one (or ?version=N) and make it current"
+        ) { service, call, audit in service.rollbackScript(call, audit: &audit) },
+        Route(
+            ["POST"], .item(under: adminPrefix + "scripts/", then: "enable"), .scope(.admin), state: true, kind: "admin",
+            label: "admin/scripts", "run a disabled script's current version; enabled if the run succeeds"
+        ) { service, call, audit in service.enableScript(call, audit: &audit) },
+        Route(
+            ["POST"], .item(under: adminPrefix + "scripts/", then: "disable"), .scope(.admin), state: true, kind: "admin",
+            label: "admin/scripts", "withdraw what the script registered; kept, and run no more until enabled"
+        ) { service, call, audit in service.disableScript(call, audit: &audit) },
+        Route(
+            ["GET"], .under(adminPrefix + "scripts/"), .scope(.admin), kind: "admin", label: "admin/scripts",
+            "a stored script's source (text), or its record (Accept: application/json); ?version=N for a kept one"
+        ) { service, call, _ in .answer(service.scriptSource(call)) },
+        Route(
+            ["PUT"], .under(adminPrefix + "scripts/"), .scope(.admin), state: true, kind: "admin", label: "admin/scripts",
+            "install the body as the script's next version: compiled, run, kept only if the run succeeds"
+        ) { service, call, audit in service.putScript(call, audit: &audit) },
+        Route(
+            ["DELETE"], .under(adminPrefix + "scripts/"), .scope(.admin), state: true, kind: "admin", label: "admin/scripts",
+            "withdraw what the script registered and remove it with every kept version"
+        ) { service, call, audit in service.deleteScript(call, audit: &audit) },
         Route(
             ["GET"], .exact(adminPrefix + "audit"), .scope(.admin), kind: "admin", label: "admin/audit",
             "the audit trail, newest first, filtered by token, kind, outcome and time"

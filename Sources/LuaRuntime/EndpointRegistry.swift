@@ -26,8 +26,50 @@ public final class EndpointRegistry: Sendable {
     public enum Origin: Sendable, Equatable {
         /// An init script, at this line.
         case script(path: String, line: Int)
+        /// A stored script (SPEC V8): its name and version, and the line of the call.
+        case storedScript(name: String, version: Int, line: Int)
         /// A request, with this token (nil: a chunk run by luaexecd itself, as in tests).
         case token(String?)
+
+        /// The stored script's name, when a stored script registered it.
+        public var storedScriptName: String? {
+            if case .storedScript(let name, _, _) = self { name } else { nil }
+        }
+    }
+
+    /// A registered name of one kind.
+    public struct Registration: Sendable, Hashable, Comparable {
+        public var kind: Kind
+        public var name: String
+
+        public init(_ kind: Kind, _ name: String) {
+            self.kind = kind
+            self.name = name
+        }
+
+        public static func < (a: Registration, b: Registration) -> Bool { (a.kind, a.name) < (b.kind, b.name) }
+    }
+
+    /// How the last run of a stored script in this state went (SPEC M6).
+    public struct ScriptRun: Sendable {
+        /// The version that ran.
+        public var version: Int
+        public var at: Date
+        /// Nil: it succeeded.
+        public var failure: LuaFailure?
+        public var elapsedNanoseconds: Int64
+
+        public init(version: Int, at: Date = Date(), failure: LuaFailure?, elapsedNanoseconds: Int64) {
+            self.version = version
+            self.at = at
+            self.failure = failure
+            self.elapsedNanoseconds = elapsedNanoseconds
+        }
+    }
+
+    /// The entries as they were at one moment, to put back (`restore`).
+    public struct Snapshot: Sendable {
+        fileprivate var entries: [Registration: Entry]
     }
 
     /// The types an Action URL parameter may have (SPEC V7).
@@ -63,13 +105,10 @@ public final class EndpointRegistry: Sendable {
         public var errors = 0
     }
 
-    private struct Key: Hashable {
-        var kind: Kind
-        var name: String
-    }
-
     private struct State {
-        var entries: [Key: Entry] = [:]
+        var entries: [Registration: Entry] = [:]
+        /// The last run of each stored script, by name.
+        var runs: [String: ScriptRun] = [:]
         /// Bumped when a name comes or goes; `counts` when a call is recorded.
         var structure = 0
         var counts = 0
@@ -85,7 +124,33 @@ public final class EndpointRegistry: Sendable {
     }
 
     public func entry(_ kind: Kind, _ name: String) -> Entry? {
-        state.withLock { $0.entries[Key(kind: kind, name: name)] }
+        state.withLock { $0.entries[Registration(kind, name)] }
+    }
+
+    /// What the stored script `name` registered and still holds (any of its versions).
+    public func registrations(ofStoredScript name: String) -> [Registration] {
+        state.withLock { state in state.entries.filter { $0.value.origin.storedScriptName == name }.map(\.key) }.sorted()
+    }
+
+    /// The last run of the stored script `name` in this state; nil when it has not run.
+    public func lastRun(ofStoredScript name: String) -> ScriptRun? {
+        state.withLock { $0.runs[name] }
+    }
+
+    func recordRun(ofStoredScript name: String, _ run: ScriptRun?) {
+        state.withLock { $0.runs[name] = run }
+    }
+
+    func snapshot() -> Snapshot {
+        state.withLock { Snapshot(entries: $0.entries) }
+    }
+
+    /// Puts back the entries of `snapshot`, as they were then (their counts too).
+    func restore(_ snapshot: Snapshot) {
+        state.withLock {
+            $0.entries = snapshot.entries
+            $0.structure += 1
+        }
     }
 
     /// Changes when the entries change: `structure` for a name registered or removed, `counts`
@@ -96,14 +161,14 @@ public final class EndpointRegistry: Sendable {
 
     func register(_ entry: Entry) {
         state.withLock {
-            $0.entries[Key(kind: entry.kind, name: entry.name)] = entry
+            $0.entries[Registration(entry.kind, entry.name)] = entry
             $0.structure += 1
         }
     }
 
     func remove(_ kind: Kind, _ name: String) {
         state.withLock {
-            if $0.entries.removeValue(forKey: Key(kind: kind, name: name)) != nil { $0.structure += 1 }
+            if $0.entries.removeValue(forKey: Registration(kind, name)) != nil { $0.structure += 1 }
         }
     }
 
@@ -111,10 +176,10 @@ public final class EndpointRegistry: Sendable {
     /// so that the count lands on the registration that answered even if a later job replaces it.
     public func recordCall(_ kind: Kind, _ name: String, failed: Bool) {
         state.withLock {
-            guard var entry = $0.entries[Key(kind: kind, name: name)] else { return }
+            guard var entry = $0.entries[Registration(kind, name)] else { return }
             entry.calls += 1
             if failed { entry.errors += 1 }
-            $0.entries[Key(kind: kind, name: name)] = entry
+            $0.entries[Registration(kind, name)] = entry
             $0.counts += 1
         }
     }

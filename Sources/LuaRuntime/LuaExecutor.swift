@@ -173,16 +173,21 @@ public final class LuaExecutor: @unchecked Sendable {
 
     /// Lets `makeVM` run init scripts under a time limit of their own (SPEC V2, L1): the
     /// watchdog stops a script that overruns it, as it stops a request, and a script that has
-    /// not started when luaexecd begins to stop never starts.
+    /// not started when luaexecd begins to stop never starts. A job runs a stored script it
+    /// installs the same way (SPEC V8): `limits.init_time` in place of its own time limit.
     public struct InitRunner: Sendable {
         let executor: LuaExecutor
 
         /// Runs `work` (an evaluation in `vm`, which need not be the executor's yet) with `limit`.
-        /// Returns false, without running it, once `beginShutdown` was called.
+        /// Returns false, without running it, once `beginShutdown` was called. Within a job, the
+        /// job's own time limit is set aside meanwhile and starts afresh after `work`.
         public func run(_ vm: LuaVM, limit: Duration, _ work: () -> Void) -> Bool {
             executor.runInit(vm, limit: limit, work)
         }
     }
+
+    /// Runs init scripts, and stored scripts within a job, under their own limit.
+    public var initRunner: InitRunner { InitRunner(executor: self) }
 
     private let lock = ConditionLock()
     // Guarded by `lock`:
@@ -262,6 +267,10 @@ public final class LuaExecutor: @unchecked Sendable {
         lock.withLock {
             initRunning = nil
             handle.clear()
+            // A job that ran a stored script goes on under a time limit of its own again (the
+            // watchdog does not look at it while a script runs): what is left of it is the store
+            // write and its answer.
+            if running != nil { running!.deadline = MonotonicInstant.now().advanced(byNanoseconds: timeLimitNanoseconds) }
         }
         return true
     }
@@ -506,7 +515,9 @@ public final class LuaExecutor: @unchecked Sendable {
             pauseThread(for: .milliseconds(10))
             lock.withLock {
                 let now = MonotonicInstant.now()
-                if let running, now >= running.deadline {
+                // While an init script runs (at start, in a reset, or a stored script a job
+                // installs), its own deadline is the one that counts.
+                if let running, initRunning == nil, now >= running.deadline {
                     running.handle.stop(.timeout)
                 }
                 if let initRunning, now >= initRunning.deadline {

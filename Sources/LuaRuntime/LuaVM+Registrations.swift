@@ -13,6 +13,7 @@ extension LuaVM {
     func registrationChanged(_ change: lx_registration) {
         let kind: EndpointRegistry.Kind = change.kind == Int32(LX_KIND_ACTION.rawValue) ? .action : .endpoint
         let name = Self.string(change.name, change.name_len)
+        touchedRegistrations?.insert(EndpointRegistry.Registration(kind, name))
         if change.removed != 0 {
             registry.remove(kind, name)
             return
@@ -25,6 +26,8 @@ extension LuaVM {
             var source = change.source.map { String(cString: $0) } ?? ""
             if source.hasPrefix("=") || source.hasPrefix("@") { source.removeFirst() }
             origin = .script(path: source.isEmpty || source == "?" ? path : source, line: Int(change.line))
+        case .storedScript(let script, let version):
+            origin = .storedScript(name: script, version: version, line: Int(change.line))
         case .request(let token):
             origin = .token(token)
         }

@@ -24,6 +24,8 @@ public final class LuaVM {
     public enum Caller: Sendable, Equatable {
         /// An init script at start or reset (its path).
         case initScript(String)
+        /// A stored script (SPEC V8), at start, at reset or as it is installed.
+        case storedScript(name: String, version: Int)
         /// A request, by its token's name.
         case request(token: String?)
     }
@@ -34,6 +36,8 @@ public final class LuaVM {
     public let registry = EndpointRegistry()
     /// Set by whoever runs a chunk; `http.listen` and `http.action` record it.
     public var caller = Caller.request(token: nil)
+    /// While a stored script runs: every name it registered or removed (LuaVM+StoredScripts).
+    var touchedRegistrations: Set<EndpointRegistry.Registration>?
     /// Saves what an evaluation changed in `persisted` and the config store (LuaVM+State).
     public var changeSink: ChangeSink?
     /// Where `log.write` sends a script's lines (LuaVM+Log).
@@ -139,10 +143,14 @@ public final class LuaVM {
     /// evaluation (its own failure, if it failed, comes first).
     private func withConfigCallbacks(_ evaluation: Evaluation) -> Evaluation {
         // Changes an init script makes run no callbacks: the state is only starting, and the
-        // callbacks of one script must not run inside the next (docs/state.md).
-        if case .initScript = caller {
+        // callbacks of one script must not run inside the next (docs/state.md). A stored script
+        // runs as an init script does, when it is installed too (docs/scripts.md).
+        switch caller {
+        case .initScript, .storedScript:
             dropConfigCallbacks()
             return evaluation
+        case .request:
+            break
         }
         guard let failure = runConfigCallbacks(), case .success = evaluation.outcome else { return evaluation }
         var evaluation = evaluation

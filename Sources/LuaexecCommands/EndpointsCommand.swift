@@ -31,6 +31,8 @@ struct EndpointsCommand: ParsableCommand {
         struct Origin: Decodable {
             var script: String?
             var line: Int?
+            /// A stored script's version (docs/scripts.md); nil for an init script.
+            var version: Int?
             var token: String?
         }
         struct Endpoint: Decodable {
@@ -71,7 +73,9 @@ struct EndpointsCommand: ParsableCommand {
         let header = ["KIND", "NAME", "REGISTERED BY", "SINCE", "CALLS", "ERRORS"]
         let rows = listing.endpoints.map { entry in
             let origin: String
-            if let script = entry.registered_by.script {
+            if let script = entry.registered_by.script, let version = entry.registered_by.version {
+                origin = "script " + script + " v" + String(version) + ":" + String(entry.registered_by.line ?? 0)
+            } else if let script = entry.registered_by.script {
                 origin = script + ":" + String(entry.registered_by.line ?? 0)
             } else {
                 origin = "token " + (entry.registered_by.token ?? "-")

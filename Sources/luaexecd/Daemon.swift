@@ -132,6 +132,7 @@ struct Daemon: ParsableCommand {
         let authenticator = try Authenticator(store: TokenStore(database: database))
         let published = PublishedInfo(sharing: database)
         let stateStore = StateStore(sharing: database)
+        let scriptStore = ScriptStore(sharing: database)
 
         // Start-up (the init scripts above all) runs on a thread of its own while this one
         // takes signals: SIGTERM must stop luaexecd even while an init script runs (SPEC O3).
@@ -140,7 +141,7 @@ struct Daemon: ParsableCommand {
             do {
                 let parts = try start(
                     listenFD: listenFD, current: current, authenticator: authenticator, stateStore: stateStore,
-                    auditWriter: auditWriter, logger: logger)
+                    scriptStore: scriptStore, auditWriter: auditWriter, logger: logger)
                 running.withLock { $0 = parts }
                 startThread(name: "token-refresh", stackSize: 256 << 10) {
                     Maintenance.run(
@@ -225,7 +226,7 @@ struct Daemon: ParsableCommand {
     /// FastCGI server, and starts serving.
     private func start(
         listenFD: Int32, current: ReadWriteLocked<DaemonSettings>, authenticator: Authenticator, stateStore: StateStore,
-        auditWriter: AuditWriter, logger: Logger
+        scriptStore: ScriptStore, auditWriter: AuditWriter, logger: Logger
     ) throws -> (executor: LuaExecutor, service: ExecService, server: FastCGIServer) {
         let settings = current.read()
         try stateStore.remember()
@@ -247,21 +248,36 @@ struct Daemon: ParsableCommand {
                     persisted: try changes.persisted.map { ($0.key, try stateStore.persisted(key: $0.key)) },
                     config: try changes.config.map { ($0.path, try stateStore.config($0.path)?.luaValue) })
             }
+            let limit = Duration.milliseconds(Int64(settings.initTimeLimit * 1000))
             if settings.safeMode {
-                logger.warning("safe mode: no init scripts run", metadata: ["dir": "\(settings.initDir)"])
+                logger.warning("safe mode: no init scripts and no stored scripts run", metadata: ["dir": "\(settings.initDir)"])
             } else {
-                let limit = Duration.milliseconds(Int64(settings.initTimeLimit * 1000))
                 vm.runInitScripts(in: settings.initDir, logger: logger) { _, run in initRunner.run(vm, limit: limit, run) }
             }
-            // Changes the init scripts made to the config store set off no callbacks: the state
-            // is only starting, and they could keep it from ever serving.
-            vm.dropConfigCallbacks()
             if settings.profile == .restricted { try vm.restrict() }
+            // The stored scripts after the init directory's files, in name order, under the same
+            // limits (SPEC V8), and after the restricted profile is in force: they run as they
+            // ran when they were installed over the API, so one cannot reach at start what it
+            // could not reach then. One that fails is logged and skipped; none stops luaexecd.
+            if !settings.safeMode {
+                do {
+                    let scripts = try scriptStore.enabled().map {
+                        StoredScriptSource(name: $0.name, version: $0.version, source: $0.source)
+                    }
+                    vm.runStoredScripts(scripts, logger: logger) { run in initRunner.run(vm, limit: limit, run) }
+                } catch {
+                    logger.error("stored scripts not run: the database did not give them", metadata: ["error": "\(error)"])
+                }
+            }
+            // Changes the scripts made to the config store set off no callbacks: the state is
+            // only starting, and they could keep it from ever serving.
+            vm.dropConfigCallbacks()
             return vm
         }
         let throttle = FailureThrottle(policy: settings.throttlePolicy)
         let service = ExecService(
-            executor: executor, authenticator: authenticator, stateStore: stateStore, throttle: throttle,
+            executor: executor, authenticator: authenticator, stateStore: stateStore, scriptStore: scriptStore,
+            throttle: throttle,
             options: settings.serviceOptions, exportMetrics: Self.bootstrapMetrics(), logger: logger,
             auditLines: { [label = LogLine.Text(logger.label)] fields in
                 LineLogHandler.write(level: .info, label: label, message: fields)
@@ -369,7 +385,11 @@ extension DaemonSettings {
             queueCapacity: queueCapacity)
     }
 
-    var serviceOptions: ExecService.Options { .init(maxBodySize: maxBody, interactive: interactive, actions: actions) }
+    var serviceOptions: ExecService.Options {
+        .init(
+            maxBodySize: maxBody, interactive: interactive, actions: actions,
+            scriptTimeLimit: .milliseconds(Int64(initTimeLimit * 1000)), keepVersions: scriptKeepVersions)
+    }
 
     var auditRetention: AuditWriter.Retention { .init(maxRecords: auditMaxRecords, days: auditRetentionDays) }
 

@@ -125,7 +125,10 @@ struct RestoreSchemaTests {
         let current = try DatabaseSchema.objects(of: DatabaseSchema.reference(version: DatabaseSchema.version))
         #expect(
             current.filter { $0.type == "table" }.map(\.name).sorted()
-                == ["audit", "audit_seal", "config", "meta", "persisted", "published", "set_aside", "token"])
+                == [
+                    "audit", "audit_seal", "config", "meta", "persisted", "published", "script", "script_version", "set_aside",
+                    "token",
+                ])
         #expect(current.allSatisfy { $0.type == "table" || $0.type == "index" })
     }
 }

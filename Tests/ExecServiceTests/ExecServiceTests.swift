@@ -156,7 +156,9 @@ struct ExecServiceTests {
         let taking = ExecService.routes.filter(\.takesState).map(\.pattern)
         #expect(taking == [
             "/api/v1/exec/interactive.lua", "/api/v1/exec/command", "/api/v1/exec/<name>", "/api/v1/admin/reset",
-            "/api/v1/admin/config/<path>", "/api/v1/admin/config/<path>",
+            "/api/v1/admin/config/<path>", "/api/v1/admin/config/<path>", "/api/v1/admin/scripts/<name>/rollback",
+            "/api/v1/admin/scripts/<name>/enable", "/api/v1/admin/scripts/<name>/disable", "/api/v1/admin/scripts/<name>",
+            "/api/v1/admin/scripts/<name>",
         ])
     }
 

@@ -91,7 +91,7 @@ struct InitScriptTests {
             try Stack(initDirectory: dir, arguments: ["--safe-mode"]),
         ] {
             #expect(try stack.eval("return marked, system").text == "nil\tnil")
-            #expect(stack.luaexecdLog().contains("safe mode: no init scripts run"))
+            #expect(stack.luaexecdLog().contains("safe mode: no init scripts and no stored scripts run"))
         }
         #expect(!FileManager.default.fileExists(atPath: marker))
         let normal = try Stack(initDirectory: dir)

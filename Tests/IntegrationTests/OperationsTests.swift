@@ -166,7 +166,8 @@ struct OperationsTests {
         #expect(lines.contains("audit.key = /etc/luaexec/audit.key"))
         #expect(lines.contains("audit.retention_days = 90"))
         #expect(lines.contains("audit.max_records = 200000"))
-        #expect(lines.count == 24)
+        #expect(lines.contains("scripts.keep_versions = 10"))
+        #expect(lines.count == 25)
     }
 
     /// luaexecd reads the plain spellings itself and leaves the rest to swift-argument-parser

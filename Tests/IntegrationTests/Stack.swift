@@ -283,17 +283,45 @@ final class Stack: Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if let environment { process.environment = environment }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        // Made close-on-exec before any process starts: Foundation's Process passes every
+        // descriptor that is not to the processes it starts, so a server another test starts at the same moment
+        // kept the write end of a Pipe() and this read never reached its end (a test hung in
+        // Stack.init). The child gets its ends as 1 and 2, which exec keeps.
+        let (out, err) = (try Self.closeOnExecPipe(), try Self.closeOnExecPipe())
+        process.standardOutput = out.write
+        process.standardError = err.write
         process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        do {
+            try spawning.withLock { try process.run() }
+        } catch {
+            for handle in [out.read, out.write, err.read, err.write] { try? handle.close() }
+            throw error
+        }
+        try out.write.close()
+        try err.write.close()
+        let stdout = out.read.readDataToEndOfFile()
+        let stderr = err.read.readDataToEndOfFile()
+        try out.read.close()
+        try err.read.close()
         process.waitUntilExit()
         return ProcessResult(
             status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
             stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Held while the harness makes a pipe and while it starts a process: a pipe is made
+    /// close-on-exec before any process can start, so none inherits another's pipe.
+    static let spawning = NSLock()
+
+    /// A pipe whose two ends no process started from now on inherits. `pipe2(O_CLOEXEC)` is not
+    /// in Swift's Glibc module: `pipe` and `fcntl`, under `spawning`.
+    static func closeOnExecPipe() throws -> (read: FileHandle, write: FileHandle) {
+        try spawning.withLock {
+            var fds: [Int32] = [0, 0]
+            guard pipe(&fds) == 0 else { throw StackError("pipe failed: errno \(errno)") }
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            return (FileHandle(fileDescriptor: fds[0], closeOnDealloc: false), FileHandle(fileDescriptor: fds[1], closeOnDealloc: false))
+        }
     }
 
     /// Starts `executable` under a shell that kills it when its standard input closes: when the
@@ -326,7 +354,8 @@ final class Stack: Sendable {
         process.standardInput = pipe
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        // A server lives as long as its test: it must not hold a pipe Stack.run reads to its end.
+        try spawning.withLock { try process.run() }
         return (process, pipe.fileHandleForWriting)
     }
 

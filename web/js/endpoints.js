@@ -16,9 +16,13 @@ export class EndpointsPage {
 }
 
 function row(entry) {
-  const by = entry.registered_by.script !== undefined
-    ? `${entry.registered_by.script}:${entry.registered_by.line}`
-    : `token ${entry.registered_by.token ?? "(unknown)"}`;
+  const origin = entry.registered_by;
+  // A stored script carries its version (docs/scripts.md); an init script is a path.
+  const by = origin.version !== undefined
+    ? `script ${origin.script} v${origin.version}:${origin.line}`
+    : origin.script !== undefined
+      ? `${origin.script}:${origin.line}`
+      : `token ${origin.token ?? "(unknown)"}`;
   const name = holding("td", el("code", entry.kind === "action" ? `command?action=${entry.name}` : entry.name));
   if (entry.kind === "action") {
     const signature = (entry.params ?? [])

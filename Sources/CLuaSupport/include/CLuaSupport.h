@@ -114,6 +114,23 @@ typedef void (*lx_log_hook)(void *context, const char *tag, size_t tag_len, cons
 /// hook, log.write writes nothing.
 void lx_set_log_hook(lx_runtime *rt, lx_log_hook hook, void *context);
 
+// MARK: stored scripts' registrations (SPEC V8)
+
+/// Keeps a copy of what is registered now (endpoints and actions), before a stored script runs,
+/// so that a version whose run fails leaves the registrations as they were. LX_OK, or an error
+/// status (nothing kept) with the message in the error buffer.
+int lx_save_registrations(lx_runtime *rt);
+/// Puts back what lx_save_registrations kept, whatever was registered or removed since, and
+/// forgets the copy. The registration hook is not called: the host keeps its own copy of its
+/// listing.
+int lx_restore_registrations(lx_runtime *rt);
+/// Forgets what lx_save_registrations kept: the registrations made since stand.
+int lx_forget_saved_registrations(lx_runtime *rt);
+/// Removes what is registered under `name` for `kind` (LX_KIND_ENDPOINT or LX_KIND_ACTION), as
+/// http.stop_listen(name) or http.stop_action(name) would; the registration hook is told.
+/// LX_OK, LX_ERR_NOT_FOUND when nothing was registered under it, or an error status.
+int lx_withdraw(lx_runtime *rt, int kind, const char *name, size_t name_len);
+
 /// The chunk lx_eval is running now, or NULL when none is (a registration made by an endpoint).
 const char *lx_current_chunk(const lx_runtime *rt, size_t *len);
 

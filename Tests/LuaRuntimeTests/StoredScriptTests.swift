@@ -1,0 +1,210 @@
+import Logging
+import Testing
+
+@testable import LuaRuntime
+
+/// A stored script's run as one transaction on the state's registrations (SPEC V8): a version
+/// that fails leaves what was registered before; one that succeeds withdraws what its previous
+/// version registered and did not register again.
+@Suite("Stored scripts: each version's run, kept whole or undone whole")
+struct StoredScriptTests {
+    let vm = try! LuaVM()
+
+    func run(_ name: String, _ version: Int, _ source: String, keep: () throws -> Void = {}) -> LuaVM.ScriptOutcome {
+        vm.runStoredScript(
+            StoredScriptSource(name: name, version: version, source: Array(source.utf8)),
+            guarded: {
+                $0()
+                return true
+            },
+            keep: keep)
+    }
+
+    func call(_ name: String) -> String? {
+        guard let evaluation = vm.invoke(.endpoint, name, arguments: [], rendering: .text) else { return nil }
+        guard case .success(let values) = evaluation.outcome, case .string(let bytes)? = values.first else {
+            return "error"
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    func global(_ name: String) -> LuaValue? {
+        try? vm.evaluate(Array("return \(name)".utf8), chunkName: "t", rendering: .text).outcome.get().first
+    }
+
+    @Test("a version's registrations name the script, its version and the line of the call")
+    func origin() throws {
+        guard
+            case .ran(_, let withdrawn) = run(
+                "bell.lua", 1, "local x = 1\nhttp.listen('bell', function() return 'v1' end)")
+        else {
+            Issue.record("did not run")
+            return
+        }
+        #expect(withdrawn == [])
+        let entry = try #require(vm.registry.entry(.endpoint, "bell"))
+        #expect(entry.origin == .storedScript(name: "bell.lua", version: 1, line: 2))
+        #expect(vm.registry.registrations(ofStoredScript: "bell.lua") == [.init(.endpoint, "bell")])
+        #expect(vm.registry.lastRun(ofStoredScript: "bell.lua")?.version == 1)
+        #expect(vm.registry.lastRun(ofStoredScript: "bell.lua")?.failure == nil)
+        #expect(call("bell") == "v1")
+    }
+
+    @Test("the next version swaps what it registers again and withdraws what it does not")
+    func swapAndWithdraw() throws {
+        _ = run(
+            "bell.lua", 1,
+            """
+            http.listen('bell', function() return 'v1' end)
+            http.listen('old', function() return 'old' end)
+            http.action('ring', function() return 'rung' end)
+            """)
+        guard case .ran(_, let withdrawn) = run("bell.lua", 2, "http.listen('bell', function() return 'v2' end)") else {
+            Issue.record("did not run")
+            return
+        }
+        #expect(withdrawn == [.init(.action, "ring"), .init(.endpoint, "old")])
+        #expect(call("bell") == "v2")
+        #expect(call("old") == nil)
+        #expect(vm.invoke(.action, "ring", arguments: [], rendering: .text) == nil)
+        #expect(vm.registry.entries.map(\.name) == ["bell"])
+        #expect(vm.registry.entry(.endpoint, "bell")?.origin == .storedScript(name: "bell.lua", version: 2, line: 1))
+    }
+
+    @Test("a version that fails leaves the previous one's registrations answering, and what it registered is gone")
+    func failureUndoes() throws {
+        _ = run("bell.lua", 1, "http.listen('bell', function() return 'v1' end)")
+        #expect(
+            try vm.evaluate(
+                Array("http.listen('mine', function() return 'mine' end)".utf8), chunkName: "t", rendering: .text
+            ).outcome.get() == [])
+        let outcome = run(
+            "bell.lua", 2,
+            """
+            http.listen('bell', function() return 'v2' end)
+            http.listen('mine', function() return 'taken' end)
+            http.listen('new', function() return 'new' end)
+            half_done = true
+            error('broken')
+            """)
+        guard case .failed(let evaluation) = outcome, case .failure(let failure) = evaluation.outcome else {
+            Issue.record("not refused: \(outcome)")
+            return
+        }
+        #expect(failure.kind == .runtime)
+        #expect(failure.message == "scripts/bell.lua:5: broken")
+        #expect(call("bell") == "v1")
+        #expect(call("mine") == "mine")
+        #expect(call("new") == nil)
+        #expect(vm.registry.entries.map(\.name) == ["bell", "mine"])
+        #expect(vm.registry.entry(.endpoint, "bell")?.origin == .storedScript(name: "bell.lua", version: 1, line: 1))
+        #expect(vm.registry.entry(.endpoint, "mine")?.origin == .token(nil))
+        #expect(vm.registry.lastRun(ofStoredScript: "bell.lua")?.version == 1)
+        // What the run did besides registering stays, as after any chunk that fails half-way.
+        #expect(global("half_done") == .string(Array("true".utf8)))
+    }
+
+    @Test("a syntax error runs nothing")
+    func syntax() {
+        guard case .failed(let evaluation) = run("bell.lua", 1, "never_set = true\nreturn +") else {
+            Issue.record("not refused")
+            return
+        }
+        guard case .failure(let failure) = evaluation.outcome else { return }
+        #expect(failure.kind == .syntax)
+        #expect(failure.message == "scripts/bell.lua:2: unexpected symbol near '+'")
+        #expect(global("never_set") == .nil)
+    }
+
+    @Test("a version the store does not keep is undone as a failed one is")
+    func notKept() throws {
+        _ = run("bell.lua", 1, "http.listen('bell', function() return 'v1' end)")
+        struct Refused: Error {}
+        guard
+            case .notKept = run(
+                "bell.lua", 2, "http.listen('bell', function() return 'v2' end) http.listen('x', print)",
+                keep: { throw Refused() })
+        else {
+            Issue.record("kept")
+            return
+        }
+        #expect(call("bell") == "v1")
+        #expect(vm.registry.entries.map(\.name) == ["bell"])
+    }
+
+    @Test("a script that does not start changes nothing")
+    func notStarted() {
+        let outcome = vm.runStoredScript(
+            StoredScriptSource(name: "bell.lua", version: 1, source: Array("http.listen('bell', print) ran = 1".utf8)),
+            guarded: { _ in false })
+        guard case .notStarted = outcome else {
+            Issue.record("started")
+            return
+        }
+        #expect(vm.registry.entries.isEmpty)
+        #expect(global("ran") == .nil)
+    }
+
+    @Test("withdrawing a script removes what it registered and nothing of others")
+    func withdrawAll() {
+        _ = run("a.lua", 1, "http.listen('a1', print) http.action('a2', print)")
+        _ = run("b.lua", 1, "http.listen('b1', print)")
+        #expect(vm.withdrawStoredScript(named: "a.lua") == [.init(.action, "a2"), .init(.endpoint, "a1")])
+        #expect(vm.registry.entries.map(\.name) == ["b1"])
+        #expect(vm.registry.lastRun(ofStoredScript: "a.lua") == nil)
+        #expect(vm.invoke(.endpoint, "a1", arguments: [], rendering: .text) == nil)
+    }
+
+    @Test("a name another script registered, taken by this one, is this one's from then on")
+    func takenOver() {
+        _ = run("a.lua", 1, "http.listen('shared', function() return 'a' end)")
+        _ = run("b.lua", 1, "http.listen('shared', function() return 'b' end)")
+        #expect(vm.registry.registrations(ofStoredScript: "a.lua") == [])
+        // a.lua's next version does not register it: b.lua's stays.
+        _ = run("a.lua", 2, "")
+        #expect(call("shared") == "b")
+    }
+
+    @Test("within a job, a script runs under its own limit, not the job's: past it, it is stopped and undone")
+    func limitsInAJob() throws {
+        let executor = try LuaExecutor(
+            options: .init(timeLimit: .milliseconds(100)), logger: Logger(label: "test"), makeVM: { try LuaVM() })
+        let runner = executor.initRunner
+        @Sendable func install(_ version: Int, _ source: String, limit: Duration) -> String {
+            Thread.onLargeStack {
+                let outcome = try? executor.perform { vm -> String in
+                    let outcome = vm.runStoredScript(
+                        StoredScriptSource(name: "slow.lua", version: version, source: Array(source.utf8)),
+                        guarded: { runner.run(vm, limit: limit, $0) })
+                    switch outcome {
+                    case .ran: return "ran"
+                    case .failed(let evaluation):
+                        guard case .failure(let failure) = evaluation.outcome else { return "?" }
+                        return failure.kind.rawValue
+                            + (evaluation.elapsedNanoseconds >= 300_000_000 ? " after its limit" : " early")
+                    case .notKept: return "not kept"
+                    case .notStarted: return "not started"
+                    }
+                }
+                return outcome ?? "refused"
+            }
+        }
+        // Longer than the job's limit, within the script's.
+        #expect(
+            install(
+                1,
+                "local t = os.clock() while os.clock() - t < 0.3 do end http.listen('slow', function() return 'v1' end)",
+                limit: .seconds(30)) == "ran")
+        // Past the script's own limit.
+        #expect(
+            install(2, "http.listen('slow', function() return 'v2' end) while true do end", limit: .milliseconds(300))
+                == "timeout after its limit")
+        let answer: [LuaValue]? = Thread.onLargeStack {
+            let outcome = try? executor.perform { vm in
+                vm.invoke(.endpoint, "slow", arguments: [], rendering: .text)?.outcome
+            }
+            return try? outcome?.get()
+        }
+        #expect(answer == [.string(Array("v1".utf8))])
+    }
+}
