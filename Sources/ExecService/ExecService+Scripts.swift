@@ -47,10 +47,12 @@ extension ExecService {
     }
 
     func scriptSource(_ call: Call) -> Response {
-        guard let scriptStore else { return Self.noScriptStore }
         if call.rest.isEmpty { return scriptListing() }
-        let name = call.rest
-        if let problem = ScriptStore.nameProblem(name) { return Self.plain(400, problem + "\n", json: true) }
+        let scriptStore: ScriptStore, name: String
+        switch scriptTarget(call) {
+        case .refused(let refusal): return refusal
+        case .named(let store, let named): (scriptStore, name) = (store, named)
+        }
         do {
             guard let script = try scriptStore.script(named: name) else { return Self.noScript(name) }
             var source = script.source
@@ -92,9 +94,11 @@ extension ExecService {
     }
 
     func scriptVersions(_ call: Call) -> Response {
-        guard let scriptStore else { return Self.noScriptStore }
-        let name = call.rest
-        if let problem = ScriptStore.nameProblem(name) { return Self.plain(400, problem + "\n", json: true) }
+        let scriptStore: ScriptStore, name: String
+        switch scriptTarget(call) {
+        case .refused(let refusal): return refusal
+        case .named(let store, let named): (scriptStore, name) = (store, named)
+        }
         do {
             guard let script = try scriptStore.script(named: name) else { return Self.noScript(name) }
             var json = JSONWriter()
@@ -115,9 +119,11 @@ extension ExecService {
     // MARK: Changing, on the state
 
     func putScript(_ call: Call, audit: inout AuditRecord) -> Reply {
-        guard let scriptStore else { return .answer(Self.noScriptStore) }
-        let name = call.rest
-        if let problem = ScriptStore.nameProblem(name) { return .answer(Self.plain(400, problem + "\n", json: true)) }
+        let scriptStore: ScriptStore, name: String
+        switch scriptTarget(call) {
+        case .refused(let refusal): return .answer(refusal)
+        case .named(let store, let named): (scriptStore, name) = (store, named)
+        }
         let source: [UInt8]
         switch wholeBody(call.body, json: true) {
         case .refused(let refusal): return .answer(refusal)
@@ -162,9 +168,11 @@ extension ExecService {
     }
 
     func enableScript(_ call: Call, audit: inout AuditRecord) -> Reply {
-        guard let scriptStore else { return .answer(Self.noScriptStore) }
-        let name = call.rest
-        if let problem = ScriptStore.nameProblem(name) { return .answer(Self.plain(400, problem + "\n", json: true)) }
+        let scriptStore: ScriptStore, name: String
+        switch scriptTarget(call) {
+        case .refused(let refusal): return .answer(refusal)
+        case .named(let store, let named): (scriptStore, name) = (store, named)
+        }
         let (limit, token) = (options.scriptTimeLimit, call.identity.name)
         return .onState(label: token) { [self] vm, audit in
             do {
@@ -189,9 +197,11 @@ extension ExecService {
     }
 
     func rollbackScript(_ call: Call, audit: inout AuditRecord) -> Reply {
-        guard let scriptStore else { return .answer(Self.noScriptStore) }
-        let name = call.rest
-        if let problem = ScriptStore.nameProblem(name) { return .answer(Self.plain(400, problem + "\n", json: true)) }
+        let scriptStore: ScriptStore, name: String
+        switch scriptTarget(call) {
+        case .refused(let refusal): return .answer(refusal)
+        case .named(let store, let named): (scriptStore, name) = (store, named)
+        }
         var asked: Int?
         if let text = QueryString.values(of: "version", in: call.head.query).last {
             guard let number = Int(text), number > 0 else {
@@ -244,9 +254,11 @@ extension ExecService {
     }
 
     func disableScript(_ call: Call, audit: inout AuditRecord) -> Reply {
-        guard let scriptStore else { return .answer(Self.noScriptStore) }
-        let name = call.rest
-        if let problem = ScriptStore.nameProblem(name) { return .answer(Self.plain(400, problem + "\n", json: true)) }
+        let scriptStore: ScriptStore, name: String
+        switch scriptTarget(call) {
+        case .refused(let refusal): return .answer(refusal)
+        case .named(let store, let named): (scriptStore, name) = (store, named)
+        }
         let token = call.identity.name
         return .onState(label: token) { [self] vm, audit in
             do {
@@ -272,9 +284,11 @@ extension ExecService {
     }
 
     func deleteScript(_ call: Call, audit: inout AuditRecord) -> Reply {
-        guard let scriptStore else { return .answer(Self.noScriptStore) }
-        let name = call.rest
-        if let problem = ScriptStore.nameProblem(name) { return .answer(Self.plain(400, problem + "\n", json: true)) }
+        let scriptStore: ScriptStore, name: String
+        switch scriptTarget(call) {
+        case .refused(let refusal): return .answer(refusal)
+        case .named(let store, let named): (scriptStore, name) = (store, named)
+        }
         let token = call.identity.name
         return .onState(label: token) { [self] vm, audit in
             do {
@@ -365,6 +379,19 @@ extension ExecService {
     // MARK: Answers
 
     static let noScriptStore = plain(404, "no script store\n", json: true)
+
+    /// The store and the script a call names, or the answer that refuses them: no store, or a
+    /// name against the rule (400 naming it). Every handler of a script starts here.
+    enum ScriptTarget {
+        case named(ScriptStore, String)
+        case refused(Response)
+    }
+
+    func scriptTarget(_ call: Call) -> ScriptTarget {
+        guard let scriptStore else { return .refused(Self.noScriptStore) }
+        if let problem = ScriptStore.nameProblem(call.rest) { return .refused(Self.plain(400, problem + "\n", json: true)) }
+        return .named(scriptStore, call.rest)
+    }
 
     static func noScript(_ name: String) -> Response {
         plain(404, "no script named '\(name)'\n", json: true)
