@@ -104,124 +104,24 @@ public struct AuditEntry: Sendable, Equatable {
 
     /// What the HMAC covers: a label, the previous record's MAC, and each stored value with its
     /// type and length, so that no two different records (a value moved from one field to the
-    /// next, a number stored as text) give the same bytes.
+    /// next, a number stored as text) give the same bytes. The writer makes the same bytes
+    /// without the values (`AuditBatch`); the verifier makes them from the stored row.
     static func message(label: String, previous: [UInt8], _ values: some Collection<SQLiteValue>) -> [UInt8] {
         var bytes: [UInt8] = []
-        message(label: label, previous: previous, values, into: &bytes)
-        return bytes
-    }
-
-    /// `message` into `bytes`, which it empties first: the writer keeps one buffer for a batch.
-    static func message(
-        label: String, previous: [UInt8], _ values: some Collection<SQLiteValue>, into bytes: inout [UInt8]
-    ) {
-        bytes.removeAll(keepingCapacity: true)
         bytes.reserveCapacity(384)
-        bytes += label.utf8
-        bytes.append(0)
-        bytes += previous
-        func length(_ count: Int) {
-            for shift in stride(from: 24, through: 0, by: -8) {
-                bytes.append(UInt8(truncatingIfNeeded: count >> shift))
-            }
-        }
-        for value in values {
-            switch value {
-            case .null:
-                bytes.append(0)
-            case .text(let text):
-                bytes.append(1)
-                length(text.utf8.count)
-                bytes.append(utf8: text)
-            case .integer(let number):
-                bytes.append(2)
-                for shift in stride(from: 56, through: 0, by: -8) {
-                    bytes.append(UInt8(truncatingIfNeeded: number >> shift))
-                }
-            case .blob(let blob):
-                bytes.append(3)
-                length(blob.count)
-                bytes += blob
-            }
-        }
-    }
-
-    static let recordLabel = "luaexec audit record 1"
-
-    /// One column of a record as `encode` wrote it: its number, or where its bytes lie in the
-    /// message, or nothing.
-    struct EncodedColumn {
-        enum Kind { case null, integer, text, blob }
-        var kind: Kind
-        var integer: Int64 = 0
-        var offset = 0
-        var count = 0
-    }
-
-    /// The MAC's message for this record with `seq` (the bytes `message(label:previous:_:)`
-    /// makes of `values(seq:)`), written straight from the fields into `bytes`, and where each
-    /// column lies in it: the writer binds the INSERT's values from the message itself. Every
-    /// request's record passes here on the audit writer's thread, and going through an array of
-    /// `SQLiteValue`s (walked for the MAC, then twice to bind) was a third of that thread's time
-    /// in reference counting (bench/NOTES.md).
-    func encode(seq: Int64, label: String, previous: [UInt8], into bytes: inout [UInt8], columns: inout [EncodedColumn]) {
-        bytes.removeAll(keepingCapacity: true)
-        bytes.reserveCapacity(384)
-        columns.removeAll(keepingCapacity: true)
         bytes.append(utf8: label)
         bytes.append(0)
         bytes += previous
-        func length(_ count: Int) {
-            for shift in stride(from: 24, through: 0, by: -8) {
-                bytes.append(UInt8(truncatingIfNeeded: count >> shift))
+        for value in values {
+            switch value {
+            case .null: bytes.append(0)
+            case .text(let text): AuditBatch.text(text, into: &bytes)
+            case .integer(let number): AuditBatch.integer(number, into: &bytes)
+            case .blob(let blob): AuditBatch.blob(blob, into: &bytes)
             }
         }
-        func integer(_ value: Int64?) {
-            guard let value else {
-                bytes.append(0)
-                return columns.append(EncodedColumn(kind: .null))
-            }
-            bytes.append(2)
-            for shift in stride(from: 56, through: 0, by: -8) {
-                bytes.append(UInt8(truncatingIfNeeded: value >> shift))
-            }
-            columns.append(EncodedColumn(kind: .integer, integer: value))
-        }
-        func text(_ value: String?) {
-            guard let value else {
-                bytes.append(0)
-                return columns.append(EncodedColumn(kind: .null))
-            }
-            bytes.append(1)
-            length(value.utf8.count)
-            let start = bytes.count
-            bytes.append(utf8: value)
-            columns.append(EncodedColumn(kind: .text, offset: start, count: bytes.count - start))
-        }
-        integer(seq)
-        integer(at)
-        text(kind)
-        text(requestID)
-        text(client)
-        text(token)
-        text(scope)
-        text(method)
-        text(path)
-        integer(status)
-        text(error)
-        integer(bytesIn)
-        integer(bytesOut)
-        integer(durationMicros)
-        if let blob = bodySHA256 {
-            bytes.append(3)
-            length(blob.count)
-            let start = bytes.count
-            bytes += blob
-            columns.append(EncodedColumn(kind: .blob, offset: start, count: blob.count))
-        } else {
-            bytes.append(0)
-            columns.append(EncodedColumn(kind: .null))
-        }
-        text(detail)
+        return bytes
     }
+
+    static let recordLabel = "luaexec audit record 1"
 }

@@ -98,8 +98,14 @@ public struct AuditKey: Sendable {
 
     /// HMAC-SHA-256 of `message` with this key.
     func mac(_ message: [UInt8]) -> [UInt8] {
+        mac { hasher in message.withUnsafeBytes { hasher.update(bufferPointer: $0) } }
+    }
+
+    /// HMAC-SHA-256 of what `message` feeds the hasher: a record's message in its pieces, where
+    /// they lie, rather than copied into one.
+    func mac(_ message: (inout SHA256) -> Void) -> [UInt8] {
         var inner = inner
-        message.withUnsafeBytes { inner.update(bufferPointer: $0) }
+        message(&inner)
         var outer = outer
         inner.finalize().withUnsafeBytes { outer.update(bufferPointer: $0) }
         return outer.finalize().withUnsafeBytes { Array($0) }

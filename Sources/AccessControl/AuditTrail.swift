@@ -71,13 +71,24 @@ public final class AuditTrail: Sendable {
     public func append(_ entries: [AuditEntry], key: AuditKey, now: Int64, lastWritten: Head? = nil)
         throws(StoreError) -> Head
     {
+        try append(AuditBatch(entries), key: key, now: now, lastWritten: lastWritten)
+    }
+
+    /// `append` of records already encoded (the audit writer's batches).
+    @discardableResult
+    public func append(_ records: AuditBatch, key: AuditKey, now: Int64, lastWritten: Head? = nil)
+        throws(StoreError) -> Head
+    {
         try database.write { db throws(StoreError) in
-            try Self.append(entries, in: db, key: key, now: now, lastWritten: lastWritten)
+            try Self.append(records, in: db, key: key, now: now, lastWritten: lastWritten)
         }
     }
 
+    /// The label and zero byte that start a record's message.
+    private static let recordLabel = Array(AuditEntry.recordLabel.utf8) + [0]
+
     static func append(
-        _ entries: [AuditEntry], in db: SQLiteDatabase.Transaction, key: AuditKey, now: Int64, lastWritten: Head?
+        _ records: AuditBatch, in db: SQLiteDatabase.Transaction, key: AuditKey, now: Int64, lastWritten: Head?
     ) throws(StoreError) -> Head {
         var notices: [String] = []
         let lastRow = try db.query("SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1").first.map {
@@ -139,21 +150,29 @@ public final class AuditTrail: Sendable {
                 )
             }
         }
-        let all = notices.map { AuditEntry(at: now, kind: "notice", detail: $0) } + entries
+        var all = AuditBatch()
+        for notice in notices { all.append(AuditEntry(at: now, kind: "notice", detail: notice)) }
+        if all.isEmpty { all = records } else { all.append(contentsOf: records) }
         var seq = max(previous.seq, lastRow?.seq ?? previous.seq)
         var chain = previous.mac
         if !all.isEmpty {
             let insert = try db.prepare(
                 "INSERT INTO audit (\(AuditEntry.columns), mac) VALUES (\(Array(repeating: "?", count: 17).joined(separator: ", ")))"
             )
-            var message: [UInt8] = []
-            var columns: [AuditEntry.EncodedColumn] = []
-            columns.reserveCapacity(16)
-            for entry in all {
+            var seqBytes: [UInt8] = []
+            seqBytes.reserveCapacity(9)
+            try all.forEach { (fields) throws(StoreError) in
                 seq += 1
-                entry.encode(seq: seq, label: AuditEntry.recordLabel, previous: chain, into: &message, columns: &columns)
-                chain = key.mac(message)
-                try insert.run(message: message, columns: columns, last: chain)
+                seqBytes.removeAll(keepingCapacity: true)
+                AuditBatch.integer(seq, into: &seqBytes)
+                // The message `AuditEntry.message` makes of the stored row, in its pieces.
+                chain = key.mac { hasher in
+                    Self.recordLabel.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                    chain.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                    seqBytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                    hasher.update(bufferPointer: fields)
+                }
+                try insert.run(seq: seq, fields: fields, mac: chain)
             }
         }
         if all.isEmpty, let head, head.isValid(key), previous == Head(seq: head.seq, mac: head.mac) {

@@ -88,7 +88,7 @@ public enum DatabaseBackup {
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('restored', ?)",
                 [.text("\(time(nil))-\(UInt64.random(in: 0...UInt64.max))")])
             if let record {
-                try AuditTrail.append([record.entry], in: db, key: record.key, now: record.entry.at, lastWritten: nil)
+                try AuditTrail.append(AuditBatch([record.entry]), in: db, key: record.key, now: record.entry.at, lastWritten: nil)
             }
         }
     }

@@ -181,42 +181,43 @@ final class SQLiteDatabase: Sendable {
 
         deinit { sqlite3_finalize(statement) }
 
-        /// Runs the statement once with `columns` of `message` (`AuditEntry.encode`), then
-        /// `last` as a blob, bound to its `?`s, where they lie (SQLITE_STATIC: both outlive the
-        /// step); its rows are not read.
-        func run(message: [UInt8], columns: [AuditEntry.EncodedColumn], last: [UInt8]) throws(StoreError) {
-            defer {
-                sqlite3_reset(statement)
-                sqlite3_clear_bindings(statement)
+        /// Runs this statement (the audit trail's insert) with `seq`, the values of a record's
+        /// bytes (`AuditBatch`) and `mac`, each bound where it lies (`SQLITE_STATIC`: SQLite copies
+        /// nothing, and the bytes outlive the step).
+        func run(seq: Int64, fields: UnsafeRawBufferPointer, mac: [UInt8]) throws(StoreError) {
+            // Every parameter is bound again for each row (or the row is refused): no clearing.
+            defer { sqlite3_reset(statement) }
+            // A pointer for an empty value too: SQLite reads a null pointer as NULL.
+            let empty = UnsafeRawPointer(bitPattern: 1)!
+            var status = sqlite3_bind_int64(statement, 1, seq)
+            var index: Int32 = 2
+            var values = AuditBatch.Fields(fields)
+            while status == SQLITE_OK, let value = values.next() {
+                switch value {
+                case .null: status = sqlite3_bind_null(statement, index)
+                case .integer(let number): status = sqlite3_bind_int64(statement, index, number)
+                case .text(let text):
+                    status = sqlite3_bind_text(
+                        statement, index, (text.baseAddress ?? empty).assumingMemoryBound(to: CChar.self),
+                        Int32(text.count), nil)
+                case .blob(let blob):
+                    status = sqlite3_bind_blob(statement, index, blob.baseAddress ?? empty, Int32(blob.count), nil)
+                }
+                index += 1
             }
-            let status = message.withUnsafeBytes { buffer -> Int32 in
-                // A pointer for an empty value too: SQLite reads a null pointer as NULL.
-                let base = buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!
-                for (offset, column) in columns.enumerated() {
-                    let index = Int32(offset + 1)
-                    let bound: Int32
-                    switch column.kind {
-                    case .null: bound = sqlite3_bind_null(statement, index)
-                    case .integer: bound = sqlite3_bind_int64(statement, index, column.integer)
-                    case .text:
-                        bound = sqlite3_bind_text(
-                            statement, index, (base + column.offset).assumingMemoryBound(to: CChar.self),
-                            Int32(column.count), nil)
-                    case .blob: bound = sqlite3_bind_blob(statement, index, base + column.offset, Int32(column.count), nil)
-                    }
-                    guard bound == SQLITE_OK else { return bound }
+            if status == SQLITE_OK, values.offset != fields.count || index != sqlite3_bind_parameter_count(statement) {
+                throw StoreError("an audit record's bytes do not hold the values of \(sql)")
+            }
+            if status == SQLITE_OK {
+                status = mac.withUnsafeBytes { blob in
+                    sqlite3_bind_blob(statement, index, blob.baseAddress ?? empty, Int32(blob.count), nil)
                 }
-                let bound = last.withUnsafeBytes { blob in
-                    sqlite3_bind_blob(
-                        statement, Int32(columns.count + 1), blob.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!,
-                        Int32(blob.count), nil)
-                }
-                guard bound == SQLITE_OK else { return bound }
-                var status: Int32
+            }
+            if status == SQLITE_OK {
                 repeat { status = sqlite3_step(statement) } while status == SQLITE_ROW
-                return status
+                if status == SQLITE_DONE { return }
             }
-            guard status == SQLITE_DONE else { throw SQLiteDatabase.error(handle, "cannot run \(sql)") }
+            throw SQLiteDatabase.error(handle, "cannot run \(sql)")
         }
     }
 

@@ -26,9 +26,6 @@ struct AuditRecord {
     var bytesOut = 0
     /// How long the request took to answer.
     var elapsedNanoseconds: Int64 = 0
-    /// When the answer was ready, on the monotonic clock: the audit writer turns it into a time
-    /// of day once per batch, so the request pays for no second clock read.
-    var finished = MonotonicInstant(nanoseconds: 0)
     /// What a change changed, for the audit trail (`token create ops scopes=exec`).
     var detail: String?
     /// The body's SHA-256, once `finish` computed it: not while the line is written, which may
@@ -39,11 +36,10 @@ struct AuditRecord {
         self.head = head
     }
 
-    mutating func finish(response: Response, at now: MonotonicInstant, nanoseconds: Int64) {
+    mutating func finish(response: Response, nanoseconds: Int64) {
         status = response.status
         bytesOut = response.body.count
         elapsedNanoseconds = nanoseconds
-        finished = now
         if let body {
             bytesIn = body.count
             bodyDigest = Self.digest(body)

@@ -9,9 +9,10 @@ import SystemSupport
 /// Keeps every request's audit record in the database as well as in the log (SPEC M7), without
 /// a database write on the request path.
 ///
-/// A request hands its finished `AuditRecord` to `enqueue`: a lock and an append to an array,
-/// nothing else (the record already holds the body's digest; its time of day, its kind and the
-/// chain's HMAC are made here later). A thread of its own (`run`) takes a batch `interval` after
+/// A request hands its finished `AuditRecord` to `enqueue`, which writes the record's fields as
+/// bytes into the batch waiting here (`AuditBatch`), under a lock: the writer neither makes a
+/// value of a field nor frees anything the request allocated (both were most of its time,
+/// bench/NOTES.md). The chain's HMAC is made here later. A thread of its own (`run`) takes a batch `interval` after
 /// its first record, or as soon as `batchSize` records wait, and appends it to the `AuditTrail`
 /// in one transaction, one prepared insert, one commit and sync for the batch; it sleeps while
 /// nothing comes. The log line is
@@ -38,7 +39,9 @@ public final class AuditWriter: @unchecked Sendable {
     let capacity: Int
 
     private let lock = ConditionLock()
-    private var pending: [AuditRecord] = []
+    private var pending = AuditBatch()
+    /// The batch the writer works on, kept from batch to batch so that neither allocates.
+    private var spare = AuditBatch()
     private var dropped = 0
 
     private let writing = ConditionLock()
@@ -75,6 +78,7 @@ public final class AuditWriter: @unchecked Sendable {
         self.batchSize = batchSize
         self.capacity = capacity
         pending.reserveCapacity(batchSize)
+        spare.reserveCapacity(batchSize)
         let head = try trail.append([], key: key, now: Self.now())
         lastWritten = head
         count = try trail.count()
@@ -87,9 +91,19 @@ public final class AuditWriter: @unchecked Sendable {
 
     /// Takes a request's record (on the request path: keep this cheap).
     func enqueue(_ record: AuditRecord) {
+        let head = record.head
+        let at = Self.now()
         lock.lock()
         if pending.count < capacity {
-            pending.append(record)
+            func append(_ digest: UnsafeRawBufferPointer?) {
+                pending.append(
+                    at: at, kind: record.kind, requestID: head.requestID, client: head.clientAddress,
+                    token: record.tokenName, scope: record.scope, method: head.method, path: head.path,
+                    status: Int64(record.status), error: record.errorKind, bytesIn: Int64(record.bytesIn),
+                    bytesOut: Int64(record.bytesOut), durationMicros: record.elapsedNanoseconds / 1000,
+                    bodySHA256: digest, detail: record.detail)
+            }
+            if let digest = record.digest { digest.withUnsafeBytes { append($0) } } else { append(nil) }
             // The first record of a batch wakes the idle writer, which then gives the batch
             // `interval` to fill; a full batch wakes it at once. Once per batch, not per request.
             if pending.count == 1 || pending.count == batchSize { lock.signal() }
@@ -123,46 +137,43 @@ public final class AuditWriter: @unchecked Sendable {
         writing.lock()
         defer { writing.unlock() }
         lock.lock()
-        var batch = pending
-        pending.removeAll(keepingCapacity: true)
+        swap(&pending, &spare)
         let lost = dropped
         dropped = 0
         lock.unlock()
-        guard !batch.isEmpty || lost > 0 || retention != nil else { return }
+        defer { spare.removeAll() }
+        guard !spare.isEmpty || lost > 0 || retention != nil else { return }
 
-        var entries: [AuditEntry] = []
-        entries.reserveCapacity(batch.count + 1)
-        // One reading of both clocks for the batch: a record's time of day is its monotonic
-        // instant moved by the difference.
-        let offset = Self.nowNanoseconds() - Int64(MonotonicInstant.now().nanoseconds)
-        for record in batch { entries.append(Self.entry(record, offset: offset)) }
         if lost > 0 {
-            entries.append(
+            spare.append(
                 AuditEntry(
                     at: Self.now(), kind: "gap",
                     detail:
                         "\(lost) records were not stored: the database did not take them in time (they are in the log)")
             )
         }
-        if !entries.isEmpty {
+        if !spare.isEmpty {
             do {
-                lastWritten = try trail.append(entries, key: key, now: Self.now(), lastWritten: lastWritten)
-                count += entries.count
+                lastWritten = try trail.append(spare, key: key, now: Self.now(), lastWritten: lastWritten)
+                count += spare.count
                 if failing {
                     failing = false
-                    logger.notice("audit records are stored again", metadata: ["records": "\(entries.count)"])
+                    logger.notice("audit records are stored again", metadata: ["records": "\(spare.count)"])
                 }
             } catch {
                 if !failing {
                     failing = true
                     logger.error("audit records not stored yet; trying again", metadata: ["error": "\(error)"])
                 }
-                // Back to the front of the queue, in order, as far as the capacity allows.
+                // Back to the front of the queue, in order, as far as the capacity allows (the
+                // gap record, if any, is one of them: it is made again if it is dropped).
                 lock.lock()
-                batch += pending
+                var batch = spare
+                if lost > 0 { batch = batch.prefix(batch.count - 1) }
+                batch.append(contentsOf: pending)
                 let kept = min(batch.count, capacity)
                 dropped += lost + batch.count - kept
-                pending = Array(batch.prefix(kept))
+                pending = batch.prefix(kept)
                 lock.unlock()
                 return
             }
@@ -191,19 +202,6 @@ public final class AuditWriter: @unchecked Sendable {
                 logger.error("audit records not pruned", metadata: ["error": "\(error)"])
             }
         }
-    }
-
-    /// What the trail stores of a request's record.
-    static func entry(_ record: AuditRecord, offset: Int64) -> AuditEntry {
-        let head = record.head
-        return AuditEntry(
-            at: (Int64(record.finished.nanoseconds) + offset) / 1_000_000, kind: record.kind,
-            requestID: head.requestID, client: head.clientAddress, token: record.tokenName, scope: record.scope,
-            method: head.method, path: head.path, status: Int64(record.status), error: record.errorKind,
-            bytesIn: Int64(record.bytesIn), bytesOut: Int64(record.bytesOut),
-            durationMicros: record.elapsedNanoseconds / 1000,
-            bodySHA256: record.digest.map { $0.withUnsafeBytes { Array($0) } },
-            detail: record.detail)
     }
 
     /// Milliseconds since 1970, UTC.

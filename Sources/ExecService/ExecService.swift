@@ -140,7 +140,7 @@ public final class ExecService: Sendable {
         var response = answer
         response.fixedLines = HeaderPolicy.securityLines
         let now = MonotonicInstant.now()
-        audit.finish(response: response, at: now, nanoseconds: now.nanoseconds(since: start))
+        audit.finish(response: response, nanoseconds: now.nanoseconds(since: start))
         audit.log(to: logger, through: auditLines)
         auditWriter?.enqueue(audit)
         countRequest(label: label, status: response.status)

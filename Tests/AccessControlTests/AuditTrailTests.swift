@@ -42,29 +42,42 @@ struct AuditTrailTests {
         return result.problems
     }
 
-    @Test("a record's message as the writer encodes it is the message its stored values make, and binds the same values")
-    func encodedMessage() {
+    @Test("a record's bytes as a request writes them are the stored values, and the message the verifier makes of them")
+    func encodedMessage() throws {
         let full = AuditEntry(
             at: 1_800_000_000_123, kind: "exec", requestID: "5f0c", client: "10.0.0.1", token: "ops", scope: "exec",
             method: "POST", path: "/api/v1/exec/interactive.lua", status: 200, error: "runtime", bytesIn: 10,
             bytesOut: 1, durationMicros: 42, bodySHA256: [UInt8](repeating: 7, count: 32), detail: "é\u{0}x")
         let bare = AuditEntry(at: -1, kind: "")
-        for entry in [full, bare] {
-            var bytes: [UInt8] = []
-            var columns: [AuditEntry.EncodedColumn] = []
-            let previous = [UInt8](repeating: 9, count: 32)
-            entry.encode(seq: 77, label: AuditEntry.recordLabel, previous: previous, into: &bytes, columns: &columns)
-            #expect(bytes == AuditEntry.message(label: AuditEntry.recordLabel, previous: previous, entry.values(seq: 77)))
-            // Each column, read back from where it lies, is the value the table stores.
-            let read: [SQLiteValue] = columns.map { column in
-                switch column.kind {
-                case .null: .null
-                case .integer: .integer(column.integer)
-                case .text: .text(String(decoding: bytes[column.offset..<(column.offset + column.count)], as: UTF8.self))
-                case .blob: .blob(Array(bytes[column.offset..<(column.offset + column.count)]))
+        let previous = [UInt8](repeating: 9, count: 32)
+        try AuditBatch([full, bare, full]).forEach { (fields) throws(StoreError) in
+            // Each value, read back from where it lies, is the one the table stores.
+            var reader = AuditBatch.Fields(fields)
+            var read: [SQLiteValue] = [.integer(77)]
+            while let field = reader.next() {
+                switch field {
+                case .null: read.append(.null)
+                case .integer(let number): read.append(.integer(number))
+                case .text(let text): read.append(.text(String(decoding: text, as: UTF8.self)))
+                case .blob(let blob): read.append(.blob(Array(blob)))
                 }
             }
+            #expect(reader.offset == fields.count)
+            let entry = read[2] == .text("") ? bare : full
             #expect(read == entry.values(seq: 77))
+            // The writer's message (the label, the previous MAC, seq, these bytes) is the
+            // verifier's.
+            var message = Array(AuditEntry.recordLabel.utf8) + [0] + previous
+            AuditBatch.integer(77, into: &message)
+            message += fields
+            #expect(message == AuditEntry.message(label: AuditEntry.recordLabel, previous: previous, entry.values(seq: 77)))
+        }
+        // Cut short or mistyped, a record's bytes are no values.
+        for broken: [UInt8] in [[1, 0, 0, 0, 9, 65], [2, 1, 2], [4]] {
+            broken.withUnsafeBytes { bytes in
+                var cut = AuditBatch.Fields(bytes)
+                #expect(cut.next() == nil)
+            }
         }
     }
 

@@ -299,7 +299,7 @@ struct ExecServiceTests {
                 requestID: "abc"))
         record.tokenName = "t"
         record.body = Array("return 1".utf8)
-        record.finish(response: Response(status: 200, body: [0x31]), at: MonotonicInstant.now(), nanoseconds: 2_500_000)
+        record.finish(response: Response(status: 200, body: [0x31]), nanoseconds: 2_500_000)
         #expect(
             record.line
                 == #"request id=abc client=10.0.0.1 token=t scope=- endpoint="POST /a b\"\x0a=" status=200 error=- in=8 out=1 ms=2.500 body_sha256=486d9affb60d"#)
@@ -312,7 +312,7 @@ struct ExecServiceTests {
                 requestID: "0123456789abcdef"))
         plain.scope = "exec"
         plain.errorKind = "runtime"
-        plain.finish(response: Response(status: 500, body: []), at: MonotonicInstant.now(), nanoseconds: 12_000_000)
+        plain.finish(response: Response(status: 500, body: []), nanoseconds: 12_000_000)
         let expected = #"request id=0123456789abcdef client=10.0.0.1 token=- scope=exec endpoint="POST /api/v1/exec/interactive.lua" status=500 error=runtime in=0 out=0 ms=12.000 body_sha256=-"#
         #expect(plain.line == expected)
         // The line handed over as bytes is the same line.

@@ -1,0 +1,100 @@
+import AccessControl
+import Foundation
+import HTTPCore
+import Logging
+import Testing
+
+@testable import ExecService
+
+@Suite("Audit writer")
+struct AuditWriterTests {
+    /// A fresh database and a writer on it; `capacity` records may wait.
+    func writer(capacity: Int) throws -> (AuditWriter, AuditTrail, String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("auditwriter-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/luaexec.db"
+        let trail = AuditTrail(sharing: try LuaexecDatabase(path: path))
+        let writer = try AuditWriter(
+            trail: trail, key: AuditKey(bytes: Array("writer test key".utf8)), logger: Logger(label: "test"),
+            capacity: capacity)
+        return (writer, trail, path)
+    }
+
+    func record(_ number: Int, token: String? = "ops") -> AuditRecord {
+        var record = AuditRecord(
+            head: RequestHead(
+                method: "POST", path: "/api/v1/exec/interactive.lua", query: "", clientAddress: "10.0.0.\(number)",
+                requestID: "r\(number)"))
+        record.tokenName = token
+        record.kind = "exec"
+        record.scope = "exec"
+        record.body = Array("return \(number)".utf8)
+        record.finish(response: Response(status: 200, body: [0x31]), nanoseconds: Int64(number) * 1000)
+        return record
+    }
+
+    /// Runs SQL on the database through another connection (the `sqlite3` command), as another
+    /// process would.
+    func sqlite(_ path: String, _ sql: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        process.arguments = [path, sql]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test("each request's record is stored with its fields, in order, and the trail verifies")
+    func stored() throws {
+        let (writer, trail, _) = try writer(capacity: 100)
+        let before = try trail.count()
+        for number in 1...3 { writer.enqueue(record(number, token: number == 2 ? nil : "ops")) }
+        writer.flush()
+        var filter = AuditTrail.Filter()
+        filter.kind = "exec"
+        let stored = try trail.records(filter).entries.reversed().map { $0 }
+        #expect(try trail.count() == before + 3)
+        #expect(stored.map(\.requestID) == ["r1", "r2", "r3"])
+        #expect(stored.map(\.client) == ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+        #expect(stored.map(\.token) == ["ops", nil, "ops"])
+        #expect(stored.map(\.durationMicros) == [1, 2, 3])
+        #expect(stored.map(\.bytesIn) == [8, 8, 8])
+        #expect(stored.map(\.method) == ["POST", "POST", "POST"])
+        #expect(stored[0].path == "/api/v1/exec/interactive.lua")
+        #expect(stored[0].status == 200 && stored[0].error == nil && stored[0].bytesOut == 1)
+        // `printf "return 1" | sha256sum`
+        #expect(stored[0].bodySHA256.map { $0.map { String(format: "%02x", $0) }.joined() } == "486d9affb60dbb0063b03d8e23a6ccf6364ce203dc3a9f56f20e750eb41ecade")
+        let verified = try trail.verify(key: writer.key)
+        #expect(verified.outcome == .intact)
+        #expect(verified.problems.isEmpty)
+    }
+
+    @Test("records the database refuses wait and are stored in order once it takes them; past the capacity a gap record counts those lost")
+    func refusedThenGap() throws {
+        let (writer, trail, path) = try writer(capacity: 3)
+        try sqlite(
+            path,
+            """
+            CREATE TABLE refuse (x); INSERT INTO refuse VALUES (1);
+            CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN EXISTS (SELECT 1 FROM refuse)
+            BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;
+            """)
+        let before = try trail.count()
+        for number in 1...2 { writer.enqueue(record(number)) }
+        writer.flush()
+        // Refused: nothing stored, both wait; two more come, one of them beyond the capacity.
+        #expect(try trail.count() == before)
+        for number in 3...4 { writer.enqueue(record(number)) }
+        writer.flush()
+        #expect(try trail.count() == before)
+        try sqlite(path, "DELETE FROM refuse")
+        writer.flush()
+        let stored = try trail.records(AuditTrail.Filter()).entries.reversed().suffix(4).map { $0 }
+        #expect(stored.map(\.requestID) == ["r1", "r2", "r3", nil])
+        #expect(stored.last?.kind == "gap")
+        #expect(
+            stored.last?.detail
+                == "1 records were not stored: the database did not take them in time (they are in the log)")
+        #expect(try trail.verify(key: writer.key).outcome == .intact)
+    }
+}
