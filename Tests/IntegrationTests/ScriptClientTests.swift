@@ -450,4 +450,72 @@ struct ScriptClientTests {
         #expect(try call(Self.a, "fan") == "404 no such endpoint: /api/v1/exec/fan\n")
         _ = try Self.a.eval("FAN_BROKEN = nil")
     }
+
+    // MARK: The README's example
+
+    /// The README's "Scripts as configuration" example, as the README shows it.
+    static let doorbell = #"""
+        -- Rings the door's bell: GET /api/v1/exec/doorbell
+        http.listen("doorbell", function()
+          system.toast("ding dong")
+          return "ding dong\n"
+        end)
+        print("doorbell ready")
+
+        """#
+    static let brokenDoorbell = #"""
+        -- Rings the door's bell, but not at night
+        http.listen("doorbell", function()
+          if os.date("*t").hour < 22
+            system.toast("ding dong")
+          end
+          return "ding dong\n"
+        end)
+
+        """#
+
+    @Test("the README's example: push, curl, a restart, still answering; a broken version refused, the old one serving")
+    func readmeExample() throws {
+        let readme = try String(contentsOfFile: Stack.repository + "/README.md", encoding: .utf8)
+        #expect(readme.contains("$ cat doorbell.lua\n" + Self.doorbell + "$ luaexec script push doorbell.lua\n"))
+        #expect(readme.contains(Self.brokenDoorbell))
+
+        let stack = try Stack(tcp: true, launch: .supervisedSocketActivation)
+        let user = try User()
+        try user.login("dev", stack: stack)
+        let path = try file(user, "doorbell.lua", Self.doorbell)
+        let pushed = try user.luaexec(["script", "push", path])
+        #expect(pushed.status == 0, "\(pushed.stderr)")
+        #expect(
+            pushed.stdout == """
+                doorbell.lua: version 1 installed (new script, sha256 \(try sha256(Self.doorbell)))
+                doorbell ready
+                registered: endpoint doorbell
+
+                """)
+        #expect(readme.contains("$ luaexec script push doorbell.lua\n" + pushed.stdout))
+        #expect(try call(stack, "doorbell") == "200 ding dong\n")
+
+        // luaexecd killed and started again by its supervisor: the stored script runs at start.
+        let first = try Stack.waitForPIDFile(stack.supervisedPIDFile)
+        kill(first, SIGKILL)
+        try Stack.waitUntil(timeout: .seconds(20), "a new luaexecd") {
+            (try? Stack.waitForPIDFile(stack.supervisedPIDFile)) != first && (try? stack.eval("return 'up'").text) == "up"
+        }
+        #expect(try call(stack, "doorbell") == "200 ding dong\n")
+
+        _ = try file(user, "doorbell.lua", Self.brokenDoorbell)
+        let refused = try user.luaexec(["script", "push", path])
+        #expect(refused.status == 1)
+        #expect(refused.stdout == "")
+        #expect(
+            refused.stderr == """
+                luaexec: dev: doorbell.lua not installed: syntax error; version 1 stays current
+                scripts/doorbell.lua:4: 'then' expected near 'system'
+
+                """)
+        #expect(readme.contains(refused.stderr))
+        #expect(try call(stack, "doorbell") == "200 ding dong\n")
+        #expect(try kept(stack, "doorbell.lua") == [1])
+    }
 }
