@@ -24,7 +24,9 @@ struct ScriptCommand: ParsableCommand {
             script, as diff(1); 2 a usage or connection error, or a refusal (an unknown remote \
             or script, a token without the admin scope, a changed key).
             """,
-        subcommands: [Push.self, List.self, Show.self, Diff.self, Rollback.self, Enable.self, Disable.self, Remove.self])
+        subcommands: [
+            Push.self, List.self, Show.self, Diff.self, Rollback.self, Enable.self, Disable.self, Remove.self,
+        ])
 
     // MARK: Subcommands
 
@@ -110,7 +112,9 @@ struct ScriptCommand: ParsableCommand {
                 var lastRun = "-"
                 if let run = script.lastRun {
                     if let error = run.error {
-                        lastRun = "\(error.kind) error: " + (error.message.split(separator: "\n").first.map(String.init) ?? "")
+                        lastRun =
+                            "\(error.kind) error: "
+                            + (error.message.split(separator: "\n").first.map(String.init) ?? "")
                     } else {
                         lastRun = "ok, \(run.elapsedMilliseconds) ms"
                     }
@@ -178,7 +182,8 @@ struct ScriptCommand: ParsableCommand {
                 let label = file == "-" ? "(standard input)" : file
                 try runOnRemotes(targets) { remote in
                     scriptRun(on: remote) { run throws(ClientError) in
-                        let old: [UInt8], oldLabel: String
+                        let old: [UInt8]
+                        let oldLabel: String
                         switch try remote.script(name) {
                         case .success(let current):
                             old = current.source
@@ -229,7 +234,10 @@ struct ScriptCommand: ParsableCommand {
                         "\(name): rolled back to version \(script.version) (sha256 \(script.shortSHA256))",
                         "version \(script.version)"
                     )
-                    : ("\(name): unchanged, version \(script.version) is current", "unchanged (version \(script.version))")
+                    : (
+                        "\(name): unchanged, version \(script.version) is current",
+                        "unchanged (version \(script.version))"
+                    )
             }
         }
     }
@@ -314,7 +322,8 @@ private func readScript(_ file: String, name: String?) throws -> ([UInt8], Strin
         guard let name else { throw ClientFailure("a script from standard input needs --name") }
         return (readAll(fd: 0), try checked(name))
     }
-    let scriptName = try name.map { try checked($0) }
+    let scriptName =
+        try name.map { try checked($0) }
         ?? checked(String(file.split(separator: "/").last ?? Substring(file)), hint: "; give one with --name")
     guard let bytes = readFile(file) else { throw ClientFailure("cannot read \(file): \(systemErrorText())") }
     return (bytes, scriptName)

@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// A stored script's record as the admin API answers it (docs/scripts.md, "The records").
@@ -141,11 +141,13 @@ extension Remote {
 
     /// `PUT` the source as `name`'s next version.
     public func pushScript(_ source: [UInt8], name: String) throws(ClientError) -> ScriptAnswer {
-        Self.scriptAnswer(try client.send("PUT", Self.scriptPath(name), headers: ["Accept: application/json"], body: source))
+        Self.scriptAnswer(
+            try client.send("PUT", Self.scriptPath(name), headers: ["Accept: application/json"], body: source))
     }
 
     /// `POST .../rollback[?version=N]`, `.../enable` or `.../disable`.
-    public func changeScript(_ name: String, _ action: String, version: Int? = nil) throws(ClientError) -> ScriptAnswer {
+    public func changeScript(_ name: String, _ action: String, version: Int? = nil) throws(ClientError) -> ScriptAnswer
+    {
         let path = Self.scriptPath(name, "/" + action + (version.map { "?version=\($0)" } ?? ""))
         return Self.scriptAnswer(try client.send("POST", path, headers: ["Accept: application/json"]))
     }
@@ -165,14 +167,17 @@ extension Remote {
     }
 
     /// A script's source, byte for byte as stored: the current version or kept version `version`.
-    public func scriptSource(_ name: String, version: Int? = nil) throws(ClientError) -> Result<[UInt8], ScriptRefusal> {
+    public func scriptSource(_ name: String, version: Int? = nil) throws(ClientError) -> Result<[UInt8], ScriptRefusal>
+    {
         let answer = try client.send("GET", Self.scriptPath(name, version.map { "?version=\($0)" } ?? ""))
         guard answer.status == 200 else { return .failure(Self.scriptRefusal(answer)) }
         return .success(answer.body)
     }
 
     /// The current version's record and source.
-    public func script(_ name: String) throws(ClientError) -> Result<(record: ScriptRecord, source: [UInt8]), ScriptRefusal> {
+    public func script(_ name: String) throws(ClientError) -> Result<
+        (record: ScriptRecord, source: [UInt8]), ScriptRefusal
+    > {
         let answer = try client.send("GET", Self.scriptPath(name), headers: ["Accept: application/json"])
         guard answer.status == 200, let json = JSONValue.parse(answer.body), let record = ScriptRecord(json) else {
             return .failure(Self.scriptRefusal(answer))

@@ -15,7 +15,8 @@ public enum UnifiedDiff {
     /// The diff from `old` to `new` with `---`/`+++` labels, or nil when they are the same bytes.
     public static func render(old: [UInt8], new: [UInt8], oldLabel: String, newLabel: String) -> [UInt8]? {
         guard old != new else { return nil }
-        let a = lines(old), b = lines(new)
+        let a = lines(old)
+        let b = lines(new)
         let operations = self.operations(a, b)
         var out = Array("--- \(oldLabel)\n+++ \(newLabel)\n".utf8)
         for hunk in hunks(operations) {
@@ -76,9 +77,11 @@ public enum UnifiedDiff {
         while head < a.count, head < b.count, a[head] == b[head] { head += 1 }
         var tail = 0
         while tail < a.count - head, tail < b.count - head, a[a.count - 1 - tail] == b[b.count - 1 - tail] { tail += 1 }
-        let middleA = Array(a[head..<(a.count - tail)]), middleB = Array(b[head..<(b.count - tail)])
+        let middleA = Array(a[head..<(a.count - tail)])
+        let middleB = Array(b[head..<(b.count - tail)])
         let pairs = (matches(middleA, middleB) ?? []).map { ($0.0 + head, $0.1 + head) }
-        let matched = (0..<head).map { ($0, $0) } + pairs + (0..<tail).map { (a.count - tail + $0, b.count - tail + $0) }
+        let matched =
+            (0..<head).map { ($0, $0) } + pairs + (0..<tail).map { (a.count - tail + $0, b.count - tail + $0) }
 
         var operations: [Operation] = []
         var (i, j) = (0, 0)
@@ -111,7 +114,8 @@ public enum UnifiedDiff {
             trace.append(Array(v[(offset - d - 1)...(offset + d + 1)]))
             for k in stride(from: -d, through: d, by: 2) {
                 var x =
-                    k == -d || (k != d && v[offset + k - 1] < v[offset + k + 1]) ? v[offset + k + 1] : v[offset + k - 1] + 1
+                    k == -d || (k != d && v[offset + k - 1] < v[offset + k + 1])
+                    ? v[offset + k + 1] : v[offset + k - 1] + 1
                 var y = x - k
                 while x < n, y < m, a[x] == b[y] { (x, y) = (x + 1, y + 1) }
                 v[offset + k] = x

@@ -200,7 +200,8 @@ struct ScriptClientTests {
         let path = try file(user, "horn.lua", "http.listen('horn', function() return 'horn v1' end)\n")
         #expect(try user.luaexec(["script", "push", path, "-r", "a", "-r", "b"]).status == 0)
 
-        try "http.listen('horn', function() return 'horn v2' end)\nhttp.listen('horn2', function() return 'x' end)\nprint('half way')\nerror('not today')\n"
+        try
+            "http.listen('horn', function() return 'horn v2' end)\nhttp.listen('horn2', function() return 'x' end)\nprint('half way')\nerror('not today')\n"
             .write(toFile: path, atomically: true, encoding: .utf8)
         let failed = try user.luaexec(["script", "push", path, "-r", "b"])
         #expect(failed.status == 1)
@@ -239,7 +240,8 @@ struct ScriptClientTests {
         #expect(unknown.status == 2)
         #expect(unknown.stderr == "luaexec: no remote named 'nope' (known: a, b)\n")
 
-        try user.storeRemote("wrong", url: "https://127.0.0.1:\(Self.a.httpsPort!)", token: "lxk_" + String(repeating: "A", count: 36))
+        try user.storeRemote(
+            "wrong", url: "https://127.0.0.1:\(Self.a.httpsPort!)", token: "lxk_" + String(repeating: "A", count: 36))
         let wrong = try user.luaexec(["script", "push", path, "-r", "wrong"])
         #expect(wrong.status == 2)
         #expect(wrong.stderr == "luaexec: wrong: HTTP 401: the token is unknown, revoked or expired\n")
@@ -259,7 +261,8 @@ struct ScriptClientTests {
 
         // The store's own rule, checked before any request: nginx would decode %2F and resolve
         // `..`, so `rm ../tokens/ops` would reach another URL.
-        let rule = "use 1 to 128 bytes of letters, digits, '.', '_' and '-', ending in '.lua', not starting with '.' or holding '..'"
+        let rule =
+            "use 1 to 128 bytes of letters, digits, '.', '_' and '-', ending in '.lua', not starting with '.' or holding '..'"
         for name in ["../tokens/ops", "bell", "a/b.lua"] {
             for arguments in [["push", path, "--name", name], ["rm", name], ["show", name]] {
                 let bad = try user.luaexec(["script"] + arguments + ["-r", "b"])
@@ -280,7 +283,9 @@ struct ScriptClientTests {
 
     // MARK: Reading: list, show, diff
 
-    @Test("show prints the stored bytes exactly; list shows each script's state; diff is 0 when same, 1 with a unified diff")
+    @Test(
+        "show prints the stored bytes exactly; list shows each script's state; diff is 0 when same, 1 with a unified diff"
+    )
     func listShowDiff() throws {
         let user = try User()
         // A stack of its own, so that the listing holds only what this test made.
@@ -297,7 +302,8 @@ struct ScriptClientTests {
         #expect(shown.status == 0, "\(shown.stderr)")
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: out))) == bytes)
 
-        let lines = "local a = 1\nlocal b = 2\nlocal c = 3\nlocal d = 4\nlocal e = 5\nlocal f = 6\nlocal g = 7\nlocal h = 8\nlocal i = 9\n"
+        let lines =
+            "local a = 1\nlocal b = 2\nlocal c = 3\nlocal d = 4\nlocal e = 5\nlocal f = 6\nlocal g = 7\nlocal h = 8\nlocal i = 9\n"
         let list = try file(user, "list.lua", lines + "http.listen('listed', function() return 'l' end)\n")
         #expect(try user.luaexec(["script", "push", list]).status == 0)
         let broken = try file(user, "broken.lua", "if BROKEN then error('down') end\n")
@@ -310,8 +316,15 @@ struct ScriptClientTests {
         try #require(rows.count == 4, "\(listed.stdout)")
         #expect(rows[0].hasPrefix("NAME        ENABLED  VERSION  SHA256        INSTALLED"), "\(rows[0])")
         let when = #"admin \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"#
-        #expect(rows[1].range(of: #"^broken\.lua  no       1        [0-9a-f]{12}  "# + when + #"  -$"#, options: .regularExpression) != nil, "\(rows[1])")
-        #expect(rows[2].range(of: #"^list\.lua    yes      1        "# + (try sha256(lines + "http.listen('listed', function() return 'l' end)\n")) + "  " + when + #"  ok, [0-9.]+ ms$"#, options: .regularExpression) != nil, "\(rows[2])")
+        #expect(
+            rows[1].range(
+                of: #"^broken\.lua  no       1        [0-9a-f]{12}  "# + when + #"  -$"#, options: .regularExpression)
+                != nil, "\(rows[1])")
+        #expect(
+            rows[2].range(
+                of: #"^list\.lua    yes      1        "#
+                    + (try sha256(lines + "http.listen('listed', function() return 'l' end)\n")) + "  " + when
+                    + #"  ok, [0-9.]+ ms$"#, options: .regularExpression) != nil, "\(rows[2])")
         #expect(rows[3].hasPrefix("raw.lua     yes      1        "), "\(rows[3])")
         let json = try user.luaexec(["script", "list", "--json"])
         #expect(json.stdout.hasPrefix(#"{"scripts":[{"name":"broken.lua","#))
@@ -321,7 +334,9 @@ struct ScriptClientTests {
         #expect(same.status == 0, "\(same.stderr)")
         #expect(same.stdout == "")
         // Two changes far apart (two hunks) and a missing last newline, as diff -u writes them.
-        let edited = lines.replacingOccurrences(of: "local b = 2", with: "local b = 20") + "http.listen('listed', function() return 'L' end)"
+        let edited =
+            lines.replacingOccurrences(of: "local b = 2", with: "local b = 20")
+            + "http.listen('listed', function() return 'L' end)"
         try edited.write(toFile: list, atomically: true, encoding: .utf8)
         let differs = try user.luaexec(["script", "diff", list])
         #expect(differs.status == 1)
@@ -347,8 +362,10 @@ struct ScriptClientTests {
                 """)
         // The same hunks as GNU diff finds.
         let stored = user.home + "/stored.lua"
-        try (lines + "http.listen('listed', function() return 'l' end)\n").write(toFile: stored, atomically: true, encoding: .utf8)
-        let reference = try Stack.run("/usr/bin/diff", ["-u", "--label", "list.lua on solo (version 1)", "--label", list, stored, list])
+        try (lines + "http.listen('listed', function() return 'l' end)\n").write(
+            toFile: stored, atomically: true, encoding: .utf8)
+        let reference = try Stack.run(
+            "/usr/bin/diff", ["-u", "--label", "list.lua on solo (version 1)", "--label", list, stored, list])
         #expect(reference.stdout == differs.stdout)
 
         // A script the box does not have: every line is added.
@@ -368,7 +385,8 @@ struct ScriptClientTests {
         let user = try user()
         let path = try file(user, "lamp.lua", "http.listen('lamp', function() return 'lamp v1' end)\n")
         #expect(try user.luaexec(["script", "push", path, "--all"]).status == 0)
-        try "http.listen('lamp', function() return 'lamp v2' end)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "http.listen('lamp', function() return 'lamp v2' end)\n".write(
+            toFile: path, atomically: true, encoding: .utf8)
         #expect(try user.luaexec(["script", "push", path, "--all"]).status == 0)
         for stack in [Self.a, Self.b] { #expect(try call(stack, "lamp") == "200 lamp v2") }
 
@@ -384,7 +402,8 @@ struct ScriptClientTests {
         #expect(oldest.status == 2)
         #expect(
             oldest.stderr
-                == "luaexec: a: HTTP 409: lamp.lua is at version 1, the oldest version kept: there is nothing to roll back to\n")
+                == "luaexec: a: HTTP 409: lamp.lua is at version 1, the oldest version kept: there is nothing to roll back to\n"
+        )
         let forward = try user.luaexec(["script", "rollback", "lamp.lua", "--to", "2", "-r", "a"])
         #expect(forward.status == 0, "\(forward.stderr)")
         #expect(forward.stdout.hasPrefix("lamp.lua: rolled back to version 2 "))
@@ -436,7 +455,9 @@ struct ScriptClientTests {
     @Test("enable runs the version: a run that fails is exit 1 and the script stays disabled")
     func enableFails() throws {
         let user = try user()
-        let path = try file(user, "fan.lua", "if FAN_BROKEN then error('fan jammed') end\nhttp.listen('fan', function() return 'fan' end)\n")
+        let path = try file(
+            user, "fan.lua",
+            "if FAN_BROKEN then error('fan jammed') end\nhttp.listen('fan', function() return 'fan' end)\n")
         #expect(try user.luaexec(["script", "push", path, "-r", "a"]).status == 0)
         #expect(try user.luaexec(["script", "disable", "fan.lua", "-r", "a"]).status == 0)
         _ = try Self.a.eval("FAN_BROKEN = true")
@@ -500,7 +521,8 @@ struct ScriptClientTests {
         let first = try Stack.waitForPIDFile(stack.supervisedPIDFile)
         kill(first, SIGKILL)
         try Stack.waitUntil(timeout: .seconds(20), "a new luaexecd") {
-            (try? Stack.waitForPIDFile(stack.supervisedPIDFile)) != first && (try? stack.eval("return 'up'").text) == "up"
+            (try? Stack.waitForPIDFile(stack.supervisedPIDFile)) != first
+                && (try? stack.eval("return 'up'").text) == "up"
         }
         #expect(try call(stack, "doorbell") == "200 ding dong\n")
 

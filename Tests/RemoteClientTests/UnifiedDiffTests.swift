@@ -19,8 +19,16 @@ struct UnifiedDiffTests {
             (ten, ten + "last\n"),
             (ten, ten.replacingOccurrences(of: "line 5\n", with: "")),
             // Changes 6 lines apart share a hunk; 7 apart make two.
-            (ten, ten.replacingOccurrences(of: "line 1\n", with: "one\n").replacingOccurrences(of: "line 8\n", with: "eight\n")),
-            (ten, ten.replacingOccurrences(of: "line 1\n", with: "one\n").replacingOccurrences(of: "line 9\n", with: "nine\n")),
+            (
+                ten,
+                ten.replacingOccurrences(of: "line 1\n", with: "one\n").replacingOccurrences(
+                    of: "line 8\n", with: "eight\n")
+            ),
+            (
+                ten,
+                ten.replacingOccurrences(of: "line 1\n", with: "one\n").replacingOccurrences(
+                    of: "line 9\n", with: "nine\n")
+            ),
             (ten, ten.replacingOccurrences(of: "line 3\n", with: "three\nthree and a half\n")),
             ("a\r\nb\n", "a\nb\n"),
         ])
@@ -51,8 +59,10 @@ struct UnifiedDiffTests {
 
     @Test("two unrelated long files: the middle replaced whole past the edit bound, still a correct diff")
     func unrelated() throws {
-        let old = (1...3000).map { "old \($0)\n" }.joined(), new = (1...3000).map { "new \($0)\n" }.joined()
-        let diff = try #require(UnifiedDiff.render(old: Array(old.utf8), new: Array(new.utf8), oldLabel: "a", newLabel: "b"))
+        let old = (1...3000).map { "old \($0)\n" }.joined()
+        let new = (1...3000).map { "new \($0)\n" }.joined()
+        let diff = try #require(
+            UnifiedDiff.render(old: Array(old.utf8), new: Array(new.utf8), oldLabel: "a", newLabel: "b"))
         let text = String(decoding: diff, as: UTF8.self)
         #expect(text.hasPrefix("--- a\n+++ b\n@@ -1,3000 +1,3000 @@\n-old 1\n"))
         #expect(text.split(separator: "\n").filter { $0.hasPrefix("-old") }.count == 3000)
