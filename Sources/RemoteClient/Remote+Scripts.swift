@@ -121,8 +121,9 @@ extension JSONValue {
 
 extension Remote {
     /// The admin API's path of script `name`, then `tail` (`/versions`, `/rollback?version=2`).
-    /// Bytes outside the URL's unreserved set are percent-encoded: the server then refuses the
-    /// name with its own rule instead of reading part of it as a query or a path.
+    /// Check `name` with the store's rule first (`ScriptStore.nameProblem`): bytes outside the
+    /// URL's unreserved set are percent-encoded, so none starts a query, but nginx decodes `%2F`
+    /// and resolves `..`, so no encoding keeps a name holding them on this path.
     public static func scriptPath(_ name: String, _ tail: String = "") -> String {
         var path = "/api/v1/admin/scripts/"
         for byte in name.utf8 {
