@@ -183,11 +183,7 @@ struct EvalCommand: ParsableCommand {
     @Argument(help: "A file to run, or - for standard input.")
     var file: String?
 
-    @Option(name: [.customShort("r"), .customLong("remote")], help: "A remote (repeat for several; default: the default one).")
-    var remoteNames: [String] = []
-
-    @Flag(help: "Every remote.")
-    var all = false
+    @OptionGroup var remotes: RemoteSelection
 
     @Flag(help: "The server's JSON answer, passed through.")
     var json = false
@@ -202,35 +198,10 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         try client {
-            let remotes = try loadRemotes()
-            let targets: [Remote]
-            do {
-                if all {
-                    targets = remotes.remotes
-                    guard !targets.isEmpty else { throw RemoteFileError("no remote yet; log in first: luaexec login https://BOX") }
-                } else if remoteNames.isEmpty {
-                    targets = [try remotes.chosen(nil)]
-                } else {
-                    targets = try remoteNames.map { name throws(RemoteFileError) in try remotes.chosen(name) }
-                }
-            } catch let error as RemoteFileError {
-                throw ClientFailure(error.description)
-            }
+            let targets = try remotes.targets()
             let (body, chunkName) = try source()
             let json = json
-            if targets.count == 1 {
-                let run = targets[0].run(body, chunkName: chunkName, json: json)
-                emit(run, heading: false)
-                throw ExitCode(run.exitStatus)
-            }
-            let runs = parallelMap(targets, width: parallel) { $0.run(body, chunkName: chunkName, json: json) }
-            for run in runs { emit(run, heading: true) }
-            var rows = [["REMOTE", "STATUS", "ELAPSED"]]
-            for run in runs {
-                rows.append([run.remote, run.summary, String(format: run.elapsed)])
-            }
-            printTable(rows)
-            throw ExitCode(runs.map(\.exitStatus).max() ?? 0)
+            try runOnRemotes(targets, parallel: parallel) { $0.run(body, chunkName: chunkName, json: json) }
         }
     }
 
@@ -245,13 +216,59 @@ struct EvalCommand: ParsableCommand {
         }
         return (bytes, "@" + file)
     }
+}
 
-    func emit(_ run: RemoteRun, heading: Bool) {
-        if heading { say("== \(run.remote) ==") }
-        writeOut(run.output)
-        if !run.output.isEmpty, run.output.last != 0x0A, heading || isatty(1) != 0 { writeOut([0x0A]) }
-        writeError(run.errors)
+/// `-r NAME` (repeatable) or `--all`: the remotes a client command reaches (SPEC O8).
+struct RemoteSelection: ParsableArguments {
+    @Option(
+        name: [.customShort("r"), .customLong("remote")], help: "A remote (repeat for several; default: the default one).")
+    var remoteNames: [String] = []
+
+    @Flag(help: "Every remote.")
+    var all = false
+
+    /// The remotes named, every one with `--all`, else the default one.
+    func targets() throws -> [Remote] {
+        let remotes = try loadRemotes()
+        do {
+            if all {
+                guard !remotes.remotes.isEmpty else {
+                    throw RemoteFileError("no remote yet; log in first: luaexec login https://BOX")
+                }
+                return remotes.remotes
+            }
+            if remoteNames.isEmpty { return [try remotes.chosen(nil)] }
+            return try remoteNames.map { name throws(RemoteFileError) in try remotes.chosen(name) }
+        } catch let error as RemoteFileError {
+            throw ClientFailure(error.description)
+        }
     }
+}
+
+/// Runs `body` on each remote (up to `parallel` at once) and prints what each did as `eval`
+/// does: one remote's output and errors as they are; several, each under `== NAME ==`, then a
+/// summary of each one's status and time. Ends the command with the worst exit status.
+func runOnRemotes(_ targets: [Remote], parallel: Int = 8, _ body: @escaping @Sendable (Remote) -> RemoteRun) throws {
+    if targets.count == 1 {
+        let run = body(targets[0])
+        emit(run, heading: false)
+        throw ExitCode(run.exitStatus)
+    }
+    let runs = parallelMap(targets, width: parallel, body)
+    for run in runs { emit(run, heading: true) }
+    var rows = [["REMOTE", "STATUS", "ELAPSED"]]
+    for run in runs {
+        rows.append([run.remote, run.summary, String(format: run.elapsed)])
+    }
+    printTable(rows)
+    throw ExitCode(runs.map(\.exitStatus).max() ?? 0)
+}
+
+func emit(_ run: RemoteRun, heading: Bool) {
+    if heading { say("== \(run.remote) ==") }
+    writeOut(run.output)
+    if !run.output.isEmpty, run.output.last != 0x0A, heading || isatty(1) != 0 { writeOut([0x0A]) }
+    writeError(run.errors)
 }
 
 extension String {

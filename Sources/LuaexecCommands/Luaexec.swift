@@ -12,6 +12,6 @@ public struct Luaexec: ParsableCommand {
         subcommands: [
             LoginCommand.self, EvalCommand.self, ReplCommand.self, RemotesCommand.self, LogoutCommand.self,
             TokenCommand.self, EndpointsCommand.self, ConfigCommand.self, AsideCommand.self, BackupCommand.self,
-            RestoreCommand.self, AuditCommand.self,
+            RestoreCommand.self, AuditCommand.self, ScriptCommand.self,
         ])
 }

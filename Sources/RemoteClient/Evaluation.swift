@@ -1,11 +1,14 @@
 import SystemSupport
 
-/// One chunk run on one remote by `luaexec eval`: what to print and how the command ends.
+/// What one remote did for a command that may reach several (`luaexec eval`, `luaexec
+/// script`): what to print and how the command ends.
 public struct RemoteRun: Sendable {
     public enum Outcome: Sendable, Equatable {
         case ok
         /// The chunk failed in Lua (syntax, runtime, memory, timeout, interrupted): exit 1.
         case luaError(kind: String)
+        /// `luaexec script diff`: the remote's script is not the local file: exit 1, as diff(1).
+        case different
         /// No evaluation: unreachable, refused token, busy, changed key...: exit 2.
         case failed(String)
     }
@@ -13,15 +16,27 @@ public struct RemoteRun: Sendable {
     public var remote: String
     public var outcome: Outcome
     public var elapsed: Duration
-    /// For standard output: the answer as the server rendered it.
+    /// For standard output: the answer as the server renders it.
     public var output: [UInt8]
     /// For standard error.
     public var errors: String
+    /// The summary's status for `ok` when "ok" says too little (`version 3`, `unchanged`).
+    public var detail: String?
+
+    public init(
+        remote: String, outcome: Outcome = .ok, elapsed: Duration = .zero, output: [UInt8] = [], errors: String = ""
+    ) {
+        self.remote = remote
+        self.outcome = outcome
+        self.elapsed = elapsed
+        self.output = output
+        self.errors = errors
+    }
 
     public var exitStatus: Int32 {
         switch outcome {
         case .ok: 0
-        case .luaError: 1
+        case .luaError, .different: 1
         case .failed: 2
         }
     }
@@ -29,8 +44,9 @@ public struct RemoteRun: Sendable {
     /// The summary's status column.
     public var summary: String {
         switch outcome {
-        case .ok: "ok"
+        case .ok: detail ?? "ok"
         case .luaError(let kind): "\(kind) error"
+        case .different: "differs"
         case .failed(let message): message
         }
     }
@@ -105,7 +121,7 @@ extension Remote {
     }
 
     /// A refusal without an evaluation, in one line: `HTTP 401: the token is unknown, ...`.
-    static func refusal(_ answer: Answer) -> String {
+    public static func refusal(_ answer: Answer) -> String {
         var text = answer.text
         if let parsed = JSONValue.parse(answer.body), let message = parsed["error"]?["message"]?.string { text = message }
         let line = text.split(separator: "\n").first.map(String.init) ?? ""

@@ -30,6 +30,22 @@ public indirect enum JSONValue: Equatable, Sendable {
         return nil
     }
 
+    public var bool: Bool? {
+        if case .bool(let value) = self { return value }
+        return nil
+    }
+
+    /// A number written as an integer (`3`), as an Int.
+    public var int: Int? {
+        if case .number(let text) = self { return Int(text) }
+        return nil
+    }
+
+    public var array: [JSONValue]? {
+        if case .array(let items) = self { return items }
+        return nil
+    }
+
     public static func parse(_ bytes: [UInt8]) -> JSONValue? {
         var parser = Parser(bytes: bytes)
         guard let value = parser.value(depth: 0) else { return nil }
