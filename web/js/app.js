@@ -7,6 +7,7 @@ import { AccessPage } from "./access.js";
 import { StatusPage } from "./status.js";
 import { EndpointsPage } from "./endpoints.js";
 import { AuditPage } from "./audit.js";
+import { ScriptsPage } from "./scripts.js";
 import { $, show, notify, report, clearNotice } from "./ui.js";
 
 const pages = {
@@ -14,6 +15,7 @@ const pages = {
   access: new AccessPage(),
   status: new StatusPage(),
   endpoints: new EndpointsPage(),
+  scripts: new ScriptsPage(),
   audit: new AuditPage(),
 };
 let current = null;
