@@ -149,6 +149,7 @@ export class ScriptsPage {
     show($("#script-name-error"), false);
     $("#script-name").removeAttribute("aria-invalid");
     show($("#script-side"), false);
+    $("#script-work").classList.add("alone");
     this.editor.setValue("");
     this.clearResult();
     this.markOpenRow();
@@ -178,6 +179,7 @@ export class ScriptsPage {
       `${record.name}, version ${record.version}${record.enabled ? "" : " (disabled)"}`;
     show($("#script-name-field"), false);
     show($("#script-side"), true);
+    $("#script-work").classList.remove("alone");
     $("#script-toggle").textContent = record.enabled ? "Disable" : "Enable";
     this.markOpenRow();
   }
@@ -432,6 +434,8 @@ export class ScriptsPage {
     $("#script-result-output").textContent = output;
     show($("#script-result-output-box"), output !== "");
     show(box, true);
+    // The outcome of what was just pressed, on screen even when the editor is long.
+    box.scrollIntoView({ block: "nearest" });
   }
 
   clearResult() {
