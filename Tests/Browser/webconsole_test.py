@@ -642,6 +642,12 @@ class WebConsole(unittest.TestCase):
         self.assertEqual(self.marked_lines(), [[2, ["scripts/steady.lua:2: not today"], True]])
         self.assertEqual(call_endpoint("steady"), (200, "one"))
         self.assertEqual(self.script_row("steady.lua")[2], "1")
+        # The refused text is still in the editor, unsaved: opening the script again asks first.
+        self.find('#scripts tr[data-script="steady.lua"] button').click()
+        self.visible("#confirm")
+        self.assertEqual(self.find("#confirm-text").text, 'Discard your changes to "steady.lua"? They were not saved.')
+        self.find("#confirm button[value=cancel]").click()
+        self.assertEqual(self.script_source(), 'http.listen("steady", function() return "two" end)\nerror("not today")\n')
 
         # Changed meanwhile: the other administrator installs version 2; saving over it is
         # refused (If-Match), and Reload shows what is current.

@@ -157,9 +157,11 @@ export class ScriptsPage {
     $("#script-name").focus();
   }
 
-  /** Opens the stored script `name`: its current source in the editor, its versions beside. */
+  /** Opens the stored script `name`: its current source in the editor, its versions beside.
+   *  Unsaved edits are asked about first, even for the script already open (opening it again
+   *  loads what is stored); `force`: the person asked for exactly that (Reload). */
   async open(name, { force = false } = {}) {
-    if (!force && name !== this.openName() && !(await this.mayDiscard())) return;
+    if (!force && !(await this.mayDiscard())) return;
     const record = await (await api(path(name))).json();
     this.ensureEditor();
     this.clearResult();
