@@ -509,9 +509,18 @@ class WebConsole(unittest.TestCase):
             });
             return marked;""")
 
+    def top_shot(self, name):
+        """A screenshot of the page from its top: the page scrolls an outcome into view, and the
+        README's picture should show the tabs above it. The window is made tall enough for the
+        list, the editor and the outcome together."""
+        if SHOTS:
+            self.browser.execute_script("window.scrollTo(0, 0)")
+            self.shot(name)
+
     def test_scripts_create_change_diff_and_roll_back(self):
         v1 = 'local greeting = "hello from v1"\nhttp.listen("greeting", function() return greeting end)\n'
         v2 = v1.replace("v1", "v2")
+        self.browser.set_window_size(1360, 1100)
         self.signed_in()
         self.open_scripts()
         self.assertIsNone(self.script_row("greeting.lua"))
@@ -539,7 +548,7 @@ class WebConsole(unittest.TestCase):
         versions = self.browser.execute_script(
             "return Array.from(document.querySelectorAll('#script-versions tbody tr'), (row) => row.cells[0].innerText.trim())")
         self.assertEqual(versions, ["version 2 current", "version 1"])
-        self.shot("scripts")
+        self.top_shot("scripts")
 
         # The diff of version 1 against the current one: the changed line, removed and added.
         self.find('#script-versions tr[data-version="1"] button').click()
@@ -550,7 +559,7 @@ class WebConsole(unittest.TestCase):
             " (li) => [li.dataset.kind, li.querySelector('code').textContent])")
         self.assertEqual(lines, [["del", 'local greeting = "hello from v1"'], ["add", 'local greeting = "hello from v2"'],
                                  ["same", 'http.listen("greeting", function() return greeting end)']])
-        self.shot("scripts-diff")
+        self.top_shot("scripts-diff")
 
         # Roll back: version 1 is current again (no version 3), and the endpoint answers its text.
         self.assertEqual(self.find("#script-rollback").text, "Roll back to version 1")
@@ -575,6 +584,7 @@ class WebConsole(unittest.TestCase):
 
     def test_scripts_errors_shown_at_their_line_and_nothing_changes(self):
         other = make_token("other-admin", "exec", "admin")
+        self.browser.set_window_size(1360, 1100)
         self.signed_in()
         self.open_scripts()
         self.find("#script-new").click()
@@ -607,7 +617,7 @@ class WebConsole(unittest.TestCase):
                          (404, '{"ok":false,"error":{"kind":"http","message":"no script named \'broken.lua\'"}}'))
         self.assertIsNone(self.script_row("broken.lua"))
         self.assertEqual(call_endpoint("broken")[0], 404)
-        self.shot("scripts-error")
+        self.top_shot("scripts-error")
 
         # A run that fails (422): the error at the line that raised it; what the run registered
         # is undone and nothing is stored.
