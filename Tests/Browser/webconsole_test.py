@@ -13,6 +13,7 @@ Every test ends by reading the browser's console: a script error or a Content-Se
 violation fails it. Debian's python3-selenium drives Debian's chromium through chromium-driver.
 """
 
+import hashlib
 import os
 import re
 import subprocess
@@ -547,7 +548,9 @@ class WebConsole(unittest.TestCase):
         self.wait.until(lambda _: self.script_row("greeting.lua")[2] == "2")
         versions = self.browser.execute_script(
             "return Array.from(document.querySelectorAll('#script-versions tbody tr'), (row) => row.cells[0].innerText.trim())")
-        self.assertEqual(versions, ["version 2 current", "version 1"])
+        # Newest first, each with the start of its SHA-256 (as sha256sum prints it).
+        sha = lambda text: hashlib.sha256(text.encode()).hexdigest()[:12]
+        self.assertEqual(versions, ["version 2 current\n" + sha(v2), "version 1\n" + sha(v1)])
         self.top_shot("scripts")
 
         # The diff of version 1 against the current one: the changed line, removed and added.
@@ -577,10 +580,45 @@ class WebConsole(unittest.TestCase):
         self.assertEqual(re.findall(r'"version":(\d+)', text), ["2", "1"])
         self.assertTrue(self.find("#script-rollback").get_attribute("disabled"))  # nothing older is kept
 
+        # And forward again: version 2 is kept, and Make current runs it (rollback?version=2).
+        self.find('#script-versions tr[data-version="2"] button[aria-label="Make version 2 current"]').click()
+        self.assertRegex(self.text_of("#script-result-summary", "Made current"),
+                         r"^Made current: greeting\.lua version 2 is current again \(was 1\), ran in [0-9.]+ ms\. "
+                         r"Registered: endpoint greeting\.$")
+        self.assertEqual(call_endpoint("greeting"), (200, "hello from v2"))
+        self.assertEqual(self.script_source(), v2)
+        self.wait.until(lambda _: self.script_row("greeting.lua")[2] == "2")
+
         # The Endpoints page names the stored script and the version that registered it.
         self.find('#nav a[data-page="endpoints"]').click()
         self.text_of("#endpoints", "greeting")
-        self.assertIn("script greeting.lua v1:2", self.find("#endpoints").text)
+        self.assertIn("script greeting.lua v2:2", self.find("#endpoints").text)
+
+    def test_line_diff_of_two_texts(self):
+        # web/js/diff.js, the Scripts page's diff, run in the browser as the page runs it.
+        self.browser.get(URL + "/")
+        self.visible("#signin-token")
+        cases = [
+            ["a\nb\nc\n", "a\nB\nc\n"],   # a changed line: removed, then added
+            ["", "x\ny"],                   # all new
+            ["x\ny\n", ""],                 # all gone
+            ["a\nb\nc\nd", "b\nx\nd\ne"],  # a line dropped at the start, one changed, one added at the end
+            ["same\n", "same"],             # only the final newline differs: no line changed
+            ["1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n", "1\n2\n3\n4\n5\n6\nsix\n7\n8\n9\n10\n11\n12\n"],
+        ]
+        shown = self.browser.execute_async_script("""
+            const [cases, done] = arguments;
+            import('/js/diff.js').then(({ lineDiff, withContext }) => done(cases.map(([a, b]) =>
+              withContext(lineDiff(a, b), 3).map((op) => op.kind === 'skip' ? `… ${op.count}` :
+                `${{same: ' ', del: '-', add: '+'}[op.kind]}${op.old ?? '_'},${op.new ?? '_'} ${op.text}`))));""", cases)
+        self.assertEqual(shown, [
+            [" 1,1 a", "-2,_ b", "+_,2 B", " 3,3 c"],
+            ["+_,1 x", "+_,2 y"],
+            ["-1,_ x", "-2,_ y"],
+            ["-1,_ a", " 2,1 b", "-3,_ c", "+_,2 x", " 4,3 d", "+_,4 e"],
+            ["… 1"],  # nothing changed: all folded
+            ["… 3", " 4,4 4", " 5,5 5", " 6,6 6", "+_,7 six", " 7,8 7", " 8,9 8", " 9,10 9", "… 3"],
+        ])
 
     def test_scripts_errors_shown_at_their_line_and_nothing_changes(self):
         other = make_token("other-admin", "exec", "admin")

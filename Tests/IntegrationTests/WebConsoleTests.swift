@@ -35,6 +35,7 @@ struct WebConsoleTests {
         "test_revoked_mid_session_returns_to_sign_in",
         "test_an_endpoint_answer_runs_no_script_in_the_console_origin",
         "test_scripts_create_change_diff_and_roll_back",
+        "test_line_diff_of_two_texts",
         "test_scripts_errors_shown_at_their_line_and_nothing_changes",
         "test_scripts_disable_enable_and_delete_after_confirming",
         "test_exec_only_token_sees_no_scripts",

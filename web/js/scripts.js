@@ -299,20 +299,27 @@ export class ScriptsPage {
   }
 
   versionRow(version) {
-    const label = holding("td", el("span", `version ${version.version}`));
+    const label = holding("td", el("span", `version ${version.version}`, { class: "nowrap" }));
     if (version.current) label.append(" ", el("span", "current", { class: "badge ok" }));
+    label.append(el("div", version.sha256.slice(0, 12), { class: "mono small muted", title: `SHA-256 ${version.sha256}` }));
     const action = holding("td");
+    action.className = "version-actions";
     if (!version.current) {
-      const button = el("button", "Diff", {
+      const diff = el("button", "Diff", {
         type: "button", class: "small", "aria-label": `Diff version ${version.version} against the current one`,
       });
-      button.addEventListener("click", () => this.diff(version.version).catch(report));
-      action.append(button);
+      diff.addEventListener("click", () => this.diff(version.version).catch(report));
+      // Any kept version, older or newer (after a roll back, the way forward again), as
+      // `POST …/rollback?version=N` takes it.
+      const use = el("button", "Make current", {
+        type: "button", class: "small", "aria-label": `Make version ${version.version} current`,
+      });
+      use.addEventListener("click", () => this.rollback(version.version).catch(report));
+      action.append(diff, use);
     }
     const row = holding("tr",
       label,
-      el("td", `${version.installed_by}, ${formatTime(version.installed_at)}`, { "data-label": "Installed" }),
-      el("td", version.sha256.slice(0, 12), { class: "mono", title: version.sha256 }),
+      holding("td", el("div", version.installed_by), el("div", formatTime(version.installed_at), { class: "small muted nowrap" })),
       action);
     row.dataset.version = version.version;
     return row;
@@ -331,7 +338,9 @@ export class ScriptsPage {
     $("#script-diff-title").textContent = `Version ${number} → version ${now.version} (current)`;
     $("#script-diff-summary").textContent = added || removed
       ? `${removed} ${removed === 1 ? "line" : "lines"} removed, ${added} added`
-      : "The same source as the current version.";
+      : source(old.source) === source(now.source)
+        ? "The same source as the current version."
+        : "The same lines; only the newline at the end differs.";
     $("#script-diff").replaceChildren(...withContext(ops).map(diffLine));
     show($("#script-diff-box"), true);
     $("#script-diff-box").scrollIntoView({ block: "nearest" });
@@ -339,13 +348,16 @@ export class ScriptsPage {
 
   // -- changes to a stored script ----------------------------------------------------------------
 
-  async rollback() {
+  /** Runs a kept version and makes it current: `version`, or without it the one before the
+   *  current version (the API's default, so that pressing again goes one further back). */
+  async rollback(version) {
     const name = this.record.name, from = this.record.version;
+    const query = version === undefined ? "" : `?version=${version}`;
     const answer = await this.during("rolling back…",
-      () => api(path(name, "/rollback"), { method: "POST", allowError: true }));
+      () => api(path(name, "/rollback" + query), { method: "POST", allowError: true }));
     await this.changed(answer, "rolled back", (result) =>
-      `Rolled back: ${name} version ${result.script.version} is current again (was ${from}), ` +
-      `ran in ${result.run.elapsed_ms} ms. ${holds(result)}`);
+      `${result.script.version < from ? "Rolled back" : "Made current"}: ${name} version ${result.script.version} ` +
+      `is current again (was ${from}), ran in ${result.run.elapsed_ms} ms. ${holds(result)}`);
   }
 
   async toggle() {
