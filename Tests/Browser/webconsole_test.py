@@ -711,6 +711,16 @@ class WebConsole(unittest.TestCase):
         self.assertEqual(self.script_source(), 'http.listen("steady", function() return "two" end)\n')
         self.assertFalse(self.find("#script-result").is_displayed())
 
+        # A new script under a name that exists: refused (If-None-Match: *), never a new version.
+        self.find("#script-new").click()
+        self.visible("#script-name").send_keys("steady.lua")
+        self.set_script('http.listen("steady", function() return "clobbered" end)\n')
+        self.assertRegex(self.save_script("exists"),
+                         r"^Not saved: a script named steady\.lua exists already \(version 2, by other-admin, .+\)\. "
+                         r"Reload to open it; your text stays in the editor until you do\.$")
+        self.assertEqual(call_endpoint("steady"), (200, "two"))
+        self.assertIn('"current":2,', curl(URL + "/api/v1/admin/scripts/steady.lua/versions", token=ADMIN)[1])
+
     def test_scripts_disable_enable_and_delete_after_confirming(self):
         self.assertEqual(put_script("doorbell.lua", 'http.listen("doorbell", function() return "ding" end)\n')[0], 201)
         self.signed_in()

@@ -262,10 +262,14 @@ export class ScriptsPage {
     const error = body?.error;
     if (answer.status === 412 && error?.kind === "precondition") {
       const now = body.current;
-      this.result(now
-        ? `Not ${verb}: ${name} changed meanwhile (now version ${now.version}, by ${now.updated_by}, ` +
-          `${formatTime(now.updated_at)}). Reload it to see the change; your text stays in the editor until you do.`
-        : `Not ${verb}: ${name} was deleted meanwhile.`, { failed: true, message: error.message });
+      const when = now ? `version ${now.version}, by ${now.updated_by}, ${formatTime(now.updated_at)}` : "";
+      this.result(!now ? `Not ${verb}: ${name} was deleted meanwhile.`
+        : this.record === null
+          ? `Not ${verb}: a script named ${name} exists already (${when}). ` +
+            "Reload to open it; your text stays in the editor until you do."
+          : `Not ${verb}: ${name} changed meanwhile (now ${when}). ` +
+            "Reload it to see the change; your text stays in the editor until you do.",
+        { failed: true, message: error.message });
       this.reloadName = now ? now.name : null;
       show($("#script-reload"), Boolean(now));
       return;
