@@ -764,6 +764,18 @@ class WebConsole(unittest.TestCase):
                          (404, '{"ok":false,"error":{"kind":"http","message":"no script named \'doorbell.lua\'"}}'))
         self.assertEqual(call_endpoint("doorbell")[0], 404)
 
+    def test_scripts_not_utf8_source_is_flagged(self):
+        # A Latin-1 comment: Lua takes any bytes; the editor cannot show them as they are.
+        # ("\udce9" is the byte 0xE9 once subprocess encodes the argument, surrogateescape.)
+        self.assertEqual(put_script("latin1.lua", '-- caf\udce9\nhttp.listen("latin1", function() return "ok" end)\n')[0], 201)
+        self.signed_in()
+        self.open_scripts()
+        self.visible('#scripts tr[data-script="latin1.lua"] button').click()
+        self.assertEqual(self.text_of("#script-result-summary", "UTF-8"),
+                         "latin1.lua is not UTF-8 text: the editor shows its other bytes as \ufffd, and saving from here "
+                         "would store those instead. Change it with `luaexec script push` or the API.")
+        self.assertEqual(self.script_source(), '-- caf\ufffd\nhttp.listen("latin1", function() return "ok" end)\n')
+
     def test_exec_only_token_sees_no_scripts(self):
         secret = make_token("no-scripts", "exec")
         self.browser.get(URL + "/#scripts")

@@ -38,6 +38,7 @@ struct WebConsoleTests {
         "test_line_diff_of_two_texts",
         "test_scripts_errors_shown_at_their_line_and_nothing_changes",
         "test_scripts_disable_enable_and_delete_after_confirming",
+        "test_scripts_not_utf8_source_is_flagged",
         "test_exec_only_token_sees_no_scripts",
         "test_scripts_and_audit_phone_sized",
         "test_phone_sized_screen",

@@ -172,6 +172,10 @@ export class ScriptsPage {
     await this.loadVersions();
     this.editor.refresh();
     this.showDirty();
+    if (typeof record.source !== "string") {
+      this.result(`${name} is not UTF-8 text: the editor shows its other bytes as �, and saving from here would ` +
+        "store those instead. Change it with `luaexec script push` or the API.", { failed: true });
+    }
   }
 
   /** The open script's record, as the title, the buttons and the row that is open show it. */
