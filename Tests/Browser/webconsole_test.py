@@ -798,10 +798,12 @@ class WebConsole(unittest.TestCase):
         self.text_of("#script-diff-summary", "removed")
         self.assertLessEqual(self.browser.execute_script("return document.documentElement.scrollWidth"), 390,
                              "the Scripts page scrolls sideways on a phone")
-        self.browser.execute_script("document.querySelector('#script-work').scrollIntoView()")
+        self.browser.execute_script("document.querySelector('#script-side').scrollIntoView()")
         self.shot("scripts-phone")
         self.find('#nav a[data-page="audit"]').click()
         self.wait.until(lambda _: self.audit_rows())
+        # Scrolled down to the script's versions, the next page still opens at its top.
+        self.assertEqual(self.browser.execute_script("return window.scrollY"), 0)
         self.assertLessEqual(self.browser.execute_script("return document.documentElement.scrollWidth"), 390,
                              "the Audit page scrolls sideways on a phone")
         # Nor does its table, inside its box: a record is a block that wraps.

@@ -40,7 +40,11 @@ function open(name) {
     notify(`The token "${session.name}" may only call ${session.scopes.join(", ")}: nothing on these pages needs less.`);
     return;
   }
-  if (current && current !== name) pages[current].leave?.();
+  if (current && current !== name) {
+    pages[current].leave?.();
+    // Another page starts at its top, not at the height the last one was scrolled to.
+    window.scrollTo(0, 0);
+  }
   for (const key of Object.keys(pages)) show($(`#page-${key}`), key === name);
   for (const link of document.querySelectorAll("#nav a")) {
     if (link.dataset.page === name) link.setAttribute("aria-current", "page");
