@@ -13,6 +13,7 @@ Every test ends by reading the browser's console: a script error or a Content-Se
 violation fails it. Debian's python3-selenium drives Debian's chromium through chromium-driver.
 """
 
+import hashlib
 import os
 import re
 import subprocess
@@ -50,6 +51,17 @@ def make_token(name, *scopes):
     status, text = curl(*args, token=ADMIN, body=body)
     assert status == 201, (status, text)
     return re.search(r'"token":"(lxk_[A-Za-z0-9]+)"', text).group(1)
+
+
+def put_script(name, source, token=ADMIN):
+    """Installs a stored script over the API, as another administrator (or `luaexec script push`)
+    would: (status, JSON text)."""
+    return curl("-X", "PUT", "-H", "Accept: application/json", URL + "/api/v1/admin/scripts/" + name,
+                token=token, body=source)
+
+
+def call_endpoint(name):
+    return curl(URL + "/api/v1/exec/" + name, token=ADMIN)
 
 
 class WebConsole(unittest.TestCase):
@@ -325,12 +337,20 @@ class WebConsole(unittest.TestCase):
             self.shot("status")
 
     def test_endpoints_page_lists_the_registry(self):
+        # A stored script's endpoint names the script and its version (docs/scripts.md, "The
+        # registry"); an init script's names its file and line.
+        self.assertEqual(put_script("clock.lua", 'local started = os.time()\nhttp.listen("clock", function() return os.date() end)\n')[0], 201)
         self.signed_in()
         self.find('#nav a[data-page="endpoints"]').click()
         table = self.text_of("#endpoints", "status.lua")
         self.assertIn("command?action=toast", table)
         self.assertIn("toast(text: string, times?: integer)", table)
         self.assertIn("30-example.lua:", table)
+        clock = self.browser.execute_script(
+            "return Array.from(document.querySelectorAll('#endpoints tbody tr'), (row) => row.innerText)"
+            ".filter((text) => text.includes('clock'))")
+        self.assertEqual(len(clock), 1)
+        self.assertIn("script clock.lua v1:2", clock[0])
         self.assertEqual(self.find("#ep-switches").text, "interactive.lua: on · Action URLs: on")
         self.shot("endpoints")
 
@@ -452,6 +472,345 @@ class WebConsole(unittest.TestCase):
         self.visible("#who-name")
         self.assertEqual(self.browser.execute_script("return sessionStorage.getItem('luaexec.token')"), ADMIN)
         self.assertEqual(curl(URL + "/api/v1/exec/interactive.lua", token=ADMIN, body="return loot"), (200, ""))
+
+    # -- Scripts (SPEC V8, M6; docs/scripts.md) ---------------------------------------------------
+
+    def open_scripts(self):
+        self.find('#nav a[data-page="scripts"]').click()
+        self.visible("#script-new")
+
+    def set_script(self, text):
+        self.visible("#script-work .CodeMirror")
+        self.browser.execute_script(
+            "document.querySelector('#script-work .CodeMirror').CodeMirror.setValue(arguments[0])", text)
+
+    def script_source(self):
+        return self.browser.execute_script("return document.querySelector('#script-work .CodeMirror').CodeMirror.getValue()")
+
+    def script_row(self, name):
+        """The list's row for `name` as its cells' texts, None when it is not listed."""
+        return self.browser.execute_script(
+            "const row = document.querySelector(`#scripts tr[data-script='${arguments[0]}']`);"
+            "return row && Array.from(row.cells, (cell) => cell.innerText.trim())", name)
+
+    def save_script(self, expected):
+        """Save and apply; waits for the outcome and answers its summary, which must match."""
+        self.find("#script-save").click()
+        return self.text_of("#script-result-summary", expected)
+
+    def marked_lines(self):
+        """The editor's lines (1-based) marked as the error's, and the messages shown under them."""
+        return self.browser.execute_script("""
+            const cm = document.querySelector('#script-work .CodeMirror').CodeMirror, marked = [];
+            cm.eachLine((handle) => {
+              const info = cm.lineInfo(handle);
+              if ((info.bgClass || '').includes('script-error-line'))
+                marked.push([info.line + 1, (info.widgets || []).map((w) => w.node.textContent),
+                             Boolean(info.gutterMarkers && info.gutterMarkers['script-error-gutter'])]);
+            });
+            return marked;""")
+
+    def top_shot(self, name):
+        """A screenshot of the page from its top: the page scrolls an outcome into view, and the
+        README's picture should show the tabs above it. The window is made tall enough for the
+        list, the editor and the outcome together."""
+        if SHOTS:
+            self.browser.execute_script("window.scrollTo(0, 0)")
+            self.shot(name)
+
+    def test_scripts_create_change_diff_and_roll_back(self):
+        v1 = 'local greeting = "hello from v1"\nhttp.listen("greeting", function() return greeting end)\n'
+        v2 = v1.replace("v1", "v2")
+        self.browser.set_window_size(1360, 1100)
+        self.signed_in()
+        self.open_scripts()
+        self.assertIsNone(self.script_row("greeting.lua"))
+        self.find("#script-new").click()
+        self.visible("#script-name").send_keys("greeting.lua")
+        self.set_script(v1)
+        self.assertRegex(self.save_script("Saved"),
+                         r"^Saved and applied: greeting\.lua version 1 \(new\), ran in [0-9.]+ ms\. Registered: endpoint greeting\.$")
+        self.assertEqual(self.text_of("#script-title", "version"), "greeting.lua, version 1")
+        self.wait.until(lambda _: self.script_row("greeting.lua"))
+        name, state, version, installed, last_run, registered = self.script_row("greeting.lua")
+        self.assertEqual((name, state, version, registered), ("greeting.lua", "enabled", "1", "/api/v1/exec/greeting"))
+        self.assertRegex(installed, r"^%s, \S" % re.escape(ADMIN_NAME))
+        self.assertRegex(last_run, r"^ok, [0-9.]+ ms$")
+        self.assertEqual(call_endpoint("greeting"), (200, "hello from v1"))
+
+        # A new version: stored as version 2, and the endpoint answers it at once.
+        self.set_script(v2)
+        self.assertEqual(self.text_of("#script-state", "changed"), "changed since version 1")
+        self.assertRegex(self.save_script("version 2"),
+                         r"^Saved and applied: greeting\.lua version 2, ran in [0-9.]+ ms\. Registered: endpoint greeting\.$")
+        self.assertEqual(self.find("#script-state").text, "")
+        self.assertEqual(call_endpoint("greeting"), (200, "hello from v2"))
+        self.wait.until(lambda _: self.script_row("greeting.lua")[2] == "2")
+        versions = self.browser.execute_script(
+            "return Array.from(document.querySelectorAll('#script-versions tbody tr'), (row) => row.cells[0].innerText.trim())")
+        # Newest first, each with the start of its SHA-256 (as sha256sum prints it).
+        sha = lambda text: hashlib.sha256(text.encode()).hexdigest()[:12]
+        self.assertEqual(versions, ["version 2 current\n" + sha(v2), "version 1\n" + sha(v1)])
+        self.top_shot("scripts")
+
+        # The diff of version 1 against the current one: the changed line, removed and added.
+        self.find('#script-versions tr[data-version="1"] button').click()
+        self.assertEqual(self.text_of("#script-diff-title", "Version"), "Version 1 → version 2 (current)")
+        self.assertEqual(self.find("#script-diff-summary").text, "1 line removed, 1 added")
+        lines = self.browser.execute_script(
+            "return Array.from(document.querySelectorAll('#script-diff li'),"
+            " (li) => [li.dataset.kind, li.querySelector('code').textContent])")
+        self.assertEqual(lines, [["del", 'local greeting = "hello from v1"'], ["add", 'local greeting = "hello from v2"'],
+                                 ["same", 'http.listen("greeting", function() return greeting end)']])
+        self.top_shot("scripts-diff")
+
+        # Roll back: version 1 is current again (no version 3), and the endpoint answers its text.
+        self.assertEqual(self.find("#script-rollback").text, "Roll back to version 1")
+        self.find("#script-rollback").click()
+        self.assertRegex(self.text_of("#script-result-summary", "Rolled back"),
+                         r"^Rolled back: greeting\.lua version 1 is current again \(was 2\), ran in [0-9.]+ ms\. "
+                         r"Registered: endpoint greeting\.$")
+        self.assertEqual(call_endpoint("greeting"), (200, "hello from v1"))
+        self.assertEqual(self.text_of("#script-title", "version 1"), "greeting.lua, version 1")
+        self.assertEqual(self.script_source(), v1)
+        self.wait.until(lambda _: self.script_row("greeting.lua")[2] == "1")
+        status, text = curl(URL + "/api/v1/admin/scripts/greeting.lua/versions", token=ADMIN)
+        self.assertEqual(status, 200)
+        self.assertIn('"current":1,', text)
+        self.assertEqual(re.findall(r'"version":(\d+)', text), ["2", "1"])
+        self.assertTrue(self.find("#script-rollback").get_attribute("disabled"))  # nothing older is kept
+
+        # And forward again: version 2 is kept, and Make current runs it (rollback?version=2).
+        self.find('#script-versions tr[data-version="2"] button[aria-label="Make version 2 current"]').click()
+        self.assertRegex(self.text_of("#script-result-summary", "Made current"),
+                         r"^Made current: greeting\.lua version 2 is current again \(was 1\), ran in [0-9.]+ ms\. "
+                         r"Registered: endpoint greeting\.$")
+        self.assertEqual(call_endpoint("greeting"), (200, "hello from v2"))
+        self.assertEqual(self.script_source(), v2)
+        self.wait.until(lambda _: self.script_row("greeting.lua")[2] == "2")
+
+        # The Endpoints page names the stored script and the version that registered it.
+        self.find('#nav a[data-page="endpoints"]').click()
+        self.text_of("#endpoints", "greeting")
+        self.assertIn("script greeting.lua v2:2", self.find("#endpoints").text)
+
+    def test_line_diff_of_two_texts(self):
+        # web/js/diff.js, the Scripts page's diff, run in the browser as the page runs it.
+        self.browser.get(URL + "/")
+        self.visible("#signin-token")
+        cases = [
+            ["a\nb\nc\n", "a\nB\nc\n"],   # a changed line: removed, then added
+            ["", "x\ny"],                   # all new
+            ["x\ny\n", ""],                 # all gone
+            ["a\nb\nc\nd", "b\nx\nd\ne"],  # a line dropped at the start, one changed, one added at the end
+            ["same\n", "same"],             # only the final newline differs: no line changed
+            ["1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n", "1\n2\n3\n4\n5\n6\nsix\n7\n8\n9\n10\n11\n12\n"],
+        ]
+        shown = self.browser.execute_async_script("""
+            const [cases, done] = arguments;
+            import('/js/diff.js').then(({ lineDiff, withContext }) => done(cases.map(([a, b]) =>
+              withContext(lineDiff(a, b), 3).map((op) => op.kind === 'skip' ? `… ${op.count}` :
+                `${{same: ' ', del: '-', add: '+'}[op.kind]}${op.old ?? '_'},${op.new ?? '_'} ${op.text}`))));""", cases)
+        self.assertEqual(shown, [
+            [" 1,1 a", "-2,_ b", "+_,2 B", " 3,3 c"],
+            ["+_,1 x", "+_,2 y"],
+            ["-1,_ x", "-2,_ y"],
+            ["-1,_ a", " 2,1 b", "-3,_ c", "+_,2 x", " 4,3 d", "+_,4 e"],
+            ["… 1"],  # nothing changed: all folded
+            ["… 3", " 4,4 4", " 5,5 5", " 6,6 6", "+_,7 six", " 7,8 7", " 8,9 8", " 9,10 9", "… 3"],
+        ])
+
+    def test_scripts_errors_shown_at_their_line_and_nothing_changes(self):
+        other = make_token("other-admin", "exec", "admin")
+        self.browser.set_window_size(1360, 1100)
+        self.signed_in()
+        self.open_scripts()
+        self.find("#script-new").click()
+
+        # A name against the rule: the server's own words, and no request made.
+        self.visible("#script-name").send_keys("bad name")
+        self.set_script("return 1\n")
+        self.find("#script-save").click()
+        refused = curl("-X", "PUT", "-H", "Accept: application/json", URL + "/api/v1/admin/scripts/bad%20name",
+                       token=ADMIN, body="return 1\n")
+        self.assertEqual(refused[0], 400)
+        self.assertEqual(self.text_of("#script-name-error", "bad"), re.search(r'"message":"([^"]*)"', refused[1]).group(1))
+        self.assertEqual(self.find("#script-name-error").text,
+                         "bad script name 'bad name': use 1 to 128 bytes of letters, digits, '.', '_' and '-', "
+                         "ending in '.lua', not starting with '.' or holding '..'")
+        self.assertEqual(self.find("#script-name").get_attribute("aria-invalid"), "true")
+        self.assertFalse(self.find("#script-result").is_displayed())
+        name = self.find("#script-name")
+        name.clear()
+        name.send_keys("broken.lua")
+        self.wait.until(lambda _: not self.find("#script-name-error").is_displayed())
+
+        # A syntax error: Lua's message at its line, and nothing stored.
+        self.set_script('local x = 1\nhttp.listen("broken", function()\n  return "never" +\nend)\n')
+        self.assertEqual(self.save_script("compile"), "Not saved: broken.lua does not compile. Nothing was stored.")
+        message = "scripts/broken.lua:4: unexpected symbol near 'end'"
+        self.assertEqual(self.find("#script-result-message").text, message)
+        self.assertEqual(self.marked_lines(), [[4, [message], True]])
+        self.assertEqual(curl(URL + "/api/v1/admin/scripts/broken.lua", token=ADMIN),
+                         (404, '{"ok":false,"error":{"kind":"http","message":"no script named \'broken.lua\'"}}'))
+        self.assertIsNone(self.script_row("broken.lua"))
+        self.assertEqual(call_endpoint("broken")[0], 404)
+        self.top_shot("scripts-error")
+
+        # A run that fails (422): the error at the line that raised it; what the run registered
+        # is undone and nothing is stored.
+        self.set_script('local x = 1\nhttp.listen("broken", function() return "never" end)\nlocal t = nil\nreturn t.field\n')
+        self.assertEqual(self.marked_lines(), [])  # an edit clears the old mark
+        self.assertEqual(self.save_script("failed"), "Not saved: the run of broken.lua failed (runtime). Nothing was stored.")
+        message = "scripts/broken.lua:4: attempt to index a nil value (local 't')"
+        self.assertEqual(self.find("#script-result-message").text, message)
+        self.assertEqual(self.marked_lines(), [[4, [message], True]])
+        self.assertEqual(curl(URL + "/api/v1/admin/scripts/broken.lua", token=ADMIN)[0], 404)
+        self.assertEqual(call_endpoint("broken")[0], 404)
+        self.assertIsNone(self.script_row("broken.lua"))
+
+        # An error raised in a function the script calls: the line from the traceback's frame
+        # in the script, since the message names none.
+        self.set_script('local function check(v)\n  error({code = v})\nend\ncheck(7)\n')
+        self.save_script("failed")
+        self.assertEqual(self.find("#script-result-message").text, "(error object is a table value)")
+        self.assertEqual(self.marked_lines(), [[2, ["(error object is a table value)"], True]])
+
+        # A stored script that another administrator installed: a version that fails changes
+        # nothing, and the endpoint goes on answering version 1.
+        self.assertEqual(put_script("steady.lua", 'http.listen("steady", function() return "one" end)\n', token=other)[0], 201)
+        self.find("#script-close").click()
+        self.confirm("Discard the new script?")
+        self.browser.refresh()
+        self.visible('#scripts tr[data-script="steady.lua"] button').click()
+        self.assertEqual(self.text_of("#script-title", "steady"), "steady.lua, version 1")
+        self.set_script('http.listen("steady", function() return "two" end)\nerror("not today")\n')
+        self.assertEqual(self.save_script("failed"),
+                         "Not saved: the run of steady.lua failed (runtime). Nothing changed; version 1 stays current.")
+        self.assertEqual(self.marked_lines(), [[2, ["scripts/steady.lua:2: not today"], True]])
+        self.assertEqual(call_endpoint("steady"), (200, "one"))
+        self.assertEqual(self.script_row("steady.lua")[2], "1")
+        # The refused text is still in the editor, unsaved: opening the script again asks first.
+        self.find('#scripts tr[data-script="steady.lua"] button').click()
+        self.visible("#confirm")
+        self.assertEqual(self.find("#confirm-text").text, 'Discard your changes to "steady.lua"? They were not saved.')
+        self.find("#confirm button[value=cancel]").click()
+        self.assertEqual(self.script_source(), 'http.listen("steady", function() return "two" end)\nerror("not today")\n')
+
+        # Changed meanwhile: the other administrator installs version 2; saving over it is
+        # refused (If-Match), and Reload shows what is current.
+        self.assertEqual(put_script("steady.lua", 'http.listen("steady", function() return "two" end)\n', token=other)[0], 200)
+        self.set_script('http.listen("steady", function() return "mine" end)\n')
+        self.assertRegex(self.save_script("meanwhile"),
+                         r"^Not saved: steady\.lua changed meanwhile \(now version 2, by other-admin, .+\)\. "
+                         r"Reload it to see the change; your text stays in the editor until you do\.$")
+        self.assertEqual(call_endpoint("steady"), (200, "two"))
+        self.assertEqual(self.script_source(), 'http.listen("steady", function() return "mine" end)\n')
+        self.find("#script-reload").click()
+        self.assertEqual(self.text_of("#script-title", "version 2"), "steady.lua, version 2")
+        self.assertEqual(self.script_source(), 'http.listen("steady", function() return "two" end)\n')
+        self.assertFalse(self.find("#script-result").is_displayed())
+
+        # A new script under a name that exists: refused (If-None-Match: *), never a new version.
+        self.find("#script-new").click()
+        self.visible("#script-name").send_keys("steady.lua")
+        self.set_script('http.listen("steady", function() return "clobbered" end)\n')
+        self.assertRegex(self.save_script("exists"),
+                         r"^Not saved: a script named steady\.lua exists already \(version 2, by other-admin, .+\)\. "
+                         r"Reload to open it; your text stays in the editor until you do\.$")
+        self.assertEqual(call_endpoint("steady"), (200, "two"))
+        self.assertIn('"current":2,', curl(URL + "/api/v1/admin/scripts/steady.lua/versions", token=ADMIN)[1])
+
+    def test_scripts_disable_enable_and_delete_after_confirming(self):
+        self.assertEqual(put_script("doorbell.lua", 'http.listen("doorbell", function() return "ding" end)\n')[0], 201)
+        self.signed_in()
+        self.open_scripts()
+        self.visible('#scripts tr[data-script="doorbell.lua"] button').click()
+        self.assertEqual(self.text_of("#script-title", "doorbell"), "doorbell.lua, version 1")
+
+        self.assertEqual(self.visible("#script-toggle").text, "Disable")
+        self.find("#script-toggle").click()
+        self.assertEqual(self.text_of("#script-result-summary", "Disabled"),
+                         "Disabled: doorbell.lua runs no more until enabled. Withdrawn: endpoint doorbell.")
+        self.assertEqual(self.find("#script-title").text, "doorbell.lua, version 1 (disabled)")
+        self.assertEqual(call_endpoint("doorbell")[0], 404)
+        self.wait.until(lambda _: self.script_row("doorbell.lua")[1] == "disabled")
+        self.assertEqual(self.script_row("doorbell.lua")[5], "nothing")
+
+        self.assertEqual(self.find("#script-toggle").text, "Enable")
+        self.find("#script-toggle").click()
+        self.assertRegex(self.text_of("#script-result-summary", "Enabled"),
+                         r"^Enabled: doorbell\.lua version 1 ran in [0-9.]+ ms\. Registered: endpoint doorbell\.$")
+        self.assertEqual(call_endpoint("doorbell"), (200, "ding"))
+        self.wait.until(lambda _: self.script_row("doorbell.lua")[1] == "enabled")
+
+        # Delete asks first; Cancel keeps everything.
+        self.find("#script-delete").click()
+        self.visible("#confirm")
+        self.assertEqual(self.find("#confirm-text").text,
+                         'Delete the script "doorbell.lua" and its 1 kept version? What it registered '
+                         "(endpoint doorbell) is withdrawn at once. This cannot be undone.")
+        self.assertEqual(self.find("#confirm-ok").text, "Delete")
+        self.find("#confirm button[value=cancel]").click()
+        self.assertEqual(call_endpoint("doorbell"), (200, "ding"))
+        self.assertEqual(curl(URL + "/api/v1/admin/scripts/doorbell.lua", token=ADMIN)[0], 200)
+
+        self.find("#script-delete").click()
+        self.confirm('Delete the script "doorbell.lua"')
+        self.assertEqual(self.text_of("#scripts-message", "Deleted"), "Deleted doorbell.lua.")
+        self.wait.until(lambda _: self.script_row("doorbell.lua") is None)
+        self.assertFalse(self.find("#script-work").is_displayed())
+        self.assertEqual(curl(URL + "/api/v1/admin/scripts/doorbell.lua", token=ADMIN),
+                         (404, '{"ok":false,"error":{"kind":"http","message":"no script named \'doorbell.lua\'"}}'))
+        self.assertEqual(call_endpoint("doorbell")[0], 404)
+
+    def test_scripts_not_utf8_source_is_flagged(self):
+        # A Latin-1 comment: Lua takes any bytes; the editor cannot show them as they are.
+        # ("\udce9" is the byte 0xE9 once subprocess encodes the argument, surrogateescape.)
+        self.assertEqual(put_script("latin1.lua", '-- caf\udce9\nhttp.listen("latin1", function() return "ok" end)\n')[0], 201)
+        self.signed_in()
+        self.open_scripts()
+        self.visible('#scripts tr[data-script="latin1.lua"] button').click()
+        self.assertEqual(self.text_of("#script-result-summary", "UTF-8"),
+                         "latin1.lua is not UTF-8 text: the editor shows its other bytes as \ufffd, and saving from here "
+                         "would store those instead. Change it with `luaexec script push` or the API.")
+        self.assertEqual(self.script_source(), '-- caf\ufffd\nhttp.listen("latin1", function() return "ok" end)\n')
+
+    def test_exec_only_token_sees_no_scripts(self):
+        secret = make_token("no-scripts", "exec")
+        self.browser.get(URL + "/#scripts")
+        self.visible("#signin-token").send_keys(secret + Keys.ENTER)
+        self.visible("#who-name")
+        self.assertFalse(self.find('#nav a[data-page="scripts"]').is_displayed())
+        self.visible("#page-console")  # the page asked for is not one it may see
+        self.assertFalse(self.find("#page-scripts").is_displayed())
+        self.assertEqual(curl(URL + "/api/v1/admin/scripts", token=secret)[0], 403)
+
+    def test_scripts_and_audit_phone_sized(self):
+        self.assertEqual(put_script("phone.lua", 'http.listen("phone", function() return "v1" end)\n')[0], 201)
+        self.assertEqual(put_script("phone.lua", 'http.listen("phone", function() return "v2" end)\n')[0], 200)
+        self.browser.set_window_size(390, 844)
+        self.signed_in()
+        self.open_scripts()
+        self.visible('#scripts tr[data-script="phone.lua"] button').click()
+        self.text_of("#script-title", "phone.lua")
+        self.find('#script-versions tr[data-version="1"] button').click()
+        self.text_of("#script-diff-summary", "removed")
+        self.assertLessEqual(self.browser.execute_script("return document.documentElement.scrollWidth"), 390,
+                             "the Scripts page scrolls sideways on a phone")
+        self.browser.execute_script("document.querySelector('#script-side').scrollIntoView()")
+        self.shot("scripts-phone")
+        self.find('#nav a[data-page="audit"]').click()
+        self.wait.until(lambda _: self.audit_rows())
+        # Scrolled down to the script's versions, the next page still opens at its top.
+        self.assertEqual(self.browser.execute_script("return window.scrollY"), 0)
+        self.assertLessEqual(self.browser.execute_script("return document.documentElement.scrollWidth"), 390,
+                             "the Audit page scrolls sideways on a phone")
+        # Nor does its table, inside its box: a record is a block that wraps.
+        self.assertEqual(self.browser.execute_script(
+            "const box = document.querySelector('#audit-records').parentElement; return box.scrollWidth <= box.clientWidth"),
+            True)
+        self.shot("audit-phone")
 
     def test_phone_sized_screen(self):
         self.browser.set_window_size(390, 844)

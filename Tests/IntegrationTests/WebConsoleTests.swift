@@ -34,6 +34,13 @@ struct WebConsoleTests {
         "test_sign_out_forgets_the_token",
         "test_revoked_mid_session_returns_to_sign_in",
         "test_an_endpoint_answer_runs_no_script_in_the_console_origin",
+        "test_scripts_create_change_diff_and_roll_back",
+        "test_line_diff_of_two_texts",
+        "test_scripts_errors_shown_at_their_line_and_nothing_changes",
+        "test_scripts_disable_enable_and_delete_after_confirming",
+        "test_scripts_not_utf8_source_is_flagged",
+        "test_exec_only_token_sees_no_scripts",
+        "test_scripts_and_audit_phone_sized",
         "test_phone_sized_screen",
     ]
 
@@ -79,7 +86,8 @@ struct WebConsoleTests {
         arguments: [
             ("/", 200, "text/html"), ("/index.html", 200, "text/html"), ("/app.css", 200, "text/css"),
             ("/js/app.js", 200, "application/javascript"), ("/js/console.js", 200, "application/javascript"),
-            ("/js/audit.js", 200, "application/javascript"),
+            ("/js/audit.js", 200, "application/javascript"), ("/js/scripts.js", 200, "application/javascript"),
+            ("/js/diff.js", 200, "application/javascript"),
             ("/favicon.svg", 200, "image/svg+xml"),
             ("/vendor/codemirror/lib/codemirror.js", 200, "application/javascript"),
             ("/vendor/codemirror/mode/lua/lua.js", 200, "application/javascript"),

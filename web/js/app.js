@@ -7,6 +7,7 @@ import { AccessPage } from "./access.js";
 import { StatusPage } from "./status.js";
 import { EndpointsPage } from "./endpoints.js";
 import { AuditPage } from "./audit.js";
+import { ScriptsPage } from "./scripts.js";
 import { $, show, notify, report, clearNotice } from "./ui.js";
 
 const pages = {
@@ -14,6 +15,7 @@ const pages = {
   access: new AccessPage(),
   status: new StatusPage(),
   endpoints: new EndpointsPage(),
+  scripts: new ScriptsPage(),
   audit: new AuditPage(),
 };
 let current = null;
@@ -38,7 +40,11 @@ function open(name) {
     notify(`The token "${session.name}" may only call ${session.scopes.join(", ")}: nothing on these pages needs less.`);
     return;
   }
-  if (current && current !== name) pages[current].leave?.();
+  if (current && current !== name) {
+    pages[current].leave?.();
+    // Another page starts at its top, not at the height the last one was scrolled to.
+    window.scrollTo(0, 0);
+  }
   for (const key of Object.keys(pages)) show($(`#page-${key}`), key === name);
   for (const link of document.querySelectorAll("#nav a")) {
     if (link.dataset.page === name) link.setAttribute("aria-current", "page");

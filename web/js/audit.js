@@ -78,16 +78,16 @@ function row(record) {
   const outcome = record.kind === "cli" || record.kind === "notice" ? "" :
     record.error ?? (record.status >= 400 ? `http_${record.status}` : "ok");
   const tr = holding("tr",
-    el("td", record.seq, { class: "num" }),
+    el("td", record.seq, { class: "num seq" }),
     el("td", new Date(record.at).toLocaleString(), { title: record.at }),
     el("td", record.kind),
-    el("td", record.token ?? "–"),
-    el("td", record.client ?? "–"),
+    el("td", record.token ?? "–", { "data-label": "token" }),
+    el("td", record.client ?? "–", { "data-label": "from" }),
     el("td", request || "–", { class: "path", title: record.request_id ? `request id ${record.request_id}` : "" }),
     el("td", record.status ?? "–", { class: "num" }),
     el("td", outcome, { class: outcome && outcome !== "ok" ? "error" : "" }),
-    el("td", record.ms ?? "–", { class: "num" }),
-    el("td", record.detail ?? "", { title: record.body_sha256 ? `body SHA-256 ${record.body_sha256}` : "" }));
+    el("td", record.ms ?? "–", { class: "num" + (record.ms === undefined || record.ms === null ? "" : " ms") }),
+    el("td", record.detail ?? "", { class: "detail", title: record.body_sha256 ? `body SHA-256 ${record.body_sha256}` : "" }));
   tr.dataset.seq = record.seq;
   tr.dataset.kind = record.kind;
   return tr;

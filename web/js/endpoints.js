@@ -32,9 +32,15 @@ function row(entry) {
   return holding("tr",
     el("td", entry.kind),
     name,
-    el("td", by, { class: "path" }),
-    el("td", formatTime(entry.since)),
+    Object.assign(holding("td", ...breakAfterSlashes(by)), { className: "wrap" }),
+    el("td", formatTime(entry.since), { class: "nowrap" }),
     el("td", entry.calls, { class: "num" }),
     el("td", entry.errors, { class: "num" }),
     el("td", entry.source_sha256 ? entry.source_sha256.slice(0, 12) : "–", { class: "mono", title: entry.source_sha256 ?? "" }));
+}
+
+/** `text` as text nodes with a line-break opportunity after each `/`, so that a long path
+ *  wraps between its directories rather than inside a file name. */
+function breakAfterSlashes(text) {
+  return text.split(/(?<=\/)/).flatMap((part, index) => (index ? [document.createElement("wbr"), part] : [part]));
 }
