@@ -69,10 +69,26 @@ static int auxresume(lua_State *L, lua_State *co, int narg) {
     return -1;
 }
 
+// coroutine.yield: in the chunk's own code (its evaluation's coroutine, eval.c) it is the error
+// lua5.4 gives on its main thread, where a chunk runs there: only `sleep` suspends a chunk.
+static int lx_co_yield(lua_State *L) {
+    if (L == runtime_of(L)->eval_co) {
+        // Without a position, as Lua's own message has it.
+        lua_pushliteral(L, "attempt to yield from outside a coroutine");
+        return lua_error(L);
+    }
+    return lua_yield(L, lua_gettop(L));
+}
+
 static int lx_co_resume(lua_State *L) {
     // The message of the linked liblua (5.4.4's lcorolib checks the type: "thread expected").
     luaL_checktype(L, 1, LUA_TTHREAD);
     lua_State *co = lua_tothread(L, 1);
+    if (lx_is_waiting(L, 1)) {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, "cannot resume a request's chunk that waits in sleep");
+        return 2;
+    }
     int r = auxresume(L, co, lua_gettop(L) - 1);
     if (r < 0) {
         lua_pushboolean(L, 0);
@@ -101,6 +117,7 @@ static int lx_co_close(lua_State *L) {
     static const char *const statname[] = {"running", "dead", "suspended", "normal"};
     luaL_checktype(L, 1, LUA_TTHREAD);  // the linked liblua's message, as lx_co_resume
     lua_State *co = lua_tothread(L, 1);
+    if (lx_is_waiting(L, 1)) return luaL_error(L, "cannot close a request's chunk that waits in sleep");
     int status = auxstatus(L, co);
     if (status != COS_DEAD && status != COS_YIELD)
         return luaL_error(L, "cannot close a %s coroutine", statname[status]);
@@ -386,6 +403,7 @@ void lx_replace_base(lua_State *L) {
     replace_in(L, NULL, "dofile", lx_dofile, 0);
     replace_in(L, "os", "exit", lx_os_exit, 0);
     replace_in(L, "coroutine", "resume", lx_co_resume, 0);
+    replace_in(L, "coroutine", "yield", lx_co_yield, 0);
     replace_in(L, "coroutine", "wrap", lx_co_wrap, 0);
     replace_in(L, "coroutine", "close", lx_co_close, 0);
     replace_in(L, NULL, "setmetatable", lx_setmetatable, 1);

@@ -98,33 +98,187 @@ static int begin_call(lx_runtime *rt, int render_mode) {
     return base;
 }
 
-// Calls the function above `nargs` arguments at the top of the stack (the message handler at
-// base + 1 below it), encodes its results, and restores the stack to `base`.
-static int finish_call(lx_runtime *rt, int base, int nargs) {
-    lua_State *L = rt->L;
-    int result = LX_OK;
-    rt->active_limit = rt->memory_limit;
-    int status = lua_pcall(L, nargs, LUA_MULTRET, base + 1);
-    rt->active_limit = rt->memory_limit + rt->headroom;
-    if (status != LUA_OK) {
-        take_error(rt, L);
-        result = kind_of(rt, status);
-        goto done;
-    }
-    if (rt->not_found) {
-        result = LX_ERR_NOT_FOUND;
-        goto done;
-    }
+// MARK: - The evaluation's coroutine
+// Every evaluation runs on a coroutine of its own, so that `sleep` can suspend it (lua_yield)
+// and the host resume it later (SPEC V10) while other requests use the state meanwhile. The
+// coroutine is the one the last evaluation left when it ended (kept in the registry, reset), or
+// a new one. A suspended evaluation's coroutine is anchored in the registry by a reference and
+// listed in LX_WAITING_KEY, so that no chunk can resume or close it (baselib.c).
 
+#define LX_SPARE_THREAD_KEY "luaexec.spare_thread"
+
+// Protected: pushes a coroutine for an evaluation.
+static int lx_take_thread(lua_State *L) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_SPARE_THREAD_KEY) == LUA_TTHREAD) {
+        lua_pushnil(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, LX_SPARE_THREAD_KEY);
+        return 1;
+    }
+    lua_pop(L, 1);
+    lua_newthread(L);
+    return 1;
+}
+
+// Protected: keeps the ended coroutine at 1 for the next evaluation.
+static int lx_keep_thread(lua_State *L) {
+    lua_settop(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, LX_SPARE_THREAD_KEY);
+    return 0;
+}
+
+// Protected: anchors the suspended coroutine at 1; pushes its reference.
+static int lx_anchor(lua_State *L) {
+    lua_settop(L, 1);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_WAITING_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, LX_WAITING_KEY);
+    }
+    lua_pushvalue(L, 1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
+    return 1;
+}
+
+// Takes the coroutine `ref` names off the registry and the waiting list (it is on the stack):
+// assignments to keys that exist, which allocate nothing.
+static void release_anchor(lua_State *L, int ref) {
+    int thread = lua_gettop(L);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_WAITING_KEY) == LUA_TTABLE) {
+        lua_pushvalue(L, thread);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+}
+
+// Runs the coroutine's pending __close handlers and empties it, with it `current`, so that the
+// stop reaches them (as baselib.c's close_thread). When a handler failed (or was stopped), its
+// error replaces the message, as it would have in the protected call that closed the variable.
+static void close_coroutine(lx_runtime *rt, lua_State *co) {
+    lx_set_current(rt, co);
+    int status = lua_resetthread(co);
+    lx_set_current(rt, NULL);
+    if (status != LUA_OK && lua_type(co, -1) == LUA_TSTRING) {
+        size_t n = 0;
+        const char *message = lua_tolstring(co, -1, &n);
+        lx_buf_set_truncated(&rt->error, message, n);
+    }
+    // lua_resetthread leaves the error of a failed coroutine (or of a failing __close) on it.
+    lua_settop(co, 0);
+}
+
+// Protected: the message of the error at 1, as lx_msghandler makes it, and the traceback of the
+// coroutine at 2 where it failed, ending as lua.c's does.
+static int lx_describe_error(lua_State *L) {
+    lua_State *co = lua_tothread(L, 2);
+    int t = lua_type(L, 1);
+    if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+        lua_pushvalue(L, 1);
+        lua_tostring(L, -1);
+    } else if (!(luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)) {
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, co, NULL, 0);
+    lua_pushliteral(L, "\n\t[C]: in ?");
+    lua_concat(L, 2);
+    lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
+    return 1;
+}
+
+// The error on top of `co`, described into the error and traceback buffers.
+static void describe_error(lx_runtime *rt, lua_State *co) {
+    lua_State *L = rt->L;
+    if (!lua_checkstack(L, 4)) {
+        lx_buf_set_truncated(&rt->error, "not enough memory", 17);
+        rt->traceback.len = 0;
+        return;
+    }
+    lua_pushcfunction(L, lx_describe_error);
+    lua_xmove(co, L, 1);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    lua_pcall(L, 2, 1, 0);
+    take_error(rt, L);
+    lua_pop(L, 1);
+}
+
+// After the evaluation's coroutine (at base + 2) ended: kept for the next one.
+static void recycle(lx_runtime *rt, int base) {
+    lua_State *L = rt->L;
+    lua_settop(L, base + 2);
+    lua_pushcfunction(L, lx_keep_thread);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+    rt->refused = 0;
+}
+
+// Resumes the evaluation's coroutine at base + 2 with `nargs` values on it, and encodes its
+// results (the message handler at base + 1 handles the encoder's errors); restores the stack
+// to `base`. LX_SUSPENDED when it waits in `sleep`.
+static int run_coroutine(lx_runtime *rt, int base, int nargs) {
+    lua_State *L = rt->L;
+    lua_State *co = lua_tothread(L, base + 2);
+    int result = LX_OK;
+    int nres = 0;
+    rt->sleep_requested = 0;
+    rt->active_limit = rt->memory_limit;
+    rt->eval_co = co;
+    lx_set_current(rt, co);
+    int status = lua_resume(co, L, nargs, &nres);
+    lx_set_current(rt, NULL);
+    rt->eval_co = NULL;
+    rt->active_limit = rt->memory_limit + rt->headroom;
+    if (status == LUA_YIELD && rt->sleep_requested) {
+        lua_pop(co, nres);
+        lua_pushcfunction(L, lx_anchor);
+        lua_pushvalue(L, base + 2);
+        if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+            rt->suspended_ref = (int)lua_tointeger(L, -1);
+            result = LX_SUSPENDED;
+        } else {
+            take_error(rt, L);
+            close_coroutine(rt, co);
+            result = LX_ERR_MEMORY;
+        }
+        goto done;
+    }
+    if (status == LUA_YIELD) {
+        // coroutine.yield() in the chunk's own code: an error, as lua5.4 has it.
+        lua_pop(co, nres);
+        lua_pushliteral(co, "attempt to yield from outside a coroutine");
+        status = LUA_ERRRUN;
+    }
+    if (status != LUA_OK) {
+        describe_error(rt, co);
+        // Closed before the kind is read: a __close handler the stop ended makes it a timeout.
+        close_coroutine(rt, co);
+        result = kind_of(rt, status);
+        recycle(rt, base);
+        goto done;
+    }
+    if (rt->not_found || !lua_checkstack(L, nres + 2)) {
+        lua_pop(co, nres);
+        if (!rt->not_found) lx_buf_set_truncated(&rt->error, "too many results", 16);
+        result = rt->not_found ? LX_ERR_NOT_FOUND : LX_ERR_RENDER;
+        recycle(rt, base);
+        goto done;
+    }
+    lua_xmove(co, L, nres);
     lua_pushcfunction(L, lx_encode);
-    lua_insert(L, base + 2);
-    status = lua_pcall(L, lua_gettop(L) - base - 2, 0, base + 1);
+    lua_insert(L, base + 3);
+    status = lua_pcall(L, nres, 0, base + 1);
     if (status != LUA_OK) {
         take_error(rt, L);
         rt->result.len = 0;
         result = kind_of(rt, status);
         if (result == LX_ERR_RUNTIME) result = LX_ERR_RENDER;
     }
+    recycle(rt, base);
 
 done:
     lua_settop(L, base);
@@ -147,6 +301,84 @@ done:
     }
     lx_hand_back_memory(rt);
     return result;
+}
+
+// Runs the function and its `nargs` arguments at the top of the stack (the message handler at
+// base + 1 below them) on the evaluation's coroutine; restores the stack to `base`.
+static int finish_call(lx_runtime *rt, int base, int nargs) {
+    lua_State *L = rt->L;
+    lua_pushcfunction(L, lx_take_thread);
+    int status = lua_pcall(L, 0, 1, 0);
+    if (status != LUA_OK) {
+        // Out of memory, or stopped already (the stop hook fires at calls too).
+        take_error(rt, L);
+        lua_settop(L, base);
+        int result = kind_of(rt, status);
+        return result == LX_ERR_RUNTIME ? LX_ERR_MEMORY : result;
+    }
+    lua_insert(L, base + 2);
+    lua_xmove(L, lua_tothread(L, base + 2), nargs + 1);
+    return run_coroutine(rt, base, nargs);
+}
+
+int lx_resume(lx_runtime *rt, int ref, int render_mode) {
+    lua_State *L = rt->L;
+    int base = begin_call(rt, render_mode);
+    if (lua_rawgeti(L, LUA_REGISTRYINDEX, ref) != LUA_TTHREAD) {
+        lua_settop(L, base);
+        lx_buf_set_truncated(&rt->error, "luaexec: no such waiting evaluation", 35);
+        return LX_ERR_RUNTIME;
+    }
+    release_anchor(L, ref);
+    return run_coroutine(rt, base, 0);
+}
+
+void lx_abandon(lx_runtime *rt, int ref) {
+    lua_State *L = rt->L;
+    int base = lua_gettop(L);
+    if (lua_rawgeti(L, LUA_REGISTRYINDEX, ref) == LUA_TTHREAD) {
+        lua_State *co = lua_tothread(L, -1);
+        release_anchor(L, ref);
+        close_coroutine(rt, co);
+    }
+    lua_settop(L, base);
+}
+
+void lx_set_suspendable(lx_runtime *rt, int suspendable, double max_seconds) {
+    rt->can_suspend = suspendable;
+    rt->max_sleep = max_seconds;
+}
+
+void lx_suspension(const lx_runtime *rt, int *ref, double *seconds) {
+    *ref = rt->suspended_ref;
+    *seconds = rt->sleep_seconds;
+}
+
+// sleep(seconds): suspends the evaluation (SPEC V10); the host resumes it when the time is up,
+// and serves other requests meanwhile.
+static int lx_sleep(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    lua_Number seconds = luaL_checknumber(L, 1);
+    if (!(seconds >= 0)) return luaL_argerror(L, 1, "seconds must be 0 or more");
+    if (seconds > rt->max_sleep)
+        return luaL_error(L, "sleep(%f): longer than a request may wait (limits.wait: %f seconds)", seconds,
+            (lua_Number)rt->max_sleep);
+    if (!rt->can_suspend)
+        return luaL_error(L, "sleep cannot wait here: init scripts, stored scripts as they are installed and config "
+                             "callbacks run to the end (timer.after runs a function later)");
+    if (L != rt->eval_co)
+        return luaL_error(L, "sleep cannot wait inside a coroutine the chunk made: call it from the chunk itself");
+    if (!lua_isyieldable(L))
+        return luaL_error(L, "sleep cannot wait inside a function called from C (a metamethod, a sort comparator, "
+                             "a gsub replacement, a finalizer)");
+    rt->sleep_requested = 1;
+    rt->sleep_seconds = seconds;
+    return lua_yield(L, 0);
+}
+
+void lx_open_wait(lua_State *L) {
+    lua_pushcfunction(L, lx_sleep);
+    lua_setglobal(L, "sleep");
 }
 
 // Compiled chunks are kept, by chunk name and text: administrators' tools send the same chunks
@@ -281,6 +513,13 @@ typedef struct {
     lx_decoder in;
 } invocation;
 
+// The registered function's results, after it returned (or after a `sleep` in it, resumed).
+static int invoked(lua_State *L, int status, lua_KContext context) {
+    (void)status;
+    (void)context;
+    return lua_gettop(L);
+}
+
 // Runs in protected mode: finds the function, pushes its arguments, calls it, returns its results.
 static int invoke_registered(lua_State *L) {
     invocation *v = lua_touserdata(L, 1);
@@ -292,8 +531,10 @@ static int invoke_registered(lua_State *L) {
     }
     uint32_t nargs = lx_take_u32(L, &v->in);
     for (uint32_t i = 0; i < nargs; i++) lx_push_decoded(L, &v->in, 0);
-    lua_call(L, (int)nargs, LUA_MULTRET);
-    return lua_gettop(L);
+    // With a continuation, so that the function may wait in `sleep` (the arguments are on
+    // the stack by then: `v` is not used again).
+    lua_callk(L, (int)nargs, LUA_MULTRET, 0, invoked);
+    return invoked(L, LUA_OK, 0);
 }
 
 int lx_invoke(lx_runtime *rt, int kind, const char *name, size_t name_len, const char *args, size_t args_len,

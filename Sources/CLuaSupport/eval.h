@@ -20,6 +20,9 @@ void lx_set_find_registered(lx_runtime *rt, lx_find_registered_fn find);
 // results: not cut short by the stop of the chunk it follows, with the collector stopped. Lua's
 // status.
 int lx_host_pcall(lx_runtime *rt, int nargs);
+
+// `sleep` as a global (SPEC V10).
+void lx_open_wait(lua_State *L);
 // lx_host_pcall's status as an lx_status: on an error, its message goes to the error buffer.
 int lx_host_status(lx_runtime *rt, int status);
 

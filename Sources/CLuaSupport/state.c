@@ -36,6 +36,7 @@ static int lx_setup(lua_State *L) {
     lx_open_http(L);
     lx_open_log(L);
     lx_open_persist(L);
+    lx_open_wait(L);
     return lx_open_stdfiles(L, rt);
 }
 

@@ -239,3 +239,17 @@ void lx_stop_clear(lx_runtime *rt) {
     if (atomic_exchange(&rt->stop, LX_STOP_NONE) != LX_STOP_NONE) lua_sethook(rt->L, NULL, 0, 0);
     lx_end_stopper(rt);
 }
+
+// MARK: - Suspended evaluations (eval.c anchors them; baselib.c keeps chunks' hands off them)
+
+int lx_is_waiting(lua_State *L, int index) {
+    index = lua_absindex(L, index);
+    int waiting = 0;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_WAITING_KEY) == LUA_TTABLE) {
+        lua_pushvalue(L, index);
+        waiting = lua_rawget(L, -2) != LUA_TNIL;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return waiting;
+}

@@ -51,6 +51,18 @@ struct lx_runtime {
     int cached_chunks;
     // Set by lx_invoke's call when nothing is registered under the name.
     int not_found;
+    // The coroutine the chunk (or the registered function) runs on, while it runs (eval.c):
+    // `sleep` yields it, and only it, back to the host.
+    lua_State *eval_co;
+    // Whether the evaluation running now may wait in `sleep` (a request's or a timer's), and
+    // the longest wait one `sleep` may ask for, in seconds (limits.wait).
+    int can_suspend;
+    double max_sleep;
+    // Set by `sleep` as it yields: the seconds asked for; and, once the evaluation is
+    // suspended, the registry reference that keeps its coroutine.
+    int sleep_requested;
+    double sleep_seconds;
+    int suspended_ref;
     // How lx_invoke finds what to call (eval.h's lx_find_registered_fn; set by state.c).
     int (*find_registered)(lua_State *L, int kind, const char *name, size_t name_len);
 
@@ -76,6 +88,11 @@ struct lx_runtime {
 };
 
 lx_runtime *lx_runtime_of(lua_State *L);
+
+// registry[LX_WAITING_KEY][thread] = true for the coroutine of each evaluation suspended in
+// `sleep` (eval.c): no chunk may resume or close one (baselib.c asks lx_is_waiting of the value at `index`).
+#define LX_WAITING_KEY "luaexec.waiting"
+int lx_is_waiting(lua_State *L, int index);
 
 // The allocator lua_newstate is given (user data: the runtime), and the malloc settings it
 // relies on (once per process, before the first state).

@@ -46,6 +46,8 @@ public struct DaemonSettings: Sendable, Equatable {
     public var persistedLimitMiB = 16
     /// Longest wait for the state before 503 busy, in seconds (SPEC L4).
     public var queueTimeout = 10.0
+    /// Longest life of a request that waits in `sleep`, in seconds, from its arrival (SPEC V10).
+    public var waitLimit = 60.0
     /// Most requests that may wait for the state at once.
     public var queueCapacity = 1024
     /// Failed authentications from one address within a minute before it gets 429 (SPEC T6).

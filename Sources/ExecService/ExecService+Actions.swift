@@ -42,26 +42,28 @@ extension ExecService {
             return .answer(Self.actionListing([entry], json: json, detailed: true))
         }
 
-        return .onState(label: identity.name) { [self] vm, audit in
+        return .evaluating(label: identity.name) { [self] vm, audit in
             // Looked up in the job, on the state's thread: the parameters checked are those of
             // the registration that runs, even if a request just replaced it.
             guard let entry = vm.registry.entry(.action, action) else {
-                return Self.plain(404, "no such action: '\(action)' (action=? lists them)\n", json: json)
+                return .answer(Self.plain(404, "no such action: '\(action)' (action=? lists them)\n", json: json))
             }
             let arguments: [LuaValue]
             switch Self.actionArguments(entry, pairs) {
             case .failure(let problem):
                 audit.errorKind = "parameter"
-                return Self.plain(400, problem.message + "\n", json: json)
+                return .answer(Self.plain(400, problem.message + "\n", json: json))
             case .success(let values): arguments = values
             }
             vm.caller = .request(token: identity.name)
             guard let evaluation = vm.invoke(.action, action, arguments: arguments, rendering: json ? .tree : .text) else {
-                return Self.plain(404, "no such action: '\(action)' (action=? lists them)\n", json: json)
+                return .answer(Self.plain(404, "no such action: '\(action)' (action=? lists them)\n", json: json))
             }
-            let failed = if case .failure = evaluation.outcome { true } else { false }
-            vm.registry.recordCall(.action, action, failed: failed)
-            return render(evaluation, json: json, audit: &audit)
+            return .evaluation(evaluation) { [self] evaluation, vm, audit in
+                let failed = if case .failure = evaluation.outcome { true } else { false }
+                vm.registry.recordCall(.action, action, failed: failed)
+                return render(evaluation, json: json, audit: &audit)
+            }
         }
     }
 

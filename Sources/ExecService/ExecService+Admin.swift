@@ -31,6 +31,17 @@ extension ExecService {
         } else {
             json.raw("null")
         }
+        // Requests whose chunk waits in sleep (SPEC V10): whose, how long since they arrived,
+        // how long until they go on.
+        json.raw(",\"waiting\":[")
+        for (index, waiting) in status.waiting.enumerated() {
+            if index > 0 { json.raw(",") }
+            json.raw("{\"token\":")
+            if let label = waiting.label { json.string(label) } else { json.raw("null") }
+            json.raw(",\"since_ms\":" + EvaluationRenderer.milliseconds(waiting.since))
+            json.raw(",\"resumes_in_ms\":" + EvaluationRenderer.milliseconds(waiting.until) + ",\"why\":\"sleep\"}")
+        }
+        json.raw("]")
         // Saved entries the state could not load (SPEC V6), until an administrator removes them.
         json.raw(",\"set_aside\":[")
         for (index, entry) in ((try? stateStore?.setAside()) ?? []).enumerated() {

@@ -19,18 +19,20 @@ extension ExecService {
         }
         audit.body = body
         let arguments = Self.endpointArguments(head, body: body, tokenName: identity.name)
-        return .onState(label: identity.name) { [self] vm, audit in
+        return .evaluating(label: identity.name) { [self] vm, audit in
             vm.caller = .request(token: identity.name)
             // Looked up in the job, on the state's thread: a request that just replaced or
             // withdrew the endpoint is seen.
             guard let evaluation = vm.invoke(.endpoint, name, arguments: arguments, rendering: .tree) else {
-                return Self.plain(404, "no such endpoint: \(head.path)\n", json: json)
+                return .answer(Self.plain(404, "no such endpoint: \(head.path)\n", json: json))
             }
-            recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
-            let answer = Self.endpointResponse(evaluation, name: name, json: json)
-            vm.registry.recordCall(.endpoint, name, failed: answer.errorKind != nil)
-            audit.errorKind = answer.errorKind
-            return answer.response
+            return .evaluation(evaluation) { [self] evaluation, vm, audit in
+                recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
+                let answer = Self.endpointResponse(evaluation, name: name, json: json)
+                vm.registry.recordCall(.endpoint, name, failed: answer.errorKind != nil)
+                audit.errorKind = answer.errorKind
+                return answer.response
+            }
         }
     }
 

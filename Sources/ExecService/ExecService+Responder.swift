@@ -45,7 +45,11 @@ extension ExecService: Responder {
         case .onState(let jobLabel, let work):
             executor.submit(Exchange(
                 service: self, label: label, jobLabel: jobLabel, start: start, json: json, audit: audit, writer: writer,
-                work: work))
+                work: .answer(work)))
+        case .evaluating(let jobLabel, let work):
+            executor.submit(Exchange(
+                service: self, label: label, jobLabel: jobLabel, start: start, json: json, audit: audit, writer: writer,
+                work: .evaluate(work)))
         case .reset:
             let exchange = Exchange(
                 service: self, label: label, jobLabel: "reset", start: start, json: true, audit: audit, writer: writer,
@@ -58,11 +62,35 @@ extension ExecService: Responder {
     public func runDeferred() {
         executor.runQueued()
     }
+
+    /// When a request waiting in `sleep` is due again (SPEC V10).
+    public func nextDue() -> MonotonicInstant? { executor.nextDue }
+
+    /// Queues the requests whose `sleep` is over and runs them, on the transport's thread.
+    public func runDue() { executor.runDue() }
+
+    public func setWake(_ wake: @escaping @Sendable () -> Void) { executor.setWakeDriver(wake) }
 }
 
 /// A request that waits for the Lua state: the job the scheduler queues, holding what its
-/// answer needs. One object a request, not a job and the closures around it.
+/// answer needs. One object a request, not a job and the closures around it. A request whose
+/// chunk waits in `sleep` is the same job, run again when its time is up (SPEC V10).
 final class Exchange: StateJob, @unchecked Sendable {
+    /// What the job runs: a handler that answers, or one that evaluates.
+    enum Work {
+        case answer((LuaVM, inout AuditRecord) -> Response)
+        case evaluate((LuaVM, inout AuditRecord) -> Evaluated)
+    }
+
+    /// A chunk waiting in `sleep`: how to go on, what it printed before, and when its sleep
+    /// ends (it may be woken earlier, at `limits.wait`, to be ended).
+    struct Waiting {
+        var suspension: Suspension
+        var then: (Evaluation, LuaVM, inout AuditRecord) -> Response
+        var output: [UInt8]
+        var sleepEnds: MonotonicInstant
+    }
+
     let service: ExecService
     let metricsLabel: String
     let start: MonotonicInstant
@@ -71,11 +99,12 @@ final class Exchange: StateJob, @unchecked Sendable {
     // the refuser's (the scheduler's lock orders them).
     var audit: AuditRecord
     let writer: any ResponseWriter
-    var work: ((LuaVM, inout AuditRecord) -> Response)?
+    var work: Work?
+    var waiting: Waiting?
 
     init(
         service: ExecService, label: String, jobLabel: String?, start: MonotonicInstant, json: Bool, audit: AuditRecord,
-        writer: any ResponseWriter, work: ((LuaVM, inout AuditRecord) -> Response)?
+        writer: any ResponseWriter, work: Work?
     ) {
         self.service = service
         self.metricsLabel = label
@@ -88,10 +117,72 @@ final class Exchange: StateJob, @unchecked Sendable {
     }
 
     override func run(_ vm: LuaVM) {
+        if let waiting {
+            self.waiting = nil
+            if MonotonicInstant.now() < waiting.sleepEnds {
+                // Woken before its sleep ends: `limits.wait` is over.
+                vm.abandon(waiting.suspension)
+                let limit = vm.maxWaitSeconds.map { $0 == $0.rounded() ? "\(Int($0))" : "\($0)" } ?? "its"
+                var evaluation = Evaluation(
+                    output: waiting.output,
+                    outcome: .failure(
+                        LuaFailure(
+                            kind: .timeout,
+                            message: "the request waited in sleep past limits.wait (\(limit) seconds from its arrival)")),
+                    elapsedNanoseconds: 0)
+                evaluation.suspension = nil
+                return send(waiting.then(evaluation, vm, &audit))
+            }
+            return go(on: vm.resume(waiting.suspension), output: waiting.output, then: waiting.then, vm: vm)
+        }
         service.recordQueueWait(since: arrived)
-        let response = work.map { $0(vm, &audit) } ?? ExecService.plain(500, "nothing to run\n", json: json)
-        work = nil
+        let work = self.work
+        self.work = nil
+        switch work {
+        case .answer(let answer): send(answer(vm, &audit))
+        case .evaluate(let evaluate):
+            switch evaluate(vm, &audit) {
+            case .answer(let response): send(response)
+            case .evaluation(let evaluation, let then): go(on: evaluation, output: [], then: then, vm: vm)
+            }
+        case nil: send(ExecService.plain(500, "nothing to run\n", json: json))
+        }
+    }
+
+    /// Answers from an evaluation that ended, or waits again while it sleeps.
+    private func go(
+        on evaluation: Evaluation, output: [UInt8], then: @escaping (Evaluation, LuaVM, inout AuditRecord) -> Response,
+        vm: LuaVM
+    ) {
+        var evaluation = evaluation
+        evaluation.output = output + evaluation.output
+        guard let suspension = evaluation.suspension else { return send(then(evaluation, vm, &audit)) }
+        let now = MonotonicInstant.now()
+        let sleepEnds = now.advanced(by: .nanoseconds(Int64(min(suspension.seconds, 1e7) * 1e9)))
+        // At most `limits.wait` after its arrival: then it is ended as a timeout.
+        let limit = start.advanced(by: .nanoseconds(Int64(min(vm.maxWaitSeconds ?? 60, 1e7) * 1e9)))
+        waiting = Waiting(suspension: suspension, then: then, output: evaluation.output, sleepEnds: sleepEnds)
+        service.executor.wait(self, until: min(sleepEnds, limit))
+    }
+
+    private func send(_ response: Response) {
         writer.send(service.finish(response, label: metricsLabel, audit: &audit, start: start))
+    }
+
+    /// The state was reset while the chunk waited in `sleep` (SPEC M3): it ended with it.
+    override func stateWasReset() {
+        guard let waiting else { return }
+        self.waiting = nil
+        var evaluation = Evaluation(
+            output: waiting.output,
+            outcome: .failure(
+                LuaFailure(kind: .interrupted, message: "the Lua state was reset while the chunk waited in sleep")),
+            elapsedNanoseconds: 0)
+        evaluation.suspension = nil
+        audit.errorKind = "interrupted"
+        // The answer is made without the state: `then` must not touch the VM it is given, so
+        // the renderer is called directly.
+        send(service.render(evaluation, json: json, audit: &audit))
     }
 
     /// 503 busy: the queue was full or the wait passed `limits.queue_timeout` (SPEC L4);

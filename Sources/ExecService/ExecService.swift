@@ -222,10 +222,10 @@ public final class ExecService: Sendable {
         }
         let chunkName = given ?? Self.interactive
         let (json, tokenName) = (call.json, call.identity.name)
-        return .onState(label: tokenName) { [self] vm, audit in
+        return .evaluating(label: tokenName) { [self] vm, audit in
             vm.caller = .request(token: tokenName)
             let evaluation = vm.evaluate(body, chunkName: chunkName, rendering: json ? .tree : .text)
-            return render(evaluation, json: json, audit: &audit)
+            return .evaluation(evaluation) { [self] evaluation, _, audit in render(evaluation, json: json, audit: &audit) }
         }
     }
 

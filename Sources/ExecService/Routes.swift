@@ -113,8 +113,18 @@ enum Reply {
     /// Runs `work` on the state, in arrival order, under the time limit; it makes the answer
     /// there. 503 busy instead when the queue is full or the wait passes `limits.queue_timeout`.
     case onState(label: String?, (LuaVM, inout AuditRecord) -> Response)
+    /// As `onState`, for a job that evaluates a chunk or a registered function: the chunk may
+    /// wait in `sleep` (SPEC V10), and the job's answer is made once it ends.
+    case evaluating(label: String?, (LuaVM, inout AuditRecord) -> Evaluated)
     /// Replaces the state (SPEC M3), in arrival order like any job.
     case reset
+}
+
+/// What a job that evaluates made: its answer already (nothing was evaluated), or an evaluation
+/// and how to answer from it once it has ended, which is later when it waits in `sleep`.
+enum Evaluated {
+    case answer(Response)
+    case evaluation(Evaluation, then: (Evaluation, LuaVM, inout AuditRecord) -> Response)
 }
 
 extension ExecService {

@@ -244,6 +244,9 @@ public final class FastCGIServer: @unchecked Sendable {
         guard flags >= 0, fcntl(listenFD, F_SETFL, flags | O_NONBLOCK) == 0 else {
             throw TransportError("cannot make the listening socket non-blocking: \(systemErrorText())")
         }
+        // The responder wakes the poller when it has work due sooner than the poller waits.
+        let wakeFD = self.wakeFD
+        responder.setWake { _ = eventfd_write(wakeFD, 1) }
         for fd in [listenFD, wakeFD] {
             var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: fd))
             guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
@@ -289,6 +292,12 @@ public final class FastCGIServer: @unchecked Sendable {
                     serve(ready, ticket: ticket, epoch: epoch)
                     ready.removeAll(keepingCapacity: true)
                 }
+                // What the responder has due (sleepers whose time is up, timers) runs on the
+                // poller, as the requests do: the stand-by thread relieves it if that takes long.
+                if let due = responder.nextDue(), due <= MonotonicInstant.now() {
+                    lock.withLock { pollerBusySince = MonotonicInstant.now() }
+                    responder.runDue()
+                }
                 let (stillPoller, handBack) = lock.withLock {
                     // The answers of this round go out, after their audit lines.
                     release()
@@ -332,7 +341,12 @@ public final class FastCGIServer: @unchecked Sendable {
     /// One `epoll_wait` and what it reports: new connections, input (parsed into `ready`),
     /// writable output, requests other threads left (`pending`); then stalled peers.
     private func pollOnce(_ events: inout [epoll_event], into ready: inout [Work]) -> Int {
-        let timeout: Int32 = lock.withLock { pending.isEmpty ? 1000 : 0 }
+        var timeout: Int32 = lock.withLock { pending.isEmpty ? 1000 : 0 }
+        // No longer than until the responder's own work is due (a sleeping request, a timer).
+        if timeout > 0, let due = responder.nextDue() {
+            let now = MonotonicInstant.now()
+            timeout = due <= now ? 0 : Int32(min(1000, (due.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))
+        }
         let count = events.withUnsafeMutableBufferPointer {
             epoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeout)
         }

@@ -1,3 +1,5 @@
+import SystemSupport
+
 /// What a transport hands each request to: luaexec's service, or a test's responder.
 ///
 /// The contract between a transport (FastCGI today; any server that speaks HTTP's semantics)
@@ -24,10 +26,24 @@ public protocol Responder: Sendable {
     /// it read in one go, from a thread with a large stack, so that those requests keep their
     /// arrival order and the deferred work needs no thread of its own (no wake-up per request).
     func runDeferred()
+
+    /// When the responder next has work of its own to run (a request waiting in `sleep` whose
+    /// time is up, a timer), or nil. The transport waits for input no longer than that.
+    func nextDue() -> MonotonicInstant?
+
+    /// Runs what is due now (see `nextDue`) on the calling thread, which has a large stack.
+    func runDue()
+
+    /// Gives the responder the way to wake the transport when something becomes due earlier
+    /// than the transport may be waiting for (it may be called from any thread).
+    func setWake(_ wake: @escaping @Sendable () -> Void)
 }
 
 extension Responder {
     public func runDeferred() {}
+    public func nextDue() -> MonotonicInstant? { nil }
+    public func runDue() {}
+    public func setWake(_ wake: @escaping @Sendable () -> Void) {}
 }
 
 /// Where one request's answer goes, given by the transport with the request. Either `send` once,

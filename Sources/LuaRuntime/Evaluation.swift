@@ -7,11 +7,26 @@ public struct Evaluation: Sendable {
     /// nanoseconds: kept as a count, as the metrics and `Server-Timing` read it.
     public var elapsedNanoseconds: Int64
 
+    /// Set when the chunk waits in `sleep` (SPEC V10): `outcome` then means nothing yet, and
+    /// `output` is what it printed before; `LuaVM.resume` goes on with it when the time is up.
+    public var suspension: Suspension?
+
     public init(output: [UInt8], outcome: Result<[LuaValue], LuaFailure>, elapsedNanoseconds: Int64) {
         self.output = output
         self.outcome = outcome
         self.elapsedNanoseconds = elapsedNanoseconds
     }
+}
+
+/// An evaluation waiting in `sleep`: what `LuaVM.resume` or `LuaVM.abandon` needs. It belongs
+/// to the state that made it; a reset ends it with that state.
+public struct Suspension: Sendable {
+    /// The registry reference that keeps the evaluation's coroutine.
+    let reference: Int32
+    /// How long the chunk asked to wait.
+    public let seconds: Double
+    let rendering: Rendering
+    let caller: LuaVM.Caller
 }
 
 /// Why a chunk did not complete. The state survives every one of these.

@@ -15,9 +15,15 @@ open class StateJob: @unchecked Sendable {
     /// Subject to the queue's capacity and timeout; the daemon's own jobs are not.
     public let bounded: Bool
 
-    enum State { case queued, running, done, refused }
+    enum State { case queued, running, waiting, done, refused }
     /// Guarded by the executor's lock.
     var state = State.queued
+    /// Time the job has run so far, over its runs (a job that waits in `sleep` runs again):
+    /// `limits.time` counts running time only. Guarded by the executor's lock.
+    var ranNanoseconds: Int64 = 0
+    /// It waited (`LuaExecutor.wait`) and was queued again: the queue timeout, which counts from
+    /// its arrival, no longer applies to it.
+    var hasWaited = false
 
     public init(label: String?, arrived: MonotonicInstant = .now(), bounded: Bool = true) {
         self.label = label
@@ -33,6 +39,10 @@ open class StateJob: @unchecked Sendable {
     /// submitting thread) or it waited past the queue timeout (on the watchdog's thread, whose
     /// stack is small: no Lua here).
     open func refuse() {}
+
+    /// Called instead of running again when the job waits (`LuaExecutor.wait`) and the state it
+    /// waits in is replaced (a reset): what it waited in is gone. No Lua here.
+    open func stateWasReset() {}
 
     /// After `run`, once the state is free of it (the status no longer shows it running).
     func didFinish() {}
@@ -169,6 +179,9 @@ public final class LuaExecutor: @unchecked Sendable {
         public var memoryInUse: Int
         /// The running job's label and how long it has run, if one runs.
         public var running: (label: String?, elapsed: Duration)?
+        /// Jobs waiting in `sleep`: their labels, how long since they arrived, and how long
+        /// until they run again, earliest first.
+        public var waiting: [(label: String?, since: Duration, until: Duration)] = []
     }
 
     /// Lets `makeVM` run init scripts under a time limit of their own (SPEC V2, L1): the
@@ -211,6 +224,11 @@ public final class LuaExecutor: @unchecked Sendable {
     private var waiting = 0
     /// A thread is running the queue.
     private var draining = false
+    /// Jobs that wait (`wait(until:)`), by the time they run again, earliest first.
+    private var sleepers: [(due: MonotonicInstant, job: StateJob)] = []
+    /// Wakes the thread that runs what is due (the transport's poller), when something becomes
+    /// due earlier than before.
+    private var wakeDriver: (@Sendable () -> Void)?
     private var running: (handle: StopHandle, deadline: MonotonicInstant, started: MonotonicInstant, label: String?)?
     private var memoryInUse = 0
 
@@ -286,7 +304,14 @@ public final class LuaExecutor: @unchecked Sendable {
             Status(
                 queueLength: waiting,
                 memoryInUse: memoryInUse,
-                running: running.map { ($0.label, MonotonicInstant.now().duration(since: $0.started)) })
+                running: running.map { ($0.label, MonotonicInstant.now().duration(since: $0.started)) },
+                waiting: sleepers.map { sleeper in
+                    let now = MonotonicInstant.now()
+                    return (
+                        sleeper.job.label, now.duration(since: sleeper.job.arrived),
+                        sleeper.due > now ? sleeper.due.duration(since: now) : .zero
+                    )
+                })
         }
     }
 
@@ -356,7 +381,7 @@ public final class LuaExecutor: @unchecked Sendable {
                     queue.removeFirst(queueHead)
                     queueHead = 0
                 }
-                startRunning(job.label)
+                startRunning(job)
                 return job
             }
             queue.removeAll(keepingCapacity: queue.capacity <= 4096)
@@ -364,6 +389,49 @@ public final class LuaExecutor: @unchecked Sendable {
             draining = false
             return nil
         }
+    }
+
+    // MARK: Jobs that wait (SPEC V10)
+
+    /// Called by a running job (from its `run`): it runs again, as a new arrival in the queue,
+    /// once `due` has come; meanwhile the state runs other jobs. Its time limit goes on from
+    /// what it has used.
+    public func wait(_ job: StateJob, until due: MonotonicInstant) {
+        let wake: (@Sendable () -> Void)? = lock.withLock {
+            job.state = .waiting
+            job.hasWaited = true
+            let index = sleepers.firstIndex { $0.due > due } ?? sleepers.count
+            sleepers.insert((due, job), at: index)
+            return index == 0 ? wakeDriver : nil
+        }
+        // A thread other than the driver's may have made it (the driver then sleeps too long).
+        wake?()
+    }
+
+    /// When the first waiting job runs again, if any waits.
+    public var nextDue: MonotonicInstant? { lock.withLock { sleepers.first?.due } }
+
+    /// Queues the waiting jobs whose time has come (arrival order among those ready: SPEC E8)
+    /// and runs the queue on this thread (a large stack) unless another thread runs it.
+    public func runDue() {
+        let now = MonotonicInstant.now()
+        let woken = lock.withLock {
+            var count = 0
+            while let first = sleepers.first, first.due <= now {
+                sleepers.removeFirst()
+                first.job.state = .queued
+                queue.append(first.job)
+                waiting += 1
+                count += 1
+            }
+            return count
+        }
+        if woken > 0 { runQueued() }
+    }
+
+    /// How to wake the thread that calls `runDue` when a job waits less than it sleeps.
+    public func setWakeDriver(_ wake: @escaping @Sendable () -> Void) {
+        lock.withLock { wakeDriver = wake }
     }
 
     // MARK: Waiting for a job
@@ -438,9 +506,10 @@ public final class LuaExecutor: @unchecked Sendable {
     // MARK: Running
 
     /// The state starts a job: the watchdog's deadline runs from now. Called with the lock held.
-    private func startRunning(_ label: String?) {
+    private func startRunning(_ job: StateJob) {
         let now = MonotonicInstant.now()
-        running = (vm.stopHandle, now.advanced(byNanoseconds: timeLimitNanoseconds), now, label)
+        let left = max(0, timeLimitNanoseconds - job.ranNanoseconds)
+        running = (vm.stopHandle, now.advanced(byNanoseconds: left), now, job.label)
     }
 
     /// The job is done: no stop left armed, and the state's size for the status. Called with
@@ -463,11 +532,14 @@ public final class LuaExecutor: @unchecked Sendable {
         }
         job.run(vm)
         runConfigCallbacks()
-        lock.withLock {
+        let waits = lock.withLock {
+            if let running { job.ranNanoseconds += MonotonicInstant.now().nanoseconds(since: running.started) }
             stopRunning()
+            if job.state == .waiting { return true }
             job.state = .done
+            return false
         }
-        job.didFinish()
+        if !waits { job.didFinish() }
     }
 
     /// Makes a fresh state and swaps it in; the error of `makeVM`, the old state then staying.
@@ -477,15 +549,20 @@ public final class LuaExecutor: @unchecked Sendable {
             // The old state closes when the last reference goes, after the swap and out of the
             // watchdog's reach; lx_runtime_free closes it with a stop in effect, so each pending
             // Lua finalizer ends at its first instruction (docs/limits.md).
-            let old = lock.withLock {
+            let (old, ended) = lock.withLock {
                 let old = vm
                 running?.handle.clear()
                 vm = fresh
                 currentRegistry = fresh.registry
                 running?.handle = fresh.stopHandle
-                return old
+                // What waited in the old state cannot go on in the new one (SPEC M3).
+                let ended = sleepers.map(\.job)
+                sleepers.removeAll()
+                for job in ended { job.state = .done }
+                return (old, ended)
             }
             withExtendedLifetime(old) {}
+            for job in ended { job.stateWasReset() }
             logger.notice("the Lua state was reset")
             return nil
         } catch {
@@ -540,7 +617,7 @@ public final class LuaExecutor: @unchecked Sendable {
         var index = queueHead
         while index < queue.count {
             defer { index += 1 }
-            guard let job = queue[index], job.state == .queued, job.bounded else { continue }
+            guard let job = queue[index], job.state == .queued, job.bounded, !job.hasWaited else { continue }
             guard now.duration(since: job.arrived) >= timeout else { break }
             job.state = .refused
             queue[index] = nil

@@ -36,6 +36,10 @@ public final class LuaVM {
     public let registry = EndpointRegistry()
     /// Set by whoever runs a chunk; `http.listen` and `http.action` record it.
     public var caller = Caller.request(token: nil)
+    /// The longest a request may wait in `sleep` (`limits.wait`), or nil when nothing would
+    /// resume it (a state without a scheduler: `sleep` is then an error). Only requests wait:
+    /// init scripts, stored scripts being installed and config callbacks run to the end.
+    public var maxWaitSeconds: Double?
     /// While a stored script runs: every name it registered or removed (LuaVM+StoredScripts).
     var touchedRegistrations: Set<EndpointRegistry.Registration>?
     /// Saves what an evaluation changed in `persisted` and the config store (LuaVM+State).
@@ -120,6 +124,7 @@ public final class LuaVM {
         if lastSource?.chunkName != chunkName {
             lastSource = (chunkName, Self.source(chunkName).utf8CString)
         }
+        allowWaiting()
         let status = chunk.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { chars in
                 lastSource!.cString.withUnsafeBufferPointer { source in
@@ -127,7 +132,35 @@ public final class LuaVM {
                 }
             }
         }
-        return withConfigCallbacks(finish(status: status, start: start))
+        return withConfigCallbacks(finish(status: status, start: start, rendering: rendering))
+    }
+
+    /// Goes on with an evaluation that waited in `sleep`, as its caller (SPEC V10).
+    public func resume(_ suspension: Suspension) -> Evaluation {
+        assert(lua_gettop(state) == 0, "a request must start with an empty Lua stack")
+        let start = MonotonicInstant.now()
+        caller = suspension.caller
+        allowWaiting()
+        let mode = suspension.rendering == .text ? Int32(LX_RENDER_TEXT.rawValue) : Int32(LX_RENDER_TREE.rawValue)
+        let status = lx_resume(runtime, suspension.reference, mode)
+        return withConfigCallbacks(finish(status: status, start: start, rendering: suspension.rendering))
+    }
+
+    /// Ends an evaluation that waits in `sleep` without going on with it: its pending
+    /// to-be-closed variables are closed (under the running job's time limit).
+    public func abandon(_ suspension: Suspension) {
+        lx_abandon(runtime, suspension.reference)
+        _ = saveChanges()
+    }
+
+    /// Lets the evaluation about to run wait in `sleep` when it is a request's and something
+    /// resumes it.
+    private func allowWaiting() {
+        if let maxWaitSeconds, case .request = caller {
+            lx_set_suspendable(runtime, 1, maxWaitSeconds)
+        } else {
+            lx_set_suspendable(runtime, 0, 0)
+        }
     }
 
     /// Calls the function the `http` module registered under `name` with `arguments`, under the
@@ -136,6 +169,8 @@ public final class LuaVM {
         _ kind: EndpointRegistry.Kind, _ name: String, arguments: [LuaValue], rendering: Rendering
     ) -> Evaluation? {
         let cKind = kind == .endpoint ? Int32(LX_KIND_ENDPOINT.rawValue) : Int32(LX_KIND_ACTION.rawValue)
+        allowWaiting()
+        defer { lx_set_suspendable(runtime, 0, 0) }
         return invoke(kind: cKind, name, arguments: arguments, rendering: rendering).map(withConfigCallbacks)
     }
 
@@ -155,6 +190,9 @@ public final class LuaVM {
         guard let failure = runConfigCallbacks(), case .success = evaluation.outcome else { return evaluation }
         var evaluation = evaluation
         evaluation.outcome = .failure(failure)
+        // It fails here: it does not go on after its sleep.
+        if let waiting = evaluation.suspension { abandon(waiting) }
+        evaluation.suspension = nil
         return evaluation
     }
 
@@ -174,7 +212,7 @@ public final class LuaVM {
             }
         }
         if status == Int32(LX_ERR_NOT_FOUND.rawValue) { return nil }
-        return finish(status: status, start: start)
+        return finish(status: status, start: start, rendering: rendering)
     }
 
     /// The Lua chunk name for `chunkName`: as it is when it starts with `@` or `=`, else `=chunkName`.
@@ -182,11 +220,20 @@ public final class LuaVM {
         chunkName.hasPrefix("@") || chunkName.hasPrefix("=") ? chunkName : "=" + chunkName
     }
 
-    private func finish(status: Int32, start: MonotonicInstant) -> Evaluation {
+    private func finish(status: Int32, start: MonotonicInstant, rendering: Rendering) -> Evaluation {
         defer { lx_trim_buffers(runtime) }
+        // Nothing after this evaluation may wait (config callbacks run to the end).
+        lx_set_suspendable(runtime, 0, 0)
         let output = bytes(lx_output)
         var outcome: Result<[LuaValue], LuaFailure>
-        if status == Int32(LX_OK.rawValue) {
+        var suspension: Suspension?
+        if status == Int32(LX_SUSPENDED.rawValue) {
+            var reference: Int32 = 0
+            var seconds = 0.0
+            lx_suspension(runtime, &reference, &seconds)
+            suspension = Suspension(reference: reference, seconds: seconds, rendering: rendering, caller: caller)
+            outcome = .success([])
+        } else if status == Int32(LX_OK.rawValue) {
             var length = 0
             let pointer = lx_result(runtime, &length)
             outcome = .success(LuaValue.decodeList(UnsafeRawBufferPointer(start: pointer, count: length)))
@@ -195,8 +242,16 @@ public final class LuaVM {
         }
         // What the chunk changed is saved before its answer goes out, whether it ended well or
         // not: the state keeps what a failed chunk did before it failed (SPEC E6, V6).
-        if let unsaved = saveChanges() { outcome = .failure(unsaved) }
-        return Evaluation(output: output, outcome: outcome, elapsedNanoseconds: MonotonicInstant.now().nanoseconds(since: start))
+        if let unsaved = saveChanges() {
+            // A chunk whose changes cannot be kept does not go on after its sleep.
+            if let waiting = suspension { lx_abandon(runtime, waiting.reference) }
+            suspension = nil
+            outcome = .failure(unsaved)
+        }
+        var evaluation = Evaluation(
+            output: output, outcome: outcome, elapsedNanoseconds: MonotonicInstant.now().nanoseconds(since: start))
+        evaluation.suspension = suspension
+        return evaluation
     }
 
     private func failure(status: Int32) -> LuaFailure {

@@ -28,6 +28,7 @@ enum lx_status {
     LX_ERR_INTERRUPTED = 5,
     LX_ERR_RENDER = 6,
     LX_ERR_NOT_FOUND = 7,  // lx_invoke: nothing is registered under the name
+    LX_SUSPENDED = 8,  // the chunk waits in `sleep`: lx_suspension says for how long; lx_resume goes on
 };
 
 /// What the `http` module registers (SPEC V4, V7).
@@ -101,6 +102,22 @@ void lx_trim_buffers(lx_runtime *rt);
 /// same buffers as lx_eval. LX_ERR_NOT_FOUND when nothing is registered under the name.
 int lx_invoke(lx_runtime *rt, int kind, const char *name, size_t name_len, const char *args, size_t args_len,
     int render_mode);
+
+// MARK: waiting (SPEC V10)
+
+/// Whether the evaluations from now on may wait in `sleep` (a request's, a timer's: the host
+/// resumes them), and the longest one `sleep` may ask for. Init scripts, stored scripts being
+/// installed and config callbacks run to completion: there `sleep` is an error.
+void lx_set_suspendable(lx_runtime *rt, int suspendable, double max_seconds);
+/// After LX_SUSPENDED: the reference that names the waiting evaluation, and the seconds it asked
+/// to wait. What it printed so far is in the output buffer.
+void lx_suspension(const lx_runtime *rt, int *ref, double *seconds);
+/// Goes on with the evaluation `ref` names after its `sleep`, as lx_eval runs a chunk (its
+/// output buffer starts empty); its results, error or next LX_SUSPENDED as lx_eval's.
+int lx_resume(lx_runtime *rt, int ref, int render_mode);
+/// Ends the evaluation `ref` names without resuming it: its pending to-be-closed variables are
+/// closed (under the stop in effect, if any), its coroutine let go.
+void lx_abandon(lx_runtime *rt, int ref);
 
 /// Tells `hook` of every registration from now on; `context` is passed back to it.
 void lx_set_registration_hook(lx_runtime *rt, lx_registration_hook hook, void *context);

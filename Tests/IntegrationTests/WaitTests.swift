@@ -1,0 +1,163 @@
+import Foundation
+import Synchronization
+import SystemSupport
+import Testing
+
+/// `sleep` (SPEC V10) through nginx: a chunk that waits lets go of the state, and goes on with
+/// its locals and its output when its time is up.
+// Serialized: a reset (statusAndReset) ends every chunk asleep in the stack.
+@Suite("Waiting: sleep lets other requests run", .serialized)
+struct WaitTests {
+    /// A time limit far below the sleeps: `limits.time` counts running time only.
+    static let stack = try! Stack(settings: ["limits.time=0.5", "limits.wait=3"])
+
+    var stack: Stack { Self.stack }
+
+    /// Runs `chunks` at once, each on its own thread; their answers and when each came back.
+    func concurrently(_ chunks: [String]) -> [(result: Result<Stack.HTTPResult, any Error>, at: MonotonicInstant)] {
+        let results = Mutex<[Int: (Result<Stack.HTTPResult, any Error>, MonotonicInstant)]>([:])
+        let done = DispatchSemaphore(value: 0)
+        // A thread each (concurrentPerform runs only as many at once as there are cores).
+        for (index, chunk) in chunks.enumerated() {
+            Thread.detachNewThread { [stack] in
+                let result = Result { try stack.eval(chunk) }
+                results.withLock { $0[index] = (result, MonotonicInstant.now()) }
+                done.signal()
+            }
+        }
+        for _ in chunks { done.wait() }
+        return results.withLock { all in chunks.indices.map { (all[$0]!.0, all[$0]!.1) } }
+    }
+
+    @Test("three chunks that each sleep twice finish together, and a fourth request is answered meanwhile")
+    func sleepersShareTheState() throws {
+        let sleeper = "print('a') sleep(1) print('b') sleep(1) return 'done'"
+        let started = MonotonicInstant.now()
+        // The fourth waits 0.3 s itself, so that it runs while the three are asleep.
+        let answers = concurrently([sleeper, sleeper, sleeper, "sleep(0.3) return 1"])
+        for answer in answers.prefix(3) {
+            let result = try answer.result.get()
+            #expect(result.status == 200)
+            #expect(result.text == "a\nb\ndone")
+        }
+        let quick = try answers[3].result.get()
+        #expect(quick.status == 200 && quick.text == "1")
+        // In series the sleeps alone would take 6 s; together about 2.
+        let slowest = answers.prefix(3).map { $0.at.duration(since: started) }.max()!
+        #expect(slowest < .seconds(5))
+        // The quick one came back before any sleeper: it did not wait for their sleeps.
+        #expect(
+            answers.prefix(3).allSatisfy { $0.at > answers[3].at },
+            "\(answers.map { $0.at.duration(since: started) })")
+    }
+
+    @Test("a chunk goes on with its locals and its output after sleep; globals are shared")
+    func goesOn() throws {
+        let result = try stack.eval("local x = 41 print('before') sleep(0.05) print('after') wait_global = x + 1 return x + 1")
+        #expect(result.status == 200)
+        #expect(result.text == "before\nafter\n42")
+        #expect(try stack.eval("return wait_global").text == "42")
+        // JSON mode: output and results as E5 has them.
+        let json = try stack.eval("print('p') sleep(0) return {1, 2}", headers: ["Accept: application/json"])
+        #expect(json.text.hasPrefix(#"{"ok":true,"results":[[1,2]],"output":"p\n","elapsed_ms":"#))
+    }
+
+    @Test("limits.time counts running time only: a chunk that sleeps past it ends well")
+    func timeCountsRunningOnly() throws {
+        let result = try stack.eval("sleep(0.6) sleep(0.6) return 'ok'")
+        #expect(result.status == 200 && result.text == "ok")
+        // Running time still counts, across its sleeps.
+        let spinner = try stack.eval("print('x') sleep(0) local t = os.clock() while true do end")
+        #expect(spinner.status == 504)
+        #expect(spinner.headers["x-lua-error"] == "timeout")
+    }
+
+    @Test("limits.wait ends a chunk that sleeps past it: 504 timeout, its output kept, its __close run")
+    func waitLimit() throws {
+        let result = try stack.eval(
+            "local x <close> = setmetatable({}, {__close = function() closed_by_wait = true end}) "
+                + "print('started') for i = 1, 100 do sleep(0.5) end return 'never'")
+        #expect(result.status == 504)
+        #expect(result.headers["x-lua-error"] == "timeout")
+        #expect(result.text.hasPrefix("started\nthe request waited in sleep past limits.wait (3 seconds from its arrival)"))
+        #expect(try stack.eval("return closed_by_wait").text == "true")
+        // One sleep longer than the limit is refused at once.
+        let long = try stack.eval("sleep(4)")
+        #expect(long.status == 500)
+        #expect(long.text.hasPrefix("interactive.lua:1: sleep(4.0): longer than a request may wait (limits.wait: 3.0 seconds)"))
+    }
+
+    @Test(
+        "bad arguments and places where sleep cannot wait are errors that say so",
+        arguments: [
+            ("sleep(-1)", "interactive.lua:1: bad argument #1 to 'sleep' (seconds must be 0 or more)"),
+            ("sleep(0/0)", "interactive.lua:1: bad argument #1 to 'sleep' (seconds must be 0 or more)"),
+            ("sleep('x')", "interactive.lua:1: bad argument #1 to 'sleep' (number expected, got string)"),
+            ("sleep(1e300)", "interactive.lua:1: sleep(1e+300): longer than a request may wait (limits.wait: 3.0 seconds)"),
+            (
+                "coroutine.wrap(function() sleep(0) end)()",
+                // coroutine.wrap adds the position again, as lua5.4's does.
+                "interactive.lua:1: interactive.lua:1: sleep cannot wait inside a coroutine the chunk made: call it from the chunk itself"
+            ),
+            (
+                "table.sort({3, 2, 1}, function(a, b) sleep(0) return a < b end)",
+                "interactive.lua:1: sleep cannot wait inside a function called from C"
+            ),
+            ("coroutine.yield()", "attempt to yield from outside a coroutine"),
+        ])
+    func badInput(chunk: String, message: String) throws {
+        let result = try stack.eval(chunk)
+        #expect(result.status == 500)
+        #expect(result.headers["x-lua-error"] == "runtime")
+        #expect(result.text.hasPrefix(message))
+        #expect(try stack.eval("return 1").text == "1")
+    }
+
+    @Test("no chunk can resume or close another request's chunk while it sleeps")
+    func cannotResumeASleeper() throws {
+        let answers = concurrently([
+            "sleeper_thread = coroutine.running() sleep(1) return 'slept'",
+            "sleep(0.3) return coroutine.resume(sleeper_thread)",
+            "sleep(0.3) return pcall(coroutine.close, sleeper_thread)",
+        ])
+        #expect(try answers[0].result.get().text == "slept")
+        #expect(try answers[1].result.get().text == "false\tcannot resume a request's chunk that waits in sleep")
+        let closed = try answers[2].result.get().text
+        #expect(closed == "false\tcannot close a request's chunk that waits in sleep")
+    }
+
+    @Test("the status lists a sleeping request; a reset ends it with a clear error")
+    func statusAndReset() throws {
+        let sleeper = Mutex<Result<Stack.HTTPResult, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            sleeper.withLock { $0 = Result { try stack.eval("print('going to sleep') sleep(2.5) return 'woke'") } }
+            done.signal()
+        }
+        // Polled, not slept on: the status lists it once it waits.
+        var listed = false
+        for _ in 0..<200 where !listed {
+            let status = try stack.request("/api/v1/admin/status", token: stack.adminToken)
+            listed = status.text.contains(#""waiting":[{"token":"admin","since_ms":"#)
+        }
+        #expect(listed)
+        let reset = try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken)
+        #expect(reset.status == 200)
+        done.wait()
+        let answer = try #require(try sleeper.withLock { $0 }?.get())
+        #expect(answer.status == 500)
+        #expect(answer.headers["x-lua-error"] == "interrupted")
+        #expect(answer.text.hasPrefix("going to sleep\nthe Lua state was reset while the chunk waited in sleep"))
+        let after = try stack.request("/api/v1/admin/status", token: stack.adminToken)
+        #expect(after.text.contains(#""waiting":[]"#))
+    }
+
+    @Test("an endpoint's handler may sleep too")
+    func endpointSleeps() throws {
+        _ = try stack.eval(
+            #"http.listen("slow", function() print('ignored') sleep(0.1) return "slept well" end)"#)
+        let result = try stack.request("/api/v1/exec/slow", token: stack.adminToken)
+        #expect(result.status == 200)
+        #expect(result.text == "slept well")
+    }
+}
