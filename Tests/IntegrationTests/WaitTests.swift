@@ -9,7 +9,7 @@ import Testing
 @Suite("Waiting: sleep lets other requests run", .serialized)
 struct WaitTests {
     /// A time limit far below the sleeps: `limits.time` counts running time only.
-    static let stack = try! Stack(settings: ["limits.time=0.5", "limits.wait=3"])
+    static let stack = try! Stack(settings: ["limits.time=0.5", "limits.wait=4"])
 
     var stack: Stack { Self.stack }
 
@@ -79,12 +79,12 @@ struct WaitTests {
                 + "print('started') for i = 1, 100 do sleep(0.5) end return 'never'")
         #expect(result.status == 504)
         #expect(result.headers["x-lua-error"] == "timeout")
-        #expect(result.text.hasPrefix("started\nthe request waited in sleep past limits.wait (3 seconds from its arrival)"))
+        #expect(result.text.hasPrefix("started\nthe request waited in sleep past limits.wait (4 seconds from its arrival)"))
         #expect(try stack.eval("return closed_by_wait").text == "true")
         // One sleep longer than the limit is refused at once.
-        let long = try stack.eval("sleep(4)")
+        let long = try stack.eval("sleep(5)")
         #expect(long.status == 500)
-        #expect(long.text.hasPrefix("interactive.lua:1: sleep(4.0): longer than a request may wait (limits.wait: 3.0 seconds)"))
+        #expect(long.text.hasPrefix("interactive.lua:1: sleep(5.0): longer than a request may wait (limits.wait: 4.0 seconds)"))
     }
 
     @Test(
@@ -93,7 +93,7 @@ struct WaitTests {
             ("sleep(-1)", "interactive.lua:1: bad argument #1 to 'sleep' (seconds must be 0 or more)"),
             ("sleep(0/0)", "interactive.lua:1: bad argument #1 to 'sleep' (seconds must be 0 or more)"),
             ("sleep('x')", "interactive.lua:1: bad argument #1 to 'sleep' (number expected, got string)"),
-            ("sleep(1e300)", "interactive.lua:1: sleep(1e+300): longer than a request may wait (limits.wait: 3.0 seconds)"),
+            ("sleep(1e300)", "interactive.lua:1: sleep(1e+300): longer than a request may wait (limits.wait: 4.0 seconds)"),
             (
                 "coroutine.wrap(function() sleep(0) end)()",
                 // coroutine.wrap adds the position again, as lua5.4's does.
@@ -150,6 +150,15 @@ struct WaitTests {
         #expect(answer.text.hasPrefix("going to sleep\nthe Lua state was reset while the chunk waited in sleep"))
         let after = try stack.request("/api/v1/admin/status", token: stack.adminToken)
         #expect(after.text.contains(#""waiting":[]"#))
+    }
+
+    @Test("the README's example: a bell rung three times a second apart")
+    func readmeExample() throws {
+        let result = try stack.eval("for i = 1, 3 do print('ding ' .. i) sleep(1) end return 'rang'")
+        #expect(result.status == 200)
+        #expect(result.text == "ding 1\nding 2\nding 3\nrang")
+        let readme = try String(contentsOfFile: Stack.repository + "/README.md", encoding: .utf8)
+        #expect(readme.contains("-d \"for i = 1, 3 do print('ding ' .. i) sleep(1) end return 'rang'\"\nding 1\nding 2\nding 3\nrang\n"))
     }
 
     @Test("an endpoint's handler may sleep too")
