@@ -27,6 +27,9 @@ public struct Suspension: Sendable {
     public let seconds: Double
     let rendering: Rendering
     let caller: LuaVM.Caller
+    /// The state it waits in (`LuaVM.serial`): after a reset its reference means nothing, or
+    /// another evaluation's.
+    let state: UInt64
 }
 
 /// Why a chunk did not complete. The state survives every one of these.

@@ -24,6 +24,8 @@ open class StateJob: @unchecked Sendable {
     /// It waited (`LuaExecutor.wait`) and was queued again: the queue timeout, which counts from
     /// its arrival, no longer applies to it.
     var hasWaited = false
+    /// Set by `LuaExecutor.wait` during a run: when the job runs again. Guarded by the lock.
+    var wakeAt: MonotonicInstant?
 
     public init(label: String?, arrived: MonotonicInstant = .now(), bounded: Bool = true) {
         self.label = label
@@ -397,15 +399,20 @@ public final class LuaExecutor: @unchecked Sendable {
     /// once `due` has come; meanwhile the state runs other jobs. Its time limit goes on from
     /// what it has used.
     public func wait(_ job: StateJob, until due: MonotonicInstant) {
-        let wake: (@Sendable () -> Void)? = lock.withLock {
-            job.state = .waiting
-            job.hasWaited = true
-            let index = sleepers.firstIndex { $0.due > due } ?? sleepers.count
-            sleepers.insert((due, job), at: index)
-            return index == 0 ? wakeDriver : nil
-        }
-        // A thread other than the driver's may have made it (the driver then sleeps too long).
-        wake?()
+        // Kept with the job until its run has ended (`execute`): a job in `sleepers` may be
+        // queued and run by another thread at once.
+        lock.withLock { job.wakeAt = due }
+    }
+
+    /// After a run that asked to wait: the job joins the waiting ones. Called with the lock
+    /// held; returns the way to wake the driver when the job is now the first due.
+    private func keepWaiting(_ job: StateJob, until due: MonotonicInstant) -> (@Sendable () -> Void)? {
+        job.wakeAt = nil
+        job.state = .waiting
+        job.hasWaited = true
+        let index = sleepers.firstIndex { $0.due > due } ?? sleepers.count
+        sleepers.insert((due, job), at: index)
+        return index == 0 ? wakeDriver : nil
     }
 
     /// When the first waiting job runs again, if any waits.
@@ -532,13 +539,15 @@ public final class LuaExecutor: @unchecked Sendable {
         }
         job.run(vm)
         runConfigCallbacks()
-        let waits = lock.withLock {
+        let (waits, wake) = lock.withLock { () -> (Bool, (@Sendable () -> Void)?) in
             if let running { job.ranNanoseconds += MonotonicInstant.now().nanoseconds(since: running.started) }
             stopRunning()
-            if job.state == .waiting { return true }
+            if let due = job.wakeAt { return (true, keepWaiting(job, until: due)) }
             job.state = .done
-            return false
+            return (false, nil)
         }
+        // The driver (the transport's poller) may be asleep past the new first due time.
+        wake?()
         if !waits { job.didFinish() }
     }
 

@@ -1,6 +1,7 @@
 import CLua
 import CLuaSupport
 import Logging
+import Synchronization
 import SystemSupport
 
 /// The resident Lua state: globals live on between evaluations, locals don't.
@@ -59,6 +60,11 @@ public final class LuaVM {
     public var limits: Limits {
         didSet { lx_set_memory_limit(runtime, limits.memory) }
     }
+
+    /// Numbers the states a process makes: a `Suspension` names the one it waits in, and no
+    /// other state (not even one made later at the same address) takes it for its own.
+    private static let made = Atomic<UInt64>(0)
+    let serial = LuaVM.made.add(1, ordering: .relaxed).newValue
 
     public init(limits: Limits = Limits()) throws(LuaVMError) {
         // The limits must hold in finalizers too: refuse to run on a liblua where they cannot.
@@ -139,6 +145,14 @@ public final class LuaVM {
     public func resume(_ suspension: Suspension) -> Evaluation {
         assert(lua_gettop(state) == 0, "a request must start with an empty Lua stack")
         let start = MonotonicInstant.now()
+        // Woken after a reset replaced the state it waited in (queued before the reset ran).
+        guard suspension.state == serial else {
+            return Evaluation(
+                output: [],
+                outcome: .failure(
+                    LuaFailure(kind: .interrupted, message: "the Lua state was reset while the chunk waited in sleep")),
+                elapsedNanoseconds: 0)
+        }
         caller = suspension.caller
         allowWaiting()
         let mode = suspension.rendering == .text ? Int32(LX_RENDER_TEXT.rawValue) : Int32(LX_RENDER_TREE.rawValue)
@@ -149,6 +163,7 @@ public final class LuaVM {
     /// Ends an evaluation that waits in `sleep` without going on with it: its pending
     /// to-be-closed variables are closed (under the running job's time limit).
     public func abandon(_ suspension: Suspension) {
+        guard suspension.state == serial else { return }
         lx_abandon(runtime, suspension.reference)
         _ = saveChanges()
     }
@@ -231,7 +246,8 @@ public final class LuaVM {
             var reference: Int32 = 0
             var seconds = 0.0
             lx_suspension(runtime, &reference, &seconds)
-            suspension = Suspension(reference: reference, seconds: seconds, rendering: rendering, caller: caller)
+            suspension = Suspension(
+                reference: reference, seconds: seconds, rendering: rendering, caller: caller, state: serial)
             outcome = .success([])
         } else if status == Int32(LX_OK.rawValue) {
             var length = 0
