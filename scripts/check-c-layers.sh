@@ -17,6 +17,7 @@ declare -A layer=(
     [persist.h]="persist 5" [persist.c]="persist 5"
     [http.h]="http 5" [http.c]="http 5"
     [log.h]="log 5" [log.c]="log 5"
+    [timer.h]="timer 5" [timer.c]="timer 5"
     [state.c]="state 6"
 )
 

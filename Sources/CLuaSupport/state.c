@@ -12,6 +12,7 @@
 #include "log.h"
 #include "persist.h"
 #include "stop.h"
+#include "timer.h"
 
 #include <lua5.4/lualib.h>
 
@@ -25,6 +26,7 @@
 // lx_next_config_call chose is persist.c's.
 static int find_registered(lua_State *L, int kind, const char *name, size_t name_len) {
     if (kind == LX_KIND_CONFIG_CALL) return lx_push_config_call(L);
+    if (kind == LX_KIND_TIMER) return lx_push_timer(L, name, name_len);
     return lx_push_registered(L, kind, name, name_len);
 }
 
@@ -37,6 +39,7 @@ static int lx_setup(lua_State *L) {
     lx_open_log(L);
     lx_open_persist(L);
     lx_open_wait(L);
+    lx_open_timer(L);
     return lx_open_stdfiles(L, rt);
 }
 

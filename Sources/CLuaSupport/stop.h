@@ -75,6 +75,12 @@ struct lx_runtime {
     // Writes what log.write gives it (log.c).
     lx_log_hook log_hook;
     void *log_context;
+    // Told of every timer set or cancelled (timer.c); how many are set, the most allowed
+    // (limits.timers), and the last timer's number.
+    lx_timer_hook timer_hook;
+    void *timer_context;
+    int timer_count, timer_limit;
+    lua_Integer timer_serial;
 
     // persist.c: whether `persisted` or `config` changed since the host last took the changes,
     // the encoded size of `persisted` and its cap, and the buffer the changes are encoded into.

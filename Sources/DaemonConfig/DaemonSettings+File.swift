@@ -79,6 +79,9 @@ extension DaemonSettings {
         Key("limits.wait", expects: "a number of seconds above 0, at most 3600", \.waitLimit, read: \.number) {
             $0 > 0 && $0 <= 3600
         },
+        Key("limits.timers", expects: "a whole number from 1 to 1000000", \.timerLimit, read: \.int) {
+            (1...1_000_000).contains($0)
+        },
         Key("limits.queue_capacity", expects: "a whole number from 1 to 1000000", \.queueCapacity, read: \.int) {
             (1...1_000_000).contains($0)
         },

@@ -48,6 +48,8 @@ public struct DaemonSettings: Sendable, Equatable {
     public var queueTimeout = 10.0
     /// Longest life of a request that waits in `sleep`, in seconds, from its arrival (SPEC V10).
     public var waitLimit = 60.0
+    /// Most timers the state's scripts may set at once (SPEC V9).
+    public var timerLimit = 1000
     /// Most requests that may wait for the state at once.
     public var queueCapacity = 1024
     /// Failed authentications from one address within a minute before it gets 429 (SPEC T6).

@@ -60,6 +60,26 @@ extension ExecService {
         return String(decoding: json.bytes, as: UTF8.self)
     }
 
+    /// Who registered a name or set a timer, as the registry's JSON has it.
+    static func write(_ origin: EndpointRegistry.Origin, to json: inout JSONWriter) {
+        switch origin {
+        case .script(let path, let line):
+            json.raw("{\"script\":")
+            json.string(path)
+            json.raw(",\"line\":\(line)}")
+        case .storedScript(let name, let version, let line):
+            // `script` and `line` as for an init script, so that a reader that knows only
+            // those still names it; `version` says it is a stored one (docs/scripts.md).
+            json.raw("{\"script\":")
+            json.string(name)
+            json.raw(",\"line\":\(line),\"version\":\(version)}")
+        case .token(let name):
+            json.raw("{\"token\":")
+            if let name { json.string(name) } else { json.raw("null") }
+            json.raw("}")
+        }
+    }
+
     /// The registry of SPEC V4, as `GET /api/v1/admin/endpoints` answers it and luaexecd
     /// publishes it for `luaexec endpoints`:
     /// `{"interactive":true,"actions":false,"endpoints":[{"name":...,"kind":"endpoint"|"action",
@@ -76,27 +96,38 @@ extension ExecService {
             json.raw(",\"kind\":")
             json.string(entry.kind.rawValue)
             json.raw(",\"registered_by\":")
-            switch entry.origin {
-            case .script(let path, let line):
-                json.raw("{\"script\":")
-                json.string(path)
-                json.raw(",\"line\":\(line)}")
-            case .storedScript(let name, let version, let line):
-                // `script` and `line` as for an init script, so that a reader that knows only
-                // those still names it; `version` says it is a stored one (docs/scripts.md).
-                json.raw("{\"script\":")
-                json.string(name)
-                json.raw(",\"line\":\(line),\"version\":\(version)}")
-            case .token(let name):
-                json.raw("{\"token\":")
-                if let name { json.string(name) } else { json.raw("null") }
-                json.raw("}")
-            }
+            Self.write(entry.origin, to: &json)
             json.raw(",\"since\":")
             json.string(UTCTime.iso8601(secondsSince1970: entry.since.timeIntervalSince1970))
             json.raw(",\"calls\":\(entry.calls),\"errors\":\(entry.errors),\"source_sha256\":")
             if let digest = entry.sourceSHA256 { json.string(digest) } else { json.raw("null") }
             if entry.kind == .action { Self.writeHelpAndParameters(entry, to: &json) }
+            json.raw("}")
+        }
+        // Timers (SPEC V9): `calls` counts their runs, as for an endpoint; `interval_seconds`
+        // is null for a timer.after; `due_in_ms` is 0 while a run is queued or running.
+        let now = MonotonicInstant.now()
+        for (index, timer) in executor.timers.entries.enumerated() {
+            if index > 0 || !executor.registry.entries.isEmpty { json.raw(",") }
+            json.raw("{\"name\":")
+            json.string("timer \(timer.id)")
+            json.raw(",\"kind\":\"timer\",\"registered_by\":")
+            Self.write(timer.origin, to: &json)
+            json.raw(",\"since\":")
+            json.string(UTCTime.iso8601(secondsSince1970: timer.since.timeIntervalSince1970))
+            json.raw(",\"calls\":\(timer.runs),\"errors\":\(timer.errors),\"source_sha256\":null")
+            json.raw(",\"interval_seconds\":" + (timer.interval.map { "\($0)" } ?? "null"))
+            let dueIn = timer.running || timer.due <= now ? Duration.zero : timer.due.duration(since: now)
+            json.raw(",\"due_in_ms\":" + EvaluationRenderer.milliseconds(dueIn) + ",\"last_error\":")
+            if let failure = timer.lastError {
+                json.raw("{\"kind\":")
+                json.string(failure.kind.rawValue)
+                json.raw(",\"message\":")
+                json.string(failure.message)
+                json.raw("}")
+            } else {
+                json.raw("null")
+            }
             json.raw("}")
         }
         json.raw("]}")

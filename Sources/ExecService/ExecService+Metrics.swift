@@ -13,6 +13,9 @@ import SystemSupport
 ///   luaexec_queue_wait_seconds                histogram of the wait for the state
 ///   luaexec_state_memory_bytes                the state's memory after the last job
 ///   luaexec_auth_failures_total{reason}       refused credentials and scopes
+///   luaexec_timer_runs_total                  timer callbacks run (SPEC V9)
+///   luaexec_timer_errors_total                timer callbacks that failed
+///   luaexec_timer_lateness_seconds            histogram of how late timers started
 ///
 /// No label holds a token, a token's name or a secret, and `endpoint` takes only known names
 /// (a registered endpoint, or `unknown`), so a scanner cannot grow the label set.
@@ -43,6 +46,9 @@ extension ExecService {
         "luaexec_queue_wait_seconds": "Time requests waited for the Lua state.",
         "luaexec_state_memory_bytes": "Bytes the Lua state held after the last job.",
         "luaexec_auth_failures_total": "Refused credentials and scopes, by RFC 6750 error code.",
+        "luaexec_timer_runs_total": "Timer callbacks run.",
+        "luaexec_timer_errors_total": "Timer callbacks that ended with an error (a timeout or memory error too).",
+        "luaexec_timer_lateness_seconds": "How long after its due time each timer callback started.",
     ]
 
     /// swift-metrics has no help texts (its factory registers every metric with none), and
@@ -95,6 +101,9 @@ final class MetricsHandles: Sendable {
     let evaluation = Timer(label: "luaexec_evaluation_seconds")
     let queueWait = Timer(label: "luaexec_queue_wait_seconds")
     let memory = Gauge(label: "luaexec_state_memory_bytes")
+    let timerRuns = Counter(label: "luaexec_timer_runs_total")
+    let timerErrors = Counter(label: "luaexec_timer_errors_total")
+    let timerLateness = Timer(label: "luaexec_timer_lateness_seconds")
     private let counters = Mutex<[String: Counter]>([:])
     /// `luaexec_requests_total` by endpoint and status: counted for every request, so found by
     /// a key that needs no string built.

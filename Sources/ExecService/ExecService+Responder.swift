@@ -1,4 +1,5 @@
 import HTTPCore
+import Logging
 import LuaRuntime
 import SystemSupport
 
@@ -63,11 +64,24 @@ extension ExecService: Responder {
         executor.runQueued()
     }
 
-    /// When a request waiting in `sleep` is due again (SPEC V10).
-    public func nextDue() -> MonotonicInstant? { executor.nextDue }
+    /// When a request waiting in `sleep` (SPEC V10) or a timer (V9) is due.
+    public func nextDue() -> MonotonicInstant? {
+        switch (executor.nextDue, executor.timers.nextDue) {
+        case (let sleeper?, let timer?): min(sleeper, timer)
+        case (let sleeper, let timer): sleeper ?? timer
+        }
+    }
 
-    /// Queues the requests whose `sleep` is over and runs them, on the transport's thread.
-    public func runDue() { executor.runDue() }
+    /// Queues the timers that are due and the requests whose `sleep` is over, and runs them, on
+    /// the transport's thread.
+    public func runDue() {
+        let timers = executor.timers
+        for due in timers.takeDue(.now()) {
+            executor.submit(TimerRun(service: self, timers: timers, id: due.id, due: due.due, origin: due.origin))
+        }
+        executor.runDue()
+        executor.runQueued()
+    }
 
     public func setWake(_ wake: @escaping @Sendable () -> Void) { executor.setWakeDriver(wake) }
 }
@@ -203,4 +217,81 @@ final class Exchange: StateJob, @unchecked Sendable {
         }
         writer.send(service.finish(response, label: metricsLabel, audit: &audit, start: start))
     }
+}
+
+/// One run of a timer (SPEC V9): a job of the state, under the limits of a chunk, in due order
+/// among what is queued. Its callback may wait in `sleep`, as a request's chunk may; the timer is
+/// not run again until this run has ended.
+final class TimerRun: StateJob, @unchecked Sendable {
+    let service: ExecService
+    /// The schedule of the state that set the timer: after a reset the run has nothing to do.
+    let timers: TimerSchedule
+    let id: Int64
+    let due: MonotonicInstant
+    let origin: EndpointRegistry.Origin
+    // Used by the thread running the job only.
+    var waiting: (suspension: Suspension, sleepEnds: MonotonicInstant)?
+    var started: MonotonicInstant?
+
+    init(service: ExecService, timers: TimerSchedule, id: Int64, due: MonotonicInstant, origin: EndpointRegistry.Origin) {
+        self.service = service
+        self.timers = timers
+        self.id = id
+        self.due = due
+        self.origin = origin
+        // Not bounded: a timer is the box's own work, never refused as busy.
+        super.init(label: "timer \(id)", bounded: false)
+    }
+
+    override func run(_ vm: LuaVM) {
+        guard vm.timers === timers else { return }
+        let evaluation: Evaluation?
+        if let waiting {
+            self.waiting = nil
+            if MonotonicInstant.now() < waiting.sleepEnds {
+                vm.abandon(waiting.suspension)
+                return ended(
+                    LuaFailure(kind: .timeout, message: "the timer's callback waited in sleep past limits.wait"), vm: vm)
+            }
+            evaluation = vm.resume(waiting.suspension)
+        } else {
+            let now = MonotonicInstant.now()
+            started = now
+            service.metricsHandles?.timerLateness.recordNanoseconds(max(0, now.nanoseconds(since: due)))
+            evaluation = vm.runTimer(id, origin: origin)
+        }
+        guard let evaluation else { return ended(nil, vm: vm, cancelled: true) }
+        service.recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
+        if let suspension = evaluation.suspension {
+            let now = MonotonicInstant.now()
+            let sleepEnds = now.advanced(by: .nanoseconds(Int64(min(suspension.seconds, 1e7) * 1e9)))
+            let limit = (started ?? now).advanced(by: .nanoseconds(Int64(min(vm.maxWaitSeconds ?? 60, 1e7) * 1e9)))
+            waiting = (suspension, sleepEnds)
+            return service.executor.wait(self, until: min(sleepEnds, limit))
+        }
+        if case .failure(let failure) = evaluation.outcome { return ended(failure, vm: vm) }
+        ended(nil, vm: vm)
+    }
+
+    /// The run is over: counted, logged when it failed (at most a line a minute per timer), and
+    /// the timer due again or, a `timer.after`, forgotten.
+    private func ended(_ failure: LuaFailure?, vm: LuaVM, cancelled: Bool = false) {
+        let finished = timers.finished(id: id, failure: failure)
+        if finished.drop { vm.dropTimer(id) }
+        guard !cancelled else { return }
+        service.metricsHandles?.timerRuns.increment()
+        guard let failure else { return }
+        service.metricsHandles?.timerErrors.increment()
+        if let unlogged = finished.logFailure {
+            service.logger.error(
+                "timer failed",
+                metadata: [
+                    "timer": "\(id)", "origin": "\(origin.text)", "kind": "\(failure.kind.rawValue)",
+                    "error": "\(failure.message)", "not_logged_before": "\(unlogged)",
+                ])
+        }
+    }
+
+    /// A reset ended the state the callback waited in: the timer went with it.
+    override func stateWasReset() { waiting = nil }
 }

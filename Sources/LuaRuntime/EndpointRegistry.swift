@@ -31,6 +31,16 @@ public final class EndpointRegistry: Sendable {
         /// A request, with this token (nil: a chunk run by luaexecd itself, as in tests).
         case token(String?)
 
+        /// As a log line names it: `init.d/10-x.lua:12`, `stored script x.lua v3:12`,
+        /// `token ops`.
+        public var text: String {
+            switch self {
+            case .script(let path, let line): "\(path):\(line)"
+            case .storedScript(let name, let version, let line): "stored script \(name) v\(version):\(line)"
+            case .token(let name): "token \(name ?? "-")"
+            }
+        }
+
         /// The stored script's name, when a stored script registered it.
         public var storedScriptName: String? {
             if case .storedScript(let name, _, _) = self { name } else { nil }

@@ -215,6 +215,8 @@ public final class LuaExecutor: @unchecked Sendable {
     private var vm: LuaVM!
     /// The registry of `vm`, readable without touching the VM.
     private var currentRegistry = EndpointRegistry()
+    /// The timers of `vm`, readable without touching the VM.
+    private var currentTimers = TimerSchedule()
     /// The init script running now (at start or in a reset), with its deadline.
     private var initRunning: (handle: StopHandle, deadline: MonotonicInstant)?
     private var shuttingDown = false
@@ -252,6 +254,7 @@ public final class LuaExecutor: @unchecked Sendable {
         lock.withLock {
             vm = first
             currentRegistry = first.registry
+            currentTimers = first.timers
             memoryInUse = first.memoryInUse
         }
     }
@@ -265,6 +268,9 @@ public final class LuaExecutor: @unchecked Sendable {
 
     /// What the current state's scripts registered (SPEC V4).
     public var registry: EndpointRegistry { lock.withLock { currentRegistry } }
+
+    /// The timers the current state's scripts set (SPEC V9).
+    public var timers: TimerSchedule { lock.withLock { currentTimers } }
 
     /// From now on no init script starts, and the one running is stopped: luaexecd is stopping
     /// and must not wait for a reset's scripts (SPEC O3).
@@ -438,7 +444,10 @@ public final class LuaExecutor: @unchecked Sendable {
 
     /// How to wake the thread that calls `runDue` when a job waits less than it sleeps.
     public func setWakeDriver(_ wake: @escaping @Sendable () -> Void) {
-        lock.withLock { wakeDriver = wake }
+        lock.withLock {
+            wakeDriver = wake
+            currentTimers.setWake(wake)
+        }
     }
 
     // MARK: Waiting for a job
@@ -563,6 +572,8 @@ public final class LuaExecutor: @unchecked Sendable {
                 running?.handle.clear()
                 vm = fresh
                 currentRegistry = fresh.registry
+                currentTimers = fresh.timers
+                fresh.timers.setWake(wakeDriver)
                 running?.handle = fresh.stopHandle
                 // What waited in the old state cannot go on in the new one (SPEC M3).
                 let ended = sleepers.map(\.job)
@@ -572,6 +583,8 @@ public final class LuaExecutor: @unchecked Sendable {
             }
             withExtendedLifetime(old) {}
             for job in ended { job.stateWasReset() }
+            // The new state's scripts may have set timers while the driver slept.
+            lock.withLock { wakeDriver }?()
             logger.notice("the Lua state was reset")
             return nil
         } catch {

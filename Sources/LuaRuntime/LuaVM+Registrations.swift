@@ -18,19 +18,7 @@ extension LuaVM {
             registry.remove(kind, name)
             return
         }
-        let origin: EndpointRegistry.Origin
-        switch caller {
-        case .initScript(let path):
-            // The call's own chunk: a helper in another script that registers for this one is
-            // named as the file and line where http.listen was called.
-            var source = change.source.map { String(cString: $0) } ?? ""
-            if source.hasPrefix("=") || source.hasPrefix("@") { source.removeFirst() }
-            origin = .script(path: source.isEmpty || source == "?" ? path : source, line: Int(change.line))
-        case .storedScript(let script, let version):
-            origin = .storedScript(name: script, version: version, line: Int(change.line))
-        case .request(let token):
-            origin = .token(token)
-        }
+        let origin = origin(source: change.source.map { String(cString: $0) } ?? "", line: Int(change.line))
         var chunkLength = 0
         let chunk = lx_current_chunk(runtime, &chunkLength).map {
             UnsafeRawBufferPointer(start: $0, count: chunkLength)

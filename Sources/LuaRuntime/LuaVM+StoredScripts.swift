@@ -59,6 +59,12 @@ extension LuaVM {
         _ script: StoredScriptSource, guarded: (_ run: () -> Void) -> Bool, keep: () throws -> Void = {}
     ) -> ScriptOutcome {
         let before = registry.registrations(ofStoredScript: script.name)
+        // Timers are not saved and restored with the registrations: those the run sets are
+        // told apart from those before by number.
+        let timersBefore = Set(timers.entries.map(\.id))
+        let newTimers: (TimerSchedule.Entry) -> Bool = {
+            $0.origin.storedScriptName == script.name && !timersBefore.contains($0.id)
+        }
         let saved = registry.snapshot()
         let status = lx_save_registrations(runtime)
         guard status == Int32(LX_OK.rawValue) else {
@@ -79,18 +85,23 @@ extension LuaVM {
         touchedRegistrations = nil
         guard started, let evaluation = ran else {
             undoRegistrations(saved)
+            withdrawTimers(where: newTimers)
             return .notStarted
         }
         if case .failure = evaluation.outcome {
             undoRegistrations(saved)
+            withdrawTimers(where: newTimers)
             return .failed(evaluation)
         }
         do {
             try keep()
         } catch {
             undoRegistrations(saved)
+            withdrawTimers(where: newTimers)
             return .notKept(evaluation, error)
         }
+        // The version that ran sets its own timers: the previous version's go.
+        withdrawTimers { $0.origin.storedScriptName == script.name && timersBefore.contains($0.id) }
         if lx_forget_saved_registrations(runtime) != Int32(LX_OK.rawValue) {
             logger.error("the saved registrations were not let go", metadata: ["script": "\(script.name)"])
         }
@@ -108,6 +119,7 @@ extension LuaVM {
     public func withdrawStoredScript(named name: String) -> [EndpointRegistry.Registration] {
         let registrations = registry.registrations(ofStoredScript: name)
         for registration in registrations { withdraw(registration) }
+        withdrawTimers { $0.origin.storedScriptName == name }
         registry.recordRun(ofStoredScript: name, nil)
         return registrations
     }

@@ -29,12 +29,20 @@ public final class LuaVM {
         case storedScript(name: String, version: Int)
         /// A request, by its token's name.
         case request(token: String?)
+        /// A timer's run (SPEC V9), as the one who set it.
+        case timer(EndpointRegistry.Origin)
     }
 
     let runtime: OpaquePointer
     let state: OpaquePointer
     /// The endpoints and actions this state's scripts registered (SPEC V4, V7).
     public let registry = EndpointRegistry()
+    /// The timers this state's scripts set (SPEC V9).
+    public let timers = TimerSchedule()
+    /// The most timers set at once (`limits.timers`).
+    public var maxTimers = 1000 {
+        didSet { installTimerHook() }
+    }
     /// Set by whoever runs a chunk; `http.listen` and `http.action` record it.
     public var caller = Caller.request(token: nil)
     /// The longest a request may wait in `sleep` (`limits.wait`), or nil when nothing would
@@ -88,6 +96,7 @@ public final class LuaVM {
             Unmanaged<LuaVM>.fromOpaque(context).takeUnretainedValue().scriptLogged(
                 tag: UnsafeRawBufferPointer(start: tag, count: tagLength), text: UnsafeRawBufferPointer(start: text, count: textLength))
         }, Unmanaged.passUnretained(self).toOpaque())
+        installTimerHook()
     }
 
     deinit {
@@ -171,10 +180,9 @@ public final class LuaVM {
     /// Lets the evaluation about to run wait in `sleep` when it is a request's and something
     /// resumes it.
     private func allowWaiting() {
-        if let maxWaitSeconds, case .request = caller {
-            lx_set_suspendable(runtime, 1, maxWaitSeconds)
-        } else {
-            lx_set_suspendable(runtime, 0, 0)
+        switch (maxWaitSeconds, caller) {
+        case (let seconds?, .request), (let seconds?, .timer): lx_set_suspendable(runtime, 1, seconds)
+        default: lx_set_suspendable(runtime, 0, 0)
         }
     }
 
@@ -189,6 +197,16 @@ public final class LuaVM {
         return invoke(kind: cKind, name, arguments: arguments, rendering: rendering).map(withConfigCallbacks)
     }
 
+    /// Runs the timer `id` (SPEC V9) as `evaluate` runs a chunk, as the one who set it; nil when
+    /// it is no longer set (cancelled meanwhile). It may wait in `sleep`.
+    public func runTimer(_ id: Int64, origin: EndpointRegistry.Origin) -> Evaluation? {
+        caller = .timer(origin)
+        allowWaiting()
+        defer { lx_set_suspendable(runtime, 0, 0) }
+        return invoke(kind: Int32(LX_KIND_TIMER.rawValue), String(id), arguments: [], rendering: .text).map(
+            withConfigCallbacks)
+    }
+
     /// Runs the config callbacks an evaluation's changes queued; when one fails, so does the
     /// evaluation (its own failure, if it failed, comes first).
     private func withConfigCallbacks(_ evaluation: Evaluation) -> Evaluation {
@@ -199,7 +217,7 @@ public final class LuaVM {
         case .initScript, .storedScript:
             dropConfigCallbacks()
             return evaluation
-        case .request:
+        case .request, .timer:
             break
         }
         guard let failure = runConfigCallbacks(), case .success = evaluation.outcome else { return evaluation }

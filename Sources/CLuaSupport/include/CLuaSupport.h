@@ -36,7 +36,16 @@ enum lx_registration_kind {
     LX_KIND_ENDPOINT = 0,  // http.listen: /api/v1/exec/<name>
     LX_KIND_ACTION = 1,    // http.action: /api/v1/exec/command?action=<name>
     LX_KIND_CONFIG_CALL = 2,  // the config callback lx_next_config_call chose (the name is ignored)
+    LX_KIND_TIMER = 3,  // timer.after / timer.every: the timer whose number is the name, in decimal
 };
+
+/// A timer set (`removed` 0) or cancelled with timer.cancel (`removed` 1), reported to the host as
+/// it happens, on the state's thread (SPEC V9). `seconds` is the delay (timer.after) or the
+/// interval (timer.every: `every` 1); `source` and `line` where the call was. The host keeps the
+/// schedule and runs a due timer with lx_invoke(LX_KIND_TIMER). It must not raise Lua errors or
+/// call into the state; the pointers are valid only during the call.
+typedef void (*lx_timer_hook)(void *context, long long id, int removed, double seconds, int every, const char *source,
+    int line);
 
 /// One change to the registrations, reported to the host as it happens, on the state's thread.
 /// The pointers are valid only during the call.
@@ -118,6 +127,13 @@ int lx_resume(lx_runtime *rt, int ref, int render_mode);
 /// Ends the evaluation `ref` names without resuming it: its pending to-be-closed variables are
 /// closed (under the stop in effect, if any), its coroutine let go.
 void lx_abandon(lx_runtime *rt, int ref);
+
+/// Tells `hook` of every timer set or cancelled from now on, and allows at most `limit` timers at
+/// once; without a hook, timer.after and timer.every are errors.
+void lx_set_timer_hook(lx_runtime *rt, lx_timer_hook hook, void *context, int limit);
+/// Forgets the timer `id` (a timer.after that ran, or one the host withdraws); no hook is called.
+/// Allocates nothing. 1 when it was set.
+int lx_drop_timer(lx_runtime *rt, long long id);
 
 /// Tells `hook` of every registration from now on; `context` is passed back to it.
 void lx_set_registration_hook(lx_runtime *rt, lx_registration_hook hook, void *context);

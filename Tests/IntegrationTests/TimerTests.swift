@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+
+/// Timers (SPEC V9) through nginx: functions the state runs later, between requests, each under
+/// the limits of a chunk. A chunk waits for what a timer did with `sleep` on the server, not with
+/// a sleep in the test: `waitFor` asks the state until a condition holds.
+// Serialized: one test resets the state, which drops every timer.
+@Suite("Timers: work the state does on its own", .serialized)
+struct TimerTests {
+    static let stack = try! Stack(settings: ["limits.time=0.5", "limits.timers=20", "limits.wait=20"])
+
+    var stack: Stack { Self.stack }
+
+    /// Evaluates `expression` in the state until it is truthy (at most about 10 s), waiting in
+    /// `sleep` between tries; returns what it gave, as text.
+    func waitFor(_ expression: String) throws -> String {
+        try stack.eval(
+            "for i = 1, 200 do local v = (\(expression)) if v then return v end sleep(0.05) end return [==[never: \(expression)]==]"
+        ).text
+    }
+
+    func endpoints() throws -> [[String: Any]] {
+        let listing = try stack.request("/api/v1/admin/endpoints", token: stack.adminToken)
+        let object = try JSONSerialization.jsonObject(with: Data(listing.body)) as? [String: Any]
+        return (object?["endpoints"] as? [[String: Any]]) ?? []
+    }
+
+    func timerEntries() throws -> [[String: Any]] { try endpoints().filter { $0["kind"] as? String == "timer" } }
+
+    @Test("timer.after runs once, in due order; timer.every runs until cancelled; cancel says whether it was set")
+    func afterEveryCancel() throws {
+        _ = try stack.eval(
+            """
+            order = {}
+            timer.after(0.3, function() order[#order + 1] = 'a' end)
+            timer.after(0.1, function() order[#order + 1] = 'b' end)
+            timer.after(0.2, function() order[#order + 1] = 'c' end)
+            """)
+        #expect(try waitFor("#order == 3 and table.concat(order, ',')") == "b,c,a")
+        // Once only.
+        #expect(try stack.eval("sleep(0.3) return #order").text == "3")
+
+        _ = try stack.eval("ticks = 0 ticker = timer.every(0.05, function() ticks = ticks + 1 end)")
+        let ticking = try waitFor("ticks >= 3 and 'ticking'")
+        #expect(ticking == "ticking")
+        #expect(try stack.eval("stopped_at = ticks return timer.cancel(ticker)").text == "true")
+        #expect(try stack.eval("sleep(0.3) return ticks == stopped_at, timer.cancel(ticker)").text == "true\tfalse")
+        #expect(try timerEntries().isEmpty)
+    }
+
+    @Test("a failing callback is counted and the timer goes on; a looping one is stopped at its limit and requests are served")
+    func failures() throws {
+        _ = try stack.eval("failing = timer.every(0.05, function() error('boom') end)")
+        #expect(try waitFor("true") == "true")
+        var failing: [String: Any] = [:]
+        for _ in 0..<200 {
+            failing = try timerEntries().first ?? [:]
+            if (failing["errors"] as? Int ?? 0) >= 2 { break }
+            _ = try stack.eval("sleep(0.05)")
+        }
+        #expect((failing["errors"] as? Int ?? 0) >= 2)
+        #expect(failing["calls"] as? Int == failing["errors"] as? Int)
+        let lastError = failing["last_error"] as? [String: Any]
+        #expect(lastError?["kind"] as? String == "runtime")
+        #expect((lastError?["message"] as? String ?? "").hasSuffix("boom"))
+        #expect(failing["interval_seconds"] as? Double == 0.05)
+        #expect((failing["registered_by"] as? [String: Any])?["token"] as? String == "admin")
+        _ = try stack.eval("timer.cancel(failing)")
+
+        _ = try stack.eval("looped = timer.after(0, function() while true do end end)")
+        #expect(try waitFor("true") == "true")
+        #expect(try stack.eval("return 1 + 1").text == "2")
+        let metrics = try stack.request("/api/v1/metrics", token: stack.adminToken).text
+        #expect(metrics.contains("luaexec_timer_errors_total "))
+        #expect(metrics.contains("# HELP luaexec_timer_lateness_seconds "))
+    }
+
+    @Test("a callback may sleep; it is not run again while it sleeps")
+    func callbackSleeps() throws {
+        _ = try stack.eval(
+            "overlap, runs, running = false, 0, false "
+                + "sleepy = timer.every(0.05, function() if running then overlap = true end running = true runs = runs + 1 sleep(0.2) running = false end)"
+        )
+        #expect(try waitFor("runs >= 3 and tostring(overlap)") == "false")
+        _ = try stack.eval("timer.cancel(sleepy)")
+    }
+
+    @Test(
+        "bad arguments are errors that say so",
+        arguments: [
+            ("timer.every(0, print)", "bad argument #1 to 'every' (the interval must be 0.01 to 31536000 seconds)"),
+            ("timer.every(0.001, print)", "bad argument #1 to 'every' (the interval must be 0.01 to 31536000 seconds)"),
+            ("timer.after(-1, print)", "bad argument #1 to 'after' (the delay must be 0 to 31536000 seconds)"),
+            ("timer.after(0/0, print)", "bad argument #1 to 'after' (the delay must be 0 to 31536000 seconds)"),
+            ("timer.after(1, 'print')", "bad argument #2 to 'after' (function expected, got string)"),
+            ("timer.cancel({})", "bad argument #1 to 'cancel' (luaexec.timer expected, got table)"),
+        ])
+    func badInput(chunk: String, message: String) throws {
+        let result = try stack.eval(chunk)
+        #expect(result.status == 500)
+        #expect(result.text.hasPrefix("interactive.lua:1: " + message))
+    }
+
+    @Test("more timers than limits.timers is an error; what was set stays")
+    func limit() throws {
+        let result = try stack.eval("held = {} for i = 1, 25 do held[i] = timer.after(600, print) end")
+        #expect(result.status == 500)
+        #expect(
+            result.text.hasPrefix(
+                "interactive.lua:1: too many timers: 20 are set, the most limits.timers allows; cancel some first"))
+        #expect(try timerEntries().count == 20)
+        #expect(try stack.eval("local n = 0 for _, h in pairs(held) do if timer.cancel(h) then n = n + 1 end end return n").text == "20")
+        #expect(try timerEntries().isEmpty)
+    }
+
+    @Test("a reset drops the timers; a stored script's timer is set again when it runs, and goes with its script")
+    func resetAndStoredScripts() throws {
+        _ = try stack.eval("timer.every(60, print)")
+        let put = try stack.request(
+            "/api/v1/admin/scripts/heartbeat.lua", method: "PUT", token: stack.adminToken,
+            body: Array("beats = 0\ntimer.every(0.05, function() beats = beats + 1 end)\n".utf8))
+        #expect(put.status == 201)
+        #expect(try timerEntries().count == 2)
+        let reset = try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken)
+        #expect(reset.status == 200)
+        let after = try timerEntries()
+        #expect(after.count == 1)
+        let origin = after.first?["registered_by"] as? [String: Any]
+        #expect(origin?["script"] as? String == "heartbeat.lua")
+        #expect(origin?["line"] as? Int == 2)
+        #expect(try waitFor("beats >= 2 and 'beating'") == "beating")
+        // A new version sets its own timer; the old one's goes.
+        let second = try stack.request(
+            "/api/v1/admin/scripts/heartbeat.lua", method: "PUT", token: stack.adminToken,
+            body: Array("timer.every(30, function() end)\n".utf8))
+        #expect(second.status == 200)
+        #expect(try timerEntries().map { $0["interval_seconds"] as? Double } == [30])
+        // A version that fails leaves the timer of the one before, and sets none.
+        let failed = try stack.request(
+            "/api/v1/admin/scripts/heartbeat.lua", method: "PUT", token: stack.adminToken,
+            body: Array("timer.every(1, print)\nerror('no')\n".utf8))
+        #expect(failed.status == 422)
+        #expect(try timerEntries().map { $0["interval_seconds"] as? Double } == [30])
+        let deleted = try stack.request("/api/v1/admin/scripts/heartbeat.lua", method: "DELETE", token: stack.adminToken)
+        #expect(deleted.status == 200)
+        #expect(try timerEntries().isEmpty)
+    }
+}
