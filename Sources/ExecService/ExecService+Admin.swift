@@ -36,7 +36,7 @@ extension ExecService {
         json.raw(",\"waiting\":[")
         for (index, waiting) in status.waiting.enumerated() {
             if index > 0 { json.raw(",") }
-            json.raw("{\"token\":")
+            json.raw("{\"id\":\(waiting.id),\"token\":")
             if let label = waiting.label { json.string(label) } else { json.raw("null") }
             json.raw(",\"since_ms\":" + EvaluationRenderer.milliseconds(waiting.since))
             json.raw(",\"resumes_in_ms\":" + EvaluationRenderer.milliseconds(waiting.until) + ",\"why\":\"sleep\"}")
@@ -58,6 +58,19 @@ extension ExecService {
         }
         json.raw("]}")
         return String(decoding: json.bytes, as: UTF8.self)
+    }
+
+    /// `POST /api/v1/admin/interrupt` (SPEC M2): the running chunk; with `?id=N`, the request
+    /// waiting in `sleep` that the status lists with that id (SPEC V10).
+    func interrupt(_ call: Call) -> Reply {
+        let pairs = QueryString.pairs(in: call.head.query).filter { $0.name != "AuthToken" }
+        guard let given = pairs.first(where: { $0.name == "id" }) else {
+            return .answer(Self.json(200, "{\"interrupted\":\(executor.interruptRunning())}"))
+        }
+        guard let id = UInt64(String(decoding: given.value, as: UTF8.self)) else {
+            return .answer(Self.plain(400, "id must be the number the status lists for a waiting request\n", json: true))
+        }
+        return .answer(Self.json(200, "{\"interrupted\":\(executor.interruptWaiting(id: id))}"))
     }
 
     /// Who registered a name or set a timer, as the registry's JSON has it.

@@ -84,6 +84,12 @@ extension ExecService: Responder {
     }
 
     public func setWake(_ wake: @escaping @Sendable () -> Void) { executor.setWakeDriver(wake) }
+
+    /// A client that went while its chunk sleeps: the chunk is ended now, not when it wakes, so
+    /// that what it holds is let go (its answer goes nowhere).
+    public func peerGone(_ writer: any ResponseWriter) {
+        executor.interruptWaiting { ($0 as? Exchange)?.writer === writer }
+    }
 }
 
 /// A request that waits for the Lua state: the job the scheduler queues, holding what its
@@ -133,6 +139,18 @@ final class Exchange: StateJob, @unchecked Sendable {
     override func run(_ vm: LuaVM) {
         if let waiting {
             self.waiting = nil
+            if interrupted {
+                // An administrator ended it while it slept (SPEC M2).
+                vm.abandon(waiting.suspension)
+                return send(
+                    waiting.then(
+                        Evaluation(
+                            output: waiting.output,
+                            outcome: .failure(
+                                LuaFailure(
+                                    kind: .interrupted, message: "the chunk was interrupted by an administrator")),
+                            elapsedNanoseconds: 0), vm, &audit))
+            }
             if MonotonicInstant.now() < waiting.sleepEnds {
                 // Woken before its sleep ends: `limits.wait` is over.
                 vm.abandon(waiting.suspension)
@@ -226,7 +244,7 @@ final class TimerRun: StateJob, @unchecked Sendable {
     let service: ExecService
     /// The schedule of the state that set the timer: after a reset the run has nothing to do.
     let timers: TimerSchedule
-    let id: Int64
+    let timer: Int64
     let due: MonotonicInstant
     let origin: EndpointRegistry.Origin
     // Used by the thread running the job only.
@@ -236,7 +254,7 @@ final class TimerRun: StateJob, @unchecked Sendable {
     init(service: ExecService, timers: TimerSchedule, id: Int64, due: MonotonicInstant, origin: EndpointRegistry.Origin) {
         self.service = service
         self.timers = timers
-        self.id = id
+        self.timer = id
         self.due = due
         self.origin = origin
         // Not bounded: a timer is the box's own work, never refused as busy.
@@ -248,6 +266,11 @@ final class TimerRun: StateJob, @unchecked Sendable {
         let evaluation: Evaluation?
         if let waiting {
             self.waiting = nil
+            if interrupted {
+                vm.abandon(waiting.suspension)
+                return ended(
+                    LuaFailure(kind: .interrupted, message: "the chunk was interrupted by an administrator"), vm: vm)
+            }
             if MonotonicInstant.now() < waiting.sleepEnds {
                 vm.abandon(waiting.suspension)
                 return ended(
@@ -258,7 +281,7 @@ final class TimerRun: StateJob, @unchecked Sendable {
             let now = MonotonicInstant.now()
             started = now
             service.metricsHandles?.timerLateness.recordNanoseconds(max(0, now.nanoseconds(since: due)))
-            evaluation = vm.runTimer(id, origin: origin)
+            evaluation = vm.runTimer(timer, origin: origin)
         }
         guard let evaluation else { return ended(nil, vm: vm, cancelled: true) }
         service.recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
@@ -276,8 +299,8 @@ final class TimerRun: StateJob, @unchecked Sendable {
     /// The run is over: counted, logged when it failed (at most a line a minute per timer), and
     /// the timer due again or, a `timer.after`, forgotten.
     private func ended(_ failure: LuaFailure?, vm: LuaVM, cancelled: Bool = false) {
-        let finished = timers.finished(id: id, failure: failure)
-        if finished.drop { vm.dropTimer(id) }
+        let finished = timers.finished(id: timer, failure: failure)
+        if finished.drop { vm.dropTimer(timer) }
         guard !cancelled else { return }
         service.metricsHandles?.timerRuns.increment()
         guard let failure else { return }
@@ -286,7 +309,7 @@ final class TimerRun: StateJob, @unchecked Sendable {
             service.logger.error(
                 "timer failed",
                 metadata: [
-                    "timer": "\(id)", "origin": "\(origin.text)", "kind": "\(failure.kind.rawValue)",
+                    "timer": "\(timer)", "origin": "\(origin.text)", "kind": "\(failure.kind.rawValue)",
                     "error": "\(failure.message)", "not_logged_before": "\(unlogged)",
                 ])
         }

@@ -166,8 +166,8 @@ extension ExecService {
         ) { service, _, _ in .answer(json(200, service.endpointsJSON())) },
         Route(
             ["POST"], .exact(adminPrefix + "interrupt"), .scope(.admin), kind: "admin", label: "admin/interrupt",
-            "end the running chunk as interrupted"
-        ) { service, _, _ in .answer(json(200, "{\"interrupted\":\(service.executor.interruptRunning())}")) },
+            "end the running chunk as interrupted; ?id=N ends the request waiting in sleep that the status lists as N"
+        ) { service, call, _ in service.interrupt(call) },
         Route(
             ["POST"], .exact(adminPrefix + "reset"), .scope(.admin), state: true, kind: "admin", label: "admin/reset",
             "replace the Lua state with a fresh one and run the init scripts again"

@@ -82,6 +82,9 @@ public final class FastCGIServer: @unchecked Sendable {
         var held = false
         var midRequestSince: MonotonicInstant?
         var lastActive: MonotonicInstant
+        /// The request of it that is with the responder (`busy`), to tell the responder when the
+        /// peer goes while it is served.
+        weak var serving: Work?
 
         init(fd: Int32, limits: FastCGIParser.Limits, now: MonotonicInstant) {
             self.fd = fd
@@ -156,6 +159,8 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Requests read after an answer let their connection go on (`complete`), for the poller
     /// to hand to the responder.
     private var pending: [Work] = []
+    /// Requests whose peer went while they were served, for the poller to tell the responder.
+    private var gone: [Work] = []
     /// The thread in a round of serving as the poller (`serve`), and the poller epoch it serves
     /// in: an answer it sends waits for the round's `release`; any other thread's leaves at once.
     private var roundThread: pthread_t?
@@ -288,6 +293,11 @@ public final class FastCGIServer: @unchecked Sendable {
             // Poll until a stand-by thread takes over while this one answers a long request.
             while true {
                 let ticket = pollOnce(&events, into: &ready)
+                let left = lock.withLock { () -> [Work] in
+                    defer { gone.removeAll() }
+                    return gone
+                }
+                for work in left { responder.peerGone(work) }
                 if !ready.isEmpty {
                     serve(ready, ticket: ticket, epoch: epoch)
                     ready.removeAll(keepingCapacity: true)
@@ -368,6 +378,14 @@ public final class FastCGIServer: @unchecked Sendable {
                 if event.events & EPOLLOUT.rawValue != 0 { flush(connection) }
                 if event.events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
                     read(connection, now: now, into: &ready)
+                }
+                // Gone both ways (closed, not half-closed) while a request of it is served: the
+                // responder may stop working for it (a chunk asleep in `sleep`).
+                if event.events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0, connection.busy,
+                    let work = connection.serving
+                {
+                    connection.serving = nil
+                    gone.append(work)
                 }
             }
             if !pending.isEmpty {
@@ -557,7 +575,9 @@ public final class FastCGIServer: @unchecked Sendable {
                     connection.busy = true
                     inFlight.add(1, ordering: .relaxed)
                     let head = request.params.head()
-                    ready.append(Work(server: self, connection: connection, request: request, head: head))
+                    let work = Work(server: self, connection: connection, request: request, head: head)
+                    connection.serving = work
+                    ready.append(work)
                 case .reply(let bytes, let close):
                     connection.output += bytes
                     if close { connection.advance(to: .closeAfterWrite) }
@@ -639,6 +659,7 @@ public final class FastCGIServer: @unchecked Sendable {
         lock.withLock {
             let connection = work.connection
             connection.busy = false
+            connection.serving = nil
             if connection.dead {
                 inFlight.subtract(1, ordering: .relaxed)
                 drop(connection)

@@ -37,6 +37,11 @@ public protocol Responder: Sendable {
     /// Gives the responder the way to wake the transport when something becomes due earlier
     /// than the transport may be waiting for (it may be called from any thread).
     func setWake(_ wake: @escaping @Sendable () -> Void)
+
+    /// The peer of a request not yet answered is gone: its answer would go nowhere, and the
+    /// responder may stop what it does for it. Its writer still takes the answer, which is
+    /// dropped.
+    func peerGone(_ writer: any ResponseWriter)
 }
 
 extension Responder {
@@ -44,6 +49,7 @@ extension Responder {
     public func nextDue() -> MonotonicInstant? { nil }
     public func runDue() {}
     public func setWake(_ wake: @escaping @Sendable () -> Void) {}
+    public func peerGone(_ writer: any ResponseWriter) {}
 }
 
 /// Where one request's answer goes, given by the transport with the request. Either `send` once,

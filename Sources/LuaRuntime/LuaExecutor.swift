@@ -26,6 +26,12 @@ open class StateJob: @unchecked Sendable {
     var hasWaited = false
     /// Set by `LuaExecutor.wait` during a run: when the job runs again. Guarded by the lock.
     var wakeAt: MonotonicInstant?
+    /// Names the job in the status while it waits, for an interrupt that names it.
+    public let id = StateJob.made.add(1, ordering: .relaxed).newValue
+    private static let made = Atomic<UInt64>(0)
+    /// An administrator ended it while it waited (`LuaExecutor.interruptWaiting`): it runs at
+    /// once, to end as interrupted. Guarded by the executor's lock until it runs.
+    public internal(set) var interrupted = false
 
     public init(label: String?, arrived: MonotonicInstant = .now(), bounded: Bool = true) {
         self.label = label
@@ -183,7 +189,7 @@ public final class LuaExecutor: @unchecked Sendable {
         public var running: (label: String?, elapsed: Duration)?
         /// Jobs waiting in `sleep`: their labels, how long since they arrived, and how long
         /// until they run again, earliest first.
-        public var waiting: [(label: String?, since: Duration, until: Duration)] = []
+        public var waiting: [(id: UInt64, label: String?, since: Duration, until: Duration)] = []
     }
 
     /// Lets `makeVM` run init scripts under a time limit of their own (SPEC V2, L1): the
@@ -316,7 +322,7 @@ public final class LuaExecutor: @unchecked Sendable {
                 waiting: sleepers.map { sleeper in
                     let now = MonotonicInstant.now()
                     return (
-                        sleeper.job.label, now.duration(since: sleeper.job.arrived),
+                        sleeper.job.id, sleeper.job.label, now.duration(since: sleeper.job.arrived),
                         sleeper.due > now ? sleeper.due.duration(since: now) : .zero
                     )
                 })
@@ -440,6 +446,28 @@ public final class LuaExecutor: @unchecked Sendable {
             return count
         }
         if woken > 0 { runQueued() }
+    }
+
+    /// Ends the waiting job `id` (SPEC M2 with a name): it is queued at once, marked
+    /// `interrupted`, and ends so when it runs. False when no job waits under that id.
+    public func interruptWaiting(id: UInt64) -> Bool {
+        interruptWaiting { $0.id == id }
+    }
+
+    /// Ends the first waiting job that `matches` picks, as `interruptWaiting(id:)`.
+    @discardableResult
+    public func interruptWaiting(where matches: (StateJob) -> Bool) -> Bool {
+        let wake: (@Sendable () -> Void)?? = lock.withLock {
+            guard let index = sleepers.firstIndex(where: { matches($0.job) }) else { return nil }
+            let job = sleepers.remove(at: index).job
+            job.interrupted = true
+            // First in line among the waiting: due now.
+            sleepers.insert((MonotonicInstant(nanoseconds: 0), job), at: 0)
+            return .some(wakeDriver)
+        }
+        guard let wake else { return false }
+        wake?()
+        return true
     }
 
     /// How to wake the thread that calls `runDue` when a job waits less than it sleeps.

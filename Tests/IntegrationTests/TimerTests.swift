@@ -145,4 +145,33 @@ struct TimerTests {
         #expect(deleted.status == 200)
         #expect(try timerEntries().isEmpty)
     }
+
+    @Test("the README's background example: a timer records samples into persisted, an endpoint serves them")
+    func readmeExample() throws {
+        let readme = try String(contentsOfFile: Stack.repository + "/README.md", encoding: .utf8)
+        let start = try #require(readme.range(of: "$ cat loadavg.lua\n"))
+        let end = try #require(readme.range(of: "$ luaexec script push loadavg.lua", range: start.upperBound..<readme.endIndex))
+        let script = String(readme[start.upperBound..<end.lowerBound])
+        #expect(script.contains("timer.every(10, function()"))
+        // Every 50 ms rather than 10 s: the same script, sooner.
+        let fast = script.replacingOccurrences(of: "timer.every(10, function()", with: "timer.every(0.05, function()")
+        let put = try stack.request(
+            "/api/v1/admin/scripts/loadavg.lua", method: "PUT", token: stack.adminToken, body: Array(fast.utf8))
+        #expect(put.status == 201)
+        #expect(try waitFor("#persisted.load >= 3 and 'sampled'") == "sampled")
+        let served = try stack.request("/api/v1/exec/load", token: stack.adminToken)
+        #expect(served.status == 200)
+        let samples = served.text.split(separator: "\n")
+        #expect(samples.count >= 3)
+        // `19:47:21 0.31`: the time of day (UTC) and the load.
+        #expect(
+            samples.allSatisfy { $0.wholeMatch(of: /\d\d:\d\d:\d\d \d+(\.\d+)?/) != nil }, "\(served.text)")
+        #expect(served.text.hasSuffix("\n"))
+        let timer = try #require(try timerEntries().first)
+        #expect((timer["registered_by"] as? [String: Any])?["script"] as? String == "loadavg.lua")
+        #expect(
+            try stack.request("/api/v1/admin/scripts/loadavg.lua", method: "DELETE", token: stack.adminToken).status
+                == 200)
+        _ = try stack.eval("persisted.load = nil")
+    }
 }

@@ -138,7 +138,7 @@ struct WaitTests {
         var listed = false
         for _ in 0..<200 where !listed {
             let status = try stack.request("/api/v1/admin/status", token: stack.adminToken)
-            listed = status.text.contains(#""waiting":[{"token":"admin","since_ms":"#)
+            listed = status.text.contains(#""waiting":[{"id":"#) && status.text.contains(#","token":"admin","since_ms":"#)
         }
         #expect(listed)
         let reset = try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken)
@@ -159,6 +159,50 @@ struct WaitTests {
         #expect(result.text == "ding 1\nding 2\nding 3\nrang")
         let readme = try String(contentsOfFile: Stack.repository + "/README.md", encoding: .utf8)
         #expect(readme.contains("-d \"for i = 1, 3 do print('ding ' .. i) sleep(1) end return 'rang'\"\nding 1\nding 2\nding 3\nrang\n"))
+    }
+
+    @Test("an interrupt that names a sleeping request ends it; an unknown id ends nothing")
+    func interruptByID() throws {
+        let sleeper = Mutex<Result<Stack.HTTPResult, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            sleeper.withLock { $0 = Result { try stack.eval("print('zz') sleep(3.5) return 'woke'") } }
+            done.signal()
+        }
+        var id: Int?
+        for _ in 0..<200 where id == nil {
+            let status = try stack.request("/api/v1/admin/status", token: stack.adminToken)
+            let object = try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any]
+            id = ((object?["waiting"] as? [[String: Any]])?.first)?["id"] as? Int
+        }
+        let waiting = try #require(id)
+        let unknown = try stack.request("/api/v1/admin/interrupt?id=999999999", method: "POST", token: stack.adminToken)
+        #expect(unknown.text == #"{"interrupted":false}"#)
+        let bad = try stack.request("/api/v1/admin/interrupt?id=x", method: "POST", token: stack.adminToken)
+        #expect(bad.status == 400)
+        let ended = try stack.request("/api/v1/admin/interrupt?id=\(waiting)", method: "POST", token: stack.adminToken)
+        #expect(ended.text == #"{"interrupted":true}"#)
+        done.wait()
+        let answer = try #require(try sleeper.withLock { $0 }?.get())
+        #expect(answer.status == 500)
+        #expect(answer.headers["x-lua-error"] == "interrupted")
+        #expect(answer.text.hasPrefix("zz\nthe chunk was interrupted by an administrator"))
+    }
+
+    @Test("a client that goes while its chunk sleeps: the chunk is ended at once, its <close> run")
+    func clientGone() throws {
+        _ = try stack.eval("freed_by_disconnect = false")
+        // curl gives up after half a second; nginx then closes its FastCGI connection.
+        _ = try? stack.request(
+            token: stack.adminToken,
+            body: Array("local x <close> = setmetatable({}, {__close = function() freed_by_disconnect = true end}) sleep(3.5)".utf8),
+            extra: ["--max-time", "0.5"])
+        let started = MonotonicInstant.now()
+        let freed = try stack.eval(
+            "for i = 1, 100 do if freed_by_disconnect then return 'freed' end sleep(0.02) end return 'still asleep'")
+        #expect(freed.text == "freed")
+        // Long before the sleep would have ended.
+        #expect(MonotonicInstant.now().duration(since: started) < .seconds(2.5))
     }
 
     @Test("an endpoint's handler may sleep too")
