@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+
+/// The core behaviours through each web server luaexec ships a site for (SPEC §1, E1;
+/// docs/servers.md): real nginx, lighttpd and Apache httpd, each in front of a real luaexecd.
+/// The rest of the suite runs through nginx; this one shows the others give the same answers,
+/// and that a URL reaches the luaexecd path its server resolved.
+@Suite("Behind each web server")
+struct WebServerTests {
+    /// One stack per server for the whole suite, started when a test first needs it: an endpoint
+    /// that answers its URL, and an action.
+    static let nginx = makeStack(.nginx)
+    static let lighttpd = makeStack(.lighttpd)
+    static let apache = makeStack(.apache)
+
+    static func stack(_ server: Stack.WebServer) -> Stack {
+        switch server {
+        case .nginx: nginx
+        case .lighttpd: lighttpd
+        case .apache: apache
+        }
+    }
+
+    private static func makeStack(_ server: Stack.WebServer) -> Stack {
+        let stack = try! Stack(settings: ["exec.actions=true", "auth.failure_limit=1000000"], server: server)
+        let registered = try! stack.eval(
+            """
+            http.listen('where', function(url) return url end)
+            http.action('greet', function(name, times) return ('hi ' .. name .. ' '):rep(times or 1) end,
+              {help = 'Greets.', params = {{name = 'name', type = 'string'}, {name = 'times', type = 'integer', optional = true}}})
+            """)
+        precondition(registered.status == 200, "registering through \(server): \(registered.status) \(registered.text)")
+        return stack
+    }
+
+    static let servers = Stack.WebServer.allCases
+
+    /// The headers every API answer carries, whichever server set them.
+    static let apiSecurityHeaders = [
+        "content-security-policy": "sandbox; default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "x-frame-options": "DENY",
+    ]
+
+    @Test("a chunk with the token as a bearer header and as ?AuthToken= answers its exact result", arguments: servers)
+    func exec(server: Stack.WebServer) throws {
+        let stack = Self.stack(server)
+        let bearer = try stack.request(token: stack.adminToken, body: Array("return 1+1, 'x'".utf8))
+        #expect(bearer.status == 200)
+        #expect(bearer.text == "2\tx")
+        #expect(bearer.headers["content-type"] == "text/plain; charset=utf-8")
+        #expect(bearer.headers["cache-control"] == "no-store")
+        for (name, value) in Self.apiSecurityHeaders { #expect(bearer.headers[name] == value, "\(name)") }
+        let query = try stack.request(
+            "/api/v1/exec/interactive.lua?AuthToken=\(stack.adminToken)", body: Array("print('hello world')".utf8))
+        #expect(query.status == 200)
+        #expect(query.text == "hello world\n")
+        let json = try stack.request(token: stack.adminToken, headers: ["Accept: application/json"], body: Array("return 7".utf8))
+        #expect(json.status == 200)
+        #expect(json.text.hasPrefix(#"{"ok":true,"results":[7],"output":"","elapsed_ms":"#))
+    }
+
+    @Test("a wrong token is 401 invalid_token, and its chunk does not run", arguments: servers)
+    func wrongToken(server: Stack.WebServer) throws {
+        let stack = Self.stack(server)
+        let marker = "ran_\(UInt32.random(in: 0...UInt32.max))"
+        let refused = try stack.request(token: "lxk_wrong", body: Array("\(marker) = true".utf8))
+        #expect(refused.status == 401)
+        #expect(refused.headers["www-authenticate"] == #"Bearer realm="luaexec", error="invalid_token""#)
+        #expect(try stack.eval("return \(marker) == nil").text == "true")
+    }
+
+    @Test("a body over 1 MiB is 413 from the server, and nothing runs", arguments: servers)
+    func tooLarge(server: Stack.WebServer) throws {
+        let stack = Self.stack(server)
+        let marker = "big_\(UInt32.random(in: 0...UInt32.max))"
+        let chunk = "\(marker) = true --" + String(repeating: "x", count: 1 << 20)
+        let refused = try stack.request(token: stack.adminToken, body: Array(chunk.utf8))
+        #expect(refused.status == 413)
+        #expect(try stack.eval("return \(marker) == nil").text == "true")
+    }
+
+    @Test("an endpoint gets its URL; an Action URL gets its query parameters", arguments: servers)
+    func endpointAndAction(server: Stack.WebServer) throws {
+        let stack = Self.stack(server)
+        let endpoint = try stack.request("/api/v1/exec/where?a=1&b=x%20y", token: stack.adminToken)
+        #expect(endpoint.status == 200)
+        #expect(endpoint.text == "/api/v1/exec/where?a=1&b=x%20y")
+        let action = try stack.request("/api/v1/exec/command?action=greet&name=ann&times=2", token: stack.adminToken)
+        #expect(action.status == 200)
+        #expect(action.text == "hi ann hi ann ")
+        let missing = try stack.request("/api/v1/exec/command?action=greet", token: stack.adminToken)
+        #expect(missing.status == 400)
+    }
+
+    /// A request target sent as is (curl --path-as-is), and what luaexecd must route it as: the
+    /// path each server resolved, the same for every server unless `differs` says otherwise.
+    struct PathCase: Sendable, CustomStringConvertible {
+        let target: String
+        let status: Int
+        /// The answer's body, or its start for a JSON status.
+        let body: String
+        /// Servers that resolve the target otherwise, with their status (the body is the server's own).
+        var differs: [Stack.WebServer: Int] = [:]
+        var description: String { target }
+    }
+
+    static let pathCases: [PathCase] = [
+        // %2F is a slash to nginx (and to lighttpd with the shipped url-path-2f-decode); Apache
+        // refuses an encoded slash (AllowEncodedSlashes Off): 404, luaexecd never asked.
+        PathCase(target: "/api/v1/exec/..%2Fadmin/status", status: 200, body: #"{"version":"#, differs: [.apache: 404]),
+        PathCase(target: "/api/v1/exec/a%2Fb", status: 404, body: "no such endpoint: /api/v1/exec/a/b\n", differs: [.apache: 404]),
+        // An encoded dot segment is resolved before routing, by every server.
+        PathCase(target: "/api/v1/exec/%2e%2e/admin/status", status: 200, body: #"{"version":"#),
+        PathCase(target: "/api/v1/exec/a/.%2e/where", status: 200, body: "/api/v1/exec/where"),
+        PathCase(target: "//api///v1/exec//where", status: 200, body: "/api/v1/exec/where"),
+        PathCase(target: "/api/v1/exec/caf%C3%A9", status: 404, body: "no such endpoint: /api/v1/exec/café\n"),
+        PathCase(target: "/api/v1/exec/a%20b", status: 404, body: "no such endpoint: /api/v1/exec/a b\n"),
+        PathCase(target: "/api/v1/exec/x/..", status: 404, body: "no such endpoint: /api/v1/exec/\n"),
+    ]
+
+    @Test("a path with %2F, .., // or non-ASCII reaches the luaexecd path its server resolved", arguments: servers, pathCases)
+    func paths(server: Stack.WebServer, path: PathCase) throws {
+        let stack = Self.stack(server)
+        let answer = try stack.request(path.target, token: stack.adminToken, extra: ["--path-as-is"])
+        if let status = path.differs[server] {
+            #expect(answer.status == status)
+            #expect(!answer.text.contains("no such endpoint"), "answered by the server, not luaexecd")
+        } else {
+            #expect(answer.status == path.status)
+            #expect(answer.text.hasPrefix(path.body), "\(answer.text)")
+            if path.status != 200 || !path.body.hasPrefix("{") { #expect(answer.text == path.body) }
+        }
+    }
+
+    @Test("a target that climbs above the root is answered by the server, never by luaexecd", arguments: servers)
+    func aboveRoot(server: Stack.WebServer) throws {
+        let stack = Self.stack(server)
+        let answer = try stack.request("/api/v1/%2e%2e/%2e%2e/%2e%2e/x", token: stack.adminToken, extra: ["--path-as-is"])
+        // nginx and Apache refuse it; lighttpd stops at the root (RFC 3986 §5.2.4) and finds no
+        // file /x.
+        #expect(answer.status == (server == .lighttpd ? 404 : 400))
+        // luaexecd's answers, its refusals too, all carry Cache-Control: no-store.
+        #expect(!answer.text.contains("no such endpoint") && answer.headers["cache-control"] != "no-store")
+    }
+}
