@@ -144,4 +144,58 @@ struct WebServerTests {
         // luaexecd's answers, its refusals too, all carry Cache-Control: no-store.
         #expect(!answer.text.contains("no such endpoint") && answer.headers["cache-control"] != "no-store")
     }
+
+    @Test("a 600 KB body, and a chunked one, reach the chunk whole", arguments: servers)
+    func bodies(server: Stack.WebServer) throws {
+        let stack = Self.stack(server)
+        let chunk = "return #'" + String(repeating: "y", count: 600_000) + "'"
+        let whole = try stack.request(token: stack.adminToken, body: Array(chunk.utf8))
+        #expect(whole.status == 200)
+        #expect(whole.text == "600000")
+        let chunked = try stack.request(
+            token: stack.adminToken, headers: ["Transfer-Encoding: chunked"], body: Array(chunk.utf8))
+        #expect(chunked.status == 200)
+        #expect(chunked.text == "600000")
+    }
+
+    @Test("the page and the editor's files are served with the page's policy; admin status answers", arguments: servers)
+    func pageAndAdmin(server: Stack.WebServer) throws {
+        let stack = Self.stack(server)
+        let page = try stack.request("/")
+        #expect(page.status == 200)
+        // nginx names no charset (the page declares it); the others' sites add it.
+        #expect(page.headers["content-type"] == (server == .nginx ? "text/html" : "text/html; charset=utf-8"))
+        #expect(
+            page.headers["content-security-policy"]
+                == "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        )
+        #expect(page.headers["x-frame-options"] == "DENY")
+        #expect(page.headers["cache-control"] == "no-cache")
+        #expect(page.text.hasPrefix("<!doctype html>\n"))
+        let editor = try stack.request("/vendor/codemirror/lib/codemirror.js")
+        #expect(editor.status == 200)
+        #expect(editor.headers["cache-control"] == "max-age=86400")
+        #expect(editor.headers["content-type"]?.hasPrefix(server == .nginx ? "application/javascript" : "text/javascript") == true)
+        let status = try stack.request("/api/v1/admin/status", token: stack.adminToken)
+        #expect(status.status == 200)
+        #expect(status.text.hasPrefix(#"{"version":"#))
+        #expect(status.headers["content-security-policy"] == Self.apiSecurityHeaders["content-security-policy"])
+    }
+
+    @Test("a token sent as ?AuthToken= never reaches the server's access log", arguments: servers)
+    func accessLog(server: Stack.WebServer) throws {
+        let stack = Self.stack(server)
+        let marker = "logged-\(UInt32.random(in: 0...UInt32.max))"
+        let answer = try stack.request("/api/v1/exec/\(marker)?AuthToken=\(stack.adminToken)&x=1")
+        #expect(answer.status == 404)
+        let file = stack.directory + "/logs/" + ["nginx": "access.log", "lighttpd": "lighttpd-access.log", "apache": "apache-access.log"][server.rawValue]!
+        var log = ""
+        // lighttpd writes its access log about once a second: wait for the line, then read it.
+        try Stack.waitUntil(timeout: .seconds(10), "\(server) to log the request") {
+            log = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            return log.contains(marker)
+        }
+        #expect(!log.contains(stack.adminToken))
+        #expect(!log.contains(String(stack.adminToken.dropFirst(4).prefix(12))))
+    }
 }
