@@ -96,11 +96,19 @@ struct FastCGIParamsTests {
                           "SCRIPT_FILENAME=proxy:fcgi://localhost/api/v1/exec/interactive.lua"]),
         ("SCRIPT_NAME empty, the script at the root", ["SCRIPT_NAME=", "PATH_INFO=/api/v1/exec/interactive.lua"]),
         ("REQUEST_URI alone", ["REQUEST_URI=/api/v1/exec/interactive.lua?AuthToken=x"]),
+        // lighttpd with a mapping per API prefix splits deeper: the join is the same path.
+        ("lighttpd, a mapping per prefix", ["SCRIPT_NAME=/api/v1/exec/interactive.lua", "PATH_INFO="]),
     ])
     func eachServer(server: String, params: [String]) {
         let head = Envp(params + ["PATH_TRANSLATED=/var/www/admin/status"]).withParams { $0.head() }
         #expect(head.path == "/api/v1/exec/interactive.lua", "\(server)")
         #expect(head.pathProblem == nil, "\(server)")
+    }
+
+    @Test("an admin path deeper than one part keeps every part behind a mapping per prefix")
+    func deepAdminPath() {
+        let head = Envp(["SCRIPT_NAME=/api/v1/admin/config", "PATH_INFO=/net/dns/servers"]).withParams { $0.head() }
+        #expect(head.path == "/api/v1/admin/config/net/dns/servers")
     }
 
     @Test("DOCUMENT_URI wins over a different SCRIPT_NAME + PATH_INFO, which wins over REQUEST_URI")
