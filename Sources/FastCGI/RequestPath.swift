@@ -35,10 +35,13 @@ enum RequestPath {
             return decoded(documentURI, from: "DOCUMENT_URI")
         }
         if let scriptName {
-            return decoded(scriptName + (pathInfo ?? []), from: pathInfo == nil ? "SCRIPT_NAME" : "SCRIPT_NAME + PATH_INFO")
+            return decoded(
+                scriptName + (pathInfo ?? []), from: pathInfo == nil ? "SCRIPT_NAME" : "SCRIPT_NAME + PATH_INFO")
         }
         if pathInfo != nil {
-            return .refused("the web server sent PATH_INFO without SCRIPT_NAME: the request path is SCRIPT_NAME + PATH_INFO (RFC 3875)")
+            return .refused(
+                "the web server sent PATH_INFO without SCRIPT_NAME: the request path is SCRIPT_NAME + PATH_INFO (RFC 3875)"
+            )
         }
         if let requestURI {
             let path = requestURI.firstIndex(of: UInt8(ascii: "?")).map { requestURI[..<$0] } ?? requestURI
@@ -90,7 +93,8 @@ enum RequestPath {
                 index += 1
                 continue
             }
-            guard bytes.endIndex - index >= 3, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+            guard bytes.endIndex - index >= 3, let high = hexValue(bytes[index + 1]),
+                let low = hexValue(bytes[index + 2])
             else { return .refused("the request path (REQUEST_URI) has a '%' not followed by two hex digits") }
             decoded.append(high << 4 | low)
             index += 3

@@ -37,7 +37,8 @@ struct WebServerTests {
 
     /// The headers every API answer carries, whichever server set them.
     static let apiSecurityHeaders = [
-        "content-security-policy": "sandbox; default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        "content-security-policy":
+            "sandbox; default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         "x-content-type-options": "nosniff",
         "referrer-policy": "no-referrer",
         "x-frame-options": "DENY",
@@ -56,7 +57,8 @@ struct WebServerTests {
             "/api/v1/exec/interactive.lua?AuthToken=\(stack.adminToken)", body: Array("print('hello world')".utf8))
         #expect(query.status == 200)
         #expect(query.text == "hello world\n")
-        let json = try stack.request(token: stack.adminToken, headers: ["Accept: application/json"], body: Array("return 7".utf8))
+        let json = try stack.request(
+            token: stack.adminToken, headers: ["Accept: application/json"], body: Array("return 7".utf8))
         #expect(json.status == 200)
         #expect(json.text.hasPrefix(#"{"ok":true,"results":[7],"output":"","elapsed_ms":"#))
     }
@@ -110,7 +112,9 @@ struct WebServerTests {
         // %2F is a slash to nginx (and to lighttpd with the shipped url-path-2f-decode); Apache
         // refuses an encoded slash (AllowEncodedSlashes Off): 404, luaexecd never asked.
         PathCase(target: "/api/v1/exec/..%2Fadmin/status", status: 200, body: #"{"version":"#, differs: [.apache: 404]),
-        PathCase(target: "/api/v1/exec/a%2Fb", status: 404, body: "no such endpoint: /api/v1/exec/a/b\n", differs: [.apache: 404]),
+        PathCase(
+            target: "/api/v1/exec/a%2Fb", status: 404, body: "no such endpoint: /api/v1/exec/a/b\n",
+            differs: [.apache: 404]),
         // An encoded dot segment is resolved before routing, by every server.
         PathCase(target: "/api/v1/exec/%2e%2e/admin/status", status: 200, body: #"{"version":"#),
         PathCase(target: "/api/v1/exec/a/.%2e/where", status: 200, body: "/api/v1/exec/where"),
@@ -120,7 +124,9 @@ struct WebServerTests {
         PathCase(target: "/api/v1/exec/x/..", status: 404, body: "no such endpoint: /api/v1/exec/\n"),
     ]
 
-    @Test("a path with %2F, .., // or non-ASCII reaches the luaexecd path its server resolved", arguments: servers, pathCases)
+    @Test(
+        "a path with %2F, .., // or non-ASCII reaches the luaexecd path its server resolved", arguments: servers,
+        pathCases)
     func paths(server: Stack.WebServer, path: PathCase) throws {
         let stack = Self.stack(server)
         let answer = try stack.request(path.target, token: stack.adminToken, extra: ["--path-as-is"])
@@ -137,7 +143,8 @@ struct WebServerTests {
     @Test("a target that climbs above the root is answered by the server, never by luaexecd", arguments: servers)
     func aboveRoot(server: Stack.WebServer) throws {
         let stack = Self.stack(server)
-        let answer = try stack.request("/api/v1/%2e%2e/%2e%2e/%2e%2e/x", token: stack.adminToken, extra: ["--path-as-is"])
+        let answer = try stack.request(
+            "/api/v1/%2e%2e/%2e%2e/%2e%2e/x", token: stack.adminToken, extra: ["--path-as-is"])
         // nginx and Apache refuse it; lighttpd stops at the root (RFC 3986 §5.2.4) and finds no
         // file /x.
         #expect(answer.status == (server == .lighttpd ? 404 : 400))
@@ -175,7 +182,9 @@ struct WebServerTests {
         let editor = try stack.request("/vendor/codemirror/lib/codemirror.js")
         #expect(editor.status == 200)
         #expect(editor.headers["cache-control"] == "max-age=86400")
-        #expect(editor.headers["content-type"]?.hasPrefix(server == .nginx ? "application/javascript" : "text/javascript") == true)
+        #expect(
+            editor.headers["content-type"]?.hasPrefix(server == .nginx ? "application/javascript" : "text/javascript")
+                == true)
         let status = try stack.request("/api/v1/admin/status", token: stack.adminToken)
         #expect(status.status == 200)
         #expect(status.text.hasPrefix(#"{"version":"#))
@@ -188,7 +197,10 @@ struct WebServerTests {
         let marker = "logged-\(UInt32.random(in: 0...UInt32.max))"
         let answer = try stack.request("/api/v1/exec/\(marker)?AuthToken=\(stack.adminToken)&x=1")
         #expect(answer.status == 404)
-        let file = stack.directory + "/logs/" + ["nginx": "access.log", "lighttpd": "lighttpd-access.log", "apache": "apache-access.log"][server.rawValue]!
+        let file =
+            stack.directory + "/logs/" + [
+                "nginx": "access.log", "lighttpd": "lighttpd-access.log", "apache": "apache-access.log",
+            ][server.rawValue]!
         var log = ""
         // lighttpd writes its access log about once a second: wait for the line, then read it.
         try Stack.waitUntil(timeout: .seconds(10), "\(server) to log the request") {
