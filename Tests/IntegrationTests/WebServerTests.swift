@@ -224,3 +224,53 @@ struct WebServerTests {
         #expect(!log.contains(String(stack.adminToken.dropFirst(4).prefix(12))))
     }
 }
+
+/// `LUAEXEC_SERVER=lighttpd|apache make run` (scripts/run.sh) for real: it serves the README's
+/// two curl lines through that server. The binaries are the tests' own (`LUAEXEC_BIN_DIR`).
+@Suite("make run behind each web server")
+struct MakeRunServerTests {
+    @Test("an unknown LUAEXEC_SERVER stops make run at once, naming the choices")
+    func unknownServer() throws {
+        let result = try Stack.run(
+            "/usr/bin/env", ["LUAEXEC_SERVER=caddy", "LUAEXEC_RUN_DIR=/nonexistent/x", Stack.repository + "/scripts/run.sh"])
+        #expect(result.status == 2)
+        #expect(result.stderr == "make run: LUAEXEC_SERVER is 'caddy'; it takes nginx (the default), lighttpd or apache\n")
+    }
+
+    @Test(
+        "LUAEXEC_SERVER=lighttpd and =apache make run answer the README's two curl lines through that server",
+        arguments: [Stack.WebServer.lighttpd, .apache])
+    func serves(server: Stack.WebServer) throws {
+        let directory = NSTemporaryDirectory() + "luaexec-makerun-\(server)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory + "/run", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let runDirectory = directory + "/run"
+        let (port, httpPort) = (try Stack.freePort(), try Stack.freePort())
+        let environment = [
+            "LUAEXEC_BIN_DIR=\(Stack.binDirectory)", "LUAEXEC_RUN_DIR=\(runDirectory)", "LUAEXEC_PORT=\(port)",
+            "LUAEXEC_HTTP_PORT=\(httpPort)", "LUAEXEC_SERVER=\(server)",
+        ]
+        let run = try Stack.startWithLifeline(
+            "/usr/bin/env", ["-u", "SUDO_USER"] + environment + [Stack.repository + "/scripts/run.sh"],
+            log: directory + "/make-run.log", pidFile: directory + "/make-run.pid")
+        defer { try? run.lifeline.close() }
+        let log = { (try? String(contentsOfFile: directory + "/make-run.log", encoding: .utf8)) ?? "" }
+        // The message comes after the token file: wait for it, or for make run's end.
+        let serving = "luaexec is serving on https://127.0.0.1:\(port) behind \(server) "
+        try Stack.waitUntil(timeout: .seconds(60), "make run to serve (\(log()))") {
+            log().contains(serving) || FileManager.default.fileExists(atPath: directory + "/make-run.pid.status")
+        }
+        #expect(log().contains(serving))
+        let token = try String(contentsOfFile: runDirectory + "/token", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let url = "https://127.0.0.1:\(port)/api/v1/exec/interactive.lua"
+        let bearer = try Stack.run(
+            "/usr/bin/curl",
+            ["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer \(token)", url, "-d",
+             #"system.toast("hello world")"#])
+        #expect(bearer.stdout == "200")
+        let query = try Stack.run(
+            "/usr/bin/curl", ["-sk", url + "?AuthToken=\(token)", "-d", "return sip.calls.get_all()[1]:getState()"])
+        #expect(query.stdout == "active")
+    }
+}
