@@ -63,6 +63,21 @@ struct WebServerTests {
         #expect(json.text.hasPrefix(#"{"ok":true,"results":[7],"output":"","elapsed_ms":"#))
     }
 
+    @Test("a runtime error is 500 with its kind; another method is 405 with Allow", arguments: servers)
+    func errors(server: Stack.WebServer) throws {
+        let stack = Self.stack(server)
+        let failed = try stack.request(token: stack.adminToken, body: Array("error('no')".utf8))
+        #expect(failed.status == 500)
+        #expect(failed.headers["x-lua-error"] == "runtime")
+        #expect(failed.text.hasPrefix("interactive.lua:1: no\nstack traceback:\n"))
+        let syntax = try stack.request(token: stack.adminToken, body: Array("return +".utf8))
+        #expect(syntax.status == 400)
+        #expect(syntax.headers["x-lua-error"] == "syntax")
+        let other = try stack.request(method: "DELETE", token: stack.adminToken)
+        #expect(other.status == 405)
+        #expect(other.headers["allow"] == "GET, POST")
+    }
+
     @Test("a wrong token is 401 invalid_token, and its chunk does not run", arguments: servers)
     func wrongToken(server: Stack.WebServer) throws {
         let stack = Self.stack(server)
