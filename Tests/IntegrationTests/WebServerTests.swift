@@ -219,6 +219,34 @@ struct WebServerTests {
         #expect(status.headers["content-security-policy"] == Self.apiSecurityHeaders["content-security-policy"])
     }
 
+    @Test(
+        "luaexecd's audit line carries the server's request id (nginx, Apache), or one of its own (lighttpd)",
+        arguments: servers)
+    func requestID(server: Stack.WebServer) throws {
+        let stack = Self.stack(server)
+        let marker = "traced-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(try stack.request("/api/v1/exec/\(marker)", token: stack.adminToken).status == 404)
+        var auditLine = ""
+        try Stack.waitUntil(timeout: .seconds(10), "luaexecd's audit line") {
+            auditLine = stack.luaexecdLog().split(separator: "\n").last { $0.contains(marker) }.map(String.init) ?? ""
+            return !auditLine.isEmpty
+        }
+        let id = try #require(auditLine.split(separator: " ").first { $0.hasPrefix("id=") }?.dropFirst(3))
+        switch server {
+        case .lighttpd:
+            #expect(id.count == 32 && id.allSatisfy(\.isHexDigit), "\(id)")
+        case .nginx, .apache:
+            let file = stack.directory + "/logs/" + (server == .nginx ? "access.log" : "apache-access.log")
+            var accessLine = ""
+            try Stack.waitUntil(timeout: .seconds(10), "\(server)'s access log line") {
+                let log = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+                accessLine = log.split(separator: "\n").last { $0.contains(marker) }.map(String.init) ?? ""
+                return !accessLine.isEmpty
+            }
+            #expect(accessLine.hasSuffix(" " + id), "\(accessLine) / id=\(id)")
+        }
+    }
+
     @Test("a token sent as ?AuthToken= never reaches the server's access log", arguments: servers)
     func accessLog(server: Stack.WebServer) throws {
         let stack = Self.stack(server)
