@@ -16,7 +16,7 @@ https_port=${BENCH_HTTPS_PORT:-18443}
 
 "$root/scripts/install-deps.sh"
 need=()
-for p in wrk php-fpm libnginx-mod-http-lua lua5.4 gcc; do
+for p in wrk php-fpm libnginx-mod-http-lua lua5.4 gcc lighttpd lighttpd-mod-openssl apache2; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -55,6 +55,13 @@ sed -e "s|@RUN_DIR@|$run|g" -e "s|@BENCH_PORT@|$port|g" -e "s|@BENCH_DIR@|$root/
     -e "s|@USER_DIRECTIVE@|$user_directive|g" "$root/bench/nginx-bench.conf.in" > "$run/nginx-bench.conf"
 sed -e "s|@RUN_DIR@|$run|g" -e "s|@PHP_USER@|$php_user|g" "$root/bench/php-fpm.conf.in" > "$run/php-fpm.conf"
 grep '^fastcgi_param' "$root/nginx/luaexec-fastcgi.conf" > "$run/fastcgi-params.conf"
+# luaexec behind lighttpd and behind Apache httpd, each with its shipped site over HTTPS, in
+# front of the same luaexecd (docs/servers.md): the ports after nginx's.
+lighttpd_port=$((https_port + 2)) apache_port=$((https_port + 4))
+"$root/scripts/render-lighttpd.sh" "$run" "$run/luaexecd.sock" "127.0.0.1:$lighttpd_port" "$((lighttpd_port + 1))" \
+    ":$lighttpd_port" "$run/cert.pem" "$run/key.pem"
+"$root/scripts/render-apache.sh" "$run" "$run/luaexecd.sock" "127.0.0.1:$apache_port" "$((apache_port + 1))" \
+    ":$apache_port" "$run/cert.pem" "$run/key.pem"
 
 token=$("$bin/luaexec" token create bench --database "$run/luaexec.db")
 before=${BENCH_BEFORE:-}
@@ -93,6 +100,13 @@ done
 nginx -p "$run" -c "$run/nginx-bench.conf" &
 pids+=($!)
 for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$port/return200" && break; sleep 0.05; done
+/usr/sbin/lighttpd -D -f "$run/lighttpd.conf" 2>>"$run/logs/lighttpd.out" &
+pids+=($!)
+/usr/sbin/apache2 -f "$run/apache2.conf" -D FOREGROUND 2>>"$run/logs/apache.out" &
+pids+=($!)
+for p in "$lighttpd_port" "$apache_port"; do
+    for _ in $(seq 200); do curl -sk -o /dev/null "https://127.0.0.1:$p/" && break; sleep 0.05; done
+done
 
 export BENCH_TOKEN=$token
 http="http://127.0.0.1:$port"
@@ -117,7 +131,7 @@ wrk_run() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A label url
-order=(return200 lua fcgi fcgi-keepalive evloop php php-keepalive luaexec-http luaexec-https)
+order=(return200 lua fcgi fcgi-keepalive evloop php php-keepalive luaexec-http luaexec-https luaexec-lighttpd luaexec-apache)
 label[return200]='nginx `return 200` (ceiling)'
 label[lua]='nginx Lua module, in-process'
 label[fcgi]='C libfcgi responder, no keep-alive'
@@ -127,6 +141,8 @@ label[php]='php-fpm `eval`, 4 workers (as anchors.sh)'
 label[php-keepalive]='php-fpm `eval`, 32 workers, keep-alive'
 label[luaexec-http]='**luaexec**, HTTP'
 label[luaexec-https]='**luaexec**, HTTPS (shipped site)'
+label[luaexec-lighttpd]='luaexec behind lighttpd, HTTPS (shipped site)'
+label[luaexec-apache]='luaexec behind Apache httpd, HTTPS (shipped site, enablereuse)'
 url[return200]="$http/return200"
 url[lua]="$http/lua"
 url[fcgi]="$http/fcgi"
@@ -136,8 +152,10 @@ url[php]="$http/php"
 url[php-keepalive]="$http/php-keepalive"
 url[luaexec-http]="$http$exec_path"
 url[luaexec-https]="https://127.0.0.1:$https_port$exec_path"
+url[luaexec-lighttpd]="https://127.0.0.1:$lighttpd_port$exec_path"
+url[luaexec-apache]="https://127.0.0.1:$apache_port$exec_path"
 if [ -n "$before" ]; then
-    order=(return200 lua fcgi fcgi-keepalive evloop php php-keepalive luaexec-before luaexec-http luaexec-https)
+    order=(return200 lua fcgi fcgi-keepalive evloop php php-keepalive luaexec-before luaexec-http luaexec-https luaexec-lighttpd luaexec-apache)
     label[luaexec-before]="luaexec before (${BENCH_BEFORE_NAME:-$before}), HTTP"
     url[luaexec-before]="http://127.0.0.1:$before_port$exec_path"
 fi

@@ -46,6 +46,16 @@ LUAEXEC_LOG_DIR=/var/log/nginx LUAEXEC_SNIPPETS_DIR=/etc/nginx/snippets LUAEXEC_
 install -m 0644 "$work/site/luaexec-site.conf" "$stage/etc/nginx/sites-available/luaexec"
 install -m 0644 nginx/luaexec-fastcgi.conf nginx/luaexec-headers.conf nginx/luaexec-api-headers.conf \
     "$stage/etc/nginx/snippets/"
+# The lighttpd and Apache httpd sites, rendered with the installed paths, as examples: nginx stays
+# the server the package depends on and configures (docs/servers.md says how to use these).
+LUAEXEC_LOG_DIR=/var/log/lighttpd LUAEXEC_WEB_DIR=/usr/share/luaexec/web \
+    scripts/render-lighttpd.sh "$work/lighttpd" /run/luaexec/luaexecd.sock :443 80 "" \
+    /etc/luaexec/tls/cert.pem /etc/luaexec/tls/key.pem
+install -m 0644 "$work/lighttpd/luaexec-lighttpd.conf" "$doc/examples/lighttpd-luaexec.conf"
+LUAEXEC_LOG_DIR=/var/log/apache2 LUAEXEC_WEB_DIR=/usr/share/luaexec/web \
+    scripts/render-apache.sh "$work/apache" /run/luaexec/luaexecd.sock "*:443" 80 "" \
+    /etc/luaexec/tls/cert.pem /etc/luaexec/tls/key.pem
+install -m 0644 "$work/apache/luaexec-apache.conf" "$doc/examples/apache-luaexec.conf"
 
 # The web console (SPEC O7): static files as in the repository; the editor is libjs-codemirror.
 for file in $(cd web && find . -type f | sort); do

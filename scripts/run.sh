@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: build, then serve nginx + luaexecd on https://127.0.0.1:$LUAEXEC_PORT in the
 # foreground, with every file under $LUAEXEC_RUN_DIR (default .run/). Ctrl-C stops both.
+# LUAEXEC_SERVER=lighttpd or apache puts that web server in nginx's place (docs/servers.md).
 # LUAEXEC_BIN_DIR names binaries to run instead of building the release ones (the tests run
 # their debug build this way).
 #
@@ -14,6 +15,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 port=${LUAEXEC_PORT:-8443}
 http_port=${LUAEXEC_HTTP_PORT:-8080}
 run_dir=${LUAEXEC_RUN_DIR:-$root/.run}
+server=${LUAEXEC_SERVER:-nginx}
+case $server in
+    nginx | lighttpd | apache) ;;
+    *) echo "make run: LUAEXEC_SERVER is '$server'; it takes nginx (the default), lighttpd or apache" >&2; exit 2 ;;
+esac
 mkdir -p "$run_dir"
 run_dir=$(cd "$run_dir" && pwd)
 
@@ -52,9 +58,9 @@ if [ "$(id -u)" = 0 ]; then
         exit 1
     fi
     as_user test -w "$run_dir" -a -x "$run_dir" || unreachable "$run_dir"
-    echo "make run: as root; luaexecd and nginx run as $user" >&2
+    echo "make run: as root; luaexecd and $server run as $user" >&2
     exec setpriv --reuid="$user" --regid="$group" --init-groups -- env HOME="$home" USER="$user" LOGNAME="$user" \
-        LUAEXEC_BIN_DIR="$bin" LUAEXEC_RUN_DIR="$run_dir" "$root/scripts/run.sh"
+        LUAEXEC_BIN_DIR="$bin" LUAEXEC_RUN_DIR="$run_dir" LUAEXEC_SERVER="$server" "$root/scripts/run.sh"
 fi
 
 # Everything the run makes (database, token, certificate, logs) is the user's alone.
@@ -63,8 +69,14 @@ chmod 0700 "$run_dir"
 
 "$root/scripts/make-cert.sh" "$run_dir/cert.pem" "$run_dir/key.pem"
 socket="$run_dir/luaexecd.sock"
-"$root/scripts/render-nginx.sh" "$run_dir" "$socket" "127.0.0.1:$port" "127.0.0.1:$http_port" ":$port" \
-    "$run_dir/cert.pem" "$run_dir/key.pem"
+case $server in
+    nginx)
+        "$root/scripts/render-nginx.sh" "$run_dir" "$socket" "127.0.0.1:$port" "127.0.0.1:$http_port" ":$port" \
+            "$run_dir/cert.pem" "$run_dir/key.pem" ;;
+    lighttpd | apache)
+        "$root/scripts/render-$server.sh" "$run_dir" "$socket" "127.0.0.1:$port" "$http_port" ":$port" \
+            "$run_dir/cert.pem" "$run_dir/key.pem" ;;
+esac
 
 # The audit trail's key (docs/audit.md), made before the token, as the package's postinst does,
 # so that the token's making is on record (luaexecd would make it at start otherwise).
@@ -95,7 +107,11 @@ trap 'exit 143' TERM
     --set database="$run_dir/luaexec.db" --set audit.key="$run_dir/audit.key" --set lua.init_dir="$root/init.d" \
     2>>"$run_dir/logs/luaexecd.log" &
 pids+=($!)
-nginx -p "$run_dir" -c "$run_dir/nginx.conf" &
+case $server in
+    nginx) nginx -p "$run_dir" -c "$run_dir/nginx.conf" & ;;
+    lighttpd) /usr/sbin/lighttpd -D -f "$run_dir/lighttpd.conf" & ;;
+    apache) /usr/sbin/apache2 -f "$run_dir/apache2.conf" -D FOREGROUND & ;;
+esac
 pids+=($!)
 
 # Wait until the whole chain answers (or give up after 30 s).
@@ -116,7 +132,7 @@ fingerprint="sha256//$(openssl x509 -in "$run_dir/cert.pem" -pubkey -noout | ope
     openssl dgst -sha256 -binary | openssl enc -base64)"
 cat <<MSG
 
-luaexec is serving on https://127.0.0.1:$port (logs in $run_dir/logs, Ctrl-C stops it).
+luaexec is serving on https://127.0.0.1:$port behind $server (logs in $run_dir/logs, Ctrl-C stops it).
 Admin token (also in $run_dir/token):
 
     $token

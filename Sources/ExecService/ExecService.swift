@@ -165,6 +165,11 @@ public final class ExecService: Sendable {
             audit.errorKind = "stopping"
             return .refused(label: "other", busy(json: json, message: "luaexecd is stopping; retry in a moment\n"))
         }
+        if let problem = head.pathProblem {
+            // The web server's configuration, not the client, is usually at fault: say which variable.
+            audit.errorKind = "path"
+            return .refused(label: "other", Self.plain(400, problem + "\n", json: json))
+        }
         guard let (route, rest, taking) = Self.match(head) else {
             return .refused(label: "other", Self.plain(404, "no such endpoint: \(head.path)\n", json: json))
         }

@@ -70,9 +70,13 @@ public struct FastCGIParams: Sendable {
 
     /// The request line and the headers; nginx's `luaexec-fastcgi.conf` sends them, every request
     /// header as `HTTP_NAME` (an endpoint's handler sees them all, as `x-name`). The headers stay
-    /// ranges of the stream (`HeaderFields`): most requests read two of them.
+    /// ranges of the stream (`HeaderFields`): most requests read two of them. The path comes from
+    /// whichever variables the web server sends (`RequestPath`); a request without a usable one
+    /// carries `pathProblem`. A server that sends no `REQUEST_ID` (lighttpd, Apache httpd) gets
+    /// one made here, so that every audit line can be traced.
     public func head() -> RequestHead {
-        var method: String?, documentURI: String?, scriptName: String?, query: String?
+        var method: String?, query: String?
+        var documentURI: Range<Int>?, scriptName: Range<Int>?, pathInfo: Range<Int>?, requestURI: Range<Int>?
         var clientAddress: String?, requestID: String?
         var headers: [HeaderFields.Field] = []
         headers.reserveCapacity(entries.count)
@@ -91,18 +95,43 @@ public struct FastCGIParams: Sendable {
                 case 10 where named("REQUEST_ID"): requestID = string(entry.value)
                 case 12 where named("CONTENT_TYPE"): headers.append(entry)
                 case 12 where named("QUERY_STRING"): query = string(entry.value)
-                case 11 where named("SCRIPT_NAME"): scriptName = string(entry.value)
-                case 12 where named("DOCUMENT_URI"): documentURI = string(entry.value)
+                case 11 where named("SCRIPT_NAME"): scriptName = entry.value
+                case 9 where named("PATH_INFO"): pathInfo = entry.value
+                case 11 where named("REQUEST_URI"): requestURI = entry.value
+                case 12 where named("DOCUMENT_URI"): documentURI = entry.value
                 case 14 where named("REQUEST_METHOD"): method = string(entry.value)
                 case 14 where named("CONTENT_LENGTH"): headers.append(entry)
                 default: continue
                 }
             }
         }
+        let path: String, pathProblem: String?
+        switch RequestPath.derive(
+            documentURI: documentURI.map { bytes[$0] }, scriptName: scriptName.map { bytes[$0] },
+            pathInfo: pathInfo.map { bytes[$0] }, requestURI: requestURI.map { bytes[$0] })
+        {
+        case .path(let derived): (path, pathProblem) = (derived, nil)
+        case .refused(let problem): (path, pathProblem) = ("", problem)
+        }
         return RequestHead(
-            method: method ?? "GET", path: documentURI ?? scriptName ?? "/", query: query ?? "",
+            method: method ?? "GET", path: path, query: query ?? "",
             headers: HeaderFields(bytes: bytes, fields: headers), clientAddress: clientAddress ?? "",
-            requestID: requestID)
+            requestID: requestID ?? Self.madeRequestID(), pathProblem: pathProblem)
+    }
+
+    /// 32 random hex digits, the shape of nginx's `$request_id`.
+    static func madeRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef".utf8)
+        var id = [UInt8](repeating: 0, count: 32)
+        for half in 0..<2 {
+            var value = generator.next()
+            for index in 0..<16 {
+                id[half * 16 + index] = digits[Int(value & 15)]
+                value >>= 4
+            }
+        }
+        return String(decoding: id, as: UTF8.self)
     }
 
     /// CONTENT_LENGTH, if it is a number.

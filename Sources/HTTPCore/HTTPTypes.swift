@@ -5,7 +5,8 @@
 /// arrays retained and released them all (a thousand instructions a request, bench/NOTES.md).
 public final class RequestHead: Sendable {
     public let method: String
-    /// The normalised path (nginx's `$document_uri`), without the query.
+    /// The normalised path (nginx's `$document_uri`), without the query; empty when the web
+    /// server sent no usable one (`pathProblem` says why).
     public let path: String
     /// The raw query string, without `?`.
     public let query: String
@@ -13,12 +14,14 @@ public final class RequestHead: Sendable {
     public let headers: HeaderFields
     /// The client's address as nginx saw it.
     public let clientAddress: String
-    /// nginx's `$request_id`, when it sends one.
+    /// nginx's `$request_id`, or one the transport made.
     public let requestID: String?
+    /// Why the request has no path to route on (a message for a 400), when it has none.
+    public let pathProblem: String?
 
     public init(
         method: String, path: String, query: String = "", headers: HeaderFields = [:],
-        clientAddress: String = "", requestID: String? = nil
+        clientAddress: String = "", requestID: String? = nil, pathProblem: String? = nil
     ) {
         self.method = method
         self.path = path
@@ -26,6 +29,7 @@ public final class RequestHead: Sendable {
         self.headers = headers
         self.clientAddress = clientAddress
         self.requestID = requestID
+        self.pathProblem = pathProblem
     }
 }
 

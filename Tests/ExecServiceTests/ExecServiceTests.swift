@@ -126,6 +126,18 @@ struct ExecServiceTests {
         #expect(known.status == 404)
     }
 
+    @Test("a request the transport found no path for is 400 with the transport's reason, before any token, and runs nothing")
+    func noPath() {
+        let problem = "the web server sent no request path: none of DOCUMENT_URI, SCRIPT_NAME, REQUEST_URI"
+        let request = RequestHead(
+            method: "POST", path: "", headers: ["authorization": "Bearer \(token)"], pathProblem: problem)
+        let response = answer(request, .complete(Array("ran = true".utf8)))
+        #expect(response.status == 400)
+        #expect(text(response) == problem + "\n")
+        #expect(response.header("WWW-Authenticate") == nil)
+        #expect(text(eval("return ran == nil")) == "true")
+    }
+
     @Test("a method no row of the path takes is 405 with the group's methods in Allow", arguments: [
         ("DELETE", "/api/v1/exec/interactive.lua", "GET, POST"),
         ("PATCH", "/api/v1/admin/config/a.b", "GET, PUT, DELETE"),

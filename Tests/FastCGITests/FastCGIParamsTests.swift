@@ -67,14 +67,134 @@ struct FastCGIParamsTests {
         #expect(literal["x-a"] == "1" && literal["x-b"] == nil)
     }
 
-    @Test("missing params fall back to a GET of / with no headers")
+    @Test("missing params: a GET with no headers, no path to route on (a 400 naming the variables), a request id made")
     func defaults() {
         let head = Envp([]).withParams { $0.head() }
         #expect(head.method == "GET")
-        #expect(head.path == "/")
+        #expect(head.path == "")
+        #expect(head.pathProblem == "the web server sent no request path: none of DOCUMENT_URI, SCRIPT_NAME, REQUEST_URI")
         #expect(head.query == "")
         #expect(head.headers.dictionary == [:])
-        #expect(head.requestID == nil)
+        #expect(head.requestID?.utf8.count == 32)
+        #expect(head.requestID?.allSatisfy(\.isHexDigit) == true)
+    }
+
+    @Test("a server without REQUEST_ID (lighttpd, Apache) gets a fresh id per request; nginx's is kept")
+    func requestID() {
+        let lighttpd = Envp(["SCRIPT_NAME=/api/v1/exec", "PATH_INFO=/interactive.lua"])
+        let (first, second) = (lighttpd.withParams { $0.head() }, lighttpd.withParams { $0.head() })
+        #expect(first.requestID != nil && first.requestID != second.requestID)
+        #expect(Envp.nginx().withParams { $0.head() }.requestID == "0123abcd")
+    }
+
+    /// The variables each server sends for `GET /api/v1/exec/interactive.lua?AuthToken=x`
+    /// (recorded from lighttpd 1.4.69 and Apache 2.4 on Debian 12, docs/servers.md).
+    @Test("the path each web server sends becomes the same path", arguments: [
+        ("nginx", ["DOCUMENT_URI=/api/v1/exec/interactive.lua"]),
+        ("lighttpd", ["SCRIPT_NAME=/api/v1/exec", "PATH_INFO=/interactive.lua", "REQUEST_URI=/api/v1/exec/interactive.lua?AuthToken=x"]),
+        ("Apache httpd", ["SCRIPT_NAME=/api/v1/exec/interactive.lua", "REQUEST_URI=/api/v1/exec/interactive.lua?AuthToken=x",
+                          "SCRIPT_FILENAME=proxy:fcgi://localhost/api/v1/exec/interactive.lua"]),
+        ("SCRIPT_NAME empty, the script at the root", ["SCRIPT_NAME=", "PATH_INFO=/api/v1/exec/interactive.lua"]),
+        ("REQUEST_URI alone", ["REQUEST_URI=/api/v1/exec/interactive.lua?AuthToken=x"]),
+        // lighttpd with a mapping per API prefix splits deeper: the join is the same path.
+        ("lighttpd, a mapping per prefix", ["SCRIPT_NAME=/api/v1/exec/interactive.lua", "PATH_INFO="]),
+    ])
+    func eachServer(server: String, params: [String]) {
+        let head = Envp(params + ["PATH_TRANSLATED=/var/www/admin/status"]).withParams { $0.head() }
+        #expect(head.path == "/api/v1/exec/interactive.lua", "\(server)")
+        #expect(head.pathProblem == nil, "\(server)")
+    }
+
+    @Test("an admin path deeper than one part keeps every part behind a mapping per prefix")
+    func deepAdminPath() {
+        let head = Envp(["SCRIPT_NAME=/api/v1/admin/config", "PATH_INFO=/net/dns/servers"]).withParams { $0.head() }
+        #expect(head.path == "/api/v1/admin/config/net/dns/servers")
+    }
+
+    @Test("DOCUMENT_URI wins over a different SCRIPT_NAME + PATH_INFO, which wins over REQUEST_URI")
+    func precedence() {
+        let both = Envp([
+            "REQUEST_URI=/api/v1/admin/status", "SCRIPT_NAME=/api/v1/admin", "PATH_INFO=/tokens",
+            "DOCUMENT_URI=/api/v1/exec/interactive.lua",
+        ]).withParams { $0.head() }
+        #expect(both.path == "/api/v1/exec/interactive.lua")
+        let cgi = Envp(["REQUEST_URI=/api/v1/admin/status", "SCRIPT_NAME=/api/v1/exec", "PATH_INFO=/x"]).withParams { $0.head() }
+        #expect(cgi.path == "/api/v1/exec/x")
+    }
+
+    /// Each case as nginx 1.22 answers `return 200 $uri` for that request target (checked by hand
+    /// with curl --path-as-is): luaexecd makes the same of a REQUEST_URI, or refuses where nginx
+    /// answers 400.
+    @Test("a raw REQUEST_URI is decoded and resolved exactly as nginx resolves $document_uri", arguments: [
+        ("/api/v1/exec/a%2Fb", "/api/v1/exec/a/b"),
+        ("/api/v1/exec/..%2Fadmin/status", "/api/v1/admin/status"),
+        ("/api/v1/exec/%2e%2e/admin/status", "/api/v1/admin/status"),
+        ("/api/v1/exec/a/.%2e/b", "/api/v1/exec/b"),
+        ("//api///v1/exec//x", "/api/v1/exec/x"),
+        ("/api/v1/exec/a%2F%2Fb", "/api/v1/exec/a/b"),
+        ("/api/v1/exec/x/..", "/api/v1/exec/"),
+        ("/api/v1/exec/x/.", "/api/v1/exec/x/"),
+        ("/api/v1/exec/./x", "/api/v1/exec/x"),
+        ("/api/v1/exec/a/...", "/api/v1/exec/a/..."),
+        ("/api/v1/exec/caf%C3%A9", "/api/v1/exec/café"),
+        ("/api/v1/exec/a+b%20c", "/api/v1/exec/a+b c"),
+        ("/api/v1/exec/a%3Fb?AuthToken=x", "/api/v1/exec/a?b"),
+        ("/.", "/"),
+    ])
+    func rawLikeNginx(target: String, path: String) {
+        let head = Envp(["REQUEST_URI=\(target)"]).withParams { $0.head() }
+        #expect(head.path == path)
+        #expect(head.pathProblem == nil)
+    }
+
+    @Test("a REQUEST_URI nginx answers 400 is refused, naming why", arguments: [
+        ("/api/v1/%2e%2e/%2e%2e/%2e%2e/x", "the request path (REQUEST_URI) goes above the root with '..'"),
+        ("/..", "the request path (REQUEST_URI) goes above the root with '..'"),
+        ("/api/v1/exec/a%00b", "the request path (REQUEST_URI) contains a NUL byte"),
+        ("/api/v1/exec/a%zzb", "the request path (REQUEST_URI) has a '%' not followed by two hex digits"),
+        ("/api/v1/exec/a%2", "the request path (REQUEST_URI) has a '%' not followed by two hex digits"),
+        ("api/v1/exec/x", "the request path (REQUEST_URI) does not start with '/'"),
+        ("http://box/api/v1/exec/x", "the request path (REQUEST_URI) does not start with '/'"),
+    ])
+    func rawRefused(target: String, problem: String) {
+        let head = Envp(["REQUEST_URI=\(target)"]).withParams { $0.head() }
+        #expect(head.path == "")
+        #expect(head.pathProblem == problem)
+    }
+
+    @Test("a decoded path is never decoded again; its slashes are merged; a dot segment left by the server is refused")
+    func decodedPaths() {
+        func derived(_ params: [String]) -> (String, String?) {
+            let head = Envp(params).withParams { $0.head() }
+            return (head.path, head.pathProblem)
+        }
+        // lighttpd keeps %2F as text by default: three bytes, not a separator, and not "..".
+        #expect(derived(["SCRIPT_NAME=/api/v1/exec", "PATH_INFO=/..%2Fadmin/status"]) == ("/api/v1/exec/..%2Fadmin/status", nil))
+        #expect(derived(["DOCUMENT_URI=/api/v1/exec/a%20b"]) == ("/api/v1/exec/a%20b", nil))
+        #expect(derived(["SCRIPT_NAME=/api/v1/exec/", "PATH_INFO=//x//y/"]) == ("/api/v1/exec/x/y/", nil))
+        #expect(derived(["DOCUMENT_URI=/api/v1/exec/a/...", "REQUEST_URI=/x"]) == ("/api/v1/exec/a/...", nil))
+        let dot = "has a '.' or '..' segment the web server did not resolve; luaexecd routes only on the path the server routed on"
+        #expect(derived(["SCRIPT_NAME=/api/v1/exec", "PATH_INFO=/../admin/status"])
+            == ("", "the request path (SCRIPT_NAME + PATH_INFO) \(dot)"))
+        #expect(derived(["SCRIPT_NAME=/api/v1/exec/."]) == ("", "the request path (SCRIPT_NAME) \(dot)"))
+        #expect(derived(["DOCUMENT_URI=/api/v1/exec/..", "REQUEST_URI=/api/v1/exec/x"])
+            == ("", "the request path (DOCUMENT_URI) \(dot)"))
+        #expect(derived(["DOCUMENT_URI=/a\u{0}b"]) == ("", "the request path (DOCUMENT_URI) contains a NUL byte"))
+        #expect(derived(["SCRIPT_NAME=", "PATH_INFO=x"]) == ("", "the request path (SCRIPT_NAME + PATH_INFO) does not start with '/'"))
+    }
+
+    @Test("PATH_INFO without SCRIPT_NAME, and a path over 4 KiB, are refused")
+    func refusals() {
+        let alone = Envp(["PATH_INFO=/api/v1/exec/interactive.lua", "REQUEST_URI=/api/v1/exec/interactive.lua"]).withParams { $0.head() }
+        #expect(alone.pathProblem == "the web server sent PATH_INFO without SCRIPT_NAME: the request path is SCRIPT_NAME + PATH_INFO (RFC 3875)")
+        let longest = "/" + String(repeating: "a", count: 4095)
+        #expect(Envp(["DOCUMENT_URI=\(longest)"]).withParams { $0.head() }.path == longest)
+        for param in ["DOCUMENT_URI", "REQUEST_URI"] {
+            let head = Envp(["\(param)=\(longest)b"]).withParams { $0.head() }
+            #expect(head.pathProblem == "the request path (\(param)) is longer than 4096 bytes")
+        }
+        let split = Envp(["SCRIPT_NAME=/api", "PATH_INFO=/\(String(repeating: "a", count: 4092))"]).withParams { $0.head() }
+        #expect(split.pathProblem == "the request path (SCRIPT_NAME + PATH_INFO) is longer than 4096 bytes")
     }
 
     @Test("a value may contain '='")

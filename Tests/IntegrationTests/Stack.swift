@@ -12,7 +12,17 @@ final class Stack: Sendable {
     /// requests can come from different client addresses (curl --interface 127.0.0.N).
     let httpsPort: Int?
     let luaexecdPID: Int32
+    /// The web server in front of luaexecd.
+    let server: WebServer
     private let lifelines: [FileHandle]
+
+    /// The web servers luaexec ships a site for (docs/servers.md). lighttpd and Apache httpd
+    /// listen on TCP only (the port of `httpsPort`), each started in the foreground with the
+    /// stack's own configuration, never as the system's service.
+    enum WebServer: String, Sendable, CaseIterable, CustomStringConvertible {
+        case nginx, lighttpd, apache
+        var description: String { rawValue }
+    }
 
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
@@ -75,24 +85,39 @@ final class Stack: Sendable {
     init(
         settings: [String] = [], config: String = "", initDirectory: String? = nil, tcp: Bool = false,
         rateLimit: (rate: String, burst: Int) = ("100000r/s", 100_000), launch: Launch = .socketOption,
-        arguments extraArguments: [String] = [], database: String? = nil
+        arguments extraArguments: [String] = [], database: String? = nil, server: WebServer = .nginx
     ) throws {
+        self.server = server
         let directory = NSTemporaryDirectory() + "luaexec-stack-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.directory = directory
         let database = database ?? directory + "/luaexec.db"
         self.database = database
-        let httpsPort = tcp ? try Self.freePort() : nil
+        let httpsPort = tcp || server != .nginx ? try Self.freePort() : nil
         self.httpsPort = httpsPort
         let (cert, key) = Self.certificate
         let httpsListen = httpsPort.map { "127.0.0.1:\($0)" } ?? "unix:\(directory)/https.sock"
-        let render = try Self.run(
-            Self.repository + "/scripts/render-nginx.sh",
-            [
-                directory, directory + "/luaexecd.sock", httpsListen, "unix:\(directory)/http.sock", "", cert, key,
-                rateLimit.rate, String(rateLimit.burst),
-            ])
-        guard render.status == 0 else { throw StackError("render-nginx.sh failed: \(render.stderr)") }
+        let (script, renderArguments): (String, [String])
+        switch server {
+        case .nginx:
+            (script, renderArguments) = (
+                "render-nginx.sh",
+                [
+                    directory, directory + "/luaexecd.sock", httpsListen, "unix:\(directory)/http.sock", "", cert, key,
+                    rateLimit.rate, String(rateLimit.burst),
+                ]
+            )
+        case .lighttpd, .apache:
+            (script, renderArguments) = (
+                "render-\(server).sh",
+                [
+                    directory, directory + "/luaexecd.sock", httpsListen, String(try Self.freePort()), ":\(httpsPort!)",
+                    cert, key,
+                ]
+            )
+        }
+        let render = try Self.run(Self.repository + "/scripts/" + script, renderArguments)
+        guard render.status == 0 else { throw StackError("\(script) failed: \(render.stderr)") }
 
         let created = try Self.run(
             Self.binDirectory + "/luaexec",
@@ -135,13 +160,40 @@ final class Stack: Sendable {
         let daemon = try Self.startWithLifeline(
             executable, launchArguments,
             log: directory + "/logs/luaexecd.log", pidFile: Self.daemonPIDFile(in: directory))
-        let nginx = try Self.startWithLifeline(
-            "/usr/sbin/nginx", ["-p", directory, "-c", directory + "/nginx.conf"], log: directory + "/logs/nginx.out",
-            pidFile: directory + "/nginx.child.pid")
-        lifelines = [daemon.lifeline, nginx.lifeline]
+        let (frontExecutable, frontArguments): (String, [String])
+        switch server {
+        case .nginx: (frontExecutable, frontArguments) = ("/usr/sbin/nginx", ["-p", directory, "-c", directory + "/nginx.conf"])
+        case .lighttpd: (frontExecutable, frontArguments) = ("/usr/sbin/lighttpd", ["-D", "-f", directory + "/lighttpd.conf"])
+        case .apache:
+            (frontExecutable, frontArguments) = ("/usr/sbin/apache2", ["-f", directory + "/apache2.conf", "-D", "FOREGROUND"])
+        }
+        let front = try Self.startWithLifeline(
+            frontExecutable, frontArguments, log: directory + "/logs/\(server).out",
+            pidFile: directory + "/\(server).child.pid")
+        lifelines = [daemon.lifeline, front.lifeline]
         luaexecdPID = try Self.waitForPIDFile(Self.daemonPIDFile(in: directory))
         try Self.waitForSocket(directory + "/luaexecd.sock")
-        try Self.waitForSocket(directory + "/http.sock")
+        switch server {
+        case .nginx: try Self.waitForSocket(directory + "/http.sock")
+        case .lighttpd, .apache:
+            try Self.waitUntil(timeout: .seconds(20), "\(server) to accept connections on port \(httpsPort!)") {
+                Self.canConnect(port: httpsPort!)
+            }
+        }
+    }
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
     }
 
     /// A TCP port free right now on 127.0.0.1 (the kernel picks it).

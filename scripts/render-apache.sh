@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Fills apache/dev-apache2.conf.in and apache/luaexec-site.conf.in into a run directory, as
+# render-nginx.sh does for nginx. Used by `LUAEXEC_SERVER=apache make run` and the tests.
+#   render-apache.sh RUN_DIR SOCKET HTTPS_LISTEN HTTP_PORT HTTPS_PORT_SUFFIX CERT KEY
+# HTTPS_LISTEN: address:port ("127.0.0.1:8443", or "*:443" on a box). The same
+# LUAEXEC_LOG_DIR, LUAEXEC_WEB_DIR and LUAEXEC_CODEMIRROR_DIR overrides as render-nginx.sh.
+# Writes RUN_DIR/apache2.conf (the whole server) and RUN_DIR/luaexec-apache.conf (the site).
+set -euo pipefail
+if [ $# -ne 7 ]; then
+    echo "usage: $0 RUN_DIR SOCKET HTTPS_LISTEN HTTP_PORT HTTPS_PORT_SUFFIX CERT KEY" >&2
+    exit 2
+fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+run_dir=$1 socket=$2 https_listen=$3 http_port=$4 suffix=$5 cert=$6 key=$7
+log_dir=${LUAEXEC_LOG_DIR:-$run_dir/logs}
+web_dir=${LUAEXEC_WEB_DIR:-$here/web} codemirror_dir=${LUAEXEC_CODEMIRROR_DIR:-/usr/share/javascript/codemirror}
+http_listen=${https_listen%:*}:$http_port
+mkdir -p "$run_dir/logs" "$run_dir/tmp"
+# Apache refuses to serve as root: as root, its workers run as nobody in group root, which can
+# reach luaexecd's socket (mode 0660, owned by root) as nginx's root workers do.
+user_directive=""
+[ "$(id -u)" = 0 ] && user_directive=$'User nobody\nGroup root'
+fill() {
+    sed -e "s|@RUN_DIR@|$run_dir|g" -e "s|@LOG_DIR@|$log_dir|g" -e "s|@SOCKET@|$socket|g" \
+        -e "s|@HTTPS_LISTEN@|$https_listen|g" -e "s|@HTTP_LISTEN@|$http_listen|g" \
+        -e "s|@HTTPS_PORT_SUFFIX@|$suffix|g" -e "s|@TLS_CERT@|$cert|g" -e "s|@TLS_KEY@|$key|g" \
+        -e "s|@WEB_DIR@|$web_dir|g" -e "s|@CODEMIRROR_DIR@|$codemirror_dir|g" \
+        -e "s|@USER_DIRECTIVE@|${user_directive//$'\n'/\\n}|g" "$1"
+}
+fill "$here/apache/luaexec-site.conf.in" > "$run_dir/luaexec-apache.conf"
+fill "$here/apache/dev-apache2.conf.in" > "$run_dir/apache2.conf"
