@@ -221,6 +221,9 @@ public final class ExecService: Sendable {
                 json: call.json))
         }
         let chunkName = given ?? Self.interactive
+        if let mode = call.head.headers["lua-check"] {
+            return .answer(check(mode, chunk: body, chunkName: chunkName, json: call.json, audit: &audit))
+        }
         let (json, tokenName) = (call.json, call.identity.name)
         return .onState(label: tokenName) { [self] vm, audit in
             vm.caller = .request(token: tokenName)

@@ -191,6 +191,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "How many remotes at once.")
     var parallel = 8
 
+    @Flag(help: "Only compile the chunk on the remote and report syntax errors; nothing runs.")
+    var check = false
+
     func validate() throws {
         guard (chunk == nil) != (file == nil) else { throw ValidationError("give either -e CHUNK or a FILE (- for standard input)") }
         guard parallel >= 1 else { throw ValidationError("--parallel is at least 1") }
@@ -200,8 +203,8 @@ struct EvalCommand: ParsableCommand {
         try client {
             let targets = try remotes.targets()
             let (body, chunkName) = try source()
-            let json = json
-            try runOnRemotes(targets, parallel: parallel) { $0.run(body, chunkName: chunkName, json: json) }
+            let (json, check) = (json, check)
+            try runOnRemotes(targets, parallel: parallel) { $0.run(body, chunkName: chunkName, json: json, check: check) }
         }
     }
 

@@ -90,12 +90,14 @@ extension Remote {
 
     public var client: HTTPSClient { HTTPSClient(baseURL: url, pin: fingerprint, token: token) }
 
-    /// Runs `chunk` named `chunkName` (SPEC E9) and sorts the answer out.
-    public func run(_ chunk: [UInt8], chunkName: String, json: Bool) -> RemoteRun {
+    /// Runs `chunk` named `chunkName` (SPEC E9) and sorts the answer out; with `check`, only
+    /// compiles it (SPEC E12: nothing runs).
+    public func run(_ chunk: [UInt8], chunkName: String, json: Bool, check: Bool = false) -> RemoteRun {
         let started = MonotonicInstant.now()
         // A header value ends at a line break: a file name with one is sent without it.
         var headers = ["Lua-Chunk-Name: " + String(chunkName.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F })]
         if json { headers.append("Accept: application/json") }
+        if check { headers.append("Lua-Check: syntax") }
         var run = RemoteRun(remote: name, outcome: .ok, elapsed: .zero, output: [], errors: "")
         do {
             let answer = try client.send("POST", "/api/v1/exec/interactive.lua", headers: headers, body: chunk)

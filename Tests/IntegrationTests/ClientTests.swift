@@ -204,6 +204,21 @@ struct ClientTests {
         #expect(forbidden.stderr == "luaexec: narrow: HTTP 403: the token lacks the 'exec' scope\n")
     }
 
+    @Test("eval --check compiles on the remote, runs nothing, and exits 1 on a syntax error")
+    func evalCheck() throws {
+        let user = try User()
+        try user.login("box")
+        let ok = try user.luaexec(["eval", "--check", "-e", "checked_by_client = true return 1"])
+        #expect(ok.status == 0)
+        #expect(ok.stdout == "")
+        #expect(ok.stderr == "")
+        #expect(try Self.stack.eval("return checked_by_client").body == [])
+        let syntax = try user.luaexec(["eval", "--check", "-e", "checked_by_client = = true"])
+        #expect(syntax.status == 1)
+        #expect(syntax.stderr == "luaexec: syntax error\n(command line):1: unexpected symbol near '='\n")
+        #expect(try Self.stack.eval("return checked_by_client").body == [])
+    }
+
     @Test("eval on three remotes at once: one down, its error in the summary, the others fine")
     func severalRemotes() throws {
         let user = try User()
