@@ -86,6 +86,10 @@ void lx_set_memory_limit(lx_runtime *rt, size_t memory_limit);
 /// result buffer holds the encoded values; otherwise the error buffer holds the message and
 /// the traceback buffer a traceback when there is one. Leaves the Lua stack as it found it.
 int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, int render_mode);
+/// lx_eval with arguments for the chunk's `...` (SPEC E11), encoded in `args` as lx_invoke's
+/// are (a u32 count, then tagged values); NULL: none.
+int lx_eval_args(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, const char *args,
+    size_t args_len, int render_mode);
 
 const char *lx_result(const lx_runtime *rt, size_t *len);
 const char *lx_error(const lx_runtime *rt, size_t *len);
