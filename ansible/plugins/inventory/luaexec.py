@@ -12,7 +12,7 @@ description:
   - Reads the remotes file C(luaexec login) writes (C($XDG_CONFIG_HOME/luaexec/remotes.json),
     by default C(~/.config/luaexec/remotes.json)) and makes a host of each remote, in the group
     C(luaexec), with C(luaexec_url), C(luaexec_pin) and (unless O(tokens) is false)
-    C(luaexec_token) set, and C(ansible_connection=local): the modules run on the controller.
+    C(luaexec_token) set, and C(ansible_connection=local), since the modules run on the controller.
   - The inventory source is a YAML file whose name ends in C(luaexec.yml) or C(luaexec.yaml).
 version_added: "0.1.0"
 author: luaexec maintainers

@@ -12,8 +12,8 @@ short_description: Set or unset a config value on a luaexec appliance
 description:
   - Declares one path of the appliance's config store (SPEC V5). A change is saved, then the
     Lua functions registered for the path run, as a chunk's C(config.set) does.
-  - Idempotent: nothing is sent when the path already holds the value, type included (C(1),
-    C(1.0), C("1") and C(true) are four different values).
+  - Idempotent. Nothing is sent when the path already holds the value, type included (C(1),
+    C(1.0), C('1') and C(true) are four different values).
 version_added: "0.1.0"
 author: luaexec maintainers
 options:

@@ -12,13 +12,13 @@ short_description: Run a Lua chunk on a luaexec appliance, with arguments as dat
 description:
   - Runs a chunk in the appliance's resident Lua state through C(/api/v1/exec/interactive.lua),
     with O(args) passed as the chunk's C(...) (SPEC E11), and returns its results as data.
-  - Runs on the controller (C(connection: local) or C(delegate_to: localhost)) over HTTPS, with
+  - Runs on the controller (C(connection=local) or C(delegate_to=localhost)) over HTTPS, with
     the appliance's public key pinned as C(luaexec login) pins it.
-  - In check mode the chunk is compiled on the appliance and not run (C(Lua-Check: syntax), SPEC
-    E12); a syntax error fails the task, and nothing on the box changes.
-  - V(changed) is what the chunk says: when its first result is a table with a boolean field
-    C(changed), that field; otherwise true, since a chunk is run to change something. Return
-    C({changed = false, ...}) from a chunk that only reads.
+  - In check mode the chunk is compiled on the appliance and not run (the C(Lua-Check) header, SPEC
+    E12). A syntax error fails the task, and nothing on the box changes.
+  - V(changed) is what the chunk says. When its first result is a table with a boolean field
+    C(changed), that field; otherwise true, since a chunk is run to change something. A chunk
+    that only reads returns a table with C(changed) set to false.
 version_added: "0.1.0"
 author: luaexec maintainers
 options:
@@ -32,7 +32,7 @@ options:
     description:
       - The chunk's arguments, in order, as C(...). JSON types map as E5 in reverse
         (null is nil, integers stay integers, mappings and lists are tables,
-        C({base64: ...}) is a binary string).
+        a mapping whose only key is C(base64) is the binary string it encodes).
     type: list
     elements: raw
     default: []

@@ -67,13 +67,13 @@ notes:
 EXAMPLES = r'''
 - name: Roll the doorbell script out
   luaexec.appliance.script:
-    name: doorbell
+    name: doorbell.lua
     src: files/doorbell.lua
     state: enabled
 
 - name: Remove an old script
   luaexec.appliance.script:
-    name: legacy
+    name: legacy.lua
     state: absent
 '''
 

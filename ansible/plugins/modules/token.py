@@ -11,10 +11,10 @@ module: token
 short_description: Make or revoke an API token on a luaexec appliance
 description:
   - Declares a token by name (SPEC M4). A new token's secret is in the result once, in
-    RV(token); the appliance keeps only its hash, so run the task with C(no_log: true) and store
+    RV(token); the appliance keeps only its hash, so run the task with C(no_log=true) and store
     the secret (a vault) from the registered result.
   - An existing token with the same scopes is left alone (V(changed) false, no secret). One
-    whose scopes differ is not changed behind your back: the task fails and says so; revoke it
+    whose scopes differ is not changed behind your back; the task fails and says so; revoke it
     with O(state=absent) first.
 version_added: "0.1.0"
 author: luaexec maintainers
