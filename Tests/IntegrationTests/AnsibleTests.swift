@@ -150,6 +150,69 @@ struct AnsibleTests {
         for name in Self.names { #expect(Self.recap(again.stdout, name)["changed"] == 0) }
     }
 
+    /// `command` run by sh in the collection's copy (ansible-test works from the collection root).
+    static func inCollection(_ command: String, _ environment: [String: String] = [:]) throws -> Stack.ProcessResult {
+        let root = controller + "/collections/ansible_collections/luaexec/appliance"
+        return try Stack.run(
+            "/bin/sh", ["-c", "cd '\(root)' && " + command],
+            environment: Self.environment(controller).merging(environment) { $1 })
+    }
+
+    @Test("ansible-test sanity: the tests that need no network pass")
+    func sanity() throws {
+        // The others (validate-modules, pep8, pylint, yamllint, import, ansible-doc) install
+        // their own requirements from PyPI into venvs of their own at each run.
+        let tests = [
+            "compile", "empty-init", "line-endings", "no-assert", "shebang", "symlinks", "no-smart-quotes",
+            "use-argspec-type-path", "action-plugin-docs", "no-illegal-filenames", "no-get-exception",
+            "replace-urlopen", "use-compat-six",
+        ]
+        let result = try Self.inCollection(
+            "exec ansible-test sanity --python 3.11 " + tests.map { "--test " + $0 }.joined(separator: " "))
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("Running sanity test \"compile\" on Python 3.11"))
+    }
+
+    @Test("ansible-doc renders every plugin's DOCUMENTATION, EXAMPLES and RETURN")
+    func documentation() throws {
+        for module in ["lua_exec", "script", "token", "config"] {
+            let result = try Self.inCollection("exec ansible-doc -t module luaexec.appliance.\(module)")
+            #expect(result.status == 0, "\(module): \(result.stderr)")
+            #expect(result.stdout.contains("EXAMPLES:") && result.stdout.contains("RETURN VALUES:"), "\(module)")
+        }
+        let inventory = try Self.inCollection("exec ansible-doc -t inventory luaexec.appliance.luaexec")
+        #expect(inventory.status == 0, "\(inventory.stderr)")
+    }
+
+    @Test("pytest: the shared client's unit tests pass (pin, re-pin line, nothing sent to a wrong key)")
+    func unitTests() throws {
+        let pin = try Stack.run(
+            "/bin/sh",
+            [
+                "-c",
+                "openssl x509 -in '\(Stack.certificate.cert)' -pubkey -noout | openssl pkey -pubin -outform der"
+                    + " | openssl dgst -sha256 -binary | openssl enc -base64",
+            ]
+        ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let result = try Self.inCollection(
+            "exec python -m pytest -q -p no:cacheprovider tests/unit",
+            [
+                "LUAEXEC_TEST_CERT": Stack.certificate.cert, "LUAEXEC_TEST_KEY": Stack.certificate.key,
+                "LUAEXEC_TEST_PIN": "sha256//" + pin, "PYTHONPATH": Self.controller + "/collections",
+                "PYTHONDONTWRITEBYTECODE": "1",
+            ])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("7 passed"))
+    }
+
+    @Test("ansible-galaxy builds the collection")
+    func build() throws {
+        let result = try Self.inCollection(
+            "exec ansible-galaxy collection build --output-path '\(Self.controller)/built'")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(FileManager.default.fileExists(atPath: Self.controller + "/built/luaexec-appliance-0.1.0.tar.gz"))
+    }
+
     @Test("a box that is down fails only that host; the others go on")
     func boxDown() throws {
         Self.boxes[2].stop()
