@@ -44,6 +44,14 @@ struct CallArgumentsTests {
         #expect(result.text.hasPrefix("tools/args.lua:1: bad value\nstack traceback:\n"))
     }
 
+    @Test("a chunk that is not UTF-8 goes as base64 and keeps its bytes")
+    func binaryChunk() throws {
+        // return '\xFF', ...
+        let result = try call(#"{"chunk": {"base64": "cmV0dXJuICf/JywgLi4u"}, "args": [2]}"#)
+        #expect(result.status == 200)
+        #expect(result.body == [0xFF, 0x09, 0x32])
+    }
+
     @Test("no args: the chunk runs with an empty ...")
     func noArguments() throws {
         #expect(try call(#"{"chunk": "return select('#', ...)"}"#).text == "0")
