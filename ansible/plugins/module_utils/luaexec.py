@@ -180,7 +180,8 @@ class Client(object):
                             status=status, kind=kind, answer=parsed)
 
     def run(self, chunk, args=None, name=None, check=False):
-        """Runs (or with check, compiles only) a chunk with E11 arguments; E5's answer."""
+        """Runs (or with check, compiles only) a chunk with E11 arguments; E5's answer. The chunk
+        is text, or {'base64': ...} for source that is not UTF-8."""
         call = {'chunk': chunk, 'args': list(args or [])}
         if name:
             call['name'] = name

@@ -114,6 +114,7 @@ error:
   type: dict
 '''
 
+import base64
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -142,10 +143,15 @@ def main():
     if module.params['src']:
         try:
             with open(module.params['src'], 'rb') as source:
-                chunk = source.read().decode('utf-8')
-        except (IOError, OSError, UnicodeDecodeError) as error:
+                raw = source.read()
+        except (IOError, OSError) as error:
             module.fail_json(msg='cannot read %s: %s' % (module.params['src'], error))
         name = name or '@' + os.path.basename(module.params['src'])
+        try:
+            chunk = raw.decode('utf-8')
+        except UnicodeDecodeError:
+            # Lua source may hold any bytes in its strings: such a file goes as E11's base64.
+            chunk = {'base64': base64.b64encode(raw).decode('ascii')}
     client = client_from_module(module)
     try:
         answer = client.run(chunk, module.params['args'], name, check=module.check_mode)
