@@ -150,6 +150,45 @@ struct AnsibleTests {
         for name in Self.names { #expect(Self.recap(again.stdout, name)["changed"] == 0) }
     }
 
+    /// `ansible box1 -m luaexec.appliance.lua_exec` with `arguments` (JSON) and the box's url,
+    /// token and pin from the inventory.
+    static func luaExec(_ arguments: String, _ extra: [String] = []) throws -> Stack.ProcessResult {
+        let connection = #""url": "{{ luaexec_url }}", "token": "{{ luaexec_token }}", "pin": "{{ luaexec_pin }}""#
+        return try Stack.run(
+            venv + "/ansible",
+            [
+                "box1", "-i", controller + "/inventory/luaexec.yml", "-m", "luaexec.appliance.lua_exec", "-a",
+                "{\(connection), \(arguments)}",
+            ]
+                + extra,
+            environment: environment(controller))
+    }
+
+    @Test("lua_exec: args in, results out as data; check mode compiles and runs nothing")
+    func luaExec() throws {
+        let ran = try Self.luaExec(
+            #""chunk": "local n, t = ... return {changed = false, twice = n * 2, keys = t}", "args": [21, {"a": [true, null]}]"#
+        )
+        #expect(ran.status == 0, "\(ran.stdout)")
+        #expect(ran.stdout.contains(#""changed": false"#))
+        #expect(ran.stdout.contains(#""twice": 42"#))
+        let box = Self.boxes[0]
+        let checked = try Self.luaExec(#""chunk": "checked_by_ansible = true""#, ["--check"])
+        #expect(checked.status == 0, "\(checked.stdout)")
+        #expect(checked.stdout.contains(#""msg": "compiled on the appliance; not run (check mode)""#))
+        #expect(try box.eval("return checked_by_ansible").body == [])
+        let broken = try Self.luaExec(#""chunk": "return (""#, ["--check"])
+        #expect(broken.status == 2)
+        #expect(broken.stdout.contains("interactive.lua:1: unexpected symbol near <eof>"))
+        // A file that is not UTF-8 keeps its bytes.
+        let file = Self.controller + "/latin1.lua"
+        try Data(Array("return {changed = false, same = '".utf8) + [0xE9] + Array("' == string.char(233)}".utf8)).write(
+            to: URL(fileURLWithPath: file))
+        let latin1 = try Self.luaExec(#""src": "\#(file)""#)
+        #expect(latin1.status == 0, "\(latin1.stdout)")
+        #expect(latin1.stdout.contains(#""same": true"#))
+    }
+
     /// `command` run by sh in the collection's copy (ansible-test works from the collection root).
     static func inCollection(_ command: String, _ environment: [String: String] = [:]) throws -> Stack.ProcessResult {
         let root = controller + "/collections/ansible_collections/luaexec/appliance"
