@@ -197,6 +197,21 @@ struct AnsibleTests {
             environment: Self.environment(controller).merging(environment) { $1 })
     }
 
+    @Test("a token without the scope fails the task, naming the scope")
+    func missingScope() throws {
+        let narrow = try Self.boxes[0].makeToken("ansible-narrow", scopes: ["metrics"])
+        let result = try Stack.run(
+            Self.venv + "/ansible",
+            [
+                "box1", "-i", Self.controller + "/inventory/luaexec.yml", "-m", "luaexec.appliance.config", "-a",
+                #"{"url": "{{ luaexec_url }}", "token": "\#(narrow)", "pin": "{{ luaexec_pin }}", "path": "a.b", "value": 1}"#,
+            ],
+            environment: Self.environment(Self.controller))
+        #expect(result.status == 2)
+        #expect(result.stdout.contains("answered HTTP 403: the token lacks the 'admin' scope"))
+        #expect(!result.stdout.contains(narrow))
+    }
+
     @Test("ansible-test sanity: the tests that need no network pass")
     func sanity() throws {
         // The others (validate-modules, pep8, pylint, yamllint, import, ansible-doc) install
