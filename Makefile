@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` and `make test` (SPEC D1, D2).
 SWIFT ?= swift
 
-.PHONY: run test deps build clean check-c-layers
+.PHONY: run test deps build clean check-c-layers ansible-collection
 
 run:
 	scripts/run.sh
@@ -17,11 +17,17 @@ build: deps
 # tmux to drive `luaexec repl` and `login` in a real terminal.
 test: check-c-layers build
 	scripts/install-deps.sh prometheus chromium chromium-driver python3-selenium tmux
+	scripts/install-ansible.sh >/dev/null
 	LUAEXEC_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test
 
 # CLuaSupport's files include only the headers of layers below them (docs/architecture.md).
 check-c-layers:
 	scripts/check-c-layers.sh
+
+# The Ansible collection luaexec.appliance (SPEC O9), as .build/ansible/luaexec-appliance-*.tar.gz;
+# ansible-galaxy from the pinned venv scripts/install-ansible.sh makes.
+ansible-collection:
+	"$$(scripts/install-ansible.sh)/ansible-galaxy" collection build ansible --output-path .build/ansible --force
 
 clean:
 	rm -rf .build .run

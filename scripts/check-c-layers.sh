@@ -11,6 +11,7 @@ dir="$(cd "$(dirname "$0")/.." && pwd)/Sources/CLuaSupport"
 declare -A layer=(
     [CLuaSupport.h]="public 0"
     [codec.h]="codec 1" [codec.c]="codec 1"
+    [check.c]="check 1"
     [stop.h]="stop 2" [stop.c]="stop 2"
     [baselib.h]="baselib 3" [baselib.c]="baselib 3" [patterns.c]="baselib 3"
     [eval.h]="eval 4" [eval.c]="eval 4"

@@ -317,7 +317,15 @@ static int finish_call(lx_runtime *rt, int base, int nargs) {
         return result == LX_ERR_RUNTIME ? LX_ERR_MEMORY : result;
     }
     lua_insert(L, base + 2);
-    lua_xmove(L, lua_tothread(L, base + 2), nargs + 1);
+    lua_State *co = lua_tothread(L, base + 2);
+    // lua_xmove does not grow the receiving stack: a chunk's `...` may be long (SPEC E11).
+    if (!lua_checkstack(co, nargs + 1)) {
+        lx_buf_set_truncated(&rt->error, "not enough memory", 17);
+        rt->traceback.len = 0;
+        lua_settop(L, base);
+        return LX_ERR_MEMORY;
+    }
+    lua_xmove(L, co, nargs + 1);
     return run_coroutine(rt, base, nargs);
 }
 
@@ -477,7 +485,22 @@ static int push_chunk(lx_runtime *rt, int base) {
     return status;
 }
 
+// Runs in protected mode (decoding allocates): pushes the arguments encoded in the decoder
+// given as its one argument, and returns them all.
+static int push_arguments(lua_State *L) {
+    lx_decoder *in = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    uint32_t nargs = lx_take_u32(L, in);
+    for (uint32_t i = 0; i < nargs; i++) lx_push_decoded(L, in, 0);
+    return lua_gettop(L);
+}
+
 int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, int render_mode) {
+    return lx_eval_args(rt, chunk, len, chunkname, NULL, 0, render_mode);
+}
+
+int lx_eval_args(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, const char *args,
+    size_t args_len, int render_mode) {
     lua_State *L = rt->L;
     int base = begin_call(rt, render_mode);
     rt->chunk = chunk;
@@ -485,14 +508,32 @@ int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname
     rt->chunk_name = chunkname;
     int result;
     int status = push_chunk(rt, base);
+    int nargs = 0;
+    if (status == LUA_OK && args != NULL) {
+        // The chunk's `...` (SPEC E11), pushed above it; only memory can fail here, since the
+        // host encoded what it validated.
+        lx_decoder in = {.args = (const unsigned char *)args, .end = (const unsigned char *)args + args_len};
+        lua_pushcfunction(L, push_arguments);
+        lua_pushlightuserdata(L, &in);
+        status = lua_pcall(L, 1, LUA_MULTRET, 0);
+        nargs = lua_gettop(L) - base - 2;
+        if (status != LUA_OK) {
+            take_error(rt, L);
+            rt->traceback.len = 0;
+            lua_settop(L, base);
+            result = LX_ERR_MEMORY;
+            goto done;
+        }
+    }
     if (status == LUA_OK) {
-        result = finish_call(rt, base, 0);
+        result = finish_call(rt, base, nargs);
     } else {
         take_error(rt, L);
         rt->traceback.len = 0;
         lua_settop(L, base);
         result = is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
     }
+done:
     rt->chunk = NULL;
     rt->chunk_len = 0;
     rt->chunk_name = NULL;

@@ -219,17 +219,28 @@ public final class ExecService: Sendable {
         case .read(let bytes): body = bytes
         }
         audit.body = body
-        let given = call.head.headers["lua-chunk-name"]
+        // SPEC E11: a chunk with arguments, and perhaps its name, in a JSON body.
+        var (chunk, arguments, named): ([UInt8], [LuaValue]?, String?) = (body, nil, nil)
+        if CallBody.isCall(contentType: call.head.headers["content-type"]) {
+            switch CallBody.parse(body) {
+            case .failure(let error): return .answer(Self.plain(400, "\(error)\n", json: call.json))
+            case .success(let parsed): (chunk, arguments, named) = (parsed.chunk, parsed.arguments, parsed.name)
+            }
+        }
+        let given = named ?? call.head.headers["lua-chunk-name"]
         if let given, !Self.isChunkName(given) {
             return .answer(Self.plain(
                 400, "the Lua-Chunk-Name header must be 1 to 256 printable characters (e.g. @tools/setup.lua)\n",
                 json: call.json))
         }
         let chunkName = given ?? Self.interactive
+        if let mode = call.head.headers["lua-check"] {
+            return .answer(check(mode, chunk: chunk, chunkName: chunkName, json: call.json, audit: &audit))
+        }
         let (json, tokenName) = (call.json, call.identity.name)
         return .evaluating(label: tokenName) { [self] vm, audit in
             vm.caller = .request(token: tokenName)
-            let evaluation = vm.evaluate(body, chunkName: chunkName, rendering: json ? .tree : .text)
+            let evaluation = vm.evaluate(chunk, chunkName: chunkName, rendering: json ? .tree : .text, arguments: arguments)
             return .evaluation(evaluation) { [self] evaluation, _, audit in render(evaluation, json: json, audit: &audit) }
         }
     }

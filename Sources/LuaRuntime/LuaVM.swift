@@ -123,7 +123,10 @@ public final class LuaVM {
     /// - Parameter chunkName: how error messages name the chunk; `interactive.lua` gives
     ///   `interactive.lua:1: ...`. Lua's own prefixes are kept: `@path` names a file (a long
     ///   path is shortened from the left, as `lua5.4 path` shows it), `=name` a name shown as is.
-    public func evaluate(_ chunk: [UInt8], chunkName: String, rendering: Rendering) -> Evaluation {
+    /// - Parameter arguments: the chunk's `...` (SPEC E11); nil, as an empty list: none.
+    public func evaluate(
+        _ chunk: [UInt8], chunkName: String, rendering: Rendering, arguments: [LuaValue]? = nil
+    ) -> Evaluation {
         assert(lua_gettop(state) == 0, "a request must start with an empty Lua stack")
         defer { assert(lua_gettop(state) == 0, "a request must end with an empty Lua stack") }
         let start = MonotonicInstant.now()
@@ -140,10 +143,17 @@ public final class LuaVM {
             lastSource = (chunkName, Self.source(chunkName).utf8CString)
         }
         allowWaiting()
+        let encoded = arguments.map(LuaValue.encodeList)
         let status = chunk.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { chars in
                 lastSource!.cString.withUnsafeBufferPointer { source in
-                    lx_eval(runtime, chars.baseAddress, chars.count, source.baseAddress, mode)
+                    guard let encoded else { return lx_eval(runtime, chars.baseAddress, chars.count, source.baseAddress, mode) }
+                    return encoded.withUnsafeBufferPointer { args in
+                        args.withMemoryRebound(to: CChar.self) { args in
+                            lx_eval_args(
+                                runtime, chars.baseAddress, chars.count, source.baseAddress, args.baseAddress, args.count, mode)
+                        }
+                    }
                 }
             }
         }

@@ -191,18 +191,50 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "How many remotes at once.")
     var parallel = 8
 
+    @Flag(help: "Only compile the chunk on the remote and report syntax errors; nothing runs.")
+    var check = false
+
+    @Option(
+        name: .customLong("arg"),
+        help: ArgumentHelp("An argument for the chunk's ..., as JSON (repeat for several).", valueName: "JSON"))
+    var arguments: [String] = []
+
+    @Option(help: ArgumentHelp("A file holding one JSON array: the chunk's ..., before any --arg.", valueName: "FILE"))
+    var argsFile: String?
+
     func validate() throws {
         guard (chunk == nil) != (file == nil) else { throw ValidationError("give either -e CHUNK or a FILE (- for standard input)") }
         guard parallel >= 1 else { throw ValidationError("--parallel is at least 1") }
+        for argument in arguments {
+            if let problem = CallBody.problem(withArgument: argument) { throw ValidationError(problem) }
+        }
     }
 
     func run() throws {
         try client {
             let targets = try remotes.targets()
             let (body, chunkName) = try source()
-            let json = json
-            try runOnRemotes(targets, parallel: parallel) { $0.run(body, chunkName: chunkName, json: json) }
+            let (json, check) = (json, check)
+            let arguments = try callArguments()
+            try runOnRemotes(targets, parallel: parallel) {
+                $0.run(body, chunkName: chunkName, json: json, check: check, arguments: arguments)
+            }
         }
+    }
+
+    /// The chunk's arguments as JSON texts (SPEC E11), or nil when none is given: then the
+    /// chunk goes as the body, as before.
+    func callArguments() throws -> [String]? {
+        guard argsFile != nil || !arguments.isEmpty else { return nil }
+        var all: [String] = []
+        if let argsFile {
+            guard let bytes = readFile(argsFile) else { throw ClientFailure("cannot read \(argsFile): \(systemErrorText())") }
+            switch CallBody.arguments(inFile: bytes, named: argsFile) {
+            case .failure(let problem): throw ClientFailure(problem.message)
+            case .success(let texts): all = texts
+            }
+        }
+        return all + arguments
     }
 
     /// The chunk and its name (SPEC E9), named as `lua5.4` names them.

@@ -90,15 +90,25 @@ extension Remote {
 
     public var client: HTTPSClient { HTTPSClient(baseURL: url, pin: fingerprint, token: token) }
 
-    /// Runs `chunk` named `chunkName` (SPEC E9) and sorts the answer out.
-    public func run(_ chunk: [UInt8], chunkName: String, json: Bool) -> RemoteRun {
+    /// Runs `chunk` named `chunkName` (SPEC E9) and sorts the answer out; with `check`, only
+    /// compiles it (SPEC E12: nothing runs).
+    /// With `arguments` (JSON texts), the chunk gets them as `...` (SPEC E11).
+    public func run(
+        _ chunk: [UInt8], chunkName: String, json: Bool, check: Bool = false, arguments: [String]? = nil
+    ) -> RemoteRun {
         let started = MonotonicInstant.now()
         // A header value ends at a line break: a file name with one is sent without it.
         var headers = ["Lua-Chunk-Name: " + String(chunkName.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F })]
         if json { headers.append("Accept: application/json") }
+        if check { headers.append("Lua-Check: syntax") }
+        var body = chunk
+        if let arguments {
+            headers.append("Content-Type: " + CallBody.contentType)
+            body = CallBody.body(chunk: chunk, arguments: arguments)
+        }
         var run = RemoteRun(remote: name, outcome: .ok, elapsed: .zero, output: [], errors: "")
         do {
-            let answer = try client.send("POST", "/api/v1/exec/interactive.lua", headers: headers, body: chunk)
+            let answer = try client.send("POST", "/api/v1/exec/interactive.lua", headers: headers, body: body)
             run.elapsed = MonotonicInstant.now().duration(since: started)
             let kind = answer.headers["x-lua-error"]
             if answer.status == 200 {

@@ -204,6 +204,48 @@ struct ClientTests {
         #expect(forbidden.stderr == "luaexec: narrow: HTTP 403: the token lacks the 'exec' scope\n")
     }
 
+    @Test("eval --check compiles on the remote, runs nothing, and exits 1 on a syntax error")
+    func evalCheck() throws {
+        let user = try User()
+        try user.login("box")
+        let ok = try user.luaexec(["eval", "--check", "-e", "checked_by_client = true return 1"])
+        #expect(ok.status == 0)
+        #expect(ok.stdout == "")
+        #expect(ok.stderr == "")
+        #expect(try Self.stack.eval("return checked_by_client").body == [])
+        let syntax = try user.luaexec(["eval", "--check", "-e", "checked_by_client = = true"])
+        #expect(syntax.status == 1)
+        #expect(syntax.stderr == "luaexec: syntax error\n(command line):1: unexpected symbol near '='\n")
+        #expect(try Self.stack.eval("return checked_by_client").body == [])
+    }
+
+    @Test("eval --arg and --args-file pass JSON values as the chunk's ...")
+    func evalArguments() throws {
+        let user = try User()
+        try user.login("box")
+        let file = user.home + "/args.json"
+        try #" [ "from file", {"k": [1, 2.5]} ] "#.write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try user.luaexec([
+            "eval", "--json", "--args-file", file, "--arg", "42", "--arg", #""é\n""#, "--arg", "null", "-e",
+            "return select('#', ...), ...",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix(#"{"ok":true,"results":[5,"from file",{"k":[1,2.5]},42,"é\n",null],"#))
+        // A chunk that is not UTF-8 goes as base64 and keeps its bytes.
+        let binary = user.home + "/binary.lua"
+        try Data(Array("return '".utf8) + [0xFF] + Array("', ...".utf8)).write(to: URL(fileURLWithPath: binary))
+        let bytes = try user.luaexec(["eval", "--arg", "1", binary])
+        #expect(bytes.status == 0, "\(bytes.stderr)")
+        #expect(Array(bytes.stdout.utf8) == Array("\u{FFFD}\t1".utf8))
+        let notJSON = try user.luaexec(["eval", "--arg", "hello", "-e", "return ..."])
+        #expect(notJSON.status == 64)
+        #expect(notJSON.stderr.contains(#"--arg hello is not JSON; a string is written in quotes: --arg '"hello"'"#))
+        try #"{"a": 1}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let notArray = try user.luaexec(["eval", "--args-file", file, "-e", "return ..."])
+        #expect(notArray.status == 2)
+        #expect(notArray.stderr == "luaexec: \(file) must hold one JSON array: the chunk's ... in order\n")
+    }
+
     @Test("eval on three remotes at once: one down, its error in the summary, the others fine")
     func severalRemotes() throws {
         let user = try User()

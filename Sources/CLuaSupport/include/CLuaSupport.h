@@ -96,6 +96,10 @@ void lx_set_memory_limit(lx_runtime *rt, size_t memory_limit);
 /// result buffer holds the encoded values; otherwise the error buffer holds the message and
 /// the traceback buffer a traceback when there is one. Leaves the Lua stack as it found it.
 int lx_eval(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, int render_mode);
+/// lx_eval with arguments for the chunk's `...` (SPEC E11), encoded in `args` as lx_invoke's
+/// are (a u32 count, then tagged values); NULL: none.
+int lx_eval_args(lx_runtime *rt, const char *chunk, size_t len, const char *chunkname, const char *args,
+    size_t args_len, int render_mode);
 
 const char *lx_result(const lx_runtime *rt, size_t *len);
 const char *lx_error(const lx_runtime *rt, size_t *len);
@@ -105,6 +109,13 @@ const char *lx_output(const lx_runtime *rt, size_t *len);
 /// Frees the buffers above (emptying them) that grew past 1 MiB, once the host has copied what
 /// it needs: a 100 MiB result must not stay resident until the next large one.
 void lx_trim_buffers(lx_runtime *rt);
+
+/// Compiles `chunk` as Lua source text without running it (SPEC E12), in a throwaway state of
+/// its own capped at `memory_limit` bytes: safe on any thread, never touches a runtime. LX_OK,
+/// LX_ERR_SYNTAX (a binary chunk too) or LX_ERR_MEMORY; on an error `*message` is Lua's message,
+/// malloc'd (the caller frees it), or NULL when even that could not be allocated.
+int lx_check_syntax(const char *chunk, size_t len, const char *chunkname, size_t memory_limit, char **message,
+    size_t *message_len);
 
 /// Calls the function registered under `name` for `kind` with the arguments encoded in `args`
 /// (lx_encode's format: a u32 count, then tagged values), under the same limits and into the

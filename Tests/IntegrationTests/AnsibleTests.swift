@@ -1,0 +1,281 @@
+import Foundation
+import Testing
+
+/// The Ansible collection `luaexec.appliance` (SPEC O9) run by real `ansible-core` (the version
+/// scripts/install-ansible.sh pins, which `make test` runs first) against three real stacks at
+/// once, over HTTPS with their keys pinned, the hosts read from the remotes `luaexec login`
+/// saved. Serialized: the playbook runs build on each other (a first run changes, a second
+/// does not), and the last stops a box.
+@Suite("Ansible collection luaexec.appliance", .serialized)
+struct AnsibleTests {
+    static let boxes = (1...3).map { _ in try! Stack(settings: ["auth.failure_limit=1000000"], tcp: true) }
+    static let names = ["box1", "box2", "box3"]
+    static let venv = Stack.repository + "/.build/ansible-venv/bin"
+
+    /// A controller: a home with the remotes file, the collection where Ansible finds it, and
+    /// the inventory that reads the remotes.
+    static let controller: String = {
+        let home = NSTemporaryDirectory() + "luaexec-ansible-\(UUID().uuidString)"
+        let collection = home + "/collections/ansible_collections/luaexec"
+        try! FileManager.default.createDirectory(atPath: collection, withIntermediateDirectories: true)
+        try! FileManager.default.copyItem(atPath: Stack.repository + "/ansible", toPath: collection + "/appliance")
+        try! FileManager.default.createDirectory(atPath: home + "/inventory", withIntermediateDirectories: true)
+        try! "plugin: luaexec.appliance.luaexec\n".write(
+            toFile: home + "/inventory/luaexec.yml", atomically: true, encoding: .utf8)
+        try! FileManager.default.createDirectory(atPath: home + "/secrets", withIntermediateDirectories: true)
+        for (box, name) in zip(boxes, names) {
+            let login = try! Stack.run(
+                Stack.binDirectory + "/luaexec",
+                [
+                    "login", "https://127.0.0.1:\(box.httpsPort!)", "--name", name, "--fingerprint",
+                    ClientTests.fingerprint,
+                ],
+                environment: environment(home).merging(["LUAEXEC_TOKEN": box.adminToken]) { $1 })
+            precondition(login.status == 0, "luaexec login failed: \(login.stderr)")
+        }
+        return home
+    }()
+
+    static func environment(_ home: String) -> [String: String] {
+        [
+            "HOME": home, "XDG_CONFIG_HOME": home + "/config", "PATH": venv + ":/usr/bin:/bin",
+            "ANSIBLE_COLLECTIONS_PATH": home + "/collections", "ANSIBLE_LOCAL_TEMP": home + "/tmp",
+            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": venv + "/python", "ANSIBLE_FORKS": "3",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0", "LANG": "C.UTF-8",
+        ]
+    }
+
+    /// `ansible-playbook PLAYBOOK` with the remotes inventory and `extra` arguments.
+    static func playbook(_ name: String, _ extra: [String] = []) throws -> Stack.ProcessResult {
+        guard FileManager.default.isExecutableFile(atPath: venv + "/ansible-playbook") else {
+            throw StackError("no ansible-core in \(venv): run scripts/install-ansible.sh (make test does)")
+        }
+        return try Stack.run(
+            venv + "/ansible-playbook",
+            ["-i", controller + "/inventory/luaexec.yml", Stack.repository + "/ansible/tests/playbooks/" + name]
+                + extra,
+            environment: environment(controller))
+    }
+
+    /// PLAY RECAP's counters for `host`: `["ok": 3, "changed": 2, ...]`.
+    static func recap(_ output: String, _ host: String) -> [String: Int] {
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix(host + " ") }) else { return [:] }
+        var counters: [String: Int] = [:]
+        for field in line.split(separator: " ") {
+            let parts = field.split(separator: "=")
+            if parts.count == 2, let value = Int(parts[1]) { counters[String(parts[0])] = value }
+        }
+        return counters
+    }
+
+    static let source = "-- the doorbell\nhttp.listen('doorbell', function() return 'ding' end)\n"
+
+    static func rollout(_ source: String, seconds: Int, _ extra: [String] = []) throws -> Stack.ProcessResult {
+        let file = controller + "/doorbell-\(UUID().uuidString).lua"
+        try source.write(toFile: file, atomically: true, encoding: .utf8)
+        return try playbook(
+            "rollout.yml", ["-e", #"{"doorbell_src": "\#(file)", "ring_seconds": \#(seconds)}"#] + extra)
+    }
+
+    func scriptSHA(_ box: Stack) throws -> String? {
+        let record = try box.request(
+            "/api/v1/admin/scripts/doorbell.lua", token: box.adminToken, headers: ["Accept: application/json"])
+        guard record.status == 200 else { return nil }
+        let object = try JSONSerialization.jsonObject(with: Data(record.body)) as? [String: Any]
+        return object?["sha256"] as? String
+    }
+
+    @Test("a first run changes every box, a second changes nothing")
+    func idempotent() throws {
+        let first = try Self.rollout(Self.source, seconds: 3)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        for (box, name) in zip(Self.boxes, Self.names) {
+            #expect(
+                Self.recap(first.stdout, name) == [
+                    "ok": 4, "changed": 2, "unreachable": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0,
+                ])
+            #expect(first.stdout.contains("\"msg\": \"\(name) rings for 3 s\""))
+            #expect(try box.eval("return http ~= nil and config.get('doorbell.ring_seconds')").text == "3")
+            #expect(try box.request("/api/v1/exec/doorbell", token: box.adminToken).text == "ding")
+        }
+        let second = try Self.rollout(Self.source, seconds: 3)
+        #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+        for name in Self.names { #expect(Self.recap(second.stdout, name)["changed"] == 0) }
+    }
+
+    @Test("check mode with diff shows the script's change and changes nothing on the boxes")
+    func checkMode() throws {
+        let before = try Self.boxes.map(scriptSHA)
+        let checked = try Self.rollout(Self.source + "-- louder\n", seconds: 5, ["--check", "--diff"])
+        #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+        for name in Self.names {
+            #expect(
+                Self.recap(checked.stdout, name) == [
+                    "ok": 3, "changed": 2, "unreachable": 0, "failed": 0, "skipped": 1, "rescued": 0, "ignored": 0,
+                ])
+        }
+        #expect(checked.stdout.contains("+-- louder"))
+        #expect(try Self.boxes.map(scriptSHA) == before)
+        for box in Self.boxes { #expect(try box.eval("return config.get('doorbell.ring_seconds')").text == "3") }
+    }
+
+    @Test("a changed key fails every task with the re-pin line, and no box changes")
+    func wrongPin() throws {
+        let wrong = "sha256//" + String(repeating: "A", count: 43) + "="
+        let result = try Self.rollout(
+            Self.source + "-- sent to the wrong box\n", seconds: 9, ["-e", "luaexec_pin=\(wrong)"])
+        #expect(result.status == 2)
+        for (box, name) in zip(Self.boxes, Self.names) {
+            #expect(Self.recap(result.stdout, name)["failed"] == 1)
+            #expect(
+                result.stdout.contains(
+                    "luaexec login https://127.0.0.1:\(box.httpsPort!) --fingerprint \(ClientTests.fingerprint)"))
+        }
+        for box in Self.boxes { #expect(try box.eval("return config.get('doorbell.ring_seconds')").text == "3") }
+    }
+
+    @Test("a token's secret is made once and kept out of the output by no_log")
+    func tokenSecret() throws {
+        let result = try Self.playbook("token.yml", ["-e", "secrets_dir=\(Self.controller)/secrets"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        for (box, name) in zip(Self.boxes, Self.names) {
+            let secret = try String(contentsOfFile: Self.controller + "/secrets/\(name).token", encoding: .utf8)
+            #expect(!secret.isEmpty)
+            #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))
+            #expect(
+                try box.request("/api/v1/whoami", token: secret).text == #"{"name":"monitoring","scopes":["metrics"]}"#)
+            #expect(Self.recap(result.stdout, name)["changed"] == 2)
+        }
+        let again = try Self.playbook("token.yml", ["-e", "secrets_dir=\(Self.controller)/secrets"])
+        for name in Self.names { #expect(Self.recap(again.stdout, name)["changed"] == 0) }
+    }
+
+    /// `ansible box1 -m luaexec.appliance.lua_exec` with `arguments` (JSON) and the box's url,
+    /// token and pin from the inventory.
+    static func luaExec(_ arguments: String, _ extra: [String] = []) throws -> Stack.ProcessResult {
+        let connection = #""url": "{{ luaexec_url }}", "token": "{{ luaexec_token }}", "pin": "{{ luaexec_pin }}""#
+        return try Stack.run(
+            venv + "/ansible",
+            [
+                "box1", "-i", controller + "/inventory/luaexec.yml", "-m", "luaexec.appliance.lua_exec", "-a",
+                "{\(connection), \(arguments)}",
+            ]
+                + extra,
+            environment: environment(controller))
+    }
+
+    @Test("lua_exec: args in, results out as data; check mode compiles and runs nothing")
+    func luaExec() throws {
+        let ran = try Self.luaExec(
+            #""chunk": "local n, t = ... return {changed = false, twice = n * 2, keys = t}", "args": [21, {"a": [true, null]}]"#
+        )
+        #expect(ran.status == 0, "\(ran.stdout)")
+        #expect(ran.stdout.contains(#""changed": false"#))
+        #expect(ran.stdout.contains(#""twice": 42"#))
+        let box = Self.boxes[0]
+        let checked = try Self.luaExec(#""chunk": "checked_by_ansible = true""#, ["--check"])
+        #expect(checked.status == 0, "\(checked.stdout)")
+        #expect(checked.stdout.contains(#""msg": "compiled on the appliance; not run (check mode)""#))
+        #expect(try box.eval("return checked_by_ansible").body == [])
+        let broken = try Self.luaExec(#""chunk": "return (""#, ["--check"])
+        #expect(broken.status == 2)
+        #expect(broken.stdout.contains("interactive.lua:1: unexpected symbol near <eof>"))
+        // A file that is not UTF-8 keeps its bytes.
+        let file = Self.controller + "/latin1.lua"
+        try Data(Array("return {changed = false, same = '".utf8) + [0xE9] + Array("' == string.char(233)}".utf8)).write(
+            to: URL(fileURLWithPath: file))
+        let latin1 = try Self.luaExec(#""src": "\#(file)""#)
+        #expect(latin1.status == 0, "\(latin1.stdout)")
+        #expect(latin1.stdout.contains(#""same": true"#))
+    }
+
+    /// `command` run by sh in the collection's copy (ansible-test works from the collection root).
+    static func inCollection(_ command: String, _ environment: [String: String] = [:]) throws -> Stack.ProcessResult {
+        let root = controller + "/collections/ansible_collections/luaexec/appliance"
+        return try Stack.run(
+            "/bin/sh", ["-c", "cd '\(root)' && " + command],
+            environment: Self.environment(controller).merging(environment) { $1 })
+    }
+
+    @Test("a token without the scope fails the task, naming the scope")
+    func missingScope() throws {
+        let narrow = try Self.boxes[0].makeToken("ansible-narrow", scopes: ["metrics"])
+        let result = try Stack.run(
+            Self.venv + "/ansible",
+            [
+                "box1", "-i", Self.controller + "/inventory/luaexec.yml", "-m", "luaexec.appliance.config", "-a",
+                #"{"url": "{{ luaexec_url }}", "token": "\#(narrow)", "pin": "{{ luaexec_pin }}", "path": "a.b", "value": 1}"#,
+            ],
+            environment: Self.environment(Self.controller))
+        #expect(result.status == 2)
+        #expect(result.stdout.contains("answered HTTP 403: the token lacks the 'admin' scope"))
+        #expect(!result.stdout.contains(narrow))
+    }
+
+    @Test("ansible-test sanity: the tests that need no network pass")
+    func sanity() throws {
+        // The others (validate-modules, pep8, pylint, yamllint, import, ansible-doc) install
+        // their own requirements from PyPI into venvs of their own at each run.
+        let tests = [
+            "compile", "empty-init", "line-endings", "no-assert", "shebang", "symlinks", "no-smart-quotes",
+            "use-argspec-type-path", "action-plugin-docs", "no-illegal-filenames", "no-get-exception",
+            "replace-urlopen", "use-compat-six",
+        ]
+        let result = try Self.inCollection(
+            "exec ansible-test sanity --python 3.11 " + tests.map { "--test " + $0 }.joined(separator: " "))
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("Running sanity test \"compile\" on Python 3.11"))
+    }
+
+    @Test("ansible-doc renders every plugin's DOCUMENTATION, EXAMPLES and RETURN")
+    func documentation() throws {
+        for module in ["lua_exec", "script", "token", "config"] {
+            let result = try Self.inCollection("exec ansible-doc -t module luaexec.appliance.\(module)")
+            #expect(result.status == 0, "\(module): \(result.stderr)")
+            #expect(result.stdout.contains("EXAMPLES:") && result.stdout.contains("RETURN VALUES:"), "\(module)")
+        }
+        let inventory = try Self.inCollection("exec ansible-doc -t inventory luaexec.appliance.luaexec")
+        #expect(inventory.status == 0, "\(inventory.stderr)")
+    }
+
+    @Test("pytest: the shared client's unit tests pass (pin, re-pin line, nothing sent to a wrong key)")
+    func unitTests() throws {
+        let pin = try Stack.run(
+            "/bin/sh",
+            [
+                "-c",
+                "openssl x509 -in '\(Stack.certificate.cert)' -pubkey -noout | openssl pkey -pubin -outform der"
+                    + " | openssl dgst -sha256 -binary | openssl enc -base64",
+            ]
+        ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let result = try Self.inCollection(
+            "exec python -m pytest -q -p no:cacheprovider tests/unit",
+            [
+                "LUAEXEC_TEST_CERT": Stack.certificate.cert, "LUAEXEC_TEST_KEY": Stack.certificate.key,
+                "LUAEXEC_TEST_PIN": "sha256//" + pin, "PYTHONPATH": Self.controller + "/collections",
+                "PYTHONDONTWRITEBYTECODE": "1",
+            ])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("7 passed"))
+    }
+
+    @Test("ansible-galaxy builds the collection")
+    func build() throws {
+        let result = try Self.inCollection(
+            "exec ansible-galaxy collection build --output-path '\(Self.controller)/built'")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(FileManager.default.fileExists(atPath: Self.controller + "/built/luaexec-appliance-0.1.0.tar.gz"))
+    }
+
+    @Test("a box that is down fails only that host; the others go on")
+    func boxDown() throws {
+        Self.boxes[2].stop()
+        let result = try Self.rollout(Self.source, seconds: 4)
+        #expect(result.status == 2)
+        #expect(Self.recap(result.stdout, "box1")["failed"] == 0)
+        #expect(Self.recap(result.stdout, "box2")["failed"] == 0)
+        #expect(Self.recap(result.stdout, "box2")["changed"] == 1)
+        #expect(Self.recap(result.stdout, "box3")["failed"] == 1)
+        #expect(result.stdout.contains("cannot reach https://127.0.0.1:\(Self.boxes[2].httpsPort!)"))
+    }
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: script
+short_description: Install, enable, disable or remove a stored script on a luaexec appliance
+description:
+  - Declares a stored script (SPEC V8) by name. Installing a new version runs it at once and
+    keeps it only when the run succeeds, exactly as C(luaexec script install) does.
+  - Idempotent. With O(state=present) or O(state=enabled), nothing is sent when the stored
+    script's SHA-256 is the SHA-256 of the given source; V(changed) is then false.
+  - Diff mode shows the stored source before and the given source after.
+  - Check mode reports what would change and changes nothing.
+version_added: "0.1.0"
+author: luaexec maintainers
+options:
+  name:
+    description: The script's name on the appliance.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) installs the source (a new version when it differs) and leaves the enabled
+        flag as it is; V(enabled) also enables it; V(disabled) keeps it but withdraws what it
+        registered; V(absent) removes it with every kept version.
+    type: str
+    choices: [present, enabled, disabled, absent]
+    default: present
+  source:
+    description: The script's Lua source. With V(present) and V(enabled), one of O(source) and O(src).
+    type: str
+  src:
+    description: A file on the controller holding the source.
+    type: path
+  url:
+    description: The appliance, C(https://HOST[:PORT]).
+    type: str
+    required: true
+  token:
+    description: A token with the C(admin) scope.
+    type: str
+    required: true
+  pin:
+    description: C(sha256//...) of the appliance's public key, as C(luaexec remotes) shows it.
+    type: str
+  ca_path:
+    description: Without O(pin), a CA file to verify the certificate with.
+    type: path
+  validate_certs:
+    description: Without O(pin), whether to verify the certificate.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for the answer.
+    type: float
+    default: 60
+notes:
+  - Part of the C(luaexec.appliance.luaexec) action group.
+  - Supports check mode and diff mode.
+'''
+
+EXAMPLES = r'''
+- name: Roll the doorbell script out
+  luaexec.appliance.script:
+    name: doorbell.lua
+    src: files/doorbell.lua
+    state: enabled
+
+- name: Remove an old script
+  luaexec.appliance.script:
+    name: legacy.lua
+    state: absent
+'''
+
+RETURN = r'''
+script:
+  description: The stored script's record after the task (name, version, sha256, enabled, ...); null when absent.
+  returned: always
+  type: dict
+run:
+  description: What the install's run returned (SPEC E5), when a new version was installed.
+  returned: when a version was installed
+  type: dict
+'''
+
+import hashlib
+import json
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.luaexec.appliance.plugins.module_utils.luaexec import (
+    LuaexecError, client_from_module, luaexec_argument_spec, path_segment)
+
+
+def main():
+    spec = luaexec_argument_spec()
+    spec.update(
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='present', choices=['present', 'enabled', 'disabled', 'absent']),
+        source=dict(type='str'),
+        src=dict(type='path'),
+    )
+    module = AnsibleModule(argument_spec=spec, mutually_exclusive=[('source', 'src')],
+                           required_if=[('state', 'present', ('source', 'src'), True),
+                                        ('state', 'enabled', ('source', 'src'), True)],
+                           supports_check_mode=True)
+    name, state = module.params['name'], module.params['state']
+    source = module.params['source'].encode('utf-8') if module.params['source'] is not None else None
+    if module.params['src']:
+        try:
+            with open(module.params['src'], 'rb') as handle:
+                source = handle.read()
+        except (IOError, OSError) as error:
+            module.fail_json(msg='cannot read %s: %s' % (module.params['src'], error))
+    client = client_from_module(module)
+    path = '/api/v1/admin/scripts/' + path_segment(name)
+    try:
+        status, record = client.json('GET', path, ok=(200, 404))
+        current = record if status == 200 else None
+        before_text = ''
+        if current is not None and source is not None:
+            _, _, stored = client.request('GET', path, headers={'Accept': 'text/plain'})
+            before_text = stored.decode('utf-8', 'replace')
+        result = dict(changed=False, script=current)
+        if state == 'absent':
+            if current is not None:
+                result['changed'] = True
+                result['diff'] = dict(before=before_text, after='')
+                if not module.check_mode:
+                    client.json('DELETE', path)
+                    result['script'] = None
+            module.exit_json(**result)
+        if state == 'disabled' and source is None:
+            if current is None:
+                module.fail_json(msg='%s: no script named %s to disable; give source or src to install it'
+                                 % (client.url, name))
+        if source is not None and (current is None or current['sha256'] != hashlib.sha256(source).hexdigest()):
+            result['changed'] = True
+            result['diff'] = dict(before=before_text, after=source.decode('utf-8', 'replace'),
+                                  before_header='%s (stored)' % name, after_header='%s (given)' % name)
+            if not module.check_mode:
+                status, headers, answer = client.request('PUT', path, body=source,
+                                                         headers={'Content-Type': 'text/plain'})
+                if status not in (200, 201):
+                    raise client.refusal('PUT', path, status, headers, answer)
+                installed = json.loads(answer.decode('utf-8'))
+                result['script'], result['run'] = installed.get('script'), installed.get('run')
+        enabled = (result['script'] or {}).get('enabled', True)
+        want = {'enabled': True, 'disabled': False}.get(state)
+        if want is not None and enabled != want and result['script'] is not None:
+            result['changed'] = True
+            if not module.check_mode:
+                _, changed = client.json('POST', path + ('/enable' if want else '/disable'))
+                result['script'] = changed.get('script')
+        module.exit_json(**result)
+    except LuaexecError as error:
+        details = error.answer if isinstance(error.answer, dict) else {}
+        module.fail_json(msg=error.message, error=details.get('error'))
+
+
+if __name__ == '__main__':
+    main()
