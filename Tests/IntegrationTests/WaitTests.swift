@@ -205,6 +205,20 @@ struct WaitTests {
         #expect(MonotonicInstant.now().duration(since: started) < .seconds(2.5))
     }
 
+    @Test("a chunk's arguments (SPEC E11) live on across its sleep; a long argument list reaches it whole")
+    func argumentsAcrossSleep() throws {
+        let call = "Content-Type: application/vnd.luaexec.call+json"
+        let result = try stack.request(
+            token: stack.adminToken, headers: [call],
+            body: Array(#"{"chunk":"local a, b, c = ... sleep(0.05) return a + b + c","args":[1,2,3]}"#.utf8))
+        #expect(result.status == 200 && result.text == "6")
+        let many = "[" + Array(repeating: "1", count: 100_000).joined(separator: ",") + "]"
+        let long = try stack.request(
+            token: stack.adminToken, headers: [call],
+            body: Array(#"{"chunk":"local n = select('#', ...) sleep(0) return n","args":\#(many)}"#.utf8))
+        #expect(long.status == 200 && long.text == "100000")
+    }
+
     @Test("an endpoint's handler may sleep too")
     func endpointSleeps() throws {
         _ = try stack.eval(
