@@ -270,6 +270,9 @@ done
 read -r pe_rps pe_p50 pe_p99 pe_err <<<"$(row_of "$persist_empty")"
 read -r pf_rps pf_p50 pf_p99 pf_err <<<"$(row_of "$persist_full")"
 
+echo "what waits: 1,000 sleepers, 100 timers (bench/wait.sh)" >&2
+wait_rows=$("$root/bench/wait.sh" "$bin" "$seconds" 3)
+
 echo "instructions per request (callgrind)" >&2
 instructions=$("$root/bench/instructions.sh")
 instr_luaexecd=$(echo "$instructions" | awk '$1 == "luaexecd" { print $2 }')
@@ -371,6 +374,17 @@ empty and holding 10,000 entries (each a table of a string, an integer and a lis
 Populated / empty: **$(ratio "$pf_rps" "$pe_rps")×**. A chunk that does not write to \`persisted\`
 hands nothing to SQLite (the check after each evaluation is one integer test); a populated
 \`persisted\` is still a larger heap for Lua's collector to walk.
+
+## What waits (SPEC P4, bench/wait.sh)
+
+Its own luaexecd and nginx (\`listen.max_connections\` raised: a sleeper holds a FastCGI
+connection). 1,000 clients each with a request asleep in \`sleep(25)\`; the p99 of \`return 1+1\`
+at 32 connections for ${seconds} s alone and beside them, interleaved, medians of 3 rounds; then
+100 \`timer.every(1, ...)\` against none, luaexecd's CPU over $((seconds * 2)) quiet seconds each.
+
+| | |
+|---|---|
+$wait_rows
 
 ## Instructions per request (bench/instructions.sh)
 
