@@ -4,7 +4,7 @@
 # BENCH_ROUNDS (rounds of the main table, default 5), BENCH_MILLION (requests of the RSS series,
 # default 1000000), BENCH_BEFORE (a directory holding an earlier release build's luaexecd, e.g.
 # the commit before a change: measured beside this one in every round, with its own database
-# and the same config; BENCH_BEFORE_NAME labels it). Five rounds, not three: this machine swings by 15% between rounds, as much
+# and the same config, or BENCH_BEFORE_CONFIG; BENCH_BEFORE_NAME labels it). Five rounds, not three: this machine swings by 15% between rounds, as much
 # as the margins the targets leave, and a median of five moves less than one of three.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,16 +63,25 @@ lighttpd_port=$((https_port + 2)) apache_port=$((https_port + 4))
 "$root/scripts/render-apache.sh" "$run" "$run/luaexecd.sock" "127.0.0.1:$apache_port" "$((apache_port + 1))" \
     ":$apache_port" "$run/cert.pem" "$run/key.pem"
 
-token=$("$bin/luaexec" token create bench --database "$run/luaexec.db")
 before=${BENCH_BEFORE:-}
+if [ -n "$before" ] && [ -x "$before/luaexec" ]; then
+    # Made by the earlier build, so that it can open it; this build migrates its copy forward.
+    token=$("$before/luaexec" token create bench --database "$run/luaexec.db")
+else
+    token=$("$bin/luaexec" token create bench --database "$run/luaexec.db")
+fi
 before_port=$((port + 1))
 sockets=(luaexecd.sock responder.sock evloop.sock php.sock php-keepalive.sock)
 if [ -n "$before" ]; then
     # The earlier build, side by side: the same token (a copy of the database made above), its
     # own socket, audit key and database, and an nginx server of its own over plain HTTP.
     cp "$run/luaexec.db" "$run/before.db"
-    "$before/luaexecd" --config "$root/packaging/luaexecd.conf" --set listen.socket="$run/before.sock" \
-        --set database="$run/before.db" --set audit.key="$run/before-audit.key" --set lua.init_dir="$root/init.d" \
+    # BENCH_BEFORE_CONFIG: the config file of the earlier build's own commit, when it does not
+    # know today's settings (then it is given no audit key either: it may have no audit trail).
+    before_settings=(--set audit.key="$run/before-audit.key")
+    [ -n "${BENCH_BEFORE_CONFIG:-}" ] && before_settings=()
+    "$before/luaexecd" --config "${BENCH_BEFORE_CONFIG:-$root/packaging/luaexecd.conf}" --set listen.socket="$run/before.sock" \
+        --set database="$run/before.db" "${before_settings[@]}" --set lua.init_dir="$root/init.d" \
         2>>"$run/logs/before.log" &
     pids+=($!)
     sockets+=(before.sock)
