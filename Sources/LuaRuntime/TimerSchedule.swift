@@ -33,7 +33,15 @@ public final class TimerSchedule: Sendable {
     private struct Table {
         var entries: [Int64: Entry] = [:]
         var wake: (@Sendable () -> Void)?
+        /// Bumped when a timer is set or goes, and when one has run: what the registry listing
+        /// publishes for `luaexec endpoints` is made again when they move.
+        var structure = 0
+        var runs = 0
     }
+
+    /// How often the set of timers changed, and how many runs ended: for a publisher of the
+    /// listing to see that it moved.
+    public var generation: (structure: Int, runs: Int) { table.withLock { ($0.structure, $0.runs) } }
 
     private let table = Mutex(Table())
 
@@ -50,13 +58,17 @@ public final class TimerSchedule: Sendable {
             let earliest = table.entries.values.lazy.filter { !$0.running }.map(\.due).min()
             table.entries[id] = Entry(
                 id: id, interval: every ? seconds : nil, due: due, origin: origin, since: Date())
+            table.structure += 1
             return earliest.map { due < $0 } ?? true ? table.wake : nil
         }
         wake?()
     }
 
     func remove(id: Int64) {
-        table.withLock { _ = $0.entries.removeValue(forKey: id) }
+        table.withLock {
+            $0.entries.removeValue(forKey: id)
+            $0.structure += 1
+        }
     }
 
     /// The timers (ids) that `matches` picks, removed from the schedule.
@@ -64,6 +76,7 @@ public final class TimerSchedule: Sendable {
         table.withLock { table in
             let ids = table.entries.values.filter(matches).map(\.id)
             for id in ids { table.entries.removeValue(forKey: id) }
+            if !ids.isEmpty { table.structure += 1 }
             return ids
         }
     }
@@ -99,6 +112,7 @@ public final class TimerSchedule: Sendable {
     public func finished(id: Int64, failure: LuaFailure?, now: MonotonicInstant = .now()) -> Finished {
         table.withLock { table in
             guard var entry = table.entries[id] else { return Finished(logFailure: nil, drop: true) }
+            table.runs += 1
             entry.running = false
             entry.runs += 1
             var log: Int?
@@ -115,6 +129,7 @@ public final class TimerSchedule: Sendable {
             }
             guard let interval = entry.interval else {
                 table.entries.removeValue(forKey: id)
+                table.structure += 1
                 return Finished(logFailure: log, drop: true)
             }
             let step = Int64(interval * 1e9)

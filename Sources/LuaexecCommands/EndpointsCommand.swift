@@ -42,6 +42,14 @@ struct EndpointsCommand: ParsableCommand {
             var since: String
             var calls: Int
             var errors: Int
+            /// Timers (SPEC V9): the interval (nil: once), when the next run is due, the last error.
+            var interval_seconds: Double?
+            var due_in_ms: Double?
+            var last_error: Failure?
+        }
+        struct Failure: Decodable {
+            var kind: String
+            var message: String
         }
         var interactive: Bool
         var actions: Bool
@@ -69,6 +77,20 @@ struct EndpointsCommand: ParsableCommand {
         print(Self.table(listing), terminator: "")
     }
 
+    /// The name, and for a timer when it runs and how its last failure went: `timer 3 (every
+    /// 10 s, next in 4.2 s; last error: runtime: boom)`.
+    static func name(_ entry: Listing.Endpoint) -> String {
+        guard entry.kind == "timer" else { return entry.name }
+        var when = entry.interval_seconds.map { "every \(seconds($0)) s" } ?? "once"
+        if let due = entry.due_in_ms { when += ", next in \(seconds(due / 1000)) s" }
+        if let failure = entry.last_error { when += "; last error: \(failure.kind): \(failure.message)" }
+        return "\(entry.name) (\(when))"
+    }
+
+    private static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String((value * 10).rounded() / 10)
+    }
+
     static func table(_ listing: Listing) -> String {
         let header = ["KIND", "NAME", "REGISTERED BY", "SINCE", "CALLS", "ERRORS"]
         let rows = listing.endpoints.map { entry in
@@ -80,7 +102,7 @@ struct EndpointsCommand: ParsableCommand {
             } else {
                 origin = "token " + (entry.registered_by.token ?? "-")
             }
-            return [entry.kind, entry.name, origin, entry.since, String(entry.calls), String(entry.errors)]
+            return [entry.kind, name(entry), origin, entry.since, String(entry.calls), String(entry.errors)]
         }
         var text = TextTable.render([header] + rows)
         text +=

@@ -24,7 +24,8 @@ enum Maintenance {
     ) {
         var lastFlush = MonotonicInstant.now()
         var lastCounts = MonotonicInstant.now()
-        var publishedState: (registry: ObjectIdentifier, structure: Int, counts: Int, options: String)?
+        var publishedState:
+            (registry: ObjectIdentifier, structure: Int, counts: Int, options: String, timers: (structure: Int, runs: Int))?
         while true {
             do {
                 try authenticator.refresh()
@@ -35,18 +36,22 @@ enum Maintenance {
                 applyChangesFromOutside(stateStore: stateStore, executor: executor, logger: logger)
                 let registry = executor.registry
                 let generation = registry.generation
+                // Timers (SPEC V9) are listed with the endpoints: set or gone is a change of
+                // structure, a run one of counts.
+                let timers = executor.timers.generation
                 let options = "\(service.options.interactive),\(service.options.actions)"
                 let structureChanged =
                     publishedState.map {
                         $0.registry != ObjectIdentifier(registry) || $0.structure != generation.structure
-                            || $0.options != options
+                            || $0.options != options || $0.timers.structure != timers.structure
                     } ?? true
-                let countsChanged = publishedState.map { $0.counts != generation.counts } ?? true
+                let countsChanged =
+                    publishedState.map { $0.counts != generation.counts || $0.timers.runs != timers.runs } ?? true
                 if structureChanged
                     || (countsChanged && MonotonicInstant.now().duration(since: lastCounts) >= .seconds(10))
                 {
                     try published.publish(endpointsKey, service.endpointsJSON(), pid: getpid())
-                    publishedState = (ObjectIdentifier(registry), generation.structure, generation.counts, options)
+                    publishedState = (ObjectIdentifier(registry), generation.structure, generation.counts, options, timers)
                     lastCounts = MonotonicInstant.now()
                 }
             } catch {

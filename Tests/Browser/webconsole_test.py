@@ -339,7 +339,10 @@ class WebConsole(unittest.TestCase):
     def test_endpoints_page_lists_the_registry(self):
         # A stored script's endpoint names the script and its version (docs/scripts.md, "The
         # registry"); an init script's names its file and line.
-        self.assertEqual(put_script("clock.lua", 'local started = os.time()\nhttp.listen("clock", function() return os.date() end)\n')[0], 201)
+        self.assertEqual(put_script(
+            "clock.lua",
+            'local started = os.time()\nhttp.listen("clock", function() return os.date() end)\n'
+            'timer.every(3600, function() end)\n')[0], 201)
         self.signed_in()
         self.find('#nav a[data-page="endpoints"]').click()
         table = self.text_of("#endpoints", "status.lua")
@@ -348,9 +351,16 @@ class WebConsole(unittest.TestCase):
         self.assertIn("30-example.lua:", table)
         clock = self.browser.execute_script(
             "return Array.from(document.querySelectorAll('#endpoints tbody tr'), (row) => row.innerText)"
-            ".filter((text) => text.includes('clock'))")
+            ".filter((text) => text.startsWith('endpoint') && text.includes('clock'))")
         self.assertEqual(len(clock), 1)
         self.assertIn("script clock.lua v1:2", clock[0])
+        # The script's timer (SPEC V9): its kind, its origin, when it runs.
+        timers = self.browser.execute_script(
+            "return Array.from(document.querySelectorAll('#endpoints tbody tr'), (row) => row.innerText)"
+            ".filter((text) => text.startsWith('timer'))")
+        self.assertEqual(len(timers), 1)
+        self.assertRegex(timers[0], r"every 3600 s · next in \d+\.\d s")
+        self.assertIn("script clock.lua v1:3", timers[0])
         self.assertEqual(self.find("#ep-switches").text, "interactive.lua: on · Action URLs: on")
         self.shot("endpoints")
 

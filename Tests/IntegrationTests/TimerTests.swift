@@ -174,4 +174,19 @@ struct TimerTests {
                 == 200)
         _ = try stack.eval("persisted.load = nil")
     }
+
+    @Test("luaexec endpoints lists a timer: when it runs next and how its last run failed")
+    func commandLine() throws {
+        _ = try stack.eval("listed_timer = timer.every(30, function() error('listed') end)")
+        var table = ""
+        try Stack.waitUntil(timeout: .seconds(10), "luaexecd to publish the timer") {
+            table =
+                (try? Stack.run(Stack.binDirectory + "/luaexec", ["endpoints", "--database", stack.database]))?.stdout
+                ?? ""
+            return table.contains("(every 30 s, next in ")
+        }
+        let line = try #require(table.split(separator: "\n").first { $0.hasPrefix("timer ") })
+        #expect(line.wholeMatch(of: /timer +timer \d+ \(every 30 s, next in \d+(\.\d)? s\) +token admin +\S+ +0 +0 */) != nil, "\(line)")
+        _ = try stack.eval("timer.cancel(listed_timer)")
+    }
 }

@@ -24,6 +24,13 @@ function row(entry) {
       ? `${origin.script}:${origin.line}`
       : `token ${origin.token ?? "(unknown)"}`;
   const name = holding("td", el("code", entry.kind === "action" ? `command?action=${entry.name}` : entry.name));
+  if (entry.kind === "timer") {
+    // SPEC V9: when it runs, and how its last run failed.
+    const when = entry.interval_seconds === null ? "once" : `every ${entry.interval_seconds} s`;
+    const next = `next in ${(entry.due_in_ms / 1000).toFixed(1)} s`;
+    const failed = entry.last_error ? ` · last error: ${entry.last_error.kind}: ${entry.last_error.message}` : "";
+    name.append(el("div", `${when} · ${next}${failed}`, { class: "muted small" }));
+  }
   if (entry.kind === "action") {
     const signature = (entry.params ?? [])
       .map((p) => `${p.name}${p.optional ? "?" : ""}: ${p.type}`).join(", ");
