@@ -126,7 +126,9 @@ for _ in $(seq 300); do
 done
 [ "$code" = 200 ] || { echo "luaexec did not answer within 30 s; see $run_dir/logs/" >&2; exit 1; }
 
-(umask 077 && printf '%s\n' "$token" > "$run_dir/token")
+# Written aside and renamed: whoever waits for the file (a test, a script) never reads it half
+# written.
+(umask 077 && printf '%s\n' "$token" > "$run_dir/token.new" && mv "$run_dir/token.new" "$run_dir/token")
 # The public key's SHA-256, as `luaexec login --fingerprint` and `curl --pinnedpubkey` take it.
 fingerprint="sha256//$(openssl x509 -in "$run_dir/cert.pem" -pubkey -noout | openssl pkey -pubin -outform der |
     openssl dgst -sha256 -binary | openssl enc -base64)"
