@@ -32,6 +32,9 @@ release="$root/scripts/build-release.sh"
 bin=$("$release" --show-bin-path)
 
 run=$(mktemp -d /tmp/luaexec-bench.XXXXXX)
+# Apache, started as root, runs its workers as nobody in group root (scripts/render-apache.sh):
+# they must reach luaexecd's socket in here.
+chmod 0750 "$run"
 mkdir -p "$run/logs" "$run/tmp"
 pids=()
 cleanup() {
