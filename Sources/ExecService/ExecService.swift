@@ -221,7 +221,7 @@ public final class ExecService: Sendable {
         audit.body = body
         // SPEC E11: a chunk with arguments, and perhaps its name, in a JSON body.
         var (chunk, arguments, named): ([UInt8], [LuaValue]?, String?) = (body, nil, nil)
-        if CallBody.isCall(contentType: call.head.headers["content-type"]) {
+        if call.head.headers.withValue(of: "content-type", CallBody.isCall(contentType:)) {
             switch CallBody.parse(body) {
             case .failure(let error): return .answer(Self.plain(400, "\(error)\n", json: call.json))
             case .success(let parsed): (chunk, arguments, named) = (parsed.chunk, parsed.arguments, parsed.name)

@@ -47,6 +47,9 @@ struct CallBodyTests {
         #expect(CallBody.isCall(contentType: "application/vnd.luaexec.call+json"))
         #expect(CallBody.isCall(contentType: "Application/VND.luaexec.call+JSON; charset=utf-8"))
         #expect(!CallBody.isCall(contentType: "application/json"))
-        #expect(!CallBody.isCall(contentType: nil))
+        #expect(CallBody.isCall(contentType: "  application/vnd.luaexec.call+json  "))
+        #expect(!CallBody.isCall(contentType: "application/vnd.luaexec.call+jsonx"))
+        #expect(!CallBody.isCall(contentType: "application/vnd.luaexec.call"))
+        #expect(!CallBody.isCall(contentType: String?.none))
     }
 }
