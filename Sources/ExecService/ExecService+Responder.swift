@@ -139,16 +139,18 @@ final class Exchange: StateJob, @unchecked Sendable {
     override func run(_ vm: LuaVM) {
         if let waiting {
             self.waiting = nil
-            if interrupted {
-                // An administrator ended it while it slept (SPEC M2).
+            if let interruption {
+                // Ended while it slept: by an administrator (SPEC M2) or its client, or because
+                // luaexecd is stopping.
                 vm.abandon(waiting.suspension)
+                let message =
+                    interruption == .stopping
+                    ? "luaexecd is stopping: the chunk was ended while it waited in sleep"
+                    : "the chunk was interrupted by an administrator"
                 return send(
                     waiting.then(
                         Evaluation(
-                            output: waiting.output,
-                            outcome: .failure(
-                                LuaFailure(
-                                    kind: .interrupted, message: "the chunk was interrupted by an administrator")),
+                            output: waiting.output, outcome: .failure(LuaFailure(kind: .interrupted, message: message)),
                             elapsedNanoseconds: 0), vm, &audit))
             }
             if MonotonicInstant.now() < waiting.sleepEnds {

@@ -29,9 +29,18 @@ open class StateJob: @unchecked Sendable {
     /// Names the job in the status while it waits, for an interrupt that names it.
     public let id = StateJob.made.add(1, ordering: .relaxed).newValue
     private static let made = Atomic<UInt64>(0)
-    /// An administrator ended it while it waited (`LuaExecutor.interruptWaiting`): it runs at
-    /// once, to end as interrupted. Guarded by the executor's lock until it runs.
-    public internal(set) var interrupted = false
+    /// It was ended while it waited (`LuaExecutor.interruptWaiting`): it runs at once, to end
+    /// so. Guarded by the executor's lock until it runs.
+    public internal(set) var interruption: Interruption?
+    public var interrupted: Bool { interruption != nil }
+
+    /// Why a waiting job was ended.
+    public enum Interruption: Sendable {
+        /// `POST /api/v1/admin/interrupt?id=N`, or its client went.
+        case administrator
+        /// luaexecd is stopping (SIGTERM).
+        case stopping
+    }
 
     public init(label: String?, arrived: MonotonicInstant = .now(), bounded: Bool = true) {
         self.label = label
@@ -460,7 +469,7 @@ public final class LuaExecutor: @unchecked Sendable {
         let wake: (@Sendable () -> Void)?? = lock.withLock {
             guard let index = sleepers.firstIndex(where: { matches($0.job) }) else { return nil }
             let job = sleepers.remove(at: index).job
-            job.interrupted = true
+            job.interruption = .administrator
             // First in line among the waiting: due now.
             sleepers.insert((MonotonicInstant(nanoseconds: 0), job), at: 0)
             return .some(wakeDriver)
@@ -468,6 +477,21 @@ public final class LuaExecutor: @unchecked Sendable {
         guard let wake else { return false }
         wake?()
         return true
+    }
+
+    /// Ends every waiting job at once (luaexecd is stopping): each runs now, to answer so, rather
+    /// than keep its client waiting until the process is gone. Returns how many.
+    @discardableResult
+    public func endWaiting() -> Int {
+        let (count, wake) = lock.withLock { () -> (Int, (@Sendable () -> Void)?) in
+            for index in sleepers.indices {
+                sleepers[index].job.interruption = .stopping
+                sleepers[index].due = MonotonicInstant(nanoseconds: 0)
+            }
+            return (sleepers.count, wakeDriver)
+        }
+        if count > 0 { wake?() }
+        return count
     }
 
     /// How to wake the thread that calls `runDue` when a job waits less than it sleeps.

@@ -205,6 +205,9 @@ struct Daemon: ParsableCommand {
                 // Not runOnNewThread, which waits for its thread: ping returns only once the
                 // running chunk has ended, and the wait for it is bounded just below.
                 startThread(name: "shutdown", stackSize: 16 << 20) { executor.ping() }
+                // Chunks asleep in sleep() are ended now and answered so: they would otherwise
+                // hold the grace below and then be cut off without an answer.
+                if executor.endWaiting() > 0 { logger.notice("shutting down: the chunks waiting in sleep were ended") }
                 server.waitUntilIdle(atMost: .seconds(5))
                 // A chunk still running after the grace is interrupted (every chunk can be, even
                 // inside finalizers: docs/limits.md), so that its client gets an answer and the

@@ -1,4 +1,5 @@
 import Foundation
+import SystemSupport
 import Synchronization
 import Testing
 
@@ -90,6 +91,33 @@ struct OperationsTests {
         #expect(result.status == 200)
         #expect(result.text == "finished")
         #expect(!FileManager.default.fileExists(atPath: ranFile))
+    }
+
+    @Test("SIGTERM ends the chunks asleep in sleep() at once and answers them; luaexecd exits 0")
+    func stopWithSleepers() throws {
+        let stack = try Stack()
+        let answered = Mutex<Stack.HTTPResult?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let result = try? stack.eval("print('zz') sleep(20) return 'woke'")
+            answered.withLock { $0 = result }
+            done.signal()
+        }
+        try Stack.waitUntil(timeout: .seconds(10), "the chunk to sleep") {
+            let status = try? stack.request("/api/v1/admin/status", token: stack.adminToken)
+            return status?.text.contains(#""why":"sleep""#) == true
+        }
+        let sent = MonotonicInstant.now()
+        kill(stack.luaexecdPID, SIGTERM)
+        done.wait()
+        let result = try #require(answered.withLock { $0 })
+        #expect(result.status == 500)
+        #expect(result.headers["x-lua-error"] == "interrupted")
+        #expect(result.text.hasPrefix("zz\nluaexecd is stopping: the chunk was ended while it waited in sleep"))
+        #expect(try stack.waitForExitStatus() == "0\n")
+        // Not the sleep's 20 s, nor the 5 s grace for a running chunk.
+        #expect(MonotonicInstant.now().duration(since: sent) < .seconds(4.5))
+        #expect(stack.luaexecdLog().contains("the chunks waiting in sleep were ended"))
     }
 
     @Test("a process a chunk starts inherits no socket: neither the listening socket nor the FastCGI connections")
