@@ -9,6 +9,7 @@
 #include "codec.h"
 #include "eval.h"
 #include "http.h"
+#include "inspect.h"
 #include "log.h"
 #include "persist.h"
 #include "stop.h"
@@ -40,7 +41,10 @@ static int lx_setup(lua_State *L) {
     lx_open_persist(L);
     lx_open_wait(L);
     lx_open_timer(L);
-    return lx_open_stdfiles(L, rt);
+    int status = lx_open_stdfiles(L, rt);
+    // Last: what the globals hold now is the fresh state, which the console's own globals differ from.
+    lx_open_inspect(L);
+    return status;
 }
 
 // MARK: - Life cycle
