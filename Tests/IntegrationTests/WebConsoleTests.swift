@@ -20,6 +20,7 @@ struct WebConsoleTests {
         "test_errors_show_their_kind_message_and_traceback",
         "test_results_are_text_never_html",
         "test_history_reopens_a_run",
+        "test_completion_and_globals_panel",
         "test_create_token_use_it_with_curl_then_revoke",
         "test_revoke_cancelled_keeps_the_token",
         "test_refusals_of_the_token_api_are_shown",
