@@ -109,7 +109,9 @@ extension ExecService {
     static func completion(_ found: LuaValue, name: ConsoleName) -> String {
         var seen = Set<[UInt8]>()
         var candidates: [(name: [UInt8], type: String)] = []
-        for pair in pairs(field(found, "candidates")) where seen.insert(pair.name).inserted {
+        // A key that is a keyword (`t["end"]`) cannot follow `.` or `:`.
+        for pair in pairs(field(found, "candidates"))
+        where !ConsoleName.keywords.contains(String(decoding: pair.name, as: UTF8.self)) && seen.insert(pair.name).inserted {
             candidates.append(pair)
         }
         if name.path.isEmpty && !name.methods && !name.word.isEmpty {
@@ -118,7 +120,7 @@ extension ExecService {
             }
         }
         candidates.sort { $0.name.lexicographicallyPrecedes($1.name) }
-        var truncated = field(found, "truncated") == .boolean(true)
+        var truncated = field(found, "truncated") == LuaValue.boolean(true)
         if candidates.count > maxCandidates {
             candidates.removeLast(candidates.count - maxCandidates)
             truncated = true
@@ -149,7 +151,7 @@ extension ExecService {
         guard case .object(var fields) = found else { return "{}" }
         fields.append(LuaValue.Field(key: Array("name".utf8), value: .string(name)))
         if let action {
-            if field(found, "type") == .string("nil") {
+            if field(found, "type") == LuaValue.string("nil") {
                 fields.removeAll { $0.key == Array("type".utf8) }
                 fields.append(LuaValue.Field(key: Array("type".utf8), value: .string("action")))
             }
@@ -164,7 +166,7 @@ extension ExecService {
                 LuaValue.Field(
                     key: Array("action".utf8),
                     value: .object([
-                        LuaValue.Field(key: Array("help".utf8), value: action.help.map { .string($0) } ?? .nil),
+                        LuaValue.Field(key: Array("help".utf8), value: action.help.map { LuaValue.string($0) } ?? .nil),
                         LuaValue.Field(key: Array("params".utf8), value: .array(parameters)),
                     ])))
         }
@@ -185,7 +187,7 @@ extension ExecService {
             json.string(global.type)
             json.raw("}")
         }
-        json.raw("],\"truncated\":\(field(found, "truncated") == .boolean(true))}")
+        json.raw("],\"truncated\":\(field(found, "truncated") == LuaValue.boolean(true))}")
         return String(decoding: json.bytes, as: UTF8.self)
     }
 }

@@ -71,7 +71,7 @@ final class ReplSession {
         isAdmin = who.scopes.contains("admin")
         editor = try LineEditor(history: RemotesFile.historyPath)
         lxr_catch_sigint()
-        editor.completer = { [unowned self] text in completions(before: text) }
+        editor.completer = { [unowned self] text in self.completions(before: text) }
         print("luaexec repl: \(remote.name) (\(remote.url)) as \(who.name), Lua 5.4. :help for commands, Ctrl-D to leave.")
     }
 

@@ -56,8 +56,8 @@ extension ReplSession {
             var parameters = (body["params"]?.array ?? []).compactMap(\.string)
             if body["vararg"]?.bool == true { parameters.append("...") }
             let source = body["source"]?.string ?? "?"
-            let line = body["line"]?.int.map(String.init) ?? "?"
-            let last = body["lastline"]?.int.map(String.init) ?? "?"
+            let line = body["line"]?.int.map { String($0) } ?? "?"
+            let last = body["lastline"]?.int.map { String($0) } ?? "?"
             lines.append("\(name)(\(parameters.joined(separator: ", ")))  -- function defined at \(source):\(line)-\(last)")
         case "table":
             let keys = body["keys"]?.int ?? 0

@@ -63,7 +63,10 @@ export class GlobalsPanel {
   async refresh() {
     let body;
     try {
-      const answer = await api("/api/v1/console/globals");
+      // A refusal (the state busy past the queue's limit, the console switched off) leaves the
+      // panel as it was: the next run refreshes it again.
+      const answer = await api("/api/v1/console/globals", { allowError: true });
+      if (!answer.ok) return;
       body = await answer.json();
     } catch (error) {
       if (!(error instanceof SignedOut)) report(error);
