@@ -64,17 +64,17 @@ extension ReplSession {
             let counted = body["keys_exact"]?.bool == false ? "at least \(keys) keys" : keys == 1 ? "1 key" : "\(keys) keys"
             lines.append("\(name)  -- table: \(counted), length \(body["length"]?.int ?? 0)")
             for entry in body["preview"]?.array ?? [] {
-                lines.append("  \(short(entry["key"], key: true)) = \(short(entry["value"], key: false))")
+                lines.append("  \(short(entry["key"], key: true)) = \(short(entry["value"], type: entry["type"]?.string))")
             }
             if body["truncated"]?.bool == true, keys > 0 { lines.append("  ...") }
         case "string":
             let length = body["length"]?.int ?? 0
             let more = body["truncated"]?.bool == true ? "..." : ""
-            lines.append("\(name)  -- string of \(length) bytes: \(short(body["value"], key: false))\(more)")
+            lines.append("\(name)  -- string of \(length) bytes: \(short(body["value"], type: "string"))\(more)")
         case "action":
             break
         default:
-            lines.append("\(name)  -- \(type)\(body["value"].map { $0 == .null ? "" : ": " + short($0, key: false) } ?? "")")
+            lines.append("\(name)  -- \(type)\(body["value"].map { $0 == .null ? "" : ": " + short($0, type: type) } ?? "")")
         }
         if let action = body["action"] {
             let parameters = (action["params"]?.array ?? []).map { parameter in
@@ -87,11 +87,13 @@ extension ReplSession {
         return lines.joined(separator: "\n")
     }
 
-    /// A key or value of a preview: a name key as is, a string quoted, bytes as base64.
-    private static func short(_ value: JSONValue?, key: Bool) -> String {
+    /// A key or value of a preview: a name key as is, a string quoted (a value whose `type` is
+    /// not string, as `tostring` shows it, not), bytes as base64.
+    private static func short(_ value: JSONValue?, key: Bool = false, type: String? = nil) -> String {
         switch value {
         case .string(let text)?:
             if key, ConsoleNames.isName(text) { return text }
+            if !key, type != "string" { return text }
             let quoted = "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
             return key ? "[\(quoted)]" : quoted
         case .number(let text)?: return key ? "[\(text)]" : text
