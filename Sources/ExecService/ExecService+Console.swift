@@ -28,7 +28,8 @@ extension ExecService {
         let name: ConsoleName
         switch ConsoleName.beforeCursor(text) {
         case .failure(let problem): return .answer(Self.plain(400, "\(problem)\n", json: true))
-        case .success(nil): return .answer(Self.json(200, Self.completionJSON(word: "", candidates: [], truncated: false)))
+        case .success(nil):
+            return .answer(Self.json(200, Self.completionJSON(word: "", candidates: [], truncated: false)))
         case .success(let found?): name = found
         }
         return .onState(label: call.identity.name) { vm, audit in
@@ -55,7 +56,8 @@ extension ExecService {
             case .failure(let failure): return Self.consoleFailure(failure, audit: &audit)
             case .success(let found):
                 let spelled = (name.path + [name.word]).joined(separator: ".")
-                return Self.json(200, Self.inspection(found, name: spelled, action: vm.registry.entry(.action, spelled)))
+                return Self.json(
+                    200, Self.inspection(found, name: spelled, action: vm.registry.entry(.action, spelled)))
             }
         }
     }
@@ -111,7 +113,9 @@ extension ExecService {
         var candidates: [(name: [UInt8], type: String)] = []
         // A key that is a keyword (`t["end"]`) cannot follow `.` or `:`.
         for pair in pairs(field(found, "candidates"))
-        where !ConsoleName.keywords.contains(String(decoding: pair.name, as: UTF8.self)) && seen.insert(pair.name).inserted {
+        where !ConsoleName.keywords.contains(String(decoding: pair.name, as: UTF8.self))
+            && seen.insert(pair.name).inserted
+        {
             candidates.append(pair)
         }
         if name.path.isEmpty && !name.methods && !name.word.isEmpty {

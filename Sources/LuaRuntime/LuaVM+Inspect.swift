@@ -41,7 +41,9 @@ extension LuaVM {
         guard status == Int32(LX_OK.rawValue) else {
             if status == Int32(LX_ERR_MEMORY.rawValue) {
                 return .failure(
-                    LuaFailure(kind: .memory, message: "not enough memory to read the state: its limit is \(limits.memory) bytes"))
+                    LuaFailure(
+                        kind: .memory,
+                        message: "not enough memory to read the state: its limit is \(limits.memory) bytes"))
             }
             return .failure(LuaFailure(kind: .runtime, message: String(decoding: bytes(lx_error), as: UTF8.self)))
         }

@@ -58,13 +58,16 @@ extension ReplSession {
             let source = body["source"]?.string ?? "?"
             let line = body["line"]?.int.map { String($0) } ?? "?"
             let last = body["lastline"]?.int.map { String($0) } ?? "?"
-            lines.append("\(name)(\(parameters.joined(separator: ", ")))  -- function defined at \(source):\(line)-\(last)")
+            lines.append(
+                "\(name)(\(parameters.joined(separator: ", ")))  -- function defined at \(source):\(line)-\(last)")
         case "table":
             let keys = body["keys"]?.int ?? 0
-            let counted = body["keys_exact"]?.bool == false ? "at least \(keys) keys" : keys == 1 ? "1 key" : "\(keys) keys"
+            let counted =
+                body["keys_exact"]?.bool == false ? "at least \(keys) keys" : keys == 1 ? "1 key" : "\(keys) keys"
             lines.append("\(name)  -- table: \(counted), length \(body["length"]?.int ?? 0)")
             for entry in body["preview"]?.array ?? [] {
-                lines.append("  \(short(entry["key"], key: true)) = \(short(entry["value"], type: entry["type"]?.string))")
+                lines.append(
+                    "  \(short(entry["key"], key: true)) = \(short(entry["value"], type: entry["type"]?.string))")
             }
             if body["truncated"]?.bool == true, keys > 0 { lines.append("  ...") }
         case "string":
@@ -74,7 +77,8 @@ extension ReplSession {
         case "action":
             break
         default:
-            lines.append("\(name)  -- \(type)\(body["value"].map { $0 == .null ? "" : ": " + short($0, type: type) } ?? "")")
+            lines.append(
+                "\(name)  -- \(type)\(body["value"].map { $0 == .null ? "" : ": " + short($0, type: type) } ?? "")")
         }
         if let action = body["action"] {
             let parameters = (action["params"]?.array ?? []).map { parameter in
@@ -110,6 +114,8 @@ extension ReplSession {
 enum ConsoleNames {
     static func isName(_ text: String) -> Bool {
         guard let first = text.utf8.first, !(0x30...0x39).contains(first) else { return false }
-        return text.utf8.allSatisfy { $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
+        return text.utf8.allSatisfy {
+            $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)
+        }
     }
 }

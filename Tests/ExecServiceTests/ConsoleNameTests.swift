@@ -5,7 +5,9 @@ import Testing
 /// What a console's text before the cursor, or a name to inspect, asks about (SPEC O10).
 @Suite("ConsoleName")
 struct ConsoleNameTests {
-    func before(_ text: String) -> Result<ConsoleName?, ConsoleNameProblem> { ConsoleName.beforeCursor(Array(text.utf8)) }
+    func before(_ text: String) -> Result<ConsoleName?, ConsoleNameProblem> {
+        ConsoleName.beforeCursor(Array(text.utf8))
+    }
 
     @Test(
         "the name at the end of the text: its tables, the word typed, and whether : came last",
@@ -34,14 +36,22 @@ struct ConsoleNameTests {
     func bounds() {
         #expect(before(String(repeating: "a", count: 1025)) == .failure(.tooLong))
         #expect(before(String(repeating: "ab.", count: 400) + "c") == .failure(.tooLong))
-        #expect(before(String(repeating: "a", count: 1024)) == .success(ConsoleName(path: [], word: String(repeating: "a", count: 1024), methods: false)))
-        #expect(before(String(repeating: "x = 1\n", count: 2000) + "pr") == .success(ConsoleName(path: [], word: "pr", methods: false)))
+        #expect(
+            before(String(repeating: "a", count: 1024))
+                == .success(ConsoleName(path: [], word: String(repeating: "a", count: 1024), methods: false)))
+        #expect(
+            before(String(repeating: "x = 1\n", count: 2000) + "pr")
+                == .success(ConsoleName(path: [], word: "pr", methods: false)))
     }
 
     @Test("a name to inspect: dotted, : before the last, spaces around; anything else is a 400 with a reason")
     func named() {
-        #expect(ConsoleName.named(Array(" sip.calls.get_all\n".utf8)) == .success(ConsoleName(path: ["sip", "calls"], word: "get_all", methods: false)))
-        #expect(ConsoleName.named(Array("s:upper".utf8)) == .success(ConsoleName(path: ["s"], word: "upper", methods: true)))
+        #expect(
+            ConsoleName.named(Array(" sip.calls.get_all\n".utf8))
+                == .success(ConsoleName(path: ["sip", "calls"], word: "get_all", methods: false)))
+        #expect(
+            ConsoleName.named(Array("s:upper".utf8)) == .success(ConsoleName(path: ["s"], word: "upper", methods: true))
+        )
         #expect(ConsoleName.named(Array("x".utf8)) == .success(ConsoleName(path: [], word: "x", methods: false)))
         #expect(ConsoleName.named(Array("".utf8)) == .failure(.empty))
         for bad in ["a..b", "a.", "f()", "a:b:c", "a:b.c", "1x", "end", "a b"] {

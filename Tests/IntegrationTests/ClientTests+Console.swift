@@ -8,7 +8,8 @@ extension ClientTests {
         let user = try User()
         try user.login("box")
         #expect(
-            try Self.stack.eval("tabby_one = 1; tabby_two = {}; function tabby_add(a, b, ...) return a + b end").status == 200)
+            try Self.stack.eval("tabby_one = 1; tabby_two = {}; function tabby_add(a, b, ...) return a + b end").status
+                == 200)
         let terminal = try Terminal(Stack.binDirectory + "/luaexec repl", environment: user.environment)
         try terminal.waitFor("Ctrl-D to leave.")
 
@@ -40,7 +41,8 @@ extension ClientTests {
         try terminal.line("?toast")
         // (longer than the window: the start of the line)
         try terminal.waitFor("toast(text: string, times?: integer)  -- action: Show a message on the box")
-        #expect(terminal.joinedScreen.contains("-- action: Show a message on the box (here: a line in luaexecd's log).\n"))
+        #expect(
+            terminal.joinedScreen.contains("-- action: Show a message on the box (here: a line in luaexecd's log).\n"))
         try terminal.line("?tabby_nothing")
         try terminal.waitFor("tabby_nothing  -- nil\n")
         try terminal.line("?sip.calls.get_all()")

@@ -9,7 +9,8 @@ struct ConsoleTests {
     static let stack: Stack = try! Stack(settings: ["exec.actions=true", "auth.failure_limit=1000000"])
 
     func complete(_ text: String, token: String? = nil) throws -> Stack.HTTPResult {
-        try Self.stack.request("/api/v1/console/complete", token: token ?? Self.stack.adminToken, body: Array(text.utf8))
+        try Self.stack.request(
+            "/api/v1/console/complete", token: token ?? Self.stack.adminToken, body: Array(text.utf8))
     }
 
     func inspect(_ name: String, token: String? = nil) throws -> Stack.HTTPResult {
@@ -39,9 +40,12 @@ struct ConsoleTests {
         )
         // The text before the cursor may be a whole editor's: only the name at its end counts.
         let long = String(repeating: "local x = 1\n", count: 1000) + "print(cg_be"
-        #expect(try complete(long).text == #"{"word":"cg_be","candidates":[{"name":"cg_beta","type":"string"}],"truncated":false}"#)
         #expect(
-            try complete("whi").text == #"{"word":"whi","candidates":[{"name":"while","type":"keyword"}],"truncated":false}"#)
+            try complete(long).text
+                == #"{"word":"cg_be","candidates":[{"name":"cg_beta","type":"string"}],"truncated":false}"#)
+        #expect(
+            try complete("whi").text
+                == #"{"word":"whi","candidates":[{"name":"while","type":"keyword"}],"truncated":false}"#)
         // After a call, an index, a number or a string's quote there is no name to complete.
         for text in ["f().x", "t[1].x", "x = 1.5", "cg_alpha..cg_al"] {
             let nothing = try complete(text)
@@ -246,15 +250,18 @@ struct ConsoleTests {
 
     @Test("scope exec: 401 without a token, 403 for a token without exec; never an evaluation; audit kind console")
     func scopeAndAccounting() throws {
-        let narrow = try Self.stack.makeToken("console-narrow-\(UInt32.random(in: 0...UInt32.max))", scopes: ["metrics"])
+        let narrow = try Self.stack.makeToken(
+            "console-narrow-\(UInt32.random(in: 0...UInt32.max))", scopes: ["metrics"])
         for (path, method) in [
-            ("/api/v1/console/complete", "POST"), ("/api/v1/console/inspect", "POST"), ("/api/v1/console/globals", "GET"),
+            ("/api/v1/console/complete", "POST"), ("/api/v1/console/inspect", "POST"),
+            ("/api/v1/console/globals", "GET"),
         ] {
             let body: [UInt8]? = method == "POST" ? Array("sys".utf8) : nil
             let refused = try Self.stack.request(path, token: narrow, body: body)
             #expect(refused.status == 403, "\(path)")
             #expect(
-                refused.headers["www-authenticate"] == #"Bearer realm="luaexec", error="insufficient_scope", scope="exec""#)
+                refused.headers["www-authenticate"]
+                    == #"Bearer realm="luaexec", error="insufficient_scope", scope="exec""#)
             #expect(try Self.stack.request(path, body: body).status == 401, "\(path)")
         }
         let wrongMethod = try Self.stack.request("/api/v1/console/complete", token: Self.stack.adminToken)
@@ -266,12 +273,17 @@ struct ConsoleTests {
         let stack = try Stack()
         #expect(try stack.eval("return 1").status == 200)
         for _ in 0..<3 {
-            #expect(try stack.request("/api/v1/console/complete", token: stack.adminToken, body: Array("sys".utf8)).status == 200)
+            #expect(
+                try stack.request("/api/v1/console/complete", token: stack.adminToken, body: Array("sys".utf8)).status
+                    == 200)
         }
-        #expect(try stack.request("/api/v1/console/inspect", token: stack.adminToken, body: Array("system".utf8)).status == 200)
+        #expect(
+            try stack.request("/api/v1/console/inspect", token: stack.adminToken, body: Array("system".utf8)).status
+                == 200)
         let metrics = try stack.request("/api/v1/metrics", token: stack.adminToken).text
         for line in [
-            "luaexec_evaluation_seconds_count 1", #"luaexec_requests_total{endpoint="console/complete",status="200"} 3"#,
+            "luaexec_evaluation_seconds_count 1",
+            #"luaexec_requests_total{endpoint="console/complete",status="200"} 3"#,
             #"luaexec_requests_total{endpoint="console/inspect",status="200"} 1"#,
         ] {
             #expect(metrics.contains(line + "\n"), "\(line) in\n\(metrics)")

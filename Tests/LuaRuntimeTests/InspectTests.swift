@@ -69,6 +69,8 @@ struct InspectTests {
         #expect(field(big, "keys") == LuaValue.integer(100_000))
         #expect(field(big, "keys_exact") == LuaValue.boolean(false))
         #expect(field(big, "length") == LuaValue.integer(200_000))
-        #expect(field(try vm.complete(path: ["big"], word: "", methods: false).get(), "truncated") == LuaValue.boolean(true))
+        #expect(
+            field(try vm.complete(path: ["big"], word: "", methods: false).get(), "truncated") == LuaValue.boolean(true)
+        )
     }
 }
