@@ -1,9 +1,9 @@
 // CLuaSupport, layer 6 of 6 (the top): the state's life cycle. Creates the runtime and its state,
 // opens every layer's part (the base library's changes, the pattern functions, `http`, `log`,
-// `persisted` and `config`), tells evaluation where lx_invoke finds registered functions, and
-// frees it all. Includes every layer's header; nothing includes this. Layers, lowest first:
-// codec, stop, baselib, eval, then persist/http/log side by side, then state
-// (docs/architecture.md).
+// `persisted` and `config`, `timer`, then the console's copy of the fresh globals), tells
+// evaluation where lx_invoke finds registered functions, and frees it all. Includes every layer's
+// header; nothing includes this. Layers, lowest first: codec, stop, baselib, eval, then
+// persist/http/log/timer/inspect side by side, then state (docs/architecture.md).
 
 #include "baselib.h"
 #include "codec.h"

@@ -248,6 +248,19 @@ struct ConsoleTests {
         #expect(body["truncated"] as? Bool == false)
     }
 
+    @Test("off with exec.interactive, as interactive.lua is: 404 and nothing read")
+    func offWithInteractive() throws {
+        let stack = try Stack(settings: ["exec.interactive=false"])
+        for (path, body) in [
+            ("/api/v1/console/complete", Array("sys".utf8)), ("/api/v1/console/inspect", Array("system".utf8)),
+            ("/api/v1/console/globals", nil),
+        ] as [(String, [UInt8]?)] {
+            let answer = try stack.request(path, token: stack.adminToken, body: body)
+            #expect(answer.status == 404, "\(path)")
+            #expect(answer.text == #"{"ok":false,"error":{"kind":"http","message":"no such endpoint: \#(path)"}}"#)
+        }
+    }
+
     @Test("scope exec: 401 without a token, 403 for a token without exec; never an evaluation; audit kind console")
     func scopeAndAccounting() throws {
         let narrow = try Self.stack.makeToken(
