@@ -19,6 +19,7 @@ declare -A layer=(
     [http.h]="http 5" [http.c]="http 5"
     [log.h]="log 5" [log.c]="log 5"
     [timer.h]="timer 5" [timer.c]="timer 5"
+    [inspect.h]="inspect 5" [inspect.c]="inspect 5"
     [state.c]="state 6"
 )
 

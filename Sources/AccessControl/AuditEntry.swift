@@ -6,7 +6,7 @@ public struct AuditEntry: Sendable, Equatable {
     /// When the answer was ready (or the change made): milliseconds since 1970, UTC.
     public var at: Int64
     /// What it records: a request (`exec` for interactive.lua, `endpoint`, `action`, `admin`,
-    /// `metrics`, `whoami`, `other`), a change made with the command line (`cli`), records that
+    /// `metrics`, `console`, `whoami`, `other`), a change made with the command line (`cli`), records that
     /// could not be stored (`gap`), or what luaexecd found wrong with the trail (`notice`).
     public var kind: String
     public var requestID: String?

@@ -1,14 +1,15 @@
 // CLuaSupport, layer 6 of 6 (the top): the state's life cycle. Creates the runtime and its state,
 // opens every layer's part (the base library's changes, the pattern functions, `http`, `log`,
-// `persisted` and `config`), tells evaluation where lx_invoke finds registered functions, and
-// frees it all. Includes every layer's header; nothing includes this. Layers, lowest first:
-// codec, stop, baselib, eval, then persist/http/log side by side, then state
-// (docs/architecture.md).
+// `persisted` and `config`, `timer`, then the console's copy of the fresh globals), tells
+// evaluation where lx_invoke finds registered functions, and frees it all. Includes every layer's
+// header; nothing includes this. Layers, lowest first: codec, stop, baselib, eval, then
+// persist/http/log/timer/inspect side by side, then state (docs/architecture.md).
 
 #include "baselib.h"
 #include "codec.h"
 #include "eval.h"
 #include "http.h"
+#include "inspect.h"
 #include "log.h"
 #include "persist.h"
 #include "stop.h"
@@ -40,7 +41,10 @@ static int lx_setup(lua_State *L) {
     lx_open_persist(L);
     lx_open_wait(L);
     lx_open_timer(L);
-    return lx_open_stdfiles(L, rt);
+    int status = lx_open_stdfiles(L, rt);
+    // Last: what the globals hold now is the fresh state, which the console's own globals differ from.
+    lx_open_inspect(L);
+    return status;
 }
 
 // MARK: - Life cycle

@@ -13,8 +13,8 @@
     X(BIO_new_mem_buf) X(BIO_free) X(PEM_read_bio_X509) X(X509_free) X(X509_get_X509_PUBKEY) \
     X(i2d_X509_PUBKEY) X(EVP_Digest) X(EVP_sha256) X(EVP_EncodeBlock) X(CRYPTO_free)
 #define LXR_EDIT_FUNCTIONS(X) \
-    X(el_init) X(el_end) X(el_set) X(el_get) X(el_gets) X(el_reset) X(el_source) X(history_init) \
-    X(history_end) X(history)
+    X(el_init) X(el_end) X(el_set) X(el_get) X(el_gets) X(el_reset) X(el_source) X(el_line) X(el_insertstr) \
+    X(history_init) X(history_end) X(history)
 
 #define LXR_POINTER(name) __typeof__(name) *name;
 
@@ -67,6 +67,8 @@ int lxr_load_edit(char *error, size_t error_size);
 #define el_gets(...) lxr_edit.el_gets(__VA_ARGS__)
 #define el_reset(...) lxr_edit.el_reset(__VA_ARGS__)
 #define el_source(...) lxr_edit.el_source(__VA_ARGS__)
+#define el_line(...) lxr_edit.el_line(__VA_ARGS__)
+#define el_insertstr(...) lxr_edit.el_insertstr(__VA_ARGS__)
 #define history_init(...) lxr_edit.history_init(__VA_ARGS__)
 #define history_end(...) lxr_edit.history_end(__VA_ARGS__)
 #define history(...) lxr_edit.history(__VA_ARGS__)

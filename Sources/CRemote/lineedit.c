@@ -18,6 +18,8 @@ struct lxe {
     const char *prompt;
     char *history_file;
     char *line;
+    lxe_completer completer;
+    void *completer_context;
 };
 
 static char *prompt_of(EditLine *editline) {
@@ -93,4 +95,83 @@ void lxe_close(lxe *editor) {
     free(editor->history_file);
     free(editor->line);
     free(editor);
+}
+
+// MARK: - Tab completion
+
+// The names of a completer's list (each ended by '\n') written one after another in columns, as
+// a shell lists its completions, under the line being edited.
+static void list_names(char **names, size_t count) {
+    size_t widest = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t n = strlen(names[i]);
+        if (n > widest) widest = n;
+    }
+    size_t columns = 80 / (widest + 2);
+    if (columns == 0) columns = 1;
+    fputc('\n', stdout);
+    for (size_t i = 0; i < count; i++) {
+        int last = (i + 1) % columns == 0 || i + 1 == count;
+        if (last) fprintf(stdout, "%s\n", names[i]);
+        else fprintf(stdout, "%-*s", (int)(widest + 2), names[i]);
+    }
+    fflush(stdout);
+}
+
+// Tab: the completer's names for the text before the cursor. One is inserted whole; several
+// insert the bytes they share beyond the word typed, and when they share no more, are listed.
+static unsigned char complete_key(EditLine *editline, int key) {
+    (void)key;
+    struct lxe *editor = NULL;
+    el_get(editline, EL_CLIENTDATA, &editor);
+    if (!editor || !editor->completer) return CC_ERROR;
+    const LineInfo *info = el_line(editline);
+    char *list = NULL;
+    size_t word = 0;
+    size_t before = (size_t)(info->cursor - info->buffer);
+    if (editor->completer(editor->completer_context, info->buffer, before, &list, &word) != 0 || !list) {
+        free(list);
+        return CC_ERROR;
+    }
+    size_t count = 0;
+    for (char *p = list; *p; p++) count += *p == '\n';
+    char **names = count ? calloc(count, sizeof *names) : NULL;
+    if (!names) {
+        free(list);
+        return CC_ERROR;
+    }
+    size_t found = 0;
+    for (char *p = list, *end; found < count && (end = strchr(p, '\n')); p = end + 1) {
+        *end = 0;
+        names[found++] = p;
+    }
+    // What every name has in common.
+    size_t common = strlen(names[0]);
+    for (size_t i = 1; i < found; i++) {
+        size_t j = 0;
+        while (j < common && names[i][j] == names[0][j]) j++;
+        common = j;
+    }
+    unsigned char status = CC_REFRESH;
+    if (common > word && word <= strlen(names[0])) {
+        char saved = names[0][common];
+        names[0][common] = 0;
+        if (el_insertstr(editline, names[0] + word) != 0) status = CC_ERROR;
+        names[0][common] = saved;
+    } else if (found > 1) {
+        list_names(names, found);
+        status = CC_REDISPLAY;
+    } else {
+        status = CC_NORM;
+    }
+    free(names);
+    free(list);
+    return status;
+}
+
+void lxe_set_completer(lxe *editor, lxe_completer completer, void *context) {
+    editor->completer = completer;
+    editor->completer_context = context;
+    el_set(editor->editline, EL_ADDFN, "luaexec-complete", "complete a name from the remote's state", complete_key);
+    el_set(editor->editline, EL_BIND, "^I", "luaexec-complete", NULL);
 }

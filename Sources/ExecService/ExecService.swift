@@ -186,7 +186,9 @@ public final class ExecService: Sendable {
         }
         let call = Call(head: head, body: body, identity: identity, rest: String(Substring(rest)), json: json)
         guard let taking else {
-            let answersJSON = json || head.path.hasPrefix(Self.adminPrefix) || head.path == Self.whoamiPath
+            let answersJSON =
+                json || head.path.hasPrefix(Self.adminPrefix) || head.path.hasPrefix(Self.consolePrefix)
+                || head.path == Self.whoamiPath
             return .refused(
                 label: route.label ?? "unknown",
                 Self.methodNotAllowed(head.method, allow: Self.allowed(route), json: answersJSON))

@@ -34,8 +34,8 @@ struct Route: Sendable {
     /// The handler may answer from the Lua state: it is then queued with every other request
     /// for the state, in arrival order (SPEC E8), by the one scheduler (`LuaExecutor`).
     let takesState: Bool
-    /// The request's kind in the audit trail: `exec`, `action`, `endpoint`, `admin`, `metrics`
-    /// or `whoami` (`other` for a path outside the table).
+    /// The request's kind in the audit trail: `exec`, `action`, `endpoint`, `admin`, `metrics`,
+    /// `console`, or `whoami` (`other` for a path outside the table).
     let kind: String
     /// `luaexec_requests_total`'s `endpoint` label; nil: the handler's (an endpoint's name, or
     /// `unknown`, so that a scanner cannot grow the label set).
@@ -148,6 +148,20 @@ extension ExecService {
             [], .under(execPrefix), .named, state: true, kind: "endpoint", label: nil,
             "call the endpoint a script registered with http.listen; scope endpoint:NAME or exec"
         ) { service, call, audit in service.endpoint(call, audit: &audit) },
+        Route(
+            ["POST"], .exact(consolePrefix + "complete"), .scope(.exec), state: true, kind: "console",
+            label: "console/complete",
+            "the names that complete the text before the cursor (the body), read from the state; nothing runs"
+        ) { service, call, audit in service.consoleComplete(call, audit: &audit) },
+        Route(
+            ["POST"], .exact(consolePrefix + "inspect"), .scope(.exec), state: true, kind: "console",
+            label: "console/inspect",
+            "what a name (the body) is: its type, a function's parameters and source, a table's size; nothing runs"
+        ) { service, call, audit in service.consoleInspect(call, audit: &audit) },
+        Route(
+            ["GET"], .exact(consolePrefix + "globals"), .scope(.exec), state: true, kind: "console",
+            label: "console/globals", "the state's own globals (those a fresh state has not) and their types"
+        ) { service, call, _ in service.consoleGlobals(call) },
         Route(
             ["GET"], .exact(metricsPath), .scope(.metrics), kind: "metrics", label: "metrics",
             "metrics in the Prometheus text format"

@@ -39,4 +39,24 @@ final class LineEditor {
 
     /// Adds `line` to the history and saves the history file.
     func remember(_ line: String) { lxe_remember(editor, line) }
+
+    /// Tab completion: given the text before the cursor, the names that complete it and how many
+    /// bytes before the cursor they replace; nil offers nothing (libedit beeps).
+    var completer: ((String) -> (names: [String], word: Int)?)? {
+        didSet {
+            // The editor lives as long as `self` (deinit closes it), so an unretained reference
+            // is enough; libedit calls back only from `read`.
+            lxe_set_completer(
+                editor,
+                { context, before, length, names, wordLength in
+                    guard let context, let before, let names, let wordLength else { return 1 }
+                    let editor = Unmanaged<LineEditor>.fromOpaque(context).takeUnretainedValue()
+                    let text = String(decoding: UnsafeRawBufferPointer(start: before, count: length), as: UTF8.self)
+                    guard let found = editor.completer?(text), !found.names.isEmpty else { return 1 }
+                    names.pointee = strdup(found.names.map { $0 + "\n" }.joined())
+                    wordLength.pointee = found.word
+                    return names.pointee == nil ? 1 : 0
+                }, Unmanaged.passUnretained(self).toOpaque())
+        }
+    }
 }

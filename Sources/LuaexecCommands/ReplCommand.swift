@@ -20,8 +20,8 @@ struct ReplCommand: ParsableCommand {
         commandName: "repl",
         abstract: "An interactive Lua prompt on a remote.",
         discussion: """
-            Commands: :status, :reset (admin tokens), :help, :quit. History: \
-            ~/.local/state/luaexec/history.
+            Commands: :status, :reset (admin tokens), :help, :quit; ?name shows what a name is, Tab \
+            completes names from the remote's state. History: ~/.local/state/luaexec/history.
             """)
 
     @Option(name: [.customShort("r"), .customLong("remote")], help: "The remote (default: the default one).")
@@ -71,6 +71,7 @@ final class ReplSession {
         isAdmin = who.scopes.contains("admin")
         editor = try LineEditor(history: RemotesFile.historyPath)
         lxr_catch_sigint()
+        editor.completer = { [unowned self] text in self.completions(before: text) }
         print("luaexec repl: \(remote.name) (\(remote.url)) as \(who.name), Lua 5.4. :help for commands, Ctrl-D to leave.")
     }
 
@@ -90,6 +91,11 @@ final class ReplSession {
                 if trimmed.hasPrefix(":") {
                     editor.remember(trimmed)
                     if !command(trimmed) { return }
+                    continue
+                }
+                if trimmed.hasPrefix("?") {
+                    editor.remember(trimmed)
+                    describe(String(trimmed.dropFirst()))
                     continue
                 }
                 guard let chunk = complete(first) else { continue }
@@ -175,6 +181,7 @@ final class ReplSession {
                 continues at >>, globals live on between lines, locals end with their line.
                   :status   the daemon's status       :reset   a fresh Lua state (admin)
                   :quit     leave (or Ctrl-D)          Ctrl-C   interrupt a running chunk
+                  ?name     what a name is on the remote   Tab     complete a name from the remote
                 """)
         case ":status", ":reset":
             let reset = line == ":reset"

@@ -212,6 +212,67 @@ class WebConsole(unittest.TestCase):
         chunk = self.browser.execute_script("return document.querySelector('.CodeMirror').CodeMirror.getValue()")
         self.assertEqual(chunk, "return 'first'")
 
+    def editor_value(self):
+        return self.browser.execute_script("return document.querySelector('.CodeMirror').CodeMirror.getValue()")
+
+    def type_in_editor(self, *keys):
+        self.find(".CodeMirror textarea").send_keys(*keys)
+
+    def hints(self):
+        """The names the open completion list offers, and their types."""
+        items = self.browser.find_elements(By.CSS_SELECTOR, ".CodeMirror-hints li")
+        return [(item.find_element(By.CSS_SELECTOR, "span:first-child").text,
+                 item.find_element(By.CSS_SELECTOR, ".hint-type").text) for item in items]
+
+    def test_completion_and_globals_panel(self):
+        """SPEC O10: the editor offers names from the live state (Tab, Ctrl+Space); the panel lists
+        the state's own globals with their types, refreshed after each run."""
+        self.signed_in()
+        self.run_chunk("web_complete_one = 1\nweb_complete_two = {}\nfunction web_complete_fn(a, b) end")
+        self.wait.until(lambda _: "web_complete_two" in self.find("#globals").text)
+        rows = {button.find_element(By.CSS_SELECTOR, "code").text: button.find_element(By.CSS_SELECTOR, "span").text
+                for button in self.browser.find_elements(By.CSS_SELECTOR, "#globals button")}
+        self.assertEqual(rows["web_complete_one"], "number")
+        self.assertEqual(rows["web_complete_two"], "table")
+        self.assertEqual(rows["web_complete_fn"], "function")
+        self.assertEqual(rows["system"], "table")  # an init script's
+        for standard in ("print", "string", "_G", "http", "persisted"):
+            self.assertNotIn(standard, rows)
+        self.assertEqual(list(rows), sorted(rows))
+
+        # Tab after a name: the candidates from the state, with their types.
+        self.set_chunk("")
+        self.visible(".CodeMirror").click()
+        self.type_in_editor("return web_complete_", Keys.TAB)
+        self.wait.until(lambda _: len(self.hints()) == 3)
+        self.assertEqual(self.hints(), [("web_complete_fn", "function"), ("web_complete_one", "number"),
+                                        ("web_complete_two", "table")])
+        self.shot("console-completion")
+        self.type_in_editor(Keys.DOWN, Keys.ENTER)
+        self.assertEqual(self.editor_value(), "return web_complete_one")
+
+        # One candidate is inserted at once; fields through `.`, methods through `:`.
+        self.set_chunk("")
+        self.type_in_editor("return sip.calls.ge", Keys.TAB)
+        self.wait.until(lambda _: self.editor_value() == "return sip.calls.get_all")
+        self.set_chunk("")
+        self.type_in_editor("return sip.calls:ge", Keys.CONTROL, " ")
+        self.wait.until(lambda _: self.editor_value() == "return sip.calls:get_all")
+        self.set_chunk("")
+        self.type_in_editor("local s = 'x' return string.up", Keys.TAB)
+        self.wait.until(lambda _: self.editor_value() == "local s = 'x' return string.upper")
+
+        # A click on a global puts its name in the editor; the next run refreshes the panel.
+        self.set_chunk("return ")
+        self.browser.execute_script("document.querySelector('.CodeMirror').CodeMirror.setCursor({line: 0, ch: 7})")
+        next(button for button in self.browser.find_elements(By.CSS_SELECTOR, "#globals button")
+             if button.find_element(By.CSS_SELECTOR, "code").text == "web_complete_two").click()
+        self.assertEqual(self.editor_value(), "return web_complete_two")
+        self.run_chunk("web_complete_two = nil\nweb_complete_three = true")
+        self.wait.until(lambda _: "web_complete_three" in self.find("#globals").text)
+        self.assertNotIn("web_complete_two", self.find("#globals").text)
+        self.assertIn("boolean", self.find("#globals").text)
+
     def test_create_token_use_it_with_curl_then_revoke(self):
         self.signed_in()
         self.find('#nav a[data-page="access"]').click()

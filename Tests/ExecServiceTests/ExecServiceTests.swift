@@ -167,7 +167,9 @@ struct ExecServiceTests {
     func stateRows() {
         let taking = ExecService.routes.filter(\.takesState).map(\.pattern)
         #expect(taking == [
-            "/api/v1/exec/interactive.lua", "/api/v1/exec/command", "/api/v1/exec/<name>", "/api/v1/admin/reset",
+            "/api/v1/exec/interactive.lua", "/api/v1/exec/command", "/api/v1/exec/<name>",
+            // The console's reads run no Lua, but read the state: in arrival order with the chunks.
+            "/api/v1/console/complete", "/api/v1/console/inspect", "/api/v1/console/globals", "/api/v1/admin/reset",
             "/api/v1/admin/config/<path>", "/api/v1/admin/config/<path>", "/api/v1/admin/scripts/<name>/rollback",
             "/api/v1/admin/scripts/<name>/enable", "/api/v1/admin/scripts/<name>/disable", "/api/v1/admin/scripts/<name>",
             "/api/v1/admin/scripts/<name>",

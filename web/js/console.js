@@ -4,6 +4,7 @@
 
 import { api, session, SignedOut } from "./session.js";
 import { $, el, holding, show, report } from "./ui.js";
+import { attachCompletion, GlobalsPanel } from "./completion.js";
 
 const HISTORY_KEY = "luaexec.history";
 const HISTORY_LIMIT = 50;
@@ -34,7 +35,10 @@ export class ConsolePage {
         },
       });
       this.editor.getInputField().setAttribute("aria-label", "Lua chunk (Ctrl+Enter runs it)");
+      attachCompletion(this.editor);
+      this.globals = new GlobalsPanel(this.editor);
     }
+    this.globals.refresh();
     this.renderHistory();
     this.editor.refresh();
     this.editor.focus();
@@ -80,6 +84,7 @@ export class ConsolePage {
     record.at = new Date().toISOString();
     this.remember(record);
     this.render(record);
+    this.globals.refresh();
   }
 
   async interrupt() {

@@ -178,6 +178,24 @@ int lx_withdraw(lx_runtime *rt, int kind, const char *name, size_t name_len);
 /// The chunk lx_eval is running now, or NULL when none is (a registration made by an endpoint).
 const char *lx_current_chunk(const lx_runtime *rt, size_t *len);
 
+// MARK: completion and inspection (SPEC O10)
+// Each reads the state raw and runs nothing of it: no metamethod (`__index` is followed only
+// when it is a table), no finalizer, no function; it changes nothing a chunk can see. `path` is
+// a name path whose segments are Lua names joined by '.' (empty: the globals table); the caller
+// checks it. The answer is one value in the result buffer (lx_encode's format, a count of 1);
+// LX_OK, or LX_ERR_MEMORY / LX_ERR_RUNTIME with the message in the error buffer. Every answer is
+// bounded (keys looked at, candidates, lengths) and says `truncated` when it was cut.
+
+/// The fields of the value `path` names (and of its `__index` tables) whose names start with
+/// `word`; only functions when `methods` (after `:`): {candidates = {{name, type}...}, truncated}.
+int lx_complete(lx_runtime *rt, const char *path, size_t path_len, const char *word, size_t word_len, int methods);
+/// What the value `path` names is: {type, value, ...} with a function's parameters and source, a
+/// table's size and first entries, a string's length, whether it has a metatable.
+int lx_inspect(lx_runtime *rt, const char *path, size_t path_len);
+/// The globals a fresh state does not have, or holds another value under: {globals = {{name,
+/// type}...}, truncated}.
+int lx_own_globals(lx_runtime *rt);
+
 // MARK: persisted and config (SPEC V5, V6)
 
 /// Whether `persisted` or `config` changed since the last lx_take_changes.

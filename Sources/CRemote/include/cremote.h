@@ -7,7 +7,8 @@
 // The client side of luaexec (`luaexec login|eval|repl`): HTTPS through Debian's libcurl with the
 // server's public key pinned (CURLOPT_PINNEDPUBLICKEY, the format `curl --pinnedpubkey` takes),
 // the first-contact fingerprint through OpenSSL, and line editing through Debian's libedit.
-// Plain C callbacks only: nothing here calls back into Swift.
+// Plain C callbacks only; the one way back into Swift is Tab's completer, a C function pointer
+// that answers with a status and a malloc'd list (it never longjmps).
 
 /// Set by the SIGINT handler that lxr_catch_sigint installs; cleared by whoever handles it.
 extern volatile sig_atomic_t lxr_sigint;
@@ -63,5 +64,14 @@ int lxe_read(lxe *editor, const char *prompt, const char **line);
 /// Adds a line to the history and saves the history file.
 void lxe_remember(lxe *editor, const char *line);
 void lxe_close(lxe *editor);
+
+/// Tab completion (SPEC O10): given the text before the cursor, answers 0 with `*names` set to a
+/// malloc'd list of names, each ended by '\n' (the editor frees it), and `*word_length` to how
+/// many bytes before the cursor they replace; anything else: nothing to offer (a beep). Called
+/// on the editor's thread while a line is read; it must not longjmp.
+typedef int (*lxe_completer)(void *context, const char *before, size_t length, char **names, size_t *word_length);
+/// Binds Tab to `completer`: one name is inserted; several insert what they have in common, and
+/// a Tab with nothing more in common lists them under the line.
+void lxe_set_completer(lxe *editor, lxe_completer completer, void *context);
 
 #endif
