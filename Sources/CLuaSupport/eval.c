@@ -89,6 +89,10 @@ static int begin_call(lx_runtime *rt, int render_mode) {
     lua_State *L = rt->L;
     int base = lua_gettop(L);
     rt->out.len = rt->result.len = rt->error.len = rt->traceback.len = 0;
+    rt->out.max = rt->output_limit;
+    rt->pending_since = 0;
+    rt->stop_trace.len = 0;
+    rt->stop_traced = 0;
     rt->render_mode = render_mode;
     rt->refused = 0;
     rt->not_found = 0;
@@ -183,7 +187,7 @@ static int lx_describe_error(lua_State *L) {
     } else if (!(luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)) {
         lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
-    luaL_traceback(L, co, NULL, 0);
+    lx_push_traceback(L, co, 0, lx_runtime_of(L)->traceback_locals);
     lua_pushliteral(L, "\n\t[C]: in ?");
     lua_concat(L, 2);
     lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
@@ -258,6 +262,10 @@ static int run_coroutine(lx_runtime *rt, int base, int nargs) {
         // Closed before the kind is read: a __close handler the stop ended makes it a timeout.
         close_coroutine(rt, co);
         result = kind_of(rt, status);
+        // Post-mortem (SPEC O11): where the stop hook first reached the chunk, rather than where
+        // its error ended up (a pcall in a loop, a coroutine, a finalizer catch it on its way).
+        if ((result == LX_ERR_TIMEOUT || result == LX_ERR_INTERRUPTED) && rt->stop_trace.len > 0)
+            lx_buf_set_truncated(&rt->traceback, rt->stop_trace.data, rt->stop_trace.len);
         recycle(rt, base);
         goto done;
     }

@@ -238,8 +238,11 @@ public final class ExecService: Sendable {
             return .answer(check(mode, chunk: chunk, chunkName: chunkName, json: call.json, audit: &audit))
         }
         let (json, tokenName) = (call.json, call.identity.name)
+        // SPEC O11: each frame's locals in the traceback.
+        let locals = call.head.headers["lua-traceback"]?.lowercased() == "locals"
         return .evaluating(label: tokenName) { [self] vm, audit in
             vm.caller = .request(token: tokenName)
+            vm.tracebackLocals = locals
             let evaluation = vm.evaluate(chunk, chunkName: chunkName, rendering: json ? .tree : .text, arguments: arguments)
             return .evaluation(evaluation) { [self] evaluation, _, audit in render(evaluation, json: json, audit: &audit) }
         }
@@ -371,10 +374,13 @@ public final class ExecService: Sendable {
         String(Substring(path.utf8.dropFirst(prefix.utf8.count)))
     }
 
+    /// JSON answers: asked for, or Server-Sent Events asked for (their final event is the JSON,
+    /// and an answer before the stream, a refusal, is JSON too).
     static func wantsJSON(_ head: RequestHead) -> Bool {
         guard let accept = head.headers["accept"] else { return false }
         return accept.split(separator: ",").contains { range in
-            range.split(separator: ";").first?.trimmingWhitespace().lowercased() == "application/json"
+            let media = range.split(separator: ";").first?.trimmingWhitespace().lowercased()
+            return media == "application/json" || media == EventStream.mediaType
         }
     }
 
