@@ -187,7 +187,11 @@ static int lx_describe_error(lua_State *L) {
     } else if (!(luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)) {
         lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
-    lx_push_traceback(L, co, 0, lx_runtime_of(L)->traceback_locals);
+    // C only: the stop hook (armed on this thread too while a stop is in effect) lets it finish.
+    lx_runtime *rt = lx_runtime_of(L);
+    rt->tracing = 1;
+    lx_push_traceback(L, co, 0, rt->traceback_locals);
+    rt->tracing = 0;
     lua_pushliteral(L, "\n\t[C]: in ?");
     lua_concat(L, 2);
     lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
@@ -207,6 +211,7 @@ static void describe_error(lx_runtime *rt, lua_State *co) {
     lua_pushthread(co);
     lua_xmove(co, L, 1);
     lua_pcall(L, 2, 1, 0);
+    rt->tracing = 0;  // when the traceback raised (memory)
     take_error(rt, L);
     lua_pop(L, 1);
 }

@@ -151,10 +151,12 @@ static void take_stop_trace(lx_runtime *rt, lua_State *L) {
     rt->active_limit = rt->memory_limit + rt->headroom;
     lua_pushcfunction(L, capture_stop_trace);
     lua_pushlightuserdata(L, rt);
+    rt->tracing = 1;
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
         rt->stop_trace.len = 0;
         lua_pop(L, 1);
     }
+    rt->tracing = 0;
     rt->active_limit = limit;
 }
 
@@ -167,7 +169,7 @@ static void lx_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lx_runtime *rt = runtime_of(L);
     int reason = atomic_load(&rt->stop);
-    if (rt->host_call) return;
+    if (rt->host_call || rt->tracing) return;
     if (reason != LX_STOP_NONE) {
         if (!rt->stop_traced) take_stop_trace(rt, L);
         lx_raise_stop(L, reason);

@@ -52,6 +52,9 @@ struct lx_runtime {
     lx_buf stop_trace;
     int stop_traced;
     int traceback_locals;
+    // A traceback is being written (C only, no chunk code): the stop hook lets it finish, since
+    // the stopper thread turns hooks back on even inside the hook that takes it.
+    int tracing;
     // A protected call of the host's own is running (persist.c): the stop hook lets it be. Only
     // C code runs in it, so a chunk cannot use it to escape.
     int host_call;
