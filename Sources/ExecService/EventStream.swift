@@ -131,10 +131,5 @@ final class EventStream: @unchecked Sendable {
     }
 
     /// Whether a request's `Accept` names `text/event-stream`.
-    static func wanted(_ head: RequestHead) -> Bool {
-        guard let accept = head.headers["accept"] else { return false }
-        return accept.split(separator: ",").contains { range in
-            range.split(separator: ";").first?.trimmingWhitespace().lowercased() == mediaType
-        }
-    }
+    static func wanted(_ head: RequestHead) -> Bool { ExecService.accepts(head, mediaType) }
 }

@@ -29,7 +29,7 @@ struct StreamingTests {
             Self.normalized(answer.text)
                 == "event: output\ndata: \"first\\n\"\n\n"
                 + "event: output\ndata: \"second\\n\"\n\n"
-                + "event: result\ndata: {\"ok\":true,\"results\":[\"done\",42],\"output\":\"\",\"elapsed_ms\":N}\n\n")
+                + "event: result\ndata: {\"ok\":true,\"results\":[\"done\",\"42\"],\"output\":\"\",\"elapsed_ms\":N}\n\n")
     }
 
     @Test("a chunk that prints nothing before it ends gets one answer: its own status, the final event")
@@ -40,7 +40,7 @@ struct StreamingTests {
         #expect(
             Self.normalized(ok.text)
                 == "event: output\ndata: \"quick\\n\"\n\n"
-                + "event: result\ndata: {\"ok\":true,\"results\":[1],\"output\":\"\",\"elapsed_ms\":N}\n\n")
+                + "event: result\ndata: {\"ok\":true,\"results\":[\"1\"],\"output\":\"\",\"elapsed_ms\":N}\n\n")
         let failed = try stack.stream("print('partial') error('boom')")
         #expect(failed.status == 500)
         #expect(failed.headers["x-lua-error"] == "runtime")
@@ -48,6 +48,12 @@ struct StreamingTests {
             "event: output\ndata: \"partial\\n\"\n\nevent: error\ndata: {\"ok\":false,\"error\":{\"kind\":\"runtime\","
                 + "\"message\":\"interactive.lua:1: boom\",\"traceback\":\"stack traceback:\\n\\t[C]: in function 'error'"))
         #expect(failed.text.hasSuffix("\"},\"output\":\"\"}\n\n"))
+        // Results as typed trees when JSON is accepted too (the REPL, the page); else as tostring
+        // shows them (E4's text in E5's shape: luaexec eval).
+        let typed = try stack.stream("return {1, 2}, 'x', nil", accept: "text/event-stream, application/json")
+        #expect(
+            Self.normalized(typed.text)
+                == "event: result\ndata: {\"ok\":true,\"results\":[[1,2],\"x\",null],\"output\":\"\",\"elapsed_ms\":N}\n\n")
         let syntax = try stack.stream("return +")
         #expect(syntax.status == 400)
         #expect(
@@ -160,21 +166,22 @@ extension Stack {
     /// A request with `Accept: text/event-stream` through nginx, its body read as curl passes it
     /// on (`-N`: no buffering in curl either).
     func stream(
-        _ chunk: String, headers: [String] = [], extra: [String] = [], allowedExit: Set<Int32> = []
+        _ chunk: String, accept: String = "text/event-stream", headers: [String] = [], extra: [String] = [],
+        allowedExit: Set<Int32> = []
     ) throws -> Streamed {
-        try stream(chunk: chunk, headers: headers, extra: extra, allowedExit: allowedExit)
+        try stream(chunk: chunk, accept: accept, headers: headers, extra: extra, allowedExit: allowedExit)
     }
 
     func stream(
-        chunk: String?, path: String = "/api/v1/exec/interactive.lua", headers: [String] = [], extra: [String] = [],
-        allowedExit: Set<Int32> = []
+        chunk: String?, path: String = "/api/v1/exec/interactive.lua", accept: String = "text/event-stream",
+        headers: [String] = [], extra: [String] = [], allowedExit: Set<Int32> = []
     ) throws -> Streamed {
         let id = UUID().uuidString
         let headerFile = directory + "/sh-\(id)", dataFile = directory + "/sd-\(id)"
         defer { for file in [headerFile, dataFile] { try? FileManager.default.removeItem(atPath: file) } }
         var arguments = [
             "-sNk", "-D", headerFile, "--unix-socket", httpsSocket, "-H", "Authorization: Bearer \(adminToken)",
-            "-H", "Accept: text/event-stream",
+            "-H", "Accept: \(accept)",
         ]
         for header in headers { arguments += ["-H", header] }
         if let chunk {
