@@ -64,11 +64,13 @@ public final class LuaVM {
                 lx_stream_output(runtime, nil, nil)
             } else {
                 // Called during a call into the state, while `self` is alive: unretained is enough.
-                lx_stream_output(runtime, { context, data, length in
-                    guard let context, let data else { return }
-                    Unmanaged<LuaVM>.fromOpaque(context).takeUnretainedValue().outputSink?(
-                        UnsafeRawBufferPointer(start: data, count: length))
-                }, Unmanaged.passUnretained(self).toOpaque())
+                lx_stream_output(
+                    runtime,
+                    { context, data, length in
+                        guard let context, let data else { return }
+                        Unmanaged<LuaVM>.fromOpaque(context).takeUnretainedValue().outputSink?(
+                            UnsafeRawBufferPointer(start: data, count: length))
+                    }, Unmanaged.passUnretained(self).toOpaque())
             }
         }
     }

@@ -152,7 +152,9 @@ final class ReplSession {
         // Streamed: the final event's data is the JSON answer (its output already shown).
         var json = answer.body
         if answer.headers["content-type"] == "text/event-stream",
-            let final = ServerSentEvents.events(in: answer.body).last(where: { $0.name == "result" || $0.name == "error" })
+            let final = ServerSentEvents.events(in: answer.body).last(where: {
+                $0.name == "result" || $0.name == "error"
+            })
         {
             json = final.data
         }

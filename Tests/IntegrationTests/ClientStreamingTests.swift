@@ -28,7 +28,9 @@ struct ClientStreamingTests {
         let failed = try user.luaexec(["eval", "-e", "print('partial') error('late')"])
         #expect(failed.status == 1)
         #expect(failed.stdout == "partial\n")
-        #expect(failed.stderr.hasPrefix("luaexec: runtime error\n(command line):1: late\nstack traceback:\n\t[C]: in function 'error'\n"))
+        #expect(
+            failed.stderr.hasPrefix(
+                "luaexec: runtime error\n(command line):1: late\nstack traceback:\n\t[C]: in function 'error'\n"))
         let results = try user.luaexec(["eval", "-e", "return 'a', nil, 2, {}"])
         #expect(results.status == 0)
         #expect(results.stdout.hasPrefix("a\tnil\t2\ttable: 0x"))

@@ -105,7 +105,8 @@ struct PostMortemTests {
         #expect(error["kind"] as? String == "memory")
         #expect(
             error["traceback"] as? String
-                == "stack traceback:\n\tinteractive.lua:1: in local 'grow'\n\tinteractive.lua:1: in main chunk\n\t[C]: in ?")
+                == "stack traceback:\n\tinteractive.lua:1: in local 'grow'\n\tinteractive.lua:1: in main chunk\n\t[C]: in ?"
+        )
     }
 
     @Test("a timeout caught by pcall in a loop is reported where the stop first reached it")
@@ -115,7 +116,8 @@ struct PostMortemTests {
             "local function spin() while true do end end\nwhile true do pcall(spin) end")
         #expect(answer.status == 504)
         #expect(
-            answer.text == "the chunk exceeded its time limit\nstack traceback:\n\tinteractive.lua:1: in function <interactive.lua:1>\n"
+            answer.text
+                == "the chunk exceeded its time limit\nstack traceback:\n\tinteractive.lua:1: in function <interactive.lua:1>\n"
                 + "\t[C]: in function 'pcall'\n\tinteractive.lua:2: in main chunk\n\t[C]: in ?\n")
     }
 }

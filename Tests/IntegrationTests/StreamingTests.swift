@@ -29,7 +29,8 @@ struct StreamingTests {
             Self.normalized(answer.text)
                 == "event: output\ndata: \"first\\n\"\n\n"
                 + "event: output\ndata: \"second\\n\"\n\n"
-                + "event: result\ndata: {\"ok\":true,\"results\":[\"done\",\"42\"],\"output\":\"\",\"elapsed_ms\":N}\n\n")
+                + "event: result\ndata: {\"ok\":true,\"results\":[\"done\",\"42\"],\"output\":\"\",\"elapsed_ms\":N}\n\n"
+        )
     }
 
     @Test("a chunk that prints nothing before it ends gets one answer: its own status, the final event")
@@ -44,16 +45,19 @@ struct StreamingTests {
         let failed = try stack.stream("print('partial') error('boom')")
         #expect(failed.status == 500)
         #expect(failed.headers["x-lua-error"] == "runtime")
-        #expect(failed.text.hasPrefix(
-            "event: output\ndata: \"partial\\n\"\n\nevent: error\ndata: {\"ok\":false,\"error\":{\"kind\":\"runtime\","
-                + "\"message\":\"interactive.lua:1: boom\",\"traceback\":\"stack traceback:\\n\\t[C]: in function 'error'"))
+        #expect(
+            failed.text.hasPrefix(
+                "event: output\ndata: \"partial\\n\"\n\nevent: error\ndata: {\"ok\":false,\"error\":{\"kind\":\"runtime\","
+                    + "\"message\":\"interactive.lua:1: boom\",\"traceback\":\"stack traceback:\\n\\t[C]: in function 'error'"
+            ))
         #expect(failed.text.hasSuffix("\"},\"output\":\"\"}\n\n"))
         // Results as typed trees when JSON is accepted too (the REPL, the page); else as tostring
         // shows them (E4's text in E5's shape: luaexec eval).
         let typed = try stack.stream("return {1, 2}, 'x', nil", accept: "text/event-stream, application/json")
         #expect(
             Self.normalized(typed.text)
-                == "event: result\ndata: {\"ok\":true,\"results\":[[1,2],\"x\",null],\"output\":\"\",\"elapsed_ms\":N}\n\n")
+                == "event: result\ndata: {\"ok\":true,\"results\":[[1,2],\"x\",null],\"output\":\"\",\"elapsed_ms\":N}\n\n"
+        )
         let syntax = try stack.stream("return +")
         #expect(syntax.status == 400)
         #expect(
@@ -67,8 +71,11 @@ struct StreamingTests {
         #expect(answer.status == 200)
         #expect(answer.headers["x-lua-error"] == nil)
         let text = answer.text
-        #expect(text.hasPrefix("event: output\ndata: \"working\\n\"\n\nevent: error\ndata: {\"ok\":false,\"error\":"
-            + "{\"kind\":\"runtime\",\"message\":\"interactive.lua:1: gave up\",\"traceback\":\"stack traceback:"))
+        #expect(
+            text.hasPrefix(
+                "event: output\ndata: \"working\\n\"\n\nevent: error\ndata: {\"ok\":false,\"error\":"
+                    + "{\"kind\":\"runtime\",\"message\":\"interactive.lua:1: gave up\",\"traceback\":\"stack traceback:"
+            ))
         #expect(text.hasSuffix("},\"output\":\"\"}\n\n"))
     }
 
@@ -108,7 +115,8 @@ struct StreamingTests {
 
     @Test("text that is not UTF-8 comes as base64; a UTF-8 character is never cut between events")
     func bytesExact() throws {
-        let answer = try stack.stream(#"io.write("\255\254") \#(Self.spin(0.3)) io.write("\226\130") \#(Self.spin(0.3)) io.write("\172!")"#)
+        let answer = try stack.stream(
+            #"io.write("\255\254") \#(Self.spin(0.3)) io.write("\226\130") \#(Self.spin(0.3)) io.write("\172!")"#)
         #expect(
             Self.normalized(answer.text)
                 == "event: output\ndata: {\"base64\":\"//4=\"}\n\nevent: output\ndata: \"€!\"\n\n"
@@ -133,17 +141,24 @@ struct StreamingTests {
 
     @Test("a chunk that prints past the output limit while streaming is stopped at the limit")
     func outputCapHolds() throws {
-        let answer = try stack.stream("local line = string.rep('x', 4095) for i = 1, 5000 do print(line) end return 'unreached'")
+        let answer = try stack.stream(
+            "local line = string.rep('x', 4095) for i = 1, 5000 do print(line) end return 'unreached'")
         #expect(answer.status == 200)
         let events = answer.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
         let outputs = events.filter { $0.hasPrefix("event: output\n") }
         let printed = outputs.reduce(0) { total, event in
-            total + (try! JSONSerialization.jsonObject(with: Data(event.dropFirst("event: output\ndata: ".count).utf8), options: .fragmentsAllowed) as! String).utf8.count
+            total
+                + (try! JSONSerialization.jsonObject(
+                    with: Data(event.dropFirst("event: output\ndata: ".count).utf8), options: .fragmentsAllowed)
+                as! String).utf8.count
         }
         #expect(printed <= 16 << 20)
         #expect(printed >= (16 << 20) - 8192)
         let last = try #require(events.last)
-        #expect(last.hasPrefix("event: error\ndata: {\"ok\":false,\"error\":{\"kind\":\"runtime\",\"message\":\"interactive.lua:1: output limit of 16777216 bytes exceeded\""))
+        #expect(
+            last.hasPrefix(
+                "event: error\ndata: {\"ok\":false,\"error\":{\"kind\":\"runtime\",\"message\":\"interactive.lua:1: output limit of 16777216 bytes exceeded\""
+            ))
         #expect(try stack.eval("return 'still here'").text == "still here")
     }
 
@@ -177,7 +192,8 @@ extension Stack {
         headers: [String] = [], extra: [String] = [], allowedExit: Set<Int32> = []
     ) throws -> Streamed {
         let id = UUID().uuidString
-        let headerFile = directory + "/sh-\(id)", dataFile = directory + "/sd-\(id)"
+        let headerFile = directory + "/sh-\(id)"
+        let dataFile = directory + "/sd-\(id)"
         defer { for file in [headerFile, dataFile] { try? FileManager.default.removeItem(atPath: file) } }
         var arguments = [
             "-sNk", "-D", headerFile, "--unix-socket", httpsSocket, "-H", "Authorization: Bearer \(adminToken)",
