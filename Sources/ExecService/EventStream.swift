@@ -74,6 +74,8 @@ final class EventStream: @unchecked Sendable {
         if !dropped && !writer.write(body) { dropped = true }
         audit.streamed = bytesSent
         audit.streamDropped = dropped
+        // The audit trail keeps it too (the line says `stream=dropped`).
+        if dropped { audit.detail = "stream dropped by the client after \(bytesSent) bytes" }
         return Response(status: 200, body: body)
     }
 

@@ -141,6 +141,11 @@ struct StreamingTests {
         let line = try #require(stack.luaexecdLog().split(separator: "\n").last { $0.contains("stream=dropped") })
         #expect(line.contains("status=200"))
         #expect(line.contains("endpoint=\"POST /api/v1/exec/interactive.lua\""))
+        // The audit trail in the database says so too, once its writer has taken the record.
+        try Stack.waitUntil(timeout: .seconds(10), "the dropped stream in the audit trail") {
+            let listed = try? stack.request("/api/v1/admin/audit?limit=1000", token: stack.adminToken)
+            return listed?.text.contains("stream dropped by the client after ") ?? false
+        }
     }
 
     @Test("a chunk that prints past the output limit while streaming is stopped at the limit")
