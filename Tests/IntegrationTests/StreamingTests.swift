@@ -187,6 +187,18 @@ struct StreamingTests {
                 + "event: result\ndata: {\"ok\":true,\"results\":[\"done\"],\"output\":\"\",\"elapsed_ms\":N}\n\n")
     }
 
+    @Test("the README's streamed example answers as the README shows")
+    func readmeExample() throws {
+        let chunk = #"for i = 1, 3 do print("ring " .. i) sleep(1) end return "rang""#
+        let readme = try String(contentsOfFile: Stack.repository + "/README.md", encoding: .utf8)
+        let command = try #require(readme.range(of: "-d '\(chunk)'\n"))
+        let end = try #require(readme.range(of: "```", range: command.upperBound..<readme.endIndex))
+        let shown = String(readme[command.upperBound..<end.lowerBound])
+        let answer = try stack.stream(chunk)
+        #expect(answer.status == 200)
+        #expect(Self.normalized(answer.text) == Self.normalized(shown) + "\n")
+    }
+
     /// `elapsed_ms` varies: N stands for it.
     static func normalized(_ text: String) -> String {
         text.replacingOccurrences(of: #""elapsed_ms":[0-9.]+"#, with: "\"elapsed_ms\":N", options: .regularExpression)
