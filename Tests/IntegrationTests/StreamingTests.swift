@@ -22,6 +22,9 @@ struct StreamingTests {
         #expect(answer.headers["cache-control"] == "no-store")
         // nginx acts on X-Accel-Buffering and does not pass it on.
         #expect(answer.headers["x-accel-buffering"] == nil)
+        // A streamed answer is never a page either (HeaderPolicy; WebConsoleTests.apiPolicy).
+        #expect(answer.headers["content-security-policy"] == WebConsoleTests.apiPolicy)
+        #expect(answer.headers["x-content-type-options"] == "nosniff")
         let first = try #require(answer.parts.first)
         #expect(first.bytes == Array("event: output\ndata: \"first\\n\"\n\n".utf8))
         // A behavioural bound, not a performance figure: the print's event comes while the
