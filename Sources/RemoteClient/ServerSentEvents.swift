@@ -5,6 +5,11 @@ public struct ServerSentEvents: Sendable {
         public var name: String
         /// The `data:` lines, joined by line feeds (luaexecd writes one: a JSON value).
         public var data: [UInt8]
+
+        public init(name: String, data: [UInt8]) {
+            self.name = name
+            self.data = data
+        }
     }
 
     private var pending: [UInt8] = []
