@@ -393,7 +393,9 @@ struct EventStreamTests {
         let stream = EventStream(writer: writer)
         var audit = AuditRecord(head: RequestHead(method: "POST", path: "/api/v1/exec/interactive.lua"))
         let answer = stream.end(
-            Response(status: 400, headers: [("Content-Type", "application/json"), ("X-Lua-Error", "syntax")], body: Array("{}".utf8)),
+            Response(
+                status: 400, headers: [("Content-Type", "application/json"), ("X-Lua-Error", "syntax")],
+                body: Array("{}".utf8)),
             output: [], audit: &audit)
         #expect(writer.head == nil)
         #expect(answer.status == 400)
