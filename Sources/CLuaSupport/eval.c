@@ -365,6 +365,37 @@ void lx_abandon(lx_runtime *rt, int ref) {
     lua_settop(L, base);
 }
 
+// Protected: the traceback of the suspended coroutine at 1, ending as lua.c's does.
+static int lx_describe_waiting(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    lua_State *co = lua_tothread(L, 1);
+    lx_push_traceback(L, co, 0, rt->traceback_locals);
+    lua_pushliteral(L, "\n\t[C]: in ?");
+    lua_concat(L, 2);
+    size_t n = 0;
+    const char *trace = lua_tolstring(L, -1, &n);
+    lx_buf_set_truncated(&rt->traceback, trace, n);
+    return 0;
+}
+
+int lx_waiting_traceback(lx_runtime *rt, int ref) {
+    lua_State *L = rt->L;
+    int base = lua_gettop(L);
+    rt->traceback.len = 0;
+    if (lua_rawgeti(L, LUA_REGISTRYINDEX, ref) != LUA_TTHREAD) {
+        lua_settop(L, base);
+        return LX_ERR_RUNTIME;
+    }
+    lua_pushcfunction(L, lx_describe_waiting);
+    lua_insert(L, -2);
+    // Only C runs (the values are rendered by their raw types): the stop may be in effect.
+    rt->tracing = 1;
+    int status = lua_pcall(L, 1, 0, 0);
+    rt->tracing = 0;
+    lua_settop(L, base);
+    return status == LUA_OK ? LX_OK : LX_ERR_MEMORY;
+}
+
 void lx_set_suspendable(lx_runtime *rt, int suspendable, double max_seconds) {
     rt->can_suspend = suspendable;
     rt->max_sleep = max_seconds;

@@ -161,8 +161,10 @@ final class Exchange: StateJob, @unchecked Sendable {
     private func runOnState(_ vm: LuaVM) {
         if let waiting {
             self.waiting = nil
+            // Ended where it sleeps: the answer says where that is (SPEC O11).
             if interrupted {
                 // An administrator ended it while it slept (SPEC M2).
+                let traceback = vm.traceback(of: waiting.suspension)
                 vm.abandon(waiting.suspension)
                 return send(
                     waiting.then(
@@ -170,11 +172,13 @@ final class Exchange: StateJob, @unchecked Sendable {
                             output: waiting.output,
                             outcome: .failure(
                                 LuaFailure(
-                                    kind: .interrupted, message: "the chunk was interrupted by an administrator")),
+                                    kind: .interrupted, message: "the chunk was interrupted by an administrator",
+                                    traceback: traceback)),
                             elapsedNanoseconds: 0), vm, &audit))
             }
             if MonotonicInstant.now() < waiting.sleepEnds {
                 // Woken before its sleep ends: `limits.wait` is over.
+                let traceback = vm.traceback(of: waiting.suspension)
                 vm.abandon(waiting.suspension)
                 let limit = vm.maxWaitSeconds.map { $0 == $0.rounded() ? "\(Int($0))" : "\($0)" } ?? "its"
                 var evaluation = Evaluation(
@@ -182,7 +186,8 @@ final class Exchange: StateJob, @unchecked Sendable {
                     outcome: .failure(
                         LuaFailure(
                             kind: .timeout,
-                            message: "the request waited in sleep past limits.wait (\(limit) seconds from its arrival)")),
+                            message: "the request waited in sleep past limits.wait (\(limit) seconds from its arrival)",
+                            traceback: traceback)),
                     elapsedNanoseconds: 0)
                 evaluation.suspension = nil
                 return send(waiting.then(evaluation, vm, &audit))

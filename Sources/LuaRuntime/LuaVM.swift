@@ -206,6 +206,16 @@ public final class LuaVM {
         return withConfigCallbacks(finish(status: status, start: start, rendering: suspension.rendering))
     }
 
+    /// Where an evaluation waits (in `sleep`), as a traceback (SPEC O11), for the answer of one
+    /// ended there (interrupted, or past `limits.wait`); call it before `abandon`.
+    public func traceback(of suspension: Suspension) -> String? {
+        guard suspension.state == serial else { return nil }
+        tracebackLocals = suspension.tracebackLocals
+        defer { tracebackLocals = false }
+        guard lx_waiting_traceback(runtime, suspension.reference) == Int32(LX_OK.rawValue) else { return nil }
+        return Self.text(bytes(lx_traceback))
+    }
+
     /// Ends an evaluation that waits in `sleep` without going on with it: its pending
     /// to-be-closed variables are closed (under the running job's time limit).
     public func abandon(_ suspension: Suspension) {

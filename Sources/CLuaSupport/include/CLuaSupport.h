@@ -139,6 +139,11 @@ int lx_resume(lx_runtime *rt, int ref, int render_mode);
 /// closed (under the stop in effect, if any), its coroutine let go.
 void lx_abandon(lx_runtime *rt, int ref);
 
+/// The traceback of the evaluation `ref` names where it waits (in `sleep`), into the traceback
+/// buffer (lx_traceback), before lx_abandon ends it (SPEC O11); its locals too when
+/// lx_set_traceback_locals is on. LX_OK, or an error status (nothing written).
+int lx_waiting_traceback(lx_runtime *rt, int ref);
+
 /// Tells `hook` of every timer set or cancelled from now on, and allows at most `limit` timers at
 /// once; without a hook, timer.after and timer.every are errors.
 void lx_set_timer_hook(lx_runtime *rt, lx_timer_hook hook, void *context, int limit);
