@@ -25,24 +25,23 @@ extension ExecService: Responder {
             return nil
         case .admitted(let label, let route, let call) where route.takesState:
             answer(
-                route.handler(self, call, &audit), label: label, json: call.json, events: EventStream.wanted(call.head),
-                audit: audit, start: start, writer: writer)
+                route.handler(self, call, &audit), label: label, json: call.json, head: call.head, audit: audit,
+                start: start, writer: writer)
             return nil
         case .admitted(let label, let route, let call):
             return { [self, audit] in
                 var audit = audit
                 let reply = route.handler(self, call, &audit)
                 answer(
-                    reply, label: label, json: call.json, events: EventStream.wanted(call.head), audit: audit,
-                    start: start, writer: writer)
+                    reply, label: label, json: call.json, head: call.head, audit: audit, start: start, writer: writer)
             }
         }
     }
 
     /// Sends a handler's reply, or queues the job that makes it; an evaluation's answer as
-    /// Server-Sent Events when the client asked for them (`events`, SPEC E13).
+    /// Server-Sent Events when the request (`head`) asks for them (SPEC E13).
     private func answer(
-        _ reply: Reply, label: String, json: Bool, events: Bool, audit: AuditRecord, start: MonotonicInstant,
+        _ reply: Reply, label: String, json: Bool, head: RequestHead, audit: AuditRecord, start: MonotonicInstant,
         writer: any ResponseWriter
     ) {
         var audit = audit
@@ -56,7 +55,7 @@ extension ExecService: Responder {
         case .evaluating(let jobLabel, let work):
             executor.submit(Exchange(
                 service: self, label: label, jobLabel: jobLabel, start: start, json: json, audit: audit, writer: writer,
-                work: .evaluate(work), events: events ? EventStream(writer: writer) : nil))
+                work: .evaluate(work), events: EventStream.wanted(head) ? EventStream(writer: writer) : nil))
         case .reset:
             let exchange = Exchange(
                 service: self, label: label, jobLabel: "reset", start: start, json: true, audit: audit, writer: writer,

@@ -381,7 +381,12 @@ public final class ExecService: Sendable {
     /// JSON answers: asked for, or Server-Sent Events asked for (their final event is the JSON,
     /// and an answer before the stream, a refusal, is JSON too).
     static func wantsJSON(_ head: RequestHead) -> Bool {
-        accepts(head, "application/json") || accepts(head, EventStream.mediaType)
+        guard let accept = head.headers["accept"] else { return false }
+        // One pass: every request reads it.
+        return accept.split(separator: ",").contains { range in
+            let media = range.split(separator: ";").first?.trimmingWhitespace().lowercased()
+            return media == "application/json" || media == EventStream.mediaType
+        }
     }
 
     /// Whether the request's `Accept` names `media` (lower case), parameters aside.
