@@ -171,8 +171,8 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Run a Lua chunk on one or more remotes.",
         discussion: """
-            Prints what the chunk printed and returned as the server renders it; errors go to \
-            standard error. Exit status: 0 on success, 1 when the chunk failed in Lua (the kind \
+            Prints what the chunk printed, as it prints it, and returned as the server renders \
+            it; errors go to standard error. Exit status: 0 on success, 1 when the chunk failed in Lua (the kind \
             is in the message), 2 on a usage or connection error. With several remotes, the \
             chunk runs on up to --parallel of them at once and a summary ends the output.
             """)
