@@ -123,6 +123,23 @@ struct StreamingTests {
         #expect(plain.text == "made")
     }
 
+    @Test("an Action URL streams what its function prints, then E5's JSON of its results")
+    func actionStreams() throws {
+        let stack = ActionTests.stack
+        let name = "stepper_\(UInt32.random(in: 0...UInt32.max))"
+        #expect(
+            try stack.eval(
+                "http.action('\(name)', function() print('step') \(Self.spin(0.4)) return 'stepped' end, {help = 'steps'})"
+            ).status == 200)
+        let answer = try stack.stream(chunk: nil, path: "/api/v1/exec/command?action=\(name)")
+        #expect(answer.status == 200)
+        #expect(try #require(answer.parts.first).bytes == Array("event: output\ndata: \"step\\n\"\n\n".utf8))
+        #expect(
+            Self.normalized(answer.text)
+                == "event: output\ndata: \"step\\n\"\n\n"
+                + "event: result\ndata: {\"ok\":true,\"results\":[\"stepped\"],\"output\":\"\",\"elapsed_ms\":N}\n\n")
+    }
+
     @Test("text that is not UTF-8 comes as base64; a UTF-8 character is never cut between events")
     func bytesExact() throws {
         let answer = try stack.stream(
