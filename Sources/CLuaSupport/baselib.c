@@ -1,5 +1,5 @@
-// CLuaSupport, layer 3 of 6: luaexec's changes to the base library. Coroutines and finalizers
-// the stop reaches, xpcall's handler, print and io.write captured, stdin empty, os.exit refused,
+// CLuaSupport, layer 3 of 6: luaexec's changes to the base library. Coroutines the stop
+// reaches, xpcall's handler, print and io.write captured, stdin empty, os.exit refused,
 // text-only load, and the restricted profile. (patterns.c, the same layer, has the string
 // library's pattern functions.) Includes baselib.h, stop.h and codec.h: knows nothing of
 // evaluation or the modules. Layers, lowest first: codec, stop, baselib, eval, then
@@ -158,12 +158,10 @@ static int lx_co_wrap(lua_State *L) {
     return 1;
 }
 
-// MARK: - Finalizers the watchdog can reach
-// Lua runs __gc metamethods with hooks disabled on the running thread (GCTM clears allowhook),
-// so a looping finalizer could never be stopped. setmetatable wraps a Lua __gc in a C function
-// that runs it in a fresh coroutine: hooks work there, and the coroutine is `current`, so
-// lx_stop arms it. (A __gc assigned to a metatable after setmetatable is not wrapped; see
-// docs/limits.md.)
+// MARK: - Handlers the watchdog can reach
+// Finalizers run as lua5.4 runs them (GCTM calls the `__gc` itself, so `debug.getinfo` in one
+// says "metamethod" "__gc", SPEC E10): Lua turns hooks off there, and the stop turns them back
+// on (stop.c, "Where Lua turns hooks off"; docs/limits.md).
 
 // Calls upvalue 1 (the function a wrapper replaced) with this function's arguments, in place,
 // and returns all its results.
@@ -196,12 +194,6 @@ static int call_in_coroutine(lua_State *L) {
     if (!lua_checkstack(L, nres)) return luaL_error(L, "too many results");
     lua_xmove(co, L, nres);
     return nres;
-}
-
-// A finalizer's error becomes a warning, as Lua does for any __gc.
-static int lx_gc_trampoline(lua_State *L) {
-    call_in_coroutine(L);
-    return 0;
 }
 
 // xpcall's message handler. When the error is the stop hook's, Lua calls the handler with hooks
@@ -237,32 +229,6 @@ static int lx_xpcall(lua_State *L) {
     return finish_xpcall(L, status, 2);
 }
 
-static void wrap_gc(lua_State *L, int mt) {
-    lua_pushliteral(L, "__gc");
-    if (lua_rawget(L, mt) == LUA_TFUNCTION && !lua_iscfunction(L, -1)) {
-        lua_pushcclosure(L, lx_gc_trampoline, 1);
-        lua_pushliteral(L, "__gc");
-        lua_insert(L, -2);
-        lua_rawset(L, mt);
-    } else {
-        lua_pop(L, 1);
-    }
-}
-
-// setmetatable and debug.setmetatable (upvalue 1: the original; the base library's takes tables
-// only). The argument checks are made here, before the original runs, so that their errors name
-// the function as Lua's own do: raised inside the original, called from C, they would say
-// "bad argument #1 to '?'".
-static int setmetatable_checked(lua_State *L, int tables_only) {
-    int t = lua_type(L, 2);
-    if (tables_only) luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
-    if (t == LUA_TTABLE) wrap_gc(L, 2);
-    return call_original(L);
-}
-static int lx_setmetatable(lua_State *L) { return setmetatable_checked(L, 1); }
-static int lx_debug_setmetatable(lua_State *L) { return setmetatable_checked(L, 0); }
-
 // MARK: - Library changes
 
 static int lx_print(lua_State *L) {
@@ -272,11 +238,12 @@ static int lx_print(lua_State *L) {
         size_t l;
         const char *s = luaL_tolstring(L, i, &l);
         if ((i > 1 && !lx_buf_add(&rt->out, "\t", 1)) || !lx_buf_add(&rt->out, s, l))
-            return luaL_error(L, "output limit of %I bytes exceeded", (lua_Integer)rt->out.max);
+            return luaL_error(L, "output limit of %I bytes exceeded", (lua_Integer)rt->output_limit);
         lua_pop(L, 1);
     }
     if (!lx_buf_add(&rt->out, "\n", 1))
-        return luaL_error(L, "output limit of %I bytes exceeded", (lua_Integer)rt->out.max);
+        return luaL_error(L, "output limit of %I bytes exceeded", (lua_Integer)rt->output_limit);
+    if (rt->output_hook) lx_output_added(rt, L);
     return 0;
 }
 
@@ -286,6 +253,9 @@ static ssize_t out_cookie_write(void *cookie, const char *p, size_t n) {
         errno = ENOSPC;  // io.write then returns fail with "No space left on device"
         return 0;
     }
+    // io.write runs on the running thread, which `current` names (the evaluation's coroutine or
+    // one it resumed).
+    if (rt->output_hook) lx_output_added(rt, rt->current);
     return (ssize_t)n;
 }
 
@@ -373,12 +343,20 @@ static int lx_textonly(lua_State *L, int modearg) {
 static int lx_load(lua_State *L) { return lx_textonly(L, 3); }
 static int lx_loadfile(lua_State *L) { return lx_textonly(L, 2); }
 
+// dofile as lbaselib has it, text only: with a continuation, so that the file's code may yield
+// across it (`coroutine.wrap(dofile)`), as in lua5.4 (SPEC E10).
+static int dofile_continued(lua_State *L, int status, lua_KContext context) {
+    (void)status;
+    (void)context;
+    return lua_gettop(L) - 1;
+}
+
 static int lx_dofile(lua_State *L) {
     const char *fname = luaL_optstring(L, 1, NULL);
     lua_settop(L, 1);
     if (luaL_loadfilex(L, fname, "t") != LUA_OK) return lua_error(L);
-    lua_call(L, 0, LUA_MULTRET);
-    return lua_gettop(L) - 1;
+    lua_callk(L, 0, LUA_MULTRET, 0, dofile_continued);
+    return dofile_continued(L, LUA_OK, 0);
 }
 
 static void replace_in(lua_State *L, const char *table, const char *name, lua_CFunction f, int keep_original) {
@@ -395,7 +373,7 @@ static void replace_in(lua_State *L, const char *table, const char *name, lua_CF
 }
 
 // Replaces the base functions (SPEC: print captured, text-only load, os.exit refused, coroutines
-// and finalizers the watchdog can reach), after luaL_openlibs.
+// the watchdog can reach), after luaL_openlibs.
 void lx_replace_base(lua_State *L) {
     replace_in(L, NULL, "print", lx_print, 0);
     replace_in(L, NULL, "load", lx_load, 1);
@@ -406,9 +384,7 @@ void lx_replace_base(lua_State *L) {
     replace_in(L, "coroutine", "yield", lx_co_yield, 0);
     replace_in(L, "coroutine", "wrap", lx_co_wrap, 0);
     replace_in(L, "coroutine", "close", lx_co_close, 0);
-    replace_in(L, NULL, "setmetatable", lx_setmetatable, 1);
     replace_in(L, NULL, "xpcall", lx_xpcall, 0);
-    replace_in(L, "debug", "setmetatable", lx_debug_setmetatable, 1);
 }
 
 // Makes io.stdout the output buffer and io.stdin an empty file.

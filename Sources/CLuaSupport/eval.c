@@ -89,6 +89,10 @@ static int begin_call(lx_runtime *rt, int render_mode) {
     lua_State *L = rt->L;
     int base = lua_gettop(L);
     rt->out.len = rt->result.len = rt->error.len = rt->traceback.len = 0;
+    rt->out.max = rt->output_limit;
+    rt->pending_since = 0;
+    rt->stop_trace.len = 0;
+    rt->stop_traced = 0;
     rt->render_mode = render_mode;
     rt->refused = 0;
     rt->not_found = 0;
@@ -183,7 +187,11 @@ static int lx_describe_error(lua_State *L) {
     } else if (!(luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)) {
         lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
-    luaL_traceback(L, co, NULL, 0);
+    // C only: the stop hook (armed on this thread too while a stop is in effect) lets it finish.
+    lx_runtime *rt = lx_runtime_of(L);
+    rt->tracing = 1;
+    lx_push_traceback(L, co, 0, rt->traceback_locals);
+    rt->tracing = 0;
     lua_pushliteral(L, "\n\t[C]: in ?");
     lua_concat(L, 2);
     lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
@@ -203,6 +211,7 @@ static void describe_error(lx_runtime *rt, lua_State *co) {
     lua_pushthread(co);
     lua_xmove(co, L, 1);
     lua_pcall(L, 2, 1, 0);
+    rt->tracing = 0;  // when the traceback raised (memory)
     take_error(rt, L);
     lua_pop(L, 1);
 }
@@ -258,6 +267,10 @@ static int run_coroutine(lx_runtime *rt, int base, int nargs) {
         // Closed before the kind is read: a __close handler the stop ended makes it a timeout.
         close_coroutine(rt, co);
         result = kind_of(rt, status);
+        // Post-mortem (SPEC O11): where the stop hook first reached the chunk, rather than where
+        // its error ended up (a pcall in a loop, a coroutine, a finalizer catch it on its way).
+        if ((result == LX_ERR_TIMEOUT || result == LX_ERR_INTERRUPTED) && rt->stop_trace.len > 0)
+            lx_buf_set_truncated(&rt->traceback, rt->stop_trace.data, rt->stop_trace.len);
         recycle(rt, base);
         goto done;
     }
@@ -350,6 +363,37 @@ void lx_abandon(lx_runtime *rt, int ref) {
         close_coroutine(rt, co);
     }
     lua_settop(L, base);
+}
+
+// Protected: the traceback of the suspended coroutine at 1, ending as lua.c's does.
+static int lx_describe_waiting(lua_State *L) {
+    lx_runtime *rt = runtime_of(L);
+    lua_State *co = lua_tothread(L, 1);
+    lx_push_traceback(L, co, 0, rt->traceback_locals);
+    lua_pushliteral(L, "\n\t[C]: in ?");
+    lua_concat(L, 2);
+    size_t n = 0;
+    const char *trace = lua_tolstring(L, -1, &n);
+    lx_buf_set_truncated(&rt->traceback, trace, n);
+    return 0;
+}
+
+int lx_waiting_traceback(lx_runtime *rt, int ref) {
+    lua_State *L = rt->L;
+    int base = lua_gettop(L);
+    rt->traceback.len = 0;
+    if (lua_rawgeti(L, LUA_REGISTRYINDEX, ref) != LUA_TTHREAD) {
+        lua_settop(L, base);
+        return LX_ERR_RUNTIME;
+    }
+    lua_pushcfunction(L, lx_describe_waiting);
+    lua_insert(L, -2);
+    // Only C runs (the values are rendered by their raw types): the stop may be in effect.
+    rt->tracing = 1;
+    int status = lua_pcall(L, 1, 0, 0);
+    rt->tracing = 0;
+    lua_settop(L, base);
+    return status == LUA_OK ? LX_OK : LX_ERR_MEMORY;
 }
 
 void lx_set_suspendable(lx_runtime *rt, int suspendable, double max_seconds) {

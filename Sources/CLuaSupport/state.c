@@ -56,6 +56,8 @@ lx_runtime *lx_runtime_new(size_t memory_limit, size_t output_limit) {
     if (!rt) return NULL;
     lx_set_memory_limit(rt, memory_limit);
     rt->out.max = output_limit;
+    rt->output_limit = output_limit;
+    rt->stop_trace.max = LX_ERROR_LIMIT;
     rt->result.max = LX_RESULT_LIMIT;
     rt->result.full = "the results exceed %I bytes";
     rt->error.max = LX_ERROR_LIMIT;
@@ -93,6 +95,7 @@ void lx_runtime_free(lx_runtime *rt) {
     lx_buf_free(&rt->result);
     lx_buf_free(&rt->error);
     lx_buf_free(&rt->traceback);
+    lx_buf_free(&rt->stop_trace);
     lx_buf_free(&rt->changes);
     pthread_mutex_destroy(&rt->hook_lock);
     free(rt);

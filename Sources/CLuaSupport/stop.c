@@ -10,7 +10,9 @@
 
 #include <malloc.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 // Compiling a chunk and encoding its results may use this much beyond the cap, so that an
@@ -107,17 +109,331 @@ int lx_raise_stop(lua_State *L, int reason) {
     return lua_error(L);
 }
 
+// Streamed output (SPEC E13) is handed over at this size, or once its oldest byte is this old.
+#define LX_STREAM_BYTES 4096
+#define LX_STREAM_NS 100000000LL
+// While output waits, the hook looks at the clock every this many VM instructions: tens of
+// microseconds of Lua, so a chunk that prints and then spins still streams within the 100 ms.
+#define LX_FLUSH_COUNT 1000
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void lx_hook(lua_State *L, lua_Debug *ar);
+
+// Protected, on the stopped thread itself (from the hook): the traceback of the function the
+// hook interrupted (level 1: level 0 is this function) into stop_trace.
+static int capture_stop_trace(lua_State *L) {
+    lx_runtime *rt = lua_touserdata(L, 1);
+    lx_push_traceback(L, L, 1, rt->traceback_locals);
+    // Ends as lua.c's does, as an error's traceback in the answer does (eval.c).
+    if (L == rt->eval_co) {
+        lua_pushliteral(L, "\n\t[C]: in ?");
+        lua_concat(L, 2);
+    }
+    size_t n = 0;
+    const char *trace = lua_tolstring(L, -1, &n);
+    lx_buf_set_truncated(&rt->stop_trace, trace, n);
+    return 0;
+}
+
+// Post-mortem (SPEC O11): where the stop first reached the evaluation, taken before the error
+// unwinds anything (a pcall in a loop, a coroutine, a finalizer would hide it). It may allocate
+// a little beyond the cap, as compiling and encoding do; a failure only leaves no traceback.
+static void take_stop_trace(lx_runtime *rt, lua_State *L) {
+    rt->stop_traced = 1;
+    rt->stop_trace.len = 0;
+    if (!rt->eval_co || !lua_checkstack(L, 4)) return;
+    size_t limit = rt->active_limit;
+    rt->active_limit = rt->memory_limit + rt->headroom;
+    lua_pushcfunction(L, capture_stop_trace);
+    lua_pushlightuserdata(L, rt);
+    rt->tracing = 1;
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        rt->stop_trace.len = 0;
+        lua_pop(L, 1);
+    }
+    rt->tracing = 0;
+    rt->active_limit = limit;
+}
+
+// One hook for both of its uses, since a thread has one hook slot: the stop (armed by lx_stop
+// from the watchdog's thread, every event) and the streamed output's clock (armed by print on
+// the printing thread, every LX_FLUSH_COUNT instructions). The stop always wins: the flush
+// arms only under hook_lock with no stop in effect, and disarms the same way, so neither can
+// undo an lx_stop that raced with it.
 static void lx_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lx_runtime *rt = runtime_of(L);
     int reason = atomic_load(&rt->stop);
-    if (rt->host_call) return;
-    if (reason == LX_STOP_NONE) {
-        // Armed for an evaluation that has ended (a coroutine that outlived it): disarm.
-        lua_sethook(L, NULL, 0, 0);
+    if (rt->host_call || rt->tracing) return;
+    if (reason != LX_STOP_NONE) {
+        if (!rt->stop_traced) take_stop_trace(rt, L);
+        lx_raise_stop(L, reason);
+    }
+    if (rt->pending_since) {
+        if (now_ns() - rt->pending_since < LX_STREAM_NS) return;  // stays armed until it is due
+        lx_flush_output(rt);
+    }
+    // Nothing to stop, nothing waiting (or armed for an evaluation that has ended: a coroutine
+    // that outlived it): disarm.
+    pthread_mutex_lock(&rt->hook_lock);
+    if (atomic_load(&rt->stop) == LX_STOP_NONE) lua_sethook(L, NULL, 0, 0);
+    pthread_mutex_unlock(&rt->hook_lock);
+}
+
+// Arms the output's clock on L, unless the stop hook or a hook of the chunk's own is there.
+// Called with hook_lock held.
+static void arm_flush_locked(lx_runtime *rt, lua_State *L) {
+    if (atomic_load(&rt->stop) == LX_STOP_NONE && lua_gethook(L) == NULL)
+        lua_sethook(L, lx_hook, LUA_MASKCOUNT, LX_FLUSH_COUNT);
+}
+
+void lx_flush_output(lx_runtime *rt) {
+    rt->pending_since = 0;
+    if (!rt->output_hook || rt->out.len == 0) return;
+    rt->output_hook(rt->output_context, rt->out.data, rt->out.len);
+    rt->out.max -= rt->out.len;
+    rt->out.len = 0;
+}
+
+void lx_output_added(lx_runtime *rt, lua_State *L) {
+    if (rt->out.len >= LX_STREAM_BYTES) {
+        lx_flush_output(rt);
         return;
     }
-    lx_raise_stop(L, reason);
+    long long now = now_ns();
+    if (!rt->pending_since) {
+        rt->pending_since = now;
+    } else if (now - rt->pending_since >= LX_STREAM_NS) {
+        lx_flush_output(rt);
+        return;
+    }
+    if (L && lua_gethook(L) != lx_hook) {
+        pthread_mutex_lock(&rt->hook_lock);
+        arm_flush_locked(rt, L);
+        pthread_mutex_unlock(&rt->hook_lock);
+    }
+}
+
+void lx_stream_output(lx_runtime *rt, lx_output_hook hook, void *context) {
+    rt->output_hook = hook;
+    rt->output_context = context;
+    rt->pending_since = 0;
+}
+
+void lx_set_traceback_locals(lx_runtime *rt, int on) { rt->traceback_locals = on; }
+
+// MARK: - Tracebacks with locals (SPEC O11)
+// luaL_traceback's format (lauxlib.c, 5.4), with each shown frame's named locals after it, one
+// per line. A value is rendered from its raw type only: no __tostring, __name, __index or
+// __pairs runs, so a post-mortem never runs the chunk's code.
+
+#define LX_LEVELS1 10
+#define LX_LEVELS2 11
+#define LX_LOCAL_STRING 40
+#define LX_LOCAL_COUNT 10000
+
+static int last_level(lua_State *L) {
+    lua_Debug ar;
+    int li = 1, le = 1;
+    while (lua_getstack(L, le, &ar)) {
+        li = le;
+        le *= 2;
+    }
+    while (li < le) {
+        int m = (li + le) / 2;
+        if (lua_getstack(L, m, &ar)) li = m + 1;
+        else le = m;
+    }
+    return le - 1;
+}
+
+// lauxlib's findfield and pushglobalfuncname: the function's name in package.loaded, raw.
+static int find_field(lua_State *L, int objidx, int level) {
+    if (level == 0 || !lua_istable(L, -1)) return 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            if (lua_rawequal(L, objidx, -1)) {
+                lua_pop(L, 1);
+                return 1;
+            } else if (find_field(L, objidx, level - 1)) {
+                lua_pushliteral(L, ".");
+                lua_replace(L, -3);
+                lua_concat(L, 3);
+                return 1;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+static int push_global_func_name(lua_State *L, lua_State *L1, lua_Debug *ar) {
+    int top = lua_gettop(L);
+    lua_getinfo(L1, "f", ar);
+    lua_xmove(L1, L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    luaL_checkstack(L, 6, "not enough stack");
+    if (find_field(L, top + 1, 2)) {
+        const char *name = lua_tostring(L, -1);
+        if (strncmp(name, LUA_GNAME ".", 3) == 0) {
+            lua_pushstring(L, name + 3);
+            lua_remove(L, -2);
+        }
+        lua_copy(L, -1, top + 1);
+        lua_settop(L, top + 1);
+        return 1;
+    }
+    lua_settop(L, top);
+    return 0;
+}
+
+static void push_func_name(lua_State *L, lua_State *L1, lua_Debug *ar) {
+    if (push_global_func_name(L, L1, ar)) {
+        lua_pushfstring(L, "function '%s'", lua_tostring(L, -1));
+        lua_remove(L, -2);
+    } else if (*ar->namewhat != '\0') {
+        lua_pushfstring(L, "%s '%s'", ar->namewhat, ar->name);
+    } else if (*ar->what == 'm') {
+        lua_pushliteral(L, "main chunk");
+    } else if (*ar->what != 'C') {
+        lua_pushfstring(L, "function <%s:%d>", ar->short_src, ar->linedefined);
+    } else {
+        lua_pushliteral(L, "?");
+    }
+}
+
+// Pushes a short rendering of the value at the top of L (which stays there).
+static void push_short(lua_State *L) {
+    int t = lua_type(L, -1);
+    switch (t) {
+    case LUA_TNIL:
+        lua_pushliteral(L, "nil");
+        return;
+    case LUA_TBOOLEAN:
+        lua_pushstring(L, lua_toboolean(L, -1) ? "true" : "false");
+        return;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, -1)) lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, -1));
+        else lua_pushfstring(L, "%f", (LUAI_UACNUMBER)lua_tonumber(L, -1));
+        return;
+    case LUA_TSTRING: {
+        size_t n = 0;
+        const char *s = lua_tolstring(L, -1, &n);
+        size_t shown = n > LX_LOCAL_STRING ? LX_LOCAL_STRING : n;
+        // Not in the middle of a UTF-8 sequence.
+        while (shown < n && shown > 0 && ((unsigned char)s[shown] & 0xC0) == 0x80) shown--;
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addchar(&b, '"');
+        for (size_t i = 0; i < shown; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == '"' || c == '\\') {
+                luaL_addchar(&b, '\\');
+                luaL_addchar(&b, (char)c);
+            } else if (c < 0x20 || c == 0x7F) {
+                char escaped[8];
+                snprintf(escaped, sizeof escaped, "\\%d", c);
+                luaL_addstring(&b, escaped);
+            } else {
+                luaL_addchar(&b, (char)c);
+            }
+        }
+        luaL_addchar(&b, '"');
+        if (shown < n) {
+            char more[48];
+            snprintf(more, sizeof more, "... (%zu bytes)", n);
+            luaL_addstring(&b, more);
+        }
+        luaL_pushresult(&b);
+        return;
+    }
+    case LUA_TTABLE: {
+        // Counted raw (lua_next), and only so far: a table of a million keys costs no more.
+        lua_Integer count = 0;
+        int more = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            if (++count == LX_LOCAL_COUNT) {
+                lua_pop(L, 1);  // the key lua_next would have taken
+                more = 1;
+                break;
+            }
+        }
+        if (more) lua_pushfstring(L, "table: at least %d entries", LX_LOCAL_COUNT);
+        else lua_pushfstring(L, "table: %I entries", (LUAI_UACINT)count);
+        return;
+    }
+    case LUA_TFUNCTION: {
+        lua_Debug fn;
+        lua_pushvalue(L, -1);
+        lua_getinfo(L, ">S", &fn);
+        if (*fn.what == 'C') lua_pushliteral(L, "function: builtin");
+        else lua_pushfstring(L, "function <%s:%d>", fn.short_src, fn.linedefined);
+        return;
+    }
+    default:
+        // userdata, threads: the raw type's name, never __name or __tostring.
+        lua_pushstring(L, lua_typename(L, t));
+        return;
+    }
+}
+
+// Adds the named locals of the frame `ar` of L1, one "\n\t\tname = value" each.
+static void add_locals(lua_State *L, lua_State *L1, lua_Debug *ar, luaL_Buffer *b) {
+    for (int n = 1;; n++) {
+        if (!lua_checkstack(L1, 1)) return;
+        const char *name = lua_getlocal(L1, ar, n);
+        if (!name) return;
+        if (name[0] == '(') {  // temporaries and the loops' hidden state
+            lua_pop(L1, 1);
+            continue;
+        }
+        lua_xmove(L1, L, 1);
+        push_short(L);
+        lua_pushfstring(L, "\n\t\t%s = %s", name, lua_tostring(L, -1));
+        lua_remove(L, -2);
+        lua_remove(L, -2);
+        luaL_addvalue(b);
+    }
+}
+
+static void traceback_with_locals(lua_State *L, lua_State *L1, int level) {
+    luaL_Buffer b;
+    lua_Debug ar;
+    int last = last_level(L1);
+    int limit2show = (last - level > LX_LEVELS1 + LX_LEVELS2) ? LX_LEVELS1 : -1;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "stack traceback:");
+    while (lua_getstack(L1, level++, &ar)) {
+        if (limit2show-- == 0) {
+            int n = last - level - LX_LEVELS2 + 1;
+            lua_pushfstring(L, "\n\t...\t(skipping %d levels)", n);
+            luaL_addvalue(&b);
+            level += n;
+        } else {
+            lua_getinfo(L1, "Slnt", &ar);
+            if (ar.currentline <= 0) lua_pushfstring(L, "\n\t%s: in ", ar.short_src);
+            else lua_pushfstring(L, "\n\t%s:%d: in ", ar.short_src, ar.currentline);
+            luaL_addvalue(&b);
+            push_func_name(L, L1, &ar);
+            luaL_addvalue(&b);
+            if (ar.istailcall) luaL_addstring(&b, "\n\t(...tail calls...)");
+            add_locals(L, L1, &ar, &b);
+        }
+    }
+    luaL_pushresult(&b);
+}
+
+void lx_push_traceback(lua_State *L, lua_State *L1, int level, int locals) {
+    if (locals) traceback_with_locals(L, L1, level);
+    else luaL_traceback(L, L1, NULL, level);
 }
 
 // MARK: - Where Lua turns hooks off
@@ -232,6 +548,8 @@ void lx_set_current(lx_runtime *rt, lua_State *co) {
     pthread_mutex_lock(&rt->hook_lock);
     rt->current = co;
     if (atomic_load(&rt->stop) != LX_STOP_NONE && co) lx_arm(co);
+    // Output waits to be streamed: the thread that runs now keeps its clock (SPEC E13).
+    else if (co && rt->pending_since) arm_flush_locked(rt, co);
     pthread_mutex_unlock(&rt->hook_lock);
 }
 

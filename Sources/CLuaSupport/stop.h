@@ -38,6 +38,23 @@ struct lx_runtime {
     // The thread that keeps hooks allowed while a stop is in effect (stop.c).
     pthread_t stopper;
     int stopper_running;
+    // The streamed output (SPEC E13; stop.c, baselib.c's print and io.write): while
+    // `output_hook` is set, what waits in `out` goes to it at 4 KiB, or once the oldest byte has
+    // waited 100 ms (`pending_since`, CLOCK_MONOTONIC ns; 0: nothing waits), by a count hook on
+    // the running thread (lx_hook), and `out` starts empty again. `output_limit` bounds what an
+    // evaluation's run prints in all: out.max is what is left of it.
+    lx_output_hook output_hook;
+    void *output_context;
+    size_t output_limit;
+    long long pending_since;
+    // Post-mortem (SPEC O11): the traceback of where the stop hook first stopped the running
+    // evaluation (taken there, while the stack is whole), and whether tracebacks list locals.
+    lx_buf stop_trace;
+    int stop_traced;
+    int traceback_locals;
+    // A traceback is being written (C only, no chunk code): the stop hook lets it finish, since
+    // the stopper thread turns hooks back on even inside the hook that takes it.
+    int tracing;
     // A protected call of the host's own is running (persist.c): the stop hook lets it be. Only
     // C code runs in it, so a chunk cannot use it to escape.
     int host_call;
@@ -116,6 +133,14 @@ int lx_raise_stop(lua_State *L, int reason);
 void lx_arm(lua_State *L);
 // Records the coroutine now running (under hook_lock), arming it when a stop is in effect.
 void lx_set_current(lx_runtime *rt, lua_State *co);
+// After print or io.write added to `out` on `L`: hands it over when due, else makes sure the
+// count hook will (SPEC E13). Only while an output hook is set.
+void lx_output_added(lx_runtime *rt, lua_State *L);
+// Hands what waits in `out` to the output hook, if one is set.
+void lx_flush_output(lx_runtime *rt);
+// Pushes onto L the traceback of L1 from `level`, as luaL_traceback writes it, with each frame's
+// locals when `locals` (short renderings; no metamethod runs). May raise (memory): protected.
+void lx_push_traceback(lua_State *L, lua_State *L1, int level, int locals);
 // Waits for the stopper thread to notice that the stop is over (or the state closed).
 void lx_end_stopper(lx_runtime *rt);
 

@@ -64,8 +64,15 @@ static size_t append(buffer *b, const void *data, size_t length) {
     return length;
 }
 
+typedef struct {
+    buffer kept;
+    const lxr_request *request;
+} body_context;
+
 static size_t on_body(char *data, size_t size, size_t count, void *context) {
-    return append(context, data, size * count);
+    body_context *body = context;
+    if (body->request->on_body) body->request->on_body(body->request->on_body_context, (const unsigned char *)data, size * count);
+    return append(&body->kept, data, size * count);
 }
 
 static size_t on_header(char *data, size_t size, size_t count, void *context) {
@@ -136,7 +143,8 @@ int lxr_perform(const lxr_request *request, lxr_response *response) {
         response->curl_code = CURLE_FAILED_INIT;
         return -1;
     }
-    buffer body = {0}, headers = {0};
+    body_context body = {.request = request};
+    buffer headers = {0};
     struct curl_slist *list = NULL;
     for (int i = 0; i < request->header_count; i++) list = curl_slist_append(list, request->headers[i]);
     list = curl_slist_append(list, "Expect:");  // no 100-continue round trip for larger chunks
@@ -175,12 +183,12 @@ int lxr_perform(const lxr_request *request, lxr_response *response) {
     } else {
         snprintf(response->error, sizeof response->error, "%s", error[0] ? error : curl_easy_strerror(code));
     }
-    if (body.failed || headers.failed) {
+    if (body.kept.failed || headers.failed) {
         snprintf(response->error, sizeof response->error, "out of memory reading the answer");
         response->curl_code = CURLE_OUT_OF_MEMORY;
     }
-    response->body = body.data;
-    response->body_length = body.length;
+    response->body = body.kept.data;
+    response->body_length = body.kept.length;
     response->headers = (char *)headers.data;
     response->headers_length = headers.length;
     curl_slist_free_all(list);

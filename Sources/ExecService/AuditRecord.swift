@@ -24,6 +24,10 @@ struct AuditRecord {
     var bytesIn = 0
     var status = 0
     var bytesOut = 0
+    /// A streamed answer (SPEC E13): the bytes written before its last part, and whether the
+    /// client went away before the end. Nil: the answer went whole.
+    var streamed: Int?
+    var streamDropped = false
     /// How long the request took to answer.
     var elapsedNanoseconds: Int64 = 0
     /// What a change changed, for the audit trail (`token create ops scopes=exec`).
@@ -38,7 +42,7 @@ struct AuditRecord {
 
     mutating func finish(response: Response, nanoseconds: Int64) {
         status = response.status
-        bytesOut = response.body.count
+        bytesOut = (streamed ?? 0) + response.body.count
         elapsedNanoseconds = nanoseconds
         if let body {
             bytesIn = body.count
@@ -68,7 +72,8 @@ struct AuditRecord {
     }
 
     /// `request id=… client=… token=… scope=… endpoint="POST /path" status=… error=… in=… out=… ms=… body_sha256=…`,
-    /// as the log holds it.
+    /// as the log holds it; a streamed answer adds `stream=sent` or `stream=dropped` (the client
+    /// went away before the end).
     var line: String { String(decoding: LogLine.bytes { write(to: &$0) }, as: UTF8.self) }
 
     /// The fields, written as bytes where the log line is made: every request writes them, and
@@ -103,6 +108,10 @@ struct AuditRecord {
             }
         } else {
             out.literal("-")
+        }
+        if streamed != nil {
+            out.literal(" stream=")
+            if streamDropped { out.literal("dropped") } else { out.literal("sent") }
         }
     }
 }

@@ -19,6 +19,7 @@ extension ExecService {
         }
         audit.body = body
         let arguments = Self.endpointArguments(head, body: body, tokenName: identity.name)
+        let events = EventStream.wanted(head)
         return .evaluating(label: identity.name) { [self] vm, audit in
             vm.caller = .request(token: identity.name)
             // Looked up in the job, on the state's thread: a request that just replaced or
@@ -31,6 +32,9 @@ extension ExecService {
                 let answer = Self.endpointResponse(evaluation, name: name, json: json)
                 vm.registry.recordCall(.endpoint, name, failed: answer.errorKind != nil)
                 audit.errorKind = answer.errorKind
+                // Streamed (SPEC E13): the final event is E5's JSON of what the handler returned,
+                // once its shape is checked.
+                if events && answer.errorKind == nil { return Self.render(evaluation, json: true).response }
                 return answer.response
             }
         }

@@ -24,20 +24,25 @@ extension ExecService: Responder {
             writer.send(finish(response, label: label, audit: &audit, start: start))
             return nil
         case .admitted(let label, let route, let call) where route.takesState:
-            answer(route.handler(self, call, &audit), label: label, json: call.json, audit: audit, start: start, writer: writer)
+            answer(
+                route.handler(self, call, &audit), label: label, json: call.json, head: call.head, audit: audit,
+                start: start, writer: writer)
             return nil
         case .admitted(let label, let route, let call):
             return { [self, audit] in
                 var audit = audit
                 let reply = route.handler(self, call, &audit)
-                answer(reply, label: label, json: call.json, audit: audit, start: start, writer: writer)
+                answer(
+                    reply, label: label, json: call.json, head: call.head, audit: audit, start: start, writer: writer)
             }
         }
     }
 
-    /// Sends a handler's reply, or queues the job that makes it.
+    /// Sends a handler's reply, or queues the job that makes it; an evaluation's answer as
+    /// Server-Sent Events when the request (`head`) asks for them (SPEC E13).
     private func answer(
-        _ reply: Reply, label: String, json: Bool, audit: AuditRecord, start: MonotonicInstant, writer: any ResponseWriter
+        _ reply: Reply, label: String, json: Bool, head: RequestHead, audit: AuditRecord, start: MonotonicInstant,
+        writer: any ResponseWriter
     ) {
         var audit = audit
         switch reply {
@@ -50,7 +55,7 @@ extension ExecService: Responder {
         case .evaluating(let jobLabel, let work):
             executor.submit(Exchange(
                 service: self, label: label, jobLabel: jobLabel, start: start, json: json, audit: audit, writer: writer,
-                work: .evaluate(work)))
+                work: .evaluate(work), events: EventStream.wanted(head) ? EventStream(writer: writer) : nil))
         case .reset:
             let exchange = Exchange(
                 service: self, label: label, jobLabel: "reset", start: start, json: true, audit: audit, writer: writer,
@@ -121,10 +126,15 @@ final class Exchange: StateJob, @unchecked Sendable {
     let writer: any ResponseWriter
     var work: Work?
     var waiting: Waiting?
+    /// The answer as Server-Sent Events (SPEC E13), when the client asked for them: what the
+    /// chunk prints goes out as it prints it.
+    let events: EventStream?
+    /// What the chunk printed last, not streamed yet: it goes with the final event.
+    private var lastOutput: [UInt8] = []
 
     init(
         service: ExecService, label: String, jobLabel: String?, start: MonotonicInstant, json: Bool, audit: AuditRecord,
-        writer: any ResponseWriter, work: Work?
+        writer: any ResponseWriter, work: Work?, events: EventStream? = nil
     ) {
         self.service = service
         self.metricsLabel = label
@@ -133,15 +143,28 @@ final class Exchange: StateJob, @unchecked Sendable {
         self.audit = audit
         self.writer = writer
         self.work = work
+        self.events = events
         super.init(label: jobLabel, arrived: start)
     }
 
     override func run(_ vm: LuaVM) {
+        // For this run only (the state serves others while the chunk sleeps).
+        if let events { vm.outputSink = { events.output($0) } }
+        defer {
+            vm.outputSink = nil
+            vm.tracebackLocals = false
+        }
+        runOnState(vm)
+    }
+
+    private func runOnState(_ vm: LuaVM) {
         if let waiting {
             self.waiting = nil
+            // Ended where it sleeps: the answer says where that is (SPEC O11).
             if let interruption {
                 // Ended while it slept: by an administrator (SPEC M2) or its client, or because
                 // luaexecd is stopping.
+                let traceback = vm.traceback(of: waiting.suspension)
                 vm.abandon(waiting.suspension)
                 let message =
                     interruption == .stopping
@@ -150,11 +173,13 @@ final class Exchange: StateJob, @unchecked Sendable {
                 return send(
                     waiting.then(
                         Evaluation(
-                            output: waiting.output, outcome: .failure(LuaFailure(kind: .interrupted, message: message)),
+                            output: waiting.output,
+                            outcome: .failure(LuaFailure(kind: .interrupted, message: message, traceback: traceback)),
                             elapsedNanoseconds: 0), vm, &audit))
             }
             if MonotonicInstant.now() < waiting.sleepEnds {
                 // Woken before its sleep ends: `limits.wait` is over.
+                let traceback = vm.traceback(of: waiting.suspension)
                 vm.abandon(waiting.suspension)
                 let limit = vm.maxWaitSeconds.map { $0 == $0.rounded() ? "\(Int($0))" : "\($0)" } ?? "its"
                 var evaluation = Evaluation(
@@ -162,7 +187,8 @@ final class Exchange: StateJob, @unchecked Sendable {
                     outcome: .failure(
                         LuaFailure(
                             kind: .timeout,
-                            message: "the request waited in sleep past limits.wait (\(limit) seconds from its arrival)")),
+                            message: "the request waited in sleep past limits.wait (\(limit) seconds from its arrival)",
+                            traceback: traceback)),
                     elapsedNanoseconds: 0)
                 evaluation.suspension = nil
                 return send(waiting.then(evaluation, vm, &audit))
@@ -189,7 +215,14 @@ final class Exchange: StateJob, @unchecked Sendable {
         vm: LuaVM
     ) {
         var evaluation = evaluation
-        evaluation.output = output + evaluation.output
+        if let events {
+            // Streamed: what it printed before a sleep goes out now; what it printed last goes
+            // with the final event, and the final event's `output` is empty.
+            if evaluation.suspension != nil { events.output(evaluation.output) } else { lastOutput = evaluation.output }
+            evaluation.output = []
+        } else {
+            evaluation.output = output + evaluation.output
+        }
         guard let suspension = evaluation.suspension else { return send(then(evaluation, vm, &audit)) }
         let now = MonotonicInstant.now()
         let sleepEnds = now.advanced(by: .nanoseconds(Int64(min(suspension.seconds, 1e7) * 1e9)))
@@ -200,7 +233,13 @@ final class Exchange: StateJob, @unchecked Sendable {
     }
 
     private func send(_ response: Response) {
-        writer.send(service.finish(response, label: metricsLabel, audit: &audit, start: start))
+        guard let events else { return writer.send(service.finish(response, label: metricsLabel, audit: &audit, start: start)) }
+        let output = lastOutput
+        lastOutput = []
+        let answer = service.finish(
+            events.end(response, output: output, audit: &audit), label: metricsLabel, audit: &audit, start: start)
+        // Streamed: the rest has been written; the audit line goes out as the stream ends.
+        if events.started { writer.finish() } else { writer.send(answer) }
     }
 
     /// The state was reset while the chunk waited in `sleep` (SPEC M3): it ended with it.

@@ -240,9 +240,16 @@ public final class ExecService: Sendable {
             return .answer(check(mode, chunk: chunk, chunkName: chunkName, json: call.json, audit: &audit))
         }
         let (json, tokenName) = (call.json, call.identity.name)
+        // Streamed (SPEC E13), the final event's results are typed trees when the client takes
+        // JSON too (`Accept: text/event-stream, application/json`: the REPL, the page), else as
+        // `tostring` shows them (E4's text, in E5's shape: `luaexec eval`, curl).
+        let typed = json && !(EventStream.wanted(call.head) && !Self.accepts(call.head, "application/json"))
+        // SPEC O11: each frame's locals in the traceback.
+        let locals = call.head.headers["lua-traceback"]?.lowercased() == "locals"
         return .evaluating(label: tokenName) { [self] vm, audit in
             vm.caller = .request(token: tokenName)
-            let evaluation = vm.evaluate(chunk, chunkName: chunkName, rendering: json ? .tree : .text, arguments: arguments)
+            vm.tracebackLocals = locals
+            let evaluation = vm.evaluate(chunk, chunkName: chunkName, rendering: typed ? .tree : .text, arguments: arguments)
             return .evaluation(evaluation) { [self] evaluation, _, audit in render(evaluation, json: json, audit: &audit) }
         }
     }
@@ -373,10 +380,22 @@ public final class ExecService: Sendable {
         String(Substring(path.utf8.dropFirst(prefix.utf8.count)))
     }
 
+    /// JSON answers: asked for, or Server-Sent Events asked for (their final event is the JSON,
+    /// and an answer before the stream, a refusal, is JSON too).
     static func wantsJSON(_ head: RequestHead) -> Bool {
         guard let accept = head.headers["accept"] else { return false }
+        // One pass: every request reads it.
         return accept.split(separator: ",").contains { range in
-            range.split(separator: ";").first?.trimmingWhitespace().lowercased() == "application/json"
+            let media = range.split(separator: ";").first?.trimmingWhitespace().lowercased()
+            return media == "application/json" || media == EventStream.mediaType
+        }
+    }
+
+    /// Whether the request's `Accept` names `media` (lower case), parameters aside.
+    static func accepts(_ head: RequestHead, _ media: String) -> Bool {
+        guard let accept = head.headers["accept"] else { return false }
+        return accept.split(separator: ",").contains { range in
+            range.split(separator: ";").first?.trimmingWhitespace().lowercased() == media
         }
     }
 

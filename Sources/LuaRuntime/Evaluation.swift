@@ -30,6 +30,8 @@ public struct Suspension: Sendable {
     /// The state it waits in (`LuaVM.serial`): after a reset its reference means nothing, or
     /// another evaluation's.
     let state: UInt64
+    /// Whether its tracebacks list locals (`LuaVM.tracebackLocals`).
+    var tracebackLocals = false
 }
 
 /// Why a chunk did not complete. The state survives every one of these.

@@ -53,6 +53,32 @@ public final class LuaVM {
     var touchedRegistrations: Set<EndpointRegistry.Registration>?
     /// Saves what an evaluation changed in `persisted` and the config store (LuaVM+State).
     public var changeSink: ChangeSink?
+    /// Where what the running chunk prints goes as it prints it (SPEC E13): at 4 KiB, or within
+    /// about 100 ms of a print while Lua runs on. Called on this state's thread, in the middle of
+    /// the evaluation: it must not call into the state. Nil: the output is all in the
+    /// `Evaluation`. With a sink, the `Evaluation`'s output is only what was not handed over.
+    public var outputSink: ((UnsafeRawBufferPointer) -> Void)? {
+        didSet {
+            guard (outputSink == nil) != (oldValue == nil) else { return }
+            if outputSink == nil {
+                lx_stream_output(runtime, nil, nil)
+            } else {
+                // Called during a call into the state, while `self` is alive: unretained is enough.
+                lx_stream_output(
+                    runtime,
+                    { context, data, length in
+                        guard let context, let data else { return }
+                        Unmanaged<LuaVM>.fromOpaque(context).takeUnretainedValue().outputSink?(
+                            UnsafeRawBufferPointer(start: data, count: length))
+                    }, Unmanaged.passUnretained(self).toOpaque())
+            }
+        }
+    }
+    /// Whether the tracebacks of the evaluations from now on list each frame's locals (SPEC O11,
+    /// `Lua-Traceback: locals`); kept by a `Suspension` for its resumption.
+    public var tracebackLocals = false {
+        didSet { lx_set_traceback_locals(runtime, tracebackLocals ? 1 : 0) }
+    }
     /// Where `log.write` sends a script's lines (LuaVM+Log).
     public var logger = Logger(label: "luaexecd")
     /// What the database holds for the keys and paths of changes it failed to save (nil: none),
@@ -173,10 +199,21 @@ public final class LuaVM {
                 elapsedNanoseconds: 0)
         }
         caller = suspension.caller
+        tracebackLocals = suspension.tracebackLocals
         allowWaiting()
         let mode = suspension.rendering == .text ? Int32(LX_RENDER_TEXT.rawValue) : Int32(LX_RENDER_TREE.rawValue)
         let status = lx_resume(runtime, suspension.reference, mode)
         return withConfigCallbacks(finish(status: status, start: start, rendering: suspension.rendering))
+    }
+
+    /// Where an evaluation waits (in `sleep`), as a traceback (SPEC O11), for the answer of one
+    /// ended there (interrupted, or past `limits.wait`); call it before `abandon`.
+    public func traceback(of suspension: Suspension) -> String? {
+        guard suspension.state == serial else { return nil }
+        tracebackLocals = suspension.tracebackLocals
+        defer { tracebackLocals = false }
+        guard lx_waiting_traceback(runtime, suspension.reference) == Int32(LX_OK.rawValue) else { return nil }
+        return Self.text(bytes(lx_traceback))
     }
 
     /// Ends an evaluation that waits in `sleep` without going on with it: its pending
@@ -275,7 +312,8 @@ public final class LuaVM {
             var seconds = 0.0
             lx_suspension(runtime, &reference, &seconds)
             suspension = Suspension(
-                reference: reference, seconds: seconds, rendering: rendering, caller: caller, state: serial)
+                reference: reference, seconds: seconds, rendering: rendering, caller: caller, state: serial,
+                tracebackLocals: tracebackLocals)
             outcome = .success([])
         } else if status == Int32(LX_OK.rawValue) {
             var length = 0
@@ -304,19 +342,25 @@ public final class LuaVM {
         switch lx_status(UInt32(status)) {
         case LX_ERR_SYNTAX:
             return LuaFailure(kind: .syntax, message: message)
+        // Post-mortem (SPEC O11): where the chunk was when it ran out of memory or was stopped.
         case LX_ERR_MEMORY:
-            return LuaFailure(kind: .memory, message: "not enough memory: the state's limit is \(limits.memory) bytes")
+            return LuaFailure(
+                kind: .memory, message: "not enough memory: the state's limit is \(limits.memory) bytes",
+                traceback: Self.text(traceback))
         case LX_ERR_TIMEOUT:
-            return LuaFailure(kind: .timeout, message: "the chunk exceeded its time limit")
+            return LuaFailure(kind: .timeout, message: "the chunk exceeded its time limit", traceback: Self.text(traceback))
         case LX_ERR_INTERRUPTED:
-            return LuaFailure(kind: .interrupted, message: "the chunk was interrupted by an administrator")
+            return LuaFailure(
+                kind: .interrupted, message: "the chunk was interrupted by an administrator", traceback: Self.text(traceback))
         case LX_ERR_RENDER:
             return LuaFailure(kind: .runtime, message: "cannot convert the results: " + message)
         default:
-            return LuaFailure(
-                kind: .runtime, message: message,
-                traceback: traceback.isEmpty ? nil : String(decoding: traceback, as: UTF8.self))
+            return LuaFailure(kind: .runtime, message: message, traceback: Self.text(traceback))
         }
+    }
+
+    private static func text(_ traceback: [UInt8]) -> String? {
+        traceback.isEmpty ? nil : String(decoding: traceback, as: UTF8.self)
     }
 
     func bytes(_ accessor: (OpaquePointer?, UnsafeMutablePointer<Int>?) -> UnsafePointer<CChar>?) -> [UInt8] {

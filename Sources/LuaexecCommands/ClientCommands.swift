@@ -171,8 +171,8 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Run a Lua chunk on one or more remotes.",
         discussion: """
-            Prints what the chunk printed and returned as the server renders it; errors go to \
-            standard error. Exit status: 0 on success, 1 when the chunk failed in Lua (the kind \
+            Prints what the chunk printed, as it prints it, and returned as the server renders \
+            it; errors go to standard error. Exit status: 0 on success, 1 when the chunk failed in Lua (the kind \
             is in the message), 2 on a usage or connection error. With several remotes, the \
             chunk runs on up to --parallel of them at once and a summary ends the output.
             """)
@@ -216,11 +216,17 @@ struct EvalCommand: ParsableCommand {
             let (body, chunkName) = try source()
             let (json, check) = (json, check)
             let arguments = try callArguments()
+            // One remote: its output on the screen as the chunk prints it (SPEC E13). Several
+            // run at once, each printed whole under its heading.
+            let live: (@Sendable ([UInt8]) -> Void)? = targets.count == 1 ? Self.printNow : nil
             try runOnRemotes(targets, parallel: parallel) {
-                $0.run(body, chunkName: chunkName, json: json, check: check, arguments: arguments)
+                $0.run(body, chunkName: chunkName, json: json, check: check, arguments: arguments, live: live)
             }
         }
     }
+
+    /// What a chunk printed, on standard output now.
+    @Sendable static func printNow(_ bytes: [UInt8]) { writeOut(bytes) }
 
     /// The chunk's arguments as JSON texts (SPEC E11), or nil when none is given: then the
     /// chunk goes as the body, as before.

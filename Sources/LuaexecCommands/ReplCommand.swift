@@ -127,12 +127,25 @@ final class ReplSession {
         return (buffer, typed)
     }
 
+    /// `:trace locals on`: tracebacks list each frame's locals (SPEC O11).
+    var traceLocals = false
+
+    /// Runs a chunk, its output on the screen as it prints it (SPEC E13), then its results or
+    /// its error with the traceback.
     func evaluate(_ chunk: String) {
         let answer: Answer
+        var headers = ["Accept: text/event-stream, application/json", "Lua-Chunk-Name: =stdin"]
+        if traceLocals { headers.append("Lua-Traceback: locals") }
+        var events = ServerSentEvents()
         do {
             answer = try client.send(
-                "POST", "/api/v1/exec/interactive.lua", headers: ["Accept: application/json", "Lua-Chunk-Name: =stdin"],
-                body: Array(chunk.utf8), watchInterrupt: true, interruptWithAdmin: isAdmin)
+                "POST", "/api/v1/exec/interactive.lua", headers: headers, body: Array(chunk.utf8), watchInterrupt: true,
+                interruptWithAdmin: isAdmin
+            ) { part in
+                for event in events.feed(part) where event.name == "output" {
+                    if let bytes = JSONValue.parse(event.data)?.luaBytes { writeOut(bytes) }
+                }
+            }
         } catch {
             complain(remote.explain(error))
             return
@@ -142,7 +155,16 @@ final class ReplSession {
             complain("stopped waiting; the chunk may still run on \(remote.name) until its time limit")
             return
         }
-        guard let body = JSONValue.parse(answer.body), case .bool(let ok)? = body["ok"] else {
+        // Streamed: the final event's data is the JSON answer (its output already shown).
+        var json = answer.body
+        if answer.headers["content-type"] == "text/event-stream",
+            let final = ServerSentEvents.events(in: answer.body).last(where: {
+                $0.name == "result" || $0.name == "error"
+            })
+        {
+            json = final.data
+        }
+        guard let body = JSONValue.parse(json), case .bool(let ok)? = body["ok"] else {
             complain("HTTP \(answer.status): \(answer.text.trimmingCharacters())")
             return
         }
@@ -182,7 +204,13 @@ final class ReplSession {
                   :status   the daemon's status       :reset   a fresh Lua state (admin)
                   :quit     leave (or Ctrl-D)          Ctrl-C   interrupt a running chunk
                   ?name     what a name is on the remote   Tab     complete a name from the remote
+                  :trace locals on|off   tracebacks list each frame's locals
                 """)
+        case ":trace locals on", ":trace locals off":
+            traceLocals = line.hasSuffix("on")
+            print(traceLocals ? "tracebacks list each frame's locals" : "tracebacks without locals")
+        case ":trace", ":trace locals":
+            print("tracebacks \(traceLocals ? "list" : "do not list") each frame's locals (:trace locals on|off)")
         case ":status", ":reset":
             let reset = line == ":reset"
             do {

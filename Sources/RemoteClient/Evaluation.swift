@@ -93,8 +93,11 @@ extension Remote {
     /// Runs `chunk` named `chunkName` (SPEC E9) and sorts the answer out; with `check`, only
     /// compiles it (SPEC E12: nothing runs).
     /// With `arguments` (JSON texts), the chunk gets them as `...` (SPEC E11).
+    /// With `live` (text mode), the answer is streamed (SPEC E13): what the chunk prints goes to
+    /// `live` as it prints it, and the run's output holds only the results.
     public func run(
-        _ chunk: [UInt8], chunkName: String, json: Bool, check: Bool = false, arguments: [String]? = nil
+        _ chunk: [UInt8], chunkName: String, json: Bool, check: Bool = false, arguments: [String]? = nil,
+        live: (@Sendable ([UInt8]) -> Void)? = nil
     ) -> RemoteRun {
         let started = MonotonicInstant.now()
         // A header value ends at a line break: a file name with one is sent without it.
@@ -107,9 +110,25 @@ extension Remote {
             body = CallBody.body(chunk: chunk, arguments: arguments)
         }
         var run = RemoteRun(remote: name, outcome: .ok, elapsed: .zero, output: [], errors: "")
+        let live = json || check ? nil : live
+        var onBody: (([UInt8]) -> Void)?
+        if let live {
+            headers.append("Accept: text/event-stream")
+            var reader = ServerSentEvents()
+            onBody = { part in
+                for event in reader.feed(part) where event.name == "output" {
+                    if let bytes = JSONValue.parse(event.data)?.luaBytes { live(bytes) }
+                }
+            }
+        }
         do {
-            let answer = try client.send("POST", "/api/v1/exec/interactive.lua", headers: headers, body: body)
+            let answer = try client.send(
+                "POST", "/api/v1/exec/interactive.lua", headers: headers, body: body, onBody: onBody)
             run.elapsed = MonotonicInstant.now().duration(since: started)
+            if live != nil, answer.headers["content-type"] == "text/event-stream" {
+                Self.streamed(answer, into: &run)
+                return run
+            }
             let kind = answer.headers["x-lua-error"]
             if answer.status == 200 {
                 run.output = answer.body
@@ -128,6 +147,38 @@ extension Remote {
             run.errors = "luaexec: \(message)\n"
         }
         return run
+    }
+
+    /// A streamed answer's final event (its output went out as it came): the results as the text
+    /// mode prints them (SPEC E4), or the error as the text mode writes it (E6).
+    static func streamed(_ answer: Answer, into run: inout RemoteRun) {
+        let final = ServerSentEvents.events(in: answer.body).last { $0.name == "result" || $0.name == "error" }
+        guard let final, let body = JSONValue.parse(final.data) else {
+            run.outcome = .failed("HTTP \(answer.status): the stream ended before its result")
+            run.errors = "luaexec: the answer ended before its result (HTTP \(answer.status))\n"
+            return
+        }
+        if final.name == "result", case .array(let results)? = body["results"] {
+            // As E4: nothing, or a single nil, adds nothing; the rest joined by tabs.
+            if results.isEmpty || (results.count == 1 && results[0] == .null) { return }
+            var out: [UInt8] = []
+            for (index, value) in results.enumerated() {
+                if index > 0 { out.append(0x09) }
+                out += value.luaBytes ?? Array("nil".utf8)
+            }
+            run.output = out
+            return
+        }
+        let kind = body["error"]?["kind"]?.string ?? "runtime"
+        var text = (body["error"]?["message"]?.string ?? "error") + "\n"
+        if let traceback = body["error"]?["traceback"]?.string { text += traceback + "\n" }
+        if luaErrorKinds.contains(kind) {
+            run.outcome = .luaError(kind: kind)
+            run.errors = "luaexec: \(kind) error\n" + text
+        } else {
+            run.outcome = .failed("HTTP \(answer.status): " + text.split(separator: "\n").first.map(String.init)!)
+            run.errors = "luaexec: \(run.remote): \(text)"
+        }
     }
 
     /// A refusal without an evaluation, in one line: `HTTP 401: the token is unknown, ...`.

@@ -50,10 +50,13 @@ public struct HTTPSClient: Sendable {
     /// - Parameters:
     ///   - watchInterrupt: Ctrl-C while waiting posts `/api/v1/admin/interrupt` when
     ///     `interruptWithAdmin` (the token may), else ends the wait.
+    ///   - onBody: called with each part of the body as it arrives (a streamed answer), on the
+    ///     calling thread, before `send` returns; the answer still holds the whole body.
     public func send(
         _ method: String, _ path: String, headers: [String] = [], body: [UInt8] = [], watchInterrupt: Bool = false,
-        interruptWithAdmin: Bool = false
+        interruptWithAdmin: Bool = false, onBody: (([UInt8]) -> Void)? = nil
     ) throws(ClientError) -> Answer {
+        let receiver = onBody.map(BodyReceiver.init)
         var lines = headers
         if let token { lines.append("Authorization: Bearer \(token)") }
         let authorization = token.map { "Authorization: Bearer \($0)" } ?? ""
@@ -78,7 +81,16 @@ public struct HTTPSClient: Sendable {
                     request.interrupt_url = strings[3]
                     request.interrupt_header = strings[4]
                 }
-                return lxr_perform(&request, &response)
+                if let receiver {
+                    // Called during lxr_perform, while `receiver` is alive: unretained is enough.
+                    request.on_body = { context, data, length in
+                        guard let context, let data else { return }
+                        Unmanaged<BodyReceiver>.fromOpaque(context).takeUnretainedValue().take(
+                            Array(UnsafeBufferPointer(start: data, count: length)))
+                    }
+                    request.on_body_context = Unmanaged.passUnretained(receiver).toOpaque()
+                }
+                return withExtendedLifetime(receiver) { lxr_perform(&request, &response) }
             }
         }
         defer { lxr_response_free(&response) }
@@ -120,6 +132,12 @@ public struct HTTPSClient: Sendable {
         }
         return headers
     }
+}
+
+/// What `send` hands each part of a body to.
+private final class BodyReceiver {
+    let take: ([UInt8]) -> Void
+    init(_ take: @escaping ([UInt8]) -> Void) { self.take = take }
 }
 
 /// `body` with the strings as a C array of C strings.

@@ -112,7 +112,7 @@ public struct ScriptRefusal: Error, Sendable {
 extension JSONValue {
     /// A Lua string as luaexecd writes it (SPEC E5): a JSON string, or `{"base64":...}` for
     /// bytes that are not UTF-8.
-    var luaBytes: [UInt8]? {
+    public var luaBytes: [UInt8]? {
         if let text = string { return Array(text.utf8) }
         guard let encoded = self["base64"]?.string, let data = Data(base64Encoded: encoded) else { return nil }
         return Array(data)

@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import subprocess
+import time
 import unittest
 
 from selenium import webdriver
@@ -373,6 +374,29 @@ class WebConsole(unittest.TestCase):
         self.visible("#console-interrupt").click()
         self.assertEqual(self.text_of("#result-badge", "interrupted"), "interrupted")
         self.assertIn("interrupted", self.find("#error-message").text)
+
+    def test_console_streams_output_live_and_interrupts(self):
+        """SPEC E13 and O11: the output shows while the chunk runs; Interrupt ends it, and the
+        traceback says where it was stopped."""
+        self.signed_in()
+        flag = "web_stream_go_%d" % int(time.time() * 1000)
+        self.set_chunk('print("step one")\nwhile not %s do sleep(0.05) end\nprint("step two")\n'
+                       'local function spin() while true do end end\nspin()' % flag)
+        self.find("#run").click()
+        # Shown while the chunk waits for the flag: it can only have come as a stream.
+        self.assertEqual(self.text_of("#result-output", "step one"), "step one")
+        self.assertEqual(self.find("#result-badge").text, "running")
+        self.shot("console-stream")
+        self.browser.execute_script(
+            "fetch('/api/v1/exec/interactive.lua', {method: 'POST', headers: {Authorization: 'Bearer ' + arguments[0]},"
+            " body: arguments[1] + ' = true'})", ADMIN, flag)
+        self.assertEqual(self.text_of("#result-output", "step two"), "step one\nstep two")
+        self.visible("#console-interrupt").click()
+        self.assertEqual(self.text_of("#result-badge", "interrupted"), "interrupted")
+        self.find("#error-traceback-box summary").click()
+        traceback = self.visible("#error-traceback").text
+        self.assertIn("interactive.lua:4: in local 'spin'", traceback)
+        self.assertIn("interactive.lua:5: in main chunk", traceback)
 
     def test_status_charts_from_the_metrics(self):
         self.signed_in()

@@ -343,3 +343,67 @@ struct ExecServiceTests {
         #expect(longRecord.line.contains(" endpoint=\"GET \(escaped)\" status=0 "))
     }
 }
+
+/// SPEC E13: the events as `EventStream` writes them.
+@Suite("Streamed answers: events")
+struct EventStreamTests {
+    /// Records the head and the parts of a streamed answer.
+    final class StreamWriter: ResponseWriter, @unchecked Sendable {
+        var head: Response?
+        var parts: [[UInt8]] = []
+        var sent: Response?
+        var finished = false
+        func send(_ response: Response) { sent = response }
+        func startStream(_ head: Response) { self.head = head }
+        func write(_ bytes: [UInt8]) -> Bool {
+            parts.append(bytes)
+            return true
+        }
+        func finish() { finished = true }
+    }
+
+    @Test("a UTF-8 sequence cut at the end is held back, and nothing else")
+    func incompleteTail() {
+        #expect(EventStream.incompleteTail(Array("ab".utf8)) == 2)
+        #expect(EventStream.incompleteTail(Array("a€".utf8)) == 4)
+        #expect(EventStream.incompleteTail([0x61, 0xE2, 0x82]) == 1)
+        #expect(EventStream.incompleteTail([0x61, 0xE2]) == 1)
+        #expect(EventStream.incompleteTail([0xF0, 0x9F, 0x98]) == 0)
+        #expect(EventStream.incompleteTail([0xFF, 0xFE]) == 2)
+        #expect(EventStream.incompleteTail([0x82, 0x82, 0x82, 0x82]) == 4)
+    }
+
+    @Test("output events, then the final event; the head goes with the first event")
+    func events() {
+        let writer = StreamWriter()
+        let stream = EventStream(writer: writer)
+        stream.output([0x61, 0xE2, 0x82])
+        #expect(writer.head?.status == 200)
+        #expect(writer.head?.header("X-Accel-Buffering") == "no")
+        #expect(writer.parts == [Array("event: output\ndata: \"a\"\n\n".utf8)])
+        var audit = AuditRecord(head: RequestHead(method: "POST", path: "/api/v1/exec/interactive.lua"))
+        let last = stream.end(Response(status: 504, body: Array("{\"ok\":false}".utf8)), output: [0xAC], audit: &audit)
+        #expect(last.status == 200)
+        #expect(writer.parts.last == Array("event: output\ndata: \"€\"\n\nevent: error\ndata: {\"ok\":false}\n\n".utf8))
+        #expect(audit.streamed == writer.parts[0].count)
+        #expect(audit.streamDropped == false)
+    }
+
+    @Test("nothing streamed before the end: one answer with the outcome's status and headers")
+    func wholeAnswer() {
+        let writer = StreamWriter()
+        let stream = EventStream(writer: writer)
+        var audit = AuditRecord(head: RequestHead(method: "POST", path: "/api/v1/exec/interactive.lua"))
+        let answer = stream.end(
+            Response(
+                status: 400, headers: [("Content-Type", "application/json"), ("X-Lua-Error", "syntax")],
+                body: Array("{}".utf8)),
+            output: [], audit: &audit)
+        #expect(writer.head == nil)
+        #expect(answer.status == 400)
+        #expect(answer.header("Content-Type") == "text/event-stream")
+        #expect(answer.header("X-Lua-Error") == "syntax")
+        #expect(answer.body == Array("event: error\ndata: {}\n\n".utf8))
+        #expect(audit.streamed == nil)
+    }
+}

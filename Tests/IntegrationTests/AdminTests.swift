@@ -53,7 +53,9 @@ struct AdminTests {
         let result = try #require(spun.withLock { $0 })
         #expect(result.status == 500)
         #expect(result.headers["x-lua-error"] == "interrupted")
-        #expect(result.text == "spinning\nthe chunk was interrupted by an administrator\n")
+        #expect(
+            result.text == "spinning\nthe chunk was interrupted by an administrator\n"
+                + "stack traceback:\n\tinteractive.lua:1: in main chunk\n\t[C]: in ?\n")
         #expect(try stack.eval("return kept").text == "yes")
         let idle = try stack.request("/api/v1/admin/interrupt", method: "POST", token: stack.adminToken)
         #expect(idle.text == #"{"interrupted":false}"#)

@@ -242,6 +242,11 @@ struct ChunkNameTests {
             "return pcall(load, 'return 1', {})",
             "return getmetatable(setmetatable({}, {__metatable = 'shown'}))",
             "return debug.setmetatable(10, nil), getmetatable(10)",
+            // finalizers: debug.getinfo names them as Lua's collector calls them, and the
+            // metatable keeps the function given
+            "local seen local mt = {__gc = function() local i = debug.getinfo(1, 'n') seen = i.namewhat .. ' ' .. tostring(i.name) end} local f = mt.__gc setmetatable({}, mt) collectgarbage() collectgarbage() return seen, mt.__gc == f",
+            // dofile: the file's code yields across it
+            "local name = os.tmpname() local file = io.open(name, 'w') file:write('local v = coroutine.yield(1) return v * 2, ...') file:close() local co = coroutine.wrap(dofile) local a = co(name) local b, c = co(21) os.remove(name) return a, b, c",
         ])
     func referenceBehaviour(chunk: String) throws {
         let reference = try Stack.run("/usr/bin/lua5.4", ["-e", "print(select(2, pcall(function() \(chunk) end)))"])

@@ -1,6 +1,6 @@
-// Console: an editor (Debian's CodeMirror 5, Lua mode), a run in JSON mode (SPEC E5), the
-// output, the results as trees, the error's kind, message and traceback, and the runs of this
-// tab as a history to reopen.
+// Console: an editor (Debian's CodeMirror 5, Lua mode), a run streamed (SPEC E13: the output
+// shows as the chunk prints it, then the JSON answer of E5/E6), the results as trees, the
+// error's kind, message and traceback, and the runs of this tab as a history to reopen.
 
 import { api, session, SignedOut } from "./session.js";
 import { $, el, holding, show, report } from "./ui.js";
@@ -65,10 +65,14 @@ export class ConsolePage {
     }, 250);
     let record;
     try {
+      // Streamed (SPEC E13): the output shows as the chunk prints it; the final event is the
+      // JSON answer. Anything else (a refusal, nginx's own 413) is read as before.
       const answer = await api("/api/v1/exec/interactive.lua", {
         method: "POST", body: chunk, signal: this.running.signal, allowError: true,
+        headers: { Accept: "text/event-stream, application/json" },
       });
-      record = await recordOf(answer);
+      const streamed = (answer.headers.get("Content-Type") ?? "").startsWith("text/event-stream");
+      record = streamed ? await this.streamedRecord(answer) : await recordOf(answer);
     } catch (error) {
       if (error instanceof SignedOut) return;
       record = { ok: false, kind: "connection", message: error.message, output: "" };
@@ -85,6 +89,36 @@ export class ConsolePage {
     this.remember(record);
     this.render(record);
     this.globals.refresh();
+  }
+
+  /** Reads a streamed answer: each `output` event is shown at once (the run's output so far),
+   *  then the final `result` or `error` event becomes the record, with all the output. */
+  async streamedRecord(answer) {
+    let output = "";
+    let final = null;
+    const live = $("#result-output");
+    live.textContent = "";
+    show($("#result-empty"), false);
+    show($("#result-body"), true);
+    show($("#result-output-box"), true);
+    show($("#result-error"), false);
+    show($("#result-values-box"), false);
+    $("#result-badge").textContent = "running";
+    $("#result-badge").className = "badge";
+    $("#result-elapsed").textContent = "";
+    for await (const event of serverSentEvents(answer.body)) {
+      if (event.name === "output") {
+        output += text(JSON.parse(event.data));
+        live.textContent = output;
+      } else if (event.name === "result" || event.name === "error") {
+        final = JSON.parse(event.data);
+      }
+    }
+    if (!final) return { ok: false, kind: "connection", message: "the answer ended before its result", output };
+    const timing = /lua;dur=([0-9.]+)/.exec(answer.headers.get("Server-Timing") ?? "");
+    const record = recordOfJSON(final, answer.status, timing ? Number(timing[1]) : undefined);
+    record.output = output + record.output;
+    return record;
   }
 
   async interrupt() {
@@ -163,19 +197,47 @@ async function recordOf(answer) {
   if (!type.startsWith("application/json")) {
     return { ok: false, kind: "http", status: answer.status, message: (await answer.text()).trim(), output: "" };
   }
-  const body = await answer.json();
+  return recordOfJSON(await answer.json(), answer.status, elapsedMs);
+}
+
+/** The record of luaexecd's JSON answer (SPEC E5, E6), whole or as a stream's final event. */
+function recordOfJSON(body, status, elapsedMs) {
   if (body.ok) {
     return { ok: true, results: body.results, output: text(body.output), elapsedMs: body.elapsed_ms ?? elapsedMs };
   }
   return {
     ok: false,
-    status: answer.status,
+    status,
     kind: body.error.kind,
     message: body.error.message,
     traceback: body.error.traceback,
     output: text(body.output ?? ""),
     elapsedMs,
   };
+}
+
+/** The events of a Server-Sent Events body as they arrive: `{name, data}` for each block of
+ *  `event:` and `data:` lines that a blank line ends (luaexecd writes one data line, JSON). */
+async function* serverSentEvents(stream) {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    pending += value;
+    let end;
+    while ((end = pending.indexOf("\n\n")) >= 0) {
+      const block = pending.slice(0, end);
+      pending = pending.slice(end + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) name = line.slice(7);
+        else if (line.startsWith("data: ")) data.push(line.slice(6));
+      }
+      if (data.length > 0) yield { name, data: data.join("\n") };
+    }
+  }
 }
 
 /** A Lua string as JSON carries it: a string, or `{"base64": ...}` for bytes that are not UTF-8

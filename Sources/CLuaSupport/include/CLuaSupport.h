@@ -139,6 +139,11 @@ int lx_resume(lx_runtime *rt, int ref, int render_mode);
 /// closed (under the stop in effect, if any), its coroutine let go.
 void lx_abandon(lx_runtime *rt, int ref);
 
+/// The traceback of the evaluation `ref` names where it waits (in `sleep`), into the traceback
+/// buffer (lx_traceback), before lx_abandon ends it (SPEC O11); its locals too when
+/// lx_set_traceback_locals is on. LX_OK, or an error status (nothing written).
+int lx_waiting_traceback(lx_runtime *rt, int ref);
+
 /// Tells `hook` of every timer set or cancelled from now on, and allows at most `limit` timers at
 /// once; without a hook, timer.after and timer.every are errors.
 void lx_set_timer_hook(lx_runtime *rt, lx_timer_hook hook, void *context, int limit);
@@ -148,6 +153,21 @@ int lx_drop_timer(lx_runtime *rt, long long id);
 
 /// Tells `hook` of every registration from now on; `context` is passed back to it.
 void lx_set_registration_hook(lx_runtime *rt, lx_registration_hook hook, void *context);
+
+/// Called with what the running chunk printed (print, io.write), as it prints it (SPEC E13), on
+/// the state's thread, during an evaluation. It must not raise Lua errors or call into the state;
+/// the bytes are valid only during the call.
+typedef void (*lx_output_hook)(void *context, const char *data, size_t len);
+
+/// Hands the output of the evaluations from now on to `hook` as it is printed (NULL: keep it all
+/// for lx_output): once 4 KiB wait, or about 100 ms after the first byte that waits while Lua code
+/// runs on. What was not handed over when an evaluation ends or waits in `sleep` is in the output
+/// buffer (lx_output). The output limit still bounds the whole.
+void lx_stream_output(lx_runtime *rt, lx_output_hook hook, void *context);
+
+/// Whether the tracebacks of the evaluations from now on list each frame's locals (SPEC O11),
+/// rendered short and without calling any metamethod.
+void lx_set_traceback_locals(lx_runtime *rt, int on);
 
 /// Called by `log.write(tag, text)` on the state's thread, with the text as `tostring` gives it.
 /// The pointers are valid only during the call. It must not raise Lua errors or call into the

@@ -32,6 +32,10 @@ typedef struct {
     int watch_sigint;
     const char *interrupt_url;
     const char *interrupt_header;
+    // Called with each part of the body as it arrives (a streamed answer: SPEC E13), besides
+    // keeping it all in the response; NULL: only kept.
+    void (*on_body)(void *context, const unsigned char *data, size_t length);
+    void *on_body_context;
 } lxr_request;
 
 typedef struct {

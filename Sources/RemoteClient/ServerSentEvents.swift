@@ -1,0 +1,58 @@
+/// Reads a streamed answer (SPEC E13) as it arrives: blocks of `event: NAME` and `data: ...`
+/// lines, each ended by a blank line, as luaexecd writes them.
+public struct ServerSentEvents: Sendable {
+    public struct Event: Sendable, Equatable {
+        public var name: String
+        /// The `data:` lines, joined by line feeds (luaexecd writes one: a JSON value).
+        public var data: [UInt8]
+
+        public init(name: String, data: [UInt8]) {
+            self.name = name
+            self.data = data
+        }
+    }
+
+    private var pending: [UInt8] = []
+
+    public init() {}
+
+    /// Takes the next part of the body; returns the events it completed, in order.
+    public mutating func feed(_ bytes: [UInt8]) -> [Event] {
+        pending += bytes
+        var events: [Event] = []
+        var start = 0
+        var index = 0
+        while index + 1 < pending.count {
+            if pending[index] == 0x0A && pending[index + 1] == 0x0A {
+                if let event = Self.parse(pending[start..<index]) { events.append(event) }
+                start = index + 2
+                index = start
+            } else {
+                index += 1
+            }
+        }
+        pending.removeFirst(start)
+        return events
+    }
+
+    /// Every event of a whole body.
+    public static func events(in body: [UInt8]) -> [Event] {
+        var reader = ServerSentEvents()
+        return reader.feed(body + [0x0A, 0x0A])
+    }
+
+    static func parse(_ block: ArraySlice<UInt8>) -> Event? {
+        var name = "message"
+        var data: [UInt8]?
+        for line in block.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            if line.starts(with: Array("event: ".utf8)) {
+                name = String(decoding: line.dropFirst(7), as: UTF8.self)
+            } else if line.starts(with: Array("data: ".utf8)) {
+                if data != nil { data!.append(0x0A) } else { data = [] }
+                data!.append(contentsOf: line.dropFirst(6))
+            }
+        }
+        guard let data else { return nil }
+        return Event(name: name, data: data)
+    }
+}
