@@ -97,8 +97,10 @@ done
 p99_alone=$(echo "$alone" | awk 'NF' | median)
 p99_beside=$(echo "$beside" | awk 'NF' | median)
 held_median=$(echo "$held" | awk 'NF' | median)
-rss_delta_mb=$(paste <(echo "$rss_without" | awk 'NF') <(echo "$rss_with" | awk 'NF') \
-    | awk '{ print ($2 - $1) / 1024 }' | median)
+# Against the resident set before the first sleepers: glibc keeps what the first thousand
+# allocated, so later rounds' "without" already holds it and a per-round difference hides it.
+rss_delta_mb=$(awk -v base="$(echo "$rss_without" | awk 'NF' | head -1)" \
+    'NF && $1 > max { max = $1 } END { printf "%.1f", (max - base) / 1024 }' <<<"$rss_with")
 
 # 100 timers every second: luaexecd's CPU over a quiet interval, with against without.
 quiet=$((seconds * 2))
@@ -114,7 +116,7 @@ awk -v a="$p99_alone" -v b="$p99_beside" -v m="$rss_delta_mb" -v h="$held_median
     -v r="$rounds" -v s="$seconds" 'BEGIN {
     ratio = a > 0 ? b / a : 0
     printf "| requests asleep in `sleep` at once (median of rounds) | %d |\n", h
-    printf "| resident memory they add | %.1f MB (target ≤ 16 MB: %s) |\n", m, (m <= 16 ? "met" : "not met")
+    printf "| resident memory they add (the most with them, against before the first) | %.1f MB (target ≤ 16 MB: %s) |\n", m, (m <= 16 ? "met" : "not met")
     printf "| p99 of `return 1+1`, 32 connections, alone | %.2f ms |\n", a
     printf "| the same beside them | %.2f ms (%.2f×; target ≤ 1.10×: %s) |\n", b, ratio, (ratio <= 1.10 ? "met" : "not met")
     printf "| 100 timers every second, CPU beyond idle | %.2f%% of a core (target < 2%%: %s) |\n", t, (t < 2 ? "met" : "not met")
