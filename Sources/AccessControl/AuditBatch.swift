@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// Records on their way into the audit trail, each already encoded as the bytes its MAC covers
 /// after `seq`: the request thread that finished a request writes them here, the audit writer
 /// chains and stores them without making a value of any field (bench/NOTES.md, "What issue 24
@@ -39,7 +45,7 @@ public struct AuditBatch: Sendable {
     public mutating func append(
         at: Int64, kind: String, requestID: String?, client: String?, token: String?, scope: String?,
         method: String?, path: String?, status: Int64?, error: String?, bytesIn: Int64?, bytesOut: Int64?,
-        durationMicros: Int64?, bodySHA256: UnsafeRawBufferPointer?, detail: String?
+        durationMicros: Int64?, bodySHA256: (some ContiguousBytes)?, detail: String?
     ) {
         Self.integer(at, into: &bytes)
         Self.text(kind, into: &bytes)
@@ -55,9 +61,11 @@ public struct AuditBatch: Sendable {
         Self.integer(bytesOut, into: &bytes)
         Self.integer(durationMicros, into: &bytes)
         if let bodySHA256 {
-            bytes.append(3)
-            Self.length(bodySHA256.count, into: &bytes)
-            bytes.append(contentsOf: bodySHA256)
+            bodySHA256.withUnsafeBytes { digest in
+                bytes.append(3)
+                Self.length(digest.count, into: &bytes)
+                bytes.append(contentsOf: digest)
+            }
         } else {
             bytes.append(0)
         }
@@ -66,14 +74,11 @@ public struct AuditBatch: Sendable {
     }
 
     public mutating func append(_ entry: AuditEntry) {
-        func append(_ digest: UnsafeRawBufferPointer?) {
-            self.append(
-                at: entry.at, kind: entry.kind, requestID: entry.requestID, client: entry.client, token: entry.token,
-                scope: entry.scope, method: entry.method, path: entry.path, status: entry.status, error: entry.error,
-                bytesIn: entry.bytesIn, bytesOut: entry.bytesOut, durationMicros: entry.durationMicros,
-                bodySHA256: digest, detail: entry.detail)
-        }
-        if let digest = entry.bodySHA256 { digest.withUnsafeBytes { append($0) } } else { append(nil) }
+        append(
+            at: entry.at, kind: entry.kind, requestID: entry.requestID, client: entry.client, token: entry.token,
+            scope: entry.scope, method: entry.method, path: entry.path, status: entry.status, error: entry.error,
+            bytesIn: entry.bytesIn, bytesOut: entry.bytesOut, durationMicros: entry.durationMicros,
+            bodySHA256: entry.bodySHA256, detail: entry.detail)
     }
 
     /// Appends `other`'s records after these.

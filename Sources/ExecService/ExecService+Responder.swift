@@ -160,38 +160,21 @@ final class Exchange: StateJob, @unchecked Sendable {
     private func runOnState(_ vm: LuaVM) {
         if let waiting {
             self.waiting = nil
-            // Ended where it sleeps: the answer says where that is (SPEC O11).
             if let interruption {
                 // Ended while it slept: by an administrator (SPEC M2) or its client, or because
                 // luaexecd is stopping.
-                let traceback = vm.traceback(of: waiting.suspension)
-                vm.abandon(waiting.suspension)
-                let message =
+                return end(
+                    waiting, .interrupted,
                     interruption == .stopping
-                    ? "luaexecd is stopping: the chunk was ended while it waited in sleep"
-                    : "the chunk was interrupted by an administrator"
-                return send(
-                    waiting.then(
-                        Evaluation(
-                            output: waiting.output,
-                            outcome: .failure(LuaFailure(kind: .interrupted, message: message, traceback: traceback)),
-                            elapsedNanoseconds: 0), vm, &audit))
+                        ? "luaexecd is stopping: the chunk was ended while it waited in sleep"
+                        : "the chunk was interrupted by an administrator", vm: vm)
             }
             if MonotonicInstant.now() < waiting.sleepEnds {
                 // Woken before its sleep ends: `limits.wait` is over.
-                let traceback = vm.traceback(of: waiting.suspension)
-                vm.abandon(waiting.suspension)
                 let limit = vm.maxWaitSeconds.map { $0 == $0.rounded() ? "\(Int($0))" : "\($0)" } ?? "its"
-                var evaluation = Evaluation(
-                    output: waiting.output,
-                    outcome: .failure(
-                        LuaFailure(
-                            kind: .timeout,
-                            message: "the request waited in sleep past limits.wait (\(limit) seconds from its arrival)",
-                            traceback: traceback)),
-                    elapsedNanoseconds: 0)
-                evaluation.suspension = nil
-                return send(waiting.then(evaluation, vm, &audit))
+                return end(
+                    waiting, .timeout,
+                    "the request waited in sleep past limits.wait (\(limit) seconds from its arrival)", vm: vm)
             }
             return go(on: vm.resume(waiting.suspension), output: waiting.output, then: waiting.then, vm: vm)
         }
@@ -209,6 +192,15 @@ final class Exchange: StateJob, @unchecked Sendable {
         }
     }
 
+    /// Ends the chunk where it sleeps, without resuming it, and answers with `kind` and
+    /// `message` and the traceback of where it slept (SPEC O11).
+    private func end(_ waiting: Waiting, _ kind: LuaFailure.Kind, _ message: String, vm: LuaVM) {
+        let traceback = vm.traceback(of: waiting.suspension)
+        vm.abandon(waiting.suspension)
+        let failure = LuaFailure(kind: kind, message: message, traceback: traceback)
+        send(waiting.then(Evaluation(output: waiting.output, outcome: .failure(failure), elapsedNanoseconds: 0), vm, &audit))
+    }
+
     /// Answers from an evaluation that ended, or waits again while it sleeps.
     private func go(
         on evaluation: Evaluation, output: [UInt8], then: @escaping (Evaluation, LuaVM, inout AuditRecord) -> Response,
@@ -224,12 +216,8 @@ final class Exchange: StateJob, @unchecked Sendable {
             evaluation.output = output + evaluation.output
         }
         guard let suspension = evaluation.suspension else { return send(then(evaluation, vm, &audit)) }
-        let now = MonotonicInstant.now()
-        let sleepEnds = now.advanced(by: .nanoseconds(Int64(min(suspension.seconds, 1e7) * 1e9)))
-        // At most `limits.wait` after its arrival: then it is ended as a timeout.
-        let limit = start.advanced(by: .nanoseconds(Int64(min(vm.maxWaitSeconds ?? 60, 1e7) * 1e9)))
+        let sleepEnds = service.executor.wait(self, sleeping: suspension, livingSince: start, vm: vm)
         waiting = Waiting(suspension: suspension, then: then, output: evaluation.output, sleepEnds: sleepEnds)
-        service.executor.wait(self, until: min(sleepEnds, limit))
     }
 
     private func send(_ response: Response) {
@@ -246,12 +234,11 @@ final class Exchange: StateJob, @unchecked Sendable {
     override func stateWasReset() {
         guard let waiting else { return }
         self.waiting = nil
-        var evaluation = Evaluation(
+        let evaluation = Evaluation(
             output: waiting.output,
             outcome: .failure(
                 LuaFailure(kind: .interrupted, message: "the Lua state was reset while the chunk waited in sleep")),
             elapsedNanoseconds: 0)
-        evaluation.suspension = nil
         audit.errorKind = "interrupted"
         // The answer is made without the state: `then` must not touch the VM it is given, so
         // the renderer is called directly.
@@ -327,11 +314,9 @@ final class TimerRun: StateJob, @unchecked Sendable {
         guard let evaluation else { return ended(nil, vm: vm, cancelled: true) }
         service.recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
         if let suspension = evaluation.suspension {
-            let now = MonotonicInstant.now()
-            let sleepEnds = now.advanced(by: .nanoseconds(Int64(min(suspension.seconds, 1e7) * 1e9)))
-            let limit = (started ?? now).advanced(by: .nanoseconds(Int64(min(vm.maxWaitSeconds ?? 60, 1e7) * 1e9)))
+            let sleepEnds = service.executor.wait(self, sleeping: suspension, livingSince: started ?? .now(), vm: vm)
             waiting = (suspension, sleepEnds)
-            return service.executor.wait(self, until: min(sleepEnds, limit))
+            return
         }
         if case .failure(let failure) = evaluation.outcome { return ended(failure, vm: vm) }
         ended(nil, vm: vm)
@@ -358,4 +343,21 @@ final class TimerRun: StateJob, @unchecked Sendable {
 
     /// A reset ended the state the callback waited in: the timer went with it.
     override func stateWasReset() { waiting = nil }
+}
+
+extension LuaExecutor {
+    /// `job`'s chunk waits in `sleep`: it runs again when its sleep ends, or sooner, once
+    /// `limits.wait` has passed since `start` (then it is ended). Returns when its sleep ends,
+    /// for the job to tell which it was when it runs.
+    fileprivate func wait(
+        _ job: StateJob, sleeping suspension: Suspension, livingSince start: MonotonicInstant, vm: LuaVM
+    ) -> MonotonicInstant {
+        // A sleep was refused beyond limits.wait; capped here only so that the nanoseconds fit.
+        func after(_ instant: MonotonicInstant, _ seconds: Double) -> MonotonicInstant {
+            instant.advanced(by: .nanoseconds(Int64(min(seconds, 1e7) * 1e9)))
+        }
+        let sleepEnds = after(.now(), suspension.seconds)
+        wait(job, until: min(sleepEnds, after(start, vm.maxWaitSeconds ?? 60)))
+        return sleepEnds
+    }
 }
