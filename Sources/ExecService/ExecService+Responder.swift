@@ -198,7 +198,8 @@ final class Exchange: StateJob, @unchecked Sendable {
         let traceback = vm.traceback(of: waiting.suspension)
         vm.abandon(waiting.suspension)
         let failure = LuaFailure(kind: kind, message: message, traceback: traceback)
-        send(waiting.then(Evaluation(output: waiting.output, outcome: .failure(failure), elapsedNanoseconds: 0), vm, &audit))
+        let evaluation = Evaluation(output: waiting.output, outcome: .failure(failure), elapsedNanoseconds: 0)
+        send(waiting.then(evaluation, vm, &audit))
     }
 
     /// Answers from an evaluation that ended, or waits again while it sleeps.
