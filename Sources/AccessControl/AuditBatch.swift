@@ -42,35 +42,80 @@ public struct AuditBatch: Sendable {
     }
 
     /// Appends a record made of these fields (those of `AuditEntry`, in its order).
+    ///
+    /// On the request path: the record's size is counted first, the buffer grown once, and the
+    /// fields written through a pointer (`Writer`), not appended value by value and byte by byte
+    /// (each `append` checks the array's uniqueness and capacity: ~4,000 instructions a record,
+    /// against ~1,500 so; bench/NOTES.md).
     public mutating func append(
         at: Int64, kind: String, requestID: String?, client: String?, token: String?, scope: String?,
         method: String?, path: String?, status: Int64?, error: String?, bytesIn: Int64?, bytesOut: Int64?,
         durationMicros: Int64?, bodySHA256: (some ContiguousBytes)?, detail: String?
     ) {
-        Self.integer(at, into: &bytes)
-        Self.text(kind, into: &bytes)
-        Self.text(requestID, into: &bytes)
-        Self.text(client, into: &bytes)
-        Self.text(token, into: &bytes)
-        Self.text(scope, into: &bytes)
-        Self.text(method, into: &bytes)
-        Self.text(path, into: &bytes)
-        Self.integer(status, into: &bytes)
-        Self.text(error, into: &bytes)
-        Self.integer(bytesIn, into: &bytes)
-        Self.integer(bytesOut, into: &bytes)
-        Self.integer(durationMicros, into: &bytes)
-        if let bodySHA256 {
-            bodySHA256.withUnsafeBytes { digest in
-                bytes.append(3)
-                Self.length(digest.count, into: &bytes)
-                bytes.append(contentsOf: digest)
+        func size(_ text: String?) -> Int { text.map { 5 + $0.utf8.count } ?? 1 }
+        func size(_ integer: Int64?) -> Int { integer == nil ? 1 : 9 }
+        let digestCount = bodySHA256?.withUnsafeBytes { $0.count }
+        var count = 9 + size(kind) + size(requestID) + size(client) + size(token) + size(scope) + size(method)
+        count += size(path) + size(status) + size(error) + size(bytesIn) + size(bytesOut) + size(durationMicros)
+        count += digestCount.map { 5 + $0 } ?? 1
+        count += size(detail)
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: count))
+        bytes.withUnsafeMutableBytes { buffer in
+            var out = Writer(at: buffer.baseAddress! + start)
+            out.integer(at)
+            out.text(kind)
+            out.text(requestID)
+            out.text(client)
+            out.text(token)
+            out.text(scope)
+            out.text(method)
+            out.text(path)
+            out.integer(status)
+            out.text(error)
+            out.integer(bytesIn)
+            out.integer(bytesOut)
+            out.integer(durationMicros)
+            if let bodySHA256 {
+                bodySHA256.withUnsafeBytes { out.blob($0) }
+            } else {
+                out.null()
             }
-        } else {
-            bytes.append(0)
+            out.text(detail)
+            assert(out.at == buffer.baseAddress! + start + count)
         }
-        Self.text(detail, into: &bytes)
         ends.append(bytes.count)
+    }
+
+    /// Writes values as `append` lays them out, where `at` points; the caller has made room.
+    private struct Writer {
+        var at: UnsafeMutableRawPointer
+
+        mutating func null() {
+            at.storeBytes(of: 0, as: UInt8.self)
+            at += 1
+        }
+
+        mutating func integer(_ value: Int64?) {
+            guard let value else { return null() }
+            at.storeBytes(of: 2, as: UInt8.self)
+            at.storeBytes(of: value.bigEndian, toByteOffset: 1, as: Int64.self)
+            at += 9
+        }
+
+        mutating func text(_ value: String?) {
+            guard var value else { return null() }
+            value.withUTF8 { put(1, UnsafeRawBufferPointer($0)) }
+        }
+
+        mutating func blob(_ value: UnsafeRawBufferPointer) { put(3, value) }
+
+        private mutating func put(_ type: UInt8, _ value: UnsafeRawBufferPointer) {
+            at.storeBytes(of: type, as: UInt8.self)
+            at.storeBytes(of: UInt32(truncatingIfNeeded: value.count).bigEndian, toByteOffset: 1, as: UInt32.self)
+            if let base = value.baseAddress { (at + 5).copyMemory(from: base, byteCount: value.count) }
+            at += 5 + value.count
+        }
     }
 
     public mutating func append(_ entry: AuditEntry) {
@@ -114,18 +159,17 @@ public struct AuditBatch: Sendable {
 
     // MARK: The encoding (shared with `AuditEntry.message`, which the verifier uses)
 
+    // Each fixed-size number is appended as one run of bytes, not byte by byte: an `append` of
+    // one byte checks the buffer's uniqueness and capacity each time, and a record has a
+    // hundred such bytes (bench/NOTES.md).
     static func length(_ count: Int, into bytes: inout [UInt8]) {
-        for shift in stride(from: 24, through: 0, by: -8) {
-            bytes.append(UInt8(truncatingIfNeeded: count >> shift))
-        }
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: count).bigEndian) { bytes.append(contentsOf: $0) }
     }
 
     static func integer(_ value: Int64?, into bytes: inout [UInt8]) {
         guard let value else { return bytes.append(0) }
         bytes.append(2)
-        for shift in stride(from: 56, through: 0, by: -8) {
-            bytes.append(UInt8(truncatingIfNeeded: value >> shift))
-        }
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
     }
 
     static func text(_ value: String?, into bytes: inout [UInt8]) {

@@ -35,6 +35,11 @@
 #define C_CHANGED "luaexec.config.changed"   // path -> true: set by a chunk, not yet committed
 #define C_QUEUE "luaexec.config.queue"       // sequence of {fn, path} still to call
 #define C_CALL "luaexec.config.call"         // the call lx_invoke makes next: {fn, path}
+// Config callbacks of stored scripts (SPEC V8): withdrawn with the script, replaced by its next
+// version, undone with a run that fails, as its endpoints and actions are (http.c).
+#define C_OWNERS "luaexec.config.owners"     // weak keys: function -> the stored script whose run registered it
+#define C_SAVED "luaexec.config.saved"       // the callbacks before a stored script's run (a copy)
+#define C_TOUCHED "luaexec.config.touched"   // function -> true: registered during that run
 #define LX_PERSIST_DEPTH 64
 #define LX_CONFIG_PATH_MAX 256
 // The config store holds settings, not data (that is `persisted`'s): a value of tens of MiB
@@ -599,6 +604,14 @@ static int config_set(lua_State *L) {
 static int config_register(lua_State *L) {
     check_path(L, "config.register", 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    // During a stored script's run, the functions it registers (again) are its own.
+    if (lua_getfield(L, LUA_REGISTRYINDEX, C_TOUCHED) == LUA_TTABLE) {
+        lua_pushvalue(L, 2);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    }
+    lua_settop(L, 2);
     push_registry(L, C_CALLBACKS);  // 3
     lua_pushvalue(L, 1);
     if (lua_rawget(L, 3) != LUA_TTABLE) {
@@ -647,6 +660,185 @@ static int config_unregister(lua_State *L) {
     }
     lua_pushboolean(L, 0);
     return 1;
+}
+
+// MARK: - Config callbacks of stored scripts (SPEC V8)
+
+// Protected: keeps a copy of the callbacks (each path's list copied) and starts noting the
+// functions registered from now on.
+static int save_callbacks(lua_State *L) {
+    lua_settop(L, 0);
+    push_registry(L, C_CALLBACKS);  // 1
+    lua_newtable(L);                // 2: the copy
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {  // path, list
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        lua_createtable(L, (int)n, 0);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, -2, i);
+            lua_rawseti(L, -2, i);
+        }
+        lua_pushvalue(L, -3);
+        lua_insert(L, -2);
+        lua_rawset(L, 2);  // copy[path] = list's copy
+        lua_pop(L, 1);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, C_SAVED);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, C_TOUCHED);
+    return 0;
+}
+
+// Removes from every path's list the functions `drop` (a function: fn -> boolean, at index 1)
+// answers true for, keeping the order of the others.
+static void remove_callbacks(lua_State *L, int drop) {
+    push_registry(L, C_CALLBACKS);
+    int callbacks = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, callbacks)) {  // path, list
+        int list = lua_gettop(L);
+        lua_Integer n = (lua_Integer)lua_rawlen(L, list), kept = 0;
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, list, i);
+            lua_pushvalue(L, drop);
+            lua_pushvalue(L, -2);
+            lua_call(L, 1, 1);
+            int dropped = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+            if (dropped) {
+                lua_pop(L, 1);
+            } else {
+                lua_rawseti(L, list, ++kept);
+            }
+        }
+        for (lua_Integer i = kept + 1; i <= n; i++) {
+            lua_pushnil(L);
+            lua_rawseti(L, list, i);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+// Upvalue 1: the owner's name; 2: the saved copy's functions (fn -> true), or nil for all.
+// True for a function the owner registered in an earlier run, and (with 2) held before this one,
+// and not registered again in it.
+static int owned_before(lua_State *L) {
+    push_registry(L, C_OWNERS);
+    lua_pushvalue(L, 1);
+    lua_rawget(L, -2);
+    if (!lua_rawequal(L, -1, lua_upvalueindex(1))) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (lua_isnil(L, lua_upvalueindex(2))) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushvalue(L, 1);
+    int held = lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL;
+    lua_getfield(L, LUA_REGISTRYINDEX, C_TOUCHED);
+    int again = lua_istable(L, -1) && (lua_pushvalue(L, 1), lua_rawget(L, -2) != LUA_TNIL);
+    lua_pushboolean(L, held && !again);
+    return 1;
+}
+
+// Protected: args 1 keep (boolean), 2 the owner's name. Ends what save_callbacks began: without
+// keep, the callbacks are the copy again; with it, the owner's functions from before the run
+// that it did not register again go, and those it registered are its own from now on.
+static int end_callbacks(lua_State *L) {
+    int keep = lua_toboolean(L, 1);
+    lua_settop(L, 2);
+    if (!keep) {
+        if (lua_getfield(L, LUA_REGISTRYINDEX, C_SAVED) == LUA_TTABLE) {
+            lua_setfield(L, LUA_REGISTRYINDEX, C_CALLBACKS);
+        }
+    } else {
+        // The functions the copy holds, as a set.
+        lua_newtable(L);  // 3
+        int held = 3;
+        if (lua_getfield(L, LUA_REGISTRYINDEX, C_SAVED) == LUA_TTABLE) {  // 4
+            lua_pushnil(L);
+            while (lua_next(L, 4)) {
+                lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+                for (lua_Integer i = 1; i <= n; i++) {
+                    lua_rawgeti(L, -1, i);
+                    lua_pushboolean(L, 1);
+                    lua_rawset(L, held);
+                }
+                lua_pop(L, 1);
+            }
+        }
+        lua_settop(L, 3);
+        lua_pushvalue(L, 2);
+        lua_pushvalue(L, held);
+        lua_pushcclosure(L, owned_before, 2);  // 4
+        remove_callbacks(L, 4);
+        lua_settop(L, 2);
+        push_registry(L, C_OWNERS);  // 3
+        if (lua_getfield(L, LUA_REGISTRYINDEX, C_TOUCHED) == LUA_TTABLE) {  // 4
+            lua_pushnil(L);
+            while (lua_next(L, 4)) {
+                lua_pop(L, 1);
+                lua_pushvalue(L, -1);
+                lua_pushvalue(L, 2);
+                lua_rawset(L, 3);
+            }
+        }
+    }
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, C_SAVED);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, C_TOUCHED);
+    return 0;
+}
+
+// Protected: arg 1 the owner's name. Removes every callback it registered.
+static int withdraw_callbacks(lua_State *L) {
+    lua_settop(L, 1);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    lua_pushcclosure(L, owned_before, 2);  // 2
+    remove_callbacks(L, 2);
+    return 0;
+}
+
+int lx_save_config_callbacks(lx_runtime *rt) {
+    lua_pushcfunction(rt->L, save_callbacks);
+    return lx_host_status(rt, lx_host_pcall(rt, 0));
+}
+
+// Pushing the name may allocate: it is pushed inside the protected call.
+typedef struct {
+    int keep;  // 1 keep, 0 put the copy back, -1 withdraw all of owner's
+    const char *owner;
+    size_t owner_len;
+} callbacks_end;
+
+static int end_callbacks_with(lua_State *L) {
+    callbacks_end *end = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    if (end->keep < 0) {
+        lua_pushlstring(L, end->owner, end->owner_len);
+        return withdraw_callbacks(L);
+    }
+    lua_pushboolean(L, end->keep);
+    lua_pushlstring(L, end->owner, end->owner_len);
+    return end_callbacks(L);
+}
+
+int lx_end_config_callbacks(lx_runtime *rt, int keep, const char *owner, size_t owner_len) {
+    callbacks_end end = {.keep = keep != 0, .owner = owner, .owner_len = owner_len};
+    lua_pushcfunction(rt->L, end_callbacks_with);
+    lua_pushlightuserdata(rt->L, &end);
+    return lx_host_status(rt, lx_host_pcall(rt, 1));
+}
+
+int lx_withdraw_config_callbacks(lx_runtime *rt, const char *owner, size_t owner_len) {
+    callbacks_end end = {.keep = -1, .owner = owner, .owner_len = owner_len};
+    lua_pushcfunction(rt->L, end_callbacks_with);
+    lua_pushlightuserdata(rt->L, &end);
+    return lx_host_status(rt, lx_host_pcall(rt, 1));
 }
 
 // A change from outside the state (the CLI, the admin API): path and value are args 1 and 2.
@@ -778,6 +970,12 @@ void lx_open_persist(lua_State *L) {
         lua_newtable(L);
         lua_setfield(L, LUA_REGISTRYINDEX, *key);
     }
+    lua_newtable(L);  // C_OWNERS: a function no path holds any more is let go
+    lua_newtable(L);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, C_OWNERS);
     static const luaL_Reg functions[] = {
         {"get", config_get}, {"set", config_set}, {"register", config_register}, {"unregister", config_unregister},
         {NULL, NULL},

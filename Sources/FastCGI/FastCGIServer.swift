@@ -83,8 +83,10 @@ public final class FastCGIServer: @unchecked Sendable {
         var midRequestSince: MonotonicInstant?
         var lastActive: MonotonicInstant
         /// The request of it that is with the responder (`busy`), to tell the responder when the
-        /// peer goes while it is served.
-        weak var serving: Work?
+        /// peer goes while it is served. Strong, and cleared when the request is answered
+        /// (`complete`) or its peer goes: a `weak` one gave every request's `Work` a side table,
+        /// an allocation and a slow release per request (bench/NOTES.md).
+        var serving: Work?
 
         init(fd: Int32, limits: FastCGIParser.Limits, now: MonotonicInstant) {
             self.fd = fd
@@ -429,8 +431,10 @@ public final class FastCGIServer: @unchecked Sendable {
                 turn += 1
                 turnstile.broadcast()
             }
-            for rest in later { rest() }
-            later.removeAll(keepingCapacity: true)
+            if !later.isEmpty {
+                for rest in later { rest() }
+                later.removeAll(keepingCapacity: true)
+            }
             responder.runDeferred()
             (batch, ticket) = lock.withLock {
                 guard pollerEpoch == epoch, !pending.isEmpty else { return ([], 0) }

@@ -42,8 +42,8 @@ extension LuaVM {
     }
 
     /// Runs `script` as its name's version from now on, as one transaction on the state's
-    /// registrations (SPEC V8): the endpoints and actions registered now are saved first; a run
-    /// that fails (or whose `keep` throws) gets them back whole, so the previous version's
+    /// registrations (SPEC V8): the endpoints, actions and config callbacks registered now are
+    /// saved first; a run that fails (or whose `keep` throws) gets them back whole, so the previous version's
     /// registrations go on answering; a run that succeeds withdraws what the script registered
     /// before and did not register again (a name it registers again is swapped in one step, as
     /// `http.listen` always does). What else the run did (globals, `persisted`) stays, as after
@@ -66,7 +66,11 @@ extension LuaVM {
             $0.origin.storedScriptName == script.name && !timersBefore.contains($0.id)
         }
         let saved = registry.snapshot()
-        let status = lx_save_registrations(runtime)
+        var status = lx_save_registrations(runtime)
+        if status == Int32(LX_OK.rawValue) {
+            status = lx_save_config_callbacks(runtime)
+            if status != Int32(LX_OK.rawValue) { _ = lx_restore_registrations(runtime) }
+        }
         guard status == Int32(LX_OK.rawValue) else {
             // Nothing ran: without the copy, a failure could not be undone.
             let failure = LuaFailure(
@@ -105,6 +109,14 @@ extension LuaVM {
         if lx_forget_saved_registrations(runtime) != Int32(LX_OK.rawValue) {
             logger.error("the saved registrations were not let go", metadata: ["script": "\(script.name)"])
         }
+        // Its config callbacks the same way: what the previous version registered and this one
+        // did not register again goes (a new version's closures are new functions: without this,
+        // a change to a path ran the callback of every version installed since the start).
+        if withName(script.name, { lx_end_config_callbacks(runtime, 1, $0, $1) }) != Int32(LX_OK.rawValue) {
+            logger.error(
+                "the previous version's config callbacks were not withdrawn",
+                metadata: ["script": "\(script.name)", "error": "\(String(decoding: bytes(lx_error), as: UTF8.self))"])
+        }
         let stale = before.filter { !touched.contains($0) }
         for registration in stale { withdraw(registration) }
         registry.recordRun(
@@ -120,6 +132,11 @@ extension LuaVM {
         let registrations = registry.registrations(ofStoredScript: name)
         for registration in registrations { withdraw(registration) }
         withdrawTimers { $0.origin.storedScriptName == name }
+        if withName(name, { lx_withdraw_config_callbacks(runtime, $0, $1) }) != Int32(LX_OK.rawValue) {
+            logger.error(
+                "the config callbacks were not withdrawn",
+                metadata: ["script": "\(name)", "error": "\(String(decoding: bytes(lx_error), as: UTF8.self))"])
+        }
         registry.recordRun(ofStoredScript: name, nil)
         return registrations
     }
@@ -164,11 +181,16 @@ extension LuaVM {
             metadata: ["script": "\(script.name)", "output": "\(String(decoding: evaluation.output, as: UTF8.self))"])
     }
 
+    /// Calls `body` with a name's bytes as C takes them.
+    private func withName(_ name: String, _ body: (UnsafePointer<CChar>?, Int) -> Int32) -> Int32 {
+        Array(name.utf8).withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { body($0.baseAddress, $0.count) }
+        }
+    }
+
     private func withdraw(_ registration: EndpointRegistry.Registration) {
         let kind = registration.kind == .endpoint ? Int32(LX_KIND_ENDPOINT.rawValue) : Int32(LX_KIND_ACTION.rawValue)
-        let status = Array(registration.name.utf8).withUnsafeBufferPointer { name in
-            name.withMemoryRebound(to: CChar.self) { lx_withdraw(runtime, kind, $0.baseAddress, $0.count) }
-        }
+        let status = withName(registration.name) { lx_withdraw(runtime, kind, $0, $1) }
         if status != Int32(LX_OK.rawValue) && status != Int32(LX_ERR_NOT_FOUND.rawValue) {
             logger.error(
                 "a registration was not withdrawn",
@@ -181,6 +203,11 @@ extension LuaVM {
 
     /// The registrations as they were before the run, in the state and in the listing.
     private func undoRegistrations(_ saved: EndpointRegistry.Snapshot) {
+        if lx_end_config_callbacks(runtime, 0, nil, 0) != Int32(LX_OK.rawValue) {
+            logger.critical(
+                "the config callbacks of a failed script were not undone",
+                metadata: ["error": "\(String(decoding: bytes(lx_error), as: UTF8.self))"])
+        }
         if lx_restore_registrations(runtime) != Int32(LX_OK.rawValue) {
             // Putting a table back allocates nothing Lua does not already hold; should it fail
             // all the same, the listing says what the state holds.

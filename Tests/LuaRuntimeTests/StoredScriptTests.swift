@@ -207,4 +207,41 @@ struct StoredScriptTests {
         }
         #expect(answer == [.string(Array("v1".utf8))])
     }
+
+    /// Sets `path` as a chunk would and runs the callbacks it queued; returns what they logged.
+    func changeConfig(_ path: String, _ value: Int) -> String? {
+        _ = try? vm.evaluate(Array("calls = '' config.set('\(path)', \(value))".utf8), chunkName: "t", rendering: .text)
+        #expect(vm.runConfigCallbacks() == nil)
+        guard case .string(let bytes)? = global("calls") else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    @Test("config callbacks go with their script: replaced by the next version, undone with a failed one, withdrawn with it")
+    func configCallbacks() throws {
+        // Registered by a chunk (no script's): it stays through everything below.
+        _ = try vm.evaluate(
+            Array("config.register('door', function() calls = calls .. 'chunk;' end)".utf8), chunkName: "t",
+            rendering: .text)
+        _ = run("bell.lua", 1, "config.register('door', function() calls = calls .. 'v1;' end)")
+        #expect(changeConfig("door", 1) == "chunk;v1;")
+        // A new version's closure is a new function: the old one goes, not runs beside it.
+        _ = run("bell.lua", 2, "config.register('door', function() calls = calls .. 'v2;' end)")
+        #expect(changeConfig("door", 2) == "chunk;v2;")
+        // A version that fails leaves the one before as it was, and what it registered is gone.
+        guard case .failed = run("bell.lua", 3, "config.register('door', function() calls = calls .. 'v3;' end) error('no')")
+        else {
+            Issue.record("version 3 did not fail")
+            return
+        }
+        #expect(changeConfig("door", 3) == "chunk;v2;")
+        // A function registered again by the next version is kept, once; another script's stays.
+        _ = run("knock.lua", 1, "function knock() calls = calls .. 'knock;' end config.register('door', knock)")
+        _ = run("knock.lua", 2, "config.register('door', knock)")
+        #expect(changeConfig("door", 4) == "chunk;v2;knock;")
+        // Withdrawn with its script (disabled or deleted); the other script's and the chunk's stay.
+        vm.withdrawStoredScript(named: "bell.lua")
+        #expect(changeConfig("door", 5) == "chunk;knock;")
+        vm.withdrawStoredScript(named: "knock.lua")
+        #expect(changeConfig("door", 6) == "chunk;")
+    }
 }

@@ -195,6 +195,16 @@ int lx_forget_saved_registrations(lx_runtime *rt);
 /// LX_OK, LX_ERR_NOT_FOUND when nothing was registered under it, or an error status.
 int lx_withdraw(lx_runtime *rt, int kind, const char *name, size_t name_len);
 
+/// The config callbacks (config.register) the same way, by the stored script whose run
+/// registered them: lx_save_config_callbacks keeps a copy before a run and notes what the run
+/// registers; lx_end_config_callbacks ends it: keep 0 puts the copy back (the run failed); keep 1
+/// withdraws what `owner` registered in earlier runs and did not register again, and makes what
+/// this run registered `owner`'s. lx_withdraw_config_callbacks removes all of `owner`'s (the
+/// script is disabled or deleted). LX_OK, or an error status with the message in the error buffer.
+int lx_save_config_callbacks(lx_runtime *rt);
+int lx_end_config_callbacks(lx_runtime *rt, int keep, const char *owner, size_t owner_len);
+int lx_withdraw_config_callbacks(lx_runtime *rt, const char *owner, size_t owner_len);
+
 /// The chunk lx_eval is running now, or NULL when none is (a registration made by an endpoint).
 const char *lx_current_chunk(const lx_runtime *rt, size_t *len);
 
