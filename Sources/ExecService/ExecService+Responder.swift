@@ -213,7 +213,8 @@ final class Exchange: StateJob, @unchecked Sendable {
             // with the final event, and the final event's `output` is empty.
             if evaluation.suspension != nil { events.output(evaluation.output) } else { lastOutput = evaluation.output }
             evaluation.output = []
-        } else {
+        } else if !output.isEmpty {
+            // What it printed before a sleep comes first; most chunks never slept (no copy).
             evaluation.output = output + evaluation.output
         }
         guard let suspension = evaluation.suspension else { return send(then(evaluation, vm, &audit)) }

@@ -16,6 +16,8 @@ description:
     C(1.0), C('1') and C(true) are four different values).
 version_added: "0.1.0"
 author: luaexec maintainers
+extends_documentation_fragment:
+  - luaexec.appliance.connection
 options:
   path:
     description: The config path, C(a.b.c).
@@ -29,28 +31,10 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  url:
-    description: The appliance, C(https://HOST[:PORT]).
-    type: str
-    required: true
   token:
     description: A token with the C(admin) scope.
     type: str
     required: true
-  pin:
-    description: C(sha256//...) of the appliance's public key, as C(luaexec remotes) shows it.
-    type: str
-  ca_path:
-    description: Without O(pin), a CA file to verify the certificate with.
-    type: path
-  validate_certs:
-    description: Without O(pin), whether to verify the certificate.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for the answer.
-    type: float
-    default: 60
 notes:
   - Part of the C(luaexec.appliance.luaexec) action group. Supports check mode and diff mode.
 '''

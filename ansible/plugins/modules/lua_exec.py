@@ -21,6 +21,8 @@ description:
     that only reads returns a table with C(changed) set to false.
 version_added: "0.1.0"
 author: luaexec maintainers
+extends_documentation_fragment:
+  - luaexec.appliance.connection
 options:
   chunk:
     description: The Lua source text to run. One of O(chunk) and O(src) is required.
@@ -41,30 +43,10 @@ options:
       - The chunk's name in error messages and tracebacks (C(@file.lua) or C(=name), SPEC E9).
         Defaults to C(@) and the file name with O(src), else C(interactive.lua).
     type: str
-  url:
-    description: The appliance, C(https://HOST[:PORT]).
-    type: str
-    required: true
   token:
     description: A token with the C(exec) scope.
     type: str
     required: true
-  pin:
-    description:
-      - C(sha256//) and the base64 SHA-256 of the appliance's public key, as C(luaexec remotes)
-        shows it. When given, it is the trust; the certificate chain is not checked.
-    type: str
-  ca_path:
-    description: Without O(pin), a CA file to verify the certificate with.
-    type: path
-  validate_certs:
-    description: Without O(pin), whether to verify the certificate. False is never the default.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for the answer.
-    type: float
-    default: 60
 notes:
   - Part of the C(luaexec.appliance.luaexec) action group, so C(module_defaults) can set
     O(url), O(token) and O(pin) once.

@@ -18,6 +18,8 @@ description:
   - Check mode reports what would change and changes nothing.
 version_added: "0.1.0"
 author: luaexec maintainers
+extends_documentation_fragment:
+  - luaexec.appliance.connection
 options:
   name:
     description: The script's name on the appliance.
@@ -37,28 +39,10 @@ options:
   src:
     description: A file on the controller holding the source.
     type: path
-  url:
-    description: The appliance, C(https://HOST[:PORT]).
-    type: str
-    required: true
   token:
     description: A token with the C(admin) scope.
     type: str
     required: true
-  pin:
-    description: C(sha256//...) of the appliance's public key, as C(luaexec remotes) shows it.
-    type: str
-  ca_path:
-    description: Without O(pin), a CA file to verify the certificate with.
-    type: path
-  validate_certs:
-    description: Without O(pin), whether to verify the certificate.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for the answer.
-    type: float
-    default: 60
 notes:
   - Part of the C(luaexec.appliance.luaexec) action group.
   - Supports check mode and diff mode.
