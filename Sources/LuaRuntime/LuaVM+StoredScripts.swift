@@ -43,10 +43,10 @@ extension LuaVM {
 
     /// Runs `script` as its name's version from now on, as one transaction on the state's
     /// registrations (SPEC V8): the endpoints, actions and config callbacks registered now are
-    /// saved first; a run that fails (or whose `keep` throws) gets them back whole, so the previous version's
-    /// registrations go on answering; a run that succeeds withdraws what the script registered
-    /// before and did not register again (a name it registers again is swapped in one step, as
-    /// `http.listen` always does). What else the run did (globals, `persisted`) stays, as after
+    /// saved first; a run that fails (or whose `keep` throws) gets them back whole, so the
+    /// previous version's registrations go on answering; a run that succeeds withdraws what the
+    /// script registered before and did not register again (a name it registers again is
+    /// swapped in one step, as `http.listen` always does). What else the run did (globals, `persisted`) stays, as after
     /// any chunk that fails half-way (SPEC E6). Config changes it makes run no callbacks, as an
     /// init script's do.
     ///
