@@ -22,9 +22,9 @@ static lx_runtime *runtime_of(lua_State *L) { return lx_runtime_of(L); }
 
 // MARK: - Evaluation
 
-// lua.c's msghandler, except that the traceback goes to the registry so that the message and
-// the traceback reach the client as two fields.
-static int lx_msghandler(lua_State *L) {
+// Pushes the message of the error object at 1 as lua.c's msghandler makes it: a string or
+// number as it is, else its __tostring, else what kind of value it is.
+static void push_error_message(lua_State *L) {
     int t = lua_type(L, 1);
     if (t == LUA_TSTRING || t == LUA_TNUMBER) {
         lua_pushvalue(L, 1);
@@ -32,6 +32,12 @@ static int lx_msghandler(lua_State *L) {
     } else if (!(luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)) {
         lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
+}
+
+// lua.c's msghandler, except that the traceback goes to the registry so that the message and
+// the traceback reach the client as two fields.
+static int lx_msghandler(lua_State *L) {
+    push_error_message(L);
     luaL_traceback(L, L, NULL, 1);
     lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
     return 1;
@@ -180,13 +186,7 @@ static void close_coroutine(lx_runtime *rt, lua_State *co) {
 // coroutine at 2 where it failed, ending as lua.c's does.
 static int lx_describe_error(lua_State *L) {
     lua_State *co = lua_tothread(L, 2);
-    int t = lua_type(L, 1);
-    if (t == LUA_TSTRING || t == LUA_TNUMBER) {
-        lua_pushvalue(L, 1);
-        lua_tostring(L, -1);
-    } else if (!(luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)) {
-        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
+    push_error_message(L);
     // C only: the stop hook (armed on this thread too while a stop is in effect) lets it finish.
     lx_runtime *rt = lx_runtime_of(L);
     rt->tracing = 1;
