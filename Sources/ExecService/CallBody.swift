@@ -120,12 +120,7 @@ struct CallBody: Equatable {
                             "unknown member \"\(String(decoding: key, as: UTF8.self))\": a call takes \"chunk\", \"args\" and \"name\""
                         )
                     }
-                    skipSpace()
-                    if peek() == UInt8(ascii: ",") {
-                        offset += 1
-                        continue
-                    }
-                    try expect("}")
+                    if try another(before: "}") { continue }
                     break
                 }
             }
@@ -147,6 +142,18 @@ struct CallBody: Equatable {
                 throw fail(peek() == nil ? "the JSON ends too early" : "expected '\(character)'")
             }
             offset += 1
+        }
+
+        /// After a member or an element: true past a comma (another follows), false past
+        /// `closing` (the object or array ends); anything else is an error.
+        mutating func another(before closing: Unicode.Scalar) throws(CallBodyError) -> Bool {
+            skipSpace()
+            if peek() == UInt8(ascii: ",") {
+                offset += 1
+                return true
+            }
+            try expect(closing)
+            return false
         }
 
         mutating func literal(_ word: String, _ value: LuaValue) throws(CallBodyError) -> LuaValue {
@@ -192,12 +199,7 @@ struct CallBody: Equatable {
             }
             while true {
                 items.append(try value(depth: depth))
-                skipSpace()
-                if peek() == UInt8(ascii: ",") {
-                    offset += 1
-                    continue
-                }
-                try expect("]")
+                if try another(before: "]") { continue }
                 return items
             }
         }
@@ -221,12 +223,7 @@ struct CallBody: Equatable {
                 }
                 try expect(":")
                 fields.append(LuaValue.Field(key: key, value: try value(depth: depth)))
-                skipSpace()
-                if peek() == UInt8(ascii: ",") {
-                    offset += 1
-                    continue
-                }
-                try expect("}")
+                if try another(before: "}") { continue }
                 break
             }
             if fields.count == 1, fields[0].key == Array("base64".utf8), case .string(let encoded) = fields[0].value {
