@@ -32,7 +32,9 @@ written() {
     [ "$1" = luaexecd ] || return 0
     local stored
     for _ in $(seq 600); do
-        stored=$(sqlite3 "$work/db" 'SELECT coalesce(max(seq), 0) FROM audit' 2>/dev/null) || return 0
+        # audit_batch since schema 7 (a batch of records to a row), audit before it.
+        stored=$(sqlite3 "$work/db" 'SELECT coalesce(max(last_seq), 0) FROM audit_batch' 2>/dev/null ||
+            sqlite3 "$work/db" 'SELECT coalesce(max(seq), 0) FROM audit' 2>/dev/null) || return 0
         [ "$stored" -ge "$2" ] && return 0
         sleep 0.1
     done

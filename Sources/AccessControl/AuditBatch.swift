@@ -13,8 +13,8 @@ import Foundation
 /// A record's bytes are its fields from `at` to `detail` (`AuditEntry.columns` but `seq`), each
 /// as `AuditEntry.message` writes a value: a type (0 null, 1 text, 2 integer, 3 blob), then a
 /// big-endian 64-bit integer, or a 32-bit length and the bytes. The MAC's message is the label,
-/// a zero byte, the previous MAC, `seq` the same way, and these bytes (`AuditTrail.append`);
-/// `SQLiteDatabase.Statement.run(seq:fields:mac:)` binds the stored values from them.
+/// a zero byte, the previous MAC, `seq` the same way, and these bytes (`AuditTrail.append`),
+/// which are stored as they are, between `seq` and the MAC (`AuditStoredBatch`).
 public struct AuditBatch: Sendable {
     private(set) var bytes: [UInt8] = []
     /// Where each record ends in `bytes`.
@@ -157,7 +157,14 @@ public struct AuditBatch: Sendable {
         }
     }
 
-    // MARK: The encoding (shared with `AuditEntry.message`, which the verifier uses)
+    /// A record's `at`, its first field (0 if the bytes do not start with an integer).
+    static func at(of fields: UnsafeRawBufferPointer) -> Int64 {
+        var values = Fields(fields)
+        if case .integer(let at)? = values.next() { return at }
+        return 0
+    }
+
+    // MARK: The encoding (shared with `AuditEntry.message` and the stored batches)
 
     // Each fixed-size number is appended as one run of bytes, not byte by byte: an `append` of
     // one byte checks the buffer's uniqueness and capacity each time, and a record has a

@@ -1,8 +1,9 @@
 import SystemSupport
 
-/// The audit trail in luaexec's database (SPEC M7): table `audit`, one row per request or change,
-/// each row's `mac` an HMAC-SHA-256 (key: `AuditKey`, kept outside the database) over the row
-/// before's `mac` and its own fields; and table `audit_seal`, two rows sealed with the same key:
+/// The audit trail in luaexec's database (SPEC M7): a record per request or change, each record's
+/// `mac` an HMAC-SHA-256 (key: `AuditKey`, kept outside the database) over the record before's
+/// `mac` and its own fields, kept a batch to a row in table `audit_batch` (AuditStoredBatch); and
+/// table `audit_seal`, two rows sealed with the same key:
 ///
 /// - `anchor`: where the chain starts. At first a random value; after pruning, the `seq` and
 ///   `mac` of the last record pruned, and how many were pruned in all. So the oldest record
@@ -91,9 +92,10 @@ public final class AuditTrail: Sendable {
         _ records: AuditBatch, in db: SQLiteDatabase.Transaction, key: AuditKey, now: Int64, lastWritten: Head?
     ) throws(StoreError) -> Head {
         var notices: [String] = []
-        let lastRow = try db.query("SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1").first.map {
-            Head(seq: $0[0].integer ?? 0, mac: $0[1].blob ?? [])
-        }
+        // The last record as its batch's row names it, without reading the records (`verify`
+        // finds a row whose columns do not describe its records).
+        let lastRow = try db.query("SELECT last_seq, last_mac FROM audit_batch ORDER BY first_seq DESC LIMIT 1").first
+            .map { Head(seq: $0[0].integer ?? 0, mac: $0[1].blob ?? []) }
         var anchor: Seal
         if let found = try seal("anchor", in: db) {
             anchor = found
@@ -106,7 +108,7 @@ public final class AuditTrail: Sendable {
                 try store(anchor, in: db)
             }
         } else {
-            let first = try db.query("SELECT min(seq) FROM audit").first?.first?.integer
+            let first = try db.query("SELECT min(first_seq) FROM audit_batch").first?.first?.integer
             if first != nil {
                 notices.append("the anchor seal was missing; a new one was made: the records before cannot be checked")
             }
@@ -142,9 +144,7 @@ public final class AuditTrail: Sendable {
         if let lastWritten, lastWritten != previous, lastWritten.seq > anchor.seq {
             // Another writer (the command line) may have appended since: the record this writer
             // wrote last is then still there as it was.
-            let mac = try db.query("SELECT mac FROM audit WHERE seq = ?", [.integer(lastWritten.seq)]).first?.first?
-                .blob
-            if mac != lastWritten.mac {
+            if try record(lastWritten.seq, in: db)?.mac != lastWritten.mac {
                 notices.append(
                     "record \(lastWritten.seq), which luaexecd wrote last, is gone or changed: the trail was rolled back or cut"
                 )
@@ -156,24 +156,27 @@ public final class AuditTrail: Sendable {
         var seq = max(previous.seq, lastRow?.seq ?? previous.seq)
         var chain = previous.mac
         if !all.isEmpty {
-            let insert = try db.prepare(
-                "INSERT INTO audit (\(AuditEntry.columns), mac) VALUES (\(Array(repeating: "?", count: 17).joined(separator: ", ")))"
-            )
-            var seqBytes: [UInt8] = []
-            seqBytes.reserveCapacity(9)
+            // Each record's `seq`, fields and MAC into the batch's row, the MAC made over the
+            // bytes just written (`AuditStoredBatch`); a row per `rowLimit` records.
+            var row = AuditStoredBatch.Row()
+            row.bytes.reserveCapacity(min(all.count, AuditStoredBatch.rowLimit) * 300)
             try all.forEach { (fields) throws(StoreError) in
                 seq += 1
-                seqBytes.removeAll(keepingCapacity: true)
-                AuditBatch.integer(seq, into: &seqBytes)
-                // The message `AuditEntry.message` makes of the stored row, in its pieces.
+                let start = row.bytes.count
+                row.start(seq: seq, at: AuditBatch.at(of: fields))
+                row.bytes.append(contentsOf: fields)
                 chain = key.mac { hasher in
                     Self.recordLabel.withUnsafeBytes { hasher.update(bufferPointer: $0) }
                     chain.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-                    seqBytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-                    hasher.update(bufferPointer: fields)
+                    row.bytes.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[start...])) }
                 }
-                try insert.run(seq: seq, fields: fields, mac: chain)
+                row.finish(mac: chain)
+                if row.count == AuditStoredBatch.rowLimit {
+                    try row.insert(in: db)
+                    row.removeAll()
+                }
             }
+            if !row.isEmpty { try row.insert(in: db) }
         }
         if all.isEmpty, let head, head.isValid(key), previous == Head(seq: head.seq, mac: head.mac) {
             return previous
@@ -194,24 +197,44 @@ public final class AuditTrail: Sendable {
             guard var anchor = try Self.seal("anchor", in: db) else { return 0 }
             // By position, not by counting: records are numbered one after another from the
             // anchor on, so the newest `maxRecords` are those past `last - maxRecords`. Pruning
-            // runs under load, on a table of up to 10^8 records: `count(*)` (and a search by
-            // `at`, which has no index) read all of it, each time (bench/NOTES.md).
-            guard let last = try db.query("SELECT max(seq) FROM audit").first?.first?.integer else { return 0 }
+            // runs under load, on a trail of up to 10^8 records: the batches' columns say where
+            // to cut, and only the batch across the cut is read (bench/NOTES.md).
+            guard let last = try db.query("SELECT max(last_seq) FROM audit_batch").first?.first?.integer else {
+                return 0
+            }
             var cutoff: Int64?
             if last - Int64(maxRecords) > anchor.seq { cutoff = last - Int64(maxRecords) }
-            // By age: only when the oldest record is old enough, which its time says at once.
-            if let oldest = try db.query("SELECT at FROM audit ORDER BY seq LIMIT 1").first?.first?.integer,
-                oldest < before,
-                let old = try db.query("SELECT max(seq) FROM audit WHERE at < ?", [.integer(before)]).first?.first?
-                    .integer
-            {
-                cutoff = max(cutoff ?? old, old)
+            // By age: only when the oldest batch holds a record old enough, which its `min_at`
+            // says at once; whole batches by `max_at`, the one across `before` record by record.
+            if let oldest = try db.query("SELECT min(min_at) FROM audit_batch").first?.first?.integer, oldest < before {
+                var old = try db.query("SELECT max(last_seq) FROM audit_batch WHERE max_at < ?", [.integer(before)])
+                    .first?.first?.integer
+                for row in try db.query(
+                    "SELECT records FROM audit_batch WHERE min_at < ? AND max_at >= ?", [.integer(before), .integer(before)])
+                {
+                    for record in AuditStoredBatch.records(row[0].blob ?? []) ?? [] where record.at < before {
+                        old = max(old ?? record.seq, record.seq)
+                    }
+                }
+                if let old { cutoff = max(cutoff ?? old, old) }
             }
-            guard let cutoff,
-                let mac = try db.query("SELECT mac FROM audit WHERE seq = ?", [.integer(cutoff)]).first?.first?.blob
-            else { return 0 }
-            try db.query("DELETE FROM audit WHERE seq <= ?", [.integer(cutoff)])
-            let removed = db.changes
+            guard let cutoff, let mac = try Self.record(cutoff, in: db)?.mac else { return 0 }
+            // Whole batches up to the cutoff; the batch across it keeps its records after it.
+            var removed = Int(
+                try db.query(
+                    "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM audit_batch WHERE last_seq <= ?",
+                    [.integer(cutoff)]
+                ).first?.first?.integer ?? 0)
+            try db.query("DELETE FROM audit_batch WHERE last_seq <= ?", [.integer(cutoff)])
+            if let across = try db.query(
+                "SELECT first_seq, records FROM audit_batch WHERE first_seq <= ?", [.integer(cutoff)]
+            ).first, let records = AuditStoredBatch.records(across[1].blob ?? []) {
+                var kept = AuditStoredBatch.Row()
+                for record in records where record.seq > cutoff { kept.append(record) }
+                removed += records.count - kept.count
+                try db.query("DELETE FROM audit_batch WHERE first_seq = ?", [across[0]])
+                if !kept.isEmpty { try kept.insert(in: db) }
+            }
             anchor.seq = cutoff
             anchor.mac = mac
             anchor.at = now
@@ -222,6 +245,13 @@ public final class AuditTrail: Sendable {
             try Self.store(anchor, in: db)
             return removed
         }
+    }
+
+    /// Record `seq`, read from the batch that holds it; nil when there is none.
+    static func record(_ seq: Int64, in db: SQLiteDatabase.Transaction) throws(StoreError) -> AuditStoredBatch.Record? {
+        let rows = try db.query(
+            "SELECT records FROM audit_batch WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1", [.integer(seq)])
+        return rows.first.flatMap { AuditStoredBatch.records($0[0].blob ?? [])?.first { $0.seq == seq } }
     }
 
     static func seal(_ name: String, in db: SQLiteDatabase.Transaction) throws(StoreError) -> Seal? {
@@ -246,7 +276,9 @@ public final class AuditTrail: Sendable {
 
     /// Records in the trail now.
     public func count() throws(StoreError) -> Int {
-        Int(try database.query("SELECT count(*) FROM audit").first?.first?.integer ?? 0)
+        Int(
+            try database.query("SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM audit_batch").first?.first?
+                .integer ?? 0)
     }
 
     /// Which records `records` answers; nil matches anything.
@@ -265,36 +297,58 @@ public final class AuditTrail: Sendable {
         public var limit = 100
 
         public init() {}
+
+        func matches(_ entry: AuditEntry) -> Bool {
+            if let token, entry.token != token { return false }
+            if let kind, entry.kind != kind { return false }
+            if let since, entry.at < since { return false }
+            if let until, entry.at >= until { return false }
+            if let status, entry.status != status { return false }
+            if let before, entry.seq >= before { return false }
+            switch outcome {
+            case nil: return true
+            case "ok": return entry.error == nil && (entry.status ?? 0) < 400
+            case "error": return entry.error != nil || (entry.status ?? 0) >= 400
+            case let kind?: return entry.error == kind
+            }
+        }
     }
 
     /// The records `filter` matches, newest first, at most `filter.limit`; `more` when older
     /// ones match too.
     public func records(_ filter: Filter) throws(StoreError) -> (entries: [AuditEntry], more: Bool) {
-        var conditions: [String] = []
+        // The batches that can hold a match, newest first, a few at a time (a batch is up to
+        // `rowLimit` records); the records in them filtered here.
+        var conditions = ["first_seq < ?"]
         var arguments: [SQLiteValue] = []
-        func add(_ condition: String, _ values: SQLiteValue...) {
-            conditions.append(condition)
-            arguments += values
+        if let since = filter.since {
+            conditions.append("max_at >= ?")
+            arguments.append(.integer(since))
         }
-        if let token = filter.token { add("token = ?", .text(token)) }
-        if let kind = filter.kind { add("kind = ?", .text(kind)) }
-        if let since = filter.since { add("at >= ?", .integer(since)) }
-        if let until = filter.until { add("at < ?", .integer(until)) }
-        if let status = filter.status { add("status = ?", .integer(status)) }
-        if let before = filter.before { add("seq < ?", .integer(before)) }
-        switch filter.outcome {
-        case nil: break
-        case "ok": add("error IS NULL AND coalesce(status, 0) < 400")
-        case "error": add("(error IS NOT NULL OR status >= 400)")
-        case let kind?: add("error = ?", .text(kind))
+        if let until = filter.until {
+            conditions.append("min_at < ?")
+            arguments.append(.integer(until))
         }
-        let limit = max(0, filter.limit)
         let sql =
-            "SELECT \(AuditEntry.columns), mac FROM audit"
-            + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
-            + " ORDER BY seq DESC LIMIT ?"
-        let rows = try database.query(sql, arguments + [.integer(Int64(limit) + 1)])
-        return (rows.prefix(limit).map(AuditEntry.init(row:)), rows.count > limit)
+            "SELECT first_seq, records FROM audit_batch WHERE " + conditions.joined(separator: " AND ")
+            + " ORDER BY first_seq DESC LIMIT 8"
+        let limit = max(0, filter.limit)
+        var found: [AuditEntry] = []
+        var below = filter.before ?? .max
+        while found.count <= limit {
+            let rows = try database.query(sql, [.integer(below)] + arguments)
+            guard let last = rows.last else { break }
+            below = last[0].integer ?? .min
+            for row in rows {
+                for record in (AuditStoredBatch.records(row[1].blob ?? []) ?? []).reversed() {
+                    let entry = record.entry
+                    if filter.matches(entry) { found.append(entry) }
+                    if found.count > limit { break }
+                }
+                if found.count > limit { break }
+            }
+        }
+        return (Array(found.prefix(limit)), found.count > limit)
     }
 
     /// What `verify` found.
@@ -330,13 +384,53 @@ public final class AuditTrail: Sendable {
         }
     }
 
+    /// Checks one record's MAC and place after `previous`, for `verify`.
+    private func check(
+        _ record: AuditStoredBatch.Record, _ result: inout Verification, _ previous: inout Head, anchor: Seal,
+        key: AuditKey
+    ) {
+        let seq = record.seq
+        result.records += 1
+        if result.first == nil { result.first = seq }
+        result.last = seq
+        let stored = record.mac
+        let computed = key.mac { hasher in
+            Self.recordLabel.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+            previous.mac.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+            record.signed.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        }
+        if seq <= anchor.seq {
+            result.problem("record \(seq) lies before the anchor (\(anchor.seq)): it was inserted")
+            return
+        }
+        if seq > previous.seq + 1 {
+            let what = previous.seq == anchor.seq ? "after the anchor" : "after record \(previous.seq)"
+            result.problem(
+                seq == previous.seq + 2
+                    ? "record \(previous.seq + 1) is missing (\(what))"
+                    : "records \(previous.seq + 1) to \(seq - 1) are missing (\(what))")
+        } else if computed != stored {
+            result.problem("record \(seq) does not match its MAC: it was changed, or inserted")
+        }
+        switch record.values[2].text {
+        case "notice":
+            result.problem("luaexecd noted at record \(seq): \(record.values[15].text ?? "")")
+        case "gap":
+            result.gaps.append("record \(seq): \(record.values[15].text ?? "")")
+        default: break
+        }
+        previous = Head(seq: seq, mac: stored)
+    }
+
     /// Walks the whole trail, in one read snapshot, and checks each record's MAC and place
     /// against the anchor and the head.
     public func verify(key: AuditKey) throws(StoreError) -> Verification {
         try database.read { db throws(StoreError) in
             var result = Verification(outcome: .intact)
             guard let anchor = try Self.seal("anchor", in: db) else {
-                let rows = try db.query("SELECT count(*) FROM audit").first?.first?.integer ?? 0
+                let rows =
+                    try db.query("SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM audit_batch").first?.first?
+                    .integer ?? 0
                 result.outcome = .broken
                 result.records = Int(rows)
                 result.problem(
@@ -355,41 +449,29 @@ public final class AuditTrail: Sendable {
             var previous = Head(seq: anchor.seq, mac: anchor.mac)
             var after: Int64 = .min
             while true {
-                let rows = try db.query(
-                    "SELECT \(AuditEntry.columns), mac FROM audit WHERE seq > ? ORDER BY seq LIMIT 1000",
+                let batches = try db.query(
+                    "SELECT first_seq, last_seq, min_at, max_at, last_mac, records FROM audit_batch WHERE first_seq > ? "
+                        + "ORDER BY first_seq LIMIT 8",
                     [.integer(after)])
-                guard !rows.isEmpty else { break }
-                for row in rows {
-                    let seq = row[0].integer ?? 0
-                    after = seq
-                    result.records += 1
-                    if result.first == nil { result.first = seq }
-                    result.last = seq
-                    let stored = row[16].blob ?? []
-                    let computed = key.mac(
-                        AuditEntry.message(label: AuditEntry.recordLabel, previous: previous.mac, row.prefix(16))
-                    )
-                    if seq <= anchor.seq {
-                        result.problem("record \(seq) lies before the anchor (\(anchor.seq)): it was inserted")
+                guard let lastBatch = batches.last else { break }
+                after = lastBatch[0].integer ?? .max
+                for batch in batches {
+                    let first = batch[0].integer ?? 0
+                    guard let records = AuditStoredBatch.records(batch[5].blob ?? []), !records.isEmpty else {
+                        result.problem(
+                            "the batch stored as records \(first) to \(batch[1].integer ?? 0) cannot be read: it was changed")
                         continue
                     }
-                    if seq > previous.seq + 1 {
-                        let what = previous.seq == anchor.seq ? "after the anchor" : "after record \(previous.seq)"
+                    let ats = records.map(\.at)
+                    if first != records[0].seq || batch[1].integer != records[records.count - 1].seq
+                        || batch[2].integer != ats.min() || batch[3].integer != ats.max()
+                        || batch[4].blob != records[records.count - 1].mac
+                    {
                         result.problem(
-                            seq == previous.seq + 2
-                                ? "record \(previous.seq + 1) is missing (\(what))"
-                                : "records \(previous.seq + 1) to \(seq - 1) are missing (\(what))")
-                    } else if computed != stored {
-                        result.problem("record \(seq) does not match its MAC: it was changed, or inserted")
+                            "the batch stored as records \(first) to \(batch[1].integer ?? 0) does not say what it holds "
+                                + "(records \(records[0].seq) to \(records[records.count - 1].seq)): it was changed")
                     }
-                    switch row[2].text {
-                    case "notice":
-                        result.problem("luaexecd noted at record \(seq): \(row[15].text ?? "")")
-                    case "gap":
-                        result.gaps.append("record \(seq): \(row[15].text ?? "")")
-                    default: break
-                    }
-                    previous = Head(seq: seq, mac: stored)
+                    for record in records { check(record, &result, &previous, anchor: anchor, key: key) }
                 }
             }
             if let head {

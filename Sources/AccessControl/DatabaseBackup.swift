@@ -78,7 +78,7 @@ public enum DatabaseBackup {
                 try db.query("INSERT INTO main.\(table) SELECT * FROM restored.\(table)")
             }
             if try db.query("SELECT 1 FROM main.audit_seal WHERE name = 'anchor'").isEmpty {
-                for table in ["audit", "audit_seal"] {
+                for table in ["audit_batch", "audit_seal"] {
                     try db.query("DELETE FROM main.\(table)")
                     try db.query("INSERT INTO main.\(table) SELECT * FROM restored.\(table)")
                 }

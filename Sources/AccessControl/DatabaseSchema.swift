@@ -9,13 +9,15 @@
 /// the same tables with the same columns, the same indexes, and nothing else.
 enum DatabaseSchema {
     /// The schema version this build makes and reads (`PRAGMA user_version`).
-    static let version = 6
+    static let version = 7
 
     /// The schema, by `PRAGMA user_version`. Version 1 is the `token` table (databases of
     /// earlier development builds have the same table and open as they are); 2 adds `published`;
     /// 3 adds `persisted`, `config` and `meta`; 4 adds `set_aside`; 5 adds `audit` and
-    /// `audit_seal` (AuditTrail); 6 adds `script` and `script_version` (ScriptStore). `target` stops at an earlier version: `reference(version:)`
-    /// makes each version's schema to compare a backup with.
+    /// `audit_seal` (AuditTrail); 6 adds `script` and `script_version` (ScriptStore); 7 keeps the audit
+    /// trail a batch to a row (`audit_batch`, AuditStoredBatch) instead of `audit`. `target` stops
+    /// at an earlier version: `reference(version:)` makes each version's schema to compare a
+    /// backup with.
     static func migrate(_ db: SQLiteDatabase.Transaction, upTo target: Int = version) throws(StoreError) {
         let found = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
         if found < 1 && target >= 1 {
@@ -73,27 +75,7 @@ enum DatabaseSchema {
             // The audit trail (AuditTrail, SPEC M7): one row per request or change, each chained
             // to the one before by an HMAC made with a key kept outside the database; the seals
             // mark where the chain starts (after pruning) and ends.
-            try db.query(
-                """
-                CREATE TABLE IF NOT EXISTS audit (
-                    seq INTEGER PRIMARY KEY,
-                    at INTEGER NOT NULL,
-                    kind TEXT NOT NULL,
-                    request_id TEXT,
-                    client TEXT,
-                    token TEXT,
-                    scope TEXT,
-                    method TEXT,
-                    path TEXT,
-                    status INTEGER,
-                    error TEXT,
-                    bytes_in INTEGER,
-                    bytes_out INTEGER,
-                    duration_us INTEGER,
-                    body_sha256 BLOB,
-                    detail TEXT,
-                    mac BLOB NOT NULL)
-                """)
+            try db.query(AuditStoredBatch.createRowTable)
             try db.query(
                 """
                 CREATE TABLE IF NOT EXISTS audit_seal (
@@ -132,6 +114,14 @@ enum DatabaseSchema {
                     PRIMARY KEY (name, version))
                 """)
             try db.query("PRAGMA user_version = 6")
+        }
+        if found < 7 && target >= 7 {
+            // The audit trail a batch to a row (AuditStoredBatch): a row per record cost SQLite's
+            // insert for every request. The records move as they are stored, so every MAC holds.
+            try db.query(AuditStoredBatch.createTable)
+            try AuditStoredBatch.pack(in: db)
+            try db.query("DROP TABLE audit")
+            try db.query("PRAGMA user_version = 7")
         }
     }
 

@@ -153,72 +153,8 @@ final class SQLiteDatabase: Sendable {
             try SQLiteDatabase.run(handle, sql, arguments)
         }
 
-        /// `sql` compiled once, to run for many rows (`Statement.run`); valid within the body.
-        func prepare(_ sql: String) throws(StoreError) -> Statement {
-            try Statement(handle, sql)
-        }
-
         /// Rows the last INSERT, UPDATE or DELETE changed.
         var changes: Int { Int(sqlite3_changes(handle)) }
-    }
-
-    /// A statement compiled once and run for many rows: the audit writer inserts a batch of
-    /// records with one, since compiling costs more than inserting a row.
-    final class Statement {
-        private let handle: OpaquePointer
-        private let statement: OpaquePointer
-        private let sql: String
-
-        fileprivate init(_ handle: OpaquePointer, _ sql: String) throws(StoreError) {
-            var statement: OpaquePointer?
-            guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
-                throw SQLiteDatabase.error(handle, "cannot prepare \(sql)")
-            }
-            self.handle = handle
-            self.statement = statement
-            self.sql = sql
-        }
-
-        deinit { sqlite3_finalize(statement) }
-
-        /// Runs this statement (the audit trail's insert) with `seq`, the values of a record's
-        /// bytes (`AuditBatch`) and `mac`, each bound where it lies (`SQLITE_STATIC`: SQLite copies
-        /// nothing, and the bytes outlive the step).
-        func run(seq: Int64, fields: UnsafeRawBufferPointer, mac: [UInt8]) throws(StoreError) {
-            // Every parameter is bound again for each row (or the row is refused): no clearing.
-            defer { sqlite3_reset(statement) }
-            // A pointer for an empty value too: SQLite reads a null pointer as NULL.
-            let empty = UnsafeRawPointer(bitPattern: 1)!
-            var status = sqlite3_bind_int64(statement, 1, seq)
-            var index: Int32 = 2
-            var values = AuditBatch.Fields(fields)
-            while status == SQLITE_OK, let value = values.next() {
-                switch value {
-                case .null: status = sqlite3_bind_null(statement, index)
-                case .integer(let number): status = sqlite3_bind_int64(statement, index, number)
-                case .text(let text):
-                    status = sqlite3_bind_text(
-                        statement, index, (text.baseAddress ?? empty).assumingMemoryBound(to: CChar.self),
-                        Int32(text.count), nil)
-                case .blob(let blob):
-                    status = sqlite3_bind_blob(statement, index, blob.baseAddress ?? empty, Int32(blob.count), nil)
-                }
-                index += 1
-            }
-            if status == SQLITE_OK, values.offset != fields.count || index != sqlite3_bind_parameter_count(statement) {
-                throw StoreError("an audit record's bytes do not hold the values of \(sql)")
-            }
-            if status == SQLITE_OK {
-                status = mac.withUnsafeBytes { blob in
-                    sqlite3_bind_blob(statement, index, blob.baseAddress ?? empty, Int32(blob.count), nil)
-                }
-            }
-            if status == SQLITE_OK {
-                repeat { status = sqlite3_step(statement) } while status == SQLITE_ROW
-                if status == SQLITE_DONE { return }
-            }
-            throw SQLiteDatabase.error(handle, "cannot run \(sql)")
-        }
     }
 
     private static func run(_ handle: OpaquePointer, _ sql: String, _ arguments: [SQLiteValue]) throws(StoreError)

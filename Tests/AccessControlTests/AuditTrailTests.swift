@@ -25,7 +25,7 @@ struct AuditTrailTests {
             let status: Int64 = n == 4 ? 400 : 200
             let error: String? = n == 4 ? "syntax" : nil
             let at: Int64 = start + Int64(n) * 1000
-            let digest = [UInt8](repeating: UInt8(n), count: 32)
+            let digest = [UInt8](repeating: UInt8(truncatingIfNeeded: n), count: 32)
             entries.append(
                 AuditEntry(
                     at: at, kind: kind, requestID: "r\(n)", client: "127.0.0.1", token: token, scope: "exec",
@@ -34,6 +34,18 @@ struct AuditTrailTests {
         }
         try trail.append(entries, key: key, now: start)
         return (trail, store)
+    }
+
+    /// Runs `statements` on the trail a row per record (table `audit`, as schema 6 kept it and
+    /// `AuditStoredBatch.unpack` shows it), then stores it in batches of `perRow` again: an edit
+    /// made with sqlite3 by someone who knows the format, without the key.
+    private func edit(_ store: TokenStore, perRow: Int = 2, _ statements: [String]) throws {
+        try store.database.connection.write { db throws(StoreError) in
+            try AuditStoredBatch.unpack(in: db)
+            for statement in statements { try db.query(statement) }
+            try AuditStoredBatch.pack(in: db, rowLimit: perRow)
+            try db.query("DROP TABLE audit")
+        }
     }
 
     private func problems(_ trail: AuditTrail) throws -> [String] {
@@ -164,7 +176,11 @@ struct AuditTrailTests {
     func tampering(statements: [String], found: [String]) throws {
         defer { remove() }
         let (trail, store) = try trail(5)
-        for statement in statements { try store.database.connection.query(statement) }
+        let (sealChanges, recordChanges) = (
+            statements.filter { $0.contains("audit_seal") }, statements.filter { !$0.contains("audit_seal") }
+        )
+        for statement in sealChanges { try store.database.connection.query(statement) }
+        if !recordChanges.isEmpty { try edit(store, recordChanges) }
         #expect(try problems(trail) == found)
     }
 
@@ -182,7 +198,7 @@ struct AuditTrailTests {
     func noAnchor() throws {
         defer { remove() }
         let (trail, store) = try trail(2)
-        try store.database.connection.query("DELETE FROM audit")
+        try store.database.connection.query("DELETE FROM audit_batch")
         try store.database.connection.query("DELETE FROM audit_seal")
         let result = try trail.verify(key: key)
         #expect(result.outcome == .broken)
@@ -206,7 +222,7 @@ struct AuditTrailTests {
         try trail.append([AuditEntry(at: 9, kind: "exec")], key: key, now: 9)
         #expect(try problems(trail) == [])
         // Removing the oldest without moving the anchor (which takes the key) is found.
-        try store.database.connection.query("DELETE FROM audit WHERE seq = 7")
+        try edit(store, ["DELETE FROM audit WHERE seq = 7"])
         #expect(try problems(trail) == ["record 7 is missing (after the anchor)"])
     }
 
@@ -225,7 +241,7 @@ struct AuditTrailTests {
     func notices() throws {
         defer { remove() }
         let (trail, store) = try trail(5)
-        try store.database.connection.query("DELETE FROM audit WHERE seq >= 4")
+        try edit(store, ["DELETE FROM audit WHERE seq >= 4"])
         let head = try trail.append([AuditEntry(at: 1, kind: "exec")], key: key, now: 7)
         #expect(head.seq == 7)
         let notice = try #require(try trail.records(.init()).entries.first { $0.kind == "notice" })
@@ -248,8 +264,8 @@ struct AuditTrailTests {
         let written = try trail.append([AuditEntry(at: 3, kind: "exec")], key: key, now: 3)
         // Put the earlier trail back, as a copy of the file would.
         try store.database.connection.query("ATTACH DATABASE '\(copy)' AS old")
-        try store.database.connection.query("DELETE FROM audit")
-        try store.database.connection.query("INSERT INTO audit SELECT * FROM old.audit")
+        try store.database.connection.query("DELETE FROM audit_batch")
+        try store.database.connection.query("INSERT INTO audit_batch SELECT * FROM old.audit_batch")
         try store.database.connection.query("DELETE FROM audit_seal")
         try store.database.connection.query("INSERT INTO audit_seal SELECT * FROM old.audit_seal")
         try store.database.connection.query("DETACH DATABASE old")
@@ -325,6 +341,84 @@ struct AuditTrailTests {
         #expect(
             record.requestID == "r1" && record.client == "127.0.0.1"
                 && record.bodySHA256 == Array(repeating: 1, count: 32))
+    }
+
+    @Test("a trail longer than a row holds is listed, pruned and verified across its rows")
+    func acrossRows() throws {
+        defer { remove() }
+        let count = 2 * AuditStoredBatch.rowLimit + 452
+        let (trail, store) = try trail(count)
+        #expect(
+            try store.database.connection.query("SELECT first_seq, last_seq FROM audit_batch ORDER BY first_seq")
+                == [[.integer(1), .integer(1024)], [.integer(1025), .integer(2048)], [.integer(2049), .integer(2500)]])
+        var result = try trail.verify(key: key)
+        #expect(result.outcome == .intact && result.records == count && result.first == 1 && result.last == 2500)
+        var filter = AuditTrail.Filter()
+        filter.before = 1027
+        filter.limit = 4
+        filter.token = "ops"
+        let listed = try trail.records(filter)
+        #expect(listed.entries.map(\.seq) == [1026, 1023, 1020, 1017] && listed.more)
+        // Keeping 1000 cuts the second row after record 1500: it keeps the records after it.
+        #expect(try trail.prune(keepingAtMost: 1000, before: 0, key: key, now: 9) == 1500)
+        #expect(
+            try store.database.connection.query("SELECT first_seq, last_seq FROM audit_batch ORDER BY first_seq")
+                == [[.integer(1501), .integer(2048)], [.integer(2049), .integer(2500)]])
+        result = try trail.verify(key: key)
+        #expect(result.outcome == .intact && result.records == 1000 && result.first == 1501 && result.pruned == 1500)
+        #expect(try trail.count() == 1000)
+        // By age across a row: records 1501 to 1600 were made before start + 1600.5 s.
+        #expect(try trail.prune(keepingAtMost: 5000, before: 1_800_000_000_000 + 1_600_500, key: key, now: 10) == 100)
+        result = try trail.verify(key: key)
+        #expect(result.outcome == .intact && result.first == 1601 && result.records == 900)
+    }
+
+    @Test(
+        "a batch's row changed without the key is found: its index columns, or bytes that are no records",
+        arguments: [
+            (
+                "UPDATE audit_batch SET last_seq = 6",
+                "the batch stored as records 1 to 6 does not say what it holds (records 1 to 5): it was changed"
+            ),
+            (
+                "UPDATE audit_batch SET max_at = 0",
+                "the batch stored as records 1 to 5 does not say what it holds (records 1 to 5): it was changed"
+            ),
+            (
+                "UPDATE audit_batch SET last_mac = zeroblob(32)",
+                "the batch stored as records 1 to 5 does not say what it holds (records 1 to 5): it was changed"
+            ),
+            (
+                "UPDATE audit_batch SET records = substr(records, 1, 300)",
+                "the batch stored as records 1 to 5 cannot be read: it was changed"
+            ),
+        ])
+    func batchRow(statement: String, found: String) throws {
+        defer { remove() }
+        let (trail, store) = try trail(5)
+        try store.database.connection.query(statement)
+        #expect(try problems(trail).first == found)
+    }
+
+    @Test("a trail of schema 6, a row per record, moves into batches at start and still verifies")
+    func fromRows() throws {
+        defer { remove() }
+        let (trail, store) = try trail(7)
+        let before = try trail.records(.init()).entries
+        try store.database.connection.write { db throws(StoreError) in
+            try AuditStoredBatch.unpack(in: db)
+            try db.query("DROP TABLE audit_batch")
+            try db.query("PRAGMA user_version = 6")
+        }
+        #expect(try store.database.connection.query("SELECT count(*) FROM audit") == [[.integer(7)]])
+        let reopened = try TokenStore(path: path)
+        #expect(try reopened.database.connection.query("PRAGMA user_version") == [[.integer(7)]])
+        let moved = AuditTrail(sharing: reopened.database)
+        #expect(try moved.records(.init()).entries == before)
+        let result = try moved.verify(key: key)
+        #expect(result.outcome == .intact && result.records == 7)
+        try moved.append([AuditEntry(at: 1, kind: "cli")], key: key, now: 1)
+        #expect(try problems(moved) == [])
     }
 
     @Test("the MAC is HMAC-SHA-256: RFC 4231's test case 2")

@@ -126,7 +126,7 @@ struct RestoreSchemaTests {
         #expect(
             current.filter { $0.type == "table" }.map(\.name).sorted()
                 == [
-                    "audit", "audit_seal", "config", "meta", "persisted", "published", "script", "script_version", "set_aside",
+                    "audit_batch", "audit_seal", "config", "meta", "persisted", "published", "script", "script_version", "set_aside",
                     "token",
                 ])
         #expect(current.allSatisfy { $0.type == "table" || $0.type == "index" })

@@ -115,8 +115,8 @@ struct TokenStoreSQLiteTests {
             "INSERT INTO token (name, digest, scopes, created_at) VALUES ('old', x'00', 'exec', 1)")
         let store = try TokenStore(path: path)
         #expect(try store.list().map(\.name) == ["old"])
-        #expect(try raw.query("PRAGMA user_version") == [[.integer(6)]])
-        for table in ["published", "persisted", "config", "meta", "set_aside", "audit", "audit_seal", "script", "script_version"] {
+        #expect(try raw.query("PRAGMA user_version") == [[.integer(7)]])
+        for table in ["published", "persisted", "config", "meta", "set_aside", "audit_batch", "audit_seal", "script", "script_version"] {
             #expect(try raw.query("SELECT name FROM sqlite_master WHERE name = ?", [.text(table)]) == [[.text(table)]])
         }
         #expect(try raw.query("PRAGMA application_id") == [[.integer(Int64(DatabaseSchema.applicationID))]])

@@ -76,7 +76,7 @@ struct AuditWriterTests {
             path,
             """
             CREATE TABLE refuse (x); INSERT INTO refuse VALUES (1);
-            CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN EXISTS (SELECT 1 FROM refuse)
+            CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_batch WHEN EXISTS (SELECT 1 FROM refuse)
             BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;
             """)
         let before = try trail.count()

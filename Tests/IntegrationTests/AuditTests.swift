@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import AccessControl
+
 /// The audit trail in the database (SPEC M7) through the real stack: luaexecd writes a record per
 /// request, `luaexec audit` lists and verifies it, sqlite3 edits it behind luaexecd's back, and
 /// backups, restores and pruning keep it verifiable.
@@ -135,11 +137,20 @@ struct AuditTests {
     }
 
     /// A copy of the live trail (luaexec backup), edited with sqlite3 and verified with the key.
+    /// The trail is kept a batch of records to a row (AuditStoredBatch); the edit is made on it
+    /// a row per record (table `audit`, as `unpack` lays it out), then stored in batches again:
+    /// what someone who knows the format can do without the key.
     func tampered(_ stack: Stack, _ statements: String) throws -> Stack.ProcessResult {
         let copy = stack.directory + "/copy-\(UUID().uuidString).db"
         #expect(try luaexec(stack, ["backup", copy]).status == 0)
+        let database = try SQLiteDatabase(path: copy)
+        try database.write { db throws(StoreError) in try AuditStoredBatch.unpack(in: db) }
         let edit = try Stack.run("/usr/bin/sqlite3", [copy, statements])
         #expect(edit.status == 0, "\(edit.stderr)")
+        try database.write { db throws(StoreError) in
+            try AuditStoredBatch.pack(in: db, rowLimit: 3)
+            try db.query("DROP TABLE audit")
+        }
         return try luaexec(stack, ["audit", "verify", "--audit-key", stack.directory + "/audit.key"], database: copy)
     }
 
@@ -184,8 +195,12 @@ struct AuditTests {
 
         // Cut from the live database's end behind luaexecd's back: verify says so, and luaexecd,
         // writing on, notes it in the trail, so the break stays on record.
-        #expect(
-            try Stack.run("/usr/bin/sqlite3", [stack.database, "DELETE FROM audit WHERE seq = \(count)"]).status == 0)
+        try SQLiteDatabase(path: stack.database).write { db throws(StoreError) in
+            try AuditStoredBatch.unpack(in: db)
+            try db.query("DELETE FROM audit WHERE seq = ?", [.integer(Int64(count))])
+            try AuditStoredBatch.pack(in: db)
+            try db.query("DROP TABLE audit")
+        }
         let broken = try luaexec(stack, ["audit", "verify"])
         #expect(broken.status == 1)
         #expect(broken.stdout.contains("  record \(count) at the end is missing (the head seal names it)\n"))

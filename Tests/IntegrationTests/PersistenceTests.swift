@@ -463,7 +463,7 @@ struct PersistenceTests {
         #expect(restored.status == 1)
         #expect(
             restored.stderr
-                == "Error: \(file) was not restored: its schema is not luaexec's (version 6): "
+                == "Error: \(file) was not restored: its schema is not luaexec's (version 7): "
                 + "trigger 'keep_token' on token, which luaexec's schema has not\n")
         let schema = try Stack.run(
             "/usr/bin/sqlite3", [stack.database, "SELECT name FROM sqlite_master WHERE type NOT IN ('table', 'index')"])

@@ -1,0 +1,207 @@
+/// How the trail keeps its records (schema 7): a batch of consecutive records to a row of table
+/// `audit_batch`, not a row per record.
+///
+/// A row per record cost SQLite's insert for every request (its values bound one by one, the
+/// record built, the B-tree entered): about 40% of the audit writer's time, which on a two-core
+/// box is time nginx and the request threads do not get (bench/NOTES.md). A batch's row costs
+/// that once for up to `rowLimit` records.
+///
+/// `records` is the records one after another, each as the values `seq`, the fields of
+/// `AuditEntry.columns` from `at` to `detail`, and `mac`, written as `AuditBatch` writes a value
+/// (a type: 0 null, 1 text, 2 integer, 3 blob; then a big-endian 64-bit integer, or a 32-bit
+/// length and the bytes). So a record's bytes before its `mac` are exactly what its MAC covers
+/// after the label and the previous MAC: the verifier hashes them where they lie. The row's other
+/// columns (`first_seq`, `last_seq`, `min_at`, `max_at`, and `last_mac`, the last record's MAC,
+/// which the writer compares with the head seal) index the batch for queries, pruning and
+/// writing without reading its records (SQLite keeps them on overflow pages, which are read one
+/// by one); `verify` checks that they describe the records.
+enum AuditStoredBatch {
+    static let table = "audit_batch"
+
+    /// Most records in one row: a batch of the writer (`AuditWriter.batchSize`), and no more
+    /// when records waited (the database refused them a while) and come in one go.
+    static let rowLimit = 1024
+
+    /// The table of schema 7 (`DatabaseSchema`).
+    static let createTable = """
+        CREATE TABLE IF NOT EXISTS audit_batch (
+            first_seq INTEGER PRIMARY KEY,
+            last_seq INTEGER NOT NULL,
+            min_at INTEGER NOT NULL,
+            max_at INTEGER NOT NULL,
+            last_mac BLOB NOT NULL,
+            records BLOB NOT NULL)
+        """
+
+    /// The table of schemas 5 and 6: a row per record (`pack` moves its rows into batches).
+    static let createRowTable = """
+        CREATE TABLE IF NOT EXISTS audit (
+            seq INTEGER PRIMARY KEY,
+            at INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            request_id TEXT,
+            client TEXT,
+            token TEXT,
+            scope TEXT,
+            method TEXT,
+            path TEXT,
+            status INTEGER,
+            error TEXT,
+            bytes_in INTEGER,
+            bytes_out INTEGER,
+            duration_us INTEGER,
+            body_sha256 BLOB,
+            detail TEXT,
+            mac BLOB NOT NULL)
+        """
+
+    /// Values in a stored record: `seq`, the fifteen fields, `mac`.
+    static let valuesPerRecord = 17
+
+    /// A batch's row as it is built: records appended one by one, then `insert`ed.
+    struct Row {
+        var bytes: [UInt8] = []
+        var first: Int64 = 0
+        var last: Int64 = 0
+        var minAt: Int64 = .max
+        var maxAt: Int64 = .min
+        var lastMAC: [UInt8] = []
+        var count = 0
+
+        var isEmpty: Bool { count == 0 }
+
+        /// Starts a record: its `seq`. The caller appends the fields, then `finish`es it.
+        mutating func start(seq: Int64, at: Int64) {
+            if count == 0 { first = seq }
+            last = seq
+            minAt = min(minAt, at)
+            maxAt = max(maxAt, at)
+            count += 1
+            AuditBatch.integer(seq, into: &bytes)
+        }
+
+        mutating func finish(mac: [UInt8]) {
+            AuditBatch.blob(mac, into: &bytes)
+            lastMAC = mac
+        }
+
+        /// Appends a record made of stored values (`seq`, the fields, `mac`, as a row of the
+        /// table of schema 6 holds them), each with the type it has.
+        mutating func append(values: [SQLiteValue]) {
+            start(seq: values[0].integer ?? 0, at: values[1].integer ?? 0)
+            lastMAC = values.last?.blob ?? []
+            for value in values.dropFirst() {
+                switch value {
+                case .null: bytes.append(0)
+                case .text(let text): AuditBatch.text(text, into: &bytes)
+                case .integer(let number): AuditBatch.integer(number, into: &bytes)
+                case .blob(let blob): AuditBatch.blob(blob, into: &bytes)
+                }
+            }
+        }
+
+        /// Appends a record read back, its bytes as they were stored.
+        mutating func append(_ record: Record) {
+            let at = record.at
+            start(seq: record.seq, at: at)
+            bytes.removeLast(9)  // the `seq` `start` wrote, which the stored bytes begin with
+            bytes += record.stored
+            lastMAC = record.mac
+        }
+
+        func insert(in db: SQLiteDatabase.Transaction) throws(StoreError) {
+            try db.query(
+                "INSERT INTO audit_batch (first_seq, last_seq, min_at, max_at, last_mac, records) VALUES (?, ?, ?, ?, ?, ?)",
+                [.integer(first), .integer(last), .integer(minAt), .integer(maxAt), .blob(lastMAC), .blob(bytes)])
+        }
+
+        mutating func removeAll() {
+            bytes.removeAll(keepingCapacity: true)
+            (first, last, minAt, maxAt, lastMAC, count) = (0, 0, .max, .min, [], 0)
+        }
+    }
+
+    /// One record read back from a batch.
+    struct Record {
+        var seq: Int64
+        /// The record's bytes as stored.
+        var stored: ArraySlice<UInt8>
+        /// `seq` and the fields, as stored: what the MAC covers after the label and the
+        /// previous MAC.
+        var signed: ArraySlice<UInt8>
+        /// The stored values: `seq`, the fields, `mac` (as `AuditEntry(row:)` takes them).
+        var values: [SQLiteValue]
+
+        var mac: [UInt8] { values[16].blob ?? [] }
+        var at: Int64 { values[1].integer ?? 0 }
+        var entry: AuditEntry { AuditEntry(row: values) }
+    }
+
+    /// The records of a batch's bytes, in the order stored; nil when the bytes do not hold whole
+    /// records (changed without the key, or cut).
+    static func records(_ bytes: [UInt8]) -> [Record]? {
+        var records: [Record] = []
+        let ok = bytes.withUnsafeBytes { buffer -> Bool in
+            var fields = AuditBatch.Fields(buffer)
+            while fields.offset < buffer.count {
+                let start = fields.offset
+                var values: [SQLiteValue] = []
+                values.reserveCapacity(valuesPerRecord)
+                var macStart = start
+                for index in 0..<valuesPerRecord {
+                    if index == valuesPerRecord - 1 { macStart = fields.offset }
+                    switch fields.next() {
+                    case nil: return false
+                    case .null: values.append(.null)
+                    case .integer(let number): values.append(.integer(number))
+                    case .text(let text): values.append(.text(String(decoding: text, as: UTF8.self)))
+                    case .blob(let blob): values.append(.blob(Array(blob)))
+                    }
+                }
+                guard let seq = values[0].integer else { return false }
+                records.append(
+                    Record(
+                        seq: seq, stored: bytes[start..<fields.offset], signed: bytes[start..<macStart], values: values))
+            }
+            return true
+        }
+        return ok ? records : nil
+    }
+
+    /// Moves the rows of the table of schema 6 (`audit`, a row per record) into batches, in
+    /// `seq` order, each with the values as stored (so every MAC still covers the same bytes,
+    /// and a row changed before the move stays found), and empties it.
+    static func pack(in db: SQLiteDatabase.Transaction, rowLimit: Int = rowLimit) throws(StoreError) {
+        var row = Row()
+        var after = Int64.min
+        while true {
+            let rows = try db.query(
+                "SELECT \(AuditEntry.columns), mac FROM audit WHERE seq > ? ORDER BY seq LIMIT 1000", [.integer(after)])
+            guard let last = rows.last else { break }
+            after = last[0].integer ?? .max
+            for values in rows {
+                row.append(values: values)
+                if row.count == rowLimit {
+                    try row.insert(in: db)
+                    row.removeAll()
+                }
+            }
+        }
+        if !row.isEmpty { try row.insert(in: db) }
+        try db.query("DELETE FROM audit")
+    }
+
+    /// The reverse of `pack`: the batches as a table `audit` of schema 6, a row per record with
+    /// its values as stored, for a person (or a test) to read and edit with SQL as an attacker
+    /// with sqlite3 would; `pack` puts them back. Batches whose bytes are not records stay.
+    static func unpack(in db: SQLiteDatabase.Transaction) throws(StoreError) {
+        try db.query(createRowTable)
+        let insert =
+            "INSERT INTO audit (\(AuditEntry.columns), mac) VALUES (\(Array(repeating: "?", count: valuesPerRecord).joined(separator: ", ")))"
+        for batch in try db.query("SELECT first_seq, records FROM audit_batch") {
+            guard let records = records(batch[1].blob ?? []) else { continue }
+            for record in records { try db.query(insert, record.values) }
+            try db.query("DELETE FROM audit_batch WHERE first_seq = ?", [batch[0]])
+        }
+    }
+}
