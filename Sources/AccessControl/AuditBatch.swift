@@ -60,7 +60,12 @@ public struct AuditBatch: Sendable {
         count += digestCount.map { 5 + $0 } ?? 1
         count += size(detail)
         let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: count))
+        // Room made by copying zeros (one `memcpy`); `repeatElement` appends them one by one.
+        if count <= Self.zeros.count {
+            bytes.append(contentsOf: Self.zeros[..<count])
+        } else {
+            bytes.append(contentsOf: repeatElement(0, count: count))
+        }
         bytes.withUnsafeMutableBytes { buffer in
             var out = Writer(at: buffer.baseAddress! + start)
             out.integer(at)
@@ -86,6 +91,8 @@ public struct AuditBatch: Sendable {
         }
         ends.append(bytes.count)
     }
+
+    private static let zeros = [UInt8](repeating: 0, count: 1024)
 
     /// Writes values as `append` lays them out, where `at` points; the caller has made room.
     private struct Writer {

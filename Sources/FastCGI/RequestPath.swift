@@ -54,21 +54,31 @@ enum RequestPath {
     static func decoded(_ bytes: ArraySlice<UInt8>, from name: String) -> Derived {
         if let refusal = refuseLength(bytes.count, of: name) { return refusal }
         guard bytes.first == slash else { return .refused("the request path (\(name)) does not start with '/'") }
-        // Nearly every request (nginx's, always) is already in shape: one pass, no copy.
+        // Nearly every request (nginx's, always) is already in shape: one pass, no copy, over
+        // the bytes where they lie (an index into the slice checks its bounds at every byte).
         var clean = true
-        var previous: UInt8 = 0
-        for (offset, byte) in zip(bytes.indices, bytes) {
-            if byte == 0 { return .refused("the request path (\(name)) contains a NUL byte") }
-            if previous == slash && (byte == slash || byte == dot) {
-                clean = false
-                if byte == dot && isDotSegment(bytes[offset...]) {
-                    return .refused(
-                        "the request path (\(name)) has a '.' or '..' segment the web server did not resolve; "
-                            + "luaexecd routes only on the path the server routed on")
+        var refusal: Derived?
+        bytes.withUnsafeBufferPointer { buffer in
+            var previous: UInt8 = 0
+            for offset in buffer.indices {
+                let byte = buffer[offset]
+                if byte == 0 {
+                    refusal = .refused("the request path (\(name)) contains a NUL byte")
+                    return
                 }
+                if previous == slash && (byte == slash || byte == dot) {
+                    clean = false
+                    if byte == dot && isDotSegment(bytes[(bytes.startIndex + offset)...]) {
+                        refusal = .refused(
+                            "the request path (\(name)) has a '.' or '..' segment the web server did not resolve; "
+                                + "luaexecd routes only on the path the server routed on")
+                        return
+                    }
+                }
+                previous = byte
             }
-            previous = byte
         }
+        if let refusal { return refusal }
         if clean { return .path(String(decoding: bytes, as: UTF8.self)) }
         var merged: [UInt8] = []
         merged.reserveCapacity(bytes.count)

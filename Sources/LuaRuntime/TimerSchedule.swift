@@ -83,7 +83,14 @@ public final class TimerSchedule: Sendable {
 
     /// When the next timer not already running is due.
     public var nextDue: MonotonicInstant? {
-        table.withLock { $0.entries.values.lazy.filter { !$0.running }.map(\.due).min() }
+        // Read after every job on the state: a loop, no key path made (`\.due` is one a call).
+        table.withLock { table in
+            var first: MonotonicInstant?
+            for entry in table.entries.values where !entry.running && first.map({ entry.due < $0 }) ?? true {
+                first = entry.due
+            }
+            return first
+        }
     }
 
     /// The timers due at `now`, in due order, marked running: their runs are the caller's to queue.
