@@ -168,6 +168,43 @@ enum AuditStoredBatch {
         return ok ? records : nil
     }
 
+    /// Where a record lies in a batch's bytes, read without making a value of any field.
+    struct Span {
+        var seq: Int64
+        var at: Int64
+        /// The whole record.
+        var range: Range<Int>
+        /// Its MAC's bytes.
+        var mac: Range<Int>
+    }
+
+    /// The records of a batch's bytes as spans, in the order stored; nil when the bytes do not
+    /// hold whole records. Pruning cuts a batch with it under load: `records` would make a
+    /// string of every field of a thousand records (bench/NOTES.md).
+    static func spans(_ bytes: UnsafeRawBufferPointer) -> [Span]? {
+        var spans: [Span] = []
+        var fields = AuditBatch.Fields(bytes)
+        while fields.offset < bytes.count {
+            let start = fields.offset
+            var seq: Int64?
+            var at: Int64 = 0
+            var mac = 0..<0
+            for index in 0..<valuesPerRecord {
+                let before = fields.offset
+                guard let field = fields.next() else { return nil }
+                switch (index, field) {
+                case (0, .integer(let number)): seq = number
+                case (1, .integer(let number)): at = number
+                case (valuesPerRecord - 1, .blob): mac = (before + 5)..<fields.offset
+                default: break
+                }
+            }
+            guard let seq else { return nil }
+            spans.append(Span(seq: seq, at: at, range: start..<fields.offset, mac: mac))
+        }
+        return spans
+    }
+
     /// Moves the rows of the table of schema 6 (`audit`, a row per record) into batches, in
     /// `seq` order, each with the values as stored (so every MAC still covers the same bytes,
     /// and a row changed before the move stays found), and empties it.

@@ -212,28 +212,47 @@ public final class AuditTrail: Sendable {
                 for row in try db.query(
                     "SELECT records FROM audit_batch WHERE min_at < ? AND max_at >= ?", [.integer(before), .integer(before)])
                 {
-                    for record in AuditStoredBatch.records(row[0].blob ?? []) ?? [] where record.at < before {
-                        old = max(old ?? record.seq, record.seq)
-                    }
+                    let spans = (row[0].blob ?? []).withUnsafeBytes(AuditStoredBatch.spans) ?? []
+                    for span in spans where span.at < before { old = max(old ?? span.seq, span.seq) }
                 }
                 if let old { cutoff = max(cutoff ?? old, old) }
             }
-            guard let cutoff, let mac = try Self.record(cutoff, in: db)?.mac else { return 0 }
-            // Whole batches up to the cutoff; the batch across it keeps its records after it.
+            // The batch that holds the cutoff: its MAC moves to the anchor, and the records after
+            // it stay, cut from the batch's bytes as they lie.
+            guard let cutoff,
+                let holding = try db.query(
+                    "SELECT first_seq, last_seq, records FROM audit_batch WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1",
+                    [.integer(cutoff)]
+                ).first, let bytes = holding[2].blob,
+                let spans = bytes.withUnsafeBytes(AuditStoredBatch.spans),
+                let cut = spans.firstIndex(where: { $0.seq == cutoff })
+            else { return 0 }
+            let mac = Array(bytes[spans[cut].mac])
+            // SQLite as Debian builds it overwrites what it deletes (`secure_delete`): the pages
+            // of every pruned batch written again as zeros, as much again as storing them. The
+            // records pruned are the oldest of a trail that holds no secret (no token, no body),
+            // and their pages are taken by the next batches; `FAST` zeroes only what is written
+            // anyway. Put back as it was for the rest of the connection's work.
+            let secureDelete = try db.query("PRAGMA secure_delete").first?.first?.integer ?? 0
+            try db.query("PRAGMA secure_delete = FAST")
+            defer { _ = try? db.query("PRAGMA secure_delete = \(secureDelete == 1 ? "ON" : "OFF")") }
             var removed = Int(
                 try db.query(
                     "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM audit_batch WHERE last_seq <= ?",
                     [.integer(cutoff)]
                 ).first?.first?.integer ?? 0)
             try db.query("DELETE FROM audit_batch WHERE last_seq <= ?", [.integer(cutoff)])
-            if let across = try db.query(
-                "SELECT first_seq, records FROM audit_batch WHERE first_seq <= ?", [.integer(cutoff)]
-            ).first, let records = AuditStoredBatch.records(across[1].blob ?? []) {
-                var kept = AuditStoredBatch.Row()
-                for record in records where record.seq > cutoff { kept.append(record) }
-                removed += records.count - kept.count
-                try db.query("DELETE FROM audit_batch WHERE first_seq = ?", [across[0]])
-                if !kept.isEmpty { try kept.insert(in: db) }
+            if (holding[1].integer ?? 0) > cutoff {
+                let kept = spans[(cut + 1)...]
+                removed += cut + 1
+                try db.query("DELETE FROM audit_batch WHERE first_seq = ?", [holding[0]])
+                if let first = kept.first, let last = kept.last {
+                    let row = AuditStoredBatch.Row(
+                        bytes: Array(bytes[first.range.lowerBound..<last.range.upperBound]), first: first.seq,
+                        last: last.seq, minAt: kept.map(\.at).min() ?? 0, maxAt: kept.map(\.at).max() ?? 0,
+                        lastMAC: Array(bytes[last.mac]), count: kept.count)
+                    try row.insert(in: db)
+                }
             }
             anchor.seq = cutoff
             anchor.mac = mac

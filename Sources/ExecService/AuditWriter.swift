@@ -183,9 +183,11 @@ public final class AuditWriter: @unchecked Sendable {
             // however often the count prunes meanwhile.
             if minuteOver { lastPrune = now }
             let before = Self.now() - Int64(retention.days) * 86_400_000
-            // Below the limit by a margin (a batch, or 2% of the limit if less), so that a full
-            // trail under load is pruned every so many records, not after every batch.
-            let margin = min(batchSize, retention.maxRecords / 50)
+            // Below the limit by a margin (eight batches, or 2% of the limit if more, and at
+            // most a tenth of it), so that a full trail under load is pruned every so many
+            // batches, not after each: a prune deletes whole batches and writes the one across
+            // its cut again (AuditTrail.prune; bench/NOTES.md).
+            let margin = min(retention.maxRecords / 10, max(8 * batchSize, retention.maxRecords / 50))
             do {
                 let removed = try trail.prune(
                     keepingAtMost: retention.maxRecords - margin, before: before, key: key, now: Self.now())

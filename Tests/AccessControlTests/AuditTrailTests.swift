@@ -360,7 +360,10 @@ struct AuditTrailTests {
         let listed = try trail.records(filter)
         #expect(listed.entries.map(\.seq) == [1026, 1023, 1020, 1017] && listed.more)
         // Keeping 1000 cuts the second row after record 1500: it keeps the records after it.
+        let secureDelete = try store.database.connection.query("PRAGMA secure_delete")
         #expect(try trail.prune(keepingAtMost: 1000, before: 0, key: key, now: 9) == 1500)
+        // Pruning deletes without zeroing; the connection's other work goes on as it was.
+        #expect(try store.database.connection.query("PRAGMA secure_delete") == secureDelete)
         #expect(
             try store.database.connection.query("SELECT first_seq, last_seq FROM audit_batch ORDER BY first_seq")
                 == [[.integer(1501), .integer(2048)], [.integer(2049), .integer(2500)]])
