@@ -100,15 +100,6 @@ enum AuditStoredBatch {
             }
         }
 
-        /// Appends a record read back, its bytes as they were stored.
-        mutating func append(_ record: Record) {
-            let at = record.at
-            start(seq: record.seq, at: at)
-            bytes.removeLast(9)  // the `seq` `start` wrote, which the stored bytes begin with
-            bytes += record.stored
-            lastMAC = record.mac
-        }
-
         func insert(in db: SQLiteDatabase.Transaction) throws(StoreError) {
             try db.query(
                 "INSERT INTO audit_batch (first_seq, last_seq, min_at, max_at, last_mac, records) VALUES (?, ?, ?, ?, ?, ?)",
@@ -124,8 +115,6 @@ enum AuditStoredBatch {
     /// One record read back from a batch.
     struct Record {
         var seq: Int64
-        /// The record's bytes as stored.
-        var stored: ArraySlice<UInt8>
         /// `seq` and the fields, as stored: what the MAC covers after the label and the
         /// previous MAC.
         var signed: ArraySlice<UInt8>
@@ -159,9 +148,7 @@ enum AuditStoredBatch {
                     }
                 }
                 guard let seq = values[0].integer else { return false }
-                records.append(
-                    Record(
-                        seq: seq, stored: bytes[start..<fields.offset], signed: bytes[start..<macStart], values: values))
+                records.append(Record(seq: seq, signed: bytes[start..<macStart], values: values))
             }
             return true
         }

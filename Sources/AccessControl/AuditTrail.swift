@@ -293,11 +293,13 @@ public final class AuditTrail: Sendable {
 
     // MARK: Reading
 
+    /// The records in the trail, as the batches' rows count them (`verify` checks that they
+    /// say what they hold).
+    static let countSQL = "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM audit_batch"
+
     /// Records in the trail now.
     public func count() throws(StoreError) -> Int {
-        Int(
-            try database.query("SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM audit_batch").first?.first?
-                .integer ?? 0)
+        Int(try database.query(Self.countSQL).first?.first?.integer ?? 0)
     }
 
     /// Which records `records` answers; nil matches anything.
@@ -447,9 +449,7 @@ public final class AuditTrail: Sendable {
         try database.read { db throws(StoreError) in
             var result = Verification(outcome: .intact)
             guard let anchor = try Self.seal("anchor", in: db) else {
-                let rows =
-                    try db.query("SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM audit_batch").first?.first?
-                    .integer ?? 0
+                let rows = try db.query(Self.countSQL).first?.first?.integer ?? 0
                 result.outcome = .broken
                 result.records = Int(rows)
                 result.problem(
