@@ -199,6 +199,16 @@ public struct AuditBatch: Sendable {
         bytes += value
     }
 
+    /// A stored value with the type it has (a number stored as text gives other bytes).
+    static func value(_ value: SQLiteValue, into bytes: inout [UInt8]) {
+        switch value {
+        case .null: bytes.append(0)
+        case .text(let text): self.text(text, into: &bytes)
+        case .integer(let number): integer(number, into: &bytes)
+        case .blob(let blob): self.blob(blob, into: &bytes)
+        }
+    }
+
     /// One stored value of a record's bytes, as `Fields` reads it: the bytes of a text or blob
     /// lie in the record.
     enum Field {

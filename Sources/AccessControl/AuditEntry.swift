@@ -112,14 +112,7 @@ public struct AuditEntry: Sendable, Equatable {
         bytes.append(utf8: label)
         bytes.append(0)
         bytes += previous
-        for value in values {
-            switch value {
-            case .null: bytes.append(0)
-            case .text(let text): AuditBatch.text(text, into: &bytes)
-            case .integer(let number): AuditBatch.integer(number, into: &bytes)
-            case .blob(let blob): AuditBatch.blob(blob, into: &bytes)
-            }
-        }
+        for value in values { AuditBatch.value(value, into: &bytes) }
         return bytes
     }
 

@@ -90,14 +90,7 @@ enum AuditStoredBatch {
         mutating func append(values: [SQLiteValue]) {
             start(seq: values[0].integer ?? 0, at: values[1].integer ?? 0)
             lastMAC = values.last?.blob ?? []
-            for value in values.dropFirst() {
-                switch value {
-                case .null: bytes.append(0)
-                case .text(let text): AuditBatch.text(text, into: &bytes)
-                case .integer(let number): AuditBatch.integer(number, into: &bytes)
-                case .blob(let blob): AuditBatch.blob(blob, into: &bytes)
-                }
-            }
+            for value in values.dropFirst() { AuditBatch.value(value, into: &bytes) }
         }
 
         func insert(in db: SQLiteDatabase.Transaction) throws(StoreError) {
