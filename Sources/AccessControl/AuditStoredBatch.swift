@@ -4,7 +4,7 @@
 /// A row per record cost SQLite's insert for every request (its values bound one by one, the
 /// record built, the B-tree entered): about 40% of the audit writer's time, which on a two-core
 /// box is time nginx and the request threads do not get (bench/NOTES.md). A batch's row costs
-/// that once for up to `rowLimit` records.
+/// that once for up to `rowLimit` records (or `rowBytes` bytes).
 ///
 /// `records` is the records one after another, each as the values `seq`, the fields of
 /// `AuditEntry.columns` from `at` to `detail`, and `mac`, written as `AuditBatch` writes a value
@@ -18,9 +18,21 @@
 enum AuditStoredBatch {
     static let table = "audit_batch"
 
-    /// Most records in one row: a batch of the writer (`AuditWriter.batchSize`), and no more
-    /// when records waited (the database refused them a while) and come in one go.
-    static let rowLimit = 1024
+    /// Most records in one row: a quarter of the writer's batch (`AuditWriter.batchSize`), so
+    /// that a batch is four rows in its one transaction.
+    ///
+    /// Why not a row per batch: a row's bytes are allocated three times on the way in (the row
+    /// built here, SQLite's copy of the bound value, the record SQLite assembles), and luaexecd
+    /// maps every allocation of 128 KiB or more on its own and unmaps it when freed (stop.c's
+    /// malloc policy, for Lua's large blocks). A row of 1024 records (~240 KiB) made each batch
+    /// map, fault in, zero and unmap ~180 pages, and each unmap interrupted the other core to
+    /// flush its TLB, where the request thread runs (bench/NOTES.md). Rows below `rowBytes` come
+    /// from the heap and reuse it.
+    static let rowLimit = 256
+
+    /// A row is closed at this many bytes too (records with long `detail`s), below the mmap
+    /// threshold of 128 KiB.
+    static let rowBytes = 96 << 10
 
     /// The table of schema 7 (`DatabaseSchema`).
     static let createTable = """
@@ -69,6 +81,11 @@ enum AuditStoredBatch {
         var count = 0
 
         var isEmpty: Bool { count == 0 }
+
+        /// Holds `rowLimit` records or `rowBytes` bytes: `insert` it and start the next.
+        func isFull(rowLimit: Int = AuditStoredBatch.rowLimit) -> Bool {
+            count >= rowLimit || bytes.count >= AuditStoredBatch.rowBytes
+        }
 
         /// Starts a record: its `seq`. The caller appends the fields, then `finish`es it.
         mutating func start(seq: Int64, at: Int64) {
@@ -198,7 +215,7 @@ enum AuditStoredBatch {
             after = last[0].integer ?? .max
             for values in rows {
                 row.append(values: values)
-                if row.count == rowLimit {
+                if row.isFull(rowLimit: rowLimit) {
                     try row.insert(in: db)
                     row.removeAll()
                 }

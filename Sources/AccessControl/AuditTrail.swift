@@ -2,8 +2,8 @@ import SystemSupport
 
 /// The audit trail in luaexec's database (SPEC M7): a record per request or change, each record's
 /// `mac` an HMAC-SHA-256 (key: `AuditKey`, kept outside the database) over the record before's
-/// `mac` and its own fields, kept a batch to a row in table `audit_batch` (AuditStoredBatch); and
-/// table `audit_seal`, two rows sealed with the same key:
+/// `mac` and its own fields, kept up to 256 records to a row in table `audit_batch`
+/// (AuditStoredBatch); and table `audit_seal`, two rows sealed with the same key:
 ///
 /// - `anchor`: where the chain starts. At first a random value; after pruning, the `seq` and
 ///   `mac` of the last record pruned, and how many were pruned in all. So the oldest record
@@ -157,9 +157,10 @@ public final class AuditTrail: Sendable {
         var chain = previous.mac
         if !all.isEmpty {
             // Each record's `seq`, fields and MAC into the batch's row, the MAC made over the
-            // bytes just written (`AuditStoredBatch`); a row per `rowLimit` records.
+            // bytes just written (`AuditStoredBatch`); a row per `rowLimit` records or `rowBytes`.
             var row = AuditStoredBatch.Row()
-            row.bytes.reserveCapacity(min(all.count, AuditStoredBatch.rowLimit) * 300)
+            row.bytes.reserveCapacity(
+                min(min(all.count, AuditStoredBatch.rowLimit) * 300, AuditStoredBatch.rowBytes + 512))
             try all.forEach { (fields) throws(StoreError) in
                 seq += 1
                 let start = row.bytes.count
@@ -168,10 +169,12 @@ public final class AuditTrail: Sendable {
                 chain = key.mac { hasher in
                     Self.recordLabel.withUnsafeBytes { hasher.update(bufferPointer: $0) }
                     chain.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-                    row.bytes.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[start...])) }
+                    row.bytes.withUnsafeBytes {
+                        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[start...]))
+                    }
                 }
                 row.finish(mac: chain)
-                if row.count == AuditStoredBatch.rowLimit {
+                if row.isFull() {
                     try row.insert(in: db)
                     row.removeAll()
                 }
@@ -210,7 +213,8 @@ public final class AuditTrail: Sendable {
                 var old = try db.query("SELECT max(last_seq) FROM audit_batch WHERE max_at < ?", [.integer(before)])
                     .first?.first?.integer
                 for row in try db.query(
-                    "SELECT records FROM audit_batch WHERE min_at < ? AND max_at >= ?", [.integer(before), .integer(before)])
+                    "SELECT records FROM audit_batch WHERE min_at < ? AND max_at >= ?",
+                    [.integer(before), .integer(before)])
                 {
                     let spans = (row[0].blob ?? []).withUnsafeBytes(AuditStoredBatch.spans) ?? []
                     for span in spans where span.at < before { old = max(old ?? span.seq, span.seq) }
@@ -478,7 +482,8 @@ public final class AuditTrail: Sendable {
                     let first = batch[0].integer ?? 0
                     guard let records = AuditStoredBatch.records(batch[5].blob ?? []), !records.isEmpty else {
                         result.problem(
-                            "the batch stored as records \(first) to \(batch[1].integer ?? 0) cannot be read: it was changed")
+                            "the batch stored as records \(first) to \(batch[1].integer ?? 0) cannot be read: it was changed"
+                        )
                         continue
                     }
                     let ats = records.map(\.at)

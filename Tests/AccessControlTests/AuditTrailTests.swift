@@ -82,7 +82,8 @@ struct AuditTrailTests {
             var message = Array(AuditEntry.recordLabel.utf8) + [0] + previous
             AuditBatch.integer(77, into: &message)
             message += fields
-            #expect(message == AuditEntry.message(label: AuditEntry.recordLabel, previous: previous, entry.values(seq: 77)))
+            #expect(
+                message == AuditEntry.message(label: AuditEntry.recordLabel, previous: previous, entry.values(seq: 77)))
         }
         // Cut short or mistyped, a record's bytes are no values.
         for broken: [UInt8] in [[1, 0, 0, 0, 9, 65], [2, 1, 2], [4]] {
@@ -346,34 +347,67 @@ struct AuditTrailTests {
     @Test("a trail longer than a row holds is listed, pruned and verified across its rows")
     func acrossRows() throws {
         defer { remove() }
-        let count = 2 * AuditStoredBatch.rowLimit + 452
-        let (trail, store) = try trail(count)
+        let perRow = Int64(AuditStoredBatch.rowLimit)
+        let count = 2 * perRow + perRow / 2
+        let (trail, store) = try trail(Int(count))
         #expect(
             try store.database.connection.query("SELECT first_seq, last_seq FROM audit_batch ORDER BY first_seq")
-                == [[.integer(1), .integer(1024)], [.integer(1025), .integer(2048)], [.integer(2049), .integer(2500)]])
+                == [
+                    [.integer(1), .integer(perRow)], [.integer(perRow + 1), .integer(2 * perRow)],
+                    [.integer(2 * perRow + 1), .integer(count)],
+                ])
         var result = try trail.verify(key: key)
-        #expect(result.outcome == .intact && result.records == count && result.first == 1 && result.last == 2500)
+        #expect(result.outcome == .intact && result.records == count && result.first == 1 && result.last == count)
+        // Every third record is the token "ops": the newest four before perRow + 3 lie in two rows.
         var filter = AuditTrail.Filter()
-        filter.before = 1027
+        filter.before = perRow + 3
         filter.limit = 4
         filter.token = "ops"
         let listed = try trail.records(filter)
-        #expect(listed.entries.map(\.seq) == [1026, 1023, 1020, 1017] && listed.more)
-        // Keeping 1000 cuts the second row after record 1500: it keeps the records after it.
+        let expected = Array((1...perRow + 2).filter { $0 % 3 == 0 }.reversed().prefix(4))
+        #expect(expected.first! > perRow && expected.last! <= perRow)
+        #expect(listed.entries.map(\.seq) == expected && listed.more)
+        // Cut the second row in its middle: the records after the cut stay in it.
+        let cut = perRow + perRow / 2
         let secureDelete = try store.database.connection.query("PRAGMA secure_delete")
-        #expect(try trail.prune(keepingAtMost: 1000, before: 0, key: key, now: 9) == 1500)
+        #expect(try trail.prune(keepingAtMost: Int(count - cut), before: 0, key: key, now: 9) == Int(cut))
         // Pruning deletes without zeroing; the connection's other work goes on as it was.
         #expect(try store.database.connection.query("PRAGMA secure_delete") == secureDelete)
         #expect(
             try store.database.connection.query("SELECT first_seq, last_seq FROM audit_batch ORDER BY first_seq")
-                == [[.integer(1501), .integer(2048)], [.integer(2049), .integer(2500)]])
+                == [[.integer(cut + 1), .integer(2 * perRow)], [.integer(2 * perRow + 1), .integer(count)]])
         result = try trail.verify(key: key)
-        #expect(result.outcome == .intact && result.records == 1000 && result.first == 1501 && result.pruned == 1500)
-        #expect(try trail.count() == 1000)
-        // By age across a row: records 1501 to 1600 were made before start + 1600.5 s.
-        #expect(try trail.prune(keepingAtMost: 5000, before: 1_800_000_000_000 + 1_600_500, key: key, now: 10) == 100)
+        #expect(
+            result.outcome == .intact && result.records == count - cut && result.first == cut + 1
+                && result.pruned == cut)
+        #expect(try trail.count() == Int(count - cut))
+        // By age inside a row: records cut + 1 to cut + 100 were made before start + (cut + 100.5) s.
+        #expect(
+            try trail.prune(
+                keepingAtMost: 5000, before: 1_800_000_000_000 + (cut + 100) * 1000 + 500, key: key, now: 10)
+                == 100)
         result = try trail.verify(key: key)
-        #expect(result.outcome == .intact && result.first == 1601 && result.records == 900)
+        #expect(result.outcome == .intact && result.first == cut + 101 && result.records == count - cut - 100)
+    }
+
+    @Test("a row is closed below glibc's mmap threshold: records with long details take more rows")
+    func rowBytes() throws {
+        defer { remove() }
+        let store = try TokenStore(path: path)
+        let trail = AuditTrail(sharing: store.database)
+        let detail = String(repeating: "x", count: 20_000)
+        let entries = (1...12).map { AuditEntry(at: 1_800_000_000_000 + Int64($0), kind: "script", detail: detail) }
+        try trail.append(entries, key: key, now: 1_800_000_000_000)
+        let rows = try store.database.connection.query(
+            "SELECT first_seq, last_seq, length(records) FROM audit_batch ORDER BY first_seq")
+        // 20 KB a record: the fifth passes 96 KiB and closes its row.
+        #expect(
+            rows.map { [$0[0], $0[1]] } == [
+                [.integer(1), .integer(5)], [.integer(6), .integer(10)], [.integer(11), .integer(12)],
+            ])
+        #expect(rows.allSatisfy { ($0[2].integer ?? .max) < 128 << 10 })
+        let result = try trail.verify(key: key)
+        #expect(result.outcome == .intact && result.records == 12)
     }
 
     @Test(
