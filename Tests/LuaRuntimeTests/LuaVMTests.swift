@@ -60,6 +60,25 @@ struct LuaVMTests {
         let table = try values("return {}")
         guard case .string(let bytes) = table[0] else { Issue.record("not a string"); return }
         #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("table: 0x"))
+        // Integers are written without a Lua string made for them: the same bytes as tostring.
+        let integers = "return 0, 7, -1, 10, -10, 1234567890, math.maxinteger, math.mininteger, 3 // 1, 3 / 1"
+        #expect(
+            try values(integers).map { value -> String in
+                guard case .string(let bytes) = value else { return "?" }
+                return String(decoding: bytes, as: UTF8.self)
+            } == [
+                "0", "7", "-1", "10", "-10", "1234567890", "9223372036854775807", "-9223372036854775808", "3", "3.0",
+            ])
+    }
+
+    @Test("a metatable for numbers (debug.setmetatable) is honoured in text rendering, as tostring does")
+    func numberMetatable() throws {
+        let text: (String) -> LuaValue = { .string(Array($0.utf8)) }
+        #expect(
+            try values("debug.setmetatable(0, {__tostring = function(n) return 'n=' .. n end}) return 5, 2.5")
+                == [text("n=5"), text("n=2.5")])
+        #expect(try values("debug.setmetatable(0, {__name = 'Number'}) return 5") == [text("5")])
+        #expect(try values("debug.setmetatable(0, nil) return 5") == [text("5")])
     }
 
     @Test("text rendering honours __tostring and __name without calling the global tostring")
