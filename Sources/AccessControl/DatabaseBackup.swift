@@ -1,4 +1,5 @@
 import SystemSupport
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -88,7 +89,8 @@ public enum DatabaseBackup {
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('restored', ?)",
                 [.text("\(time(nil))-\(UInt64.random(in: 0...UInt64.max))")])
             if let record {
-                try AuditTrail.append(AuditBatch([record.entry]), in: db, key: record.key, now: record.entry.at, lastWritten: nil)
+                _ = try AuditTrail.append(
+                    AuditBatch([record.entry]), in: db, key: record.key, now: record.entry.at, lastWritten: nil)
             }
         }
     }

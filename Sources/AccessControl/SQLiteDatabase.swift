@@ -2,7 +2,7 @@ import CSQLite
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A value SQLite stores or returns.
@@ -25,14 +25,60 @@ enum SQLiteValue: Sendable, Equatable {
 
 /// One SQLite connection over SQLite's C API, used one call at a time.
 ///
-/// luaexec's database is small and seldom written (tokens; the daemon reads it only when
-/// another process changed it), so a connection behind a mutex is all it needs. A Swift
+/// luaexec's database is small, so a connection behind a mutex is all it needs; what is written
+/// often (the audit trail's batches, a few statements each, several times a second under load)
+/// runs statements prepared once (`Connection.statement`). A Swift
 /// database package (GRDB) would bring full Foundation, and with it ICU's 34 MB of data, into
 /// an appliance's flash.
 /// Every failure becomes a `StoreError` with SQLite's message.
 final class SQLiteDatabase: Sendable {
-    /// The `sqlite3 *` handle, only touched with the mutex held.
-    private let connection: Mutex<OpaquePointer>
+    /// The `sqlite3 *` handle and its prepared statements, only touched with the mutex held.
+    private let connection: Mutex<Connection>
+
+    /// A handle and the statements prepared on it, by their SQL. Preparing parses and plans the
+    /// statement: ~10,000 instructions each, and the audit writer's every batch ran seven (its
+    /// transaction, the seals, the last row, the inserts), as many instructions as a dozen
+    /// records' HMACs. Statements are kept prepared (SQLite re-prepares one itself when the
+    /// schema changes), reset after each use; at most `limit` of them, further ones are
+    /// prepared for one use as before.
+    fileprivate final class Connection {
+        let handle: OpaquePointer
+        private var statements: [String: OpaquePointer] = [:]
+        static let limit = 64
+
+        init(_ handle: OpaquePointer) { self.handle = handle }
+
+        func statement(_ sql: String) throws(StoreError) -> OpaquePointer {
+            if let kept = statements[sql] { return kept }
+            var statement: OpaquePointer?
+            let keep = statements.count < Self.limit
+            let flags = keep ? UInt32(SQLITE_PREPARE_PERSISTENT) : 0
+            guard sqlite3_prepare_v3(handle, sql, -1, flags, &statement, nil) == SQLITE_OK, let statement else {
+                throw SQLiteDatabase.error(handle, "cannot prepare \(sql)")
+            }
+            if keep { statements[sql] = statement }
+            return statement
+        }
+
+        /// After a statement's use: a kept one is reset (which ends its read of the database)
+        /// and loses its bindings; one prepared for this use alone is finalized.
+        func finished(_ statement: OpaquePointer, _ sql: String) {
+            if statements[sql] == statement {
+                sqlite3_reset(statement)
+                sqlite3_clear_bindings(statement)
+            } else {
+                sqlite3_finalize(statement)
+            }
+        }
+
+        /// Finalizes the kept statements, then closes the handle (sqlite3_close_v2 would keep
+        /// it open, as a zombie, while a statement lives).
+        func close() {
+            for statement in statements.values { sqlite3_finalize(statement) }
+            statements.removeAll()
+            sqlite3_close_v2(handle)
+        }
+    }
     let path: String
 
     init(path: String, busyTimeout: Duration = .seconds(5)) throws(StoreError) {
@@ -48,7 +94,7 @@ final class SQLiteDatabase: Sendable {
         }
         // The CLI and the daemon share the file: a writer waits for the other's lock.
         sqlite3_busy_timeout(handle, Int32(busyTimeout.components.seconds * 1000))
-        connection = Mutex(handle)
+        connection = Mutex(Connection(handle))
         // Write-ahead logging, and a sync at every commit (FULL: in WAL mode NORMAL may lose the
         // last commits at a power cut): a request's changes to `persisted` are on the disk when
         // its answer goes out (SPEC V6). Readers (the CLI) never wait for the writer.
@@ -84,7 +130,7 @@ final class SQLiteDatabase: Sendable {
             sqlite3_close(handle)
             throw StoreError("cannot open \(path): \(message)")
         }
-        connection = Mutex(handle)
+        connection = Mutex(Connection(handle))
     }
 
     /// Copies this whole database into `destination` with SQLite's online backup API: one
@@ -92,8 +138,8 @@ final class SQLiteDatabase: Sendable {
     /// Both connections must be the caller's own, used by nobody else meanwhile (`luaexec backup`
     /// and `restore` open them for this alone), so neither mutex is held during the copy.
     func copy(into destination: SQLiteDatabase) throws(StoreError) {
-        let source = connection.withLock { $0 }
-        let target = destination.connection.withLock { $0 }
+        let source = connection.withLock { $0.handle }
+        let target = destination.connection.withLock { $0.handle }
         guard let backup = sqlite3_backup_init(target, "main", source, "main") else {
             throw Self.error(target, "cannot start copying \(path) to \(destination.path)")
         }
@@ -109,13 +155,13 @@ final class SQLiteDatabase: Sendable {
     }
 
     deinit {
-        connection.withLock { sqlite3_close_v2($0) }
+        connection.withLock { $0.close() }
     }
 
     /// Runs `sql` with `arguments` bound to its `?`s and returns every row.
     @discardableResult
     func query(_ sql: String, _ arguments: [SQLiteValue] = []) throws(StoreError) -> [[SQLiteValue]] {
-        try connection.withLock { handle throws(StoreError) in try Self.run(handle, sql, arguments) }
+        try connection.withLock { connection throws(StoreError) in try Self.run(connection, sql, arguments) }
     }
 
     /// Runs `body` in one write transaction (BEGIN IMMEDIATE: the write lock is taken at once,
@@ -130,15 +176,16 @@ final class SQLiteDatabase: Sendable {
         try transaction("BEGIN", body)
     }
 
-    private func transaction<T>(_ begin: String, _ body: (Transaction) throws(StoreError) -> T) throws(StoreError) -> T {
-        try connection.withLock { handle throws(StoreError) -> T in
-            try Self.run(handle, begin, [])
+    private func transaction<T>(_ begin: String, _ body: (Transaction) throws(StoreError) -> T) throws(StoreError) -> T
+    {
+        try connection.withLock { connection throws(StoreError) -> T in
+            try Self.run(connection, begin, [])
             do throws(StoreError) {
-                let result = try body(Transaction(handle: handle))
-                try Self.run(handle, "COMMIT", [])
+                let result = try body(Transaction(connection: connection))
+                try Self.run(connection, "COMMIT", [])
                 return result
             } catch {
-                _ = try? Self.run(handle, "ROLLBACK", [])
+                _ = try? Self.run(connection, "ROLLBACK", [])
                 throw error
             }
         }
@@ -146,25 +193,24 @@ final class SQLiteDatabase: Sendable {
 
     /// Statements inside `write` or `read`; valid only within its body.
     struct Transaction {
-        fileprivate let handle: OpaquePointer
+        fileprivate let connection: Connection
 
         @discardableResult
         func query(_ sql: String, _ arguments: [SQLiteValue] = []) throws(StoreError) -> [[SQLiteValue]] {
-            try SQLiteDatabase.run(handle, sql, arguments)
+            try SQLiteDatabase.run(connection, sql, arguments)
         }
 
         /// Rows the last INSERT, UPDATE or DELETE changed.
-        var changes: Int { Int(sqlite3_changes(handle)) }
+        var changes: Int { Int(sqlite3_changes(connection.handle)) }
     }
 
-    private static func run(_ handle: OpaquePointer, _ sql: String, _ arguments: [SQLiteValue]) throws(StoreError)
+    @discardableResult
+    private static func run(_ connection: Connection, _ sql: String, _ arguments: [SQLiteValue]) throws(StoreError)
         -> [[SQLiteValue]]
     {
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
-            throw error(handle, "cannot prepare \(sql)")
-        }
-        defer { sqlite3_finalize(statement) }
+        let handle = connection.handle
+        let statement = try connection.statement(sql)
+        defer { connection.finished(statement, sql) }
         try bind(arguments, to: statement, handle, sql)
         var rows: [[SQLiteValue]] = []
         while true {
@@ -229,7 +275,7 @@ final class SQLiteDatabase: Sendable {
         }
     }
 
-    private static func error(_ handle: OpaquePointer, _ what: String) -> StoreError {
+    fileprivate static func error(_ handle: OpaquePointer, _ what: String) -> StoreError {
         StoreError("\(what): \(String(cString: sqlite3_errmsg(handle)))")
     }
 }
