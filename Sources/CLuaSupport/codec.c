@@ -79,6 +79,7 @@ static void put_bytes(lua_State *L, lx_buf *b, char tag, const char *s, size_t n
     put_u32(L, b, n);
     put(L, b, s, n);
 }
+
 // An integer as tostring writes it (LUA_INTEGER_FMT, "%lld"), straight into the buffer:
 // luaL_tolstring formats it through lua_pushfstring and interns the string, ~1,100
 // instructions of a `return 1+1` request. Only while numbers have no metatable:

@@ -12,11 +12,11 @@ import SystemSupport
 /// A request hands its finished `AuditRecord` to `enqueue`, which writes the record's fields as
 /// bytes into the batch waiting here (`AuditBatch`), under a lock: the writer neither makes a
 /// value of a field nor frees anything the request allocated (both were most of its time,
-/// bench/NOTES.md). The chain's HMAC is made here later. A thread of its own (`run`) takes a batch `interval` after
-/// its first record, or as soon as `batchSize` records wait, and appends it to the `AuditTrail`
-/// in one transaction, one prepared insert, one commit and sync for the batch; it sleeps while
-/// nothing comes. The log line is
-/// still written before the answer leaves; the database record follows within `interval`.
+/// bench/NOTES.md). The chain's HMAC is made here later. A thread of its own (`run`) takes a
+/// batch `interval` after its first record, or as soon as `batchSize` records wait, and appends
+/// it to the `AuditTrail` in one transaction (an insert for each row of 256 records, one commit
+/// and sync for the batch); it sleeps while nothing comes. The log line is still written before
+/// the answer leaves; the database record follows within `interval`.
 ///
 /// What a crash can lose: the records of the last `interval` (at most `capacity`), which are in
 /// the log (journal) but not yet in the database; what was committed stays, chained. When the
