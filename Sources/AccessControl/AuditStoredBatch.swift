@@ -137,32 +137,31 @@ enum AuditStoredBatch {
     }
 
     /// The records of a batch's bytes, in the order stored; nil when the bytes do not hold whole
-    /// records (changed without the key, or cut).
+    /// records (changed without the key, or cut). The records are where `spans` finds them;
+    /// here each field is made a value too.
     static func records(_ bytes: [UInt8]) -> [Record]? {
-        var records: [Record] = []
-        let ok = bytes.withUnsafeBytes { buffer -> Bool in
-            var fields = AuditBatch.Fields(buffer)
-            while fields.offset < buffer.count {
-                let start = fields.offset
+        bytes.withUnsafeBytes { buffer -> [Record]? in
+            guard let spans = spans(buffer) else { return nil }
+            var records: [Record] = []
+            records.reserveCapacity(spans.count)
+            for span in spans {
+                var fields = AuditBatch.Fields(buffer)
+                fields.offset = span.range.lowerBound
                 var values: [SQLiteValue] = []
                 values.reserveCapacity(valuesPerRecord)
-                var macStart = start
-                for index in 0..<valuesPerRecord {
-                    if index == valuesPerRecord - 1 { macStart = fields.offset }
-                    switch fields.next() {
-                    case nil: return false
+                // `spans` read each of these fields already.
+                while values.count < valuesPerRecord, let field = fields.next() {
+                    switch field {
                     case .null: values.append(.null)
                     case .integer(let number): values.append(.integer(number))
                     case .text(let text): values.append(.text(String(decoding: text, as: UTF8.self)))
                     case .blob(let blob): values.append(.blob(Array(blob)))
                     }
                 }
-                guard let seq = values[0].integer else { return false }
-                records.append(Record(seq: seq, signed: bytes[start..<macStart], values: values))
+                records.append(Record(seq: span.seq, signed: bytes[span.signed], values: values))
             }
-            return true
+            return records
         }
-        return ok ? records : nil
     }
 
     /// Where a record lies in a batch's bytes, read without making a value of any field.
@@ -171,7 +170,10 @@ enum AuditStoredBatch {
         var at: Int64
         /// The whole record.
         var range: Range<Int>
-        /// Its MAC's bytes.
+        /// `seq` and the fields, without the MAC: what the MAC covers after the label and the
+        /// previous MAC.
+        var signed: Range<Int>
+        /// Its MAC's bytes (empty when the last value is no blob).
         var mac: Range<Int>
     }
 
@@ -185,9 +187,11 @@ enum AuditStoredBatch {
             let start = fields.offset
             var seq: Int64?
             var at: Int64 = 0
+            var signedEnd = start
             var mac = 0..<0
             for index in 0..<valuesPerRecord {
                 let before = fields.offset
+                if index == valuesPerRecord - 1 { signedEnd = before }
                 guard let field = fields.next() else { return nil }
                 switch (index, field) {
                 case (0, .integer(let number)): seq = number
@@ -197,7 +201,7 @@ enum AuditStoredBatch {
                 }
             }
             guard let seq else { return nil }
-            spans.append(Span(seq: seq, at: at, range: start..<fields.offset, mac: mac))
+            spans.append(Span(seq: seq, at: at, range: start..<fields.offset, signed: start..<signedEnd, mac: mac))
         }
         return spans
     }
