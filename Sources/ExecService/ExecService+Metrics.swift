@@ -6,7 +6,9 @@ import Synchronization
 import SystemSupport
 
 /// Metrics (SPEC M5) through swift-metrics: the daemon bootstraps the Prometheus backend and
-/// hands ExecService the exporter; without one (tests), the metrics go nowhere.
+/// hands ExecService the exporter; without one (tests), the metrics go nowhere. The three
+/// histograms are luaexec's own (`LatencyHistogram`: two are recorded on every request), written
+/// after the exporter's lines.
 ///
 ///   luaexec_requests_total{endpoint,status}   every request, by route and status
 ///   luaexec_evaluation_seconds                histogram of evaluation time (chunks, endpoints, actions)
@@ -22,8 +24,8 @@ import SystemSupport
 extension ExecService {
     static let metricsPath = "/api/v1/metrics"
 
-    /// Histogram buckets for the two timers, from 50 µs to 10 s.
-    public static let durationBuckets: [Duration] = [
+    /// Histogram buckets for the three histograms, from 50 µs to 10 s.
+    static let durationBuckets: [Duration] = [
         .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
         .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
@@ -36,7 +38,7 @@ extension ExecService {
         return Response(
             status: 200,
             headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
-            body: Self.addingHelp(to: exportMetrics()))
+            body: Self.addingHelp(to: exportMetrics() + (metricsHandles?.histogramLines() ?? [])))
     }
 
     /// What each metric measures, for its `# HELP` line.
@@ -79,12 +81,12 @@ extension ExecService {
     }
 
     func recordEvaluation(nanoseconds: Int64) {
-        metricsHandles?.evaluation.recordNanoseconds(nanoseconds)
+        metricsHandles?.evaluation.record(nanoseconds: nanoseconds)
     }
 
     /// How long a job waited for the state, from its arrival to its start.
     func recordQueueWait(since arrived: MonotonicInstant) {
-        metricsHandles?.queueWait.recordNanoseconds(MonotonicInstant.now().nanoseconds(since: arrived))
+        metricsHandles?.queueWait.record(nanoseconds: MonotonicInstant.now().nanoseconds(since: arrived))
     }
 
     /// The label of the endpoint `name`: its name when a script registered it, else `unknown`,
@@ -98,12 +100,12 @@ extension ExecService {
 /// the Prometheus registry (a lock, name and label checks), too much for every request. Counters
 /// are kept by name and labels; their label sets are bounded (see `routeLabel`).
 final class MetricsHandles: Sendable {
-    let evaluation = Timer(label: "luaexec_evaluation_seconds")
-    let queueWait = Timer(label: "luaexec_queue_wait_seconds")
+    let evaluation = LatencyHistogram(name: "luaexec_evaluation_seconds", buckets: ExecService.durationBuckets)
+    let queueWait = LatencyHistogram(name: "luaexec_queue_wait_seconds", buckets: ExecService.durationBuckets)
     let memory = Gauge(label: "luaexec_state_memory_bytes")
     let timerRuns = Counter(label: "luaexec_timer_runs_total")
     let timerErrors = Counter(label: "luaexec_timer_errors_total")
-    let timerLateness = Timer(label: "luaexec_timer_lateness_seconds")
+    let timerLateness = LatencyHistogram(name: "luaexec_timer_lateness_seconds", buckets: ExecService.durationBuckets)
     private let counters = Mutex<[String: Counter]>([:])
     /// `luaexec_requests_total` by endpoint and status: counted for every request, so found by
     /// a key that needs no string built.
@@ -112,6 +114,13 @@ final class MetricsHandles: Sendable {
     struct RequestKey: Hashable {
         var endpoint: String
         var status: Int
+    }
+
+    /// The histograms' lines, for the end of the exporter's.
+    func histogramLines() -> [UInt8] {
+        var out: [UInt8] = []
+        for histogram in [evaluation, queueWait, timerLateness] { histogram.emit(into: &out) }
+        return out
     }
 
     func requestCounter(endpoint: String, status: Int) -> Counter {

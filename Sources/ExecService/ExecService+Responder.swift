@@ -310,7 +310,7 @@ final class TimerRun: StateJob, @unchecked Sendable {
         } else {
             let now = MonotonicInstant.now()
             started = now
-            service.metricsHandles?.timerLateness.recordNanoseconds(max(0, now.nanoseconds(since: due)))
+            service.metricsHandles?.timerLateness.record(nanoseconds: now.nanoseconds(since: due))
             evaluation = vm.runTimer(timer, origin: origin)
         }
         guard let evaluation else { return ended(nil, vm: vm, cancelled: true) }

@@ -346,9 +346,7 @@ struct Daemon: ParsableCommand {
     /// `GET /api/v1/metrics` answers with.
     private static func bootstrapMetrics() -> @Sendable () -> [UInt8] {
         let registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = ExecService.durationBuckets
-        MetricsSystem.bootstrap(factory)
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         return { registry.emitToBuffer() }
     }
 

@@ -1,0 +1,42 @@
+import Testing
+
+@testable import ExecService
+
+@Suite("Latency histogram")
+struct LatencyHistogramTests {
+    @Test("an observation counts in the first bucket whose bound is at or above it, and in every bucket after it")
+    func cumulativeBuckets() {
+        let histogram = LatencyHistogram(
+            name: "t_seconds", buckets: [.microseconds(50), .milliseconds(1), .seconds(1), .seconds(2.5)])
+        // On a bound (le is ≤), just above it, below the first, past the last, and a negative
+        // elapsed time (a clock that stepped) counted as zero.
+        for nanoseconds: Int64 in [50_000, 50_001, 7, 3_000_000_000, -5, 1_000_000_000] {
+            histogram.record(nanoseconds: nanoseconds)
+        }
+        var out: [UInt8] = []
+        histogram.emit(into: &out)
+        #expect(
+            String(decoding: out, as: UTF8.self) == """
+                # TYPE t_seconds histogram
+                t_seconds_bucket{le="0.00005"} 3
+                t_seconds_bucket{le="0.001"} 4
+                t_seconds_bucket{le="1.0"} 5
+                t_seconds_bucket{le="2.5"} 5
+                t_seconds_bucket{le="+Inf"} 6
+                t_seconds_sum 4.000100008
+                t_seconds_count 6
+
+                """)
+    }
+
+    @Test("an empty histogram writes every bucket, a zero sum and a zero count")
+    func empty() {
+        var out: [UInt8] = []
+        LatencyHistogram(name: "e_seconds", buckets: ExecService.durationBuckets).emit(into: &out)
+        let lines = String(decoding: out, as: UTF8.self).split(separator: "\n")
+        #expect(lines.count == 1 + ExecService.durationBuckets.count + 1 + 2)
+        #expect(lines[1] == #"e_seconds_bucket{le="0.00005"} 0"#)
+        #expect(lines[14] == #"e_seconds_bucket{le="1.0"} 0"#)
+        #expect(lines.suffix(3) == [#"e_seconds_bucket{le="+Inf"} 0"#, "e_seconds_sum 0.0", "e_seconds_count 0"])
+    }
+}
