@@ -6,8 +6,12 @@
 # does not find are skipped.
 #
 # The trace: luaexecd from the release build runs under valgrind's callgrind with the packaged
-# config and init scripts, answers a few requests over FastCGI (cgi-fcgi), and stops; every
-# function of the executable that ran is listed, in the order callgrind first met it.
+# config and init scripts, answers a few requests over FastCGI (cgi-fcgi), and stops. Its
+# functions are listed in two parts: first those that ran while it served (the requests, the
+# idle threads), then those only start-up ran, each part in the order callgrind first met them.
+# Once serving, luaexecd drops the pages start-up touched (SystemSupport.CodePages), and what
+# serving touches again comes back 64 KiB at a time (the kernel's fault-around): kept together,
+# the serving code comes back in few of those.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh" valgrind libfcgi-bin
@@ -26,6 +30,11 @@ valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/callgrind.ou
 daemon=$!
 for _ in $(seq 600); do [ -S "$work/sock" ] && break; sleep 0.1; done
 [ -S "$work/sock" ] || { cat "$work/valgrind.log" >&2; exit 1; }
+# Start-up ends with the "luaexecd serving" line (and the release of its pages); its functions
+# go to the first dump.
+for _ in $(seq 600); do grep -q "luaexecd serving" "$work/valgrind.log" && break; sleep 0.1; done
+sleep 1
+callgrind_control -d "$daemon" >/dev/null 2>&1
 
 # What nginx sends for `curl -d BODY .../api/v1/exec/interactive.lua` (nginx/luaexec-fastcgi.conf).
 request() {
@@ -40,28 +49,37 @@ for _ in $(seq 10); do request 'return 1+1' >/dev/null; done
 request 'x = (x or 0) + 1 return x, "text", {1, 2}' >/dev/null
 request 'error("an error, as a script would raise it")' >/dev/null
 
+# The serving part: a dump of what ran since start-up's, before the stop adds its own.
+sleep 1
+callgrind_control -d "$daemon" >/dev/null 2>&1
 kill -TERM "$daemon"
 wait "$daemon" || true
 daemon=""
 
-python3 - "$work/callgrind.out" "$root/packaging/luaexecd.order" <<'EOF'
+python3 - "$work/callgrind.out.1" "$work/callgrind.out.2" "$root/packaging/luaexecd.order" <<'EOF'
 import re, sys
-# callgrind names each object and function once, "(id) name", then by "(id)" alone.
-objects, functions, current, seen, order = {}, {}, None, set(), []
-for line in open(sys.argv[1], errors="replace"):
-    match = re.match(r"^(c?ob|c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
-    if not match:
-        continue
-    kind, ident, name = match.groups()
-    table = objects if kind.endswith("ob") else functions
-    if name is not None:
-        table[ident] = name
-    if kind == "ob":
-        current = objects[ident]
-    elif kind == "fn" and current.endswith("/luaexecd") and functions[ident] not in seen:
-        seen.add(functions[ident])
-        order.append(functions[ident])
-with open(sys.argv[2], "w") as out:
+
+def functions_of(path):
+    """The executable's functions with a cost in one dump, in the order the dump lists them."""
+    # callgrind names each object and function once, "(id) name", then by "(id)" alone.
+    objects, functions, current, order = {}, {}, None, {}
+    for line in open(path, errors="replace"):
+        match = re.match(r"^(c?ob|c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+        if not match:
+            continue
+        kind, ident, name = match.groups()
+        table = objects if kind.endswith("ob") else functions
+        if name is not None:
+            table[ident] = name
+        if kind == "ob":
+            current = objects[ident]
+        elif kind == "fn" and current.endswith("/luaexecd"):
+            order.setdefault(functions[ident], None)
+    return list(order)
+
+startup, serving = functions_of(sys.argv[1]), functions_of(sys.argv[2])
+order = serving + [name for name in startup if name not in set(serving)]
+with open(sys.argv[3], "w") as out:
     out.write("\n".join(order) + "\n")
-print(f"{sys.argv[2]}: {len(order)} functions", file=sys.stderr)
+print(f"{sys.argv[3]}: {len(order)} functions, {len(serving)} of them serving", file=sys.stderr)
 EOF

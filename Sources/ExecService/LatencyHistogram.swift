@@ -13,7 +13,6 @@ final class LatencyHistogram: Sendable {
     let name: String
     /// Upper bounds, in nanoseconds, ascending.
     private let bounds: [Int64]
-    private let bucketLabels: [String]
     private let state: Mutex<State>
 
     private struct State {
@@ -27,7 +26,6 @@ final class LatencyHistogram: Sendable {
         bounds = buckets.map {
             Int64($0.components.seconds) * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000
         }
-        bucketLabels = bounds.map { Self.seconds($0, minimumFraction: 1) }
         state = Mutex(State(counts: [UInt64](repeating: 0, count: buckets.count + 1)))
     }
 
@@ -53,7 +51,8 @@ final class LatencyHistogram: Sendable {
         var total: UInt64 = 0
         for (index, count) in counts.enumerated() {
             total += count
-            let bound = index < bucketLabels.count ? bucketLabels[index] : "+Inf"
+            // Formatted here, not at start-up: idle luaexecd touches no number formatting.
+            let bound = index < bounds.count ? Self.seconds(bounds[index], minimumFraction: 1) : "+Inf"
             out += "\(name)_bucket{le=\"\(bound)\"} \(total)\n".utf8
         }
         out += "\(name)_sum \(Self.seconds(sum, minimumFraction: 1))\n".utf8

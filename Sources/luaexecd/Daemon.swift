@@ -156,6 +156,9 @@ struct Daemon: ParsableCommand {
                         "safe_mode": "\(current.read().safeMode)",
                     ])
                 notifier.send("READY=1\nSTATUS=serving")
+                // Start-up's code and data pages given back: idle luaexecd keeps what serving
+                // runs (SPEC P2's idle footprint; CodePages).
+                if getenv("LUAEXEC_KEEP_STARTUP_PAGES") == nil { CodePages.releaseAfterStartup() }
                 if let interval = notifier.watchdogInterval {
                     // Fed only when a job has gone through the evaluation queue: a state wedged in a
                     // C function starves systemd's watchdog, which then restarts luaexecd (SPEC L5).
