@@ -113,9 +113,24 @@ static void put_tostring(lua_State *L, lx_buf *b, char tag, int idx) {
     lua_pop(L, 1);
 }
 
-static void encode(lua_State *L, lx_buf *b, int idx, int depth, int visiting);
+// At most this many values (a map's keys included) in a result's tree. The encoding's 64 MiB
+// alone does not bound what the host makes of it: a table that refers to one sub-table 40,000
+// times is encoded 40,000 times over, a byte a value, and decoded into as many values of the
+// host's (gigabytes of them). A million values decode to tens of megabytes.
+#define LX_RESULT_VALUES ((size_t)1 << 20)
 
-static void encode_table(lua_State *L, lx_buf *b, int idx, int depth, int visiting) {
+static void count_value(lua_State *L, lx_buf *b, size_t *left) {
+    if (*left == 0) {
+        b->too_many = 1;
+        luaL_error(L, "the results hold more than %I values (a table is counted each time it is referred to): return less, or fetch it in parts",
+                   (lua_Integer)LX_RESULT_VALUES);
+    }
+    (*left)--;
+}
+
+static void encode(lua_State *L, lx_buf *b, int idx, int depth, int visiting, size_t *left);
+
+static void encode_table(lua_State *L, lx_buf *b, int idx, int depth, int visiting, size_t *left) {
     if (depth > LX_MAX_DEPTH) return put_tag(L, b, 'D');
     luaL_checkstack(L, 6, "nested too deep");
     lua_pushvalue(L, idx);
@@ -148,7 +163,7 @@ static void encode_table(lua_State *L, lx_buf *b, int idx, int depth, int visiti
         put_u32(L, b, count);
         for (lua_Integer i = 1; i <= max; i++) {
             lua_rawgeti(L, idx, i);
-            encode(L, b, lua_gettop(L), depth + 1, visiting);
+            encode(L, b, lua_gettop(L), depth + 1, visiting, left);
             lua_pop(L, 1);
         }
     } else {
@@ -158,9 +173,10 @@ static void encode_table(lua_State *L, lx_buf *b, int idx, int depth, int visiti
         while (lua_next(L, idx)) {
             // Convert a copy of the key: converting it in place would confuse lua_next.
             lua_pushvalue(L, -2);
+            count_value(L, b, left);
             put_tostring(L, b, 's', lua_gettop(L));
             lua_pop(L, 1);
-            encode(L, b, lua_gettop(L), depth + 1, visiting);
+            encode(L, b, lua_gettop(L), depth + 1, visiting, left);
             lua_pop(L, 1);
         }
     }
@@ -206,11 +222,12 @@ int lx_put_scalar(lua_State *L, lx_buf *b, int idx) {
     }
 }
 
-static void encode(lua_State *L, lx_buf *b, int idx, int depth, int visiting) {
+static void encode(lua_State *L, lx_buf *b, int idx, int depth, int visiting, size_t *left) {
+    count_value(L, b, left);
     if (lx_put_scalar(L, b, idx)) return;
     switch (lua_type(L, idx)) {
     case LUA_TTABLE:
-        return encode_table(L, b, idx, depth, visiting);
+        return encode_table(L, b, idx, depth, visiting, left);
     default:
         return put_tostring(L, b, 'o', idx);
     }
@@ -222,6 +239,7 @@ static void encode(lua_State *L, lx_buf *b, int idx, int depth, int visiting) {
 void lx_encode_results(lua_State *L, lx_buf *b, int render_mode) {
     int n = lua_gettop(L);
     b->len = 0;
+    b->too_many = 0;
     put_u32(L, b, (size_t)n);
     if (render_mode == LX_RENDER_TEXT) {
         for (int i = 1; i <= n; i++) {
@@ -232,7 +250,8 @@ void lx_encode_results(lua_State *L, lx_buf *b, int render_mode) {
     }
     lua_newtable(L);
     int visiting = lua_gettop(L);
-    for (int i = 1; i <= n; i++) encode(L, b, i, 0, visiting);
+    size_t left = LX_RESULT_VALUES;
+    for (int i = 1; i <= n; i++) encode(L, b, i, 0, visiting, &left);
 }
 
 // MARK: - Decoding (lx_invoke's arguments, in the same format)

@@ -18,6 +18,8 @@ typedef struct {
     size_t len, cap, max;
     // The error raised when an encoding would pass `max` (a format that may use it as %I).
     const char *full;
+    // Set when a result's encoding stopped at its count of values (lx_encode_results).
+    int too_many;
 } lx_buf;
 
 // Appends; 0 (nothing appended) when it would pass `max` or malloc fails.

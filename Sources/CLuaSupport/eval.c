@@ -289,7 +289,7 @@ static int run_coroutine(lx_runtime *rt, int base, int nargs) {
         take_error(rt, L);
         rt->result.len = 0;
         result = kind_of(rt, status);
-        if (result == LX_ERR_RUNTIME) result = LX_ERR_RENDER;
+        if (result == LX_ERR_RUNTIME) result = rt->result.too_many ? LX_ERR_TOO_LARGE : LX_ERR_RENDER;
     }
     recycle(rt, base);
 
@@ -331,6 +331,16 @@ static int finish_call(lx_runtime *rt, int base, int nargs) {
     }
     lua_insert(L, base + 2);
     lua_State *co = lua_tothread(L, base + 2);
+    // A hook the last chunk set on its coroutine (debug.sethook(coroutine.running(), f, "l"))
+    // or on the main thread, which new coroutines inherit, would run inside this evaluation: a
+    // chunk spying on the next request's locals, or slowing every later one. Each evaluation
+    // starts without one; the stop's hook is armed again if a stop is in effect (lx_set_current).
+    pthread_mutex_lock(&rt->hook_lock);
+    if (atomic_load(&rt->stop) == LX_STOP_NONE) {
+        lua_sethook(co, NULL, 0, 0);
+        lua_sethook(L, NULL, 0, 0);
+    }
+    pthread_mutex_unlock(&rt->hook_lock);
     // lua_xmove does not grow the receiving stack: a chunk's `...` may be long (SPEC E11).
     if (!lua_checkstack(co, nargs + 1)) {
         lx_buf_set_truncated(&rt->error, "not enough memory", 17);
@@ -342,9 +352,12 @@ static int finish_call(lx_runtime *rt, int base, int nargs) {
     return run_coroutine(rt, base, nargs);
 }
 
-int lx_resume(lx_runtime *rt, int ref, int render_mode) {
+int lx_resume(lx_runtime *rt, int ref, int render_mode, size_t output_used) {
     lua_State *L = rt->L;
     int base = begin_call(rt, render_mode);
+    // The output limit is the whole evaluation's, every run between sleeps together: what it
+    // printed before (held by the host, or streamed) counts against what it may print now.
+    rt->out.max = output_used >= rt->output_limit ? 0 : rt->output_limit - output_used;
     if (lua_rawgeti(L, LUA_REGISTRYINDEX, ref) != LUA_TTHREAD) {
         lua_settop(L, base);
         lx_buf_set_truncated(&rt->error, "luaexec: no such waiting evaluation", 35);
@@ -352,6 +365,10 @@ int lx_resume(lx_runtime *rt, int ref, int render_mode) {
     }
     release_anchor(L, ref);
     return run_coroutine(rt, base, 0);
+}
+
+size_t lx_output_used(lx_runtime *rt) {
+    return rt->output_limit - rt->out.max + rt->out.len;
 }
 
 void lx_abandon(lx_runtime *rt, int ref) {

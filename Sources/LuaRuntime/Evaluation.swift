@@ -32,6 +32,9 @@ public struct Suspension: Sendable {
     let state: UInt64
     /// Whether its tracebacks list locals (`LuaVM.tracebackLocals`).
     var tracebackLocals = false
+    /// What it printed before this sleep, in all its runs: the output limit is the whole
+    /// evaluation's, not each run's.
+    var outputUsed = 0
 }
 
 /// Why a chunk did not complete. The state survives every one of these.

@@ -202,7 +202,7 @@ public final class LuaVM {
         tracebackLocals = suspension.tracebackLocals
         allowWaiting()
         let mode = suspension.rendering == .text ? Int32(LX_RENDER_TEXT.rawValue) : Int32(LX_RENDER_TREE.rawValue)
-        let status = lx_resume(runtime, suspension.reference, mode)
+        let status = lx_resume(runtime, suspension.reference, mode, suspension.outputUsed)
         return withConfigCallbacks(finish(status: status, start: start, rendering: suspension.rendering))
     }
 
@@ -313,7 +313,7 @@ public final class LuaVM {
             lx_suspension(runtime, &reference, &seconds)
             suspension = Suspension(
                 reference: reference, seconds: seconds, rendering: rendering, caller: caller, state: serial,
-                tracebackLocals: tracebackLocals)
+                tracebackLocals: tracebackLocals, outputUsed: lx_output_used(runtime))
             outcome = .success([])
         } else if status == Int32(LX_OK.rawValue) {
             var length = 0
@@ -354,6 +354,9 @@ public final class LuaVM {
                 kind: .interrupted, message: "the chunk was interrupted by an administrator", traceback: Self.text(traceback))
         case LX_ERR_RENDER:
             return LuaFailure(kind: .runtime, message: "cannot convert the results: " + message)
+        // An answer too large to make, as the renderer's byte limit (SPEC E6's `memory`).
+        case LX_ERR_TOO_LARGE:
+            return LuaFailure(kind: .memory, message: message)
         default:
             return LuaFailure(kind: .runtime, message: message, traceback: Self.text(traceback))
         }

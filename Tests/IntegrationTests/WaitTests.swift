@@ -62,6 +62,28 @@ struct WaitTests {
         #expect(json.text.hasPrefix(#"{"ok":true,"results":[[1,2]],"output":"p\n","elapsed_ms":"#))
     }
 
+    @Test("the output limit (16 MiB) is the whole chunk's across its sleeps, not each run's; an error answer stays within it")
+    func outputLimitAcrossSleeps() throws {
+        // print raises past the limit (io.write returns nil and an error message instead).
+        let over = try stack.eval(
+            "io.write(string.rep('x', 10 << 20)) sleep(0) print(string.rep('y', 10 << 20)) return 'done'")
+        #expect(over.status == 500)
+        #expect(over.headers["x-lua-error"] == "runtime")
+        let bodySize = over.body.count
+        #expect(bodySize > 10 << 20 && bodySize < (10 << 20) + 4096, "\(bodySize) bytes")
+        let tail = String(decoding: over.body.suffix(from: 10 << 20), as: UTF8.self)
+        #expect(tail.contains("output limit of 16777216 bytes exceeded"), "\(tail.prefix(300))")
+        // io.write past it writes nothing and says why.
+        let written = try stack.eval(
+            "io.write(string.rep('x', 10 << 20)) sleep(0) return io.write(string.rep('y', 10 << 20))")
+        #expect(written.status == 200)
+        #expect(written.body.count < (10 << 20) + 4096, "\(written.body.count) bytes")
+        let fits = try stack.eval(
+            "io.write(string.rep('x', 6 << 20)) sleep(0) io.write(string.rep('y', 6 << 20)) return 'done'")
+        #expect(fits.status == 200)
+        #expect(fits.body.count == (12 << 20) + 4)
+    }
+
     @Test("limits.time counts running time only: a chunk that sleeps past it ends well")
     func timeCountsRunningOnly() throws {
         let result = try stack.eval("sleep(0.6) sleep(0.6) return 'ok'")

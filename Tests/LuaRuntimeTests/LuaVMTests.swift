@@ -51,6 +51,28 @@ struct LuaVMTests {
         #expect(try values(counter) == [text("1"), text("4")])
     }
 
+    @Test("a hook a chunk set on its own coroutine or on the main thread does not run in later chunks")
+    func hooksDoNotOutliveTheirChunk() throws {
+        let text: (String) -> LuaValue = { .string(Array($0.utf8)) }
+        // The evaluation's coroutine is kept for the next one: a line hook set on it saw the
+        // next request's locals (a narrow token's endpoint call included).
+        #expect(
+            try values("hook_seen = 0 debug.sethook(coroutine.running(), function() hook_seen = hook_seen + 1 end, 'l') return 1")
+                == [text("1")])
+        let later = "local before = hook_seen\nlocal secret = 'hunter2'\nlocal again = secret\nreturn hook_seen - before"
+        #expect(try values(later) == [text("0")])
+        // The main thread's hook, which a new coroutine inherits.
+        #expect(
+            try values(
+                "local main = debug.getregistry()[1] debug.sethook(main, function() hook_seen = hook_seen + 1 end, 'l') return 2"
+            ) == [text("2")])
+        #expect(try values(later) == [text("0")])
+        // Within its own chunk a hook still works.
+        #expect(
+            try values("local n = 0 debug.sethook(function() n = n + 1 end, 'l')\nlocal a = 1\nlocal b = 2\ndebug.sethook() return n > 0")
+                == [text("true")])
+    }
+
     @Test("text rendering gives tostring of every type")
     func textRendering() throws {
         #expect(try values("return 42, 1.5, true, false, 'hi', 2^63") == [
@@ -257,6 +279,33 @@ struct LuaVMTests {
         }
         #expect(level == .tooDeep)
         #expect(depth == 33)
+    }
+
+    @Test("a tree of results holds at most 2^20 values, a shared table counted each time it is referred to")
+    func treeValueLimit() throws {
+        // 2,000 references to one table of 1,000: two million values, ~2 MB encoded, which the
+        // host would have decoded into gigabytes.
+        func shared(_ count: Int) -> String {
+            "local e = {} for i = 1, 1000 do e[i] = true end local t = {} for i = 1, \(count) do t[i] = e end return t"
+        }
+        let evaluation = run(shared(2000), .tree)
+        guard case .failure(let failure) = evaluation.outcome else { Issue.record("no failure"); return }
+        #expect(failure.kind == .memory)
+        #expect(
+            failure.message
+                == "the results hold more than 1048576 values (a table is counted each time it is referred to): return less, or fetch it in parts"
+        )
+        // Within the limit (500,501 values), and the state goes on.
+        guard case .array(let rows) = try values(shared(500), .tree).first else {
+            Issue.record("not an array")
+            return
+        }
+        #expect(rows.count == 500 && rows[499] == LuaValue.array(Array(repeating: LuaValue.boolean(true), count: 1000)))
+        // A map's keys count too: 600,000 pairs are 1,200,001 values.
+        let map = run("local t = {} for i = 1, 600000 do t['k' .. i] = i end return t", .tree)
+        guard case .failure(let mapFailure) = map.outcome else { Issue.record("no failure"); return }
+        #expect(mapFailure.kind == .memory && mapFailure.message.hasPrefix("the results hold more than 1048576 values"))
+        #expect(try values("return 1") == [.string(Array("1".utf8))])
     }
 
     @Test("an error converting results is a runtime error, and the stack stays balanced")

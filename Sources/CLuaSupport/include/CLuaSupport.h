@@ -29,6 +29,7 @@ enum lx_status {
     LX_ERR_RENDER = 6,
     LX_ERR_NOT_FOUND = 7,  // lx_invoke: nothing is registered under the name
     LX_SUSPENDED = 8,  // the chunk waits in `sleep`: lx_suspension says for how long; lx_resume goes on
+    LX_ERR_TOO_LARGE = 9,  // the results hold more values than an answer may (the message says how many)
 };
 
 /// What the `http` module registers (SPEC V4, V7).
@@ -133,8 +134,12 @@ void lx_set_suspendable(lx_runtime *rt, int suspendable, double max_seconds);
 /// to wait. What it printed so far is in the output buffer.
 void lx_suspension(const lx_runtime *rt, int *ref, double *seconds);
 /// Goes on with the evaluation `ref` names after its `sleep`, as lx_eval runs a chunk (its
-/// output buffer starts empty); its results, error or next LX_SUSPENDED as lx_eval's.
-int lx_resume(lx_runtime *rt, int ref, int render_mode);
+/// output buffer starts empty); its results, error or next LX_SUSPENDED as lx_eval's. It may
+/// print the output limit less `output_used`, what its earlier runs printed (lx_output_used).
+int lx_resume(lx_runtime *rt, int ref, int render_mode, size_t output_used);
+/// What the evaluation that just ran (or paused in `sleep`) printed in all, its runs before its
+/// last resume included: lx_resume's `output_used` for its next run.
+size_t lx_output_used(lx_runtime *rt);
 /// Ends the evaluation `ref` names without resuming it: its pending to-be-closed variables are
 /// closed (under the stop in effect, if any), its coroutine let go.
 void lx_abandon(lx_runtime *rt, int ref);
