@@ -27,6 +27,7 @@
 #define P_BACKING "luaexec.persist.backing"  // weak keys: proxy -> backing table
 #define P_TOP "luaexec.persist.top"          // weak keys: proxy -> top-level key (none for the root)
 #define P_DEPTH "luaexec.persist.depth"      // weak keys: proxy -> its depth (0: a top-level value; none for the root)
+#define P_DETACHED "luaexec.persist.detached"  // weak keys: proxy -> true: no longer in `persisted` (replaced or removed)
 #define P_ROOT "luaexec.persist.root"        // the root proxy, the global `persisted`
 #define P_DIRTY "luaexec.persist.dirty"      // top-level key -> true
 #define P_META "luaexec.persisted"           // the proxies' metatable
@@ -231,6 +232,40 @@ static void copy_in(lua_State *L, int idx, int top, int visiting, int depth, siz
     if (source != idx) lua_remove(L, source);
 }
 
+// Marks the proxy at `idx` and every proxy under it as no longer in `persisted`: the value they
+// held was replaced or removed, and its size taken off the count. A chunk may still hold one (a
+// local kept from before); a write through it would count, and mark dirty, what is not stored.
+static void detach(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TTABLE) return;
+    luaL_checkstack(L, 4, "persisted: nested too deep");
+    if (!push_backing(L, idx)) {
+        lua_pop(L, 1);
+        return;
+    }
+    int backing = lua_gettop(L);
+    push_registry(L, P_DETACHED);
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, backing)) {
+        detach(L, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+static int is_detached(lua_State *L, int proxy) {
+    proxy = lua_absindex(L, proxy);
+    push_registry(L, P_DETACHED);
+    lua_pushvalue(L, proxy);
+    int detached = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    return detached;
+}
+
 static void mark_dirty(lua_State *L, int top) {
     push_registry(L, P_DIRTY);
     lua_pushvalue(L, top);
@@ -244,6 +279,11 @@ static int p_newindex(lua_State *L) {
     lx_runtime *rt = lx_runtime_of(L);
     lua_settop(L, 3);
     if (!push_backing(L, 1)) return luaL_error(L, "persisted: not a persisted table");  // 4
+    if (is_detached(L, 1)) {
+        lua_pushliteral(L, "persisted: this table is no longer in persisted (it was replaced or removed): "
+                           "assign it again to store it");
+        return raise_here(L);
+    }
     check_key(L, 2);
     // The top-level key this write falls under: the key itself at the root.
     push_registry(L, P_TOP);
@@ -267,6 +307,7 @@ static int p_newindex(lua_State *L) {
         return raise_here(L);
     }
     mark_dirty(L, 5);  // first: a key marked but unchanged is merely written again
+    detach(L, 6);  // what was there, if a table, leaves persisted with its size
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 8);
     lua_rawset(L, 4);
@@ -942,6 +983,7 @@ void lx_open_persist(lua_State *L) {
     weak_keyed_table(L, P_BACKING);
     weak_keyed_table(L, P_TOP);
     weak_keyed_table(L, P_DEPTH);
+    weak_keyed_table(L, P_DETACHED);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, P_DIRTY);
     static const luaL_Reg meta[] = {

@@ -155,6 +155,33 @@ final class PersistedTests {
         #expect(text("persisted.a = nil persisted.b = ('x'):rep(900)") == "")
     }
 
+    @Test("a table removed from persisted or replaced refuses writes through a local kept from before; the size cap holds")
+    func detachedTables() throws {
+        vm.persistedLimit = 1000
+        // The bypass: a write through the removed table took its size off the count a second
+        // time, so that the cap let twice as much in.
+        #expect(
+            text("persisted.tmp = {x = ('T'):rep(600)} local o = persisted.tmp persisted.tmp = nil o.x = nil")
+                .hasPrefix(
+                    "error: interactive.lua:1: persisted: this table is no longer in persisted (it was replaced or removed)"))
+        #expect(text("persisted.a = ('x'):rep(600)") == "")
+        #expect(
+            text("persisted.b = ('x'):rep(600)").hasPrefix(
+                "error: interactive.lua:1: persisted: storing this would exceed the size limit of 1000 bytes"))
+        // Below a replaced table, and a reassigned one (assigning copies: the local is the old copy).
+        #expect(text("persisted.a = {inner = {}} kept_inner = persisted.a.inner persisted.a = {}") == "")
+        #expect(text("kept_inner.y = 1").hasPrefix("error: interactive.lua:1: persisted: this table is no longer in persisted"))
+        #expect(text("local t = persisted.a persisted.a = t t.z = 1").hasPrefix("error: interactive.lua:1: persisted: this table is no longer"))
+        // Reads through it still see what it held; the stored table takes writes as before.
+        #expect(text("local o = persisted.a persisted.a = {v = 'kept'} return o.v, persisted.a.v") == "nil\tkept")
+        #expect(text("persisted.a.w = 2 return persisted.a.w") == "2")
+        // What was saved loads whole after a restart.
+        let fresh = try restarted()
+        #expect(
+            fresh.evaluate(Array("return persisted.a.v, persisted.a.w, persisted.tmp".utf8), chunkName: "t", rendering: .text)
+                .outcome == .success([.string(Array("kept".utf8)), .string(Array("2".utf8)), .nil]))
+    }
+
     @Test("the config store caps a value at 64 KiB and the whole at 1 MiB, and a refused set stores nothing")
     func configCaps() throws {
         #expect(
