@@ -32,8 +32,14 @@ enum TokenListing {
 }
 
 /// Columns aligned with two spaces between them, one line per row.
+///
+/// Cells hold what clients and scripts wrote (an audit record's path, a config value, an
+/// endpoint's name): each is written by the log's rule (`LogLine`), control characters and bytes
+/// that are not UTF-8 as `\xHH`, so that no cell can move the cursor, rewrite a row above it,
+/// set the terminal's title or forge a row of its own.
 enum TextTable {
     static func render(_ rows: [[String]]) -> String {
+        let rows = rows.map { $0.map(printable) }
         let columns = rows.map(\.count).max() ?? 0
         let widths = (0..<columns).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
         var text = ""
@@ -45,5 +51,12 @@ enum TextTable {
             text += "\n"
         }
         return text
+    }
+
+    /// `text` as a terminal shows it safely: control characters escaped, the rest as it is.
+    static func printable(_ text: String) -> String {
+        // Plain text (nearly every cell) is returned as it is.
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 >= 0x7F }) else { return text }
+        return String(decoding: LogLine.bytes { $0.text(text) }, as: UTF8.self)
     }
 }

@@ -136,6 +136,27 @@ struct AuditTests {
         #expect(bad.stderr.contains("--since: expected 2026-12-01, 2026-12-01T12:00:00Z or 30m, 7d; got 'yesterday'"))
     }
 
+    @Test("luaexec audit and config list write control characters as \\xHH: no cell can rewrite a row or forge one")
+    func controlCharactersEscaped() throws {
+        let stack = try Stack()
+        // An anonymous client's path: a carriage return, "erase the line", a newline, a forged row.
+        let forged = try stack.request("/api/v1/x%0d%1b%5b2K%0a999%20forged%1b%5d0;pwned%07")
+        #expect(forged.status == 401 || forged.status == 404)
+        _ = try waitForRecords(stack, atLeast: 1, ["--since", "1h"])
+        let table = try luaexec(stack, ["audit", "--limit", "5"])
+        #expect(table.status == 0)
+        #expect(!table.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "\(table.stdout.debugDescription)")
+        #expect(table.stdout.contains(#"/api/v1/x\x0d\x1b[2K\x0a999 forged\x1b]0;pwned\x07"#), "\(table.stdout)")
+        #expect(!table.stdout.split(separator: "\n").contains { $0.hasPrefix("999") })
+
+        // A config value (the CLI's own, or a chunk's config.set) in `config list`.
+        #expect(try luaexec(stack, ["config", "set", "ui.title", "a\u{1b}]0;pwned\u{07}b"]).status == 0)
+        let list = try luaexec(stack, ["config", "list"])
+        #expect(list.status == 0)
+        #expect(!list.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "\(list.stdout.debugDescription)")
+        #expect(list.stdout.contains(#"a\x1b]0;pwned\x07b"#), "\(list.stdout)")
+    }
+
     /// A copy of the live trail (luaexec backup), edited with sqlite3 and verified with the key.
     /// The trail is kept a batch of records to a row (AuditStoredBatch); the edit is made on it
     /// a row per record (table `audit`, as `unpack` lays it out), then stored in batches again:
