@@ -145,7 +145,8 @@ struct AuditTests {
         _ = try waitForRecords(stack, atLeast: 1, ["--since", "1h"])
         let table = try luaexec(stack, ["audit", "--limit", "5"])
         #expect(table.status == 0)
-        #expect(!table.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "\(table.stdout.debugDescription)")
+        let raw: (String) -> Bool = { $0.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" } }
+        #expect(!raw(table.stdout), "\(table.stdout.debugDescription)")
         #expect(table.stdout.contains(#"/api/v1/x\x0d\x1b[2K\x0a999 forged\x1b]0;pwned\x07"#), "\(table.stdout)")
         #expect(!table.stdout.split(separator: "\n").contains { $0.hasPrefix("999") })
 
@@ -153,7 +154,7 @@ struct AuditTests {
         #expect(try luaexec(stack, ["config", "set", "ui.title", "a\u{1b}]0;pwned\u{07}b"]).status == 0)
         let list = try luaexec(stack, ["config", "list"])
         #expect(list.status == 0)
-        #expect(!list.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "\(list.stdout.debugDescription)")
+        #expect(!raw(list.stdout), "\(list.stdout.debugDescription)")
         #expect(list.stdout.contains(#"a\x1b]0;pwned\x07b"#), "\(list.stdout)")
     }
 
