@@ -978,6 +978,23 @@ int lx_push_config_call(lua_State *L) {
 
 // MARK: - Setup
 
+// The base library's rawset, but for the tables of `persisted`: on one of those it wrote into the
+// empty proxy itself, which reads then found before __index, so the value was served and never
+// saved (SPEC V6). Refused there, as setmetatable is.
+static int p_rawset(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    lua_settop(L, 3);
+    if (push_backing(L, 1)) {
+        lua_pushliteral(L, "persisted: rawset cannot store into persisted (its tables are proxies): assign instead");
+        return raise_here(L);
+    }
+    lua_pop(L, 1);
+    lua_rawset(L, 1);
+    return 1;
+}
+
 void lx_open_persist(lua_State *L) {
     int base = lua_gettop(L);
     weak_keyed_table(L, P_BACKING);
@@ -1003,6 +1020,11 @@ void lx_open_persist(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, P_ROOT);
     lua_setglobal(L, "persisted");
+    if (lua_getglobal(L, "rawset") != LUA_TNIL) {
+        lua_pushcfunction(L, p_rawset);
+        lua_setglobal(L, "rawset");
+    }
+    lua_pop(L, 1);
     lua_settop(L, base);
     (void)backing;
     lua_newtable(L);

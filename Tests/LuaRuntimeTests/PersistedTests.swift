@@ -182,6 +182,16 @@ final class PersistedTests {
                 .outcome == .success([.string(Array("kept".utf8)), .string(Array("2".utf8)), .nil]))
     }
 
+    @Test("rawset on persisted or a table in it is refused (it was served and never saved); on other tables it works")
+    func rawsetRefused() throws {
+        let refused = "error: interactive.lua:1: persisted: rawset cannot store into persisted (its tables are proxies): assign instead"
+        #expect(text("rawset(persisted, 'k', 1)") == refused)
+        #expect(text("persisted.t = {} rawset(persisted.t, 'k', 1)") == refused)
+        #expect(text("return persisted.k, persisted.t.k") == "nil\tnil")
+        #expect(text("local t = {} return rawset(t, 'a', 1) == t, t.a") == "true\t1")
+        #expect(text("return pcall(rawset, 1, 2, 3)").hasPrefix("false\t"))
+    }
+
     @Test("the config store caps a value at 64 KiB and the whole at 1 MiB, and a refused set stores nothing")
     func configCaps() throws {
         #expect(
