@@ -23,9 +23,7 @@ final class LatencyHistogram: Sendable {
 
     init(name: String, buckets: [Duration]) {
         self.name = name
-        bounds = buckets.map {
-            Int64($0.components.seconds) * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000
-        }
+        bounds = buckets.map(\.wholeNanoseconds)
         state = Mutex(State(counts: [UInt64](repeating: 0, count: buckets.count + 1)))
     }
 
@@ -52,19 +50,19 @@ final class LatencyHistogram: Sendable {
         for (index, count) in counts.enumerated() {
             total += count
             // Formatted here, not at start-up: idle luaexecd touches no number formatting.
-            let bound = index < bounds.count ? Self.seconds(bounds[index], minimumFraction: 1) : "+Inf"
+            let bound = index < bounds.count ? Self.seconds(bounds[index]) : "+Inf"
             out += "\(name)_bucket{le=\"\(bound)\"} \(total)\n".utf8
         }
-        out += "\(name)_sum \(Self.seconds(sum, minimumFraction: 1))\n".utf8
+        out += "\(name)_sum \(Self.seconds(sum))\n".utf8
         out += "\(name)_count \(total)\n".utf8
     }
 
-    /// `nanoseconds` as decimal seconds without trailing zeros, keeping at least
-    /// `minimumFraction` digits after the point: 0.00005, 1.0, 0.000039514.
-    static func seconds(_ nanoseconds: Int64, minimumFraction: Int) -> String {
+    /// `nanoseconds` as decimal seconds without trailing zeros, one digit after the point at
+    /// least: 0.00005, 1.0, 0.000039514.
+    static func seconds(_ nanoseconds: Int64) -> String {
         var fraction = String(nanoseconds % 1_000_000_000)
         fraction = String(repeating: "0", count: 9 - fraction.count) + fraction
-        while fraction.count > minimumFraction, fraction.last == "0" { fraction.removeLast() }
+        while fraction.count > 1, fraction.last == "0" { fraction.removeLast() }
         return "\(nanoseconds / 1_000_000_000).\(fraction)"
     }
 }

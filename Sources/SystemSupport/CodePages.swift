@@ -19,9 +19,9 @@ import Glibc
 /// dropping those would lose what was written to them. Linux only; elsewhere nothing happens.
 public enum CodePages {
     /// What `releaseAfterStartup` does to one mapping.
-    public struct Advice: Equatable, Sendable {
-        public let start: UInt
-        public let end: UInt
+    struct Advice: Equatable, Sendable {
+        let start: UInt
+        let end: UInt
     }
 
     /// Unmaps the read-only file mappings' resident pages; returns how many mappings it advised.
@@ -66,7 +66,7 @@ public enum CodePages {
 
     /// The mappings of `smaps` (the text of /proc/PID/smaps) to drop: private, read-only
     /// (`r-xp`, `r--p`), backed by a file (a path), without anonymous pages.
-    public static func plan(smaps: [UInt8]) -> [Advice] {
+    static func plan(smaps: [UInt8]) -> [Advice] {
         var planner = Planner()
         smaps.withUnsafeBufferPointer { text in
             for line in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
