@@ -418,6 +418,11 @@ void lx_set_suspendable(lx_runtime *rt, int suspendable, double max_seconds) {
     rt->max_sleep = max_seconds;
 }
 
+void lx_set_wait_room(lx_runtime *rt, long waits, size_t output_bytes) {
+    rt->wait_room = waits;
+    rt->wait_output_room = output_bytes;
+}
+
 void lx_suspension(const lx_runtime *rt, int *ref, double *seconds) {
     *ref = rt->suspended_ref;
     *seconds = rt->sleep_seconds;
@@ -440,6 +445,16 @@ static int lx_sleep(lua_State *L) {
     if (!lua_isyieldable(L))
         return luaL_error(L, "sleep cannot wait inside a function called from C (a metamethod, a sort comparator, "
                              "a gsub replacement, a finalizer)");
+    // Each waiting evaluation keeps a request (and nginx's two connections for it) open and
+    // its output so far in memory: both are bounded for all of them together (docs/limits.md).
+    if (rt->wait_room <= 0)
+        return luaL_error(L, "sleep cannot wait now: as many requests as limits.wait_capacity allows wait in sleep "
+                             "already (try again later, or wait in fewer)");
+    size_t held = lx_output_used(rt);
+    if (held > rt->wait_output_room)
+        return luaL_error(L, "sleep cannot wait now: this chunk's output so far (%I bytes) would pass what the "
+                             "requests waiting in sleep may hold together (%I bytes more): print less before sleep",
+            (lua_Integer)held, (lua_Integer)rt->wait_output_room);
     rt->sleep_requested = 1;
     rt->sleep_seconds = seconds;
     return lua_yield(L, 0);

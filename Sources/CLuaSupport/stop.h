@@ -75,6 +75,10 @@ struct lx_runtime {
     // the longest wait one `sleep` may ask for, in seconds (limits.wait).
     int can_suspend;
     double max_sleep;
+    // Room left among the waiting evaluations (lx_set_wait_room): how many more may wait, and
+    // the output they may hold besides what waits already.
+    long wait_room;
+    size_t wait_output_room;
     // Set by `sleep` as it yields: the seconds asked for; and, once the evaluation is
     // suspended, the registry reference that keeps its coroutine.
     int sleep_requested;

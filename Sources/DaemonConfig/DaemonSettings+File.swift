@@ -85,6 +85,9 @@ extension DaemonSettings {
         Key("limits.queue_capacity", expects: "a whole number from 1 to 1000000", \.queueCapacity, read: \.int) {
             (1...1_000_000).contains($0)
         },
+        Key("limits.wait_capacity", expects: "a whole number from 1 to 100000", \.waitCapacity, read: \.int) {
+            (1...100_000).contains($0)
+        },
         Key("auth.failure_limit", expects: "a whole number from 1 to 1000000", \.authFailureLimit, read: \.int) {
             (1...1_000_000).contains($0)
         },

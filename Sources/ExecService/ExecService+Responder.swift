@@ -359,7 +359,8 @@ extension LuaExecutor {
             instant.advanced(by: .nanoseconds(Int64(min(seconds, 1e7) * 1e9)))
         }
         let sleepEnds = after(.now(), suspension.seconds)
-        wait(job, until: min(sleepEnds, after(start, vm.maxWaitSeconds ?? 60)))
+        // Counted as `sleep` counted it (LuaVM.waitRoom): all it printed, streamed output too.
+        wait(job, until: min(sleepEnds, after(start, vm.maxWaitSeconds ?? 60)), holding: suspension.outputUsed)
         return sleepEnds
     }
 }

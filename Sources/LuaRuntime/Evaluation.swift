@@ -34,7 +34,7 @@ public struct Suspension: Sendable {
     var tracebackLocals = false
     /// What it printed before this sleep, in all its runs: the output limit is the whole
     /// evaluation's, not each run's.
-    var outputUsed = 0
+    public internal(set) var outputUsed = 0
 }
 
 /// Why a chunk did not complete. The state survives every one of these.

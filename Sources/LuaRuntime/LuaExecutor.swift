@@ -26,6 +26,8 @@ open class StateJob: @unchecked Sendable {
     var hasWaited = false
     /// Set by `LuaExecutor.wait` during a run: when the job runs again. Guarded by the lock.
     var wakeAt: MonotonicInstant?
+    /// The output it holds while it waits (what it printed so far). Guarded by the lock.
+    var heldBytes = 0
     /// Names the job in the status while it waits, for an interrupt that names it.
     public let id = StateJob.made.add(1, ordering: .relaxed).newValue
     private static let made = Atomic<UInt64>(0)
@@ -174,11 +176,21 @@ public final class LuaExecutor: @unchecked Sendable {
         public var queueTimeout: Duration
         /// Most requests that may wait for the state at once.
         public var queueCapacity: Int
+        /// Most jobs that may wait in `sleep` at once (`limits.wait_capacity`): each keeps its
+        /// client's connection, and nginx's to luaexecd, open.
+        public var waitCapacity: Int
+        /// Most output the jobs waiting in `sleep` may hold together, in bytes.
+        public var waitOutputLimit: Int
 
-        public init(timeLimit: Duration = .seconds(5), queueTimeout: Duration = .seconds(10), queueCapacity: Int = 1024) {
+        public init(
+            timeLimit: Duration = .seconds(5), queueTimeout: Duration = .seconds(10), queueCapacity: Int = 1024,
+            waitCapacity: Int = 256, waitOutputLimit: Int = 64 << 20
+        ) {
             self.timeLimit = timeLimit
             self.queueTimeout = queueTimeout
             self.queueCapacity = queueCapacity
+            self.waitCapacity = waitCapacity
+            self.waitOutputLimit = waitOutputLimit
         }
     }
 
@@ -419,10 +431,13 @@ public final class LuaExecutor: @unchecked Sendable {
     /// Called by a running job (from its `run`): it runs again, as a new arrival in the queue,
     /// once `due` has come; meanwhile the state runs other jobs. Its time limit goes on from
     /// what it has used.
-    public func wait(_ job: StateJob, until due: MonotonicInstant) {
+    public func wait(_ job: StateJob, until due: MonotonicInstant, holding bytes: Int = 0) {
         // Kept with the job until its run has ended (`execute`): a job in `sleepers` may be
         // queued and run by another thread at once.
-        lock.withLock { job.wakeAt = due }
+        lock.withLock {
+            job.wakeAt = due
+            job.heldBytes = bytes
+        }
     }
 
     /// After a run that asked to wait: the job joins the waiting ones. Called with the lock
@@ -578,6 +593,12 @@ public final class LuaExecutor: @unchecked Sendable {
         let now = MonotonicInstant.now()
         let left = max(0, timeLimitNanoseconds - job.ranNanoseconds)
         running = (vm.stopHandle, now.advanced(byNanoseconds: left), now, job.label)
+        // What the job may still take among the waiting ones: the sleepers change only between
+        // runs, so the room holds for the whole run (the state's thread reads it).
+        var held = 0
+        for sleeper in sleepers { held += sleeper.job.heldBytes }
+        vm.waitRoom = LuaVM.WaitRoom(
+            waits: currentOptions.waitCapacity - sleepers.count, outputBytes: max(0, currentOptions.waitOutputLimit - held))
     }
 
     /// The job is done: no stop left armed, and the state's size for the status. Called with

@@ -49,6 +49,20 @@ public final class LuaVM {
     /// resume it (a state without a scheduler: `sleep` is then an error). Only requests wait:
     /// init scripts, stored scripts being installed and config callbacks run to the end.
     public var maxWaitSeconds: Double?
+    /// Room left among the evaluations that wait in `sleep` (set by `LuaExecutor` before each
+    /// job): a `sleep` past it is a Lua error, not a wait.
+    public var waitRoom = WaitRoom(waits: .max, outputBytes: .max)
+
+    public struct WaitRoom: Sendable, Equatable {
+        /// How many more evaluations may wait (`limits.wait_capacity` less those waiting).
+        public var waits: Int
+        /// How much more output the waiting evaluations may hold together.
+        public var outputBytes: Int
+        public init(waits: Int, outputBytes: Int) {
+            self.waits = waits
+            self.outputBytes = outputBytes
+        }
+    }
     /// While a stored script runs: every name it registered or removed (LuaVM+StoredScripts).
     var touchedRegistrations: Set<EndpointRegistry.Registration>?
     /// Saves what an evaluation changed in `persisted` and the config store (LuaVM+State).
@@ -228,7 +242,9 @@ public final class LuaVM {
     /// resumes it.
     private func allowWaiting() {
         switch (maxWaitSeconds, caller) {
-        case (let seconds?, .request), (let seconds?, .timer): lx_set_suspendable(runtime, 1, seconds)
+        case (let seconds?, .request), (let seconds?, .timer):
+            lx_set_suspendable(runtime, 1, seconds)
+            lx_set_wait_room(runtime, waitRoom.waits, waitRoom.outputBytes)
         default: lx_set_suspendable(runtime, 0, 0)
         }
     }

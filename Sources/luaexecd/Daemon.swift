@@ -389,7 +389,7 @@ extension DaemonSettings {
     var executorOptions: LuaExecutor.Options {
         .init(
             timeLimit: .milliseconds(Int64(timeLimit * 1000)), queueTimeout: .milliseconds(Int64(queueTimeout * 1000)),
-            queueCapacity: queueCapacity)
+            queueCapacity: queueCapacity, waitCapacity: waitCapacity)
     }
 
     var serviceOptions: ExecService.Options {

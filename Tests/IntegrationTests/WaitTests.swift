@@ -257,3 +257,60 @@ struct WaitTests {
         #expect(result.text == "slept well")
     }
 }
+
+/// `limits.wait_capacity`: every sleeping request keeps nginx's two connections open, so that
+/// a flood of them would leave the console and the admin API without one (docs/limits.md).
+@Suite("Waiting: limits.wait_capacity bounds the sleeping requests", .serialized)
+struct WaitCapacityTests {
+    static let stack = try! Stack(settings: ["limits.wait=8", "limits.wait_capacity=2"])
+    var stack: Stack { Self.stack }
+
+    /// The ids of the requests waiting in sleep, from the admin status.
+    func waitingIDs() throws -> [Int] {
+        let status = try stack.request("/api/v1/admin/status", token: stack.adminToken)
+        let object = try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any]
+        return (object?["waiting"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? Int }
+    }
+
+    @Test("past the capacity sleep is a Lua error that says which limit, nothing waits; the admin API answers; room again once one ends")
+    func capacity() throws {
+        let answers = Mutex<[Result<Stack.HTTPResult, any Error>]>([])
+        let done = DispatchSemaphore(value: 0)
+        for _ in 0..<2 {
+            Thread.detachNewThread { [stack] in
+                let result = Result { try stack.eval("print('zz') sleep(7) return 'woke'") }
+                answers.withLock { $0.append(result) }
+                done.signal()
+            }
+        }
+        // Polled, not slept on: both are listed once they wait.
+        var ids: [Int] = []
+        for _ in 0..<400 where ids.count < 2 { ids = try waitingIDs() }
+        #expect(ids.count == 2)
+
+        let refused = try stack.eval("refused_ran_on = false print('before') sleep(0.01) refused_ran_on = true return 'slept'")
+        #expect(refused.status == 500)
+        #expect(refused.headers["x-lua-error"] == "runtime")
+        #expect(
+            refused.text
+                == "before\ninteractive.lua:1: sleep cannot wait now: as many requests as limits.wait_capacity allows wait in sleep already "
+                + "(try again later, or wait in fewer)\nstack traceback:\n\t[C]: in function 'sleep'\n"
+                + "\tinteractive.lua:1: in main chunk\n\t[C]: in ?\n")
+        // Nothing after the refused sleep ran, and nothing of it waits.
+        #expect(try stack.eval("return refused_ran_on").text == "false")
+        #expect(try waitingIDs().sorted() == ids.sorted())
+        // A chunk may catch it and go on without waiting.
+        #expect(try stack.eval("local ok = pcall(sleep, 1) return ok").text == "false")
+
+        // One ends: there is room for one again.
+        let ended = try stack.request("/api/v1/admin/interrupt?id=\(ids[0])", method: "POST", token: stack.adminToken)
+        #expect(ended.text == #"{"interrupted":true}"#)
+        done.wait()
+        #expect(try stack.eval("sleep(0) return 'slept'").text == "slept")
+        let other = try stack.request("/api/v1/admin/interrupt?id=\(ids[1])", method: "POST", token: stack.adminToken)
+        #expect(other.text == #"{"interrupted":true}"#)
+        done.wait()
+        let statuses = try answers.withLock { try $0.map { try $0.get().headers["x-lua-error"] } }
+        #expect(statuses == ["interrupted", "interrupted"])
+    }
+}

@@ -130,6 +130,10 @@ int lx_invoke(lx_runtime *rt, int kind, const char *name, size_t name_len, const
 /// resumes them), and the longest one `sleep` may ask for. Init scripts, stored scripts being
 /// installed and config callbacks run to completion: there `sleep` is an error.
 void lx_set_suspendable(lx_runtime *rt, int suspendable, double max_seconds);
+/// Room left among the evaluations that wait in `sleep` now: how many more may wait
+/// (limits.wait_capacity) and how much output more they may hold. A `sleep` past either is a
+/// Lua error rather than a wait; the host sets both before each run.
+void lx_set_wait_room(lx_runtime *rt, long waits, size_t output_bytes);
 /// After LX_SUSPENDED: the reference that names the waiting evaluation, and the seconds it asked
 /// to wait. What it printed so far is in the output buffer.
 void lx_suspension(const lx_runtime *rt, int *ref, double *seconds);

@@ -1,0 +1,53 @@
+import Testing
+
+@testable import LuaRuntime
+
+/// `sleep` against the room the executor leaves among the waiting evaluations
+/// (`LuaVM.waitRoom`: `limits.wait_capacity`, and the output they may hold together).
+@Suite("sleep: the room among the waiting evaluations")
+struct WaitRoomTests {
+    func evaluate(_ chunk: String, room: LuaVM.WaitRoom) throws -> (LuaVM, Evaluation) {
+        let vm = try LuaVM()
+        vm.maxWaitSeconds = 5
+        vm.waitRoom = room
+        return (vm, vm.evaluate(Array(chunk.utf8), chunkName: "interactive.lua", rendering: .text))
+    }
+
+    @Test("with room, sleep suspends and holds what the chunk printed")
+    func room() throws {
+        let (vm, evaluation) = try evaluate("print('hello world') sleep(0) return 1", room: .init(waits: 1, outputBytes: 12))
+        let suspension = try #require(evaluation.suspension)
+        #expect(suspension.outputUsed == 12)
+        vm.abandon(suspension)
+    }
+
+    @Test("no place left: a Lua error that names the limit, and nothing waits")
+    func noPlace() throws {
+        let (_, evaluation) = try evaluate("print('a') sleep(0) return 1", room: .init(waits: 0, outputBytes: 1 << 20))
+        #expect(evaluation.suspension == nil)
+        guard case .failure(let failure) = evaluation.outcome else {
+            Issue.record("sleep waited with no room")
+            return
+        }
+        #expect(failure.kind == .runtime)
+        #expect(
+            failure.message
+                == "interactive.lua:1: sleep cannot wait now: as many requests as limits.wait_capacity allows wait in sleep already "
+                + "(try again later, or wait in fewer)")
+        #expect(evaluation.output == Array("a\n".utf8))
+    }
+
+    @Test("output past what the waiting may hold together: a Lua error with both figures")
+    func outputRoom() throws {
+        let (_, evaluation) = try evaluate("print('hello world') sleep(0) return 1", room: .init(waits: 9, outputBytes: 11))
+        #expect(evaluation.suspension == nil)
+        guard case .failure(let failure) = evaluation.outcome else {
+            Issue.record("sleep waited past the output room")
+            return
+        }
+        #expect(
+            failure.message
+                == "interactive.lua:1: sleep cannot wait now: this chunk's output so far (12 bytes) would pass what the requests waiting "
+                + "in sleep may hold together (11 bytes more): print less before sleep")
+    }
+}
