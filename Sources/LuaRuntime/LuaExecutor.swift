@@ -598,7 +598,8 @@ public final class LuaExecutor: @unchecked Sendable {
         var held = 0
         for sleeper in sleepers { held += sleeper.job.heldBytes }
         vm.waitRoom = LuaVM.WaitRoom(
-            waits: currentOptions.waitCapacity - sleepers.count, outputBytes: max(0, currentOptions.waitOutputLimit - held))
+            waits: currentOptions.waitCapacity - sleepers.count,
+            outputBytes: max(0, currentOptions.waitOutputLimit - held))
     }
 
     /// The job is done: no stop left armed, and the state's size for the status. Called with
