@@ -1,7 +1,8 @@
 // The `log` module: a script's line in luaexecd's log.
 //
 //   log.write(tag, text)   one line: `lua tag=<tag> text=<text>`, at the level the tag names
-//                          (debug, info, notice, warning, error, critical), else at info
+//                          (debug, info, notice, warning, error, critical), else at info;
+//                          true, or false when the line was dropped (the host's rate limit)
 //
 // The host writes the line (LuaRuntime's LuaVM+Log.swift, through luaexecd's one line writer,
 // which escapes what could forge another line). Here only the arguments are checked, since a
@@ -20,8 +21,9 @@ static int log_write(lua_State *L) {
     const char *tag = luaL_checklstring(L, 1, &tag_len);
     const char *text = luaL_tolstring(L, 2, &text_len);
     lx_runtime *rt = lx_runtime_of(L);
-    if (rt->log_hook) rt->log_hook(rt->log_context, tag, tag_len, text, text_len);
-    return 0;
+    int written = rt->log_hook ? rt->log_hook(rt->log_context, tag, tag_len, text, text_len) : 1;
+    lua_pushboolean(L, written);
+    return 1;
 }
 
 void lx_open_log(lua_State *L) {

@@ -49,6 +49,8 @@ public final class LuaVM {
     /// resume it (a state without a scheduler: `sleep` is then an error). Only requests wait:
     /// init scripts, stored scripts being installed and config callbacks run to the end.
     public var maxWaitSeconds: Double?
+    /// How many lines `log.write` may still write (LuaVM+Log).
+    public var logBudget = LogLineBudget()
     /// Room left among the evaluations that wait in `sleep` (set by `LuaExecutor` before each
     /// job): a `sleep` past it is a Lua error, not a wait.
     public var waitRoom = WaitRoom(waits: .max, outputBytes: .max)
@@ -132,8 +134,8 @@ public final class LuaVM {
             Unmanaged<LuaVM>.fromOpaque(context).takeUnretainedValue().registrationChanged(registration.pointee)
         }, Unmanaged.passUnretained(self).toOpaque())
         lx_set_log_hook(runtime, { context, tag, tagLength, text, textLength in
-            guard let context, let tag, let text else { return }
-            Unmanaged<LuaVM>.fromOpaque(context).takeUnretainedValue().scriptLogged(
+            guard let context, let tag, let text else { return 1 }
+            return Unmanaged<LuaVM>.fromOpaque(context).takeUnretainedValue().scriptLogged(
                 tag: UnsafeRawBufferPointer(start: tag, count: tagLength), text: UnsafeRawBufferPointer(start: text, count: textLength))
         }, Unmanaged.passUnretained(self).toOpaque())
         installTimerHook()

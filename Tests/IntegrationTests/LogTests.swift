@@ -1,4 +1,5 @@
 import Foundation
+import SystemSupport
 import Testing
 
 /// luaexecd's log (SPEC O2): one line per event, whatever text the event carries. A script's
@@ -89,6 +90,27 @@ struct LogTests {
         // No line but the audit lines is one: nothing a script wrote passes for a request.
         #expect(lines.filter { $0.hasPrefix("info luaexecd: request ") }.count == 4)
         #expect(!lines.contains { $0.hasPrefix("info luaexecd: request ") && $0.contains("forged") })
+    }
+
+    @Test("a chunk that writes log lines in a loop: 1,000 at once, then dropped with one warning; a long text cut")
+    func flood() throws {
+        let stack = try Stack()
+        let chunk = "local n = 0 for i = 1, 20000 do if log.write('flood', 'line ' .. i) then n = n + 1 end end return n"
+        let started = MonotonicInstant.now()
+        let result = try stack.eval(chunk)
+        let seconds = Double(MonotonicInstant.now().nanoseconds(since: started)) / 1e9
+        #expect(result.status == 200)
+        // The burst, and what 100 a second added while the loop ran.
+        let written = try #require(Int(result.text))
+        #expect(written >= 1000 && Double(written) <= 1001 + seconds * 100, "\(written) in \(seconds) s")
+        #expect(try stack.eval("log.write('long', string.rep('y', 10000))").status == 200)
+        try Stack.waitUntil(timeout: .seconds(5), "the long line") { stack.luaexecdLog().contains("tag=long") }
+        let lines = try lines(of: stack)
+        #expect(lines.filter { $0.hasPrefix("info luaexecd: lua ") && $0.contains(" tag=flood ") }.count == written)
+        #expect(lines.filter { $0.contains("log.write: lines dropped") }.count == 1)
+        let long = try #require(lines.first { $0.contains("tag=long") })
+        #expect(long.contains("text=\(String(repeating: "y", count: 4096))"), "\(long.prefix(200))")
+        #expect(long.contains(" truncated_from=10000") && !long.contains(String(repeating: "y", count: 4097)))
     }
 
     @Test("luaexecd's message before logging starts is escaped too: a config file's value on one line")

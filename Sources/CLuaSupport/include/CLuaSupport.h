@@ -181,7 +181,8 @@ void lx_set_traceback_locals(lx_runtime *rt, int on);
 /// Called by `log.write(tag, text)` on the state's thread, with the text as `tostring` gives it.
 /// The pointers are valid only during the call. It must not raise Lua errors or call into the
 /// state.
-typedef void (*lx_log_hook)(void *context, const char *tag, size_t tag_len, const char *text, size_t text_len);
+/// Returns 0 when the line was dropped (past the host's rate), else 1: what `log.write` returns.
+typedef int (*lx_log_hook)(void *context, const char *tag, size_t tag_len, const char *text, size_t text_len);
 
 /// Hands every `log.write` to `hook` from now on; `context` is passed back to it. Without a
 /// hook, log.write writes nothing.
