@@ -28,6 +28,9 @@ struct AuditRecord {
     /// client went away before the end. Nil: the answer went whole.
     var streamed: Int?
     var streamDropped = false
+    /// Refused before any handler ran (no such path, a token or scope refused, luaexecd
+    /// stopping): with no token name, the trail folds a flood of them (`AuditWriter`).
+    var refused = false
     /// How long the request took to answer.
     var elapsedNanoseconds: Int64 = 0
     /// What a change changed, for the audit trail (`token create ops scopes=exec`).

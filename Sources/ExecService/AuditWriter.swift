@@ -38,8 +38,13 @@ public final class AuditWriter: @unchecked Sendable {
     /// Most records waiting; more are dropped and counted.
     let capacity: Int
 
+    /// Requests refused before any token was accepted stored one by one each minute; the rest
+    /// of that minute's are folded into one `refused` record (`AnonymousRefusals`).
+    let anonymousPerMinute: Int
+
     private let lock = ConditionLock()
     private var pending = AuditBatch()
+    private var anonymous = AnonymousRefusals()
     /// The batch the writer works on, kept from batch to batch so that neither allocates.
     private var spare = AuditBatch()
     private var dropped = 0
@@ -69,8 +74,9 @@ public final class AuditWriter: @unchecked Sendable {
     public init(
         trail: AuditTrail, key: AuditKey, logger: Logger, interval: Duration = .milliseconds(250),
         batchSize: Int = 1024,
-        capacity: Int = 100_000
+        capacity: Int = 100_000, anonymousPerMinute: Int = 10
     ) throws(StoreError) {
+        self.anonymousPerMinute = anonymousPerMinute
         self.trail = trail
         self.key = key
         self.logger = logger
@@ -90,10 +96,21 @@ public final class AuditWriter: @unchecked Sendable {
     }
 
     /// Takes a request's record (on the request path: keep this cheap).
-    func enqueue(_ record: AuditRecord) {
+    func enqueue(_ record: AuditRecord, at: Int64 = now()) {
         let head = record.head
-        let at = Self.now()
         lock.lock()
+        if record.refused && record.tokenName == nil {
+            // A flood of requests that name no valid token (unknown paths, wrong tokens) would
+            // otherwise fill the trail and prune a token's records out of it: past the first few
+            // a minute they are counted, and each is still in the log.
+            if let summary = anonymous.closing(minute: at / 60_000, at: at) { add(summary) }
+            if anonymous.stored >= anonymousPerMinute {
+                anonymous.fold(client: head.clientAddress, status: record.status)
+                lock.unlock()
+                return
+            }
+            anonymous.stored += 1
+        }
         if pending.count < capacity {
             pending.append(
                 at: at, kind: record.kind, requestID: head.requestID, client: head.clientAddress,
@@ -108,6 +125,16 @@ public final class AuditWriter: @unchecked Sendable {
             dropped += 1
         }
         lock.unlock()
+    }
+
+    /// Queues a record the writer made (a `refused` summary). Called with `lock` held.
+    private func add(_ entry: AuditEntry) {
+        if pending.count < capacity {
+            pending.append(entry)
+            if pending.count == 1 { lock.signal() }
+        } else {
+            dropped += 1
+        }
     }
 
     /// The writer's loop: a batch `interval` after its first record (or at `batchSize` records),
@@ -134,6 +161,9 @@ public final class AuditWriter: @unchecked Sendable {
         writing.lock()
         defer { writing.unlock() }
         lock.lock()
+        // A minute over (or luaexecd stopping: no `retention`): its folded refusals are told.
+        let at = Self.now()
+        if let summary = anonymous.closing(minute: at / 60_000, at: at, force: retention == nil) { add(summary) }
         swap(&pending, &spare)
         let lost = dropped
         dropped = 0
@@ -210,5 +240,46 @@ public final class AuditWriter: @unchecked Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+}
+
+/// The requests refused this minute before any token was accepted, past the ones stored: how
+/// many, with which statuses, from which addresses (the first 8; the rest as a count).
+struct AnonymousRefusals {
+    var minute: Int64 = 0
+    var stored = 0
+    var folded = 0
+    var statuses: [Int: Int] = [:]
+    var clients: [(address: String, count: Int)] = []
+    var otherClients = 0
+
+    mutating func fold(client: String, status: Int) {
+        folded += 1
+        statuses[status, default: 0] += 1
+        if let index = clients.firstIndex(where: { $0.address == client }) {
+            clients[index].count += 1
+        } else if clients.count < 8 {
+            clients.append((client, 1))
+        } else {
+            otherClients += 1
+        }
+    }
+
+    /// When `minute` is past the one counted (or `force`: luaexecd stops): the record made at
+    /// `at` that tells what was folded (nil when nothing was), and counting starts again for
+    /// `minute`.
+    mutating func closing(minute now: Int64, at: Int64, force: Bool = false) -> AuditEntry? {
+        guard now > minute || force else { return nil }
+        defer { self = AnonymousRefusals(minute: now) }
+        guard folded > 0 else { return nil }
+        let byStatus = statuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+        var byClient = clients.map { "\($0.address) ×\($0.count)" }
+        if otherClients > 0 { byClient.append("other addresses ×\(otherClients)") }
+        let from = UTCTime.iso8601(secondsSince1970: Double(minute * 60))
+        return AuditEntry(
+            at: at, kind: "refused",
+            detail:
+                "\(folded) more requests refused without a valid token in the minute from \(from) "
+                + "(not stored one by one; each is in the log): status \(byStatus); from \(byClient.joined(separator: ", "))")
     }
 }

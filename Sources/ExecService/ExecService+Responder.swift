@@ -21,6 +21,7 @@ extension ExecService: Responder {
         var audit = AuditRecord(head: head)
         switch admit(head, body: body, audit: &audit) {
         case .refused(let label, let response):
+            audit.refused = true
             writer.send(finish(response, label: label, audit: &audit, start: start))
             return nil
         case .admitted(let label, let route, let call) where route.takesState:

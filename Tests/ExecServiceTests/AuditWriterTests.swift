@@ -2,6 +2,7 @@ import AccessControl
 import Foundation
 import HTTPCore
 import Logging
+import SystemSupport
 import Testing
 
 @testable import ExecService
@@ -96,5 +97,62 @@ struct AuditWriterTests {
             stored.last?.detail
                 == "1 records were not stored: the database did not take them in time (they are in the log)")
         #expect(try trail.verify(key: writer.key).outcome == .intact)
+    }
+
+    /// A request refused at admission (an unknown path, a wrong token): `token` nil unless a
+    /// valid token was refused its scope.
+    func refusal(_ number: Int, client: String, status: Int = 401, token: String? = nil) -> AuditRecord {
+        var record = AuditRecord(
+            head: RequestHead(
+                method: "GET", path: "/api/v1/nowhere", query: "", clientAddress: client, requestID: "x\(number)"))
+        record.tokenName = token
+        record.refused = true
+        record.finish(response: Response(status: status, body: []), nanoseconds: 1000)
+        return record
+    }
+
+    /// Every record after the anchor, oldest first.
+    func stored(_ trail: AuditTrail) throws -> [AuditEntry] {
+        var filter = AuditTrail.Filter()
+        filter.limit = 1000
+        return try trail.records(filter).entries.reversed().filter { $0.kind != "notice" }
+    }
+
+    @Test("refusals without a valid token: ten a minute stored, the rest folded into one record that counts them by status and address")
+    func anonymousFlood() throws {
+        let (writer, trail, _) = try writer(capacity: 1000)
+        // The next minute of the clock (the trail refuses records older than its last).
+        let minute = (AuditWriter.now() / 60_000 + 1) * 60_000
+        for number in 1...25 {
+            writer.enqueue(refusal(number, client: "10.9.0.\(number % 3)", status: number <= 20 ? 401 : 404), at: minute + Int64(number))
+        }
+        // A token's records and a named token's refusals are never folded.
+        writer.enqueue(record(1), at: minute + 30)
+        writer.enqueue(refusal(26, client: "10.9.0.1", status: 403, token: "narrow"), at: minute + 31)
+        // The next minute: the last one's summary first, then its own ten.
+        writer.enqueue(refusal(27, client: "10.9.0.7"), at: minute + 60_000)
+        writer.flush(retention: .init(maxRecords: 1000, days: 90))
+        let entries = try stored(trail)
+        #expect(entries.map { $0.requestID ?? $0.kind } == (1...10).map { "x\($0)" } + ["r1", "x26", "refused", "x27"])
+        let summary = try #require(entries.first { $0.kind == "refused" })
+        #expect(
+            summary.detail
+                == "15 more requests refused without a valid token in the minute from "
+                + UTCTime.iso8601(secondsSince1970: Double(minute / 1000)) + " (not stored one by one; each is in the log): status 401 ×10, 404 ×5; from 10.9.0.2 ×5, 10.9.0.0 ×5, 10.9.0.1 ×5")
+        #expect(summary.at == minute + 60_000)
+        #expect(try trail.verify(key: writer.key).outcome == .intact)
+    }
+
+    @Test("what a minute folded is told when the writer passes the minute, or when luaexecd stops")
+    func foldedToldAtStop() throws {
+        let (writer, trail, _) = try writer(capacity: 1000)
+        let now = AuditWriter.now()
+        for number in 1...13 { writer.enqueue(refusal(number, client: "10.9.9.9"), at: now) }
+        writer.flush()
+        let entries = try stored(trail)
+        #expect(entries.count == 11)
+        #expect(entries.last?.kind == "refused")
+        #expect(entries.last?.detail?.hasPrefix("3 more requests refused without a valid token in the minute from ") == true)
+        #expect(entries.last?.detail?.hasSuffix("each is in the log): status 401 ×3; from 10.9.9.9 ×3") == true)
     }
 }

@@ -356,6 +356,34 @@ struct AuditTests {
         #expect(try luaexec(stack, ["audit", "verify"]).status == 0)
     }
 
+    @Test("a flood of requests without a valid token: ten a minute in the trail, the rest counted in one record; a token's records all kept")
+    func anonymousFlood() throws {
+        let stack = try Stack(launch: .socketActivation)
+        let wrong = "lx_" + String(repeating: "A", count: 40)
+        var statuses: [Int] = []
+        for number in 0..<40 {
+            let path = number % 2 == 0 ? "/api/v1/exec/interactive.lua" : "/api/v1/no-such-\(number)"
+            statuses.append(try stack.request(path, token: number % 4 == 0 ? nil : wrong, body: Array("return 1".utf8)).status)
+        }
+        #expect(Set(statuses).isSubset(of: [401, 404, 429]), "\(statuses)")
+        #expect(try stack.eval("return 'kept'").text == "kept")
+        kill(stack.luaexecdPID, SIGTERM)
+        _ = try stack.waitForExitStatus()
+        // The first ten a minute one by one (a run across a minute's end stores ten in each).
+        let all = try records(stack)
+        let single = all.filter { ($0["kind"] as? String) != "refused" && ($0["token"] as? String) == nil && ($0["status"] as? Int ?? 0) >= 400 }
+        let summaries = all.filter { ($0["kind"] as? String) == "refused" }
+        #expect(single.count == 10 || single.count == 20, "\(single.count)")
+        let folded = summaries.compactMap { ($0["detail"] as? String)?.split(separator: " ").first.flatMap { Int($0) } }
+        #expect(folded.count == summaries.count && !summaries.isEmpty)
+        // Each one that reached luaexecd (nginx's own rate limit may answer some) is in its log.
+        let logged = stack.luaexecdLog().split(separator: "\n").filter { $0.contains("luaexecd: request ") && $0.contains(" token=- ") }
+        #expect(logged.count > 20)
+        #expect(single.count + folded.reduce(0, +) == logged.count, "\(single.count) + \(folded) of \(logged.count)")
+        #expect(try records(stack, ["--kind", "exec", "--token", "admin"]).count == 1)
+        #expect(try luaexec(stack, ["audit", "verify"]).status == 0)
+    }
+
     @Test("the admin API lists and verifies the trail for admin tokens only")
     func api() throws {
         let stack = try Stack()
