@@ -18,7 +18,8 @@ extension LuaVM {
     }
 
     /// Who set a timer or registered a name now: the running init script (the file and line of
-    /// the call), stored script, request's token, or the timer whose run it is.
+    /// the call), stored script, request's token, or whoever set the timer or registered the
+    /// handler whose run it is.
     func origin(source: String, line: Int) -> EndpointRegistry.Origin {
         switch caller {
         case .initScript(let path):
@@ -31,7 +32,7 @@ extension LuaVM {
             return .storedScript(name: script, version: version, line: line)
         case .request(let token):
             return .token(token)
-        case .timer(let origin):
+        case .timer(let origin), .handler(let origin):
             return origin
         }
     }

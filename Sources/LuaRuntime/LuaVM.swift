@@ -31,6 +31,11 @@ public final class LuaVM {
         case request(token: String?)
         /// A timer's run (SPEC V9), as the one who set it.
         case timer(EndpointRegistry.Origin)
+        /// An endpoint's or action's handler called by a request (`invoke`), as the one who
+        /// registered it: what the handler registers or sets is theirs, not the caller's, whose
+        /// token may only allow calling it (and a stored script's handler leaves what it
+        /// registers to be withdrawn with the script).
+        case handler(EndpointRegistry.Origin)
     }
 
     let runtime: OpaquePointer
@@ -244,7 +249,7 @@ public final class LuaVM {
     /// resumes it.
     private func allowWaiting() {
         switch (maxWaitSeconds, caller) {
-        case (let seconds?, .request), (let seconds?, .timer):
+        case (let seconds?, .request), (let seconds?, .timer), (let seconds?, .handler):
             lx_set_suspendable(runtime, 1, seconds)
             lx_set_wait_room(runtime, waitRoom.waits, waitRoom.outputBytes)
         default: lx_set_suspendable(runtime, 0, 0)
@@ -257,6 +262,7 @@ public final class LuaVM {
         _ kind: EndpointRegistry.Kind, _ name: String, arguments: [LuaValue], rendering: Rendering
     ) -> Evaluation? {
         let cKind = kind == .endpoint ? Int32(LX_KIND_ENDPOINT.rawValue) : Int32(LX_KIND_ACTION.rawValue)
+        if case .request = caller, let owner = registry.entry(kind, name)?.origin { caller = .handler(owner) }
         allowWaiting()
         defer { lx_set_suspendable(runtime, 0, 0) }
         return invoke(kind: cKind, name, arguments: arguments, rendering: rendering).map(withConfigCallbacks)
@@ -282,7 +288,7 @@ public final class LuaVM {
         case .initScript, .storedScript:
             dropConfigCallbacks()
             return evaluation
-        case .request, .timer:
+        case .request, .timer, .handler:
             break
         }
         guard let failure = runConfigCallbacks(), case .success = evaluation.outcome else { return evaluation }

@@ -130,4 +130,23 @@ struct HTTPModuleTests {
             Array("\n\nhttp.listen('s', print)".utf8), chunkName: "/etc/luaexec/init.d/30.lua", rendering: .text)
         #expect(vm.registry.entry(.endpoint, "s")?.origin == .script(path: "/etc/luaexec/init.d/30.lua", line: 3))
     }
+
+    @Test("what a handler registers or sets is put down to whoever registered the handler, not the token that called it")
+    func handlerOrigin() throws {
+        vm.caller = .request(token: "owner")
+        #expect(
+            message(
+                "http.listen('outer', function() http.listen('inner', print) http.action('act', print) "
+                    + "timer.after(100, print) end)") == nil)
+        vm.caller = .request(token: "caller")
+        let evaluation = try #require(vm.invoke(.endpoint, "outer", arguments: [], rendering: .tree))
+        _ = try evaluation.outcome.get()
+        #expect(vm.registry.entry(.endpoint, "inner")?.origin == .token("owner"))
+        #expect(vm.registry.entry(.action, "act")?.origin == .token("owner"))
+        #expect(vm.timers.entries.map(\.origin) == [.token("owner")])
+        // A chunk of the caller's own: the caller's.
+        vm.caller = .request(token: "caller")
+        _ = run("http.listen('direct', print)")
+        #expect(vm.registry.entry(.endpoint, "direct")?.origin == .token("caller"))
+    }
 }
