@@ -29,7 +29,8 @@ extension LuaVM {
             }
             return 0
         }
-        var metadata: Logger.Metadata = ["tag": "\(tag)", "text": "\(String(decoding: text.prefix(LogLineBudget.maxText), as: UTF8.self))"]
+        let kept = String(decoding: text.prefix(LogLineBudget.maxText), as: UTF8.self)
+        var metadata: Logger.Metadata = ["tag": "\(tag)", "text": "\(kept)"]
         if text.count > LogLineBudget.maxText { metadata["truncated_from"] = "\(text.count)" }
         let dropped = logBudget.takeDropped()
         if dropped > 0 { metadata["dropped_before"] = "\(dropped)" }

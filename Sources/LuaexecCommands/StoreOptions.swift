@@ -43,13 +43,15 @@ struct StoreOptions: ParsableArguments {
     static let systemAuditKey = "/etc/luaexec/audit.key"
 
     /// Who runs the command, as the audit trail names a change made on the box: the user, and
-    /// the one who called sudo.
+    /// the one who called sudo, found in the process tree (`SudoInvoker`), never in
+    /// `SUDO_USER`, which any process may set.
     static let invoker: String = {
-        let name = getpwuid(getuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "uid \(getuid())"
-        guard let sudo = getenv("SUDO_USER").map({ String(cString: $0) }), !sudo.isEmpty, sudo != name else {
-            return name
+        func name(_ uid: uid_t) -> String {
+            getpwuid(uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "uid \(uid)"
         }
-        return "\(name) (sudo by \(sudo))"
+        let user = name(getuid())
+        guard let sudo = SudoInvoker.uid(), sudo != getuid() else { return user }
+        return "\(user) (sudo by \(name(sudo)))"
     }()
 
     /// A change made on the box, as the audit trail records it; nil when there is no key file

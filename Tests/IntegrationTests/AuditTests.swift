@@ -384,6 +384,21 @@ struct AuditTests {
         #expect(try luaexec(stack, ["audit", "verify"]).status == 0)
     }
 
+    @Test("a change made on the box names its user from the process tree: SUDO_USER set by the caller is not believed")
+    func forgedSudoUser() throws {
+        let stack = try Stack()
+        let made = try Stack.run(
+            "/usr/bin/env",
+            ["SUDO_USER=mallory", "SUDO_UID=4242", Stack.binDirectory + "/luaexec", "token", "create", "blamed", "--scope", "exec",
+             "--database", stack.database])
+        #expect(made.status == 0, "\(made.stderr)")
+        let record = try #require(try records(stack, ["--kind", "cli"]).first)
+        #expect(record["detail"] as? String == "token create blamed scopes=exec expires=never")
+        let client = try #require(record["client"] as? String)
+        #expect(!client.contains("mallory") && !client.contains("sudo"), "\(client)")
+        #expect(client == String(cString: getpwuid(getuid())!.pointee.pw_name))
+    }
+
     @Test("the admin API lists and verifies the trail for admin tokens only")
     func api() throws {
         let stack = try Stack()
