@@ -146,6 +146,7 @@ final class Exchange: StateJob, @unchecked Sendable {
         self.work = work
         self.events = events
         super.init(label: jobLabel, arrived: start)
+        bodyBytes = audit.body?.count ?? 0
     }
 
     override func run(_ vm: LuaVM) {

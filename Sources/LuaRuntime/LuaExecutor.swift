@@ -28,6 +28,9 @@ open class StateJob: @unchecked Sendable {
     var wakeAt: MonotonicInstant?
     /// The output it holds while it waits (what it printed so far). Guarded by the lock.
     var heldBytes = 0
+    /// The request body it holds while it is queued (`Options.queueBytes`); set before it is
+    /// submitted.
+    public var bodyBytes = 0
     /// Names the job in the status while it waits, for an interrupt that names it.
     public let id = StateJob.made.add(1, ordering: .relaxed).newValue
     private static let made = Atomic<UInt64>(0)
@@ -181,11 +184,15 @@ public final class LuaExecutor: @unchecked Sendable {
         public var waitCapacity: Int
         /// Most output the jobs waiting in `sleep` may hold together, in bytes.
         public var waitOutputLimit: Int
+        /// Most request body bytes the queued jobs may hold together: past it a job is refused
+        /// as busy, as past `queueCapacity` (a job alone in the queue is always taken).
+        public var queueBytes: Int
 
         public init(
             timeLimit: Duration = .seconds(5), queueTimeout: Duration = .seconds(10), queueCapacity: Int = 1024,
-            waitCapacity: Int = 256, waitOutputLimit: Int = 64 << 20
+            waitCapacity: Int = 256, waitOutputLimit: Int = 64 << 20, queueBytes: Int = 64 << 20
         ) {
+            self.queueBytes = queueBytes
             self.timeLimit = timeLimit
             self.queueTimeout = queueTimeout
             self.queueCapacity = queueCapacity
@@ -253,6 +260,8 @@ public final class LuaExecutor: @unchecked Sendable {
     private var queueHead = 0
     /// Jobs in `queue` still waiting (neither taken nor refused).
     private var waiting = 0
+    /// The request bodies those jobs hold (`StateJob.bodyBytes`).
+    private var queuedBytes = 0
     /// A thread is running the queue.
     private var draining = false
     /// Jobs that wait (`wait(until:)`), by the time they run again, earliest first.
@@ -361,8 +370,13 @@ public final class LuaExecutor: @unchecked Sendable {
             // and waits for nothing (as when the queue counted only requests behind the state).
             let behind = draining ? waiting : max(0, waiting - 1)
             guard !job.bounded || behind < currentOptions.queueCapacity else { return false }
+            // Bodies of up to exec.max_body each, a thousand queued, would be a gigabyte.
+            guard !job.bounded || queuedBytes == 0 || queuedBytes + job.bodyBytes <= currentOptions.queueBytes else {
+                return false
+            }
             queue.append(job)
             waiting += 1
+            queuedBytes += job.bodyBytes
             return true
         }
         if !accepted {
@@ -412,6 +426,7 @@ public final class LuaExecutor: @unchecked Sendable {
                 guard let job, job.state == .queued else { continue }
                 job.state = .running
                 waiting -= 1
+                queuedBytes -= job.bodyBytes
                 if queueHead >= 1024 && queueHead * 2 >= queue.count {
                     queue.removeFirst(queueHead)
                     queueHead = 0
@@ -465,6 +480,7 @@ public final class LuaExecutor: @unchecked Sendable {
                 first.job.state = .queued
                 queue.append(first.job)
                 waiting += 1
+                queuedBytes += first.job.bodyBytes
                 count += 1
             }
             return count
@@ -718,6 +734,7 @@ public final class LuaExecutor: @unchecked Sendable {
             job.state = .refused
             queue[index] = nil
             waiting -= 1
+            queuedBytes -= job.bodyBytes
             expired.append(job)
         }
     }

@@ -389,7 +389,9 @@ extension DaemonSettings {
     var executorOptions: LuaExecutor.Options {
         .init(
             timeLimit: .milliseconds(Int64(timeLimit * 1000)), queueTimeout: .milliseconds(Int64(queueTimeout * 1000)),
-            queueCapacity: queueCapacity, waitCapacity: waitCapacity)
+            queueCapacity: queueCapacity, waitCapacity: waitCapacity,
+            // A few of the largest bodies at least, however large exec.max_body is set.
+            queueBytes: max(64 << 20, 4 * maxBody))
     }
 
     var serviceOptions: ExecService.Options {

@@ -158,6 +158,49 @@ struct LuaExecutorTests {
         #expect(firstJob == nil)
     }
 
+    @Test("the queued jobs' bodies together stay within queueBytes: one more is refused as busy, at once; a job alone always queues")
+    func queueBytes() throws {
+        let executor = try LuaExecutor(
+            options: .init(timeLimit: .seconds(30), queueBytes: 100), logger: Logger(label: "test")
+        ) { try LuaVM() }
+        let gate = Gate()
+        let blockerRunning = Mutex(false)
+        let group = ThreadGroup()
+        group.spawn {
+            _ = try? executor.perform { _ in
+                blockerRunning.withLock { $0 = true }
+                gate.lock.withLock { while !gate.open { gate.lock.wait() } }
+            }
+        }
+        while !blockerRunning.withLock({ $0 }) {}
+        let outcome = Mutex<[String]>([])
+        func job(_ name: String, bytes: Int) -> ClosureJob {
+            let job = ClosureJob(
+                label: nil, work: { _ in outcome.withLock { $0.append("\(name) ran") } },
+                refused: { outcome.withLock { $0.append("\(name) refused") } })
+            job.bodyBytes = bytes
+            return job
+        }
+        executor.submit(job("a", bytes: 60))
+        executor.submit(job("b", bytes: 50))  // 110 > 100: refused, while the state is busy
+        executor.submit(job("c", bytes: 40))  // 100: taken
+        #expect(outcome.withLock { $0 } == ["b refused"])
+        #expect(executor.status.queueLength == 2)
+        gate.lock.withLock {
+            gate.open = true
+            gate.lock.signal()
+        }
+        group.wait()
+        #expect(outcome.withLock { $0 } == ["b refused", "a ran", "c ran"])
+        // Nothing queued: a body past the limit still runs (it is the only one waiting).
+        let alone = job("d", bytes: 500)
+        Thread.onLargeStack {
+            executor.submit(alone)
+            executor.runQueued()
+        }
+        #expect(outcome.withLock { $0 }.last == "d ran")
+    }
+
     @Test("a request that waits longer than the queue timeout is refused as busy")
     func busy() throws {
         let executor = try Self.executor(timeLimit: .seconds(2), queueTimeout: .milliseconds(50))
