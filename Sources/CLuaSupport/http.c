@@ -170,6 +170,17 @@ static int register_function(lua_State *L, int kind) {
     memset(&ar, 0, sizeof ar);
     if (!lua_getstack(L, 1, &ar) || !lua_getinfo(L, "Sl", &ar)) ar.source = "=?";
 
+    // A new name counts against limits.endpoints; one registered already is replaced.
+    lua_getfield(L, LUA_REGISTRYINDEX, table_keys[kind]);
+    lua_pushvalue(L, 1);
+    int replaces = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    if (!replaces && rt->registration_count >= rt->registration_limit)
+        return luaL_error(L,
+            "%s: too many endpoints and actions: %d are registered, the most limits.endpoints allows; remove some "
+            "first (http.stop_listen, http.stop_action)",
+            fname, rt->registration_count);
+
     // Everything that may fail (allocations) happens before the one rawset that registers.
     lua_Integer id = ++rt->registration_serial;
     lx_handle *h = lua_newuserdatauv(L, sizeof(lx_handle), 1);
@@ -187,6 +198,7 @@ static int register_function(lua_State *L, int kind) {
     lua_pushinteger(L, id);
     lua_rawseti(L, -2, 2);
     lua_rawset(L, -3);
+    if (!replaces) rt->registration_count++;
 
     size_t params_len, help_len = 0;
     const char *params_text = lua_tolstring(L, params_index, &params_len);
@@ -226,6 +238,7 @@ static int unregister_function(lua_State *L, int kind) {
         lua_pushvalue(L, name_index);
         lua_pushnil(L);
         lua_rawset(L, table);
+        lx_runtime_of(L)->registration_count--;
         size_t name_len;
         const char *name = lua_tolstring(L, name_index, &name_len);
         lx_registration registration = {.kind = kind, .removed = 1, .name = name, .name_len = name_len, .source = ""};
@@ -274,6 +287,8 @@ int lx_push_registered(lua_State *L, int kind, const char *name, size_t name_len
     return lua_type(L, -1);
 }
 
+void lx_set_registration_limit(lx_runtime *rt, int limit) { rt->registration_limit = limit; }
+
 void lx_set_registration_hook(lx_runtime *rt, lx_registration_hook hook, void *context) {
     rt->registration_hook = hook;
     rt->registration_context = context;
@@ -296,6 +311,8 @@ static int save_registrations(lua_State *L) {
         lua_setfield(L, LUA_REGISTRYINDEX, saved_keys[kind]);
         lua_pop(L, 1);
     }
+    lx_runtime *rt = lx_runtime_of(L);
+    rt->saved_registration_count = rt->registration_count;
     return 0;
 }
 
@@ -303,6 +320,7 @@ static int save_registrations(lua_State *L) {
 // are forgotten.
 static int end_saved(lua_State *L) {
     int restore = lua_toboolean(L, 1);
+    if (restore) lx_runtime_of(L)->registration_count = lx_runtime_of(L)->saved_registration_count;
     for (int kind = 0; kind < 2; kind++) {
         if (restore && lua_getfield(L, LUA_REGISTRYINDEX, saved_keys[kind]) == LUA_TTABLE) {
             lua_setfield(L, LUA_REGISTRYINDEX, table_keys[kind]);

@@ -93,6 +93,11 @@ struct lx_runtime {
     void *registration_context;
     // Numbers registrations, so that a handle from a replaced registration removes nothing.
     lua_Integer registration_serial;
+    // Names registered now (endpoints and actions together), and the most allowed
+    // (limits.endpoints).
+    int registration_count, registration_limit;
+    // registration_count when the registrations were saved (a stored script's install).
+    int saved_registration_count;
     // Writes what log.write gives it (log.c).
     lx_log_hook log_hook;
     void *log_context;

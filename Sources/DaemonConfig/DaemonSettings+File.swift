@@ -82,6 +82,9 @@ extension DaemonSettings {
         Key("limits.timers", expects: "a whole number from 1 to 1000000", \.timerLimit, read: \.int) {
             (1...1_000_000).contains($0)
         },
+        Key("limits.endpoints", expects: "a whole number from 1 to 1000000", \.endpointLimit, read: \.int) {
+            (1...1_000_000).contains($0)
+        },
         Key("limits.queue_capacity", expects: "a whole number from 1 to 1000000", \.queueCapacity, read: \.int) {
             (1...1_000_000).contains($0)
         },

@@ -50,6 +50,8 @@ public struct DaemonSettings: Sendable, Equatable {
     public var waitLimit = 60.0
     /// Most timers the state's scripts may set at once (SPEC V9).
     public var timerLimit = 1000
+    /// Most endpoints and actions the state's scripts may register at once (SPEC V4, V7).
+    public var endpointLimit = 1000
     /// Most requests that may wait for the state at once.
     public var queueCapacity = 1024
     /// Most requests and timer callbacks that may wait in `sleep` at once (SPEC V10).

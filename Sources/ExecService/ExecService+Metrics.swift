@@ -109,7 +109,7 @@ final class MetricsHandles: Sendable {
     private let counters = Mutex<[String: Counter]>([:])
     /// `luaexec_requests_total` by endpoint and status: counted for every request, so found by
     /// a key that needs no string built.
-    private let requestCounters = Mutex<[RequestKey: Counter]>([:])
+    let requestCounters = Mutex<[RequestKey: Counter]>([:])
 
     struct RequestKey: Hashable {
         var endpoint: String
@@ -123,10 +123,19 @@ final class MetricsHandles: Sendable {
         return out
     }
 
+    /// Most series of `luaexec_requests_total`: endpoints come and go (a script may register
+    /// and withdraw names by the thousand, and a handler may answer any status), and each
+    /// series stays in the exporter. Past this many, a new one is counted as endpoint `other`.
+    static let maxRequestSeries = 2000
+
     func requestCounter(endpoint: String, status: Int) -> Counter {
-        let key = RequestKey(endpoint: endpoint, status: status)
+        var key = RequestKey(endpoint: endpoint, status: status)
         if let counter = requestCounters.withLock({ $0[key] }) { return counter }
-        let counter = counter("luaexec_requests_total", [("endpoint", endpoint), ("status", String(status))])
+        if requestCounters.withLock({ $0.count }) >= Self.maxRequestSeries {
+            key.endpoint = "other"
+            if let counter = requestCounters.withLock({ $0[key] }) { return counter }
+        }
+        let counter = counter("luaexec_requests_total", [("endpoint", key.endpoint), ("status", String(status))])
         requestCounters.withLock { $0[key] = counter }
         return counter
     }

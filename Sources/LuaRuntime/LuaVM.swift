@@ -48,6 +48,11 @@ public final class LuaVM {
     public var maxTimers = 1000 {
         didSet { installTimerHook() }
     }
+    /// The most endpoints and actions registered at once (`limits.endpoints`): each is an entry
+    /// in the registry the host keeps and publishes, outside the state's memory cap.
+    public var maxRegistrations = 1000 {
+        didSet { lx_set_registration_limit(runtime, Int32(clamping: maxRegistrations)) }
+    }
     /// Set by whoever runs a chunk; `http.listen` and `http.action` record it.
     public var caller = Caller.request(token: nil)
     /// The longest a request may wait in `sleep` (`limits.wait`), or nil when nothing would
@@ -144,6 +149,7 @@ public final class LuaVM {
                 tag: UnsafeRawBufferPointer(start: tag, count: tagLength), text: UnsafeRawBufferPointer(start: text, count: textLength))
         }, Unmanaged.passUnretained(self).toOpaque())
         installTimerHook()
+        lx_set_registration_limit(runtime, Int32(clamping: maxRegistrations))
     }
 
     deinit {

@@ -243,6 +243,7 @@ struct Daemon: ParsableCommand {
             // A request's chunk may wait in sleep this long; the transport's poller wakes it.
             vm.maxWaitSeconds = settings.waitLimit
             vm.maxTimers = settings.timerLimit
+            vm.maxRegistrations = settings.endpointLimit
             // What was saved comes back before the init scripts run, so they can read it; what a
             // chunk changes is saved before its answer goes out (SPEC V5, V6).
             vm.persistedLimit = settings.persistedLimitMiB << 20

@@ -71,7 +71,7 @@ import Foundation
     }
 
     @Test(arguments: [
-        ("limits:\n  time: 5\n  tme: 3\n", "/etc/luaexec/luaexecd.conf:3: unknown setting 'limits.tme' (known here: limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.wait, limits.timers, limits.queue_capacity, limits.wait_capacity)"),
+        ("limits:\n  time: 5\n  tme: 3\n", "/etc/luaexec/luaexecd.conf:3: unknown setting 'limits.tme' (known here: limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.wait, limits.timers, limits.endpoints, limits.queue_capacity, limits.wait_capacity)"),
         ("\nlimts:\n  time: 5\n", "/etc/luaexec/luaexecd.conf:2: unknown setting 'limts' (known here: audit, auth, exec, limits, listen, log, lua, scripts, database)"),
         ("limits:\n  time: fast\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, at most 86400, got 'fast'"),
         ("limits:\n  time: -1\n", "/etc/luaexec/luaexecd.conf:2: limits.time: expected a number of seconds above 0, at most 86400, got '-1'"),
@@ -162,7 +162,7 @@ import Foundation
 
     @Test(arguments: [
         ("limits.time", "--set: 'limits.time' is not NAME=VALUE"),
-        ("limits.tim=3", "--set: unknown setting 'limits.tim' (known: listen.socket, listen.threads, listen.max_connections, listen.read_timeout, database, lua.init_dir, lua.profile, lua.safe_mode, exec.interactive, exec.actions, exec.max_body, limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.wait, limits.timers, limits.queue_capacity, limits.wait_capacity, auth.failure_limit, auth.block_seconds, log.level, audit.key, audit.retention_days, audit.max_records, scripts.keep_versions)"),
+        ("limits.tim=3", "--set: unknown setting 'limits.tim' (known: listen.socket, listen.threads, listen.max_connections, listen.read_timeout, database, lua.init_dir, lua.profile, lua.safe_mode, exec.interactive, exec.actions, exec.max_body, limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.wait, limits.timers, limits.endpoints, limits.queue_capacity, limits.wait_capacity, auth.failure_limit, auth.block_seconds, log.level, audit.key, audit.retention_days, audit.max_records, scripts.keep_versions)"),
         ("limits.memory=lots", "--set: limits.memory: expected a whole number of MiB from 4 to 1048576, got 'lots'"),
         // Past an upper bound: this one was accepted and trapped luaexecd at the first failed authentication.
         (

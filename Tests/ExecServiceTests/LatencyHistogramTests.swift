@@ -40,3 +40,20 @@ struct LatencyHistogramTests {
         #expect(lines.suffix(3) == [#"e_seconds_bucket{le="+Inf"} 0"#, "e_seconds_sum 0.0", "e_seconds_count 0"])
     }
 }
+
+@Suite("Metrics: the request counters' series stay bounded")
+struct RequestSeriesTests {
+    @Test("past maxRequestSeries a new endpoint's requests count as endpoint other; those seen before keep theirs")
+    func bounded() {
+        let handles = MetricsHandles()
+        let first = handles.requestCounter(endpoint: "kept", status: 200)
+        for index in 0..<(MetricsHandles.maxRequestSeries + 500) {
+            _ = handles.requestCounter(endpoint: "name\(index)", status: 200)
+        }
+        // The 2,000 series, and one for other.
+        #expect(handles.requestCounters.withLock { $0.count } == MetricsHandles.maxRequestSeries + 1)
+        #expect(handles.requestCounters.withLock { $0[.init(endpoint: "other", status: 200)] } != nil)
+        #expect(handles.requestCounter(endpoint: "kept", status: 200) === first)
+        #expect(handles.requestCounter(endpoint: "new", status: 200) === handles.requestCounter(endpoint: "other", status: 200))
+    }
+}

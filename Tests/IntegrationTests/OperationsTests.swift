@@ -16,7 +16,7 @@ struct OperationsTests {
         #expect(result.status == 78)
         #expect(
             result.stderr
-                == "luaexecd: \(config):3: unknown setting 'limits.memroy' (known here: limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.wait, limits.timers, limits.queue_capacity, limits.wait_capacity)\n"
+                == "luaexecd: \(config):3: unknown setting 'limits.memroy' (known here: limits.time, limits.init_time, limits.memory, limits.persisted, limits.queue_timeout, limits.wait, limits.timers, limits.endpoints, limits.queue_capacity, limits.wait_capacity)\n"
         )
         // It refused before doing anything: no socket, no database.
         #expect(!FileManager.default.fileExists(atPath: directory + "/s.sock"))
@@ -198,7 +198,8 @@ struct OperationsTests {
         #expect(lines.contains("limits.wait = 60.0"))
         #expect(lines.contains("limits.timers = 1000"))
         #expect(lines.contains("limits.wait_capacity = 256"))
-        #expect(lines.count == 28)
+        #expect(lines.contains("limits.endpoints = 1000"))
+        #expect(lines.count == 29)
     }
 
     /// luaexecd reads the plain spellings itself and leaves the rest to swift-argument-parser

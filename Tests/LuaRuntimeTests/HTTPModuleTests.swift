@@ -149,4 +149,19 @@ struct HTTPModuleTests {
         _ = run("http.listen('direct', print)")
         #expect(vm.registry.entry(.endpoint, "direct")?.origin == .token("caller"))
     }
+
+    @Test("limits.endpoints: one name more is a Lua error that says so; replacing a name is not one more; a removed one makes room")
+    func registrationLimit() throws {
+        vm.maxRegistrations = 3
+        #expect(message("http.listen('a', print) http.action('b', print) h = http.listen('c', print)") == nil)
+        #expect(
+            message("http.listen('d', print)")
+                == "interactive.lua:1: http.listen: too many endpoints and actions: 3 are registered, the most "
+                + "limits.endpoints allows; remove some first (http.stop_listen, http.stop_action)")
+        #expect(vm.registry.entry(.endpoint, "d") == nil)
+        #expect(message("http.listen('a', tostring) http.action('b', tostring)") == nil)
+        #expect(message("http.action('e', print)")?.contains("too many endpoints and actions: 3") == true)
+        #expect(message("assert(http.stop_listen(h)) http.action('e', print)") == nil)
+        #expect(vm.registry.entries.map(\.name).sorted() == ["a", "b", "e"])
+    }
 }

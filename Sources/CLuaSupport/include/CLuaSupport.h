@@ -188,6 +188,11 @@ typedef int (*lx_log_hook)(void *context, const char *tag, size_t tag_len, const
 /// hook, log.write writes nothing.
 void lx_set_log_hook(lx_runtime *rt, lx_log_hook hook, void *context);
 
+/// The most names (endpoints and actions together) `http.listen` and `http.action` may keep
+/// registered at once (limits.endpoints); one more is a Lua error. Replacing a name is not one
+/// more.
+void lx_set_registration_limit(lx_runtime *rt, int limit);
+
 // MARK: stored scripts' registrations (SPEC V8)
 
 /// Keeps a copy of what is registered now (endpoints and actions), before a stored script runs,
