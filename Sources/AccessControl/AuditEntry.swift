@@ -7,7 +7,8 @@ public struct AuditEntry: Sendable, Equatable {
     public var at: Int64
     /// What it records: a request (`exec` for interactive.lua, `endpoint`, `action`, `admin`,
     /// `metrics`, `console`, `whoami`, `other`), a change made with the command line (`cli`), records that
-    /// could not be stored (`gap`), refusals without a token counted together (`refused`), or what luaexecd found wrong with the trail (`notice`).
+    /// could not be stored (`gap`), refusals without a token counted together (`refused`), or
+    /// what luaexecd found wrong with the trail (`notice`).
     public var kind: String
     public var requestID: String?
     public var client: String?

@@ -11,8 +11,8 @@ extension LuaVM {
     /// journal, which drops a whole service's lines past its own rate) is the administrator's
     /// and the audit's. So the text is cut at `LogLineBudget.maxText` bytes, and the lines are
     /// rationed (`logBudget`): past it a line is dropped, `log.write` returns false, a warning
-    /// says so (at most one a minute), and the next line written carries how many were dropped (`dropped_before`).
-    /// Returns 1 when written (or below the log level), 0 when dropped.
+    /// says so (at most one a minute), and the next line written carries how many were dropped
+    /// (`dropped_before`). Returns 1 when written (or below the log level), 0 when dropped.
     func scriptLogged(tag: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer) -> Int32 {
         let tag = String(decoding: tag.prefix(LogLineBudget.maxTag), as: UTF8.self)
         let level = Logger.Level(rawValue: tag) ?? .info

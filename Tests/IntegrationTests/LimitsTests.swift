@@ -275,17 +275,22 @@ struct LimitsTests {
         try expectSurvived()
     }
 
+    /// Starts a chunk that loops until its time limit (or an interrupt) on a thread of its own,
+    /// and returns once the status shows it running.
+    func holdTheState(_ stack: Stack) throws {
+        Thread { _ = try? stack.eval("while true do end") }.start()
+        try Stack.waitUntil(timeout: .seconds(5), "the spinner to hold the state") {
+            let status = try? stack.request("/api/v1/admin/status", token: stack.adminToken)
+            return status?.text.contains(#""running":{"#) == true
+        }
+    }
+
     /// Issue 25: one scheduler decides who waits for the state; a request is never queued by
     /// the transport and then again by the executor, each with its own timeout.
     @Test("a request queued behind a long chunk is answered 503 at the queue timeout, and not at twice it")
     func queueTimeoutOnce() throws {
         let stack = try Stack(settings: ["limits.time=20", "limits.queue_timeout=3"])
-        let spinner = Thread { _ = try? stack.eval("while true do end") }
-        spinner.start()
-        try Stack.waitUntil(timeout: .seconds(5), "the spinner to hold the state") {
-            let status = try? stack.request("/api/v1/admin/status", token: stack.adminToken)
-            return status?.text.contains(#""running":{"#) == true
-        }
+        try holdTheState(stack)
         let started = MonotonicInstant.now()
         let result = try stack.eval("ran_while_busy = true")
         let waited = MonotonicInstant.now().duration(since: started)
@@ -305,12 +310,7 @@ struct LimitsTests {
     @Test("the queued requests' bodies stay within 64 MiB together: past it one more is 503 busy at once, and runs nothing")
     func queuedBodies() throws {
         let stack = try Stack(settings: ["limits.time=60", "limits.queue_timeout=60"])
-        let spinner = Thread { _ = try? stack.eval("while true do end") }
-        spinner.start()
-        try Stack.waitUntil(timeout: .seconds(5), "the spinner to hold the state") {
-            let status = try? stack.request("/api/v1/admin/status", token: stack.adminToken)
-            return status?.text.contains(#""running":{"#) == true
-        }
+        try holdTheState(stack)
         // 1,000,000 bytes each: 67 fit in 64 MiB (67,108,864 bytes), the other eight do not.
         let count = 75
         let answers = Mutex<[Int: Stack.HTTPResult]>([:])
@@ -347,12 +347,7 @@ struct LimitsTests {
     @Test("a request that waits longer than the queue timeout gets 503 busy with Retry-After, and runs nothing")
     func busy() throws {
         let stack = try Stack(settings: ["limits.time=3", "limits.queue_timeout=0.2"])
-        let spinner = Thread { _ = try? stack.eval("while true do end") }
-        spinner.start()
-        try Stack.waitUntil(timeout: .seconds(5), "the spinner to hold the state") {
-            let status = try? stack.request("/api/v1/admin/status", token: stack.adminToken)
-            return status?.text.contains(#""running":{"#) == true
-        }
+        try holdTheState(stack)
         let result = try? stack.eval("ran_while_busy = true")
         #expect(result?.status == 503)
         #expect(result?.headers["x-lua-error"] == "busy")

@@ -64,6 +64,9 @@ struct WaitTests {
 
     @Test("the output limit (16 MiB) is the whole chunk's across its sleeps, not each run's; an error answer stays within it")
     func outputLimitAcrossSleeps() throws {
+        // A stack of its own: building and copying 20 MiB can take longer than the suite's half
+        // second of running time on a loaded machine (a clean-clone run answered 504 once).
+        let stack = try Stack(settings: ["limits.time=10"])
         // print raises past the limit (io.write returns nil and an error message instead).
         let over = try stack.eval(
             "io.write(string.rep('x', 10 << 20)) sleep(0) print(string.rep('y', 10 << 20)) return 'done'")

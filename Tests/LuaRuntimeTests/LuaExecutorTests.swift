@@ -126,17 +126,8 @@ struct LuaExecutorTests {
     @Test("jobs submitted while the state is busy run in the order they were submitted, and are let go once run")
     func submittedOrder() throws {
         let executor = try Self.executor(timeLimit: .seconds(30))
-        let gate = Gate()
-        let blockerRunning = Mutex(false)
-        let group = ThreadGroup()
         // Holds the state until the test has submitted every job.
-        group.spawn {
-            _ = try? executor.perform { _ in
-                blockerRunning.withLock { $0 = true }
-                gate.lock.withLock { while !gate.open { gate.lock.wait() } }
-            }
-        }
-        while !blockerRunning.withLock({ $0 }) {}
+        let blocker = Blocker(executor)
         let order = Mutex<[Int]>([])
         weak var firstJob: StateJob?
         do {
@@ -147,11 +138,7 @@ struct LuaExecutorTests {
             for job in jobs { executor.submit(job) }
         }
         #expect(executor.status.queueLength == 100)
-        gate.lock.withLock {
-            gate.open = true
-            gate.lock.signal()
-        }
-        group.wait()
+        blocker.release()
         // The blocker's thread ran them, behind its own job, in order.
         #expect(order.withLock { $0 } == Array(0..<100))
         #expect(executor.status.queueLength == 0)
@@ -163,16 +150,7 @@ struct LuaExecutorTests {
         let executor = try LuaExecutor(
             options: .init(timeLimit: .seconds(30), queueBytes: 100), logger: Logger(label: "test")
         ) { try LuaVM() }
-        let gate = Gate()
-        let blockerRunning = Mutex(false)
-        let group = ThreadGroup()
-        group.spawn {
-            _ = try? executor.perform { _ in
-                blockerRunning.withLock { $0 = true }
-                gate.lock.withLock { while !gate.open { gate.lock.wait() } }
-            }
-        }
-        while !blockerRunning.withLock({ $0 }) {}
+        let blocker = Blocker(executor)
         let outcome = Mutex<[String]>([])
         func job(_ name: String, bytes: Int) -> ClosureJob {
             let job = ClosureJob(
@@ -186,11 +164,7 @@ struct LuaExecutorTests {
         executor.submit(job("c", bytes: 40))  // 100: taken
         #expect(outcome.withLock { $0 } == ["b refused"])
         #expect(executor.status.queueLength == 2)
-        gate.lock.withLock {
-            gate.open = true
-            gate.lock.signal()
-        }
-        group.wait()
+        blocker.release()
         #expect(outcome.withLock { $0 } == ["b refused", "a ran", "c ran"])
         // Nothing queued: a body past the limit still runs (it is the only one waiting).
         let alone = job("d", bytes: 500)
@@ -253,4 +227,31 @@ struct LuaExecutorReloadTests {
 final class Gate: @unchecked Sendable {
     let lock = ConditionLock()
     var open = false
+}
+
+/// A job that holds the state from when `init` returns until `release`: what the test submits
+/// meanwhile waits in the queue.
+final class Blocker {
+    private let gate = Gate()
+    private let group = ThreadGroup()
+
+    init(_ executor: LuaExecutor) {
+        let running = Mutex(false)
+        group.spawn { [gate] in
+            _ = try? executor.perform { _ in
+                running.withLock { $0 = true }
+                gate.lock.withLock { while !gate.open { gate.lock.wait() } }
+            }
+        }
+        while !running.withLock({ $0 }) {}
+    }
+
+    /// Lets the state go, and returns once the blocker's thread has run what was queued.
+    func release() {
+        gate.lock.withLock {
+            gate.open = true
+            gate.lock.signal()
+        }
+        group.wait()
+    }
 }
