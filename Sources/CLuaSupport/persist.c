@@ -397,24 +397,35 @@ static void out_changes(lua_State *L, lx_runtime *rt, int set, int values) {
         lua_rawget(L, values);
         out_value(L, rt, -1);
         lua_pop(L, 1);
-        // Assigning nil to a field during the traversal is allowed (lua_next's manual entry).
+    }
+}
+
+// Empties a set of changed keys. Assigning nil to a field that exists allocates nothing, and is
+// allowed during the traversal (lua_next's manual entry): this cannot fail.
+static void clear_set(lua_State *L, int set) {
+    lua_pushnil(L);
+    while (lua_next(L, set)) {
+        lua_pop(L, 1);
         lua_pushvalue(L, -1);
         lua_pushnil(L);
         lua_rawset(L, set);
     }
 }
 
+// All or nothing: both sections are encoded before either set of changed keys is emptied, so an
+// encoding that fails (an allocation) leaves every change marked, none half taken.
 static int take_changes(lua_State *L) {
     lx_runtime *rt = lx_runtime_of(L);
     rt->changes.len = 0;
     push_registry(L, P_DIRTY);
     push_registry(L, P_ROOT);
     push_backing(L, -1);
-    out_changes(L, rt, 1, 3);
-    lua_settop(L, 0);
     push_registry(L, C_CHANGED);
     push_registry(L, C_VALUES);
-    out_changes(L, rt, 1, 2);
+    out_changes(L, rt, 1, 3);
+    out_changes(L, rt, 4, 5);
+    clear_set(L, 1);
+    clear_set(L, 4);
     rt->persist_dirty = 0;
     rt->config_dirty = 0;
     return 0;

@@ -169,8 +169,9 @@ extension LuaVM {
         guard lx_take_changes(runtime, &data, &length) == Int32(LX_OK.rawValue) else {
             return LuaFailure(
                 kind: .memory,
-                message: "the changes to persisted and config could not be encoded: "
-                    + String(decoding: bytes(lx_error), as: UTF8.self))
+                message: "the changes to persisted and config could not be encoded ("
+                    + String(decoding: bytes(lx_error), as: UTF8.self)
+                    + "): they are not saved yet, and the next save takes them all")
         }
         guard let changeSink, let data else { return nil }
         let changes: StateChanges = {
