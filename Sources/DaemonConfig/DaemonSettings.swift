@@ -55,7 +55,7 @@ public struct DaemonSettings: Sendable, Equatable {
     /// Most requests that may wait for the state at once.
     public var queueCapacity = 1024
     /// Most requests and timer callbacks that may wait in `sleep` at once (SPEC V10).
-    public var waitCapacity = 256
+    public var waitCapacity = 1024
     /// Failed authentications from one address within a minute before it gets 429 (SPEC T6).
     public var authFailureLimit = 10
     /// Seconds such an address keeps getting 429.

@@ -190,7 +190,7 @@ public final class LuaExecutor: @unchecked Sendable {
 
         public init(
             timeLimit: Duration = .seconds(5), queueTimeout: Duration = .seconds(10), queueCapacity: Int = 1024,
-            waitCapacity: Int = 256, waitOutputLimit: Int = 64 << 20, queueBytes: Int = 64 << 20
+            waitCapacity: Int = 1024, waitOutputLimit: Int = 64 << 20, queueBytes: Int = 64 << 20
         ) {
             self.queueBytes = queueBytes
             self.timeLimit = timeLimit

@@ -197,7 +197,7 @@ struct OperationsTests {
         #expect(lines.contains("scripts.keep_versions = 10"))
         #expect(lines.contains("limits.wait = 60.0"))
         #expect(lines.contains("limits.timers = 1000"))
-        #expect(lines.contains("limits.wait_capacity = 256"))
+        #expect(lines.contains("limits.wait_capacity = 1024"))
         #expect(lines.contains("limits.endpoints = 1000"))
         #expect(lines.count == 29)
     }
