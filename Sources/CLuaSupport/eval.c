@@ -418,7 +418,7 @@ void lx_set_suspendable(lx_runtime *rt, int suspendable, double max_seconds) {
     rt->max_sleep = max_seconds;
 }
 
-void lx_set_wait_room(lx_runtime *rt, long waits, size_t output_bytes) {
+void lx_set_wait_room(lx_runtime *rt, long waits, long long output_bytes) {
     rt->wait_room = waits;
     rt->wait_output_room = output_bytes;
 }
@@ -451,10 +451,11 @@ static int lx_sleep(lua_State *L) {
         return luaL_error(L, "sleep cannot wait now: as many requests as limits.wait_capacity allows wait in sleep "
                              "already (try again later, or wait in fewer)");
     size_t held = lx_output_used(rt);
-    if (held > rt->wait_output_room)
-        return luaL_error(L, "sleep cannot wait now: this chunk's output so far (%I bytes) would pass what the "
-                             "requests waiting in sleep may hold together (%I bytes more): print less before sleep",
-            (lua_Integer)held, (lua_Integer)rt->wait_output_room);
+    if (rt->wait_output_room < 0 || held > (size_t)rt->wait_output_room)
+        return luaL_error(L, "sleep cannot wait now: with this chunk's output so far (%I bytes) and its request, the "
+                             "requests waiting in sleep would hold more than they may together (64 MiB of output and "
+                             "request bodies): print less before sleep, or try again later",
+            (lua_Integer)held);
     rt->sleep_requested = 1;
     rt->sleep_seconds = seconds;
     return lua_yield(L, 0);

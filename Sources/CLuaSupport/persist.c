@@ -266,8 +266,28 @@ static int is_detached(lua_State *L, int proxy) {
     return detached;
 }
 
+// The keys and paths one evaluation may mark changed, encoded, in all: a key set and removed
+// again leaves nothing against limits.persisted or the config cap, yet it is in the changes
+// (as removed) until they are taken. Without this bound a loop of such writes grew the
+// changes past what their encoding may hold, and every later save failed.
+#define LX_CHANGED_MAX ((size_t)16 << 20)
+
+// Counts `size` more bytes of changed keys; raises (nothing marked yet) past LX_CHANGED_MAX.
+static void charge_changed(lua_State *L, const char *what, size_t size) {
+    lx_runtime *rt = lx_runtime_of(L);
+    if (rt->changed_bytes + size > LX_CHANGED_MAX)
+        luaL_error(L,
+            "%s: this evaluation changed keys of %I bytes in all, the most one may (they are saved together): "
+            "change fewer keys at a time",
+            what, (lua_Integer)LX_CHANGED_MAX);
+    rt->changed_bytes += size;
+}
+
 static void mark_dirty(lua_State *L, int top) {
     push_registry(L, P_DIRTY);
+    lua_pushvalue(L, top);
+    if (lua_rawget(L, -2) == LUA_TNIL) charge_changed(L, "persisted", scalar_size(L, top) + 1);
+    lua_pop(L, 1);
     lua_pushvalue(L, top);
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
@@ -428,7 +448,26 @@ static int take_changes(lua_State *L) {
     clear_set(L, 4);
     rt->persist_dirty = 0;
     rt->config_dirty = 0;
+    rt->changed_bytes = 0;
     return 0;
+}
+
+// Protected, though nothing here allocates: the registry's keys are interned already, and
+// assigning nil to fields that exist takes no memory.
+static int drop_changes(lua_State *L) {
+    push_registry(L, P_DIRTY);
+    clear_set(L, 1);
+    push_registry(L, C_CHANGED);
+    clear_set(L, 2);
+    return 0;
+}
+
+void lx_drop_changes(lx_runtime *rt) {
+    lua_pushcfunction(rt->L, drop_changes);
+    (void)lx_host_status(rt, lx_host_pcall(rt, 0));
+    rt->persist_dirty = 0;
+    rt->config_dirty = 0;
+    rt->changed_bytes = 0;
 }
 
 int lx_take_changes(lx_runtime *rt, const char **data, size_t *len) {
@@ -565,7 +604,13 @@ int lx_restore_saved(lx_runtime *rt, int config, const char *data, size_t len) {
 }
 
 size_t lx_persisted_bytes(const lx_runtime *rt) { return rt->persist_bytes; }
-void lx_set_persist_limit(lx_runtime *rt, size_t bytes) { rt->persist_limit = bytes; }
+void lx_set_persist_limit(lx_runtime *rt, size_t bytes) {
+    rt->persist_limit = bytes;
+    // The changes' encoding holds at most every value of persisted, the config store (1 MiB)
+    // and the changed keys (LX_CHANGED_MAX): room for all of them, whatever the limit.
+    size_t room = bytes + LX_CONFIG_TOTAL_MAX + LX_CHANGED_MAX + ((size_t)1 << 20);
+    rt->changes.max = room > ((size_t)64 << 20) ? room : ((size_t)64 << 20);
+}
 
 // MARK: - config
 
@@ -615,6 +660,12 @@ static int set_config(lua_State *L, int changed_by_chunk) {
         return luaL_error(L, "config.set: the config store holds at most %I bytes (%I in use); this would make it %I",
             (lua_Integer)LX_CONFIG_TOTAL_MAX, (lua_Integer)rt->config_bytes,
             (lua_Integer)(rt->config_bytes - old_size + new_size));
+    if (changed_by_chunk) {
+        push_registry(L, C_CHANGED);
+        lua_pushvalue(L, 1);
+        if (lua_rawget(L, -2) == LUA_TNIL) charge_changed(L, "config.set", scalar_size(L, 1) + 1);
+        lua_pop(L, 2);
+    }
     // Everything that allocates first, then the stores that cannot fail halfway.
     push_registry(L, C_QUEUE);  // 5
     push_registry(L, C_CALLBACKS);

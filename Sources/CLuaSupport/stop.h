@@ -76,9 +76,9 @@ struct lx_runtime {
     int can_suspend;
     double max_sleep;
     // Room left among the waiting evaluations (lx_set_wait_room): how many more may wait, and
-    // the output they may hold besides what waits already.
+    // the output this one may hold besides what waits already (below 0: none, not even none).
     long wait_room;
-    size_t wait_output_room;
+    long long wait_output_room;
     // Set by `sleep` as it yields: the seconds asked for; and, once the evaluation is
     // suspended, the registry reference that keeps its coroutine.
     int sleep_requested;
@@ -116,6 +116,10 @@ struct lx_runtime {
     size_t persist_bytes, persist_limit;
     // What the config store holds, paths and values as stored (persist.c's cap).
     size_t config_bytes;
+    // The encoded size of the keys and paths marked changed since the changes were last taken:
+    // removed ones cost nothing against either cap, so this one bounds what the encoding of the
+    // changes can reach (persist.c's charge_changed).
+    size_t changed_bytes;
     lx_buf changes;
 };
 

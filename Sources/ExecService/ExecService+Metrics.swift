@@ -128,14 +128,28 @@ final class MetricsHandles: Sendable {
     /// series stays in the exporter. Past this many, a new one is counted as endpoint `other`.
     static let maxRequestSeries = 2000
 
+    /// The status as a label: the statuses HTTP clients meet, each its own; any other a
+    /// handler answers by its class (`2xx`...), so that one endpoint cannot fill the series.
+    /// Negative: a class.
+    static func statusKey(_ status: Int) -> Int {
+        switch status {
+        case 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 406, 408, 409, 410, 413,
+            415, 422, 429, 500, 501, 502, 503, 504:
+            status
+        default: -(status / 100)
+        }
+    }
+
     func requestCounter(endpoint: String, status: Int) -> Counter {
+        let status = Self.statusKey(status)
         var key = RequestKey(endpoint: endpoint, status: status)
         if let counter = requestCounters.withLock({ $0[key] }) { return counter }
         if requestCounters.withLock({ $0.count }) >= Self.maxRequestSeries {
             key.endpoint = "other"
             if let counter = requestCounters.withLock({ $0[key] }) { return counter }
         }
-        let counter = counter("luaexec_requests_total", [("endpoint", key.endpoint), ("status", String(status))])
+        let label = status < 0 ? "\(-status)xx" : String(status)
+        let counter = counter("luaexec_requests_total", [("endpoint", key.endpoint), ("status", label)])
         requestCounters.withLock { $0[key] = counter }
         return counter
     }

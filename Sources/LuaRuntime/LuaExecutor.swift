@@ -26,7 +26,8 @@ open class StateJob: @unchecked Sendable {
     var hasWaited = false
     /// Set by `LuaExecutor.wait` during a run: when the job runs again. Guarded by the lock.
     var wakeAt: MonotonicInstant?
-    /// The output it holds while it waits (what it printed so far). Guarded by the lock.
+    /// What it holds while it waits: what it printed so far, and its request's body. Guarded
+    /// by the lock.
     var heldBytes = 0
     /// The request body it holds while it is queued (`Options.queueBytes`); set before it is
     /// submitted.
@@ -182,7 +183,8 @@ public final class LuaExecutor: @unchecked Sendable {
         /// Most jobs that may wait in `sleep` at once (`limits.wait_capacity`): each keeps its
         /// client's connection, and nginx's to luaexecd, open.
         public var waitCapacity: Int
-        /// Most output the jobs waiting in `sleep` may hold together, in bytes.
+        /// Most output the jobs waiting in `sleep` may hold together, their requests' bodies
+        /// included, in bytes.
         public var waitOutputLimit: Int
         /// Most request body bytes the queued jobs may hold together: past it a job is refused
         /// as busy, as past `queueCapacity` (a job alone in the queue is always taken).
@@ -451,7 +453,7 @@ public final class LuaExecutor: @unchecked Sendable {
         // queued and run by another thread at once.
         lock.withLock {
             job.wakeAt = due
-            job.heldBytes = bytes
+            job.heldBytes = bytes + job.bodyBytes
         }
     }
 
@@ -615,7 +617,7 @@ public final class LuaExecutor: @unchecked Sendable {
         for sleeper in sleepers { held += sleeper.job.heldBytes }
         vm.waitRoom = LuaVM.WaitRoom(
             waits: currentOptions.waitCapacity - sleepers.count,
-            outputBytes: max(0, currentOptions.waitOutputLimit - held))
+            outputBytes: currentOptions.waitOutputLimit - held - job.bodyBytes)
     }
 
     /// The job is done: no stop left armed, and the state's size for the status. Called with

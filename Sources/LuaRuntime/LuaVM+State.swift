@@ -167,11 +167,15 @@ extension LuaVM {
         var data: UnsafePointer<CChar>?
         var length = 0
         guard lx_take_changes(runtime, &data, &length) == Int32(LX_OK.rawValue) else {
+            // Only a failed allocation gets here (the changes' size is bounded as they are made):
+            // forgotten, so that the next save does not fail the same way.
+            let reason = String(decoding: bytes(lx_error), as: UTF8.self)
+            lx_drop_changes(runtime)
+            dropConfigCallbacks()
             return LuaFailure(
                 kind: .memory,
-                message: "the changes to persisted and config could not be encoded ("
-                    + String(decoding: bytes(lx_error), as: UTF8.self)
-                    + "): they are not saved yet, and the next save takes them all")
+                message: "the changes to persisted and config could not be encoded (\(reason)): they are not "
+                    + "saved, and the state may hold them until a reset brings back what was saved")
         }
         guard let changeSink, let data else { return nil }
         let changes: StateChanges = {

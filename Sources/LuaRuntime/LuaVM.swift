@@ -68,7 +68,9 @@ public final class LuaVM {
     public struct WaitRoom: Sendable, Equatable {
         /// How many more evaluations may wait (`limits.wait_capacity` less those waiting).
         public var waits: Int
-        /// How much more output the waiting evaluations may hold together.
+        /// How much output the evaluation about to run may hold while it waits: what the
+        /// waiting ones may hold together, less what they hold and its own request's body
+        /// (below zero: no room at all).
         public var outputBytes: Int
         public init(waits: Int, outputBytes: Int) {
             self.waits = waits
@@ -257,7 +259,7 @@ public final class LuaVM {
         switch (maxWaitSeconds, caller) {
         case (let seconds?, .request), (let seconds?, .timer), (let seconds?, .handler):
             lx_set_suspendable(runtime, 1, seconds)
-            lx_set_wait_room(runtime, waitRoom.waits, waitRoom.outputBytes)
+            lx_set_wait_room(runtime, waitRoom.waits, Int64(waitRoom.outputBytes))
         default: lx_set_suspendable(runtime, 0, 0)
         }
     }
@@ -268,6 +270,10 @@ public final class LuaVM {
         _ kind: EndpointRegistry.Kind, _ name: String, arguments: [LuaValue], rendering: Rendering
     ) -> Evaluation? {
         let cKind = kind == .endpoint ? Int32(LX_KIND_ENDPOINT.rawValue) : Int32(LX_KIND_ACTION.rawValue)
+        // Put back afterwards: what runs next in the state (a console's job, a change from
+        // outside and its callbacks) is not the handler's owner's.
+        let calledBy = caller
+        defer { caller = calledBy }
         if case .request = caller, let owner = registry.entry(kind, name)?.origin { caller = .handler(owner) }
         allowWaiting()
         defer { lx_set_suspendable(runtime, 0, 0) }

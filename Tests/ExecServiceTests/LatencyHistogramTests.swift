@@ -56,4 +56,14 @@ struct RequestSeriesTests {
         #expect(handles.requestCounter(endpoint: "kept", status: 200) === first)
         #expect(handles.requestCounter(endpoint: "new", status: 200) === handles.requestCounter(endpoint: "other", status: 200))
     }
+
+    @Test("a status a handler makes up counts by its class: one endpoint cannot fill the series with statuses")
+    func statusClasses() {
+        let handles = MetricsHandles()
+        for status in 200...599 { _ = handles.requestCounter(endpoint: "e", status: status) }
+        // 29 statuses of their own, and 2xx, 3xx, 4xx, 5xx.
+        #expect(handles.requestCounters.withLock { $0.count } == 33)
+        #expect(handles.requestCounter(endpoint: "e", status: 299) === handles.requestCounter(endpoint: "e", status: 250))
+        #expect(handles.requestCounter(endpoint: "e", status: 404) !== handles.requestCounter(endpoint: "e", status: 499))
+    }
 }

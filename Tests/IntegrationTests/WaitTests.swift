@@ -317,3 +317,48 @@ struct WaitCapacityTests {
         #expect(statuses == ["interrupted", "interrupted"])
     }
 }
+
+/// What the sleeping requests hold together: their output and their requests' bodies, 64 MiB.
+@Suite("Waiting: the sleepers' output and bodies together stay within 64 MiB", .serialized)
+struct WaitHeldBytesTests {
+    @Test("sleepers with bodies of 1,000,000 bytes: 67 wait, the next sleep is a Lua error that says why; none was run twice")
+    func bodiesCount() throws {
+        let stack = try Stack(settings: ["limits.wait=30", "limits.queue_timeout=30"])
+        let count = 70
+        let answers = Mutex<[Stack.HTTPResult]>([])
+        let done = DispatchSemaphore(value: 0)
+        for _ in 0..<count {
+            Thread.detachNewThread {
+                let chunk = "held_bodies = (held_bodies or 0) + 1 sleep(25) return 'woke' --"
+                let body = Array(chunk.utf8) + Array(repeating: UInt8(ascii: "x"), count: 1_000_000 - chunk.utf8.count)
+                if let answer = try? stack.request(token: stack.adminToken, body: body) {
+                    answers.withLock { $0.append(answer) }
+                }
+                done.signal()
+            }
+        }
+        // Every one asleep or answered: polled, not slept on.
+        var asleep = 0
+        try Stack.waitUntil(timeout: .seconds(60), "all \(count) asleep or answered") {
+            guard let status = try? stack.request("/api/v1/admin/status", token: stack.adminToken),
+                let object = (try? JSONSerialization.jsonObject(with: Data(status.body))) as? [String: Any]
+            else { return false }
+            asleep = (object["waiting"] as? [Any])?.count ?? 0
+            return asleep + answers.withLock { $0.count } == count
+        }
+        let answered = answers.withLock { $0 }
+        // Refused by the queue's own bound before running (arrivals faster than the state) or by
+        // sleep: whichever, what sleeps stays within 64 MiB.
+        let busy = answered.filter { $0.status == 503 }.count
+        let refused = answered.filter {
+            $0.status == 500 && $0.text.contains("sleep cannot wait now: with this chunk's output so far (0 bytes) and its request")
+        }
+        #expect(asleep == min(67, count - busy), "\(asleep) asleep, \(busy) busy")
+        #expect(refused.count == count - busy - asleep)
+        #expect(busy + refused.count == answered.count)
+        #expect(try stack.eval("return held_bodies").text == "\(count - busy)")
+        // Reset ends the sleepers at once.
+        #expect(try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken).status == 200)
+        for _ in 0..<count { done.wait() }
+    }
+}

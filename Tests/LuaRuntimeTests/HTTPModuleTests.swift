@@ -144,6 +144,8 @@ struct HTTPModuleTests {
         #expect(vm.registry.entry(.endpoint, "inner")?.origin == .token("owner"))
         #expect(vm.registry.entry(.action, "act")?.origin == .token("owner"))
         #expect(vm.timers.entries.map(\.origin) == [.token("owner")])
+        // What runs next in the state is not the handler's owner's.
+        #expect(vm.caller == .request(token: "caller"))
         // A chunk of the caller's own: the caller's.
         vm.caller = .request(token: "caller")
         _ = run("http.listen('direct', print)")

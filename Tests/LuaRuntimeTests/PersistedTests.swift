@@ -155,6 +155,24 @@ final class PersistedTests {
         #expect(text("persisted.a = nil persisted.b = ('x'):rep(900)") == "")
     }
 
+    @Test("keys set and removed again in one evaluation are bounded too (16 MiB); the next evaluation saves as before")
+    func changedKeysBounded() {
+        // Removed keys cost nothing against limits.persisted, but each is in the changes to save:
+        // nine of 8 MiB passed what their encoding may hold, and every later save failed.
+        let flood = "local big = string.rep('x', 8 << 20) for i = 1, 9 do persisted[big .. i] = nil end"
+        #expect(
+            text(flood)
+                == "error: interactive.lua:1: persisted: this evaluation changed keys of 16777216 bytes in all, the most "
+                + "one may (they are saved together): change fewer keys at a time")
+        let floodConfig = "for i = 1, 200000 do config.set('p' .. i .. string.rep('y', 200), 1) config.set('p' .. i .. string.rep('y', 200), nil) end"
+        #expect(text(floodConfig).hasPrefix("error: interactive.lua:1: config.set: this evaluation changed keys of 16777216 bytes"))
+        saved.removeAll()
+        #expect(text("persisted.after = 1") == "")
+        #expect(saved.last?.persisted.map(\.key) == [LuaValue.encodeValue(.string(Array("after".utf8)))])
+        #expect(text("persisted.again = 2") == "")
+        #expect(saved.count == 2)
+    }
+
     @Test("a table removed from persisted or replaced refuses writes through a local kept from before; the size cap holds")
     func detachedTables() throws {
         vm.persistedLimit = 1000

@@ -47,7 +47,22 @@ struct WaitRoomTests {
         }
         #expect(
             failure.message
-                == "interactive.lua:1: sleep cannot wait now: this chunk's output so far (12 bytes) would pass what the requests waiting "
-                + "in sleep may hold together (11 bytes more): print less before sleep")
+                == "interactive.lua:1: sleep cannot wait now: with this chunk's output so far (12 bytes) and its request, the "
+                + "requests waiting in sleep would hold more than they may together (64 MiB of output and request "
+                + "bodies): print less before sleep, or try again later")
+    }
+
+    @Test("no room at all (the waiting ones and this request's body take it): even a chunk that printed nothing cannot wait")
+    func noRoomAtAll() throws {
+        let (_, evaluation) = try evaluate("sleep(0) return 1", room: .init(waits: 9, outputBytes: -1))
+        #expect(evaluation.suspension == nil)
+        guard case .failure(let failure) = evaluation.outcome else {
+            Issue.record("sleep waited with no room")
+            return
+        }
+        #expect(failure.message.contains("with this chunk's output so far (0 bytes) and its request"))
+        let (vm, fits) = try evaluate("sleep(0) return 1", room: .init(waits: 9, outputBytes: 0))
+        let suspension = try #require(fits.suspension)
+        vm.abandon(suspension)
     }
 }

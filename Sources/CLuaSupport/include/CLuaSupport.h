@@ -131,9 +131,10 @@ int lx_invoke(lx_runtime *rt, int kind, const char *name, size_t name_len, const
 /// installed and config callbacks run to completion: there `sleep` is an error.
 void lx_set_suspendable(lx_runtime *rt, int suspendable, double max_seconds);
 /// Room left among the evaluations that wait in `sleep` now: how many more may wait
-/// (limits.wait_capacity) and how much output more they may hold. A `sleep` past either is a
+/// (limits.wait_capacity) and how much output the one about to run may hold while it waits
+/// (below 0: what waits, and its own request, take all the room). A `sleep` past either is a
 /// Lua error rather than a wait; the host sets both before each run.
-void lx_set_wait_room(lx_runtime *rt, long waits, size_t output_bytes);
+void lx_set_wait_room(lx_runtime *rt, long waits, long long output_bytes);
 /// After LX_SUSPENDED: the reference that names the waiting evaluation, and the seconds it asked
 /// to wait. What it printed so far is in the output buffer.
 void lx_suspension(const lx_runtime *rt, int *ref, double *seconds);
@@ -251,6 +252,9 @@ int lx_has_changes(const lx_runtime *rt);
 /// paths, each as its path then its value. Values in lx_encode's tags ('m' for tables, keys
 /// typed). *data is NULL when nothing changed. Valid until the next call.
 int lx_take_changes(lx_runtime *rt, const char **data, size_t *len);
+/// Forgets what changed without encoding it (after lx_take_changes failed: a failed
+/// allocation), so that the next evaluation's save does not fail the same way. Cannot fail.
+void lx_drop_changes(lx_runtime *rt);
 
 /// Loads saved entries (the format of one section of lx_take_changes) into `persisted`
 /// (config = 0) or the config store (config = 1), at start, before any chunk runs.
