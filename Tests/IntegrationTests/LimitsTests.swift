@@ -312,35 +312,21 @@ struct LimitsTests {
         let stack = try Stack(settings: ["limits.time=60", "limits.queue_timeout=60"])
         try holdTheState(stack)
         // 1,000,000 bytes each: 67 fit in 64 MiB (67,108,864 bytes), the other eight do not.
-        let count = 75
-        let answers = Mutex<[Int: Stack.HTTPResult]>([:])
-        let done = DispatchSemaphore(value: 0)
-        for index in 0..<count {
-            Thread.detachNewThread {
-                let chunk = "queued_bodies = (queued_bodies or 0) + 1 --"
-                let body = Array(chunk.utf8) + Array(repeating: UInt8(ascii: "x"), count: 1_000_000 - chunk.utf8.count)
-                if let answer = try? stack.request(token: stack.adminToken, body: body) {
-                    answers.withLock { $0[index] = answer }
-                }
-                done.signal()
-            }
-        }
+        let flight = stack.sendPadded("queued_bodies = (queued_bodies or 0) + 1 --", bytes: 1_000_000, count: 75)
         // Every one queued or refused: polled, not slept on.
         var queued = 0
-        try Stack.waitUntil(timeout: .seconds(60), "all \(count) queued or refused") {
-            guard let status = try? stack.request("/api/v1/admin/status", token: stack.adminToken),
-                let object = (try? JSONSerialization.jsonObject(with: Data(status.body))) as? [String: Any]
-            else { return false }
-            queued = object["queue_length"] as? Int ?? -1
-            return queued + answers.withLock { $0.count } == count
+        try Stack.waitUntil(timeout: .seconds(60), "all 75 queued or refused") {
+            guard let status = stack.statusObject() else { return false }
+            queued = status["queue_length"] as? Int ?? -1
+            return queued + flight.answers.withLock { $0.count } == 75
         }
         #expect(queued == 67)
-        let refused = answers.withLock { Array($0.values) }
+        let refused = flight.answers.withLock { $0 }
         #expect(refused.count == 8)
         #expect(refused.allSatisfy { $0.status == 503 && $0.headers["x-lua-error"] == "busy" })
         #expect(try stack.request("/api/v1/admin/interrupt", method: "POST", token: stack.adminToken).status == 200)
-        for _ in 0..<count { done.wait() }
-        #expect(answers.withLock { $0.values.filter { $0.status == 200 }.count } == 67)
+        flight.wait()
+        #expect(flight.answers.withLock { $0.filter { $0.status == 200 }.count } == 67)
         #expect(try stack.eval("return queued_bodies").text == "67")
     }
 

@@ -325,28 +325,16 @@ struct WaitHeldBytesTests {
     func bodiesCount() throws {
         let stack = try Stack(settings: ["limits.wait=30", "limits.queue_timeout=30"])
         let count = 70
-        let answers = Mutex<[Stack.HTTPResult]>([])
-        let done = DispatchSemaphore(value: 0)
-        for _ in 0..<count {
-            Thread.detachNewThread {
-                let chunk = "held_bodies = (held_bodies or 0) + 1 sleep(25) return 'woke' --"
-                let body = Array(chunk.utf8) + Array(repeating: UInt8(ascii: "x"), count: 1_000_000 - chunk.utf8.count)
-                if let answer = try? stack.request(token: stack.adminToken, body: body) {
-                    answers.withLock { $0.append(answer) }
-                }
-                done.signal()
-            }
-        }
+        let flight = stack.sendPadded(
+            "held_bodies = (held_bodies or 0) + 1 sleep(25) return 'woke' --", bytes: 1_000_000, count: count)
         // Every one asleep or answered: polled, not slept on.
         var asleep = 0
         try Stack.waitUntil(timeout: .seconds(60), "all \(count) asleep or answered") {
-            guard let status = try? stack.request("/api/v1/admin/status", token: stack.adminToken),
-                let object = (try? JSONSerialization.jsonObject(with: Data(status.body))) as? [String: Any]
-            else { return false }
-            asleep = (object["waiting"] as? [Any])?.count ?? 0
-            return asleep + answers.withLock { $0.count } == count
+            guard let status = stack.statusObject() else { return false }
+            asleep = (status["waiting"] as? [Any])?.count ?? 0
+            return asleep + flight.answers.withLock { $0.count } == count
         }
-        let answered = answers.withLock { $0 }
+        let answered = flight.answers.withLock { $0 }
         // Refused by the queue's own bound before running (arrivals faster than the state) or by
         // sleep: whichever, what sleeps stays within 64 MiB.
         let busy = answered.filter { $0.status == 503 }.count
@@ -359,6 +347,6 @@ struct WaitHeldBytesTests {
         #expect(try stack.eval("return held_bodies").text == "\(count - busy)")
         // Reset ends the sleepers at once.
         #expect(try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken).status == 200)
-        for _ in 0..<count { done.wait() }
+        flight.wait()
     }
 }
