@@ -105,7 +105,7 @@ public final class AuditWriter: @unchecked Sendable {
             // a minute they are counted, and each is still in the log.
             if let summary = anonymous.closing(minute: at / 60_000, at: at) { add(summary) }
             if anonymous.stored >= anonymousPerMinute {
-                anonymous.fold(client: head.clientAddress, status: record.status)
+                anonymous.fold(client: head.clientAddress, method: head.method, path: head.path, status: record.status)
                 lock.unlock()
                 return
             }
@@ -244,25 +244,47 @@ public final class AuditWriter: @unchecked Sendable {
 }
 
 /// The requests refused this minute before any token was accepted, past the ones stored: how
-/// many, with which statuses, from which addresses (the first 8; the rest as a count).
+/// many, with which statuses, from which addresses and to which paths (the most frequent eight
+/// of each: a prober that spends the stored ten on cheap requests still shows where it sent the
+/// rest).
 struct AnonymousRefusals {
     var minute: Int64 = 0
     var stored = 0
     var folded = 0
     var statuses: [Int: Int] = [:]
-    var clients: [(address: String, count: Int)] = []
-    var otherClients = 0
+    var clients = Tally()
+    var targets = Tally()
 
-    mutating func fold(client: String, status: Int) {
+    /// Counts by name, for at most `names` names; the rest together.
+    struct Tally {
+        static let names = 64
+        var counts: [String: Int] = [:]
+        var others = 0
+
+        mutating func add(_ name: String) {
+            if counts[name] != nil || counts.count < Self.names {
+                counts[name, default: 0] += 1
+            } else {
+                others += 1
+            }
+        }
+
+        /// The eight counted most (by name when even), then the rest as `other`.
+        func summary(other: String) -> String {
+            let sorted = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            var parts = sorted.prefix(8).map { "\($0.key) ×\($0.value)" }
+            let rest = others + sorted.dropFirst(8).reduce(0) { $0 + $1.value }
+            if rest > 0 { parts.append("\(other) ×\(rest)") }
+            return parts.joined(separator: ", ")
+        }
+    }
+
+    mutating func fold(client: String, method: String, path: String, status: Int) {
         folded += 1
         statuses[status, default: 0] += 1
-        if let index = clients.firstIndex(where: { $0.address == client }) {
-            clients[index].count += 1
-        } else if clients.count < 8 {
-            clients.append((client, 1))
-        } else {
-            otherClients += 1
-        }
+        clients.add(client)
+        // A path is the client's text: cut, so that a flood of long ones stays small.
+        targets.add(method + " " + String(decoding: path.utf8.prefix(80), as: UTF8.self))
     }
 
     /// When `minute` is past the one counted (or `force`: luaexecd stops): the record made at
@@ -273,13 +295,12 @@ struct AnonymousRefusals {
         defer { self = AnonymousRefusals(minute: now) }
         guard folded > 0 else { return nil }
         let byStatus = statuses.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
-        var byClient = clients.map { "\($0.address) ×\($0.count)" }
-        if otherClients > 0 { byClient.append("other addresses ×\(otherClients)") }
         let from = UTCTime.iso8601(secondsSince1970: Double(minute * 60))
         return AuditEntry(
             at: at, kind: "refused",
             detail:
                 "\(folded) more requests refused without a valid token in the minute from \(from) "
-                + "(not stored one by one; each is in the log): status \(byStatus); from \(byClient.joined(separator: ", "))")
+                + "(not stored one by one; each is in the log): status \(byStatus); "
+                + "from \(clients.summary(other: "other addresses")); to \(targets.summary(other: "other paths"))")
     }
 }

@@ -138,9 +138,25 @@ struct AuditWriterTests {
         #expect(
             summary.detail
                 == "15 more requests refused without a valid token in the minute from "
-                + UTCTime.iso8601(secondsSince1970: Double(minute / 1000)) + " (not stored one by one; each is in the log): status 401 ×10, 404 ×5; from 10.9.0.2 ×5, 10.9.0.0 ×5, 10.9.0.1 ×5")
+                + UTCTime.iso8601(secondsSince1970: Double(minute / 1000)) + " (not stored one by one; each is in the log): status 401 ×10, 404 ×5; from 10.9.0.0 ×5, 10.9.0.1 ×5, 10.9.0.2 ×5; "
+                + "to GET /api/v1/nowhere ×15")
         #expect(summary.at == minute + 60_000)
         #expect(try trail.verify(key: writer.key).outcome == .intact)
+    }
+
+    @Test("the summary names the eight addresses and paths sent the most, not the first; the rest as one count")
+    func mostFrequentNamed() throws {
+        let (writer, trail, _) = try writer(capacity: 1000)
+        let now = AuditWriter.now()
+        // Ten cheap ones first take the stored slots; then twelve addresses, one of them busy.
+        for number in 1...10 { writer.enqueue(refusal(number, client: "10.1.1.\(number)"), at: now) }
+        for number in 1...12 { writer.enqueue(refusal(100 + number, client: "10.2.2.\(number)"), at: now) }
+        for number in 1...20 { writer.enqueue(refusal(200 + number, client: "10.2.2.12"), at: now) }
+        writer.flush()
+        let detail = try #require(try stored(trail).last?.detail)
+        #expect(detail.hasSuffix(
+            "status 401 ×32; from 10.2.2.12 ×21, 10.2.2.1 ×1, 10.2.2.10 ×1, 10.2.2.11 ×1, 10.2.2.2 ×1, 10.2.2.3 ×1, "
+                + "10.2.2.4 ×1, 10.2.2.5 ×1, other addresses ×4; to GET /api/v1/nowhere ×32"), "\(detail)")
     }
 
     @Test("what a minute folded is told when the writer passes the minute, or when luaexecd stops")
@@ -153,6 +169,6 @@ struct AuditWriterTests {
         #expect(entries.count == 11)
         #expect(entries.last?.kind == "refused")
         #expect(entries.last?.detail?.hasPrefix("3 more requests refused without a valid token in the minute from ") == true)
-        #expect(entries.last?.detail?.hasSuffix("each is in the log): status 401 ×3; from 10.9.9.9 ×3") == true)
+        #expect(entries.last?.detail?.hasSuffix("each is in the log): status 401 ×3; from 10.9.9.9 ×3; to GET /api/v1/nowhere ×3") == true)
     }
 }
