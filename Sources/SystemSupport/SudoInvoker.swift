@@ -14,16 +14,8 @@ public enum SudoInvoker {
     /// The uid of the user who ran `sudo` above this process, or nil.
     public static func uid() -> UInt32? {
         uid(startingAt: getppid()) { pid in
-            guard let file = fopen("/proc/\(pid)/status", "r") else { return nil }
-            defer { fclose(file) }
-            var text: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = fread(&buffer, 1, buffer.count, file)
-                if count <= 0 { break }
-                text += buffer[0..<count]
-            }
-            return String(decoding: text, as: UTF8.self)
+            let bytes = try? Files.contents(atPath: "/proc/\(pid)/status", limit: 64 << 10)
+            return bytes.map { String(decoding: $0, as: UTF8.self) }
         }
     }
 
