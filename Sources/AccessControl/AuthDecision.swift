@@ -73,7 +73,9 @@ public enum BearerCredentials {
             return .failure(.invalidRequest("the Authorization header must use the Bearer scheme"))
         }
         while index < bytes.count, bytes[index] == UInt8(ascii: " ") { index += 1 }
-        guard index < bytes.count, bytes[index...].allSatisfy(isB64TokenCharacter) else {
+        var valid = index < bytes.count
+        for byte in UnsafeBufferPointer(rebasing: bytes[index...]) where !isB64TokenCharacter(byte) { valid = false }
+        guard valid else {
             return .failure(.invalidRequest("the Authorization header must be 'Bearer <token>'"))
         }
         return .success(index..<bytes.count)
@@ -81,11 +83,15 @@ public enum BearerCredentials {
 
     // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     static func isB64TokenCharacter(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "+"),
-            UInt8(ascii: "/"), UInt8(ascii: "="):
-            true
-        default: TokenFormat.isBase62(byte)
-        }
+        // A bit per byte value, 0-63 and 64-127 (none above): every request's token is read
+        // here, and a test per byte, rather than a `switch` and a base62 decoding, is ~5
+        // instructions a byte instead of ~20.
+        let word = byte < 64 ? b64Low : byte < 128 ? b64High : 0
+        return (word >> UInt64(byte & 63)) & 1 == 1
     }
+
+    /// Bit n of `b64Low` is byte n's, of `b64High` byte 64 + n's: the characters above
+    /// (BearerCredentialsTests checks both against them).
+    static let b64Low: UInt64 = 0x23ff_e800_0000_0000
+    static let b64High: UInt64 = 0x47ff_fffe_87ff_fffe
 }

@@ -41,12 +41,6 @@ public final class Authenticator: Sendable {
             d = bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
         }
 
-        /// The key of `secret`, hashed from its bytes where they lie.
-        init(secret: UnsafeBufferPointer<UInt8>) {
-            var hasher = SHA256()
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(secret))
-            self = hasher.finalize().withUnsafeBytes(Digest.init)
-        }
     }
 
     /// An immutable table, replaced whole when the database changes.
@@ -63,6 +57,10 @@ public final class Authenticator: Sendable {
     private let table = ReadWriteLocked(Table(byDigest: [:], version: -1))
     /// One refresh at a time: two at once could store an older table over a newer one.
     private let refreshing = Mutex(())
+    /// The digests of the secrets of tokens in the table, as requests brought them (a client
+    /// sends the same secret with every request): remembered only once found in the table, so
+    /// that guessed secrets cannot push out known ones.
+    private let secrets = DigestMemo(slots: 64, maxLength: TokenFormat.length)
 
     public init(store: TokenStore) throws(StoreError) {
         self.store = store
@@ -122,10 +120,17 @@ public final class Authenticator: Sendable {
     public func identify(secret: UnsafeBufferPointer<UInt8>, now: Date = Date()) -> Result<TokenIdentity, AuthFailure> {
         // Anything of another length is refused before it is hashed (a header can be kilobytes).
         guard secret.count == TokenFormat.length else { return .failure(.invalidToken) }
-        // The lookup is keyed by the SHA-256 of the secret: its timing depends on the digest,
-        // which an attacker cannot steer towards a stored one, so it leaks nothing usable.
-        let digest = Digest(secret: secret)
-        var entry = table.read().byDigest[digest]
+        // The lookup is keyed by the SHA-256 of the secret (remembered for a secret that came
+        // before, `secrets`): its timing depends on the digest, which an attacker cannot steer
+        // towards a stored one, so it leaks nothing usable.
+        var entry: Entry?
+        var looked = false
+        let digest = secrets.digest(of: UnsafeRawBufferPointer(secret)) { digest in
+            looked = true
+            entry = table.read().byDigest[digest.withUnsafeBytes(Digest.init)]
+            return entry != nil
+        }.withUnsafeBytes(Digest.init)
+        if !looked { entry = table.read().byDigest[digest] }
         if entry == nil {
             // A typo or a scanner's guess fails here, by its checksum, before the database is
             // asked. The checksum is checked only when the table misses: a digest in the table

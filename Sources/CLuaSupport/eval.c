@@ -14,9 +14,10 @@
 
 #include <string.h>
 
-#define LX_TRACEBACK_KEY "luaexec.traceback"
-// registry[LX_CHUNKS_KEY][chunk name][chunk text] = the compiled chunk (lx_eval's cache).
-#define LX_CHUNKS_KEY "luaexec.chunks"
+// The registry's slots of evaluation (rt->traceback_slot, spare_thread_slot, chunks_slot; made
+// by lx_open_eval): integer keys read with lua_rawgeti, where string keys cost a lookup of the
+// key's string each time (six a request). registry[chunks_slot][chunk name][chunk text] = the
+// compiled chunk (lx_eval's cache).
 
 static lx_runtime *runtime_of(lua_State *L) { return lx_runtime_of(L); }
 
@@ -39,7 +40,7 @@ static void push_error_message(lua_State *L) {
 static int lx_msghandler(lua_State *L) {
     push_error_message(L);
     luaL_traceback(L, L, NULL, 1);
-    lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
+    lua_rawseti(L, LUA_REGISTRYINDEX, runtime_of(L)->traceback_slot);
     return 1;
 }
 
@@ -56,7 +57,7 @@ static void take_error(lx_runtime *rt, lua_State *L) {
     if (lua_type(L, -1) != LUA_TSTRING) n = strlen(msg);
     lx_buf_set_truncated(&rt->error, msg, n);
     rt->traceback.len = 0;
-    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY) == LUA_TSTRING) {
+    if (lua_rawgeti(L, LUA_REGISTRYINDEX, rt->traceback_slot) == LUA_TSTRING) {
         const char *tb = lua_tolstring(L, -1, &n);
         lx_buf_set_truncated(&rt->traceback, tb, n);
     }
@@ -102,8 +103,8 @@ static int begin_call(lx_runtime *rt, int render_mode) {
     rt->render_mode = render_mode;
     rt->refused = 0;
     rt->not_found = 0;
-    lua_pushnil(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, LUA_REGISTRYINDEX, rt->traceback_slot);
     lua_pushcfunction(L, lx_msghandler);
     return base;
 }
@@ -115,25 +116,24 @@ static int begin_call(lx_runtime *rt, int render_mode) {
 // a new one. A suspended evaluation's coroutine is anchored in the registry by a reference and
 // listed in LX_WAITING_KEY, so that no chunk can resume or close it (baselib.c).
 
-#define LX_SPARE_THREAD_KEY "luaexec.spare_thread"
-
-// Protected: pushes a coroutine for an evaluation.
-static int lx_take_thread(lua_State *L) {
-    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_SPARE_THREAD_KEY) == LUA_TTHREAD) {
-        lua_pushnil(L);
-        lua_setfield(L, LUA_REGISTRYINDEX, LX_SPARE_THREAD_KEY);
-        return 1;
-    }
-    lua_pop(L, 1);
+// Pushes a coroutine for an evaluation: the one the last evaluation left (allocating nothing,
+// so unprotected), else a new one, made in a protected call (it allocates); 0 when there was no
+// memory for one (its error on the stack).
+static int lx_new_thread(lua_State *L) {
     lua_newthread(L);
     return 1;
 }
 
-// Protected: keeps the ended coroutine at 1 for the next evaluation.
-static int lx_keep_thread(lua_State *L) {
-    lua_settop(L, 1);
-    lua_setfield(L, LUA_REGISTRYINDEX, LX_SPARE_THREAD_KEY);
-    return 0;
+static int take_thread(lx_runtime *rt) {
+    lua_State *L = rt->L;
+    if (lua_rawgeti(L, LUA_REGISTRYINDEX, rt->spare_thread_slot) == LUA_TTHREAD) {
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, LUA_REGISTRYINDEX, rt->spare_thread_slot);
+        return LUA_OK;
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, lx_new_thread);
+    return lua_pcall(L, 0, 1, 0);
 }
 
 // Protected: anchors the suspended coroutine at 1; pushes its reference.
@@ -194,7 +194,7 @@ static int lx_describe_error(lua_State *L) {
     rt->tracing = 0;
     lua_pushliteral(L, "\n\t[C]: in ?");
     lua_concat(L, 2);
-    lua_setfield(L, LUA_REGISTRYINDEX, LX_TRACEBACK_KEY);
+    lua_rawseti(L, LUA_REGISTRYINDEX, rt->traceback_slot);
     return 1;
 }
 
@@ -216,13 +216,12 @@ static void describe_error(lx_runtime *rt, lua_State *co) {
     lua_pop(L, 1);
 }
 
-// After the evaluation's coroutine (at base + 2) ended: kept for the next one.
+// After the evaluation's coroutine (at base + 2) ended: kept for the next one (its slot's key
+// is there already: nothing allocated).
 static void recycle(lx_runtime *rt, int base) {
     lua_State *L = rt->L;
     lua_settop(L, base + 2);
-    lua_pushcfunction(L, lx_keep_thread);
-    lua_insert(L, -2);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+    lua_rawseti(L, LUA_REGISTRYINDEX, rt->spare_thread_slot);
     rt->refused = 0;
 }
 
@@ -320,8 +319,7 @@ done:
 // base + 1 below them) on the evaluation's coroutine; restores the stack to `base`.
 static int finish_call(lx_runtime *rt, int base, int nargs) {
     lua_State *L = rt->L;
-    lua_pushcfunction(L, lx_take_thread);
-    int status = lua_pcall(L, 0, 1, 0);
+    int status = take_thread(rt);
     if (status != LUA_OK) {
         // Out of memory, or stopped already (the stop hook fires at calls too).
         take_error(rt, L);
@@ -461,9 +459,15 @@ static int lx_sleep(lua_State *L) {
     return lua_yield(L, 0);
 }
 
-void lx_open_wait(lua_State *L) {
+void lx_open_eval(lua_State *L, lx_runtime *rt) {
     lua_pushcfunction(L, lx_sleep);
     lua_setglobal(L, "sleep");
+    lua_pushboolean(L, 0);
+    rt->traceback_slot = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushboolean(L, 0);
+    rt->spare_thread_slot = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushboolean(L, 0);
+    rt->chunks_slot = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 // Compiled chunks are kept, by chunk name and text: administrators' tools send the same chunks
@@ -479,7 +483,7 @@ void lx_open_wait(lua_State *L) {
 
 // The table of kept chunks of rt->chunk_name, created if `create`; pushes it, or nil.
 static int push_chunk_table(lua_State *L, lx_runtime *rt, int create) {
-    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_CHUNKS_KEY) != LUA_TTABLE) {
+    if (lua_rawgeti(L, LUA_REGISTRYINDEX, rt->chunks_slot) != LUA_TTABLE) {
         lua_pop(L, 1);
         if (!create) {
             lua_pushnil(L);
@@ -487,7 +491,7 @@ static int push_chunk_table(lua_State *L, lx_runtime *rt, int create) {
         }
         lua_newtable(L);
         lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, LX_CHUNKS_KEY);
+        lua_rawseti(L, LUA_REGISTRYINDEX, rt->chunks_slot);
     }
     if (lua_getfield(L, -1, rt->chunk_name) != LUA_TTABLE) {
         lua_pop(L, 1);
@@ -529,8 +533,8 @@ static int lx_cached_chunk(lua_State *L) {
 static int lx_keep_chunk(lua_State *L) {
     lx_runtime *rt = runtime_of(L);
     if (rt->cached_chunks >= LX_CHUNK_CACHE_ENTRIES) {
-        lua_pushnil(L);
-        lua_setfield(L, LUA_REGISTRYINDEX, LX_CHUNKS_KEY);
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, LUA_REGISTRYINDEX, rt->chunks_slot);
         rt->cached_chunks = 0;
     }
     push_chunk_table(L, rt, 1);

@@ -22,7 +22,7 @@ void lx_set_find_registered(lx_runtime *rt, lx_find_registered_fn find);
 int lx_host_pcall(lx_runtime *rt, int nargs);
 
 // `sleep` as a global (SPEC V10).
-void lx_open_wait(lua_State *L);
+void lx_open_eval(lua_State *L, lx_runtime *rt);
 // lx_host_pcall's status as an lx_status: on an error, its message goes to the error buffer.
 int lx_host_status(lx_runtime *rt, int status);
 

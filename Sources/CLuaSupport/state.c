@@ -39,7 +39,7 @@ static int lx_setup(lua_State *L) {
     lx_open_http(L);
     lx_open_log(L);
     lx_open_persist(L);
-    lx_open_wait(L);
+    lx_open_eval(L, rt);
     lx_open_timer(L);
     int status = lx_open_stdfiles(L, rt);
     // Last: what the globals hold now is the fresh state, which the console's own globals differ from.

@@ -84,6 +84,13 @@ struct lx_runtime {
     int sleep_requested;
     double sleep_seconds;
     int suspended_ref;
+    // Registry slots of evaluation's own (eval.c's lx_open_eval): the last error's traceback,
+    // the coroutine the last evaluation left, the cache of compiled chunks. Each holds `false`
+    // when empty, never nil, so that its key stays in the registry and assigning it allocates
+    // nothing: every request reads and writes them outside any protected call.
+    int traceback_slot;
+    int spare_thread_slot;
+    int chunks_slot;
     // How lx_invoke finds what to call (eval.h's lx_find_registered_fn; set by state.c).
     int (*find_registered)(lua_State *L, int kind, const char *name, size_t name_len);
 

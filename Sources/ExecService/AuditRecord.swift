@@ -1,3 +1,4 @@
+import AccessControl
 import Crypto
 import HTTPCore
 import Logging
@@ -58,10 +59,12 @@ struct AuditRecord {
     var digest: SHA256.Digest? { bodyDigest }
 
     private static func digest(_ body: [UInt8]) -> SHA256.Digest {
-        var hasher = SHA256()
-        body.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        return hasher.finalize()
+        body.withUnsafeBytes { bodies.digest(of: $0) }
     }
+
+    /// The digests of bodies sent again and again (the same chunk from a monitor, an endpoint's
+    /// call), of up to 1 KiB: the chunks the Lua state keeps compiled (eval.c's cache).
+    private static let bodies = DigestMemo(slots: 64, maxLength: 1024)
 
     /// At info level: through `write` when given (the line's fields written into the log
     /// line it makes), else as the logger's message.

@@ -42,9 +42,10 @@ extension ExecService: Responder {
     /// Sends a handler's reply, or queues the job that makes it; an evaluation's answer as
     /// Server-Sent Events when the request (`head`) asks for them (SPEC E13).
     private func answer(
-        _ reply: Reply, label: String, json: Bool, head: RequestHead, audit: AuditRecord, start: MonotonicInstant,
-        writer: any ResponseWriter
+        _ reply: Reply, label: String, json: Bool, head: RequestHead, audit: consuming AuditRecord,
+        start: MonotonicInstant, writer: any ResponseWriter
     ) {
+        // Consumed, not copied: a copy of the record retains and releases each of its strings.
         var audit = audit
         switch reply {
         case .answer(let response):
@@ -134,8 +135,8 @@ final class Exchange: StateJob, @unchecked Sendable {
     private var lastOutput: [UInt8] = []
 
     init(
-        service: ExecService, label: String, jobLabel: String?, start: MonotonicInstant, json: Bool, audit: AuditRecord,
-        writer: any ResponseWriter, work: Work?, events: EventStream? = nil
+        service: ExecService, label: String, jobLabel: String?, start: MonotonicInstant, json: Bool,
+        audit: consuming AuditRecord, writer: any ResponseWriter, work: Work?, events: EventStream? = nil
     ) {
         self.service = service
         self.metricsLabel = label
@@ -146,7 +147,7 @@ final class Exchange: StateJob, @unchecked Sendable {
         self.work = work
         self.events = events
         super.init(label: jobLabel, arrived: start)
-        bodyBytes = audit.body?.count ?? 0
+        bodyBytes = self.audit.body?.count ?? 0
     }
 
     override func run(_ vm: LuaVM) {

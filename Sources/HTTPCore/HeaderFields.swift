@@ -12,11 +12,20 @@ public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
 
     private let bytes: [UInt8]
     private let fields: [Field]
+    /// A bit for each name's length and first letter (`bit(count:first:)`): a request reads
+    /// about seven headers, most of which it does not carry, and a clear bit answers those
+    /// without comparing a name.
+    private let present: UInt64
 
     /// Fields as ranges of `bytes`; see the type's comment for how names are spelt.
     public init(bytes: [UInt8], fields: [Field]) {
         self.bytes = bytes
         self.fields = fields
+        var present: UInt64 = 0
+        for field in fields where !field.name.isEmpty {
+            present |= Self.bit(count: field.name.count, first: Self.httpSpelling(bytes[field.name.lowerBound]))
+        }
+        self.present = present
     }
 
     public init(_ headers: [String: String]) {
@@ -46,6 +55,9 @@ public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
     /// string of its own.
     public func withValue<R>(of name: String, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
         let found = withUTF8Bytes(of: name) { wanted -> Range<Int>? in
+            guard let first = wanted.first, present & Self.bit(count: wanted.count, first: first) != 0 else {
+                return nil
+            }
             for field in fields.reversed() where field.name.count == wanted.count {
                 if Self.matches(bytes[field.name], wanted) { return field.value }
             }
@@ -72,6 +84,10 @@ public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
             index += 1
         }
         return true
+    }
+
+    private static func bit(count: Int, first: UInt8) -> UInt64 {
+        1 << UInt64((count &* 7 &+ Int(first)) & 63)
     }
 
     private static func httpSpelling(_ byte: UInt8) -> UInt8 {

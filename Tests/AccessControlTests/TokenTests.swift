@@ -96,6 +96,14 @@ struct TokenStoreTests {
 
 @Suite("Bearer credentials (RFC 6750)")
 struct BearerCredentialsTests {
+    @Test("b64token's characters (RFC 6750 §2.1) and no other byte, of all 256")
+    func b64TokenCharacters() {
+        let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=".utf8)
+        for byte in 0...255 {
+            #expect(BearerCredentials.isB64TokenCharacter(UInt8(byte)) == allowed.contains(UInt8(byte)), "byte \(byte)")
+        }
+    }
+
     @Test("header and query forms", arguments: [
         ("Bearer abc", [String](), Result<String?, AuthFailure>.success("abc")),
         ("bearer abc", [], .success("abc")),
