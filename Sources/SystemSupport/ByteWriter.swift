@@ -140,8 +140,19 @@ public struct ByteWriter: ~Copyable {
     /// The digits of `value`, most significant first, each handed to `put`.
     @inlinable
     public static func formatDecimal(_ value: UInt, _ put: (UInt8) -> Void) {
-        if value >= 10 { formatDecimal(value / 10, put) }
-        put(UInt8(ascii: "0") + UInt8(value % 10))
+        // Least significant first into a buffer on the stack, then out in order: a loop the
+        // compiler inlines with `put`, where a recursion made a call and a closure per digit.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var rest = value
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while rest > 0
+            for index in start..<buffer.count { put(buffer[index]) }
+        }
     }
 
     /// `nanoseconds` as `milliseconds(nanoseconds:)` writes it, each byte handed to `put`.
