@@ -290,8 +290,9 @@ final class TimerRun: StateJob, @unchecked Sendable {
         self.timer = id
         self.due = due
         self.origin = origin
-        // Not bounded: a timer is the box's own work, never refused as busy.
-        super.init(label: "timer \(id)", bounded: false)
+        // Not bounded: a timer is never refused as busy. The box's own work when a script set
+        // it, not a token: its sleeps then wait in a room of their own (StateJob.ownWork).
+        super.init(label: "timer \(id)", bounded: false, ownWork: !origin.isToken)
     }
 
     override func run(_ vm: LuaVM) {

@@ -14,6 +14,10 @@ open class StateJob: @unchecked Sendable {
     public let arrived: MonotonicInstant
     /// Subject to the queue's capacity and timeout; the daemon's own jobs are not.
     public let bounded: Bool
+    /// The box's own work (a timer an init or stored script set), not a token's: what waits in
+    /// `sleep` is counted in a room of its own (`limits.wait_capacity` and 64 MiB again), so
+    /// that requests that fill theirs cannot keep the box's own scripts from waiting.
+    public let ownWork: Bool
 
     enum State { case queued, running, waiting, done, refused }
     /// Guarded by the executor's lock.
@@ -48,10 +52,11 @@ open class StateJob: @unchecked Sendable {
         case stopping
     }
 
-    public init(label: String?, arrived: MonotonicInstant = .now(), bounded: Bool = true) {
+    public init(label: String?, arrived: MonotonicInstant = .now(), bounded: Bool = true, ownWork: Bool = false) {
         self.label = label
         self.arrived = arrived
         self.bounded = bounded
+        self.ownWork = ownWork
     }
 
     /// Runs with the state, on the thread running the queue, under the time limit, after every
@@ -611,12 +616,17 @@ public final class LuaExecutor: @unchecked Sendable {
         let now = MonotonicInstant.now()
         let left = max(0, timeLimitNanoseconds - job.ranNanoseconds)
         running = (vm.stopHandle, now.advanced(byNanoseconds: left), now, job.label)
-        // What the job may still take among the waiting ones: the sleepers change only between
-        // runs, so the room holds for the whole run (the state's thread reads it).
+        // What the job may still take among the waiting ones of its kind (requests, or the
+        // box's own work: `StateJob.ownWork`): the sleepers change only between runs, so the
+        // room holds for the whole run (the state's thread reads it).
         var held = 0
-        for sleeper in sleepers { held += sleeper.job.heldBytes }
+        var waiting = 0
+        for sleeper in sleepers where sleeper.job.ownWork == job.ownWork {
+            held += sleeper.job.heldBytes
+            waiting += 1
+        }
         vm.waitRoom = LuaVM.WaitRoom(
-            waits: currentOptions.waitCapacity - sleepers.count,
+            waits: currentOptions.waitCapacity - waiting,
             outputBytes: currentOptions.waitOutputLimit - held - job.bodyBytes)
     }
 

@@ -18,13 +18,19 @@ extension LuaVM {
         let level = Logger.Level(rawValue: tag) ?? .info
         guard logger.logLevel <= level else { return 1 }
         let now = MonotonicInstant.now()
-        guard logBudget.take(now: now) else {
-            if logBudget.shouldWarn(now: now) {
+        // Requests' lines and the box's own scripts' from two budgets: a token's loop cannot
+        // silence the box's scripts.
+        let own = caller.isOwnWork
+        var budget = own ? ownLogBudget : logBudget
+        defer { if own { ownLogBudget = budget } else { logBudget = budget } }
+        guard budget.take(now: now) else {
+            if budget.shouldWarn(now: now) {
                 logger.warning(
                     "log.write: lines dropped",
                     metadata: [
                         "limit":
-                            "\(logBudget.perSecond) a second, \(logBudget.burst) at once; the next line written says how many"
+                            "\(budget.perSecond) a second, \(budget.burst) at once; the next line written says how many",
+                        "from": "\(own ? "the box's own scripts" : "requests")",
                     ])
             }
             return 0
@@ -32,7 +38,7 @@ extension LuaVM {
         let kept = String(decoding: text.prefix(LogLineBudget.maxText), as: UTF8.self)
         var metadata: Logger.Metadata = ["tag": "\(tag)", "text": "\(kept)"]
         if text.count > LogLineBudget.maxText { metadata["truncated_from"] = "\(text.count)" }
-        let dropped = logBudget.takeDropped()
+        let dropped = budget.takeDropped()
         if dropped > 0 { metadata["dropped_before"] = "\(dropped)" }
         logger.log(level: level, "lua", metadata: metadata)
         return 1

@@ -36,6 +36,17 @@ public final class LuaVM {
         /// token may only allow calling it (and a stored script's handler leaves what it
         /// registers to be withdrawn with the script).
         case handler(EndpointRegistry.Origin)
+
+        /// The box's own work: an init or stored script, or a timer one of them set. A request
+        /// (and a handler it calls) or a timer a token set is not, and shares what requests are
+        /// given (`logBudget`), so that a token cannot use up what the box's scripts need.
+        public var isOwnWork: Bool {
+            switch self {
+            case .initScript, .storedScript: true
+            case .timer(let origin): !origin.isToken
+            case .request, .handler: false
+            }
+        }
     }
 
     let runtime: OpaquePointer
@@ -59,8 +70,10 @@ public final class LuaVM {
     /// resume it (a state without a scheduler: `sleep` is then an error). Only requests wait:
     /// init scripts, stored scripts being installed and config callbacks run to the end.
     public var maxWaitSeconds: Double?
-    /// How many lines `log.write` may still write (LuaVM+Log).
+    /// How many lines `log.write` may still write (LuaVM+Log): requests', and the box's own
+    /// work's (`Caller.isOwnWork`), each the same.
     public var logBudget = LogLineBudget()
+    public var ownLogBudget = LogLineBudget()
     /// Room left among the evaluations that wait in `sleep` (set by `LuaExecutor` before each
     /// job): a `sleep` past it is a Lua error, not a wait.
     public var waitRoom = WaitRoom(waits: .max, outputBytes: .max)

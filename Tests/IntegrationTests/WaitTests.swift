@@ -275,7 +275,7 @@ struct WaitCapacityTests {
         return (object?["waiting"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? Int }
     }
 
-    @Test("past the capacity sleep is a Lua error that says which limit, nothing waits; the admin API answers; room again once one ends")
+    @Test("past the capacity sleep is a Lua error that says which limit, nothing waits; the admin API answers; the box's own timers still wait; room again once one ends")
     func capacity() throws {
         let answers = Mutex<[Result<Stack.HTTPResult, any Error>]>([])
         let done = DispatchSemaphore(value: 0)
@@ -304,6 +304,29 @@ struct WaitCapacityTests {
         #expect(try waitingIDs().sorted() == ids.sorted())
         // A chunk may catch it and go on without waiting.
         #expect(try stack.eval("local ok = pcall(sleep, 1) return ok").text == "false")
+
+        // The box's own work waits in a room of its own: a stored script's timer sleeps while the
+        // requests' room is full. A timer a token set is the token's, and waits with the requests.
+        let put = try stack.request(
+            "/api/v1/admin/scripts/own-sleeper.lua", method: "PUT", token: stack.adminToken,
+            body: Array("timer.after(0, function() sleep(0.01) own_timer_slept = true end)\n".utf8))
+        #expect(put.status == 201)
+        _ = try stack.eval("token_timer = timer.every(0.05, function() sleep(0.01) token_timer_slept = true end)")
+        // Polled, not slept on (a request may not sleep now).
+        var tokenTimer: [String: Any] = [:]
+        try Stack.waitUntil(timeout: .seconds(20), "the script's timer slept, the token's was refused") {
+            let listing = try? stack.request("/api/v1/admin/endpoints", token: stack.adminToken)
+            let object = listing.flatMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] }
+            let timers = (object?["endpoints"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "timer" }
+            tokenTimer = timers.first { ($0["registered_by"] as? [String: Any])?["token"] != nil } ?? [:]
+            return (try? stack.eval("return own_timer_slept").text) == "true" && (tokenTimer["errors"] as? Int ?? 0) >= 1
+        }
+        let lastError = tokenTimer["last_error"] as? [String: Any]
+        let message = lastError?["message"] as? String ?? ""
+        #expect(message.contains("sleep cannot wait now"), "\(tokenTimer)")
+        #expect(try stack.eval("return timer.cancel(token_timer), token_timer_slept == nil").text == "true\ttrue")
+        let removed = try stack.request("/api/v1/admin/scripts/own-sleeper.lua", method: "DELETE", token: stack.adminToken)
+        #expect(removed.status == 200 || removed.status == 204)
 
         // One ends: there is room for one again.
         let ended = try stack.request("/api/v1/admin/interrupt?id=\(ids[0])", method: "POST", token: stack.adminToken)

@@ -91,6 +91,30 @@ struct LogBudgetTests {
         #expect(back?.2 == ["tag": "info", "text": "back", "dropped_before": "15"])
     }
 
+    @Test("requests' lines and the box's own scripts' come from two budgets: a token's loop cannot silence a stored script, an init script or their timers")
+    func ownWork() throws {
+        let records = Records()
+        let vm = try vm(records, budget: LogLineBudget(perSecond: 0, burst: 3))
+        vm.ownLogBudget = LogLineBudget(perSecond: 0, burst: 3)
+        func written(_ caller: LuaVM.Caller) throws -> [LuaValue] {
+            vm.caller = caller
+            let chunk = "local n = 0 for i = 1, 2 do if log.write('info', 'x') then n = n + 1 end end return n"
+            return try vm.evaluate(Array(chunk.utf8), chunkName: "interactive.lua", rendering: .text).outcome.get()
+        }
+        let two: [LuaValue] = [.string(Array("2".utf8))]
+        let one: [LuaValue] = [.string(Array("1".utf8))]
+        let none: [LuaValue] = [.string(Array("0".utf8))]
+        // A token takes the requests' three lines; a timer it set shares them.
+        #expect(try written(.request(token: "ops")) == two)
+        #expect(try written(.timer(.token("ops"))) == one)
+        #expect(try written(.handler(.storedScript(name: "door.lua", version: 1, line: 1))) == none)
+        // The box's own work writes from its own three.
+        #expect(try written(.storedScript(name: "door.lua", version: 1)) == two)
+        #expect(try written(.timer(.script(path: "init.d/10-x.lua", line: 2))) == one)
+        #expect(try written(.initScript("init.d/10-x.lua")) == none)
+        #expect(try written(.request(token: "ops")) == none)
+    }
+
     @Test("the bucket fills at its rate and holds at most its burst")
     func refill() {
         var budget = LogLineBudget(perSecond: 10, burst: 3)
