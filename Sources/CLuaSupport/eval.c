@@ -117,8 +117,8 @@ static int begin_call(lx_runtime *rt, int render_mode) {
 // listed in LX_WAITING_KEY, so that no chunk can resume or close it (baselib.c).
 
 // Pushes a coroutine for an evaluation: the one the last evaluation left (allocating nothing,
-// so unprotected), else a new one, made in a protected call (it allocates); 0 when there was no
-// memory for one (its error on the stack).
+// so unprotected), else a new one, made in a protected call (it allocates). Returns that call's
+// status (LUA_OK when the spare one was taken); on an error, the error is on the stack.
 static int lx_new_thread(lua_State *L) {
     lua_newthread(L);
     return 1;

@@ -170,16 +170,21 @@ static int register_function(lua_State *L, int kind) {
     memset(&ar, 0, sizeof ar);
     if (!lua_getstack(L, 1, &ar) || !lua_getinfo(L, "Sl", &ar)) ar.source = "=?";
 
-    // A new name counts against limits.endpoints; one registered already is replaced.
+    // A new name counts against limits.endpoints, in the count of whoever registers it (requests,
+    // or the box's own work); one registered already is replaced, and moves to this count if it
+    // was in the other.
+    int own = rt->own_work ? 1 : 0;
     lua_getfield(L, LUA_REGISTRYINDEX, table_keys[kind]);
     lua_pushvalue(L, 1);
-    int replaces = lua_rawget(L, -2) != LUA_TNIL;
-    lua_pop(L, 2);
-    if (!replaces && rt->registration_count >= rt->registration_limit)
+    int replaces = lua_rawget(L, -2) == LUA_TTABLE;
+    int previous = replaces && lua_rawgeti(L, -1, 3) != LUA_TNIL && lua_toboolean(L, -1) ? 1 : 0;
+    lua_settop(L, params_index);
+    int counted = !replaces || previous != own;
+    if (counted && rt->registration_counts[own] >= rt->registration_limit)
         return luaL_error(L,
-            "%s: too many endpoints and actions: %d are registered, the most limits.endpoints allows; remove some "
+            "%s: too many endpoints and actions: %d are registered%s, the most limits.endpoints allows; remove some "
             "first (http.stop_listen, http.stop_action)",
-            fname, rt->registration_count);
+            fname, rt->registration_counts[own], own ? " by the box's own scripts" : "");
 
     // Everything that may fail (allocations) happens before the one rawset that registers.
     lua_Integer id = ++rt->registration_serial;
@@ -192,13 +197,18 @@ static int register_function(lua_State *L, int kind) {
     int handle = lua_gettop(L);
     lua_getfield(L, LUA_REGISTRYINDEX, table_keys[kind]);
     lua_pushvalue(L, 1);
-    lua_createtable(L, 2, 0);
+    lua_createtable(L, 3, 0);
     lua_pushvalue(L, 2);
     lua_rawseti(L, -2, 1);
     lua_pushinteger(L, id);
     lua_rawseti(L, -2, 2);
+    lua_pushboolean(L, own);
+    lua_rawseti(L, -2, 3);
     lua_rawset(L, -3);
-    if (!replaces) rt->registration_count++;
+    if (counted) {
+        rt->registration_counts[own]++;
+        if (replaces) rt->registration_counts[previous]--;
+    }
 
     size_t params_len, help_len = 0;
     const char *params_text = lua_tolstring(L, params_index, &params_len);
@@ -229,16 +239,18 @@ static int unregister_function(lua_State *L, int kind) {
     int table = lua_gettop(L);
     lua_pushvalue(L, name_index);
     int found = lua_rawget(L, table) == LUA_TTABLE;
+    int entry = lua_gettop(L);
     // A handle removes only its own registration, not one that has replaced it since.
     if (found && h) {
-        lua_rawgeti(L, -1, 2);
+        lua_rawgeti(L, entry, 2);
         found = lua_tointeger(L, -1) == h->id;
     }
     if (found) {
+        int own = lua_rawgeti(L, entry, 3) != LUA_TNIL && lua_toboolean(L, -1) ? 1 : 0;
         lua_pushvalue(L, name_index);
         lua_pushnil(L);
         lua_rawset(L, table);
-        lx_runtime_of(L)->registration_count--;
+        lx_runtime_of(L)->registration_counts[own]--;
         size_t name_len;
         const char *name = lua_tolstring(L, name_index, &name_len);
         lx_registration registration = {.kind = kind, .removed = 1, .name = name, .name_len = name_len, .source = ""};
@@ -289,6 +301,8 @@ int lx_push_registered(lua_State *L, int kind, const char *name, size_t name_len
 
 void lx_set_registration_limit(lx_runtime *rt, int limit) { rt->registration_limit = limit; }
 
+void lx_set_own_work(lx_runtime *rt, int own) { rt->own_work = own; }
+
 void lx_set_registration_hook(lx_runtime *rt, lx_registration_hook hook, void *context) {
     rt->registration_hook = hook;
     rt->registration_context = context;
@@ -312,7 +326,8 @@ static int save_registrations(lua_State *L) {
         lua_pop(L, 1);
     }
     lx_runtime *rt = lx_runtime_of(L);
-    rt->saved_registration_count = rt->registration_count;
+    rt->saved_registration_counts[0] = rt->registration_counts[0];
+    rt->saved_registration_counts[1] = rt->registration_counts[1];
     return 0;
 }
 
@@ -320,7 +335,11 @@ static int save_registrations(lua_State *L) {
 // are forgotten.
 static int end_saved(lua_State *L) {
     int restore = lua_toboolean(L, 1);
-    if (restore) lx_runtime_of(L)->registration_count = lx_runtime_of(L)->saved_registration_count;
+    lx_runtime *rt = lx_runtime_of(L);
+    if (restore) {
+        rt->registration_counts[0] = rt->saved_registration_counts[0];
+        rt->registration_counts[1] = rt->saved_registration_counts[1];
+    }
     for (int kind = 0; kind < 2; kind++) {
         if (restore && lua_getfield(L, LUA_REGISTRYINDEX, saved_keys[kind]) == LUA_TTABLE) {
             lua_setfield(L, LUA_REGISTRYINDEX, table_keys[kind]);

@@ -102,9 +102,14 @@ struct lx_runtime {
     lua_Integer registration_serial;
     // Names registered now (endpoints and actions together), and the most allowed
     // (limits.endpoints).
-    int registration_count, registration_limit;
-    // registration_count when the registrations were saved (a stored script's install).
-    int saved_registration_count;
+    // Names registered (endpoints and actions), counted apart for requests (0) and for the box's
+    // own work (1: init and stored scripts and their timers; `own_work`, set by the host for
+    // each run), each against registration_limit: a token that registers names up to the
+    // limit leaves the box's scripts room for theirs.
+    int registration_counts[2], registration_limit;
+    int own_work;
+    // registration_counts when the registrations were saved (a stored script's install).
+    int saved_registration_counts[2];
     // Writes what log.write gives it (log.c).
     lx_log_hook log_hook;
     void *log_context;

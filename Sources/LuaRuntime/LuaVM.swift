@@ -64,8 +64,12 @@ public final class LuaVM {
     public var maxRegistrations = 1000 {
         didSet { lx_set_registration_limit(runtime, Int32(clamping: maxRegistrations)) }
     }
-    /// Set by whoever runs a chunk; `http.listen` and `http.action` record it.
-    public var caller = Caller.request(token: nil)
+    /// Set by whoever runs a chunk; `http.listen` and `http.action` record it, and count the
+    /// names it registers against `limits.endpoints` with requests' or with the box's own work's
+    /// (`Caller.isOwnWork`).
+    public var caller = Caller.request(token: nil) {
+        didSet { lx_set_own_work(runtime, caller.isOwnWork ? 1 : 0) }
+    }
     /// The longest a request may wait in `sleep` (`limits.wait`), or nil when nothing would
     /// resume it (a state without a scheduler: `sleep` is then an error). Only requests wait:
     /// init scripts, stored scripts being installed and config callbacks run to the end.

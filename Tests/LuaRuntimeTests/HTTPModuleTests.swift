@@ -166,4 +166,37 @@ struct HTTPModuleTests {
         #expect(message("assert(http.stop_listen(h)) http.action('e', print)") == nil)
         #expect(vm.registry.entries.map(\.name).sorted() == ["a", "b", "e"])
     }
+
+    @Test("limits.endpoints counts requests' names and the box's own scripts' apart: a token that fills its count leaves a stored script room")
+    func registrationLimitByOrigin() throws {
+        vm.maxRegistrations = 2
+        let token = LuaVM.Caller.request(token: "ops")
+        let script = LuaVM.Caller.storedScript(name: "door.lua", version: 1)
+        vm.caller = token
+        #expect(message("http.listen('a', print) http.listen('b', print)") == nil)
+        #expect(message("http.listen('c', print)")?.contains("too many endpoints and actions: 2 are registered, the most") == true)
+        // A timer a token set is the token's; a handler a request calls is the request's.
+        vm.caller = .timer(.token("ops"))
+        #expect(message("http.listen('c', print)")?.contains("2 are registered, the most") == true)
+        vm.caller = .handler(.storedScript(name: "door.lua", version: 1, line: 1))
+        #expect(message("http.listen('c', print)")?.contains("2 are registered, the most") == true)
+        // The box's own scripts have two of their own.
+        vm.caller = script
+        #expect(message("http.listen('c', print) http.action('d', print)") == nil)
+        #expect(
+            message("http.listen('e', print)")
+                == "interactive.lua:1: http.listen: too many endpoints and actions: 2 are registered by the box's own "
+                + "scripts, the most limits.endpoints allows; remove some first (http.stop_listen, http.stop_action)")
+        // A name taken over from the other side moves to this side's count: none left here for it.
+        #expect(message("http.listen('a', tostring)")?.contains("by the box's own scripts") == true)
+        // Replacing one's own name is not one more; removing one makes room on its side only.
+        #expect(message("http.listen('c', tostring)") == nil)
+        vm.caller = token
+        #expect(message("assert(http.stop_listen('a'))") == nil)
+        #expect(message("http.listen('c', print)") == nil)  // taken over from the scripts' side
+        #expect(message("http.listen('f', print)")?.contains("2 are registered, the most") == true)
+        vm.caller = .timer(.script(path: "init.d/10-x.lua", line: 1))
+        #expect(message("http.listen('e', print)") == nil)
+        #expect(vm.registry.entries.map(\.name).sorted() == ["b", "c", "d", "e"])
+    }
 }

@@ -193,6 +193,9 @@ void lx_set_log_hook(lx_runtime *rt, lx_log_hook hook, void *context);
 /// registered at once (limits.endpoints); one more is a Lua error. Replacing a name is not one
 /// more.
 void lx_set_registration_limit(lx_runtime *rt, int limit);
+/// Whether what runs next is the box's own work (an init or stored script, or a timer one of them
+/// set) rather than a request's: its registrations count apart against limits.endpoints.
+void lx_set_own_work(lx_runtime *rt, int own);
 
 // MARK: stored scripts' registrations (SPEC V8)
 
