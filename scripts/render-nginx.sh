@@ -3,6 +3,7 @@
 # Used by `make run` and by the integration tests, so both run the site as shipped.
 #   render-nginx.sh RUN_DIR SOCKET HTTPS_LISTEN HTTP_LISTEN HTTPS_PORT_SUFFIX CERT KEY [RATE BURST]
 # RATE and BURST: the per-address request limit on /api/ (default 50r/s, burst 100).
+# LUAEXEC_API_CONNECTIONS: how many requests of one address /api/ serves at once (default 64).
 # The Debian package renders the same site with its own paths: LUAEXEC_LOG_DIR and
 # LUAEXEC_SNIPPETS_DIR override where the site's logs and snippets live, LUAEXEC_WEB_DIR where
 # the web console's files are (default: the repository's web/) and LUAEXEC_CODEMIRROR_DIR
@@ -14,7 +15,7 @@ if [ $# -ne 7 ] && [ $# -ne 9 ]; then
 fi
 here=$(cd "$(dirname "$0")/.." && pwd)
 run_dir=$1 socket=$2 https_listen=$3 http_listen=$4 suffix=$5 cert=$6 key=$7
-rate=${8:-50r/s} burst=${9:-100}
+rate=${8:-50r/s} burst=${9:-100} connections=${LUAEXEC_API_CONNECTIONS:-64}
 log_dir=${LUAEXEC_LOG_DIR:-$run_dir/logs} snippets_dir=${LUAEXEC_SNIPPETS_DIR:-$run_dir}
 web_dir=${LUAEXEC_WEB_DIR:-$here/web} codemirror_dir=${LUAEXEC_CODEMIRROR_DIR:-/usr/share/javascript/codemirror}
 mkdir -p "$run_dir/logs" "$run_dir/tmp"
@@ -27,7 +28,7 @@ fill() {
         -e "s|@HTTPS_LISTEN@|$https_listen|g" -e "s|@HTTP_LISTEN@|$http_listen|g" \
         -e "s|@HTTPS_PORT_SUFFIX@|$suffix|g" -e "s|@TLS_CERT@|$cert|g" -e "s|@TLS_KEY@|$key|g" \
         -e "s|@USER_DIRECTIVE@|$user_directive|g" -e "s|@SNIPPETS_DIR@|$snippets_dir|g" \
-        -e "s|@RATE@|$rate|g" -e "s|@BURST@|$burst|g" -e "s|@WEB_DIR@|$web_dir|g" \
+        -e "s|@RATE@|$rate|g" -e "s|@BURST@|$burst|g" -e "s|@CONNECTIONS@|$connections|g" -e "s|@WEB_DIR@|$web_dir|g" \
         -e "s|@CODEMIRROR_DIR@|$codemirror_dir|g" "$1"
 }
 cp "$here/nginx/luaexec-fastcgi.conf" "$here/nginx/luaexec-headers.conf" "$here/nginx/luaexec-api-headers.conf" \

@@ -1,6 +1,6 @@
 import Foundation
-import SystemSupport
 import Synchronization
+import SystemSupport
 import Testing
 
 @Suite("Operations: config file, signals, systemd protocols, nginx rate limit")
@@ -168,6 +168,37 @@ struct OperationsTests {
         #expect(statuses == [200, 200, 200, 429, 429, 429])
         let auditLines = stack.luaexecdLog().split(separator: "\n").filter { $0.contains(" body_sha256=") }
         #expect(auditLines.count == 3)
+    }
+
+    @Test("nginx answers 429 past the requests one address may have served at once (a sleeper holds one), and those never reach luaexecd")
+    func connectionLimit() throws {
+        let stack = try Stack(tcp: true, connectionLimit: 2)
+        // Two asleep hold this address's two; they are counted, and end by themselves.
+        let done = DispatchSemaphore(value: 0)
+        let answers = Mutex<[Int]>([])
+        for _ in 0..<2 {
+            Thread.detachNewThread { [stack] in
+                let status = (try? stack.eval("asleep = (asleep or 0) + 1 sleep(3) return 'woke'"))?.status ?? -1
+                answers.withLock { $0.append(status) }
+                done.signal()
+            }
+        }
+        // Polled, not slept on, and past nginx (whose slots the poll would take): both asleep.
+        let direct = try FastCGIClient(stack.fastcgiSocket)
+        try Stack.waitUntil(timeout: .seconds(20), "two requests asleep") {
+            guard (try? direct.send(FastCGIClient.request(token: stack.adminToken, chunk: "return asleep"))) != nil
+            else { return false }
+            return (try? direct.readAnswer().body) == "2"
+        }
+        let refused = try stack.eval("refused_ran = true return 1")
+        #expect(refused.status == 429)
+        #expect(refused.headers["retry-after"] == "1")
+        #expect(refused.text == "too many requests from this address; slow down\n")
+        done.wait()
+        done.wait()
+        #expect(answers.withLock { $0 } == [200, 200])
+        // Room again; what was refused never ran.
+        #expect(try stack.eval("return refused_ran == nil").text == "true")
     }
 
     @Test("nginx -t accepts the shipped site as rendered")

@@ -82,9 +82,12 @@ final class Stack: Sendable {
     ///   - config: the text of luaexecd's config file (YAML).
     ///   - rateLimit: nginx's per-address limit on /api/ (`RATE BURST`). Every client of a
     ///     unix-socket stack shares one address, so the default is out of reach.
+    ///   - connectionLimit: how many requests of one address nginx serves under /api/ at once
+    ///     (`LUAEXEC_API_CONNECTIONS`); out of reach too by default, for the same reason.
     init(
         settings: [String] = [], config: String = "", initDirectory: String? = nil, tcp: Bool = false,
-        rateLimit: (rate: String, burst: Int) = ("100000r/s", 100_000), launch: Launch = .socketOption,
+        rateLimit: (rate: String, burst: Int) = ("100000r/s", 100_000), connectionLimit: Int = 65_535,
+        launch: Launch = .socketOption,
         arguments extraArguments: [String] = [], database: String? = nil, server: WebServer = .nginx
     ) throws {
         self.server = server
@@ -116,7 +119,9 @@ final class Stack: Sendable {
                 ]
             )
         }
-        let render = try Self.run(Self.repository + "/scripts/" + script, renderArguments)
+        var environment = ProcessInfo.processInfo.environment
+        environment["LUAEXEC_API_CONNECTIONS"] = String(connectionLimit)
+        let render = try Self.run(Self.repository + "/scripts/" + script, renderArguments, environment: environment)
         guard render.status == 0 else { throw StackError("\(script) failed: \(render.stderr)") }
 
         let created = try Self.run(
