@@ -18,6 +18,7 @@ import Synchronization
 /// of at most `maxLength` bytes, nothing freed or grown on a hit.
 public final class DigestMemo: Sendable {
     private struct Slot {
+        var owner: String
         var bytes: [UInt8]
         var digest: SHA256Digest
     }
@@ -37,22 +38,24 @@ public final class DigestMemo: Sendable {
         self.maxLength = maxLength
     }
 
-    /// The SHA-256 of `bytes`, from the memo when they were remembered; remembered now if
+    /// The SHA-256 of `bytes`, from the memo when `owner` remembered them; remembered now if
     /// `remember` says so of the digest (the authenticator keeps only the secrets of tokens it
-    /// knows, so that guesses cannot push them out).
+    /// knows, so that guesses cannot push them out). A hit is faster than a miss where SHA-256
+    /// is slow: bodies are remembered by token (`owner`), so that no token can time whether
+    /// another sent the same bytes.
     public func digest(
-        of bytes: UnsafeRawBufferPointer, remember: (SHA256Digest) -> Bool = { _ in true }
+        of bytes: UnsafeRawBufferPointer, owner: String = "", remember: (SHA256Digest) -> Bool = { _ in true }
     ) -> SHA256Digest {
         guard bytes.count <= maxLength else { return Self.hash(bytes) }
         let index = slot(of: bytes)
         let known: SHA256Digest? = slots.withLock { slots in
-            guard let slot = slots[index], Self.same(slot.bytes, bytes) else { return nil }
+            guard let slot = slots[index], slot.owner == owner, Self.same(slot.bytes, bytes) else { return nil }
             return slot.digest
         }
         if let known { return known }
         let digest = Self.hash(bytes)
         if remember(digest) {
-            let slot = Slot(bytes: Array(bytes), digest: digest)
+            let slot = Slot(owner: owner, bytes: Array(bytes), digest: digest)
             slots.withLock { $0[index] = slot }
         }
         return digest

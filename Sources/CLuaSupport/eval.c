@@ -319,6 +319,14 @@ done:
 // base + 1 below them) on the evaluation's coroutine; restores the stack to `base`.
 static int finish_call(lx_runtime *rt, int base, int nargs) {
     lua_State *L = rt->L;
+    // Room for the coroutine and its slot's `false` (a chunk's `...` may have taken what the
+    // stack had: pushed with LUA_MULTRET).
+    if (!lua_checkstack(L, 2)) {
+        lx_buf_set_truncated(&rt->error, "not enough memory", 17);
+        rt->traceback.len = 0;
+        lua_settop(L, base);
+        return LX_ERR_MEMORY;
+    }
     int status = take_thread(rt);
     if (status != LUA_OK) {
         // Out of memory, or stopped already (the stop hook fires at calls too).

@@ -50,7 +50,7 @@ struct AuditRecord {
         elapsedNanoseconds = nanoseconds
         if let body {
             bytesIn = body.count
-            bodyDigest = Self.digest(body)
+            bodyDigest = digest(of: body)
             self.body = nil
         }
     }
@@ -58,12 +58,13 @@ struct AuditRecord {
     /// The body's SHA-256, once `finish` computed it.
     var digest: SHA256.Digest? { bodyDigest }
 
-    private static func digest(_ body: [UInt8]) -> SHA256.Digest {
-        body.withUnsafeBytes { bodies.digest(of: $0) }
+    private func digest(of body: [UInt8]) -> SHA256.Digest {
+        body.withUnsafeBytes { Self.bodies.digest(of: $0, owner: tokenName ?? "") }
     }
 
     /// The digests of bodies sent again and again (the same chunk from a monitor, an endpoint's
-    /// call), of up to 1 KiB: the chunks the Lua state keeps compiled (eval.c's cache).
+    /// call), of up to 1 KiB: the chunks the Lua state keeps compiled (eval.c's cache). By
+    /// token: one token's request never finds another's body remembered.
     private static let bodies = DigestMemo(slots: 64, maxLength: 1024)
 
     /// At info level: through `write` when given (the line's fields written into the log
@@ -108,7 +109,7 @@ struct AuditRecord {
         out.literal(" ms=")
         out.milliseconds(nanoseconds: elapsedNanoseconds)
         out.literal(" body_sha256=")
-        if let digest = bodyDigest ?? body.map(Self.digest) {
+        if let digest = bodyDigest ?? body.map(digest(of:)) {
             digest.withUnsafeBytes { digest in
                 for byte in digest.prefix(6) { out.hex(byte) }
             }

@@ -84,7 +84,9 @@ extension ExecService: Responder {
     public func runDue() {
         let timers = executor.timers
         for due in timers.takeDue(.now()) {
-            executor.submit(TimerRun(service: self, timers: timers, id: due.id, due: due.due, origin: due.origin))
+            executor.submit(
+                TimerRun(
+                    service: self, timers: timers, id: due.id, due: due.due, origin: due.origin, ownWork: due.ownWork))
         }
         executor.runDue()
         executor.runQueued()
@@ -284,15 +286,19 @@ final class TimerRun: StateJob, @unchecked Sendable {
     var waiting: (suspension: Suspension, sleepEnds: MonotonicInstant)?
     var started: MonotonicInstant?
 
-    init(service: ExecService, timers: TimerSchedule, id: Int64, due: MonotonicInstant, origin: EndpointRegistry.Origin) {
+    init(
+        service: ExecService, timers: TimerSchedule, id: Int64, due: MonotonicInstant, origin: EndpointRegistry.Origin,
+        ownWork: Bool
+    ) {
         self.service = service
         self.timers = timers
         self.timer = id
         self.due = due
         self.origin = origin
         // Not bounded: a timer is never refused as busy. The box's own work when a script set
-        // it, not a token: its sleeps then wait in a room of their own (StateJob.ownWork).
-        super.init(label: "timer \(id)", bounded: false, ownWork: !origin.isToken)
+        // it (not a request, nor a handler a request called): its sleeps then wait in a room of
+        // their own (StateJob.ownWork).
+        super.init(label: "timer \(id)", bounded: false, ownWork: ownWork)
     }
 
     override func run(_ vm: LuaVM) {
@@ -315,7 +321,7 @@ final class TimerRun: StateJob, @unchecked Sendable {
             let now = MonotonicInstant.now()
             started = now
             service.metricsHandles?.timerLateness.record(nanoseconds: now.nanoseconds(since: due))
-            evaluation = vm.runTimer(timer, origin: origin)
+            evaluation = vm.runTimer(timer, origin: origin, ownWork: ownWork)
         }
         guard let evaluation else { return ended(nil, vm: vm, cancelled: true) }
         service.recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)

@@ -41,11 +41,6 @@ public final class EndpointRegistry: Sendable {
             }
         }
 
-        /// A request's token set it, rather than one of the box's own scripts.
-        public var isToken: Bool {
-            if case .token = self { true } else { false }
-        }
-
         /// The stored script's name, when a stored script registered it.
         public var storedScriptName: String? {
             if case .storedScript(let name, _, _) = self { name } else { nil }

@@ -14,7 +14,8 @@ extension LuaVM {
 
     private func timerChanged(id: Int64, removed: Bool, seconds: Double, every: Bool, source: String, line: Int) {
         if removed { return timers.remove(id: id) }
-        timers.add(id: id, seconds: seconds, every: every, origin: origin(source: source, line: line))
+        timers.add(
+            id: id, seconds: seconds, every: every, origin: origin(source: source, line: line), ownWork: caller.isOwnWork)
     }
 
     /// Who set a timer or registered a name now: the running init script (the file and line of
@@ -32,7 +33,7 @@ extension LuaVM {
             return .storedScript(name: script, version: version, line: line)
         case .request(let token):
             return .token(token)
-        case .timer(let origin), .handler(let origin):
+        case .timer(let origin, _), .handler(let origin):
             return origin
         }
     }

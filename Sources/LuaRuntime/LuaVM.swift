@@ -29,8 +29,9 @@ public final class LuaVM {
         case storedScript(name: String, version: Int)
         /// A request, by its token's name.
         case request(token: String?)
-        /// A timer's run (SPEC V9), as the one who set it.
-        case timer(EndpointRegistry.Origin)
+        /// A timer's run (SPEC V9), as the one who set it; the box's own work when it was set by
+        /// the box's own work (not by a request, nor by a handler a request called).
+        case timer(EndpointRegistry.Origin, ownWork: Bool)
         /// An endpoint's or action's handler called by a request (`invoke`), as the one who
         /// registered it: what the handler registers or sets is theirs, not the caller's, whose
         /// token may only allow calling it (and a stored script's handler leaves what it
@@ -38,12 +39,12 @@ public final class LuaVM {
         case handler(EndpointRegistry.Origin)
 
         /// The box's own work: an init or stored script, or a timer one of them set. A request
-        /// (and a handler it calls) or a timer a token set is not, and shares what requests are
+        /// (and a handler it calls) or a timer either set is not, and shares what requests are
         /// given (`logBudget`), so that a token cannot use up what the box's scripts need.
         public var isOwnWork: Bool {
             switch self {
             case .initScript, .storedScript: true
-            case .timer(let origin): !origin.isToken
+            case .timer(_, let ownWork): ownWork
             case .request, .handler: false
             }
         }
@@ -266,6 +267,11 @@ public final class LuaVM {
     /// to-be-closed variables are closed (under the running job's time limit).
     public func abandon(_ suspension: Suspension) {
         guard suspension.state == serial else { return }
+        // Its __close handlers run as the evaluation they belong to, not as whatever ran last:
+        // what they register or log counts where the evaluation's would.
+        let previous = caller
+        caller = suspension.caller
+        defer { caller = previous }
         lx_abandon(runtime, suspension.reference)
         _ = saveChanges()
     }
@@ -299,8 +305,8 @@ public final class LuaVM {
 
     /// Runs the timer `id` (SPEC V9) as `evaluate` runs a chunk, as the one who set it; nil when
     /// it is no longer set (cancelled meanwhile). It may wait in `sleep`.
-    public func runTimer(_ id: Int64, origin: EndpointRegistry.Origin) -> Evaluation? {
-        caller = .timer(origin)
+    public func runTimer(_ id: Int64, origin: EndpointRegistry.Origin, ownWork: Bool) -> Evaluation? {
+        caller = .timer(origin, ownWork: ownWork)
         allowWaiting()
         defer { lx_set_suspendable(runtime, 0, 0) }
         return invoke(kind: Int32(LX_KIND_TIMER.rawValue), String(id), arguments: [], rendering: .text).map(

@@ -19,6 +19,8 @@ public final class TimerSchedule: Sendable {
         public var interval: Double?
         public var due: MonotonicInstant
         public var origin: EndpointRegistry.Origin
+        /// Set by the box's own work (`LuaVM.Caller.isOwnWork`): its runs are too.
+        public var ownWork = false
         public var since: Date
         public var runs = 0
         public var errors = 0
@@ -52,12 +54,12 @@ public final class TimerSchedule: Sendable {
         table.withLock { $0.wake = wake }
     }
 
-    func add(id: Int64, seconds: Double, every: Bool, origin: EndpointRegistry.Origin) {
+    func add(id: Int64, seconds: Double, every: Bool, origin: EndpointRegistry.Origin, ownWork: Bool = false) {
         let due = MonotonicInstant.now().advanced(by: .nanoseconds(Int64(seconds * 1e9)))
         let wake = table.withLock { table -> (@Sendable () -> Void)? in
             let earliest = table.entries.values.lazy.filter { !$0.running }.map(\.due).min()
             table.entries[id] = Entry(
-                id: id, interval: every ? seconds : nil, due: due, origin: origin, since: Date())
+                id: id, interval: every ? seconds : nil, due: due, origin: origin, ownWork: ownWork, since: Date())
             table.structure += 1
             return earliest.map { due < $0 } ?? true ? table.wake : nil
         }
@@ -94,12 +96,14 @@ public final class TimerSchedule: Sendable {
     }
 
     /// The timers due at `now`, in due order, marked running: their runs are the caller's to queue.
-    public func takeDue(_ now: MonotonicInstant) -> [(id: Int64, due: MonotonicInstant, origin: EndpointRegistry.Origin)] {
+    public func takeDue(
+        _ now: MonotonicInstant
+    ) -> [(id: Int64, due: MonotonicInstant, origin: EndpointRegistry.Origin, ownWork: Bool)] {
         table.withLock { table in
-            var due: [(id: Int64, due: MonotonicInstant, origin: EndpointRegistry.Origin)] = []
+            var due: [(id: Int64, due: MonotonicInstant, origin: EndpointRegistry.Origin, ownWork: Bool)] = []
             for (id, entry) in table.entries where !entry.running && entry.due <= now {
                 table.entries[id]!.running = true
-                due.append((id, entry.due, entry.origin))
+                due.append((id, entry.due, entry.origin, entry.ownWork))
             }
             return due.sorted { ($0.due, $0.id) < ($1.due, $1.id) }
         }

@@ -7,10 +7,10 @@ import Testing
 struct DigestMemoTests {
     /// The digest the memo gives, and how many times it asked whether to remember (once for
     /// each time it hashed).
-    private func digest(_ memo: DigestMemo, _ text: String, remember: Bool = true) -> (String, Int) {
+    private func digest(_ memo: DigestMemo, _ text: String, owner: String = "", remember: Bool = true) -> (String, Int) {
         var asked = 0
         let digest = Array(text.utf8).withUnsafeBytes { bytes in
-            memo.digest(of: bytes) { _ in
+            memo.digest(of: bytes, owner: owner) { _ in
                 asked += 1
                 return remember
             }
@@ -51,13 +51,23 @@ struct DigestMemoTests {
         }
     }
 
-    @Test("a string longer than maxLength is hashed every time and never kept")
+    @Test("a string longer than maxLength is hashed and never kept: it does not displace the one in its slot")
     func tooLong() {
-        let memo = DigestMemo(slots: 8, maxLength: 4)
+        // One slot: a long string kept would take it.
+        let memo = DigestMemo(slots: 1, maxLength: 4)
+        #expect(digest(memo, "abcd") == (sha256("abcd"), 1))
         let long = "return 1"
         #expect(digest(memo, long).0 == sha256(long))
         #expect(digest(memo, long).0 == sha256(long))
-        #expect(digest(memo, "abcd") == (sha256("abcd"), 1))
         #expect(digest(memo, "abcd") == (sha256("abcd"), 0))
+    }
+
+    @Test("a string remembered for one owner is not found for another (a token cannot time another's bodies)")
+    func owners() {
+        let memo = DigestMemo(slots: 8)
+        #expect(digest(memo, "return 1+1", owner: "ops") == (sha256("return 1+1"), 1))
+        #expect(digest(memo, "return 1+1", owner: "ops") == (sha256("return 1+1"), 0))
+        #expect(digest(memo, "return 1+1", owner: "door") == (sha256("return 1+1"), 1))
+        #expect(digest(memo, "return 1+1", owner: "door") == (sha256("return 1+1"), 0))
     }
 }

@@ -176,7 +176,7 @@ struct HTTPModuleTests {
         #expect(message("http.listen('a', print) http.listen('b', print)") == nil)
         #expect(message("http.listen('c', print)")?.contains("too many endpoints and actions: 2 are registered, the most") == true)
         // A timer a token set is the token's; a handler a request calls is the request's.
-        vm.caller = .timer(.token("ops"))
+        vm.caller = .timer(.token("ops"), ownWork: false)
         #expect(message("http.listen('c', print)")?.contains("2 are registered, the most") == true)
         vm.caller = .handler(.storedScript(name: "door.lua", version: 1, line: 1))
         #expect(message("http.listen('c', print)")?.contains("2 are registered, the most") == true)
@@ -195,8 +195,24 @@ struct HTTPModuleTests {
         #expect(message("assert(http.stop_listen('a'))") == nil)
         #expect(message("http.listen('c', print)") == nil)  // taken over from the scripts' side
         #expect(message("http.listen('f', print)")?.contains("2 are registered, the most") == true)
-        vm.caller = .timer(.script(path: "init.d/10-x.lua", line: 1))
+        vm.caller = .timer(.script(path: "init.d/10-x.lua", line: 1), ownWork: true)
         #expect(message("http.listen('e', print)") == nil)
         #expect(vm.registry.entries.map(\.name).sorted() == ["b", "c", "d", "e"])
+        // A name that moved is withdrawn from the count it moved to, whoever removes it.
+        #expect(message("assert(http.stop_listen('c'))") == nil)
+        vm.caller = token
+        #expect(message("http.listen('g', print)") == nil)
+        #expect(message("http.listen('h', print)")?.contains("2 are registered, the most") == true)
+    }
+
+    @Test("a timer set by a handler a request called is the request's, not the box's own, though the handler's script owns it")
+    func timerFromHandler() throws {
+        vm.caller = .handler(.storedScript(name: "door.lua", version: 1, line: 1))
+        #expect(message("timer.after(60, print)") == nil)
+        vm.caller = .storedScript(name: "door.lua", version: 1)
+        #expect(message("timer.after(60, print)") == nil)
+        let entries = vm.timers.entries.sorted { $0.id < $1.id }
+        #expect(entries.map(\.ownWork) == [false, true])
+        #expect(entries.allSatisfy { $0.origin.storedScriptName == "door.lua" })
     }
 }

@@ -106,11 +106,11 @@ struct LogBudgetTests {
         let none: [LuaValue] = [.string(Array("0".utf8))]
         // A token takes the requests' three lines; a timer it set shares them.
         #expect(try written(.request(token: "ops")) == two)
-        #expect(try written(.timer(.token("ops"))) == one)
+        #expect(try written(.timer(.token("ops"), ownWork: false)) == one)
         #expect(try written(.handler(.storedScript(name: "door.lua", version: 1, line: 1))) == none)
         // The box's own work writes from its own three.
         #expect(try written(.storedScript(name: "door.lua", version: 1)) == two)
-        #expect(try written(.timer(.script(path: "init.d/10-x.lua", line: 2))) == one)
+        #expect(try written(.timer(.script(path: "init.d/10-x.lua", line: 2), ownWork: true)) == one)
         #expect(try written(.initScript("init.d/10-x.lua")) == none)
         #expect(try written(.request(token: "ops")) == none)
     }

@@ -21,6 +21,24 @@ struct WaitRoomTests {
         vm.abandon(suspension)
     }
 
+    @Test("a chunk ended while it sleeps closes its variables as itself, not as whatever ran last")
+    func abandonedAsItself() throws {
+        let vm = try LuaVM()
+        vm.maxWaitSeconds = 5
+        vm.maxRegistrations = 1
+        vm.caller = .request(token: "ops")
+        let chunk = "local x <close> = setmetatable({}, {__close = function() http.listen('closing', print) end}) sleep(1)"
+        let evaluation = vm.evaluate(Array(chunk.utf8), chunkName: "interactive.lua", rendering: .text)
+        let suspension = try #require(evaluation.suspension)
+        // The box's own script ran meanwhile and holds its one name.
+        vm.caller = .storedScript(name: "door.lua", version: 1)
+        _ = vm.evaluate(Array("http.listen('door', print)".utf8), chunkName: "door.lua", rendering: .text)
+        vm.abandon(suspension)
+        // The name counts with the request's token (room there), named as the token's.
+        #expect(vm.registry.entry(.endpoint, "closing")?.origin == .token("ops"))
+        #expect(vm.registry.entry(.endpoint, "door")?.origin.storedScriptName == "door.lua")
+    }
+
     @Test("no place left: a Lua error that names the limit, and nothing waits")
     func noPlace() throws {
         let (_, evaluation) = try evaluate("print('a') sleep(0) return 1", room: .init(waits: 0, outputBytes: 1 << 20))
