@@ -202,14 +202,27 @@ public final class AuditTrail: Sendable {
             // anchor on, so the newest `maxRecords` are those past `last - maxRecords`. Pruning
             // runs under load, on a trail of up to 10^8 records: the batches' columns say where
             // to cut, and only the batch across the cut is read (bench/NOTES.md).
-            guard let last = try db.query("SELECT max(last_seq) FROM audit_batch").first?.first?.integer else {
+            // Every condition names `first_seq` (the rowid): a row holds a batch's columns and the
+            // first part of its records (up to 4 KB: about a page a row), so a condition on another column alone
+            // read every page of the table, ~800 for 200,000 records, four times a prune; under
+            // load that was ten times the bytes pruned, read every quarter second
+            // (bench/NOTES.md). Batches are disjoint runs of seq in first_seq's order (`append`
+            // and the cut below keep them so), so the last row holds the largest `last_seq`, the
+            // first the oldest records, and a row ending by `cutoff` starts by it.
+            guard let last = try db.query("SELECT last_seq FROM audit_batch ORDER BY first_seq DESC LIMIT 1")
+                .first?.first?.integer
+            else {
                 return 0
             }
             var cutoff: Int64?
             if last - Int64(maxRecords) > anchor.seq { cutoff = last - Int64(maxRecords) }
             // By age: only when the oldest batch holds a record old enough, which its `min_at`
             // says at once; whole batches by `max_at`, the one across `before` record by record.
-            if let oldest = try db.query("SELECT min(min_at) FROM audit_batch").first?.first?.integer, oldest < before {
+            // (Records are stored in the order the writer dated them: a clock set back leaves
+            // the older-dated ones behind newer, to be pruned when the oldest batch is.)
+            if let oldest = try db.query("SELECT min_at FROM audit_batch ORDER BY first_seq LIMIT 1").first?.first?.integer,
+                oldest < before
+            {
                 var old = try db.query("SELECT max(last_seq) FROM audit_batch WHERE max_at < ?", [.integer(before)])
                     .first?.first?.integer
                 for row in try db.query(
@@ -242,10 +255,10 @@ public final class AuditTrail: Sendable {
             defer { _ = try? db.query("PRAGMA secure_delete = \(secureDelete == 1 ? "ON" : "OFF")") }
             var removed = Int(
                 try db.query(
-                    "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM audit_batch WHERE last_seq <= ?",
-                    [.integer(cutoff)]
+                    "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM audit_batch WHERE first_seq <= ? AND last_seq <= ?",
+                    [.integer(cutoff), .integer(cutoff)]
                 ).first?.first?.integer ?? 0)
-            try db.query("DELETE FROM audit_batch WHERE last_seq <= ?", [.integer(cutoff)])
+            try db.query("DELETE FROM audit_batch WHERE first_seq <= ? AND last_seq <= ?", [.integer(cutoff), .integer(cutoff)])
             if (holding[1].integer ?? 0) > cutoff {
                 let kept = spans[(cut + 1)...]
                 removed += cut + 1

@@ -164,6 +164,18 @@ final class SQLiteDatabase: Sendable {
         try connection.withLock { connection throws(StoreError) in try Self.run(connection, sql, arguments) }
     }
 
+    /// Pages this connection read from the file or the WAL since the last call (its page cache's
+    /// misses): what a statement reads, for the tests that pruning reads what it removes and not
+    /// the whole trail. `PRAGMA shrink_memory` empties the cache first.
+    func pagesRead() -> Int {
+        connection.withLock { connection in
+            var current: Int32 = 0
+            var highest: Int32 = 0
+            sqlite3_db_status(connection.handle, SQLITE_DBSTATUS_CACHE_MISS, &current, &highest, 1)
+            return Int(current)
+        }
+    }
+
     /// Runs `body` in one write transaction (BEGIN IMMEDIATE: the write lock is taken at once,
     /// so two writers wait for each other instead of failing half-way); rolls back on a throw.
     func write<T>(_ body: (Transaction) throws(StoreError) -> T) throws(StoreError) -> T {

@@ -390,6 +390,31 @@ struct AuditTrailTests {
         #expect(result.outcome == .intact && result.first == cut + 101 && result.records == count - cut - 100)
     }
 
+    @Test("pruning reads the batches it removes, however long the trail is")
+    func pruneReadsWhatItRemoves() throws {
+        defer { remove() }
+        let perRow = AuditStoredBatch.rowLimit
+        // Pages read to prune the oldest row of a trail of `rows` rows, from an empty cache.
+        func pagesToPrune(rows: Int) throws -> Int {
+            remove()
+            let (trail, store) = try trail(rows * perRow)
+            let database = store.database.connection
+            try database.query("PRAGMA shrink_memory")
+            _ = database.pagesRead()
+            #expect(try trail.prune(keepingAtMost: (rows - 1) * perRow, before: 0, key: key, now: 9) == perRow)
+            let read = database.pagesRead()
+            let result = try trail.verify(key: key)
+            #expect(result.outcome == .intact && result.first == Int64(perRow) + 1 && result.pruned == Int64(perRow))
+            return read
+        }
+        // A statement that looked at every row read a page or more for every few rows (the
+        // writer's prunes made four such, every eighth batch under load: ten times the bytes
+        // they removed). Three times the rows: at most an index level more to read.
+        let short = try pagesToPrune(rows: 40)
+        let long = try pagesToPrune(rows: 120)
+        #expect(short > 0 && long <= short + 2, "pages read: \(short) of 40 rows, \(long) of 120")
+    }
+
     @Test("a row is closed below glibc's mmap threshold: records with long details take more rows")
     func rowBytes() throws {
         defer { remove() }
