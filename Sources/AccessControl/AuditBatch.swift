@@ -159,17 +159,13 @@ public struct AuditBatch: Sendable {
     }
 
     /// Calls `body` with each record's bytes, in order.
-    func forEach(_ body: (UnsafeRawBufferPointer) throws(StoreError) -> Void) throws(StoreError) {
-        var start = 0
-        for end in ends {
-            let range = start..<end
-            start = end
-            // `withUnsafeBytes` cannot pass a typed throw through.
-            var failure: StoreError?
-            bytes.withUnsafeBytes { all in
-                do throws(StoreError) { try body(UnsafeRawBufferPointer(rebasing: all[range])) } catch { failure = error }
+    func forEach(_ body: (UnsafeRawBufferPointer) -> Void) {
+        bytes.withUnsafeBytes { all in
+            var start = 0
+            for end in ends {
+                body(UnsafeRawBufferPointer(rebasing: all[start..<end]))
+                start = end
             }
-            if let failure { throw failure }
         }
     }
 

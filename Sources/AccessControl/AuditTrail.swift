@@ -75,21 +75,70 @@ public final class AuditTrail: Sendable {
         try append(AuditBatch(entries), key: key, now: now, lastWritten: lastWritten)
     }
 
-    /// `append` of records already encoded (the audit writer's batches).
+    /// `append` of records already encoded (the audit writer's batches). With `lastWritten`, the
+    /// records are chained after it and laid out in rows before the transaction begins, so that
+    /// the transaction holds the database (which a request's save to `persisted` waits for)
+    /// only to insert them; they are chained again inside it only if the trail no longer ends
+    /// where this writer left it.
     @discardableResult
     public func append(_ records: AuditBatch, key: AuditKey, now: Int64, lastWritten: Head? = nil)
         throws(StoreError) -> Head
     {
-        try database.write { db throws(StoreError) in
-            try Self.append(records, in: db, key: key, now: now, lastWritten: lastWritten)
+        let chained = lastWritten.map { Self.chain(records, after: $0, key: key) }
+        return try database.write { db throws(StoreError) in
+            try Self.append(records, in: db, key: key, now: now, lastWritten: lastWritten, chained: chained)
         }
+    }
+
+    /// Records chained after `after`, in the rows that hold them, and the head they end at.
+    struct Chained {
+        var after: Head
+        var rows: [AuditStoredBatch.Row]
+        var head: Head
+    }
+
+    /// Chains `records` after `after`: each record's `seq`, fields and MAC into a batch's row,
+    /// the MAC made over the bytes just written (`AuditStoredBatch`); a row per `rowLimit`
+    /// records or `rowBytes`.
+    static func chain(_ records: AuditBatch, after: Head, key: AuditKey) -> Chained {
+        var seq = after.seq
+        var mac = after.mac
+        var rows: [AuditStoredBatch.Row] = []
+        var row = AuditStoredBatch.Row()
+        func reserve() {
+            row.bytes.reserveCapacity(
+                min(min(records.count, AuditStoredBatch.rowLimit) * 300, AuditStoredBatch.rowBytes + 512))
+        }
+        reserve()
+        records.forEach { fields in
+            seq += 1
+            let start = row.bytes.count
+            row.start(seq: seq, at: AuditBatch.at(of: fields))
+            row.bytes.append(contentsOf: fields)
+            mac = key.mac { hasher in
+                Self.recordLabel.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                mac.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                row.bytes.withUnsafeBytes {
+                    hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[start...]))
+                }
+            }
+            row.finish(mac: mac)
+            if row.isFull() {
+                rows.append(row)
+                row = AuditStoredBatch.Row()
+                reserve()
+            }
+        }
+        if !row.isEmpty { rows.append(row) }
+        return Chained(after: after, rows: rows, head: Head(seq: seq, mac: mac))
     }
 
     /// The label and zero byte that start a record's message.
     private static let recordLabel = Array(AuditEntry.recordLabel.utf8) + [0]
 
     static func append(
-        _ records: AuditBatch, in db: SQLiteDatabase.Transaction, key: AuditKey, now: Int64, lastWritten: Head?
+        _ records: AuditBatch, in db: SQLiteDatabase.Transaction, key: AuditKey, now: Int64, lastWritten: Head?,
+        chained: Chained? = nil
     ) throws(StoreError) -> Head {
         var notices: [String] = []
         // The last record as its batch's row names it, without reading the records (`verify`
@@ -150,44 +199,26 @@ public final class AuditTrail: Sendable {
                 )
             }
         }
-        var all = AuditBatch()
-        for notice in notices { all.append(AuditEntry(at: now, kind: "notice", detail: notice)) }
-        if all.isEmpty { all = records } else { all.append(contentsOf: records) }
-        var seq = max(previous.seq, lastRow?.seq ?? previous.seq)
-        var chain = previous.mac
-        if !all.isEmpty {
-            // Each record's `seq`, fields and MAC into the batch's row, the MAC made over the
-            // bytes just written (`AuditStoredBatch`); a row per `rowLimit` records or `rowBytes`.
-            var row = AuditStoredBatch.Row()
-            row.bytes.reserveCapacity(
-                min(min(all.count, AuditStoredBatch.rowLimit) * 300, AuditStoredBatch.rowBytes + 512))
-            try all.forEach { (fields) throws(StoreError) in
-                seq += 1
-                let start = row.bytes.count
-                row.start(seq: seq, at: AuditBatch.at(of: fields))
-                row.bytes.append(contentsOf: fields)
-                chain = key.mac { hasher in
-                    Self.recordLabel.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-                    chain.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-                    row.bytes.withUnsafeBytes {
-                        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[start...]))
-                    }
-                }
-                row.finish(mac: chain)
-                if row.isFull() {
-                    try row.insert(in: db)
-                    row.removeAll()
-                }
-            }
-            if !row.isEmpty { try row.insert(in: db) }
+        // Where the chain goes on: after the head, numbered after the last row (records added
+        // without the key keep their numbers, and are noted above).
+        let after = Head(seq: max(previous.seq, lastRow?.seq ?? previous.seq), mac: previous.mac)
+        let made: Chained
+        if notices.isEmpty, let chained, chained.after == after {
+            made = chained
+        } else {
+            var all = AuditBatch()
+            for notice in notices { all.append(AuditEntry(at: now, kind: "notice", detail: notice)) }
+            if all.isEmpty { all = records } else { all.append(contentsOf: records) }
+            made = chain(all, after: after, key: key)
         }
-        if all.isEmpty, let head, head.isValid(key), previous == Head(seq: head.seq, mac: head.mac) {
+        for row in made.rows { try row.insert(in: db) }
+        if made.rows.isEmpty, let head, head.isValid(key), previous == Head(seq: head.seq, mac: head.mac) {
             return previous
         }
-        var newHead = Seal(name: "head", seq: seq, mac: chain, at: now, pruned: 0, keyID: key.id)
+        var newHead = Seal(name: "head", seq: made.head.seq, mac: made.head.mac, at: now, pruned: 0, keyID: key.id)
         newHead.sign(key)
         try store(newHead, in: db)
-        return Head(seq: seq, mac: chain)
+        return made.head
     }
 
     /// Removes the oldest records: those beyond the newest `maxRecords`, and those made before

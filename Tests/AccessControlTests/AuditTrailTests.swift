@@ -62,7 +62,7 @@ struct AuditTrailTests {
             bytesOut: 1, durationMicros: 42, bodySHA256: [UInt8](repeating: 7, count: 32), detail: "é\u{0}x")
         let bare = AuditEntry(at: -1, kind: "")
         let previous = [UInt8](repeating: 9, count: 32)
-        try AuditBatch([full, bare, full]).forEach { (fields) throws(StoreError) in
+        AuditBatch([full, bare, full]).forEach { fields in
             // Each value, read back from where it lies, is the one the table stores.
             var reader = AuditBatch.Fields(fields)
             var read: [SQLiteValue] = [.integer(77)]
@@ -276,6 +276,27 @@ struct AuditTrailTests {
             try problems(trail) == [
                 "luaexecd noted at record 3: record 3, which luaexecd wrote last, is gone or changed: the trail was rolled back or cut"
             ])
+    }
+
+    @Test("the writer's records, chained before its transaction, go after records another writer added meanwhile")
+    func chainedAfterAnother() throws {
+        defer { remove() }
+        let (trail, _) = try trail(2)
+        // luaexecd's writer: what it wrote last, then the command line's record, then the writer
+        // again with the head it left (its records were chained after that head, made again).
+        let written = try trail.append(AuditBatch([AuditEntry(at: 3, kind: "exec")]), key: key, now: 3, lastWritten: nil)
+        try trail.append([AuditEntry(at: 4, kind: "cli", detail: "token create")], key: key, now: 4)
+        let next = try trail.append(
+            AuditBatch([AuditEntry(at: 5, kind: "exec"), AuditEntry(at: 6, kind: "exec")]), key: key, now: 6,
+            lastWritten: written)
+        #expect(next.seq == 6)
+        #expect(try problems(trail) == [])
+        let kinds = try trail.records(.init()).entries.sorted { $0.seq < $1.seq }.map(\.kind)
+        #expect(kinds == ["exec", "admin", "exec", "cli", "exec", "exec"])
+        // And when nothing came between: the records chained before the transaction are stored.
+        let after = try trail.append(AuditBatch([AuditEntry(at: 7, kind: "exec")]), key: key, now: 7, lastWritten: next)
+        #expect(after.seq == 7)
+        #expect(try problems(trail) == [])
     }
 
     @Test("a restore keeps the box's trail, adds itself to it, and brings a backup's trail to a database with none")
