@@ -128,18 +128,24 @@ public struct AuditBatch: Sendable {
     }
 
     public mutating func append(_ entry: AuditEntry) {
-        func append(digest: UnsafeRawBufferPointer?) {
-            self.append(
+        Self.withBytes(of: entry.bodySHA256) { digest in
+            append(
                 at: entry.at, kind: entry.kind, requestID: entry.requestID, client: entry.client, token: entry.token,
                 scope: entry.scope, method: entry.method, path: entry.path, status: entry.status, error: entry.error,
                 bytesIn: entry.bytesIn, bytesOut: entry.bytesOut, durationMicros: entry.durationMicros,
                 bodySHA256: digest, detail: entry.detail)
         }
-        if let digest = entry.bodySHA256 {
-            digest.withUnsafeBytes { append(digest: $0) }
-        } else {
-            append(digest: nil)
-        }
+    }
+
+    /// Calls `body` with `digest`'s bytes where they lie, or with nil: `append`'s `bodySHA256`.
+    /// Inlinable, so that it is specialized for the digest's type where it is called, as
+    /// `append` itself could not be (above).
+    @inlinable
+    public static func withBytes<Digest: ContiguousBytes, Result>(
+        of digest: Digest?, _ body: (UnsafeRawBufferPointer?) -> Result
+    ) -> Result {
+        guard let digest else { return body(nil) }
+        return digest.withUnsafeBytes { body($0) }
     }
 
     /// Appends `other`'s records after these.

@@ -116,14 +116,15 @@ static int begin_call(lx_runtime *rt, int render_mode) {
 // a new one. A suspended evaluation's coroutine is anchored in the registry by a reference and
 // listed in LX_WAITING_KEY, so that no chunk can resume or close it (baselib.c).
 
-// Pushes a coroutine for an evaluation: the one the last evaluation left (allocating nothing,
-// so unprotected), else a new one, made in a protected call (it allocates). Returns that call's
-// status (LUA_OK when the spare one was taken); on an error, the error is on the stack.
+// Protected: pushes a new coroutine.
 static int lx_new_thread(lua_State *L) {
     lua_newthread(L);
     return 1;
 }
 
+// Pushes a coroutine for an evaluation: the one the last evaluation left (allocating nothing,
+// so unprotected), else a new one, made in a protected call (it allocates). Returns that call's
+// status (LUA_OK when the spare one was taken); on an error, the error is on the stack.
 static int take_thread(lx_runtime *rt) {
     lua_State *L = rt->L;
     if (lua_rawgeti(L, LUA_REGISTRYINDEX, rt->spare_thread_slot) == LUA_TTHREAD) {

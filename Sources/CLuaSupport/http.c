@@ -150,6 +150,15 @@ static int handle_tostring(lua_State *L) {
     return 1;
 }
 
+// Whether the registration at `entry` ({function, id, own work}) was made by the box's own
+// work: its name counts in registration_counts[1], a request's in [0].
+static int by_own_work(lua_State *L, int entry) {
+    lua_rawgeti(L, entry, 3);
+    int own = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return own;
+}
+
 static int register_function(lua_State *L, int kind) {
     const char *fname = kind == LX_KIND_ENDPOINT ? "http.listen" : "http.action";
     size_t name_len;
@@ -177,7 +186,7 @@ static int register_function(lua_State *L, int kind) {
     lua_getfield(L, LUA_REGISTRYINDEX, table_keys[kind]);
     lua_pushvalue(L, 1);
     int replaces = lua_rawget(L, -2) == LUA_TTABLE;
-    int previous = replaces && lua_rawgeti(L, -1, 3) != LUA_TNIL && lua_toboolean(L, -1) ? 1 : 0;
+    int previous = replaces ? by_own_work(L, lua_gettop(L)) : 0;
     lua_settop(L, params_index);
     int counted = !replaces || previous != own;
     if (counted && rt->registration_counts[own] >= rt->registration_limit)
@@ -246,7 +255,7 @@ static int unregister_function(lua_State *L, int kind) {
         found = lua_tointeger(L, -1) == h->id;
     }
     if (found) {
-        int own = lua_rawgeti(L, entry, 3) != LUA_TNIL && lua_toboolean(L, -1) ? 1 : 0;
+        int own = by_own_work(L, entry);
         lua_pushvalue(L, name_index);
         lua_pushnil(L);
         lua_rawset(L, table);

@@ -112,18 +112,13 @@ public final class AuditWriter: @unchecked Sendable {
             anonymous.stored += 1
         }
         if pending.count < capacity {
-            func append(digest: UnsafeRawBufferPointer?) {
+            AuditBatch.withBytes(of: record.digest) { digest in
                 pending.append(
                     at: at, kind: record.kind, requestID: head.requestID, client: head.clientAddress,
                     token: record.tokenName, scope: record.scope, method: head.method, path: head.path,
                     status: Int64(record.status), error: record.errorKind, bytesIn: Int64(record.bytesIn),
                     bytesOut: Int64(record.bytesOut), durationMicros: record.elapsedNanoseconds / 1000,
                     bodySHA256: digest, detail: record.detail)
-            }
-            if let digest = record.digest {
-                digest.withUnsafeBytes { append(digest: $0) }
-            } else {
-                append(digest: nil)
             }
             // The first record of a batch wakes the idle writer, which then gives the batch
             // `interval` to fill; a full batch wakes it at once. Once per batch, not per request.
