@@ -18,8 +18,8 @@
 enum AuditStoredBatch {
     static let table = "audit_batch"
 
-    /// Most records in one row: a quarter of the writer's batch (`AuditWriter.batchSize`), so
-    /// that a batch is four rows in its one transaction.
+    /// Most records in one row: a full batch of the writer's (`AuditWriter.batchSize`) is 32
+    /// rows in its one transaction.
     ///
     /// Why not a row per batch: a row's bytes are allocated three times on the way in (the row
     /// built here, SQLite's copy of the bound value, the record SQLite assembles), and luaexecd
@@ -100,6 +100,18 @@ enum AuditStoredBatch {
         mutating func finish(mac: [UInt8]) {
             AuditBatch.blob(mac, into: &bytes)
             lastMAC = mac
+        }
+
+        /// Appends a record: `seq`, the encoded `fields`, and the MAC that `mac` makes of the
+        /// two as written (the bytes it signs, where they lie).
+        mutating func append(
+            seq: Int64, at: Int64, fields: UnsafeRawBufferPointer, mac: (UnsafeRawBufferPointer) -> [UInt8]
+        ) {
+            let start = bytes.count
+            self.start(seq: seq, at: at)
+            bytes.append(contentsOf: fields)
+            let made = bytes.withUnsafeBytes { mac(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+            finish(mac: made)
         }
 
         /// Appends a record made of stored values (`seq`, the fields, `mac`, as a row of the

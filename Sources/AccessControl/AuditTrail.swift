@@ -79,58 +79,85 @@ public final class AuditTrail: Sendable {
     /// records are chained after it and laid out in rows before the transaction begins, so that
     /// the transaction holds the database (which a request's save to `persisted` waits for)
     /// only to insert them; they are chained again inside it only if the trail no longer ends
-    /// where this writer left it.
+    /// where this writer left it. The rows are laid out in `rows`, which a writer keeps from
+    /// batch to batch.
+    @discardableResult
+    public func append(
+        _ records: AuditBatch, key: AuditKey, now: Int64, lastWritten: Head? = nil, rows: inout Rows
+    ) throws(StoreError) -> Head {
+        let chained = lastWritten.map { Self.chain(records, after: $0, key: key, into: &rows) }
+        return try database.write { db throws(StoreError) in
+            try Self.append(records, in: db, key: key, now: now, lastWritten: lastWritten, chained: chained, rows: &rows)
+        }
+    }
+
+    /// `append` with rows of its own.
     @discardableResult
     public func append(_ records: AuditBatch, key: AuditKey, now: Int64, lastWritten: Head? = nil)
         throws(StoreError) -> Head
     {
-        let chained = lastWritten.map { Self.chain(records, after: $0, key: key) }
-        return try database.write { db throws(StoreError) in
-            try Self.append(records, in: db, key: key, now: now, lastWritten: lastWritten, chained: chained)
+        var rows = Rows()
+        return try append(records, key: key, now: now, lastWritten: lastWritten, rows: &rows)
+    }
+
+    /// The rows a batch is laid out in before it is inserted, kept by the audit writer from batch
+    /// to batch with their bytes' capacity, so that a batch allocates no row. Rows made new for
+    /// each batch were freed after it: ~2 MB for a batch of 8,192 records, which glibc gave
+    /// back to the system at the heap's top and faulted in again for the next (bench/NOTES.md).
+    public struct Rows {
+        var rows: [AuditStoredBatch.Row] = []
+        /// The rows of `rows` the last chain filled; the rest are kept for their capacity.
+        var used = 0
+
+        public init() {}
+
+        var filled: ArraySlice<AuditStoredBatch.Row> { rows[..<used] }
+
+        /// Empties the rows, keeping them and their capacity.
+        mutating func reset() {
+            for index in rows.indices.prefix(used) { rows[index].removeAll() }
+            used = 0
+        }
+
+        /// The next row to fill: one kept from an earlier batch if there is one.
+        mutating func next(reserving bytes: Int) -> Int {
+            if used == rows.count { rows.append(AuditStoredBatch.Row()) }
+            used += 1
+            rows[used - 1].bytes.reserveCapacity(bytes)
+            return used - 1
         }
     }
 
-    /// Records chained after `after`, in the rows that hold them, and the head they end at.
+    /// Where records chained after `after` end (their rows are in the `Rows` they were chained
+    /// into).
     struct Chained {
         var after: Head
-        var rows: [AuditStoredBatch.Row]
         var head: Head
     }
 
-    /// Chains `records` after `after`: each record's `seq`, fields and MAC into a batch's row,
-    /// the MAC made over the bytes just written (`AuditStoredBatch`); a row per `rowLimit`
-    /// records or `rowBytes`.
-    static func chain(_ records: AuditBatch, after: Head, key: AuditKey) -> Chained {
+    /// Chains `records` after `after`: each record's `seq`, fields and MAC into a batch's row in
+    /// `rows` (emptied first), the MAC made over the bytes just written (`AuditStoredBatch`); a
+    /// row per `rowLimit` records or `rowBytes`.
+    static func chain(_ records: AuditBatch, after: Head, key: AuditKey, into rows: inout Rows) -> Chained {
         var seq = after.seq
         var mac = after.mac
-        var rows: [AuditStoredBatch.Row] = []
-        var row = AuditStoredBatch.Row()
-        func reserve() {
-            row.bytes.reserveCapacity(
-                min(min(records.count, AuditStoredBatch.rowLimit) * 300, AuditStoredBatch.rowBytes + 512))
-        }
-        reserve()
+        rows.reset()
+        guard !records.isEmpty else { return Chained(after: after, head: after) }
+        let reserve = min(min(records.count, AuditStoredBatch.rowLimit) * 300, AuditStoredBatch.rowBytes + 512)
+        var current = rows.next(reserving: reserve)
         records.forEach { fields in
+            if rows.rows[current].isFull() { current = rows.next(reserving: reserve) }
             seq += 1
-            let start = row.bytes.count
-            row.start(seq: seq, at: AuditBatch.at(of: fields))
-            row.bytes.append(contentsOf: fields)
-            mac = key.mac { hasher in
-                Self.recordLabel.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-                mac.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-                row.bytes.withUnsafeBytes {
-                    hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[start...]))
+            rows.rows[current].append(seq: seq, at: AuditBatch.at(of: fields), fields: fields) { signed in
+                mac = key.mac { hasher in
+                    Self.recordLabel.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                    mac.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                    hasher.update(bufferPointer: signed)
                 }
-            }
-            row.finish(mac: mac)
-            if row.isFull() {
-                rows.append(row)
-                row = AuditStoredBatch.Row()
-                reserve()
+                return mac
             }
         }
-        if !row.isEmpty { rows.append(row) }
-        return Chained(after: after, rows: rows, head: Head(seq: seq, mac: mac))
+        return Chained(after: after, head: Head(seq: seq, mac: mac))
     }
 
     /// The label and zero byte that start a record's message.
@@ -138,7 +165,7 @@ public final class AuditTrail: Sendable {
 
     static func append(
         _ records: AuditBatch, in db: SQLiteDatabase.Transaction, key: AuditKey, now: Int64, lastWritten: Head?,
-        chained: Chained? = nil
+        chained: Chained? = nil, rows: inout Rows
     ) throws(StoreError) -> Head {
         var notices: [String] = []
         // The last record as its batch's row names it, without reading the records (`verify`
@@ -209,10 +236,10 @@ public final class AuditTrail: Sendable {
             var all = AuditBatch()
             for notice in notices { all.append(AuditEntry(at: now, kind: "notice", detail: notice)) }
             if all.isEmpty { all = records } else { all.append(contentsOf: records) }
-            made = chain(all, after: after, key: key)
+            made = chain(all, after: after, key: key, into: &rows)
         }
-        for row in made.rows { try row.insert(in: db) }
-        if made.rows.isEmpty, let head, head.isValid(key), previous == Head(seq: head.seq, mac: head.mac) {
+        for row in rows.filled { try row.insert(in: db) }
+        if rows.used == 0, let head, head.isValid(key), previous == Head(seq: head.seq, mac: head.mac) {
             return previous
         }
         var newHead = Seal(name: "head", seq: made.head.seq, mac: made.head.mac, at: now, pruned: 0, keyID: key.id)

@@ -89,8 +89,10 @@ public enum DatabaseBackup {
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('restored', ?)",
                 [.text("\(time(nil))-\(UInt64.random(in: 0...UInt64.max))")])
             if let record {
+                var rows = AuditTrail.Rows()
                 _ = try AuditTrail.append(
-                    AuditBatch([record.entry]), in: db, key: record.key, now: record.entry.at, lastWritten: nil)
+                    AuditBatch([record.entry]), in: db, key: record.key, now: record.entry.at, lastWritten: nil,
+                    rows: &rows)
             }
         }
     }

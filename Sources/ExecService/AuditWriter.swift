@@ -14,7 +14,7 @@ import SystemSupport
 /// value of a field nor frees anything the request allocated (both were most of its time,
 /// bench/NOTES.md). The chain's HMAC is made here later. A thread of its own (`run`) takes a
 /// batch `interval` after its first record, or as soon as `batchSize` records wait, and appends
-/// it to the `AuditTrail` in one transaction (an insert for each row of 256 records, one commit
+/// it to the `AuditTrail` in one transaction (an insert for each row of up to 256 records, one commit
 /// and sync for the batch); it sleeps while nothing comes. The log line is still written before
 /// the answer leaves; the database record follows within `interval`.
 ///
@@ -25,7 +25,7 @@ import SystemSupport
 /// once the database takes records again.
 ///
 /// `@unchecked Sendable`: `pending` and `dropped` are touched only with `lock`
-/// held; `lastWritten`, `failing`, `count` and `lastPrune` only with `writing` held (the writer
+/// held; `spare`, `rows`, `lastWritten`, `failing`, `count` and `lastPrune` only with `writing` held (the writer
 /// thread, or a shutdown's `flush`), so two writers never interleave their batches.
 public final class AuditWriter: @unchecked Sendable {
     let trail: AuditTrail
@@ -33,7 +33,10 @@ public final class AuditWriter: @unchecked Sendable {
     private let logger: Logger
     /// Records wait at most this long before they are written.
     let interval: Duration
-    /// This many waiting records wake the writer before `interval` is up.
+    /// This many waiting records wake the writer before `interval` is up. 8,192: under a load
+    /// of ~45,000 requests a second a batch every ~180 ms rather than every ~23 ms (at 1,024),
+    /// and each batch's commit, sync and wake-up is work the request path's core gives up
+    /// (bench/NOTES.md: 4-7% of the throughput). A slower box fills batches by `interval`.
     let batchSize: Int
     /// Most records waiting; more are dropped and counted.
     let capacity: Int
@@ -47,6 +50,8 @@ public final class AuditWriter: @unchecked Sendable {
     private var anonymous = AnonymousRefusals()
     /// The batch the writer works on, kept from batch to batch so that neither allocates.
     private var spare = AuditBatch()
+    /// The rows the writer lays a batch out in, kept likewise (touched with `writing` held).
+    private var rows = AuditTrail.Rows()
     private var dropped = 0
 
     private let writing = ConditionLock()
@@ -73,7 +78,7 @@ public final class AuditWriter: @unchecked Sendable {
     /// that cannot be written.
     public init(
         trail: AuditTrail, key: AuditKey, logger: Logger, interval: Duration = .milliseconds(250),
-        batchSize: Int = 1024,
+        batchSize: Int = 8192,
         capacity: Int = 100_000, anonymousPerMinute: Int = 10
     ) throws(StoreError) {
         self.anonymousPerMinute = anonymousPerMinute
@@ -183,7 +188,7 @@ public final class AuditWriter: @unchecked Sendable {
         }
         if !spare.isEmpty {
             do {
-                lastWritten = try trail.append(spare, key: key, now: Self.now(), lastWritten: lastWritten)
+                lastWritten = try trail.append(spare, key: key, now: Self.now(), lastWritten: lastWritten, rows: &rows)
                 count += spare.count
                 if failing {
                     failing = false

@@ -299,6 +299,31 @@ struct AuditTrailTests {
         #expect(try problems(trail) == [])
     }
 
+    @Test("rows kept from a larger batch lay out the next, smaller one: only its own rows are stored")
+    func rowsKeptFromBatchToBatch() throws {
+        defer { remove() }
+        let (trail, store) = try trail(1)
+        var rows = AuditTrail.Rows()
+        var head = try trail.append(AuditBatch([]), key: key, now: 1, lastWritten: nil, rows: &rows)
+        // 600 records: three rows of up to 256; then 10 records in the first of them again.
+        let big = AuditBatch((0..<600).map { AuditEntry(at: 2 + Int64($0), kind: "exec", requestID: "big\($0)") })
+        head = try trail.append(big, key: key, now: 700, lastWritten: head, rows: &rows)
+        #expect(rows.rows.count == 3)
+        let small = AuditBatch((0..<10).map { AuditEntry(at: 800 + Int64($0), kind: "exec", requestID: "small\($0)") })
+        head = try trail.append(small, key: key, now: 900, lastWritten: head, rows: &rows)
+        #expect(head.seq == 611)
+        #expect(rows.used == 1 && rows.rows.count == 3)
+        #expect(try problems(trail) == [])
+        let batches = try store.database.connection.read { db throws(StoreError) in
+            try db.query("SELECT first_seq, last_seq FROM audit_batch ORDER BY first_seq").map {
+                [$0[0].integer ?? 0, $0[1].integer ?? 0]
+            }
+        }
+        #expect(batches == [[1, 1], [2, 257], [258, 513], [514, 601], [602, 611]])
+        let ids = try trail.records(.init()).entries.sorted { $0.seq < $1.seq }.compactMap(\.requestID)
+        #expect(ids.suffix(10) == (0..<10).map { "small\($0)" })
+    }
+
     @Test("a restore keeps the box's trail, adds itself to it, and brings a backup's trail to a database with none")
     func restore() throws {
         defer { remove() }
