@@ -29,6 +29,10 @@ public struct AuditBatch: Sendable {
 
     public var count: Int { ends.count }
     public var isEmpty: Bool { ends.isEmpty }
+    /// The records' bytes, all together.
+    public var byteCount: Int { bytes.count }
+    /// The bytes the batch holds room for: what it keeps after `removeAll`.
+    public var byteCapacity: Int { bytes.capacity }
 
     /// Room for `records` records of about 200 bytes, so that a full batch allocates nothing.
     public mutating func reserveCapacity(_ records: Int) {

@@ -119,6 +119,22 @@ public final class AuditTrail: Sendable {
             used = 0
         }
 
+        /// Gives back the rows (and their room) past the first `bytes` of room: after a batch of
+        /// long records (paths or details of kilobytes), what it needed is not kept for good.
+        public mutating func trim(keeping bytes: Int) {
+            var room = 0
+            var kept = 0
+            while kept < rows.count, room + rows[kept].bytes.capacity <= bytes {
+                room += rows[kept].bytes.capacity
+                kept += 1
+            }
+            rows.removeLast(rows.count - kept)
+            used = min(used, kept)
+        }
+
+        /// The room the rows hold.
+        public var byteCapacity: Int { rows.reduce(0) { $0 + $1.bytes.capacity } }
+
         /// The next row to fill: one kept from an earlier batch if there is one.
         mutating func next(reserving bytes: Int) -> Int {
             if used == rows.count { rows.append(AuditStoredBatch.Row()) }

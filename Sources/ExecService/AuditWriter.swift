@@ -38,6 +38,11 @@ public final class AuditWriter: @unchecked Sendable {
     /// and each batch's commit, sync and wake-up is work the request path's core gives up
     /// (bench/NOTES.md: 4-7% of the throughput). A slower box fills batches by `interval`.
     let batchSize: Int
+    /// This many bytes of waiting records wake it too, whatever their count (records with long
+    /// paths or details): with `batchSize`, what bounds the room the writer keeps from batch to
+    /// batch (the batch filling, the one written and its rows; more than twice this is given
+    /// back after the batch that needed it).
+    let batchBytes: Int
     /// Most records waiting; more are dropped and counted.
     let capacity: Int
 
@@ -78,7 +83,7 @@ public final class AuditWriter: @unchecked Sendable {
     /// that cannot be written.
     public init(
         trail: AuditTrail, key: AuditKey, logger: Logger, interval: Duration = .milliseconds(250),
-        batchSize: Int = 8192,
+        batchSize: Int = 8192, batchBytes: Int = 2 << 20,
         capacity: Int = 100_000, anonymousPerMinute: Int = 10
     ) throws(StoreError) {
         self.anonymousPerMinute = anonymousPerMinute
@@ -87,6 +92,7 @@ public final class AuditWriter: @unchecked Sendable {
         self.logger = logger
         self.interval = interval
         self.batchSize = batchSize
+        self.batchBytes = batchBytes
         self.capacity = capacity
         pending.reserveCapacity(batchSize)
         spare.reserveCapacity(batchSize)
@@ -117,6 +123,7 @@ public final class AuditWriter: @unchecked Sendable {
             anonymous.stored += 1
         }
         if pending.count < capacity {
+            let before = pending.byteCount
             AuditBatch.withBytes(of: record.digest) { digest in
                 pending.append(
                     at: at, kind: record.kind, requestID: head.requestID, client: head.clientAddress,
@@ -127,7 +134,11 @@ public final class AuditWriter: @unchecked Sendable {
             }
             // The first record of a batch wakes the idle writer, which then gives the batch
             // `interval` to fill; a full batch wakes it at once. Once per batch, not per request.
-            if pending.count == 1 || pending.count == batchSize { lock.signal() }
+            if pending.count == 1 || pending.count == batchSize
+                || (before < batchBytes && pending.byteCount >= batchBytes)
+            {
+                lock.signal()
+            }
         } else {
             dropped += 1
         }
@@ -155,7 +166,9 @@ public final class AuditWriter: @unchecked Sendable {
                 lock.wait(until: idle)
             }
             let deadline = MonotonicInstant.now().advanced(by: interval)
-            while !pending.isEmpty, pending.count < batchSize, MonotonicInstant.now() < deadline {
+            while !pending.isEmpty, pending.count < batchSize, pending.byteCount < batchBytes,
+                MonotonicInstant.now() < deadline
+            {
                 lock.wait(until: deadline)
             }
             lock.unlock()
@@ -175,7 +188,7 @@ public final class AuditWriter: @unchecked Sendable {
         let lost = dropped
         dropped = 0
         lock.unlock()
-        defer { spare.removeAll() }
+        defer { keepRoom() }
         guard !spare.isEmpty || lost > 0 || retention != nil else { return }
 
         if lost > 0 {
@@ -238,6 +251,27 @@ public final class AuditWriter: @unchecked Sendable {
                 logger.error("audit records not pruned", metadata: ["error": "\(error)"])
             }
         }
+    }
+
+    /// Empties the batch just written for the next, keeping its room and its rows' unless a
+    /// batch of long records made them more than twice `batchBytes` (`pending` is `spare` after
+    /// the next swap: both are bounded so). Called with `writing` held.
+    private func keepRoom() {
+        spare.removeAll()
+        if spare.byteCapacity > 2 * batchBytes {
+            spare = AuditBatch()
+            spare.reserveCapacity(batchSize)
+        }
+        if rows.byteCapacity > 2 * batchBytes { rows.trim(keeping: batchBytes) }
+    }
+
+    /// The room the writer keeps between batches: its two batches' and its rows' (a test's view).
+    var roomKept: Int {
+        writing.lock()
+        defer { writing.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
+        return pending.byteCapacity + spare.byteCapacity + rows.byteCapacity
     }
 
     /// Milliseconds since 1970, UTC.

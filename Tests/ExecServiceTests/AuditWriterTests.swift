@@ -10,21 +10,23 @@ import Testing
 @Suite("Audit writer")
 struct AuditWriterTests {
     /// A fresh database and a writer on it; `capacity` records may wait.
-    func writer(capacity: Int) throws -> (AuditWriter, AuditTrail, String) {
+    func writer(
+        capacity: Int, interval: Duration = .milliseconds(250), batchSize: Int = 8192, batchBytes: Int = 2 << 20
+    ) throws -> (AuditWriter, AuditTrail, String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("auditwriter-\(UUID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/luaexec.db"
         let trail = AuditTrail(sharing: try LuaexecDatabase(path: path))
         let writer = try AuditWriter(
             trail: trail, key: AuditKey(bytes: Array("writer test key".utf8)), logger: Logger(label: "test"),
-            capacity: capacity)
+            interval: interval, batchSize: batchSize, batchBytes: batchBytes, capacity: capacity)
         return (writer, trail, path)
     }
 
-    func record(_ number: Int, token: String? = "ops") -> AuditRecord {
+    func record(_ number: Int, token: String? = "ops", path: String = "/api/v1/exec/interactive.lua") -> AuditRecord {
         var record = AuditRecord(
             head: RequestHead(
-                method: "POST", path: "/api/v1/exec/interactive.lua", query: "", clientAddress: "10.0.0.\(number)",
+                method: "POST", path: path, query: "", clientAddress: "10.0.0.\(number)",
                 requestID: "r\(number)"))
         record.tokenName = token
         record.kind = "exec"
@@ -68,6 +70,49 @@ struct AuditWriterTests {
         let verified = try trail.verify(key: writer.key)
         #expect(verified.outcome == .intact)
         #expect(verified.problems.isEmpty)
+    }
+
+    /// A path of 16 KiB, as a client may send one (nginx takes request lines up to its
+    /// `large_client_header_buffers`).
+    static let longPath = "/api/v1/endpoints/" + String(repeating: "x", count: 16 << 10)
+
+    @Test("long records wake the writer at batchBytes, not only at batchSize records or the interval")
+    func wokenByBytes() throws {
+        // An hour's interval and 8,192 records a batch: only the records' bytes (64 KiB, four of
+        // these records) can make the writer store them within this test.
+        let (writer, trail, _) = try writer(
+            capacity: 10_000, interval: .seconds(3600), batchSize: 8192, batchBytes: 64 << 10)
+        startThread(name: "audit-test", stackSize: 256 << 10) {
+            writer.run { AuditWriter.Retention(maxRecords: 1_000_000, days: 365) }
+        }
+        let before = try trail.count()
+        for number in 1...100 { writer.enqueue(record(number, path: Self.longPath)) }
+        // What stays waiting is under 64 KiB: at most three of them.
+        let deadline = MonotonicInstant.now().advanced(by: .seconds(60))
+        while try trail.count() < before + 97, MonotonicInstant.now() < deadline {
+            pauseThread(for: .milliseconds(20))
+        }
+        #expect(try trail.count() >= before + 97)
+    }
+
+    @Test("the room a batch of long records needed is given back after it: the writer keeps about batchBytes")
+    func roomGivenBack() throws {
+        let batchBytes = 64 << 10
+        let (writer, trail, _) = try writer(capacity: 10_000, batchSize: 256, batchBytes: batchBytes)
+        let before = try trail.count()
+        // One batch of ~1.6 MB (no writer thread: `flush` takes all that waits).
+        for number in 1...100 { writer.enqueue(record(number, path: Self.longPath)) }
+        writer.flush()
+        #expect(try trail.count() == before + 100)
+        // Each of the two batches has been the one written once more, and the rows laid out again.
+        writer.enqueue(record(101))
+        writer.flush()
+        writer.flush()
+        #expect(try trail.count() == before + 101)
+        // The two batches' room (256 records of 256 bytes reserved each, or at most twice
+        // `batchBytes`) and the rows' (at most twice `batchBytes`): not the 1.6 MB again and again.
+        #expect(writer.roomKept <= 6 * batchBytes)
+        #expect(try trail.verify(key: writer.key).outcome == .intact)
     }
 
     @Test("records the database refuses wait and are stored in order once it takes them; past the capacity a gap record counts those lost")
