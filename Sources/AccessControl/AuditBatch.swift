@@ -159,6 +159,17 @@ public struct AuditBatch: Sendable {
         ends += other.ends.lazy.map { $0 + base }
     }
 
+    /// How many of the first records lie within the first `bytes` bytes.
+    public func count(fittingIn bytes: Int) -> Int {
+        var low = 0
+        var high = ends.count
+        while low < high {
+            let middle = (low + high) / 2
+            if ends[middle] <= bytes { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
     /// The first `count` records.
     public func prefix(_ count: Int) -> AuditBatch {
         guard count < ends.count else { return self }

@@ -13,20 +13,22 @@ import SystemSupport
 /// bytes into the batch waiting here (`AuditBatch`), under a lock: the writer neither makes a
 /// value of a field nor frees anything the request allocated (both were most of its time,
 /// bench/NOTES.md). The chain's HMAC is made here later. A thread of its own (`run`) takes a
-/// batch `interval` after its first record, or as soon as `batchSize` records wait, and appends
-/// it to the `AuditTrail` in one transaction (an insert for each row of up to 256 records, one commit
-/// and sync for the batch); it sleeps while nothing comes. The log line is still written before
-/// the answer leaves; the database record follows within `interval`.
+/// batch `interval` after its first record, or as soon as `batchSize` records (or `batchBytes`
+/// of them) wait, and appends it to the `AuditTrail` in one transaction (an insert for each row
+/// of up to 256 records, one commit and sync for the batch); it sleeps while nothing comes. The
+/// log line is still written before the answer leaves; the database record follows within
+/// `interval`.
 ///
-/// What a crash can lose: the records of the last `interval` (at most `capacity`), which are in
-/// the log (journal) but not yet in the database; what was committed stays, chained. When the
-/// database refuses a batch (locked past its busy timeout, full), the records wait and are
-/// tried again; past `capacity` new ones are dropped, counted, and a `gap` record says how many
-/// once the database takes records again.
+/// What a crash can lose: the records of the last `interval` (at most `capacity`, or
+/// `capacityBytes` of them), which are in the log (journal) but not yet in the database; what
+/// was committed stays, chained. When the database refuses a batch (locked past its busy
+/// timeout, full), the records wait and are tried again; past `capacity` (or `capacityBytes`)
+/// new ones are dropped, counted, and a `gap` record says how many once the database takes
+/// records again.
 ///
-/// `@unchecked Sendable`: `pending` and `dropped` are touched only with `lock`
-/// held; `spare`, `rows`, `lastWritten`, `failing`, `count` and `lastPrune` only with `writing` held (the writer
-/// thread, or a shutdown's `flush`), so two writers never interleave their batches.
+/// `@unchecked Sendable`: `pending` and `dropped` are touched only with `lock` held; `spare`,
+/// `rows`, `lastWritten`, `failing`, `count` and `lastPrune` only with `writing` held (the
+/// writer thread, or a shutdown's `flush`), so two writers never interleave their batches.
 public final class AuditWriter: @unchecked Sendable {
     let trail: AuditTrail
     let key: AuditKey
@@ -45,6 +47,9 @@ public final class AuditWriter: @unchecked Sendable {
     let batchBytes: Int
     /// Most records waiting; more are dropped and counted.
     let capacity: Int
+    /// Most bytes of records waiting, likewise: while the database refuses them, `capacity`
+    /// records with paths of kilobytes would otherwise be gigabytes.
+    let capacityBytes: Int
 
     /// Requests refused before any token was accepted stored one by one each minute; the rest
     /// of that minute's are folded into one `refused` record (`AnonymousRefusals`).
@@ -84,7 +89,7 @@ public final class AuditWriter: @unchecked Sendable {
     public init(
         trail: AuditTrail, key: AuditKey, logger: Logger, interval: Duration = .milliseconds(250),
         batchSize: Int = 8192, batchBytes: Int = 2 << 20,
-        capacity: Int = 100_000, anonymousPerMinute: Int = 10
+        capacity: Int = 100_000, capacityBytes: Int = 32 << 20, anonymousPerMinute: Int = 10
     ) throws(StoreError) {
         self.anonymousPerMinute = anonymousPerMinute
         self.trail = trail
@@ -94,6 +99,7 @@ public final class AuditWriter: @unchecked Sendable {
         self.batchSize = batchSize
         self.batchBytes = batchBytes
         self.capacity = capacity
+        self.capacityBytes = capacityBytes
         pending.reserveCapacity(batchSize)
         spare.reserveCapacity(batchSize)
         let head = try trail.append([], key: key, now: Self.now())
@@ -122,7 +128,7 @@ public final class AuditWriter: @unchecked Sendable {
             }
             anonymous.stored += 1
         }
-        if pending.count < capacity {
+        if hasRoom {
             let before = pending.byteCount
             AuditBatch.withBytes(of: record.digest) { digest in
                 pending.append(
@@ -145,9 +151,12 @@ public final class AuditWriter: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Whether another record may wait. Called with `lock` held.
+    private var hasRoom: Bool { pending.count < capacity && pending.byteCount < capacityBytes }
+
     /// Queues a record the writer made (a `refused` summary). Called with `lock` held.
     private func add(_ entry: AuditEntry) {
-        if pending.count < capacity {
+        if hasRoom {
             pending.append(entry)
             if pending.count == 1 { lock.signal() }
         } else {
@@ -218,7 +227,7 @@ public final class AuditWriter: @unchecked Sendable {
                 var batch = spare
                 if lost > 0 { batch = batch.prefix(batch.count - 1) }
                 batch.append(contentsOf: pending)
-                let kept = min(batch.count, capacity)
+                let kept = min(batch.count, capacity, batch.count(fittingIn: capacityBytes))
                 dropped += lost + batch.count - kept
                 pending = batch.prefix(kept)
                 lock.unlock()

@@ -144,6 +144,36 @@ struct AuditWriterTests {
         #expect(try trail.verify(key: writer.key).outcome == .intact)
     }
 
+    @Test("while the database refuses them, long records wait up to capacityBytes; past it they are counted in the gap record")
+    func refusedLongRecordsBounded() throws {
+        // Room for 100 records by count, but 64 KiB by bytes: a record is taken while less than
+        // that waits, so four of these records of 16 KiB.
+        let (writer, trail, path) = try writer(capacity: 100)
+        let bounded = try AuditWriter(
+            trail: trail, key: writer.key, logger: Logger(label: "test"), capacity: 100, capacityBytes: 64 << 10)
+        try sqlite(
+            path,
+            """
+            CREATE TABLE refuse (x); INSERT INTO refuse VALUES (1);
+            CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_batch WHEN EXISTS (SELECT 1 FROM refuse)
+            BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;
+            """)
+        let before = try trail.count()
+        for number in 1...3 { bounded.enqueue(record(number, path: Self.longPath)) }
+        bounded.flush()
+        #expect(try trail.count() == before)
+        // Back in the queue, the three leave room for one more: the next four are dropped, counted.
+        for number in 4...8 { bounded.enqueue(record(number, path: Self.longPath)) }
+        try sqlite(path, "DELETE FROM refuse")
+        bounded.flush()
+        let stored = try trail.records(AuditTrail.Filter()).entries.reversed().suffix(5).map { $0 }
+        #expect(stored.map(\.requestID) == ["r1", "r2", "r3", "r4", nil])
+        #expect(
+            stored.last?.detail
+                == "4 records were not stored: the database did not take them in time (they are in the log)")
+        #expect(try trail.verify(key: writer.key).outcome == .intact)
+    }
+
     /// A request refused at admission (an unknown path, a wrong token): `token` nil unless a
     /// valid token was refused its scope.
     func refusal(_ number: Int, client: String, status: Int = 401, token: String? = nil) -> AuditRecord {
