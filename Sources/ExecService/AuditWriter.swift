@@ -38,7 +38,8 @@ public final class AuditWriter: @unchecked Sendable {
     /// This many waiting records wake the writer before `interval` is up. 8,192: under a load
     /// of ~45,000 requests a second a batch every ~180 ms rather than every ~23 ms (at 1,024),
     /// and each batch's commit, sync and wake-up is work the request path's core gives up
-    /// (bench/NOTES.md: 4-7% of the throughput). A slower box fills batches by `interval`.
+    /// (bench/NOTES.md: 3-7% more requests a second, side by side). A slower box fills batches
+    /// by `interval`.
     let batchSize: Int
     /// This many bytes of waiting records wake it too, whatever their count (records with long
     /// paths or details): with `batchSize`, what bounds the room the writer keeps from batch to
