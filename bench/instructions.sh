@@ -6,8 +6,9 @@
 # A count, not a time: the same on a busy machine as on an idle one, so a change to the request
 # path can be judged by it where req/s swing by 15% between runs. It counts user-space
 # instructions only (not the kernel's share, nor cache misses or atomic operations), and
-# valgrind hides SHA extensions from the CPU, so each SHA-256 (two a request) counts as its AVX
-# code, ~4,000 instructions more than the hardware path runs.
+# valgrind hides SHA extensions from the CPU, so SHA-256 counts as its AVX code: the audit
+# trail's HMAC of each record (six blocks) ~12,800 instructions a request here, a few hundred
+# cycles on the hardware path (the token's and the body's digests are remembered, DigestMemo).
 #
 # Usage: bench/instructions.sh [REQUESTS]   (default 300; prints "luaexecd N" and "evloop N")
 #   luaexecd's N counts every thread: the request's and the audit writer's (docs/audit.md).
