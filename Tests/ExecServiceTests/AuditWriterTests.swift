@@ -82,6 +82,8 @@ struct AuditWriterTests {
         // these records) can make the writer store them within this test.
         let (writer, trail, _) = try writer(
             capacity: 10_000, interval: .seconds(3600), batchSize: 8192, batchBytes: 64 << 10)
+        // The writer's own loop, as luaexecd runs it (it never returns: it sleeps with this
+        // test's database until the test process ends).
         startThread(name: "audit-test", stackSize: 256 << 10) {
             writer.run { AuditWriter.Retention(maxRecords: 1_000_000, days: 365) }
         }
