@@ -11,7 +11,8 @@ import Testing
 struct AuditWriterTests {
     /// A fresh database and a writer on it; `capacity` records may wait.
     func writer(
-        capacity: Int, interval: Duration = .milliseconds(250), batchSize: Int = 8192, batchBytes: Int = 2 << 20
+        capacity: Int, capacityBytes: Int = 32 << 20, interval: Duration = .milliseconds(250), batchSize: Int = 8192,
+        batchBytes: Int = 2 << 20
     ) throws -> (AuditWriter, AuditTrail, String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("auditwriter-\(UUID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -19,7 +20,8 @@ struct AuditWriterTests {
         let trail = AuditTrail(sharing: try LuaexecDatabase(path: path))
         let writer = try AuditWriter(
             trail: trail, key: AuditKey(bytes: Array("writer test key".utf8)), logger: Logger(label: "test"),
-            interval: interval, batchSize: batchSize, batchBytes: batchBytes, capacity: capacity)
+            interval: interval, batchSize: batchSize, batchBytes: batchBytes, capacity: capacity,
+            capacityBytes: capacityBytes)
         return (writer, trail, path)
     }
 
@@ -45,6 +47,18 @@ struct AuditWriterTests {
         try process.run()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
+    }
+
+    /// Makes the database refuse the trail's inserts (as a full or locked one would) until
+    /// `DELETE FROM refuse`.
+    func refuseRecords(_ path: String) throws {
+        try sqlite(
+            path,
+            """
+            CREATE TABLE refuse (x); INSERT INTO refuse VALUES (1);
+            CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_batch WHEN EXISTS (SELECT 1 FROM refuse)
+            BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;
+            """)
     }
 
     @Test("each request's record is stored with its fields, in order, and the trail verifies")
@@ -120,13 +134,7 @@ struct AuditWriterTests {
     @Test("records the database refuses wait and are stored in order once it takes them; past the capacity a gap record counts those lost")
     func refusedThenGap() throws {
         let (writer, trail, path) = try writer(capacity: 3)
-        try sqlite(
-            path,
-            """
-            CREATE TABLE refuse (x); INSERT INTO refuse VALUES (1);
-            CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_batch WHEN EXISTS (SELECT 1 FROM refuse)
-            BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;
-            """)
+        try refuseRecords(path)
         let before = try trail.count()
         for number in 1...2 { writer.enqueue(record(number)) }
         writer.flush()
@@ -150,24 +158,16 @@ struct AuditWriterTests {
     func refusedLongRecordsBounded() throws {
         // Room for 100 records by count, but 64 KiB by bytes: a record is taken while less than
         // that waits, so four of these records of 16 KiB.
-        let (writer, trail, path) = try writer(capacity: 100)
-        let bounded = try AuditWriter(
-            trail: trail, key: writer.key, logger: Logger(label: "test"), capacity: 100, capacityBytes: 64 << 10)
-        try sqlite(
-            path,
-            """
-            CREATE TABLE refuse (x); INSERT INTO refuse VALUES (1);
-            CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_batch WHEN EXISTS (SELECT 1 FROM refuse)
-            BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;
-            """)
+        let (writer, trail, path) = try writer(capacity: 100, capacityBytes: 64 << 10)
+        try refuseRecords(path)
         let before = try trail.count()
-        for number in 1...3 { bounded.enqueue(record(number, path: Self.longPath)) }
-        bounded.flush()
+        for number in 1...3 { writer.enqueue(record(number, path: Self.longPath)) }
+        writer.flush()
         #expect(try trail.count() == before)
         // Back in the queue, the three leave room for one more: the next four are dropped, counted.
-        for number in 4...8 { bounded.enqueue(record(number, path: Self.longPath)) }
+        for number in 4...8 { writer.enqueue(record(number, path: Self.longPath)) }
         try sqlite(path, "DELETE FROM refuse")
-        bounded.flush()
+        writer.flush()
         let stored = try trail.records(AuditTrail.Filter()).entries.reversed().suffix(5).map { $0 }
         #expect(stored.map(\.requestID) == ["r1", "r2", "r3", "r4", nil])
         #expect(
