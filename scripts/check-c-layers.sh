@@ -13,7 +13,7 @@ declare -A layer=(
     [codec.h]="codec 1" [codec.c]="codec 1"
     [check.c]="check 1"
     [stop.h]="stop 2" [stop.c]="stop 2"
-    [baselib.h]="baselib 3" [baselib.c]="baselib 3" [patterns.c]="baselib 3"
+    [baselib.h]="baselib 3" [baselib.c]="baselib 3" [patterns.c]="baselib 3" [tablelib.c]="baselib 3"
     [eval.h]="eval 4" [eval.c]="eval 4"
     [persist.h]="persist 5" [persist.c]="persist 5"
     [http.h]="http 5" [http.c]="http 5"

@@ -14,5 +14,7 @@ void lx_replace_base(lua_State *L);
 int lx_open_stdfiles(lua_State *L, lx_runtime *rt);
 // Replaces string.find, match, gmatch and gsub with ones that the stop reaches (patterns.c).
 void lx_open_patterns(lua_State *L);
+// table.insert, remove, move, concat and sort, looking at the stop in their loops (tablelib.c).
+void lx_open_tablelib(lua_State *L);
 
 #endif

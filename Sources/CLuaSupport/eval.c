@@ -295,6 +295,17 @@ static int run_coroutine(lx_runtime *rt, int base, int nargs) {
 
 done:
     lua_settop(L, base);
+    // No hook the chunk set outlives its run: on the main thread (debug.getregistry()[1], which
+    // new coroutines inherit) it would run in the host's own calls, the console's reading of
+    // the state and the next request's set-up (its chunk, its arguments) before finish_call
+    // clears it; on the coroutine, in the next evaluation that takes it. A suspended chunk keeps
+    // its coroutine's: that coroutine is its own until it ends.
+    pthread_mutex_lock(&rt->hook_lock);
+    if (atomic_load(&rt->stop) == LX_STOP_NONE) {
+        lua_sethook(L, NULL, 0, 0);
+        if (result != LX_SUSPENDED) lua_sethook(co, NULL, 0, 0);
+    }
+    pthread_mutex_unlock(&rt->hook_lock);
     // collectgarbage("stop") must not outlive the request; after a memory error, free what
     // the failed chunk left behind now rather than at the next allocation. Only restart a
     // stopped collector: LUA_GCRESTART also zeroes the GC debt, which forced a collection step,

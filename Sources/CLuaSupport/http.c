@@ -161,6 +161,7 @@ static int by_own_work(lua_State *L, int entry) {
 
 static int register_function(lua_State *L, int kind) {
     const char *fname = kind == LX_KIND_ENDPOINT ? "http.listen" : "http.action";
+    lx_refuse_in_finalizer(L, fname);
     size_t name_len;
     const char *name = luaL_checklstring(L, 1, &name_len);
     check_name(L, fname, name, name_len, kind);
@@ -233,6 +234,7 @@ static int register_function(lua_State *L, int kind) {
 }
 
 static int unregister_function(lua_State *L, int kind) {
+    lx_refuse_in_finalizer(L, kind == LX_KIND_ENDPOINT ? "http.stop_listen" : "http.stop_action");
     lx_handle *h = luaL_testudata(L, 1, LX_HANDLE);
     if (h) {
         if (h->kind != kind)

@@ -1,4 +1,4 @@
-// string.find, string.match, string.gmatch and string.gsub, with a step budget.
+// string.find, string.match, string.gmatch and string.gsub, with a step budget; and string.rep.
 //
 // The matcher follows Lua 5.4's lstrlib.c (Copyright (C) 1994-2022 Lua.org, PUC-Rio; MIT
 // licence), the algorithm and the messages of 5.4.4, the version luaexec links. luaexec has its
@@ -21,6 +21,7 @@
 #include "stop.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <string.h>
 
 #define LX_PATTERN_STEPS 4096
@@ -57,9 +58,7 @@ static const char *match(match_state *ms, const char *s, const char *p);
 // lx_hook would: not inside a protected call of the host's own.
 static __attribute__((noinline)) void look_at_stop(match_state *ms) {
     ms->steps = LX_PATTERN_STEPS;
-    lx_runtime *rt = lx_runtime_of(ms->L);
-    int reason = atomic_load(&rt->stop);
-    if (reason != LX_STOP_NONE && !rt->host_call) lx_raise_stop(ms->L, reason);
+    lx_check_stop(ms->L);
 }
 
 static inline void charge(match_state *ms, long steps) {
@@ -395,13 +394,17 @@ static int no_specials(const char *p, size_t lp) {
     return 1;
 }
 
-static const char *find_plain(const char *s, size_t ls, const char *p, size_t lp) {
+// A search for `p` taken literally (find's `plain`, or a pattern without specials), as liblua's
+// lmemfind. It runs in C too: a long `p` tried at each place of a long `s` ("a" x 1e6 .. "b" in
+// "a" x 2e6) compares ~1e12 bytes, so it looks at the stop at each place it tries.
+static const char *find_plain(lua_State *L, const char *s, size_t ls, const char *p, size_t lp) {
     if (lp == 0) return s;
     if (lp > ls) return NULL;
     const char *last = s + (ls - lp);
     for (const char *at = s; at <= last; at++) {
         at = memchr(at, *p, (size_t)(last - at) + 1);
         if (!at) return NULL;
+        lx_check_stop(L);
         if (memcmp(at + 1, p + 1, lp - 1) == 0) return at;
     }
     return NULL;
@@ -417,7 +420,7 @@ static int find_aux(lua_State *L, int find) {
         return 1;
     }
     if (find && (lua_toboolean(L, 4) || no_specials(p, lp))) {
-        const char *at = find_plain(s + init, ls - init, p, lp);
+        const char *at = find_plain(L, s + init, ls - init, p, lp);
         if (at) {
             lua_pushinteger(L, (at - s) + 1);
             lua_pushinteger(L, (at - s) + (lua_Integer)lp);
@@ -589,12 +592,48 @@ static int str_gsub(lua_State *L) {
     return 2;
 }
 
+// MARK: - string.rep
+// lstrlib.c's str_rep, but for one case: an empty string with an empty separator, which liblua
+// makes by copying nothing n - 1 times, in C (string.rep("", 1e12) ran for most of an hour).
+// Every other string.rep allocates its whole result first, so the memory cap bounds it.
+
+// lstrlib.c's limit on a result's size: what fits an int.
+#define MAXSIZE (sizeof(size_t) < sizeof(int) ? ~(size_t)0 : (size_t)INT_MAX)
+
+static int str_rep(lua_State *L) {
+    size_t l, lsep;
+    const char *s = luaL_checklstring(L, 1, &l);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    const char *sep = luaL_optlstring(L, 3, "", &lsep);
+    if (n <= 0 || l + lsep == 0) {
+        lua_pushliteral(L, "");
+    } else if (l + lsep < l || l + lsep > MAXSIZE / (size_t)n) {
+        return luaL_error(L, "resulting string too large");
+    } else {
+        size_t total = (size_t)n * l + (size_t)(n - 1) * lsep;
+        luaL_Buffer b;
+        char *p = luaL_buffinitsize(L, &b, total);
+        while (n-- > 1) {
+            memcpy(p, s, l);
+            p += l;
+            if (lsep > 0) {
+                memcpy(p, sep, lsep);
+                p += lsep;
+            }
+        }
+        memcpy(p, s, l);
+        luaL_pushresultsize(&b, total);
+    }
+    return 1;
+}
+
 void lx_open_patterns(lua_State *L) {
     static const luaL_Reg functions[] = {
         {"find", str_find},
         {"match", str_match},
         {"gmatch", str_gmatch},
         {"gsub", str_gsub},
+        {"rep", str_rep},
         {NULL, NULL},
     };
     // The strings' metatable's __index is this table, so methods (s:find) get them too.

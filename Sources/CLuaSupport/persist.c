@@ -705,6 +705,7 @@ static int config_set(lua_State *L) {
 }
 
 static int config_register(lua_State *L) {
+    lx_refuse_in_finalizer(L, "config.register");
     check_path(L, "config.register", 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_settop(L, 2);
@@ -737,6 +738,7 @@ static int config_register(lua_State *L) {
 }
 
 static int config_unregister(lua_State *L) {
+    lx_refuse_in_finalizer(L, "config.unregister");
     check_path(L, "config.unregister", 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     push_registry(L, C_CALLBACKS);

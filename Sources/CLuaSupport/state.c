@@ -36,6 +36,7 @@ static int lx_setup(lua_State *L) {
     luaL_openlibs(L);
     lx_replace_base(L);
     lx_open_patterns(L);
+    lx_open_tablelib(L);
     lx_open_http(L);
     lx_open_log(L);
     lx_open_persist(L);

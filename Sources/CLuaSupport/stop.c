@@ -109,6 +109,22 @@ int lx_raise_stop(lua_State *L, int reason) {
     return lua_error(L);
 }
 
+void lx_check_stop(lua_State *L) {
+    lx_runtime *rt = lx_runtime_of(L);
+    int reason = atomic_load(&rt->stop);
+    if (reason != LX_STOP_NONE && !rt->host_call) lx_raise_stop(L, reason);
+}
+
+void lx_refuse_in_finalizer(lua_State *L, const char *what) {
+    // Lua 5.4.4 answers -1 to every lua_gc while a finalizer runs (GCSTPGC: GCTM's own stop of
+    // the collector), and only then; lx_host_pcall's LUA_GCSTOP answers 0.
+    if (lua_gc(L, LUA_GCISRUNNING) < 0)
+        luaL_error(L,
+            "%s cannot be called from a finalizer (__gc): it runs in whichever request's evaluation "
+            "collected the object, and would act in that caller's name",
+            what);
+}
+
 // Streamed output (SPEC E13) is handed over at this size, or once its oldest byte is this old.
 #define LX_STREAM_BYTES 4096
 #define LX_STREAM_NS 100000000LL

@@ -119,6 +119,9 @@ struct lx_runtime {
     void *timer_context;
     int timer_count, timer_limit;
     lua_Integer timer_serial;
+    // While set (a stored script's run), timer.cancel keeps the function it drops aside, for
+    // lx_restore_timer to give back when the run fails.
+    int timer_holding;
 
     // persist.c: whether `persisted` or `config` changed since the host last took the changes,
     // the encoded size of `persisted` and its cap, and the buffer the changes are encoded into.
@@ -154,6 +157,13 @@ void lx_hand_back_memory(lx_runtime *rt);
 // Raises the stop hook's error for `reason` (an lx_stop_reason other than LX_STOP_NONE), for C
 // code that runs long without returning to Lua and checks rt->stop itself.
 int lx_raise_stop(lua_State *L, int reason);
+// For a C function's loop that may run long without calling Lua (the hook runs only in Lua):
+// raises the stop hook's error when a stop is in effect, except in a host call. One atomic load.
+void lx_check_stop(lua_State *L);
+// Raises "`what` cannot be called from a finalizer" when Lua runs a finalizer (__gc) now. A
+// finalizer runs in whichever evaluation's allocation collected its object, as that evaluation's
+// caller: what acts in a caller's name (registering, setting timers) refuses to run there.
+void lx_refuse_in_finalizer(lua_State *L, const char *what);
 // Sets the stop hook on `L` and allows hooks there again.
 void lx_arm(lua_State *L);
 // Records the coroutine now running (under hook_lock), arming it when a stop is in effect.

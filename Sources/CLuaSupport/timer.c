@@ -9,18 +9,22 @@
 // (LX_KIND_TIMER, the number in decimal as the name), under the limits of a chunk, and forgets
 // a timer.after that ran (lx_drop_timer).
 //
-// CLuaSupport, layer 5 of 6, beside persist.c, http.c and log.c. Includes timer.h and stop.h.
+// CLuaSupport, layer 5 of 6, beside persist.c, http.c and log.c. Includes timer.h, eval.h
+// (lx_host_pcall) and stop.h.
 // Layers, lowest first: codec, stop, baselib, eval, then persist/http/log/timer side by side,
 // then state (docs/architecture.md).
 
 #include "timer.h"
 
+#include "eval.h"
 #include "stop.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define LX_TIMERS_KEY "luaexec.timers"
+// registry[LX_TIMERS_HELD_KEY][number] = fn: timers cancelled while rt->timer_holding.
+#define LX_TIMERS_HELD_KEY "luaexec.timers.held"
 #define LX_TIMER_HANDLE "luaexec.timer"
 // The shortest interval of timer.every, and the longest delay or interval: a year.
 #define LX_TIMER_FLOOR 0.01
@@ -41,6 +45,7 @@ static int push_timers(lua_State *L, int create) {
 }
 
 static int timer_set(lua_State *L, int every) {
+    lx_refuse_in_finalizer(L, every ? "timer.every" : "timer.after");
     lx_runtime *rt = lx_runtime_of(L);
     lua_Number seconds = luaL_checknumber(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
@@ -94,8 +99,23 @@ int lx_drop_timer(lx_runtime *rt, long long id) {
 }
 
 static int timer_cancel(lua_State *L) {
+    lx_refuse_in_finalizer(L, "timer.cancel");
     lua_Integer id = *(lua_Integer *)luaL_checkudata(L, 1, LX_TIMER_HANDLE);
     lx_runtime *rt = lx_runtime_of(L);
+    if (rt->timer_holding) {
+        // Kept aside first (it allocates): a memory error leaves the timer as it was.
+        if (push_timers(L, 0) && lua_rawgeti(L, -1, id) == LUA_TFUNCTION) {
+            if (lua_getfield(L, LUA_REGISTRYINDEX, LX_TIMERS_HELD_KEY) != LUA_TTABLE) {
+                lua_pop(L, 1);
+                lua_newtable(L);
+                lua_pushvalue(L, -1);
+                lua_setfield(L, LUA_REGISTRYINDEX, LX_TIMERS_HELD_KEY);
+            }
+            lua_pushvalue(L, -2);
+            lua_rawseti(L, -2, id);
+        }
+        lua_settop(L, 1);
+    }
     int dropped = lx_drop_timer(rt, (long long)id);
     if (dropped && rt->timer_hook) rt->timer_hook(rt->timer_context, (long long)id, 1, 0, 0, "", 0);
     lua_pushboolean(L, dropped);
@@ -138,6 +158,49 @@ void lx_open_timer(lua_State *L) {
     lua_pop(L, 1);
     luaL_newlib(L, functions);
     lua_setglobal(L, "timer");
+}
+
+void lx_hold_cancelled_timers(lx_runtime *rt, int hold) { rt->timer_holding = hold; }
+
+// Protected: sets again the timer kept aside under the number at 1; *(int *) at 2 says whether
+// there was one.
+static int restore_timer(lua_State *L) {
+    lua_Integer id = lua_tointeger(L, 1);
+    int *restored = lua_touserdata(L, 2);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LX_TIMERS_HELD_KEY) != LUA_TTABLE) return 0;
+    if (lua_rawgeti(L, -1, id) != LUA_TFUNCTION) return 0;
+    push_timers(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, id);
+    lx_runtime_of(L)->timer_count++;
+    *restored = 1;
+    return 0;
+}
+
+int lx_restore_timer(lx_runtime *rt, long long id) {
+    lua_State *L = rt->L;
+    int restored = 0;
+    lua_pushcfunction(L, restore_timer);
+    lua_pushinteger(L, (lua_Integer)id);
+    lua_pushlightuserdata(L, &restored);
+    if (lx_host_pcall(rt, 2) != LUA_OK) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    return restored;
+}
+
+// Protected: forgets the timers kept aside.
+static int release_held(lua_State *L) {
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LX_TIMERS_HELD_KEY);
+    return 0;
+}
+
+void lx_release_held_timers(lx_runtime *rt) {
+    lua_State *L = rt->L;
+    lua_pushcfunction(L, release_held);
+    if (lx_host_pcall(rt, 0) != LUA_OK) lua_pop(L, 1);
 }
 
 void lx_set_timer_hook(lx_runtime *rt, lx_timer_hook hook, void *context, int limit) {

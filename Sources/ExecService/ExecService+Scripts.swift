@@ -37,7 +37,7 @@ extension ExecService {
             json.raw("{\"scripts\":[")
             for (index, script) in try scriptStore.list().enumerated() {
                 if index > 0 { json.raw(",") }
-                Self.write(script, registry: registry, to: &json)
+                Self.write(script, registry: registry, timers: executor.timers, to: &json)
             }
             json.raw("]}")
             return Self.json(200, json)
@@ -74,7 +74,7 @@ extension ExecService {
                 if let version {
                     Self.write(version, current: script.version, to: &json, closing: false)
                 } else {
-                    Self.write(script, registry: executor.registry, to: &json, closing: false)
+                    Self.write(script, registry: executor.registry, timers: executor.timers, to: &json, closing: false)
                 }
                 json.raw(",\"source\":")
                 json.luaString(source)
@@ -140,14 +140,14 @@ extension ExecService {
         return .onState(label: token) { [self] vm, audit in
             do {
                 let current = try scriptStore.script(named: name)
-                if let refusal = precondition.refusal(name, current, registry: vm.registry) {
+                if let refusal = precondition.refusal(name, current, registry: vm.registry, timers: vm.timers) {
                     audit.detail = "script put \(name) precondition failed sha256=\(sha256)"
                     return refusal
                 }
                 if let current, current.sha256 == sha256 {
                     audit.detail = "script put \(name) unchanged version=\(current.version) sha256=\(sha256)"
                     return Self.changeAnswer(
-                        200, current, registry: vm.registry, run: nil, withdrawn: [], changed: false)
+                        200, current, registry: vm.registry, timers: vm.timers, run: nil, withdrawn: [], changed: false)
                 }
                 let version = try scriptStore.nextVersion(of: name)
                 var installed: StoredScript?
@@ -180,7 +180,7 @@ extension ExecService {
                 if script.enabled {
                     audit.detail = "script enable \(name) unchanged version=\(script.version) sha256=\(script.sha256)"
                     return Self.changeAnswer(
-                        200, script, registry: vm.registry, run: nil, withdrawn: [], changed: false)
+                        200, script, registry: vm.registry, timers: vm.timers, run: nil, withdrawn: [], changed: false)
                 }
                 var enabled: StoredScript?
                 let outcome = vm.runStoredScript(
@@ -232,7 +232,7 @@ extension ExecService {
                 if target.version == script.version && script.enabled {
                     audit.detail = "script rollback \(name) unchanged version=\(script.version) sha256=\(script.sha256)"
                     return Self.changeAnswer(
-                        200, script, registry: vm.registry, run: nil, withdrawn: [], changed: false)
+                        200, script, registry: vm.registry, timers: vm.timers, run: nil, withdrawn: [], changed: false)
                 }
                 guard let source = try scriptStore.source(of: name, version: target.version) else {
                     return try Self.notKept(target.version, of: name, in: scriptStore)
@@ -266,7 +266,7 @@ extension ExecService {
                 if !script.enabled {
                     audit.detail = "script disable \(name) unchanged version=\(script.version) sha256=\(script.sha256)"
                     return Self.changeAnswer(
-                        200, script, registry: vm.registry, run: nil, withdrawn: [], changed: false)
+                        200, script, registry: vm.registry, timers: vm.timers, run: nil, withdrawn: [], changed: false)
                 }
                 // The store first: should it fail, the script goes on serving and the answer says so.
                 let disabled = try scriptStore.setEnabled(false, name: name, by: token)
@@ -276,7 +276,7 @@ extension ExecService {
                     "script disabled",
                     metadata: ["script": "\(name)", "version": "\(script.version)", "by": "\(token)"])
                 return Self.changeAnswer(
-                    200, disabled, registry: vm.registry, run: nil, withdrawn: withdrawn, changed: true)
+                    200, disabled, registry: vm.registry, timers: vm.timers, run: nil, withdrawn: withdrawn, changed: true)
             } catch {
                 return Self.scriptStoreFailure(error)
             }
@@ -329,7 +329,7 @@ extension ExecService {
                 metadata: ["script": "\(name)", "version": "\(version)", "sha256": "\(sha256)", "by": "\(token)"])
             guard let kept else { return Self.scriptStoreFailure(StoreError("\(name) was not stored")) }
             return Self.changeAnswer(
-                created ? 201 : 200, kept, registry: vm.registry, run: EvaluationRenderer.json(evaluation).body,
+                created ? 201 : 200, kept, registry: vm.registry, timers: vm.timers, run: EvaluationRenderer.json(evaluation).body,
                 withdrawn: withdrawn, changed: true)
         case .failed(let evaluation):
             recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
@@ -353,7 +353,7 @@ extension ExecService {
             json.raw(String(decoding: rendered, as: UTF8.self))
             json.raw(",\"current\":")
             if let current = try? store.script(named: name) {
-                Self.write(current, registry: vm.registry, to: &json)
+                Self.write(current, registry: vm.registry, timers: vm.timers, to: &json)
             } else {
                 json.raw("null")
             }
@@ -416,12 +416,12 @@ extension ExecService {
     /// `{"ok":true,"changed":...,"script":record,"run":...,"withdrawn":[...]}`: `changed` is
     /// false when the request changed nothing (the same source, already enabled or disabled).
     static func changeAnswer(
-        _ status: Int, _ script: StoredScript, registry: EndpointRegistry, run: [UInt8]?,
+        _ status: Int, _ script: StoredScript, registry: EndpointRegistry, timers: TimerSchedule, run: [UInt8]?,
         withdrawn: [EndpointRegistry.Registration], changed: Bool
     ) -> Response {
         var json = JSONWriter()
         json.raw("{\"ok\":true,\"changed\":\(changed),\"script\":")
-        write(script, registry: registry, to: &json)
+        write(script, registry: registry, timers: timers, to: &json)
         json.raw(",\"run\":")
         if let run { json.raw(String(decoding: run, as: UTF8.self)) } else { json.raw("null") }
         json.raw(",\"withdrawn\":")
@@ -434,7 +434,8 @@ extension ExecService {
 
     /// A script's record; `closing: false` leaves the object open for another field.
     static func write(
-        _ script: StoredScript, registry: EndpointRegistry, to json: inout JSONWriter, closing: Bool = true
+        _ script: StoredScript, registry: EndpointRegistry, timers: TimerSchedule, to json: inout JSONWriter,
+        closing: Bool = true
     ) {
         json.raw("{\"name\":")
         json.string(script.name)
@@ -468,7 +469,9 @@ extension ExecService {
             json.raw("null")
         }
         json.raw(",\"registered\":")
-        write(registry.registrations(ofStoredScript: script.name), to: &json)
+        write(
+            registry.registrations(ofStoredScript: script.name),
+            timers: timers.entries.filter { $0.origin.storedScriptName == script.name }, to: &json)
         if closing { json.raw("}") }
     }
 
@@ -483,7 +486,11 @@ extension ExecService {
         if closing { json.raw("}") }
     }
 
-    static func write(_ registrations: [EndpointRegistry.Registration], to json: inout JSONWriter) {
+    /// `[{"kind","name"}]`: endpoints and actions, then timers, named as the registry lists them
+    /// (`timer 12`).
+    static func write(
+        _ registrations: [EndpointRegistry.Registration], timers: [TimerSchedule.Entry] = [], to json: inout JSONWriter
+    ) {
         json.raw("[")
         for (index, registration) in registrations.enumerated() {
             if index > 0 { json.raw(",") }
@@ -491,6 +498,12 @@ extension ExecService {
             json.string(registration.kind.rawValue)
             json.raw(",\"name\":")
             json.string(registration.name)
+            json.raw("}")
+        }
+        for (index, timer) in timers.enumerated() {
+            if index > 0 || !registrations.isEmpty { json.raw(",") }
+            json.raw("{\"kind\":\"timer\",\"name\":")
+            json.string("timer \(timer.id)")
             json.raw("}")
         }
         json.raw("]")
@@ -520,7 +533,9 @@ extension ExecService {
         }
 
         /// 412 when the script's current version (nil: none) is not what the headers ask for.
-        func refusal(_ name: String, _ current: StoredScript?, registry: EndpointRegistry) -> Response? {
+        func refusal(
+            _ name: String, _ current: StoredScript?, registry: EndpointRegistry, timers: TimerSchedule
+        ) -> Response? {
             var failed: String?
             if let match {
                 if let current {
@@ -542,7 +557,11 @@ extension ExecService {
             json.raw("{\"ok\":false,\"error\":{\"kind\":\"precondition\",\"message\":")
             json.string(failed + "; nothing changed")
             json.raw("},\"current\":")
-            if let current { ExecService.write(current, registry: registry, to: &json) } else { json.raw("null") }
+            if let current {
+                ExecService.write(current, registry: registry, timers: timers, to: &json)
+            } else {
+                json.raw("null")
+            }
             json.raw("}")
             return ExecService.json(412, json)
         }

@@ -43,8 +43,9 @@ extension LuaVM {
 
     /// Runs `script` as its name's version from now on, as one transaction on the state's
     /// registrations (SPEC V8): the endpoints, actions and config callbacks registered now are
-    /// saved first; a run that fails (or whose `keep` throws) gets them back whole, so the
-    /// previous version's registrations go on answering; a run that succeeds withdraws what the
+    /// saved first; a run that fails (or whose `keep` throws) gets them back whole, and the timers
+    /// it cancelled (any script's or token's) set again as they were, so the previous version's
+    /// registrations and timers go on; a run that succeeds withdraws what the
     /// script registered before and did not register again (a name it registers again is
     /// swapped in one step, as `http.listen` always does). What else the run did (globals, `persisted`) stays, as after
     /// any chunk that fails half-way (SPEC E6). Config changes it makes run no callbacks, as an
@@ -60,8 +61,10 @@ extension LuaVM {
     ) -> ScriptOutcome {
         let before = registry.registrations(ofStoredScript: script.name)
         // Timers are not saved and restored with the registrations: those the run sets are
-        // told apart from those before by number.
-        let timersBefore = Set(timers.entries.map(\.id))
+        // told apart from those before by number, and those it cancels are kept aside
+        // (lx_hold_cancelled_timers) to be set again if it fails.
+        let scheduleBefore = timers.entries
+        let timersBefore = Set(scheduleBefore.map(\.id))
         let newTimers: (TimerSchedule.Entry) -> Bool = {
             $0.origin.storedScriptName == script.name && !timersBefore.contains($0.id)
         }
@@ -83,25 +86,34 @@ extension LuaVM {
         caller = .storedScript(name: script.name, version: script.version)
         touchedRegistrations = []
         var ran: Evaluation?
+        lx_hold_cancelled_timers(runtime, 1)
         let started = guarded { ran = evaluate(script.source, chunkName: script.chunkName, rendering: .tree) }
+        lx_hold_cancelled_timers(runtime, 0)
+        defer { lx_release_held_timers(runtime) }
         caller = previousCaller
         let touched = touchedRegistrations ?? []
         touchedRegistrations = nil
-        guard started, let evaluation = ran else {
+        // What a run that is not kept changed in the registrations and the timers, undone.
+        func undo() {
             undoRegistrations(saved)
             withdrawTimers(where: newTimers)
+            let left = Set(timers.entries.map(\.id))
+            for entry in scheduleBefore where !left.contains(entry.id) && lx_restore_timer(runtime, entry.id) == 1 {
+                timers.restore(entry)
+            }
+        }
+        guard started, let evaluation = ran else {
+            undo()
             return .notStarted
         }
         if case .failure = evaluation.outcome {
-            undoRegistrations(saved)
-            withdrawTimers(where: newTimers)
+            undo()
             return .failed(evaluation)
         }
         do {
             try keep()
         } catch {
-            undoRegistrations(saved)
-            withdrawTimers(where: newTimers)
+            undo()
             return .notKept(evaluation, error)
         }
         // The version that ran sets its own timers: the previous version's go.

@@ -66,6 +66,18 @@ public final class TimerSchedule: Sendable {
         wake?()
     }
 
+    /// Puts back an entry as it was (a timer a failed stored script's run cancelled, SPEC V8);
+    /// `running` too: a run of it waiting in `sleep` meanwhile ends as if nothing happened.
+    func restore(_ entry: Entry) {
+        let wake = table.withLock { table -> (@Sendable () -> Void)? in
+            let earliest = table.entries.values.lazy.filter { !$0.running }.map(\.due).min()
+            table.entries[entry.id] = entry
+            table.structure += 1
+            return earliest.map { entry.due < $0 } ?? true ? table.wake : nil
+        }
+        wake?()
+    }
+
     func remove(id: Int64) {
         table.withLock {
             $0.entries.removeValue(forKey: id)

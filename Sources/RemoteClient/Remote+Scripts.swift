@@ -59,9 +59,14 @@ public struct ScriptRecord: Sendable, Equatable {
         registered = Self.registrations(json["registered"])
     }
 
-    /// `[{"kind":"endpoint","name":"bell"}]` as `["endpoint bell"]`.
+    /// `[{"kind":"endpoint","name":"bell"}]` as `["endpoint bell"]`; a timer, named `timer 12`
+    /// already, as `timer 12`.
     static func registrations(_ json: JSONValue?) -> [String] {
-        (json?.array ?? []).map { "\($0["kind"]?.string ?? "?") \($0["name"]?.string ?? "?")" }
+        (json?.array ?? []).map { entry in
+            let kind = entry["kind"]?.string ?? "?"
+            let name = entry["name"]?.string ?? "?"
+            return kind == "timer" && name.hasPrefix("timer ") ? name : "\(kind) \(name)"
+        }
     }
 
     /// The first 12 hex digits of the SHA-256, as the audit line shows a body's.

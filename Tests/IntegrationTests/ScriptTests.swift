@@ -137,6 +137,19 @@ struct ScriptTests {
         #expect(registrations(listed["registered"]) == ["action:ring", "endpoint:bell", "endpoint:old"])
     }
 
+    @Test("a script's record names the timers it set; a version that fails gives back the timers it cancelled")
+    func timers() throws {
+        let stack = try Stack()
+        let first = try put(stack, "hb.lua", "HB = timer.every(60, function() end)")
+        #expect(first.status == 201, "\(first.text)")
+        let registered = registrations((try object(first)["script"] as? [String: Any])?["registered"])
+        #expect(registered.count == 1 && registered.first?.hasPrefix("timer:timer ") == true, "\(registered)")
+        let failed = try put(stack, "hb.lua", "timer.cancel(HB) error('v2 fails')")
+        #expect(failed.status == 422, "\(failed.text)")
+        #expect(registrations(try record(stack, "hb.lua")["registered"]) == registered)
+        #expect(try stack.eval("return timer.cancel(HB)").text == "true")
+    }
+
     @Test("the same source again answers 200 and changes nothing: no new version, no run")
     func unchanged() throws {
         let stack = try Stack()

@@ -51,6 +51,15 @@ struct EscapeTests {
             "while true do local s = string.rep('x', 1e6) end",
             "while true do load(string.rep('x = 1 ', 1e5)) end",
             "string.rep('x', 1 << 20):gsub('.', function() while true do end end)",
+            // Library functions that loop in C as long as they are asked, allocating nothing.
+            "table.move({}, 1, 1e12, 2)",
+            "table.insert(setmetatable({}, {__len = function() return 1e12 end}), 1, 'x')",
+            "table.remove(setmetatable({}, {__len = function() return 1e12 end}), 1)",
+            "table.concat(setmetatable({}, {__index = table.concat}), '', 1, 1e12)",
+            "table.sort(setmetatable({}, {__len = function() return 2^31 - 2 end, __index = rawlen, __newindex = rawequal}), math.ult)",
+            "local s = ('a'):rep(2e6) local p = ('a'):rep(1e6) .. 'b' return s:find(p, 1, true)",
+            "local s = ('a'):rep(2e6) local p = ('a'):rep(1e6) .. 'b' return s:find(p)",
+            "while true do local s = string.rep('', 1e15) end",
         ])
     func timeout(chunk: String) throws {
         let executor = try Self.executor()
@@ -66,6 +75,17 @@ struct EscapeTests {
         #expect(
             try LuaExecutorTests.eval(executor, "collectgarbage() collectgarbage() return survivor").outcome.get()
                 == [.string(Array("here".utf8))])
+    }
+
+    @Test("a looping call hook left on the main thread does not run in the next chunk")
+    func mainThreadHook() throws {
+        let executor = try Self.executor()
+        // The hook fires in the host's own calls on the main thread: once as this chunk's results
+        // are encoded, then (it loops from its second call on) in the next chunk's set-up.
+        let armed = try LuaExecutorTests.eval(
+            executor, "local calls = 0 debug.sethook(debug.getregistry()[1], function() calls = calls + 1 if calls > 1 then while true do end end end, 'c') return 1")
+        #expect(try armed.outcome.get() == [.string(Array("1".utf8))])
+        #expect(try LuaExecutorTests.eval(executor, "return 1+1").outcome.get() == [.string(Array("2".utf8))])
     }
 
     @Test("five thousand looping finalizers left behind end with their chunk, not one watchdog tick each")

@@ -16,6 +16,45 @@ struct HTTPModuleTests {
         return nil
     }
 
+    @Test("a finalizer registers nothing and sets no timer: it runs in whoever's chunk collected its object")
+    func finalizersActForNoOne() throws {
+        vm.caller = .request(token: "exec-only")
+        #expect(
+            message(
+                """
+                REFUSED = {}
+                setmetatable({}, {__gc = function()
+                  for _, try in ipairs({
+                    function() http.listen('planted', function() return 'backdoor' end) end,
+                    function() http.action('planted', function() end) end,
+                    function() http.stop_listen('kept') end,
+                    function() timer.after(60, function() end) end,
+                    function() timer.cancel(KEPT_TIMER) end,
+                    function() config.register('planted', function() end) end,
+                  }) do
+                    local ok, message = pcall(try)
+                    REFUSED[#REFUSED + 1] = tostring(ok) .. ' ' .. message
+                  end
+                end})
+                http.listen('kept', function() return 'kept' end)
+                KEPT_TIMER = timer.after(60, function() end)
+                """) == nil)
+        // Another token's chunk whose allocation (here, a full collection) runs the finalizer.
+        vm.caller = .request(token: "admin")
+        #expect(message("collectgarbage() collectgarbage()") == nil)
+        #expect(vm.registry.entries.map(\.name) == ["kept"])
+        #expect(vm.registry.entry(.endpoint, "kept")?.origin == .token("exec-only"))
+        #expect(vm.timers.entries.count == 1)
+        let refusal = "cannot be called from a finalizer (__gc): it runs in whichever request's evaluation collected the object, and would act in that caller's name"
+        #expect(
+            try run("return table.concat(REFUSED, '\\n')").outcome.get() == [
+                .string(Array(
+                    ["http.listen", "http.action", "http.stop_listen", "timer.after", "timer.cancel", "config.register"]
+                        .enumerated().map { "false interactive.lua:\($0.offset + 4): \($0.element) \(refusal)" }
+                        .joined(separator: "\n").utf8))
+            ])
+    }
+
     @Test("http.listen registers a function that invoke calls with its arguments")
     func listenAndInvoke() throws {
         vm.caller = .request(token: "ops")

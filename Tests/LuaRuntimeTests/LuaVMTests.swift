@@ -73,6 +73,32 @@ struct LuaVMTests {
                 == [text("true")])
     }
 
+    @Test("a call hook a chunk left on the main thread sees nothing of the next chunk: not its code, not its arguments")
+    func mainThreadCallHook() throws {
+        let text: (String) -> LuaValue = { .string(Array($0.utf8)) }
+        // Before the evaluation's coroutine starts, the host calls C functions on the main thread
+        // (the chunk cache, the arguments' decoding): a call or return hook there saw their values.
+        let spy = """
+            SPY = {}
+            debug.sethook(debug.getregistry()[1], function(event)
+              local i = 1
+              while true do
+                local name, value = debug.getlocal(2, i)
+                if not name then break end
+                if type(value) == 'string' or type(value) == 'function' then SPY[#SPY + 1] = event end
+                i = i + 1
+              end
+            end, 'cr')
+            return 1
+            """
+        #expect(try values(spy) == [text("1")])
+        let evaluation = vm.evaluate(
+            Array("local user, password = ... return #password".utf8), chunkName: "interactive.lua", rendering: .text,
+            arguments: [text("root"), text("hunter2")])
+        #expect(try evaluation.outcome.get() == [text("7")])
+        #expect(try values("return #SPY") == [text("0")])
+    }
+
     @Test("text rendering gives tostring of every type")
     func textRendering() throws {
         #expect(try values("return 42, 1.5, true, false, 'hi', 2^63") == [

@@ -104,6 +104,32 @@ struct StoredScriptTests {
         #expect(global("half_done") == .string(Array("true".utf8)))
     }
 
+    @Test("a version that fails sets again the timers it cancelled, its script's and others', as they were")
+    func failureRestoresCancelledTimers() throws {
+        _ = run("hb.lua", 1, "HB = timer.every(60, function() end)")
+        #expect(try vm.evaluate(Array("MINE = timer.after(60, function() end)".utf8), chunkName: "t", rendering: .text).outcome.get() == [])
+        let before = vm.timers.entries
+        #expect(before.count == 2)
+        let outcome = run("hb.lua", 2, "timer.cancel(HB) timer.cancel(MINE) timer.every(1, function() end) error('v2 fails')")
+        guard case .failed = outcome else {
+            Issue.record("not refused: \(outcome)")
+            return
+        }
+        let after = vm.timers.entries
+        #expect(after.map(\.id) == before.map(\.id))
+        #expect(after.map(\.origin) == before.map(\.origin))
+        #expect(after.map(\.due) == before.map(\.due))
+        // Their functions are set again: cancelling them now finds them.
+        #expect(
+            try vm.evaluate(Array("return timer.cancel(HB), timer.cancel(MINE)".utf8), chunkName: "t", rendering: .text)
+                .outcome.get() == [.string("true"), .string("true")])
+        #expect(vm.timers.entries.isEmpty)
+        // A version that runs keeps what it cancelled.
+        _ = run("hb.lua", 3, "HB = timer.every(60, function() end) OTHER = timer.after(60, function() end)")
+        _ = run("hb.lua", 4, "timer.cancel(OTHER) HB = timer.every(60, function() end)")
+        #expect(vm.timers.entries.count == 1)
+    }
+
     @Test("a syntax error runs nothing")
     func syntax() {
         guard case .failed(let evaluation) = run("bell.lua", 1, "never_set = true\nreturn +") else {

@@ -160,6 +160,13 @@ void lx_set_timer_hook(lx_runtime *rt, lx_timer_hook hook, void *context, int li
 /// Forgets the timer `id` (a timer.after that ran, or one the host withdraws); no hook is called.
 /// Allocates nothing. 1 when it was set.
 int lx_drop_timer(lx_runtime *rt, long long id);
+/// While `hold` (a stored script's run, SPEC V8), timer.cancel keeps each function it drops
+/// aside, so that a run that fails can give back the timers it cancelled: lx_restore_timer gives
+/// one back (1 when it was kept aside and is set again; the host then puts it back in its
+/// schedule), lx_release_held_timers forgets what was kept aside.
+void lx_hold_cancelled_timers(lx_runtime *rt, int hold);
+int lx_restore_timer(lx_runtime *rt, long long id);
+void lx_release_held_timers(lx_runtime *rt);
 
 /// Tells `hook` of every registration from now on; `context` is passed back to it.
 void lx_set_registration_hook(lx_runtime *rt, lx_registration_hook hook, void *context);
