@@ -276,7 +276,8 @@ extension ExecService {
                     "script disabled",
                     metadata: ["script": "\(name)", "version": "\(script.version)", "by": "\(token)"])
                 return Self.changeAnswer(
-                    200, disabled, registry: vm.registry, timers: vm.timers, run: nil, withdrawn: withdrawn, changed: true)
+                    200, disabled, registry: vm.registry, timers: vm.timers, run: nil, withdrawn: withdrawn,
+                    changed: true)
             } catch {
                 return Self.scriptStoreFailure(error)
             }
@@ -329,8 +330,8 @@ extension ExecService {
                 metadata: ["script": "\(name)", "version": "\(version)", "sha256": "\(sha256)", "by": "\(token)"])
             guard let kept else { return Self.scriptStoreFailure(StoreError("\(name) was not stored")) }
             return Self.changeAnswer(
-                created ? 201 : 200, kept, registry: vm.registry, timers: vm.timers, run: EvaluationRenderer.json(evaluation).body,
-                withdrawn: withdrawn, changed: true)
+                created ? 201 : 200, kept, registry: vm.registry, timers: vm.timers,
+                run: EvaluationRenderer.json(evaluation).body, withdrawn: withdrawn, changed: true)
         case .failed(let evaluation):
             recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
             guard case .failure(let failure) = evaluation.outcome else {
