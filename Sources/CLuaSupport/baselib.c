@@ -301,15 +301,39 @@ static int lx_os_exit(lua_State *L) {
 // The original's argument checks are made here first, in its order, so that their errors name
 // `load` and say "no value" as Lua's own do (raised inside the original, called from C, they
 // would say "bad argument #1 to '?'").
+//
+// Compiling runs in C, where no hook runs, and Lua's parser is quadratic in some constructs (a
+// long `a or a or ...`): a string is compiled through lx_load_checked, which hands the parser a
+// few hundred bytes at a time and looks at the stop before each; a reader's pieces are handed on
+// in slices of the same size (upvalue 2: the piece being sliced, 3: where its next slice starts),
+// each after a look at the stop. A stop makes load answer fail and the stop's error, and the
+// chunk ends at its next instruction.
+#define LX_READER_SLICE 256
+
 static int lx_checked_reader(lua_State *L) {
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_call(L, 0, 1);
-    if (!lua_isnil(L, -1) && !lua_isstring(L, -1)) {
-        luaL_where(L, 3);  // 0: this reader, 1: the original load, 2: lx_load, 3: load's caller
-        lua_pushliteral(L, "reader function must return a string");
-        lua_concat(L, 2);
-        return lua_error(L);
+    size_t len = 0;
+    const char *piece = lua_tolstring(L, lua_upvalueindex(2), &len);
+    lua_Integer at = lua_tointeger(L, lua_upvalueindex(3));
+    if (!piece || (size_t)at >= len) {
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_call(L, 0, 1);
+        if (!lua_isnil(L, -1) && !lua_isstring(L, -1)) {
+            luaL_where(L, 3);  // 0: this reader, 1: the original load, 2: lx_load, 3: load's caller
+            lua_pushliteral(L, "reader function must return a string");
+            lua_concat(L, 2);
+            return lua_error(L);
+        }
+        if (lua_isnil(L, -1)) return 1;
+        piece = lua_tolstring(L, -1, &len);
+        if (len <= LX_READER_SLICE) return 1;  // as it came: the common case, nothing kept
+        lua_copy(L, -1, lua_upvalueindex(2));
+        at = 0;
     }
+    lx_check_stop(L);
+    size_t n = len - (size_t)at < LX_READER_SLICE ? len - (size_t)at : LX_READER_SLICE;
+    lua_pushlstring(L, piece + at, n);
+    lua_pushinteger(L, at + (lua_Integer)n);
+    lua_replace(L, lua_upvalueindex(3));
     return 1;
 }
 
@@ -320,7 +344,9 @@ static int lx_textonly(lua_State *L, int modearg) {
         luaL_optstring(L, 2, NULL);
         luaL_checktype(L, 1, LUA_TFUNCTION);
         lua_pushvalue(L, 1);
-        lua_pushcclosure(L, lx_checked_reader, 1);
+        lua_pushnil(L);
+        lua_pushinteger(L, 0);
+        lua_pushcclosure(L, lx_checked_reader, 3);
         lua_replace(L, 1);
     } else if (modearg == 3) {
         luaL_optstring(L, 2, NULL);
@@ -335,6 +361,23 @@ static int lx_textonly(lua_State *L, int modearg) {
         else
             lua_pushfstring(L, "attempt to load a text chunk (mode is '%s')", mode);
         return 2;
+    }
+    if (modearg == 3 && lua_isstring(L, 1)) {
+        // lbaselib's load of a string (its chunk name, its `env`), compiled in slices.
+        size_t len = 0;
+        const char *chunk = lua_tolstring(L, 1, &len);
+        const char *chunkname = luaL_optstring(L, 2, chunk);
+        int env = !lua_isnone(L, 4) ? 4 : 0;
+        if (lx_load_checked(L, chunk, len, chunkname, "t") != LUA_OK) {
+            luaL_pushfail(L);
+            lua_insert(L, -2);
+            return 2;
+        }
+        if (env != 0) {
+            lua_pushvalue(L, env);
+            if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+        }
+        return 1;
     }
     lua_pushliteral(L, "t");
     lua_replace(L, modearg);

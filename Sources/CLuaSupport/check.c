@@ -1,7 +1,12 @@
 // CLuaSupport, beside the layers: compiling without running (SPEC E12). It shares nothing with
 // the resident state, so a check never waits for the chunk that state is running: each check
-// compiles in a throwaway lua_State of its own, under a memory cap of its own, on the caller's
-// thread. Includes only CLuaSupport.h and Lua's headers.
+// compiles in a throwaway lua_State of its own, under a memory cap and a time limit of its own,
+// on the caller's thread. Includes only CLuaSupport.h and Lua's headers.
+//
+// The time limit, because Lua's parser is quadratic in some constructs: each `or` of a long
+// `a or a or ...` walks the jump list so far, and 500 KB of them compiled for 14 s. The source is
+// handed to the parser a few hundred bytes at a time, and the clock read before each piece (as
+// stop.c's lx_load_checked looks at the stop in the resident state).
 
 #include "CLuaSupport.h"
 
@@ -10,6 +15,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define CHECK_SLICE 256
 
 typedef struct {
     size_t used;
@@ -36,17 +44,51 @@ static void *check_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return block;
 }
 
-int lx_check_syntax(const char *chunk, size_t len, const char *chunkname, size_t memory_limit, char **message,
-    size_t *message_len) {
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+typedef struct {
+    const char *next;
+    size_t left;
+    long long deadline;
+    int expired;
+} check_source;
+
+static const char *check_reader(lua_State *L, void *ud, size_t *size) {
+    check_source *source = ud;
+    if (source->left == 0) {
+        *size = 0;
+        return NULL;
+    }
+    if (now_ns() > source->deadline) {
+        source->expired = 1;
+        luaL_error(L, "the chunk took longer than the time limit to compile");
+    }
+    size_t n = source->left < CHECK_SLICE ? source->left : CHECK_SLICE;
+    const char *piece = source->next;
+    source->next += n;
+    source->left -= n;
+    *size = n;
+    return piece;
+}
+
+int lx_check_syntax(const char *chunk, size_t len, const char *chunkname, size_t memory_limit, long long time_limit_ns,
+    char **message, size_t *message_len) {
     *message = NULL;
     *message_len = 0;
     check_budget budget = {.used = 0, .limit = memory_limit, .refused = 0};
     lua_State *L = lua_newstate(check_alloc, &budget);
     if (!L) return LX_ERR_MEMORY;
-    int status = luaL_loadbufferx(L, chunk, len, chunkname, "t");
+    check_source source = {.next = chunk, .left = len, .deadline = now_ns() + time_limit_ns, .expired = 0};
+    int status = lua_load(L, check_reader, &source, chunkname, "t");
     int result = LX_OK;
     if (status != LUA_OK) {
-        result = status == LUA_ERRMEM || budget.refused ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
+        result = source.expired                            ? LX_ERR_TIMEOUT
+            : status == LUA_ERRMEM || budget.refused ? LX_ERR_MEMORY
+                                                     : LX_ERR_SYNTAX;
         size_t n = 0;
         const char *text = lua_tolstring(L, -1, &n);
         if (text && (*message = malloc(n ? n : 1))) {

@@ -576,7 +576,7 @@ static int push_chunk(lx_runtime *rt, int base) {
         rt->refused = 0;
         if (lua_gettop(L) > base + 1) return LUA_OK;
     }
-    int status = luaL_loadbufferx(L, rt->chunk, rt->chunk_len, rt->chunk_name, "t");
+    int status = lx_load_checked(L, rt->chunk, rt->chunk_len, rt->chunk_name, "t");
     if (status == LUA_OK && cacheable) {
         lua_pushcfunction(L, lx_keep_chunk);
         lua_pushvalue(L, -2);
@@ -632,7 +632,9 @@ int lx_eval_args(lx_runtime *rt, const char *chunk, size_t len, const char *chun
         take_error(rt, L);
         rt->traceback.len = 0;
         lua_settop(L, base);
-        result = is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
+        // Stopped while it compiled (lx_load_checked): a timeout or an interrupt, not a syntax error.
+        if (atomic_load(&rt->stop) != LX_STOP_NONE) result = kind_of(rt, status);
+        else result = is_memory_error(rt, status) ? LX_ERR_MEMORY : LX_ERR_SYNTAX;
     }
 done:
     rt->chunk = NULL;

@@ -160,6 +160,11 @@ int lx_raise_stop(lua_State *L, int reason);
 // For a C function's loop that may run long without calling Lua (the hook runs only in Lua):
 // raises the stop hook's error when a stop is in effect, except in a host call. One atomic load.
 void lx_check_stop(lua_State *L);
+// lua_load of `len` bytes at `chunk`, handed to the parser a few hundred bytes at a time with a
+// look at the stop (lx_check_stop) before each: compiling runs in C, and Lua's parser is
+// quadratic in a long `a or a or ...` (each `or` walks the jump list so far), so 500 KB of
+// source compiled for minutes where no hook runs. A stop ends the load with the stop's error.
+int lx_load_checked(lua_State *L, const char *chunk, size_t len, const char *chunkname, const char *mode);
 // Raises "`what` cannot be called from a finalizer" when Lua runs a finalizer (__gc) now. A
 // finalizer runs in whichever evaluation's allocation collected its object, as that evaluation's
 // caller: what acts in a caller's name (registering, setting timers) refuses to run there.

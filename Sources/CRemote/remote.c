@@ -67,10 +67,20 @@ static size_t append(buffer *b, const void *data, size_t length) {
 typedef struct {
     buffer kept;
     const lxr_request *request;
+    int too_large;
 } body_context;
+
+// More than any answer luaexecd gives (64 MiB rendered, and 16 MiB of output, which streamed
+// as JSON events is at most 6 times that): a box that sends more is not read further, rather
+// than held in memory until this process is killed.
+#define LXR_BODY_LIMIT ((size_t)256 << 20)
 
 static size_t on_body(char *data, size_t size, size_t count, void *context) {
     body_context *body = context;
+    if (size * count > LXR_BODY_LIMIT - body->kept.length) {
+        body->too_large = 1;
+        return 0;  // curl ends the transfer (CURLE_WRITE_ERROR)
+    }
     if (body->request->on_body) body->request->on_body(body->request->on_body_context, (const unsigned char *)data, size * count);
     return append(&body->kept, data, size * count);
 }
@@ -183,7 +193,10 @@ int lxr_perform(const lxr_request *request, lxr_response *response) {
     } else {
         snprintf(response->error, sizeof response->error, "%s", error[0] ? error : curl_easy_strerror(code));
     }
-    if (body.kept.failed || headers.failed) {
+    if (body.too_large) {
+        snprintf(response->error, sizeof response->error,
+            "the answer passed 256 MiB, more than luaexecd ever sends; the rest was not read");
+    } else if (body.kept.failed || headers.failed) {
         snprintf(response->error, sizeof response->error, "out of memory reading the answer");
         response->curl_code = CURLE_OUT_OF_MEMORY;
     }

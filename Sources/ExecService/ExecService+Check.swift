@@ -7,17 +7,19 @@ extension ExecService {
     static let syntaxCheck = "syntax"
 
     /// The answer to a `Lua-Check` request: 200 with no results (text: an empty body; JSON:
-    /// E5's object with `"results":[]`), or E6's 400 `syntax`. Answered on the transport's
-    /// thread, never queued for the state: `LuaSyntax` compiles in a state of its own, so a
-    /// check answers while the resident state runs a long chunk. Compiling is linear in the
-    /// chunk, which `exec.max_body` bounds, so later requests wait for it no longer than for
-    /// reading that body.
+    /// E5's object with `"results":[]`), E6's 400 `syntax`, or 504 `timeout`. Answered on the
+    /// transport's thread, never queued for the state: `LuaSyntax` compiles in a state of its
+    /// own, so a check answers while the resident state runs a long chunk. Made after the
+    /// request is handed over (`Reply.later`), since compiling is not always quick: Lua's parser
+    /// is quadratic in a long `a or a or ...` (500 KB compiled for 14 s), so a check compiles
+    /// for `limits.time` at most, and the requests behind it are handed over meanwhile.
     func check(_ mode: String, chunk: [UInt8], chunkName: String, json: Bool, audit: inout AuditRecord) -> Response {
         guard mode.lowercased() == Self.syntaxCheck else {
             return Self.plain(
                 400, "the Lua-Check header takes one value, syntax (compile only, run nothing)\n", json: json)
         }
-        let (response, error) = Self.render(LuaSyntax.check(chunk, chunkName: chunkName), json: json)
+        let (response, error) = Self.render(
+            LuaSyntax.check(chunk, chunkName: chunkName, timeLimit: executor.options.timeLimit), json: json)
         audit.errorKind = error?.rawValue
         return response
     }

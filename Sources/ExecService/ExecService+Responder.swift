@@ -25,9 +25,14 @@ extension ExecService: Responder {
             writer.send(finish(response, label: label, audit: &audit, start: start))
             return nil
         case .admitted(let label, let route, let call) where route.takesState:
-            answer(
-                route.handler(self, call, &audit), label: label, json: call.json, head: call.head, audit: audit,
-                start: start, writer: writer)
+            let reply = route.handler(self, call, &audit)
+            if case .later(let make) = reply {
+                return { [self, audit] in
+                    var audit = audit
+                    writer.send(finish(make(&audit), label: label, audit: &audit, start: start))
+                }
+            }
+            answer(reply, label: label, json: call.json, head: call.head, audit: audit, start: start, writer: writer)
             return nil
         case .admitted(let label, let route, let call):
             return { [self, audit] in
@@ -50,6 +55,8 @@ extension ExecService: Responder {
         switch reply {
         case .answer(let response):
             writer.send(finish(response, label: label, audit: &audit, start: start))
+        case .later(let make):
+            writer.send(finish(make(&audit), label: label, audit: &audit, start: start))
         case .onState(let jobLabel, let work):
             executor.submit(Exchange(
                 service: self, label: label, jobLabel: jobLabel, start: start, json: json, audit: audit, writer: writer,

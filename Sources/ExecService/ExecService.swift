@@ -237,7 +237,8 @@ public final class ExecService: Sendable {
         }
         let chunkName = given ?? Self.interactive
         if let mode = call.head.headers["lua-check"] {
-            return .answer(check(mode, chunk: chunk, chunkName: chunkName, json: call.json, audit: &audit))
+            let json = call.json
+            return .later { [self] audit in check(mode, chunk: chunk, chunkName: chunkName, json: json, audit: &audit) }
         }
         let (json, tokenName) = (call.json, call.identity.name)
         // Streamed (SPEC E13), the final event's results are typed trees when the client takes

@@ -112,6 +112,10 @@ struct Call: Sendable {
 /// A handler's answer: now, or from the Lua state once the requests before it are done.
 enum Reply {
     case answer(Response)
+    /// An answer that needs no state but may take a while to make (a `Lua-Check` compile): made
+    /// after the request is handed over, so that the requests behind it are handed over
+    /// meanwhile and the transport's stand-by thread can take the poller's place.
+    case later((inout AuditRecord) -> Response)
     /// Runs `work` on the state, in arrival order, under the time limit; it makes the answer
     /// there. 503 busy instead when the queue is full or the wait passes `limits.queue_timeout`.
     case onState(label: String?, (LuaVM, inout AuditRecord) -> Response)

@@ -19,7 +19,11 @@ public enum LuaSyntax {
     /// Compiles `chunk` as `LuaVM.evaluate` would (text only, the same chunk name and
     /// messages); nil when it compiles, the failure it would have answered when it does not.
     /// Runs nothing: the chunk's code, even its top level, never executes.
-    public static func check(_ chunk: [UInt8], chunkName: String, memoryLimit: Int = memoryLimit) -> Evaluation {
+    /// `timeLimit` bounds the compiling, which a long `a or a or ...` makes quadratic: past it the
+    /// check answers `timeout`.
+    public static func check(
+        _ chunk: [UInt8], chunkName: String, memoryLimit: Int = memoryLimit, timeLimit: Duration = .seconds(5)
+    ) -> Evaluation {
         let start = MonotonicInstant.now()
         func done(_ failure: LuaFailure?) -> Evaluation {
             Evaluation(
@@ -36,7 +40,9 @@ public enum LuaSyntax {
         let status = chunk.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { chars in
                 LuaVM.source(chunkName).withCString { source in
-                    lx_check_syntax(chars.baseAddress, chars.count, source, memoryLimit, &message, &length)
+                    lx_check_syntax(
+                        chars.baseAddress, chars.count, source, memoryLimit, timeLimit.wholeNanoseconds, &message,
+                        &length)
                 }
             }
         }
@@ -45,6 +51,11 @@ public enum LuaSyntax {
         switch lx_status(UInt32(status)) {
         case LX_OK:
             return done(nil)
+        case LX_ERR_TIMEOUT:
+            return done(
+                LuaFailure(
+                    kind: .timeout,
+                    message: "the chunk took longer than the time limit (\(timeLimit)) to compile; nothing ran"))
         case LX_ERR_MEMORY:
             return done(
                 LuaFailure(

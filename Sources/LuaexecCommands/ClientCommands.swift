@@ -104,7 +104,7 @@ struct LoginCommand: ParsableCommand {
             }
             remotes.store(remote)
             try save(remotes)
-            print("Logged in to \(remoteName) (\(base)) as \(who.name) [\(who.scopes.joined(separator: " "))].")
+            print(terminalSafe("Logged in to \(remoteName) (\(base)) as \(who.name) [\(who.scopes.joined(separator: " "))]."))
             print("Try: luaexec repl -r \(remoteName)")
         }
     }
@@ -306,7 +306,7 @@ func emit(_ run: RemoteRun, heading: Bool) {
     if heading { say("== \(run.remote) ==") }
     writeOut(run.output)
     if !run.output.isEmpty, run.output.last != 0x0A, heading || isatty(1) != 0 { writeOut([0x0A]) }
-    writeError(run.errors)
+    writeError(terminalSafe(run.errors))
 }
 
 extension String {
@@ -331,7 +331,7 @@ func client(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let failure as ClientFailure {
-        writeError("luaexec: \(failure.description)\n")
+        writeError(terminalSafe("luaexec: \(failure.description)\n"))
         throw ExitCode(2)
     }
 }
@@ -372,6 +372,29 @@ func writeOut(_ bytes: [UInt8], to fd: Int32 = 1) {
 
 func writeError(_ text: String) {
     writeOut(Array(text.utf8), to: 2)
+}
+
+/// `text` from a box (an error message, a traceback, a token's name) as a terminal may show it:
+/// control characters but the line break and the tab written as `\xHH`, as the log writes them,
+/// so that a box cannot move the cursor, retitle the window or clear the screen (ESC, BEL, CSI
+/// and OSC sequences, C1 controls included). A chunk's output and results are written as they
+/// are, as `lua5.4` writes them: they are what the user asked for.
+func terminalSafe(_ text: String) -> String {
+    func unsafe(_ scalar: Unicode.Scalar) -> Bool {
+        (scalar.value < 0x20 && scalar != "\n" && scalar != "\t") || (0x7F...0x9F).contains(scalar.value)
+    }
+    guard text.unicodeScalars.contains(where: unsafe) else { return text }
+    var out = ""
+    for scalar in text.unicodeScalars {
+        guard unsafe(scalar) else {
+            out.unicodeScalars.append(scalar)
+            continue
+        }
+        for byte in String(scalar).utf8 {
+            out += "\\x" + (byte < 0x10 ? "0" : "") + String(byte, radix: 16)
+        }
+    }
+    return out
 }
 
 /// Questions on the controlling terminal, as ssh and sudo ask them.

@@ -188,6 +188,7 @@ final class ReplSession {
     }
 
     func complain(_ message: String) {
+        let message = terminalSafe(message)
         let text = colour ? "\u{1B}[31m\(message)\u{1B}[0m\n" : message + "\n"
         writeError(text)
     }

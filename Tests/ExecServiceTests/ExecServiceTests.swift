@@ -87,6 +87,30 @@ struct ExecServiceTests {
 
     func text(_ response: Response) -> String { String(decoding: response.body, as: UTF8.self) }
 
+    @Test("a Lua-Check is answered after the handover, and a compile past limits.time is 504 timeout")
+    func checkAfterHandover() throws {
+        // Lua's parser is quadratic in a long `or` chain: this one compiles for tens of seconds.
+        let slow = "return a" + String(repeating: " or a", count: 150_000)
+        var quiet = Logger(label: "test")
+        quiet.logLevel = .critical
+        let service = ExecService(
+            executor: executor, authenticator: try Authenticator(store: try TokenStore(path: path)),
+            options: .init(maxBodySize: 1 << 20), logger: quiet)
+        let headers = HeaderFields(["authorization": "Bearer \(token)", "lua-check": "syntax"])
+        let writer = CapturedAnswer()
+        let work = service.respond(to: head(headers: headers), body: .complete(Array(slow.utf8)), writer: writer)
+        // Handed over without compiling: the requests behind it are not held up.
+        #expect(work != nil)
+        #expect(writer.given == nil)
+        work?()
+        let response = try #require(writer.wait())
+        #expect(response.status == 504)
+        #expect(text(response).hasPrefix("the chunk took longer than the time limit"), "\(text(response))")
+        let quick = CapturedAnswer()
+        service.respond(to: head(headers: headers), body: .complete(Array("return 1".utf8)), writer: quick)?()
+        #expect(quick.wait()?.status == 200)
+    }
+
     @Test("a request without a token is 401 with a challenge, and its chunk does not run")
     func missingToken() {
         let response = answer(head(), .complete(Array("ran = true".utf8)))

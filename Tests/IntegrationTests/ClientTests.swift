@@ -175,6 +175,12 @@ struct ClientTests {
         #expect(failed.stderr.hasPrefix("luaexec: runtime error\n\(expectedMessage)\nstack traceback:\n"))
         #expect(failed.stderr.contains("\t\(script):2: in local 'check'\n\t\(script):3: in main chunk"))
 
+        // What a box sends into an error message reaches the terminal as text: no escape
+        // sequence of its moves the cursor, retitles the window or clears the screen.
+        let hostile = try user.luaexec(["eval", "-e", #"error("E\27[31mred\27]0;title\7\r", 0)"#])
+        #expect(hostile.status == 1)
+        #expect(hostile.stderr.hasPrefix("luaexec: runtime error\nE\\x1b[31mred\\x1b]0;title\\x07\\x0d\nstack traceback:\n\t"), "\(hostile.stderr)")
+
         let syntax = try user.luaexec(["eval", "-e", "return +"])
         #expect(syntax.status == 1)
         #expect(syntax.stderr == "luaexec: syntax error\n(command line):1: unexpected symbol near '+'\n")
@@ -202,6 +208,69 @@ struct ClientTests {
         let forbidden = try other.luaexec(["eval", "-e", "return 1"])
         #expect(forbidden.status == 2)
         #expect(forbidden.stderr == "luaexec: narrow: HTTP 403: the token lacks the 'exec' scope\n")
+    }
+
+    @Test("a hostile box: its name's escape sequences are shown as text, and an endless answer is cut at 256 MiB")
+    func hostileBox() throws {
+        // A TLS server with the stack's certificate that says its token is named with escape
+        // sequences, and answers every chunk with 300 MiB.
+        let script = """
+            import http.server, ssl, sys
+            class Box(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def do_GET(self):
+                    body = b'{"name":"ops\\u001b]0;PWNED\\u0007\\u001b[2J","scopes":["exec"]}'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def do_POST(self):
+                    self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(300 << 20))
+                    self.end_headers()
+                    try:
+                        for _ in range(300): self.wfile.write(b"A" * (1 << 20))
+                    except Exception:
+                        pass
+                def log_message(self, *args):
+                    pass
+            server = http.server.HTTPServer(("127.0.0.1", 0), Box)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[1], sys.argv[2])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            print(server.server_address[1], flush=True)
+            server.serve_forever()
+            """
+        let box = Process()
+        box.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        box.arguments = ["-c", script, Stack.certificate.cert, Stack.certificate.key]
+        let portPipe = Pipe()
+        box.standardOutput = portPipe
+        // Not the test's own: a server left running would hold the runner's output open.
+        box.standardError = FileHandle.nullDevice
+        try box.run()
+        defer {
+            // SIGKILL: the runner's children inherit SIGTERM blocked.
+            kill(box.processIdentifier, SIGKILL)
+            box.waitUntilExit()
+        }
+        let port = String(decoding: portPipe.fileHandleForReading.availableData, as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(Int(port) != nil, "the box did not start: \(port)")
+
+        let user = try User()
+        let login = try user.luaexec(
+            ["login", "https://127.0.0.1:\(port)", "--name", "evil", "--fingerprint", Self.fingerprint],
+            extra: ["LUAEXEC_TOKEN": Self.stack.adminToken])
+        #expect(login.status == 0, "\(login.stderr)")
+        #expect(login.stdout.hasPrefix(
+            "Logged in to evil (https://127.0.0.1:\(port)) as ops\\x1b]0;PWNED\\x07\\x1b[2J [exec].\n"), "\(login.stdout)")
+        let endless = try user.luaexec(["eval", "-r", "evil", "-e", "return 1"])
+        #expect(endless.status == 2)
+        #expect(endless.stderr.contains("the answer passed 256 MiB, more than luaexecd ever sends; the rest was not read"), "\(endless.stderr)")
     }
 
     @Test("eval --check compiles on the remote, runs nothing, and exits 1 on a syntax error")
@@ -403,6 +472,8 @@ struct ClientTests {
         try again.waitFor("> 'still here'")
         try again.press("Enter")
         try again.waitFor("\nstill here\n", count: 1)
+        try again.press("C-d")
+        try again.waitFor("EXITED 0")
     }
 
     // MARK: - Start-up failures

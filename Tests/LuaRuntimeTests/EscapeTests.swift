@@ -60,6 +60,10 @@ struct EscapeTests {
             "local s = ('a'):rep(2e6) local p = ('a'):rep(1e6) .. 'b' return s:find(p, 1, true)",
             "local s = ('a'):rep(2e6) local p = ('a'):rep(1e6) .. 'b' return s:find(p)",
             "while true do local s = string.rep('', 1e15) end",
+            // Compiling: Lua's parser is quadratic in a long `or` chain, and no hook runs in it.
+            "local s = 'return a' .. string.rep(' or a', 150000) local f = load(s) return 1",
+            "local s = 'return a' .. string.rep(' or a', 150000) local once = s "
+                + "local f = load(function() local piece = once once = nil return piece end) return 1",
         ])
     func timeout(chunk: String) throws {
         let executor = try Self.executor()
@@ -70,11 +74,30 @@ struct EscapeTests {
             return
         }
         #expect(failure.kind == .timeout, "\(failure.message)")
+        // Ended at its limit, not once the C call it hid in returned by itself (a compile or a
+        // library loop that ends after tens of seconds also ends as a timeout): 25 times the
+        // limit is room for a busy machine, and a tenth of what such a call takes.
+        #expect(evaluation.elapsedNanoseconds < 5_000_000_000, "ended after \(evaluation.elapsedNanoseconds / 1_000_000) ms")
         // The next chunk is served, in full, within its own limit: nothing the stopped chunk
         // left behind runs in it.
         #expect(
             try LuaExecutorTests.eval(executor, "collectgarbage() collectgarbage() return survivor").outcome.get()
                 == [.string(Array("here".utf8))])
+    }
+
+    @Test("a chunk whose compiling takes minutes (a long `or` chain) ends at its time limit, as a timeout")
+    func slowCompile() throws {
+        let executor = try Self.executor()
+        let evaluation = try LuaExecutorTests.eval(executor, "return a" + String(repeating: " or a", count: 150_000))
+        guard case .failure(let failure) = evaluation.outcome else {
+            Issue.record("the chunk completed")
+            return
+        }
+        #expect(failure.kind == .timeout, "\(failure.message)")
+        // At its limit, not once the compile ended (tens of seconds) and the next instruction met
+        // the stop: 25 times the limit is room for a busy machine.
+        #expect(evaluation.elapsedNanoseconds < 5_000_000_000, "ended after \(evaluation.elapsedNanoseconds / 1_000_000) ms")
+        #expect(try LuaExecutorTests.eval(executor, "return 1+1").outcome.get() == [.string(Array("2".utf8))])
     }
 
     @Test("a looping call hook left on the main thread does not run in the next chunk")

@@ -112,11 +112,12 @@ const char *lx_output(const lx_runtime *rt, size_t *len);
 void lx_trim_buffers(lx_runtime *rt);
 
 /// Compiles `chunk` as Lua source text without running it (SPEC E12), in a throwaway state of
-/// its own capped at `memory_limit` bytes: safe on any thread, never touches a runtime. LX_OK,
-/// LX_ERR_SYNTAX (a binary chunk too) or LX_ERR_MEMORY; on an error `*message` is Lua's message,
-/// malloc'd (the caller frees it), or NULL when even that could not be allocated.
-int lx_check_syntax(const char *chunk, size_t len, const char *chunkname, size_t memory_limit, char **message,
-    size_t *message_len);
+/// its own capped at `memory_limit` bytes and `time_limit_ns` nanoseconds of compiling: safe on
+/// any thread, never touches a runtime. LX_OK, LX_ERR_SYNTAX (a binary chunk too), LX_ERR_MEMORY
+/// or LX_ERR_TIMEOUT; on an error `*message` is Lua's message, malloc'd (the caller frees it),
+/// or NULL when even that could not be allocated.
+int lx_check_syntax(const char *chunk, size_t len, const char *chunkname, size_t memory_limit, long long time_limit_ns,
+    char **message, size_t *message_len);
 
 /// Calls the function registered under `name` for `kind` with the arguments encoded in `args`
 /// (lx_encode's format: a u32 count, then tagged values), under the same limits and into the
