@@ -86,9 +86,9 @@ int lx_check_syntax(const char *chunk, size_t len, const char *chunkname, size_t
     int status = lua_load(L, check_reader, &source, chunkname, "t");
     int result = LX_OK;
     if (status != LUA_OK) {
-        result = source.expired                            ? LX_ERR_TIMEOUT
-            : status == LUA_ERRMEM || budget.refused ? LX_ERR_MEMORY
-                                                     : LX_ERR_SYNTAX;
+        if (source.expired) result = LX_ERR_TIMEOUT;
+        else if (status == LUA_ERRMEM || budget.refused) result = LX_ERR_MEMORY;
+        else result = LX_ERR_SYNTAX;
         size_t n = 0;
         const char *text = lua_tolstring(L, -1, &n);
         if (text && (*message = malloc(n ? n : 1))) {
