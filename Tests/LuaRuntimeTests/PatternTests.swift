@@ -32,16 +32,26 @@ struct PatternTests {
         return .success(Array(UnsafeRawBufferPointer(start: text, count: length)))
     }
 
+    /// The string `corpus` returns, from the linked liblua and from a luaexec state, line by
+    /// line; nil (recorded) when luaexec's run returned no string.
+    static func answers(
+        of corpus: String
+    ) throws -> (liblua: [ArraySlice<UInt8>], luaexec: [ArraySlice<UInt8>], whole: ([UInt8], [UInt8]))? {
+        let expected = try liblua(corpus).get()
+        let vm = try LuaVM()
+        guard case .string(let actual) = try vm.evaluate(Array(corpus.utf8), chunkName: "interactive.lua", rendering: .text).outcome.get().first else {
+            Issue.record("the corpus returned no string")
+            return nil
+        }
+        return (
+            expected.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false),
+            actual.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false), (expected, actual)
+        )
+    }
+
     @Test("the corpus and the fuzz give liblua's answers and errors, byte for byte")
     func sameAnswersAsLiblua() throws {
-        let expected = try Self.liblua(Self.corpus).get()
-        let vm = try LuaVM()
-        guard case .string(let actual) = try vm.evaluate(Array(Self.corpus.utf8), chunkName: "interactive.lua", rendering: .text).outcome.get().first else {
-            Issue.record("the corpus returned no string")
-            return
-        }
-        let expectedLines = expected.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        let actualLines = actual.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        guard let (expectedLines, actualLines, (expected, actual)) = try Self.answers(of: Self.corpus) else { return }
         // The last line counts the cases; tens of thousands, most of them fuzzed.
         let last = String(decoding: expectedLines.last ?? [], as: UTF8.self)
         #expect(last.hasPrefix("cases: ") && (Int(last.dropFirst(7)) ?? 0) > 40_000, "\(last)")
