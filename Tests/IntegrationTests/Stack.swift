@@ -316,7 +316,7 @@ final class Stack: Sendable {
         String(decoding: try Files.contents(atPath: "/proc/\(luaexecdPID)/\(name)"), as: UTF8.self)
     }
 
-    /// A number from luaexecd's `/proc/PID/status`: `VmRSS` (KiB), `Threads`.
+    /// A number from luaexecd's `/proc/PID/status`: `VmRSS`, `RssAnon` (KiB), `Threads`.
     func luaexecdStatus(_ field: String) throws -> Int {
         let status = try luaexecdProcFile("status")
         guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
