@@ -188,6 +188,12 @@ int lxr_perform(const lxr_request *request, lxr_response *response) {
     CURLcode code = curl_easy_perform(curl);
     response->curl_code = (int)code;
     response->pin_mismatch = code == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
+    if (code == CURLE_OPERATION_TIMEDOUT && request->timeout_ms) {
+        // Past the handshake, the request reached the box: it may run on after the client left.
+        curl_off_t handshake = 0;
+        curl_easy_getinfo(curl, CURLINFO_APPCONNECT_TIME_T, &handshake);
+        response->timed_out = handshake > 0;
+    }
     if (code == CURLE_OK) {
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
     } else {

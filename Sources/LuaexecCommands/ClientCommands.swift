@@ -265,21 +265,43 @@ struct RemoteSelection: ParsableArguments {
     @Flag(help: "Every remote.")
     var all = false
 
+    // A box that takes the request and never answers (hung, or a stalled link) would hold the
+    // command, and a fleet's run with it, for good: curl's --max-time, per remote.
+    @Option(
+        help: ArgumentHelp(
+            "Give up on a remote that has not answered in full within this many seconds (default: wait as long as it takes).",
+            valueName: "SECONDS"))
+    var timeout: Double?
+
+    func validate() throws {
+        if let timeout, !(timeout > 0 && timeout <= 86_400) {
+            throw ValidationError("--timeout takes seconds, more than 0 and at most 86400 (a day)")
+        }
+    }
+
     /// The remotes named, every one with `--all`, else the default one.
     func targets() throws -> [Remote] {
         let remotes = try loadRemotes()
+        var chosen: [Remote]
         do {
             if all {
                 guard !remotes.remotes.isEmpty else {
                     throw RemoteFileError("no remote yet; log in first: luaexec login https://BOX")
                 }
-                return remotes.remotes
+                chosen = remotes.remotes
+            } else if remoteNames.isEmpty {
+                chosen = [try remotes.chosen(nil)]
+            } else {
+                chosen = try remoteNames.map { name throws(RemoteFileError) in try remotes.chosen(name) }
             }
-            if remoteNames.isEmpty { return [try remotes.chosen(nil)] }
-            return try remoteNames.map { name throws(RemoteFileError) in try remotes.chosen(name) }
         } catch let error as RemoteFileError {
             throw ClientFailure(error.description)
         }
+        if let timeout {
+            let milliseconds = max(1, Int((timeout * 1000).rounded()))
+            for index in chosen.indices { chosen[index].timeoutMilliseconds = milliseconds }
+        }
+        return chosen
     }
 }
 

@@ -88,7 +88,11 @@ extension Remote {
         return .unexpected(status: answer.status, contentType: answer.headers["content-type"])
     }
 
-    public var client: HTTPSClient { HTTPSClient(baseURL: url, pin: fingerprint, token: token) }
+    public var client: HTTPSClient {
+        var client = HTTPSClient(baseURL: url, pin: fingerprint, token: token)
+        client.timeoutMilliseconds = timeoutMilliseconds
+        return client
+    }
 
     /// Runs `chunk` named `chunkName` (SPEC E9) and sorts the answer out; with `check`, only
     /// compiles it (SPEC E12: nothing runs).
@@ -204,6 +208,9 @@ extension Remote {
         switch error {
         case .connection(let message):
             return "cannot reach \(name) (\(url)): \(message)"
+        case .timedOut(let milliseconds):
+            return "\(name) (\(url)) sent no whole answer within \(ClientError.seconds(milliseconds)) s (--timeout): "
+                + "the request reached it, and may still be running there"
         case .keyChanged(let pinned, let presented):
             return """
                 the public key of \(name) (\(url)) is not the one you trusted; refusing to talk to it.

@@ -23,13 +23,24 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     case connection(String)
     /// The server's key is not the pinned one.
     case keyChanged(pinned: String, presented: String?)
+    /// No whole answer within the client's timeout, after the request went out.
+    case timedOut(milliseconds: Int)
 
     public var description: String {
         switch self {
         case .connection(let message): message
+        case .timedOut(let milliseconds):
+            "no whole answer within \(Self.seconds(milliseconds)) s: the request reached the box, and may still be running there"
         case .keyChanged(let pinned, let presented):
             "the server's public key changed: pinned \(pinned), presented \(presented ?? "(unreadable)")"
         }
+    }
+}
+
+extension ClientError {
+    /// `2`, `0.5`: seconds as a person gave them.
+    static func seconds(_ milliseconds: Int) -> String {
+        milliseconds % 1000 == 0 ? "\(milliseconds / 1000)" : "\(Double(milliseconds) / 1000)"
     }
 }
 
@@ -38,7 +49,8 @@ public struct HTTPSClient: Sendable {
     public var pin: String
     public var token: String?
     public var connectTimeoutMilliseconds = 5_000
-    /// Longer than any evaluation limit: luaexecd answers a slow chunk itself.
+    /// The whole exchange; 0: as long as the box takes (luaexecd answers a slow chunk itself,
+    /// within its limits, which the client does not know).
     public var timeoutMilliseconds = 0
 
     public init(baseURL: String, pin: String, token: String?) {
@@ -100,6 +112,7 @@ public struct HTTPSClient: Sendable {
         if response.cancelled != 0 {
             return Answer(status: 0, headers: [:], body: [], cancelled: true, interruptSent: response.interrupt_sent != 0)
         }
+        if response.timed_out != 0 { throw .timedOut(milliseconds: timeoutMilliseconds) }
         guard code == 0 else {
             throw .connection(withUnsafeBytes(of: response.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
         }

@@ -15,6 +15,13 @@ public struct Remote: Codable, Equatable, Sendable {
     /// `sha256//BASE64` of the server's public key.
     public var fingerprint: String
     public var token: String
+    /// How long a command waits for each answer (0: as long as the box takes): `--timeout`,
+    /// never stored.
+    public var timeoutMilliseconds = 0
+
+    enum CodingKeys: String, CodingKey {
+        case name, url, fingerprint, token
+    }
 
     public init(name: String, url: String, fingerprint: String, token: String) {
         self.name = name

@@ -273,6 +273,26 @@ struct ClientTests {
         #expect(endless.stderr.contains("the answer passed 256 MiB, more than luaexecd ever sends; the rest was not read"), "\(endless.stderr)")
     }
 
+    @Test("--timeout gives up on a box that has not answered in time, says the request may run on there, and exits 2")
+    func evalTimeout() throws {
+        let user = try User()
+        try user.login("box")
+        let waited = try user.luaexec(["eval", "--timeout", "0.5", "-e", "sleep(10) timeout_chunk_done = true return 1"])
+        #expect(waited.status == 2)
+        #expect(waited.stdout == "")
+        #expect(waited.stderr == "luaexec: box (\(Self.url)) sent no whole answer within 0.5 s (--timeout): the request reached it, and may still be running there\n")
+        // The client left while the chunk slept: the box had not run its last line.
+        #expect(try Self.stack.eval("return timeout_chunk_done").body == [])
+        // In time, the same option changes nothing; script commands take it too.
+        let quick = try user.luaexec(["eval", "--timeout", "30", "-e", "return 'in time'"])
+        #expect(quick.status == 0)
+        #expect(quick.stdout == "in time")
+        #expect(try user.luaexec(["script", "list", "--timeout", "30"]).status == 0)
+        let zero = try user.luaexec(["eval", "--timeout", "0", "-e", "return 1"])
+        #expect(zero.status == 64)
+        #expect(zero.stderr.hasPrefix("Error: --timeout takes seconds, more than 0 and at most 86400 (a day)\n"))
+    }
+
     @Test("eval --check compiles on the remote, runs nothing, and exits 1 on a syntax error")
     func evalCheck() throws {
         let user = try User()

@@ -48,6 +48,7 @@ typedef struct {
     int pin_mismatch;               // the server's key is not the pinned one
     int cancelled;                  // ended by Ctrl-C
     int interrupt_sent;             // an interrupt was posted during the wait
+    int timed_out;                  // timeout_ms passed after the connection was made
     char error[256];
 } lxr_response;
 
