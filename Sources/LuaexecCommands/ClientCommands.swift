@@ -1,4 +1,5 @@
 import SystemSupport
+import Synchronization
 import ArgumentParser
 import CRemote
 import RemoteClient
@@ -217,10 +218,20 @@ struct EvalCommand: ParsableCommand {
             let (json, check) = (json, check)
             let arguments = try callArguments()
             // One remote: its output on the screen as the chunk prints it (SPEC E13). Several
-            // run at once, each printed whole under its heading.
-            let live: (@Sendable ([UInt8]) -> Void)? = targets.count == 1 ? Self.printNow : nil
-            try runOnRemotes(targets, parallel: parallel) {
-                $0.run(body, chunkName: chunkName, json: json, check: check, arguments: arguments, live: live)
+            // run at once, each printed whole under its heading; streamed all the same, so that
+            // what a failed chunk printed is told from its error (output on standard output, the
+            // error on standard error, as with one remote).
+            let one = targets.count == 1
+            try runOnRemotes(targets, parallel: parallel) { remote in
+                if one {
+                    return remote.run(body, chunkName: chunkName, json: json, check: check, arguments: arguments, live: Self.printNow)
+                }
+                let printed = Mutex<[UInt8]>([])
+                var run = remote.run(body, chunkName: chunkName, json: json, check: check, arguments: arguments) { part in
+                    printed.withLock { $0 += part }
+                }
+                run.output = printed.withLock { $0 } + run.output
+                return run
             }
         }
     }

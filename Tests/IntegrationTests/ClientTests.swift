@@ -360,10 +360,19 @@ struct ClientTests {
         #expect(result.stderr.hasPrefix("luaexec: cannot reach down (https://127.0.0.1:\(port)): "))
         #expect(try Self.stack.eval("return fleet").text.isEmpty == false)
 
-        let two = try user.luaexec(["eval", "-r", "a", "-r", "b", "-e", "error('both')"])
+        // What a failed chunk printed is output, on standard output under its remote; the error
+        // is on standard error, as with one remote.
+        let two = try user.luaexec(["eval", "-r", "a", "-r", "b", "-e", "print('printed first') io.write('no newline') error('both')"])
         #expect(two.status == 1)
+        #expect(two.stdout.hasPrefix("== a ==\nprinted first\nno newline\n== b ==\nprinted first\nno newline\nREMOTE  STATUS"), "\(two.stdout)")
         #expect(two.stdout.contains("a       runtime error"))
         #expect(two.stdout.contains("b       runtime error"))
+        #expect(!two.stderr.contains("printed first"), "\(two.stderr)")
+        #expect(two.stderr.hasPrefix("luaexec: runtime error\n(command line):1: both\nstack traceback:\n"), "\(two.stderr)")
+        // Results after output, as one remote's answer has them.
+        let results = try user.luaexec(["eval", "-r", "a", "-r", "b", "-e", "print('p') return 1, 'x'"])
+        #expect(results.status == 0)
+        #expect(results.stdout.hasPrefix("== a ==\np\n1\tx\n== b ==\np\n1\tx\nREMOTE"), "\(results.stdout)")
     }
 
     // MARK: - The repl in a real terminal

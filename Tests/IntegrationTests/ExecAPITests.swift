@@ -106,6 +106,18 @@ struct ExecAPITests {
         let result = try stack.request(token: stack.adminToken, body: Array(chunk.utf8))
         #expect(result.status == 413)
         #expect(result.text == "the request body exceeds the limit of 1048576 bytes\n")
+        #expect(result.headers["content-type"] == "text/plain; charset=utf-8")
+        // Asked for JSON, or a stream: JSON, as luaexecd's own refusals; with the token in the
+        // query too (that request is served from a location of its own).
+        for (accept, query) in [("application/json", false), ("text/event-stream", false), ("application/json", true)] {
+            let path = "/api/v1/exec/interactive.lua" + (query ? "?AuthToken=\(stack.adminToken)" : "")
+            let json = try stack.request(
+                path, token: query ? nil : stack.adminToken, headers: ["Accept: \(accept)"], body: Array(chunk.utf8))
+            #expect(json.status == 413, "\(accept) \(query)")
+            #expect(json.headers["content-type"] == "application/json")
+            #expect(json.headers["cache-control"] == "no-store")
+            #expect(json.text == #"{"ok":false,"error":{"kind":"http","message":"the request body exceeds the limit of 1048576 bytes"}}"#)
+        }
         #expect(try stack.eval("return too_large_ran").body == [])
     }
 

@@ -166,6 +166,16 @@ struct OperationsTests {
         }
         // One request at the rate, two in the burst; then 429 until a minute has passed.
         #expect(statuses == [200, 200, 200, 429, 429, 429])
+        // Asked for JSON (or a stream, whose refusals are JSON), the refusal is JSON, as luaexecd's.
+        for accept in ["application/json", "text/event-stream", "text/plain, Application/JSON;q=0.5"] {
+            let json = try stack.eval("counted = (counted or 0) + 1", headers: ["Accept: \(accept)"])
+            #expect(json.status == 429)
+            #expect(json.headers["content-type"] == "application/json", "\(accept)")
+            #expect(json.headers["retry-after"] == "1")
+            #expect(json.text == #"{"ok":false,"error":{"kind":"http","message":"too many requests from this address; slow down"}}"#)
+        }
+        // Not JSON: a media type that only contains the words.
+        #expect(try stack.eval("return 1", headers: ["Accept: application/jsonx"]).headers["content-type"] == "text/plain; charset=utf-8")
         let auditLines = stack.luaexecdLog().split(separator: "\n").filter { $0.contains(" body_sha256=") }
         #expect(auditLines.count == 3)
     }
