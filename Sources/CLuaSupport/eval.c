@@ -451,6 +451,7 @@ void lx_suspension(const lx_runtime *rt, int *ref, double *seconds) {
 static int lx_sleep(lua_State *L) {
     lx_runtime *rt = runtime_of(L);
     lua_Number seconds = luaL_checknumber(L, 1);
+    if (seconds != seconds) return luaL_argerror(L, 1, "seconds is NaN (not a number), not 0 or more");
     if (!(seconds >= 0)) return luaL_argerror(L, 1, "seconds must be 0 or more");
     if (seconds > rt->max_sleep)
         return luaL_error(L, "sleep(%f): longer than a request may wait (limits.wait: %f seconds)", seconds,

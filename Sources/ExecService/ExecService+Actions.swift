@@ -84,7 +84,7 @@ extension ExecService {
         for parameter in entry.parameters {
             let given = pairs.filter { $0.name == parameter.name }
             guard given.count <= 1 else {
-                return .failure(ParameterError(message: "parameter '\(parameter.name)' is given more than once"))
+                return .failure(ParameterError(message: "parameter '\(parameter.name)' is given more than once: \(signature(entry))"))
             }
             guard let raw = given.first?.value else {
                 if parameter.optional {
@@ -97,7 +97,7 @@ extension ExecService {
                 let shown = String(decoding: raw.prefix(64), as: UTF8.self)
                 return .failure(
                     ParameterError(
-                        message: "parameter '\(parameter.name)' must be \(expected(parameter.type)), got '\(shown)'"))
+                        message: "parameter '\(parameter.name)' must be \(expected(parameter.type)), got '\(shown)': \(signature(entry))"))
             }
             arguments.append(value)
         }

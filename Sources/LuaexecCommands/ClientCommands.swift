@@ -174,7 +174,8 @@ struct EvalCommand: ParsableCommand {
         discussion: """
             Prints what the chunk printed, as it prints it, and returned as the server renders \
             it; errors go to standard error. Exit status: 0 on success, 1 when the chunk failed in Lua (the kind \
-            is in the message), 2 on a usage or connection error. With several remotes, the \
+            is in the message), 2 on a connection error, a refusal or a file that cannot be read, 64 \
+            when the command line itself is wrong (as sysexits' EX_USAGE). With several remotes, the \
             chunk runs on up to --parallel of them at once and a summary ends the output.
             """)
 

@@ -20,7 +20,7 @@ struct ReplCommand: ParsableCommand {
         commandName: "repl",
         abstract: "An interactive Lua prompt on a remote.",
         discussion: """
-            Commands: :status, :reset (admin tokens), :help, :quit; ?name shows what a name is, Tab \
+            Commands: :status and :reset (admin tokens), :help, :quit; ?name shows what a name is, Tab \
             completes names from the remote's state. History: ~/.local/state/luaexec/history.
             """)
 
@@ -202,9 +202,9 @@ final class ReplSession {
             print("""
                 Lua as in lua5.4's interactive mode: an expression is printed, an unfinished chunk
                 continues at >>, globals live on between lines, locals end with their line.
-                  :status   the daemon's status       :reset   a fresh Lua state (admin)
-                  :quit     leave (or Ctrl-D)          Ctrl-C   interrupt a running chunk
-                  ?name     what a name is on the remote   Tab     complete a name from the remote
+                  :status   the daemon's status (admin)   :reset   a fresh Lua state (admin)
+                  :quit     leave (or Ctrl-D)             Ctrl-C   interrupt a running chunk
+                  ?name     what a name is on the remote  Tab      complete a name from the remote
                   :trace locals on|off   tracebacks list each frame's locals
                 """)
         case ":trace locals on", ":trace locals off":
@@ -219,7 +219,7 @@ final class ReplSession {
                     reset ? "POST" : "GET", reset ? "/api/v1/admin/reset" : "/api/v1/admin/status",
                     headers: ["Accept: application/json"])
                 guard answer.status == 200, let body = JSONValue.parse(answer.body) else {
-                    complain("HTTP \(answer.status): \(answer.text.trimmingCharacters())")
+                    complain(Remote.refusal(answer))  // `HTTP 403: the token lacks the 'admin' scope`
                     return true
                 }
                 print(reset ? "the Lua state was reset; init scripts ran again" : printer.results([body]))

@@ -21,8 +21,8 @@ struct ScriptCommand: ParsableCommand {
             Exit status (the worst of all remotes): 0 done (or nothing to do); 1 a version that \
             did not compile or whose run failed (Lua's message on standard error, naming \
             scripts/NAME and the line), and for `diff`, the file differs from the remote's \
-            script, as diff(1); 2 a usage or connection error, or a refusal (an unknown remote \
-            or script, a token without the admin scope, a changed key).
+            script, as diff(1); 2 a connection error or a refusal (an unknown remote or \
+            script, a token without the admin scope, a changed key); 64 a wrong command line.
             """,
         subcommands: [
             Push.self, List.self, Show.self, Diff.self, Rollback.self, Enable.self, Disable.self, Remove.self,

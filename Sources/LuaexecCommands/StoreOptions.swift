@@ -27,7 +27,16 @@ struct StoreOptions: ParsableArguments {
         let path = resolvedPath
         _ = Self.invoker  // who ran the command, before it takes the database owner's identity
         try actAsOwnerOfDirectory(of: path)
-        return try LuaexecDatabase(path: path)
+        do {
+            return try LuaexecDatabase(path: path)
+        } catch {
+            // Not installed here, or a `make run` elsewhere: say where else the command looks.
+            guard database == nil, path == Self.systemDatabase, access(path, F_OK) != 0 else { throw error }
+            throw StoreError(
+                error.description + " (the package's database; for another, pass --database FILE, or set"
+                    + " LUAEXEC_RUN_DIR to a run directory, or run the command where `make run` keeps .run/)",
+                kind: error.kind)
+        }
     }
 
     /// The audit trail's key for this database: `given`, else `audit.key` beside the database

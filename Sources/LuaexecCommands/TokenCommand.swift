@@ -25,7 +25,7 @@ struct TokenCommand: ParsableCommand {
         @Option(
             name: .customLong("scope"),
             help: ArgumentHelp(
-                "exec (any Lua), admin, endpoint:NAME (that endpoint only) or action:NAME (that Action URL only); repeatable (default: exec).",
+                "exec (any Lua), admin, metrics (the metrics only, for a scraper), endpoint:NAME (that endpoint only) or action:NAME (that Action URL only); repeatable.",
                 valueName: "scope"))
         var scopes: [Scope] = [.exec]
 

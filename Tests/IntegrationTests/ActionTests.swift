@@ -74,10 +74,10 @@ struct ActionTests {
         arguments: [
             ("action=counted&n=1&extra=2", "unknown parameter 'extra': counted(n: integer, flag?: boolean)\n"),
             ("action=counted", "missing parameter 'n': counted(n: integer, flag?: boolean)\n"),
-            ("action=counted&n=abc", "parameter 'n' must be an integer, got 'abc'\n"),
-            ("action=counted&n=1.5", "parameter 'n' must be an integer, got '1.5'\n"),
-            ("action=counted&n=1&flag=maybe", "parameter 'flag' must be true or false (or 1 or 0), got 'maybe'\n"),
-            ("action=counted&n=1&n=2", "parameter 'n' is given more than once\n"),
+            ("action=counted&n=abc", "parameter 'n' must be an integer, got 'abc': counted(n: integer, flag?: boolean)\n"),
+            ("action=counted&n=1.5", "parameter 'n' must be an integer, got '1.5': counted(n: integer, flag?: boolean)\n"),
+            ("action=counted&n=1&flag=maybe", "parameter 'flag' must be true or false (or 1 or 0), got 'maybe': counted(n: integer, flag?: boolean)\n"),
+            ("action=counted&n=1&n=2", "parameter 'n' is given more than once: counted(n: integer, flag?: boolean)\n"),
             ("action=counted&action=toast&n=1", "name one action: action=NAME (action=? lists them)\n"),
         ])
     func badParameters(query: String, message: String) throws {

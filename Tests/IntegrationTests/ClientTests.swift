@@ -293,6 +293,18 @@ struct ClientTests {
         #expect(zero.stderr.hasPrefix("Error: --timeout takes seconds, more than 0 and at most 86400 (a day)\n"))
     }
 
+    @Test("the repl's :status and :reset with a token without admin say so in a sentence, and the session goes on")
+    func replAdminCommandsRefused() throws {
+        let user = try User()
+        try user.login("box", token: try Self.stack.makeToken("repl-exec-\(UInt32.random(in: 0...UInt32.max))", scopes: ["exec"]))
+        let session = try user.luaexec(["repl"], input: ":status\n:reset\nreturn 40 + 2\n")
+        #expect(session.status == 0, "\(session.stderr)")
+        #expect(session.stdout.contains("42\n"), "\(session.stdout)")
+        let refusal = "HTTP 403: the token lacks the 'admin' scope\n"
+        #expect(session.stderr.components(separatedBy: refusal).count == 3, "\(session.stderr)")
+        #expect(!session.stderr.contains("{"), "\(session.stderr)")
+    }
+
     @Test("eval --check compiles on the remote, runs nothing, and exits 1 on a syntax error")
     func evalCheck() throws {
         let user = try User()

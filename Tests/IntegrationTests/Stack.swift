@@ -303,6 +303,9 @@ final class Stack: Sendable {
     }
 
     /// A token made with `luaexec token create NAME --scope ...`, usable at once (SPEC T7).
+    /// The package's database, which `luaexec` opens when told of no other.
+    static let systemDatabase = "/var/lib/luaexec/luaexec.db"
+
     func makeToken(_ name: String, scopes: [String]) throws -> String {
         let created = try Self.run(
             Self.binDirectory + "/luaexec", ["token", "create", name, "--database", database] + scopes.flatMap { ["--scope", $0] })

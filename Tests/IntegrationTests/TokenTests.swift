@@ -8,6 +8,27 @@ struct TokenTests {
         try Stack.run(Stack.binDirectory + "/luaexec", ["token"] + arguments + ["--database", database])
     }
 
+    @Test("without --database, a box with no package says where else the command looks for one")
+    func noDatabaseSaysWhere() throws {
+        // Meaningful where the package is not installed (the test machines): its database absent.
+        try #require(access(Stack.systemDatabase, F_OK) != 0, "\(Stack.systemDatabase) exists here")
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("no-run-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        var environment = ProcessInfo.processInfo.environment
+        environment["LUAEXEC_RUN_DIR"] = nil
+        let listed = try Stack.run(
+            "/bin/sh", ["-c", "cd \"$1\" && exec \"$2\" token list", "sh", empty, Stack.binDirectory + "/luaexec"],
+            environment: environment)
+        #expect(listed.status != 0)
+        #expect(listed.stdout == "")
+        #expect(listed.stderr.contains("cannot open the database \(Stack.systemDatabase): "), "\(listed.stderr)")
+        #expect(listed.stderr.contains(
+            "(the package's database; for another, pass --database FILE, or set LUAEXEC_RUN_DIR to a run directory, or run the command where `make run` keeps .run/)"),
+            "\(listed.stderr)")
+        #expect(access(Stack.systemDatabase, F_OK) != 0, "the command made \(Stack.systemDatabase)")
+    }
+
     @Test("create → list → use → revoke: refused within a second, no restart")
     func lifecycle() throws {
         let stack = try Stack()

@@ -120,7 +120,7 @@ struct WaitTests {
         "bad arguments and places where sleep cannot wait are errors that say so",
         arguments: [
             ("sleep(-1)", "interactive.lua:1: bad argument #1 to 'sleep' (seconds must be 0 or more)"),
-            ("sleep(0/0)", "interactive.lua:1: bad argument #1 to 'sleep' (seconds must be 0 or more)"),
+            ("sleep(0/0)", "interactive.lua:1: bad argument #1 to 'sleep' (seconds is NaN (not a number), not 0 or more)"),
             ("sleep('x')", "interactive.lua:1: bad argument #1 to 'sleep' (number expected, got string)"),
             ("sleep(1e300)", "interactive.lua:1: sleep(1e+300): longer than a request may wait (limits.wait: 4.0 seconds)"),
             (
