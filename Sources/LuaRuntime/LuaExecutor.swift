@@ -332,7 +332,10 @@ public final class LuaExecutor: @unchecked Sendable {
             return true
         }
         guard started else { return false }
+        let jobLimit = vm.timeLimit
+        vm.timeLimit = limit
         work()
+        vm.timeLimit = jobLimit
         lock.withLock {
             initRunning = nil
             handle.clear()
@@ -616,6 +619,7 @@ public final class LuaExecutor: @unchecked Sendable {
         let now = MonotonicInstant.now()
         let left = max(0, timeLimitNanoseconds - job.ranNanoseconds)
         running = (vm.stopHandle, now.advanced(byNanoseconds: left), now, job.label)
+        vm.timeLimit = currentOptions.timeLimit
         // What the job may still take among the waiting ones of its kind (requests, or the
         // box's own work: `StateJob.ownWork`): the sleepers change only between runs, so the
         // room holds for the whole run (the state's thread reads it).

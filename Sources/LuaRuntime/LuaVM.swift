@@ -82,6 +82,10 @@ public final class LuaVM {
     /// Room left among the evaluations that wait in `sleep` (set by `LuaExecutor` before each
     /// job): a `sleep` past it is a Lua error, not a wait.
     public var waitRoom = WaitRoom(waits: .max, outputBytes: .max)
+    /// The time limit the watchdog holds this run to (set by `LuaExecutor`), which a `timeout`
+    /// error names: after a reload, or for an init script (`limits.init_time`), the answer says
+    /// which limit it was.
+    public var timeLimit: Duration?
 
     public struct WaitRoom: Sendable, Equatable {
         /// How many more evaluations may wait (`limits.wait_capacity` less those waiting).
@@ -407,7 +411,9 @@ public final class LuaVM {
                 kind: .memory, message: "not enough memory: the state's limit is \(limits.memory) bytes",
                 traceback: Self.text(traceback))
         case LX_ERR_TIMEOUT:
-            return LuaFailure(kind: .timeout, message: "the chunk exceeded its time limit", traceback: Self.text(traceback))
+            return LuaFailure(
+                kind: .timeout, message: "the chunk exceeded its time limit" + (timeLimit.map { " (\($0))" } ?? ""),
+                traceback: Self.text(traceback))
         case LX_ERR_INTERRUPTED:
             return LuaFailure(
                 kind: .interrupted, message: "the chunk was interrupted by an administrator", traceback: Self.text(traceback))

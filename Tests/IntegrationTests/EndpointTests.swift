@@ -146,7 +146,7 @@ struct EndpointTests {
         #expect(spin.headers["x-lua-error"] == "timeout")
         // Where the handler was stopped (SPEC O11): called from luaexec's C, it has no name.
         #expect(
-            spin.text == "the chunk exceeded its time limit\nstack traceback:\n"
+            spin.text == "the chunk exceeded its time limit (0.5 seconds)\nstack traceback:\n"
                 + "\tinteractive.lua:3: in function <interactive.lua:3>\n\t[C]: in ?\n\t[C]: in ?\n")
         let hungry = try stack.request("/api/v1/exec/hungry", token: stack.adminToken)
         #expect(hungry.status == 500)

@@ -29,7 +29,7 @@ struct InitScriptTests {
         let log = stack.luaexecdLog()
         #expect(
             log.contains(
-                "init script failed error=\"the chunk exceeded its time limit\" kind=timeout script=\(dir)/10-loop.lua\n"
+                "init script failed error=\"the chunk exceeded its time limit (0.5 seconds)\" kind=timeout script=\(dir)/10-loop.lua\n"
             ))
         #expect(
             log.contains(

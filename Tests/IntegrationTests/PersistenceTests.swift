@@ -301,7 +301,7 @@ struct PersistenceTests {
         #expect(
             looping.text.hasPrefix(
                 "config: 'looping' was set and saved, but a function registered for it failed: "
-                    + "the chunk exceeded its time limit\nstack traceback:\n\t"))
+                    + "the chunk exceeded its time limit (1.0 seconds)\nstack traceback:\n\t"))
         // Later requests, of any kind, do not run it again.
         for _ in 0..<3 { #expect(try stack.eval("return 1").text == "1") }
         #expect(try stack.request("/api/v1/admin/status", token: stack.adminToken).status == 200)

@@ -29,7 +29,7 @@ struct PostMortemTests {
         #expect(text.headers["x-lua-error"] == "timeout")
         #expect(
             text.text == """
-                the chunk exceeded its time limit
+                the chunk exceeded its time limit (0.5 seconds)
                 stack traceback:
                 \tinteractive.lua:5: in upvalue 'inner'
                 \tinteractive.lua:8: in local 'outer'
@@ -55,7 +55,7 @@ struct PostMortemTests {
         let text = answer.text.replacingOccurrences(of: #"n = [0-9]+"#, with: "n = N", options: .regularExpression)
         #expect(
             text == """
-                the chunk exceeded its time limit
+                the chunk exceeded its time limit (0.5 seconds)
                 stack traceback:
                 \tinteractive.lua:5: in upvalue 'inner'
                 \t\tdepth = 3
@@ -117,7 +117,7 @@ struct PostMortemTests {
         #expect(answer.status == 504)
         #expect(
             answer.text
-                == "the chunk exceeded its time limit\nstack traceback:\n\tinteractive.lua:1: in function <interactive.lua:1>\n"
+                == "the chunk exceeded its time limit (0.5 seconds)\nstack traceback:\n\tinteractive.lua:1: in function <interactive.lua:1>\n"
                 + "\t[C]: in function 'pcall'\n\tinteractive.lua:2: in main chunk\n\t[C]: in ?\n")
     }
 }

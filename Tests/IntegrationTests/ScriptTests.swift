@@ -215,7 +215,7 @@ struct ScriptTests {
         "a version whose run fails is 422 with E6's error: nothing kept, what it registered undone, the old one answering",
         arguments: [
             ("error('broken')", "runtime", "scripts/bell.lua:5: broken"),
-            ("while true do end", "timeout", "the chunk exceeded its time limit"),
+            ("while true do end", "timeout", "the chunk exceeded its time limit (0.5 seconds)"),
             ("big = string.rep('x', 64 << 20)", "memory", "not enough memory: the state's limit is 33554432 bytes"),
         ])
     func failedRun(failing: String, kind: String, message: String) throws {
