@@ -61,9 +61,16 @@ extension ExecService {
     }
 
     /// `POST /api/v1/admin/interrupt` (SPEC M2): the running chunk; with `?id=N`, the request
-    /// waiting in `sleep` that the status lists with that id (SPEC V10).
+    /// waiting in `sleep` that the status lists with that id (SPEC V10); with `?key=K`, the
+    /// evaluation sent with `Lua-Interrupt-Key: K`, running or waiting.
     func interrupt(_ call: Call) -> Reply {
         let pairs = QueryString.pairs(in: call.head.query).filter { $0.name != "AuthToken" }
+        if pairs.contains(where: { $0.name == "key" }) {
+            guard !pairs.contains(where: { $0.name == "id" }) else {
+                return .answer(Self.plain(400, "give id or key, not both\n", json: true))
+            }
+            return interrupt(keyIn: pairs, ownedBy: nil)
+        }
         guard let given = pairs.first(where: { $0.name == "id" }) else {
             return .answer(Self.json(200, "{\"interrupted\":\(executor.interruptRunning())}"))
         }
@@ -71,6 +78,24 @@ extension ExecService {
             return .answer(Self.plain(400, "id must be the number the status lists for a waiting request\n", json: true))
         }
         return .answer(Self.json(200, "{\"interrupted\":\(executor.interruptWaiting(id: id))}"))
+    }
+
+    /// `POST /api/v1/console/interrupt?key=K` (scope exec): the evaluation this token sent with
+    /// `Lua-Interrupt-Key: K`, running or waiting in `sleep`. A console's stop button for a token
+    /// without `admin`: it ends that token's own evaluations only.
+    func consoleInterrupt(_ call: Call) -> Reply {
+        let pairs = QueryString.pairs(in: call.head.query).filter { $0.name != "AuthToken" }
+        return interrupt(keyIn: pairs, ownedBy: call.identity.name)
+    }
+
+    /// Ends the evaluation named by the `key` among `pairs` (of `owner`'s, when given).
+    private func interrupt(keyIn pairs: [(name: String, value: [UInt8], raw: Substring)], ownedBy owner: String?) -> Reply {
+        let keys = pairs.filter { $0.name == "key" }
+        guard keys.count == 1, let key = keys.first.map({ String(decoding: $0.value, as: UTF8.self) }), Self.isInterruptKey(key)
+        else {
+            return .answer(Self.plain(400, "give one key: \(Self.interruptKeyRule), as sent in Lua-Interrupt-Key\n", json: true))
+        }
+        return .answer(Self.json(200, "{\"interrupted\":\(executor.interrupt(key: key, label: owner))}"))
     }
 
     /// Who registered a name or set a timer, as the registry's JSON has it.

@@ -62,9 +62,17 @@ extension ExecService: Responder {
                 service: self, label: label, jobLabel: jobLabel, start: start, json: json, audit: audit, writer: writer,
                 work: .answer(work)))
         case .evaluating(let jobLabel, let work):
-            executor.submit(Exchange(
+            let key = head.headers["lua-interrupt-key"]
+            if let key, !Self.isInterruptKey(key) {
+                let refusal = Self.plain(400, "the Lua-Interrupt-Key header must be \(Self.interruptKeyRule)\n", json: json)
+                writer.send(finish(refusal, label: label, audit: &audit, start: start))
+                return
+            }
+            let exchange = Exchange(
                 service: self, label: label, jobLabel: jobLabel, start: start, json: json, audit: audit, writer: writer,
-                work: .evaluate(work), events: EventStream.wanted(head) ? EventStream(writer: writer) : nil))
+                work: .evaluate(work), events: EventStream.wanted(head) ? EventStream(writer: writer) : nil)
+            exchange.interruptKey = key
+            executor.submit(exchange)
         case .reset:
             let exchange = Exchange(
                 service: self, label: label, jobLabel: "reset", start: start, json: true, audit: audit, writer: writer,
@@ -72,6 +80,23 @@ extension ExecService: Responder {
             executor.submitReset(arrived: start, done: { error in exchange.resetDone(error) }, refused: { exchange.refuse() })
         }
     }
+
+    /// A key a client names its evaluation by, to interrupt it (`POST
+    /// /api/v1/admin/interrupt?key=K`) whether it runs or waits in `sleep`: the page and the
+    /// REPL send a random one with each run.
+    static func isInterruptKey(_ key: String) -> Bool {
+        (1...64).contains(key.utf8.count)
+            && key.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                    true
+                default: false
+                }
+            }
+    }
+
+    static let interruptKeyRule = "1 to 64 letters, digits, '-' and '_' (a UUID will do)"
 
     /// Runs the requests queued for the state on the transport's thread (see `Responder`).
     public func runDeferred() {

@@ -165,6 +165,10 @@ extension ExecService {
             "what a name (the body) is: its type, a function's parameters and source, a table's size; nothing runs"
         ) { service, call, audit in service.consoleInspect(call, audit: &audit) },
         Route(
+            ["POST"], .exact(consolePrefix + "interrupt"), .scope(.exec), kind: "console", label: "console/interrupt",
+            "end this token's own evaluation sent with Lua-Interrupt-Key: K (?key=K), running or waiting in sleep"
+        ) { service, call, _ in service.consoleInterrupt(call) },
+        Route(
             ["GET"], .exact(consolePrefix + "globals"), .scope(.exec), state: true, kind: "console",
             label: "console/globals", "the state's own globals (those a fresh state has not) and their types"
         ) { service, call, _ in service.consoleGlobals(call) },
@@ -186,7 +190,8 @@ extension ExecService {
         ) { service, _, _ in .answer(json(200, service.endpointsJSON())) },
         Route(
             ["POST"], .exact(adminPrefix + "interrupt"), .scope(.admin), kind: "admin", label: "admin/interrupt",
-            "end the running chunk as interrupted; ?id=N ends the request waiting in sleep that the status lists as N"
+            "end the running chunk as interrupted; ?id=N ends the request waiting in sleep that the status lists as N;"
+                + " ?key=K the evaluation sent with Lua-Interrupt-Key: K, running or waiting"
         ) { service, call, _ in service.interrupt(call) },
         Route(
             ["POST"], .exact(adminPrefix + "reset"), .scope(.admin), state: true, kind: "admin", label: "admin/reset",

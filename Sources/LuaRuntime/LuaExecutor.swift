@@ -43,6 +43,10 @@ open class StateJob: @unchecked Sendable {
     /// so. Guarded by the executor's lock until it runs.
     public internal(set) var interruption: Interruption?
     public var interrupted: Bool { interruption != nil }
+    /// What its client named it by to interrupt it (`Lua-Interrupt-Key`), running or waiting:
+    /// a client knows its request by this, never by the id the status gives it. Set before it
+    /// is submitted.
+    public var interruptKey: String?
 
     /// Why a waiting job was ended.
     public enum Interruption: Sendable {
@@ -277,6 +281,8 @@ public final class LuaExecutor: @unchecked Sendable {
     /// due earlier than before.
     private var wakeDriver: (@Sendable () -> Void)?
     private var running: (handle: StopHandle, deadline: MonotonicInstant, started: MonotonicInstant, label: String?)?
+    /// The running job's `interruptKey`.
+    private var runningKey: String?
     private var memoryInUse = 0
 
     private let makeVM: @Sendable (InitRunner) throws -> LuaVM
@@ -507,17 +513,39 @@ public final class LuaExecutor: @unchecked Sendable {
     /// Ends the first waiting job that `matches` picks, as `interruptWaiting(id:)`.
     @discardableResult
     public func interruptWaiting(where matches: (StateJob) -> Bool) -> Bool {
+        let wake: (@Sendable () -> Void)?? = lock.withLock { endWaiting(where: matches) }
+        guard let wake else { return false }
+        wake?()
+        return true
+    }
+
+    /// Ends the job its client named `key` (`Lua-Interrupt-Key`), whether it runs or waits in
+    /// `sleep`: looked for in both under one lock, so that a chunk going from one to the other
+    /// meanwhile is not missed. With `label`, only a job of that label (the name of the token
+    /// that sent it: a token may end its own). False when no such job has the key (it ended,
+    /// or is queued).
+    public func interrupt(key: String, label: String? = nil) -> Bool {
         let wake: (@Sendable () -> Void)?? = lock.withLock {
-            guard let index = sleepers.firstIndex(where: { matches($0.job) }) else { return nil }
-            let job = sleepers.remove(at: index).job
-            job.interruption = .administrator
-            // First in line among the waiting: due now.
-            sleepers.insert((MonotonicInstant(nanoseconds: 0), job), at: 0)
-            return .some(wakeDriver)
+            if let running, runningKey == key, label == nil || running.label == label {
+                running.handle.stop(.interrupt)
+                return .some(nil)
+            }
+            return endWaiting { $0.interruptKey == key && (label == nil || $0.label == label) }
         }
         guard let wake else { return false }
         wake?()
         return true
+    }
+
+    /// Marks the first waiting job that `matches` picks as interrupted and due now; the driver
+    /// to wake, nil when none matches. Called with the lock held.
+    private func endWaiting(where matches: (StateJob) -> Bool) -> (@Sendable () -> Void)?? {
+        guard let index = sleepers.firstIndex(where: { matches($0.job) }) else { return nil }
+        let job = sleepers.remove(at: index).job
+        job.interruption = .administrator
+        // First in line among the waiting: due now.
+        sleepers.insert((MonotonicInstant(nanoseconds: 0), job), at: 0)
+        return .some(wakeDriver)
     }
 
     /// Ends every waiting job at once (luaexecd is stopping): each runs now, to answer so, rather
@@ -619,6 +647,7 @@ public final class LuaExecutor: @unchecked Sendable {
         let now = MonotonicInstant.now()
         let left = max(0, timeLimitNanoseconds - job.ranNanoseconds)
         running = (vm.stopHandle, now.advanced(byNanoseconds: left), now, job.label)
+        runningKey = job.interruptKey
         vm.timeLimit = currentOptions.timeLimit
         // What the job may still take among the waiting ones of its kind (requests, or the
         // box's own work: `StateJob.ownWork`): the sleepers change only between runs, so the
@@ -639,6 +668,7 @@ public final class LuaExecutor: @unchecked Sendable {
     private func stopRunning() {
         running?.handle.clear()
         running = nil
+        runningKey = nil
         memoryInUse = vm.memoryInUse
     }
 

@@ -12,9 +12,10 @@ import Glibc
 #endif
 
 /// `luaexec repl`: `lua5.4`'s interactive mode over the wire (SPEC O8). A line that is not yet a
-/// whole chunk continues at `>>`; an expression (or `=expr`) is printed; Ctrl-C interrupts a
-/// running chunk (with an admin token) or stops waiting for it, and clears the line at the
-/// prompt; Ctrl-D leaves. Line editing and history come from libedit.
+/// whole chunk continues at `>>`; an expression (or `=expr`) is printed; Ctrl-C interrupts the
+/// chunk, running or asleep in `sleep` (its own `Lua-Interrupt-Key`, any token that may
+/// evaluate), a second Ctrl-C stops waiting for it, and at the prompt it clears the line;
+/// Ctrl-D leaves. Line editing and history come from libedit.
 struct ReplCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "repl",
@@ -45,7 +46,6 @@ final class ReplSession {
     let syntax = ChunkSyntax()
     let printer: LuaPrinter
     let colour: Bool
-    let isAdmin: Bool
     let editor: LineEditor
 
     /// Checks the remote and its token, then opens the line editor: a start-up that fails
@@ -68,7 +68,6 @@ final class ReplSession {
         } catch let error as ClientError {
             throw ClientFailure(remote.explain(error))
         }
-        isAdmin = who.scopes.contains("admin")
         editor = try LineEditor(history: RemotesFile.historyPath)
         lxr_catch_sigint()
         editor.completer = { [unowned self] text in self.completions(before: text) }
@@ -140,7 +139,7 @@ final class ReplSession {
         do {
             answer = try client.send(
                 "POST", "/api/v1/exec/interactive.lua", headers: headers, body: Array(chunk.utf8), watchInterrupt: true,
-                interruptWithAdmin: isAdmin
+                interruptKey: "repl-" + UUID().uuidString
             ) { part in
                 for event in events.feed(part) where event.name == "output" {
                     if let bytes = JSONValue.parse(event.data)?.luaBytes { writeOut(bytes) }

@@ -12,7 +12,7 @@ public struct Answer: Sendable {
     public var body: [UInt8]
     /// Ctrl-C ended the wait (no answer came).
     public var cancelled: Bool
-    /// Ctrl-C posted an admin interrupt while waiting.
+    /// Ctrl-C posted an interrupt of the request while waiting.
     public var interruptSent: Bool
 
     public var text: String { String(decoding: body, as: UTF8.self) }
@@ -60,21 +60,24 @@ public struct HTTPSClient: Sendable {
     }
 
     /// - Parameters:
-    ///   - watchInterrupt: Ctrl-C while waiting posts `/api/v1/admin/interrupt` when
-    ///     `interruptWithAdmin` (the token may), else ends the wait.
+    ///   - watchInterrupt: Ctrl-C while waiting posts `/api/v1/console/interrupt?key=K` when
+    ///     `interruptKey` names the request (`Lua-Interrupt-Key: K` goes with it: any token that
+    ///     may evaluate may end its own evaluation, running or asleep), else ends the wait.
     ///   - onBody: called with each part of the body as it arrives (a streamed answer), on the
     ///     calling thread, before `send` returns; the answer still holds the whole body.
     public func send(
         _ method: String, _ path: String, headers: [String] = [], body: [UInt8] = [], watchInterrupt: Bool = false,
-        interruptWithAdmin: Bool = false, onBody: (([UInt8]) -> Void)? = nil
+        interruptKey: String? = nil, onBody: (([UInt8]) -> Void)? = nil
     ) throws(ClientError) -> Answer {
         let receiver = onBody.map(BodyReceiver.init)
         var lines = headers
         if let token { lines.append("Authorization: Bearer \(token)") }
         let authorization = token.map { "Authorization: Bearer \($0)" } ?? ""
+        if let interruptKey { lines.append("Lua-Interrupt-Key: \(interruptKey)") }
         // One C copy of every string the request points at: url, method, pin, the interrupt's
         // url and header, then the header lines.
-        let fixed = [baseURL + path, method, pin, baseURL + "/api/v1/admin/interrupt", authorization]
+        let interruptURL = baseURL + "/api/v1/console/interrupt?key=" + (interruptKey ?? "")
+        let fixed = [baseURL + path, method, pin, interruptURL, authorization]
         var response = lxr_response()
         let code: Int32 = withCStrings(fixed + lines) { strings in
             body.withUnsafeBufferPointer { bodyPointer in
@@ -89,7 +92,7 @@ public struct HTTPSClient: Sendable {
                 request.connect_timeout_ms = connectTimeoutMilliseconds
                 request.timeout_ms = timeoutMilliseconds
                 request.watch_sigint = watchInterrupt ? 1 : 0
-                if interruptWithAdmin {
+                if interruptKey != nil {
                     request.interrupt_url = strings[3]
                     request.interrupt_header = strings[4]
                 }

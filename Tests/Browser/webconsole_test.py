@@ -274,6 +274,21 @@ class WebConsole(unittest.TestCase):
         self.assertNotIn("web_complete_two", self.find("#globals").text)
         self.assertIn("boolean", self.find("#globals").text)
 
+        # A long name is cut in the panel (its title holds it whole); the page stays as wide as
+        # the window, and the type beside it shows.
+        long_name = "web_complete_" + "very_long_" * 8 + "name"
+        self.run_chunk(long_name + " = function() end")
+        self.wait.until(lambda _: self.browser.find_elements(By.CSS_SELECTOR, '#globals button[title^="%s"]' % long_name))
+        button = self.find('#globals button[title^="%s"]' % long_name)
+        self.assertEqual(button.get_attribute("title"), long_name + ": function")
+        self.assertEqual(button.find_element(By.CSS_SELECTOR, "span").text, "function")
+        self.assertLessEqual(self.browser.execute_script("return document.documentElement.scrollWidth"),
+                             self.browser.execute_script("return window.innerWidth"))
+        type_box = button.find_element(By.CSS_SELECTOR, "span").rect
+        self.assertLessEqual(type_box["x"] + type_box["width"], self.browser.execute_script("return window.innerWidth"))
+        self.shot("console-long-global")
+        self.run_chunk(long_name + " = nil")
+
     def test_create_token_use_it_with_curl_then_revoke(self):
         self.signed_in()
         self.find('#nav a[data-page="access"]').click()
@@ -332,12 +347,16 @@ class WebConsole(unittest.TestCase):
         self.browser.get(URL + "/#access")  # asking for it by address shows the console instead
         self.visible("#page-console")
         self.assertFalse(self.find("#page-access").is_displayed())
+        self.assertFalse(self.find("#console-interrupt").is_displayed())  # nothing runs
         self.set_chunk("while true do end")
         self.find("#run").click()
         self.text_of("#run-state", "running")
-        self.assertFalse(self.find("#console-interrupt").is_displayed())  # interrupt is admin's
-        curl(URL + "/api/v1/admin/interrupt", "-X", "POST", token=ADMIN)
+        # Its own run, which it may end (POST /api/v1/console/interrupt with the run's key);
+        # the admin API stays refused to it.
+        self.assertEqual(curl(URL + "/api/v1/admin/interrupt", "-X", "POST", token=secret)[0], 403)
+        self.visible("#console-interrupt").click()
         self.assertEqual(self.text_of("#result-badge", "interrupted"), "interrupted")
+        self.assertFalse(self.find("#console-interrupt").is_displayed())
 
     def test_metrics_token_sees_the_charts_only(self):
         secret = make_token("scraper", "metrics")
@@ -369,11 +388,42 @@ class WebConsole(unittest.TestCase):
 
     def test_interrupt_from_the_console(self):
         self.signed_in()
+        self.assertFalse(self.find("#console-interrupt").is_displayed())  # shown only while a run runs
         self.set_chunk("while true do end")
         self.find("#run").click()
         self.visible("#console-interrupt").click()
         self.assertEqual(self.text_of("#result-badge", "interrupted"), "interrupted")
         self.assertIn("interrupted", self.find("#error-message").text)
+        self.assertFalse(self.find("#console-interrupt").is_displayed())
+        # A chunk waiting in sleep is not the running one: the run's key ends it all the same.
+        self.set_chunk('print("asleep")\nsleep(25)\nweb_sleeper_woke = true')
+        self.find("#run").click()
+        self.assertEqual(self.text_of("#result-output", "asleep"), "asleep")
+        self.visible("#console-interrupt").click()
+        self.assertEqual(self.text_of("#result-badge", "interrupted"), "interrupted")
+        self.assertIn("interrupted", self.find("#error-message").text)
+        self.assertEqual(curl(URL + "/api/v1/exec/interactive.lua", token=ADMIN, body="return web_sleeper_woke")[1], "")
+
+    def test_status_lists_requests_waiting_in_sleep_and_ends_one(self):
+        self.signed_in()
+        self.find('#nav a[data-page="status"]').click()
+        sleeper = subprocess.Popen(
+            ["curl", "-sk", "-D", "-", "-H", "Authorization: Bearer " + ADMIN, "--data-binary",
+             "print('zz') sleep(25) return 'woke'", URL + "/api/v1/exec/interactive.lua"], stdout=subprocess.PIPE, text=True)
+        try:
+            row = self.text_of("#waiting-entries tbody", ADMIN_NAME)
+            self.assertRegex(row, r"^\d+ %s \d+\.\d s \d+\.\d s End$" % re.escape(ADMIN_NAME))
+            self.assertEqual(self.find("#st-running").text, "nothing")
+            self.shot("status-waiting")
+            self.find("#waiting-entries tbody button").click()
+            self.confirm("waiting in sleep?")
+            answer, _ = sleeper.communicate(timeout=15)
+        finally:
+            sleeper.kill()
+        self.assertIn("HTTP/1.1 500", answer)
+        self.assertIn("X-Lua-Error: interrupted", answer)
+        self.assertRegex(self.text_of("#notice", "ended"), r"^Request \d+ was ended\.$")
+        self.wait.until(lambda _: not self.find("#waiting").is_displayed())
 
     def test_console_streams_output_live_and_interrupts(self):
         """SPEC E13 and O11: the output shows while the chunk runs; Interrupt ends it, and the

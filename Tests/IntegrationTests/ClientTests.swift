@@ -496,6 +496,32 @@ struct ClientTests {
             try terminal.press("C-c")
             try terminal.line("'after ctrl-c'")
             try terminal.waitFor("\nafter ctrl-c\n")
+            // Asleep in sleep, the chunk is not the running one: its key ends it all the same.
+            try terminal.line("print('zz') sleep(25) repl_sleeper_woke = true")
+            try terminal.waitFor("\nzz\n")
+            try Stack.waitUntil(timeout: .seconds(10), "the chunk to sleep") {
+                (try? stack.request("/api/v1/admin/status", token: stack.adminToken).text.contains(#""why":"sleep""#)) ?? false
+            }
+            try terminal.press("C-c")
+            try terminal.waitFor("the chunk was interrupted by an administrator", count: 2)
+            #expect(try stack.eval("return repl_sleeper_woke").body == [])
+            try terminal.press("C-d")
+            try terminal.waitFor("EXITED 0")
+        }
+        do {
+            // A token without admin ends its own chunk too.
+            let execOnly = try User()
+            try execOnly.login("box", token: try stack.makeToken("rx", scopes: ["exec"]), stack: stack)
+            let terminal = try Terminal(command, environment: execOnly.environment)
+            try terminal.waitFor("Ctrl-D to leave.")
+            try terminal.line("while true do end")
+            try Stack.waitUntil(timeout: .seconds(10), "the chunk to run") {
+                (try? stack.request("/api/v1/admin/status", token: stack.adminToken).text.contains(#""token":"rx""#)) ?? false
+            }
+            try terminal.press("C-c")
+            try terminal.waitFor("the chunk was interrupted by an administrator")
+            try terminal.line("'still here'")
+            try terminal.waitFor("\nstill here\n")
             try terminal.press("C-d")
             try terminal.waitFor("EXITED 0")
         }
@@ -508,11 +534,11 @@ struct ClientTests {
         let again = try Terminal(command, environment: user.environment)
         try again.waitFor("Ctrl-D to leave.")
         try again.press("Up")
-        try again.waitFor("> 'after ctrl-c'")
+        try again.waitFor("> print('zz') sleep(25) repl_sleeper_woke = true")
         try again.press("Up")
-        try again.waitFor("> 'still here'")
+        try again.waitFor("> 'after ctrl-c'")
         try again.press("Enter")
-        try again.waitFor("\nstill here\n", count: 1)
+        try again.waitFor("\nafter ctrl-c\n", count: 1)
         try again.press("C-d")
         try again.waitFor("EXITED 0")
     }

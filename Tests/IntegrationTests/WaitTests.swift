@@ -221,6 +221,83 @@ struct WaitTests {
                 + "\tinteractive.lua:1: in main chunk\n\t[C]: in ?\n")
     }
 
+    @Test("Lua-Interrupt-Key: the client's own key ends its evaluation, asleep or running; another key ends nothing")
+    func interruptByKey() throws {
+        let stack = try Stack(settings: ["limits.time=30"])
+        final class Pending: Sendable {
+            let answer = Mutex<Result<Stack.HTTPResult, any Error>?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            func get() throws -> Stack.HTTPResult? {
+                done.wait()
+                return try answer.withLock { $0 }?.get()
+            }
+        }
+        func start(_ chunk: String, key: String, token: String? = nil) -> Pending {
+            let pending = Pending()
+            Thread.detachNewThread {
+                pending.answer.withLock {
+                    $0 = Result {
+                        try stack.request(
+                            token: token ?? stack.adminToken, headers: ["Lua-Interrupt-Key: \(key)"], body: Array(chunk.utf8))
+                    }
+                }
+                pending.done.signal()
+            }
+            return pending
+        }
+        func interrupt(_ query: String) throws -> Stack.HTTPResult {
+            try stack.request("/api/v1/admin/interrupt?" + query, method: "POST", token: stack.adminToken)
+        }
+        func waitFor(_ what: String) throws {
+            try Stack.waitUntil(timeout: .seconds(20), what) {
+                (try? stack.request("/api/v1/admin/status", token: stack.adminToken))?.text.contains(what) == true
+            }
+        }
+        // Asleep: the status's id is not needed.
+        let sleeping = start("print('zz') sleep(25) key_sleeper_woke = true", key: "page-1f3a")
+        try waitFor(#""why":"sleep""#)
+        #expect(try interrupt("key=page-other").text == #"{"interrupted":false}"#)
+        #expect(try interrupt("key=page-1f3a").text == #"{"interrupted":true}"#)
+        let asleep = try #require(try sleeping.get())
+        #expect(asleep.status == 500)
+        #expect(asleep.headers["x-lua-error"] == "interrupted")
+        #expect(asleep.text.hasPrefix("zz\nthe chunk was interrupted by an administrator\n"))
+        // Running: the same call.
+        let running = start("print('busy') while true do end", key: "repl_77")
+        try waitFor(#""running":{"#)
+        #expect(try interrupt("key=page-1f3a").text == #"{"interrupted":false}"#)
+        #expect(try interrupt("key=repl_77").text == #"{"interrupted":true}"#)
+        let busy = try #require(try running.get())
+        #expect(busy.status == 500)
+        #expect(busy.text.hasPrefix("busy\nthe chunk was interrupted by an administrator\n"))
+        #expect(try stack.eval("return key_sleeper_woke").body == [])
+        // Refused as they come: a bad key runs nothing; id and key together are one too many.
+        let bad = try stack.eval("bad_key_ran = true", headers: ["Lua-Interrupt-Key: not a key!"])
+        #expect(bad.status == 400)
+        #expect(bad.text == "the Lua-Interrupt-Key header must be 1 to 64 letters, digits, '-' and '_' (a UUID will do)\n")
+        #expect(try stack.eval("return bad_key_ran").body == [])
+        #expect(try interrupt("key=a%20b").status == 400)
+        #expect(try interrupt("key=a&id=1").text == #"{"ok":false,"error":{"kind":"http","message":"give id or key, not both"}}"#)
+        // Nothing runs now: an interrupt by key ends nothing, and says so.
+        #expect(try interrupt("key=repl_77").text == #"{"interrupted":false}"#)
+
+        // A token without admin ends its own evaluation by its key, and no other token's.
+        let mine = try stack.makeToken("own-runs", scopes: ["exec"]), other = try stack.makeToken("other-runs", scopes: ["exec"])
+        func consoleInterrupt(_ key: String, token: String) throws -> Stack.HTTPResult {
+            try stack.request("/api/v1/console/interrupt?key=" + key, method: "POST", token: token)
+        }
+        let own = start("print('mine') sleep(25) own_run_woke = true", key: "tab-9", token: mine)
+        try waitFor(#""token":"own-runs""#)
+        #expect(try consoleInterrupt("tab-9", token: other).text == #"{"interrupted":false}"#)
+        #expect(try consoleInterrupt("tab-9", token: mine).text == #"{"interrupted":true}"#)
+        let ended = try #require(try own.get())
+        #expect(ended.status == 500)
+        #expect(ended.text.hasPrefix("mine\nthe chunk was interrupted by an administrator\n"))
+        #expect(try stack.eval("return own_run_woke").body == [])
+        #expect(try consoleInterrupt("tab-9", token: mine).text == #"{"interrupted":false}"#)
+        #expect(try consoleInterrupt("", token: mine).status == 400)
+    }
+
     @Test("a client that goes while its chunk sleeps: the chunk is ended at once, its <close> run")
     func clientGone() throws {
         _ = try stack.eval("freed_by_disconnect = false")

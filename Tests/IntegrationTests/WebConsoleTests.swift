@@ -28,6 +28,7 @@ struct WebConsoleTests {
         "test_metrics_token_sees_the_charts_only",
         "test_interrupt_a_spinning_chunk_from_the_status_page",
         "test_interrupt_from_the_console",
+        "test_status_lists_requests_waiting_in_sleep_and_ends_one",
         "test_console_streams_output_live_and_interrupts",
         "test_status_charts_from_the_metrics",
         "test_endpoints_page_lists_the_registry",

@@ -57,8 +57,11 @@ export class ConsolePage {
     const chunk = this.editor.getValue();
     const started = performance.now();
     this.running = new AbortController();
+    // The run's own name, so that Interrupt ends this run whether it computes or waits in
+    // `sleep` (a status id is not known to the page), and only this token's.
+    this.runKey = crypto.randomUUID();
     $("#run").disabled = true;
-    show($("#console-interrupt"), session.can("admin"));
+    show($("#console-interrupt"), true);
     $("#run-state").textContent = "running…";
     const ticker = setInterval(() => {
       $("#run-state").textContent = `running… ${((performance.now() - started) / 1000).toFixed(1)} s`;
@@ -69,7 +72,7 @@ export class ConsolePage {
       // JSON answer. Anything else (a refusal, nginx's own 413) is read as before.
       const answer = await api("/api/v1/exec/interactive.lua", {
         method: "POST", body: chunk, signal: this.running.signal, allowError: true,
-        headers: { Accept: "text/event-stream, application/json" },
+        headers: { Accept: "text/event-stream, application/json", "Lua-Interrupt-Key": this.runKey },
       });
       const streamed = (answer.headers.get("Content-Type") ?? "").startsWith("text/event-stream");
       record = streamed ? await this.streamedRecord(answer) : await recordOf(answer);
@@ -122,10 +125,12 @@ export class ConsolePage {
   }
 
   async interrupt() {
+    if (!this.running) return;
     try {
-      const answer = await api("/api/v1/admin/interrupt", { method: "POST" });
+      const answer = await api(`/api/v1/console/interrupt?key=${encodeURIComponent(this.runKey)}`, { method: "POST" });
       const { interrupted } = await answer.json();
-      if (!interrupted) $("#run-state").textContent = "nothing was running (yet): try again";
+      // Not yet started (queued behind another request), or just ended: the run goes on.
+      if (!interrupted && this.running) report(new Error("the run had not started yet: try Interrupt again"));
     } catch (error) {
       report(error);
     }

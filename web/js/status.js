@@ -53,6 +53,16 @@ export class StatusPage {
       ? `${status.running.token ?? "(init script)"} for ${(status.running.elapsed_ms / 1000).toFixed(1)} s`
       : "nothing";
     $("#status-interrupt").disabled = !status.running;
+    const waiting = status.waiting ?? [];
+    show($("#waiting"), waiting.length > 0);
+    $("#waiting-entries tbody").replaceChildren(
+      ...waiting.map((entry) => {
+        const end = el("button", "End", { type: "button", class: "danger small" });
+        end.addEventListener("click", () => this.endWaiting(entry).catch(report));
+        return holding("tr", el("td", entry.id, { class: "num" }), el("td", entry.token ?? "(the box's own)"),
+          el("td", `${(entry.since_ms / 1000).toFixed(1)} s`, { class: "num" }),
+          el("td", `${(entry.resumes_in_ms / 1000).toFixed(1)} s`, { class: "num" }), holding("td", end));
+      }));
     const aside = status.set_aside ?? [];
     show($("#set-aside"), aside.length > 0);
     $("#set-aside-entries tbody").replaceChildren(
@@ -98,6 +108,17 @@ export class StatusPage {
     const last = (values, digits) => (values.length ? `now ${values[values.length - 1].toFixed(digits)}` : "collecting…");
     $("#chart-requests-now").textContent = last(requests, 1);
     $("#chart-latency-now").textContent = last(latency, 2);
+  }
+
+  async endWaiting(entry) {
+    const sure = await confirmAction(
+      `End request ${entry.id} of ${entry.token ?? "the box's own work"}, waiting in sleep? It ends with an 'interrupted' error.`,
+      "End");
+    if (!sure) return;
+    const answer = await api(`/api/v1/admin/interrupt?id=${encodeURIComponent(entry.id)}`, { method: "POST" });
+    const { interrupted } = await answer.json();
+    notify(interrupted ? `Request ${entry.id} was ended.` : `Request ${entry.id} was no longer waiting.`);
+    await this.refresh();
   }
 
   async interrupt() {
