@@ -243,6 +243,17 @@ struct FastCGIParserTests {
         }
     }
 
+    @Test("the status line carries the registered reason phrase of any status a handler answers", arguments: [
+        (412, "Precondition Failed"), (418, "Status 418"), (423, "Locked"), (451, "Unavailable For Legal Reasons"),
+        (599, "Status 599"),
+    ])
+    func reasonPhrase(status: Int, reason: String) {
+        var out: [UInt8] = []
+        FastCGIEncoder.response(Response(status: status, body: []), id: 1, into: &out)
+        let head = Self.records(out)[0].content
+        #expect(String(decoding: head, as: UTF8.self).hasPrefix("Status: \(status) \(reason)\r\n"))
+    }
+
     /// Where each record of `bytes` ends.
     static func recordEnds(_ bytes: [UInt8]) -> [Int] {
         var ends: [Int] = []
