@@ -12,7 +12,8 @@ import SystemSupport
 ///   GET    /api/v1/admin/scripts/<name>/versions   {"name":...,"current":N,"versions":[...]}
 ///   PUT    /api/v1/admin/scripts/<name>            the source as the body: 201 (new script) or
 ///                                                  200 (new version, or unchanged), 400 syntax,
-///                                                  422 the run failed (E6's error): nothing kept
+///                                                  422 the run failed (E6's error): nothing kept;
+///                                                  with `Lua-Check: syntax`, compiled only (E12)
 ///   DELETE /api/v1/admin/scripts/<name>
 ///   POST   /api/v1/admin/scripts/<name>/rollback   ?version=N, else the kept one before
 ///   POST   /api/v1/admin/scripts/<name>/enable     runs it: 422 and still disabled when it fails
@@ -133,6 +134,14 @@ extension ExecService {
         guard !source.isEmpty else {
             return .answer(
                 Self.plain(400, "send the script's Lua source as the body (DELETE removes a script)\n", json: true))
+        }
+        if let mode = call.head.headers["lua-check"] {
+            // A dry run (Ansible's check mode): compiled as the install would compile it, under
+            // the script's own name, after the request is handed over; nothing runs, nothing is
+            // stored, no job waits for the state.
+            let chunkName = StoredScriptSource(name: name, version: 0, source: []).chunkName
+            audit.detail = "script put \(name) check sha256=\(ScriptStore.sha256(source))"
+            return .later { [self] audit in check(mode, chunk: source, chunkName: chunkName, json: true, audit: &audit) }
         }
         let precondition = Precondition(call.head)
         let sha256 = ScriptStore.sha256(source)

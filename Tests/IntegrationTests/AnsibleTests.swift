@@ -117,6 +117,14 @@ struct AnsibleTests {
         #expect(checked.stdout.contains("+-- louder"))
         #expect(try Self.boxes.map(scriptSHA) == before)
         for box in Self.boxes { #expect(try box.eval("return config.get('doorbell.ring_seconds')").text == "3") }
+
+        // A source that does not compile fails the dry run as it would fail the real one, with
+        // Lua's message under the script's name; still nothing changes.
+        let broken = try Self.rollout(Self.source + "local = 3\n", seconds: 5, ["--check"])
+        #expect(broken.status == 2, "\(broken.stdout)")
+        for name in Self.names { #expect(Self.recap(broken.stdout, name)["failed"] == 1, "\(broken.stdout)") }
+        #expect(broken.stdout.contains("scripts/doorbell.lua:3: <name> expected near '='"), "\(broken.stdout)")
+        #expect(try Self.boxes.map(scriptSHA) == before)
     }
 
     @Test("a changed key fails every task with the re-pin line, and no box changes")
@@ -152,7 +160,9 @@ struct AnsibleTests {
 
     /// `ansible box1 -m luaexec.appliance.lua_exec` with `arguments` (JSON) and the box's url,
     /// token and pin from the inventory.
-    static func luaExec(_ arguments: String, _ extra: [String] = []) throws -> Stack.ProcessResult {
+    static func luaExec(
+        _ arguments: String, _ extra: [String] = [], environment: [String: String] = environment(controller)
+    ) throws -> Stack.ProcessResult {
         let connection = #""url": "{{ luaexec_url }}", "token": "{{ luaexec_token }}", "pin": "{{ luaexec_pin }}""#
         return try Stack.run(
             venv + "/ansible",
@@ -161,7 +171,29 @@ struct AnsibleTests {
                 "{\(connection), \(arguments)}",
             ]
                 + extra,
-            environment: environment(controller))
+            environment: environment)
+    }
+
+    @Test("the inventory runs the modules with the controller's own Python, whatever python3 comes first on PATH")
+    func controllerPython() throws {
+        // A controller with a pyenv-like shim first on PATH for every name interpreter discovery
+        // tries, each failing as a pyenv shim without that version does; no interpreter set.
+        let shims = Self.controller + "/shims"
+        try FileManager.default.createDirectory(atPath: shims, withIntermediateDirectories: true)
+        for name in ["python", "python3"] + (6...15).map({ "python3.\($0)" }) {
+            let shim = shims + "/" + name
+            try "#!/bin/sh\necho \"pyenv: \(name): command not found\" >&2\nexit 127\n".write(
+                toFile: shim, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: shim)
+        }
+        var environment = Self.environment(Self.controller)
+        environment["ANSIBLE_PYTHON_INTERPRETER"] = nil
+        environment["PATH"] = shims + ":" + Self.venv + ":/usr/bin:/bin"
+        let ran = try Self.luaExec(#""chunk": "return {changed = false, via = 'the controller'}""#, environment: environment)
+        #expect(ran.status == 0, "\(ran.stdout)\(ran.stderr)")
+        #expect(ran.stdout.contains(#""via": "the controller""#), "\(ran.stdout)")
+        #expect(!ran.stdout.contains("pyenv:") && !ran.stderr.contains("pyenv:"))
+        #expect(!ran.stderr.contains("interpreter discovery"), "\(ran.stderr)")
     }
 
     @Test("lua_exec: args in, results out as data; check mode compiles and runs nothing")
@@ -264,7 +296,7 @@ struct AnsibleTests {
         let result = try Self.inCollection(
             "exec ansible-galaxy collection build --output-path '\(Self.controller)/built'")
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(FileManager.default.fileExists(atPath: Self.controller + "/built/luaexec-appliance-0.1.0.tar.gz"))
+        #expect(FileManager.default.fileExists(atPath: Self.controller + "/built/luaexec-appliance-0.1.1.tar.gz"))
     }
 
     @Test("a box that is down fails only that host; the others go on")

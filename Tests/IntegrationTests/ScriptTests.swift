@@ -150,6 +150,23 @@ struct ScriptTests {
         #expect(try stack.eval("return timer.cancel(HB)").text == "true")
     }
 
+    @Test("Lua-Check: syntax on a PUT compiles the source under the script's own name: nothing runs, nothing is stored")
+    func putCheckOnly() throws {
+        let stack = try Stack()
+        let broken = try put(stack, "checked.lua", "checked_ran = true\nlocal = 3\n", headers: ["Lua-Check: syntax"])
+        #expect(broken.status == 400)
+        #expect(broken.headers["x-lua-error"] == "syntax")
+        #expect(broken.text.contains(#""message":"scripts/checked.lua:2: <name> expected near '='""#), "\(broken.text)")
+        let fine = try put(stack, "checked.lua", "checked_ran = true\nhttp.listen('checked', function() return 1 end)\n",
+                           headers: ["Lua-Check: syntax"])
+        #expect(fine.status == 200, "\(fine.text)")
+        #expect(fine.text.hasPrefix(#"{"ok":true"#), "\(fine.text)")
+        #expect(try stack.request(Self.prefix + "checked.lua", token: stack.adminToken).status == 404)
+        #expect(try stack.eval("return checked_ran").body == [])
+        #expect(try stack.request("/api/v1/exec/checked", token: stack.adminToken).status == 404)
+        #expect(try put(stack, "checked.lua", "x = 1", headers: ["Lua-Check: run"]).status == 400)
+    }
+
     @Test("the same source again answers 200 and changes nothing: no new version, no run")
     func unchanged() throws {
         let stack = try Stack()

@@ -12,7 +12,8 @@ description:
   - Reads the remotes file C(luaexec login) writes (C($XDG_CONFIG_HOME/luaexec/remotes.json),
     by default C(~/.config/luaexec/remotes.json)) and makes a host of each remote, in the group
     C(luaexec), with C(luaexec_url), C(luaexec_pin) and (unless O(tokens) is false)
-    C(luaexec_token) set, and C(ansible_connection=local), since the modules run on the controller.
+    C(luaexec_token) set, C(ansible_connection=local), since the modules run on the controller,
+    and C(ansible_python_interpreter) the controller's own (the Python that runs Ansible).
   - The inventory source is a YAML file whose name ends in C(luaexec.yml) or C(luaexec.yaml).
 version_added: "0.1.0"
 author: luaexec maintainers
@@ -45,6 +46,7 @@ tokens: false
 
 import json
 import os
+import sys
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
@@ -81,6 +83,11 @@ class InventoryModule(BaseInventoryPlugin):
         for remote in remotes:
             host = self.inventory.add_host(remote['name'], group=group)
             self.inventory.set_variable(host, 'ansible_connection', 'local')
+            # The modules need only Python's standard library: run them with the controller's
+            # own interpreter (this process's, what ansible_playbook_python names; inventory
+            # values are not templated) rather than whatever discovery finds first on PATH (a
+            # pyenv shim without that version fails with a message that does not say so).
+            self.inventory.set_variable(host, 'ansible_python_interpreter', sys.executable)
             self.inventory.set_variable(host, 'luaexec_url', remote['url'])
             self.inventory.set_variable(host, 'luaexec_pin', remote['fingerprint'])
             if self.get_option('tokens'):

@@ -15,7 +15,9 @@ description:
   - Idempotent. With O(state=present) or O(state=enabled), nothing is sent when the stored
     script's SHA-256 is the SHA-256 of the given source; V(changed) is then false.
   - Diff mode shows the stored source before and the given source after.
-  - Check mode reports what would change and changes nothing.
+  - Check mode reports what would change and changes nothing; a new source is compiled on the
+    appliance under the script's own name (C(Lua-Check)), so a syntax error fails the dry run
+    as it would fail the real one. Whether its run succeeds is known only by running it.
 version_added: "0.1.0"
 author: luaexec maintainers
 extends_documentation_fragment:
@@ -126,7 +128,15 @@ def main():
             result['changed'] = True
             result['diff'] = dict(before=before_text, after=source.decode('utf-8', 'replace'),
                                   before_header='%s (stored)' % name, after_header='%s (given)' % name)
-            if not module.check_mode:
+            if module.check_mode:
+                # Compiled on the appliance under the script's own name (Lua-Check, SPEC E12):
+                # a dry run fails where the real one would with a syntax error. Nothing runs or
+                # is stored; a run that would fail is found only by running it.
+                status, headers, answer = client.request(
+                    'PUT', path, body=source, headers={'Content-Type': 'text/plain', 'Lua-Check': 'syntax'})
+                if status != 200:
+                    raise client.refusal('PUT', path, status, headers, answer)
+            else:
                 status, headers, answer = client.request('PUT', path, body=source,
                                                          headers={'Content-Type': 'text/plain'})
                 if status not in (200, 201):
