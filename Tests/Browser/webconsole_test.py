@@ -131,6 +131,10 @@ class WebConsole(unittest.TestCase):
         self.assertIn(expected_text, self.find("#confirm-text").text)
         dialog.find_element(By.CSS_SELECTOR, "#confirm-ok").click()
 
+    def run_chunk_by_curl(self, chunk):
+        status, text = curl(URL + "/api/v1/exec/interactive.lua", token=ADMIN, body=chunk)
+        self.assertEqual(status, 200, text)
+
     def shot(self, name):
         if SHOTS:
             os.makedirs(SHOTS, exist_ok=True)
@@ -538,6 +542,14 @@ class WebConsole(unittest.TestCase):
         self.assertRegex(self.text_of("#audit-verify-summary", "Chain"), r"^Chain intact: \d+ records \(\d+ to \d+\)\.$")
         self.assertEqual(self.find("#audit-verify-problems").text, "")
         self.shot("audit")
+        # A filter the server refuses: its message, and none of the last filter's rows, which
+        # would look as if they matched.
+        self.find("#audit-since").send_keys("bogus")
+        self.find("#audit-filter button[type=submit]").click()
+        self.assertIn("got 'bogus'", self.text_of("#notice", "bogus"))
+        self.wait.until(lambda _: not self.find("#audit-records").is_displayed())
+        self.assertEqual(self.audit_rows(), [])
+        self.find("#audit-since").clear()
 
     def test_exec_only_token_sees_no_audit(self):
         secret = make_token("no-audit", "exec")
@@ -968,6 +980,17 @@ class WebConsole(unittest.TestCase):
         self.visible('#tokens tr[data-token="%s"]' % ADMIN_NAME)
         self.assertLessEqual(self.browser.execute_script("return document.documentElement.scrollWidth"), 390)
         self.shot("access-phone")
+        # Endpoints as cards: each figure keeps its name.
+        self.run_chunk_by_curl("http.listen('phone_card', function() return 1 end)")
+        self.find('#nav a[data-page="endpoints"]').click()
+        self.wait.until(lambda _: "phone_card" in self.find("#endpoints").text)
+        card = next(row for row in self.browser.find_elements(By.CSS_SELECTOR, "#endpoints tbody tr") if "phone_card" in row.text)
+        labels = self.browser.execute_script(
+            "return Array.from(arguments[0].querySelectorAll('td'), (td) => getComputedStyle(td, '::before').content)", card)
+        for label in ('"Since: "', '"Calls: "', '"Errors: "', '"Source: "'):
+            self.assertIn(label, labels)
+        self.assertLessEqual(self.browser.execute_script("return document.documentElement.scrollWidth"), 390)
+        self.shot("endpoints-phone")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,18 @@ export class AuditPage {
     }
     query.set("limit", String(PAGE));
     if (before !== null) query.set("before", String(before));
-    const answer = await (await api("/api/v1/admin/audit?" + query)).json();
+    let answer;
+    try {
+      answer = await (await api("/api/v1/admin/audit?" + query)).json();
+    } catch (error) {
+      // A refused filter (a bad date): the rows of the last filter no longer stand for it.
+      if (before === null) {
+        $("#audit-records tbody").replaceChildren();
+        show($("#audit-records"), false);
+        show($("#audit-older"), false);
+      }
+      throw error;
+    }
     const rows = answer.records.map(row);
     if (before === null) $("#audit-records tbody").replaceChildren(...rows);
     else $("#audit-records tbody").append(...rows);

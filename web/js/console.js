@@ -119,7 +119,11 @@ export class ConsolePage {
     }
     if (!final) return { ok: false, kind: "connection", message: "the answer ended before its result", output };
     const timing = /lua;dur=([0-9.]+)/.exec(answer.headers.get("Server-Timing") ?? "");
-    const record = recordOfJSON(final, answer.status, timing ? Number(timing[1]) : undefined);
+    // A stream's head that went with its first output says 200 whatever the outcome: the final
+    // event says how the run ended, and no HTTP status is shown beside it. A head sent with the
+    // end (nothing was printed before) carries the outcome's own status.
+    const status = answer.status === 200 ? undefined : answer.status;
+    const record = recordOfJSON(final, status, timing ? Number(timing[1]) : undefined);
     record.output = output + record.output;
     return record;
   }

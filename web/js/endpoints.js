@@ -40,10 +40,11 @@ function row(entry) {
     el("td", entry.kind),
     name,
     Object.assign(holding("td", ...breakAfterSlashes(by)), { className: "wrap" }),
-    el("td", formatTime(entry.since), { class: "nowrap" }),
-    el("td", entry.calls, { class: "num" }),
-    el("td", entry.errors, { class: "num" }),
-    el("td", entry.source_sha256 ? entry.source_sha256.slice(0, 12) : "–", { class: "mono", title: entry.source_sha256 ?? "" }));
+    el("td", formatTime(entry.since), { class: "nowrap", "data-label": "Since" }),
+    el("td", entry.calls, { class: "num", "data-label": "Calls" }),
+    el("td", entry.errors, { class: "num", "data-label": "Errors" }),
+    el("td", entry.source_sha256 ? entry.source_sha256.slice(0, 12) : "–",
+      { class: "mono", title: entry.source_sha256 ?? "", "data-label": "Source" }));
 }
 
 /** `text` as text nodes with a line-break opportunity after each `/`, so that a long path
