@@ -266,6 +266,10 @@ class WebConsole(unittest.TestCase):
         self.set_chunk("")
         self.type_in_editor("local s = 'x' return string.up", Keys.TAB)
         self.wait.until(lambda _: self.editor_value() == "local s = 'x' return string.upper")
+        # Tab where no name is being typed indents with spaces, as the editor's own indentation.
+        self.set_chunk("")
+        self.type_in_editor("if x then", Keys.ENTER, Keys.TAB, "y = 1")
+        self.assertEqual(self.editor_value(), "if x then\n    y = 1")
 
         # A click on a global puts its name in the editor; the next run refreshes the panel.
         self.set_chunk("return ")

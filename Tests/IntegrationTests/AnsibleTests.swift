@@ -163,15 +163,46 @@ struct AnsibleTests {
     static func luaExec(
         _ arguments: String, _ extra: [String] = [], environment: [String: String] = environment(controller)
     ) throws -> Stack.ProcessResult {
+        try module("lua_exec", arguments, extra, environment: environment)
+    }
+
+    /// `ansible box1 -m luaexec.appliance.MODULE` with `arguments` (JSON) and box1's url, token
+    /// and pin from the inventory.
+    static func module(
+        _ module: String, _ arguments: String, _ extra: [String] = [],
+        environment: [String: String] = environment(controller)
+    ) throws -> Stack.ProcessResult {
         let connection = #""url": "{{ luaexec_url }}", "token": "{{ luaexec_token }}", "pin": "{{ luaexec_pin }}""#
         return try Stack.run(
             venv + "/ansible",
             [
-                "box1", "-i", controller + "/inventory/luaexec.yml", "-m", "luaexec.appliance.lua_exec", "-a",
+                "box1", "-i", controller + "/inventory/luaexec.yml", "-m", "luaexec.appliance." + module, "-a",
                 "{\(connection), \(arguments)}",
             ]
                 + extra,
             environment: environment)
+    }
+
+    @Test("script: a stored script is disabled and enabled again by its name alone; an unknown one says so")
+    func scriptByName() throws {
+        let box = Self.boxes[0]
+        let source = #""source": "http.listen('by_name', function() return 'on' end)""#
+        #expect(try Self.module("script", #""name": "by-name.lua", "state": "enabled", \#(source)"#).status == 0)
+        #expect(try box.request("/api/v1/exec/by_name", token: box.adminToken).text == "on")
+        let disabled = try Self.module("script", #""name": "by-name.lua", "state": "disabled""#)
+        #expect(disabled.status == 0, "\(disabled.stdout)")
+        #expect(disabled.stdout.contains(#""changed": true"#))
+        #expect(try box.request("/api/v1/exec/by_name", token: box.adminToken).status == 404)
+        let enabled = try Self.module("script", #""name": "by-name.lua", "state": "enabled""#)
+        #expect(enabled.status == 0, "\(enabled.stdout)")
+        #expect(enabled.stdout.contains(#""changed": true"#))
+        #expect(try box.request("/api/v1/exec/by_name", token: box.adminToken).text == "on")
+        let again = try Self.module("script", #""name": "by-name.lua", "state": "enabled""#)
+        #expect(again.stdout.contains(#""changed": false"#), "\(again.stdout)")
+        let unknown = try Self.module("script", #""name": "never-stored.lua", "state": "enabled""#)
+        #expect(unknown.status == 2)
+        #expect(unknown.stdout.contains("no script named never-stored.lua to enable; give source or src to install it"))
+        #expect(try Self.module("script", #""name": "by-name.lua", "state": "absent""#).status == 0)
     }
 
     @Test("the inventory runs the modules with the controller's own Python, whatever python3 comes first on PATH")

@@ -21,7 +21,13 @@ export function attachCompletion(editor) {
   editor.addKeyMap({
     "Ctrl-Space": complete,
     Tab: (cm) => {
-      if (cm.somethingSelected() || !/[A-Za-z0-9_.:]$/.test(lineBefore(cm))) return CodeMirror.Pass;
+      if (cm.somethingSelected()) return CodeMirror.Pass;  // indents the selected lines
+      // Not after a name: indent as the editor does, with spaces (a tab beside the spaces of
+      // auto-indentation would mix the two).
+      if (!/[A-Za-z0-9_.:]$/.test(lineBefore(cm))) {
+        cm.execCommand("insertSoftTab");
+        return undefined;
+      }
       complete(cm);
       return undefined;
     },

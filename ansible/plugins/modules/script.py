@@ -36,7 +36,10 @@ options:
     choices: [present, enabled, disabled, absent]
     default: present
   source:
-    description: The script's Lua source. With V(present) and V(enabled), one of O(source) and O(src).
+    description:
+      - The script's Lua source. With V(present), one of O(source) and O(src).
+      - With V(enabled) or V(disabled) and neither, the stored script is enabled or disabled as
+        it is (it must exist).
     type: str
   src:
     description: A file on the controller holding the source.
@@ -91,8 +94,7 @@ def main():
         src=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=spec, mutually_exclusive=[('source', 'src')],
-                           required_if=[('state', 'present', ('source', 'src'), True),
-                                        ('state', 'enabled', ('source', 'src'), True)],
+                           required_if=[('state', 'present', ('source', 'src'), True)],
                            supports_check_mode=True)
     name, state = module.params['name'], module.params['state']
     source = module.params['source'].encode('utf-8') if module.params['source'] is not None else None
@@ -120,10 +122,9 @@ def main():
                     client.json('DELETE', path)
                     result['script'] = None
             module.exit_json(**result)
-        if state == 'disabled' and source is None:
-            if current is None:
-                module.fail_json(msg='%s: no script named %s to disable; give source or src to install it'
-                                 % (client.url, name))
+        if state in ('enabled', 'disabled') and source is None and current is None:
+            module.fail_json(msg='%s: no script named %s to %s; give source or src to install it'
+                             % (client.url, name, state[:-1]))
         if source is not None and (current is None or current['sha256'] != hashlib.sha256(source).hexdigest()):
             result['changed'] = True
             result['diff'] = dict(before=before_text, after=source.decode('utf-8', 'replace'),
