@@ -355,6 +355,7 @@ class WebConsole(unittest.TestCase):
         self.browser.get(URL + "/#access")  # asking for it by address shows the console instead
         self.visible("#page-console")
         self.assertFalse(self.find("#page-access").is_displayed())
+        self.wait.until(lambda _: self.browser.current_url.endswith("#console"))
         self.assertFalse(self.find("#console-interrupt").is_displayed())  # nothing runs
         self.set_chunk("while true do end")
         self.find("#run").click()

@@ -51,6 +51,9 @@ function open(name) {
     else link.removeAttribute("aria-current");
   }
   current = name;
+  // The address names the page shown (an address for a page the token may not see shows
+  // another): replaced, not pushed, so Back does not return to the refused one.
+  if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
   pages[name].enter?.().catch(report);
 }
 

@@ -167,9 +167,12 @@ function chart(canvas, values) {
   g.scale(ratio, ratio);
   g.clearRect(0, 0, width, height);
   const style = getComputedStyle(canvas);
+  // The plot between the "max" label's row and the time labels' row; its last gridline is zero.
+  const plotTop = 16, plotBottom = height - 16;
   g.strokeStyle = style.getPropertyValue("--grid").trim() || "#ddd";
   g.lineWidth = 1;
-  for (let y = 0.5; y < height; y += height / 4) {
+  for (let i = 0; i <= 4; i++) {
+    const y = Math.round(plotTop + ((plotBottom - plotTop) * i) / 4) + 0.5;
     g.beginPath();
     g.moveTo(0, y);
     g.lineTo(width, y);
@@ -183,7 +186,7 @@ function chart(canvas, values) {
   g.lineWidth = 2;
   g.beginPath();
   values.forEach((value, i) => {
-    const x = x0 + i * step, y = height - 4 - (value / top) * (height - 8);
+    const x = x0 + i * step, y = plotBottom - (value / top) * (plotBottom - plotTop);
     if (i === 0) g.moveTo(x, y);
     else g.lineTo(x, y);
   });
@@ -191,7 +194,7 @@ function chart(canvas, values) {
   g.fillStyle = style.getPropertyValue("--muted").trim() || "#666";
   g.font = "11px system-ui, sans-serif";
   g.fillText(`max ${(top / 1.1).toFixed(top < 10 ? 2 : 0)}`, 4, 12);
-  g.fillText("10 min ago", 4, height - 4);
+  g.fillText("10 min ago", 4, height - 3);
   g.textAlign = "right";
-  g.fillText("now", width - 4, height - 4);
+  g.fillText("now", width - 4, height - 3);
 }
