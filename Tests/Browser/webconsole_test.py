@@ -131,6 +131,20 @@ class WebConsole(unittest.TestCase):
         self.assertIn(expected_text, self.find("#confirm-text").text)
         dialog.find_element(By.CSS_SELECTOR, "#confirm-ok").click()
 
+    def ended_from_the_page(self, chunk, act):
+        """Sends `chunk` with curl in the background, does `act` on the page, and expects the
+        request to have been ended as interrupted."""
+        request = subprocess.Popen(
+            ["curl", "-sk", "-D", "-", "-H", "Authorization: Bearer " + ADMIN, "--data-binary", chunk,
+             URL + "/api/v1/exec/interactive.lua"], stdout=subprocess.PIPE, text=True)
+        try:
+            act()
+            answer, _ = request.communicate(timeout=15)
+        finally:
+            request.kill()
+        self.assertIn("HTTP/1.1 500", answer)
+        self.assertIn("X-Lua-Error: interrupted", answer)
+
     def run_chunk_by_curl(self, chunk):
         status, text = curl(URL + "/api/v1/exec/interactive.lua", token=ADMIN, body=chunk)
         self.assertEqual(status, 200, text)
@@ -379,18 +393,11 @@ class WebConsole(unittest.TestCase):
     def test_interrupt_a_spinning_chunk_from_the_status_page(self):
         self.signed_in()
         self.find('#nav a[data-page="status"]').click()
-        spinner = subprocess.Popen(
-            ["curl", "-sk", "-D", "-", "-H", "Authorization: Bearer " + ADMIN, "--data-binary", "while true do end",
-             URL + "/api/v1/exec/interactive.lua"], stdout=subprocess.PIPE, text=True)
-        try:
+        def interrupt():
             self.text_of("#st-running", r"^%s for \d" % re.escape(ADMIN_NAME))
             self.find("#status-interrupt").click()
             self.confirm("Interrupt the running evaluation?")
-            answer, _ = spinner.communicate(timeout=15)
-        finally:
-            spinner.kill()
-        self.assertIn("HTTP/1.1 500", answer)
-        self.assertIn("X-Lua-Error: interrupted", answer)
+        self.ended_from_the_page("while true do end", interrupt)
         self.assertEqual(self.text_of("#notice", "interrupted"), "The running evaluation was interrupted.")
         self.text_of("#st-running", "^nothing$")
         self.assertIn("interrupted", self.find("#outcomes").text)
@@ -416,21 +423,14 @@ class WebConsole(unittest.TestCase):
     def test_status_lists_requests_waiting_in_sleep_and_ends_one(self):
         self.signed_in()
         self.find('#nav a[data-page="status"]').click()
-        sleeper = subprocess.Popen(
-            ["curl", "-sk", "-D", "-", "-H", "Authorization: Bearer " + ADMIN, "--data-binary",
-             "print('zz') sleep(25) return 'woke'", URL + "/api/v1/exec/interactive.lua"], stdout=subprocess.PIPE, text=True)
-        try:
+        def end():
             row = self.text_of("#waiting-entries tbody", ADMIN_NAME)
             self.assertRegex(row, r"^\d+ %s \d+\.\d s \d+\.\d s End$" % re.escape(ADMIN_NAME))
             self.assertEqual(self.find("#st-running").text, "nothing")
             self.shot("status-waiting")
             self.find("#waiting-entries tbody button").click()
             self.confirm("waiting in sleep?")
-            answer, _ = sleeper.communicate(timeout=15)
-        finally:
-            sleeper.kill()
-        self.assertIn("HTTP/1.1 500", answer)
-        self.assertIn("X-Lua-Error: interrupted", answer)
+        self.ended_from_the_page("print('zz') sleep(25) return 'woke'", end)
         self.assertRegex(self.text_of("#notice", "ended"), r"^Request \d+ was ended\.$")
         self.wait.until(lambda _: not self.find("#waiting").is_displayed())
 
