@@ -65,6 +65,10 @@ extension ExecService {
     /// evaluation sent with `Lua-Interrupt-Key: K`, running or waiting.
     func interrupt(_ call: Call) -> Reply {
         let pairs = QueryString.pairs(in: call.head.query).filter { $0.name != "AuthToken" }
+        // A misspelt parameter (`Key=`) must not fall through to ending whatever runs.
+        if let other = pairs.first(where: { $0.name != "key" && $0.name != "id" }) {
+            return .answer(Self.plain(400, "unknown parameter '\(other.name)': give id=N or key=K, or nothing\n", json: true))
+        }
         if pairs.contains(where: { $0.name == "key" }) {
             guard !pairs.contains(where: { $0.name == "id" }) else {
                 return .answer(Self.plain(400, "give id or key, not both\n", json: true))
@@ -80,11 +84,15 @@ extension ExecService {
         return .answer(Self.json(200, "{\"interrupted\":\(executor.interruptWaiting(id: id))}"))
     }
 
-    /// `POST /api/v1/console/interrupt?key=K` (scope exec): the evaluation this token sent with
-    /// `Lua-Interrupt-Key: K`, running or waiting in `sleep`. A console's stop button for a token
-    /// without `admin`: it ends that token's own evaluations only.
+    /// `POST /api/v1/console/interrupt?key=K` (any token): the evaluation this token sent with
+    /// `Lua-Interrupt-Key: K`, running, waiting in `sleep` or queued. A console's stop button for
+    /// a token without `admin` (an endpoint's or an action's too): it ends that token's own
+    /// evaluations only.
     func consoleInterrupt(_ call: Call) -> Reply {
         let pairs = QueryString.pairs(in: call.head.query).filter { $0.name != "AuthToken" }
+        if let other = pairs.first(where: { $0.name != "key" }) {
+            return .answer(Self.plain(400, "unknown parameter '\(other.name)': give key=K\n", json: true))
+        }
         return interrupt(keyIn: pairs, ownedBy: call.identity.name)
     }
 

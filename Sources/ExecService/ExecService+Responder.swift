@@ -218,6 +218,14 @@ final class Exchange: StateJob, @unchecked Sendable {
         service.recordQueueWait(since: arrived)
         let work = self.work
         self.work = nil
+        if interrupted {
+            // Ended by its key while it waited its turn: it never ran.
+            let evaluation = Evaluation(
+                output: [],
+                outcome: .failure(LuaFailure(kind: .interrupted, message: "the request was interrupted before it ran")),
+                elapsedNanoseconds: 0)
+            return send(service.render(evaluation, json: json, audit: &audit))
+        }
         switch work {
         case .answer(let answer): send(answer(vm, &audit))
         case .evaluate(let evaluate):

@@ -12,8 +12,8 @@ import SystemSupport
 ///   GET    /api/v1/admin/scripts/<name>/versions   {"name":...,"current":N,"versions":[...]}
 ///   PUT    /api/v1/admin/scripts/<name>            the source as the body: 201 (new script) or
 ///                                                  200 (new version, or unchanged), 400 syntax,
-///                                                  422 the run failed (E6's error): nothing kept;
-///                                                  with `Lua-Check: syntax`, compiled only (E12)
+///                                                  422 the run failed (E6's error): nothing kept
+///   POST   /api/v1/admin/scripts/<name>/check      the body compiled only (E12): nothing kept
 ///   DELETE /api/v1/admin/scripts/<name>
 ///   POST   /api/v1/admin/scripts/<name>/rollback   ?version=N, else the kept one before
 ///   POST   /api/v1/admin/scripts/<name>/enable     runs it: 422 and still disabled when it fails
@@ -135,13 +135,12 @@ extension ExecService {
             return .answer(
                 Self.plain(400, "send the script's Lua source as the body (DELETE removes a script)\n", json: true))
         }
-        if let mode = call.head.headers["lua-check"] {
-            // A dry run (Ansible's check mode): compiled as the install would compile it, under
-            // the script's own name, after the request is handed over; nothing runs, nothing is
-            // stored, no job waits for the state.
-            let chunkName = StoredScriptSource(name: name, version: 0, source: []).chunkName
-            audit.detail = "script put \(name) check sha256=\(ScriptStore.sha256(source))"
-            return .later { [self] audit in check(mode, chunk: source, chunkName: chunkName, json: true, audit: &audit) }
+        if call.head.headers["lua-check"] != nil {
+            // A client that means a dry run: never an install. (Before POST .../check existed,
+            // luaexecd took no such header here, and installed.)
+            return .answer(Self.plain(
+                400, "a PUT installs and runs the script: POST /api/v1/admin/scripts/\(name)/check compiles it only\n",
+                json: true))
         }
         let precondition = Precondition(call.head)
         let sha256 = ScriptStore.sha256(source)
@@ -173,6 +172,29 @@ extension ExecService {
             } catch {
                 return Self.scriptStoreFailure(error)
             }
+        }
+    }
+
+    /// `POST …/<name>/check`: the body compiled as an install would compile it, under the
+    /// script's own name (SPEC E12's answer), after the request is handed over; nothing runs,
+    /// nothing is stored, no job waits for the state. A dry run (Ansible's check mode): a
+    /// luaexecd that predates it answers 405, never an install.
+    func checkScript(_ call: Call, audit: inout AuditRecord) -> Reply {
+        let name: String
+        switch scriptTarget(call) {
+        case .refused(let refusal): return .answer(refusal)
+        case .named(_, let named): name = named
+        }
+        let source: [UInt8]
+        switch wholeBody(call.body, json: true) {
+        case .refused(let refusal): return .answer(refusal)
+        case .read(let bytes): source = bytes
+        }
+        audit.body = source
+        audit.detail = "script check \(name) sha256=\(ScriptStore.sha256(source))"
+        let chunkName = StoredScriptSource(name: name, version: 0, source: []).chunkName
+        return .later { [self] audit in
+            check(Self.syntaxCheck, chunk: source, chunkName: chunkName, json: true, audit: &audit)
         }
     }
 

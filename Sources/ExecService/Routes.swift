@@ -165,8 +165,8 @@ extension ExecService {
             "what a name (the body) is: its type, a function's parameters and source, a table's size; nothing runs"
         ) { service, call, audit in service.consoleInspect(call, audit: &audit) },
         Route(
-            ["POST"], .exact(consolePrefix + "interrupt"), .scope(.exec), kind: "console", label: "console/interrupt",
-            "end this token's own evaluation sent with Lua-Interrupt-Key: K (?key=K), running or waiting in sleep"
+            ["POST"], .exact(consolePrefix + "interrupt"), .anyToken, kind: "console", label: "console/interrupt",
+            "end this token's own evaluation sent with Lua-Interrupt-Key: K (?key=K), running, waiting in sleep or queued"
         ) { service, call, _ in service.consoleInterrupt(call) },
         Route(
             ["GET"], .exact(consolePrefix + "globals"), .scope(.exec), state: true, kind: "console",
@@ -191,7 +191,7 @@ extension ExecService {
         Route(
             ["POST"], .exact(adminPrefix + "interrupt"), .scope(.admin), kind: "admin", label: "admin/interrupt",
             "end the running chunk as interrupted; ?id=N ends the request waiting in sleep that the status lists as N;"
-                + " ?key=K the evaluation sent with Lua-Interrupt-Key: K, running or waiting"
+                + " ?key=K the evaluation sent with Lua-Interrupt-Key: K, running, waiting or queued"
         ) { service, call, _ in service.interrupt(call) },
         Route(
             ["POST"], .exact(adminPrefix + "reset"), .scope(.admin), state: true, kind: "admin", label: "admin/reset",
@@ -245,6 +245,10 @@ extension ExecService {
             ["POST"], .item(under: adminPrefix + "scripts/", then: "disable"), .scope(.admin), state: true, kind: "admin",
             label: "admin/scripts", "withdraw what the script registered; kept, and run no more until enabled"
         ) { service, call, audit in service.disableScript(call, audit: &audit) },
+        Route(
+            ["POST"], .item(under: adminPrefix + "scripts/", then: "check"), .scope(.admin), kind: "admin",
+            label: "admin/scripts", "compile the body as the script would be compiled, under its name; nothing runs or is kept"
+        ) { service, call, audit in service.checkScript(call, audit: &audit) },
         Route(
             ["GET"], .under(adminPrefix + "scripts/"), .scope(.admin), kind: "admin", label: "admin/scripts",
             "a stored script's source (text), or its record (Accept: application/json); ?version=N for a kept one"

@@ -519,18 +519,26 @@ public final class LuaExecutor: @unchecked Sendable {
         return true
     }
 
-    /// Ends the job its client named `key` (`Lua-Interrupt-Key`), whether it runs or waits in
-    /// `sleep`: looked for in both under one lock, so that a chunk going from one to the other
-    /// meanwhile is not missed. With `label`, only a job of that label (the name of the token
-    /// that sent it: a token may end its own). False when no such job has the key (it ended,
-    /// or is queued).
+    /// Ends the job its client named `key` (`Lua-Interrupt-Key`), whether it runs, waits in
+    /// `sleep` or waits its turn in the queue: looked for in all three under one lock, so that a
+    /// job going from one to another meanwhile is not missed. With `label`, only a job of that
+    /// label (the name of the token that sent it: a token may end its own). False when no such
+    /// job has the key (it ended, or never had it).
     public func interrupt(key: String, label: String? = nil) -> Bool {
+        let matches = { (job: StateJob) in job.interruptKey == key && (label == nil || job.label == label) }
         let wake: (@Sendable () -> Void)?? = lock.withLock {
             if let running, runningKey == key, label == nil || running.label == label {
                 running.handle.stop(.interrupt)
                 return .some(nil)
             }
-            return endWaiting { $0.interruptKey == key && (label == nil || $0.label == label) }
+            // Queued: not started yet, or woken from `sleep` and waiting its turn. Marked, it
+            // ends as interrupted when its turn comes (a woken chunk's coroutine is closed on the
+            // state), without running any further.
+            if let queued = queue[queueHead...].lazy.compactMap({ $0 }).first(where: { $0.state == .queued && matches($0) }) {
+                queued.interruption = .administrator
+                return .some(nil)
+            }
+            return endWaiting(where: matches)
         }
         guard let wake else { return false }
         wake?()

@@ -150,21 +150,28 @@ struct ScriptTests {
         #expect(try stack.eval("return timer.cancel(HB)").text == "true")
     }
 
-    @Test("Lua-Check: syntax on a PUT compiles the source under the script's own name: nothing runs, nothing is stored")
-    func putCheckOnly() throws {
+    @Test("POST …/check compiles the source under the script's own name: nothing runs, nothing is stored; a PUT that says Lua-Check is refused")
+    func checkOnly() throws {
         let stack = try Stack()
-        let broken = try put(stack, "checked.lua", "checked_ran = true\nlocal = 3\n", headers: ["Lua-Check: syntax"])
+        func check(_ source: String) throws -> Stack.HTTPResult {
+            try stack.request(Self.prefix + "checked.lua/check", method: "POST", token: stack.adminToken, body: Array(source.utf8))
+        }
+        let broken = try check("checked_ran = true\nlocal = 3\n")
         #expect(broken.status == 400)
         #expect(broken.headers["x-lua-error"] == "syntax")
         #expect(broken.text.contains(#""message":"scripts/checked.lua:2: <name> expected near '='""#), "\(broken.text)")
-        let fine = try put(stack, "checked.lua", "checked_ran = true\nhttp.listen('checked', function() return 1 end)\n",
-                           headers: ["Lua-Check: syntax"])
+        let fine = try check("checked_ran = true\nhttp.listen('checked', function() return 1 end)\n")
         #expect(fine.status == 200, "\(fine.text)")
         #expect(fine.text.hasPrefix(#"{"ok":true"#), "\(fine.text)")
+        #expect(try check("x = 1").status == 200)
+        #expect(try stack.request(Self.prefix + "../tokens/x/check", method: "POST", token: stack.adminToken, body: [0x31]).status != 200)
+        // A client that means a dry run is never given an install.
+        let put = try put(stack, "checked.lua", "checked_ran = true", headers: ["Lua-Check: syntax"])
+        #expect(put.status == 400)
+        #expect(put.text.contains("POST /api/v1/admin/scripts/checked.lua/check compiles it only"))
         #expect(try stack.request(Self.prefix + "checked.lua", token: stack.adminToken).status == 404)
         #expect(try stack.eval("return checked_ran").body == [])
         #expect(try stack.request("/api/v1/exec/checked", token: stack.adminToken).status == 404)
-        #expect(try put(stack, "checked.lua", "x = 1", headers: ["Lua-Check: run"]).status == 400)
     }
 
     @Test("the same source again answers 200 and changes nothing: no new version, no run")

@@ -296,6 +296,49 @@ struct WaitTests {
         #expect(try stack.eval("return own_run_woke").body == [])
         #expect(try consoleInterrupt("tab-9", token: mine).text == #"{"interrupted":false}"#)
         #expect(try consoleInterrupt("", token: mine).status == 400)
+        #expect(try consoleInterrupt("tab-9&id=3", token: mine).status == 400)
+        // A token for one endpoint may end its own call of it too.
+        let endpointOnly = try stack.makeToken("door-only", scopes: ["endpoint:door"])
+        #expect(try stack.eval("http.listen('door', function() sleep(25) return 'opened' end)").status == 200)
+        let door = Pending()
+        Thread.detachNewThread {
+            door.answer.withLock {
+                $0 = Result { try stack.request("/api/v1/exec/door", token: endpointOnly, headers: ["Lua-Interrupt-Key: door-1"]) }
+            }
+            door.done.signal()
+        }
+        try waitFor(#""token":"door-only""#)
+        #expect(try consoleInterrupt("door-1", token: endpointOnly).text == #"{"interrupted":true}"#)
+        #expect(try #require(try door.get()).status == 500)
+
+        // Waiting its turn: woken from sleep behind a chunk that holds the state, or never
+        // started; either ends as interrupted when its turn comes, and runs nothing further.
+        func queued() throws {
+            try Stack.waitUntil(timeout: .seconds(20), "a request to wait its turn") {
+                (try? stack.request("/api/v1/admin/status", token: stack.adminToken))?.text.contains(#""queue_length":1"#) == true
+            }
+        }
+        let woken = start("sleep(0.5) woken_ran_on = true", key: "woken-1")
+        try waitFor(#""why":"sleep""#)
+        let holder = start("local t = os.clock() while os.clock() - t < 3 do end", key: "holder")
+        try waitFor(#""running":{"#)
+        try queued()
+        #expect(try interrupt("key=woken-1").text == #"{"interrupted":true}"#)
+        let fresh = start("never_ran = true", key: "fresh-1")
+        // Found once it is queued (behind the woken one, which still waits its turn too).
+        try Stack.waitUntil(timeout: .seconds(20), "the fresh request to be queued and interrupted") {
+            (try? interrupt("key=fresh-1"))?.text == #"{"interrupted":true}"#
+        }
+        #expect(try #require(try holder.get()).status == 200)
+        let wokenAnswer = try #require(try woken.get())
+        #expect(wokenAnswer.status == 500)
+        #expect(wokenAnswer.text.hasPrefix("the chunk was interrupted by an administrator\n"))
+        let freshAnswer = try #require(try fresh.get())
+        #expect(freshAnswer.status == 500)
+        #expect(freshAnswer.text == "the request was interrupted before it ran\n")
+        #expect(try stack.eval("return woken_ran_on, never_ran").text == "nil\tnil")
+        // A misspelt parameter ends nothing: 400, not the running chunk.
+        #expect(try interrupt("Key=holder").status == 400)
     }
 
     @Test("a client that goes while its chunk sleeps: the chunk is ended at once, its <close> run")

@@ -133,8 +133,8 @@ export class ConsolePage {
     try {
       const answer = await api(`/api/v1/console/interrupt?key=${encodeURIComponent(this.runKey)}`, { method: "POST" });
       const { interrupted } = await answer.json();
-      // Not yet started (queued behind another request), or just ended: the run goes on.
-      if (!interrupted && this.running) report(new Error("the run had not started yet: try Interrupt again"));
+      // Found running, asleep or queued; not found, it has just ended (its answer is on its way).
+      if (!interrupted && this.running) report(new Error("nothing to interrupt: the run has just ended"));
     } catch (error) {
       report(error);
     }

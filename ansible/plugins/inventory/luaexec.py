@@ -13,7 +13,8 @@ description:
     by default C(~/.config/luaexec/remotes.json)) and makes a host of each remote, in the group
     C(luaexec), with C(luaexec_url), C(luaexec_pin) and (unless O(tokens) is false)
     C(luaexec_token) set, C(ansible_connection=local), since the modules run on the controller,
-    and C(ansible_python_interpreter) the controller's own (the Python that runs Ansible).
+    and, on the group (so that group_vars and host_vars override it), C(ansible_python_interpreter)
+    the controller's own (the Python that parses the inventory).
   - The inventory source is a YAML file whose name ends in C(luaexec.yml) or C(luaexec.yaml).
 version_added: "0.1.0"
 author: luaexec maintainers
@@ -80,14 +81,17 @@ class InventoryModule(BaseInventoryPlugin):
         except (ValueError, AttributeError) as error:
             raise AnsibleParserError('%s is not a luaexec remotes file: %s' % (remotes_file, error))
         group = self.inventory.add_group(self.get_option('group'))
+        # The modules need only Python's standard library: run them with the controller's own
+        # interpreter (this process's, what ansible_playbook_python names; inventory values are
+        # not templated) rather than whatever discovery finds first on PATH (a pyenv shim without
+        # that version fails with a message that does not say so). A variable of the group, the
+        # lowest precedence there is: group_vars and host_vars files override it (AWX, or a
+        # controller whose inventory is parsed by another Python than the one that runs tasks).
+        if sys.executable:
+            self.inventory.set_variable(group, 'ansible_python_interpreter', sys.executable)
         for remote in remotes:
             host = self.inventory.add_host(remote['name'], group=group)
             self.inventory.set_variable(host, 'ansible_connection', 'local')
-            # The modules need only Python's standard library: run them with the controller's
-            # own interpreter (this process's, what ansible_playbook_python names; inventory
-            # values are not templated) rather than whatever discovery finds first on PATH (a
-            # pyenv shim without that version fails with a message that does not say so).
-            self.inventory.set_variable(host, 'ansible_python_interpreter', sys.executable)
             self.inventory.set_variable(host, 'luaexec_url', remote['url'])
             self.inventory.set_variable(host, 'luaexec_pin', remote['fingerprint'])
             if self.get_option('tokens'):

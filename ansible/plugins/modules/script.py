@@ -16,8 +16,9 @@ description:
     script's SHA-256 is the SHA-256 of the given source; V(changed) is then false.
   - Diff mode shows the stored source before and the given source after.
   - Check mode reports what would change and changes nothing; a new source is compiled on the
-    appliance under the script's own name (C(Lua-Check)), so a syntax error fails the dry run
-    as it would fail the real one. Whether its run succeeds is known only by running it.
+    appliance under the script's own name (C(POST .../check)), so a syntax error fails the dry
+    run as it would fail the real one (an older luaexecd, which lacks it, gets a warning and no compile).
+    Whether its run succeeds is known only by running it.
 version_added: "0.1.0"
 author: luaexec maintainers
 extends_documentation_fragment:
@@ -130,13 +131,17 @@ def main():
             result['diff'] = dict(before=before_text, after=source.decode('utf-8', 'replace'),
                                   before_header='%s (stored)' % name, after_header='%s (given)' % name)
             if module.check_mode:
-                # Compiled on the appliance under the script's own name (Lua-Check, SPEC E12):
-                # a dry run fails where the real one would with a syntax error. Nothing runs or
-                # is stored; a run that would fail is found only by running it.
+                # Compiled on the appliance under the script's own name (SPEC E12): a dry run
+                # fails where the real one would with a syntax error. Nothing runs or is stored.
+                # A luaexecd from before POST .../check answers 405 (never an install): the
+                # dry run then reports without the compile, and says so.
                 status, headers, answer = client.request(
-                    'PUT', path, body=source, headers={'Content-Type': 'text/plain', 'Lua-Check': 'syntax'})
-                if status != 200:
-                    raise client.refusal('PUT', path, status, headers, answer)
+                    'POST', path + '/check', body=source, headers={'Content-Type': 'text/plain'})
+                if status in (404, 405):
+                    module.warn('%s cannot compile a script without installing it (an older luaexecd): '
+                                'check mode did not compile %s' % (client.url, name))
+                elif status != 200:
+                    raise client.refusal('POST', path + '/check', status, headers, answer)
             else:
                 status, headers, answer = client.request('PUT', path, body=source,
                                                          headers={'Content-Type': 'text/plain'})
