@@ -200,11 +200,13 @@ final class Exchange: StateJob, @unchecked Sendable {
             if let interruption {
                 // Ended while it slept: by an administrator (SPEC M2) or its client, or because
                 // luaexecd is stopping.
-                return end(
-                    waiting, .interrupted,
-                    interruption == .stopping
-                        ? "luaexecd is stopping: the chunk was ended while it waited in sleep"
-                        : "the chunk was interrupted by an administrator", vm: vm)
+                let message =
+                    switch interruption {
+                    case .stopping: "luaexecd is stopping: the chunk was ended while it waited in sleep"
+                    case .client: Self.interruptedByClient
+                    case .administrator: "the chunk was interrupted by an administrator"
+                    }
+                return end(waiting, .interrupted, message, vm: vm)
             }
             if MonotonicInstant.now() < waiting.sleepEnds {
                 // Woken before its sleep ends: `limits.wait` is over.
@@ -247,6 +249,10 @@ final class Exchange: StateJob, @unchecked Sendable {
         send(waiting.then(evaluation, vm, &audit))
     }
 
+    /// Ended by `POST /api/v1/console/interrupt?key=K` from the token that sent it, not by an
+    /// administrator: the answer, the log and the audit trail say which.
+    static let interruptedByClient = "the chunk was interrupted by its client (Lua-Interrupt-Key)"
+
     /// Answers from an evaluation that ended, or waits again while it sleeps.
     private func go(
         on evaluation: Evaluation, output: [UInt8], then: @escaping (Evaluation, LuaVM, inout AuditRecord) -> Response,
@@ -261,6 +267,12 @@ final class Exchange: StateJob, @unchecked Sendable {
         } else if !output.isEmpty {
             // What it printed before a sleep comes first; most chunks never slept (no copy).
             evaluation.output = output + evaluation.output
+        }
+        if case .failure(var failure) = evaluation.outcome, failure.kind == .interrupted,
+            service.executor.runningInterruption == .client
+        {
+            failure.message = Self.interruptedByClient
+            evaluation.outcome = .failure(failure)
         }
         guard let suspension = evaluation.suspension else { return send(then(evaluation, vm, &audit)) }
         let sleepEnds = service.executor.wait(self, sleeping: suspension, livingSince: start, vm: vm)

@@ -48,10 +48,12 @@ open class StateJob: @unchecked Sendable {
     /// is submitted.
     public var interruptKey: String?
 
-    /// Why a waiting job was ended.
+    /// Why a job was ended.
     public enum Interruption: Sendable {
-        /// `POST /api/v1/admin/interrupt?id=N`, or its client went.
+        /// `POST /api/v1/admin/interrupt` (`?id=N`, `?key=K`), or its client went.
         case administrator
+        /// `POST /api/v1/console/interrupt?key=K` by the token that sent it.
+        case client
         /// luaexecd is stopping (SIGTERM).
         case stopping
     }
@@ -281,8 +283,9 @@ public final class LuaExecutor: @unchecked Sendable {
     /// due earlier than before.
     private var wakeDriver: (@Sendable () -> Void)?
     private var running: (handle: StopHandle, deadline: MonotonicInstant, started: MonotonicInstant, label: String?)?
-    /// The running job's `interruptKey`.
+    /// The running job's `interruptKey`, and who interrupted it.
     private var runningKey: String?
+    private var runningStoppedBy: StateJob.Interruption?
     private var memoryInUse = 0
 
     private let makeVM: @Sendable (InitRunner) throws -> LuaVM
@@ -526,8 +529,10 @@ public final class LuaExecutor: @unchecked Sendable {
     /// job has the key (it ended, or never had it).
     public func interrupt(key: String, label: String? = nil) -> Bool {
         let matches = { (job: StateJob) in job.interruptKey == key && (label == nil || job.label == label) }
+        let reason: StateJob.Interruption = label == nil ? .administrator : .client
         let wake: (@Sendable () -> Void)?? = lock.withLock {
             if let running, runningKey == key, label == nil || running.label == label {
+                runningStoppedBy = reason
                 running.handle.stop(.interrupt)
                 return .some(nil)
             }
@@ -535,10 +540,10 @@ public final class LuaExecutor: @unchecked Sendable {
             // ends as interrupted when its turn comes (a woken chunk's coroutine is closed on the
             // state), without running any further.
             if let queued = queue[queueHead...].lazy.compactMap({ $0 }).first(where: { $0.state == .queued && matches($0) }) {
-                queued.interruption = .administrator
+                queued.interruption = reason
                 return .some(nil)
             }
-            return endWaiting(where: matches)
+            return endWaiting(where: matches, reason: reason)
         }
         guard let wake else { return false }
         wake?()
@@ -547,10 +552,12 @@ public final class LuaExecutor: @unchecked Sendable {
 
     /// Marks the first waiting job that `matches` picks as interrupted and due now; the driver
     /// to wake, nil when none matches. Called with the lock held.
-    private func endWaiting(where matches: (StateJob) -> Bool) -> (@Sendable () -> Void)?? {
+    private func endWaiting(
+        where matches: (StateJob) -> Bool, reason: StateJob.Interruption = .administrator
+    ) -> (@Sendable () -> Void)?? {
         guard let index = sleepers.firstIndex(where: { matches($0.job) }) else { return nil }
         let job = sleepers.remove(at: index).job
-        job.interruption = .administrator
+        job.interruption = reason
         // First in line among the waiting: due now.
         sleepers.insert((MonotonicInstant(nanoseconds: 0), job), at: 0)
         return .some(wakeDriver)
@@ -643,10 +650,15 @@ public final class LuaExecutor: @unchecked Sendable {
                 return true
             }
             guard let running else { return false }
+            runningStoppedBy = .administrator
             running.handle.stop(.interrupt)
             return true
         }
     }
+
+    /// Who interrupted the running job, if anyone did: read by the job on the state's thread
+    /// once its evaluation has ended, to say so.
+    public var runningInterruption: StateJob.Interruption? { lock.withLock { runningStoppedBy } }
 
     // MARK: Running
 
@@ -656,6 +668,7 @@ public final class LuaExecutor: @unchecked Sendable {
         let left = max(0, timeLimitNanoseconds - job.ranNanoseconds)
         running = (vm.stopHandle, now.advanced(byNanoseconds: left), now, job.label)
         runningKey = job.interruptKey
+        runningStoppedBy = nil
         vm.timeLimit = currentOptions.timeLimit
         // What the job may still take among the waiting ones of its kind (requests, or the
         // box's own work: `StateJob.ownWork`): the sleepers change only between runs, so the

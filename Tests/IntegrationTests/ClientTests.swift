@@ -489,7 +489,7 @@ struct ClientTests {
                 (try? stack.request("/api/v1/admin/status", token: stack.adminToken).text.contains(#""running":{"#)) ?? false
             }
             try terminal.press("C-c")
-            try terminal.waitFor("the chunk was interrupted by an administrator")
+            try terminal.waitFor("the chunk was interrupted by its client (Lua-Interrupt-Key)")
             try terminal.line("'still here'")
             try terminal.waitFor("\nstill here\n")
             try terminal.type("half a line")
@@ -503,7 +503,7 @@ struct ClientTests {
                 (try? stack.request("/api/v1/admin/status", token: stack.adminToken).text.contains(#""why":"sleep""#)) ?? false
             }
             try terminal.press("C-c")
-            try terminal.waitFor("the chunk was interrupted by an administrator", count: 2)
+            try terminal.waitFor("the chunk was interrupted by its client (Lua-Interrupt-Key)", count: 2)
             #expect(try stack.eval("return repl_sleeper_woke").body == [])
             try terminal.press("C-d")
             try terminal.waitFor("EXITED 0")
@@ -519,7 +519,7 @@ struct ClientTests {
                 (try? stack.request("/api/v1/admin/status", token: stack.adminToken).text.contains(#""token":"rx""#)) ?? false
             }
             try terminal.press("C-c")
-            try terminal.waitFor("the chunk was interrupted by an administrator")
+            try terminal.waitFor("the chunk was interrupted by its client (Lua-Interrupt-Key)")
             try terminal.line("'still here'")
             try terminal.waitFor("\nstill here\n")
             try terminal.press("C-d")
