@@ -10,6 +10,7 @@ dir="$(cd "$(dirname "$0")/.." && pwd)/Sources/CLuaSupport"
 # file -> "layer rank". persist, http and log share a rank: side by side, none includes another.
 declare -A layer=(
     [CLuaSupport.h]="public 0"
+    [slices.h]="slices 0"
     [codec.h]="codec 1" [codec.c]="codec 1"
     [check.c]="check 1"
     [stop.h]="stop 2" [stop.c]="stop 2"

@@ -10,6 +10,7 @@
 
 #include "codec.h"
 #include "stop.h"
+#include "slices.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -305,10 +306,9 @@ static int lx_os_exit(lua_State *L) {
 // Compiling runs in C, where no hook runs, and Lua's parser is quadratic in some constructs (a
 // long `a or a or ...`): a string is compiled through lx_load_checked, which hands the parser a
 // few hundred bytes at a time and looks at the stop before each; a reader's pieces are handed on
-// in slices of the same size (upvalue 2: the piece being sliced, 3: where its next slice starts),
-// each after a look at the stop. A stop makes load answer fail and the stop's error, and the
-// chunk ends at its next instruction.
-#define LX_READER_SLICE 256
+// in slices of the same size, LX_LOAD_SLICE (upvalue 2: the piece being sliced, 3: where its next
+// slice starts), each after a look at the stop. A stop makes load answer fail and the stop's
+// error, and the chunk ends at its next instruction.
 
 static int lx_checked_reader(lua_State *L) {
     size_t len = 0;
@@ -325,12 +325,12 @@ static int lx_checked_reader(lua_State *L) {
         }
         if (lua_isnil(L, -1)) return 1;
         piece = lua_tolstring(L, -1, &len);
-        if (len <= LX_READER_SLICE) return 1;  // as it came: the common case, nothing kept
+        if (len <= LX_LOAD_SLICE) return 1;  // as it came: the common case, nothing kept
         lua_copy(L, -1, lua_upvalueindex(2));
         at = 0;
     }
     lx_check_stop(L);
-    size_t n = len - (size_t)at < LX_READER_SLICE ? len - (size_t)at : LX_READER_SLICE;
+    size_t n = len - (size_t)at < LX_LOAD_SLICE ? len - (size_t)at : LX_LOAD_SLICE;
     lua_pushlstring(L, piece + at, n);
     lua_pushinteger(L, at + (lua_Integer)n);
     lua_replace(L, lua_upvalueindex(3));

@@ -6,9 +6,10 @@
 // The time limit, because Lua's parser is quadratic in some constructs: each `or` of a long
 // `a or a or ...` walks the jump list so far, and 500 KB of them compiled for 14 s. The source is
 // handed to the parser a few hundred bytes at a time, and the clock read before each piece (as
-// stop.c's lx_load_checked looks at the stop in the resident state).
+// stop.c's lx_load_checked looks at the stop in the resident state, with the same slices.h).
 
 #include "CLuaSupport.h"
+#include "slices.h"
 
 #include <lua5.4/lauxlib.h>
 #include <lua5.4/lua.h>
@@ -16,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define CHECK_SLICE 256
 
 typedef struct {
     size_t used;
@@ -51,28 +50,18 @@ static long long now_ns(void) {
 }
 
 typedef struct {
-    const char *next;
-    size_t left;
+    lx_slices slices;
     long long deadline;
     int expired;
 } check_source;
 
 static const char *check_reader(lua_State *L, void *ud, size_t *size) {
     check_source *source = ud;
-    if (source->left == 0) {
-        *size = 0;
-        return NULL;
-    }
-    if (now_ns() > source->deadline) {
+    if (source->slices.left > 0 && now_ns() > source->deadline) {
         source->expired = 1;
         luaL_error(L, "the chunk took longer than the time limit to compile");
     }
-    size_t n = source->left < CHECK_SLICE ? source->left : CHECK_SLICE;
-    const char *piece = source->next;
-    source->next += n;
-    source->left -= n;
-    *size = n;
-    return piece;
+    return lx_slices_next(&source->slices, size);
 }
 
 int lx_check_syntax(const char *chunk, size_t len, const char *chunkname, size_t memory_limit, long long time_limit_ns,
@@ -82,7 +71,7 @@ int lx_check_syntax(const char *chunk, size_t len, const char *chunkname, size_t
     check_budget budget = {.used = 0, .limit = memory_limit, .refused = 0};
     lua_State *L = lua_newstate(check_alloc, &budget);
     if (!L) return LX_ERR_MEMORY;
-    check_source source = {.next = chunk, .left = len, .deadline = now_ns() + time_limit_ns, .expired = 0};
+    check_source source = {.slices = {.next = chunk, .left = len}, .deadline = now_ns() + time_limit_ns, .expired = 0};
     int status = lua_load(L, check_reader, &source, chunkname, "t");
     int result = LX_OK;
     if (status != LUA_OK) {

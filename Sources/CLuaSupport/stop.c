@@ -7,6 +7,7 @@
 
 #define _GNU_SOURCE
 #include "stop.h"
+#include "slices.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -115,32 +116,14 @@ void lx_check_stop(lua_State *L) {
     if (reason != LX_STOP_NONE && !rt->host_call) lx_raise_stop(L, reason);
 }
 
-// Small enough that the parser, however slow a construct makes it, comes back for more input
-// within milliseconds (a slice of `or a` terms appends ~50 jumps to a list of at most ~200,000).
-#define LX_LOAD_SLICE 256
-
-typedef struct {
-    const char *next;
-    size_t left;
-} load_slices;
-
 static const char *next_slice(lua_State *L, void *ud, size_t *size) {
-    load_slices *slices = ud;
-    if (slices->left == 0) {
-        *size = 0;
-        return NULL;
-    }
-    lx_check_stop(L);
-    size_t n = slices->left < LX_LOAD_SLICE ? slices->left : LX_LOAD_SLICE;
-    const char *piece = slices->next;
-    slices->next += n;
-    slices->left -= n;
-    *size = n;
-    return piece;
+    lx_slices *slices = ud;
+    if (slices->left > 0) lx_check_stop(L);
+    return lx_slices_next(slices, size);
 }
 
 int lx_load_checked(lua_State *L, const char *chunk, size_t len, const char *chunkname, const char *mode) {
-    load_slices slices = {.next = chunk, .left = len};
+    lx_slices slices = {.next = chunk, .left = len};
     return lua_load(L, next_slice, &slices, chunkname, mode);
 }
 
