@@ -2,7 +2,7 @@
 // shows as the chunk prints it, then the JSON answer of E5/E6), the results as trees, the
 // error's kind, message and traceback, and the runs of this tab as a history to reopen.
 
-import { api, session, SignedOut } from "./session.js";
+import { api, SignedOut } from "./session.js";
 import { $, el, holding, show, report } from "./ui.js";
 import { attachCompletion, GlobalsPanel } from "./completion.js";
 
