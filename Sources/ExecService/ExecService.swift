@@ -159,6 +159,12 @@ public final class ExecService: Sendable {
 
     /// Admits or refuses a request: quick (no handler runs), so that the transport can hand
     /// requests over one at a time in arrival order.
+    /// The request headers luaexec reads that hold one value: given twice, a request is refused.
+    /// (`Content-Type` is not among them: nginx passes it twice itself, as `CONTENT_TYPE` and as
+    /// `HTTP_CONTENT_TYPE`, both from the same header.)
+    static let singleValued = ["Authorization", "Lua-Interrupt-Key", "Lua-Chunk-Name", "Lua-Check", "Lua-Traceback"]
+    static let singleValuedNames = singleValued.map { $0.lowercased() }
+
     func admit(_ head: RequestHead, body: BodyRead, audit: inout AuditRecord) -> Admission {
         let json = Self.wantsJSON(head)
         if stopping.load(ordering: .relaxed) {
@@ -169,6 +175,13 @@ public final class ExecService: Sendable {
             // The web server's configuration, not the client, is usually at fault: say which variable.
             audit.errorKind = "path"
             return .refused(label: "other", Self.plain(400, problem + "\n", json: json))
+        }
+        if let name = head.headers.repeated(among: Self.singleValuedNames) {
+            // Which of two tokens or two interrupt keys was meant? Whatever the answer, one
+            // reader (a proxy, a log) could take the other: refused before anything is read.
+            let spelt = Self.singleValued.first { $0.lowercased() == name } ?? name
+            audit.errorKind = "header"
+            return .refused(label: "other", Self.plain(400, "the \(spelt) header is given more than once; send it once\n", json: json))
         }
         guard let (route, rest, taking) = Self.match(head) else {
             return .refused(label: "other", Self.plain(404, "no such endpoint: \(head.path)\n", json: json))

@@ -6,7 +6,8 @@ import SystemSupport
 ///
 /// Names are stored as CGI spells them (`HTTP_LUA_CHUNK_NAME` without the prefix,
 /// `CONTENT_TYPE`) and compared as HTTP spells them (`lua-chunk-name`): upper-case letters
-/// match lower-case ones and `_` matches `-`. A name given twice: the last value wins.
+/// match lower-case ones and `_` matches `-`. A name given twice: the last value wins, and
+/// `repeated(among:)` says so to a reader that must refuse it.
 public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
     public typealias Field = (name: Range<Int>, value: Range<Int>)
 
@@ -16,16 +17,23 @@ public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
     /// about seven headers, most of which it does not carry, and a clear bit answers those
     /// without comparing a name.
     private let present: UInt64
+    /// The bits of `present` that two fields set: clear on nearly every request, so that the
+    /// check for a header given twice costs nothing there.
+    private let twice: UInt64
 
     /// Fields as ranges of `bytes`; see the type's comment for how names are spelt.
     public init(bytes: [UInt8], fields: [Field]) {
         self.bytes = bytes
         self.fields = fields
         var present: UInt64 = 0
+        var twice: UInt64 = 0
         for field in fields where !field.name.isEmpty {
-            present |= Self.bit(count: field.name.count, first: Self.httpSpelling(bytes[field.name.lowerBound]))
+            let bit = Self.bit(count: field.name.count, first: Self.httpSpelling(bytes[field.name.lowerBound]))
+            twice |= present & bit
+            present |= bit
         }
         self.present = present
+        self.twice = twice
     }
 
     public init(_ headers: [String: String]) {
@@ -65,6 +73,23 @@ public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
         }
         guard let found else { return body(nil) }
         return bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[found])) }
+    }
+
+    /// The first of `names` (lower-case, with dashes) that the request carries more than once:
+    /// for headers that hold one value, where "the last one wins" would hide which one a
+    /// client or a proxy meant.
+    public func repeated(among names: [String]) -> String? {
+        guard twice != 0 else { return nil }
+        for name in names {
+            let count = withUTF8Bytes(of: name) { wanted -> Int in
+                guard let first = wanted.first, twice & Self.bit(count: wanted.count, first: first) != 0 else { return 0 }
+                return fields.reduce(0) { count, field in
+                    count + (field.name.count == wanted.count && Self.matches(bytes[field.name], wanted) ? 1 : 0)
+                }
+            }
+            if count > 1 { return name }
+        }
+        return nil
     }
 
     /// Every header, names lower-case with dashes.

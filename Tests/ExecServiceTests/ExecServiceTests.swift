@@ -127,6 +127,49 @@ struct ExecServiceTests {
         #expect(text(eval("return ran == nil")) == "true")
     }
 
+    /// Headers as a transport passes them, in order, a name possibly twice (CGI spelling).
+    func fields(_ pairs: [(String, String)]) -> HeaderFields {
+        var bytes: [UInt8] = []
+        var fields: [HeaderFields.Field] = []
+        for (name, value) in pairs {
+            let nameStart = bytes.count
+            bytes += name.utf8
+            let valueStart = bytes.count
+            bytes += value.utf8
+            fields.append((nameStart..<valueStart, valueStart..<bytes.count))
+        }
+        return HeaderFields(bytes: bytes, fields: fields)
+    }
+
+    @Test("a header that holds one value, given twice, is 400 naming it before any token is read, and nothing runs",
+        arguments: [
+            ("AUTHORIZATION", "Authorization"), ("LUA_INTERRUPT_KEY", "Lua-Interrupt-Key"),
+            ("LUA_CHUNK_NAME", "Lua-Chunk-Name"), ("LUA_CHECK", "Lua-Check"), ("LUA_TRACEBACK", "Lua-Traceback"),
+        ])
+    func repeatedHeader(name: String, spelt: String) {
+        // Both Authorization values are the same good token: a repeat is refused whatever it holds.
+        var pairs = [("AUTHORIZATION", "Bearer \(token)"), ("CONTENT_TYPE", "text/plain")]
+        let value = name == "AUTHORIZATION" ? "Bearer \(token)" : (name == "LUA_TRACEBACK" ? "locals" : "k1")
+        pairs += [(name, value), ("ACCEPT", "*/*"), (name.lowercased().replacingOccurrences(of: "_", with: "-"), value)]
+        if name == "AUTHORIZATION" { pairs.removeFirst() }
+        let response = answer(head(headers: fields(pairs)), .complete(Array("ran = true".utf8)))
+        #expect(response.status == 400)
+        #expect(text(response) == "the \(spelt) header is given more than once; send it once\n")
+        #expect(response.header("WWW-Authenticate") == nil)
+        #expect(text(eval("return ran == nil")) == "true")
+    }
+
+    @Test("headers that may repeat are not refused: Content-Type (nginx passes it twice itself), Accept")
+    func repeatsAllowed() {
+        let headers = fields([
+            ("CONTENT_TYPE", "text/plain"), ("AUTHORIZATION", "Bearer \(token)"), ("CONTENT_TYPE", "text/plain"),
+            ("ACCEPT", "text/plain"), ("ACCEPT", "*/*"),
+        ])
+        let response = answer(head(headers: headers), .complete(Array("return 6*7".utf8)))
+        #expect(response.status == 200)
+        #expect(text(response) == "42")
+    }
+
     @Test("a token without the route's scope is 403 naming the scope, and nothing runs")
     func insufficientScope() {
         let response = eval("ran = true", token: metricsToken)

@@ -54,6 +54,18 @@ struct AuthTests {
         #expect(result.headers["www-authenticate"] == #"Bearer realm="luaexec", error="invalid_request""#)
     }
 
+    @Test("the Authorization header twice, even with the same good token: 400, nothing runs")
+    func twoAuthorizations() throws {
+        let name = marker()
+        let result = try stack.request(
+            headers: ["Authorization: Bearer \(stack.adminToken)", "Authorization: Bearer \(stack.adminToken)"],
+            body: Array("\(name) = true".utf8))
+        // nginx refuses it itself ("client sent duplicate header line"); luaexecd would too
+        // (ExecServiceTests), behind a server that passes both.
+        #expect(result.status == 400)
+        #expect(try stack.eval("return \(name)").body == [])
+    }
+
     @Test("a token without the exec scope: 403 insufficient_scope")
     func scope() throws {
         let created = try Stack.run(

@@ -276,6 +276,12 @@ struct WaitTests {
         #expect(bad.status == 400)
         #expect(bad.text == "the Lua-Interrupt-Key header must be 1 to 64 letters, digits, '-' and '_' (a UUID will do)\n")
         #expect(try stack.eval("return bad_key_ran").body == [])
+        // Two keys: which one would an interrupt name? Neither: refused, and nothing ran.
+        let twoKeys = try stack.eval(
+            "two_keys_ran = true", headers: ["Lua-Interrupt-Key: k-one", "Lua-Interrupt-Key: k-two"])
+        #expect(twoKeys.status == 400)
+        #expect(twoKeys.text == "the Lua-Interrupt-Key header is given more than once; send it once\n")
+        #expect(try stack.eval("return two_keys_ran").body == [])
         #expect(try interrupt("key=a%20b").status == 400)
         #expect(try interrupt("key=a&id=1").text == #"{"ok":false,"error":{"kind":"http","message":"give id or key, not both"}}"#)
         // Nothing runs now: an interrupt by key ends nothing, and says so.
