@@ -137,11 +137,13 @@ public final class ScriptStore: Sendable {
                 .integer ?? 0) + 1
     }
 
-    /// Stores `source` as version `version` of `name`, current and enabled, and keeps at most
-    /// `keep` versions before it (the oldest go). One transaction.
+    /// Stores `source` as version `version` of `name`, current and enabled (or disabled: an
+    /// install that does not run), and keeps at most `keep` versions before it (the oldest go).
+    /// One transaction.
     @discardableResult
     public func install(
-        name: String, version: Int, source: [UInt8], by token: String, keep: Int, now: Date = Date()
+        name: String, version: Int, source: [UInt8], by token: String, keep: Int, enabled: Bool = true,
+        now: Date = Date()
     ) throws(StoreError) -> StoredScript {
         if let problem = Self.nameProblem(name) { throw StoreError(problem, kind: .invalid) }
         let at = Int64(now.timeIntervalSince1970)
@@ -157,10 +159,10 @@ public final class ScriptStore: Sendable {
                 ])
             try db.query(
                 """
-                INSERT INTO script (name, version, enabled, updated_by, updated_at) VALUES (?, ?, 1, ?, ?)
-                ON CONFLICT (name) DO UPDATE SET version = excluded.version, enabled = 1,
+                INSERT INTO script (name, version, enabled, updated_by, updated_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET version = excluded.version, enabled = excluded.enabled,
                     updated_by = excluded.updated_by, updated_at = excluded.updated_at
-                """, [.text(name), .integer(Int64(version)), .text(token), .integer(at)])
+                """, [.text(name), .integer(Int64(version)), .integer(enabled ? 1 : 0), .text(token), .integer(at)])
             try Self.prune(name, keep: keep, in: db)
         }
         guard let installed = try script(named: name) else { throw StoreError("\(name) was not stored") }

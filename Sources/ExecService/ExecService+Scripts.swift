@@ -142,6 +142,21 @@ extension ExecService {
                 400, "a PUT installs and runs the script: POST /api/v1/admin/scripts/\(name)/check compiles it only\n",
                 json: true))
         }
+        // `?enabled=false`: stored as the new current version, disabled, and not run (a fleet
+        // tool rolling out a script meant to stay off must not run it once on the way).
+        // Any other parameter is refused: a misspelt `?enable=false` must not install and run.
+        if let other = QueryString.pairs(in: call.head.query).first(where: { $0.name != "enabled" && $0.name != "AuthToken" }) {
+            return .answer(Self.plain(400, "unknown parameter '\(other.name)': a PUT takes enabled=false, or nothing\n", json: true))
+        }
+        var enable = true
+        if let value = QueryString.values(of: "enabled", in: call.head.query).last {
+            guard value == "true" || value == "false" else {
+                return .answer(Self.plain(
+                    400, "enabled: expected true or false (false stores the script disabled, without running it), got '\(value)'\n",
+                    json: true))
+            }
+            enable = value == "true"
+        }
         let precondition = Precondition(call.head)
         let sha256 = ScriptStore.sha256(source)
         let (options, token) = (options, call.identity.name)
@@ -152,10 +167,15 @@ extension ExecService {
                     audit.detail = "script put \(name) precondition failed sha256=\(sha256)"
                     return refusal
                 }
-                if let current, current.sha256 == sha256 {
+                if let current, current.sha256 == sha256, enable || !current.enabled {
                     audit.detail = "script put \(name) unchanged version=\(current.version) sha256=\(sha256)"
                     return Self.changeAnswer(
                         200, current, registry: vm.registry, timers: vm.timers, run: nil, withdrawn: [], changed: false)
+                }
+                if !enable {
+                    return try putDisabled(
+                        name: name, source: source, sha256: sha256, current: current, token: token, store: scriptStore,
+                        vm: vm, audit: &audit)
                 }
                 let version = try scriptStore.nextVersion(of: name)
                 var installed: StoredScript?
@@ -173,6 +193,40 @@ extension ExecService {
                 return Self.scriptStoreFailure(error)
             }
         }
+    }
+
+    /// `PUT …/<name>?enabled=false`, on the state: compiled as an install compiles it (a syntax
+    /// error stores nothing and is 400), then stored as the current version, disabled, without
+    /// running; what the version before it registered is withdrawn, as a disable withdraws it.
+    /// The same source as the current, enabled version: that version disabled, no new one.
+    private func putDisabled(
+        name: String, source: [UInt8], sha256: String, current: StoredScript?, token: String, store: ScriptStore,
+        vm: LuaVM, audit: inout AuditRecord
+    ) throws(StoreError) -> Response {
+        var version = current?.version ?? 0
+        let stored: StoredScript
+        if let current, current.sha256 == sha256 {
+            stored = try store.setEnabled(false, name: name, by: token)
+        } else {
+            version = try store.nextVersion(of: name)
+            let chunkName = StoredScriptSource(name: name, version: version, source: []).chunkName
+            let compiled = LuaSyntax.check(source, chunkName: chunkName, timeLimit: options.scriptTimeLimit)
+            if case .failure = compiled.outcome {
+                return answer(
+                    .failed(compiled), change: "put", name: name, version: version, sha256: sha256, token: token,
+                    created: current == nil, kept: nil, store: store, vm: vm, audit: &audit)
+            }
+            stored = try store.install(
+                name: name, version: version, source: source, by: token, keep: options.keepVersions, enabled: false)
+        }
+        let withdrawn = vm.withdrawStoredScript(named: name)
+        audit.detail = "script put \(name) version=\(version) sha256=\(sha256) disabled"
+        logger.notice(
+            "script installed disabled, not run",
+            metadata: ["script": "\(name)", "version": "\(version)", "sha256": "\(sha256)", "by": "\(token)"])
+        return Self.changeAnswer(
+            current == nil ? 201 : 200, stored, registry: vm.registry, timers: vm.timers, run: nil,
+            withdrawn: withdrawn, changed: true)
     }
 
     /// `POST …/<name>/check`: the body compiled as an install would compile it, under the

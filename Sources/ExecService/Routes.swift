@@ -255,7 +255,7 @@ extension ExecService {
         ) { service, call, _ in .answer(service.scriptSource(call)) },
         Route(
             ["PUT"], .under(adminPrefix + "scripts/"), .scope(.admin), state: true, kind: "admin", label: "admin/scripts",
-            "install the body as the script's next version: compiled, run, kept only if the run succeeds"
+            "install the body as the script's next version: compiled, run, kept only if the run succeeds; ?enabled=false stores it disabled, not run"
         ) { service, call, audit in service.putScript(call, audit: &audit) },
         Route(
             ["DELETE"], .under(adminPrefix + "scripts/"), .scope(.admin), state: true, kind: "admin", label: "admin/scripts",

@@ -40,6 +40,11 @@ struct ScriptCommand: ParsableCommand {
                 does not is withdrawn. A file the remote already has as the current version changes \
                 nothing and runs nothing ("unchanged"). Prints the new version, what the run \
                 printed, what the script registered and what was withdrawn.
+
+                --disabled stores the file as the next version, disabled: compiled (a syntax error \
+                stores nothing), not run, and what the previous version registered is withdrawn; \
+                `luaexec script enable` runs it later. The file that is already the current \
+                version is disabled, with no new version.
                 """)
 
         @Argument(help: "The script's Lua source, or - for standard input (then --name is needed).")
@@ -48,25 +53,40 @@ struct ScriptCommand: ParsableCommand {
         @Option(help: "The script's name on the appliance (default: the file's name).")
         var name: String?
 
+        @Flag(help: "Store it disabled, without running it.")
+        var disabled = false
+
         @OptionGroup var remotes: RemoteSelection
 
         func run() throws {
             try client {
                 let targets = try remotes.targets()
                 let (source, name) = try readScript(file, name: name)
+                let disabled = disabled
                 try runOnRemotes(targets) { remote in
                     scriptRun(on: remote) { run throws(ClientError) in
-                        run.describe(try remote.pushScript(source, name: name), name: name, verb: "not installed") {
-                            change, script in
+                        var answer = try remote.pushScript(source, name: name, enabled: !disabled)
+                        var note = ""
+                        if disabled, case .done(let change) = answer, change.script?.enabled == true {
+                            // A luaexecd from before `?enabled=false` ignores it: it ran the
+                            // version and enabled it. Disabled now, and said.
+                            answer = try remote.changeScript(name, "disable")
+                            note = "; \(remote.name) is older and ran it once before it was disabled"
+                        }
+                        run.describe(answer, name: name, verb: "not installed") { change, script in
                             if !change.changed {
                                 return (
-                                    "\(name): unchanged, version \(script.version) is this file (sha256 \(script.shortSHA256)); nothing ran",
+                                    "\(name): unchanged, version \(script.version) is this file (sha256 \(script.shortSHA256))"
+                                        + (script.enabled ? "" : ", disabled") + "; nothing ran",
                                     "unchanged (version \(script.version))"
                                 )
                             }
                             return (
-                                "\(name): version \(script.version) installed (\(change.created ? "new script, " : "")sha256 \(script.shortSHA256))",
+                                "\(name): version \(script.version) installed"
+                                    + (script.enabled ? "" : note.isEmpty ? ", disabled (not run)" : ", disabled")
+                                    + " (\(change.created ? "new script, " : "")sha256 \(script.shortSHA256))" + note,
                                 "version \(script.version)" + (change.created ? " (new)" : "")
+                                    + (script.enabled ? "" : ", disabled")
                             )
                         }
                     }

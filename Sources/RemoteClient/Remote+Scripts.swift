@@ -145,10 +145,12 @@ extension Remote {
         return path + tail
     }
 
-    /// `PUT` the source as `name`'s next version.
-    public func pushScript(_ source: [UInt8], name: String) throws(ClientError) -> ScriptAnswer {
+    /// `PUT` the source as `name`'s next version; `enabled: false` stores it disabled, not run.
+    public func pushScript(_ source: [UInt8], name: String, enabled: Bool = true) throws(ClientError) -> ScriptAnswer {
         Self.scriptAnswer(
-            try client.send("PUT", Self.scriptPath(name), headers: ["Accept: application/json"], body: source))
+            try client.send(
+                "PUT", Self.scriptPath(name, enabled ? "" : "?enabled=false"), headers: ["Accept: application/json"],
+                body: source))
     }
 
     /// `POST .../rollback[?version=N]`, `.../enable` or `.../disable`.

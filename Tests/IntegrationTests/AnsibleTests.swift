@@ -205,6 +205,27 @@ struct AnsibleTests {
         #expect(try Self.module("script", #""name": "by-name.lua", "state": "absent""#).status == 0)
     }
 
+    @Test("script: state disabled with a new source stores it disabled and never runs it; enabled then runs it")
+    func scriptInstalledDisabled() throws {
+        let box = Self.boxes[0]
+        let source = #""source": "kept_off_ran = true http.listen('kept_off', function() return 'on' end)""#
+        let disabled = try Self.module("script", #""name": "kept-off.lua", "state": "disabled", \#(source)"#)
+        #expect(disabled.status == 0, "\(disabled.stdout)")
+        #expect(disabled.stdout.contains(#""changed": true"#))
+        #expect(disabled.stdout.contains(#""enabled": false"#), "\(disabled.stdout)")
+        #expect(!disabled.stdout.contains("[WARNING]") && !disabled.stderr.contains("older luaexecd"))
+        #expect(try box.eval("return kept_off_ran").body == [])
+        #expect(try box.request("/api/v1/exec/kept_off", token: box.adminToken).status == 404)
+        let again = try Self.module("script", #""name": "kept-off.lua", "state": "disabled", \#(source)"#)
+        #expect(again.stdout.contains(#""changed": false"#), "\(again.stdout)")
+        #expect(try box.eval("return kept_off_ran").body == [])
+        let enabled = try Self.module("script", #""name": "kept-off.lua", "state": "enabled""#)
+        #expect(enabled.status == 0, "\(enabled.stdout)")
+        #expect(try box.eval("return kept_off_ran").text == "true")
+        #expect(try box.request("/api/v1/exec/kept_off", token: box.adminToken).text == "on")
+        #expect(try Self.module("script", #""name": "kept-off.lua", "state": "absent""#).status == 0)
+    }
+
     @Test("the inventory runs the modules with the controller's own Python, whatever python3 comes first on PATH")
     func controllerPython() throws {
         // A controller with a pyenv-like shim first on PATH for every name interpreter discovery
@@ -327,7 +348,7 @@ struct AnsibleTests {
         let result = try Self.inCollection(
             "exec ansible-galaxy collection build --output-path '\(Self.controller)/built'")
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(FileManager.default.fileExists(atPath: Self.controller + "/built/luaexec-appliance-0.1.1.tar.gz"))
+        #expect(FileManager.default.fileExists(atPath: Self.controller + "/built/luaexec-appliance-0.1.2.tar.gz"))
     }
 
     @Test("a box that is down fails only that host; the others go on")

@@ -472,6 +472,28 @@ struct ScriptClientTests {
         _ = try Self.a.eval("FAN_BROKEN = nil")
     }
 
+    @Test("push --disabled stores the file disabled on each remote and runs nothing there; enable runs it")
+    func pushDisabled() throws {
+        let user = try user()
+        let path = try file(user, "porch.lua", "PORCH_RAN = true\nhttp.listen('porch', function() return 'lit' end)\n")
+        let pushed = try user.luaexec(["script", "push", path, "--disabled", "-r", "a", "-r", "b"])
+        #expect(pushed.status == 0, "\(pushed.stderr)")
+        #expect(pushed.stdout.contains("porch.lua: version 1 installed, disabled (not run) (new script, sha256 "), "\(pushed.stdout)")
+        for box in [Self.a, Self.b] {
+            #expect(try state(box, "porch.lua") == "1 disabled")
+            #expect(try box.eval("return PORCH_RAN").body == [])
+            #expect(try call(box, "porch") == "404 no such endpoint: /api/v1/exec/porch\n")
+        }
+        let again = try user.luaexec(["script", "push", path, "--disabled", "-r", "a"])
+        #expect(again.stdout.contains("porch.lua: unchanged, version 1 is this file (sha256 "), "\(again.stdout)")
+        #expect(again.stdout.contains(", disabled; nothing ran"))
+        #expect(try user.luaexec(["script", "enable", "porch.lua", "-r", "a"]).status == 0)
+        #expect(try Self.a.eval("return PORCH_RAN").text == "true")
+        #expect(try call(Self.a, "porch") == "200 lit")
+        #expect(try Self.b.eval("return PORCH_RAN").body == [])
+        for remote in ["a", "b"] { #expect(try user.luaexec(["script", "rm", "porch.lua", "-r", remote]).status == 0) }
+    }
+
     // MARK: The README's example
 
     /// The README's "Scripts as configuration" example, as the README shows it.

@@ -529,6 +529,60 @@ struct ScriptTests {
         #expect(try call(stack, "bell") == "404 no such endpoint: /api/v1/exec/bell\n")
     }
 
+    @Test("PUT ?enabled=false stores a version disabled without running it, and withdraws the version before")
+    func putDisabled() throws {
+        let stack = try Stack()
+        func ran() throws -> String { try stack.eval("return tostring(off_runs)").text }
+        let first = "off_runs = (off_runs or 0) + 1 http.listen('off', function() return 'v1' end)"
+        // New: 201, stored disabled, nothing ran, nothing registered.
+        let created = try put(stack, "off.lua?enabled=false", first)
+        #expect(created.status == 201, "\(created.text)")
+        var answer = try object(created)
+        #expect(answer["changed"] as? Bool == true)
+        #expect(answer["run"] is NSNull)
+        #expect((answer["script"] as? [String: Any])?["enabled"] as? Bool == false)
+        #expect((answer["script"] as? [String: Any])?["version"] as? Int == 1)
+        #expect(try ran() == "nil")
+        #expect(try call(stack, "off") == "404 no such endpoint: /api/v1/exec/off\n")
+        // The same source disabled again: nothing changes.
+        #expect(try object(try put(stack, "off.lua?enabled=false", first))["changed"] as? Bool == false)
+        // Enabled: runs; a new source with ?enabled=false withdraws v1's endpoint and runs nothing.
+        #expect(try post(stack, "off.lua", "enable").status == 200)
+        #expect(try ran() == "1")
+        #expect(try call(stack, "off") == "200 v1")
+        let second = try put(stack, "off.lua?enabled=false", "off_runs = off_runs + 100")
+        #expect(second.status == 200, "\(second.text)")
+        answer = try object(second)
+        #expect(registrations(answer["withdrawn"]) == ["endpoint:off"])
+        #expect((answer["script"] as? [String: Any])?["version"] as? Int == 2)
+        #expect(try ran() == "1")
+        #expect(try call(stack, "off") == "404 no such endpoint: /api/v1/exec/off\n")
+        #expect(try versions(stack, "off.lua") == [2, 1])
+        // The current, enabled source with ?enabled=false: that version disabled, no new one.
+        #expect(try put(stack, "off.lua", first).status == 200)
+        #expect(try call(stack, "off") == "200 v1")
+        let disabling = try object(try put(stack, "off.lua?enabled=false", first))
+        #expect(disabling["changed"] as? Bool == true)
+        #expect((disabling["script"] as? [String: Any])?["version"] as? Int == 3)
+        #expect(registrations(disabling["withdrawn"]) == ["endpoint:off"])
+        #expect(try versions(stack, "off.lua") == [3, 2, 1])
+        // A syntax error stores nothing; a bad value or a misspelt parameter runs and stores nothing.
+        let broken = try put(stack, "off.lua?enabled=false", "off_runs = = 1")
+        #expect(broken.status == 400)
+        #expect(broken.headers["x-lua-error"] == "syntax")
+        #expect(try put(stack, "off.lua?enabled=no", "off_runs = 7").text
+            == #"{"ok":false,"error":{"kind":"http","message":"enabled: expected true or false (false stores the script disabled, without running it), got 'no'"}}"#)
+        let misspelt = try put(stack, "off.lua?enable=false", "off_runs = 7")
+        #expect(misspelt.status == 400)
+        #expect(misspelt.text.contains("unknown parameter 'enable'"))
+        #expect(try versions(stack, "off.lua") == [3, 2, 1])
+        #expect(try record(stack, "off.lua")["enabled"] as? Bool == false)
+        #expect(try ran() == "2")
+        // A disabled script does not run at reset either.
+        #expect(try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken).status == 200)
+        #expect(try ran() == "nil")
+    }
+
     @Test("DELETE withdraws what the script registered and removes it with its history")
     func delete() throws {
         let stack = try Stack(settings: ["exec.actions=true"])

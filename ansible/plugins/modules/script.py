@@ -32,7 +32,8 @@ options:
     description:
       - V(present) installs the source (a new version when it differs) and leaves the enabled
         flag as it is; V(enabled) also enables it; V(disabled) keeps it but withdraws what it
-        registered; V(absent) removes it with every kept version.
+        registered (a new source is stored disabled and not run); V(absent) removes it with every
+        kept version.
     type: str
     choices: [present, enabled, disabled, absent]
     default: present
@@ -143,12 +144,19 @@ def main():
                 elif status != 200:
                     raise client.refusal('POST', path + '/check', status, headers, answer)
             else:
-                status, headers, answer = client.request('PUT', path, body=source,
+                # state=disabled: stored disabled and never run (?enabled=false). A luaexecd
+                # from before it ignores the parameter and runs the version; the disable below
+                # then follows, as before, and a warning says it ran.
+                put = path + ('?enabled=false' if state == 'disabled' else '')
+                status, headers, answer = client.request('PUT', put, body=source,
                                                          headers={'Content-Type': 'text/plain'})
                 if status not in (200, 201):
-                    raise client.refusal('PUT', path, status, headers, answer)
+                    raise client.refusal('PUT', put, status, headers, answer)
                 installed = json.loads(answer.decode('utf-8'))
                 result['script'], result['run'] = installed.get('script'), installed.get('run')
+                if state == 'disabled' and (result['script'] or {}).get('enabled'):
+                    module.warn('%s is an older luaexecd: it ran %s once before it was disabled'
+                                % (client.url, name))
         enabled = (result['script'] or {}).get('enabled', True)
         want = {'enabled': True, 'disabled': False}.get(state)
         if want is not None and enabled != want and result['script'] is not None:
