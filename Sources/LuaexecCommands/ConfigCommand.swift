@@ -104,6 +104,8 @@ struct BackupCommand: ParsableCommand {
         let path = store.resolvedPath
         _ = try store.open()  // acts as the database's owner, as every command does
         try DatabaseBackup.backup(path, to: file)
+        // Said, as a person at a shell expects; a script reads the exit status.
+        say("\(file): a backup of \(path), readable by its owner alone (it holds the tokens' digests)")
     }
 }
 
@@ -126,5 +128,6 @@ struct RestoreCommand: ParsableCommand {
         let path = store.resolvedPath
         _ = try store.open()
         try DatabaseBackup.restore(file, into: path, record: store.auditRecord("restore \(file)"))
+        say("\(path): restored from \(file); a running luaexecd starts afresh from it within a second")
     }
 }

@@ -394,6 +394,7 @@ struct PersistenceTests {
         let file = stack.directory + "/backup.db"
         let backup = try luaexec(stack, ["backup", file])
         #expect(backup.status == 0, "\(backup.stderr)")
+        #expect(backup.stdout.hasPrefix("\(file): a backup of "), "\(backup.stdout)")
         stop.store(true, ordering: .relaxed)
         var info = stat()
         #expect(stat(file, &info) == 0 && info.st_mode & 0o777 == 0o600)
@@ -404,6 +405,7 @@ struct PersistenceTests {
                 == 200)
         let restored = try luaexec(stack, ["restore", file])
         #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stdout.hasSuffix(": restored from \(file); a running luaexecd starts afresh from it within a second\n"))
         try Stack.waitUntil(timeout: .seconds(20), "luaexecd to start afresh from the backup") {
             (try? stack.eval("return persisted.before, persisted.after, config.get('site')").text)
                 == "backup\tnil\tnorth"
@@ -463,7 +465,7 @@ struct PersistenceTests {
         #expect(restored.status == 1)
         #expect(
             restored.stderr
-                == "Error: \(file) was not restored: its schema is not luaexec's (version 7): "
+                == "luaexec: \(file) was not restored: its schema is not luaexec's (version 7): "
                 + "trigger 'keep_token' on token, which luaexec's schema has not\n")
         let schema = try Stack.run(
             "/usr/bin/sqlite3", [stack.database, "SELECT name FROM sqlite_master WHERE type NOT IN ('table', 'index')"])
