@@ -69,6 +69,12 @@ public final class ExecService: Sendable {
     private let keepVersions: Atomic<Int>
     /// Set once SIGTERM arrives: every later request gets 503 (SPEC O3).
     private let stopping = Atomic(false)
+    /// Compiles (`Lua-Check`, a script's `check`) running now on the transport's threads. At
+    /// most `maxCompiles`: a compile may take `limits.time` (Lua's parser is quadratic in a
+    /// long `or` chain), and a few at once from one `exec` token would otherwise hold every
+    /// thread of the transport, status and interrupt included.
+    let compiling = Atomic(0)
+    static let maxCompiles = 1
     let logger: Logger
     /// Where audit lines go as bytes, when the log handler can take them so (luaexecd's does):
     /// it makes the line and has the record write its fields into it. Nil: `logger.info`. Every

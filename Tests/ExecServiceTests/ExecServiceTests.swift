@@ -87,7 +87,7 @@ struct ExecServiceTests {
 
     func text(_ response: Response) -> String { String(decoding: response.body, as: UTF8.self) }
 
-    @Test("a Lua-Check is answered after the handover, and a compile past limits.time is 504 timeout")
+    @Test("a Lua-Check is answered after the handover, one compile at a time, and a compile past limits.time is 504 timeout")
     func checkAfterHandover() throws {
         // Lua's parser is quadratic in a long `or` chain: this one compiles for tens of seconds.
         let slow = "return a" + String(repeating: " or a", count: 150_000)
@@ -100,9 +100,20 @@ struct ExecServiceTests {
         let writer = CapturedAnswer()
         let work = service.respond(to: head(headers: headers), body: .complete(Array(slow.utf8)), writer: writer)
         // Handed over without compiling: the requests behind it are not held up.
-        #expect(work != nil)
+        nonisolated(unsafe) let compile = try #require(work)
         #expect(writer.given == nil)
-        work?()
+        Thread.detachNewThread { compile() }
+        let deadline = MonotonicInstant.now().advanced(by: .seconds(20))
+        while service.compiling.load(ordering: .relaxed) == 0, MonotonicInstant.now() < deadline { sched_yield() }
+        // One compile at a time: a second check meanwhile is refused at once, not a thread
+        // of the transport held for limits.time.
+        let second = CapturedAnswer()
+        service.respond(to: head(headers: headers), body: .complete(Array("return 1".utf8)), writer: second)?()
+        let busy = try #require(second.wait(.seconds(1)))
+        #expect(busy.status == 503)
+        #expect(text(busy) == "luaexecd is compiling another check; retry in a moment\n")
+        #expect(busy.header("Retry-After") != nil)
+        #expect(writer.given == nil)
         let response = try #require(writer.wait())
         #expect(response.status == 504)
         #expect(text(response).hasPrefix("the chunk took longer than the time limit"), "\(text(response))")
