@@ -75,11 +75,12 @@ extension ExecService {
             }
             return interrupt(keyIn: pairs, ownedBy: nil)
         }
-        guard let given = pairs.first(where: { $0.name == "id" }) else {
+        let ids = pairs.filter { $0.name == "id" }
+        guard let given = ids.first else {
             return .answer(Self.json(200, "{\"interrupted\":\(executor.interruptRunning())}"))
         }
-        guard let id = UInt64(String(decoding: given.value, as: UTF8.self)) else {
-            return .answer(Self.plain(400, "id must be the number the status lists for a waiting request\n", json: true))
+        guard ids.count == 1, let id = UInt64(String(decoding: given.value, as: UTF8.self)) else {
+            return .answer(Self.plain(400, "give one id: the number the status lists for a waiting request\n", json: true))
         }
         return .answer(Self.json(200, "{\"interrupted\":\(executor.interruptWaiting(id: id))}"))
     }

@@ -6,6 +6,15 @@ extension ExecService {
     /// The `Lua-Check` header's one value.
     static let syntaxCheck = "syntax"
 
+    /// `Lua-Check` where there is no chunk to compile (an endpoint, an action): refused, since
+    /// the client means a dry run and the handler would run.
+    static func nothingToCheck(_ what: String, json: Bool) -> Response {
+        plain(
+            400,
+            "Lua-Check compiles a chunk sent to /api/v1/exec/interactive.lua; \(what) has none to compile: nothing ran\n",
+            json: json)
+    }
+
     /// The answer to a `Lua-Check` request: 200 with no results (text: an empty body; JSON:
     /// E5's object with `"results":[]`), E6's 400 `syntax`, or 504 `timeout`. Answered on the
     /// transport's thread, never queued for the state: `LuaSyntax` compiles in a state of its

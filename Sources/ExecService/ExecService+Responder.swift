@@ -62,12 +62,7 @@ extension ExecService: Responder {
                 service: self, label: label, jobLabel: jobLabel, start: start, json: json, audit: audit, writer: writer,
                 work: .answer(work)))
         case .evaluating(let jobLabel, let work):
-            let key = head.headers["lua-interrupt-key"]
-            if let key, !Self.isInterruptKey(key) {
-                let refusal = Self.plain(400, "the Lua-Interrupt-Key header must be \(Self.interruptKeyRule)\n", json: json)
-                writer.send(finish(refusal, label: label, audit: &audit, start: start))
-                return
-            }
+            let key = head.headers["lua-interrupt-key"]  // its form checked in `admit`
             let exchange = Exchange(
                 service: self, label: label, jobLabel: jobLabel, start: start, json: json, audit: audit, writer: writer,
                 work: .evaluate(work), events: EventStream.wanted(head) ? EventStream(writer: writer) : nil)

@@ -189,6 +189,11 @@ public final class ExecService: Sendable {
             audit.errorKind = "header"
             return .refused(label: "other", Self.plain(400, "the \(spelt) header is given more than once; send it once\n", json: json))
         }
+        if let key = head.headers["lua-interrupt-key"], !Self.isInterruptKey(key) {
+            // Whatever the route: a request that names itself wrongly is told so, not answered
+            // as if the key were fine because it did not come to be queued (a check, an admin call).
+            return .refused(label: "other", Self.plain(400, "the Lua-Interrupt-Key header must be \(Self.interruptKeyRule)\n", json: json))
+        }
         guard let (route, rest, taking) = Self.match(head) else {
             return .refused(label: "other", Self.plain(404, "no such endpoint: \(head.path)\n", json: json))
         }

@@ -94,6 +94,16 @@ struct ActionTests {
         #expect(try Self.stack.eval("return counted_calls").text == before)
     }
 
+    @Test("Lua-Check on an action is 400 and the action does not run: a dry run never runs a handler")
+    func checkRefused() throws {
+        _ = try Self.stack.eval("checked_calls = 0 http.action('checked', function() checked_calls = checked_calls + 1 end)")
+        let result = try command("action=checked", headers: ["Lua-Check: syntax"])
+        #expect(result.status == 400)
+        #expect(result.text
+            == "Lua-Check compiles a chunk sent to /api/v1/exec/interactive.lua; an action has none to compile: nothing ran\n")
+        #expect(try Self.stack.eval("return checked_calls").text == "0")
+    }
+
     @Test("an unknown action is 404")
     func unknown() throws {
         let result = try command("action=nobody-here")

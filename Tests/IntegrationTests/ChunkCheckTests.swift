@@ -62,6 +62,19 @@ struct ChunkCheckTests {
         #expect(try stack.eval("return checked_unknown").body == [])
     }
 
+    @Test("Lua-Check on an endpoint is 400 and the handler does not run: a dry run never runs a handler")
+    func endpointRefused() throws {
+        let name = "checked_ep_\(UInt32.random(in: 0...UInt32.max))"
+        #expect(try stack.eval("\(name)_calls = 0 http.listen('\(name)', function() \(name)_calls = \(name)_calls + 1 return 'ran' end)")
+            .status == 200)
+        let result = try stack.request("/api/v1/exec/" + name, token: stack.adminToken, headers: ["Lua-Check: syntax"])
+        #expect(result.status == 400)
+        #expect(result.text
+            == "Lua-Check compiles a chunk sent to /api/v1/exec/interactive.lua; an endpoint has none to compile: nothing ran\n")
+        #expect(try stack.eval("return \(name)_calls").text == "0")
+        #expect(try stack.request("/api/v1/exec/" + name, token: stack.adminToken).text == "ran")
+    }
+
     @Test("a check answers while another request spins, without waiting for it")
     func doesNotQueue() throws {
         let stack = try Stack(settings: ["limits.time=30"])

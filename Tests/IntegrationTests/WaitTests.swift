@@ -284,6 +284,12 @@ struct WaitTests {
         #expect(try stack.eval("return two_keys_ran").body == [])
         #expect(try interrupt("key=a%20b").status == 400)
         #expect(try interrupt("key=a&id=1").text == #"{"ok":false,"error":{"kind":"http","message":"give id or key, not both"}}"#)
+        #expect(try interrupt("id=1&id=2").text
+            == #"{"ok":false,"error":{"kind":"http","message":"give one id: the number the status lists for a waiting request"}}"#)
+        // A bad key is refused whatever the request: a compile-only check too.
+        let badCheck = try stack.eval("return 1", headers: ["Lua-Interrupt-Key: not a key!", "Lua-Check: syntax"])
+        #expect(badCheck.status == 400)
+        #expect(badCheck.text == "the Lua-Interrupt-Key header must be 1 to 64 letters, digits, '-' and '_' (a UUID will do)\n")
         // Nothing runs now: an interrupt by key ends nothing, and says so.
         #expect(try interrupt("key=repl_77").text == #"{"interrupted":false}"#)
 
