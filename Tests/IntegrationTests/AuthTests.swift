@@ -90,6 +90,11 @@ struct AuthTests {
         ("x=2&Auth%54oken=SECRET", 200, "?x=2&Auth%54oken=*** "),
         ("authtoken=SECRET&x=3", 401, "?authtoken=***&x=3 "),
         ("x=4&AuthToken=SECRET&y=4&AuthToken=SECRET", 400, "?x=4&AuthToken=*** "),
+        // Under a name nobody reads, it is still a secret: masked from its prefix on.
+        ("AuthToken%3dSECRET&x=5", 401, "?AuthToken%3d*** "),
+        ("x=6&token=SECRET&y=6", 401, "?x=6&token=*** "),
+        ("SECRET", 401, "?*** "),
+        ("AuthToken=SECRET&note=SECRET", 200, "?AuthToken=***&note=*** "),
     ])
     func accessLogMasked(query: String, status: Int, logged: String) throws {
         let path = "/api/v1/exec/interactive.lua?" + query.replacingOccurrences(of: "SECRET", with: stack.adminToken)

@@ -133,6 +133,23 @@ struct ExecAPITests {
         #expect(result.status == 301)
         #expect(result.headers["location"] == "https://localhost/api/v1/exec/interactive.lua?x=1")
     }
+
+    @Test("a token sent over plain HTTP, in the query or the header, is refused there: not used, not echoed in a Location",
+        arguments: ["query", "Query%20encoded", "header"])
+    func tokenInClear(how: String) throws {
+        let marker = "clear_\(UInt32.random(in: 0...UInt32.max))"
+        let secret = stack.adminToken
+        let query = how == "query" ? "&AuthToken=\(secret)" : how == "header" ? "" : "&Auth%54oken=\(secret)"
+        let result = try stack.request(
+            "/api/v1/exec/interactive.lua?x=1" + query, token: how == "header" ? secret : nil,
+            body: Array("\(marker) = true".utf8), over: stack.httpSocket)
+        #expect(result.status == 400)
+        #expect(result.headers["location"] == nil)
+        #expect(result.text
+            == "a token was sent over plain HTTP, where anyone on the way can read it: it was not used. Revoke it (luaexec token revoke NAME), make a new one, and send it over https://\n")
+        #expect(!result.text.contains(secret))
+        #expect(try stack.eval("return \(marker)").body == [])
+    }
 }
 
 @Suite("luaexecd under a supervisor: the listening socket on standard input")
