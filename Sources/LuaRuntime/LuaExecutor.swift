@@ -707,8 +707,18 @@ public final class LuaExecutor: @unchecked Sendable {
         runConfigCallbacks()
         let (waits, wake) = lock.withLock { () -> (Bool, (@Sendable () -> Void)?) in
             if let running { job.ranNanoseconds += MonotonicInstant.now().nanoseconds(since: running.started) }
+            let stoppedBy = running == nil ? nil : runningStoppedBy
             stopRunning()
-            if let due = job.wakeAt { return (true, keepWaiting(job, until: due)) }
+            if let due = job.wakeAt {
+                // An interrupt that came once the chunk had yielded to wait, before this: it
+                // stopped a run that was over and answered true. It is the wait's: due now,
+                // interrupted, as an interrupt of a waiting job makes it.
+                if let stoppedBy, job.interruption == nil {
+                    job.interruption = stoppedBy
+                    return (true, keepWaiting(job, until: MonotonicInstant(nanoseconds: 0)))
+                }
+                return (true, keepWaiting(job, until: due))
+            }
             job.state = .done
             return (false, nil)
         }

@@ -123,6 +123,44 @@ struct LuaExecutorTests {
         #expect(try Self.eval(executor, check).outcome.get() == [.string(Array("\(clients * perClient)".utf8))])
     }
 
+    /// A job that waits, and is interrupted by its key after it asked to wait and before its run
+    /// has ended: the moment after `sleep` yields, when the chunk no longer runs.
+    final class LateInterrupted: StateJob, @unchecked Sendable {
+        let executor: LuaExecutor
+        let seen = Mutex<[String]>([])
+        init(_ executor: LuaExecutor) {
+            self.executor = executor
+            super.init(label: "t")
+            interruptKey = "late"
+        }
+        override func run(_ vm: LuaVM) {
+            if seen.withLock({ $0.isEmpty }) {
+                executor.wait(self, until: MonotonicInstant.now().advanced(by: .seconds(60)))
+                let found = executor.interrupt(key: "late")
+                seen.withLock { $0.append("interrupt answered \(found)") }
+            } else {
+                seen.withLock { $0.append("ran again, interrupted: \(interruption.map { "\($0)" } ?? "no")") }
+            }
+        }
+    }
+
+    @Test("an interrupt that lands after a job yielded to wait, before its run ended, ends the wait at once; never lost")
+    func interruptAfterYield() throws {
+        let executor = try Self.executor(timeLimit: .seconds(30))
+        let job = LateInterrupted(executor)
+        Thread.onLargeStack {
+            executor.submit(job)
+            executor.runQueued()
+        }
+        #expect(job.seen.withLock { $0 } == ["interrupt answered true"])
+        // Due now, not in 60 s: the interrupt said true, so the wait ends.
+        let due = try #require(executor.nextDue)
+        #expect(due <= MonotonicInstant.now())
+        Thread.onLargeStack { executor.runDue() }
+        #expect(job.seen.withLock { $0 } == ["interrupt answered true", "ran again, interrupted: administrator"])
+        #expect(executor.nextDue == nil)
+    }
+
     @Test("jobs submitted while the state is busy run in the order they were submitted, and are let go once run")
     func submittedOrder() throws {
         let executor = try Self.executor(timeLimit: .seconds(30))
