@@ -14,7 +14,6 @@ extension ExecService {
             audit.scope = "action"
             return .answer(Self.plain(404, "Action URLs are switched off (exec.actions in luaexecd.conf)\n", json: json))
         }
-        if head.headers["lua-check"] != nil { return .answer(Self.nothingToCheck("an action", json: json)) }
         let pairs = QueryString.pairs(in: head.query).filter { $0.name != "AuthToken" }
         let named = pairs.filter { $0.name == "action" }
         guard named.count == 1, let action = String(validating: named[0].value, as: UTF8.self) else {

@@ -6,12 +6,24 @@ extension ExecService {
     /// The `Lua-Check` header's one value.
     static let syntaxCheck = "syntax"
 
-    /// `Lua-Check` where there is no chunk to compile (an endpoint, an action): refused, since
-    /// the client means a dry run and the handler would run.
-    static func nothingToCheck(_ what: String, json: Bool) -> Response {
-        plain(
+    /// The refusal of a request that says `Lua-Check` where there is nothing to compile only (an
+    /// endpoint, an action, an install, a config change, a reset): a client that means a dry
+    /// run must never get a run or a change. Nil where it is taken: the exec API's chunk, and
+    /// a script's `check` (where it says what the URL does anyway).
+    static func nothingToCheck(_ head: RequestHead, json: Bool) -> Response? {
+        let scripts = adminPrefix + "scripts/"
+        if head.path == interactivePath { return nil }
+        if head.path.hasPrefix(scripts) {
+            let name = head.path.dropFirst(scripts.count).prefix { $0 != "/" }
+            if head.method == "POST", head.path == scripts + name + "/check" { return nil }
+            return plain(
+                400, "Lua-Check asks for a compile only: POST \(scripts)\(name)/check compiles the script; nothing ran\n",
+                json: json)
+        }
+        return plain(
             400,
-            "Lua-Check compiles a chunk sent to /api/v1/exec/interactive.lua; \(what) has none to compile: nothing ran\n",
+            "Lua-Check asks for a compile only, which \(interactivePath) and POST \(scripts)NAME/check do; this request "
+                + "runs or changes something, and nothing ran\n",
             json: json)
     }
 

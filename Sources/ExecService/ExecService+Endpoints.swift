@@ -12,7 +12,6 @@ extension ExecService {
             return .answer(Self.plain(404, "no such endpoint: \(head.path)\n", json: json))
         }
         if let refusal = require(.endpoint(name), of: identity, json: json, audit: &audit) { return .answer(refusal) }
-        if head.headers["lua-check"] != nil { return .answer(Self.nothingToCheck("an endpoint", json: json)) }
         let body: [UInt8]
         switch wholeBody(call.body, json: json) {
         case .refused(let refusal): return .answer(refusal)

@@ -135,13 +135,6 @@ extension ExecService {
             return .answer(
                 Self.plain(400, "send the script's Lua source as the body (DELETE removes a script)\n", json: true))
         }
-        if call.head.headers["lua-check"] != nil {
-            // A client that means a dry run: never an install. (Before POST .../check existed,
-            // luaexecd took no such header here, and installed.)
-            return .answer(Self.plain(
-                400, "a PUT installs and runs the script: POST /api/v1/admin/scripts/\(name)/check compiles it only\n",
-                json: true))
-        }
         // `?enabled=false`: stored as the new current version, disabled, and not run (a fleet
         // tool rolling out a script meant to stay off must not run it once on the way).
         // Any other parameter is refused: a misspelt `?enable=false` must not install and run.

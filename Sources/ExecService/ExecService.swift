@@ -163,14 +163,14 @@ public final class ExecService: Sendable {
         case admitted(label: String, route: Route, call: Call)
     }
 
-    /// Admits or refuses a request: quick (no handler runs), so that the transport can hand
-    /// requests over one at a time in arrival order.
     /// The request headers luaexec reads that hold one value: given twice, a request is refused.
     /// (`Content-Type` is not among them: nginx passes it twice itself, as `CONTENT_TYPE` and as
     /// `HTTP_CONTENT_TYPE`, both from the same header.)
     static let singleValued = ["Authorization", "Lua-Interrupt-Key", "Lua-Chunk-Name", "Lua-Check", "Lua-Traceback"]
     static let singleValuedNames = singleValued.map { $0.lowercased() }
 
+    /// Admits or refuses a request: quick (no handler runs), so that the transport can hand
+    /// requests over one at a time in arrival order.
     func admit(_ head: RequestHead, body: BodyRead, audit: inout AuditRecord) -> Admission {
         let json = Self.wantsJSON(head)
         if stopping.load(ordering: .relaxed) {
@@ -192,6 +192,7 @@ public final class ExecService: Sendable {
         if let key = head.headers["lua-interrupt-key"], !Self.isInterruptKey(key) {
             // Whatever the route: a request that names itself wrongly is told so, not answered
             // as if the key were fine because it did not come to be queued (a check, an admin call).
+            audit.errorKind = "header"
             return .refused(label: "other", Self.plain(400, "the Lua-Interrupt-Key header must be \(Self.interruptKeyRule)\n", json: json))
         }
         guard let (route, rest, taking) = Self.match(head) else {
@@ -209,13 +210,19 @@ public final class ExecService: Sendable {
             return .refused(label: route.label ?? "unknown", refusal)
         }
         let call = Call(head: head, body: body, identity: identity, rest: String(Substring(rest)), json: json)
-        guard let taking else {
-            let answersJSON =
-                json || head.path.hasPrefix(Self.adminPrefix) || head.path.hasPrefix(Self.consolePrefix)
+        // The admin and console APIs answer JSON whatever the client's Accept.
+        var answersJSON: Bool {
+            json || head.path.hasPrefix(Self.adminPrefix) || head.path.hasPrefix(Self.consolePrefix)
                 || head.path == Self.whoamiPath
+        }
+        guard let taking else {
             return .refused(
                 label: route.label ?? "unknown",
                 Self.methodNotAllowed(head.method, allow: Self.allowed(route), json: answersJSON))
+        }
+        if head.headers.withValue(of: "lua-check", { $0 != nil }), let refusal = Self.nothingToCheck(head, json: answersJSON) {
+            audit.errorKind = "header"
+            return .refused(label: taking.label ?? endpointLabel(call.rest), refusal)
         }
         return .admitted(label: taking.label ?? endpointLabel(call.rest), route: taking, call: call)
     }

@@ -100,7 +100,7 @@ struct ActionTests {
         let result = try command("action=checked", headers: ["Lua-Check: syntax"])
         #expect(result.status == 400)
         #expect(result.text
-            == "Lua-Check compiles a chunk sent to /api/v1/exec/interactive.lua; an action has none to compile: nothing ran\n")
+            == "Lua-Check asks for a compile only, which /api/v1/exec/interactive.lua and POST /api/v1/admin/scripts/NAME/check do; this request runs or changes something, and nothing ran\n")
         #expect(try Self.stack.eval("return checked_calls").text == "0")
     }
 

@@ -62,7 +62,7 @@ struct ChunkCheckTests {
         #expect(try stack.eval("return checked_unknown").body == [])
     }
 
-    @Test("Lua-Check on an endpoint is 400 and the handler does not run: a dry run never runs a handler")
+    @Test("Lua-Check where there is nothing to compile (an endpoint, a config change, a reset) is 400, and nothing runs or changes")
     func endpointRefused() throws {
         let name = "checked_ep_\(UInt32.random(in: 0...UInt32.max))"
         #expect(try stack.eval("\(name)_calls = 0 http.listen('\(name)', function() \(name)_calls = \(name)_calls + 1 return 'ran' end)")
@@ -70,9 +70,19 @@ struct ChunkCheckTests {
         let result = try stack.request("/api/v1/exec/" + name, token: stack.adminToken, headers: ["Lua-Check: syntax"])
         #expect(result.status == 400)
         #expect(result.text
-            == "Lua-Check compiles a chunk sent to /api/v1/exec/interactive.lua; an endpoint has none to compile: nothing ran\n")
+            == "Lua-Check asks for a compile only, which /api/v1/exec/interactive.lua and POST /api/v1/admin/scripts/NAME/check do; this request runs or changes something, and nothing ran\n")
         #expect(try stack.eval("return \(name)_calls").text == "0")
         #expect(try stack.request("/api/v1/exec/" + name, token: stack.adminToken).text == "ran")
+        // Nor a change: a config value, a reset.
+        let put = try stack.request(
+            "/api/v1/admin/config/" + name, method: "PUT", token: stack.adminToken,
+            headers: ["Lua-Check: syntax", "Content-Type: application/json"], body: Array(#"{"value": 1}"#.utf8))
+        #expect(put.status == 400)
+        #expect(try stack.eval("return config.get('\(name)')").body == [])
+        #expect(try stack.eval("\(name)_kept = true").status == 200)
+        let reset = try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken, headers: ["Lua-Check: syntax"])
+        #expect(reset.status == 400)
+        #expect(try stack.eval("return \(name)_kept").text == "true")
     }
 
     @Test("a check answers while another request spins, without waiting for it")

@@ -168,7 +168,8 @@ struct ScriptTests {
         // A client that means a dry run is never given an install.
         let put = try put(stack, "checked.lua", "checked_ran = true", headers: ["Lua-Check: syntax"])
         #expect(put.status == 400)
-        #expect(put.text.contains("POST /api/v1/admin/scripts/checked.lua/check compiles it only"))
+        #expect(put.text
+            == #"{"ok":false,"error":{"kind":"http","message":"Lua-Check asks for a compile only: POST /api/v1/admin/scripts/checked.lua/check compiles the script; nothing ran"}}"#)
         #expect(try stack.request(Self.prefix + "checked.lua", token: stack.adminToken).status == 404)
         #expect(try stack.eval("return checked_ran").body == [])
         #expect(try stack.request("/api/v1/exec/checked", token: stack.adminToken).status == 404)
