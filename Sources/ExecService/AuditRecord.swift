@@ -97,7 +97,7 @@ struct AuditRecord {
         out.literal(" scope=")
         out.value(scope ?? "-")
         out.literal(" endpoint=")
-        out.value(head.method, joinedBy: UInt8(ascii: " "), head.path)
+        out.value(head.method, joinedBy: UInt8(ascii: " "), head.shownPath)
         out.literal(" status=")
         out.decimal(status)
         out.literal(" error=")

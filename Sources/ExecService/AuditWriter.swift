@@ -123,7 +123,7 @@ public final class AuditWriter: @unchecked Sendable {
             // a minute they are counted, and each is still in the log.
             if let summary = anonymous.closing(minute: at / 60_000, at: at) { add(summary) }
             if anonymous.stored >= anonymousPerMinute {
-                anonymous.fold(client: head.clientAddress, method: head.method, path: head.path, status: record.status)
+                anonymous.fold(client: head.clientAddress, method: head.method, path: head.shownPath, status: record.status)
                 lock.unlock()
                 return
             }
@@ -134,7 +134,7 @@ public final class AuditWriter: @unchecked Sendable {
             AuditBatch.withBytes(of: record.digest) { digest in
                 pending.append(
                     at: at, kind: record.kind, requestID: head.requestID, client: head.clientAddress,
-                    token: record.tokenName, scope: record.scope, method: head.method, path: head.path,
+                    token: record.tokenName, scope: record.scope, method: head.method, path: head.shownPath,
                     status: Int64(record.status), error: record.errorKind, bytesIn: Int64(record.bytesIn),
                     bytesOut: Int64(record.bytesOut), durationMicros: record.elapsedNanoseconds / 1000,
                     bodySHA256: digest, detail: record.detail)

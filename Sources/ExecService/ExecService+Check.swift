@@ -1,4 +1,5 @@
 import HTTPCore
+import Synchronization
 import LuaRuntime
 
 /// SPEC E12: `Lua-Check: syntax` compiles the chunk and answers without running it.
@@ -17,7 +18,8 @@ extension ExecService {
             let name = head.path.dropFirst(scripts.count).prefix { $0 != "/" }
             if head.method == "POST", head.path == scripts + name + "/check" { return nil }
             return plain(
-                400, "Lua-Check asks for a compile only: POST \(scripts)\(name)/check compiles the script; nothing ran\n",
+                400,
+                "Lua-Check asks for a compile only: POST \(scripts)\(RequestHead.maskingTokens(String(name)))/check compiles the script; nothing ran\n",
                 json: json)
         }
         return plain(
@@ -34,18 +36,31 @@ extension ExecService {
     /// request is handed over (`Reply.later`), since compiling is not always quick: Lua's parser
     /// is quadratic in a long `a or a or ...` (500 KB compiled for 14 s), so a check compiles
     /// for `limits.time` at most, and the requests behind it are handed over meanwhile. One
-    /// compile at a time (`maxCompiles`): another check meanwhile is 503 busy with `Retry-After`.
-    func check(_ mode: String, chunk: [UInt8], chunkName: String, json: Bool, audit: inout AuditRecord) -> Response {
+    /// compile at a time, and one script's (`compiling`): another meanwhile is 503 busy with
+    /// `Retry-After`.
+    func check(
+        _ mode: String, chunk: [UInt8], chunkName: String, json: Bool, script: Bool = false, audit: inout AuditRecord
+    ) -> Response {
         guard mode.lowercased() == Self.syntaxCheck else {
             return Self.plain(
                 400, "the Lua-Check header takes one value, syntax (compile only, run nothing)\n", json: json)
         }
-        guard compiling.add(1, ordering: .acquiring).newValue <= Self.maxCompiles else {
-            compiling.subtract(1, ordering: .releasing)
+        func take(_ slot: borrowing Atomic<Int>) -> Bool {
+            if slot.add(1, ordering: .acquiring).newValue == 1 { return true }
+            slot.subtract(1, ordering: .releasing)
+            return false
+        }
+        guard script ? take(compilingScripts) : take(compiling) else {
             audit.errorKind = "busy"
             return busy(json: json, message: "luaexecd is compiling another check; retry in a moment\n")
         }
-        defer { compiling.subtract(1, ordering: .releasing) }
+        defer {
+            if script {
+                compilingScripts.subtract(1, ordering: .releasing)
+            } else {
+                compiling.subtract(1, ordering: .releasing)
+            }
+        }
         let (response, error) = Self.render(
             LuaSyntax.check(chunk, chunkName: chunkName, timeLimit: executor.options.timeLimit), json: json)
         audit.errorKind = error?.rawValue

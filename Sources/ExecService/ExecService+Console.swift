@@ -64,7 +64,7 @@ extension ExecService {
 
     func consoleGlobals(_ call: Call) -> Reply {
         guard options.interactive else {
-            return .answer(Self.plain(404, "no such endpoint: \(call.head.path)\n", json: true))
+            return .answer(Self.plain(404, "no such endpoint: \(call.head.shownPath)\n", json: true))
         }
         return .onState(label: call.identity.name) { vm, audit in
             switch vm.ownGlobals() {
@@ -76,7 +76,7 @@ extension ExecService {
 
     private func consoleBody(_ call: Call, audit: inout AuditRecord) -> Body {
         guard options.interactive else {
-            return .refused(Self.plain(404, "no such endpoint: \(call.head.path)\n", json: true))
+            return .refused(Self.plain(404, "no such endpoint: \(call.head.shownPath)\n", json: true))
         }
         let read = wholeBody(call.body, json: true)
         if case .read(let bytes) = read { audit.body = bytes }

@@ -9,7 +9,7 @@ extension ExecService {
     func endpoint(_ call: Call, audit: inout AuditRecord) -> Reply {
         let (name, head, identity, json) = (call.rest, call.head, call.identity, call.json)
         guard Scope.isValidName(name) else {
-            return .answer(Self.plain(404, "no such endpoint: \(head.path)\n", json: json))
+            return .answer(Self.plain(404, "no such endpoint: \(head.shownPath)\n", json: json))
         }
         if let refusal = require(.endpoint(name), of: identity, json: json, audit: &audit) { return .answer(refusal) }
         let body: [UInt8]
@@ -25,7 +25,7 @@ extension ExecService {
             // Looked up in the job, on the state's thread: a request that just replaced or
             // withdrew the endpoint is seen.
             guard let evaluation = vm.invoke(.endpoint, name, arguments: arguments, rendering: .tree) else {
-                return .answer(Self.plain(404, "no such endpoint: \(head.path)\n", json: json))
+                return .answer(Self.plain(404, "no such endpoint: \(head.shownPath)\n", json: json))
             }
             return .evaluation(evaluation) { [self] evaluation, vm, audit in
                 recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)

@@ -142,10 +142,12 @@ extension ExecService {
             return .answer(Self.plain(400, "unknown parameter '\(other.name)': a PUT takes enabled=false, or nothing\n", json: true))
         }
         var enable = true
-        if let value = QueryString.values(of: "enabled", in: call.head.query).last {
-            guard value == "true" || value == "false" else {
+        let enabled = QueryString.values(of: "enabled", in: call.head.query)
+        if let value = enabled.first {
+            guard enabled.count == 1, value == "true" || value == "false" else {
                 return .answer(Self.plain(
-                    400, "enabled: expected true or false (false stores the script disabled, without running it), got '\(value)'\n",
+                    400,
+                    "enabled: expected one value, true or false (false stores the script disabled, without running it), got '\(enabled.joined(separator: "', '"))'\n",
                     json: true))
             }
             enable = value == "true"
@@ -241,7 +243,7 @@ extension ExecService {
         audit.detail = "script check \(name) sha256=\(ScriptStore.sha256(source))"
         let chunkName = StoredScriptSource(name: name, version: 0, source: []).chunkName
         return .later { [self] audit in
-            check(Self.syntaxCheck, chunk: source, chunkName: chunkName, json: true, audit: &audit)
+            check(Self.syntaxCheck, chunk: source, chunkName: chunkName, json: true, script: true, audit: &audit)
         }
     }
 

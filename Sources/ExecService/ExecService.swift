@@ -69,12 +69,13 @@ public final class ExecService: Sendable {
     private let keepVersions: Atomic<Int>
     /// Set once SIGTERM arrives: every later request gets 503 (SPEC O3).
     private let stopping = Atomic(false)
-    /// Compiles (`Lua-Check`, a script's `check`) running now on the transport's threads. At
-    /// most `maxCompiles`: a compile may take `limits.time` (Lua's parser is quadratic in a
-    /// long `or` chain), and a few at once from one `exec` token would otherwise hold every
-    /// thread of the transport, status and interrupt included.
+    /// Compiles running now on the transport's threads: a `Lua-Check` (`compiling`), a script's
+    /// `check` (`compilingScripts`, admin only). One of each at most: a compile may take
+    /// `limits.time` (Lua's parser is quadratic in a long `or` chain), and a few at once from
+    /// one `exec` token would otherwise hold every thread of the transport, status and
+    /// interrupt included; an `exec` token's slow check does not take an administrator's slot.
     let compiling = Atomic(0)
-    static let maxCompiles = 1
+    let compilingScripts = Atomic(0)
     let logger: Logger
     /// Where audit lines go as bytes, when the log handler can take them so (luaexecd's does):
     /// it makes the line and has the record write its fields into it. Nil: `logger.info`. Every
@@ -196,7 +197,7 @@ public final class ExecService: Sendable {
             return .refused(label: "other", Self.plain(400, "the Lua-Interrupt-Key header must be \(Self.interruptKeyRule)\n", json: json))
         }
         guard let (route, rest, taking) = Self.match(head) else {
-            return .refused(label: "other", Self.plain(404, "no such endpoint: \(head.path)\n", json: json))
+            return .refused(label: "other", Self.plain(404, "no such endpoint: \(head.shownPath)\n", json: json))
         }
         audit.kind = route.kind
         let identity: TokenIdentity
@@ -244,7 +245,7 @@ public final class ExecService: Sendable {
 
     func interactive(_ call: Call, audit: inout AuditRecord) -> Reply {
         guard options.interactive else {
-            return .answer(Self.plain(404, "no such endpoint: \(call.head.path)\n", json: call.json))
+            return .answer(Self.plain(404, "no such endpoint: \(call.head.shownPath)\n", json: call.json))
         }
         let body: [UInt8]
         switch wholeBody(call.body, json: call.json) {
@@ -277,7 +278,15 @@ public final class ExecService: Sendable {
         // `tostring` shows them (E4's text, in E5's shape: `luaexec eval`, curl).
         let typed = json && !(EventStream.wanted(call.head) && !Self.accepts(call.head, "application/json"))
         // SPEC O11: each frame's locals in the traceback.
-        let locals = call.head.headers["lua-traceback"]?.lowercased() == "locals"
+        let traceback = call.head.headers["lua-traceback"]
+        if let traceback, traceback.lowercased() != "locals" {
+            // Said, not ignored: a client that asked for locals (or an nginx from 1.23 on, which
+            // joins a header given twice into "locals, locals") would get a traceback without them.
+            return .answer(Self.plain(
+                400, "the Lua-Traceback header takes one value, locals (each frame's locals in the traceback)\n",
+                json: call.json))
+        }
+        let locals = traceback != nil
         return .evaluating(label: tokenName) { [self] vm, audit in
             vm.caller = .request(token: tokenName)
             vm.tracebackLocals = locals

@@ -272,7 +272,7 @@ extension ExecService {
         Route(
             [], .under(adminPrefix), .scope(.admin), kind: "admin", label: "admin/unknown",
             "anything else under admin/: 404"
-        ) { _, call, _ in .answer(plain(404, "no such endpoint: \(call.head.path)\n", json: true)) },
+        ) { _, call, _ in .answer(plain(404, "no such endpoint: \(call.head.shownPath)\n", json: true)) },
     ]
 
     /// The first row whose path matches, the rest of the path, and the row of its group that

@@ -1,3 +1,5 @@
+import SystemSupport
+
 /// What the transport knows of a request before its body is read.
 ///
 /// A class, immutable: every request's head passes from the transport's parser to its queue, the
@@ -30,6 +32,49 @@ public final class RequestHead: Sendable {
         self.clientAddress = clientAddress
         self.requestID = requestID
         self.pathProblem = pathProblem
+    }
+
+    /// `path` as it may be shown (an answer, a log line, the audit trail): anything in it that
+    /// looks like a token (SPEC T3's prefix `lxk_`, in any case, and what follows it in the
+    /// token's alphabet) masked as `lxk_***`, since no answer echoes a token and no log holds
+    /// one (T2, T5): a client that sent `?` as `%3F` put its token in the path. `path` itself
+    /// when it holds none, as nearly every path does.
+    public var shownPath: String { Self.maskingTokens(path) }
+
+    /// `text` with each `lxk_...` run masked as `lxk_***`; `text` itself when it has none.
+    public static func maskingTokens(_ text: String) -> String {
+        // On every request's log line: looked for where the bytes lie, nothing made.
+        guard withUTF8Bytes(of: text, { bytes in bytes.indices.contains { Self.isPrefix(bytes, at: $0) } }) else { return text }
+        let bytes = Array(text.utf8)
+        func isPrefix(at index: Int) -> Bool { bytes.withUnsafeBufferPointer { Self.isPrefix($0, at: index) } }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            guard isPrefix(at: index) else {
+                out.append(bytes[index])
+                index += 1
+                continue
+            }
+            out += Array(bytes[index..<index + 4]) + Array("***".utf8)
+            index += 4
+            while index < bytes.count, isTokenByte(bytes[index]) { index += 1 }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func isPrefix(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Bool {
+        index + 4 <= bytes.count && bytes[index] | 0x20 == UInt8(ascii: "l") && bytes[index + 1] | 0x20 == UInt8(ascii: "x")
+            && bytes[index + 2] | 0x20 == UInt8(ascii: "k") && bytes[index + 3] == UInt8(ascii: "_")
+    }
+
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "_"):
+            true
+        default: false
+        }
     }
 }
 

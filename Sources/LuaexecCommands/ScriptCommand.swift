@@ -68,10 +68,11 @@ struct ScriptCommand: ParsableCommand {
                         var answer = try remote.pushScript(source, name: name, enabled: !disabled)
                         var note = ""
                         if disabled, case .done(let change) = answer, change.script?.enabled == true {
-                            // A luaexecd from before `?enabled=false` ignores it: it ran the
-                            // version and enabled it. Disabled now, and said.
+                            // A luaexecd from before `?enabled=false` ignores it: it ran a new
+                            // version and enabled it (the current file it left as it was).
+                            // Disabled now, and said.
                             answer = try remote.changeScript(name, "disable")
-                            note = "; \(remote.name) is older and ran it once before it was disabled"
+                            if change.changed { note = "; \(remote.name) is older and ran it once before it was disabled" }
                         }
                         run.describe(answer, name: name, verb: "not installed") { change, script in
                             if !change.changed {
@@ -82,8 +83,8 @@ struct ScriptCommand: ParsableCommand {
                                 )
                             }
                             return (
-                                "\(name): version \(script.version) installed"
-                                    + (script.enabled ? "" : note.isEmpty ? ", disabled (not run)" : ", disabled")
+                                "\(name): version \(script.version) "
+                                    + (script.enabled ? "installed" : note.isEmpty ? "stored disabled (not run)" : "stored, disabled")
                                     + " (\(change.created ? "new script, " : "")sha256 \(script.shortSHA256))" + note,
                                 "version \(script.version)" + (change.created ? " (new)" : "")
                                     + (script.enabled ? "" : ", disabled")

@@ -113,6 +113,13 @@ struct ExecServiceTests {
         #expect(busy.status == 503)
         #expect(text(busy) == "luaexecd is compiling another check; retry in a moment\n")
         #expect(busy.header("Retry-After") != nil)
+        // An administrator's script check has a slot of its own: an exec token's check does
+        // not hold it.
+        var audit = AuditRecord(head: head(headers: headers))
+        let scriptCheck = service.check(
+            ExecService.syntaxCheck, chunk: Array("return 1".utf8), chunkName: "scripts/x.lua", json: true, script: true,
+            audit: &audit)
+        #expect(scriptCheck.status == 200)
         #expect(writer.given == nil)
         let response = try #require(writer.wait())
         #expect(response.status == 504)
@@ -419,6 +426,32 @@ struct ExecServiceTests {
         let escaped = String(repeating: #"/ab\x0a\""#, count: 700)
         let longRecord = AuditRecord(head: RequestHead(method: "GET", path: long, clientAddress: "c"))
         #expect(longRecord.line.contains(" endpoint=\"GET \(escaped)\" status=0 "))
+        // A token in the path (a client that sent `?` as `%3F`) is masked in the line.
+        let inPath = AuditRecord(head: RequestHead(method: "GET", path: "/api/v1/exec/x?AuthToken=\(token)", clientAddress: "c"))
+        #expect(inPath.line.contains(#" endpoint="GET /api/v1/exec/x?AuthToken=lxk_***" "#), "\(inPath.line)")
+        #expect(!inPath.line.contains(token))
+    }
+
+    @Test("what looks like a token is masked where a path is shown; a path without one is the same string",
+        arguments: [
+            ("/api/v1/exec/interactive.lua", "/api/v1/exec/interactive.lua"),
+            ("/a/lxk_abcDEF012-_x/b", "/a/lxk_***/b"),
+            ("/LXK_abc.lua?Lxk_d&lxk_", "/LXK_***.lua?Lxk_***&lxk_***"),
+            ("/lxk/_lx_k_lxk", "/lxk/_lx_k_lxk"),
+            ("/é/lxk_é", "/é/lxk_***é"),
+        ])
+    func maskingTokens(path: String, shown: String) {
+        #expect(RequestHead(method: "GET", path: path).shownPath == shown)
+    }
+
+    @Test("a 404 never echoes a token that came in the path")
+    func notFoundMasksToken() {
+        let response = answer(head("GET", path: "/api/v1/exec/interactive.lua?AuthToken=\(token)", headers: ["authorization": "Bearer \(token)"]))
+        #expect(response.status == 404)
+        #expect(text(response) == "no such endpoint: /api/v1/exec/interactive.lua?AuthToken=lxk_***\n")
+        let outside = answer(head("GET", path: "/api/v2/\(token)"))
+        #expect(outside.status == 404)
+        #expect(!text(outside).contains(token))
     }
 }
 

@@ -219,9 +219,17 @@ struct AnsibleTests {
         let again = try Self.module("script", #""name": "kept-off.lua", "state": "disabled", \#(source)"#)
         #expect(again.stdout.contains(#""changed": false"#), "\(again.stdout)")
         #expect(try box.eval("return kept_off_ran").body == [])
+        // present leaves the flag as it is: a new version of the disabled script stays off.
+        let newer = #""source": "kept_off_ran = 2 http.listen('kept_off', function() return 'on' end)""#
+        let present = try Self.module("script", #""name": "kept-off.lua", \#(newer)"#)
+        #expect(present.status == 0, "\(present.stdout)")
+        #expect(present.stdout.contains(#""changed": true"#))
+        #expect(present.stdout.contains(#""enabled": false"#), "\(present.stdout)")
+        #expect(present.stdout.contains(#""version": 2"#), "\(present.stdout)")
+        #expect(try box.eval("return kept_off_ran").body == [])
         let enabled = try Self.module("script", #""name": "kept-off.lua", "state": "enabled""#)
         #expect(enabled.status == 0, "\(enabled.stdout)")
-        #expect(try box.eval("return kept_off_ran").text == "true")
+        #expect(try box.eval("return kept_off_ran").text == "2")
         #expect(try box.request("/api/v1/exec/kept_off", token: box.adminToken).text == "on")
         #expect(try Self.module("script", #""name": "kept-off.lua", "state": "absent""#).status == 0)
     }

@@ -51,6 +51,20 @@ struct NginxLogTests {
             #expect(missing.status == (reads ? 404 : 401), "/api/v1/exec/nope?\(name)=")
         }
 
+        // A token in the path (a client that sent `?` as `%3F`, or no `?` at all): never echoed,
+        // in no log, a body over the limit (413, which nginx logs) included.
+        for (method, path, size) in [
+            ("POST", "/api/v1/exec/interactive.lua%3FAuthToken=\(secret)", 8), ("POST", "/api/v1/exec/\(secret)", 2 << 20),
+            ("GET", "/vendor/codemirror/\(secret)", 0), ("GET", "/\(secret)", 0),
+        ] {
+            for token in [nil, secret] {
+                let answer = try stack.request(
+                    path, method: method, token: token, body: size == 0 ? nil : Array(repeating: 0x20, count: size))
+                #expect(!answer.text.contains(secret), "\(method) \(path.prefix(40))")
+                #expect(answer.status >= 400, "\(method) \(path.prefix(40))")
+            }
+        }
+
         // The same requests with the token in the header: nginx logs its errors as usual, so the
         // error log is live and was searched for real.
         for (method, path, size) in Self.nginxAnswers {

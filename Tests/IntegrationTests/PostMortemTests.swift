@@ -47,6 +47,16 @@ struct PostMortemTests {
                 + "\tinteractive.lua:10: in main chunk\n\t[C]: in ?")
     }
 
+    @Test("a Lua-Traceback value other than locals is 400 and runs nothing", arguments: ["locals, locals", "yes"])
+    func otherTracebackValue(value: String) throws {
+        let stack = try Self.stack.get()
+        let marker = "traced_\(UInt32.random(in: 0...UInt32.max))"
+        let answer = try stack.eval("\(marker) = true", headers: ["Lua-Traceback: \(value)"])
+        #expect(answer.status == 400)
+        #expect(answer.text == "the Lua-Traceback header takes one value, locals (each frame's locals in the traceback)\n")
+        #expect(try stack.eval("return \(marker)").body == [])
+    }
+
     @Test("Lua-Traceback: locals lists each frame's locals, short, and runs no metamethod")
     func locals() throws {
         let stack = try Self.stack.get()

@@ -478,7 +478,7 @@ struct ScriptClientTests {
         let path = try file(user, "porch.lua", "PORCH_RAN = true\nhttp.listen('porch', function() return 'lit' end)\n")
         let pushed = try user.luaexec(["script", "push", path, "--disabled", "-r", "a", "-r", "b"])
         #expect(pushed.status == 0, "\(pushed.stderr)")
-        #expect(pushed.stdout.contains("porch.lua: version 1 installed, disabled (not run) (new script, sha256 "), "\(pushed.stdout)")
+        #expect(pushed.stdout.contains("porch.lua: version 1 stored disabled (not run) (new script, sha256 "), "\(pushed.stdout)")
         for box in [Self.a, Self.b] {
             #expect(try state(box, "porch.lua") == "1 disabled")
             #expect(try box.eval("return PORCH_RAN").body == [])

@@ -572,7 +572,13 @@ struct ScriptTests {
         #expect(broken.status == 400)
         #expect(broken.headers["x-lua-error"] == "syntax")
         #expect(try put(stack, "off.lua?enabled=no", "off_runs = 7").text
-            == #"{"ok":false,"error":{"kind":"http","message":"enabled: expected true or false (false stores the script disabled, without running it), got 'no'"}}"#)
+            == #"{"ok":false,"error":{"kind":"http","message":"enabled: expected one value, true or false (false stores the script disabled, without running it), got 'no'"}}"#)
+        // Given twice, whichever way: which one was meant? Refused, nothing stored or run.
+        for query in ["enabled=false&enabled=true", "enabled=true&enabled=false"] {
+            let twice = try put(stack, "off.lua?" + query, "off_runs = 7")
+            #expect(twice.status == 400)
+            #expect(twice.text.contains("enabled: expected one value"))
+        }
         let misspelt = try put(stack, "off.lua?enable=false", "off_runs = 7")
         #expect(misspelt.status == 400)
         #expect(misspelt.text.contains("unknown parameter 'enable'"))

@@ -31,7 +31,8 @@ options:
   state:
     description:
       - V(present) installs the source (a new version when it differs) and leaves the enabled
-        flag as it is; V(enabled) also enables it; V(disabled) keeps it but withdraws what it
+        flag as it is (a new version of a disabled script is stored disabled, not run); V(enabled)
+        also enables it; V(disabled) keeps it but withdraws what it
         registered (a new source is stored disabled and not run); V(absent) removes it with every
         kept version.
     type: str
@@ -127,6 +128,9 @@ def main():
         if state in ('enabled', 'disabled') and source is None and current is None:
             module.fail_json(msg='%s: no script named %s to %s; give source or src to install it'
                              % (client.url, name, state[:-1]))
+        # present leaves the flag as it is: a new version of a disabled script stays disabled.
+        keep_off = state == 'disabled' or (state == 'present' and current is not None
+                                           and not current.get('enabled', True))
         if source is not None and (current is None or current['sha256'] != hashlib.sha256(source).hexdigest()):
             result['changed'] = True
             result['diff'] = dict(before=before_text, after=source.decode('utf-8', 'replace'),
@@ -144,21 +148,22 @@ def main():
                 elif status != 200:
                     raise client.refusal('POST', path + '/check', status, headers, answer)
             else:
-                # state=disabled: stored disabled and never run (?enabled=false). A luaexecd
-                # from before it ignores the parameter and runs the version; the disable below
-                # then follows, as before, and a warning says it ran.
-                put = path + ('?enabled=false' if state == 'disabled' else '')
+                # Kept off (state=disabled, or present over a disabled script): stored disabled
+                # and never run (?enabled=false). A luaexecd from before it ignores the
+                # parameter and runs the version; the disable below then follows, and a
+                # warning says it ran.
+                put = path + ('?enabled=false' if keep_off else '')
                 status, headers, answer = client.request('PUT', put, body=source,
                                                          headers={'Content-Type': 'text/plain'})
                 if status not in (200, 201):
                     raise client.refusal('PUT', put, status, headers, answer)
                 installed = json.loads(answer.decode('utf-8'))
                 result['script'], result['run'] = installed.get('script'), installed.get('run')
-                if state == 'disabled' and (result['script'] or {}).get('enabled'):
+                if keep_off and (result['script'] or {}).get('enabled'):
                     module.warn('%s is an older luaexecd: it ran %s once before it was disabled'
                                 % (client.url, name))
         enabled = (result['script'] or {}).get('enabled', True)
-        want = {'enabled': True, 'disabled': False}.get(state)
+        want = False if keep_off else {'enabled': True}.get(state)
         if want is not None and enabled != want and result['script'] is not None:
             result['changed'] = True
             if not module.check_mode:
