@@ -169,6 +169,10 @@ public final class ExecService: Sendable {
     /// `HTTP_CONTENT_TYPE`, both from the same header.)
     static let singleValued = ["Authorization", "Lua-Interrupt-Key", "Lua-Chunk-Name", "Lua-Check", "Lua-Traceback"]
     static let singleValuedNames = singleValued.map { $0.lowercased() }
+    static let singleValuedBits = HeaderFields.bits(of: singleValuedNames)
+    /// `Lua-Interrupt-Key` and `Lua-Check`, which `admit` looks for on every request.
+    static let interruptKeyBits = HeaderFields.bits(of: ["lua-interrupt-key"])
+    static let checkBits = HeaderFields.bits(of: ["lua-check"])
 
     /// Admits or refuses a request: quick (no handler runs), so that the transport can hand
     /// requests over one at a time in arrival order.
@@ -183,14 +187,14 @@ public final class ExecService: Sendable {
             audit.errorKind = "path"
             return .refused(label: "other", Self.plain(400, problem + "\n", json: json))
         }
-        if let name = head.headers.repeated(among: Self.singleValuedNames) {
+        if let name = head.headers.repeated(among: Self.singleValuedNames, bits: Self.singleValuedBits) {
             // Which of two tokens or two interrupt keys was meant? Whatever the answer, one
             // reader (a proxy, a log) could take the other: refused before anything is read.
             let spelt = Self.singleValued.first { $0.lowercased() == name } ?? name
             audit.errorKind = "header"
             return .refused(label: "other", Self.plain(400, "the \(spelt) header is given more than once; send it once\n", json: json))
         }
-        if let key = head.headers["lua-interrupt-key"], !Self.isInterruptKey(key) {
+        if head.headers.mayHave(Self.interruptKeyBits), let key = head.headers["lua-interrupt-key"], !Self.isInterruptKey(key) {
             // Whatever the route: a request that names itself wrongly is told so, not answered
             // as if the key were fine because it did not come to be queued (a check, an admin call).
             audit.errorKind = "header"
@@ -221,7 +225,7 @@ public final class ExecService: Sendable {
                 label: route.label ?? "unknown",
                 Self.methodNotAllowed(head.method, allow: Self.allowed(route), json: answersJSON))
         }
-        if head.headers.withValue(of: "lua-check", { $0 != nil }), let refusal = Self.nothingToCheck(head, json: answersJSON) {
+        if head.headers.mayHave(Self.checkBits), head.headers.withValue(of: "lua-check", { $0 != nil }), let refusal = Self.nothingToCheck(head, json: answersJSON) {
             audit.errorKind = "header"
             return .refused(label: taking.label ?? endpointLabel(call.rest), refusal)
         }

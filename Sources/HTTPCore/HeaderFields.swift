@@ -7,7 +7,7 @@ import SystemSupport
 /// Names are stored as CGI spells them (`HTTP_LUA_CHUNK_NAME` without the prefix,
 /// `CONTENT_TYPE`) and compared as HTTP spells them (`lua-chunk-name`): upper-case letters
 /// match lower-case ones and `_` matches `-`. A name given twice: the last value wins, and
-/// `repeated(among:)` says so to a reader that must refuse it.
+/// `repeated(among:bits:)` says so to a reader that must refuse it.
 public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
     public typealias Field = (name: Range<Int>, value: Range<Int>)
 
@@ -77,9 +77,11 @@ public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
 
     /// The first of `names` (lower-case, with dashes) that the request carries more than once:
     /// for headers that hold one value, where "the last one wins" would hide which one a
-    /// client or a proxy meant.
-    public func repeated(among names: [String]) -> String? {
-        guard twice != 0 else { return nil }
+    /// client or a proxy meant. `bits`: `HeaderFields.bits(of: names)`, made once; behind nginx
+    /// every request carries a name twice (`CONTENT_TYPE`, `HTTP_CONTENT_TYPE`), and the bits
+    /// answer for it at once.
+    public func repeated(among names: [String], bits: UInt64) -> String? {
+        guard twice & bits != 0 else { return nil }
         for name in names {
             let count = withUTF8Bytes(of: name) { wanted -> Int in
                 guard let first = wanted.first, twice & Self.bit(count: wanted.count, first: first) != 0 else { return 0 }
@@ -90,6 +92,17 @@ public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
             if count > 1 { return name }
         }
         return nil
+    }
+
+    /// Whether the request may carry a header of `bits` (`bits(of:)`): false answers "none of
+    /// them" with one AND, for a header most requests lack that every request looks for.
+    public func mayHave(_ bits: UInt64) -> Bool { present & bits != 0 }
+
+    /// The bits of `present` that `names` (lower-case, with dashes) would set.
+    public static func bits(of names: [String]) -> UInt64 {
+        names.reduce(0) { bits, name in
+            withUTF8Bytes(of: name) { wanted in wanted.first.map { bits | bit(count: wanted.count, first: $0) } ?? bits }
+        }
     }
 
     /// Every header, names lower-case with dashes.
