@@ -1,6 +1,6 @@
 import HTTPCore
-import Synchronization
 import LuaRuntime
+import Synchronization
 
 /// SPEC E12: `Lua-Check: syntax` compiles the chunk and answers without running it.
 extension ExecService {
@@ -36,8 +36,8 @@ extension ExecService {
     /// request is handed over (`Reply.later`), since compiling is not always quick: Lua's parser
     /// is quadratic in a long `a or a or ...` (500 KB compiled for 14 s), so a check compiles
     /// for `limits.time` at most, and the requests behind it are handed over meanwhile. One
-    /// compile at a time, and one script's (`compiling`): another meanwhile is 503 busy with
-    /// `Retry-After`.
+    /// `Lua-Check` compiles at a time (`compiling`), and one script's check (`script`,
+    /// `compilingScripts`): another meanwhile is 503 busy with `Retry-After`.
     func check(
         _ mode: String, chunk: [UInt8], chunkName: String, json: Bool, script: Bool = false, audit: inout AuditRecord
     ) -> Response {
