@@ -61,22 +61,24 @@ public final class RequestHead: Sendable {
             return false
         }
         guard holds else { return text }
-        let bytes = Array(text.utf8)
-        func isPrefix(at index: Int) -> Bool { bytes.withUnsafeBufferPointer { Self.isPrefix($0, at: index) } }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            guard isPrefix(at: index) else {
-                out.append(bytes[index])
-                index += 1
-                continue
+        let masked = withUTF8Bytes(of: text) { bytes -> [UInt8] in
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count)
+            var index = 0
+            while index < bytes.count {
+                guard isPrefix(bytes, at: index) else {
+                    out.append(bytes[index])
+                    index += 1
+                    continue
+                }
+                out += bytes[index..<index + 4]  // the prefix as it was spelt
+                out += "***".utf8
+                index += 4
+                while index < bytes.count, isTokenByte(bytes[index]) { index += 1 }
             }
-            out += Array(bytes[index..<index + 4]) + Array("***".utf8)
-            index += 4
-            while index < bytes.count, isTokenByte(bytes[index]) { index += 1 }
+            return out
         }
-        return String(decoding: out, as: UTF8.self)
+        return String(decoding: masked, as: UTF8.self)
     }
 
     private static func isPrefix(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Bool {

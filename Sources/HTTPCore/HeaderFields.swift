@@ -37,9 +37,14 @@ public struct HeaderFields: Sendable, ExpressibleByDictionaryLiteral {
     }
 
     public init(_ headers: [String: String]) {
+        self.init(pairs: headers.map { ($0.key, $0.value) })
+    }
+
+    /// Headers in the order given, a name possibly twice, as a transport passes them.
+    public init(pairs: [(name: String, value: String)]) {
         var bytes: [UInt8] = []
         var fields: [Field] = []
-        for (name, value) in headers {
+        for (name, value) in pairs {
             let nameStart = bytes.count
             bytes += name.utf8
             let valueStart = bytes.count

@@ -147,16 +147,7 @@ struct ExecServiceTests {
 
     /// Headers as a transport passes them, in order, a name possibly twice (CGI spelling).
     func fields(_ pairs: [(String, String)]) -> HeaderFields {
-        var bytes: [UInt8] = []
-        var fields: [HeaderFields.Field] = []
-        for (name, value) in pairs {
-            let nameStart = bytes.count
-            bytes += name.utf8
-            let valueStart = bytes.count
-            bytes += value.utf8
-            fields.append((nameStart..<valueStart, valueStart..<bytes.count))
-        }
-        return HeaderFields(bytes: bytes, fields: fields)
+        HeaderFields(pairs: pairs.map { (name: $0.0, value: $0.1) })
     }
 
     @Test("a header that holds one value, given twice, is 400 naming it before any token is read, and nothing runs",
