@@ -1,4 +1,7 @@
 import AccessControl
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import HTTPCore
 import Logging
@@ -109,6 +112,43 @@ struct AuditWriterTests {
             pauseThread(for: .milliseconds(20))
         }
         #expect(try trail.count() >= before + 97)
+    }
+
+    @Test("the writer stores at background priority; two batches waiting raise it, and it goes back down once it has caught up")
+    func priorityWhenBehind() throws {
+        let (writer, trail, path) = try writer(capacity: 10_000, interval: .milliseconds(20), batchSize: 4)
+        startThread(name: "audit-test", stackSize: 256 << 10) {
+            writer.run { AuditWriter.Retention(maxRecords: 1_000_000, days: 365) }
+        }
+        func eventually(_ condition: () throws -> Bool) rethrows -> Bool {
+            let deadline = MonotonicInstant.now().advanced(by: .seconds(30))
+            while try !condition() {
+                if MonotonicInstant.now() >= deadline { return false }
+                pauseThread(for: .milliseconds(5))
+            }
+            return true
+        }
+        // The test runs as root: the writer's thread may return from SCHED_IDLE, so it has a handle.
+        #expect(eventually { writer.priority != nil })
+        guard let priority = writer.priority else { return }
+        #expect(priority.raisedFor.isEmpty)
+        // Between batches, waiting for records, it runs at normal priority.
+        #expect(eventually { BackgroundPriority.policy(of: priority.thread) == SCHED_OTHER })
+
+        let before = try trail.count()
+        try refuseRecords(path)
+        // One batch waits (the writer tries it, fails, and keeps it): not behind yet.
+        for number in 1...4 { writer.enqueue(record(number)) }
+        #expect(!priority.raisedFor.contains(.behind))
+        // Two batches wait: raised at once, by the request that made them two.
+        for number in 5...8 { writer.enqueue(record(number)) }
+        #expect(priority.raisedFor.contains(.behind))
+
+        try sqlite(path, "DELETE FROM refuse")
+        #expect(try eventually { try trail.count() == before + 8 })
+        // Caught up: no longer raised.
+        #expect(eventually { !priority.raisedFor.contains(.behind) })
+        #expect(try trail.verify(key: writer.key).outcome == .intact)
     }
 
     @Test("the room a batch of long records needed is given back after it: the writer keeps about batchBytes")
