@@ -158,15 +158,20 @@ public final class AuditWriter: @unchecked Sendable {
             {
                 lock.signal()
             }
-            if !behind, pending.count >= 2 * batchSize || pending.byteCount >= 2 * batchBytes {
-                // Two batches wait: the writer, at background priority, is not getting a CPU.
-                behind = true
-                background?.raise(for: .behind)
-            }
+            raiseIfBehind()
         } else {
             dropped += 1
         }
         lock.unlock()
+    }
+
+    /// Two batches wait (the writer, at background priority, is not getting a CPU; or the
+    /// database refuses them): normal priority until it has caught up. Called with `lock` held.
+    private func raiseIfBehind() {
+        if !behind, pending.count >= 2 * batchSize || pending.byteCount >= 2 * batchBytes {
+            behind = true
+            background?.raise(for: .behind)
+        }
     }
 
     /// Whether another record may wait. Called with `lock` held.
@@ -276,6 +281,7 @@ public final class AuditWriter: @unchecked Sendable {
                 let kept = min(batch.count, capacity, batch.count(fittingIn: capacityBytes))
                 dropped += lost + batch.count - kept
                 pending = batch.prefix(kept)
+                raiseIfBehind()
                 lock.unlock()
                 return
             }
