@@ -1,6 +1,5 @@
 import CSQLite
 import Synchronization
-import SystemSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -35,11 +34,6 @@ enum SQLiteValue: Sendable, Equatable {
 final class SQLiteDatabase: Sendable {
     /// The `sqlite3 *` handle and its prepared statements, only touched with the mutex held.
     private let connection: Mutex<Connection>
-    /// The background priority (`BackgroundPriority`) of the thread holding `connection`, when
-    /// it is the audit writer's, storing a batch at `SCHED_IDLE`: a thread that finds the
-    /// connection taken raises it, so that no one waits for a thread that only gets a CPU no one
-    /// else wants.
-    private let holder = Mutex<BackgroundPriority?>(nil)
 
     /// A handle and the statements prepared on it, by their SQL. Preparing parses and plans the
     /// statement: ~10,000 instructions each, and the audit writer's every batch ran seven (its
@@ -47,10 +41,7 @@ final class SQLiteDatabase: Sendable {
     /// records' HMACs. Statements are kept prepared (SQLite re-prepares one itself when the
     /// schema changes), reset after each use; at most `limit` of them, further ones are
     /// prepared for one use as before.
-    ///
-    /// `@unchecked Sendable`: only ever used with the mutex that holds it taken (`locked`), which
-    /// hands it to the closure of the thread that took it.
-    fileprivate final class Connection: @unchecked Sendable {
+    fileprivate final class Connection {
         let handle: OpaquePointer
         private var statements: [String: OpaquePointer] = [:]
         static let limit = 64
@@ -167,32 +158,10 @@ final class SQLiteDatabase: Sendable {
         connection.withLock { $0.close() }
     }
 
-    /// Runs `body` with the connection: a thread at background priority takes it as its holder
-    /// (`holder`), any other raises that holder when it finds the connection taken.
-    private func locked<T>(_ body: (Connection) throws(StoreError) -> T) throws(StoreError) -> T {
-        guard let mine = BackgroundPriority.ofCallingThread else {
-            if let result = try connection.withLockIfAvailable({ connection throws(StoreError) -> T in try body(connection) }) {
-                return result
-            }
-            holder.withLock { $0?.raise(for: .holding) }
-            return try connection.withLock { connection throws(StoreError) -> T in try body(connection) }
-        }
-        return try connection.withLock { connection throws(StoreError) -> T in
-            holder.withLock { $0 = mine }
-            defer {
-                holder.withLock {
-                    $0 = nil
-                    mine.drop(.holding)
-                }
-            }
-            return try body(connection)
-        }
-    }
-
     /// Runs `sql` with `arguments` bound to its `?`s and returns every row.
     @discardableResult
     func query(_ sql: String, _ arguments: [SQLiteValue] = []) throws(StoreError) -> [[SQLiteValue]] {
-        try locked { connection throws(StoreError) in try Self.run(connection, sql, arguments) }
+        try connection.withLock { connection throws(StoreError) in try Self.run(connection, sql, arguments) }
     }
 
     /// Pages this connection read from the file or the WAL since the last call (its page cache's
@@ -221,7 +190,7 @@ final class SQLiteDatabase: Sendable {
 
     private func transaction<T>(_ begin: String, _ body: (Transaction) throws(StoreError) -> T) throws(StoreError) -> T
     {
-        try locked { connection throws(StoreError) -> T in
+        try connection.withLock { connection throws(StoreError) -> T in
             try Self.run(connection, begin, [])
             do throws(StoreError) {
                 let result = try body(Transaction(connection: connection))

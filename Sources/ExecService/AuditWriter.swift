@@ -26,17 +26,9 @@ import SystemSupport
 /// new ones are dropped, counted, and a `gap` record says how many once the database takes
 /// records again.
 ///
-/// The writer's thread chains and stores a batch at background priority (`BackgroundPriority`,
-/// Linux's `SCHED_IDLE`): when a CPU would otherwise idle, rather than taking one from a request.
-/// It runs at normal priority while it takes `lock` or waits for records, whenever another
-/// thread waits for the database connection it holds (`SQLiteDatabase`), and from the moment two
-/// batches wait until it has caught up, so that a box whose CPUs are never idle still gets its
-/// records stored (bench/NOTES.md).
-///
-/// `@unchecked Sendable`: `pending`, `dropped`, `background` and `behind` are touched only with
-/// `lock` held; `spare`, `rows`, `lastWritten`, `failing`, `count` and `lastPrune` only with
-/// `writing` held (the writer thread, or a shutdown's `flush`), so two writers never interleave
-/// their batches.
+/// `@unchecked Sendable`: `pending` and `dropped` are touched only with `lock` held; `spare`,
+/// `rows`, `lastWritten`, `failing`, `count` and `lastPrune` only with `writing` held (the
+/// writer thread, or a shutdown's `flush`), so two writers never interleave their batches.
 public final class AuditWriter: @unchecked Sendable {
     let trail: AuditTrail
     let key: AuditKey
@@ -72,10 +64,6 @@ public final class AuditWriter: @unchecked Sendable {
     /// The rows the writer lays a batch out in, kept likewise (touched with `writing` held).
     private var rows = AuditTrail.Rows()
     private var dropped = 0
-    /// The writer thread's priority, once `run` has made it.
-    private var background: BackgroundPriority?
-    /// Whether the writer runs at normal priority because records pile up.
-    private var behind = false
 
     private let writing = ConditionLock()
     private var lastWritten: AuditTrail.Head?
@@ -158,20 +146,10 @@ public final class AuditWriter: @unchecked Sendable {
             {
                 lock.signal()
             }
-            raiseIfBehind()
         } else {
             dropped += 1
         }
         lock.unlock()
-    }
-
-    /// Two batches wait (the writer, at background priority, is not getting a CPU; or the
-    /// database refuses them): normal priority until it has caught up. Called with `lock` held.
-    private func raiseIfBehind() {
-        if !behind, pending.count >= 2 * batchSize || pending.byteCount >= 2 * batchBytes {
-            behind = true
-            background?.raise(for: .behind)
-        }
     }
 
     /// Whether another record may wait. Called with `lock` held.
@@ -191,15 +169,6 @@ public final class AuditWriter: @unchecked Sendable {
     /// pruning once a minute and whenever the trail passes `retention().maxRecords`. An idle
     /// luaexecd's writer sleeps until a record comes, or a minute has passed. Never returns.
     public func run(retention: @Sendable () -> Retention) -> Never {
-        let priority = BackgroundPriority.forCallingThread()
-        lock.withLock { background = priority }
-        if priority != nil {
-            logger.info("the audit writer stores its batches at background priority (SCHED_IDLE)")
-        } else {
-            logger.info(
-                "the audit writer runs at normal priority: this process may not raise a thread back from SCHED_IDLE (CAP_SYS_NICE, or systemd's LimitNICE=+0, allows it)"
-            )
-        }
         while true {
             lock.lock()
             let idle = MonotonicInstant.now().advanced(by: .seconds(60))
@@ -219,17 +188,8 @@ public final class AuditWriter: @unchecked Sendable {
 
     /// Writes what waits now, then prunes when it is time; on SIGTERM, before luaexecd exits.
     public func flush(retention: Retention? = nil) {
-        // Stopping (no `retention`): the writer may be in a batch at background priority, and
-        // this thread waits for it.
-        if retention == nil {
-            lock.withLock {
-                behind = true
-                background?.raise(for: .behind)
-            }
-        }
         writing.lock()
         defer { writing.unlock() }
-        defer { caughtUp() }
         lock.lock()
         // A minute over (or luaexecd stopping: no `retention`): its folded refusals are told.
         let at = Self.now()
@@ -240,17 +200,7 @@ public final class AuditWriter: @unchecked Sendable {
         lock.unlock()
         defer { keepRoom() }
         guard !spare.isEmpty || lost > 0 || retention != nil else { return }
-        // On the writer's thread (a shutdown's flush runs on another, at normal priority).
-        if let priority = BackgroundPriority.ofCallingThread {
-            priority.background { store(lost: lost, retention: retention) }
-        } else {
-            store(lost: lost, retention: retention)
-        }
-    }
 
-    /// Appends `spare` (and a `gap` record for `lost`), then prunes when it is time. Called with
-    /// `writing` held.
-    private func store(lost: Int, retention: Retention?) {
         if lost > 0 {
             spare.append(
                 AuditEntry(
@@ -281,7 +231,6 @@ public final class AuditWriter: @unchecked Sendable {
                 let kept = min(batch.count, capacity, batch.count(fittingIn: capacityBytes))
                 dropped += lost + batch.count - kept
                 pending = batch.prefix(kept)
-                raiseIfBehind()
                 lock.unlock()
                 return
             }
@@ -313,18 +262,6 @@ public final class AuditWriter: @unchecked Sendable {
             }
         }
     }
-
-    /// After a batch: once less than a batch waits, the writer goes back to background priority.
-    private func caughtUp() {
-        lock.withLock {
-            guard behind, pending.count < batchSize, pending.byteCount < batchBytes else { return }
-            behind = false
-            background?.drop(.behind)
-        }
-    }
-
-    /// The writer thread's priority, once `run` has made it (a test's view).
-    var priority: BackgroundPriority? { lock.withLock { background } }
 
     /// Empties the batch just written for the next, keeping its room and its rows' unless a
     /// batch of long records made them more than twice `batchBytes` (`pending` is `spare` after
