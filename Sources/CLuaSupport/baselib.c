@@ -379,6 +379,21 @@ static int lx_textonly(lua_State *L, int modearg) {
         }
         return 1;
     }
+    if (modearg == 2) {
+        // lbaselib's loadfile (its `env`), compiled in slices as a string is: a chunk can write
+        // the file it then loads.
+        int env = !lua_isnone(L, 3) ? 3 : 0;
+        if (lx_loadfile_checked(L, luaL_optstring(L, 1, NULL), "t") != LUA_OK) {
+            luaL_pushfail(L);
+            lua_insert(L, -2);
+            return 2;
+        }
+        if (env != 0) {
+            lua_pushvalue(L, env);
+            if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+        }
+        return 1;
+    }
     lua_pushliteral(L, "t");
     lua_replace(L, modearg);
     return call_original(L);
@@ -397,9 +412,43 @@ static int dofile_continued(lua_State *L, int status, lua_KContext context) {
 static int lx_dofile(lua_State *L) {
     const char *fname = luaL_optstring(L, 1, NULL);
     lua_settop(L, 1);
-    if (luaL_loadfilex(L, fname, "t") != LUA_OK) return lua_error(L);
+    if (lx_loadfile_checked(L, fname, "t") != LUA_OK) return lua_error(L);
     lua_callk(L, 0, LUA_MULTRET, 0, dofile_continued);
     return dofile_continued(L, LUA_OK, 0);
+}
+
+// require's searcher of Lua files (package.searchers[2]) as loadlib.c has it, but compiling text
+// only (a precompiled chunk can crash the VM) and through lx_loadfile_checked (upvalue 1: the package table, 2: the original package.searchpath,
+// which a chunk may replace in the table but not here). Its answers are loadlib's: the "no file"
+// lines when nothing is found, the loader and the file's name, or "error loading module".
+static int lx_searcher_lua(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    lua_getfield(L, lua_upvalueindex(1), "path");
+    if (!lua_isstring(L, -1)) return luaL_error(L, "'package.path' must be a string");
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -3);
+    lua_call(L, 2, 2);  // searchpath(name, package.path): the file, or fail and the "no file" lines
+    if (lua_isnil(L, -2)) return 1;
+    const char *filename = lua_tostring(L, -2);
+    if (lx_loadfile_checked(L, filename, "t") != LUA_OK)
+        return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, filename, lua_tostring(L, -1));
+    lua_pushstring(L, filename);
+    return 2;
+}
+
+static void replace_lua_searcher(lua_State *L) {
+    if (lua_getglobal(L, "package") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (lua_getfield(L, -1, "searchers") == LUA_TTABLE) {
+        lua_pushvalue(L, -2);
+        lua_getfield(L, -3, "searchpath");
+        lua_pushcclosure(L, lx_searcher_lua, 2);
+        lua_rawseti(L, -2, 2);
+    }
+    lua_pop(L, 2);
 }
 
 static void replace_in(lua_State *L, const char *table, const char *name, lua_CFunction f, int keep_original) {
@@ -420,7 +469,7 @@ static void replace_in(lua_State *L, const char *table, const char *name, lua_CF
 void lx_replace_base(lua_State *L) {
     replace_in(L, NULL, "print", lx_print, 0);
     replace_in(L, NULL, "load", lx_load, 1);
-    replace_in(L, NULL, "loadfile", lx_loadfile, 1);
+    replace_in(L, NULL, "loadfile", lx_loadfile, 0);
     replace_in(L, NULL, "dofile", lx_dofile, 0);
     replace_in(L, "os", "exit", lx_os_exit, 0);
     replace_in(L, "coroutine", "resume", lx_co_resume, 0);
@@ -428,6 +477,7 @@ void lx_replace_base(lua_State *L) {
     replace_in(L, "coroutine", "wrap", lx_co_wrap, 0);
     replace_in(L, "coroutine", "close", lx_co_close, 0);
     replace_in(L, NULL, "xpcall", lx_xpcall, 0);
+    replace_lua_searcher(L);
 }
 
 // Makes io.stdout the output buffer and io.stdin an empty file.

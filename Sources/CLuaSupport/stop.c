@@ -9,6 +9,7 @@
 #include "stop.h"
 #include "slices.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -125,6 +126,75 @@ static const char *next_slice(lua_State *L, void *ud, size_t *size) {
 int lx_load_checked(lua_State *L, const char *chunk, size_t len, const char *chunkname, const char *mode) {
     lx_slices slices = {.next = chunk, .left = len};
     return lua_load(L, next_slice, &slices, chunkname, mode);
+}
+
+// A file handed to the parser in slices: `first` holds what was read ahead to skip a BOM or a
+// '#' line (at most a newline and one character), then LX_LOAD_SLICE bytes at a time.
+typedef struct {
+    FILE *file;
+    size_t first_len;
+    char first[2];
+    char piece[LX_LOAD_SLICE];
+} file_slices;
+
+static const char *next_file_slice(lua_State *L, void *ud, size_t *size) {
+    file_slices *slices = ud;
+    if (slices->first_len > 0) {
+        *size = slices->first_len;
+        slices->first_len = 0;
+        return slices->first;
+    }
+    if (feof(slices->file)) {
+        *size = 0;
+        return NULL;
+    }
+    lx_check_stop(L);  // raised inside lua_load's protection: the caller still closes the file
+    *size = fread(slices->piece, 1, sizeof slices->piece, slices->file);
+    return *size > 0 ? slices->piece : NULL;
+}
+
+static int file_error(lua_State *L, const char *what, int name_index) {
+    const char *reason = strerror(errno);
+    lua_pushfstring(L, "cannot %s %s: %s", what, lua_tostring(L, name_index) + 1, reason);
+    lua_remove(L, name_index);
+    return LUA_ERRFILE;
+}
+
+// The first character after a UTF-8 byte-order mark, if the file starts with one.
+static int skip_bom(FILE *file) {
+    int c = getc(file);
+    if (c == 0xEF && getc(file) == 0xBB && getc(file) == 0xBF) return getc(file);
+    return c;
+}
+
+int lx_loadfile_checked(lua_State *L, const char *filename, const char *mode) {
+    int name_index = lua_gettop(L) + 1;
+    file_slices slices = {.file = stdin};
+    if (filename == NULL) {
+        lua_pushliteral(L, "=stdin");
+    } else {
+        lua_pushfstring(L, "@%s", filename);
+        slices.file = fopen(filename, "re");
+        if (slices.file == NULL) return file_error(L, "open", name_index);
+    }
+    int c = skip_bom(slices.file);
+    if (c == '#') {  // a first line such as "#!/usr/bin/lua": skipped, its newline kept for the line numbers
+        do c = getc(slices.file);
+        while (c != EOF && c != '\n');
+        c = getc(slices.file);
+        // A binary chunk after it starts at its signature, as luaL_loadfilex hands it on.
+        if (c != LUA_SIGNATURE[0]) slices.first[slices.first_len++] = '\n';
+    }
+    if (c != EOF) slices.first[slices.first_len++] = (char)c;
+    int status = lua_load(L, next_file_slice, &slices, lua_tostring(L, -1), mode);
+    int read_failed = ferror(slices.file);
+    if (filename != NULL) fclose(slices.file);
+    if (read_failed) {
+        lua_settop(L, name_index);
+        return file_error(L, "read", name_index);
+    }
+    lua_remove(L, name_index);
+    return status;
 }
 
 void lx_refuse_in_finalizer(lua_State *L, const char *what) {

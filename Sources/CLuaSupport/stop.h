@@ -165,6 +165,11 @@ void lx_check_stop(lua_State *L);
 // quadratic in a long `a or a or ...` (each `or` walks the jump list so far), so 500 KB of
 // source compiled for minutes where no hook runs. A stop ends the load with the stop's error.
 int lx_load_checked(lua_State *L, const char *chunk, size_t len, const char *chunkname, const char *mode);
+// luaL_loadfilex with the same look at the stop between slices of the file (loadfile, dofile and
+// require's Lua searcher use it: a chunk may write the file it then compiles). Its answers and
+// messages are luaL_loadfilex's: "@name" as the chunk name, a first line starting with '#' and
+// a UTF-8 BOM skipped, "cannot open|read NAME: REASON" with LUA_ERRFILE. NULL reads stdin.
+int lx_loadfile_checked(lua_State *L, const char *filename, const char *mode);
 // Raises "`what` cannot be called from a finalizer" when Lua runs a finalizer (__gc) now. A
 // finalizer runs in whichever evaluation's allocation collected its object, as that evaluation's
 // caller: what acts in a caller's name (registering, setting timers) refuses to run there.

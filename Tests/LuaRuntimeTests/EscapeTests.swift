@@ -100,6 +100,32 @@ struct EscapeTests {
         #expect(try LuaExecutorTests.eval(executor, "return 1+1").outcome.get() == [.string(Array("2".utf8))])
     }
 
+    @Test(
+        "compiling a file the chunk wrote (loadfile, dofile, require) ends at the time limit, as a timeout",
+        arguments: [
+            "loadfile(path)",
+            "dofile(path)",
+            "package.path = dir .. '/?.lua' require('huge')",
+        ])
+    func slowCompileOfAFile(load: String) throws {
+        let dir = try FileFixture.temporaryDirectory("luaexec-escape")
+        defer { FileFixture.remove(dir) }
+        let executor = try Self.executor()
+        let evaluation = try LuaExecutorTests.eval(
+            executor,
+            "local dir = '\(dir)' local path = dir .. '/huge.lua' "
+                + "local f = assert(io.open(path, 'w')) f:write('return a', string.rep(' or a', 150000)) f:close() "
+                + "\(load) return 1")
+        guard case .failure(let failure) = evaluation.outcome else {
+            Issue.record("the chunk completed")
+            return
+        }
+        #expect(failure.kind == .timeout, "\(failure.message)")
+        // The compile of this file alone takes tens of seconds.
+        #expect(evaluation.elapsedNanoseconds < 5_000_000_000, "ended after \(evaluation.elapsedNanoseconds / 1_000_000) ms")
+        #expect(try LuaExecutorTests.eval(executor, "return 1+1").outcome.get() == [.string(Array("2".utf8))])
+    }
+
     @Test("a looping call hook left on the main thread does not run in the next chunk")
     func mainThreadHook() throws {
         let executor = try Self.executor()

@@ -14,6 +14,15 @@ enum FileFixture {
         fclose(file)
     }
 
+    /// A new directory of its own under /tmp (mkdtemp), named after `prefix`.
+    static func temporaryDirectory(_ prefix: String) throws -> String {
+        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw Failure(message: "cannot make a directory under /tmp")
+        }
+        return String(cString: made)
+    }
+
     static func remove(_ directory: String) {
         guard let dir = opendir(directory) else { return }
         while let entry = readdir(dir) {
