@@ -169,14 +169,17 @@ static int skip_bom(FILE *file) {
 
 int lx_loadfile_checked(lua_State *L, const char *filename, const char *mode) {
     int name_index = lua_gettop(L) + 1;
-    file_slices slices = {.file = stdin};
+    file_slices slices = {0};
     if (filename == NULL) {
+        // Standard input is the chunk's io.stdin, an empty file (baselib.c), and never the
+        // daemon's fd 0: a terminal under `make run` would hold the state until someone typed.
         lua_pushliteral(L, "=stdin");
+        slices.file = fopen("/dev/null", "re");
     } else {
         lua_pushfstring(L, "@%s", filename);
         slices.file = fopen(filename, "re");
-        if (slices.file == NULL) return file_error(L, "open", name_index);
     }
+    if (slices.file == NULL) return file_error(L, "open", name_index);
     int c = skip_bom(slices.file);
     if (c == '#') {  // a first line such as "#!/usr/bin/lua": skipped, its newline kept for the line numbers
         do c = getc(slices.file);
@@ -188,7 +191,7 @@ int lx_loadfile_checked(lua_State *L, const char *filename, const char *mode) {
     if (c != EOF) slices.first[slices.first_len++] = (char)c;
     int status = lua_load(L, next_file_slice, &slices, lua_tostring(L, -1), mode);
     int read_failed = ferror(slices.file);
-    if (filename != NULL) fclose(slices.file);
+    fclose(slices.file);
     if (read_failed) {
         lua_settop(L, name_index);
         return file_error(L, "read", name_index);

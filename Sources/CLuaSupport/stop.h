@@ -168,7 +168,8 @@ int lx_load_checked(lua_State *L, const char *chunk, size_t len, const char *chu
 // luaL_loadfilex with the same look at the stop between slices of the file (loadfile, dofile and
 // require's Lua searcher use it: a chunk may write the file it then compiles). Its answers and
 // messages are luaL_loadfilex's: "@name" as the chunk name, a first line starting with '#' and
-// a UTF-8 BOM skipped, "cannot open|read NAME: REASON" with LUA_ERRFILE. NULL reads stdin.
+// a UTF-8 BOM skipped, "cannot open|read NAME: REASON" with LUA_ERRFILE. NULL loads "=stdin",
+// empty as the chunk's io.stdin is, whatever the daemon's fd 0 is.
 int lx_loadfile_checked(lua_State *L, const char *filename, const char *mode);
 // Raises "`what` cannot be called from a finalizer" when Lua runs a finalizer (__gc) now. A
 // finalizer runs in whichever evaluation's allocation collected its object, as that evaluation's

@@ -1,5 +1,9 @@
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @testable import LuaRuntime
 
 /// loadfile, dofile and require's Lua searcher are luaexec's own (CLuaSupport/stop.c,
@@ -82,6 +86,30 @@ struct FileLoadingTests {
         #expect(expectedLines.contains("bom | call | true | bom"))
         #expect(expectedLines.contains("missing | nil | cannot open \(dir)/missing.lua: No such file or directory"))
         #expect(expectedLines.contains("require | true | 1 | \(dir)/plain.lua"))
+    }
+
+    @Test("loadfile() and dofile() read an empty standard input, as io.stdin is, not the daemon's fd 0")
+    func standardInput() throws {
+        // fd 0 made a pipe that holds a chunk: liblua's loadfile() would compile it (and, had the
+        // pipe stayed open, wait for its end with the state held).
+        let saved = dup(0)
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        let text = "return 'from fd 0'"
+        #expect(write(ends[1], text, text.utf8.count) == text.utf8.count)
+        close(ends[1])
+        dup2(ends[0], 0)
+        close(ends[0])
+        defer {
+            dup2(saved, 0)
+            close(saved)
+        }
+        let vm = try LuaVM()
+        let answers = try vm.evaluate(
+            Array("return select('#', dofile()), loadfile()(), debug.getinfo(loadfile(nil, 't', {})).source".utf8),
+            chunkName: "interactive.lua", rendering: .text
+        ).outcome.get()
+        #expect(answers == [.string(Array("0".utf8)), .nil, .string(Array("=stdin".utf8))])
     }
 
     @Test("a precompiled file is refused by loadfile, dofile and require, as load refuses one")
