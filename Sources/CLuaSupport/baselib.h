@@ -8,7 +8,7 @@
 #include "stop.h"
 
 // After luaL_openlibs: print captured; load, loadfile, dofile and require's Lua searcher text
-// only and compiled in slices the stop reaches; os.exit refused;
+// only and compiled in slices the stop reaches; os.exit refused; os.date the stop reaches;
 // coroutine.resume, wrap and close, setmetatable, xpcall and debug.setmetatable the stop reaches.
 void lx_replace_base(lua_State *L);
 // Makes io.stdout write into rt->out and io.stdin an empty file; raises if it cannot.

@@ -10,9 +10,9 @@ import Testing
 /// them anyway (CLuaSupport/stop.c, "Where Lua turns hooks off"). Add every new escape here.
 @Suite("Escapes: no chunk outruns its time limit or an interrupt")
 struct EscapeTests {
-    static func executor(timeLimit: Duration = .milliseconds(200)) throws -> LuaExecutor {
+    static func executor(timeLimit: Duration = .milliseconds(200), memory: Int = 64 << 20) throws -> LuaExecutor {
         try LuaExecutor(options: .init(timeLimit: timeLimit, queueTimeout: .seconds(60)), logger: Logger(label: "test")) {
-            try LuaVM(limits: .init(memory: 64 << 20))
+            try LuaVM(limits: .init(memory: memory))
         }
     }
 
@@ -122,6 +122,22 @@ struct EscapeTests {
         }
         #expect(failure.kind == .timeout, "\(failure.message)")
         // The compile of this file alone takes tens of seconds.
+        #expect(evaluation.elapsedNanoseconds < 5_000_000_000, "ended after \(evaluation.elapsedNanoseconds / 1_000_000) ms")
+        #expect(try LuaExecutorTests.eval(executor, "return 1+1").outcome.get() == [.string(Array("2".utf8))])
+    }
+
+    @Test("os.date of tens of millions of conversions ends at the time limit, within the default memory cap")
+    func longDateFormat() throws {
+        // 100 MB of format and 50 MB of answer: within limits.memory's default of 256 MiB, and
+        // 6 s in liblua's os.date, one C call.
+        // The time limit leaves room for building the format (string.rep, at -O0 in a debug build).
+        let executor = try Self.executor(timeLimit: .milliseconds(1500), memory: 256 << 20)
+        let evaluation = try LuaExecutorTests.eval(executor, "local f = ('%%'):rep(5e7) local s = os.date(f) return #s")
+        guard case .failure(let failure) = evaluation.outcome else {
+            Issue.record("the chunk completed")
+            return
+        }
+        #expect(failure.kind == .timeout, "\(failure.message)")
         #expect(evaluation.elapsedNanoseconds < 5_000_000_000, "ended after \(evaluation.elapsedNanoseconds / 1_000_000) ms")
         #expect(try LuaExecutorTests.eval(executor, "return 1+1").outcome.get() == [.string(Array("2".utf8))])
     }
