@@ -497,9 +497,10 @@ static int lx_dofile(lua_State *L) {
 }
 
 // require's searcher of Lua files (package.searchers[2]) as loadlib.c has it, but compiling text
-// only (a precompiled chunk can crash the VM) and through lx_loadfile_checked (upvalue 1: the package table, 2: the original package.searchpath,
-// which a chunk may replace in the table but not here). Its answers are loadlib's: the "no file"
-// lines when nothing is found, the loader and the file's name, or "error loading module".
+// only (a precompiled chunk can crash the VM) and through lx_loadfile_checked. Upvalue 1: the
+// package table; 2: the original package.searchpath, which a chunk may replace in the table but
+// not here. Its answers are loadlib's: the "no file" lines when nothing is found, the loader and
+// the file's name, or "error loading module".
 static int lx_searcher_lua(lua_State *L) {
     const char *name = luaL_checkstring(L, 1);
     lua_getfield(L, lua_upvalueindex(1), "path");
