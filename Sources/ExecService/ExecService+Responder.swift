@@ -345,7 +345,7 @@ final class TimerRun: StateJob, @unchecked Sendable {
         // Not bounded: a timer is never refused as busy. The box's own work when a script set
         // it (not a request, nor a handler a request called): its sleeps then wait in a room of
         // their own (StateJob.ownWork).
-        super.init(label: "timer \(id)", bounded: false, ownWork: ownWork)
+        super.init(label: "timer \(id)", bounded: false, ownWork: ownWork, yieldsToRequests: true)
     }
 
     override func run(_ vm: LuaVM) {

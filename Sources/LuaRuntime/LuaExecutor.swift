@@ -18,6 +18,9 @@ open class StateJob: @unchecked Sendable {
     /// `sleep` is counted in a room of its own (`limits.wait_capacity` and 64 MiB again), so
     /// that requests that fill theirs cannot keep the box's own scripts from waiting.
     public let ownWork: Bool
+    /// A timer's run (SPEC V9: callbacks run between requests): when the job before it was one
+    /// too, the first request waiting behind it goes first (`LuaExecutor.next`).
+    public let yieldsToRequests: Bool
 
     enum State { case queued, running, waiting, done, refused }
     /// Guarded by the executor's lock.
@@ -58,11 +61,15 @@ open class StateJob: @unchecked Sendable {
         case stopping
     }
 
-    public init(label: String?, arrived: MonotonicInstant = .now(), bounded: Bool = true, ownWork: Bool = false) {
+    public init(
+        label: String?, arrived: MonotonicInstant = .now(), bounded: Bool = true, ownWork: Bool = false,
+        yieldsToRequests: Bool = false
+    ) {
         self.label = label
         self.arrived = arrived
         self.bounded = bounded
         self.ownWork = ownWork
+        self.yieldsToRequests = yieldsToRequests
     }
 
     /// Runs with the state, on the thread running the queue, under the time limit, after every
@@ -277,6 +284,8 @@ public final class LuaExecutor: @unchecked Sendable {
     private var queuedBytes = 0
     /// A thread is running the queue.
     private var draining = false
+    /// The last job taken from the queue was a timer's run (`StateJob.yieldsToRequests`).
+    private var lastRanYielding = false
     /// Jobs that wait (`wait(until:)`), by the time they run again, earliest first.
     private var sleepers: [(due: MonotonicInstant, job: StateJob)] = []
     /// Wakes the thread that runs what is due (the transport's poller), when something becomes
@@ -436,13 +445,30 @@ public final class LuaExecutor: @unchecked Sendable {
     }
 
     /// The next waiting job, marked running; nil, and the queue let go, when none is left.
+    ///
+    /// Arrival order (SPEC E8), but for timers' runs: after one, the first request waiting
+    /// behind the next goes before it. Timers are never refused and each run may take
+    /// `limits.time`, so three looping timers due again as they end held every request (an
+    /// administrator's reset and the delete of the script that set them included) past
+    /// `queue_timeout`; alternating, a request waits behind one timer's run at most, besides the
+    /// requests before it and one run after each of them.
     private func next() -> StateJob? {
         lock.withLock {
             while queueHead < queue.count {
-                let job = queue[queueHead]
-                queue[queueHead] = nil
-                queueHead += 1
+                var index = queueHead
+                if lastRanYielding, let head = queue[queueHead], head.yieldsToRequests, head.state == .queued {
+                    var later = queueHead + 1
+                    while later < queue.count {
+                        if let job = queue[later], job.state == .queued, !job.yieldsToRequests { break }
+                        later += 1
+                    }
+                    if later < queue.count { index = later }
+                }
+                let job = queue[index]
+                queue[index] = nil
+                if index == queueHead { queueHead += 1 }
                 guard let job, job.state == .queued else { continue }
+                lastRanYielding = job.yieldsToRequests
                 job.state = .running
                 waiting -= 1
                 queuedBytes -= job.bodyBytes

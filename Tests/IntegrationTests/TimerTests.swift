@@ -190,3 +190,30 @@ struct TimerTests {
         _ = try stack.eval("timer.cancel(listed_timer)")
     }
 }
+
+/// Timers that loop to their limit, each due again as its run ends (an `exec` token can set
+/// them, a stored script can set them at every start): requests go on being served, the
+/// administrator's included, each behind one timer's run at most.
+@Suite("Timers that loop do not hold requests past queue_timeout")
+struct LoopingTimerTests {
+    @Test("with three looping timers each request is answered, within one timer's run, and a reset gets through")
+    func requestsBetweenLoopingTimers() throws {
+        // Three runs of 0.5 s add up past the queue timeout of 1 s.
+        let stack = try Stack(settings: ["limits.time=0.5", "limits.queue_timeout=1"])
+        #expect(
+            try stack.eval("for i = 1, 3 do timer.every(0.01, function() while true do end end) end return 'set'").text
+                == "set")
+        // The timers run now, one after another, each to its limit.
+        #expect(try stack.eval("return 'first'").status == 200)
+        // Each behind the running timer (0.5 s at most), not behind all three (1.5 s: 503 busy).
+        for attempt in 0..<4 {
+            let answer = try stack.eval("return 'served \(attempt)'")
+            #expect(answer.status == 200 && answer.text == "served \(attempt)", "\(answer.status) \(answer.text)")
+        }
+        let status = try stack.request("/api/v1/admin/status", token: stack.adminToken)
+        #expect(status.status == 200)
+        let reset = try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken)
+        #expect(reset.status == 200, "\(reset.text)")
+        #expect(try stack.eval("return 'after the reset'").text == "after the reset")
+    }
+}
