@@ -353,6 +353,12 @@ final class TimerRun: StateJob, @unchecked Sendable {
         let evaluation: Evaluation?
         if let waiting {
             self.waiting = nil
+            if timers.takeWithdrawn(id: timer) {
+                // The stored script that set the timer was deleted, disabled or replaced while
+                // the callback slept: nothing more of it runs.
+                vm.abandon(waiting.suspension)
+                return ended(nil, vm: vm, cancelled: true)
+            }
             if interrupted {
                 vm.abandon(waiting.suspension)
                 return ended(

@@ -213,6 +213,33 @@ struct ScriptTests {
 
     // MARK: Refused versions
 
+    @Test(
+        "a timer's callback asleep in sleep when its script is deleted, disabled or replaced registers nothing when it wakes",
+        arguments: ["DELETE", "disable", "replace"])
+    func sleepingCallbackOfAWithdrawnScript(change: String) throws {
+        let stack = try Stack()
+        let source = """
+            timer.after(0, function()
+              asleep = true
+              sleep(1)
+              http.listen('ghost', function() return 'ghost alive' end)
+              ghost_ran = true
+            end)
+            """
+        #expect(try put(stack, "s.lua", source).status == 201)
+        #expect(try stack.eval("for i = 1, 200 do if asleep then return 'asleep' end sleep(0.02) end").text == "asleep")
+        switch change {
+        case "DELETE": #expect(try stack.request(Self.prefix + "s.lua", method: "DELETE", token: stack.adminToken).status == 200)
+        case "disable": #expect(try post(stack, "s.lua", "disable").status == 200)
+        default: #expect(try put(stack, "s.lua", "-- registers nothing").status == 200)
+        }
+        // Past the callback's sleep: it woke, or would have.
+        #expect(try stack.eval("sleep(1.5) return tostring(ghost_ran)").text == "nil")
+        #expect(try call(stack, "ghost").hasPrefix("404 "))
+        let listing = try stack.request("/api/v1/admin/endpoints", token: stack.adminToken).text
+        #expect(!listing.contains("ghost"), "\(listing)")
+    }
+
     @Test("a syntax error is 400 under the name scripts/NAME, and nothing is stored, run or withdrawn")
     func syntaxError() throws {
         let stack = try Stack()
