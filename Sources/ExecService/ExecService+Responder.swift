@@ -377,12 +377,13 @@ final class TimerRun: StateJob, @unchecked Sendable {
             evaluation = vm.runTimer(timer, origin: origin, ownWork: ownWork)
         }
         guard let evaluation else { return ended(nil, vm: vm, cancelled: true) }
-        service.recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
         if let suspension = evaluation.suspension {
             let sleepEnds = service.executor.wait(self, sleeping: suspension, livingSince: started ?? .now(), vm: vm)
             waiting = (suspension, sleepEnds)
             return
         }
+        // Once, when the callback has ended: its running time over all its runs.
+        service.recordEvaluation(nanoseconds: evaluation.elapsedNanoseconds)
         if case .failure(let failure) = evaluation.outcome { return ended(failure, vm: vm) }
         ended(nil, vm: vm)
     }

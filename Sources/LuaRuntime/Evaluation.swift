@@ -35,6 +35,10 @@ public struct Suspension: Sendable {
     /// What it printed before this sleep, in all its runs: the output limit is the whole
     /// evaluation's, not each run's.
     public internal(set) var outputUsed = 0
+    /// What the evaluation ran before this sleep, in all its runs: its `elapsedNanoseconds` when
+    /// it ends counts them all (E5 `elapsed_ms`, E7 `Server-Timing`, the evaluations' histogram),
+    /// not only the last.
+    public internal(set) var ranNanoseconds: Int64 = 0
 }
 
 /// Why a chunk did not complete. The state survives every one of these.

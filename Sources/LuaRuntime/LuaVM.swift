@@ -254,7 +254,8 @@ public final class LuaVM {
         allowWaiting()
         let mode = suspension.rendering == .text ? Int32(LX_RENDER_TEXT.rawValue) : Int32(LX_RENDER_TREE.rawValue)
         let status = lx_resume(runtime, suspension.reference, mode, suspension.outputUsed)
-        return withConfigCallbacks(finish(status: status, start: start, rendering: suspension.rendering))
+        return withConfigCallbacks(
+            finish(status: status, start: start, rendering: suspension.rendering, ranBefore: suspension.ranNanoseconds))
     }
 
     /// Where an evaluation waits (in `sleep`), as a traceback (SPEC O11), for the answer of one
@@ -363,7 +364,9 @@ public final class LuaVM {
         chunkName.hasPrefix("@") || chunkName.hasPrefix("=") ? chunkName : "=" + chunkName
     }
 
-    private func finish(status: Int32, start: MonotonicInstant, rendering: Rendering) -> Evaluation {
+    /// `ranBefore`: what the evaluation ran before this run, over its earlier runs between
+    /// sleeps; its `elapsedNanoseconds` is the whole evaluation's running time.
+    private func finish(status: Int32, start: MonotonicInstant, rendering: Rendering, ranBefore: Int64 = 0) -> Evaluation {
         defer { lx_trim_buffers(runtime) }
         // Nothing after this evaluation may wait (config callbacks run to the end).
         lx_set_suspendable(runtime, 0, 0)
@@ -376,7 +379,8 @@ public final class LuaVM {
             lx_suspension(runtime, &reference, &seconds)
             suspension = Suspension(
                 reference: reference, seconds: seconds, rendering: rendering, caller: caller, state: serial,
-                tracebackLocals: tracebackLocals, outputUsed: lx_output_used(runtime))
+                tracebackLocals: tracebackLocals, outputUsed: lx_output_used(runtime),
+                ranNanoseconds: ranBefore + MonotonicInstant.now().nanoseconds(since: start))
             outcome = .success([])
         } else if status == Int32(LX_OK.rawValue) {
             var length = 0
@@ -394,7 +398,8 @@ public final class LuaVM {
             outcome = .failure(unsaved)
         }
         var evaluation = Evaluation(
-            output: output, outcome: outcome, elapsedNanoseconds: MonotonicInstant.now().nanoseconds(since: start))
+            output: output, outcome: outcome,
+            elapsedNanoseconds: ranBefore + MonotonicInstant.now().nanoseconds(since: start))
         evaluation.suspension = suspension
         return evaluation
     }

@@ -97,6 +97,21 @@ struct WaitTests {
         #expect(spinner.headers["x-lua-error"] == "timeout")
     }
 
+    @Test("elapsed_ms and Server-Timing count the running time of every run, not the last one after a sleep")
+    func timingAcrossSleeps() throws {
+        // 0.3 s of CPU before the sleep (os.clock counts every thread of luaexecd: a little less
+        // wall time), a few microseconds after it.
+        let chunk = "local t = os.clock() while os.clock() - t < 0.3 do end sleep(0) return 1"
+        let json = try stack.eval(chunk, headers: ["Accept: application/json"])
+        #expect(json.status == 200)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.body)) as? [String: Any])
+        let elapsed = try #require(object["elapsed_ms"] as? Double, "\(json.text)")
+        #expect(elapsed >= 250, "\(json.text)")
+        let timing = try #require(json.headers["server-timing"])
+        let duration = try #require(Double(timing.replacingOccurrences(of: "lua;dur=", with: "")), "\(timing)")
+        #expect(duration >= 250, "\(timing)")
+    }
+
     @Test("limits.wait ends a chunk that sleeps past it: 504 timeout, its output kept, its __close run")
     func waitLimit() throws {
         let result = try stack.eval(
