@@ -75,7 +75,7 @@ final class EventStream: @unchecked Sendable {
         audit.streamed = bytesSent
         audit.streamDropped = dropped
         // The audit trail keeps it too (the line says `stream=dropped`).
-        if dropped { audit.detail = "stream dropped by the client after \(bytesSent) bytes" }
+        if dropped { audit.detail = "stream dropped after \(bytesSent) bytes: the client went, or read too slowly" }
         return Response(status: 200, body: body)
     }
 

@@ -87,6 +87,10 @@ public final class FastCGIServer: @unchecked Sendable {
         /// (`complete`) or its peer goes: a `weak` one gave every request's `Work` a side table,
         /// an allocation and a slow release per request (bench/NOTES.md).
         var serving: Work?
+        /// A streamed answer of it has started and what it wrote is not all sent yet: its unsent
+        /// bytes count toward `streamBacklogLimit` (`streamBacklog`, as last counted).
+        var streaming = false
+        var streamBacklog = 0
 
         init(fd: Int32, limits: FastCGIParser.Limits, now: MonotonicInstant) {
             self.fd = fd
@@ -127,6 +131,7 @@ public final class FastCGIServer: @unchecked Sendable {
         func startStream(_ head: Response) {
             _ = server.stream(self) { out in
                 streaming = true
+                connection.streaming = true
                 FastCGIEncoder.streamHead(head, id: request.id, into: &out)
             }
         }
@@ -599,6 +604,7 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Writes what it can of the output; watches for writability if some is left. An answer
     /// held for its audit line waits for `release`.
     private func flush(_ connection: Connection) {
+        defer { countStreamBacklog(connection) }
         guard !connection.dead, !connection.held else { return }
         while connection.written < connection.output.count {
             let count = connection.output.withUnsafeBytes { buffer in
@@ -630,6 +636,7 @@ public final class FastCGIServer: @unchecked Sendable {
     private func drop(_ connection: Connection) {
         unwatch(connection)
         connection.advance(to: .dead)
+        countStreamBacklog(connection)
         guard !connection.busy, connections[connection.fd] === connection else { return }
         connections[connection.fd] = nil
         close(connection.fd)
@@ -704,15 +711,44 @@ public final class FastCGIServer: @unchecked Sendable {
         }
     }
 
-    /// Writes part of a streamed answer at once. False when the connection is gone.
+    /// Most bytes the streamed answers may hold unsent, together. nginx passes a stream on as
+    /// its client reads it (`X-Accel-Buffering: no`), so what a chunk prints faster than its
+    /// client reads waits here: eighty clients reading at 1 KiB/s, each streaming a chunk that
+    /// printed 15 MiB, held 950 MB. Past the budget the stream whose part went over it is cut
+    /// (its client is among the slow ones; its chunk goes on, audited `stream=dropped`).
+    static let streamBacklogLimit = 64 << 20
+
+    /// Unsent bytes of the streams, together (`Connection.streamBacklog`). Guarded by `lock`.
+    private var streamBacklogTotal = 0
+
+    /// Writes part of a streamed answer at once. False when the connection is gone, or was cut
+    /// because the streams hold more than `streamBacklogLimit` unsent.
     fileprivate func stream(_ work: Work, _ encode: (inout [UInt8]) -> Void) -> Bool {
         lock.withLock {
             let connection = work.connection
             guard !connection.dead else { return false }
             encode(&connection.output)
             flush(connection)
+            if !connection.dead && connection.streamBacklog > 0 && streamBacklogTotal > Self.streamBacklogLimit {
+                logger.notice(
+                    "cutting a streamed answer: the streams' clients read too slowly",
+                    metadata: [
+                        "unsent_bytes": "\(connection.streamBacklog)", "all_streams_unsent": "\(streamBacklogTotal)",
+                    ])
+                drop(connection)
+            }
             return !connection.dead
         }
+    }
+
+    /// Counts what `connection`'s stream holds unsent into `streamBacklogTotal`; a connection
+    /// whose stream has ended and gone out counts no more. Called with the lock held.
+    private func countStreamBacklog(_ connection: Connection) {
+        guard connection.streaming else { return }
+        let unsent = connection.dead ? 0 : connection.output.count - connection.written
+        streamBacklogTotal += unsent - connection.streamBacklog
+        connection.streamBacklog = unsent
+        if unsent == 0 && (connection.dead || !connection.busy) { connection.streaming = false }
     }
 
     /// Wakes the poller from `epoll_wait`.

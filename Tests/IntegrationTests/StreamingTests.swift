@@ -167,7 +167,7 @@ struct StreamingTests {
         // The audit trail in the database says so too, once its writer has taken the record.
         try Stack.waitUntil(timeout: .seconds(10), "the dropped stream in the audit trail") {
             let listed = try? stack.request("/api/v1/admin/audit?limit=1000", token: stack.adminToken)
-            return listed?.text.contains("stream dropped by the client after ") ?? false
+            return listed?.text.contains("stream dropped after ") ?? false
         }
     }
 
@@ -301,5 +301,64 @@ extension Stack {
         }
         let parsed = try Self.parse(headers: String(contentsOfFile: headerFile, encoding: .utf8), body: Data())
         return Streamed(status: parsed.status, headers: parsed.headers, parts: parts)
+    }
+}
+
+/// What streams hold for clients that read slowly is bounded (FastCGIServer.streamBacklogLimit):
+/// nginx passes a stream on as its client reads, so the rest waits in luaexecd.
+@Suite("Streamed answers to slow clients hold a bounded amount")
+struct SlowStreamTests {
+    @Test("eight clients reading at 1 KiB/s, each streaming 15 MiB: luaexecd holds the 64 MiB budget, not 120 MiB; a fast client gets all")
+    func slowClientsBounded() throws {
+        let stack = try Stack()
+        let chunk = "io.write(string.rep('x', 15 << 20)) return 'done'"
+        let dataFile = stack.directory + "/slow-chunk"
+        try Data(chunk.utf8).write(to: URL(fileURLWithPath: dataFile))
+        // Spawned and reaped directly: Foundation's Process took minutes to see these exit.
+        var clients: [pid_t] = []
+        defer {
+            for pid in clients { kill(pid, SIGKILL) }
+            for pid in clients { waitpid(pid, nil, 0) }
+        }
+        let idle = try stack.luaexecdStatus("VmRSS")
+        let arguments = [
+            "curl", "-sNk", "--limit-rate", "1k", "-o", "/dev/null", "--unix-socket", stack.httpsSocket,
+            "-H", "Authorization: Bearer \(stack.adminToken)", "-H", "Accept: text/event-stream",
+            "--data-binary", "@" + dataFile, "https://localhost/api/v1/exec/interactive.lua",
+        ]
+        for _ in 0..<8 {
+            var pid: pid_t = 0
+            var cArguments = arguments.map { strdup($0) } + [nil]
+            defer { for argument in cArguments { free(argument) } }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+            let spawned = try Stack.spawning.withLock { posix_spawn(&pid, "/usr/bin/curl", &actions, nil, &cArguments, environ) }
+            #expect(spawned == 0)
+            if spawned == 0 { clients.append(pid) }
+        }
+        // Every chunk has ended (its audit line is written when its stream ends on luaexecd's
+        // side); their clients still read.
+        try Stack.waitUntil(timeout: .seconds(60), "the eight streams to be handed over") {
+            stack.luaexecdLog().components(separatedBy: "stream=").count - 1 >= 8
+        }
+        let held = try stack.luaexecdStatus("VmRSS") - idle
+        // KiB. 8 × 15 MiB (120 MiB) before; the budget is 64 MiB.
+        #expect(held < 96 << 10, "luaexecd holds \(held >> 10) MiB more than idle")
+        #expect(stack.luaexecdLog().contains("cutting a streamed answer: the streams' clients read too slowly"))
+        #expect(stack.luaexecdLog().contains("stream=dropped"))
+        // The slow ones go (luaexecd sees their connections close and lets go of what they
+        // held); a client that reads gets its whole stream.
+        for pid in clients { kill(pid, SIGKILL) }
+        for pid in clients { waitpid(pid, nil, 0) }
+        clients = []
+        try Stack.waitUntil(timeout: .seconds(30), "luaexecd to let go of the slow streams") {
+            (try? stack.luaexecdStatus("VmRSS")).map { $0 - idle < 32 << 10 } ?? false
+        }
+        let fast = try stack.stream(chunk)
+        #expect(fast.status == 200)
+        #expect(fast.text.contains("event: result\ndata: {\"ok\":true,\"results\":[\"done\"]"))
+        #expect(fast.body.count > 15 << 20)
     }
 }
