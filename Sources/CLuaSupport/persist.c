@@ -709,10 +709,17 @@ static int config_register(lua_State *L) {
     check_path(L, "config.register", 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_settop(L, 2);
-    // During a stored script's run, the functions it registers (again) are its own.
+    // During a stored script's run, the functions it registers (again) are its own; outside
+    // it, those its timers' callbacks and its handlers register (lx_set_config_owner).
+    lx_runtime *rt = lx_runtime_of(L);
     if (lua_getfield(L, LUA_REGISTRYINDEX, C_TOUCHED) == LUA_TTABLE) {
         lua_pushvalue(L, 2);
         lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    } else if (rt->has_config_owner) {
+        push_registry(L, C_OWNERS);
+        lua_pushvalue(L, 2);
+        lua_pushlstring(L, rt->config_owner.data, rt->config_owner.len);
         lua_rawset(L, -3);
     }
     lua_settop(L, 2);
@@ -937,6 +944,15 @@ int lx_end_config_callbacks(lx_runtime *rt, int keep, const char *owner, size_t 
     lua_pushcfunction(rt->L, end_callbacks_with);
     lua_pushlightuserdata(rt->L, &end);
     return lx_host_status(rt, lx_host_pcall(rt, 1));
+}
+
+int lx_set_config_owner(lx_runtime *rt, const char *owner, size_t owner_len) {
+    rt->has_config_owner = 0;
+    rt->config_owner.len = 0;
+    if (owner == NULL) return LX_OK;
+    if (!lx_buf_add(&rt->config_owner, owner, owner_len)) return LX_ERR_MEMORY;
+    rt->has_config_owner = 1;
+    return LX_OK;
 }
 
 int lx_withdraw_config_callbacks(lx_runtime *rt, const char *owner, size_t owner_len) {

@@ -64,6 +64,7 @@ lx_runtime *lx_runtime_new(size_t memory_limit, size_t output_limit) {
     rt->error.max = LX_ERROR_LIMIT;
     rt->traceback.max = LX_ERROR_LIMIT;
     rt->changes.max = LX_RESULT_LIMIT;
+    rt->config_owner.max = 1024;  // a stored script's name: 128 bytes at most
     rt->changes.full = "persisted: the changes are too large to save";
     rt->persist_limit = (size_t)16 << 20;
     lx_set_find_registered(rt, find_registered);
@@ -98,6 +99,7 @@ void lx_runtime_free(lx_runtime *rt) {
     lx_buf_free(&rt->traceback);
     lx_buf_free(&rt->stop_trace);
     lx_buf_free(&rt->changes);
+    lx_buf_free(&rt->config_owner);
     pthread_mutex_destroy(&rt->hook_lock);
     free(rt);
 }

@@ -136,6 +136,11 @@ struct lx_runtime {
     // changes can reach (persist.c's charge_changed).
     size_t changed_bytes;
     lx_buf changes;
+    // The stored script a config callback registered now is owned by, outside that script's own
+    // run (its timers' callbacks, its handlers): withdrawn with the script, as the endpoints they
+    // register are (persist.c's C_OWNERS). NULL: nobody's.
+    lx_buf config_owner;
+    int has_config_owner;
 };
 
 lx_runtime *lx_runtime_of(lua_State *L);

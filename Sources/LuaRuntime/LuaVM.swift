@@ -69,8 +69,31 @@ public final class LuaVM {
     /// names it registers against `limits.endpoints` with requests' or with the box's own work's
     /// (`Caller.isOwnWork`).
     public var caller = Caller.request(token: nil) {
-        didSet { lx_set_own_work(runtime, caller.isOwnWork ? 1 : 0) }
+        didSet {
+            lx_set_own_work(runtime, caller.isOwnWork ? 1 : 0)
+            // A stored script's timer callback or handler registers config callbacks in the
+            // script's name, as it registers endpoints: withdrawn with the script (docs/scripts.md).
+            let owner: String?
+            switch caller {
+            case .timer(let origin, _), .handler(let origin): owner = origin.storedScriptName
+            case .initScript, .storedScript, .request: owner = nil
+            }
+            if owner != configOwner {
+                configOwner = owner
+                var status = Int32(LX_OK.rawValue)
+                if var name = owner {
+                    status = name.withUTF8 { bytes in
+                        bytes.withMemoryRebound(to: CChar.self) { lx_set_config_owner(runtime, $0.baseAddress, $0.count) }
+                    }
+                } else {
+                    status = lx_set_config_owner(runtime, nil, 0)
+                }
+                if status != Int32(LX_OK.rawValue) { configOwner = nil }
+            }
+        }
     }
+    /// The owner `caller` last gave the config callbacks (`lx_set_config_owner`).
+    private var configOwner: String?
     /// The longest a request may wait in `sleep` (`limits.wait`), or nil when nothing would
     /// resume it (a state without a scheduler: `sleep` is then an error). Only requests wait:
     /// init scripts, stored scripts being installed and config callbacks run to the end.

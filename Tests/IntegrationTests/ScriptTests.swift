@@ -240,6 +240,30 @@ struct ScriptTests {
         #expect(!listing.contains("ghost"), "\(listing)")
     }
 
+    @Test("config callbacks a stored script's timer callback or handler registered go with the script")
+    func configCallbacksOfTimersAndHandlers() throws {
+        let stack = try Stack()
+        let source = """
+            timer.after(0, function()
+              config.register('door.code', function() from_timer = (from_timer or 0) + 1 end)
+              timer_registered = true
+            end)
+            http.listen('hook', function()
+              config.register('door.code', function() from_handler = (from_handler or 0) + 1 end)
+              return 'hooked'
+            end)
+            """
+        #expect(try put(stack, "s.lua", source).status == 201)
+        #expect(try stack.eval("for i = 1, 200 do if timer_registered then return 'yes' end sleep(0.02) end").text == "yes")
+        #expect(try call(stack, "hook") == "200 hooked")
+        // The callbacks run once the chunk that set the path has ended.
+        #expect(try stack.eval("config.set('door.code', 1)").status == 200)
+        #expect(try stack.eval("return from_timer, from_handler").text == "1\t1")
+        #expect(try stack.request(Self.prefix + "s.lua", method: "DELETE", token: stack.adminToken).status == 200)
+        #expect(try stack.eval("config.set('door.code', 2)").status == 200)
+        #expect(try stack.eval("return from_timer, from_handler").text == "1\t1")
+    }
+
     @Test("a syntax error is 400 under the name scripts/NAME, and nothing is stored, run or withdrawn")
     func syntaxError() throws {
         let stack = try Stack()

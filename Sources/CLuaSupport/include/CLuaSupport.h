@@ -231,6 +231,10 @@ int lx_withdraw(lx_runtime *rt, int kind, const char *name, size_t name_len);
 int lx_save_config_callbacks(lx_runtime *rt);
 int lx_end_config_callbacks(lx_runtime *rt, int keep, const char *owner, size_t owner_len);
 int lx_withdraw_config_callbacks(lx_runtime *rt, const char *owner, size_t owner_len);
+/// Whose the config callbacks registered from now on are, outside a stored script's own run:
+/// the stored script whose timer callback or handler runs (NULL: nobody's, as a request's or an
+/// init script's). Plain C, no Lua: LX_OK, or LX_ERR_MEMORY (then nobody's).
+int lx_set_config_owner(lx_runtime *rt, const char *owner, size_t owner_len);
 
 /// The chunk lx_eval is running now, or NULL when none is (a registration made by an endpoint).
 const char *lx_current_chunk(const lx_runtime *rt, size_t *len);
