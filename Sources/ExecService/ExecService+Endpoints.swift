@@ -134,6 +134,7 @@ extension ExecService {
             }
         }
         var headers: [(String, String)] = []
+        var headerBytes = 0
         if values.count == 3 {
             let fields: [LuaValue.Field]
             switch values[2] {
@@ -169,10 +170,24 @@ extension ExecService {
                     return .failure(EndpointShapeError(message: refusal))
                 }
                 headers.append((name, text))
+                headerBytes += field.key.count + value.count + 4
+            }
+            // The web server takes the whole head in one buffer (nginx's fastcgi_buffer_size,
+            // 4 KiB) and answers 502 past it, while luaexecd counted the call as answered: what
+            // luaexecd adds itself (security headers, type, timing) fits in what is left.
+            guard headerBytes <= Self.handlerHeaderBytes else {
+                return .failure(
+                    EndpointShapeError(
+                        message:
+                            "set headers of \(headerBytes) bytes together, past the \(Self.handlerHeaderBytes) that fit in the web server's buffer"
+                    ))
             }
         }
         return .success((Int(status), body, headers))
     }
+
+    /// Most bytes a handler's headers may take together, each as `Name: value` and CRLF.
+    static let handlerHeaderBytes = 2048
 
     private static func describe(_ value: LuaValue) -> String {
         switch value {

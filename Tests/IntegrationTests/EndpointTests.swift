@@ -108,6 +108,15 @@ struct EndpointTests {
                 "set the header 'Content-Length', which luaexec sets itself"
             ),
             ("return 200, 'x', {['bad name'] = '1'}", "set a header with the invalid name 'bad name'"),
+            // nginx answered its own 502 for these (fastcgi_buffer_size), the call counted answered.
+            (
+                "return 200, 'x', {['X-Big'] = string.rep('a', 100 * 1024)}",
+                "set headers of 102409 bytes together, past the 2048 that fit in the web server's buffer"
+            ),
+            (
+                "return 200, 'x', {['X-A'] = string.rep('a', 1100), ['X-B'] = string.rep('b', 1100)}",
+                "set headers of 2214 bytes together, past the 2048 that fit in the web server's buffer"
+            ),
         ])
     func wrongShapes(code: String, problem: String) throws {
         let stack = Stack.shared
@@ -118,6 +127,19 @@ struct EndpointTests {
         #expect(result.headers["x-lua-error"] == "runtime")
         #expect(result.headers["set-cookie"] == nil)
         #expect(result.text == "endpoint '\(name)' \(problem); return a body string, or status, body, headers\n")
+    }
+
+    @Test("a handler's headers up to the 2048 bytes allowed reach the client through nginx")
+    func largestHeadersPass() throws {
+        let stack = Stack.shared
+        let name = "bigheaders\(UInt32.random(in: 0...UInt32.max))"
+        // 'X-Big: ' + 2037 bytes + CRLF: 2048.
+        #expect(
+            try stack.eval("http.listen('\(name)', function() return 200, 'x', {['X-Big'] = string.rep('a', 2037)} end)")
+                .status == 200)
+        let result = try stack.request("/api/v1/exec/\(name)", token: stack.adminToken)
+        #expect(result.status == 200)
+        #expect(result.headers["x-big"] == String(repeating: "a", count: 2037))
     }
 
     @Test("errors, time and memory limits in a handler answer as a chunk's do, and the state lives on")
