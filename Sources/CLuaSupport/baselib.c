@@ -389,6 +389,21 @@ static int lx_os_date(lua_State *L) {
 // slice starts), each after a look at the stop. A stop makes load answer fail and the stop's
 // error, and the chunk ends at its next instruction.
 
+// lbaselib's answer of load and loadfile once compiled (`status`): the function, its first
+// upvalue (_ENV) set to the value at `env` when one was given (0: none), or fail and the message.
+static int loaded(lua_State *L, int status, int env) {
+    if (status != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (env != 0) {
+        lua_pushvalue(L, env);
+        if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    }
+    return 1;
+}
+
 static int lx_checked_reader(lua_State *L) {
     size_t len = 0;
     const char *piece = lua_tolstring(L, lua_upvalueindex(2), &len);
@@ -446,32 +461,14 @@ static int lx_textonly(lua_State *L, int modearg) {
         size_t len = 0;
         const char *chunk = lua_tolstring(L, 1, &len);
         const char *chunkname = luaL_optstring(L, 2, chunk);
-        int env = !lua_isnone(L, 4) ? 4 : 0;
-        if (lx_load_checked(L, chunk, len, chunkname, "t") != LUA_OK) {
-            luaL_pushfail(L);
-            lua_insert(L, -2);
-            return 2;
-        }
-        if (env != 0) {
-            lua_pushvalue(L, env);
-            if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
-        }
-        return 1;
+        int env = !lua_isnone(L, 4) ? 4 : 0;  // before the compile pushes anything
+        return loaded(L, lx_load_checked(L, chunk, len, chunkname, "t"), env);
     }
     if (modearg == 2) {
         // lbaselib's loadfile (its `env`), compiled in slices as a string is: a chunk can write
         // the file it then loads.
-        int env = !lua_isnone(L, 3) ? 3 : 0;
-        if (lx_loadfile_checked(L, luaL_optstring(L, 1, NULL), "t") != LUA_OK) {
-            luaL_pushfail(L);
-            lua_insert(L, -2);
-            return 2;
-        }
-        if (env != 0) {
-            lua_pushvalue(L, env);
-            if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
-        }
-        return 1;
+        int env = !lua_isnone(L, 3) ? 3 : 0;  // before the compile pushes anything
+        return loaded(L, lx_loadfile_checked(L, luaL_optstring(L, 1, NULL), "t"), env);
     }
     lua_pushliteral(L, "t");
     lua_replace(L, modearg);

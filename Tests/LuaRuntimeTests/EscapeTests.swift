@@ -18,6 +18,26 @@ struct EscapeTests {
 
     static let loop = "function() while true do end end"
 
+    /// Runs `chunk`, which hides a long C call: it must end as a timeout, at its limit rather
+    /// than once the C call returned by itself (tens of seconds: 25 times the limit is room for a
+    /// busy machine), and the state must answer the next chunk.
+    static func expectTimeout(
+        _ executor: LuaExecutor, _ chunk: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        let evaluation = try LuaExecutorTests.eval(executor, chunk)
+        guard case .failure(let failure) = evaluation.outcome else {
+            Issue.record("the chunk completed", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(failure.kind == .timeout, "\(failure.message)", sourceLocation: sourceLocation)
+        #expect(
+            evaluation.elapsedNanoseconds < 5_000_000_000, "ended after \(evaluation.elapsedNanoseconds / 1_000_000) ms",
+            sourceLocation: sourceLocation)
+        #expect(
+            try LuaExecutorTests.eval(executor, "return 1+1").outcome.get() == [.string(Array("2".utf8))],
+            sourceLocation: sourceLocation)
+    }
+
     @Test(
         "a chunk that hides a loop where Lua runs no hook ends as timeout, and the state answers after it",
         arguments: [
@@ -87,17 +107,7 @@ struct EscapeTests {
 
     @Test("a chunk whose compiling takes minutes (a long `or` chain) ends at its time limit, as a timeout")
     func slowCompile() throws {
-        let executor = try Self.executor()
-        let evaluation = try LuaExecutorTests.eval(executor, "return a" + String(repeating: " or a", count: 150_000))
-        guard case .failure(let failure) = evaluation.outcome else {
-            Issue.record("the chunk completed")
-            return
-        }
-        #expect(failure.kind == .timeout, "\(failure.message)")
-        // At its limit, not once the compile ended (tens of seconds) and the next instruction met
-        // the stop: 25 times the limit is room for a busy machine.
-        #expect(evaluation.elapsedNanoseconds < 5_000_000_000, "ended after \(evaluation.elapsedNanoseconds / 1_000_000) ms")
-        #expect(try LuaExecutorTests.eval(executor, "return 1+1").outcome.get() == [.string(Array("2".utf8))])
+        try Self.expectTimeout(try Self.executor(), "return a" + String(repeating: " or a", count: 150_000))
     }
 
     @Test(
@@ -110,20 +120,12 @@ struct EscapeTests {
     func slowCompileOfAFile(load: String) throws {
         let dir = try FileFixture.temporaryDirectory("luaexec-escape")
         defer { FileFixture.remove(dir) }
-        let executor = try Self.executor()
-        let evaluation = try LuaExecutorTests.eval(
-            executor,
+        // The compile of this file alone takes tens of seconds.
+        try Self.expectTimeout(
+            try Self.executor(),
             "local dir = '\(dir)' local path = dir .. '/huge.lua' "
                 + "local f = assert(io.open(path, 'w')) f:write('return a', string.rep(' or a', 150000)) f:close() "
                 + "\(load) return 1")
-        guard case .failure(let failure) = evaluation.outcome else {
-            Issue.record("the chunk completed")
-            return
-        }
-        #expect(failure.kind == .timeout, "\(failure.message)")
-        // The compile of this file alone takes tens of seconds.
-        #expect(evaluation.elapsedNanoseconds < 5_000_000_000, "ended after \(evaluation.elapsedNanoseconds / 1_000_000) ms")
-        #expect(try LuaExecutorTests.eval(executor, "return 1+1").outcome.get() == [.string(Array("2".utf8))])
     }
 
     @Test("os.date of tens of millions of conversions ends at the time limit, within the default memory cap")
@@ -131,15 +133,9 @@ struct EscapeTests {
         // 100 MB of format and 50 MB of answer: within limits.memory's default of 256 MiB, and
         // 6 s in liblua's os.date, one C call.
         // The time limit leaves room for building the format (string.rep, at -O0 in a debug build).
-        let executor = try Self.executor(timeLimit: .milliseconds(1500), memory: 256 << 20)
-        let evaluation = try LuaExecutorTests.eval(executor, "local f = ('%%'):rep(5e7) local s = os.date(f) return #s")
-        guard case .failure(let failure) = evaluation.outcome else {
-            Issue.record("the chunk completed")
-            return
-        }
-        #expect(failure.kind == .timeout, "\(failure.message)")
-        #expect(evaluation.elapsedNanoseconds < 5_000_000_000, "ended after \(evaluation.elapsedNanoseconds / 1_000_000) ms")
-        #expect(try LuaExecutorTests.eval(executor, "return 1+1").outcome.get() == [.string(Array("2".utf8))])
+        try Self.expectTimeout(
+            try Self.executor(timeLimit: .milliseconds(1500), memory: 256 << 20),
+            "local f = ('%%'):rep(5e7) local s = os.date(f) return #s")
     }
 
     @Test("a looping call hook left on the main thread does not run in the next chunk")
