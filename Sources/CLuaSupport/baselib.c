@@ -340,25 +340,28 @@ static int lx_os_date(lua_State *L) {
     }
     const char *end = format + len;
     const char *s = format[0] == '!' ? format + 1 : format;
+    // liblua's order: a time it cannot represent is its error before any conversion's.
+    time_t when = lua_isnoneornil(L, 2) ? time(NULL) : (time_t)lua_tointeger(L, 2);
+    struct tm parts;
+    if ((s != format ? gmtime_r(&when, &parts) : localtime_r(&when, &parts)) == NULL) return call_original(L);
     if (strcmp(s, "*t") == 0) return call_original(L);
     if (len <= LX_DATE_PIECE) {
         date_piece_end(L, s, end, len);
         return call_original(L);
     }
-    lua_Integer when = lua_isnoneornil(L, 2) ? (lua_Integer)time(NULL) : lua_tointeger(L, 2);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (const char *p = s; p < end;) {
         lx_check_stop(L);
         const char *cut = date_piece_end(L, p, end, LX_DATE_PIECE);
-        // liblua reads a format that is "*t" (as a C string) as the table form: no piece starts
-        // with '*'.
-        while (cut < end && *cut == '*') cut++;
+        // liblua reads a leading '!' as UTC and a format that is "*t" (as a C string) as the
+        // table form: no piece after the first starts with either.
+        while (cut < end && (*cut == '*' || *cut == '!')) cut++;
         lua_pushvalue(L, lua_upvalueindex(1));
         if (s != format) lua_pushliteral(L, "!");
         lua_pushlstring(L, p, (size_t)(cut - p));
         if (s != format) lua_concat(L, 2);
-        lua_pushinteger(L, when);
+        lua_pushinteger(L, (lua_Integer)when);
         lua_call(L, 2, 1);
         luaL_addvalue(&b);
         p = cut;

@@ -10,12 +10,14 @@
 #include "slices.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 // Compiling a chunk and encoding its results may use this much beyond the cap, so that an
 // administrator can still run `big = nil` when live data fills the state to its limit.
@@ -128,23 +130,53 @@ int lx_load_checked(lua_State *L, const char *chunk, size_t len, const char *chu
     return lua_load(L, next_slice, &slices, chunkname, mode);
 }
 
-// A file handed to the parser in slices: `first` holds what was read ahead to skip a BOM or a
-// '#' line (at most a newline and one character), then LX_LOAD_SLICE bytes at a time.
+// A file handed to the parser in slices: first what starts it (a BOM and a '#' line skipped,
+// `first`: at most a newline and one character), then LX_LOAD_SLICE bytes at a time. All of it
+// is read by the reader, inside lua_load's protection, so that the stop may be raised anywhere
+// in it (the caller closes the file): a '#' line of gigabytes is skipped with the same looks.
 typedef struct {
     FILE *file;
+    int started;
     size_t first_len;
     char first[2];
     char piece[LX_LOAD_SLICE];
 } file_slices;
 
+// The first character after a UTF-8 byte-order mark, if the file starts with one.
+static int skip_bom(FILE *file) {
+    int c = getc(file);
+    if (c == 0xEF && getc(file) == 0xBB && getc(file) == 0xBF) return getc(file);
+    return c;
+}
+
+// What luaL_loadfilex hands the parser first: a first line starting with '#' ("#!/usr/bin/lua")
+// skipped and its newline kept for the line numbers, unless a binary chunk follows it.
+static void read_start(lua_State *L, file_slices *slices) {
+    int c = skip_bom(slices->file);
+    if (c == '#') {
+        size_t skipped = 0;
+        do {
+            if (++skipped % LX_LOAD_SLICE == 0) lx_check_stop(L);
+            c = getc(slices->file);
+        } while (c != EOF && c != '\n');
+        c = getc(slices->file);
+        if (c != LUA_SIGNATURE[0]) slices->first[slices->first_len++] = '\n';
+    }
+    if (c != EOF) slices->first[slices->first_len++] = (char)c;
+}
+
 static const char *next_file_slice(lua_State *L, void *ud, size_t *size) {
     file_slices *slices = ud;
+    if (!slices->started) {
+        slices->started = 1;
+        read_start(L, slices);
+    }
     if (slices->first_len > 0) {
         *size = slices->first_len;
         slices->first_len = 0;
         return slices->first;
     }
-    if (feof(slices->file)) {
+    if (feof(slices->file) || ferror(slices->file)) {
         *size = 0;
         return NULL;
     }
@@ -160,11 +192,19 @@ static int file_error(lua_State *L, const char *what, int name_index) {
     return LUA_ERRFILE;
 }
 
-// The first character after a UTF-8 byte-order mark, if the file starts with one.
-static int skip_bom(FILE *file) {
-    int c = getc(file);
-    if (c == 0xEF && getc(file) == 0xBB && getc(file) == 0xBF) return getc(file);
-    return c;
+// Opened without blocking, and read so: a terminal, a pipe or a FIFO with nothing to read
+// answers "cannot read" at once instead of holding the state where the stop cannot reach (a
+// chunk may name /dev/tty, a FIFO it made, /proc/self/fd/0). A regular file reads as before.
+static FILE *open_nonblocking(const char *filename) {
+    int fd = open(filename, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    FILE *file = fdopen(fd, "r");
+    if (file == NULL) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    return file;
 }
 
 int lx_loadfile_checked(lua_State *L, const char *filename, const char *mode) {
@@ -177,23 +217,16 @@ int lx_loadfile_checked(lua_State *L, const char *filename, const char *mode) {
         slices.file = fopen("/dev/null", "re");
     } else {
         lua_pushfstring(L, "@%s", filename);
-        slices.file = fopen(filename, "re");
+        slices.file = open_nonblocking(filename);
     }
     if (slices.file == NULL) return file_error(L, "open", name_index);
-    int c = skip_bom(slices.file);
-    if (c == '#') {  // a first line such as "#!/usr/bin/lua": skipped, its newline kept for the line numbers
-        do c = getc(slices.file);
-        while (c != EOF && c != '\n');
-        c = getc(slices.file);
-        // A binary chunk after it starts at its signature, as luaL_loadfilex hands it on.
-        if (c != LUA_SIGNATURE[0]) slices.first[slices.first_len++] = '\n';
-    }
-    if (c != EOF) slices.first[slices.first_len++] = (char)c;
     int status = lua_load(L, next_file_slice, &slices, lua_tostring(L, -1), mode);
     int read_failed = ferror(slices.file);
+    int read_errno = errno;
     fclose(slices.file);
     if (read_failed) {
         lua_settop(L, name_index);
+        errno = read_errno;
         return file_error(L, "read", name_index);
     }
     lua_remove(L, name_index);

@@ -55,6 +55,16 @@ struct DateTests {
           put('split %E at ' .. n, pcall(os.date, string.rep('x', n) .. '%Ec%Y', when))
         end
         put('long invalid', pcall(os.date, string.rep('%Y', 5000) .. '%Q and the rest'))
+        -- A piece after the first that would start with '!' (UTC) or be '!*t' (a table).
+        for n = 4094, 4098 do
+          put('bang at ' .. n, pcall(os.date, string.rep('x', n) .. '!', when))
+          put('bang star t at ' .. n, pcall(os.date, string.rep('x', n) .. '!*t', when))
+          put('bang hour at ' .. n, pcall(os.date, string.rep('x', n) .. '!%H', when))
+          put('utc bang at ' .. n, pcall(os.date, '!' .. string.rep('x', n) .. '!%H', when))
+        end
+        -- A time it cannot represent is the error before an invalid conversion.
+        put('unrepresentable', pcall(os.date, '%Q', 1 << 60))
+        put('unrepresentable long', pcall(os.date, string.rep('%Y', 3000) .. '%Q', 1 << 60))
         put('long star', #os.date(string.rep('*', 9000) .. 't', when))
         return table.concat(out, '\n')
         """#

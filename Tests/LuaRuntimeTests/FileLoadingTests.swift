@@ -112,6 +112,31 @@ struct FileLoadingTests {
         #expect(answers == [.string(Array("0".utf8)), .nil, .string(Array("=stdin".utf8))])
     }
 
+    @Test("loadfile of a FIFO, a terminal or a pipe with nothing to read answers at once, as a read error")
+    func nothingToRead() throws {
+        let dir = try FileFixture.temporaryDirectory("luaexec-loadfile")
+        defer { FileFixture.remove(dir) }
+        let fifo = dir + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // A writer that writes nothing for 2 s: liblua's loadfile waited for it, in one C call.
+        let writer = open(fifo, O_RDWR)
+        #expect(writer >= 0)
+        Thread.detach {
+            usleep(2_000_000)
+            _ = write(writer, "return 1", 8)
+            close(writer)
+        }
+        let vm = try LuaVM()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let answers = try vm.evaluate(
+            Array("return loadfile('\(fifo)')".utf8), chunkName: "interactive.lua", rendering: .text
+        ).outcome.get()
+        let waited = clock.now - started
+        #expect(answers == [.nil, .string(Array("cannot read \(fifo): Resource temporarily unavailable".utf8))])
+        #expect(waited < .milliseconds(1500), "waited \(waited)")
+    }
+
     @Test("a precompiled file is refused by loadfile, dofile and require, as load refuses one")
     func binaryRefused() throws {
         let dir = try FileFixture.temporaryDirectory("luaexec-loadfile")
