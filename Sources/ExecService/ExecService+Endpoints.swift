@@ -170,7 +170,8 @@ extension ExecService {
                     return .failure(EndpointShapeError(message: refusal))
                 }
                 headers.append((name, text))
-                headerBytes += field.key.count + value.count + 4
+                // As sent: bytes that are not UTF-8 go out as U+FFFD, three bytes each.
+                headerBytes += name.utf8.count + text.utf8.count + 4
             }
             // The web server takes the whole head in one buffer (nginx's fastcgi_buffer_size,
             // 4 KiB) and answers 502 past it, while luaexecd counted the call as answered: what

@@ -91,6 +91,9 @@ public final class FastCGIServer: @unchecked Sendable {
         /// bytes count toward `streamBacklogLimit` (`streamBacklog`, as last counted).
         var streaming = false
         var streamBacklog = 0
+        /// Since when its stream has had bytes unsent without a break (nil: all sent): a reader
+        /// that keeps up empties it now and then, a slow one never does.
+        var backlogSince: MonotonicInstant?
 
         init(fd: Int32, limits: FastCGIParser.Limits, now: MonotonicInstant) {
             self.fd = fd
@@ -714,8 +717,11 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Most bytes the streamed answers may hold unsent, together. nginx passes a stream on as
     /// its client reads it (`X-Accel-Buffering: no`), so what a chunk prints faster than its
     /// client reads waits here: eighty clients reading at 1 KiB/s, each streaming a chunk that
-    /// printed 15 MiB, held 950 MB. Past the budget the stream whose part went over it is cut
-    /// (its client is among the slow ones; its chunk goes on, audited `stream=dropped`).
+    /// printed 15 MiB, held 950 MB. Past the budget the streams that have held bytes unsent the
+    /// longest without a break are cut, until the rest fit: the slow readers, whose chunks may
+    /// have ended long ago. Neither the stream being written (a fast reader behind slow ones was
+    /// cut so) nor the one holding the most (a fast reader's fresh 15 MiB part is the most) is
+    /// the one to cut. A chunk whose stream is cut goes on, audited `stream=dropped`.
     static let streamBacklogLimit = 64 << 20
 
     /// Unsent bytes of the streams, together (`Connection.streamBacklog`). Guarded by `lock`.
@@ -729,13 +735,20 @@ public final class FastCGIServer: @unchecked Sendable {
             guard !connection.dead else { return false }
             encode(&connection.output)
             flush(connection)
-            if !connection.dead && connection.streamBacklog > 0 && streamBacklogTotal > Self.streamBacklogLimit {
+            while streamBacklogTotal > Self.streamBacklogLimit {
+                // Rare (only past the budget): a scan of the connections for the slowest.
+                var slowest: Connection?
+                for candidate in connections.values {
+                    guard candidate.streamBacklog > 0, let since = candidate.backlogSince else { continue }
+                    if slowest?.backlogSince.map({ since < $0 }) ?? true { slowest = candidate }
+                }
+                guard let slowest else { break }
                 logger.notice(
                     "cutting a streamed answer: the streams' clients read too slowly",
                     metadata: [
-                        "unsent_bytes": "\(connection.streamBacklog)", "all_streams_unsent": "\(streamBacklogTotal)",
+                        "unsent_bytes": "\(slowest.streamBacklog)", "all_streams_unsent": "\(streamBacklogTotal)",
                     ])
-                drop(connection)
+                drop(slowest)
             }
             return !connection.dead
         }
@@ -748,6 +761,11 @@ public final class FastCGIServer: @unchecked Sendable {
         let unsent = connection.dead ? 0 : connection.output.count - connection.written
         streamBacklogTotal += unsent - connection.streamBacklog
         connection.streamBacklog = unsent
+        if unsent == 0 {
+            connection.backlogSince = nil
+        } else if connection.backlogSince == nil {
+            connection.backlogSince = .now()
+        }
         if unsent == 0 && (connection.dead || !connection.busy) { connection.streaming = false }
     }
 

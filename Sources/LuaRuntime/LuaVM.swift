@@ -38,6 +38,15 @@ public final class LuaVM {
         /// registers to be withdrawn with the script).
         case handler(EndpointRegistry.Origin)
 
+        /// The stored script (and its version) whose timer or handler this is, if any.
+        public var storedScript: (name: String, version: Int)? {
+            switch self {
+            case .timer(.storedScript(let name, let version, _), _), .handler(.storedScript(let name, let version, _)):
+                (name, version)
+            default: nil
+            }
+        }
+
         /// The box's own work: an init or stored script, or a timer one of them set. A request
         /// (and a handler it calls) or a timer either set is not, and shares what requests are
         /// given (`logBudget`), so that a token cannot use up what the box's scripts need.
@@ -272,6 +281,23 @@ public final class LuaVM {
                     LuaFailure(kind: .interrupted, message: "the Lua state was reset while the chunk waited in sleep")),
                 elapsedNanoseconds: 0)
         }
+        // A stored script's timer callback or handler whose script was deleted, disabled or
+        // replaced while it slept goes no further: it would register in the name of a version
+        // that is gone. Its to-be-closed variables are closed.
+        if let (name, version) = suspension.caller.storedScript,
+            registry.lastRun(ofStoredScript: name).map({ $0.version != version || $0.failure != nil }) ?? true
+        {
+            abandon(suspension)
+            return Evaluation(
+                output: [],
+                outcome: .failure(
+                    LuaFailure(
+                        kind: .interrupted,
+                        message: "the stored script \(name) v\(version) was withdrawn or replaced while this waited in sleep")),
+                elapsedNanoseconds: suspension.ranNanoseconds)
+        }
+        let previous = caller
+        defer { caller = previous }
         caller = suspension.caller
         tracebackLocals = suspension.tracebackLocals
         allowWaiting()
@@ -334,6 +360,10 @@ public final class LuaVM {
     /// Runs the timer `id` (SPEC V9) as `evaluate` runs a chunk, as the one who set it; nil when
     /// it is no longer set (cancelled meanwhile). It may wait in `sleep`.
     public func runTimer(_ id: Int64, origin: EndpointRegistry.Origin, ownWork: Bool) -> Evaluation? {
+        // Put back afterwards, as `invoke` does: a job that runs next without a caller of its own
+        // (a change from outside and its callbacks) is not the timer's owner's.
+        let previous = caller
+        defer { caller = previous }
         caller = .timer(origin, ownWork: ownWork)
         allowWaiting()
         defer { lx_set_suspendable(runtime, 0, 0) }

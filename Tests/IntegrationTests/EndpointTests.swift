@@ -117,6 +117,11 @@ struct EndpointTests {
                 "return 200, 'x', {['X-A'] = string.rep('a', 1100), ['X-B'] = string.rep('b', 1100)}",
                 "set headers of 2214 bytes together, past the 2048 that fit in the web server's buffer"
             ),
+            // Counted as sent: each byte that is not UTF-8 goes out as U+FFFD, three bytes.
+            (
+                "return 200, 'x', {['X-A'] = string.rep('\\255', 700)}",
+                "set headers of 2107 bytes together, past the 2048 that fit in the web server's buffer"
+            ),
         ])
     func wrongShapes(code: String, problem: String) throws {
         let stack = Stack.shared

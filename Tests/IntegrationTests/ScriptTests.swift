@@ -240,6 +240,30 @@ struct ScriptTests {
         #expect(!listing.contains("ghost"), "\(listing)")
     }
 
+    @Test("a stored script's handler asleep in sleep when the script is deleted ends there, its request answered so")
+    func sleepingHandlerOfADeletedScript() throws {
+        let stack = try Stack()
+        let source = """
+            http.listen('napper', function()
+              napping = true
+              sleep(1)
+              http.listen('ghost', function() return 'ghost alive' end)
+              return 'woke'
+            end)
+            """
+        #expect(try put(stack, "s.lua", source).status == 201)
+        let answer = Mutex<String?>(nil)
+        let caller = Thread { answer.withLock { $0 = try? self.call(stack, "napper") } }
+        caller.start()
+        #expect(try stack.eval("for i = 1, 200 do if napping then return 'asleep' end sleep(0.02) end").text == "asleep")
+        #expect(try stack.request(Self.prefix + "s.lua", method: "DELETE", token: stack.adminToken).status == 200)
+        try Stack.waitUntil(timeout: .seconds(10), "the napping request's answer") { answer.withLock { $0 != nil } }
+        let text = answer.withLock { $0 } ?? ""
+        #expect(text.hasPrefix("503 ") || text.hasPrefix("500 "), "\(text)")
+        #expect(text.contains("the stored script s.lua v1 was withdrawn or replaced while this waited in sleep"), "\(text)")
+        #expect(try call(stack, "ghost").hasPrefix("404 "))
+    }
+
     @Test("config callbacks a stored script's timer callback or handler registered go with the script")
     func configCallbacksOfTimersAndHandlers() throws {
         let stack = try Stack()
