@@ -68,6 +68,10 @@ public final class EndpointRegistry: Sendable {
         /// Nil: it succeeded.
         public var failure: LuaFailure?
         public var elapsedNanoseconds: Int64
+        /// Tells this run from every other of the state (`recordRun` numbers them): a callback of
+        /// the script asleep in `sleep` goes on only while the run that set it up is the last
+        /// (a disable and an enable of the same version in between make a new run).
+        public internal(set) var serial = 0
 
         public init(version: Int, at: Date = Date(), failure: LuaFailure?, elapsedNanoseconds: Int64) {
             self.version = version
@@ -119,6 +123,7 @@ public final class EndpointRegistry: Sendable {
         var entries: [Registration: Entry] = [:]
         /// The last run of each stored script, by name.
         var runs: [String: ScriptRun] = [:]
+        var runSerial = 0
         /// Bumped when a name comes or goes; `counts` when a call is recorded.
         var structure = 0
         var counts = 0
@@ -148,7 +153,12 @@ public final class EndpointRegistry: Sendable {
     }
 
     func recordRun(ofStoredScript name: String, _ run: ScriptRun?) {
-        state.withLock { $0.runs[name] = run }
+        state.withLock { state in
+            state.runSerial += 1
+            var run = run
+            run?.serial = state.runSerial
+            state.runs[name] = run
+        }
     }
 
     func snapshot() -> Snapshot {

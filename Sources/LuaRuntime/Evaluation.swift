@@ -39,6 +39,9 @@ public struct Suspension: Sendable {
     /// it ends counts them all (E5 `elapsed_ms`, E7 `Server-Timing`, the evaluations' histogram),
     /// not only the last.
     public internal(set) var ranNanoseconds: Int64 = 0
+    /// For a stored script's timer callback or handler: the serial of the script's run that was
+    /// the last when it went to sleep (`EndpointRegistry.ScriptRun.serial`).
+    var scriptRun: Int?
 }
 
 /// Why a chunk did not complete. The state survives every one of these.

@@ -281,11 +281,11 @@ public final class LuaVM {
                     LuaFailure(kind: .interrupted, message: "the Lua state was reset while the chunk waited in sleep")),
                 elapsedNanoseconds: 0)
         }
-        // A stored script's timer callback or handler whose script was deleted, disabled or
-        // replaced while it slept goes no further: it would register in the name of a version
-        // that is gone. Its to-be-closed variables are closed.
+        // A stored script's timer callback or handler whose script was deleted, disabled,
+        // replaced or run again while it slept goes no further: it would register in the name
+        // of a run that is gone. Its to-be-closed variables are closed.
         if let (name, version) = suspension.caller.storedScript,
-            registry.lastRun(ofStoredScript: name).map({ $0.version != version || $0.failure != nil }) ?? true
+            registry.lastRun(ofStoredScript: name).map({ $0.serial != suspension.scriptRun || $0.failure != nil }) ?? true
         {
             abandon(suspension)
             return Evaluation(
@@ -433,7 +433,8 @@ public final class LuaVM {
             suspension = Suspension(
                 reference: reference, seconds: seconds, rendering: rendering, caller: caller, state: serial,
                 tracebackLocals: tracebackLocals, outputUsed: lx_output_used(runtime),
-                ranNanoseconds: ranBefore + MonotonicInstant.now().nanoseconds(since: start))
+                ranNanoseconds: ranBefore + MonotonicInstant.now().nanoseconds(since: start),
+                scriptRun: caller.storedScript.flatMap { registry.lastRun(ofStoredScript: $0.name)?.serial })
             outcome = .success([])
         } else if status == Int32(LX_OK.rawValue) {
             var length = 0

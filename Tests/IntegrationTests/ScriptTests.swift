@@ -240,8 +240,10 @@ struct ScriptTests {
         #expect(!listing.contains("ghost"), "\(listing)")
     }
 
-    @Test("a stored script's handler asleep in sleep when the script is deleted ends there, its request answered so")
-    func sleepingHandlerOfADeletedScript() throws {
+    @Test(
+        "a stored script's handler asleep in sleep when the script is deleted, replaced, or disabled and enabled again ends there, its request answered so",
+        arguments: ["DELETE", "replace", "disable and enable"])
+    func sleepingHandlerOfADeletedScript(change: String) throws {
         let stack = try Stack()
         let source = """
             http.listen('napper', function()
@@ -256,7 +258,13 @@ struct ScriptTests {
         let caller = Thread { answer.withLock { $0 = try? self.call(stack, "napper") } }
         caller.start()
         #expect(try stack.eval("for i = 1, 200 do if napping then return 'asleep' end sleep(0.02) end").text == "asleep")
-        #expect(try stack.request(Self.prefix + "s.lua", method: "DELETE", token: stack.adminToken).status == 200)
+        switch change {
+        case "DELETE": #expect(try stack.request(Self.prefix + "s.lua", method: "DELETE", token: stack.adminToken).status == 200)
+        case "replace": #expect(try put(stack, "s.lua", source + "\n-- v2").status == 200)
+        default:
+            #expect(try post(stack, "s.lua", "disable").status == 200)
+            #expect(try post(stack, "s.lua", "enable").status == 200)
+        }
         try Stack.waitUntil(timeout: .seconds(10), "the napping request's answer") { answer.withLock { $0 != nil } }
         let text = answer.withLock { $0 } ?? ""
         #expect(text.hasPrefix("503 ") || text.hasPrefix("500 "), "\(text)")
