@@ -32,6 +32,20 @@ struct ScriptTests {
         return "\(result.status) \(result.text)"
     }
 
+    /// Ends the run of the stored script `name` that is current: "DELETE", "disable", "replace"
+    /// (with a version that registers nothing), or "disable and enable" (the same version runs
+    /// again).
+    func endCurrentRun(_ stack: Stack, _ name: String, by change: String) throws {
+        switch change {
+        case "DELETE": #expect(try stack.request(Self.prefix + name, method: "DELETE", token: stack.adminToken).status == 200)
+        case "disable": #expect(try post(stack, name, "disable").status == 200)
+        case "replace": #expect(try put(stack, name, "-- registers nothing").status == 200)
+        default:
+            #expect(try post(stack, name, "disable").status == 200)
+            #expect(try post(stack, name, "enable").status == 200)
+        }
+    }
+
     func record(_ stack: Stack, _ name: String) throws -> [String: Any] {
         let result = try stack.request(
             Self.prefix + name, token: stack.adminToken, headers: ["Accept: application/json"])
@@ -228,11 +242,7 @@ struct ScriptTests {
             """
         #expect(try put(stack, "s.lua", source).status == 201)
         #expect(try stack.eval("for i = 1, 200 do if asleep then return 'asleep' end sleep(0.02) end").text == "asleep")
-        switch change {
-        case "DELETE": #expect(try stack.request(Self.prefix + "s.lua", method: "DELETE", token: stack.adminToken).status == 200)
-        case "disable": #expect(try post(stack, "s.lua", "disable").status == 200)
-        default: #expect(try put(stack, "s.lua", "-- registers nothing").status == 200)
-        }
+        try endCurrentRun(stack, "s.lua", by: change)
         // Past the callback's sleep: it woke, or would have.
         #expect(try stack.eval("sleep(1.5) return tostring(ghost_ran)").text == "nil")
         #expect(try call(stack, "ghost").hasPrefix("404 "))
@@ -258,13 +268,7 @@ struct ScriptTests {
         let caller = Thread { answer.withLock { $0 = try? self.call(stack, "napper") } }
         caller.start()
         #expect(try stack.eval("for i = 1, 200 do if napping then return 'asleep' end sleep(0.02) end").text == "asleep")
-        switch change {
-        case "DELETE": #expect(try stack.request(Self.prefix + "s.lua", method: "DELETE", token: stack.adminToken).status == 200)
-        case "replace": #expect(try put(stack, "s.lua", source + "\n-- v2").status == 200)
-        default:
-            #expect(try post(stack, "s.lua", "disable").status == 200)
-            #expect(try post(stack, "s.lua", "enable").status == 200)
-        }
+        try endCurrentRun(stack, "s.lua", by: change)
         try Stack.waitUntil(timeout: .seconds(10), "the napping request's answer") { answer.withLock { $0 != nil } }
         let text = answer.withLock { $0 } ?? ""
         #expect(text.hasPrefix("503 ") || text.hasPrefix("500 "), "\(text)")
