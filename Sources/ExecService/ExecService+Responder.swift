@@ -353,9 +353,10 @@ final class TimerRun: StateJob, @unchecked Sendable {
         let evaluation: Evaluation?
         if let waiting {
             self.waiting = nil
-            if timers.takeWithdrawn(id: timer) {
+            if vm.outlivesItsRun(waiting.suspension) {
                 // The stored script that set the timer was deleted, disabled or replaced while
-                // the callback slept: nothing more of it runs.
+                // the callback slept: nothing more of it runs, and the timer went with it (no
+                // failure to count or log).
                 vm.abandon(waiting.suspension)
                 return ended(nil, vm: vm, cancelled: true)
             }

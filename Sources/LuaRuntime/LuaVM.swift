@@ -281,12 +281,7 @@ public final class LuaVM {
                     LuaFailure(kind: .interrupted, message: "the Lua state was reset while the chunk waited in sleep")),
                 elapsedNanoseconds: 0)
         }
-        // A stored script's timer callback or handler whose script was deleted, disabled,
-        // replaced or run again while it slept goes no further: it would register in the name
-        // of a run that is gone. Its to-be-closed variables are closed.
-        if let (name, version) = suspension.caller.storedScript,
-            registry.lastRun(ofStoredScript: name).map({ $0.serial != suspension.scriptRun || $0.failure != nil }) ?? true
-        {
+        if outlivesItsRun(suspension), let (name, version) = suspension.caller.storedScript {
             abandon(suspension)
             return Evaluation(
                 output: [],
@@ -305,6 +300,15 @@ public final class LuaVM {
         let status = lx_resume(runtime, suspension.reference, mode, suspension.outputUsed)
         return withConfigCallbacks(
             finish(status: status, start: start, rendering: suspension.rendering, ranBefore: suspension.ranNanoseconds))
+    }
+
+    /// Whether `suspension` is a stored script's timer callback or handler whose script was
+    /// deleted, disabled, replaced or run again while it slept: it goes no further (`resume`
+    /// answers `interrupted`), since it would register in the name of a run that is gone.
+    public func outlivesItsRun(_ suspension: Suspension) -> Bool {
+        guard let (name, _) = suspension.caller.storedScript else { return false }
+        guard let run = registry.lastRun(ofStoredScript: name) else { return true }
+        return run.serial != suspension.scriptRun || run.failure != nil
     }
 
     /// Where an evaluation waits (in `sleep`), as a traceback (SPEC O11), for the answer of one

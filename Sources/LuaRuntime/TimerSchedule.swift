@@ -39,9 +39,6 @@ public final class TimerSchedule: Sendable {
         /// publishes for `luaexec endpoints` is made again when they move.
         var structure = 0
         var runs = 0
-        /// Timers withdrawn (`removeAll`) while a run of theirs was under way, waiting in `sleep`
-        /// or queued: that run goes no further (`takeWithdrawn`).
-        var withdrawnRunning: Set<Int64> = []
     }
 
     /// How often the set of timers changed, and how many runs ended: for a publisher of the
@@ -88,24 +85,15 @@ public final class TimerSchedule: Sendable {
         }
     }
 
-    /// The timers (ids) that `matches` picks, removed from the schedule: withdrawn with the
-    /// stored script that set them. A run of one that is under way (its callback waits in
-    /// `sleep`) ends where it is: it would otherwise register, when it wakes, in the name of a
-    /// script deleted, disabled or replaced meanwhile.
+    /// The timers (ids) that `matches` picks, removed from the schedule. A run of one under way
+    /// (its callback waits in `sleep`) is not this schedule's to end: `LuaVM.outlivesItsRun`.
     func removeAll(where matches: (Entry) -> Bool) -> [Int64] {
         table.withLock { table in
             let ids = table.entries.values.filter(matches).map(\.id)
-            for id in ids where table.entries.removeValue(forKey: id)?.running == true {
-                table.withdrawnRunning.insert(id)
-            }
+            for id in ids { table.entries.removeValue(forKey: id) }
             if !ids.isEmpty { table.structure += 1 }
             return ids
         }
-    }
-
-    /// Whether the run under way of timer `id` must end where it is (`removeAll`); once.
-    public func takeWithdrawn(id: Int64) -> Bool {
-        table.withLock { $0.withdrawnRunning.remove(id) != nil }
     }
 
     /// When the next timer not already running is due.
@@ -147,7 +135,6 @@ public final class TimerSchedule: Sendable {
     /// ticks that passed while it ran late), a one-shot one removed.
     public func finished(id: Int64, failure: LuaFailure?, now: MonotonicInstant = .now()) -> Finished {
         table.withLock { table in
-            table.withdrawnRunning.remove(id)
             guard var entry = table.entries[id] else { return Finished(logFailure: nil, drop: true) }
             table.runs += 1
             entry.running = false
