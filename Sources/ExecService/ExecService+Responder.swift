@@ -121,10 +121,12 @@ extension ExecService: Responder {
 
     public func setWake(_ wake: @escaping @Sendable () -> Void) { executor.setWakeDriver(wake) }
 
-    /// A client that went while its chunk sleeps: the chunk is ended now, not when it wakes, so
-    /// that what it holds is let go (its answer goes nowhere).
+    /// A client that went while its request waits its turn or its chunk sleeps: a request that
+    /// never started leaves the queue and runs nothing; a sleeping chunk is ended now, not when
+    /// it wakes, so that what it holds is let go (its answer goes nowhere). A running chunk
+    /// runs on (`LuaExecutor.clientGone`).
     public func peerGone(_ writer: any ResponseWriter) {
-        executor.interruptWaiting { ($0 as? Exchange)?.writer === writer }
+        executor.clientGone { ($0 as? Exchange)?.writer === writer }
     }
 }
 
@@ -305,6 +307,17 @@ final class Exchange: StateJob, @unchecked Sendable {
         work = nil
         audit.errorKind = "busy"
         writer.send(service.finish(service.busy(json: json), label: metricsLabel, audit: &audit, start: start))
+    }
+
+    /// Its client went while it waited its turn: it never ran. Its audit line says so (the
+    /// answer goes to a closed connection).
+    override func clientWent() {
+        work = nil
+        let evaluation = Evaluation(
+            output: [],
+            outcome: .failure(LuaFailure(kind: .interrupted, message: "the client went before the request ran")),
+            elapsedNanoseconds: 0)
+        send(service.render(evaluation, json: json, audit: &audit))
     }
 
     /// The end of a reset (SPEC M3).

@@ -81,6 +81,11 @@ open class StateJob: @unchecked Sendable {
     /// stack is small: no Lua here).
     open func refuse() {}
 
+    /// Called instead of `run` when its client went before it started (the transport saw the
+    /// connection closed while the job was queued): nothing ran and no one waits for the answer,
+    /// but the job may still account for it. By default, as a refusal. No Lua here.
+    open func clientWent() { refuse() }
+
     /// Called instead of running again when the job waits (`LuaExecutor.wait`) and the state it
     /// waits in is replaced (a reset): what it waited in is gone. No Lua here.
     open func stateWasReset() {}
@@ -574,6 +579,35 @@ public final class LuaExecutor: @unchecked Sendable {
         guard let wake else { return false }
         wake?()
         return true
+    }
+
+    /// The client of the first job that `matches` picks has gone (its connection closed). Queued
+    /// and never started, it leaves the queue at once and runs nothing (`clientWent`): a
+    /// request nobody waits for any more is not started behind a long chunk. Waiting in `sleep`,
+    /// or woken from it and waiting its turn, it is ended as an interrupt ends it (its coroutine
+    /// is closed on the state, its `__close` handlers run). A running job runs on: what it does
+    /// is not cut off halfway because a client stopped listening (`limits.time` bounds it).
+    public func clientGone(where matches: (StateJob) -> Bool) {
+        let (left, wake) = lock.withLock { () -> (StateJob?, (@Sendable () -> Void)??) in
+            var index = queueHead
+            while index < queue.count {
+                defer { index += 1 }
+                guard let job = queue[index], job.state == .queued, matches(job) else { continue }
+                if job.hasWaited {
+                    job.interruption = .administrator
+                    return (nil, nil)
+                }
+                job.state = .refused
+                queue[index] = nil
+                waiting -= 1
+                queuedBytes -= job.bodyBytes
+                return (job, nil)
+            }
+            return (nil, endWaiting(where: matches))
+        }
+        // Outside the lock, as a refusal: it answers (to no one) and writes its audit line.
+        left?.clientWent()
+        if let wake { wake?() }
     }
 
     /// Marks the first waiting job that `matches` picks as interrupted and due now; the driver

@@ -30,6 +30,38 @@ extension Stack {
         return flight
     }
 
+    /// A request on a thread of its own, whose answer is read later.
+    final class Pending: Sendable {
+        let answer = Mutex<Result<HTTPResult, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        /// Waits for the answer.
+        func get() throws -> HTTPResult? {
+            done.wait()
+            return try answer.withLock { $0 }?.get()
+        }
+    }
+
+    /// Sends `chunk` to the exec API with `Lua-Interrupt-Key: key` and returns at once.
+    func start(_ chunk: String, key: String, token: String? = nil) -> Pending {
+        let pending = Pending()
+        Thread.detachNewThread { [self] in
+            pending.answer.withLock {
+                $0 = Result {
+                    try request(token: token ?? adminToken, headers: ["Lua-Interrupt-Key: \(key)"], body: Array(chunk.utf8))
+                }
+            }
+            pending.done.signal()
+        }
+        return pending
+    }
+
+    /// Waits until the admin status contains `what`.
+    func waitForStatus(_ what: String) throws {
+        try Stack.waitUntil(timeout: .seconds(20), what) {
+            (try? request("/api/v1/admin/status", token: adminToken))?.text.contains(what) == true
+        }
+    }
+
     /// The admin status as JSON, or nil while it cannot be read.
     func statusObject() -> [String: Any]? {
         guard let status = try? request("/api/v1/admin/status", token: adminToken) else { return nil }

@@ -242,35 +242,13 @@ struct WaitTests {
     @Test("Lua-Interrupt-Key: the client's own key ends its evaluation, asleep or running; another key ends nothing")
     func interruptByKey() throws {
         let stack = try Stack(settings: ["limits.time=30"])
-        final class Pending: Sendable {
-            let answer = Mutex<Result<Stack.HTTPResult, any Error>?>(nil)
-            let done = DispatchSemaphore(value: 0)
-            func get() throws -> Stack.HTTPResult? {
-                done.wait()
-                return try answer.withLock { $0 }?.get()
-            }
-        }
-        func start(_ chunk: String, key: String, token: String? = nil) -> Pending {
-            let pending = Pending()
-            Thread.detachNewThread {
-                pending.answer.withLock {
-                    $0 = Result {
-                        try stack.request(
-                            token: token ?? stack.adminToken, headers: ["Lua-Interrupt-Key: \(key)"], body: Array(chunk.utf8))
-                    }
-                }
-                pending.done.signal()
-            }
-            return pending
+        func start(_ chunk: String, key: String, token: String? = nil) -> Stack.Pending {
+            stack.start(chunk, key: key, token: token)
         }
         func interrupt(_ query: String) throws -> Stack.HTTPResult {
             try stack.request("/api/v1/admin/interrupt?" + query, method: "POST", token: stack.adminToken)
         }
-        func waitFor(_ what: String) throws {
-            try Stack.waitUntil(timeout: .seconds(20), what) {
-                (try? stack.request("/api/v1/admin/status", token: stack.adminToken))?.text.contains(what) == true
-            }
-        }
+        func waitFor(_ what: String) throws { try stack.waitForStatus(what) }
         // Asleep: the status's id is not needed.
         let sleeping = start("print('zz') sleep(25) key_sleeper_woke = true", key: "page-1f3a")
         try waitFor(#""why":"sleep""#)
@@ -331,7 +309,7 @@ struct WaitTests {
         // A token for one endpoint may end its own call of it too.
         let endpointOnly = try stack.makeToken("door-only", scopes: ["endpoint:door"])
         #expect(try stack.eval("http.listen('door', function() sleep(25) return 'opened' end)").status == 200)
-        let door = Pending()
+        let door = Stack.Pending()
         Thread.detachNewThread {
             door.answer.withLock {
                 $0 = Result { try stack.request("/api/v1/exec/door", token: endpointOnly, headers: ["Lua-Interrupt-Key: door-1"]) }
@@ -388,6 +366,38 @@ struct WaitTests {
         #expect(freed.text == "freed")
         // Long before the sleep would have ended.
         #expect(MonotonicInstant.now().duration(since: started) < .seconds(2.5))
+    }
+
+    @Test("a client that goes while its request waits its turn: the request leaves the queue, never runs, and its audit line says so")
+    func clientGoneWhileQueued() throws {
+        // Neither the holder's time limit nor the queue timeout ends anything while the test runs.
+        let stack = try Stack(settings: ["limits.time=60", "limits.queue_timeout=60"])
+        let leaver = try stack.makeToken("leaver", scopes: ["exec"])
+        _ = try stack.eval("queued_ran = false")
+        let holder = stack.start("while true do end", key: "holder-1")
+        try stack.waitForStatus(#""running":{"#)
+        // Queued behind the holder; curl gives up after half a second and nginx closes its
+        // FastCGI connection.
+        let gone = try Stack.run("/usr/bin/curl", [
+            "-sk", "--unix-socket", stack.httpsSocket, "-m", "0.5", "-H", "Authorization: Bearer \(leaver)",
+            "--data-binary", "queued_ran = true", "https://localhost/api/v1/exec/interactive.lua",
+        ])
+        #expect(gone.status == 28)  // curl: operation timed out
+        // Out of the queue while the holder still runs (before, it waited there to run).
+        try Stack.waitUntil(timeout: .seconds(20), "the queue to empty") {
+            let status = stack.statusObject()
+            return status?["queue_length"] as? Int == 0 && status?["running"] is [String: Any]
+        }
+        #expect(try stack.request("/api/v1/admin/interrupt?key=holder-1", method: "POST", token: stack.adminToken).text
+            == #"{"interrupted":true}"#)
+        #expect(try #require(try holder.get()).status == 500)
+        #expect(try stack.eval("return queued_ran").text == "false")
+        var record = ""
+        try Stack.waitUntil(timeout: .seconds(20), "the leaver's audit line") {
+            record = (try? stack.request("/api/v1/admin/audit?token=leaver&limit=5", token: stack.adminToken))?.text ?? ""
+            return record.contains(#""token":"leaver""#)
+        }
+        #expect(record.contains(#""status":500,"error":"interrupted""#), "\(record)")
     }
 
     @Test("a chunk's arguments (SPEC E11) live on across its sleep; a long argument list reaches it whole")
