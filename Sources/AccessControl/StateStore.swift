@@ -38,13 +38,19 @@ public enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Config paths: 1 to 256 letters, digits, `.`, `_`, `-` and `/`, not starting or ending with
-    /// `.`. CLuaSupport's persist.c applies the same rule to `config.set`.
+    /// `.`, and no part between slashes empty, `.` or `..`. A path goes into the admin API's URL
+    /// (`/api/v1/admin/config/PATH`), where the web server resolves `..` and `.` parts, even
+    /// encoded (`%2F`): such a path would name another route, never itself. CLuaSupport's
+    /// persist.c applies the same rule to `config.set`.
     public static func isValidPath(_ path: String) -> Bool {
         let bytes = Array(path.utf8)
         guard (1...256).contains(bytes.count), bytes.first != UInt8(ascii: "."), bytes.last != UInt8(ascii: ".") else {
             return false
         }
-        return bytes.allSatisfy { TokenFormat.isBase62($0) || "._-/".utf8.contains($0) }
+        guard bytes.allSatisfy({ TokenFormat.isBase62($0) || "._-/".utf8.contains($0) }) else { return false }
+        return !bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).contains {
+            $0.isEmpty || $0.elementsEqual([UInt8(ascii: ".")]) || $0.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")])
+        }
     }
 
     /// A string value's most bytes, and the most the whole store holds (paths and values as
@@ -81,7 +87,7 @@ public enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
 
     /// Why `path` is refused, for a person.
     public static func pathProblem(_ path: String) -> String {
-        "bad path '\(path)': use 1 to 256 letters, digits, '.', '_', '-' and '/', not starting or ending with '.'"
+        "bad path '\(path)': use 1 to 256 letters, digits, '.', '_', '-' and '/', not starting or ending with '.', with no part between slashes empty, '.' or '..'"
     }
 
     /// `text` read as `type` (string, integer, number, boolean); nil when it is not one.

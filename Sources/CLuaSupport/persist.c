@@ -623,8 +623,19 @@ static void check_path(lua_State *L, const char *fname, int idx) {
         ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_'
             || c == '-' || c == '/';
     }
+    // No part between slashes empty, "." or "..": the admin API's URL names a path, and the
+    // web server resolves such parts (StateStore.swift's isValidPath says the same).
+    for (size_t start = 0; ok && start <= n;) {
+        size_t end = start;
+        while (end < n && s[end] != '/') end++;
+        size_t part = end - start;
+        ok = part > 0 && !(part == 1 && s[start] == '.') && !(part == 2 && s[start] == '.' && s[start + 1] == '.');
+        start = end + 1;
+    }
     if (!ok)
-        luaL_error(L, "%s: bad path '%s': use 1 to 256 letters, digits, '.', '_', '-' and '/', not starting or ending with '.'",
+        luaL_error(L,
+            "%s: bad path '%s': use 1 to 256 letters, digits, '.', '_', '-' and '/', not starting or ending with '.', "
+            "with no part between slashes empty, '.' or '..'",
             fname, s);
 }
 

@@ -62,6 +62,20 @@ struct CallBody: Equatable {
         }
     }
 
+    /// One JSON value, the whole of `bytes`, read as the arguments are: integers stay integers,
+    /// no number is rounded quietly, `{"base64": "..."}` alone is a binary string.
+    static func parseValue(_ bytes: [UInt8]) -> Result<LuaValue, CallBodyError> {
+        var reader = Reader(bytes: bytes)
+        do throws(CallBodyError) {
+            let value = try reader.value(depth: 0)
+            reader.skipSpace()
+            guard reader.peek() == nil else { throw reader.fail("more after the JSON value") }
+            return .success(value)
+        } catch {
+            return .failure(error)
+        }
+    }
+
     private struct Reader {
         let bytes: [UInt8]
         var offset = 0

@@ -61,9 +61,10 @@ extension ExecService {
         case .read(let bytes): body = bytes
         }
         audit.body = body
-        guard let value = Self.parseValue(body) else {
-            return .answer(Self.plain(
-                400, "send {\"value\": ...} with a string, a number or a boolean (DELETE unsets)\n", json: true))
+        let value: ConfigValue
+        switch Self.parseValue(body) {
+        case .success(let parsed): value = parsed
+        case .failure(let problem): return .answer(Self.plain(400, problem.message + "\n", json: true))
         }
         do {
             if let problem = ConfigValue.sizeProblem(path, value, in: try stateStore.config()) {
@@ -106,28 +107,27 @@ extension ExecService {
         }
     }
 
-    private struct ValueBody: Decodable {
-        var value: ConfigValue
-
-        enum CodingKeys: CodingKey { case value }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            let single = try container.superDecoder(forKey: .value).singleValueContainer()
-            if let flag = try? single.decode(Bool.self) {
-                value = .boolean(flag)
-            } else if let integer = try? single.decode(Int64.self) {
-                value = .integer(integer)
-            } else if let number = try? single.decode(Double.self) {
-                value = .number(number)
-            } else {
-                value = .string(Array(try single.decode(String.self).utf8))
-            }
+    /// `{"value": V}` with V a string, a number or a boolean, read as E11 reads arguments
+    /// (CallBody): `2.0` stays a float and `2` an integer, as `config.set` keeps them; an integer
+    /// past 64 bits or a number past a double is refused, never rounded; a string may be
+    /// `{"base64": "..."}`. What is wrong, in a sentence.
+    static func parseValue(_ body: [UInt8]) -> Result<ConfigValue, CallBodyError> {
+        let usage = "send {\"value\": ...} with a string, a number or a boolean (DELETE unsets)"
+        let parsed: LuaValue
+        switch CallBody.parseValue(body) {
+        case .success(let value): parsed = value
+        case .failure(let error): return .failure(CallBodyError(message: "\(usage): \(error.message)"))
         }
-    }
-
-    static func parseValue(_ body: [UInt8]) -> ConfigValue? {
-        try? JSONDecoder().decode(ValueBody.self, from: Data(body)).value
+        guard case .object(let fields) = parsed, fields.count == 1, fields[0].key == Array("value".utf8) else {
+            return .failure(CallBodyError(message: usage))
+        }
+        switch fields[0].value {
+        case .string(let bytes): return .success(.string(bytes))
+        case .integer(let value): return .success(.integer(value))
+        case .number(let value): return .success(.number(value))
+        case .boolean(let value): return .success(.boolean(value))
+        default: return .failure(CallBodyError(message: usage))
+        }
     }
 
     static func entryJSON(_ path: String, _ value: ConfigValue) -> String {

@@ -548,6 +548,10 @@ public final class FastCGIServer: @unchecked Sendable {
         for _ in 0..<4 {
             let count = Glibc.read(connection.fd, scratch.baseAddress, scratch.count)
             if count > 0 {
+                // Bytes came: a request still being read is not stalled (the read timeout is
+                // how long the peer sent nothing, not how long its request takes: Apache passes
+                // a body on as its client uploads it).
+                connection.midRequestSince = nil
                 connection.parser.append(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
                 if count < scratch.count { break }
             } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -326,6 +326,29 @@ struct PersistenceTests {
         let bad = try stack.request(
             "/api/v1/admin/config/a.int", method: "PUT", token: stack.adminToken, body: Array("5".utf8))
         #expect(bad.status == 400)
+        // Numbers keep their kind, as config.set keeps them: 2.0 a float, 2 an integer; an
+        // integer past 64 bits is refused, not rounded, and stores nothing.
+        for (body, kind) in [(#"{"value":2.0}"#, "float"), (#"{"value": 2}"#, "integer"), (#"{"value":2e0}"#, "float")] {
+            let put = try stack.request(
+                "/api/v1/admin/config/a.kind", method: "PUT", token: stack.adminToken, body: Array(body.utf8))
+            #expect(put.status == 200, "\(body)")
+            #expect(try stack.eval("return math.type(config.get('a.kind'))").text == kind, "\(body)")
+        }
+        #expect(try stack.request("/api/v1/admin/config/a.kind", token: stack.adminToken).text == #"{"path":"a.kind","value":2.0}"#)
+        #expect(try stack.request("/api/v1/admin/config/a.kind", method: "DELETE", token: stack.adminToken).status == 200)
+        let tooBig = try stack.request(
+            "/api/v1/admin/config/a.big", method: "PUT", token: stack.adminToken,
+            body: Array(#"{"value":18446744073709551616}"#.utf8))
+        #expect(tooBig.status == 400)
+        #expect(
+            tooBig.text
+                == #"{"ok":false,"error":{"kind":"http","message":"send {\"value\": ...} with a string, a number or a boolean (DELETE unsets): 18446744073709551616 does not fit a Lua integer (-2^63 to 2^63-1); send it as a string (at byte 9)"}}"#)
+        #expect(try stack.request("/api/v1/admin/config/a.big", token: stack.adminToken).status == 404)
+        for body in [#"{"value":1,"other":2}"#, #"{"value":[1]}"#, #"{"value":null}"#, #"{"value":1} x"#] {
+            let refused = try stack.request(
+                "/api/v1/admin/config/a.big", method: "PUT", token: stack.adminToken, body: Array(body.utf8))
+            #expect(refused.status == 400, "\(body)")
+        }
         #expect(
             try stack.request("/api/v1/admin/config/a.int", method: "DELETE", token: stack.adminToken).status == 200)
         #expect(try stack.eval("return config.get('a.int')").text == "")

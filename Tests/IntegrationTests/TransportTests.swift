@@ -175,6 +175,22 @@ struct TransportTests {
         #expect(stack.luaexecdLog().contains("closing a FastCGI connection stalled mid-request"))
     }
 
+    @Test("a peer that sends its request slowly but never stops for listen.read_timeout is answered")
+    func slowPeer() throws {
+        let stack = try Stack(settings: ["listen.read_timeout=2"])
+        let slow = try FastCGIClient(stack.fastcgiSocket)
+        let request = FastCGIClient.request(token: stack.adminToken, chunk: "return 'slow but steady'")
+        // Twelve parts, a third of a second apart: four seconds in all, twice the timeout, with
+        // no pause near it (as Apache passes on an upload that arrives at a steady pace).
+        let size = (request.count + 11) / 12
+        for start in stride(from: 0, to: request.count, by: size) {
+            try slow.send(Array(request[start..<min(start + size, request.count)]))
+            if start + size < request.count { Thread.sleep(forTimeInterval: 1.0 / 3) }
+        }
+        #expect(try slow.readAnswer().body == "slow but steady")
+        #expect(!stack.luaexecdLog().contains("closing a FastCGI connection stalled mid-request"))
+    }
+
     @Test("past listen.max_connections the oldest idle kept connection is closed for the new one")
     func connectionCap() throws {
         let stack = try Stack(settings: ["listen.max_connections=3"])

@@ -361,6 +361,14 @@ final class PersistedTests {
         #expect(
             text("return config.unregister('sip.user', watch), config.unregister('sip.user', watch)") == "true\tfalse")
         #expect(text("config.set('bad path', 1)").contains("config.set: bad path 'bad path'"))
+        // Parts a URL would resolve (the admin API names a path in its URL): as ConfigPathTests.
+        for path in ["a//b", "/a", "a/", "a/./b", "a/../b", "a/.."] {
+            #expect(
+                text("config.set('\(path)', 1)")
+                    .contains("config.set: bad path '\(path)': use 1 to 256 letters, digits, '.', '_', '-' and '/', not starting or ending with '.', with no part between slashes empty, '.' or '..'"),
+                "\(path)")
+        }
+        #expect(text("config.set('a/.b', 1) config.set('a/b..c', 2) return config.get('a/.b'), config.get('a/b..c')") == "1\t2")
         #expect(text("config.set('t', {})").contains("config.set: values are strings, numbers and booleans, not table"))
     }
 
