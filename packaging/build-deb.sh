@@ -48,14 +48,16 @@ install -m 0644 nginx/luaexec-fastcgi.conf nginx/luaexec-headers.conf nginx/luae
     "$stage/etc/nginx/snippets/"
 # The lighttpd and Apache httpd sites, rendered with the installed paths, as examples: nginx stays
 # the server the package depends on and configures (docs/servers.md says how to use these).
-LUAEXEC_LOG_DIR=/var/log/lighttpd LUAEXEC_WEB_DIR=/usr/share/luaexec/web \
+LUAEXEC_LOG_DIR=/var/log/lighttpd LUAEXEC_WEB_DIR=/usr/share/luaexec/web LUAEXEC_MASK_SED=/usr/share/luaexec/mask-tokens.sed \
     scripts/render-lighttpd.sh "$work/lighttpd" /run/luaexec/luaexecd.sock :443 80 "" \
     /etc/luaexec/tls/cert.pem /etc/luaexec/tls/key.pem
 install -m 0644 "$work/lighttpd/luaexec-lighttpd.conf" "$doc/examples/lighttpd-luaexec.conf"
-LUAEXEC_LOG_DIR=/var/log/apache2 LUAEXEC_WEB_DIR=/usr/share/luaexec/web \
+LUAEXEC_LOG_DIR=/var/log/apache2 LUAEXEC_WEB_DIR=/usr/share/luaexec/web LUAEXEC_MASK_SED=/usr/share/luaexec/mask-tokens.sed \
     scripts/render-apache.sh "$work/apache" /run/luaexec/luaexecd.sock "*:443" 80 "" \
     /etc/luaexec/tls/cert.pem /etc/luaexec/tls/key.pem
 install -m 0644 "$work/apache/luaexec-apache.conf" "$doc/examples/apache-luaexec.conf"
+# Both pipe their logs through it (SPEC T5: no token in any log).
+install -D -m 0644 packaging/mask-tokens.sed "$stage/usr/share/luaexec/mask-tokens.sed"
 
 # The web console (SPEC O7): static files as in the repository; the editor is libjs-codemirror.
 for file in $(cd web && find . -type f | sort); do

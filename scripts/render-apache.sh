@@ -14,6 +14,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 run_dir=$1 socket=$2 https_listen=$3 http_port=$4 suffix=$5 cert=$6 key=$7
 log_dir=${LUAEXEC_LOG_DIR:-$run_dir/logs}
 web_dir=${LUAEXEC_WEB_DIR:-$here/web} codemirror_dir=${LUAEXEC_CODEMIRROR_DIR:-/usr/share/javascript/codemirror}
+# The filter the logs go through (SPEC T5); installed as /usr/share/luaexec/mask-tokens.sed.
+mask_sed=${LUAEXEC_MASK_SED:-$here/packaging/mask-tokens.sed}
 http_listen=${https_listen%:*}:$http_port
 mkdir -p "$run_dir/logs" "$run_dir/tmp"
 # Apache refuses to serve as root: as root, its workers run as nobody in group root, which can
@@ -24,7 +26,7 @@ fill() {
     sed -e "s|@RUN_DIR@|$run_dir|g" -e "s|@LOG_DIR@|$log_dir|g" -e "s|@SOCKET@|$socket|g" \
         -e "s|@HTTPS_LISTEN@|$https_listen|g" -e "s|@HTTP_LISTEN@|$http_listen|g" \
         -e "s|@HTTPS_PORT_SUFFIX@|$suffix|g" -e "s|@TLS_CERT@|$cert|g" -e "s|@TLS_KEY@|$key|g" \
-        -e "s|@WEB_DIR@|$web_dir|g" -e "s|@CODEMIRROR_DIR@|$codemirror_dir|g" \
+        -e "s|@WEB_DIR@|$web_dir|g" -e "s|@CODEMIRROR_DIR@|$codemirror_dir|g" -e "s|@MASK_SED@|$mask_sed|g" \
         -e "s|@USER_DIRECTIVE@|${user_directive//$'\n'/\\n}|g" "$1"
 }
 fill "$here/apache/luaexec-site.conf.in" > "$run_dir/luaexec-apache.conf"

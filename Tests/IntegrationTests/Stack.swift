@@ -11,6 +11,8 @@ final class Stack: Sendable {
     /// When set, nginx serves HTTPS on 127.0.0.1 at this port instead of a unix socket, so
     /// requests can come from different client addresses (curl --interface 127.0.0.N).
     let httpsPort: Int?
+    /// lighttpd's and Apache's plain-HTTP port (nginx's is the unix socket `httpSocket`).
+    let plainPort: Int?
     let luaexecdPID: Int32
     /// The web server in front of luaexecd.
     let server: WebServer
@@ -98,6 +100,8 @@ final class Stack: Sendable {
         self.database = database
         let httpsPort = tcp || server != .nginx ? try Self.freePort() : nil
         self.httpsPort = httpsPort
+        let plainPort = server != .nginx ? try Self.freePort() : nil
+        self.plainPort = plainPort
         let (cert, key) = Self.certificate
         let httpsListen = httpsPort.map { "127.0.0.1:\($0)" } ?? "unix:\(directory)/https.sock"
         let (script, renderArguments): (String, [String])
@@ -114,7 +118,7 @@ final class Stack: Sendable {
             (script, renderArguments) = (
                 "render-\(server).sh",
                 [
-                    directory, directory + "/luaexecd.sock", httpsListen, String(try Self.freePort()), ":\(httpsPort!)",
+                    directory, directory + "/luaexecd.sock", httpsListen, String(plainPort!), ":\(httpsPort!)",
                     cert, key,
                 ]
             )
