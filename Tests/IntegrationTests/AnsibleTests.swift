@@ -135,9 +135,13 @@ struct AnsibleTests {
         #expect(result.status == 2)
         for (box, name) in zip(Self.boxes, Self.names) {
             #expect(Self.recap(result.stdout, name)["failed"] == 1)
+            // The line `luaexec` prints, --name included (the playbook passes luaexec_remote as
+            // remote): following it updates the remote instead of adding a second one.
             #expect(
                 result.stdout.contains(
-                    "luaexec login https://127.0.0.1:\(box.httpsPort!) --fingerprint \(ClientTests.fingerprint)"))
+                    "luaexec login https://127.0.0.1:\(box.httpsPort!) --name \(name) --fingerprint \(ClientTests.fingerprint)"
+                ))
+            #expect(result.stdout.contains("the public key of \(name) (https://127.0.0.1:\(box.httpsPort!)) is not"))
         }
         for box in Self.boxes { #expect(try box.eval("return config.get('doorbell.ring_seconds')").text == "3") }
     }
@@ -348,15 +352,162 @@ struct AnsibleTests {
                 "PYTHONDONTWRITEBYTECODE": "1",
             ])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        #expect(result.stdout.contains("7 passed"))
+        #expect(result.stdout.contains("61 passed"))
     }
 
-    @Test("ansible-galaxy builds the collection")
+    /// galaxy.yml's `version:`.
+    static func collectionVersion() throws -> String {
+        let galaxy = try String(contentsOfFile: Stack.repository + "/ansible/galaxy.yml", encoding: .utf8)
+        guard let line = galaxy.split(separator: "\n").first(where: { $0.hasPrefix("version: ") }) else {
+            throw StackError("no version in ansible/galaxy.yml")
+        }
+        return String(line.dropFirst("version: ".count)).trimmingCharacters(in: .whitespaces)
+    }
+
+    @Test("ansible-galaxy builds the collection; docs/ansible.md names no other version's archive")
     func build() throws {
+        let version = try Self.collectionVersion()
         let result = try Self.inCollection(
             "exec ansible-galaxy collection build --output-path '\(Self.controller)/built'")
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(FileManager.default.fileExists(atPath: Self.controller + "/built/luaexec-appliance-0.1.2.tar.gz"))
+        #expect(FileManager.default.fileExists(atPath: Self.controller + "/built/luaexec-appliance-\(version).tar.gz"))
+        // Every luaexec-appliance-X.tar.gz the documentation names is this version's or a
+        // variable's ($version): an install command that names an old archive fails.
+        let docs = try String(contentsOfFile: Stack.repository + "/docs/ansible.md", encoding: .utf8)
+        for mention in docs.components(separatedBy: "luaexec-appliance-").dropFirst() {
+            guard let end = mention.range(of: ".tar.gz") else { continue }
+            let named = String(mention[..<end.lowerBound])
+            #expect(
+                named == version || !(named.first?.isNumber ?? false),
+                "docs/ansible.md names luaexec-appliance-\(named).tar.gz; galaxy.yml builds \(version)")
+        }
+    }
+
+    @Test("config: a path with '..' or an integer past 64 bits fails before any request; nothing is touched")
+    func configChecked() throws {
+        let box = Self.boxes[0]
+        let installed = try Self.module("script", #""name": "victim.lua", "state": "enabled", "source": "victim = 1""#)
+        #expect(installed.status == 0, "\(installed.stdout)")
+        // nginx decodes %2F and resolves '..': sent, these would reach the script or the tokens.
+        for path in ["../scripts/victim.lua", "..%2Ftokens", "a//b"] {
+            let result = try Self.module("config", #""path": "\#(path)", "state": "absent""#)
+            #expect(result.status == 2, "\(result.stdout)")
+            #expect(
+                result.stdout.contains(
+                    "bad path '\(path)': use 1 to 256 letters, digits, '.', '_', '-' and '/', not starting or ending "
+                        + "with '.', with no empty, '.' or '..' part between slashes"), "\(result.stdout)")
+        }
+        #expect(try box.request("/api/v1/admin/scripts/victim.lua", token: box.adminToken).status == 200)
+        let big = try Self.module("config", #""path": "ansible.big", "value": 18446744073709551616"#)
+        #expect(big.status == 2, "\(big.stdout)")
+        #expect(big.stdout.contains("value 18446744073709551616 is outside the signed 64-bit range"), "\(big.stdout)")
+        #expect(try box.eval("return config.get('ansible.big')").body == [])
+        #expect(try Self.module("script", #""name": "victim.lua", "state": "absent""#).status == 0)
+    }
+
+    @Test("token: an expired token fails with when it expired and how to renew it; none is made without no_log")
+    func tokenRules() throws {
+        let box = Self.boxes[0]
+        let result = try Self.playbook("token_expired.yml", ["-e", "secrets_dir=\(Self.controller)/secrets"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("token shortlived expired at "), "\(result.stdout)")
+        #expect(
+            result.stdout.contains(
+                "it cannot be renewed in place: revoke it (state: absent), then make it again (state: present)"))
+        #expect(
+            Self.recap(result.stdout, "box1") == [
+                "ok": 6, "changed": 4, "unreachable": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 1,
+            ])
+        let secret = try String(contentsOfFile: Self.controller + "/secrets/box1.shortlived", encoding: .utf8)
+        #expect(!secret.isEmpty && !result.stdout.contains(secret) && !result.stderr.contains(secret))
+        #expect(try box.request("/api/v1/whoami", token: secret).text == #"{"name":"shortlived","scopes":["metrics"]}"#)
+        // An ad-hoc task has no no_log: the token is not made, and the message says what to do.
+        let refused = try Self.module("token", #""name": "printed", "scopes": ["metrics"]"#)
+        #expect(refused.status == 2, "\(refused.stdout)")
+        #expect(refused.stdout.contains("Add no_log: true to the task and register the result"), "\(refused.stdout)")
+        let tokens = try box.request("/api/v1/admin/tokens", token: box.adminToken)
+        #expect(tokens.status == 200 && !tokens.text.contains(#""name":"printed""#), "\(tokens.text)")
+    }
+
+    @Test("script: diff mode shows a one-byte change of a source that is not UTF-8, and a removal; no source in the result")
+    func scriptDiff() throws {
+        let box = Self.boxes[0]
+        let stored = Self.controller + "/latin1-stored.lua", given = Self.controller + "/latin1-given.lua"
+        try Data(Array("local s = '".utf8) + [0xE9] + Array("'\n".utf8)).write(to: URL(fileURLWithPath: stored))
+        try Data(Array("local s = '".utf8) + [0xE8] + Array("'\n".utf8)).write(to: URL(fileURLWithPath: given))
+        let installed = try Self.module("script", #""name": "latin1.lua", "src": "\#(stored)""#)
+        #expect(installed.status == 0, "\(installed.stdout)")
+        #expect(installed.stdout.contains(#""sha256": "#) && !installed.stdout.contains(#""source""#), "\(installed.stdout)")
+        let checked = try Self.module("script", #""name": "latin1.lua", "src": "\#(given)""#, ["--check", "--diff"])
+        #expect(checked.status == 0, "\(checked.stdout)")
+        #expect(checked.stdout.contains(#"-local s = '\xe9'"#), "\(checked.stdout)")
+        #expect(checked.stdout.contains(#"+local s = '\xe8'"#), "\(checked.stdout)")
+        let removed = try Self.module("script", #""name": "latin1.lua", "state": "absent""#, ["--diff"])
+        #expect(removed.status == 0, "\(removed.stdout)")
+        #expect(removed.stdout.contains("+++ after: latin1.lua (removed)"), "\(removed.stdout)")
+        #expect(removed.stdout.contains(#"-local s = '\xe9'"#), "\(removed.stdout)")
+        #expect(try box.request("/api/v1/admin/scripts/latin1.lua", token: box.adminToken).status == 404)
+    }
+
+    @Test("inline Lua marked !unsafe reaches the box as written, {{ }} and {# included")
+    func inlineLua() throws {
+        let box = Self.boxes[0]
+        let result = try Self.playbook("inline.yml")
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains(#""corner": 3"#), "\(result.stdout)")
+        #expect(result.stdout.contains(#""rows": 2"#))
+        #expect(result.stdout.contains(#""text": "{{0}}""#))
+        #expect(try box.request("/api/v1/exec/inline_grid", token: box.adminToken).text == "2 rows {{x}}")
+        #expect(try Self.module("script", #""name": "inline-grid.lua", "state": "absent""#).status == 0)
+    }
+
+    @Test("the inventory: host names usable in patterns with the remote's name kept; clear errors for a bad remotes file")
+    func inventoryNames() throws {
+        let home = NSTemporaryDirectory() + "luaexec-ansible-inventory-\(UUID().uuidString)"
+        let file = home + "/config/luaexec/remotes.json"
+        try FileManager.default.createDirectory(atPath: home + "/config/luaexec", withIntermediateDirectories: true)
+        // The collection from the controller, the remotes from this home; a source that fails to
+        // parse fails the run (as docs/ansible.md recommends).
+        let environment = Self.environment(Self.controller).merging([
+            "HOME": home, "XDG_CONFIG_HOME": home + "/config", "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true",
+        ]) { $1 }
+        let inventory = Self.controller + "/inventory/luaexec.yml"
+        func remote(_ name: String, _ port: Int, fingerprint: Bool = true) -> String {
+            #"{"name": "\#(name)", "url": "https://127.0.0.1:\#(port)", "token": "t""#
+                + (fingerprint ? #", "fingerprint": "\#(ClientTests.fingerprint)"}"# : "}")
+        }
+        func ansible(_ arguments: [String]) throws -> Stack.ProcessResult {
+            try Stack.run(Self.venv + "/ansible", ["luaexec", "-i", inventory] + arguments, environment: environment)
+        }
+        // luaexec login's default name for a box on another port than 443 is HOST:PORT.
+        try (#"{"remotes": ["# + [remote("127.0.0.1:8443", 8443), remote("all", 8444), remote("localhost", 8445),
+            remote("luaexec", 8446)].joined(separator: ", ") + "]}").write(toFile: file, atomically: true, encoding: .utf8)
+        let listed = try ansible(["--list-hosts"])
+        #expect(listed.status == 0, "\(listed.stdout)\(listed.stderr)")
+        for host in ["127.0.0.1_8443", "luaexec_all", "luaexec_localhost", "luaexec_luaexec"] {
+            #expect(listed.stdout.contains("    \(host)\n"), "\(listed.stdout)")
+        }
+        let limited = try ansible(["--limit", "127.0.0.1_8443", "-m", "ansible.builtin.debug", "-a", "var=luaexec_remote"])
+        #expect(limited.status == 0, "\(limited.stdout)\(limited.stderr)")
+        #expect(limited.stdout.contains(#""luaexec_remote": "127.0.0.1:8443""#), "\(limited.stdout)")
+        #expect(!limited.stdout.contains("luaexec_all"))
+
+        try (#"{"remotes": ["# + remote("box1", 8443, fingerprint: false) + "]}").write(
+            toFile: file, atomically: true, encoding: .utf8)
+        let broken = try ansible(["--list-hosts"])
+        #expect(broken.status != 0)
+        #expect(
+            (broken.stdout + broken.stderr).contains(
+                "the remote 'box1' in \(file) has no fingerprint: log in to it again with luaexec login URL --name NAME"),
+            "\(broken.stdout)\(broken.stderr)")
+
+        try FileManager.default.removeItem(atPath: file)
+        let missing = try ansible(["--list-hosts"])
+        #expect(missing.status != 0)
+        #expect(
+            (missing.stdout + missing.stderr).contains(
+                "no luaexec remotes file \(file): log in to each box first with `luaexec login https://BOX`"),
+            "\(missing.stdout)\(missing.stderr)")
     }
 
     @Test("a box that is down fails only that host; the others go on")
@@ -369,5 +520,6 @@ struct AnsibleTests {
         #expect(Self.recap(result.stdout, "box2")["changed"] == 1)
         #expect(Self.recap(result.stdout, "box3")["failed"] == 1)
         #expect(result.stdout.contains("cannot reach https://127.0.0.1:\(Self.boxes[2].httpsPort!)"))
+        #expect(result.stdout.contains("is luaexecd's web server (nginx) up"), "\(result.stdout)")
     }
 }

@@ -11,7 +11,9 @@ class ModuleDocFragment(object):
     DOCUMENTATION = r'''
 options:
   url:
-    description: The appliance, C(https://HOST[:PORT]).
+    description:
+      - The appliance, C(https://HOST[:PORT]), as C(luaexec login) saved it. A path after the port
+        (C(https://HOST/PREFIX), a box behind a reverse proxy) is kept before every request's path.
     type: str
     required: true
   pin:
@@ -30,4 +32,15 @@ options:
     description: Seconds to wait for the answer.
     type: float
     default: 60
+  remote:
+    description:
+      - The name C(luaexec login) saved the appliance under (C(luaexec remotes) lists them). Used
+        only in the message of a changed key, so that its line
+        C(luaexec login URL --name NAME --fingerprint ...) updates that remote instead of adding a
+        second one for the same box (which the inventory would then list twice).
+      - The C(luaexec) inventory sets the host variable C(luaexec_remote); pass it once in
+        C(module_defaults), with Jinja's C(default) filter giving C(omit) for hosts from another
+        inventory (docs/ansible.md shows the line). When omitted, the line has no C(--name).
+    type: str
+    version_added: "0.1.3"
 '''

@@ -11,10 +11,26 @@ short_description: The luaexec appliances C(luaexec login) saved
 description:
   - Reads the remotes file C(luaexec login) writes (C($XDG_CONFIG_HOME/luaexec/remotes.json),
     by default C(~/.config/luaexec/remotes.json)) and makes a host of each remote, in the group
-    C(luaexec), with C(luaexec_url), C(luaexec_pin) and (unless O(tokens) is false)
-    C(luaexec_token) set, C(ansible_connection=local), since the modules run on the controller,
-    and, on the group (so that group_vars and host_vars override it), C(ansible_python_interpreter)
-    the controller's own (the Python that parses the inventory).
+    C(luaexec), with C(luaexec_remote) (the remote's name), C(luaexec_url), C(luaexec_pin) and
+    (unless O(tokens) is false) C(luaexec_token) set, C(ansible_connection=local), since the
+    modules run on the controller, and, on the group (so that group_vars and host_vars override
+    it), C(ansible_python_interpreter) the controller's own (the Python that parses the inventory).
+  - The host's name is the remote's name, made usable in host patterns (C(--limit)) when it is
+    not. Each C(:), C([) and C(]) becomes C(_) (C(luaexec login) names a box on a port other than
+    443 C(HOST:PORT), and C(:) separates patterns), so C(box:8443) is the host C(box_8443).
+    A name that is C(all), C(ungrouped), C(localhost) or the name of O(group) gets the prefix
+    C(luaexec_) (C(localhost) is the host C(luaexec_localhost)). C(luaexec_remote) always holds
+    the remote's own name, which the modules' C(remote) option takes.
+  - Two remotes whose host names come out the same fail the inventory, naming both; rename one
+    (C(luaexec logout NAME), then C(luaexec login URL --name OTHER)). Two remotes for one URL get a
+    warning, since every task would run on that box twice.
+  - A remote without C(name), C(url) or C(fingerprint) (or C(token), unless O(tokens) is false)
+    fails the inventory, naming the remote and the file.
+  - A missing remotes file fails this inventory source with a message naming the file and
+    C(luaexec login). Ansible reports a source that fails as a warning and goes on without its
+    hosts (the play then matches no host and ends with status 0), unless
+    C(ANSIBLE_INVENTORY_UNPARSED_FAILED=true) (C([inventory] unparsed_is_failed) in
+    C(ansible.cfg)) makes it fatal, which is recommended.
   - The inventory source is a YAML file whose name ends in C(luaexec.yml) or C(luaexec.yaml).
 version_added: "0.1.0"
 author: luaexec maintainers
@@ -43,14 +59,26 @@ EXAMPLES = r'''
 # inventory/luaexec.yml
 plugin: luaexec.appliance.luaexec
 tokens: false
+
+# ansible.cfg: a missing remotes file fails the run instead of matching no host
+# [inventory]
+# unparsed_is_failed = true
 '''
 
 import json
 import os
+import re
 import sys
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
+from ansible.utils.display import Display
+
+display = Display()
+
+# Names Ansible gives meanings of its own: a host by one of them would not be the remote.
+RESERVED = ('all', 'ungrouped', 'localhost')
+PREFIX = 'luaexec_'
 
 
 def default_remotes_file(environ=None):
@@ -60,6 +88,71 @@ def default_remotes_file(environ=None):
     if config.startswith('/'):
         return os.path.join(config, 'luaexec', 'remotes.json')
     return os.path.join(environ.get('HOME', '/root'), '.config', 'luaexec', 'remotes.json')
+
+
+def read_remotes(remotes_file):
+    """The remotes of `luaexec`'s remotes file, as a list of dicts; AnsibleParserError, naming
+    the file and what to do, when it is missing or not a remotes file."""
+    try:
+        with open(remotes_file, 'rb') as handle:
+            data = handle.read()
+    except (IOError, OSError) as error:
+        if not os.path.exists(remotes_file):
+            raise AnsibleParserError('no luaexec remotes file %s: log in to each box first with '
+                                     '`luaexec login https://BOX` (it writes the file), or set remotes_file '
+                                     'to where it is' % remotes_file)
+        raise AnsibleParserError('cannot read the luaexec remotes file %s (%s)' % (remotes_file, error))
+    try:
+        remotes = json.loads(data.decode('utf-8')).get('remotes', [])
+        if not isinstance(remotes, list) or not all(isinstance(remote, dict) for remote in remotes):
+            raise ValueError('"remotes" is not a list of objects')
+    except (ValueError, AttributeError) as error:
+        raise AnsibleParserError('%s is not a luaexec remotes file: %s' % (remotes_file, error))
+    return remotes
+
+
+def host_name(remote_name, group):
+    """The inventory host of a remote: its name with each ':', '[' and ']' (and anything else a
+    host pattern would read) as '_', and the prefix luaexec_ on a name Ansible reserves or the
+    plugin's group's."""
+    name = re.sub(r'[^A-Za-z0-9._-]', '_', remote_name)
+    if name in RESERVED or name == group:
+        name = PREFIX + name
+    return name
+
+
+def hosts_from(remotes, remotes_file, group, tokens=True):
+    """[(host name, host variables)] for the remotes, checked: a remote missing a field, or two
+    remotes for one host name, fail with the remote and the file named."""
+    hosts = []
+    seen = {}
+    urls = {}
+    needed = ('name', 'url', 'fingerprint') + (('token',) if tokens else ())
+    for index, remote in enumerate(remotes):
+        label = "'%s'" % remote['name'] if isinstance(remote.get('name'), str) else 'number %d' % (index + 1)
+        for field in needed:
+            if not isinstance(remote.get(field), str) or not remote[field]:
+                raise AnsibleParserError(
+                    'the remote %s in %s has no %s: log in to it again with luaexec login URL --name NAME%s'
+                    % (label, remotes_file, field,
+                       ' (or set tokens: false and give luaexec_token another way)' if field == 'token' else ''))
+        host = host_name(remote['name'], group)
+        if host in seen:
+            raise AnsibleParserError(
+                "the remotes '%s' and '%s' in %s would both be the host %s: rename one (luaexec logout NAME, "
+                "then luaexec login URL --name OTHER)" % (seen[host], remote['name'], remotes_file, host))
+        seen[host] = remote['name']
+        url = remote['url'].rstrip('/')
+        if url in urls:
+            display.warning("the remotes '%s' and '%s' in %s are one box (%s): every task would run on it twice; "
+                            "forget one with luaexec logout NAME" % (urls[url], remote['name'], remotes_file, url))
+        urls[url] = remote['name']
+        variables = dict(ansible_connection='local', luaexec_remote=remote['name'], luaexec_url=remote['url'],
+                         luaexec_pin=remote['fingerprint'])
+        if tokens:
+            variables['luaexec_token'] = remote['token']
+        hosts.append((host, variables))
+    return hosts
 
 
 class InventoryModule(BaseInventoryPlugin):
@@ -72,14 +165,11 @@ class InventoryModule(BaseInventoryPlugin):
         super(InventoryModule, self).parse(inventory, loader, path, cache)
         self._read_config_data(path)
         remotes_file = self.get_option('remotes_file') or default_remotes_file()
-        try:
-            with open(remotes_file, 'rb') as handle:
-                remotes = json.loads(handle.read().decode('utf-8')).get('remotes', [])
-        except (IOError, OSError) as error:
-            raise AnsibleParserError('cannot read %s (%s): log in to each box first with luaexec login https://BOX'
-                                     % (remotes_file, error))
-        except (ValueError, AttributeError) as error:
-            raise AnsibleParserError('%s is not a luaexec remotes file: %s' % (remotes_file, error))
+        remotes = read_remotes(remotes_file)
+        hosts = hosts_from(remotes, remotes_file, self.get_option('group'), self.get_option('tokens'))
+        if not hosts:
+            display.warning('no remotes in %s: log in to each box first with `luaexec login https://BOX`'
+                            % remotes_file)
         group = self.inventory.add_group(self.get_option('group'))
         # The modules need only Python's standard library: run them with the controller's own
         # interpreter (this process's, what ansible_playbook_python names; inventory values are
@@ -89,10 +179,7 @@ class InventoryModule(BaseInventoryPlugin):
         # controller whose inventory is parsed by another Python than the one that runs tasks).
         if sys.executable:
             self.inventory.set_variable(group, 'ansible_python_interpreter', sys.executable)
-        for remote in remotes:
-            host = self.inventory.add_host(remote['name'], group=group)
-            self.inventory.set_variable(host, 'ansible_connection', 'local')
-            self.inventory.set_variable(host, 'luaexec_url', remote['url'])
-            self.inventory.set_variable(host, 'luaexec_pin', remote['fingerprint'])
-            if self.get_option('tokens'):
-                self.inventory.set_variable(host, 'luaexec_token', remote['token'])
+        for name, variables in hosts:
+            host = self.inventory.add_host(name, group=group)
+            for key, value in variables.items():
+                self.inventory.set_variable(host, key, value)

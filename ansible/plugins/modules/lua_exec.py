@@ -25,10 +25,17 @@ extends_documentation_fragment:
   - luaexec.appliance.connection
 options:
   chunk:
-    description: The Lua source text to run. One of O(chunk) and O(src) is required.
+    description:
+      - The Lua source text to run. One of O(chunk) and O(src) is required.
+      - B(Ansible templates this text with Jinja before the module sees it), and Lua's table
+        syntax is Jinja's. C({{0}}) silently becomes C(0), C({{1,2},{3,4}}) and C({#t, 0}) fail
+        the task. Tag inline Lua with YAML's C(!unsafe), as the EXAMPLES do (the text is then sent
+        as written; pass values in O(args), which are templated), or keep it in a file and use O(src).
     type: str
   src:
-    description: A file on the controller holding the chunk.
+    description:
+      - A file on the controller holding the chunk, sent byte for byte (never templated; a file
+        that is not UTF-8 keeps its bytes).
     type: path
   args:
     description:
@@ -54,12 +61,14 @@ notes:
 '''
 
 EXAMPLES = r'''
+# Inline Lua is marked !unsafe: Ansible would otherwise read {{ }}, {# and {% in it as Jinja.
+# The values come in as args (templated as usual), never pasted into the source.
 - name: Set the display's brightness on every phone
   luaexec.appliance.lua_exec:
     url: "{{ luaexec_url }}"
     token: "{{ luaexec_token }}"
     pin: "{{ luaexec_pin }}"
-    chunk: |
+    chunk: !unsafe |
       local level = ...
       local before = display.brightness
       display.brightness = level
@@ -88,7 +97,7 @@ output:
   sample: "set to 70\n"
 elapsed_ms:
   description: The time the appliance spent on the chunk, in milliseconds.
-  returned: success
+  returned: success, not in check mode
   type: float
 error:
   description: The Lua error (kind, message, traceback) when the chunk failed.
@@ -142,8 +151,8 @@ def main():
         module.fail_json(msg=error.message, error=details.get('error'), output=details.get('output'))
     answer = answer or {}
     if module.check_mode:
-        module.exit_json(changed=False, msg='compiled on the appliance; not run (check mode)',
-                         elapsed_ms=answer.get('elapsed_ms'))
+        # Nothing ran, so there is no time to report (the compile answers with an empty body).
+        module.exit_json(changed=False, msg='compiled on the appliance; not run (check mode)')
     results = answer.get('results', [])
     module.exit_json(changed=changed_from(results), results=results, output=answer.get('output', ''),
                      elapsed_ms=answer.get('elapsed_ms'))

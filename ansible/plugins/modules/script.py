@@ -14,7 +14,11 @@ description:
     keeps it only when the run succeeds, exactly as C(luaexec script install) does.
   - Idempotent. With O(state=present) or O(state=enabled), nothing is sent when the stored
     script's SHA-256 is the SHA-256 of the given source; V(changed) is then false.
-  - Diff mode shows the stored source before and the given source after.
+  - Diff mode shows the stored source before and the given source after; with O(state=absent),
+    the stored source as removed. When either side is not UTF-8, both are shown with each byte
+    that is not UTF-8 as C(\xNN) and each backslash as C(\\), so that different bytes never
+    look the same.
+  - O(name) is checked with the box's rule before any request.
   - Check mode reports what would change and changes nothing; a new source is compiled on the
     appliance under the script's own name (C(POST .../check)), so a syntax error fails the dry
     run as it would fail the real one (an older luaexecd, which lacks it, gets a warning and no compile).
@@ -25,7 +29,10 @@ extends_documentation_fragment:
   - luaexec.appliance.connection
 options:
   name:
-    description: The script's name on the appliance.
+    description:
+      - The script's name on the appliance.
+      - 1 to 128 bytes of letters, digits, C(.), C(_) and C(-), ending in C(.lua), not starting
+        with C(.) or holding C(..) (the box's rule).
     type: str
     required: true
   state:
@@ -43,9 +50,15 @@ options:
       - The script's Lua source. With V(present), one of O(source) and O(src).
       - With V(enabled) or V(disabled) and neither, the stored script is enabled or disabled as
         it is (it must exist).
+      - B(Ansible templates this text with Jinja before the module sees it), and Lua's table
+        syntax is Jinja's. C({{0}}) silently becomes C(0), C({{1,2},{3,4}}) and C({#t, 0}) fail
+        the task. Tag inline Lua with YAML's C(!unsafe), as the EXAMPLES do, or keep the script
+        in a file and use O(src).
     type: str
   src:
-    description: A file on the controller holding the source.
+    description:
+      - A file on the controller holding the source, stored byte for byte (never templated; a file
+        that is not UTF-8 keeps its bytes).
     type: path
   token:
     description: A token with the C(admin) scope.
@@ -63,6 +76,14 @@ EXAMPLES = r'''
     src: files/doorbell.lua
     state: enabled
 
+# Inline Lua is marked !unsafe: Ansible would otherwise read {{ }}, {# and {% in it as Jinja.
+- name: A small script inline
+  luaexec.appliance.script:
+    name: grid.lua
+    source: !unsafe |
+      local grid = {{1, 2}, {3, 4}}
+      http.listen('grid', function() return #grid end)
+
 - name: Remove an old script
   luaexec.appliance.script:
     name: legacy.lua
@@ -71,9 +92,12 @@ EXAMPLES = r'''
 
 RETURN = r'''
 script:
-  description: The stored script's record after the task (name, version, sha256, enabled, ...); null when absent.
+  description:
+    - The stored script after the task (its name, version, sha256 and enabled flag, never its
+      source); null when absent.
   returned: always
   type: dict
+  sample: {"name": "doorbell.lua", "version": 2, "sha256": "9f86d0...", "enabled": true}
 run:
   description: What the install's run returned (SPEC E5), when a new version was installed.
   returned: when a version was installed
@@ -85,7 +109,31 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.luaexec.appliance.plugins.module_utils.luaexec import (
-    LuaexecError, client_from_module, luaexec_argument_spec, path_segment)
+    LuaexecError, client_from_module, luaexec_argument_spec, path_segment, script_name_problem)
+
+# What the result keeps of the box's record: not the source (base64 of the whole script) nor
+# the run history, which every task would otherwise carry.
+RECORD_FIELDS = ('name', 'version', 'sha256', 'enabled')
+ESCAPED = '; not UTF-8: such bytes as \\xNN, a backslash as \\\\'
+
+
+def summary(record):
+    """The fields of a script's record a playbook needs; None for no script."""
+    if not isinstance(record, dict):
+        return None
+    return dict((field, record.get(field)) for field in RECORD_FIELDS if field in record)
+
+
+def diff_texts(before, after):
+    """The two sides of a source diff, as text: as they are when both are UTF-8; else both with
+    each byte that is not UTF-8 as \\xNN and each backslash doubled, so that two different
+    sources never show the same (decoding with U+FFFD would make every such byte alike)."""
+    try:
+        return before.decode('utf-8'), after.decode('utf-8'), False
+    except UnicodeDecodeError:
+        def escaped(data):
+            return data.replace(b'\\', b'\\\\').decode('utf-8', 'backslashreplace')
+        return escaped(before), escaped(after), True
 
 
 def main():
@@ -100,6 +148,9 @@ def main():
                            required_if=[('state', 'present', ('source', 'src'), True)],
                            supports_check_mode=True)
     name, state = module.params['name'], module.params['state']
+    problem = script_name_problem(name)
+    if problem is not None:
+        module.fail_json(msg=problem)
     source = module.params['source'].encode('utf-8') if module.params['source'] is not None else None
     if module.params['src']:
         try:
@@ -112,15 +163,21 @@ def main():
     try:
         status, record = client.json('GET', path, ok=(200, 404))
         current = record if status == 200 else None
-        before_text = ''
-        if current is not None and source is not None:
-            _, _, stored = client.request('GET', path, headers={'Accept': 'text/plain'})
-            before_text = stored.decode('utf-8', 'replace')
-        result = dict(changed=False, script=current)
+
+        def stored_source():
+            # The stored source, for diff mode only (one more request).
+            stored_status, _, stored = client.request('GET', path, headers={'Accept': 'text/plain'})
+            return stored if stored_status == 200 else b''
+
+        result = dict(changed=False, script=summary(current))
         if state == 'absent':
             if current is not None:
                 result['changed'] = True
-                result['diff'] = dict(before=before_text, after='')
+                if module._diff:
+                    before, _, escaped = diff_texts(stored_source(), b'')
+                    result['diff'] = dict(before=before, after='',
+                                          before_header='%s (stored%s)' % (name, ESCAPED if escaped else ''),
+                                          after_header='%s (removed)' % name)
                 if not module.check_mode:
                     client.json('DELETE', path)
                     result['script'] = None
@@ -133,8 +190,11 @@ def main():
                                            and not current.get('enabled', True))
         if source is not None and (current is None or current['sha256'] != hashlib.sha256(source).hexdigest()):
             result['changed'] = True
-            result['diff'] = dict(before=before_text, after=source.decode('utf-8', 'replace'),
-                                  before_header='%s (stored)' % name, after_header='%s (given)' % name)
+            if module._diff:
+                before, after, escaped = diff_texts(stored_source() if current is not None else b'', source)
+                note = ESCAPED if escaped else ''
+                result['diff'] = dict(before=before, after=after, before_header='%s (stored%s)' % (name, note),
+                                      after_header='%s (given%s)' % (name, note))
             if module.check_mode:
                 # Compiled on the appliance under the script's own name (SPEC E12): a dry run
                 # fails where the real one would with a syntax error. Nothing runs or is stored.
@@ -158,7 +218,7 @@ def main():
                 if status not in (200, 201):
                     raise client.refusal('PUT', put, status, headers, answer)
                 installed = json.loads(answer.decode('utf-8'))
-                result['script'], result['run'] = installed.get('script'), installed.get('run')
+                result['script'], result['run'] = summary(installed.get('script')), installed.get('run')
                 if keep_off and (result['script'] or {}).get('enabled'):
                     module.warn('%s is an older luaexecd: it ran %s once before it was disabled'
                                 % (client.url, name))
@@ -168,7 +228,7 @@ def main():
             result['changed'] = True
             if not module.check_mode:
                 _, changed = client.json('POST', path + ('/enable' if want else '/disable'))
-                result['script'] = changed.get('script')
+                result['script'] = summary(changed.get('script'))
         module.exit_json(**result)
     except LuaexecError as error:
         details = error.answer if isinstance(error.answer, dict) else {}

@@ -11,11 +11,16 @@ module: token
 short_description: Make or revoke an API token on a luaexec appliance
 description:
   - Declares a token by name (SPEC M4). A new token's secret is in the result once, in
-    RV(token); the appliance keeps only its hash, so run the task with C(no_log=true) and store
-    the secret (a vault) from the registered result.
+    RV(token); the appliance keeps only its hash. Store it (a vault) from the registered result.
+  - B(A task that would make a token must have C(no_log=true)); without it the task fails
+    before anything changes on the box, since Ansible would print the secret (C(-v)) and keep it
+    in clear in the result. A task that finds the token already there, or revokes it, needs no
+    C(no_log).
   - An existing token with the same scopes is left alone (V(changed) false, no secret). One
     whose scopes differ is not changed behind your back; the task fails and says so; revoke it
     with O(state=absent) first.
+  - An existing token that has expired fails the task with the time it expired (the box refuses
+    it, and it cannot be renewed in place). Revoke it (O(state=absent)), then make it again.
 version_added: "0.1.0"
 author: luaexec maintainers
 extends_documentation_fragment:
@@ -31,11 +36,15 @@ options:
     choices: [present, absent]
     default: present
   scopes:
-    description: Its scopes (C(exec), C(admin), C(metrics), C(endpoint:NAME), C(action:NAME)); required to make one.
+    description:
+      - Its scopes (C(exec), C(admin), C(metrics), C(endpoint:NAME), C(action:NAME)); required to
+        make one. Order and repeats do not matter.
     type: list
     elements: str
   expires:
-    description: When it expires, as C(luaexec token create) takes it (C(30d), C(12h), an ISO date); never when omitted.
+    description:
+      - How long it lives from when it is made, as C(luaexec token create --expires) takes it
+        (a number and C(s), C(m), C(h) or C(d), C(30d), C(12h)); never expires when omitted.
     type: str
   token:
     description: A token with the C(admin) scope (the one acting, not the one made).
@@ -46,6 +55,7 @@ notes:
 '''
 
 EXAMPLES = r'''
+# no_log is required to make a token: the secret is in the registered result only.
 - name: A read-only token for the monitoring host
   luaexec.appliance.token:
     name: prometheus
@@ -53,11 +63,24 @@ EXAMPLES = r'''
     expires: 365d
   register: made
   no_log: true
+
+- name: Keep the secret (a vault, in real life)
+  ansible.builtin.copy:
+    content: "{{ made.token }}"
+    dest: secrets/prometheus.token
+    mode: "0600"
+  when: made.changed
+  no_log: true
+
+- name: Renew an expired token, step 1 of 2 (then make it again, as above)
+  luaexec.appliance.token:
+    name: prometheus
+    state: absent
 '''
 
 RETURN = r'''
 token:
-  description: The new token's secret, once, when it was made now. Never logged by the module.
+  description: The new token's secret, once, when it was made now (the task has C(no_log), so only the registered result holds it).
   returned: when a token was made
   type: str
 record:
@@ -66,9 +89,31 @@ record:
   type: dict
 '''
 
+import calendar
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.luaexec.appliance.plugins.module_utils.luaexec import (
     LuaexecError, client_from_module, luaexec_argument_spec, path_segment)
+
+
+def expired_at(record, now=None):
+    """The record's `expires` (2026-12-01T12:00:00Z, as the box writes it) when that time has
+    passed; None when the token has not expired or never expires."""
+    expires = record.get('expires')
+    if not expires:
+        return None
+    try:
+        moment = calendar.timegm(time.strptime(expires, '%Y-%m-%dT%H:%M:%SZ'))
+    except (TypeError, ValueError):
+        return None
+    return expires if moment <= (time.time() if now is None else now) else None
+
+
+def no_log_refusal(name):
+    return ('token %s would be made now, and its secret is in the result: this task does not have no_log: true, '
+            'so Ansible would print the secret (-v) and keep it in clear. Add no_log: true to the task and '
+            'register the result (register: made, then made.token); nothing was changed' % name)
 
 
 def main():
@@ -90,12 +135,23 @@ def main():
             if current is not None and not module.check_mode:
                 client.json('DELETE', '/api/v1/admin/tokens/' + path_segment(name), ok=(200, 204))
             module.exit_json(changed=current is not None)
-        scopes = sorted(module.params['scopes'])
+        # A set: [exec, exec] is the token with the scope exec, as the box stores it.
+        scopes = sorted(set(module.params['scopes']))
         if current is not None:
-            if sorted(current.get('scopes', [])) != scopes:
+            held = sorted(set(current.get('scopes', [])))
+            expired = expired_at(current)
+            if expired is not None:
+                module.fail_json(msg='%s: token %s expired at %s, and the box refuses it; it cannot be renewed in '
+                                     'place: revoke it (state: absent), then make it again (state: present)'
+                                     % (client.url, name, expired), record=current)
+            if held != scopes:
                 module.fail_json(msg='%s: token %s exists with scopes %s, not %s; revoke it first (state: absent)'
-                                 % (client.url, name, ', '.join(sorted(current.get('scopes', []))), ', '.join(scopes)))
+                                 % (client.url, name, ', '.join(held), ', '.join(scopes)))
             module.exit_json(changed=False, record=current)
+        # Made now: its secret goes into the result, which only no_log keeps out of the output.
+        # Refused before any change (and in check mode, as the real run would be).
+        if not module.no_log:
+            module.fail_json(msg=no_log_refusal(name))
         if module.check_mode:
             module.exit_json(changed=True)
         request = {'name': name, 'scopes': scopes}
