@@ -205,7 +205,8 @@ extension ExecService {
         } else {
             version = try store.nextVersion(of: name)
             let chunkName = StoredScriptSource(name: name, version: version, source: []).chunkName
-            let compiled = LuaSyntax.check(source, chunkName: chunkName, timeLimit: options.scriptTimeLimit)
+            let compiled = LuaSyntax.check(
+                Array(StoredScriptSource.compiled(source)), chunkName: chunkName, timeLimit: options.scriptTimeLimit)
             if case .failure = compiled.outcome {
                 return answer(
                     .failed(compiled), change: "put", name: name, version: version, sha256: sha256, token: token,
@@ -243,7 +244,9 @@ extension ExecService {
         audit.detail = "script check \(name) sha256=\(ScriptStore.sha256(source))"
         let chunkName = StoredScriptSource(name: name, version: 0, source: []).chunkName
         return .later { [self] audit in
-            check(Self.syntaxCheck, chunk: source, chunkName: chunkName, json: true, script: true, audit: &audit)
+            check(
+                Self.syntaxCheck, chunk: Array(StoredScriptSource.compiled(source)), chunkName: chunkName, json: true,
+                script: true, audit: &audit)
         }
     }
 

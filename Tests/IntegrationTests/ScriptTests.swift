@@ -189,6 +189,29 @@ struct ScriptTests {
         #expect(try stack.request("/api/v1/exec/checked", token: stack.adminToken).status == 404)
     }
 
+    @Test("a source that starts with a UTF-8 byte-order mark checks, installs and runs as lua5.4 runs such a file; its bytes are kept as sent")
+    func byteOrderMark() throws {
+        let stack = try Stack()
+        let source = [0xEF, 0xBB, 0xBF] + Array("bom_ran = 'yes'\nhttp.listen('bom', function() return 'marked' end)\n".utf8)
+        let checked = try stack.request(Self.prefix + "bom.lua/check", method: "POST", token: stack.adminToken, body: source)
+        #expect(checked.status == 200, "\(checked.text)")
+        let installed = try stack.request(Self.prefix + "bom.lua", method: "PUT", token: stack.adminToken, body: source)
+        #expect(installed.status == 201, "\(installed.text)")
+        #expect(try stack.eval("return bom_ran").text == "yes")
+        #expect(try stack.request("/api/v1/exec/bom", token: stack.adminToken).text == "marked")
+        let stored = try stack.request(Self.prefix + "bom.lua", token: stack.adminToken)
+        #expect(stored.body == source)
+        // A byte-order mark elsewhere is Lua's to refuse, as lua5.4 does.
+        let inside = try stack.request(
+            Self.prefix + "inside.lua", method: "PUT", token: stack.adminToken,
+            body: Array("x = 1\n".utf8) + [0xEF, 0xBB, 0xBF])
+        #expect(inside.status == 400)
+        #expect(inside.headers["x-lua-error"] == "syntax")
+        // And at start-up, from the store.
+        #expect(try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken).status == 200)
+        #expect(try stack.request("/api/v1/exec/bom", token: stack.adminToken).text == "marked")
+    }
+
     @Test("the same source again answers 200 and changes nothing: no new version, no run")
     func unchanged() throws {
         let stack = try Stack()
