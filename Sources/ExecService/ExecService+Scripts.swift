@@ -206,7 +206,7 @@ extension ExecService {
             version = try store.nextVersion(of: name)
             let chunkName = StoredScriptSource(name: name, version: version, source: []).chunkName
             let compiled = LuaSyntax.check(
-                Array(StoredScriptSource.compiled(source)), chunkName: chunkName, timeLimit: options.scriptTimeLimit)
+                StoredScriptSource.compiled(source), chunkName: chunkName, timeLimit: options.scriptTimeLimit)
             if case .failure = compiled.outcome {
                 return answer(
                     .failed(compiled), change: "put", name: name, version: version, sha256: sha256, token: token,
@@ -245,7 +245,7 @@ extension ExecService {
         let chunkName = StoredScriptSource(name: name, version: 0, source: []).chunkName
         return .later { [self] audit in
             check(
-                Self.syntaxCheck, chunk: Array(StoredScriptSource.compiled(source)), chunkName: chunkName, json: true,
+                Self.syntaxCheck, chunk: StoredScriptSource.compiled(source), chunkName: chunkName, json: true,
                 script: true, audit: &audit)
         }
     }

@@ -28,8 +28,8 @@ public struct StoredScriptSource: Sendable {
     /// What is compiled of a stored script's source: the source less a UTF-8 byte-order mark at
     /// its start, which editors on some systems write and `lua5.4` skips in a file (so does
     /// luaexec's loadfile, stop.c). The stored bytes and their SHA-256 stay as sent.
-    public static func compiled(_ source: [UInt8]) -> ArraySlice<UInt8> {
-        source.starts(with: [0xEF, 0xBB, 0xBF]) ? source.dropFirst(3) : source[...]
+    public static func compiled(_ source: [UInt8]) -> [UInt8] {
+        source.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(source.dropFirst(3)) : source
     }
 }
 
@@ -94,7 +94,9 @@ extension LuaVM {
         touchedRegistrations = []
         var ran: Evaluation?
         lx_hold_cancelled_timers(runtime, 1)
-        let started = guarded { ran = evaluate(Array(StoredScriptSource.compiled(script.source)), chunkName: script.chunkName, rendering: .tree) }
+        let started = guarded {
+            ran = evaluate(StoredScriptSource.compiled(script.source), chunkName: script.chunkName, rendering: .tree)
+        }
         lx_hold_cancelled_timers(runtime, 0)
         defer { lx_release_held_timers(runtime) }
         caller = previousCaller

@@ -290,6 +290,14 @@ struct WebServerTests {
         #expect(try stack.request(token: token, body: Array("return \(flag)".utf8)).body == [], "\(server)")
     }
 
+    @Test("TRACE reaches no endpoint behind any server", arguments: servers)
+    func trace(server: Stack.WebServer) throws {
+        let stack = Self.stack(server)
+        let traced = try stack.request("/api/v1/exec/where", method: "TRACE", token: stack.adminToken)
+        #expect([403, 405].contains(traced.status), "\(server): \(traced.status) \(traced.text)")
+        #expect(!traced.text.contains("/api/v1/exec/where"), "\(server)")
+    }
+
     @Test("the lines of the lighttpd and Apache sites' logs go through a filter that masks every token")
     func maskFilter() throws {
         let token = "lxk_Gxh7V1X1fIlnE0mRObzF813Y3e1JN301buBz"
