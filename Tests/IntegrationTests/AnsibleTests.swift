@@ -103,6 +103,51 @@ struct AnsibleTests {
         for name in Self.names { #expect(Self.recap(second.stdout, name)["changed"] == 0) }
     }
 
+    @Test("a relative src is found in the playbook's files/, as docs/ansible.md runs it (after the first run: the same script and value), whatever the directory ansible runs in")
+    func relativeSource() throws {
+        // docs/ansible.md's layout: the playbook, and files/ beside it.
+        let project = Self.controller + "/project-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: project + "/files", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: Stack.repository + "/ansible/tests/playbooks/rollout.yml", toPath: project + "/rollout.yml")
+        try Self.source.write(toFile: project + "/files/doorbell.lua", atomically: true, encoding: .utf8)
+        try "return {changed = false, answer = 6 * 7}\n".write(
+            toFile: project + "/files/ask.lua", atomically: true, encoding: .utf8)
+        try """
+            - hosts: luaexec
+              gather_facts: false
+              module_defaults:
+                group/luaexec.appliance.luaexec:
+                  url: "{{ luaexec_url }}"
+                  token: "{{ luaexec_token }}"
+                  pin: "{{ luaexec_pin }}"
+              tasks:
+                - luaexec.appliance.lua_exec:
+                    src: files/ask.lua
+                  register: asked
+                - ansible.builtin.debug:
+                    msg: "answer {{ asked.results[0].answer }}"
+            """.write(toFile: project + "/ask.yml", atomically: true, encoding: .utf8)
+        func run(_ playbook: String, _ extra: [String]) throws -> Stack.ProcessResult {
+            try Stack.run(
+                Self.venv + "/ansible-playbook",
+                ["-i", Self.controller + "/inventory/luaexec.yml", project + "/" + playbook] + extra,
+                environment: Self.environment(Self.controller))
+        }
+        let rolled = try run("rollout.yml", ["-e", #"{"doorbell_src": "files/doorbell.lua", "ring_seconds": 3}"#])
+        #expect(rolled.status == 0, "\(rolled.stdout)\(rolled.stderr)")
+        for (box, name) in zip(Self.boxes, Self.names) {
+            #expect(Self.recap(rolled.stdout, name)["failed"] == 0, "\(rolled.stdout)")
+            #expect(try box.request("/api/v1/exec/doorbell", token: box.adminToken).text == "ding")
+        }
+        let asked = try run("ask.yml", [])
+        #expect(asked.status == 0, "\(asked.stdout)\(asked.stderr)")
+        #expect(asked.stdout.components(separatedBy: "\"msg\": \"answer 42\"").count - 1 == Self.names.count, "\(asked.stdout)")
+        let missing = try run("rollout.yml", ["-e", #"{"doorbell_src": "files/none.lua", "ring_seconds": 3}"#])
+        #expect(missing.status != 0)
+        #expect(missing.stdout.contains("cannot find src files/none.lua"), "\(missing.stdout)")
+    }
+
     @Test("check mode with diff shows the script's change and changes nothing on the boxes")
     func checkMode() throws {
         let before = try Self.boxes.map(scriptSHA)

@@ -36,6 +36,8 @@ options:
     description:
       - A file on the controller holding the chunk, sent byte for byte (never templated; a file
         that is not UTF-8 keeps its bytes).
+      - A relative path is looked for as M(ansible.builtin.copy) looks for its src, in the
+        role's or the playbook's C(files/) directory, then beside the playbook.
     type: path
   args:
     description:

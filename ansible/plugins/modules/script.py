@@ -59,6 +59,8 @@ options:
     description:
       - A file on the controller holding the source, stored byte for byte (never templated; a file
         that is not UTF-8 keeps its bytes).
+      - A relative path is looked for as M(ansible.builtin.copy) looks for its src, in the
+        role's or the playbook's C(files/) directory, then beside the playbook.
     type: path
   token:
     description: A token with the C(admin) scope.
