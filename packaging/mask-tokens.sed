@@ -4,4 +4,4 @@
 # Anything like a token (SPEC T3's prefix, in any case or percent-encoding) to the end of its
 # characters, then any AuthToken= value (a mistyped token is a secret all the same).
 s/(l|%4c|%6c)(x|%58|%78)(k|%4b|%6b)(_|%5f)[a-z0-9%]*/lxk_***/Ig
-s/(a|%41|%61)(u|%55|%75)(t|%54|%74)(h|%48|%68)(t|%54|%74)(o|%4f|%6f)(k|%4b|%6b)(e|%45|%65)(n|%4e|%6e)=[^& )"]*/AuthToken=***/Ig
+s/(a|%41|%61)(u|%55|%75)(t|%54|%74)(h|%48|%68)(t|%54|%74)(o|%4f|%6f)(k|%4b|%6b)(e|%45|%65)(n|%4e|%6e)=[^& ]*/AuthToken=***/Ig

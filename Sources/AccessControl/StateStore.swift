@@ -194,7 +194,8 @@ public final class StateStore: Sendable {
     }
 
     /// Moves the config rows that are not config values (an unknown type, a number that does not
-    /// read as one, a path that is not text) or that the state could not load (`paths`) to
+    /// read as one, a path that is not text or not a config path) or that the state could not
+    /// load (`paths`) to
     /// `set_aside`; returns what it moved, for the log.
     @discardableResult
     public func setAsideConfig(paths: [String: String] = [:], now: Date = Date()) throws(StoreError) -> [SetAsideEntry] {
@@ -203,7 +204,13 @@ public final class StateStore: Sendable {
         for row in rows {
             guard let rowid = row[0].integer else { continue }
             if let path = row[1].text, let type = row[2].text, ConfigValue(stored: type, row[3].blob ?? []) != nil {
-                if let reason = paths[path] { moving.append((rowid, reason)) }
+                if !ConfigValue.isValidPath(path) {
+                    // Saved before the rule was what it is (or written by hand): no API, CLI or
+                    // chunk could read or remove it, and it would count against the store.
+                    moving.append((rowid, "not a config path: " + ConfigValue.pathProblem(path)))
+                } else if let reason = paths[path] {
+                    moving.append((rowid, reason))
+                }
             } else {
                 moving.append((rowid, "not a config value (type \(row[2].text.map { "'\($0)'" } ?? "missing"))"))
             }

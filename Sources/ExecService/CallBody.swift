@@ -277,16 +277,24 @@ struct CallBody: Equatable {
                 guard digits(&self) > 0 else { throw fail("not a JSON number") }
             }
             let text = String(decoding: bytes[start..<offset], as: UTF8.self)
+            // Named in a refusal by its first characters: a 500 KB literal is not echoed whole.
+            let shown = text.utf8.count <= 40 ? text : "\(text.prefix(24))... (\(text.utf8.count) characters)"
             if integral {
                 guard let integer = Int64(text) else {
                     offset = start
-                    throw fail("\(text) does not fit a Lua integer (-2^63 to 2^63-1); send it as a string")
+                    throw fail("\(shown) does not fit a Lua integer (-2^63 to 2^63-1); send it as a string")
                 }
                 return .integer(integer)
             }
             guard let double = Double(text), double.isFinite else {
                 offset = start
-                throw fail("\(text) does not fit a Lua float; send it as a string")
+                throw fail("\(shown) does not fit a Lua float; send it as a string")
+            }
+            // Underflow is rounding too: 1e-400 is not 0.
+            let mantissa = text.prefix { $0 != "e" && $0 != "E" }
+            if double == 0, mantissa.contains(where: { ("1"..."9").contains($0) }) {
+                offset = start
+                throw fail("\(shown) is too small for a Lua float (it would be 0); send it as a string")
             }
             return .number(double)
         }

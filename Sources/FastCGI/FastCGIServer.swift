@@ -303,15 +303,18 @@ public final class FastCGIServer: @unchecked Sendable {
             // Poll until a stand-by thread takes over while this one answers a long request.
             while true {
                 let ticket = pollOnce(&events, into: &ready)
+                if !ready.isEmpty {
+                    serve(ready, ticket: ticket, epoch: epoch)
+                    ready.removeAll(keepingCapacity: true)
+                }
+                // After the requests of the same poll are handed over: a request and its peer's
+                // close read together find the request queued (it leaves the queue) instead of
+                // not yet submitted (it would run, the close gone unheard).
                 let left = lock.withLock { () -> [Work] in
                     defer { gone.removeAll() }
                     return gone
                 }
                 for work in left { responder.peerGone(work) }
-                if !ready.isEmpty {
-                    serve(ready, ticket: ticket, epoch: epoch)
-                    ready.removeAll(keepingCapacity: true)
-                }
                 // What the responder has due (sleepers whose time is up, timers) runs on the
                 // poller, as the requests do: the stand-by thread relieves it if that takes long.
                 if let due = responder.nextDue(), due <= MonotonicInstant.now() {

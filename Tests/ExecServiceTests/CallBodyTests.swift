@@ -21,6 +21,9 @@ struct CallBodyTests {
             ])
         #expect(try arguments(#"[{"base64": "AP8="}, {"base64": "AP8=", "x": 1}]"#).first == .string([0, 0xFF]))
         #expect(try arguments("[]") == [])
+        // Zero spelled as a float is zero; what only rounds to zero is refused (CallArgumentsTests).
+        #expect(try arguments("[0.0, -0.0, 0e5, 0.000e-400, 5e-324]") == [.number(0), .number(-0.0), .number(0), .number(0), .number(5e-324)])
+        #expect(throws: CallBodyError.self) { try arguments("[2e-400]") }
         #expect(
             try parse(#" {"chunk": {"base64": "cmV0dXJuIDE="}} "#).get()
                 == CallBody(chunk: Array("return 1".utf8), arguments: [], name: nil))

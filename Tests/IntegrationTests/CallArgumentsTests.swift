@@ -102,6 +102,14 @@ struct CallArgumentsTests {
                 "1e400 does not fit a Lua float; send it as a string (at byte 34)"
             ),
             (
+                #"{"chunk": "ran_bad = 1", "args": [1e-400]}"#,
+                "1e-400 is too small for a Lua float (it would be 0); send it as a string (at byte 34)"
+            ),
+            (
+                #"{"chunk": "ran_bad = 1", "args": [\#(String(repeating: "9", count: 5000))]}"#,
+                "999999999999999999999999... (5000 characters) does not fit a Lua integer (-2^63 to 2^63-1); send it as a string (at byte 34)"
+            ),
+            (
                 #"{"chunk": "ran_bad = 1", "args": ["\ud800"]}"#,
                 #"a string that is not Unicode text (UTF-8); send bytes as {"base64": "..."} (at byte 41)"#
             ),

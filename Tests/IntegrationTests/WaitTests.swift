@@ -400,6 +400,26 @@ struct WaitTests {
         #expect(record.contains(#""status":500,"error":"interrupted""#), "\(record)")
     }
 
+    @Test("a request whose peer closes as soon as it has sent it, behind a running chunk, never runs")
+    func requestAndCloseTogether() throws {
+        let stack = try Stack(settings: ["limits.time=60", "limits.queue_timeout=60"])
+        let holder = stack.start("while true do end", key: "holder-2")
+        try stack.waitForStatus(#""running":{"#)
+        // The request and the close reach luaexecd in one poll: the close is heard once the
+        // request is queued, not before it is submitted.
+        do {
+            let peer = try FastCGIClient(stack.fastcgiSocket)
+            try peer.send(FastCGIClient.request(token: stack.adminToken, chunk: "together_ran = true"))
+        }
+        try Stack.waitUntil(timeout: .seconds(20), "the request to be read and to leave the queue") {
+            stack.luaexecdLog().contains("error=interrupted")
+        }
+        #expect(try stack.request("/api/v1/admin/interrupt?key=holder-2", method: "POST", token: stack.adminToken).text
+            == #"{"interrupted":true}"#)
+        #expect(try #require(try holder.get()).status == 500)
+        #expect(try stack.eval("return together_ran").body == [])
+    }
+
     @Test("a chunk's arguments (SPEC E11) live on across its sleep; a long argument list reaches it whole")
     func argumentsAcrossSleep() throws {
         let call = "Content-Type: application/vnd.luaexec.call+json"

@@ -308,6 +308,7 @@ struct WebServerTests {
             "\"GET /api/v1/exec/where?Auth%54oken=not-a-token&x=1 HTTP/1.1\" 404",
             "\"GET /a/%6Cxk_%41bc/b HTTP/1.1\" 404 \(token.uppercased())",
             "nothing secret here: lx_k, token=, Authorization",
+            "a mistyped value: /x?AuthToken=RET)A4\"B,C\"&y=1 HTTP/1.1",
         ]
         let input = Stack.repository + "/packaging/mask-tokens.sed"
         let file = NSTemporaryDirectory() + "mask-\(UUID().uuidString)"
@@ -318,11 +319,12 @@ struct WebServerTests {
         #expect(
             masked.stdout.split(separator: "\n").map(String.init) == [
                 "(gw_backend.c.960) all handlers for /api/v1/exec?AuthToken=*** on /api/v1/ are down.",
-                "AH10244: invalid URI path (/api/v1/exec/where%zz?AuthToken=***)",
+                "AH10244: invalid URI path (/api/v1/exec/where%zz?AuthToken=***",
                 "\"GET /api/v1/exec/where%3FAuthToken=*** HTTP/1.1\" 404",
                 "\"GET /api/v1/exec/where?AuthToken=***&x=1 HTTP/1.1\" 404",
                 "\"GET /a/lxk_***/b HTTP/1.1\" 404 lxk_***",
                 "nothing secret here: lx_k, token=, Authorization",
+                "a mistyped value: /x?AuthToken=***&y=1 HTTP/1.1",
             ])
     }
 
