@@ -15,12 +15,11 @@ description:
     (unless O(tokens) is false) C(luaexec_token) set, C(ansible_connection=local), since the
     modules run on the controller, and, on the group (so that group_vars and host_vars override
     it), C(ansible_python_interpreter) the controller's own (the Python that parses the inventory).
-  - The host's name is the remote's name, made usable in host patterns (C(--limit)) when it is
-    not. Each C(:), C([) and C(]) becomes C(_) (C(luaexec login) names a box on a port other than
-    443 C(HOST:PORT), and C(:) separates patterns), so C(box:8443) is the host C(box_8443).
-    A name that is C(all), C(ungrouped), C(localhost) or the name of O(group) gets the prefix
-    C(luaexec_) (C(localhost) is the host C(luaexec_localhost)). C(luaexec_remote) always holds
-    the remote's own name, which the modules' C(remote) option takes.
+  - The host's name is the remote's name (C(luaexec login) names a box on a port other than 443
+    C(HOST:PORT), which C(--limit) takes as it is). A name that is C(all), C(ungrouped),
+    C(localhost) or the name of O(group) gets the prefix C(luaexec_) (C(localhost) is the host
+    C(luaexec_localhost)), since Ansible gives those names a meaning of their own. C(luaexec_remote)
+    always holds the remote's own name, which the modules' C(remote) option takes.
   - Two remotes whose host names come out the same fail the inventory, naming both; rename one
     (C(luaexec logout NAME), then C(luaexec login URL --name OTHER)). Two remotes for one URL get a
     warning, since every task would run on that box twice.
@@ -67,7 +66,6 @@ tokens: false
 
 import json
 import os
-import re
 import sys
 
 from ansible.errors import AnsibleParserError
@@ -112,13 +110,12 @@ def read_remotes(remotes_file):
 
 
 def host_name(remote_name, group):
-    """The inventory host of a remote: its name with each ':', '[' and ']' (and anything else a
-    host pattern would read) as '_', and the prefix luaexec_ on a name Ansible reserves or the
+    """The inventory host of a remote: its name, as 0.1.2 had it (`HOST:PORT` works in --limit
+    and names its host_vars), with the prefix luaexec_ on a name Ansible reserves or the
     plugin's group's."""
-    name = re.sub(r'[^A-Za-z0-9._-]', '_', remote_name)
-    if name in RESERVED or name == group:
-        name = PREFIX + name
-    return name
+    if remote_name in RESERVED or remote_name == group:
+        return PREFIX + remote_name
+    return remote_name
 
 
 def hosts_from(remotes, remotes_file, group, tokens=True):

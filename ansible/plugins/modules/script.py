@@ -95,8 +95,8 @@ EXAMPLES = r'''
 RETURN = r'''
 script:
   description:
-    - The stored script after the task (its name, version, sha256 and enabled flag, never its
-      source); null when absent.
+    - The stored script's record after the task (name, version, sha256, bytes, enabled,
+      installed_by, installed_at, last_run...), never its source; null when absent.
   returned: always
   type: dict
   sample: {"name": "doorbell.lua", "version": 2, "sha256": "9f86d0...", "enabled": true}
@@ -113,17 +113,17 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.luaexec.appliance.plugins.module_utils.luaexec import (
     LuaexecError, client_from_module, luaexec_argument_spec, path_segment, script_name_problem)
 
-# What the result keeps of the box's record: not the source (base64 of the whole script) nor
-# the run history, which every task would otherwise carry.
-RECORD_FIELDS = ('name', 'version', 'sha256', 'enabled')
+# What the result leaves out of the box's record (0.1.2 returned it whole): the source, base64
+# of the whole script, which every task would otherwise carry at -v.
+LEFT_OUT = ('source',)
 ESCAPED = '; not UTF-8: such bytes as \\xNN, a backslash as \\\\'
 
 
 def summary(record):
-    """The fields of a script's record a playbook needs; None for no script."""
+    """The box's record for the result, without its source; None for no script."""
     if not isinstance(record, dict):
         return None
-    return dict((field, record.get(field)) for field in RECORD_FIELDS if field in record)
+    return dict((field, value) for field, value in record.items() if field not in LEFT_OUT)
 
 
 def diff_texts(before, after):

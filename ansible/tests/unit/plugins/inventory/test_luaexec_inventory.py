@@ -29,14 +29,15 @@ def remote(name, url='https://box', **fields):
 
 def test_host_names_are_usable_in_patterns_and_keep_the_remote_name():
     assert host_name('box1', 'luaexec') == 'box1'
-    assert host_name('box:8443', 'luaexec') == 'box_8443'
-    assert host_name('[fd00::7]:8443', 'luaexec') == '_fd00__7__8443'
+    # As 0.1.2 named them: --limit takes HOST:PORT as it is, and host_vars/HOST:PORT.yml applies.
+    assert host_name('box:8443', 'luaexec') == 'box:8443'
+    assert host_name('[fd00::7]:8443', 'luaexec') == '[fd00::7]:8443'
     for reserved in ('all', 'ungrouped', 'localhost', 'luaexec'):
         assert host_name(reserved, 'luaexec') == 'luaexec_' + reserved
     assert host_name('phones', 'phones') == 'luaexec_phones'
     hosts = hosts_from([remote('box:8443', 'https://box:8443'), remote('all', 'https://other')], 'r.json', 'luaexec')
     assert hosts == [
-        ('box_8443', {'ansible_connection': 'local', 'luaexec_remote': 'box:8443', 'luaexec_url': 'https://box:8443',
+        ('box:8443', {'ansible_connection': 'local', 'luaexec_remote': 'box:8443', 'luaexec_url': 'https://box:8443',
                       'luaexec_pin': PIN, 'luaexec_token': 'lxk_x'}),
         ('luaexec_all', {'ansible_connection': 'local', 'luaexec_remote': 'all', 'luaexec_url': 'https://other',
                          'luaexec_pin': PIN, 'luaexec_token': 'lxk_x'}),
@@ -55,8 +56,8 @@ def test_a_remote_without_a_fingerprint_is_named_with_the_file():
 
 def test_two_remotes_for_one_host_name_fail_naming_both():
     with pytest.raises(AnsibleParserError) as raised:
-        hosts_from([remote('box:8443', 'https://a:8443'), remote('box_8443', 'https://b')], 'r.json', 'luaexec')
-    assert "the remotes 'box:8443' and 'box_8443' in r.json would both be the host box_8443" in str(raised.value)
+        hosts_from([remote('luaexec_all', 'https://a:8443'), remote('all', 'https://b')], 'r.json', 'luaexec')
+    assert "the remotes 'luaexec_all' and 'all' in r.json would both be the host luaexec_all" in str(raised.value)
 
 
 def test_a_missing_remotes_file_says_to_log_in(tmp_path):
