@@ -597,10 +597,7 @@ public final class LuaExecutor: @unchecked Sendable {
                     job.interruption = .administrator
                     return (nil, nil)
                 }
-                job.state = .refused
-                queue[index] = nil
-                waiting -= 1
-                queuedBytes -= job.bodyBytes
+                takeOut(job, at: index)
                 return (job, nil)
             }
             return (nil, endWaiting(where: matches))
@@ -868,11 +865,17 @@ public final class LuaExecutor: @unchecked Sendable {
             defer { index += 1 }
             guard let job = queue[index], job.state == .queued, job.bounded, !job.hasWaited else { continue }
             guard now.duration(since: job.arrived) >= timeout else { break }
-            job.state = .refused
-            queue[index] = nil
-            waiting -= 1
-            queuedBytes -= job.bodyBytes
+            takeOut(job, at: index)
             expired.append(job)
         }
+    }
+
+    /// Takes the queued `job` at `index` out of the queue, refused (the queue timeout, or its
+    /// client went): it will not run. Called with the lock held.
+    private func takeOut(_ job: StateJob, at index: Int) {
+        job.state = .refused
+        queue[index] = nil
+        waiting -= 1
+        queuedBytes -= job.bodyBytes
     }
 }

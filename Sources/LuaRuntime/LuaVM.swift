@@ -82,11 +82,7 @@ public final class LuaVM {
             lx_set_own_work(runtime, caller.isOwnWork ? 1 : 0)
             // A stored script's timer callback or handler registers config callbacks in the
             // script's name, as it registers endpoints: withdrawn with the script (docs/scripts.md).
-            let owner: String?
-            switch caller {
-            case .timer(let origin, _), .handler(let origin): owner = origin.storedScriptName
-            case .initScript, .storedScript, .request: owner = nil
-            }
+            let owner = caller.storedScript?.name
             if owner != configOwner {
                 configOwner = owner
                 var status = Int32(LX_OK.rawValue)
