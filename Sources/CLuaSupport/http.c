@@ -55,6 +55,8 @@ static const char *name_problem(const char *s, size_t n, int kind) {
     if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) return "'.' and '..' are not names";
     for (size_t i = 0; i < n; i++)
         if (!is_name_byte((unsigned char)s[i])) return "use letters, digits, '.', '_', '~' and '-' only";
+    // The URLs the route table serves itself under the exec prefix (ExecService.routes; the
+    // test ExecServiceTests.reservedEndpointNames keeps the two lists the same).
     if (kind == LX_KIND_ENDPOINT && ((n == 15 && memcmp(s, "interactive.lua", 15) == 0) || (n == 7 && memcmp(s, "command", 7) == 0)))
         return "luaexec serves that URL itself";
     return NULL;

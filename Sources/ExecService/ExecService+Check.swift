@@ -9,14 +9,14 @@ extension ExecService {
 
     /// The refusal of a request that says `Lua-Check` where there is nothing to compile only (an
     /// endpoint, an action, an install, a config change, a reset): a client that means a dry
-    /// run must never get a run or a change. Nil where it is taken: the exec API's chunk, and
-    /// a script's `check` (where it says what the URL does anyway).
-    static func nothingToCheck(_ head: RequestHead, json: Bool) -> Response? {
+    /// run must never get a run or a change. Nil where the row takes it (`Route.takesCheck`: the
+    /// exec API's chunk, and a script's `check`, which the refusal names for the script's other
+    /// URLs).
+    static func nothingToCheck(_ route: Route, rest: String, json: Bool) -> Response? {
+        if route.takesCheck { return nil }
         let scripts = adminPrefix + "scripts/"
-        if head.path == interactivePath { return nil }
-        if head.path.hasPrefix(scripts) {
-            let name = head.path.dropFirst(scripts.count).prefix { $0 != "/" }
-            if head.method == "POST", head.path == scripts + name + "/check" { return nil }
+        if route.prefix == scripts {
+            let name = rest.prefix { $0 != "/" }
             return plain(
                 400,
                 "Lua-Check asks for a compile only: POST \(scripts)\(RequestHead.maskingTokens(String(name)))/check compiles the script; nothing ran\n",

@@ -98,7 +98,8 @@ extension ExecService {
 
 /// The metrics' handles, made once: making a swift-metrics handle goes through the factory and
 /// the Prometheus registry (a lock, name and label checks), too much for every request. Counters
-/// are kept by name and labels; their label sets are bounded (see `routeLabel`).
+/// are kept by name and labels; their label sets are bounded (a route's `label`, or
+/// `endpointLabel`: a registered endpoint's name or `unknown`).
 final class MetricsHandles: Sendable {
     let evaluation = LatencyHistogram(name: "luaexec_evaluation_seconds", buckets: ExecService.durationBuckets)
     let queueWait = LatencyHistogram(name: "luaexec_queue_wait_seconds", buckets: ExecService.durationBuckets)

@@ -215,17 +215,14 @@ public final class ExecService: Sendable {
             return .refused(label: route.label ?? "unknown", refusal)
         }
         let call = Call(head: head, body: body, identity: identity, rest: String(Substring(rest)), json: json)
-        // The admin and console APIs answer JSON whatever the client's Accept.
-        var answersJSON: Bool {
-            json || head.path.hasPrefix(Self.adminPrefix) || head.path.hasPrefix(Self.consolePrefix)
-                || head.path == Self.whoamiPath
-        }
         guard let taking else {
             return .refused(
                 label: route.label ?? "unknown",
-                Self.methodNotAllowed(head.method, allow: Self.allowed(route), json: answersJSON))
+                Self.methodNotAllowed(head.method, allow: Self.allowed(route), json: json || route.answersJSON))
         }
-        if head.headers.mayHave(Self.checkBits), head.headers.withValue(of: "lua-check", { $0 != nil }), let refusal = Self.nothingToCheck(head, json: answersJSON) {
+        if head.headers.mayHave(Self.checkBits), head.headers.withValue(of: "lua-check", { $0 != nil }),
+            let refusal = Self.nothingToCheck(taking, rest: call.rest, json: json || taking.answersJSON)
+        {
             audit.errorKind = "header"
             return .refused(label: taking.label ?? endpointLabel(call.rest), refusal)
         }

@@ -5,7 +5,7 @@ import LuaRuntime
 /// One row of the route table: a URL luaexecd answers, the methods it takes, the scope it
 /// needs, whether it runs on the Lua state, its metrics label and its handler. The service
 /// matches a request against the table once (`ExecService.routes`); the metrics take the row's
-/// label, and docs/api.md's table is checked against the rows (RouteTableTests).
+/// label, and docs/api.md's table is checked against the rows (ExecServiceTests.documented).
 /// A class: the table is scanned for every request, and a row of seven fields (arrays, strings,
 /// a closure) copied at each step cost a retain and release per field (bench/NOTES.md).
 final class Route: Sendable {
@@ -44,20 +44,40 @@ final class Route: Sendable {
     let label: String?
     /// One line for docs/api.md.
     let summary: String
+    /// It takes `Lua-Check: syntax` (SPEC E12): it compiles only when asked. Every other row
+    /// refuses the header with 400, so that a client that means a dry run never gets a run or a
+    /// change (`ExecService.nothingToCheck`).
+    let takesCheck: Bool
     let handler: @Sendable (ExecService, Call, inout AuditRecord) -> Reply
 
     init(
-        _ methods: [String], _ path: Path, _ access: Access, state: Bool = false, kind: String, label: String?, _ summary: String,
+        _ methods: [String], _ path: Path, _ access: Access, state: Bool = false, check: Bool = false, kind: String,
+        label: String?, _ summary: String,
         _ handler: @escaping @Sendable (ExecService, Call, inout AuditRecord) -> Reply
     ) {
         self.methods = methods
         self.path = path
         self.access = access
         self.takesState = state
+        self.takesCheck = check
         self.kind = kind
         self.label = label
         self.summary = summary
         self.handler = handler
+        // The admin, console and whoami APIs are for programs (the client, the page): JSON
+        // whatever the client's Accept. The exec API and the metrics answer as asked.
+        self.answersJSON = kind == "admin" || kind == "console" || kind == "whoami"
+    }
+
+    /// Its answers, refusals included, are JSON whatever the request's `Accept`.
+    let answersJSON: Bool
+
+    /// The prefix of a row that takes a path argument (`.under`, `.item`); nil for `.exact`.
+    var prefix: String? {
+        switch path {
+        case .exact: nil
+        case .under(let prefix), .item(let prefix, _): prefix
+        }
     }
 
     /// The rest of `path` after this row's prefix (`""` for an exact match), or nil when the row
@@ -143,7 +163,8 @@ extension ExecService {
     /// holder's.
     static let routes: [Route] = [
         Route(
-            ["GET", "POST"], .exact(interactivePath), .scope(.exec), state: true, kind: "exec", label: interactive,
+            ["GET", "POST"], .exact(interactivePath), .scope(.exec), state: true, check: true, kind: "exec",
+            label: interactive,
             "evaluate the body as a Lua chunk in the resident state (off: exec.interactive)"
         ) { service, call, audit in service.interactive(call, audit: &audit) },
         Route(
@@ -246,7 +267,7 @@ extension ExecService {
             label: "admin/scripts", "withdraw what the script registered; kept, and run no more until enabled"
         ) { service, call, audit in service.disableScript(call, audit: &audit) },
         Route(
-            ["POST"], .item(under: adminPrefix + "scripts/", then: "check"), .scope(.admin), kind: "admin",
+            ["POST"], .item(under: adminPrefix + "scripts/", then: "check"), .scope(.admin), check: true, kind: "admin",
             label: "admin/scripts", "compile the body as the script would be compiled, under its name; nothing runs or is kept"
         ) { service, call, audit in service.checkScript(call, audit: &audit) },
         Route(
@@ -296,7 +317,7 @@ extension ExecService {
 }
 
 extension ExecService {
-    /// The route table as docs/api.md shows it, one line a row (RouteTableTests checks that the
+    /// The route table as docs/api.md shows it, one line a row (ExecServiceTests.documented checks that the
     /// document holds exactly this).
     static var routeTableMarkdown: String {
         var lines = [

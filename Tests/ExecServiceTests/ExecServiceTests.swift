@@ -263,6 +263,27 @@ struct ExecServiceTests {
         #expect(table == ExecService.routeTableMarkdown, "docs/api.md should hold:\n\(ExecService.routeTableMarkdown)")
     }
 
+    @Test("the URLs the table serves under the exec prefix are the names no script may listen on, and no others")
+    func reservedEndpointNames() {
+        // http.c refuses these names (a script's endpoint would be shadowed by the row); this
+        // ties its list to the table, so a row added under the prefix fails here until it is
+        // reserved there too.
+        let served = ExecService.routes.compactMap { route -> String? in
+            guard case .exact(let path) = route.path, path.hasPrefix(ExecService.execPrefix) else { return nil }
+            return String(path.dropFirst(ExecService.execPrefix.count))
+        }
+        #expect(served.sorted() == ["command", "interactive.lua"])
+        for name in served + ["interactive.lu", "commands", "doorbell"] {
+            let response = eval("http.listen('\(name)', function() return 1 end) return 'listening'")
+            if served.contains(name) {
+                #expect(response.status == 500, "\(name)")
+                #expect(text(response).contains("bad endpoint name '\(name)': luaexec serves that URL itself"), "\(name)")
+            } else {
+                #expect(text(response) == "listening", "\(name)")
+            }
+        }
+    }
+
     @Test("results render as text, and as JSON when asked")
     func rendering() {
         let plain = eval("print('hi') return 1 + 1, 'x'")
