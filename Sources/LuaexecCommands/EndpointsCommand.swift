@@ -19,7 +19,8 @@ struct EndpointsCommand: ParsableCommand {
         abstract: "List the endpoints and Action URLs that luaexecd's scripts registered.",
         discussion: """
             luaexecd publishes its registry in its database within a quarter of a second of a \
-            change; call counts are refreshed every 10 seconds.
+            change; call counts are refreshed every 10 seconds. A timer's next run is counted \
+            from now, to the second.
             """)
 
     @OptionGroup var store: StoreOptions
@@ -74,24 +75,38 @@ struct EndpointsCommand: ParsableCommand {
             return
         }
         let listing = try JSONDecoder().decode(Listing.self, from: Data(value.text.utf8))
-        print(Self.table(listing), terminator: "")
+        print(Self.table(listing, age: max(0, Date().timeIntervalSince(value.updatedAt))), terminator: "")
     }
 
     /// The name, and for a timer when it runs and how its last failure went: `timer 3 (every
-    /// 10 s, next in 4.2 s; last error: runtime: boom)`.
-    static func name(_ entry: Listing.Endpoint) -> String {
+    /// 10 s, next in 4.2 s; last error: runtime: boom)`. `age`: how long ago luaexecd published
+    /// the listing (its runs' counts are published every 10 s at most, Maintenance).
+    static func name(_ entry: Listing.Endpoint, age: Double = 0) -> String {
         guard entry.kind == "timer" else { return entry.name }
         var when = entry.interval_seconds.map { "every \(seconds($0)) s" } ?? "once"
-        if let due = entry.due_in_ms { when += ", next in \(seconds(due / 1000)) s" }
+        if let due = entry.due_in_ms {
+            when += ", next in \(seconds(nextRun(dueIn: due / 1000, every: entry.interval_seconds, age: age))) s"
+        }
         if let failure = entry.last_error { when += "; last error: \(failure.kind): \(failure.message)" }
         return "\(entry.name) (\(when))"
+    }
+
+    /// Seconds until a timer's next run, now: what the listing said (`dueIn`, when it was
+    /// published `age` seconds ago) less its age, a repeating timer's later runs counted on by
+    /// its interval. Whole seconds once the listing is older than one (its time is stored in
+    /// whole seconds); never below 0 (a `timer.after` past its time is about to run).
+    static func nextRun(dueIn: Double, every interval: Double?, age: Double) -> Double {
+        guard age >= 1 else { return dueIn }
+        var next = dueIn - age
+        if let interval, interval > 0, next < 0 { next += (-next / interval).rounded(.up) * interval }
+        return max(0, next.rounded())
     }
 
     private static func seconds(_ value: Double) -> String {
         value == value.rounded() ? String(Int(value)) : String((value * 10).rounded() / 10)
     }
 
-    static func table(_ listing: Listing) -> String {
+    static func table(_ listing: Listing, age: Double = 0) -> String {
         let header = ["KIND", "NAME", "REGISTERED BY", "SINCE", "CALLS", "ERRORS"]
         let rows = listing.endpoints.map { entry in
             let origin: String
@@ -102,7 +117,7 @@ struct EndpointsCommand: ParsableCommand {
             } else {
                 origin = "token " + (entry.registered_by.token ?? "-")
             }
-            return [entry.kind, name(entry), origin, entry.since, String(entry.calls), String(entry.errors)]
+            return [entry.kind, name(entry, age: age), origin, entry.since, String(entry.calls), String(entry.errors)]
         }
         var text = TextTable.render([header] + rows)
         text +=

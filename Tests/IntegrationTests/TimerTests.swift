@@ -1,3 +1,4 @@
+import AccessControl
 import Foundation
 import Testing
 
@@ -73,6 +74,56 @@ struct TimerTests {
         let metrics = try stack.request("/api/v1/metrics", token: stack.adminToken).text
         #expect(metrics.contains("luaexec_timer_errors_total "))
         #expect(metrics.contains("# HELP luaexec_timer_lateness_seconds "))
+    }
+
+    @Test("a config callback that a timer's config.set starts runs in that timer's run, once: its failure is the timer's error, a loop ends at the timer's limit")
+    func configCallbackFromTimer() throws {
+        // The timer sets the path once; the callback fails. The timer's own code after
+        // config.set ran (callbacks run after the callback's code, before its run ends).
+        _ = try stack.eval(
+            """
+            door_runs = 0
+            config.register('timertest.door', function() door_runs = door_runs + 1 error('door stuck') end)
+            door_timer = timer.every(0.05, function()
+              if not door_set then door_set = true config.set('timertest.door', 'open') after_set = true end
+            end)
+            """)
+        #expect(try waitFor("door_runs == 1 and after_set and 'ran'") == "ran")
+        var entry: [String: Any] = [:]
+        for _ in 0..<200 {
+            entry = try timerEntries().first ?? [:]
+            if (entry["errors"] as? Int ?? 0) >= 1 { break }
+            _ = try stack.eval("sleep(0.05)")
+        }
+        #expect(entry["errors"] as? Int == 1)
+        let failure = entry["last_error"] as? [String: Any]
+        #expect(failure?["kind"] as? String == "runtime")
+        #expect(
+            (failure?["message"] as? String ?? "").hasPrefix(
+                "config: 'timertest.door' was set and saved, but a function registered for it failed:"), "\(entry)")
+        // Later runs of the timer and later requests run it no more.
+        #expect(try stack.eval("sleep(0.3) return door_runs, config.get('timertest.door')").text == "1\topen")
+        _ = try stack.eval("timer.cancel(door_timer)")
+
+        // A callback that loops is ended by the timer's time limit (limits.time, 0.5 s here),
+        // once, and requests are served meanwhile and after.
+        _ = try stack.eval(
+            """
+            spin_runs = 0
+            config.register('timertest.spin', function() spin_runs = spin_runs + 1 while true do end end)
+            spin_timer = timer.every(0.05, function()
+              if not spin_set then spin_set = true config.set('timertest.spin', 1) end
+            end)
+            """)
+        for _ in 0..<200 {
+            entry = try timerEntries().first ?? [:]
+            if (entry["errors"] as? Int ?? 0) >= 1 { break }
+            _ = try stack.eval("sleep(0.05)")
+        }
+        #expect((entry["last_error"] as? [String: Any])?["kind"] as? String == "timeout", "\(entry)")
+        #expect(try stack.eval("sleep(0.3) return spin_runs, config.get('timertest.spin')").text == "1\t1")
+        #expect(try stack.eval("return 1 + 1").text == "2")
+        _ = try stack.eval("timer.cancel(spin_timer)")
     }
 
     @Test("a callback may sleep; it is not run again while it sleeps")
@@ -188,6 +239,32 @@ struct TimerTests {
         let line = try #require(table.split(separator: "\n").first { $0.hasPrefix("timer ") })
         #expect(line.wholeMatch(of: /timer +timer \d+ \(every 30 s, next in \d+(\.\d)? s\) +token admin +\S+ +0 +0 */) != nil, "\(line)")
         _ = try stack.eval("timer.cancel(listed_timer)")
+    }
+}
+
+/// `luaexec endpoints` reads what luaexecd published, up to 10 s ago when only counts changed:
+/// when a timer runs next is said as of now, not as of then.
+@Suite("luaexec endpoints counts a timer's next run from now")
+struct PublishedTimerTests {
+    @Test("a listing published 25 s ago: a 30 s timer due in 30 s then runs in 5 s; one due in 2 s every 10 s, in 7 s")
+    func nextRunFromNow() throws {
+        let database = "/tmp/luaexec-published-\(UUID().uuidString).db"
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) } }
+        let made = try Stack.run(Stack.binDirectory + "/luaexec", ["token", "create", "t", "--database", database])
+        #expect(made.status == 0, "\(made.stderr)")
+        let listing = #"{"interactive":true,"actions":true,"endpoints":["#
+            + #"{"name":"timer 1","kind":"timer","registered_by":{"token":"admin"},"since":"2026-12-06T06:00:00Z","calls":3,"errors":0,"interval_seconds":30,"due_in_ms":30000,"last_error":null},"#
+            + #"{"name":"timer 2","kind":"timer","registered_by":{"token":"admin"},"since":"2026-12-06T06:00:00Z","calls":9,"errors":0,"interval_seconds":10,"due_in_ms":2000,"last_error":null},"#
+            + #"{"name":"timer 3","kind":"timer","registered_by":{"token":"admin"},"since":"2026-12-06T06:00:00Z","calls":0,"errors":0,"interval_seconds":null,"due_in_ms":2000,"last_error":null}]}"#
+        let db = try LuaexecDatabase(path: database)
+        try PublishedInfo(sharing: db).publish("endpoints", listing, pid: getpid(), now: Date().addingTimeInterval(-25))
+        let listed = try Stack.run(Stack.binDirectory + "/luaexec", ["endpoints", "--database", database])
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let lines = listed.stdout.split(separator: "\n")
+        // The listing's time is kept in whole seconds: its age is 25 or 26 s.
+        #expect(lines.contains { $0.contains("timer 1 (every 30 s, next in 5 s)") || $0.contains("timer 1 (every 30 s, next in 4 s)") }, "\(listed.stdout)")
+        #expect(lines.contains { $0.contains("timer 2 (every 10 s, next in 7 s)") || $0.contains("timer 2 (every 10 s, next in 6 s)") }, "\(listed.stdout)")
+        #expect(lines.contains { $0.contains("timer 3 (once, next in 0 s)") }, "\(listed.stdout)")
     }
 }
 
