@@ -457,6 +457,37 @@ class WebConsole(unittest.TestCase):
         self.assertIn("interactive.lua:4: in local 'spin'", traceback)
         self.assertIn("interactive.lua:5: in main chunk", traceback)
 
+    def test_status_lists_saved_entries_set_aside(self):
+        """Against a stack of its own (WebConsoleTests.setAsideOnStatusPage) whose database held,
+        before luaexecd first opened it, a config row of no known type and a persisted value
+        nested 100 tables deep: luaexecd started without them, and the Status page lists them
+        with what to do (issue 24, item 1)."""
+        self.signed_in()
+        self.find('#nav a[data-page="status"]').click()
+        self.visible("#set-aside")
+        rows = WebDriverWait(self.browser, 15).until(lambda _: [
+            [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+            for row in self.browser.find_elements(By.CSS_SELECTOR, "#set-aside-entries tbody tr")] or None)
+        status = curl(URL + "/api/v1/admin/status", token=ADMIN)[1]
+        deep_bytes = re.search(r'"key":"deep","bytes":(\d+)', status)
+        self.assertIsNotNone(deep_bytes, status)
+        self.assertEqual([row[1:5] for row in rows], [
+            ["config", "odd.path", "1", "not a config value (type 'widget')"],
+            ["persisted", "deep", deep_bytes.group(1), "stored data is damaged"],
+        ])
+        for row in rows:
+            self.assertRegex(row[0], r"^\d+$")
+            self.assertRegex(row[5], r"\d")
+        self.assertIn("luaexec aside drop ID", self.find("#set-aside").text)
+        self.shot("status-set-aside")
+        # A token that may see the Status page but has no admin scope is shown none of it.
+        viewer = make_token("aside-viewer", "metrics")
+        self.find("#sign-out").click()
+        self.visible("#signin-token").send_keys(viewer + Keys.ENTER)
+        self.visible("#who-name")
+        self.visible("#chart-requests")  # a metrics token lands on the Status page
+        self.assertFalse(self.find("#set-aside").is_displayed())
+
     def test_status_charts_from_the_metrics(self):
         self.signed_in()
         self.find('#nav a[data-page="status"]').click()

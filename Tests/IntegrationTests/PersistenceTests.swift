@@ -83,16 +83,12 @@ struct PersistenceTests {
         #expect(nested.text.hasPrefix("interactive.lua:1: persisted: tables nested deeper than 64 levels\n"))
         #expect(try stack.eval("persisted.fine = 'kept' config.set('site', 'north')").status == 200)
         // A hand-edited or foreign database: a value nested 100 deep, and a config row of no type.
-        func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
-        func key(_ text: String) -> [UInt8] { [UInt8(ascii: "s"), UInt8(text.utf8.count), 0, 0, 0] + Array(text.utf8) }
-        var deep: [UInt8] = [UInt8(ascii: "t")]
-        for _ in 0..<100 { deep = [UInt8(ascii: "m"), 1, 0, 0, 0] + key("x") + deep }
+        let (deep, rows) = Stack.unloadableRows()
         let edit = try Stack.run(
             "/usr/bin/sqlite3",
             [
                 stack.database,
-                "INSERT INTO persisted VALUES (X'\(hex(key("deep")))', X'\(hex(deep))');"
-                    + "INSERT INTO config VALUES ('odd.path', 'widget', X'00');"
+                rows
                     // A path the rule refuses now (a URL would resolve it to another route).
                     + "INSERT INTO config VALUES ('old/../admin', 'string', X'6869');",
             ])

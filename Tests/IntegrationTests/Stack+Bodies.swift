@@ -67,4 +67,19 @@ extension Stack {
         guard let status = try? request("/api/v1/admin/status", token: adminToken) else { return nil }
         return (try? JSONSerialization.jsonObject(with: Data(status.body))) as? [String: Any]
     }
+
+    /// What a hand-edited or foreign database may hold that luaexecd cannot load (issue 24,
+    /// item 1): a `persisted` value under `key` nested `depth` tables deep, in the encoding
+    /// persist.c stores, and the SQL that inserts it beside a config row of no known type
+    /// (`odd.path`, type `widget`, one byte).
+    static func unloadableRows(key: String = "deep", depth: Int = 100) -> (value: [UInt8], sql: String) {
+        func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+        func string(_ text: String) -> [UInt8] { [UInt8(ascii: "s"), UInt8(text.utf8.count), 0, 0, 0] + Array(text.utf8) }
+        var value: [UInt8] = [UInt8(ascii: "t")]
+        for _ in 0..<depth { value = [UInt8(ascii: "m"), 1, 0, 0, 0] + string("x") + value }
+        let sql =
+            "INSERT INTO persisted VALUES (X'\(hex(string(key)))', X'\(hex(value))');"
+            + "INSERT INTO config VALUES ('odd.path', 'widget', X'00');"
+        return (value, sql)
+    }
 }

@@ -47,9 +47,32 @@ struct WebConsoleTests {
         "test_phone_sized_screen",
     ]
 
+    /// Browser tests that need a stack of their own, each run by a Swift test of its own below.
+    static let ownStackTests = ["test_status_lists_saved_entries_set_aside"]
+
     @Test("in headless Chromium", arguments: browserTests)
     func browser(_ name: String) throws {
-        let stack = Self.stack
+        try Self.runInBrowser(name, on: Self.stack)
+    }
+
+    @Test("the Status page lists the saved entries luaexecd could not load and set aside (issue 24, item 1), in headless Chromium")
+    func setAsideOnStatusPage() throws {
+        let directory = NSTemporaryDirectory() + "luaexec-aside-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A database as luaexec makes it, then edited by hand before luaexecd first opens it.
+        let database = directory + "/luaexec.db"
+        let made = try Stack.run(Stack.binDirectory + "/luaexec", ["token", "create", "seed", "--database", database])
+        try #require(made.status == 0, "\(made.stderr)")
+        let edit = try Stack.run("/usr/bin/sqlite3", [database, Stack.unloadableRows().sql])
+        try #require(edit.status == 0, "\(edit.stderr)")
+        let stack = try Stack(settings: ["auth.failure_limit=1000000"], tcp: true, database: database)
+        try Self.runInBrowser("test_status_lists_saved_entries_set_aside", on: stack)
+    }
+
+    /// Runs one test of the browser script against `stack`, then checks that no token reached
+    /// its logs.
+    static func runInBrowser(_ name: String, on stack: Stack) throws {
         var environment = ProcessInfo.processInfo.environment
         environment["LUAEXEC_URL"] = "https://127.0.0.1:\(stack.httpsPort!)"
         environment["LUAEXEC_ADMIN_TOKEN"] = stack.adminToken
@@ -73,7 +96,7 @@ struct WebConsoleTests {
             guard trimmed.hasPrefix("def test_") else { return nil }
             return String(trimmed.dropFirst(4).prefix { $0 != "(" })
         }
-        #expect(defined.sorted() == Self.browserTests.sorted())
+        #expect(defined.sorted() == (Self.browserTests + Self.ownStackTests).sorted())
     }
 
     static let policy =
