@@ -317,8 +317,8 @@ extension ExecService {
 }
 
 extension ExecService {
-    /// The route table as docs/api.md shows it, one line a row (ExecServiceTests.documented checks that the
-    /// document holds exactly this).
+    /// The route table as docs/api.md shows it, one line a row (ExecServiceTests.documented
+    /// checks that the document holds exactly this).
     static var routeTableMarkdown: String {
         var lines = [
             "| method | path | token needs | on the Lua state | metrics label | what it does |",
