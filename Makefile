@@ -18,6 +18,7 @@ build: deps
 test: check-c-layers build
 	scripts/install-deps.sh prometheus chromium chromium-driver python3-selenium tmux
 	scripts/install-ansible.sh >/dev/null
+	SWIFT=$(SWIFT) scripts/build-tests.sh
 	LUAEXEC_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test
 
 # CLuaSupport's files include only the headers of layers below them (docs/architecture.md).

@@ -81,8 +81,9 @@ struct TimerTests {
 
     @Test("a config callback that a timer's config.set starts runs in that timer's run, once: its failure is the timer's error, a loop ends at the timer's limit")
     func configCallbackFromTimer() throws {
-        // The timer sets the path once; the callback fails. The timer's own code after
-        // config.set ran (callbacks run after the callback's code, before its run ends).
+        // The timer sets the path once; the config callback fails. The timer's own code after
+        // config.set still ran: config callbacks run once the timer's function has returned,
+        // within its run.
         _ = try stack.eval(
             """
             door_runs = 0
