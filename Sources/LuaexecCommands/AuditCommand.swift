@@ -28,7 +28,7 @@ struct AuditCommand: ParsableCommand {
                 """)
         @OptionGroup var store: StoreOptions
         @Option(help: "Only this token's requests.") var token: String?
-        @Option(help: "exec, endpoint, action, admin, metrics, console, whoami, other, cli, gap or notice.") var kind: String?
+        @Option(help: "exec, endpoint, action, admin, metrics, console, whoami, other, cli, refused, gap or notice.") var kind: String?
         @Option(help: "From this time on.") var since: String?
         @Option(help: "Before this time.") var until: String?
         @Option(help: "Only this HTTP status.") var status: Int64?

@@ -379,9 +379,13 @@ struct Daemon: ParsableCommand {
         var metadata: Logger.Metadata = ["config": "\(configName)"]
         let restartOnly = old.restartOnlyChanges(to: new)
         if !restartOnly.isEmpty { metadata["needs_restart"] = "\(restartOnly.joined(separator: ","))" }
-        if old.profile != new.profile || old.initDir != new.initDir || old.safeMode != new.safeMode {
-            metadata["at_next_reset"] = "lua.profile,lua.init_dir,lua.safe_mode"
-        }
+        // What a new state reads when it is made: the running one keeps what it was made with.
+        let atNextReset = [
+            ("lua.profile", old.profile != new.profile), ("lua.init_dir", old.initDir != new.initDir),
+            ("lua.safe_mode", old.safeMode != new.safeMode), ("limits.wait", old.waitLimit != new.waitLimit),
+            ("limits.timers", old.timerLimit != new.timerLimit), ("limits.endpoints", old.endpointLimit != new.endpointLimit),
+        ].filter(\.1).map(\.0)
+        if !atNextReset.isEmpty { metadata["at_next_reset"] = "\(atNextReset.joined(separator: ","))" }
         logger.notice("config reloaded", metadata: metadata)
     }
 }

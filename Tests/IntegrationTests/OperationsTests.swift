@@ -55,6 +55,24 @@ struct OperationsTests {
         #expect(kill(stack.luaexecdPID, 0) == 0)
     }
 
+    @Test("what a new state reads (limits.timers here) waits for the next reset after SIGHUP, and the log says so")
+    func reloadAtNextReset() throws {
+        let stack = try Stack(config: "limits:\n  timers: 1000\n")
+        let setThree = "local t = {} for i = 1, 3 do t[i] = timer.after(3600, print) end for i = 1, 3 do timer.cancel(t[i]) end return 'set'"
+        #expect(try stack.eval(setThree).text == "set")
+        try "limits:\n  timers: 2\n".write(toFile: stack.configFile, atomically: true, encoding: .utf8)
+        kill(stack.luaexecdPID, SIGHUP)
+        try Stack.waitUntil(timeout: .seconds(10), "the reload") { stack.luaexecdLog().contains("config reloaded") }
+        let line = try #require(stack.luaexecdLog().split(separator: "\n").last { $0.contains("config reloaded") })
+        #expect(line.contains("at_next_reset=limits.timers"), "\(line)")
+        // The running state keeps the limit it was made with; a reset makes one with the new.
+        #expect(try stack.eval(setThree).text == "set")
+        #expect(try stack.request("/api/v1/admin/reset", method: "POST", token: stack.adminToken).status == 200)
+        let refused = try stack.eval(setThree)
+        #expect(refused.status == 500)
+        #expect(refused.text.contains("too many timers: 2 are set, the most limits.timers allows"), "\(refused.text)")
+    }
+
     @Test("SIGTERM lets the running evaluation finish and answer, refuses new requests, exits 0")
     func gracefulStop() throws {
         let stack = try Stack(settings: ["limits.time=30"])
