@@ -28,6 +28,18 @@ struct TimerTests {
 
     func timerEntries() throws -> [[String: Any]] { try endpoints().filter { $0["kind"] as? String == "timer" } }
 
+    /// The first timer's registry entry once it counts at least `errors` errors, asked between
+    /// sleeps in the state (about 10 s at most); the last one read if it never does.
+    func firstTimer(withErrors errors: Int) throws -> [String: Any] {
+        var entry: [String: Any] = [:]
+        for _ in 0..<200 {
+            entry = try timerEntries().first ?? [:]
+            if (entry["errors"] as? Int ?? 0) >= errors { break }
+            _ = try stack.eval("sleep(0.05)")
+        }
+        return entry
+    }
+
     @Test("timer.after runs once, in due order; timer.every runs until cancelled; cancel says whether it was set")
     func afterEveryCancel() throws {
         _ = try stack.eval(
@@ -53,12 +65,7 @@ struct TimerTests {
     func failures() throws {
         _ = try stack.eval("failing = timer.every(0.05, function() error('boom') end)")
         #expect(try waitFor("true") == "true")
-        var failing: [String: Any] = [:]
-        for _ in 0..<200 {
-            failing = try timerEntries().first ?? [:]
-            if (failing["errors"] as? Int ?? 0) >= 2 { break }
-            _ = try stack.eval("sleep(0.05)")
-        }
+        let failing = try firstTimer(withErrors: 2)
         #expect((failing["errors"] as? Int ?? 0) >= 2)
         #expect(failing["calls"] as? Int == failing["errors"] as? Int)
         let lastError = failing["last_error"] as? [String: Any]
@@ -93,12 +100,7 @@ struct TimerTests {
             end)
             """)
         #expect(try waitFor("door_runs == 1 and after_set and 'ran'") == "ran")
-        var entry: [String: Any] = [:]
-        for _ in 0..<200 {
-            entry = try timerEntries().first ?? [:]
-            if (entry["errors"] as? Int ?? 0) >= 1 { break }
-            _ = try stack.eval("sleep(0.05)")
-        }
+        var entry = try firstTimer(withErrors: 1)
         #expect(entry["errors"] as? Int == 1)
         let failure = entry["last_error"] as? [String: Any]
         #expect(failure?["kind"] as? String == "runtime")
@@ -120,11 +122,7 @@ struct TimerTests {
               if not spin_set then spin_set = true config.set('timertest.spin', 1) end
             end)
             """)
-        for _ in 0..<200 {
-            entry = try timerEntries().first ?? [:]
-            if (entry["errors"] as? Int ?? 0) >= 1 { break }
-            _ = try stack.eval("sleep(0.05)")
-        }
+        entry = try firstTimer(withErrors: 1)
         #expect((entry["last_error"] as? [String: Any])?["kind"] as? String == "timeout", "\(entry)")
         #expect(try stack.eval("sleep(0.3) return spin_runs, config.get('timertest.spin')").text == "1\t1")
         #expect(try stack.eval("return 1 + 1").text == "2")
